@@ -1,0 +1,87 @@
+"""The check contract: a health probe that always answers within its timeout.
+
+A check type is a subclass of :class:`Check` registered by name (``lastgood.checks.registry``).
+``probe(context)`` does the work and returns a :class:`CheckResult`, or raises any exception,
+which counts as a failure with the exception's message. :func:`run_check` wraps every probe in
+its timeout on a worker thread, so a hang is a failure, never a stuck deploy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lastgood.config import CheckSpec
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What a check may know: the environment, the version, and where its files are."""
+
+    env: str
+    version: int | None
+    path: Path | None
+    root: Path
+
+    def environ(self) -> dict[str, str]:
+        """The ``LASTGOOD_*`` variables given to commands run by checks and preflights."""
+        return {
+            "LASTGOOD_ENV": self.env,
+            "LASTGOOD_VERSION": "" if self.version is None else f"v{self.version}",
+            "LASTGOOD_PATH": "" if self.path is None else str(self.path),
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one probe."""
+
+    name: str
+    ok: bool
+    detail: str
+    duration: float = 0.0
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Check(ABC):
+    """Base class for every check type."""
+
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, spec: CheckSpec) -> None:
+        """Validate ``spec.options`` here and raise ConfigError naming the check when wrong."""
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @abstractmethod
+    def probe(self, context: CheckContext) -> CheckResult:
+        """Probe once. May raise; must try to honour ``self.spec.timeout`` itself."""
+
+
+def run_check(check: Check, context: CheckContext) -> CheckResult:
+    """Run one probe under its timeout; exceptions and hangs become failed results."""
+    box: dict[str, CheckResult] = {}
+    started = time.monotonic()
+
+    def work() -> None:
+        try:
+            box["result"] = check.probe(context)
+        except Exception as exc:  # a probe's failure is a result, never a crash
+            box["result"] = CheckResult(check.name, False, f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=work, name=f"check-{check.name}", daemon=True)
+    worker.start()
+    worker.join(check.spec.timeout + 0.5)
+    elapsed = time.monotonic() - started
+    if "result" not in box:
+        return CheckResult(check.name, False, f"no answer within {check.spec.timeout:g} s", elapsed)
+    result = box["result"]
+    return CheckResult(result.name, result.ok, result.detail, elapsed, result.data)

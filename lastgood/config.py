@@ -1,0 +1,265 @@
+"""Read ``lastgood.toml`` into typed, validated objects.
+
+Every key is checked here, once: an unknown key, a wrong type or a bad duration stops with a
+:class:`ConfigError` that names the key and the file, so nothing later has to second-guess the
+configuration. Reads only; writes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lastgood.errors import ConfigError
+from lastgood.units import parse_duration, parse_size
+
+CONFIG_NAME = "lastgood.toml"
+DEFAULT_TIMEOUT = 10.0
+
+_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store"}
+_VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
+_VALIDATE_KEYS = {"schemas"}
+_ENV_KEYS = {
+    "target",
+    "bake",
+    "interval",
+    "failures",
+    "budget",
+    "preflight",
+    "check",
+    "protected",
+    "lease",
+    "verify_rounds",
+}
+_CHECK_COMMON = {"name", "type", "timeout"}
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One health check or preflight as written in the config."""
+
+    name: str
+    type: str
+    timeout: float
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where an environment's versions go live; ``options`` are the target type's own keys."""
+
+    type: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A named place where versions go live, with its target, checks and policy."""
+
+    name: str
+    target: TargetSpec
+    bake: float = 30.0
+    interval: float = 3.0
+    failures: int = 2
+    budget: float = 300.0
+    lease: float = 30.0
+    verify_rounds: int = 3
+    protected: bool = False
+    preflight: tuple[CheckSpec, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+
+    @property
+    def lease_ttl(self) -> float:
+        """Lease lifetime: long enough to outlive one check round and its renewal."""
+        slowest = max((check.timeout for check in self.checks), default=0.0)
+        return max(self.lease, 3 * self.interval + slowest)
+
+
+@dataclass(frozen=True)
+class Versioning:
+    """Which files of the workspace are versioned."""
+
+    exclude: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    max_file_size: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole of ``lastgood.toml``."""
+
+    root: Path
+    versioning: Versioning = field(default_factory=Versioning)
+    schemas: dict[str, str] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    default_env: str | None = None
+    store: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``, or a ConfigError that lists the known ones."""
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"no environment named {name!r} in {self.path}",
+                hint=f"known environments: {known}; add an [env.{name}] table to define it",
+            ) from None
+
+    def default_environment(self) -> str | None:
+        """The environment ``diff`` and ``live`` refer to when none is named."""
+        if self.default_env:
+            return self.default_env
+        if "production" in self.environments:
+            return "production"
+        return next(iter(self.environments), None)
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding ``lastgood.toml``."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return None
+
+
+def load(root: Path) -> Config:
+    """Parse and validate ``root/lastgood.toml``."""
+    path = root / CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no {CONFIG_NAME} in {root}", hint="run 'lastgood init' to create one"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    return parse(data, root)
+
+
+def parse(data: dict[str, Any], root: Path) -> Config:
+    """Build a :class:`Config` from parsed TOML, rejecting anything unknown."""
+    where = str(root / CONFIG_NAME)
+    _reject_unknown(data, _TOP_KEYS, where, "")
+    versioning = _parse_versioning(_table(data, "versioning", where), where)
+    validate = _table(data, "validate", where)
+    _reject_unknown(validate, _VALIDATE_KEYS, where, "validate.")
+    schemas = validate.get("schemas", {})
+    if not isinstance(schemas, dict) or not all(isinstance(v, str) for v in schemas.values()):
+        raise ConfigError(
+            f"validate.schemas in {where} must map file patterns to schema paths",
+            hint='write schemas = { "scoring/*.yaml" = "schemas/scoring.schema.json" }',
+        )
+    envs = {
+        name: _parse_env(name, table, where) for name, table in _table(data, "env", where).items()
+    }
+    default_env = data.get("default_env")
+    if default_env is not None and default_env not in envs:
+        raise ConfigError(f"default_env = {default_env!r} in {where} names no [env.*] table")
+    return Config(
+        root=root,
+        versioning=versioning,
+        schemas=dict(schemas),
+        environments=envs,
+        default_env=default_env,
+        store=data.get("store"),
+    )
+
+
+def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:
+    _reject_unknown(table, _VERSIONING_KEYS, where, "versioning.")
+    return Versioning(
+        exclude=tuple(_string_list(table.get("exclude", []), "versioning.exclude", where)),
+        allow=tuple(_string_list(table.get("allow", []), "versioning.allow", where)),
+        max_file_size=parse_size(
+            table.get("max_file_size", "1MiB"), name="versioning.max_file_size"
+        ),
+    )
+
+
+def _parse_env(name: str, table: Any, where: str) -> Environment:
+    prefix = f"env.{name}."
+    if not isinstance(table, dict):
+        raise ConfigError(f"[env.{name}] in {where} must be a table")
+    _reject_unknown(table, _ENV_KEYS, where, prefix)
+    target = table.get("target")
+    if not isinstance(target, dict) or "type" not in target:
+        raise ConfigError(
+            f"{prefix}target is missing or has no type in {where}",
+            hint=f'add target = {{ type = "directory", path = "../live/{name}" }}',
+        )
+    options = {k: v for k, v in target.items() if k != "type"}
+    failures = table.get("failures", 2)
+    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
+        raise ConfigError(f"{prefix}failures = {failures!r} in {where} must be a whole number ≥ 1")
+    verify_rounds = table.get("verify_rounds", 3)
+    if not isinstance(verify_rounds, int) or verify_rounds < 1:
+        raise ConfigError(f"{prefix}verify_rounds = {verify_rounds!r} must be a whole number ≥ 1")
+    interval = parse_duration(table.get("interval", "3s"), name=f"{prefix}interval")
+    if interval <= 0:
+        raise ConfigError(f"{prefix}interval in {where} must be more than 0")
+    return Environment(
+        name=name,
+        target=TargetSpec(type=str(target["type"]), options=options),
+        bake=parse_duration(table.get("bake", "30s"), name=f"{prefix}bake"),
+        interval=interval,
+        failures=failures,
+        budget=parse_duration(table.get("budget", "5m"), name=f"{prefix}budget"),
+        lease=parse_duration(table.get("lease", "30s"), name=f"{prefix}lease"),
+        verify_rounds=verify_rounds,
+        protected=bool(table.get("protected", False)),
+        preflight=_parse_checks(table.get("preflight", []), f"{prefix}preflight", where),
+        checks=_parse_checks(table.get("check", []), f"{prefix}check", where),
+    )
+
+
+def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{key} in {where} must be an array of tables ([[{key}]])")
+    specs: list[CheckSpec] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "type" not in item:
+            raise ConfigError(
+                f"{key} #{index + 1} in {where} has no type",
+                hint='add type = "http", "command" or "sql"',
+            )
+        name = str(item.get("name") or f"{item['type']}-{index + 1}")
+        if any(spec.name == name for spec in specs):
+            raise ConfigError(f"{key}: two checks are named {name!r} in {where}")
+        timeout = parse_duration(item.get("timeout", DEFAULT_TIMEOUT), name=f"{key}.{name}.timeout")
+        options = {k: v for k, v in item.items() if k not in _CHECK_COMMON}
+        specs.append(CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options))
+    return tuple(specs)
+
+
+def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] in {where} must be a table")
+    return value
+
+
+def _string_list(value: Any, key: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{key} in {where} must be a list of strings")
+    return value
+
+
+def _reject_unknown(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"did you mean {prefix}{close[0]}?"
+                if close
+                else f"known keys: {', '.join(sorted(known))}"
+            )
+            raise ConfigError(f"unknown key {prefix}{key} in {where}", hint=hint)

@@ -1,0 +1,119 @@
+"""Every error lastgood raises on purpose, in one tree.
+
+Each class carries the CLI exit code and the HTTP status it maps to, so the edges (the CLI
+today, the server later) translate an error in one place and never guess::
+
+    LastgoodError                      exit 1  (500)  unexpected, or an error with no better home
+    ├── UsageError                     exit 2  (400)  bad command line or reference
+    │   └── NotFoundError              exit 2  (404)  no such version / environment / file
+    ├── ConfigError                    exit 2  (400)  lastgood.toml or a setting is wrong
+    ├── StoreError                     exit 1  (503)  the store cannot be reached or is damaged
+    ├── TargetError                    exit 1  (502)  a target failed to stage, activate or read
+    ├── LeaseLostError                 exit 1  (409)  another process broke our lease
+    └── RefusedError                   exit 5  (409)  refused before anything live changed
+        ├── RawDataError               exit 5  (422)  a file looks like data, is too big, or escapes
+        ├── ValidationError            exit 5  (422)  syntax or JSON Schema failure
+        ├── PreflightError             exit 5  (422)  a preflight check failed on the candidate
+        ├── QuarantinedError           exit 5  (409)  the version failed here before; use --force
+        └── LockedError                exit 5  (423)  another deploy or rollback holds the lease
+
+Outcomes that are not errors (a deploy that failed its checks and was rolled back, exit 3; a
+restore that could not be verified, exit 4) are results, see ``lastgood.outcome``.
+
+Messages say what failed, quote the values, and say what to run next.
+"""
+
+from __future__ import annotations
+
+
+class LastgoodError(Exception):
+    """Base of every error lastgood raises deliberately."""
+
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(LastgoodError):
+    """The command line or an argument is wrong (a bad reference, a missing option)."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class NotFoundError(UsageError):
+    """A named thing (version, environment, file) does not exist."""
+
+    http_status = 404
+
+
+class ConfigError(LastgoodError):
+    """``lastgood.toml`` or a setting is missing, malformed or inconsistent."""
+
+    exit_code = 2
+    http_status = 400
+
+
+class StoreError(LastgoodError):
+    """The store cannot be opened, migrated or queried."""
+
+    exit_code = 1
+    http_status = 503
+
+
+class TargetError(LastgoodError):
+    """A target failed to stage, activate or report what it serves."""
+
+    exit_code = 1
+    http_status = 502
+
+
+class LeaseLostError(LastgoodError):
+    """Our lease was broken (``--force``) or expired while we worked; we stop touching it."""
+
+    exit_code = 1
+    http_status = 409
+
+
+class RefusedError(LastgoodError):
+    """Refused before anything live changed."""
+
+    exit_code = 5
+    http_status = 409
+
+
+class RawDataError(RefusedError):
+    """A file looks like raw data, is too large, or points outside the workspace."""
+
+    http_status = 422
+
+
+class ValidationError(RefusedError):
+    """A configuration file does not parse or does not match its JSON Schema."""
+
+    http_status = 422
+
+
+class PreflightError(RefusedError):
+    """A preflight check failed against the staged candidate."""
+
+    http_status = 422
+
+
+class QuarantinedError(RefusedError):
+    """The version failed its checks in this environment before."""
+
+
+class LockedError(RefusedError):
+    """Another deploy or rollback holds this environment's lease."""
+
+    http_status = 423

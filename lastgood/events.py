@@ -1,0 +1,87 @@
+"""Typed events: one stream for everything that happens.
+
+The ledger, the terminal renderer (and later notifications and the web page) subscribe to the
+same stream. A subscriber that fails never stops a deploy or a rollback; only the ledger, which
+must tell the truth, is allowed to raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+log = logging.getLogger("lastgood.events")
+
+
+class EventKind(StrEnum):
+    """Every kind of event, with the name used in the ledger and the docs."""
+
+    SNAPSHOT_CREATED = "snapshot-created"
+    DEPLOY_PLANNED = "deploy-planned"
+    DEPLOY_STARTED = "deploy-started"
+    DEPLOY_UNCHANGED = "deploy-unchanged"
+    DEPLOY_REFUSED = "deploy-refused"
+    STAGED = "staged"
+    PREFLIGHT_PASSED = "preflight-passed"
+    PREFLIGHT_FAILED = "preflight-failed"
+    ACTIVATED = "activated"
+    CHECK_ROUND = "check-round"
+    CHECK_FAILED = "check-failed"
+    BAKE_PASSED = "bake-passed"
+    DEPLOY_SUCCEEDED = "deploy-succeeded"
+    DEPLOY_FAILED = "deploy-failed"
+    AUTO_ROLLBACK_STARTED = "auto-rollback-started"
+    AUTO_ROLLED_BACK = "auto-rolled-back"
+    ROLLBACK_STARTED = "rollback-started"
+    ROLLBACK_PERFORMED = "rollback-performed"
+    RESTORE_FAILED = "restore-failed"
+    LEASE_BROKEN = "lease-broken"
+    LEASE_TAKEN_OVER = "lease-taken-over"
+    TARGET_RECOVERED = "target-recovered"
+    RECONCILED = "reconciled"
+    OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"
+
+
+# Kinds written to the ledger's event table; check rounds live in their own table instead.
+PERSISTED = frozenset(kind for kind in EventKind if kind is not EventKind.CHECK_ROUND)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, with enough data to render it without asking the store."""
+
+    kind: EventKind
+    message: str
+    env: str | None = None
+    version: int | None = None
+    deployment: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Delivers each event to the ledger first, then to every other subscriber."""
+
+    def __init__(self) -> None:
+        self._ledger: Subscriber | None = None
+        self._subscribers: list[Subscriber] = []
+
+    def set_ledger(self, subscriber: Subscriber) -> None:
+        self._ledger = subscriber
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        if self._ledger is not None and event.kind in PERSISTED:
+            self._ledger(event)
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # a renderer or notifier must never block a rollback
+                log.exception("event subscriber failed on %s", event.kind.value)

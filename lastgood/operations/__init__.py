@@ -1,0 +1,1 @@
+"""The verbs. The CLI and the server call these and only render what they return."""

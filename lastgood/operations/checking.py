@@ -1,0 +1,99 @@
+"""Run check rounds: every check of a phase at once, each under its timeout, results recorded."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
+from lastgood.config import CheckSpec
+from lastgood.events import Event, EventKind
+from lastgood.project import Project
+from lastgood.records import CheckRecord
+from lastgood.targets import Release
+
+
+@dataclass(frozen=True)
+class Round:
+    """One check round: all results, and whether every check passed."""
+
+    phase: str
+    number: int
+    results: tuple[CheckResult, ...]
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [result for result in self.results if not result.ok]
+
+    def summary(self) -> str:
+        if not self.results:
+            return "no checks"
+        if self.ok:
+            return f"{len(self.results)}/{len(self.results)} checks passed"
+        return "; ".join(f"'{r.name}' failed: {r.detail}" for r in self.failed)
+
+
+def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
+    """Instantiate checks; raises ConfigError on a bad option before anything runs."""
+    return [build_check(spec) for spec in specs]
+
+
+def live_context(project: Project, env: str, release: Release | None) -> CheckContext:
+    target = project.target(env)
+    return CheckContext(
+        env=env,
+        version=None if release is None else release.version,
+        path=target.live_path(),
+        root=project.root,
+    )
+
+
+def run_round(
+    project: Project,
+    env: str,
+    checks: list[Check],
+    context: CheckContext,
+    *,
+    phase: str,
+    number: int,
+    deployment: int | None,
+) -> Round:
+    """Run ``checks`` concurrently, record the results in the ledger, emit the round event."""
+    if checks:
+        with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
+            results = tuple(pool.map(lambda check: run_check(check, context), checks))
+    else:
+        results = ()
+    done = Round(phase, number, results, time.time())
+    project.store.record_checks(
+        CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
+        for r in results
+    )
+    project.emit(
+        Event(
+            EventKind.CHECK_ROUND,
+            f"{phase} round {number}: {done.summary()}",
+            env=env,
+            version=context.version,
+            deployment=deployment,
+            data={"ok": done.ok, "phase": phase, "round": number},
+        )
+    )
+    if not done.ok:
+        project.emit(
+            Event(
+                EventKind.CHECK_FAILED,
+                f"{phase} round {number} on {env}: {done.summary()}",
+                env=env,
+                version=context.version,
+                deployment=deployment,
+                data={"failed": [r.name for r in done.failed], "phase": phase},
+            )
+        )
+    return done

@@ -1,0 +1,440 @@
+"""``deploy``: snapshot → validate → stage → preflight → activate → bake → good, or roll back.
+
+Plan first, then apply: :func:`plan_deploy` computes what would change and touches nothing
+(``--dry-run`` prints it); :func:`deploy` applies it under the environment's lease. A version
+becomes last known good only after a full bake that never tripped and ended on a green round; a
+version that trips is marked bad here and the last known good is put back and verified.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lastgood import failpoint
+from lastgood.bundle import Bundle
+from lastgood.checks import CheckContext
+from lastgood.config import Environment
+from lastgood.errors import PreflightError, QuarantinedError
+from lastgood.events import Event, EventKind
+from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.operations.lease import EnvLease
+from lastgood.operations.reconcile import reconcile
+from lastgood.operations.resolve import resolve
+from lastgood.operations.restore import release_of
+from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
+from lastgood.project import Project
+from lastgood.records import BAD, GOOD, Deployment, VersionInfo
+from lastgood.units import format_duration
+from lastgood.validate import validate_bundle
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What would be deployed: an existing version, or the folder not yet recorded."""
+
+    version: VersionInfo | None
+    bundle: Bundle
+
+    @property
+    def label(self) -> str:
+        return self.version.label if self.version else "a new version"
+
+
+def _candidate(project: Project, env: str, ref: str | None) -> Candidate:
+    if ref is not None:
+        version = resolve(project, ref, env=env)
+        return Candidate(version, Bundle(project.store.files(version.number)))
+    bundle = read_workspace(project)
+    head = project.store.head()
+    same = head is not None and head.content_hash == bundle.content_hash
+    return Candidate(head if same else None, bundle)
+
+
+def file_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
+    """Added, changed and removed paths between two manifests (path → file hash)."""
+    return {
+        "added": sorted(set(after) - set(before)),
+        "changed": sorted(p for p in set(after) & set(before) if after[p] != before[p]),
+        "removed": sorted(set(before) - set(after)),
+    }
+
+
+def plan_deploy(project: Project, env: str, *, ref: str | None = None) -> Outcome:
+    """The plan of a deploy, computed without changing anything."""
+    settings = project.config.environment(env)
+    target = project.target(env)
+    candidate = _candidate(project, env, ref)
+    live = target.live()
+    before = project.store.manifest(live.version) if live else {}
+    changes = file_changes(before, candidate.bundle.manifest)
+    state = project.store.env_state(env)
+    steps = _plan_steps(
+        project, settings, candidate, live.version if live else None, state.last_good
+    )
+    return Outcome(
+        env=env,
+        action="deploy",
+        exit_code=OK,
+        summary=f"plan: deploy {candidate.label} to {env}",
+        version=candidate.version.number if candidate.version else None,
+        from_version=live.version if live else None,
+        plan=steps,
+        changes=changes,
+        dry_run=True,
+    )
+
+
+def _plan_steps(
+    project: Project,
+    settings: Environment,
+    candidate: Candidate,
+    live: int | None,
+    last_good: int | None,
+) -> list[PlanStep]:
+    label = candidate.label
+    steps = []
+    if candidate.version is None:
+        steps.append(PlanStep("snapshot", f"record the folder as {label}"))
+    steps.append(PlanStep("validate", f"{len(candidate.bundle.files)} files, syntax and schemas"))
+    steps.append(PlanStep("stage", f"{label} on {project.target(settings.name).describe()}"))
+    names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
+    steps.append(PlanStep("preflight", names))
+    live_text = f"v{live}" if live else "nothing"
+    steps.append(PlanStep("activate", f"{label} (live now: {live_text})"))
+    checks = ", ".join(spec.name for spec in settings.checks) or "no checks configured"
+    fallback = f"v{last_good}" if last_good else "no last known good yet"
+    steps.append(
+        PlanStep(
+            "bake",
+            f"{format_duration(settings.bake)} of {checks} every "
+            f"{format_duration(settings.interval)}; {settings.failures} failed rounds roll "
+            f"back to {fallback}",
+        )
+    )
+    return steps
+
+
+def deploy(
+    project: Project,
+    env: str,
+    *,
+    message: str = "",
+    ref: str | None = None,
+    force: bool = False,
+    source: str = "cli",
+) -> Outcome:
+    """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target."""
+    settings = project.config.environment(env)
+    build_checks(settings.checks + settings.preflight)
+    version = (
+        resolve(project, ref, env=env)
+        if ref is not None
+        else snapshot(project, message, source=source).version
+    )
+    files = project.store.files(version.number)
+    validate_bundle(files, project.config.schemas, project.root)
+    with EnvLease(project, env, "deploy", force=False) as lease:
+        failpoint.hit("deploy.after-lease")
+        reconcile(project, env)
+        return DeployRun(project, settings, lease, version, files, message, source).run(force)
+
+
+class DeployRun:
+    """One deploy under a held lease, step by step, each step recorded."""
+
+    def __init__(
+        self,
+        project: Project,
+        settings: Environment,
+        lease: EnvLease,
+        version: VersionInfo,
+        files: dict[str, bytes],
+        message: str,
+        source: str,
+    ) -> None:
+        self.project = project
+        self.store = project.store
+        self.settings = settings
+        self.env = settings.name
+        self.lease = lease
+        self.version = version
+        self.files = files
+        self.message = message
+        self.source = source
+        self.target = project.target(self.env)
+        self.release = release_of(version)
+        live = self.target.live()
+        self.from_version = live.version if live else None
+        self.record: Deployment | None = None
+
+    def run(self, force: bool) -> Outcome:
+        verdicts = self.store.verdicts(self.env)
+        if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
+            return self._unchanged()
+        twins = self.store.versions_by_hash(self.version.content_hash)
+        if any(verdicts.get(twin.number) == BAD for twin in twins) and not force:
+            self._refuse_quarantined()
+        self.record = self.store.begin_deployment(
+            env=self.env,
+            kind="deploy",
+            from_version=self.from_version,
+            to_version=self.version.number,
+            actor=self.project.actor,
+            reason=self.message or self.version.message,
+            source=self.source,
+        )
+        self._emit(EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}")
+        self._stage_and_preflight()
+        self._activate()
+        return self._bake()
+
+    def _arrow(self) -> str:
+        before = f"v{self.from_version}" if self.from_version else "nothing"
+        return f"{before} → {self.version.label} on {self.env}"
+
+    def _emit(self, kind: EventKind, message: str, **data: object) -> None:
+        self.project.emit(
+            Event(
+                kind,
+                message,
+                env=self.env,
+                version=self.version.number,
+                deployment=self.record.id if self.record else None,
+                data=dict(data),
+            )
+        )
+
+    def _unchanged(self) -> Outcome:
+        record = self.store.begin_deployment(
+            env=self.env,
+            kind="deploy",
+            status="unchanged",
+            from_version=self.from_version,
+            to_version=self.version.number,
+            actor=self.project.actor,
+            reason=self.message or "already live and known good",
+            source=self.source,
+            finished_at=time.time(),
+        )
+        self.record = record
+        self._emit(
+            EventKind.DEPLOY_UNCHANGED, f"{self.version.label} is already live on {self.env}"
+        )
+        return Outcome(
+            self.env,
+            "deploy",
+            OK,
+            f"{self.version.label} is already live and known good on {self.env}; nothing to do",
+            version=self.version.number,
+            from_version=self.from_version,
+            deployment=record,
+        )
+
+    def _refuse_quarantined(self) -> None:
+        message = (
+            f"{self.version.label} failed its checks on {self.env} before and is quarantined there"
+        )
+        self.project.emit(
+            Event(EventKind.DEPLOY_REFUSED, message, env=self.env, version=self.version.number)
+        )
+        raise QuarantinedError(
+            message,
+            hint=f"fix it and deploy a new version, or deploy it anyway with "
+            f"'lastgood deploy {self.env} --version {self.version.label} --force'",
+        )
+
+    def _stage_and_preflight(self) -> None:
+        self.target.stage(self.release, self.files)
+        failpoint.hit("deploy.after-stage")
+        self._emit(EventKind.STAGED, f"staged {self.release.name} on {self.target.describe()}")
+        if not self.settings.preflight:
+            return
+        checks = build_checks(self.settings.preflight)
+        staged = self.target.staged_path(self.release)
+        if staged is not None:
+            done = self._preflight_round(checks, staged)
+        else:
+            with tempfile.TemporaryDirectory(prefix="lastgood-preflight-") as folder:
+                done = self._preflight_round(checks, _materialize(Path(folder), self.files))
+        if not done.ok:
+            self._refuse_preflight(done)
+        self._emit(EventKind.PREFLIGHT_PASSED, f"preflight passed: {done.summary()}")
+
+    def _preflight_round(self, checks: list, path: Path) -> Round:  # type: ignore[type-arg]
+        context = CheckContext(self.env, self.version.number, path, self.project.root)
+        assert self.record is not None
+        return run_round(
+            self.project,
+            self.env,
+            checks,
+            context,
+            phase="preflight",
+            number=1,
+            deployment=self.record.id,
+        )
+
+    def _refuse_preflight(self, done: Round) -> None:
+        assert self.record is not None
+        message = f"preflight failed for {self.version.label} on {self.env}: {done.summary()}"
+        self.store.update_deployment(
+            self.record.id,
+            status="refused",
+            failed_at=time.time(),
+            finished_at=time.time(),
+            detail=message,
+        )
+        self._emit(EventKind.PREFLIGHT_FAILED, message)
+        raise PreflightError(
+            message + f"; nothing live changed ({self._live_label()} still live)",
+            hint="fix the files and deploy again; 'lastgood check' runs the live checks",
+        )
+
+    def _live_label(self) -> str:
+        return f"v{self.from_version}" if self.from_version else "nothing"
+
+    def _activate(self) -> None:
+        assert self.record is not None
+        self.lease.fence()
+        failpoint.hit("deploy.before-activate")
+        self.target.activate(self.release)
+        activated_at = time.time()
+        self.store.set_env(self.env, live_version=self.version.number)
+        self.record = self.store.update_deployment(self.record.id, activated_at=activated_at)
+        failpoint.hit("deploy.after-activate")
+        self._emit(EventKind.ACTIVATED, f"{self.version.label} is live on {self.env}")
+
+    def _bake(self) -> Outcome:
+        from lastgood.operations.bake import Bake
+
+        assert self.record is not None and self.record.activated_at is not None
+        result = Bake(self, build_checks(self.settings.checks)).run()
+        if result.tripped:
+            return self._fail(result.trigger_at, result.last)
+        return self._succeed(result.last)
+
+    def _succeed(self, last: Round | None) -> Outcome:
+        assert self.record is not None
+        self.store.set_verdict(self.env, self.version.number, GOOD, deployment=self.record.id)
+        self.store.set_env(self.env, last_good=self.version.number)
+        self.target.record_verdict(self.release, GOOD)
+        failpoint.hit("deploy.after-mark-good")
+        self.record = self.store.update_deployment(
+            self.record.id, status="succeeded", verified_at=time.time(), finished_at=time.time()
+        )
+        self._emit(
+            EventKind.BAKE_PASSED, f"{self.version.label} is now last known good on {self.env}"
+        )
+        self._prune()
+        summary = f"{self.version.label} is live on {self.env} and passed its bake"
+        if not self.settings.checks:
+            summary += " (no checks configured: nothing proved it healthy)"
+        self._emit(EventKind.DEPLOY_SUCCEEDED, summary)
+        return Outcome(
+            self.env,
+            "deploy",
+            OK,
+            summary,
+            version=self.version.number,
+            from_version=self.from_version,
+            deployment=self.record,
+        )
+
+    def _prune(self) -> None:
+        keep = int(self.target.options.get("keep", 10))
+        state = self.store.env_state(self.env)
+        protect = [self.release]
+        if state.last_good is not None:
+            protect.append(release_of(self.store.version(state.last_good)))
+        self.target.prune(keep, protect)
+
+    def _fail(self, trigger_at: float, last: Round | None) -> Outcome:
+        assert self.record is not None
+        why = last.summary() if last else "checks failed"
+        self.store.set_verdict(self.env, self.version.number, BAD, deployment=self.record.id)
+        self.target.record_verdict(self.release, BAD)
+        failpoint.hit("deploy.after-mark-bad")
+        self.record = self.store.update_deployment(self.record.id, failed_at=trigger_at, detail=why)
+        self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed on {self.env}: {why}")
+        last_good = self.store.env_state(self.env).last_good
+        if last_good is None or last_good == self.version.number:
+            return self._no_fallback(why)
+        from lastgood.operations.rollback import auto_rollback
+
+        restore = auto_rollback(
+            self.project,
+            self.env,
+            self.lease,
+            self.store.version(last_good),
+            failed=self.version,
+            trigger_at=trigger_at,
+            parent=self.record.id,
+            why=why,
+        )
+        return self._after_restore(restore, why)
+
+    def _after_restore(self, restore: Deployment, why: str) -> Outcome:
+        assert self.record is not None
+        ok = restore.status == "succeeded"
+        self.record = self.store.update_deployment(
+            self.record.id, status="failed-restored" if ok else "failed", finished_at=time.time()
+        )
+        restored = f"v{restore.to_version}"
+        took = format_duration(restore.time_to_active)
+        if ok:
+            summary = (
+                f"{self.version.label} failed {why} on {self.env}; restored {restored} in {took} "
+                f"and verified it. See 'lastgood history {self.env}'"
+            )
+        else:
+            summary = (
+                f"{self.version.label} failed on {self.env} ({why}); {restored} was put back in "
+                f"{took} but could not be verified: {restore.detail}. A person is needed: see "
+                f"'lastgood status {self.env}'"
+            )
+        return Outcome(
+            self.env,
+            "deploy",
+            RESTORED if ok else NEEDS_HUMAN,
+            summary,
+            version=self.version.number,
+            from_version=self.from_version,
+            restored_version=restore.to_version,
+            deployment=self.record,
+            restore=restore,
+        )
+
+    def _no_fallback(self, why: str) -> Outcome:
+        assert self.record is not None
+        self.record = self.store.update_deployment(
+            self.record.id, status="failed", finished_at=time.time()
+        )
+        summary = (
+            f"{self.version.label} failed on {self.env} ({why}) and there is no last known good "
+            f"version to restore: {self.version.label} is still live. A person is needed: fix and "
+            f"deploy, or 'lastgood rollback {self.env} --to REF'"
+        )
+        self._emit(EventKind.RESTORE_FAILED, summary)
+        return Outcome(
+            self.env,
+            "deploy",
+            NEEDS_HUMAN,
+            summary,
+            version=self.version.number,
+            from_version=self.from_version,
+            deployment=self.record,
+        )
+
+    def live_context(self) -> CheckContext:
+        return live_context(self.project, self.env, self.release)
+
+
+def _materialize(folder: Path, files: dict[str, bytes]) -> Path:
+    for relative, data in files.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return folder

@@ -1,0 +1,80 @@
+"""Hold an environment's lease for the length of a deploy or rollback.
+
+One deploy or rollback per environment at a time, across processes and machines. The lease
+expires, so a crashed process never blocks the next; a dead holder on this host is detected at
+once. ``fence()`` renews it right before every change to a target, so a process whose lease was
+broken stops before it can touch anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from types import TracebackType
+
+from lastgood import holder
+from lastgood.errors import LastgoodError
+from lastgood.events import Event, EventKind
+from lastgood.project import Project
+from lastgood.records import Lease
+
+
+class EnvLease:
+    """Context manager: ``with EnvLease(project, "staging", "deploy") as lease: …``."""
+
+    def __init__(self, project: Project, env: str, purpose: str, *, force: bool = False) -> None:
+        self.project = project
+        self.env = env
+        self.purpose = purpose
+        self.force = force
+        self.ttl = project.config.environment(env).lease_ttl
+        self.lease: Lease | None = None
+        self.took_from: Lease | None = None
+
+    def __enter__(self) -> EnvLease:
+        now = time.time()
+        self.lease, previous = self.project.store.acquire_lease(
+            f"env:{self.env}",
+            purpose=self.purpose,
+            holder_name=self.project.actor or "unknown",
+            ttl=self.ttl,
+            force=self.force,
+        )
+        if previous is not None:
+            self.took_from = previous
+            self._record_takeover(previous, now)
+        return self
+
+    def _record_takeover(self, previous: Lease, now: float) -> None:
+        alive = (
+            previous.expires_at > now
+            and holder.is_alive(previous.host, previous.pid, previous.pid_start) is not False
+        )
+        kind = EventKind.LEASE_BROKEN if alive else EventKind.LEASE_TAKEN_OVER
+        how = "broke the live lease" if alive else "took over the expired lease"
+        self.project.emit(
+            Event(
+                kind,
+                f"{self.purpose} by {self.project.actor} {how} of {previous.holder} "
+                f"({previous.purpose}, pid {previous.pid} on {previous.host})",
+                env=self.env,
+                data={"holder": previous.holder, "purpose": previous.purpose, "pid": previous.pid},
+            )
+        )
+
+    def fence(self) -> None:
+        """Renew the lease; raises LeaseLostError when it is no longer ours."""
+        assert self.lease is not None
+        self.lease = self.project.store.renew_lease(self.lease, self.ttl)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.lease is None:
+            return
+        # the lease expires by itself; a failed release must never mask the real outcome
+        with contextlib.suppress(LastgoodError):
+            self.project.store.release_lease(self.lease)

@@ -1,0 +1,129 @@
+"""Make the ledger tell the truth about what a target really serves.
+
+Runs at the start of every command that works on an environment. It finishes any switch a killed
+process left half-done on the target, closes ledger records whose process is gone, records offline
+rollbacks, and, when the target serves something other than what the ledger says, records that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from lastgood.events import Event, EventKind
+from lastgood.project import STORE_DIR, Project
+from lastgood.records import WITHDRAWN
+
+OFFLINE_LOG = "offline.jsonl"
+
+
+def offline_log_path(project_root: Path) -> Path:
+    return project_root / STORE_DIR / OFFLINE_LOG
+
+
+def reconcile(project: Project, env: str) -> list[str]:
+    """Bring the ledger in line with the target; returns sentences saying what was fixed.
+
+    Call it while holding the environment's lease: every running record then belongs to a
+    process that is gone.
+    """
+    notes: list[str] = []
+    target = project.target(env)
+    recovered = target.recover()
+    if recovered:
+        notes.append(recovered)
+        project.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
+    notes.extend(_ingest_offline(project, env))
+    notes.extend(_close_interrupted(project, env))
+    notes.extend(_align_live(project, env))
+    return notes
+
+
+def _close_interrupted(project: Project, env: str) -> list[str]:
+    notes = []
+    live = project.target(env).live()
+    serving = f"v{live.version}" if live else "nothing"
+    for record in project.store.deployments(env, status="running"):
+        note = (
+            f"{record.kind} #{record.id} (v{record.from_version} → v{record.to_version}) was "
+            f"interrupted before it finished; the target serves {serving}"
+        )
+        project.store.update_deployment(
+            record.id, status="interrupted", finished_at=time.time(), detail=note
+        )
+        project.emit(Event(EventKind.RECONCILED, note, env=env, deployment=record.id))
+        notes.append(note)
+    return notes
+
+
+def _align_live(project: Project, env: str) -> list[str]:
+    live = project.target(env).live()
+    state = project.store.env_state(env)
+    truth = None if live is None else live.version
+    if truth == state.live_version:
+        return []
+    note = (
+        f"the ledger said {_label(state.live_version)} is live on {env}, but the target serves "
+        f"{_label(truth)}; the ledger now says {_label(truth)}"
+    )
+    project.store.set_env(env, live_version=truth)
+    project.emit(Event(EventKind.RECONCILED, note, env=env, version=truth))
+    return [note]
+
+
+def _ingest_offline(project: Project, env: str) -> list[str]:
+    path = offline_log_path(project.root)
+    if not path.exists():
+        return []
+    keep, notes = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("env") != env:
+            keep.append(line)
+            continue
+        notes.append(_record_offline(project, entry))
+    _rewrite(path, keep)
+    return notes
+
+
+def _record_offline(project: Project, entry: dict[str, object]) -> str:
+    env = str(entry["env"])
+    record = project.store.begin_deployment(
+        env=env,
+        kind="offline-rollback",
+        status=str(entry.get("status", "succeeded")),
+        from_version=entry.get("from_version"),
+        to_version=entry.get("to_version"),
+        actor=str(entry.get("actor", "")),
+        reason=str(entry.get("reason", "")),
+        source="offline",
+        trigger_at=entry.get("requested_at"),
+        requested_at=entry.get("requested_at"),
+        activated_at=entry.get("activated_at"),
+        verified_at=entry.get("verified_at"),
+        finished_at=entry.get("activated_at"),
+        detail="performed with --offline; recorded by the next command",
+    )
+    if isinstance(entry.get("from_version"), int):
+        project.store.set_verdict(env, int(entry["from_version"]), WITHDRAWN, deployment=record.id)
+    note = (
+        f"recorded the offline rollback on {env}: v{entry.get('from_version')} → "
+        f"v{entry.get('to_version')} by {entry.get('actor')}"
+    )
+    project.emit(Event(EventKind.OFFLINE_ROLLBACK_RECORDED, note, env=env, deployment=record.id))
+    return note
+
+
+def _rewrite(path: Path, lines: list[str]) -> None:
+    if not lines:
+        path.unlink()
+        return
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _label(version: int | None) -> str:
+    return "nothing" if version is None else f"v{version}"

@@ -1,0 +1,56 @@
+"""Turn a version reference into a version, reading the target for ``live``."""
+
+from __future__ import annotations
+
+from lastgood import refs
+from lastgood.errors import UsageError
+from lastgood.project import Project
+from lastgood.records import VersionInfo
+
+
+def resolve(project: Project, text: str, *, env: str | None = None) -> VersionInfo:
+    """The version ``text`` names; ``env`` is the environment the command is about."""
+    ref = refs.parse(text)
+    store = project.store
+    if ref.kind == "number":
+        return store.version(int(ref.value))
+    if ref.kind == "hash":
+        return _by_hash(project, ref)
+    env_name = ref.env or env or project.config.default_environment()
+    if env_name is None:
+        raise UsageError(f"{text!r} needs an environment", hint="write it as ENV:" + ref.value)
+    project.config.environment(env_name)
+    number = _keyword_version(project, ref.kind, env_name)
+    if number is None:
+        raise refs.not_found(ref, env_name)
+    return store.version(number)
+
+
+def _by_hash(project: Project, ref: refs.Ref) -> VersionInfo:
+    matches = project.store.versions_by_hash(ref.value)
+    distinct = {version.content_hash for version in matches}
+    if len(distinct) > 1:
+        raise UsageError(
+            f"hash prefix {ref.value!r} is ambiguous ({len(distinct)} contents match)",
+            hint="give more hex digits",
+        )
+    if matches:
+        return matches[0]
+    if ref.value.isdigit():
+        return project.store.version(int(ref.value))
+    raise refs.not_found(ref)
+
+
+def _keyword_version(project: Project, keyword: str, env: str) -> int | None:
+    if keyword == "live":
+        release = project.target(env).live()
+        return None if release is None else release.version
+    state = project.store.env_state(env)
+    if keyword == "last-good":
+        return state.last_good
+    live = project.target(env).live()
+    live_number = live.version if live else state.live_version
+    for record in project.store.deployments(env):
+        if record.to_version == live_number and record.activated_at is not None:
+            return record.from_version
+    return None

@@ -1,0 +1,366 @@
+"""``rollback``: put back a known good version and verify it; simpler than deploying, always.
+
+Without ``--to`` it restores the last known good version, or, when that is already live, the
+most recently proven good version before it. It never lands on a version that failed in this
+environment. It skips validation, preflight and bake, and when the target still holds the
+release it is a pointer switch. The version rolled away from is marked *withdrawn* (not bad: it
+may be deployed again), so rolling back twice in a row keeps walking back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from lastgood import config as config_module
+from lastgood import failpoint, holder
+from lastgood.errors import NotFoundError, QuarantinedError, TargetError
+from lastgood.events import Event, EventKind
+from lastgood.operations.checking import build_checks, live_context, run_round
+from lastgood.operations.lease import EnvLease
+from lastgood.operations.reconcile import offline_log_path, reconcile
+from lastgood.operations.resolve import resolve
+from lastgood.operations.restore import Verification, switch_to, verify
+from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
+from lastgood.project import Project
+from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
+from lastgood.targets import open_target
+from lastgood.units import format_duration
+
+
+def choose_destination(project: Project, env: str, live: int | None) -> VersionInfo:
+    """Last known good, or when it is live already, the newest other good version."""
+    store = project.store
+    state = store.env_state(env)
+    verdicts = store.verdict_times(env)
+    last_good = state.last_good
+    if last_good is not None and last_good != live and verdicts.get(last_good, ("",))[0] != BAD:
+        return store.version(last_good)
+    good = sorted(
+        (at, number)
+        for number, (verdict, at) in verdicts.items()
+        if verdict == GOOD and number != live
+    )
+    if not good:
+        raise NotFoundError(
+            f"no known good version to roll back to on {env} (live: "
+            f"{'v' + str(live) if live else 'nothing'})",
+            hint=f"name one with 'lastgood rollback {env} --to REF'; 'lastgood history {env}' "
+            "shows what ran there",
+        )
+    return store.version(good[-1][1])
+
+
+def rollback(
+    project: Project,
+    env: str,
+    *,
+    to: str | None = None,
+    reason: str = "",
+    force: bool = False,
+    source: str = "cli",
+) -> Outcome:
+    """Restore a known good version on ``env`` and verify it. Writes the store and the target."""
+    requested_at = time.time()
+    project.config.environment(env)
+    with EnvLease(project, env, "rollback", force=force) as lease:
+        failpoint.hit("rollback.after-lease")
+        reconcile(project, env)
+        live = project.target(env).live()
+        live_number = live.version if live else None
+        destination = _destination(project, env, to, live_number, force)
+        if destination.number == live_number:
+            return Outcome(
+                env,
+                "rollback",
+                OK,
+                f"{destination.label} is already live on {env}; nothing to do",
+                version=destination.number,
+                from_version=live_number,
+            )
+        record = project.store.begin_deployment(
+            env=env,
+            kind="rollback",
+            from_version=live_number,
+            to_version=destination.number,
+            actor=project.actor,
+            reason=reason,
+            source=source,
+            trigger_at=requested_at,
+            requested_at=requested_at,
+        )
+        project.emit(
+            Event(
+                EventKind.ROLLBACK_STARTED,
+                f"rolling back {env}: {_label(live_number)} → {destination.label} by "
+                f"{project.actor}" + (f" ({reason})" if reason else ""),
+                env=env,
+                version=destination.number,
+                deployment=record.id,
+            )
+        )
+        done = restore(project, env, lease, destination, record, point="rollback.before-activate")
+        failpoint.hit("rollback.after-verify")
+        return _outcome(env, done, live_number)
+
+
+def _destination(
+    project: Project, env: str, to: str | None, live: int | None, force: bool
+) -> VersionInfo:
+    if to is None:
+        return choose_destination(project, env, live)
+    destination = resolve(project, to, env=env)
+    if project.store.verdicts(env).get(destination.number) == BAD and not force:
+        raise QuarantinedError(
+            f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
+            "failure back",
+            hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
+            f"{destination.label} --force'",
+        )
+    return destination
+
+
+def restore(
+    project: Project,
+    env: str,
+    lease: EnvLease,
+    destination: VersionInfo,
+    record: Deployment,
+    *,
+    point: str,
+) -> Deployment:
+    """Switch to ``destination``, verify, and close ``record`` with the truth."""
+    store = project.store
+    activated_at = switch_to(project, env, lease, destination, point=point)
+    record = store.update_deployment(record.id, activated_at=activated_at)
+    failpoint.hit("rollback.after-activate")
+    checked = verify(project, env, destination, deployment=record.id)
+    left = record.from_version
+    if left is not None and left != destination.number and store.verdicts(env).get(left) != BAD:
+        store.set_verdict(env, left, WITHDRAWN, deployment=record.id)
+    if checked.ok:
+        return _verified(project, env, destination, record, checked)
+    return _unverified(project, env, destination, record, checked)
+
+
+def _verified(
+    project: Project, env: str, destination: VersionInfo, record: Deployment, checked: Verification
+) -> Deployment:
+    store = project.store
+    store.set_verdict(env, destination.number, GOOD, deployment=record.id)
+    store.set_env(env, last_good=destination.number)
+    record = store.update_deployment(
+        record.id,
+        status="succeeded",
+        verified_at=checked.at,
+        finished_at=time.time(),
+        detail=checked.summary(),
+    )
+    kind = (
+        EventKind.AUTO_ROLLED_BACK
+        if record.kind == "auto-rollback"
+        else EventKind.ROLLBACK_PERFORMED
+    )
+    project.emit(
+        Event(
+            kind,
+            f"restored {destination.label} on {env} in {format_duration(record.time_to_active)}, "
+            f"verified in {format_duration(record.time_to_verified)}",
+            env=env,
+            version=destination.number,
+            deployment=record.id,
+            data={
+                "time_to_active": record.time_to_active,
+                "time_to_verified": record.time_to_verified,
+            },
+        )
+    )
+    return record
+
+
+def _unverified(
+    project: Project, env: str, destination: VersionInfo, record: Deployment, checked: Verification
+) -> Deployment:
+    record = project.store.update_deployment(
+        record.id,
+        status="unverified",
+        failed_at=checked.at,
+        finished_at=time.time(),
+        detail=checked.summary(),
+    )
+    project.emit(
+        Event(
+            EventKind.RESTORE_FAILED,
+            f"{destination.label} is live again on {env} but its checks still fail: "
+            f"{checked.summary()}",
+            env=env,
+            version=destination.number,
+            deployment=record.id,
+        )
+    )
+    return record
+
+
+def auto_rollback(
+    project: Project,
+    env: str,
+    lease: EnvLease,
+    destination: VersionInfo,
+    *,
+    failed: VersionInfo,
+    trigger_at: float,
+    parent: int,
+    why: str,
+) -> Deployment:
+    """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``."""
+    record = project.store.begin_deployment(
+        env=env,
+        kind="auto-rollback",
+        from_version=failed.number,
+        to_version=destination.number,
+        actor="lastgood",
+        reason=f"{failed.label} failed: {why}",
+        source="auto",
+        parent=parent,
+        trigger_at=trigger_at,
+        requested_at=time.time(),
+    )
+    project.emit(
+        Event(
+            EventKind.AUTO_ROLLBACK_STARTED,
+            f"{failed.label} failed on {env}; restoring last known good {destination.label}",
+            env=env,
+            version=destination.number,
+            deployment=record.id,
+        )
+    )
+    restored = restore(project, env, lease, destination, record, point="deploy.before-restore")
+    failpoint.hit("deploy.after-restore")
+    return restored
+
+
+def _outcome(env: str, done: Deployment, live: int | None) -> Outcome:
+    took = format_duration(done.time_to_active)
+    if done.status == "succeeded":
+        summary = (
+            f"restored v{done.to_version} on {env} in {took} (verified in "
+            f"{format_duration(done.time_to_verified)}); {_label(live)} is withdrawn"
+        )
+        return Outcome(
+            env,
+            "rollback",
+            OK,
+            summary,
+            version=done.to_version,
+            from_version=live,
+            restored_version=done.to_version,
+            deployment=done,
+        )
+    summary = (
+        f"v{done.to_version} is live again on {env} (switched in {took}) but its checks fail: "
+        f"{done.detail}. A person is needed: see 'lastgood status {env}'"
+    )
+    return Outcome(
+        env,
+        "rollback",
+        NEEDS_HUMAN,
+        summary,
+        version=done.to_version,
+        from_version=live,
+        restored_version=done.to_version,
+        deployment=done,
+    )
+
+
+def _label(version: int | None) -> str:
+    return "nothing" if version is None else f"v{version}"
+
+
+def rollback_offline(
+    project_config: config_module.Config, env: str, *, reason: str = ""
+) -> Outcome:
+    """Switch ``env``'s target to its previous good release using only what the target holds.
+
+    For when the store is unreachable: no store, no lease. The switch is logged in the workspace
+    and recorded in the ledger by the next normal command.
+    """
+    requested_at = time.time()
+    settings = project_config.environment(env)
+    target = open_target(env, settings.target, project_config.root)
+    target.recover()
+    live = target.live()
+    previous = target.previous()
+    if previous is None:
+        raise TargetError(
+            f"the {env} target holds no earlier release to switch to "
+            f"({target.describe()}, live: {live.name if live else 'nothing'})",
+            hint="without the store, only releases kept on the target can be restored",
+        )
+    target.activate(previous)
+    activated_at = time.time()
+    checked = _verify_offline(project_config, env, settings, previous.version)
+    entry = {
+        "env": env,
+        "from_version": live.version if live else None,
+        "to_version": previous.version,
+        "actor": holder.author(),
+        "reason": reason,
+        "requested_at": requested_at,
+        "activated_at": activated_at,
+        "verified_at": time.time() if checked else None,
+        "status": "succeeded" if checked else "unverified",
+    }
+    _append_offline(project_config, entry)
+    took = format_duration(activated_at - requested_at)
+    if checked:
+        summary = f"switched {env} to {previous.name} offline in {took}; checks pass"
+        return Outcome(
+            env,
+            "rollback",
+            OK,
+            summary,
+            version=previous.version,
+            from_version=entry["from_version"],
+        )
+    summary = f"switched {env} to {previous.name} offline in {took}, but its checks fail"
+    return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=previous.version)
+
+
+def _verify_offline(
+    project_config: config_module.Config,
+    env: str,
+    settings: config_module.Environment,
+    version: int,
+) -> bool:
+    """Run the checks once more per round without a store; nothing is recorded."""
+    from lastgood.checks import CheckContext, run_check
+
+    target = open_target(env, settings.target, project_config.root)
+    context = CheckContext(env, version, target.live_path(), project_config.root)
+    checks = build_checks(settings.checks)
+    for number in range(settings.verify_rounds):
+        if number:
+            time.sleep(settings.interval)
+        if all(run_check(check, context).ok for check in checks):
+            return True
+    return False
+
+
+def _append_offline(project_config: config_module.Config, entry: dict[str, object]) -> None:
+    path = offline_log_path(project_config.root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+__all__ = [
+    "auto_rollback",
+    "choose_destination",
+    "live_context",
+    "rollback",
+    "rollback_offline",
+    "run_round",
+]

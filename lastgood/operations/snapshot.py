@@ -1,0 +1,42 @@
+"""Record the workspace as a new version (a no-op when nothing changed since the newest one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lastgood import workspace
+from lastgood.bundle import Bundle
+from lastgood.events import Event, EventKind
+from lastgood.project import Project
+from lastgood.records import VersionInfo
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    version: VersionInfo
+    created: bool
+
+
+def read_workspace(project: Project) -> Bundle:
+    """The workspace's versioned files as they are now (raises RawDataError on data files)."""
+    return workspace.collect(project.root, project.config.versioning)
+
+
+def snapshot(project: Project, message: str, *, source: str = "cli") -> SnapshotResult:
+    """Record the folder as a version unless it equals the newest one. Writes the store."""
+    bundle = read_workspace(project)
+    head = project.store.head()
+    if head is not None and head.content_hash == bundle.content_hash:
+        return SnapshotResult(head, created=False)
+    version = project.store.add_version(
+        bundle, author=project.actor, message=message or "(no message)", source=source
+    )
+    project.emit(
+        Event(
+            EventKind.SNAPSHOT_CREATED,
+            f"recorded {version.label} ({version.file_count} files) by {version.author}",
+            version=version.number,
+            data={"hash": version.content_hash, "message": version.message},
+        )
+    )
+    return SnapshotResult(version, created=True)

@@ -1,0 +1,190 @@
+"""``status``, ``history`` and ``check``: where each environment stands, read from the target.
+
+Status reads what the target really serves (and hashes it), compares it with the ledger and says
+so when they disagree. When no other process holds the environment's lease it reconciles first,
+so a status after a crash already tells the truth.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lastgood.errors import LockedError
+from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.operations.lease import EnvLease
+from lastgood.operations.reconcile import reconcile
+from lastgood.project import Project
+from lastgood.records import Deployment, EventRecord
+
+
+@dataclass
+class EnvStatus:
+    """Everything ``status`` shows for one environment."""
+
+    env: str
+    target: str
+    live_version: int | None
+    live_hash: str | None
+    actual_hash: str | None
+    ledger_version: int | None
+    last_good: int | None
+    live_verdict: str | None
+    health: str
+    health_at: float | None
+    last_change: dict[str, Any] | None
+    budget: float
+    restores: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    lock: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.actual_hash is not None and self.actual_hash != self.live_hash
+
+    @property
+    def restore_p50(self) -> float | None:
+        return statistics.median(self.restores) if self.restores else None
+
+    @property
+    def restore_max(self) -> float | None:
+        return max(self.restores) if self.restores else None
+
+    @property
+    def within_budget(self) -> bool:
+        return all(value <= self.budget for value in self.restores)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            drifted=self.drifted,
+            restore_p50=self.restore_p50,
+            restore_max=self.restore_max,
+            within_budget=self.within_budget,
+        )
+        return data
+
+
+def status(project: Project, env: str | None = None) -> list[EnvStatus]:
+    """Status of one environment, or of all of them in config order."""
+    names = [env] if env else list(project.config.environments)
+    return [_env_status(project, name) for name in names]
+
+
+def _try_reconcile(project: Project, env: str) -> str | None:
+    try:
+        with EnvLease(project, env, "status"):
+            reconcile(project, env)
+    except LockedError:
+        lease = project.store.lease(f"env:{env}")
+        return f"{lease.purpose} by {lease.holder}" if lease else "locked"
+    return None
+
+
+def _env_status(project: Project, env: str) -> EnvStatus:
+    settings = project.config.environment(env)
+    lock = _try_reconcile(project, env)
+    target = project.target(env)
+    live = target.live()
+    store = project.store
+    state = store.env_state(env)
+    records = store.deployments(env, limit=200)
+    result = EnvStatus(
+        env=env,
+        target=target.describe(),
+        live_version=live.version if live else None,
+        live_hash=live.content_hash if live else None,
+        actual_hash=target.actual_hash() if live else None,
+        ledger_version=state.live_version,
+        last_good=state.last_good,
+        live_verdict=store.verdicts(env).get(live.version) if live else None,
+        health="unknown",
+        health_at=None,
+        last_change=_last_change(records),
+        budget=settings.budget,
+        restores=[
+            r.time_to_verified or r.time_to_active or 0.0
+            for r in records
+            if r.is_rollback and r.activated_at is not None
+        ][:50],
+        lock=lock,
+    )
+    _health(project, env, result)
+    _warn(result, live is not None)
+    return result
+
+
+def _last_change(records: list[Deployment]) -> dict[str, Any] | None:
+    for record in records:
+        if record.status != "unchanged":
+            return record.to_json()
+    return None
+
+
+def _health(project: Project, env: str, result: EnvStatus) -> None:
+    latest = project.store.check_records(env=env, limit=50)
+    if not latest:
+        result.health = "no checks run yet"
+        return
+    newest = latest[0]
+    same_round = [
+        r
+        for r in latest
+        if (r.deployment, r.phase, r.round) == (newest.deployment, newest.phase, newest.round)
+    ]
+    failed = [r.name for r in same_round if not r.ok]
+    result.health = "healthy" if not failed else "failing: " + ", ".join(failed)
+    result.health_at = newest.at
+
+
+def _warn(result: EnvStatus, has_live: bool) -> None:
+    if result.drifted:
+        result.warnings.append(
+            f"drift: the files live on {result.env} do not match v{result.live_version} "
+            "(edited by hand?); 'lastgood rollback' or a deploy puts a known version back"
+        )
+    if has_live and result.live_verdict is None:
+        result.warnings.append(
+            f"v{result.live_version} is live on {result.env} but was never verified "
+            f"(interrupted deploy?); run 'lastgood check {result.env}'"
+        )
+    if result.live_verdict == "bad":
+        result.warnings.append(
+            f"v{result.live_version} is live on {result.env} and FAILED its checks"
+        )
+    if not result.within_budget:
+        result.warnings.append(
+            f"a restore took {result.restore_max:.1f} s, over the {result.budget:.0f} s budget"
+        )
+
+
+@dataclass(frozen=True)
+class Timeline:
+    deployments: list[Deployment]
+    events: list[EventRecord]
+
+
+def history(project: Project, env: str, *, limit: int = 50) -> Timeline:
+    """The ledger of ``env``: deployments and events, newest first."""
+    project.config.environment(env)
+    store = project.store
+    return Timeline(store.deployments(env, limit=limit), store.events(env, limit=limit * 4))
+
+
+def check_now(project: Project, env: str) -> Round:
+    """Run ``env``'s checks once against what is live now, and record the round."""
+    settings = project.config.environment(env)
+    live = project.target(env).live()
+    checks = build_checks(settings.checks)
+    number = int(time.time())
+    return run_round(
+        project,
+        env,
+        checks,
+        live_context(project, env, live),
+        phase="check",
+        number=number,
+        deployment=None,
+    )

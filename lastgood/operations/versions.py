@@ -1,0 +1,81 @@
+"""``log``, ``show`` and ``diff``: read versions and compare them. Reads only."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from lastgood.errors import NotFoundError
+from lastgood.operations.resolve import resolve
+from lastgood.operations.snapshot import read_workspace
+from lastgood.project import Project
+from lastgood.records import VersionInfo
+
+WORKSPACE = "workspace"
+
+
+def log(project: Project, *, limit: int | None = 20) -> list[VersionInfo]:
+    """Versions newest first."""
+    return project.store.versions(limit=limit)
+
+
+def show(
+    project: Project, ref: str, path: str | None = None
+) -> tuple[VersionInfo, dict[str, bytes]]:
+    """A version and its files (or the one file ``path``)."""
+    version = resolve(project, ref)
+    files = project.store.files(version.number)
+    if path is None:
+        return version, files
+    if path not in files:
+        raise NotFoundError(
+            f"{version.label} has no file {path!r}",
+            hint=f"'lastgood show {version.label}' lists its files",
+        )
+    return version, {path: files[path]}
+
+
+@dataclass(frozen=True)
+class Side:
+    label: str
+    files: dict[str, bytes]
+
+
+def _side(project: Project, ref: str | None) -> Side:
+    if ref is None or ref == WORKSPACE:
+        return Side(WORKSPACE, dict(read_workspace(project).files))
+    version = resolve(project, ref)
+    return Side(version.label, project.store.files(version.number))
+
+
+def diff(project: Project, old: str | None = None, new: str | None = None) -> str:
+    """Unified diff. Default: what is live on the default environment against the folder."""
+    if old is None:
+        env = project.config.default_environment()
+        old = f"{env}:live" if env else None
+        if old is None or project.target(env).live() is None:  # type: ignore[arg-type]
+            head = project.store.head()
+            old = head.label if head else None
+    before = Side("empty", {}) if old is None else _side(project, old)
+    after = _side(project, new)
+    return unified(before, after)
+
+
+def unified(before: Side, after: Side) -> str:
+    """Text diff of two sides, file by file; binary files are named, not shown."""
+    chunks: list[str] = []
+    for path in sorted(set(before.files) | set(after.files)):
+        old, new = before.files.get(path), after.files.get(path)
+        if old == new:
+            continue
+        try:
+            old_lines = (old or b"").decode("utf-8").splitlines(keepends=True)
+            new_lines = (new or b"").decode("utf-8").splitlines(keepends=True)
+        except UnicodeDecodeError:
+            chunks.append(f"Binary file {path} differs\n")
+            continue
+        from_name = f"{before.label}/{path}" if old is not None else "/dev/null"
+        to_name = f"{after.label}/{path}" if new is not None else "/dev/null"
+        lines = difflib.unified_diff(old_lines, new_lines, from_name, to_name)
+        chunks.append("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+    return "".join(chunks)

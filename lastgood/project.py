@@ -1,0 +1,82 @@
+"""A project: one workspace, its configuration, its store and its event stream.
+
+Every verb takes a :class:`Project`. The store is opened on first use, so commands that never
+touch it (``init``, ``--help``) never import SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lastgood import config as config_module
+from lastgood import settings
+from lastgood.events import Event, EventBus
+from lastgood.targets import Target, open_target
+
+if TYPE_CHECKING:
+    from lastgood.store import Store
+
+STORE_DIR = ".lastgood"
+
+
+def default_store_url(root: Path) -> str:
+    return f"sqlite:///{root / STORE_DIR / 'store.db'}"
+
+
+class Project:
+    """The workspace at ``root`` with its store; open with :meth:`open`."""
+
+    def __init__(self, cfg: config_module.Config, store_url: str, actor: str) -> None:
+        self.config = cfg
+        self.store_url = store_url
+        self.actor = actor
+        self.events = EventBus()
+        self.events.set_ledger(self._write_event)
+        self._targets: dict[str, Target] = {}
+
+    @classmethod
+    def open(cls, root: Path, *, store_url: str | None = None, actor: str = "") -> Project:
+        """Load ``root/lastgood.toml``; the store URL comes from the flag, env, file or default."""
+        cfg = config_module.load(root)
+        url = store_url or settings.STORE.read() or cfg.store or default_store_url(root)
+        return cls(cfg, url, actor)
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @cached_property
+    def store(self) -> Store:
+        from lastgood.store import open_store
+
+        if self.store_url == default_store_url(self.root):
+            (self.root / STORE_DIR).mkdir(exist_ok=True)
+        return open_store(self.store_url)
+
+    def target(self, env: str) -> Target:
+        """The target of environment ``env`` (one instance per project)."""
+        if env not in self._targets:
+            spec = self.config.environment(env).target
+            self._targets[env] = open_target(env, spec, self.root)
+        return self._targets[env]
+
+    def emit(self, event: Event) -> None:
+        self.events.emit(event)
+
+    def _write_event(self, event: Event) -> None:
+        self.store.record_event(
+            event.kind.value,
+            event.message,
+            env=event.env,
+            version=event.version,
+            deployment=event.deployment,
+            data=event.data,
+            at=time.time(),
+        )
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()

@@ -1,0 +1,141 @@
+"""Plain records the store returns: versions, environment state, deployments, leases, events.
+
+They are frozen dataclasses, free of SQLAlchemy, so the verbs, the CLI and the server can hold
+and render them without importing the database layer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+GOOD = "good"
+BAD = "bad"
+WITHDRAWN = "withdrawn"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One immutable version."""
+
+    number: int
+    content_hash: str
+    parent: int | None
+    author: str
+    message: str
+    source: str
+    created_at: float
+    file_count: int
+    total_size: int
+
+    @property
+    def label(self) -> str:
+        return f"v{self.number}"
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:8]
+
+
+@dataclass(frozen=True)
+class EnvState:
+    """What the ledger believes about an environment."""
+
+    name: str
+    live_version: int | None
+    last_good: int | None
+    updated_at: float | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One ledger record: a deploy, rollback, automatic rollback, offline rollback or reconcile."""
+
+    id: int
+    env: str
+    kind: str
+    status: str
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    source: str
+    parent: int | None
+    trigger_at: float | None
+    requested_at: float
+    activated_at: float | None
+    verified_at: float | None
+    failed_at: float | None
+    finished_at: float | None
+    detail: str
+
+    @property
+    def time_to_active(self) -> float | None:
+        """Trigger (or request) to restored version active: the restore time of a rollback."""
+        start = self.trigger_at or self.requested_at
+        return None if self.activated_at is None else self.activated_at - start
+
+    @property
+    def time_to_verified(self) -> float | None:
+        start = self.trigger_at or self.requested_at
+        return None if self.verified_at is None else self.verified_at - start
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind in ("rollback", "auto-rollback", "offline-rollback")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["time_to_active"] = self.time_to_active
+        data["time_to_verified"] = self.time_to_verified
+        return data
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check result kept in the ledger."""
+
+    deployment: int | None
+    env: str
+    phase: str
+    round: int
+    name: str
+    ok: bool
+    detail: str
+    duration: float
+    at: float
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One event as kept in the ledger."""
+
+    id: int
+    at: float
+    kind: str
+    env: str | None
+    version: int | None
+    deployment: int | None
+    message: str
+    data: str
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["data"] = json.loads(self.data or "{}")
+        return record
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: proof that this process may change an environment until ``expires_at``."""
+
+    name: str
+    token: str
+    holder: str
+    purpose: str
+    host: str
+    pid: int
+    pid_start: str
+    acquired_at: float
+    expires_at: float

@@ -1,0 +1,68 @@
+"""The one grammar for version references, used by every command.
+
+``12`` · ``v12`` · a content-hash prefix of 6+ hex digits · ``live`` · ``last-good`` ·
+``previous`` · and any of them behind ``ENV:`` (``staging:last-good``). ``live``, ``last-good``
+and ``previous`` need an environment: the ``ENV:`` prefix, else the one the command is about,
+else the default environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lastgood.errors import NotFoundError, UsageError
+
+KEYWORDS = ("live", "last-good", "previous")
+_NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
+_HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
+_ENV = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: ``kind`` is number, hash or one of :data:`KEYWORDS`."""
+
+    kind: str
+    value: str
+    env: str | None = None
+    text: str = ""
+
+
+def parse(text: str) -> Ref:
+    """Parse a reference, or raise UsageError that shows the grammar."""
+    raw = text.strip()
+    env: str | None = None
+    body = raw
+    if ":" in raw:
+        env, _, body = raw.partition(":")
+        if not _ENV.match(env):
+            raise _bad(text)
+    lowered = body.lower()
+    if lowered in KEYWORDS:
+        return Ref(lowered, lowered, env, raw)
+    number = _NUMBER.match(body)
+    if number and (body[0] in "vV" or len(body) < 6):
+        return Ref("number", number.group(1), env, raw)
+    if _HASH.match(body):
+        return Ref("hash", lowered, env, raw)
+    if number:
+        return Ref("number", number.group(1), env, raw)
+    raise _bad(text)
+
+
+def _bad(text: str) -> UsageError:
+    return UsageError(
+        f"{text!r} is not a version reference",
+        hint="use 12, v12, a hash prefix (6+ hex digits), live, last-good, previous, "
+        "or ENV:REF such as staging:last-good",
+    )
+
+
+def not_found(ref: Ref, where: str = "") -> NotFoundError:
+    """The error for a reference that parses but names nothing."""
+    place = f" on {where}" if where else ""
+    return NotFoundError(
+        f"{ref.text or ref.value!r} names no version{place}",
+        hint="run 'lastgood log' for versions, 'lastgood status' for what is live",
+    )

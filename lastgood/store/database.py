@@ -1,0 +1,447 @@
+"""The one door to persistence: versions, blobs, environment state, the ledger and leases.
+
+SQLAlchemy is used here and nowhere else; its exceptions are wrapped into
+:class:`lastgood.errors.StoreError`. SQLite is the default (WAL, every write transaction
+``BEGIN IMMEDIATE`` so concurrent processes queue rather than deadlock); PostgreSQL works the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from lastgood import holder
+from lastgood.bundle import Bundle, file_hash
+from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.records import (
+    CheckRecord,
+    Deployment,
+    EnvState,
+    EventRecord,
+    Lease,
+    VersionInfo,
+)
+from lastgood.settings import mask_url
+from lastgood.store import schema
+from lastgood.store import tables as t
+
+
+def normalize_url(url: str) -> str:
+    """Pick the psycopg 3 driver for bare ``postgresql://`` URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` with lastgood's connection settings."""
+    url = normalize_url(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+            sa_event.listen(engine, "connect", _sqlite_connect)
+            sa_event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {mask_url(url)} is not installed ({exc.name})",
+            hint="for PostgreSQL run: pip install 'lastgood[postgres]'",
+        ) from exc
+    except (SQLAlchemyError, ValueError) as exc:
+        raise StoreError(f"cannot use store URL {mask_url(url)}: {exc}") from exc
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """Versions, ledger and leases in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        with self._wrap("open"):
+            schema.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _wrap(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"store {mask_url(self.url)} failed to {doing}: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}",
+                hint="check that the store is reachable; 'lastgood status' retries safely",
+            ) from exc
+
+    @contextmanager
+    def _tx(self, doing: str) -> Iterator[Connection]:
+        with self._wrap(doing), self.engine.begin() as connection:
+            yield connection
+
+    # ---- versions ----------------------------------------------------------------------
+
+    def add_version(
+        self, bundle: Bundle, *, author: str, message: str, source: str, at: float | None = None
+    ) -> VersionInfo:
+        """Record ``bundle`` as the next version; blobs already stored are not written again."""
+        manifest = bundle.manifest
+        with self._tx("record a version") as db:
+            known = {
+                row[0]
+                for row in db.execute(
+                    sa.select(t.blobs.c.hash).where(t.blobs.c.hash.in_(set(manifest.values())))
+                )
+            }
+            fresh = {h: bundle.files[p] for p, h in manifest.items() if h not in known}
+            if fresh:
+                db.execute(
+                    t.blobs.insert(),
+                    [{"hash": h, "size": len(d), "data": d} for h, d in fresh.items()],
+                )
+            head = db.execute(sa.select(sa.func.max(t.versions.c.number))).scalar()
+            number = (head or 0) + 1
+            row = {
+                "number": number,
+                "content_hash": bundle.content_hash,
+                "parent": head,
+                "author": author,
+                "message": message,
+                "source": source,
+                "created_at": at or time.time(),
+                "file_count": len(manifest),
+                "total_size": bundle.size,
+            }
+            db.execute(t.versions.insert(), row)
+            if manifest:
+                db.execute(
+                    t.version_files.insert(),
+                    [{"version": number, "path": p, "blob": h} for p, h in manifest.items()],
+                )
+        return VersionInfo(**row)
+
+    def head(self) -> VersionInfo | None:
+        """The newest version, or None in an empty store."""
+        with self._tx("read versions") as db:
+            row = db.execute(
+                sa.select(t.versions).order_by(t.versions.c.number.desc()).limit(1)
+            ).first()
+        return None if row is None else VersionInfo(**row._mapping)
+
+    def version(self, number: int) -> VersionInfo:
+        """Version ``number``, or NotFoundError."""
+        with self._tx("read a version") as db:
+            row = db.execute(sa.select(t.versions).where(t.versions.c.number == number)).first()
+        if row is None:
+            raise NotFoundError(f"no version v{number}", hint="run 'lastgood log' to list versions")
+        return VersionInfo(**row._mapping)
+
+    def versions(self, *, limit: int | None = None, before: int | None = None) -> list[VersionInfo]:
+        """Versions newest first."""
+        query = sa.select(t.versions).order_by(t.versions.c.number.desc())
+        if before is not None:
+            query = query.where(t.versions.c.number < before)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx("read versions") as db:
+            return [VersionInfo(**row._mapping) for row in db.execute(query)]
+
+    def versions_by_hash(self, prefix: str) -> list[VersionInfo]:
+        """Versions whose content hash starts with ``prefix``, newest first."""
+        query = (
+            sa.select(t.versions)
+            .where(t.versions.c.content_hash.like(prefix.lower() + "%"))
+            .order_by(t.versions.c.number.desc())
+        )
+        with self._tx("find versions") as db:
+            return [VersionInfo(**row._mapping) for row in db.execute(query)]
+
+    def manifest(self, number: int) -> dict[str, str]:
+        """Path → blob hash of version ``number``."""
+        query = sa.select(t.version_files.c.path, t.version_files.c.blob).where(
+            t.version_files.c.version == number
+        )
+        with self._tx("read a manifest") as db:
+            return {row.path: row.blob for row in db.execute(query)}
+
+    def files(self, number: int) -> dict[str, bytes]:
+        """Path → bytes of version ``number``, verified against the stored hashes."""
+        query = (
+            sa.select(t.version_files.c.path, t.blobs.c.hash, t.blobs.c.data)
+            .join(t.blobs, t.blobs.c.hash == t.version_files.c.blob)
+            .where(t.version_files.c.version == number)
+        )
+        with self._tx("read files") as db:
+            rows = list(db.execute(query))
+        files = {}
+        for row in rows:
+            data = bytes(row.data)
+            if file_hash(data) != row.hash:
+                raise StoreError(f"stored content of {row.path} in v{number} is damaged")
+            files[row.path] = data
+        return files
+
+    def blob_count(self) -> int:
+        with self._tx("count blobs") as db:
+            return int(db.execute(sa.select(sa.func.count()).select_from(t.blobs)).scalar() or 0)
+
+    # ---- environments and verdicts ----------------------------------------------------------
+
+    def env_state(self, env: str) -> EnvState:
+        """What the ledger believes about ``env`` (empty state when never deployed)."""
+        with self._tx("read an environment") as db:
+            row = db.execute(sa.select(t.environments).where(t.environments.c.name == env)).first()
+        if row is None:
+            return EnvState(env, None, None, None)
+        return EnvState(row.name, row.live_version, row.last_good, row.updated_at)
+
+    def set_env(self, env: str, **values: int | None) -> None:
+        """Update ``live_version`` and/or ``last_good`` of ``env``, creating its row if needed."""
+        values_with_time: dict[str, Any] = {**values, "updated_at": time.time()}
+        with self._tx("update an environment") as db:
+            updated = db.execute(
+                t.environments.update()
+                .where(t.environments.c.name == env)
+                .values(**values_with_time)
+            ).rowcount
+            if not updated:
+                db.execute(t.environments.insert().values(name=env, **values_with_time))
+
+    def verdicts(self, env: str) -> dict[int, str]:
+        """Version → verdict (good, bad, withdrawn) in ``env``."""
+        query = sa.select(t.verdicts.c.version, t.verdicts.c.verdict).where(t.verdicts.c.env == env)
+        with self._tx("read verdicts") as db:
+            return {row.version: row.verdict for row in db.execute(query)}
+
+    def verdict_times(self, env: str) -> dict[int, tuple[str, float]]:
+        """Version → (verdict, when) in ``env``."""
+        query = sa.select(t.verdicts).where(t.verdicts.c.env == env)
+        with self._tx("read verdicts") as db:
+            return {row.version: (row.verdict, row.at) for row in db.execute(query)}
+
+    def set_verdict(
+        self, env: str, version: int, verdict: str, *, deployment: int | None = None
+    ) -> None:
+        """Record that ``version`` is good, bad or withdrawn in ``env``."""
+        now = time.time()
+        with self._tx("record a verdict") as db:
+            updated = db.execute(
+                t.verdicts.update()
+                .where(t.verdicts.c.env == env, t.verdicts.c.version == version)
+                .values(verdict=verdict, at=now, deployment=deployment)
+            ).rowcount
+            if not updated:
+                db.execute(
+                    t.verdicts.insert().values(
+                        env=env, version=version, verdict=verdict, at=now, deployment=deployment
+                    )
+                )
+
+    # ---- the ledger -------------------------------------------------------------------------
+
+    def begin_deployment(self, **values: Any) -> Deployment:
+        """Open a ledger record (status ``running`` unless given)."""
+        row = {"status": "running", "reason": "", "detail": "", "requested_at": time.time()}
+        row.update(values)
+        with self._tx("open a ledger record") as db:
+            new_id = db.execute(t.deployments.insert().values(**row)).inserted_primary_key[0]
+        return self.deployment(int(new_id))
+
+    def update_deployment(self, deployment_id: int, **values: Any) -> Deployment:
+        """Change fields of a ledger record and return it as it now stands."""
+        with self._tx("update a ledger record") as db:
+            db.execute(
+                t.deployments.update().where(t.deployments.c.id == deployment_id).values(**values)
+            )
+        return self.deployment(deployment_id)
+
+    def deployment(self, deployment_id: int) -> Deployment:
+        with self._tx("read a ledger record") as db:
+            row = db.execute(
+                sa.select(t.deployments).where(t.deployments.c.id == deployment_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no ledger record #{deployment_id}")
+        return Deployment(**row._mapping)
+
+    def deployments(
+        self, env: str | None = None, *, limit: int | None = None, status: str | None = None
+    ) -> list[Deployment]:
+        """Ledger records newest first, optionally for one environment or status."""
+        query = sa.select(t.deployments).order_by(t.deployments.c.id.desc())
+        if env is not None:
+            query = query.where(t.deployments.c.env == env)
+        if status is not None:
+            query = query.where(t.deployments.c.status == status)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._tx("read the ledger") as db:
+            return [Deployment(**row._mapping) for row in db.execute(query)]
+
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        rows = [record.__dict__ for record in records]
+        if rows:
+            with self._tx("record check results") as db:
+                db.execute(t.check_results.insert(), rows)
+
+    def check_records(
+        self, *, deployment: int | None = None, env: str | None = None, limit: int = 200
+    ) -> list[CheckRecord]:
+        """Check results, newest first."""
+        query = sa.select(t.check_results).order_by(t.check_results.c.id.desc()).limit(limit)
+        if deployment is not None:
+            query = query.where(t.check_results.c.deployment == deployment)
+        if env is not None:
+            query = query.where(t.check_results.c.env == env)
+        with self._tx("read check results") as db:
+            rows = list(db.execute(query))
+        return [CheckRecord(**{k: v for k, v in r._mapping.items() if k != "id"}) for r in rows]
+
+    def record_event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        env: str | None = None,
+        version: int | None = None,
+        deployment: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Append one event to the ledger's event stream."""
+        row = {
+            "at": at or time.time(),
+            "kind": kind,
+            "env": env,
+            "version": version,
+            "deployment": deployment,
+            "message": message,
+            "data": json.dumps(dict(data or {}), default=str),
+        }
+        with self._tx("record an event") as db:
+            db.execute(t.events.insert().values(**row))
+
+    def events(self, env: str | None = None, *, limit: int = 100) -> list[EventRecord]:
+        """Events newest first."""
+        query = sa.select(t.events).order_by(t.events.c.id.desc()).limit(limit)
+        if env is not None:
+            query = query.where(t.events.c.env == env)
+        with self._tx("read events") as db:
+            return [EventRecord(**row._mapping) for row in db.execute(query)]
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, *, purpose: str, holder_name: str, ttl: float, force: bool = False
+    ) -> tuple[Lease, Lease | None]:
+        """Take lease ``name``; returns (our lease, the lease we took over or broke, if any).
+
+        A lease held by a process that is gone (same host, pid dead) counts as expired at once,
+        so a kill -9 never blocks the next command. A live lease is broken only with ``force``.
+        """
+        now = time.time()
+        pid = os.getpid()
+        mine = Lease(
+            name=name,
+            token=secrets.token_hex(16),
+            holder=holder_name,
+            purpose=purpose,
+            host=socket.gethostname(),
+            pid=pid,
+            pid_start=holder.process_start(pid),
+            acquired_at=now,
+            expires_at=now + ttl,
+        )
+        with self._wrap("take a lease"):
+            for _attempt in range(5):
+                previous = self.lease(name)
+                if previous is not None and not force and _lease_is_alive(previous, now):
+                    raise LockedError(
+                        f"{name} is locked by {previous.holder} ({previous.purpose}, pid "
+                        f"{previous.pid} on {previous.host}) until "
+                        f"{time.strftime('%H:%M:%S', time.localtime(previous.expires_at))}",
+                        hint="wait for it to finish, or break the lock with --force "
+                        "(recorded in the ledger)",
+                    )
+                if self._swap_lease(previous, mine):
+                    return mine, previous
+        raise LockedError(f"{name}: could not take the lease: other processes keep racing for it")
+
+    def _swap_lease(self, previous: Lease | None, mine: Lease) -> bool:
+        """Compare-and-set: replace exactly ``previous`` (by token) with ``mine``."""
+        with self.engine.begin() as db:
+            if previous is None:
+                try:
+                    db.execute(t.leases.insert().values(**mine.__dict__))
+                except IntegrityError:
+                    return False
+                return True
+            return bool(
+                db.execute(
+                    t.leases.update()
+                    .where(t.leases.c.name == mine.name, t.leases.c.token == previous.token)
+                    .values(**mine.__dict__)
+                ).rowcount
+            )
+
+    def lease(self, name: str) -> Lease | None:
+        with self._tx("read a lease") as db:
+            row = db.execute(sa.select(t.leases).where(t.leases.c.name == name)).first()
+        return None if row is None else Lease(**row._mapping)
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend our lease, or raise LeaseLostError when someone broke or took it."""
+        expires = time.time() + ttl
+        with self._tx("renew a lease") as db:
+            renewed = db.execute(
+                t.leases.update()
+                .where(t.leases.c.name == lease.name, t.leases.c.token == lease.token)
+                .values(expires_at=expires)
+            ).rowcount
+        if not renewed:
+            raise LeaseLostError(
+                f"lost the lease on {lease.name}: another process broke or took it over",
+                hint="see 'lastgood history' for who took over; this process stops here",
+            )
+        return Lease(**{**lease.__dict__, "expires_at": expires})
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease back (only if it is still ours)."""
+        with self._tx("release a lease") as db:
+            db.execute(
+                t.leases.delete().where(
+                    t.leases.c.name == lease.name, t.leases.c.token == lease.token
+                )
+            )
+
+
+def _lease_is_alive(lease: Lease, now: float) -> bool:
+    if lease.expires_at <= now:
+        return False
+    return holder.is_alive(lease.host, lease.pid, lease.pid_start) is not False

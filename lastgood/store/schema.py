@@ -1,0 +1,49 @@
+"""Bring a store's schema to the newest Alembic revision shipped in the package.
+
+Alembic is imported only when the database is behind: a store that is up to date costs one
+small query, which keeps everyday commands fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+HEAD = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision recorded in the database, or None for an empty one."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+
+
+def upgrade(engine: Engine) -> None:
+    """Run every migration the database has not seen yet (no-op when up to date)."""
+    if current_revision(engine) == HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def alembic_head() -> str | None:
+    """The newest revision among the shipped migration scripts (for tests and tools)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()

@@ -1,0 +1,139 @@
+"""The store's tables, as SQLAlchemy Core. Only :mod:`lastgood.store` imports this.
+
+Times are UNIX epoch seconds as floats: exact to the microsecond on SQLite and PostgreSQL alike,
+so restore times are computed in the database's own numbers with no time-zone ambiguity.
+Changing a table means a new Alembic migration in ``migrations/versions``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("content_hash", String(64), nullable=False, index=True),
+    Column("parent", Integer, nullable=True),
+    Column("author", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("total_size", Integer, nullable=False),
+)
+
+version_files = Table(
+    "version_files",
+    metadata,
+    Column("version", Integer, ForeignKey("versions.number"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("blob", String(64), ForeignKey("blobs.hash"), nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("live_version", Integer, nullable=True),
+    Column("last_good", Integer, nullable=True),
+    Column("updated_at", Float, nullable=False),
+)
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("env", String(100), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("verdict", String(20), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("deployment", Integer, nullable=True),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("env", String(100), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("source", String(40), nullable=False),
+    Column("parent", Integer, nullable=True),
+    Column("trigger_at", Float, nullable=True),
+    Column("requested_at", Float, nullable=False),
+    Column("activated_at", Float, nullable=True),
+    Column("verified_at", Float, nullable=True),
+    Column("failed_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("detail", Text, nullable=False, default=""),
+    Index("ix_deployments_env_id", "env", "id"),
+)
+
+check_results = Table(
+    "check_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("deployment", Integer, nullable=True, index=True),
+    Column("env", String(100), nullable=False),
+    Column("phase", String(20), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("env", String(100), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("deployment", Integer, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("data", Text, nullable=False, default="{}"),
+    Index("ix_events_env_id", "env", "id"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("holder", String(300), nullable=False),
+    Column("purpose", String(100), nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_start", String(40), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -1,0 +1,100 @@
+"""The target contract: how a version goes live.
+
+A target type is a subclass of :class:`Target` registered under a name (see
+``lastgood.targets.registry``), exactly as a third-party plugin would register one. The contract:
+
+- ``stage(release, files)`` puts the content in place without making it live. Idempotent: staging
+  a release that is already staged is a no-op. Must be all-or-nothing: a crash mid-stage leaves
+  no release that ``retained()`` reports.
+- ``activate(release)`` makes a *retained* release live, atomically for readers of the target, or
+  through a journal that ``recover()`` finishes. Afterwards ``live()`` reports it.
+- ``live()`` reads back from the target itself which release it serves now (``None`` if nothing).
+- ``retained()`` lists releases staged there and still complete, so a rollback to one of them is
+  ``activate`` alone: a pointer switch.
+- ``actual_hash()`` hashes what the target really serves now, for drift and verification.
+- ``recover()`` finishes or undoes whatever a killed process left half-done. Called before every
+  operation; cheap when there is nothing to do.
+- ``record_verdict(release, verdict)`` remembers on the target itself that a release was proven
+  good or bad, so an offline rollback never lands on a bad one.
+- ``previous()`` is the release that was live before the current one and is retained and not
+  known bad: the offline rollback's destination.
+- ``prune(keep, protect)`` drops old releases, never one in ``protect``.
+
+Errors are raised as :class:`lastgood.errors.TargetError` with the path and the fix.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lastgood.bundle import release_name
+
+
+@dataclass(frozen=True, order=True)
+class Release:
+    """One version as a target knows it: its number and content hash."""
+
+    version: int
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        return release_name(self.version, self.content_hash)
+
+
+class Target(ABC):
+    """Base class for every target type. Subclasses set ``type_name`` and the abstract methods."""
+
+    type_name: ClassVar[str] = ""
+
+    def __init__(self, env: str, options: Mapping[str, Any], root: Path) -> None:
+        """``options`` are the keys of ``target = {…}``; relative paths resolve against ``root``."""
+        self.env = env
+        self.options = dict(options)
+        self.root = root
+
+    @abstractmethod
+    def stage(self, release: Release, files: Mapping[str, bytes]) -> None: ...
+
+    @abstractmethod
+    def activate(self, release: Release) -> None: ...
+
+    @abstractmethod
+    def live(self) -> Release | None: ...
+
+    @abstractmethod
+    def retained(self) -> list[Release]: ...
+
+    @abstractmethod
+    def actual_hash(self) -> str | None: ...
+
+    def recover(self) -> str | None:
+        """Finish an interrupted switch; return a sentence saying what was done, or None."""
+        return None
+
+    def staged_path(self, release: Release) -> Path | None:
+        """A folder holding the staged release's files (for preflights), if the target has one."""
+        return None
+
+    def live_path(self) -> Path | None:
+        """A folder holding the live files (``LASTGOOD_PATH`` for checks), if the target has one."""
+        return None
+
+    def record_verdict(self, release: Release, verdict: str) -> None:  # noqa: B027
+        """Remember ``good`` or ``bad`` for ``release`` on the target; default: nothing."""
+
+    def previous(self) -> Release | None:
+        """The release live before the current one, retained and not bad; default: none."""
+        return None
+
+    def prune(self, keep: int, protect: Iterable[Release]) -> list[Release]:
+        """Drop old releases beyond ``keep``; never one in ``protect``. Returns what was dropped."""
+        return []
+
+    def describe(self) -> str:
+        """A short human description: ``directory ../live/staging``."""
+        return f"{self.type_name} {self.options.get('path', '')}".strip()

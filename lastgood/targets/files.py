@@ -1,0 +1,294 @@
+"""The files target: write a release's files into an existing folder an app already reads.
+
+For apps that read fixed paths and cannot follow a symlink switch. lastgood keeps a full copy of
+every staged release in its own state folder (``STATE``, default ``PATH/.lastgood-target``)::
+
+    STATE/releases/v12-3f2a9c1d/…     # complete, fsynced copies
+    STATE/meta/v12-3f2a9c1d.json      # version, content hash, manifest, staged_at
+    STATE/meta/state.json             # activation history and verdicts
+    STATE/current.json                # the release PATH serves
+    STATE/journal.json                # only while a switch is under way
+
+A switch replaces files one at a time (each atomically), so it is made crash-safe by a journal:
+the plan is written first, and ``recover()`` rolls an interrupted switch forward, which is always
+possible because the release is fully staged and copying identical bytes again is a no-op. Only
+files that lastgood wrote are ever replaced or deleted; anything else in ``PATH`` is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+from lastgood import failpoint
+from lastgood.bundle import file_hash, manifest_hash
+from lastgood.errors import ConfigError, TargetError
+from lastgood.targets import _fs
+from lastgood.targets.base import Release, Target
+
+_OPTIONS = ("path", "keep", "state")
+DEFAULT_STATE = ".lastgood-target"
+
+
+class FilesTarget(Target):
+    """Copy the live release's files into ``PATH`` through a journal that ``recover()`` finishes."""
+
+    type_name: ClassVar[str] = "files"
+
+    def __init__(self, env: str, options: Mapping[str, Any], root: Path) -> None:
+        super().__init__(env, options, root)
+        _fs.reject_unknown_options(self.options, _OPTIONS, self.type_name)
+        path = _fs.option_path(self.options, "path", root)
+        if path is None:
+            raise ConfigError(
+                f"the files target of {env!r} has no path",
+                hint='write target = { type = "files", path = "../app/config" }',
+            )
+        self.path = path
+        self.keep = _fs.option_keep(self.options)
+        self.state = _fs.option_path(self.options, "state", root) or path / DEFAULT_STATE
+        self.store = _fs.ReleaseStore(self.state)
+        self.journal_path = self.state / "journal.json"
+        self.current_path = self.state / "current.json"
+
+    def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
+        """Store a full copy of ``release`` in ``STATE/releases/<name>/``; no-op when retained.
+
+        Nothing in ``PATH`` outside ``STATE`` changes.
+        """
+        if self.store.is_retained(release):
+            return
+        self._require_folder()
+        self._refuse_state_paths(files)
+        self.store.stage(release, files)
+
+    def _require_folder(self) -> None:
+        if not self.path.is_dir():
+            raise TargetError(
+                f"the files target folder {self.path} does not exist",
+                hint=f"create it (mkdir -p {self.path}) or fix target.path in lastgood.toml",
+            )
+
+    def _refuse_state_paths(self, files: Mapping[str, bytes]) -> None:
+        """A release must not write into lastgood's own state folder."""
+        if not self.state.is_relative_to(self.path):
+            return
+        inner = PurePosixPath(self.state.relative_to(self.path).as_posix())
+        for path in files:
+            pure = _fs.check_relative(path)
+            if pure == inner or inner in pure.parents:
+                raise TargetError(
+                    f"release file {path!r} would land in lastgood's state folder {self.state}",
+                    hint="exclude it from versioning, or set target.state to a folder outside "
+                    f"{self.path}",
+                )
+
+    def activate(self, release: Release) -> None:
+        """Make ``PATH`` serve ``release``: write the journal, then apply it.
+
+        Any earlier interrupted switch is finished first. Writes ``STATE/journal.json``, the
+        changed files in ``PATH``, ``STATE/current.json`` and ``STATE/meta/state.json``.
+        """
+        self._require_folder()
+        if self.journal_path.exists():
+            self.recover()
+        self._require_retained(release)
+        live = self._recorded_live()
+        old = self.store.manifest(live.name) if live is not None else {}
+        new = self.store.manifest(release.name)
+        journal = {
+            "to": release.name,
+            "from": live.name if live is not None else None,
+            "write": sorted(new),
+            "delete": sorted(set(old) - set(new)),
+        }
+        _fs.write_json(self.journal_path, journal)
+        self._apply(journal)
+
+    def _require_retained(self, release: Release) -> None:
+        if self.store.is_retained(release):
+            return
+        staged = ", ".join(r.name for r in self.store.retained()) or "none"
+        raise TargetError(
+            f"release {release.name} is not staged in {self.store.releases}",
+            hint=f"deploy it again to stage it; releases staged there: {staged}",
+        )
+
+    def _apply(self, journal: dict[str, Any]) -> None:
+        """Carry out ``journal``; idempotent, so a killed switch is finished by running it again."""
+        name = journal["to"]
+        release = self.store.release(name)
+        self._require_retained(release)
+        manifest = self.store.manifest(name)
+        touched: set[Path] = set()
+        replaced = 0
+        for path in journal["write"]:
+            if self._install(name, path, manifest.get(path)):
+                touched.update(self._folders_of(path))
+                replaced += 1
+                if replaced == 1:
+                    failpoint.hit("target.mid-switch")
+        for path in journal["delete"]:
+            destination = self._destination(path)
+            if os.path.lexists(destination) and not destination.is_dir():
+                destination.unlink()
+                touched.add(destination.parent)
+        for folder in touched:
+            _fs.fsync_dir(folder)
+        self._finish(release)
+
+    def _finish(self, release: Release) -> None:
+        current = {
+            "release": release.name,
+            "version": release.version,
+            "content_hash": release.content_hash,
+        }
+        _fs.write_json(self.current_path, current)
+        self.store.record_activation(release.name)
+        self.journal_path.unlink()
+        _fs.fsync_dir(self.state)
+        failpoint.hit("target.after-switch")
+
+    def _destination(self, path: str) -> Path:
+        return self.path.joinpath(*_fs.check_relative(path).parts)
+
+    def _folders_of(self, path: str) -> list[Path]:
+        """The folders between ``PATH`` and ``path`` whose entries a write may have changed."""
+        parents = _fs.check_relative(path).parents
+        return [self.path.joinpath(*parent.parts) for parent in parents]
+
+    def _install(self, name: str, path: str, expected: str | None) -> bool:
+        """Copy one file from the staged release into ``PATH`` atomically, keeping its mode.
+
+        Returns ``False`` without writing when the bytes there are already identical.
+        """
+        source = self.store.release_path(name).joinpath(*_fs.check_relative(path).parts)
+        data = source.read_bytes()
+        if file_hash(data) != expected:
+            raise TargetError(
+                f"the staged copy {source} does not match its manifest",
+                hint=f"it was changed by hand: delete {self.store.release_path(name)} and "
+                f"{self.store.meta_path(name)}, stage the version again, then run the command",
+            )
+        destination = self._destination(path)
+        present = _fs.regular_file_bytes(destination)
+        if present == data:
+            return False
+        if destination.is_dir() and not destination.is_symlink():
+            raise TargetError(
+                f"{destination} is a folder, but release {name} has a file there",
+                hint=f"move {destination} away and run the command again",
+            )
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        mode = stat.S_IMODE(destination.stat().st_mode) if present is not None else None
+        _fs.write_atomic(destination, data, mode=mode, sync_dir=False)
+        return True
+
+    def _read_journal(self) -> dict[str, Any] | None:
+        journal = _fs.read_json(self.journal_path)
+        if journal is None:
+            return None
+        if not isinstance(journal, dict) or not {"to", "from", "write", "delete"} <= set(journal):
+            raise TargetError(
+                f"{self.journal_path} is not a lastgood switch journal",
+                hint="restore it from a backup, or move it away and run 'lastgood rollback'",
+            )
+        return journal
+
+    def recover(self) -> str | None:
+        """Roll an interrupted switch forward and remove leftover ``.lastgood-tmp-*`` files.
+
+        Returns a sentence saying what was done, or ``None`` when there was nothing to do.
+        """
+        removed = [
+            *self.store.clean_leftovers(),
+            *_fs.remove_leftovers(self.state, _fs.TMP_FILE_PREFIX),
+        ]
+        journal = self._read_journal()
+        if journal is None:
+            if not removed:
+                return None
+            return f"removed leftover temporaries {', '.join(sorted(removed))} from {self.state}"
+        for path in (*journal["write"], *journal["delete"]):
+            _fs.remove_leftovers(self._destination(path).parent, _fs.TMP_FILE_PREFIX)
+        self._apply(journal)
+        return f"finished the interrupted switch to {journal['to']} on {self.path}"
+
+    def live(self) -> Release | None:
+        """The release ``PATH`` serves, from ``STATE/current.json``; ``None`` before the first.
+
+        While a switch journal exists (a switch is under way, or was killed and ``recover()`` has
+        not run yet) this reports the journal's ``from``: the last release that was completely in
+        place. It deliberately does not call ``recover()``: reading must never write, and another
+        process may be mid-switch. Until the switch is finished ``actual_hash()`` then differs,
+        which shows the target as drifted. Reads only.
+        """
+        journal = self._read_journal()
+        if journal is not None:
+            name = journal["from"]
+            return None if name is None else self.store.release(str(name))
+        return self._recorded_live()
+
+    def _recorded_live(self) -> Release | None:
+        current = _fs.read_json(self.current_path)
+        if current is None:
+            return None
+        return Release(int(current["version"]), str(current["content_hash"]))
+
+    def retained(self) -> list[Release]:
+        """Releases with a complete copy in ``STATE/releases/``, oldest first. Reads only."""
+        return self.store.retained()
+
+    def actual_hash(self) -> str | None:
+        """Content hash of the live release's files as they are in ``PATH`` now.
+
+        Only the files in the live release's manifest count (other files in ``PATH`` are not
+        lastgood's); a missing one is left out, so deleting or editing a file changes the hash.
+        While a switch journal exists the files of its ``to`` release count too, so a half-done
+        switch never hashes like a complete release. ``None`` when nothing is live or its
+        manifest is gone. Reads only.
+        """
+        live = self.live()
+        if live is None or not self.store.meta_path(live.name).is_file():
+            return None
+        managed = set(self.store.manifest(live.name))
+        journal = self._read_journal()
+        if journal is not None:
+            managed.update(self.store.manifest(str(journal["to"])))
+        pairs = []
+        for path in sorted(managed):
+            data = _fs.regular_file_bytes(self._destination(path))
+            if data is not None:
+                pairs.append((path, file_hash(data)))
+        return manifest_hash(pairs)
+
+    def staged_path(self, release: Release) -> Path | None:
+        """``STATE/releases/<name>``: the staged candidate's files, for preflights."""
+        return self.store.release_path(release.name)
+
+    def live_path(self) -> Path | None:
+        """``PATH``: the folder the app reads."""
+        return self.path
+
+    def record_verdict(self, release: Release, verdict: str) -> None:
+        """Remember ``good`` or ``bad`` for ``release`` in ``STATE/meta/state.json``."""
+        self.store.record_verdict(release.name, verdict)
+
+    def previous(self) -> Release | None:
+        """The newest earlier activation that is not live, not bad and still retained."""
+        return self.store.previous(self.live())
+
+    def prune(self, keep: int, protect: Iterable[Release]) -> list[Release]:
+        """Delete copies older than the newest ``keep``; never the live one, one a pending switch
+        needs, or one in ``protect``. Files in ``PATH`` are not touched."""
+        protected = {release.name for release in protect}
+        for release in (self.live(), self._recorded_live()):
+            if release is not None:
+                protected.add(release.name)
+        journal = self._read_journal()
+        if journal is not None:
+            protected.add(str(journal["to"]))
+        return self.store.prune(keep, protected)

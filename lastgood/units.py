@@ -1,0 +1,65 @@
+"""Parse the human units used in ``lastgood.toml``: durations (``30s``) and sizes (``1MiB``)."""
+
+from __future__ import annotations
+
+import re
+
+from lastgood.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_duration(value: object, *, name: str) -> float:
+    """Seconds from ``"30s"``, ``"5m"``, ``"250ms"`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} = {value!r} is not a duration", hint='write it like "30s"')
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{name} = {value!r} is negative", hint="use 0 or more seconds")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(
+            f"{name} = {value!r} is not a duration",
+            hint='write a number with a unit: "250ms", "30s", "5m", "2h" or "1d"',
+        )
+    return float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+
+
+def parse_size(value: object, *, name: str) -> int:
+    """Bytes from ``"1MiB"``, ``"500KB"`` or a bare number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ConfigError(
+            f"{name} = {value!r} is not a size", hint='write it like "512KiB" or "1MiB"'
+        )
+    unit = (match.group(2) or "b").lower()
+    return int(float(match.group(1)) * _SIZE_FACTORS[unit])
+
+
+def format_duration(seconds: float | None) -> str:
+    """Render seconds for people: ``850 ms``, ``1.8 s``, ``4m 05s``."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        minutes, rest = divmod(int(seconds), 60)
+        return f"{minutes}m {rest:02d}s"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h {rest // 60:02d}m"

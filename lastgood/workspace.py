@@ -1,0 +1,155 @@
+"""Collect the versioned files of a workspace, refusing raw data and anything that escapes it.
+
+The rule from the field: version the logic, never the data. A file that looks like data (by its
+extension), is larger than ``max_file_size``, or leads outside the folder stops the snapshot with
+an error that names the file and says how to allow or exclude it. Reads only.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from lastgood.bundle import Bundle
+from lastgood.config import CONFIG_NAME, Versioning
+from lastgood.errors import RawDataError
+
+ALWAYS_EXCLUDED = (".git", ".lastgood", ".hg", ".svn", "__pycache__", ".DS_Store", "lastgood.toml")
+DATA_EXTENSIONS = frozenset(
+    {
+        ".csv",
+        ".tsv",
+        ".parquet",
+        ".feather",
+        ".arrow",
+        ".avro",
+        ".orc",
+        ".xlsx",
+        ".xls",
+        ".xlsm",
+        ".ods",
+        ".jsonl",
+        ".ndjson",
+        ".sqlite",
+        ".sqlite3",
+        ".db",
+        ".duckdb",
+        ".mdb",
+        ".accdb",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".rar",
+        ".zst",
+        ".pkl",
+        ".pickle",
+        ".npy",
+        ".npz",
+        ".h5",
+        ".hdf5",
+        ".dump",
+        ".bak",
+    }
+)
+
+
+def matches(path: str, patterns: tuple[str, ...]) -> bool:
+    """True when ``path`` matches a glob: ``dir/**`` covers everything below ``dir``."""
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(path, pattern):
+            return True
+        if pattern.endswith("/**") and (path + "/").startswith(pattern[:-2]):
+            return True
+    return False
+
+
+def collect(root: Path, versioning: Versioning) -> Bundle:
+    """Read every versioned file under ``root`` into a :class:`Bundle`."""
+    files: dict[str, bytes] = {}
+    for path in _walk(root, versioning):
+        relative = path.relative_to(root).as_posix()
+        _refuse_escape(root, path, relative)
+        _refuse_data(path, relative, versioning)
+        files[relative] = path.read_bytes()
+    return Bundle(files)
+
+
+def _walk(root: Path, versioning: Versioning) -> list[Path]:
+    found: list[Path] = []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        here = Path(folder)
+        relative_dir = here.relative_to(root).as_posix()
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d not in ALWAYS_EXCLUDED
+            and not matches(_join(relative_dir, d) + "/", versioning.exclude)
+            and not matches(_join(relative_dir, d), versioning.exclude)
+            and not _escapes_dir(root, here / d, _join(relative_dir, d))
+        )
+        for name in sorted(names):
+            relative = _join(relative_dir, name)
+            if name in ALWAYS_EXCLUDED or matches(relative, versioning.exclude):
+                continue
+            found.append(here / name)
+    return found
+
+
+def _join(folder: str, name: str) -> str:
+    return name if folder == "." else f"{folder}/{name}"
+
+
+def _escapes_dir(root: Path, path: Path, relative: str) -> bool:
+    """Directory symlinks are never followed; one leading outside is refused outright."""
+    if path.is_symlink():
+        _refuse_escape(root, path, relative)
+        return True  # a link inside the workspace: its target is versioned where it lives
+    return False
+
+
+def _refuse_escape(root: Path, path: Path, relative: str) -> None:
+    if not path.is_symlink():
+        return
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise RawDataError(
+            f"{relative} is a symlink to {resolved}, outside the workspace {root}",
+            hint=f'copy the file into the workspace, or add "{relative}" to '
+            f"[versioning] exclude in {CONFIG_NAME}",
+        )
+
+
+def _refuse_data(path: Path, relative: str, versioning: Versioning) -> None:
+    if matches(relative, versioning.allow):
+        return
+    suffix = path.suffix.lower()
+    if suffix in DATA_EXTENSIONS:
+        raise RawDataError(
+            f"{relative} looks like raw data ({suffix} files are data, not configuration); "
+            "lastgood versions logic, never data",
+            hint=f'exclude it with exclude = ["{relative}"] under [versioning], or if it really '
+            f'is configuration, allow = ["{relative}"] in {CONFIG_NAME}',
+        )
+    size = path.stat().st_size
+    if size > versioning.max_file_size:
+        raise RawDataError(
+            f"{relative} is {size:,} bytes, more than max_file_size "
+            f"({versioning.max_file_size:,} bytes)",
+            hint=f"exclude it under [versioning] exclude, list it in allow, or raise "
+            f"max_file_size in {CONFIG_NAME}",
+        )
+
+
+def check_relative_path(path: str) -> str:
+    """Refuse a stored path that is absolute or climbs out with ``..`` (from API or import)."""
+    pure = Path(path)
+    if pure.is_absolute() or ".." in pure.parts or path.startswith("/"):
+        raise RawDataError(
+            f"path {path!r} escapes the workspace", hint="use a path relative to the workspace"
+        )
+    return pure.as_posix()

@@ -1,0 +1,229 @@
+"""The files target on real files: copies in place, the journal, history, pruning, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from lastgood.bundle import Bundle
+from lastgood.errors import ConfigError, TargetError
+from lastgood.targets.base import Release
+from lastgood.targets.files import FilesTarget
+from lastgood.targets.registry import target_class
+
+V1 = {
+    "prompt.txt": b"score leads kindly\n",
+    "same.txt": b"unchanged in v2\n",
+    "rules/old.yaml": b"threshold: 0.5\n",
+}
+V2 = {
+    "prompt.txt": b"score leads strictly\n",
+    "same.txt": b"unchanged in v2\n",
+    "rules/new.yaml": b"threshold: 0.7\n",
+    "deep/er/extra.txt": b"new folder\n",
+}
+
+
+def release(version: int, files: Mapping[str, bytes]) -> Release:
+    return Release(version, Bundle(files).content_hash)
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Path:
+    folder = tmp_path / "app" / "config"
+    folder.mkdir(parents=True)
+    (folder / "local.ini").write_text("not lastgood's\n")
+    return folder
+
+
+@pytest.fixture
+def target(tmp_path: Path, app: Path) -> FilesTarget:
+    return FilesTarget("staging", {"path": "app/config"}, tmp_path)
+
+
+def deploy(target: FilesTarget, version: int) -> Release:
+    files = {"config.txt": f"version {version}\n".encode()}
+    rel = release(version, files)
+    target.stage(rel, files)
+    target.activate(rel)
+    return rel
+
+
+def served(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder`` except lastgood's state folder."""
+    found = {}
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file() and not relative.startswith(".lastgood-target/"):
+            found[relative] = path.read_bytes()
+    return found
+
+
+def test_options(tmp_path: Path, app: Path) -> None:
+    target = FilesTarget("staging", {"path": "app/config", "state": "state", "keep": 3}, tmp_path)
+    assert target.path == app.resolve() and target.live_path() == target.path
+    assert target.state == (tmp_path / "state").resolve() and target.keep == 3
+    assert FilesTarget("staging", {"path": str(app)}, tmp_path).state == app / ".lastgood-target"
+    assert target_class("files") is FilesTarget
+    with pytest.raises(ConfigError, match="no path"):
+        FilesTarget("staging", {}, tmp_path)
+
+
+def test_missing_folder_is_refused_with_a_hint(tmp_path: Path) -> None:
+    target = FilesTarget("staging", {"path": "nowhere"}, tmp_path)
+    with pytest.raises(TargetError, match="does not exist") as caught:
+        target.stage(release(1, V1), V1)
+    assert f"mkdir -p {tmp_path / 'nowhere'}" in str(caught.value)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_stage_keeps_a_copy_and_is_idempotent(target: FilesTarget, app: Path) -> None:
+    r1 = release(1, V1)
+    target.stage(r1, V1)
+    copy = app / ".lastgood-target" / "releases" / r1.name
+    assert target.staged_path(r1) == copy
+    assert (copy / "rules" / "old.yaml").read_bytes() == V1["rules/old.yaml"]
+    inode = os.stat(copy / "prompt.txt").st_ino
+    target.stage(r1, V1)
+    assert os.stat(copy / "prompt.txt").st_ino == inode
+    assert target.retained() == [r1]
+    assert served(app) == {"local.ini": b"not lastgood's\n"}
+    assert target.live() is None and target.actual_hash() is None
+
+
+def test_stage_refuses_files_inside_the_state_folder(target: FilesTarget) -> None:
+    with pytest.raises(TargetError, match="state folder"):
+        target.stage(Release(1, "0" * 64), {".lastgood-target/meta/state.json": b"{}"})
+
+
+def test_activate_writes_replaces_and_deletes_only_managed_files(
+    target: FilesTarget, app: Path
+) -> None:
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.stage(r2, V2)
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+    assert target.live() == r1 and target.actual_hash() == r1.content_hash
+    os.chmod(app / "prompt.txt", 0o600)
+    same = os.stat(app / "same.txt").st_ino
+    target.activate(r2)
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    assert os.stat(app / "same.txt").st_ino == same
+    assert os.stat(app / "prompt.txt").st_mode & 0o777 == 0o600
+    assert target.live() == r2 and target.actual_hash() == r2.content_hash
+    current = json.loads((app / ".lastgood-target" / "current.json").read_text())
+    assert current == {"release": r2.name, "version": 2, "content_hash": r2.content_hash}
+    assert not (app / ".lastgood-target" / "journal.json").exists()
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+
+
+def test_activate_refuses_a_release_that_is_not_staged(target: FilesTarget) -> None:
+    with pytest.raises(TargetError, match="not staged"):
+        target.activate(release(1, V1))
+
+
+def test_hand_edit_and_delete_change_actual_hash(target: FilesTarget, app: Path) -> None:
+    r1 = deploy(target, 1)
+    (app / "config.txt").write_text("edited by hand\n")
+    assert target.actual_hash() != r1.content_hash
+    (app / "config.txt").write_text("version 1\n")
+    assert target.actual_hash() == r1.content_hash
+    (app / "unrelated.txt").write_text("not managed\n")
+    assert target.actual_hash() == r1.content_hash
+    (app / "config.txt").unlink()
+    assert target.actual_hash() not in (None, r1.content_hash)
+
+
+def test_previous_skips_bad_and_not_retained(target: FilesTarget) -> None:
+    r1, r2, r3, r4 = (deploy(target, n) for n in (1, 2, 3, 4))
+    assert target.previous() == r3
+    target.record_verdict(r3, "bad")
+    assert target.previous() == r2
+    assert target.prune(1, protect=[r1]) == [r2, r3]
+    assert target.previous() == r1
+    target.activate(r1)
+    assert target.previous() == r4
+
+
+def test_prune_keeps_live_and_protected(target: FilesTarget, app: Path) -> None:
+    releases = [deploy(target, n) for n in range(1, 6)]
+    target.activate(releases[1])
+    assert target.prune(2, protect=[releases[0]]) == [releases[2]]
+    assert target.retained() == [releases[0], releases[1], releases[3], releases[4]]
+    assert target.prune(0, protect=[]) == [releases[0], releases[3], releases[4]]
+    assert target.retained() == [releases[1]]
+    assert target.actual_hash() == releases[1].content_hash
+    assert (app / "config.txt").read_text() == "version 2\n"
+
+
+def test_recover_without_a_journal(target: FilesTarget, app: Path) -> None:
+    deploy(target, 1)
+    assert target.recover() is None
+    (app / ".lastgood-target" / ".lastgood-tmp-abc").write_text("half")
+    assert target.recover() is not None
+    assert not (app / ".lastgood-target" / ".lastgood-tmp-abc").exists()
+
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from lastgood.targets.base import Release
+from lastgood.targets.files import FilesTarget
+
+root, version, content_hash, files = sys.argv[1:]
+target = FilesTarget("staging", {"path": "app/config"}, Path(root))
+release = Release(int(version), content_hash)
+target.recover()
+target.stage(release, {k: v.encode() for k, v in json.loads(files).items()})
+target.activate(release)
+"""
+
+
+def run_deploy(root: Path, rel: Release, files: Mapping[str, bytes], failpoint: str) -> int:
+    text_files = json.dumps({k: v.decode() for k, v in files.items()})
+    env = {**os.environ, "LASTGOOD_FAILPOINT": failpoint}
+    args = [sys.executable, "-c", SCRIPT, str(root), str(rel.version), rel.content_hash]
+    return subprocess.run([*args, text_files], env=env, timeout=30, check=False).returncode
+
+
+@pytest.mark.parametrize(
+    ("failpoint", "survivor"),
+    [
+        ("target.after-stage-files", 1),
+        ("target.before-rename-release", 1),
+        ("target.mid-switch", 2),
+        ("target.after-switch", 2),
+        ("", 2),
+    ],
+)
+def test_a_killed_deploy_leaves_one_complete_version_after_recover(
+    tmp_path: Path, target: FilesTarget, app: Path, failpoint: str, survivor: int
+) -> None:
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, failpoint) == (-9 if failpoint else 0)
+    if failpoint == "target.mid-switch":
+        assert target.live() == r1  # the journal's "from" until the switch is finished
+        assert target.actual_hash() != r1.content_hash
+    sentence = target.recover()
+    if failpoint == "target.mid-switch":
+        assert sentence == f"finished the interrupted switch to {r2.name} on {target.path}"
+    expected = {1: r1, 2: r2}[survivor]
+    live = target.live()
+    assert live == expected and target.actual_hash() == expected.content_hash
+    assert served(app) == {**(V1 if survivor == 1 else V2), "local.ini": b"not lastgood's\n"}
+    assert not [p for p in app.rglob(".lastgood-tmp-*")]
+    assert not [p for p in (app / ".lastgood-target" / "releases").iterdir() if p.name[0] == "."]
+    target.stage(r2, V2)
+    target.activate(r2)
+    assert target.live() == r2 and target.actual_hash() == r2.content_hash
+    assert target.previous() == r1
