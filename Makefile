@@ -1,0 +1,34 @@
+# Set-up and everyday commands. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint format bench docs
+
+$(BIN)/lastgood: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/lastgood
+
+install: $(BIN)/lastgood
+
+demo: install
+	$(BIN)/lastgood demo
+
+test: install
+	$(BIN)/ruff check lastgood tests bench scripts
+	$(BIN)/ruff format --check lastgood tests bench scripts
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check lastgood tests bench scripts
+
+format: install
+	$(BIN)/ruff format lastgood tests bench scripts
+
+bench: install
+	$(BIN)/python bench/rollback.py
+
+docs: install
+	$(BIN)/python scripts/gen_cli_docs.py

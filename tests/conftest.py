@@ -1,0 +1,156 @@
+"""Shared fixtures: tiny factories for workspaces, stores and the real CLI.
+
+PostgreSQL tests use the server at 127.0.0.1:5432 (trust auth); each test gets a fresh database
+that is dropped afterwards. Without a reachable server they skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN = os.environ.get("LASTGOOD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+LASTGOOD = str(Path(sys.executable).with_name("lastgood"))
+
+
+def _pg_connect(dbname: str | None = None):  # type: ignore[no-untyped-def]
+    import psycopg
+
+    url = PG_ADMIN if dbname is None else PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
+    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+
+def pg_available() -> str | None:
+    """None when PostgreSQL answers, else the reason it does not."""
+    try:
+        with _pg_connect():
+            return None
+    except Exception as exc:  # any failure means: skip, and say why
+        return f"PostgreSQL at {PG_ADMIN} unreachable: {exc}"
+
+
+_PG_REASON = pg_available()
+if _PG_REASON and os.environ.get("LASTGOOD_REQUIRE_PG"):
+    raise RuntimeError(f"LASTGOOD_REQUIRE_PG is set but {_PG_REASON}")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database URL for one test."""
+    if _PG_REASON:
+        pytest.skip(_PG_REASON)
+    name = f"lg_{secrets.token_hex(6)}"
+    with _pg_connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with _pg_connect() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test once on a SQLite store and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+CHECK_OK = 'grep -qx ok "$LASTGOOD_PATH/health.txt"'
+
+
+def config_text(env: str = "staging", target: str = "directory", **policy: str) -> str:
+    """A lastgood.toml with one environment whose check reads health.txt in the live files."""
+    bake = policy.get("bake", "0.3s")
+    interval = policy.get("interval", "0.1s")
+    failures = policy.get("failures", "2")
+    path = "../live" if target == "directory" else "../app"
+    return textwrap.dedent(
+        f"""
+        [env.{env}]
+        target = {{ type = "{target}", path = "{path}", keep = 5 }}
+        bake = "{bake}"
+        interval = "{interval}"
+        failures = {failures}
+        verify_rounds = 2
+
+        [[env.{env}.check]]
+        name = "health-file-ok"
+        type = "command"
+        run = '{CHECK_OK}'
+        timeout = "5s"
+        """
+    )
+
+
+class Workspace:
+    """A temporary workspace with helpers to write files and run the real CLI."""
+
+    def __init__(self, base: Path, config: str, store: str | None = None) -> None:
+        self.base = base
+        self.root = base / "ws"
+        self.root.mkdir(parents=True)
+        (base / "app").mkdir()
+        (self.root / "lastgood.toml").write_text(config)
+        self.store = store
+        self.opened: list[object] = []
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def healthy(self, marker: str = "v") -> None:
+        """Make the folder a version whose check passes."""
+        self.write("health.txt", "ok\n")
+        self.write("scoring/thresholds.yaml", f"threshold: 0.4\nmarker: {marker}\n")
+
+    def broken(self, marker: str = "bad") -> None:
+        """Make the folder a version whose check fails."""
+        self.write("health.txt", "fail\n")
+        self.write("scoring/thresholds.yaml", f"threshold: 0.99\nmarker: {marker}\n")
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> (
+        subprocess.CompletedProcess[str]
+    ):
+        command = [LASTGOOD, "-C", str(self.root)]
+        if self.store:
+            command += ["--store", self.store]
+        full_env = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1", **(env or {})}
+        return subprocess.run(
+            command + list(args), capture_output=True, text=True, timeout=timeout, env=full_env
+        )
+
+    def project(self):  # type: ignore[no-untyped-def]
+        from lastgood.project import Project
+
+        project = Project.open(self.root, store_url=self.store, actor="tester")
+        self.opened.append(project)
+        return project
+
+    def close(self) -> None:
+        for project in self.opened:
+            project.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    """Factory: ``workspace(target="files", store=url, bake="1s")``."""
+
+    made: list[Workspace] = []
+
+    def make(target: str = "directory", store: str | None = None, **policy: str) -> Workspace:
+        made.append(Workspace(tmp_path / f"w{len(made)}", config_text(target=target, **policy), store))
+        return made[-1]
+
+    yield make
+    for ws in made:
+        ws.close()

@@ -1,0 +1,197 @@
+"""Deploy and rollback semantics through the verbs, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lastgood.errors import NotFoundError, PreflightError, QuarantinedError, ValidationError
+from lastgood.operations.deploy import deploy, plan_deploy
+from lastgood.operations.rollback import rollback
+from lastgood.operations.status import history, status
+from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED
+from tests.conftest import Workspace
+
+Factory = Callable[..., Workspace]
+
+
+def live_text(ws: Workspace) -> str:
+    return (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
+
+
+@pytest.fixture
+def ws(workspace: Factory, store_url: str) -> Workspace:
+    return workspace(store=store_url)
+
+
+def test_good_deploy_becomes_last_known_good(ws: Workspace) -> None:
+    ws.healthy("one")
+    project = ws.project()
+    outcome = deploy(project, "staging", message="first")
+    assert outcome.exit_code == OK
+    assert "passed its bake" in outcome.summary
+    assert "marker: one" in live_text(ws)
+    state = project.store.env_state("staging")
+    assert (state.live_version, state.last_good) == (1, 1)
+    assert project.store.verdicts("staging") == {1: "good"}
+
+
+def test_failed_bake_restores_last_known_good_and_quarantines(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    outcome = deploy(project, "staging", message="raise threshold")
+    assert outcome.exit_code == RESTORED
+    assert "restored v1" in outcome.summary and "failed" in outcome.summary
+    assert "marker: one" in live_text(ws)
+    assert outcome.restore is not None and outcome.restore.kind == "auto-rollback"
+    assert outcome.restore.time_to_active is not None and outcome.restore.time_to_active < 5
+    assert project.store.verdicts("staging")[2] == "bad"
+    kinds = [(d.kind, d.status) for d in history(project, "staging").deployments]
+    assert kinds[:2] == [("auto-rollback", "succeeded"), ("deploy", "failed-restored")]
+
+
+def test_bad_version_is_refused_even_as_a_new_snapshot(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    deploy(project, "staging")
+    ws.healthy("two")
+    deploy(project, "staging")  # v3, good
+    ws.broken()  # same content as v2: a new snapshot v4 with v2's hash
+    with pytest.raises(QuarantinedError, match="quarantined"):
+        deploy(project, "staging")
+    forced = deploy(project, "staging", force=True)
+    assert forced.exit_code == RESTORED
+    assert "marker: two" in live_text(ws)
+
+
+def test_rollback_twice_walks_back_and_never_lands_on_bad(ws: Workspace) -> None:
+    project = ws.project()
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    ws.broken()
+    deploy(project, "staging")  # v3 bad, auto-rollback to v2
+    ws.healthy("four")
+    deploy(project, "staging")  # v4 good
+    first = rollback(project, "staging", reason="scores look off")
+    assert (first.exit_code, first.version) == (OK, 2)
+    assert "marker: two" in live_text(ws)
+    second = rollback(project, "staging")
+    assert (second.exit_code, second.version) == (OK, 1)
+    assert "marker: one" in live_text(ws)
+    with pytest.raises(NotFoundError, match="no known good version"):
+        rollback(project, "staging")
+    assert project.store.verdicts("staging")[3] == "bad"
+
+
+def test_rollback_to_a_named_version_and_refusing_a_bad_one(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    deploy(project, "staging")
+    ws.healthy("three")
+    deploy(project, "staging")
+    with pytest.raises(QuarantinedError, match="v2 failed its checks"):
+        rollback(project, "staging", to="v2")
+    done = rollback(project, "staging", to="1")
+    assert done.version == 1 and "marker: one" in live_text(ws)
+    assert rollback(project, "staging", to="v1").summary.endswith("nothing to do")
+
+
+def test_dry_run_changes_nothing(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.write("scoring/extra.yaml", "a: 1\n")
+    plan = plan_deploy(project, "staging")
+    assert plan.dry_run and plan.changes["added"] == ["scoring/extra.yaml"]
+    assert [step.action for step in plan.plan][0] == "snapshot"
+    assert project.store.head().number == 1  # type: ignore[union-attr]
+    assert not (ws.base / "live" / "current" / "scoring" / "extra.yaml").exists()
+
+
+def test_preflight_failure_refuses_before_anything_live_changes(
+    workspace: Factory, tmp_path: Path
+) -> None:
+    ws = workspace()
+    config = (ws.root / "lastgood.toml").read_text()
+    config += (
+        '\n[[env.staging.preflight]]\nname = "candidate-ok"\ntype = "command"\n'
+        "run = 'grep -q ok \"$LASTGOOD_PATH/health.txt\"'\n"
+    )
+    (ws.root / "lastgood.toml").write_text(config)
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    with pytest.raises(PreflightError, match="'candidate-ok' failed") as raised:
+        deploy(project, "staging")
+    assert raised.value.exit_code == 5
+    assert "v1 still live" in str(raised.value)
+    assert "marker: one" in live_text(ws)
+    assert project.store.verdicts("staging").get(2) is None
+
+
+def test_validation_failure_is_refused(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    ws.write("scoring/broken.yaml", "a: [1, 2\n")
+    with pytest.raises(ValidationError, match="scoring/broken.yaml") as raised:
+        deploy(project, "staging")
+    assert raised.value.exit_code == 5
+    assert not (ws.base / "live").exists() or not (ws.base / "live" / "current").exists()
+
+
+def test_first_deploy_failing_needs_a_human(ws: Workspace) -> None:
+    project = ws.project()
+    ws.broken()
+    outcome = deploy(project, "staging")
+    assert outcome.exit_code == NEEDS_HUMAN
+    assert "no last known good" in outcome.summary
+
+
+def test_unchanged_deploy_is_a_recorded_no_op(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    again = deploy(project, "staging")
+    assert again.exit_code == OK and "nothing to do" in again.summary
+    assert history(project, "staging").deployments[0].status == "unchanged"
+
+
+def test_status_reports_drift_and_restore_times(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    deploy(project, "staging")
+    (report,) = status(project, "staging")
+    assert report.live_version == 1 and report.last_good == 1
+    assert len(report.restores) == 1 and report.within_budget
+    assert not report.drifted
+    live_file = ws.base / "live" / "current" / "scoring" / "thresholds.yaml"
+    live_file.write_text("threshold: 0.0\n")
+    (report,) = status(project, "staging")
+    assert report.drifted
+    assert any("drift" in warning for warning in report.warnings)
+
+
+def test_restore_that_cannot_be_verified_needs_a_human(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.healthy("two")
+    deploy(project, "staging")
+    # the world breaks: v1's own files now fail the check (edited in its retained release)
+    release = next((ws.base / "live" / "releases").glob("v1-*"))
+    (release / "health.txt").write_text("fail\n")
+    outcome = rollback(project, "staging")
+    assert outcome.exit_code == NEEDS_HUMAN
+    assert "A person is needed" in outcome.summary
