@@ -118,9 +118,9 @@ class Workspace:
         self.write("health.txt", "fail\n")
         self.write("scoring/thresholds.yaml", f"threshold: 0.99\nmarker: {marker}\n")
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> (
-        subprocess.CompletedProcess[str]
-    ):
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         command = [LASTGOOD, "-C", str(self.root)]
         if self.store:
             command += ["--store", self.store]
@@ -148,7 +148,9 @@ def workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
     made: list[Workspace] = []
 
     def make(target: str = "directory", store: str | None = None, **policy: str) -> Workspace:
-        made.append(Workspace(tmp_path / f"w{len(made)}", config_text(target=target, **policy), store))
+        made.append(
+            Workspace(tmp_path / f"w{len(made)}", config_text(target=target, **policy), store)
+        )
         return made[-1]
 
     yield make

@@ -1,0 +1,130 @@
+"""Rules both store backends share, free of any database driver.
+
+The SQLAlchemy :class:`~lastgood.store.database.Store` and the stdlib
+:class:`~lastgood.store.lite.LiteStore` must agree on every decision that is not SQL: when a
+lease counts as alive, what a lease looks like, how errors read, which defaults a ledger record
+gets. Keeping those here means the two cannot drift, and importing this module stays cheap
+(no SQLAlchemy), which is the point of the SQLite fast lane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lastgood import holder
+from lastgood.bundle import file_hash
+from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.records import Lease
+from lastgood.settings import mask_url
+
+LEASE_ATTEMPTS = 5
+"""How many compare-and-set rounds a lease take-over tries before giving up on a racing crowd."""
+
+
+def store_failure(url: str, doing: str, exc: BaseException) -> StoreError:
+    """The StoreError a driver exception becomes: masked URL, what we were doing, the cause."""
+    lines = str(exc).splitlines() or [""]
+    return StoreError(
+        f"store {mask_url(url)} failed to {doing}: {exc.__class__.__name__}: {lines[0]}",
+        hint="check that the store is reachable; 'lastgood status' retries safely",
+    )
+
+
+def version_not_found(number: int) -> NotFoundError:
+    return NotFoundError(f"no version v{number}", hint="run 'lastgood log' to list versions")
+
+
+def deployment_not_found(deployment_id: int) -> NotFoundError:
+    return NotFoundError(f"no ledger record #{deployment_id}")
+
+
+def verified_blob(data: bytes, expected_hash: str, *, path: str, number: int) -> bytes:
+    """``data`` when it still hashes to ``expected_hash``; a damaged blob is a StoreError."""
+    if file_hash(data) != expected_hash:
+        raise StoreError(f"stored content of {path} in v{number} is damaged")
+    return data
+
+
+def deployment_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A new ledger record's columns: ``values`` over the defaults (running, requested now)."""
+    row: dict[str, Any] = {
+        "status": "running",
+        "reason": "",
+        "detail": "",
+        "requested_at": time.time(),
+    }
+    row.update(values)
+    return row
+
+
+def event_row(
+    kind: str,
+    message: str,
+    *,
+    env: str | None,
+    version: int | None,
+    deployment: int | None,
+    data: Mapping[str, Any] | None,
+    at: float | None,
+) -> dict[str, Any]:
+    """An event's columns, with ``data`` serialised as JSON (anything odd becomes a string)."""
+    return {
+        "at": at or time.time(),
+        "kind": kind,
+        "env": env,
+        "version": version,
+        "deployment": deployment,
+        "message": message,
+        "data": json.dumps(dict(data or {}), default=str),
+    }
+
+
+def new_lease(name: str, *, purpose: str, holder_name: str, ttl: float) -> Lease:
+    """A lease for this process, valid ``ttl`` seconds from now, with a fresh random token."""
+    now = time.time()
+    pid = os.getpid()
+    return Lease(
+        name=name,
+        token=secrets.token_hex(16),
+        holder=holder_name,
+        purpose=purpose,
+        host=socket.gethostname(),
+        pid=pid,
+        pid_start=holder.process_start(pid),
+        acquired_at=now,
+        expires_at=now + ttl,
+    )
+
+
+def lease_is_alive(lease: Lease, now: float) -> bool:
+    """Unexpired and its process not known dead: a kill -9 frees the lease at once."""
+    if lease.expires_at <= now:
+        return False
+    return holder.is_alive(lease.host, lease.pid, lease.pid_start) is not False
+
+
+def locked_error(name: str, previous: Lease) -> LockedError:
+    """The refusal that names who holds the lease, why, and until when."""
+    until = time.strftime("%H:%M:%S", time.localtime(previous.expires_at))
+    return LockedError(
+        f"{name} is locked by {previous.holder} ({previous.purpose}, pid "
+        f"{previous.pid} on {previous.host}) until {until}",
+        hint="wait for it to finish, or break the lock with --force (recorded in the ledger)",
+    )
+
+
+def lease_race_error(name: str) -> LockedError:
+    return LockedError(f"{name}: could not take the lease: other processes keep racing for it")
+
+
+def lease_lost_error(lease: Lease) -> LeaseLostError:
+    return LeaseLostError(
+        f"lost the lease on {lease.name}: another process broke or took it over",
+        hint="see 'lastgood history' for who took over; this process stops here",
+    )

@@ -1,0 +1,137 @@
+"""The real ``lastgood`` command, as a user runs it: output, exit codes, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+from tests.conftest import LASTGOOD, Workspace
+
+Factory = Callable[..., Workspace]
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_init_writes_config_store_and_gitignore(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run([LASTGOOD, "-C", str(tmp_path), "init"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "[env.staging]" in (tmp_path / "lastgood.toml").read_text()
+    assert (tmp_path / ".lastgood" / "store.db").exists()
+    assert ".lastgood/" in (tmp_path / ".gitignore").read_text()
+    again = subprocess.run([LASTGOOD, "-C", str(tmp_path), "init"], capture_output=True, text=True)
+    assert_clean_error(again, 2, "already exists", "--force")
+
+
+def test_snapshot_log_show_diff(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    first = ws.run("snapshot", "-m", "first")
+    assert first.returncode == 0 and first.stdout.startswith("v1 ")
+    assert "unchanged" in ws.run("snapshot", "-m", "again").stderr
+    ws.write("scoring/thresholds.yaml", "threshold: 0.9\n")
+    ws.run("snapshot", "-m", "raise threshold")
+    log = ws.run("log")
+    assert "raise threshold" in log.stdout and "tester" in log.stdout
+    versions = json.loads(ws.run("log", "--json").stdout)
+    assert [v["number"] for v in versions] == [2, 1]
+    shown = ws.run("show", "v2", "scoring/thresholds.yaml")
+    assert shown.stdout.strip() == "threshold: 0.9"
+    diff = ws.run("diff", "v1", "v2")
+    assert "-threshold: 0.4" in diff.stdout and "+threshold: 0.9" in diff.stdout
+    assert_clean_error(ws.run("show", "v9"), 2, "no version v9", "lastgood log")
+    assert_clean_error(ws.run("show", "nonsense!"), 2, "not a version reference")
+
+
+def test_deploy_failure_rolls_back_with_exit_3_and_history(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "good").returncode == 0
+    ws.broken()
+    result = ws.run("deploy", "staging", "-m", "threshold too high")
+    assert result.returncode == 3, result.stderr
+    assert "restored v1" in result.stdout and "history staging" in result.stdout
+    assert "auto-rolled-back" in result.stderr
+    timeline = json.loads(ws.run("history", "staging", "--json").stdout)
+    kinds = [(d["kind"], d["status"]) for d in timeline["deployments"]]
+    assert kinds == [("auto-rollback", "succeeded"), ("deploy", "failed-restored"),
+                     ("deploy", "succeeded")]  # fmt: skip
+    assert timeline["deployments"][0]["time_to_active"] < 5
+    again = ws.run("deploy", "staging")
+    assert_clean_error(again, 5, "quarantined", "--force")
+
+
+def test_status_json_and_text(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    ws.run("deploy", "staging")
+    (report,) = json.loads(ws.run("status", "--json").stdout)
+    assert report["live_version"] == 1 and report["last_good"] == 1
+    assert report["health"] == "healthy" and report["drifted"] is False
+    text = ws.run("status", "staging").stdout
+    assert "live          v1" in text and "last good     v1" in text
+
+
+def test_dry_run_prints_plan(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    result = ws.run("deploy", "staging", "--dry-run")
+    assert result.returncode == 0
+    assert "1. snapshot" in result.stdout and "dry run: nothing was changed" in result.stdout
+    assert "added    health.txt" in result.stdout
+    assert not (ws.base / "live").exists()
+    assert ws.run("log", "--json").stdout.strip() == "[]"
+
+
+def test_offline_rollback_and_the_next_command_records_it(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    ws.run("deploy", "staging")
+    ws.healthy("two")
+    ws.run("deploy", "staging")
+    down = {"LASTGOOD_STORE": UNREACHABLE}
+    blocked = ws.run("rollback", "staging", env=down)
+    assert_clean_error(blocked, 1, "store", "nowhere")
+    offline = ws.run("rollback", "staging", "--offline", "-m", "store is down", env=down)
+    assert offline.returncode == 0, offline.stderr
+    assert "offline" in offline.stdout
+    live = (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
+    assert "marker: one" in live
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert status["live_version"] == 1 and status["ledger_version"] == 1
+    records = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
+    assert records[0]["kind"] == "offline-rollback" and records[0]["reason"] == "store is down"
+
+
+def test_configuration_errors_are_clean(workspace: Factory) -> None:
+    ws = workspace()
+    assert_clean_error(ws.run("deploy", "prod"), 2, "no environment named 'prod'", "staging")
+    (ws.root / "lastgood.toml").write_text("[env.staging]\nbake = 1\n")
+    assert_clean_error(ws.run("status"), 2, "target is missing")
+    ws.write("lastgood.toml", "[env\n")
+    assert_clean_error(ws.run("log"), 2, "not valid TOML")
+
+
+def test_raw_data_is_refused_with_exit_5(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    ws.write("exports/leads.csv", "id,score\n1,0.5\n")
+    assert_clean_error(ws.run("deploy", "staging"), 5, "exports/leads.csv", "allow")
+
+
+def test_outside_a_workspace(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run([LASTGOOD, "status"], capture_output=True, text=True, cwd=tmp_path)
+    assert_clean_error(result, 2, "no lastgood.toml", "lastgood init")
+
+
+def test_help_ends_with_examples() -> None:
+    for command in ["deploy", "rollback", "status", "history", "diff", "snapshot", "check"]:
+        result = subprocess.run([LASTGOOD, command, "--help"], capture_output=True, text=True)
+        assert result.returncode == 0
+        assert "Example:" in result.stdout, command

@@ -1,0 +1,83 @@
+"""lastgood.toml parsing: defaults, units, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lastgood.config import load, parse
+from lastgood.errors import ConfigError
+from lastgood.operations.init import TEMPLATE
+from lastgood.units import format_duration, parse_duration, parse_size
+
+MINIMAL = '[env.staging]\ntarget = { type = "directory", path = "../live" }\n'
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(MINIMAL), tmp_path)
+    env = cfg.environment("staging")
+    assert (env.bake, env.interval, env.failures, env.budget) == (30.0, 3.0, 2, 300.0)
+    assert cfg.versioning.max_file_size == 1024 * 1024
+    assert cfg.default_environment() == "staging"
+
+
+def test_init_template_parses(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(TEMPLATE), tmp_path)
+    assert set(cfg.environments) == {"staging", "production"}
+    assert cfg.environment("production").protected
+    assert cfg.default_environment() == "production"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "[env.staging]\ntarget = { type = 'directory' }\nbaek = '1s'\n",
+            "did you mean env.staging.bake",
+        ),
+        ("[env.staging]\nbake = '1s'\n", "target is missing"),
+        (
+            "[env.s]\ntarget = { type = 'directory' }\nbake = 'soon'\n",
+            "env.s.bake = 'soon' is not a duration",
+        ),
+        ("[env.s]\ntarget = { type = 'directory' }\nfailures = 0\n", "failures = 0"),
+        ("[versioning]\nmax_file_size = 'big'\n", "is not a size"),
+        ("colour = 1\n", "unknown key colour"),
+        ("[env.s]\ntarget = { type = 'directory' }\n[[env.s.check]]\nname = 'x'\n", "has no type"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse(tomllib.loads(text), tmp_path)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lastgood init"):
+        load(tmp_path)
+    (tmp_path / "lastgood.toml").write_text("[env\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(tmp_path)
+
+
+def test_unknown_environment_lists_known_ones(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(MINIMAL), tmp_path)
+    with pytest.raises(ConfigError, match="known environments: staging"):
+        cfg.environment("prod")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("5m", 300), ("250ms", 0.25), ("1h", 3600), (2, 2), ("1.5s", 1.5)],
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text, name="x") == seconds
+
+
+def test_sizes_and_formatting() -> None:
+    assert parse_size("1MiB", name="x") == 1048576
+    assert parse_size("500KB", name="x") == 500000
+    assert format_duration(0.0123) == "12 ms"
+    assert format_duration(1.84) == "1.8 s"
+    assert format_duration(245) == "4m 05s"
