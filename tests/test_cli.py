@@ -1,4 +1,4 @@
-"""The real ``lastgood`` command, as a user runs it: output, exit codes, errors without tracebacks."""
+"""The real ``lastgood`` command as a user runs it: output, exit codes, no tracebacks."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def test_dry_run_changes_nothing(ws: Workspace) -> None:
     ws.write("scoring/extra.yaml", "a: 1\n")
     plan = plan_deploy(project, "staging")
     assert plan.dry_run and plan.changes["added"] == ["scoring/extra.yaml"]
-    assert [step.action for step in plan.plan][0] == "snapshot"
+    assert plan.plan[0].action == "snapshot"
     assert project.store.head().number == 1  # type: ignore[union-attr]
     assert not (ws.base / "live" / "current" / "scoring" / "extra.yaml").exists()
 
@@ -143,7 +143,7 @@ def test_validation_failure_is_refused(ws: Workspace) -> None:
     project = ws.project()
     ws.healthy("one")
     ws.write("scoring/broken.yaml", "a: [1, 2\n")
-    with pytest.raises(ValidationError, match="scoring/broken.yaml") as raised:
+    with pytest.raises(ValidationError, match=r"scoring/broken\.yaml") as raised:
         deploy(project, "staging")
     assert raised.value.exit_code == 5
     assert not (ws.base / "live").exists() or not (ws.base / "live" / "current").exists()

@@ -7,10 +7,6 @@ SQLAlchemy is used here and nowhere else; its exceptions are wrapped into
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -21,9 +17,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from lastgood import holder
-from lastgood.bundle import Bundle, file_hash
-from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.bundle import Bundle
+from lastgood.errors import StoreError
 from lastgood.records import (
     CheckRecord,
     Deployment,
@@ -33,7 +28,7 @@ from lastgood.records import (
     VersionInfo,
 )
 from lastgood.settings import mask_url
-from lastgood.store import schema
+from lastgood.store import common, schema
 from lastgood.store import tables as t
 
 
@@ -94,11 +89,7 @@ class Store:
         try:
             yield
         except SQLAlchemyError as exc:
-            raise StoreError(
-                f"store {mask_url(self.url)} failed to {doing}: {exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0]}",
-                hint="check that the store is reachable; 'lastgood status' retries safely",
-            ) from exc
+            raise common.store_failure(self.url, doing, exc) from exc
 
     @contextmanager
     def _tx(self, doing: str) -> Iterator[Connection]:
@@ -159,7 +150,7 @@ class Store:
         with self._tx("read a version") as db:
             row = db.execute(sa.select(t.versions).where(t.versions.c.number == number)).first()
         if row is None:
-            raise NotFoundError(f"no version v{number}", hint="run 'lastgood log' to list versions")
+            raise common.version_not_found(number)
         return VersionInfo(**row._mapping)
 
     def versions(self, *, limit: int | None = None, before: int | None = None) -> list[VersionInfo]:
@@ -199,13 +190,10 @@ class Store:
         )
         with self._tx("read files") as db:
             rows = list(db.execute(query))
-        files = {}
-        for row in rows:
-            data = bytes(row.data)
-            if file_hash(data) != row.hash:
-                raise StoreError(f"stored content of {row.path} in v{number} is damaged")
-            files[row.path] = data
-        return files
+        return {
+            row.path: common.verified_blob(bytes(row.data), row.hash, path=row.path, number=number)
+            for row in rows
+        }
 
     def blob_count(self) -> int:
         with self._tx("count blobs") as db:
@@ -267,8 +255,7 @@ class Store:
 
     def begin_deployment(self, **values: Any) -> Deployment:
         """Open a ledger record (status ``running`` unless given)."""
-        row = {"status": "running", "reason": "", "detail": "", "requested_at": time.time()}
-        row.update(values)
+        row = common.deployment_row(values)
         with self._tx("open a ledger record") as db:
             new_id = db.execute(t.deployments.insert().values(**row)).inserted_primary_key[0]
         return self.deployment(int(new_id))
@@ -287,7 +274,7 @@ class Store:
                 sa.select(t.deployments).where(t.deployments.c.id == deployment_id)
             ).first()
         if row is None:
-            raise NotFoundError(f"no ledger record #{deployment_id}")
+            raise common.deployment_not_found(deployment_id)
         return Deployment(**row._mapping)
 
     def deployments(
@@ -335,15 +322,9 @@ class Store:
         at: float | None = None,
     ) -> None:
         """Append one event to the ledger's event stream."""
-        row = {
-            "at": at or time.time(),
-            "kind": kind,
-            "env": env,
-            "version": version,
-            "deployment": deployment,
-            "message": message,
-            "data": json.dumps(dict(data or {}), default=str),
-        }
+        row = common.event_row(
+            kind, message, env=env, version=version, deployment=deployment, data=data, at=at
+        )
         with self._tx("record an event") as db:
             db.execute(t.events.insert().values(**row))
 
@@ -365,33 +346,16 @@ class Store:
         A lease held by a process that is gone (same host, pid dead) counts as expired at once,
         so a kill -9 never blocks the next command. A live lease is broken only with ``force``.
         """
-        now = time.time()
-        pid = os.getpid()
-        mine = Lease(
-            name=name,
-            token=secrets.token_hex(16),
-            holder=holder_name,
-            purpose=purpose,
-            host=socket.gethostname(),
-            pid=pid,
-            pid_start=holder.process_start(pid),
-            acquired_at=now,
-            expires_at=now + ttl,
-        )
+        mine = common.new_lease(name, purpose=purpose, holder_name=holder_name, ttl=ttl)
+        now = mine.acquired_at
         with self._wrap("take a lease"):
-            for _attempt in range(5):
+            for _attempt in range(common.LEASE_ATTEMPTS):
                 previous = self.lease(name)
-                if previous is not None and not force and _lease_is_alive(previous, now):
-                    raise LockedError(
-                        f"{name} is locked by {previous.holder} ({previous.purpose}, pid "
-                        f"{previous.pid} on {previous.host}) until "
-                        f"{time.strftime('%H:%M:%S', time.localtime(previous.expires_at))}",
-                        hint="wait for it to finish, or break the lock with --force "
-                        "(recorded in the ledger)",
-                    )
+                if previous is not None and not force and common.lease_is_alive(previous, now):
+                    raise common.locked_error(name, previous)
                 if self._swap_lease(previous, mine):
                     return mine, previous
-        raise LockedError(f"{name}: could not take the lease: other processes keep racing for it")
+        raise common.lease_race_error(name)
 
     def _swap_lease(self, previous: Lease | None, mine: Lease) -> bool:
         """Compare-and-set: replace exactly ``previous`` (by token) with ``mine``."""
@@ -425,10 +389,7 @@ class Store:
                 .values(expires_at=expires)
             ).rowcount
         if not renewed:
-            raise LeaseLostError(
-                f"lost the lease on {lease.name}: another process broke or took it over",
-                hint="see 'lastgood history' for who took over; this process stops here",
-            )
+            raise common.lease_lost_error(lease)
         return Lease(**{**lease.__dict__, "expires_at": expires})
 
     def release_lease(self, lease: Lease) -> None:
@@ -439,9 +400,3 @@ class Store:
                     t.leases.c.name == lease.name, t.leases.c.token == lease.token
                 )
             )
-
-
-def _lease_is_alive(lease: Lease, now: float) -> bool:
-    if lease.expires_at <= now:
-        return False
-    return holder.is_alive(lease.host, lease.pid, lease.pid_start) is not False
