@@ -74,7 +74,7 @@ class Environment:
     @property
     def lease_ttl(self) -> float:
         """Lease lifetime: long enough to outlive one check round and its renewal."""
-        slowest = max((check.timeout for check in self.checks), default=0.0)
+        slowest = max((check.timeout for check in self.checks + self.preflight), default=0.0)
         return max(self.lease, 3 * self.interval + slowest)
 
 
