@@ -201,7 +201,10 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
     if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
         raise ConfigError(f"{prefix}failures = {failures!r} in {where} must be a whole number ≥ 1")
     verify_rounds = table.get("verify_rounds", 3)
-    if not isinstance(verify_rounds, int) or verify_rounds < 1:
+    protected = table.get("protected", False)
+    if not isinstance(protected, bool):
+        raise ConfigError(f"{prefix}protected = {protected!r} in {where} must be true or false")
+    if not isinstance(verify_rounds, int) or isinstance(verify_rounds, bool) or verify_rounds < 1:
         raise ConfigError(f"{prefix}verify_rounds = {verify_rounds!r} must be a whole number ≥ 1")
     interval = parse_duration(table.get("interval", "3s"), name=f"{prefix}interval")
     if interval <= 0:
@@ -215,7 +218,7 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
         budget=parse_duration(table.get("budget", "5m"), name=f"{prefix}budget"),
         lease=parse_duration(table.get("lease", "30s"), name=f"{prefix}lease"),
         verify_rounds=verify_rounds,
-        protected=bool(table.get("protected", False)),
+        protected=protected,
         preflight=_parse_checks(table.get("preflight", []), f"{prefix}preflight", where),
         checks=_parse_checks(table.get("check", []), f"{prefix}check", where),
     )

@@ -17,7 +17,7 @@ from lastgood.events import Event, EventBus
 from lastgood.targets import Target, open_target
 
 if TYPE_CHECKING:
-    from lastgood.store.database import Store
+    from lastgood.store.base import StoreBackend as Store
 
 STORE_DIR = ".lastgood"
 

@@ -15,7 +15,16 @@ from lastgood.bundle import Bundle
 from lastgood.config import CONFIG_NAME, Versioning
 from lastgood.errors import RawDataError
 
-ALWAYS_EXCLUDED = (".git", ".lastgood", ".hg", ".svn", "__pycache__", ".DS_Store", "lastgood.toml")
+ALWAYS_EXCLUDED = (
+    ".git",
+    ".lastgood",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".DS_Store",
+    "lastgood.toml",
+    ".gitignore",
+)
 DATA_EXTENSIONS = frozenset(
     {
         ".csv",

@@ -65,7 +65,8 @@ class HttpCheck(Check):
         """Send the request and judge the answer; a transport error is a failed result."""
         started = time.monotonic()
         try:
-            with httpx.Client(timeout=self.spec.timeout) as client:
+            proxies_allowed = not _is_loopback(self.url)
+            with httpx.Client(timeout=self.spec.timeout, trust_env=proxies_allowed) as client:
                 response = client.request(self.method, self.url, headers=self.headers)
         except httpx.TimeoutException:
             return self._failed(f"no answer within {self.spec.timeout:g} s")
@@ -255,3 +256,17 @@ def _reject_unknown(spec: CheckSpec) -> None:
 
 def _option_error(spec: CheckSpec, key: str, problem: str, hint: str) -> ConfigError:
     return ConfigError(f"http check {spec.name!r}: {key} {problem}", hint=hint)
+
+
+def _is_loopback(url: str) -> bool:
+    """Loopback checks never go through HTTP_PROXY: a proxy cannot reach our 127.0.0.1."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -81,13 +81,14 @@ def cli(ctx: click.Context, workspace: str | None, store: str | None, author: st
 
 def main() -> None:
     """Console entry point: run the CLI and translate errors into messages and exit codes."""
-    from lastgood.cli import commands  # noqa: F401  (registers the commands)
+    from lastgood.cli import commands, demo  # noqa: F401  (registers the commands)
 
     try:
         code = cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except click.exceptions.Abort as exc:
+        interrupted = isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt)
+        click.echo("interrupted" if interrupted else "aborted", err=True)
+        sys.exit(130 if interrupted else 1)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)

@@ -226,6 +226,11 @@ def rollback(
       lastgood rollback production -m "scores dropped to zero"
     """
     if offline:
+        if to or force:
+            raise click.UsageError(
+                "--offline switches to the target's previous good release by itself; "
+                "--to and --force need the store (drop --offline)"
+            )
         from lastgood import config as config_module
         from lastgood.operations.rollback import rollback_offline
 
@@ -235,7 +240,7 @@ def rollback(
     from lastgood.operations.rollback import rollback as do_rollback
 
     project = app.project()
-    if not as_json and r.is_tty():
+    if not as_json:
         project.events.subscribe(r.ProgressPrinter())
     _finish(do_rollback(project, env, to=to, reason=reason, force=force), as_json)
 

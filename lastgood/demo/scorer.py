@@ -1,7 +1,7 @@
 """The demo's lead-scoring service: a real process that reads its rules from a directory target.
 
-Run it as ``python -m lastgood.demo.scorer --live PATH --db PATH --port 0``. It prints the port
-it listens on (127.0.0.1 only) as the first line of stdout, then serves:
+Run as ``python -m lastgood.demo.scorer --live PATH --db PATH --port 0`` (the demo uses
+:class:`ScorerProcess`), it prints its port (on 127.0.0.1) as its first line of stdout and serves:
 
 - ``GET /health``: ``{"status": "ok", "config": "v1-3f2a9c1d", "version": "v1", "cutoff": 0.2,
   "leads_scored": 42, "recent_average": 0.41}``;
@@ -17,12 +17,16 @@ seconds so the demo's SQL check always has fresh rows. Writes only the ``leads``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import selectors
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +35,8 @@ from types import FrameType
 from typing import Any
 
 import yaml
+
+from lastgood.errors import LastgoodError
 
 RULES_FILE = Path("scoring") / "thresholds.yaml"
 RECENT_WINDOW = 1.0
@@ -244,10 +250,11 @@ def exit_with_parent(stop: threading.Event) -> None:
     This is what keeps the scorer from outliving a demo that was killed outright, when no
     ``finally`` of the parent's could run.
     """
-    try:
-        sys.stdin.buffer.read()
-    except (OSError, ValueError):
-        pass
+    # os.read on the raw descriptor: a thread blocked inside sys.stdin's buffered reader holds
+    # its lock, and the interpreter aborts at exit when it cannot take that lock.
+    with contextlib.suppress(OSError):
+        while os.read(0, 4096):
+            pass
     if not stop.is_set():
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -308,6 +315,90 @@ def _shut_down(
     server.server_close()
     book.close()
     log("stopped")
+
+
+class ScorerProcess:
+    """The scorer as the demo's child process; leaving the ``with`` block always stops it.
+
+    Its stdin is a pipe the parent never writes to: if the parent dies without cleaning up, the
+    pipe closes and ``--exit-with-parent`` stops the scorer. Its log goes to ``scorer.log`` in
+    the demo folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.log = folder / "scorer.log"
+        self.port: int | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def __enter__(self) -> ScorerProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, live: Path, db: Path, *, timeout: float = 15.0) -> int:
+        """Start the scorer and return the port it listens on. Creates ``db``."""
+        command = [sys.executable, "-m", "lastgood.demo.scorer", "--live", str(live)]
+        command += ["--db", str(db), "--port", "0", "--exit-with-parent"]
+        with open(self.log, "ab") as log_file:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log_file,
+                cwd=self.folder,
+            )
+        self.port = self._read_port(self._process, timeout)
+        return self.port
+
+    def _read_port(self, process: subprocess.Popen[bytes], timeout: float) -> int:
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout)
+        line = process.stdout.readline() if ready else b""
+        try:
+            return int(line)
+        except ValueError:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=1 if ready else 0)
+            code = process.returncode
+            why = f"no port within {timeout:g} s" if code is None else f"it exited with code {code}"
+            raise LastgoodError(
+                f"the demo's scorer did not start ({why}): {self._log_tail()}",
+                hint="run again with --keep and read scorer.log in the folder it prints",
+            ) from None
+
+    def _log_tail(self) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return " | ".join(text.strip().splitlines()[-3:]) or "it printed nothing"
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``, or ``{"status": "unreachable", …}`` when the scorer does not answer."""
+        url = f"http://127.0.0.1:{self.port}/health"
+        try:
+            with self._opener.open(url, timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except (OSError, ValueError) as exc:
+            return {"status": "unreachable", "error": str(exc)}
+
+    def stop(self) -> None:
+        """Terminate the scorer, wait for it (kill after 5 s) and close the pipes. Idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 if __name__ == "__main__":

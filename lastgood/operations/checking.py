@@ -38,6 +38,14 @@ class Round:
             return f"{len(self.results)}/{len(self.results)} checks passed"
         return "; ".join(f"'{r.name}' failed: {r.detail}" for r in self.failed)
 
+    def failed_names(self) -> str:
+        """``'scores-not-zero', 'scorer-up'``, for sentences that say what failed."""
+        return ", ".join(f"'{r.name}'" for r in self.failed) or "its checks"
+
+    def failed_details(self) -> str:
+        """What each failed check saw, ``; ``-separated."""
+        return "; ".join(r.detail for r in self.failed)
+
 
 def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
     """Instantiate checks; raises ConfigError on a bad option before anything runs."""

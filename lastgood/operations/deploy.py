@@ -130,13 +130,15 @@ def deploy(
     """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target."""
     settings = project.config.environment(env)
     build_checks(settings.checks + settings.preflight)
-    version = (
-        resolve(project, ref, env=env)
-        if ref is not None
-        else snapshot(project, message, source=source).version
-    )
+    if ref is None:
+        bundle = read_workspace(project)
+        validate_bundle(bundle.files, project.config.schemas, project.root)
+        version = snapshot(project, message, source=source, bundle=bundle).version
+    else:
+        version = resolve(project, ref, env=env)
     files = project.store.files(version.number)
-    validate_bundle(files, project.config.schemas, project.root)
+    if ref is not None:
+        validate_bundle(files, project.config.schemas, project.root)
     with EnvLease(project, env, "deploy", force=False) as lease:
         failpoint.hit("deploy.after-lease")
         reconcile(project, env)
@@ -353,12 +355,14 @@ class DeployRun:
 
     def _fail(self, trigger_at: float, last: Round | None) -> Outcome:
         assert self.record is not None
-        why = last.summary() if last else "checks failed"
+        names = last.failed_names() if last else "its checks"
+        details = last.failed_details() if last else ""
+        why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
         self.store.set_verdict(self.env, self.version.number, BAD, deployment=self.record.id)
         self.target.record_verdict(self.release, BAD)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(self.record.id, failed_at=trigger_at, detail=why)
-        self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed on {self.env}: {why}")
+        self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed {why}")
         last_good = self.store.env_state(self.env).last_good
         if last_good is None or last_good == self.version.number:
             return self._no_fallback(why)
@@ -386,12 +390,12 @@ class DeployRun:
         took = format_duration(restore.time_to_active)
         if ok:
             summary = (
-                f"{self.version.label} failed {why} on {self.env}; restored {restored} in {took} "
-                f"and verified it. See 'lastgood history {self.env}'"
+                f"{self.version.label} failed {why}; restored {restored} in {took} and verified "
+                f"it. See 'lastgood history {self.env}'"
             )
         else:
             summary = (
-                f"{self.version.label} failed on {self.env} ({why}); {restored} was put back in "
+                f"{self.version.label} failed {why}; {restored} was put back in "
                 f"{took} but could not be verified: {restore.detail}. A person is needed: see "
                 f"'lastgood status {self.env}'"
             )
@@ -413,7 +417,7 @@ class DeployRun:
             self.record.id, status="failed", finished_at=time.time()
         )
         summary = (
-            f"{self.version.label} failed on {self.env} ({why}) and there is no last known good "
+            f"{self.version.label} failed {why} and there is no last known good "
             f"version to restore: {self.version.label} is still live. A person is needed: fix and "
             f"deploy, or 'lastgood rollback {self.env} --to REF'"
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lastgood.events import Event, EventKind
 from lastgood.project import STORE_DIR, Project
-from lastgood.records import WITHDRAWN
+from lastgood.records import GOOD
 
 OFFLINE_LOG = "offline.jsonl"
 
@@ -53,6 +53,11 @@ def _close_interrupted(project: Project, env: str) -> list[str]:
         project.store.update_deployment(
             record.id, status="interrupted", finished_at=time.time(), detail=note
         )
+        if record.is_rollback and live is not None and live.version == record.to_version:
+            # the switch happened: what the rollback left is withdrawn, as if it had finished
+            from lastgood.operations.rollback import withdraw
+
+            withdraw(project, env, record.from_version, live.version, record.id)
         project.emit(Event(EventKind.RECONCILED, note, env=env, deployment=record.id))
         notes.append(note)
     return notes
@@ -106,8 +111,14 @@ def _record_offline(project: Project, entry: dict[str, object]) -> str:
         finished_at=entry.get("activated_at"),
         detail="performed with --offline; recorded by the next command",
     )
-    if isinstance(entry.get("from_version"), int):
-        project.store.set_verdict(env, int(entry["from_version"]), WITHDRAWN, deployment=record.id)
+    left, to = entry.get("from_version"), entry.get("to_version")
+    if isinstance(left, int) and isinstance(to, int):
+        from lastgood.operations.rollback import withdraw
+
+        withdraw(project, env, left, to, record.id)
+        if record.status == "succeeded":
+            project.store.set_verdict(env, to, GOOD, deployment=record.id)
+            project.store.set_env(env, last_good=to)
     note = (
         f"recorded the offline rollback on {env}: v{entry.get('from_version')} → "
         f"v{entry.get('to_version')} by {entry.get('actor')}"

@@ -21,7 +21,7 @@ from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import offline_log_path, reconcile
 from lastgood.operations.resolve import resolve
-from lastgood.operations.restore import Verification, switch_to, verify
+from lastgood.operations.restore import Verification, release_of, switch_to, verify
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
@@ -35,7 +35,7 @@ def choose_destination(project: Project, env: str, live: int | None) -> VersionI
     state = store.env_state(env)
     verdicts = store.verdict_times(env)
     last_good = state.last_good
-    if last_good is not None and last_good != live and verdicts.get(last_good, ("",))[0] != BAD:
+    if last_good is not None and last_good != live and verdicts.get(last_good, ("",))[0] == GOOD:
         return store.version(last_good)
     good = sorted(
         (at, number)
@@ -136,12 +136,23 @@ def restore(
     record = store.update_deployment(record.id, activated_at=activated_at)
     failpoint.hit("rollback.after-activate")
     checked = verify(project, env, destination, deployment=record.id)
-    left = record.from_version
-    if left is not None and left != destination.number and store.verdicts(env).get(left) != BAD:
-        store.set_verdict(env, left, WITHDRAWN, deployment=record.id)
+    withdraw(project, env, record.from_version, destination.number, record.id)
     if checked.ok:
         return _verified(project, env, destination, record, checked)
     return _unverified(project, env, destination, record, checked)
+
+
+def withdraw(
+    project: Project, env: str, left: int | None, destination: int, deployment: int
+) -> None:
+    """Mark the version a rollback left as withdrawn, in the store and on the target.
+
+    A bad version stays bad (withdrawing must never lift a quarantine)."""
+    store = project.store
+    if left is None or left == destination or store.verdicts(env).get(left) == BAD:
+        return
+    store.set_verdict(env, left, WITHDRAWN, deployment=deployment)
+    project.target(env).record_verdict(release_of(store.version(left)), WITHDRAWN)
 
 
 def _verified(
@@ -150,6 +161,7 @@ def _verified(
     store = project.store
     store.set_verdict(env, destination.number, GOOD, deployment=record.id)
     store.set_env(env, last_good=destination.number)
+    project.target(env).record_verdict(release_of(destination), GOOD)
     record = store.update_deployment(
         record.id,
         status="succeeded",

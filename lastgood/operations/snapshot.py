@@ -22,9 +22,13 @@ def read_workspace(project: Project) -> Bundle:
     return workspace.collect(project.root, project.config.versioning)
 
 
-def snapshot(project: Project, message: str, *, source: str = "cli") -> SnapshotResult:
-    """Record the folder as a version unless it equals the newest one. Writes the store."""
-    bundle = read_workspace(project)
+def snapshot(
+    project: Project, message: str, *, source: str = "cli", bundle: Bundle | None = None
+) -> SnapshotResult:
+    """Record the folder (or ``bundle``, already read) as a version unless it equals the newest.
+
+    Writes the store."""
+    bundle = bundle or read_workspace(project)
     head = project.store.head()
     if head is not None and head.content_hash == bundle.content_hash:
         return SnapshotResult(head, created=False)

@@ -34,7 +34,7 @@ from lastgood.targets.base import Release
 
 TMP_FILE_PREFIX = ".lastgood-tmp-"
 TMP_DIR_PREFIX = ".tmp-"
-VERDICTS = ("good", "bad")
+VERDICTS = ("good", "bad", "withdrawn")
 MAX_ACTIVATIONS = 100
 _NAME = re.compile(r"^v(\d+)-([0-9a-f]+)$")
 
@@ -353,21 +353,21 @@ class ReleaseStore:
     def record_verdict(self, name: str, verdict: str) -> None:
         """Remember ``good`` or ``bad`` for release ``name`` in ``meta/state.json``."""
         if verdict not in VERDICTS:
-            raise TargetError(f"verdict must be 'good' or 'bad', got {verdict!r}")
+            raise TargetError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
         state = self.read_state()
         state["verdicts"][name] = verdict
         self._make_folders()
         write_json(self.state_path, state)
 
     def previous(self, live: Release | None) -> Release | None:
-        """Newest earlier activation that is not live, not known bad and still retained."""
+        """Newest earlier activation that is not live, not bad or withdrawn, and still retained."""
         state = self.read_state()
         retained = {release.name: release for release in self.retained()}
         for record in reversed(state["activations"]):
             name = record.get("release")
             if live is not None and name == live.name:
                 continue
-            if state["verdicts"].get(name) == "bad" or name not in retained:
+            if state["verdicts"].get(name) in ("bad", "withdrawn") or name not in retained:
                 continue
             return retained[name]
         return None

@@ -85,10 +85,13 @@ class Target(ABC):
         return None
 
     def record_verdict(self, release: Release, verdict: str) -> None:  # noqa: B027
-        """Remember ``good`` or ``bad`` for ``release`` on the target; default: nothing."""
+        """Remember ``good``, ``bad`` or ``withdrawn`` for ``release`` on the target.
+
+        An offline rollback reads these, so it never lands on a bad or withdrawn release.
+        The default does nothing."""
 
     def previous(self) -> Release | None:
-        """The release live before the current one, retained and not bad; default: none."""
+        """The release live before the current one, retained, not bad or withdrawn (or None)."""
         return None
 
     def prune(self, keep: int, protect: Iterable[Release]) -> list[Release]:

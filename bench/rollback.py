@@ -1,0 +1,449 @@
+"""How fast is a rollback? Three figures, all measured in one run on this machine.
+
+(a) In-process restore: what ``switch_to`` plus the ledger update of a rollback cost (target
+    activate + ledger commit), with 10 / 1,000 / 10,000 versions of history and 10 / 1,000 files
+    per version. Target: at most 2 ms, and flat as history grows.
+(b) Whole process: ``lastgood rollback ENV --to REF`` through the installed console script
+    (no checks, not a terminal) against a do-it-yourself git rollback: ``git revert --no-edit
+    HEAD`` plus ``rsync -a --delete`` of the same 200-file tree into a live folder, in a repo
+    with 1,000 commits. Target: at most 2x the git baseline.
+(c) Automatic rollback: a deploy whose command check fails (fast interval, failures = 2); the
+    ledger's auto-rollback record gives the restore time after detection (activated_at minus
+    trigger_at). Target: at most 0.5 s.
+
+Run from the repository root::
+
+    .venv/bin/python bench/rollback.py            # full: a few minutes
+    .venv/bin/python bench/rollback.py --quick    # smaller, for CI smoke tests
+
+It prints figures and never asserts on them; everything it creates lives in one temporary folder
+that is removed at the end. Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX)
+warmed before timing, as an installed package would have, so no run pays for compiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from lastgood.bundle import Bundle
+from lastgood.operations.lease import EnvLease
+from lastgood.operations.restore import release_of, switch_to
+from lastgood.project import Project
+from lastgood.records import VersionInfo
+
+ENV = "staging"
+LASTGOOD = Path(sys.executable).with_name("lastgood")
+HEADINGS = (
+    "(a) in-process restore",
+    "(b) whole-process rollback vs git baseline",
+    "(c) automatic rollback",
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: the full run, or a quick smoke run."""
+
+    history: tuple[int, ...]
+    file_counts: tuple[int, ...]
+    restore_repetitions: int
+    process_runs: int
+    git_commits: int
+    tree_files: int
+    auto_runs: int
+
+
+FULL = Plan((10, 1_000, 10_000), (10, 1_000), 30, 15, 1_000, 200, 5)
+QUICK = Plan((10, 100), (10, 100), 20, 3, 50, 200, 1)
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest sample with ``fraction`` of samples at or below."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def print_table(heading: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A plain aligned table under ``== heading ==`` (stdout, so it can be piped into docs)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    print(f"\n== {heading} ==")
+    for row in [headers, ["-" * width for width in widths], *rows]:
+        print("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+def tree(count: int) -> dict[str, bytes]:
+    """``count`` small configuration files, the same for lastgood and for git."""
+    return {
+        f"conf/f{i:04d}.yaml": f"key: value {i}\nthreshold: 0.{i % 10}\n".encode()
+        for i in range(count)
+    }
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def workspace(folder: Path, *, checks: str = "", bake: str = "0s", interval: str = "0.1s") -> Path:
+    """A workspace at ``folder/ws`` whose ``staging`` target is the directory ``folder/live``."""
+    root = folder / "ws"
+    root.mkdir(parents=True)
+    config = f"""
+        [env.{ENV}]
+        target = {{ type = "directory", path = "../live", keep = 1000 }}
+        bake = "{bake}"
+        interval = "{interval}"
+        failures = 2
+        verify_rounds = 1
+        """
+    (root / "lastgood.toml").write_text(textwrap.dedent(config) + checks)
+    return root
+
+
+def child_environment(scratch: Path) -> dict[str, str]:
+    """What the CLI runs get: a private, warm bytecode cache; an author so git is not asked."""
+    env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    return env
+
+
+def run(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)
+) -> None:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode not in ok:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+
+
+def timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+# ---- (a) in-process restore -------------------------------------------------------------------
+
+
+class History:
+    """Versions written straight through the store API; each new one changes a single file,
+    so every version shares all other blobs with its parent."""
+
+    def __init__(self, project: Project, file_count: int) -> None:
+        self.project = project
+        self.files = tree(file_count)
+        self.names = sorted(self.files)
+
+    def grow_to(self, count: int) -> None:
+        store = self.project.store
+        head = store.head()
+        for number in range((head.number if head else 0) + 1, count + 1):
+            if number > 1:
+                name = self.names[number % len(self.names)]
+                self.files[name] = f"key: value {number}\n".encode()
+            store.add_version(
+                Bundle(self.files), author="bench", message=f"v{number}", source="bench"
+            )
+
+
+def stage_pair(project: Project) -> tuple[VersionInfo, VersionInfo]:
+    """Stage the two newest versions on the target and make the newest live."""
+    store, target = project.store, project.target(ENV)
+    head = store.head()
+    assert head is not None and head.number > 1
+    pair = (store.version(head.number - 1), head)
+    for version in pair:
+        if release_of(version) not in target.retained():
+            target.stage(release_of(version), store.files(version.number))
+    target.activate(release_of(head))
+    store.set_env(ENV, live_version=head.number)
+    return pair
+
+
+def time_restores(project: Project, repetitions: int) -> list[float]:
+    """Roll back and forth between the two newest versions; time switch_to + ledger commit."""
+    store = project.store
+    pair = stage_pair(project)
+    samples = []
+    with EnvLease(project, ENV, "rollback") as lease:
+        for repetition in range(repetitions + 1):  # the first one warms caches and is dropped
+            destination, leaving = pair[repetition % 2], pair[(repetition + 1) % 2]
+            now = time.time()
+            record = store.begin_deployment(
+                env=ENV,
+                kind="rollback",
+                from_version=leaving.number,
+                to_version=destination.number,
+                actor="bench",
+                source="bench",
+                trigger_at=now,
+                requested_at=now,
+            )
+            start = time.perf_counter()
+            activated_at = switch_to(project, ENV, lease, destination, point="bench.restore")
+            store.update_deployment(record.id, activated_at=activated_at)
+            samples.append(time.perf_counter() - start)
+            store.update_deployment(record.id, status="succeeded", finished_at=time.time())
+    return samples[1:]
+
+
+def fsync_samples(scratch: Path, count: int) -> list[float]:
+    """How long one fsync of a small new file takes here: the floor under any durable switch."""
+    samples = []
+    for number in range(count):
+        path = scratch / f"fsync-{number}"
+        with open(path, "wb") as handle:
+            handle.write(b"x\n")
+            handle.flush()
+            samples.append(timed(partial(os.fsync, handle.fileno())))
+        path.unlink()
+    return samples
+
+
+def measure_restore(plan: Plan, scratch: Path) -> None:
+    rows = []
+    for file_count in plan.file_counts:
+        project = Project.open(workspace(scratch / f"restore-{file_count}"), actor="bench")
+        try:
+            history = History(project, file_count)
+            for count in sorted(plan.history):
+                built = timed(partial(history.grow_to, count))
+                samples = time_restores(project, plan.restore_repetitions)
+                median, p95 = statistics.median(samples), percentile(samples, 0.95)
+                rows.append(
+                    [
+                        f"{count:,}",
+                        f"{file_count:,}",
+                        ms(median),
+                        ms(p95),
+                        str(len(samples)),
+                        "yes" if p95 <= 0.002 else "NO",
+                        f"{built:.1f}",
+                    ]
+                )
+        finally:
+            project.close()
+    medians = [float(row[2]) for row in rows]
+    fsync = statistics.median(fsync_samples(scratch, 30))
+    print_table(
+        HEADINGS[0] + " (switch_to + ledger commit; target <= 2 ms, flat)",
+        ["versions", "files", "median ms", "p95 ms", "runs", "p95<=2ms", "history built s"],
+        rows,
+    )
+    print(f"flatness: slowest median / fastest median = {max(medians) / min(medians):.2f}x")
+    print(
+        f"context: one fsync on this disk takes {ms(fsync)} ms (median); an activation makes "
+        "three (the folder after the symlink rename, then meta/state.json and its folder)"
+    )
+
+
+# ---- (b) whole process vs git -----------------------------------------------------------------
+
+
+def lastgood_workspace(plan: Plan, scratch: Path, env: dict[str, str]) -> Path:
+    """A workspace with the tree deployed twice (v1, then v2 with one file changed)."""
+    root = workspace(scratch / "process")
+    files = tree(plan.tree_files)
+    write_files(root, files)
+    run([str(LASTGOOD), "deploy", ENV, "-m", "one"], cwd=root, env=env)
+    write_files(root, {"conf/f0000.yaml": b"key: changed\n"})
+    run([str(LASTGOOD), "deploy", ENV, "-m", "two"], cwd=root, env=env)
+    return root
+
+
+def git_repository(plan: Plan, scratch: Path, env: dict[str, str]) -> Path:
+    """A repo whose first commit holds the tree and each later commit changes one file."""
+    repo, files = scratch / "git" / "repo", tree(plan.tree_files)
+    names = sorted(files)
+    run(["git", "init", "-q", str(repo)], cwd=scratch, env=env)
+    stream = []
+    for number in range(1, plan.git_commits + 1):
+        message = f"change {number}"
+        stamp = 1_700_000_000 + number
+        stream.append(
+            f"commit refs/heads/main\ncommitter bench <bench@example.com> {stamp} +0000\n"
+        )
+        stream.append(f"data {len(message)}\n{message}\n")
+        changed = (
+            files
+            if number == 1
+            else {names[number % len(names)]: f"key: value {number}\n".encode()}
+        )
+        for path, data in changed.items():
+            stream.append(f"M 644 inline {path}\ndata {len(data)}\n{data.decode()}\n")
+    subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        input="".join(stream).encode(),
+        cwd=repo,
+        env=env,
+        check=True,
+    )
+    run(["git", "checkout", "-q", "main"], cwd=repo, env=env)
+    for key, value in (("user.name", "bench"), ("user.email", "bench@example.com")):
+        run(["git", "config", key, value], cwd=repo, env=env)
+    return repo
+
+
+def git_rollback(repo: Path, live: Path, env: dict[str, str]) -> Callable[[], None]:
+    def action() -> None:
+        run(["git", "revert", "--no-edit", "HEAD"], cwd=repo, env=env)
+        run(
+            ["rsync", "-a", "--delete", "--exclude", ".git", f"{repo}/", f"{live}/"],
+            cwd=repo,
+            env=env,
+        )
+
+    return action
+
+
+def lastgood_rollback(root: Path, env: dict[str, str]) -> Callable[[], None]:
+    turns = iter(range(1_000_000))
+
+    def action() -> None:
+        ref = "1" if next(turns) % 2 == 0 else "2"
+        run([str(LASTGOOD), "rollback", ENV, "--to", ref], cwd=root, env=env)
+
+    return action
+
+
+def python_running(code: str, env: dict[str, str], scratch: Path) -> Callable[[], None]:
+    return lambda: run([sys.executable, "-c", code], cwd=scratch, env=env)
+
+
+def measure_process(plan: Plan, scratch: Path) -> None:
+    if not (shutil.which("git") and shutil.which("rsync")):
+        print(f"\n== {HEADINGS[1]} ==\nskipped: git and rsync are needed for the baseline")
+        return
+    env = child_environment(scratch)
+    root = lastgood_workspace(plan, scratch, env)
+    repo = git_repository(plan, scratch, env)
+    live = scratch / "git" / "live"
+    live.mkdir()
+    contenders = {
+        "lastgood rollback --to REF": lastgood_rollback(root, env),
+        f"git revert + rsync ({plan.git_commits:,} commits)": git_rollback(repo, live, env),
+        "python -c pass (interpreter floor)": python_running("pass", env, scratch),
+        "python -c 'import sqlalchemy'": python_running("import sqlalchemy", env, scratch),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(2):  # warm the bytecode cache, the page cache and git's index
+        for action in contenders.values():
+            action()
+    for _ in range(plan.process_runs):  # interleaved, so machine noise hits all alike
+        for name, action in contenders.items():
+            samples[name].append(timed(action))
+    medians = {name: statistics.median(values) for name, values in samples.items()}
+    git_median = medians[f"git revert + rsync ({plan.git_commits:,} commits)"]
+    rows = [
+        [name, ms(median), ms(min(samples[name])), f"{median / git_median:.2f}x"]
+        for name, median in medians.items()
+    ]
+    print_table(
+        HEADINGS[1] + f" ({plan.tree_files} files, {plan.process_runs} runs each; target <= 2x)",
+        ["command", "median ms", "min ms", "vs git"],
+        rows,
+    )
+    ratio = medians["lastgood rollback --to REF"] / git_median
+    print(
+        f"ratio lastgood / git = {ratio:.2f}x ({'within' if ratio <= 2 else 'OVER'} the 2x target)"
+    )
+
+
+# ---- (c) automatic rollback -------------------------------------------------------------------
+
+CHECK = """
+[[env.staging.check]]
+name = "health-file-ok"
+type = "command"
+run = 'grep -qx ok "$LASTGOOD_PATH/health.txt"'
+timeout = "5s"
+"""
+
+
+def measure_automatic(plan: Plan, scratch: Path) -> None:
+    interval, failures = 0.1, 2
+    env = child_environment(scratch)
+    root = workspace(scratch / "auto", checks=CHECK, bake="0.3s", interval=f"{interval}s")
+    write_files(root, {"health.txt": b"ok\n", "conf/a.yaml": b"a: 1\n"})
+    run([str(LASTGOOD), "deploy", ENV, "-m", "healthy"], cwd=root, env=env)
+    for number in range(plan.auto_runs):
+        write_files(
+            root, {"health.txt": b"fail\n", "conf/a.yaml": f"a: broken {number}\n".encode()}
+        )
+        run([str(LASTGOOD), "deploy", ENV, "-m", f"broken {number}"], cwd=root, env=env, ok=(3,))
+    project = Project.open(root, actor="bench")
+    try:
+        records = [d for d in project.store.deployments(ENV) if d.kind == "auto-rollback"]
+    finally:
+        project.close()
+    restores = [d.activated_at - d.trigger_at for d in records if d.activated_at and d.trigger_at]
+    verified = [d.time_to_verified for d in records if d.time_to_verified is not None]
+    rows = [
+        [
+            "restore after detection (activated_at - trigger_at)",
+            ms(statistics.median(restores)),
+            ms(max(restores)),
+            "<= 500",
+        ],
+        [
+            "restored and verified (verified_at - trigger_at)",
+            ms(statistics.median(verified)),
+            ms(max(verified)),
+            "-",
+        ],
+        [
+            f"detection, by policy (interval {interval}s x failures {failures})",
+            ms(interval * failures),
+            ms(interval * failures),
+            "-",
+        ],
+    ]
+    print_table(
+        HEADINGS[2] + f" ({len(records)} failed deploys restored)",
+        ["figure", "median ms", "max ms", "target ms"],
+        rows,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller history")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    mode = "quick" if args.quick else "full"
+    python = sys.version.split()[0]
+    print(f"lastgood rollback benchmark ({mode}); python {python}, {os.cpu_count()} CPUs")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lastgood-bench-") as folder:
+        scratch = Path(folder)
+        measure_restore(plan, scratch)
+        measure_process(plan, scratch)
+        measure_automatic(plan, scratch)
+    print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,457 @@
+"""The SQLite fast lane: the store's public API on the stdlib ``sqlite3`` module.
+
+Why it exists: ``import sqlalchemy`` alone costs more than a whole do-it-yourself git rollback,
+and a rollback must be quicker than the manual way. :class:`LiteStore` speaks to the same
+tables (:mod:`lastgood.store.tables` owns them, the Alembic migrations create them) with the
+same connection settings and the same semantics as :class:`lastgood.store.database.Store`.
+SQLAlchemy and Alembic are imported only when a database is new or behind and needs migrating.
+
+Every transaction is ``BEGIN IMMEDIATE`` (WAL mode), so concurrent processes queue on the write
+lock rather than deadlock. One connection per store, guarded by a lock so threads may share it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import unquote
+
+from lastgood.bundle import Bundle, manifest_hash
+from lastgood.errors import StoreError
+from lastgood.records import CheckRecord, Deployment, EnvState, EventRecord, Lease, VersionInfo
+from lastgood.settings import mask_url
+from lastgood.store import common
+from lastgood.store.statements import (
+    Record,
+    columns_of,
+    insert_many,
+    insert_row,
+    select,
+    update,
+    values_of,
+)
+
+SCHEMA_HEAD = "0001"
+"""Mirror of :data:`lastgood.store.schema.HEAD`, which cannot be imported without SQLAlchemy.
+
+``tests/test_store.py`` fails when the two differ, so a new migration cannot forget this line.
+"""
+
+_SCHEMES = ("sqlite://", "sqlite+pysqlite://")
+_MEMORY = ("", ":memory:")
+
+
+VERSION_COLUMNS = columns_of(VersionInfo)
+ENVIRONMENT_COLUMNS = columns_of(EnvState)
+DEPLOYMENT_COLUMNS = columns_of(Deployment)
+CHECK_COLUMNS = columns_of(CheckRecord)
+EVENT_COLUMNS = columns_of(EventRecord)
+LEASE_COLUMNS = columns_of(Lease)
+
+
+@dataclass(frozen=True)
+class SqliteLocation:
+    """Where a sqlite URL points: what ``sqlite3.connect`` gets, and the same database for
+    SQLAlchemy (used only to run migrations)."""
+
+    database: str
+    uri: bool
+    engine_url: str
+
+
+def sqlite_location(url: str) -> SqliteLocation | None:
+    """Parse ``url`` the way SQLAlchemy's pysqlite dialect does, or None when LiteStore cannot
+    serve it (another database, a host part, or query options), leaving it to :class:`Store`.
+
+    ``sqlite:///relative.db`` and ``sqlite:////abs.db`` name files (made absolute, as SQLAlchemy
+    does); ``sqlite://`` and ``sqlite:///:memory:`` mean a private in-memory database. That one is
+    opened under a random name on SQLite's ``memdb`` VFS, so the migration (run through a second,
+    SQLAlchemy, connection) reaches the very database this store then uses.
+    """
+    scheme = next((s for s in _SCHEMES if url.startswith(s)), None)
+    if scheme is None or "?" in url:
+        return None
+    rest = url[len(scheme) :]
+    if rest and not rest.startswith("/"):
+        return None  # a host, user or port: SQLAlchemy rejects it with its own message
+    database = unquote(rest[1:])
+    if database in _MEMORY:
+        target = f"file:/lastgood-memory-{secrets.token_hex(8)}?vfs=memdb"
+        return SqliteLocation(target, True, f"sqlite:///{target}&uri=true")
+    path = os.path.abspath(database)
+    return SqliteLocation(path, False, f"sqlite:///{path}")
+
+
+class LiteStore:
+    """Versions, ledger and leases in one SQLite file, through the stdlib ``sqlite3`` module."""
+
+    def __init__(self, url: str) -> None:
+        location = sqlite_location(url)
+        if location is None:
+            raise StoreError(
+                f"the SQLite fast lane cannot open {mask_url(url)}",
+                hint="open it with lastgood.store.open_store, which picks the right backend",
+            )
+        self.url = url
+        self._lock = threading.RLock()
+        self._connection: sqlite3.Connection | None = self._connect(location)
+        try:
+            self._ensure_schema(location)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection (idempotent); later calls raise StoreError."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # ---- connection, schema and transactions ------------------------------------------------
+
+    def _connect(self, location: SqliteLocation) -> sqlite3.Connection:
+        """Open with the same settings as :func:`lastgood.store.database.create_engine`."""
+        with self._wrap("open"):
+            connection = sqlite3.connect(
+                location.database,
+                timeout=30,
+                isolation_level=None,
+                uri=location.uri,
+                check_same_thread=False,
+            )
+        try:
+            with self._wrap("open"):
+                for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+                    connection.execute(f"PRAGMA {pragma}").close()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _revision(self) -> str | None:
+        """The Alembic revision in the database, or None for a new (or unreadable) one."""
+        try:
+            with self._lock:
+                row = self._db().execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.Error:
+            return None
+        return None if row is None else str(row[0])
+
+    def _ensure_schema(self, location: SqliteLocation) -> None:
+        """Migrate through SQLAlchemy and Alembic, but only when the database is new or behind."""
+        if self._revision() == SCHEMA_HEAD:
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from lastgood.store import schema
+        from lastgood.store.database import create_engine
+
+        engine = create_engine(location.engine_url)
+        try:
+            schema.upgrade(engine)
+        except SQLAlchemyError as exc:
+            raise common.store_failure(self.url, "open", exc) from exc
+        finally:
+            engine.dispose()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+        return self._connection
+
+    @contextmanager
+    def _wrap(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise common.store_failure(self.url, doing, exc) from exc
+
+    @contextmanager
+    def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back otherwise."""
+        with self._lock, self._wrap(doing):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    # ---- versions ----------------------------------------------------------------------
+
+    def add_version(
+        self, bundle: Bundle, *, author: str, message: str, source: str, at: float | None = None
+    ) -> VersionInfo:
+        """Record ``bundle`` as the next version; blobs already stored are not written again."""
+        manifest = bundle.manifest
+        blobs = {blob: bundle.files[path] for path, blob in manifest.items()}
+        with self._tx("record a version") as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)",
+                [(blob, len(data), data) for blob, data in blobs.items()],
+            )
+            head = db.execute("SELECT max(number) FROM versions").fetchone()[0]
+            info = VersionInfo(
+                number=(head or 0) + 1,
+                content_hash=manifest_hash(manifest.items()),
+                parent=head,
+                author=author,
+                message=message,
+                source=source,
+                created_at=at or time.time(),
+                file_count=len(manifest),
+                total_size=bundle.size,
+            )
+            insert_many(db, "versions", VERSION_COLUMNS, [values_of(info, VERSION_COLUMNS)])
+            db.executemany(
+                "INSERT INTO version_files (version, path, blob) VALUES (?, ?, ?)",
+                [(info.number, path, blob) for path, blob in manifest.items()],
+            )
+        return info
+
+    def head(self) -> VersionInfo | None:
+        """The newest version, or None in an empty store."""
+        rows = self._records("read versions", VersionInfo, "versions", order="number DESC", limit=1)
+        return rows[0] if rows else None
+
+    def version(self, number: int) -> VersionInfo:
+        """Version ``number``, or NotFoundError."""
+        rows = self._records("read a version", VersionInfo, "versions", {"number": number})
+        if not rows:
+            raise common.version_not_found(number)
+        return rows[0]
+
+    def versions(self, *, limit: int | None = None, before: int | None = None) -> list[VersionInfo]:
+        """Versions newest first."""
+        where = "" if before is None else " WHERE number < ?"
+        sql = f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions{where} ORDER BY number DESC"
+        params: list[Any] = [] if before is None else [before]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._tx("read versions") as db:
+            return [VersionInfo(*row) for row in db.execute(sql, params)]
+
+    def versions_by_hash(self, prefix: str) -> list[VersionInfo]:
+        """Versions whose content hash starts with ``prefix``, newest first."""
+        sql = (
+            f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions WHERE content_hash LIKE ? "
+            "ORDER BY number DESC"
+        )
+        with self._tx("find versions") as db:
+            return [VersionInfo(*row) for row in db.execute(sql, (prefix.lower() + "%",))]
+
+    def manifest(self, number: int) -> dict[str, str]:
+        """Path → blob hash of version ``number``."""
+        sql = "SELECT path, blob FROM version_files WHERE version = ?"
+        with self._tx("read a manifest") as db:
+            return dict(db.execute(sql, (number,)).fetchall())
+
+    def files(self, number: int) -> dict[str, bytes]:
+        """Path → bytes of version ``number``, verified against the stored hashes."""
+        sql = (
+            "SELECT version_files.path, blobs.hash, blobs.data FROM version_files "
+            "JOIN blobs ON blobs.hash = version_files.blob WHERE version_files.version = ?"
+        )
+        with self._tx("read files") as db:
+            rows = db.execute(sql, (number,)).fetchall()
+        return {
+            path: common.verified_blob(bytes(data), blob, path=path, number=number)
+            for path, blob, data in rows
+        }
+
+    def blob_count(self) -> int:
+        with self._tx("count blobs") as db:
+            return int(db.execute("SELECT count(*) FROM blobs").fetchone()[0] or 0)
+
+    # ---- environments and verdicts ----------------------------------------------------------
+
+    def env_state(self, env: str) -> EnvState:
+        """What the ledger believes about ``env`` (empty state when never deployed)."""
+        rows = self._records("read an environment", EnvState, "environments", {"name": env})
+        return rows[0] if rows else EnvState(env, None, None, None)
+
+    def set_env(self, env: str, **values: int | None) -> None:
+        """Update ``live_version`` and/or ``last_good`` of ``env``, creating its row if needed."""
+        changes: dict[str, Any] = {**values, "updated_at": time.time()}
+        with self._tx("update an environment") as db:
+            if not update(db, "environments", ENVIRONMENT_COLUMNS, changes, {"name": env}):
+                insert_row(db, "environments", ENVIRONMENT_COLUMNS, {"name": env, **changes})
+
+    def verdicts(self, env: str) -> dict[int, str]:
+        """Version → verdict (good, bad, withdrawn) in ``env``."""
+        sql = "SELECT version, verdict FROM verdicts WHERE env = ?"
+        with self._tx("read verdicts") as db:
+            return dict(db.execute(sql, (env,)).fetchall())
+
+    def verdict_times(self, env: str) -> dict[int, tuple[str, float]]:
+        """Version → (verdict, when) in ``env``."""
+        sql = "SELECT version, verdict, at FROM verdicts WHERE env = ?"
+        with self._tx("read verdicts") as db:
+            return {version: (verdict, at) for version, verdict, at in db.execute(sql, (env,))}
+
+    def set_verdict(
+        self, env: str, version: int, verdict: str, *, deployment: int | None = None
+    ) -> None:
+        """Record that ``version`` is good, bad or withdrawn in ``env``."""
+        changes = {"verdict": verdict, "at": time.time(), "deployment": deployment}
+        key = {"env": env, "version": version}
+        columns = ("env", "version", "verdict", "at", "deployment")
+        with self._tx("record a verdict") as db:
+            if not update(db, "verdicts", columns, changes, key):
+                insert_row(db, "verdicts", columns, {**key, **changes})
+
+    # ---- the ledger -------------------------------------------------------------------------
+
+    def begin_deployment(self, **values: Any) -> Deployment:
+        """Open a ledger record (status ``running`` unless given)."""
+        row = common.deployment_row(values)
+        with self._tx("open a ledger record") as db:
+            new_id = insert_row(db, "deployments", DEPLOYMENT_COLUMNS, row)
+            return _deployment(db, new_id)
+
+    def update_deployment(self, deployment_id: int, **values: Any) -> Deployment:
+        """Change fields of a ledger record and return it as it now stands."""
+        with self._tx("update a ledger record") as db:
+            if values:
+                update(db, "deployments", DEPLOYMENT_COLUMNS, values, {"id": deployment_id})
+            return _deployment(db, deployment_id)
+
+    def deployment(self, deployment_id: int) -> Deployment:
+        with self._tx("read a ledger record") as db:
+            return _deployment(db, deployment_id)
+
+    def deployments(
+        self, env: str | None = None, *, limit: int | None = None, status: str | None = None
+    ) -> list[Deployment]:
+        """Ledger records newest first, optionally for one environment or status."""
+        where = {"env": env, "status": status}
+        return self._records(
+            "read the ledger", Deployment, "deployments", where, order="id DESC", limit=limit
+        )
+
+    def record_checks(self, records: Iterable[CheckRecord]) -> None:
+        rows = [values_of(record, CHECK_COLUMNS) for record in records]
+        if rows:
+            with self._tx("record check results") as db:
+                insert_many(db, "check_results", CHECK_COLUMNS, rows)
+
+    def check_records(
+        self, *, deployment: int | None = None, env: str | None = None, limit: int = 200
+    ) -> list[CheckRecord]:
+        """Check results, newest first."""
+        where = {"deployment": deployment, "env": env}
+        rows = self._records(
+            "read check results", CheckRecord, "check_results", where, order="id DESC", limit=limit
+        )
+        return [replace(row, ok=bool(row.ok)) for row in rows]
+
+    def record_event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        env: str | None = None,
+        version: int | None = None,
+        deployment: int | None = None,
+        data: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Append one event to the ledger's event stream."""
+        row = common.event_row(
+            kind, message, env=env, version=version, deployment=deployment, data=data, at=at
+        )
+        with self._tx("record an event") as db:
+            insert_row(db, "events", EVENT_COLUMNS, row)
+
+    def events(self, env: str | None = None, *, limit: int = 100) -> list[EventRecord]:
+        """Events newest first."""
+        where = {"env": env}
+        return self._records(
+            "read events", EventRecord, "events", where, order="id DESC", limit=limit
+        )
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, name: str, *, purpose: str, holder_name: str, ttl: float, force: bool = False
+    ) -> tuple[Lease, Lease | None]:
+        """Take lease ``name``; returns (our lease, the lease we took over or broke, if any).
+
+        A lease held by a process that is gone (same host, pid dead) counts as expired at once,
+        so a kill -9 never blocks the next command. A live lease is broken only with ``force``.
+        Read, decide and write happen in one ``BEGIN IMMEDIATE`` transaction, so no other
+        process can slip in between: no compare-and-set retries are needed here.
+        """
+        mine = common.new_lease(name, purpose=purpose, holder_name=holder_name, ttl=ttl)
+        with self._tx("take a lease") as db:
+            previous = _lease(db, name)
+            now = mine.acquired_at
+            if previous is not None and not force and common.lease_is_alive(previous, now):
+                raise common.locked_error(name, previous)
+            if previous is None:
+                insert_many(db, "leases", LEASE_COLUMNS, [values_of(mine, LEASE_COLUMNS)])
+            else:
+                changes = dict(zip(LEASE_COLUMNS, values_of(mine, LEASE_COLUMNS), strict=True))
+                update(db, "leases", LEASE_COLUMNS, changes, {"name": name})
+        return mine, previous
+
+    def lease(self, name: str) -> Lease | None:
+        with self._tx("read a lease") as db:
+            return _lease(db, name)
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend our lease, or raise LeaseLostError when someone broke or took it."""
+        expires = time.time() + ttl
+        key = {"name": lease.name, "token": lease.token}
+        with self._tx("renew a lease") as db:
+            renewed = update(db, "leases", LEASE_COLUMNS, {"expires_at": expires}, key)
+        if not renewed:
+            raise common.lease_lost_error(lease)
+        return replace(lease, expires_at=expires)
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease back (only if it is still ours)."""
+        with self._tx("release a lease") as db:
+            db.execute(
+                "DELETE FROM leases WHERE name = ? AND token = ?", (lease.name, lease.token)
+            ).close()
+
+    # ---- reading records --------------------------------------------------------------------
+
+    def _records(
+        self,
+        doing: str,
+        record: type[Record],
+        table: str,
+        where: Mapping[str, Any] | None = None,
+        *,
+        order: str | None = None,
+        limit: int | None = None,
+    ) -> list[Record]:
+        """Rows of ``table`` as ``record`` instances, in a transaction of their own."""
+        with self._tx(doing) as db:
+            return select(db, record, table, where or {}, order=order, limit=limit)
+
+
+def _deployment(db: sqlite3.Connection, deployment_id: int) -> Deployment:
+    rows = select(db, Deployment, "deployments", {"id": deployment_id})
+    if not rows:
+        raise common.deployment_not_found(deployment_id)
+    return rows[0]
+
+
+def _lease(db: sqlite3.Connection, name: str) -> Lease | None:
+    rows = select(db, Lease, "leases", {"name": name})
+    return rows[0] if rows else None

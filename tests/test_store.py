@@ -1,0 +1,592 @@
+"""The store, on every backend: LiteStore and Store on SQLite files, Store on real PostgreSQL.
+
+Every test taking ``store`` runs three times. SQLite stores are copies of one migrated template
+(migrating costs far more than copying); the PostgreSQL store is one database per module,
+emptied before each test, created through the ``postgres`` database and dropped WITH (FORCE).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lastgood.bundle import Bundle, file_hash
+from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.records import CheckRecord, EnvState
+from lastgood.store import open_store, schema
+from lastgood.store import tables as t
+from lastgood.store.base import StoreBackend
+from lastgood.store.database import Store
+from lastgood.store.lite import SCHEMA_HEAD, LiteStore, sqlite_location
+
+PG_ADMIN = os.environ.get("LASTGOOD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [
+    "lite-sqlite",
+    "sqlalchemy-sqlite",
+    pytest.param("sqlalchemy-postgres", marks=pytest.mark.postgres),
+]
+V1 = {"prompt.txt": b"score leads kindly\n", "rules/threshold.yaml": b"threshold: 0.5\n"}
+V2 = {"prompt.txt": b"score leads kindly\n", "rules/threshold.yaml": b"threshold: 0.7\n"}
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+
+
+def _pg_url(database: str, admin: str = PG_ADMIN) -> str:
+    return admin.rsplit("/", 1)[0] + "/" + database
+
+
+def _pg_connect(url: str = PG_ADMIN) -> Any:
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+
+def _pg_problem() -> str | None:
+    """None when PostgreSQL answers, else why not (the skip reason shown by pytest -ra)."""
+    try:
+        with _pg_connect():
+            return None
+    except Exception as exc:  # any failure to connect means: skip, and say why
+        return f"PostgreSQL at {PG_ADMIN} is unreachable: {exc}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty store migrated once; tests get copies."""
+    path = tmp_path_factory.mktemp("template") / "store.db"
+    Store(f"sqlite:///{path}").close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[str]:
+    """A migrated PostgreSQL database for this module, dropped at the end."""
+    problem = _pg_problem()
+    if problem:
+        pytest.skip(problem)
+    name = f"lg_{secrets.token_hex(6)}"
+    with _pg_connect() as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        Store(_pg_url(name)).close()
+        yield _pg_url(name)
+    finally:
+        with _pg_connect() as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _empty_postgres(url: str) -> None:
+    names = ", ".join(table.name for table in t.metadata.sorted_tables)
+    with _pg_connect(url) as connection:
+        connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Which backend a test runs on: ``lite-sqlite``, ``sqlalchemy-sqlite`` or ``…-postgres``."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> str:
+    """The URL of an empty, migrated store for the backend under test."""
+    if backend.endswith("postgres"):
+        url = str(request.getfixturevalue("postgres_database"))
+        _empty_postgres(url)
+        return url
+    path = tmp_path / "store.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def store(backend: str, store_url: str) -> Iterator[StoreBackend]:
+    """An open store of the backend under test; closed afterwards."""
+    opened: StoreBackend = LiteStore(store_url) if backend == "lite-sqlite" else Store(store_url)
+    yield opened
+    opened.close()
+
+
+def raw_execute(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run SQL behind the store's back (to damage data, or to peek); ``?`` placeholders."""
+    location = sqlite_location(url)
+    if location is None:
+        with _pg_connect(url) as connection:
+            cursor = connection.execute(sql.replace("?", "%s"), params)
+            return list(cursor.fetchall()) if cursor.description else []
+    with closing(sqlite3.connect(location.database)) as connection, connection:
+        return list(connection.execute(sql, params).fetchall())
+
+
+def add(store: StoreBackend, files: dict[str, bytes], message: str = "change") -> Any:
+    return store.add_version(Bundle(files), author="tester", message=message, source="cli")
+
+
+# ---- versions -------------------------------------------------------------------------------
+
+
+def test_versions_are_numbered_and_share_blobs(store: StoreBackend) -> None:
+    assert store.head() is None
+    v1 = add(store, V1, "first")
+    v2 = add(store, V2, "second")
+    assert (v1.number, v1.parent, v2.number, v2.parent) == (1, None, 2, 1)
+    assert v1.content_hash == Bundle(V1).content_hash
+    assert (v2.file_count, v2.total_size) == (2, Bundle(V2).size)
+    assert store.blob_count() == 3  # prompt.txt is the same in both: stored once
+    assert store.head() == v2
+    assert store.version(1) == v1
+    assert [v.number for v in store.versions()] == [2, 1]
+    assert [v.number for v in store.versions(limit=1)] == [2]
+    assert [v.number for v in store.versions(before=2)] == [1]
+
+
+def test_version_records_author_message_source_and_time(store: StoreBackend) -> None:
+    made = store.add_version(Bundle(V1), author="ana", message="why", source="api", at=1234.5)
+    assert store.version(1) == made
+    assert (made.author, made.message, made.source, made.created_at) == (
+        "ana",
+        "why",
+        "api",
+        1234.5,
+    )
+    assert abs(add(store, V2).created_at - time.time()) < 60
+
+
+def test_missing_version_is_not_found(store: StoreBackend) -> None:
+    with pytest.raises(NotFoundError, match="no version v7") as caught:
+        store.version(7)
+    assert "lastgood log" in str(caught.value)
+
+
+def test_manifest_and_files_round_trip(store: StoreBackend) -> None:
+    add(store, V1)
+    assert store.manifest(1) == {path: file_hash(data) for path, data in V1.items()}
+    assert store.files(1) == V1
+    assert store.files(99) == {} and store.manifest(99) == {}
+
+
+def test_empty_bundle_is_a_version(store: StoreBackend) -> None:
+    empty = add(store, {})
+    assert (empty.number, empty.file_count, empty.total_size) == (1, 0, 0)
+    assert store.files(1) == {}
+
+
+def test_hash_prefix_lookup(store: StoreBackend) -> None:
+    v1 = add(store, V1)
+    add(store, V2)
+    again = add(store, V1)  # same content as v1: same hash, new number
+    assert again.content_hash == v1.content_hash
+    assert [v.number for v in store.versions_by_hash(v1.content_hash[:6])] == [3, 1]
+    assert [v.number for v in store.versions_by_hash(v1.content_hash[:8].upper())] == [3, 1]
+    assert store.versions_by_hash("0" * 64) == []
+
+
+def test_damaged_blob_is_detected(store: StoreBackend, store_url: str) -> None:
+    add(store, V1)
+    damaged = file_hash(V1["prompt.txt"])
+    raw_execute(store_url, "UPDATE blobs SET data = ? WHERE hash = ?", (b"tampered\n", damaged))
+    with pytest.raises(StoreError, match=r"prompt.txt in v1 is damaged"):
+        store.files(1)
+
+
+# ---- environments and verdicts -----------------------------------------------------------------
+
+
+def test_env_state_starts_empty_and_updates_fields_separately(store: StoreBackend) -> None:
+    assert store.env_state("staging") == EnvState("staging", None, None, None)
+    store.set_env("staging", live_version=2)
+    store.set_env("staging", last_good=1)
+    state = store.env_state("staging")
+    assert (state.name, state.live_version, state.last_good) == ("staging", 2, 1)
+    assert state.updated_at is not None and abs(state.updated_at - time.time()) < 60
+    store.set_env("staging", live_version=None)
+    assert store.env_state("staging").live_version is None
+    assert store.env_state("production").live_version is None
+
+
+def test_verdicts_are_per_env_and_replaced(store: StoreBackend) -> None:
+    store.set_verdict("staging", 1, "good")
+    store.set_verdict("staging", 2, "bad", deployment=5)
+    store.set_verdict("production", 1, "bad")
+    assert store.verdicts("staging") == {1: "good", 2: "bad"}
+    store.set_verdict("staging", 1, "withdrawn")
+    assert store.verdicts("staging") == {1: "withdrawn", 2: "bad"}
+    times = store.verdict_times("staging")
+    assert times[2][0] == "bad" and abs(times[2][1] - time.time()) < 60
+    assert store.verdicts("nowhere") == {}
+
+
+# ---- the ledger -----------------------------------------------------------------------------
+
+
+def open_record(store: StoreBackend, env: str = "staging", **values: Any) -> Any:
+    fields = {"env": env, "kind": "deploy", "actor": "ana", "source": "cli", **values}
+    return store.begin_deployment(**fields)
+
+
+def test_ledger_record_defaults_and_updates(store: StoreBackend) -> None:
+    record = open_record(store, from_version=1, to_version=2, trigger_at=100.0)
+    assert (record.id, record.status, record.reason, record.detail) == (1, "running", "", "")
+    assert abs(record.requested_at - time.time()) < 60
+    done = store.update_deployment(record.id, status="succeeded", activated_at=100.25)
+    assert (done.status, done.activated_at, done.time_to_active) == ("succeeded", 100.25, 0.25)
+    assert store.deployment(record.id) == done
+
+
+def test_ledger_lists_newest_first_with_filters(store: StoreBackend) -> None:
+    first = open_record(store)
+    open_record(store, "production")
+    third = open_record(store, status="succeeded")
+    assert [d.id for d in store.deployments()] == [3, 2, 1]
+    assert [d.id for d in store.deployments("staging")] == [third.id, first.id]
+    assert [d.id for d in store.deployments("staging", status="running")] == [first.id]
+    assert [d.id for d in store.deployments(limit=2)] == [3, 2]
+
+
+def test_missing_ledger_record_is_not_found(store: StoreBackend) -> None:
+    with pytest.raises(NotFoundError, match="no ledger record #42"):
+        store.deployment(42)
+    with pytest.raises(NotFoundError):
+        store.update_deployment(42, status="failed")
+
+
+def test_bad_ledger_writes_become_store_errors(store: StoreBackend) -> None:
+    with pytest.raises(StoreError, match="failed to open a ledger record"):
+        store.begin_deployment(kind="deploy")  # no env, actor or source
+    record = open_record(store)
+    with pytest.raises(StoreError, match="failed to update a ledger record"):
+        store.update_deployment(record.id, no_such_column=1)
+    assert store.deployment(record.id) == record
+
+
+def test_check_records_round_trip_and_filter(store: StoreBackend) -> None:
+    store.record_checks([])
+    made = [
+        CheckRecord(1, "staging", "bake", 1, "up", True, "200 OK", 0.01, 10.0),
+        CheckRecord(1, "staging", "bake", 2, "up", False, "500", 0.02, 11.0),
+        CheckRecord(None, "production", "check", 1, "up", True, "200 OK", 0.01, 12.0),
+    ]
+    store.record_checks(record for record in made)  # any iterable, a generator too
+    newest_first = list(reversed(made))
+    assert store.check_records() == newest_first
+    assert all(type(r.ok) is bool for r in store.check_records())
+    assert store.check_records(deployment=1) == newest_first[1:]
+    assert store.check_records(env="production") == newest_first[:1]
+    assert store.check_records(limit=1) == newest_first[:1]
+
+
+def test_events_round_trip(store: StoreBackend) -> None:
+    store.record_event("deploy-started", "deploying v1", env="staging", version=1, at=5.0)
+    store.record_event(
+        "check-failed", "boom", env="staging", deployment=3, data={"path": Path("/x"), "n": 2}
+    )
+    store.record_event("lease-broken", "elsewhere", env="production")
+    events = store.events("staging")
+    assert [e.kind for e in events] == ["check-failed", "deploy-started"]
+    assert events[0].to_json()["data"] == {"path": "/x", "n": 2}
+    assert (events[1].at, events[1].version, events[1].data) == (5.0, 1, "{}")
+    assert [e.kind for e in store.events(limit=1)] == ["lease-broken"]
+    assert len(store.events()) == 3
+
+
+# ---- leases ---------------------------------------------------------------------------------
+
+
+def take(store: StoreBackend, ttl: float = 60, force: bool = False, who: str = "ana") -> Any:
+    return store.acquire_lease(
+        "env:staging", purpose="deploy", holder_name=who, ttl=ttl, force=force
+    )
+
+
+def test_lease_is_taken_and_refused_while_alive(store: StoreBackend) -> None:
+    mine, previous = take(store)
+    assert previous is None and store.lease("env:staging") == mine
+    assert (mine.pid, mine.holder, mine.purpose) == (os.getpid(), "ana", "deploy")
+    with pytest.raises(LockedError, match=r"locked by ana \(deploy, pid \d+") as caught:
+        take(store, who="bob")
+    assert "--force" in str(caught.value)
+
+
+def test_expired_lease_is_taken_over(store: StoreBackend) -> None:
+    stale, _ = take(store, ttl=-1)
+    mine, previous = take(store, who="bob")
+    assert previous == stale and store.lease("env:staging") == mine
+
+
+def test_lease_of_a_dead_process_is_free_at_once(store: StoreBackend, store_url: str) -> None:
+    child = _run_child(store_url, store, "take-and-die")
+    assert child.returncode == 0, child.stderr
+    left = store.lease("env:staging")
+    assert left is not None and left.expires_at > time.time() + 100  # not expired by time
+    mine, previous = take(store)
+    assert previous == left and mine.pid == os.getpid()
+
+
+def test_force_breaks_a_live_lease_and_the_loser_learns_it(store: StoreBackend) -> None:
+    first, _ = take(store)
+    second, previous = take(store, force=True, who="bob")
+    assert previous == first
+    with pytest.raises(LeaseLostError, match="lost the lease on env:staging"):
+        store.renew_lease(first, 60)
+    store.release_lease(first)  # not ours any more: must not free bob's lease
+    assert store.lease("env:staging") == second
+    renewed = store.renew_lease(second, 600)
+    assert renewed.expires_at > second.expires_at
+    assert store.lease("env:staging") == renewed
+    store.release_lease(renewed)
+    assert store.lease("env:staging") is None
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from lastgood.errors import LockedError
+    from lastgood.store.database import Store
+    from lastgood.store.lite import LiteStore
+
+    kind, url, mode, go, stop = sys.argv[1:]
+    store = (LiteStore if kind == "LiteStore" else Store)(url)
+    if mode == "take-and-die":
+        store.acquire_lease("env:staging", purpose="deploy", holder_name="gone", ttl=600)
+        os._exit(0)  # no release, no close: what kill -9 leaves behind
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.002)
+    try:
+        store.acquire_lease("env:staging", purpose="deploy", holder_name=str(os.getpid()), ttl=60)
+        print("won", flush=True)
+    except LockedError:
+        print("locked", flush=True)
+    while not Path(stop).exists():
+        time.sleep(0.01)
+    store.close()
+    """
+)
+
+
+def _child_command(url: str, store: StoreBackend, mode: str, folder: Path) -> list[str]:
+    kind = type(store).__name__
+    return [sys.executable, "-c", CHILD, kind, url, mode, str(folder / "go"), str(folder / "stop")]
+
+
+def _run_child(url: str, store: StoreBackend, mode: str) -> subprocess.CompletedProcess[str]:
+    command = _child_command(url, store, mode, Path("/nonexistent"))
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_two_processes_racing_for_a_lease_exactly_one_wins(
+    store: StoreBackend, store_url: str, tmp_path: Path
+) -> None:
+    command = _child_command(store_url, store, "race", tmp_path)
+    racers = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        for racer in racers:
+            assert racer.stdout is not None and racer.stdout.readline().strip() == "ready"
+        (tmp_path / "go").touch()
+        results = sorted(racer.stdout.readline().strip() for racer in racers if racer.stdout)
+    finally:
+        (tmp_path / "stop").touch()
+        outputs = [racer.communicate(timeout=60) for racer in racers]
+    assert results == ["locked", "won"], outputs
+    assert all(racer.returncode == 0 for racer in racers), outputs
+    held = store.lease("env:staging")
+    assert held is not None and held.holder in {str(racer.pid) for racer in racers}
+
+
+# ---- errors, backends and the schema ----------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_store_errors_name_the_store_with_its_password_masked(postgres_database: str) -> None:
+    with_password = postgres_database.replace("postgres@", "postgres:hunter2@")
+    opened = Store(with_password)  # trust auth ignores the password
+    try:
+        with pytest.raises(StoreError) as caught:
+            opened.begin_deployment(kind="deploy")
+    finally:
+        opened.close()
+    assert "postgres:***@" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_lite_store_errors_name_the_store(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="failed to open") as caught:
+        LiteStore(f"sqlite:///{tmp_path}/missing/folder/store.db")
+    assert str(tmp_path) in str(caught.value)
+    opened = LiteStore(f"sqlite:///{tmp_path}/store.db")
+    opened.close()
+    opened.close()
+    with pytest.raises(StoreError, match="failed to read versions"):
+        opened.head()
+
+
+def test_both_backends_see_each_others_writes(tmp_path: Path, sqlite_template: Path) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "store.db")
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    lite, full = LiteStore(url), Store(url)
+    try:
+        add(lite, V1)
+        add(full, V2)
+        full.set_env("staging", live_version=2)
+        lite.record_event("deploy-started", "from lite", env="staging")
+        assert [v.number for v in full.versions()] == [2, 1] == [v.number for v in lite.versions()]
+        assert lite.env_state("staging") == full.env_state("staging")
+        assert full.events() == lite.events()
+        assert lite.files(2) == full.files(2) == V2
+        take(lite)
+        with pytest.raises(LockedError):
+            take(full)
+    finally:
+        lite.close()
+        full.close()
+
+
+def test_schema_heads_agree() -> None:
+    assert schema.HEAD == schema.alembic_head() == SCHEMA_HEAD
+
+
+def test_record_fields_match_the_tables() -> None:
+    from dataclasses import fields
+
+    from lastgood.records import Deployment, EventRecord, Lease, VersionInfo
+
+    pairs = [
+        (VersionInfo, t.versions),
+        (EnvState, t.environments),
+        (Deployment, t.deployments),
+        (EventRecord, t.events),
+        (Lease, t.leases),
+        (CheckRecord, t.check_results),
+    ]
+    for record, table in pairs:
+        columns = [column.name for column in table.columns]
+        if record is CheckRecord:
+            columns.remove("id")  # results are read back without their row id
+        assert [field.name for field in fields(record)] == columns, table.name
+
+
+@pytest.mark.parametrize("backend_class", [LiteStore, Store], ids=["lite", "sqlalchemy"])
+def test_a_fresh_sqlite_database_is_migrated(backend_class: type[Any], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    opened = backend_class(url)
+    try:
+        assert add(opened, V1).number == 1
+    finally:
+        opened.close()
+    assert raw_execute(url, "SELECT version_num FROM alembic_version") == [(schema.HEAD,)]
+
+
+def test_an_in_memory_lite_store_works() -> None:
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        opened = LiteStore(url)
+        try:
+            add(opened, V1)
+            assert opened.files(1) == V1
+        finally:
+            opened.close()
+
+
+def test_lite_store_is_thread_safe(tmp_path: Path, sqlite_template: Path) -> None:
+    shutil.copyfile(sqlite_template, tmp_path / "store.db")
+    opened = LiteStore(f"sqlite:///{tmp_path / 'store.db'}")
+
+    def write(n: int) -> None:
+        for i in range(20):
+            opened.record_event("check-round", f"{n}/{i}", env="staging")
+
+    workers = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    try:
+        assert len(opened.events(limit=1000)) == 80
+    finally:
+        opened.close()
+
+
+def test_an_up_to_date_lite_store_never_imports_sqlalchemy(sqlite_template: Path) -> None:
+    probe = textwrap.dedent(
+        f"""
+        import sys
+        from lastgood.store import open_store
+        store = open_store("sqlite:///{sqlite_template}")
+        store.head(); store.env_state("staging"); store.close()
+        heavy = sorted(m for m in ("sqlalchemy", "alembic") if m in sys.modules)
+        print(type(store).__name__, heavy)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "LiteStore []", done.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "database", "uri"),
+    [
+        ("sqlite:///relative/store.db", os.path.abspath("relative/store.db"), False),
+        ("sqlite:////abs/store.db", "/abs/store.db", False),
+        ("sqlite+pysqlite:////abs/my%20store.db", "/abs/my store.db", False),
+        ("sqlite://", None, True),
+        ("sqlite:///:memory:", None, True),
+    ],
+)
+def test_sqlite_urls_parse_like_sqlalchemy(url: str, database: str | None, uri: bool) -> None:
+    location = sqlite_location(url)
+    assert location is not None and location.uri is uri
+    if database is not None:
+        assert location.database == database
+    else:
+        assert location.database.endswith("?vfs=memdb")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1/db",
+        "sqlite:///store.db?timeout=5",
+        "sqlite://host/store.db",
+        "mysql:///x",
+    ],
+)
+def test_urls_the_fast_lane_leaves_to_sqlalchemy(url: str) -> None:
+    assert sqlite_location(url) is None
+    with pytest.raises(StoreError, match="cannot open"):
+        LiteStore(url)
+
+
+def test_open_store_picks_the_fast_lane_for_plain_sqlite_urls(tmp_path: Path) -> None:
+    lite = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    full = open_store(f"sqlite:///{tmp_path / 'b.db'}?timeout=5")
+    try:
+        assert (type(lite), type(full)) == (LiteStore, Store)
+    finally:
+        lite.close()
+        full.close()
+
+
+@pytest.mark.postgres
+def test_open_store_gives_postgresql_to_sqlalchemy(postgres_database: str) -> None:
+    remote = open_store(postgres_database)
+    try:
+        assert type(remote) is Store
+    finally:
+        remote.close()
