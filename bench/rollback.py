@@ -24,6 +24,7 @@ warmed before timing, as an installed package would have, so no run pays for com
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import shutil
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -319,12 +320,15 @@ def git_rollback(repo: Path, live: Path, env: dict[str, str]) -> Callable[[], No
     return action
 
 
-def lastgood_rollback(root: Path, env: dict[str, str]) -> Callable[[], None]:
-    turns = iter(range(1_000_000))
+def lastgood_rollback(
+    root: Path, env: dict[str, str], turns: Iterator[int], *store: str
+) -> Callable[[], None]:
+    """Roll back and forth between v1 and v2 (``turns`` is shared, so every call really switches);
+    ``store`` may add ``--store URL``."""
 
     def action() -> None:
         ref = "1" if next(turns) % 2 == 0 else "2"
-        run([str(LASTGOOD), "rollback", ENV, "--to", ref], cwd=root, env=env)
+        run([str(LASTGOOD), *store, "rollback", ENV, "--to", ref], cwd=root, env=env)
 
     return action
 
@@ -342,8 +346,14 @@ def measure_process(plan: Plan, scratch: Path) -> None:
     repo = git_repository(plan, scratch, env)
     live = scratch / "git" / "live"
     live.mkdir()
+    # the same database through SQLAlchemy: a driver option in the URL keeps the fast lane out
+    through_sqlalchemy = f"sqlite:///{root / '.lastgood' / 'store.db'}?timeout=30"
+    turns = itertools.count()
     contenders = {
-        "lastgood rollback --to REF": lastgood_rollback(root, env),
+        "lastgood rollback --to REF": lastgood_rollback(root, env, turns),
+        "  same, SQLAlchemy store (--store …?timeout=30)": lastgood_rollback(
+            root, env, turns, "--store", through_sqlalchemy
+        ),
         f"git revert + rsync ({plan.git_commits:,} commits)": git_rollback(repo, live, env),
         "python -c pass (interpreter floor)": python_running("pass", env, scratch),
         "python -c 'import sqlalchemy'": python_running("import sqlalchemy", env, scratch),

@@ -504,3 +504,13 @@ def test_sql_runaway_sqlite_query_is_interrupted(leads_url: str, context: CheckC
     assert time.monotonic() - started < 1.5
     assert not result.ok
     assert result.detail == f"query failed on {leads_url}: interrupted"
+
+
+def test_http_loopback_ignores_proxy_settings(
+    serve: Any, context: CheckContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = serve({"/health": Reply(200, "ok")})
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    result = run("http", context, url=f"{base}/health")
+    assert result.ok, result.detail

@@ -107,6 +107,15 @@ def test_offline_rollback_and_the_next_command_records_it(workspace: Factory) ->
     assert status["live_version"] == 1 and status["ledger_version"] == 1
     records = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
     assert records[0]["kind"] == "offline-rollback" and records[0]["reason"] == "store is down"
+    assert status["last_good"] == 1
+    # v2 was rolled away from: a plain rollback now must not bring it back
+    again = ws.run("rollback", "staging")
+    assert_clean_error(again, 2, "no known good version")
+    assert (
+        "marker: one" in (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
+    )
+    mixed = ws.run("rollback", "staging", "--offline", "--to", "v2")
+    assert_clean_error(mixed, 2, "--offline")
 
 
 def test_configuration_errors_are_clean(workspace: Factory) -> None:

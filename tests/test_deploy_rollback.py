@@ -147,6 +147,7 @@ def test_validation_failure_is_refused(ws: Workspace) -> None:
         deploy(project, "staging")
     assert raised.value.exit_code == 5
     assert not (ws.base / "live").exists() or not (ws.base / "live" / "current").exists()
+    assert project.store.head() is None  # an invalid folder never becomes a version
 
 
 def test_first_deploy_failing_needs_a_human(ws: Workspace) -> None:

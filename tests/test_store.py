@@ -486,7 +486,7 @@ def test_record_fields_match_the_tables() -> None:
 
 @pytest.mark.parametrize("backend_class", [LiteStore, Store], ids=["lite", "sqlalchemy"])
 def test_a_fresh_sqlite_database_is_migrated(backend_class: type[Any], tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'new.db'}"
+    url = f"sqlite:///{tmp_path / 'a new store.db'}"
     opened = backend_class(url)
     try:
         assert add(opened, V1).number == 1

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
@@ -86,7 +86,7 @@ def sqlite_location(url: str) -> SqliteLocation | None:
         target = f"file:/lastgood-memory-{secrets.token_hex(8)}?vfs=memdb"
         return SqliteLocation(target, True, f"sqlite:///{target}&uri=true")
     path = os.path.abspath(database)
-    return SqliteLocation(path, False, f"sqlite:///{path}")
+    return SqliteLocation(path, False, f"sqlite:///{quote(path)}")  # SQLAlchemy unquotes it
 
 
 class LiteStore:
