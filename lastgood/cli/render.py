@@ -34,12 +34,36 @@ def info(text: str) -> None:
     sys.stderr.flush()
 
 
+class BakeCountdown:
+    """A line that re-renders itself: ``baking v12 on staging · 18 s left · round 4 ok``."""
+
+    def __init__(self, label: str, ends_at: float) -> None:
+        self.label = label
+        self.ends_at = ends_at
+        self.last_round = "waiting for the first round"
+
+    def __rich__(self) -> str:
+        left = max(0.0, self.ends_at - time.time())
+        return f"baking {self.label} · {left:.0f} s left · {self.last_round}"
+
+
+_BAKE_OVER = {
+    EventKind.BAKE_PASSED,
+    EventKind.DEPLOY_FAILED,
+    EventKind.DEPLOY_SUCCEEDED,
+    EventKind.RESTORE_FAILED,
+}
+
+
 class ProgressPrinter:
     """Event subscriber that shows a deploy or rollback as it happens."""
 
     def __init__(self) -> None:
         self.tty = is_tty()
         self._console: Any = None
+        self._status: Any = None
+        self._countdown: BakeCountdown | None = None
+        self._bake_end: float | None = None
         if self.tty:
             from rich.console import Console
 
@@ -49,13 +73,42 @@ class ProgressPrinter:
         if event.kind in _QUIET_KINDS:
             self._round(event)
             return
+        if event.kind in _BAKE_OVER:
+            self._stop_countdown()
+        self._line(event)
+        if event.kind is EventKind.ACTIVATED and "bake" in event.data:
+            self._start_countdown(event)
+
+    def _start_countdown(self, event: Event) -> None:
+        self._bake_end = float(event.data["activated_at"]) + float(event.data["bake"])
+        if self._console is None:
+            return
+        self._countdown = BakeCountdown(f"v{event.version} on {event.env}", self._bake_end)
+        self._status = self._console.status(self._countdown)
+        self._status.start()
+
+    def _stop_countdown(self) -> None:
+        self._bake_end = None
+        if self._status is not None:
+            self._status.stop()
+            self._status = self._countdown = None
+
+    def _left(self) -> str:
+        if self._bake_end is None:
+            return ""
+        return f" ({max(0.0, self._bake_end - time.time()):.0f} s of bake left)"
+
+    def _line(self, event: Event) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self._console is not None:
+            from rich.markup import escape
+
             style = _STYLES.get(event.kind, "")
+            message = escape(event.message)
             self._console.print(
-                f"[dim]{stamp}[/dim] [{style}]{event.message}[/{style}]"
+                f"[dim]{stamp}[/dim] [{style}]{message}[/{style}]"
                 if style
-                else f"[dim]{stamp}[/dim] {event.message}"
+                else f"[dim]{stamp}[/dim] {message}"
             )
         else:
             info(f"{stamp} {event.kind.value}: {event.message}")
@@ -63,10 +116,13 @@ class ProgressPrinter:
     def _round(self, event: Event) -> None:
         if not event.data.get("ok", True):
             return  # the check-failed event that follows says it louder
+        if self._countdown is not None:
+            self._countdown.last_round = f"round {event.data.get('round')} ok"
+            return
         stamp = time.strftime("%H:%M:%S")
-        text = f"{event.message}"
+        text = f"{event.message}{self._left()}"
         if self._console is not None:
-            self._console.print(f"[dim]{stamp} {text}[/dim]")
+            self._console.print(f"{stamp} {text}", style="dim", markup=False)
         else:
             info(f"{stamp} check-round: {text}")
 

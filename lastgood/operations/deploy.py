@@ -307,7 +307,13 @@ class DeployRun:
         self.store.set_env(self.env, live_version=self.version.number)
         self.record = self.store.update_deployment(self.record.id, activated_at=activated_at)
         failpoint.hit("deploy.after-activate")
-        self._emit(EventKind.ACTIVATED, f"{self.version.label} is live on {self.env}")
+        self._emit(
+            EventKind.ACTIVATED,
+            f"{self.version.label} is live on {self.env}; baking for "
+            f"{format_duration(self.settings.bake)}",
+            bake=self.settings.bake,
+            activated_at=activated_at,
+        )
 
     def _bake(self) -> Outcome:
         from lastgood.operations.bake import Bake
