@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     LEASE_BROKEN = "lease-broken"
     LEASE_TAKEN_OVER = "lease-taken-over"
     TARGET_RECOVERED = "target-recovered"
+    DRIFT_REPAIRED = "drift-repaired"
     RECONCILED = "reconciled"
     OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"
 

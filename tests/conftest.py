@@ -64,7 +64,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-CHECK_OK = 'grep -qx ok "$LASTGOOD_PATH/health.txt"'
+# passes when the live health.txt says ok and there is no ../outage file (the world is fine)
+CHECK_OK = 'grep -qx ok "$LASTGOOD_PATH/health.txt" && test ! -e ../outage'
 
 
 def config_text(env: str = "staging", target: str = "directory", **policy: str) -> str:

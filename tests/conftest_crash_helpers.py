@@ -422,6 +422,7 @@ def template(root: Path, kind: str, store: str, stage: str) -> tuple[Workspace, 
     if key in _TEMPLATES:
         return _TEMPLATES[key]
     base = root / f"{kind}-{store}-{stage}"
+    shutil.rmtree(base, ignore_errors=True)  # what an earlier, failed build left
     database = url = None
     previous = template(root, kind, store, "v1") if stage == "v1v2" else None
     if store == "postgresql":

@@ -296,7 +296,7 @@ def test_rerun_of_an_interrupted_rollback_does_not_flip_back(
     """v1, v2 good; 'rollback' (to v1) killed after the switch; running it again keeps v1."""
     workspace = workspace_factory(stage="v1v2")
     killed = workspace.run(
-        "rollback", ENV, "-m", "v2 breaks the scorer", failpoint=("rollback.after-activate")
+        "rollback", ENV, "-m", "v2 breaks the scorer", failpoint="rollback.after-activate"
     )
     assert killed.code == KILLED, killed.describe()
     assert assert_recovered(workspace, "after the killed rollback") == "v1"

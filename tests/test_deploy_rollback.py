@@ -190,9 +190,41 @@ def test_restore_that_cannot_be_verified_needs_a_human(ws: Workspace) -> None:
     deploy(project, "staging")
     ws.healthy("two")
     deploy(project, "staging")
-    # the world breaks: v1's own files now fail the check (edited in its retained release)
-    release = next((ws.base / "live" / "releases").glob("v1-*"))
-    (release / "health.txt").write_text("fail\n")
+    (ws.base / "outage").write_text("the CRM is down\n")  # the world breaks, not the config
     outcome = rollback(project, "staging")
     assert outcome.exit_code == NEEDS_HUMAN
     assert "A person is needed" in outcome.summary
+
+
+def test_rollback_never_lands_on_hand_edited_content(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.healthy("two")
+    deploy(project, "staging")
+    # someone "fixed" v1's retained release by hand; a pointer switch alone would serve it
+    release = next((ws.base / "live" / "releases").glob("v1-*"))
+    (release / "scoring" / "thresholds.yaml").write_text("threshold: 0.0\n")
+    (release / "stray.txt").write_text("left behind\n")
+    outcome = rollback(project, "staging", to="v1")
+    assert outcome.exit_code == OK
+    live = ws.base / "live" / "current"
+    assert (live / "scoring" / "thresholds.yaml").read_bytes() == project.store.files(1)[
+        "scoring/thresholds.yaml"
+    ]
+    assert not (live / "stray.txt").exists()
+    kinds = [event.kind for event in history(project, "staging").events]
+    assert "drift-repaired" in kinds
+
+
+def test_deploying_the_live_version_repairs_drift(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    (ws.base / "live" / "current" / "health.txt").write_text("edited\n")
+    (report,) = status(project, "staging")
+    assert report.drifted and "--version v1" in report.warnings[0]
+    outcome = deploy(project, "staging", ref="v1")
+    assert "rewrote 1 file(s) edited by hand: health.txt" in outcome.summary
+    (report,) = status(project, "staging")
+    assert not report.drifted

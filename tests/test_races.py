@@ -207,18 +207,24 @@ def test_rollback_during_a_bake_needs_force_and_the_deploy_stops(
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: Bake.run fences the lease only before its pause, never after the last round, "
-    "so a deploy whose lease was broken (rollback --force) during its final pause still runs "
-    "DeployRun._succeed: marks its version good, sets last_good to it, writes the target's "
-    "verdict, prunes, and exits 0 'passed its bake' while the rolled-back version is live",
+    "so a deploy whose lease was broken (rollback --force) during its final pause runs its "
+    "last round against the rolled-back content, which passes, then DeployRun._succeed marks "
+    "its version good and last known good (even a version whose rounds were failing), writes "
+    "the target's verdict, prunes, and exits 0 'passed its bake' while another version is "
+    "live; the next 'lastgood rollback' then puts the rolled-back version back",
 )
-def test_a_deploy_that_lost_its_lease_in_the_last_pause_does_not_claim_success(
-    workspace_factory: MakeWorkspace, background: list[Running]
+@pytest.mark.parametrize("good", [True, False], ids=["good-version", "failing-version"])
+def test_a_deploy_that_lost_its_lease_in_its_last_pause_claims_nothing(
+    workspace_factory: MakeWorkspace, background: list[Running], good: bool
 ) -> None:
-    """Bake 3 s, interval 5 s: one round, a 3 s pause, the final round; break it in the pause."""
+    """Bake 2 s, interval 3 s: one round, one pause, the final round; break it in the pause."""
     workspace = workspace_factory()
-    write_config(workspace.root, "directory", bake="3s", interval="5s")
-    deploy = _start_baking_deploy(workspace, background)
-    forced = workspace.run("rollback", ENV, "--force", "-m", "scores look wrong")
+    write_config(workspace.root, "directory", bake="2s", interval="3s")
+    workspace.write("v2", good=good)
+    deploy = workspace.start("deploy", ENV, "-m", "v2")
+    background.append(deploy)
+    deploy.wait_for_line("bake round 1")
+    forced = workspace.run("rollback", ENV, "--force", "-m", "v2 looks wrong, not waiting")
     assert forced.code == 0, forced.describe()
     after_rollback = _target_state(workspace)
     stopped = deploy.finish(timeout=10)
@@ -227,6 +233,8 @@ def test_a_deploy_that_lost_its_lease_in_the_last_pause_does_not_claim_success(
     assert _target_state(workspace) == after_rollback, "the deploy touched the target after"
     assert stopped.code not in (0, 3, 4), stopped.describe()
     assert "lost the lease" in stopped.err, stopped.describe()
+    again = workspace.run("rollback", ENV, "-m", "once more")
+    _assert_serves(workspace, "v1", f"a later rollback brought v2 back: {again.describe()}")
 
 
 # ---- a dead or stuck deploy never blocks a rollback ------------------------------------------

@@ -23,7 +23,7 @@ from lastgood.operations.checking import Round, build_checks, live_context, run_
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
-from lastgood.operations.restore import release_of
+from lastgood.operations.restore import ensure_intact, release_of
 from lastgood.operations.snapshot import read_workspace, snapshot
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
@@ -176,7 +176,8 @@ class DeployRun:
     def run(self, force: bool) -> Outcome:
         verdicts = self.store.verdicts(self.env)
         if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
-            return self._unchanged()
+            repaired = ensure_intact(self.project, self.env, self.version, deployment=None)
+            return self._unchanged(repaired)
         twins = self.store.versions_by_hash(self.version.content_hash)
         if any(verdicts.get(twin.number) == BAD for twin in twins) and not force:
             self._refuse_quarantined()
@@ -210,11 +211,11 @@ class DeployRun:
             )
         )
 
-    def _unchanged(self) -> Outcome:
+    def _unchanged(self, repaired: list[str]) -> Outcome:
         record = self.store.begin_deployment(
             env=self.env,
             kind="deploy",
-            status="unchanged",
+            status="repaired" if repaired else "unchanged",
             from_version=self.from_version,
             to_version=self.version.number,
             actor=self.project.actor,
@@ -226,11 +227,16 @@ class DeployRun:
         self._emit(
             EventKind.DEPLOY_UNCHANGED, f"{self.version.label} is already live on {self.env}"
         )
+        summary = f"{self.version.label} is already live and known good on {self.env}; "
+        if repaired:
+            summary += f"rewrote {len(repaired)} file(s) edited by hand: {', '.join(repaired)}"
+        else:
+            summary += "nothing to do"
         return Outcome(
             self.env,
             "deploy",
             OK,
-            f"{self.version.label} is already live and known good on {self.env}; nothing to do",
+            summary,
             version=self.version.number,
             from_version=self.from_version,
             deployment=record,
@@ -307,6 +313,7 @@ class DeployRun:
         self.store.set_env(self.env, live_version=self.version.number)
         self.record = self.store.update_deployment(self.record.id, activated_at=activated_at)
         failpoint.hit("deploy.after-activate")
+        ensure_intact(self.project, self.env, self.version, deployment=self.record.id)
         self._emit(
             EventKind.ACTIVATED,
             f"{self.version.label} is live on {self.env}; baking for "

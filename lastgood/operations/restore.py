@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 
 from lastgood import failpoint
+from lastgood.errors import TargetError
+from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.project import Project
@@ -37,6 +39,37 @@ def switch_to(
     return activated_at
 
 
+def ensure_intact(
+    project: Project, env: str, version: VersionInfo, *, deployment: int | None
+) -> list[str]:
+    """Make sure the target serves ``version`` byte for byte; repair hand edits if not.
+
+    Hashes what the target really serves; on a mismatch rewrites the differing files from the
+    store (each atomically) and records it. Returns the paths repaired (usually none).
+    """
+    target = project.target(env)
+    if target.actual_hash() == version.content_hash:
+        return []
+    changed = target.repair(release_of(version), project.store.files(version.number))
+    project.emit(
+        Event(
+            EventKind.DRIFT_REPAIRED,
+            f"the live files of {version.label} on {env} had been changed by hand; rewrote "
+            f"{len(changed)} of them: {', '.join(changed[:5])}{' …' if len(changed) > 5 else ''}",
+            env=env,
+            version=version.number,
+            deployment=deployment,
+            data={"paths": changed},
+        )
+    )
+    if target.actual_hash() != version.content_hash:
+        raise TargetError(
+            f"the files live on {env} still do not match {version.label} after repair",
+            hint=f"inspect {target.describe()} by hand",
+        )
+    return changed
+
+
 @dataclass(frozen=True)
 class Verification:
     ok: bool
@@ -48,7 +81,9 @@ class Verification:
 
 
 def verify(project: Project, env: str, version: VersionInfo, *, deployment: int) -> Verification:
-    """Run check rounds until one passes, at most ``verify_rounds`` of them, ``interval`` apart."""
+    """Confirm the content byte for byte, then run check rounds until one passes: at most
+    ``verify_rounds`` of them, ``interval`` apart."""
+    ensure_intact(project, env, version, deployment=deployment)
     settings = project.config.environment(env)
     checks = build_checks(settings.checks)
     context = live_context(project, env, release_of(version))

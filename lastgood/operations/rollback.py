@@ -21,7 +21,13 @@ from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import offline_log_path, reconcile
 from lastgood.operations.resolve import resolve
-from lastgood.operations.restore import Verification, release_of, switch_to, verify
+from lastgood.operations.restore import (
+    Verification,
+    ensure_intact,
+    release_of,
+    switch_to,
+    verify,
+)
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
@@ -71,11 +77,15 @@ def rollback(
         live_number = live.version if live else None
         destination = _destination(project, env, to, live_number, force)
         if destination.number == live_number:
+            repaired = ensure_intact(project, env, destination, deployment=None)
+            note = (
+                f"rewrote {len(repaired)} file(s) edited by hand" if repaired else "nothing to do"
+            )
             return Outcome(
                 env,
                 "rollback",
                 OK,
-                f"{destination.label} is already live on {env}; nothing to do",
+                f"{destination.label} is already live on {env}; {note}",
                 version=destination.number,
                 from_version=live_number,
             )

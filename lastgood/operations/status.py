@@ -143,7 +143,8 @@ def _warn(result: EnvStatus, has_live: bool) -> None:
     if result.drifted:
         result.warnings.append(
             f"drift: the files live on {result.env} do not match v{result.live_version} "
-            "(edited by hand?); 'lastgood rollback' or a deploy puts a known version back"
+            f"(edited by hand?); 'lastgood deploy {result.env} --version v{result.live_version}' "
+            "rewrites them from the store"
         )
     if has_live and result.live_verdict is None:
         result.warnings.append(

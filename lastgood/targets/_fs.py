@@ -156,6 +156,36 @@ def tree_hash(folder: Path) -> str:
     return manifest_hash(pairs)
 
 
+def repair_tree(folder: Path, files: Mapping[str, bytes], *, remove_extra: bool) -> list[str]:
+    """Make ``folder`` hold exactly ``files`` again, each file replaced atomically.
+
+    Only files that differ are rewritten (keeping their mode); with ``remove_extra`` regular
+    files that are not in ``files`` are removed too. Returns the relative paths changed.
+    """
+    changed, touched = [], set()
+    for path, data in sorted(files.items()):
+        destination = folder.joinpath(*check_relative(path).parts)
+        present = regular_file_bytes(destination)
+        if present == data:
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        mode = stat.S_IMODE(destination.stat().st_mode) if present is not None else None
+        write_atomic(destination, data, mode=mode, sync_dir=False)
+        changed.append(path)
+        touched.add(destination.parent)
+    if remove_extra:
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for filename in filenames:
+                full = Path(dirpath, filename)
+                if full.relative_to(folder).as_posix() not in files:
+                    full.unlink()
+                    changed.append(full.relative_to(folder).as_posix())
+                    touched.add(full.parent)
+    for each in touched:
+        fsync_dir(each)
+    return changed
+
+
 def remove_leftovers(folder: Path, prefix: str) -> list[str]:
     """Remove entries of ``folder`` whose names start with ``prefix``; return their names."""
     removed = []

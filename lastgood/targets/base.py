@@ -12,6 +12,7 @@ A target type is a subclass of :class:`Target` registered under a name (see
 - ``retained()`` lists releases staged there and still complete, so a rollback to one of them is
   ``activate`` alone: a pointer switch.
 - ``actual_hash()`` hashes what the target really serves now, for drift and verification.
+- ``repair(release, files)`` rewrites a live release whose files were edited by hand.
 - ``recover()`` finishes or undoes whatever a killed process left half-done. Called before every
   operation; cheap when there is nothing to do.
 - ``record_verdict(release, verdict)`` remembers on the target itself that a release was proven
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lastgood.bundle import release_name
+from lastgood.errors import TargetError
 
 
 @dataclass(frozen=True, order=True)
@@ -71,6 +73,18 @@ class Target(ABC):
 
     @abstractmethod
     def actual_hash(self) -> str | None: ...
+
+    def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
+        """Rewrite, in place and one file at a time atomically, whatever of the *live*
+        ``release`` no longer matches ``files`` (edited by hand); return the paths changed.
+
+        Called when ``actual_hash()`` disagrees with the live release, so a rollback can never
+        "work" while hand-edited content stays live. The default cannot repair.
+        """
+        raise TargetError(
+            f"the {self.type_name} target of {self.env} cannot repair files edited by hand",
+            hint="deploy a new version to replace them",
+        )
 
     def recover(self) -> str | None:
         """Finish an interrupted switch; return a sentence saying what was done, or None."""

@@ -121,6 +121,11 @@ class DirectoryTarget(Target):
             ) from exc
         return self.store.release(PurePosixPath(link).name)
 
+    def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
+        """Rewrite the live release folder's hand-edited files, each atomically; remove strays."""
+        self._require_retained(release)
+        return _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
+
     def retained(self) -> list[Release]:
         """Releases whose folder and metadata both exist, oldest first. Reads only."""
         return self.store.retained()

@@ -238,6 +238,14 @@ class FilesTarget(Target):
             return None
         return Release(int(current["version"]), str(current["content_hash"]))
 
+    def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
+        """Rewrite hand-edited files of the live release in ``PATH`` (and its staged copy).
+
+        Files in ``PATH`` that lastgood did not write are left alone."""
+        self._require_retained(release)
+        _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
+        return _fs.repair_tree(self.path, files, remove_extra=False)
+
     def retained(self) -> list[Release]:
         """Releases with a complete copy in ``STATE/releases/``, oldest first. Reads only."""
         return self.store.retained()
