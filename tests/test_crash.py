@@ -178,6 +178,7 @@ def test_killed_at_random_moments(workspace_factory: MakeWorkspace, kind: str, g
     seed = SEED + (0 if good else 1) + (0 if kind == "directory" else 2)
     rng = random.Random(seed)
     duration = 0.0
+    outcomes = []
     for trial in range(TRIALS):
         label = f"t{trial}-{'good' if good else 'bad'}"
         workspace.write(label, good=good)
@@ -203,6 +204,10 @@ def test_killed_at_random_moments(workspace_factory: MakeWorkspace, kind: str, g
         back = workspace.run("rollback", ENV, "--to", "v1", "-m", f"after {context}")
         assert back.code == 0, f"{context}: the next command failed:\n{back.describe()}"
         assert workspace.served_label(context) == "v1", context
+        outcomes.append(f"trial {trial}: {context.split(', ')[-1]}, served {serving}")
+    print(f"seed={seed}", *outcomes, sep="\n")  # shown with -rP
+    kills = sum("killed" in outcome for outcome in outcomes)
+    assert kills >= TRIALS // 2, f"seed={seed}: too few trials were killed:\n" + "\n".join(outcomes)
 
 
 # ---- 4. scenarios from real incidents --------------------------------------------------------
