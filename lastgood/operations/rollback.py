@@ -77,42 +77,55 @@ def rollback(
         live_number = live.version if live else None
         destination = _destination(project, env, to, live_number, force)
         if destination.number == live_number:
-            repaired = ensure_intact(project, env, destination, deployment=None)
-            note = (
-                f"rewrote {len(repaired)} file(s) edited by hand" if repaired else "nothing to do"
-            )
-            return Outcome(
-                env,
-                "rollback",
-                OK,
-                f"{destination.label} is already live on {env}; {note}",
-                version=destination.number,
-                from_version=live_number,
-            )
-        record = project.store.begin_deployment(
-            env=env,
-            kind="rollback",
-            from_version=live_number,
-            to_version=destination.number,
-            actor=project.actor,
-            reason=reason,
-            source=source,
-            trigger_at=requested_at,
-            requested_at=requested_at,
-        )
-        project.emit(
-            Event(
-                EventKind.ROLLBACK_STARTED,
-                f"rolling back {env}: {_label(live_number)} → {destination.label} by "
-                f"{project.actor}" + (f" ({reason})" if reason else ""),
-                env=env,
-                version=destination.number,
-                deployment=record.id,
-            )
-        )
+            return _already_live(project, env, destination)
+        record = _open_record(project, env, live_number, destination, reason, source, requested_at)
         done = restore(project, env, lease, destination, record, point="rollback.before-activate")
         failpoint.hit("rollback.after-verify")
         return _outcome(env, done, live_number)
+
+
+def _already_live(project: Project, env: str, destination: VersionInfo) -> Outcome:
+    """Nothing to switch; still make sure the live files are exactly the version's."""
+    repaired = ensure_intact(project, env, destination, deployment=None)
+    note = f"rewrote {len(repaired)} file(s) edited by hand" if repaired else "nothing to do"
+    summary = f"{destination.label} is already live on {env}; {note}"
+    return Outcome(
+        env, "rollback", OK, summary, version=destination.number, from_version=destination.number
+    )
+
+
+def _open_record(
+    project: Project,
+    env: str,
+    live: int | None,
+    destination: VersionInfo,
+    reason: str,
+    source: str,
+    requested_at: float,
+) -> Deployment:
+    """The ledger record of a manual rollback, timed from the request; emits rollback-started."""
+    record = project.store.begin_deployment(
+        env=env,
+        kind="rollback",
+        from_version=live,
+        to_version=destination.number,
+        actor=project.actor,
+        reason=reason,
+        source=source,
+        trigger_at=requested_at,
+        requested_at=requested_at,
+    )
+    because = f" ({reason})" if reason else ""
+    project.emit(
+        Event(
+            EventKind.ROLLBACK_STARTED,
+            f"rolling back {env}: {_label(live)} → {destination.label} by {project.actor}{because}",
+            env=env,
+            version=destination.number,
+            deployment=record.id,
+        )
+    )
+    return record
 
 
 def _destination(
