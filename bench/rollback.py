@@ -195,6 +195,7 @@ def stage_pair(project: Project, env: str) -> tuple[VersionInfo, VersionInfo]:
             target.stage(release_of(version), store.files(version.number))
     target.activate(release_of(head))
     store.set_env(env, live_version=head.number)
+    os.sync()  # releases are staged long before a rollback: their writeback is not its cost
     return pair
 
 

@@ -7,7 +7,6 @@ configuration. Reads only; writes nothing.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,6 +258,8 @@ def _string_list(value: Any, key: str, where: str) -> list[str]:
 def _reject_unknown(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
     for key in table:
         if key not in known:
+            import difflib
+
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = (
                 f"did you mean {prefix}{close[0]}?"

@@ -7,13 +7,10 @@ must tell the truth, is allowed to raise.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-log = logging.getLogger("lastgood.events")
 
 
 class EventKind(StrEnum):
@@ -85,4 +82,8 @@ class EventBus:
             try:
                 subscriber(event)
             except Exception:  # a renderer or notifier must never block a rollback
-                log.exception("event subscriber failed on %s", event.kind.value)
+                import logging
+
+                logging.getLogger("lastgood.events").exception(
+                    "event subscriber failed on %s", event.kind.value
+                )

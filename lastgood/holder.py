@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
-import subprocess
 from pathlib import Path
 
 from lastgood import settings
+
+
+def hostname() -> str:
+    """This machine's name, as leases record it (``os.uname`` is cheaper than socket)."""
+    return os.uname().nodename
 
 
 def process_start(pid: int) -> str:
@@ -22,7 +24,7 @@ def process_start(pid: int) -> str:
 
 def is_alive(host: str, pid: int, pid_start: str) -> bool | None:
     """Whether a lease's process still runs; None when it cannot be told (other host)."""
-    if host != socket.gethostname():
+    if host != hostname():
         return None
     try:
         os.kill(pid, 0)
@@ -40,6 +42,8 @@ def author(explicit: str | None = None) -> str:
     configured = settings.AUTHOR.read()
     if configured:
         return configured
+    import subprocess
+
     try:
         name = subprocess.run(
             ["git", "config", "user.name"], capture_output=True, text=True, timeout=2
@@ -48,6 +52,8 @@ def author(explicit: str | None = None) -> str:
         name = ""
     if name:
         return name
+    import getpass
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -351,17 +351,6 @@ def new_database_name() -> str:
     return f"lastgood_crash_{secrets.token_hex(5)}"
 
 
-@contextlib.contextmanager
-def fresh_database(template: str | None = None) -> Iterator[str]:
-    """CREATE a database (optionally from ``template``), yield its URL, DROP it WITH (FORCE)."""
-    name = new_database_name()
-    pg_execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
-    try:
-        yield PG_URL.format(name=name)
-    finally:
-        pg_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 # ---- invariants after a crash ----------------------------------------------------------------
 
 
@@ -471,6 +460,7 @@ def make_workspace(
 
 @contextlib.contextmanager
 def _database_copy(template_name: str | None) -> Iterator[str]:
+    """CREATE a database from ``template_name``, yield its URL, DROP it WITH (FORCE)."""
     name = new_database_name()
     _create_database(name, template_name)
     try:

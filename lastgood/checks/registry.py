@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import entry_points
 
 from lastgood.checks.base import Check
 from lastgood.config import CheckSpec
@@ -29,7 +28,7 @@ def check_class(name: str) -> type[Check]:
     dotted = BUILTIN.get(name)
     if dotted is None:
         dotted = next(
-            (e.value for e in entry_points(group="lastgood.checks") if e.name == name), None
+            (e.value for e in _entry_points(group="lastgood.checks") if e.name == name), None
         )
     if dotted is None:
         known = ", ".join(sorted({*BUILTIN, *_registered}))
@@ -44,3 +43,10 @@ def check_class(name: str) -> type[Check]:
 def build_check(spec: CheckSpec) -> Check:
     """Instantiate the check described by ``spec`` (validates its options)."""
     return check_class(spec.type)(spec)
+
+
+def _entry_points(group: str) -> list:  # type: ignore[type-arg]
+    """Plugins of ``group``; importlib.metadata loads only when a name is not built in."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=group))

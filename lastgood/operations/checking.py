@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
@@ -74,6 +73,8 @@ def run_round(
 ) -> Round:
     """Run ``checks`` concurrently, record the results in the ledger, emit the round event."""
     if checks:
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
             results = tuple(pool.map(lambda check: run_check(check, context), checks))
     else:

@@ -48,9 +48,13 @@ def ensure_intact(
     store (each atomically) and records it. Returns the paths repaired (usually none).
     """
     target = project.target(env)
-    if target.actual_hash() == version.content_hash:
+    release = release_of(version)
+    if target.untouched(release):
         return []
-    changed = target.repair(release_of(version), project.store.files(version.number))
+    if target.actual_hash() == version.content_hash:
+        target.seal(release)
+        return []
+    changed = target.repair(release, project.store.files(version.number))
     project.emit(
         Event(
             EventKind.DRIFT_REPAIRED,

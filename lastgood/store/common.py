@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -94,7 +93,7 @@ def new_lease(name: str, *, purpose: str, holder_name: str, ttl: float) -> Lease
         token=secrets.token_hex(16),
         holder=holder_name,
         purpose=purpose,
-        host=socket.gethostname(),
+        host=holder.hostname(),
         pid=pid,
         pid_start=holder.process_start(pid),
         acquired_at=now,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -186,6 +187,25 @@ def repair_tree(folder: Path, files: Mapping[str, bytes], *, remove_extra: bool)
     return changed
 
 
+def tree_fingerprint(folder: Path) -> str:
+    """A cheap seal of a folder: every path, and each file's size, mtime, ctime and inode.
+
+    Any edit, replacement, addition or removal changes it (ctime cannot be set by hand), so a
+    matching fingerprint proves the files are as staged without reading them. Reads only.
+    """
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        relative = Path(dirpath).relative_to(folder).as_posix()
+        entries.extend(f"d {relative}/{name}" for name in dirnames)
+        for name in filenames:
+            info = os.lstat(os.path.join(dirpath, name))
+            entries.append(
+                f"f {relative}/{name} {info.st_size} {info.st_mtime_ns} {info.st_ctime_ns} "
+                f"{info.st_ino} {info.st_mode}"
+            )
+    return hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()
+
+
 def remove_leftovers(folder: Path, prefix: str) -> list[str]:
     """Remove entries of ``folder`` whose names start with ``prefix``; return their names."""
     removed = []
@@ -319,7 +339,7 @@ class ReleaseStore:
         tmp = self.releases / f"{TMP_DIR_PREFIX}{release.name}-{random_suffix()}"
         write_tree(tmp, files)
         failpoint.hit("target.after-stage-files")
-        self._write_meta(release, manifest)
+        self._write_meta(release, manifest, tree_fingerprint(tmp))
         failpoint.hit("target.before-rename-release")
         os.rename(tmp, final)
         fsync_dir(self.releases)
@@ -341,16 +361,34 @@ class ReleaseStore:
                 f"{folder} exists without its metadata and does not hold release {release.name}",
                 hint=f"move {folder} away, then deploy again",
             )
-        self._write_meta(release, manifest)
+        self._write_meta(release, manifest, tree_fingerprint(folder))
         return True
 
-    def _write_meta(self, release: Release, manifest: dict[str, str]) -> None:
+    def _write_meta(
+        self, release: Release, manifest: dict[str, str], fingerprint: str | None = None
+    ) -> None:
         meta = {
             "version": release.version,
             "content_hash": release.content_hash,
             "manifest": manifest,
             "staged_at": time.time(),
+            "fingerprint": fingerprint,
         }
+        write_json(self.meta_path(release.name), meta)
+
+    def untouched(self, release: Release) -> bool:
+        """True when the release folder still carries the fingerprint recorded for it."""
+        meta = self.read_meta(release.name) or {}
+        sealed = meta.get("fingerprint")
+        folder = self.release_path(release.name)
+        return bool(sealed) and folder.is_dir() and tree_fingerprint(folder) == sealed
+
+    def seal(self, release: Release) -> None:
+        """Record the folder's fingerprint as proven good (after a full hash or a repair)."""
+        meta = self.read_meta(release.name)
+        if meta is None:
+            return
+        meta["fingerprint"] = tree_fingerprint(self.release_path(release.name))
         write_json(self.meta_path(release.name), meta)
 
     def clean_leftovers(self) -> list[str]:
@@ -385,6 +423,8 @@ class ReleaseStore:
         if verdict not in VERDICTS:
             raise TargetError(f"verdict must be one of {', '.join(VERDICTS)}, got {verdict!r}")
         state = self.read_state()
+        if state["verdicts"].get(name) == verdict:
+            return  # already known: no write, no fsync on the rollback path
         state["verdicts"][name] = verdict
         self._make_folders()
         write_json(self.state_path, state)

@@ -86,6 +86,15 @@ class Target(ABC):
             hint="deploy a new version to replace them",
         )
 
+    def untouched(self, release: Release) -> bool:
+        """Cheap proof that the live ``release`` is as staged (no file read); False = unknown.
+
+        When False, the caller hashes the content with ``actual_hash()`` instead."""
+        return False
+
+    def seal(self, release: Release) -> None:  # noqa: B027
+        """Remember that ``release`` was just proven intact, so ``untouched`` can say so later."""
+
     def recover(self) -> str | None:
         """Finish an interrupted switch; return a sentence saying what was done, or None."""
         return None

@@ -124,7 +124,17 @@ class DirectoryTarget(Target):
     def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
         """Rewrite the live release folder's hand-edited files, each atomically; remove strays."""
         self._require_retained(release)
-        return _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
+        changed = _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
+        self.store.seal(release)
+        return changed
+
+    def untouched(self, release: Release) -> bool:
+        """The release folder's stat fingerprint still matches the one taken when staged."""
+        return self.store.untouched(release)
+
+    def seal(self, release: Release) -> None:
+        """Take a fresh fingerprint of the release folder, just proven intact."""
+        self.store.seal(release)
 
     def retained(self) -> list[Release]:
         """Releases whose folder and metadata both exist, oldest first. Reads only."""

@@ -9,7 +9,6 @@ A third-party package adds a target type with an entry point in the ``lastgood.t
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from lastgood.config import TargetSpec
@@ -42,7 +41,7 @@ def target_class(name: str) -> type[Target]:
         return _registered[name]
     if name in BUILTIN:
         return _load(BUILTIN[name])
-    for entry in entry_points(group="lastgood.targets"):
+    for entry in _entry_points(group="lastgood.targets"):
         if entry.name == name:
             return _load(entry.value)
     known = sorted({*BUILTIN, *_registered})
@@ -56,3 +55,10 @@ def target_class(name: str) -> type[Target]:
 def open_target(env: str, spec: TargetSpec, root: Path) -> Target:
     """Build the target of environment ``env``."""
     return target_class(spec.type)(env, spec.options, root)
+
+
+def _entry_points(group: str) -> list:  # type: ignore[type-arg]
+    """Plugins of ``group``; importlib.metadata loads only when a name is not built in."""
+    from importlib.metadata import entry_points
+
+    return list(entry_points(group=group))
