@@ -142,23 +142,7 @@ def diff(app: AppContext, old: str | None, new: str | None) -> None:
 
 
 def _finish(outcome: Outcome, as_json: bool) -> None:
-    if as_json:
-        r.emit_json(outcome.to_json())
-    elif outcome.dry_run:
-        _print_plan(outcome)
-    else:
-        r.out(outcome.summary)
-    click.get_current_context().exit(outcome.exit_code)
-
-
-def _print_plan(outcome: Outcome) -> None:
-    r.out(outcome.summary)
-    for number, step in enumerate(outcome.plan, 1):
-        r.out(f"  {number}. {step.action:<10} {step.detail}")
-    for kind, paths in outcome.changes.items():
-        for path in paths:
-            r.out(f"     {kind:<8} {path}")
-    r.out("dry run: nothing was changed")
+    click.get_current_context().exit(r.finish(outcome, as_json))
 
 
 @cli.command()
@@ -225,24 +209,12 @@ def rollback(
     Example:
       lastgood rollback production -m "scores dropped to zero"
     """
-    if offline:
-        if to or force:
-            raise click.UsageError(
-                "--offline switches to the target's previous good release by itself; "
-                "--to and --force need the store (drop --offline)"
-            )
-        from lastgood import config as config_module
-        from lastgood.operations.rollback import rollback_offline
+    from lastgood.cli.fast import run_rollback
 
-        cfg = config_module.load(app.root())
-        _finish(rollback_offline(cfg, env, reason=reason), as_json)
-        return
-    from lastgood.operations.rollback import rollback as do_rollback
-
-    project = app.project()
-    if not as_json:
-        project.events.subscribe(r.ProgressPrinter())
-    _finish(do_rollback(project, env, to=to, reason=reason, force=force), as_json)
+    code = run_rollback(
+        app, env, to=to, reason=reason, force=force, offline=offline, as_json=as_json
+    )
+    click.get_current_context().exit(code)
 
 
 @cli.command()

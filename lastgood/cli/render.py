@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from lastgood.events import Event, EventKind
+from lastgood.outcome import Outcome
 
 _QUIET_KINDS = {EventKind.CHECK_ROUND}
 
@@ -173,3 +174,24 @@ def colour_diff(text: str) -> None:
         elif line.startswith("@@"):
             style = "cyan"
         console.print(line, style=style or None, markup=False)
+
+
+def finish(outcome: Outcome, as_json: bool) -> int:
+    """Print what a deploy or rollback did (or would do); return its exit code."""
+    if as_json:
+        emit_json(outcome.to_json())
+    elif outcome.dry_run:
+        _print_plan(outcome)
+    else:
+        out(outcome.summary)
+    return outcome.exit_code
+
+
+def _print_plan(outcome: Outcome) -> None:
+    out(outcome.summary)
+    for number, step in enumerate(outcome.plan, 1):
+        out(f"  {number}. {step.action:<10} {step.detail}")
+    for kind, paths in outcome.changes.items():
+        for path in paths:
+            out(f"     {kind:<8} {path}")
+    out("dry run: nothing was changed")

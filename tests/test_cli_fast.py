@@ -1,0 +1,81 @@
+"""The click-free rollback lane reads command lines exactly as click does, or not at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+
+from lastgood.cli import commands, group  # noqa: F401  (registers the commands)
+from lastgood.cli.fast import parse
+
+ACCEPTED = [
+    ["rollback", "production"],
+    ["rollback", "production", "--to", "v12"],
+    ["rollback", "--to", "staging:last-good", "production"],
+    ["rollback", "production", "-m", "scores dropped", "--force", "--json"],
+    ["rollback", "production", "--message", "store down", "--offline"],
+    ["-C", "/srv/ops", "--store", "postgresql://db/x", "rollback", "prod"],
+    ["--author", "dana", "-C", "ws", "rollback", "prod", "--to", "3f2a9c1d"],
+]
+REFUSED = [
+    ["rollback"],
+    ["rollback", "--help"],
+    ["rollback", "prod", "extra"],
+    ["rollback", "prod", "--to"],
+    ["rollback", "prod", "--to=v3"],
+    ["rollback", "prod", "-m", "-5 points"],
+    ["rollback", "prod", "--unknown"],
+    ["--version"],
+    ["deploy", "prod"],
+    ["-C", "rollback"],
+    [],
+]
+
+
+def split_at_command(argv: list[str]) -> tuple[list[str], list[str]]:
+    index = argv.index("rollback")
+    return argv[:index], argv[index:]
+
+
+def click_reading(argv: list[str]) -> dict[str, object]:
+    """What click makes of ``argv``: the group's options and the rollback command's."""
+    global_options, command_words = split_at_command(argv)
+    with group.cli.make_context("lastgood", [*global_options, "rollback"]) as ctx:
+        name, command, rest = group.cli.resolve_command(ctx, command_words)
+        assert name == "rollback" and command is not None
+        with command.make_context(name, rest, parent=ctx) as sub:
+            return {**ctx.params, **sub.params}
+
+
+@pytest.mark.parametrize("argv", ACCEPTED, ids=" ".join)
+def test_fast_lane_reads_like_click(argv: list[str]) -> None:
+    line = parse(argv)
+    assert line is not None
+    fast = {**line.options, **line.flags, "env": line.env}
+    assert fast == click_reading(argv)
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda a: " ".join(a) or "(nothing)")
+def test_everything_else_goes_to_click(argv: list[str]) -> None:
+    assert parse(argv) is None
+
+
+def test_help_comes_from_click() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lastgood", "rollback", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Example:" in result.stdout
+
+
+def test_fast_lane_does_not_import_click_or_sqlalchemy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    probe = (
+        "import sys; from lastgood.cli import fast; "
+        "import lastgood.operations.rollback, lastgood.store.lite; "
+        "print(sorted(m for m in ('click', 'sqlalchemy', 'rich', 'httpx') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
+    assert isinstance(group.cli, click.Group)
