@@ -123,13 +123,6 @@ def test_two_deploys_at_once_exactly_one_proceeds(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: two 'lastgood deploy' of the same new folder content at once on PostgreSQL: "
-    "both snapshot it, and Store.add_version inserts the blobs it did not see (and the next "
-    "version number) without ON CONFLICT, so the loser dies with exit 1 'IntegrityError: "
-    'duplicate key value violates unique constraint "blobs_pkey"\' instead of exit 5 locked',
-)
 def test_two_folder_deploys_at_once_on_postgresql(
     workspace_factory: MakeWorkspace, background: list[Running]
 ) -> None:
@@ -205,15 +198,6 @@ def test_rollback_during_a_bake_needs_force_and_the_deploy_stops(
     assert (report["live_version"], report["last_good"]) == (1, 1), report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Bake.run fences the lease only before its pause, never after the last round, "
-    "so a deploy whose lease was broken (rollback --force) during its final pause runs its "
-    "last round against the rolled-back content, which passes, then DeployRun._succeed marks "
-    "its version good and last known good (even a version whose rounds were failing), writes "
-    "the target's verdict, prunes, and exits 0 'passed its bake' while another version is "
-    "live; the next 'lastgood rollback' then puts the rolled-back version back",
-)
 @pytest.mark.parametrize("good", [True, False], ids=["good-version", "failing-version"])
 def test_a_deploy_that_lost_its_lease_in_its_last_pause_claims_nothing(
     workspace_factory: MakeWorkspace, background: list[Running], good: bool
@@ -307,14 +291,6 @@ def test_status_during_a_deploy_reports_the_lock_and_changes_nothing(
     deploy.finish()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'lastgood status' takes the environment's exclusive lease to reconcile "
-    "(operations/status.py _try_reconcile), and acquire_lease refuses at once instead of "
-    "waiting, so a rollback that lands while any status (a dashboard, a watch loop) is "
-    "reconciling is refused with exit 5 'locked by … (status …)': polled in a loop, status "
-    "refuses about one rollback in ten",
-)
 def test_a_status_in_progress_does_not_refuse_a_rollback(
     workspace_factory: MakeWorkspace, background: list[Running]
 ) -> None:

@@ -17,7 +17,7 @@ from lastgood import failpoint
 from lastgood.bundle import Bundle
 from lastgood.checks import CheckContext
 from lastgood.config import Environment
-from lastgood.errors import PreflightError, QuarantinedError
+from lastgood.errors import LeaseLostError, PreflightError, QuarantinedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -191,9 +191,15 @@ class DeployRun:
             source=self.source,
         )
         self._emit(EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}")
-        self._stage_and_preflight()
-        self._activate()
-        return self._bake()
+        try:
+            self._stage_and_preflight()
+            self._activate()
+            return self._bake()
+        except LeaseLostError as exc:
+            self.store.update_deployment(
+                self.record.id, status="interrupted", finished_at=time.time(), detail=str(exc)
+            )
+            raise
 
     def _arrow(self) -> str:
         before = f"v{self.from_version}" if self.from_version else "nothing"
@@ -327,6 +333,9 @@ class DeployRun:
 
         assert self.record is not None and self.record.activated_at is not None
         result = Bake(self, build_checks(self.settings.checks)).run()
+        # the last round may have run after someone broke our lease and switched the target:
+        # prove the lease is still ours before any verdict is written
+        self.lease.fence()
         if result.tripped:
             return self._fail(result.trigger_at, result.last)
         return self._succeed(result.last)

@@ -13,10 +13,12 @@ import time
 from types import TracebackType
 
 from lastgood import holder
-from lastgood.errors import LastgoodError
+from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.records import Lease
+
+STATUS_WAIT = 10.0
 
 
 class EnvLease:
@@ -33,17 +35,34 @@ class EnvLease:
 
     def __enter__(self) -> EnvLease:
         now = time.time()
-        self.lease, previous = self.project.store.acquire_lease(
-            f"env:{self.env}",
-            purpose=self.purpose,
-            holder_name=self.project.actor or "unknown",
-            ttl=self.ttl,
-            force=self.force,
-        )
+        self.lease, previous = self._acquire()
         if previous is not None:
             self.took_from = previous
             self._record_takeover(previous, now)
         return self
+
+    def _acquire(self) -> tuple[Lease, Lease | None]:
+        """Take the lease; wait out a ``status`` that holds it for its brief reconcile.
+
+        A read-only command must never make a deploy or rollback fail, so only a holder whose
+        purpose is ``status`` is waited for (at most :data:`STATUS_WAIT` seconds).
+        """
+        deadline = time.monotonic() + STATUS_WAIT
+        while True:
+            try:
+                return self.project.store.acquire_lease(
+                    f"env:{self.env}",
+                    purpose=self.purpose,
+                    holder_name=self.project.actor or "unknown",
+                    ttl=self.ttl,
+                    force=self.force,
+                )
+            except LockedError:
+                holder_now = self.project.store.lease(f"env:{self.env}")
+                waiting_helps = holder_now is None or holder_now.purpose == "status"
+                if self.purpose == "status" or not waiting_helps or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _record_takeover(self, previous: Lease, now: float) -> None:
         alive = (

@@ -33,8 +33,14 @@ def snapshot(
     if head is not None and head.content_hash == bundle.content_hash:
         return SnapshotResult(head, created=False)
     version = project.store.add_version(
-        bundle, author=project.actor, message=message or "(no message)", source=source
+        bundle,
+        author=project.actor,
+        message=message or "(no message)",
+        source=source,
+        unless_head=True,
     )
+    if head is not None and version.number <= head.number:
+        return SnapshotResult(version, created=False)  # another process recorded it first
     project.emit(
         Event(
             EventKind.SNAPSHOT_CREATED,

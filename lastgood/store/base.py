@@ -31,9 +31,17 @@ class StoreBackend(Protocol):
 
     # versions: numbered from 1, content-addressed (a blob shared by versions is stored once)
     def add_version(
-        self, bundle: Bundle, *, author: str, message: str, source: str, at: float | None = None
+        self,
+        bundle: Bundle,
+        *,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None = None,
+        unless_head: bool = False,
     ) -> VersionInfo:
-        """Record ``bundle`` as the next version (writes)."""
+        """Record ``bundle`` as the next version (writes); with ``unless_head``, return the newest
+        version instead when it already holds this content (checked in the same transaction)."""
 
     def head(self) -> VersionInfo | None:
         """The newest version, or None in an empty store."""

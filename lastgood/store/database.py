@@ -99,43 +99,86 @@ class Store:
     # ---- versions ----------------------------------------------------------------------
 
     def add_version(
-        self, bundle: Bundle, *, author: str, message: str, source: str, at: float | None = None
+        self,
+        bundle: Bundle,
+        *,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None = None,
+        unless_head: bool = False,
     ) -> VersionInfo:
-        """Record ``bundle`` as the next version; blobs already stored are not written again."""
+        """Record ``bundle`` as the next version; blobs already stored are not written again.
+
+        With ``unless_head``, the newest version is returned instead when it already holds this
+        content. Two processes recording at once (PostgreSQL) race for the next number: the
+        loser retries, and then finds the winner's version.
+        """
+        for _attempt in range(5):
+            try:
+                with self._tx("record a version") as db:
+                    return self._add_version(db, bundle, author, message, source, at, unless_head)
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise StoreError("could not record a version: other processes kept recording at once")
+
+    def _add_version(
+        self,
+        db: Connection,
+        bundle: Bundle,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None,
+        unless_head: bool,
+    ) -> VersionInfo:
         manifest = bundle.manifest
-        with self._tx("record a version") as db:
-            known = {
-                row[0]
-                for row in db.execute(
-                    sa.select(t.blobs.c.hash).where(t.blobs.c.hash.in_(set(manifest.values())))
-                )
-            }
-            fresh = {h: bundle.files[p] for p, h in manifest.items() if h not in known}
-            if fresh:
-                db.execute(
-                    t.blobs.insert(),
-                    [{"hash": h, "size": len(d), "data": d} for h, d in fresh.items()],
-                )
-            head = db.execute(sa.select(sa.func.max(t.versions.c.number))).scalar()
-            number = (head or 0) + 1
-            row = {
-                "number": number,
-                "content_hash": bundle.content_hash,
-                "parent": head,
-                "author": author,
-                "message": message,
-                "source": source,
-                "created_at": at or time.time(),
-                "file_count": len(manifest),
-                "total_size": bundle.size,
-            }
-            db.execute(t.versions.insert(), row)
-            if manifest:
-                db.execute(
-                    t.version_files.insert(),
-                    [{"version": number, "path": p, "blob": h} for p, h in manifest.items()],
-                )
+        head_row = db.execute(
+            sa.select(t.versions).order_by(t.versions.c.number.desc()).limit(1)
+        ).first()
+        if unless_head and head_row is not None and head_row.content_hash == bundle.content_hash:
+            return VersionInfo(**head_row._mapping)
+        self._insert_blobs(db, {h: bundle.files[p] for p, h in manifest.items()})
+        head = None if head_row is None else head_row.number
+        row = {
+            "number": (head or 0) + 1,
+            "content_hash": bundle.content_hash,
+            "parent": head,
+            "author": author,
+            "message": message,
+            "source": source,
+            "created_at": at or time.time(),
+            "file_count": len(manifest),
+            "total_size": bundle.size,
+        }
+        db.execute(t.versions.insert(), row)
+        if manifest:
+            db.execute(
+                t.version_files.insert(),
+                [{"version": row["number"], "path": p, "blob": h} for p, h in manifest.items()],
+            )
         return VersionInfo(**row)
+
+    def _insert_blobs(self, db: Connection, blobs: dict[str, bytes]) -> None:
+        """Insert blobs, skipping any already stored (even by a concurrent transaction)."""
+        if not blobs:
+            return
+        rows = [{"hash": h, "size": len(d), "data": d} for h, d in blobs.items()]
+        dialect = db.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            known = {
+                r[0] for r in db.execute(sa.select(t.blobs.c.hash).where(t.blobs.c.hash.in_(blobs)))
+            }
+            fresh = [r for r in rows if r["hash"] not in known]
+            if fresh:
+                db.execute(t.blobs.insert(), fresh)
+            return
+        db.execute(insert(t.blobs).on_conflict_do_nothing(index_elements=["hash"]), rows)
 
     def head(self) -> VersionInfo | None:
         """The newest version, or None in an empty store."""

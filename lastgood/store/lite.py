@@ -191,12 +191,26 @@ class LiteStore:
     # ---- versions ----------------------------------------------------------------------
 
     def add_version(
-        self, bundle: Bundle, *, author: str, message: str, source: str, at: float | None = None
+        self,
+        bundle: Bundle,
+        *,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None = None,
+        unless_head: bool = False,
     ) -> VersionInfo:
-        """Record ``bundle`` as the next version; blobs already stored are not written again."""
+        """Record ``bundle`` as the next version; blobs already stored are not written again.
+
+        With ``unless_head``, the newest version is returned instead when it already holds this
+        content (checked inside the same ``BEGIN IMMEDIATE`` transaction)."""
         manifest = bundle.manifest
         blobs = {blob: bundle.files[path] for path, blob in manifest.items()}
         with self._tx("record a version") as db:
+            if unless_head:
+                newest = select(db, VersionInfo, "versions", {}, order="number DESC", limit=1)
+                if newest and newest[0].content_hash == bundle.content_hash:
+                    return newest[0]
             db.executemany(
                 "INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)",
                 [(blob, len(data), data) for blob, data in blobs.items()],
