@@ -31,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import time
@@ -338,21 +339,43 @@ def git_rollback(repo: Path, live: Path, env: dict[str, str]) -> Callable[[], No
     return action
 
 
+def regular_install(scratch: Path, env: dict[str, str]) -> Path:
+    """Install lastgood the way users get it (not editable) into a private venv; its ``bin/``.
+
+    The development venv's editable install adds an import hook to every start (~11 ms here);
+    users who ``pip install lastgood`` do not pay it. Dependencies come from this interpreter's
+    site-packages through a ``.pth`` line, so nothing is downloaded.
+    """
+    venv = scratch / "installed"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=scratch, env=env)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    project = Path(__file__).resolve().parents[1]
+    run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--ignore-installed", str(project)],
+        cwd=scratch, env=env,
+    )  # fmt: skip
+    return venv / "bin"
+
+
 def lastgood_rollback(
-    root: Path, env: dict[str, str], turns: Iterator[int], *store: str
+    program: Path, root: Path, env: dict[str, str], turns: Iterator[int], *store: str
 ) -> Callable[[], None]:
     """Roll back and forth between v1 and v2 (``turns`` is shared, so every call really switches);
     ``store`` may add ``--store URL``."""
 
     def action() -> None:
         ref = "1" if next(turns) % 2 == 0 else "2"
-        run([str(LASTGOOD), *store, "rollback", ENV, "--to", ref], cwd=root, env=env)
+        run([str(program), *store, "rollback", ENV, "--to", ref], cwd=root, env=env)
 
     return action
 
 
-def python_running(code: str, env: dict[str, str], scratch: Path) -> Callable[[], None]:
-    return lambda: run([sys.executable, "-c", code], cwd=scratch, env=env)
+def python_running(
+    code: str, env: dict[str, str], scratch: Path, python: Path | None = None
+) -> Callable[[], None]:
+    return lambda: run([str(python or sys.executable), "-c", code], cwd=scratch, env=env)
 
 
 def measure_process(plan: Plan, scratch: Path) -> None:
@@ -367,13 +390,17 @@ def measure_process(plan: Plan, scratch: Path) -> None:
     # the same database through SQLAlchemy: a driver option in the URL keeps the fast lane out
     through_sqlalchemy = f"sqlite:///{root / '.lastgood' / 'store.db'}?timeout=30"
     turns = itertools.count()
+    installed = regular_install(scratch, env)
     contenders = {
-        "lastgood rollback --to REF": lastgood_rollback(root, env, turns),
+        "lastgood rollback --to REF": lastgood_rollback(installed / "lastgood", root, env, turns),
+        "  same, editable dev install": lastgood_rollback(LASTGOOD, root, env, turns),
         "  same, SQLAlchemy store (--store …?timeout=30)": lastgood_rollback(
-            root, env, turns, "--store", through_sqlalchemy
+            installed / "lastgood", root, env, turns, "--store", through_sqlalchemy
         ),
         f"git revert + rsync ({plan.git_commits:,} commits)": git_rollback(repo, live, env),
-        "python -c pass (interpreter floor)": python_running("pass", env, scratch),
+        "python -c pass (interpreter floor)": python_running(
+            "pass", env, scratch, installed / "python"
+        ),
         "python -c 'import sqlalchemy'": python_running("import sqlalchemy", env, scratch),
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}

@@ -29,7 +29,7 @@ def switch_to(
     """Make ``version`` live on ``env``'s target; returns when it became active (epoch)."""
     target = project.target(env)
     release = release_of(version)
-    if release not in target.retained():
+    if not target.holds(release):
         target.stage(release, project.store.files(version.number))
     lease.fence()
     failpoint.hit(point)

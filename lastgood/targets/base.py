@@ -74,6 +74,11 @@ class Target(ABC):
     @abstractmethod
     def actual_hash(self) -> str | None: ...
 
+    def holds(self, release: Release) -> bool:
+        """Whether ``release`` is retained here: the rollback's cheap question, asked before a
+        pointer switch. Override when ``retained()`` is costly."""
+        return release in self.retained()
+
     def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
         """Rewrite, in place and one file at a time atomically, whatever of the *live*
         ``release`` no longer matches ``files`` (edited by hand); return the paths changed.

@@ -136,6 +136,10 @@ class DirectoryTarget(Target):
         """Take a fresh fingerprint of the release folder, just proven intact."""
         self.store.seal(release)
 
+    def holds(self, release: Release) -> bool:
+        """A folder and a metadata file exist for it; nothing is parsed."""
+        return self.store.is_retained(release)
+
     def retained(self) -> list[Release]:
         """Releases whose folder and metadata both exist, oldest first. Reads only."""
         return self.store.retained()

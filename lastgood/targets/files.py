@@ -246,6 +246,10 @@ class FilesTarget(Target):
         _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
         return _fs.repair_tree(self.path, files, remove_extra=False)
 
+    def holds(self, release: Release) -> bool:
+        """A folder and a metadata file exist for it; nothing is parsed."""
+        return self.store.is_retained(release)
+
     def retained(self) -> list[Release]:
         """Releases with a complete copy in ``STATE/releases/``, oldest first. Reads only."""
         return self.store.retained()
