@@ -144,3 +144,19 @@ def test_help_ends_with_examples() -> None:
         result = subprocess.run([LASTGOOD, command, "--help"], capture_output=True, text=True)
         assert result.returncode == 0
         assert "Example:" in result.stdout, command
+
+
+def test_status_says_when_the_ledger_disagreed_with_the_target(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    ws.run("deploy", "staging")
+    ws.healthy("two")
+    ws.run("deploy", "staging")
+    # someone switched the target behind lastgood's back (an old script, a hand-made symlink)
+    current = ws.base / "live" / "current"
+    release = next((ws.base / "live" / "releases").glob("v1-*"))
+    current.unlink()
+    current.symlink_to(f"releases/{release.name}")
+    text = ws.run("status", "staging").stdout
+    assert "live          v1" in text
+    assert "reconciled: the ledger said v2 is live on staging, but the target serves v1" in text

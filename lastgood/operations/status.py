@@ -73,19 +73,19 @@ def status(project: Project, env: str | None = None) -> list[EnvStatus]:
     return [_env_status(project, name) for name in names]
 
 
-def _try_reconcile(project: Project, env: str) -> str | None:
+def _try_reconcile(project: Project, env: str) -> tuple[str | None, list[str]]:
+    """Reconcile unless another process holds the lease: (who holds it, what was corrected)."""
     try:
         with EnvLease(project, env, "status"):
-            reconcile(project, env)
+            return None, reconcile(project, env)
     except LockedError:
         lease = project.store.lease(f"env:{env}")
-        return f"{lease.purpose} by {lease.holder}" if lease else "locked"
-    return None
+        return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), []
 
 
 def _env_status(project: Project, env: str) -> EnvStatus:
     settings = project.config.environment(env)
-    lock = _try_reconcile(project, env)
+    lock, corrected = _try_reconcile(project, env)
     target = project.target(env)
     live = target.live()
     store = project.store
@@ -112,6 +112,7 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         lock=lock,
     )
     _health(project, env, result)
+    result.warnings.extend(f"reconciled: {note}" for note in corrected)
     _warn(result, live is not None)
     return result
 
