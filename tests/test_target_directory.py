@@ -35,10 +35,13 @@ def target(tmp_path: Path) -> DirectoryTarget:
     return DirectoryTarget("staging", {"path": "live/staging"}, tmp_path)
 
 
-def deploy(target: DirectoryTarget, version: int) -> Release:
+def deploy(target: DirectoryTarget, version: int, verdict: str | None = "good") -> Release:
+    """Stage and activate; ``verdict`` is what its bake found (None: never proven)."""
     rel, files = numbered(version)
     target.stage(rel, files)
     target.activate(rel)
+    if verdict:
+        target.record_verdict(rel, verdict)
     return rel
 
 
@@ -139,6 +142,15 @@ def test_previous_skips_bad_and_not_retained(target: DirectoryTarget) -> None:
     assert target.previous() == r4
 
 
+def test_previous_skips_releases_never_proven_good(target: DirectoryTarget) -> None:
+    r1 = deploy(target, 1)
+    deploy(target, 2, verdict=None)  # its bake was interrupted: never proven
+    deploy(target, 3)
+    assert target.previous() == r1
+    target.record_verdict(r1, "withdrawn")
+    assert target.previous() is None
+
+
 def test_previous_is_none_without_history(target: DirectoryTarget) -> None:
     assert target.previous() is None
     deploy(target, 1)
@@ -231,6 +243,7 @@ def test_a_killed_deploy_leaves_one_complete_version(
     r1, r2 = release(1, V1), release(2, V2)
     target.stage(r1, V1)
     target.activate(r1)
+    target.record_verdict(r1, "good")  # v1 passed its bake
     returncode = run_deploy(tmp_path, r2, V2, failpoint)
     assert returncode == (-9 if failpoint else 0)
     expected = {1: r1, 2: r2}[survivor]

@@ -47,11 +47,14 @@ def target(tmp_path: Path, app: Path) -> FilesTarget:
     return FilesTarget("staging", {"path": "app/config"}, tmp_path)
 
 
-def deploy(target: FilesTarget, version: int) -> Release:
+def deploy(target: FilesTarget, version: int, verdict: str | None = "good") -> Release:
+    """Stage and activate; ``verdict`` is what its bake found (None: never proven)."""
     files = {"config.txt": f"version {version}\n".encode()}
     rel = release(version, files)
     target.stage(rel, files)
     target.activate(rel)
+    if verdict:
+        target.record_verdict(rel, verdict)
     return rel
 
 
@@ -153,6 +156,15 @@ def test_previous_skips_bad_and_not_retained(target: FilesTarget) -> None:
     assert target.previous() == r4
 
 
+def test_previous_skips_releases_never_proven_good(target: FilesTarget) -> None:
+    r1 = deploy(target, 1)
+    deploy(target, 2, verdict=None)  # its bake was interrupted: never proven
+    deploy(target, 3)
+    assert target.previous() == r1
+    target.record_verdict(r1, "withdrawn")
+    assert target.previous() is None
+
+
 def test_prune_keeps_live_and_protected(target: FilesTarget, app: Path) -> None:
     releases = [deploy(target, n) for n in range(1, 6)]
     target.activate(releases[1])
@@ -210,6 +222,7 @@ def test_a_killed_deploy_leaves_one_complete_version_after_recover(
     r1, r2 = release(1, V1), release(2, V2)
     target.stage(r1, V1)
     target.activate(r1)
+    target.record_verdict(r1, "good")  # v1 passed its bake
     assert run_deploy(tmp_path, r2, V2, failpoint) == (-9 if failpoint else 0)
     if failpoint == "target.mid-switch":
         assert target.live() == r1  # the journal's "from" until the switch is finished

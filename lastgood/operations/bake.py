@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from lastgood import failpoint
 from lastgood.checks import Check
 from lastgood.operations.checking import Round, run_round
+from lastgood.operations.restore import still_ours
 
 if TYPE_CHECKING:
     from lastgood.operations.deploy import DeployRun
@@ -43,6 +44,8 @@ class Bake:
         consecutive, number, last = 0, 0, None
         while True:
             number += 1
+            if number > 1:
+                still_ours(self.job.project, self.job.env, self.job.lease, self.job.release)
             last = run_round(
                 self.job.project,
                 self.job.env,
@@ -58,7 +61,6 @@ class Bake:
             if last.ok and (time.time() >= deadline or not self.checks):
                 return BakeResult(False, last.at, last, number)
             failpoint.hit("deploy.mid-bake")
-            self.job.lease.fence()
             time.sleep(self._pause(deadline, last.ok))
 
     def _pause(self, deadline: float, green: bool) -> float:

@@ -23,11 +23,12 @@ from lastgood.operations.checking import Round, build_checks, live_context, run_
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
-from lastgood.operations.restore import ensure_intact, release_of
+from lastgood.operations.restore import ensure_intact, release_of, still_ours
 from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
-from lastgood.records import BAD, GOOD, Deployment, VersionInfo
+from lastgood.records import GOOD, Deployment, VersionInfo
 from lastgood.units import format_duration
 from lastgood.validate import validate_bundle
 
@@ -178,8 +179,7 @@ class DeployRun:
         if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
             repaired = ensure_intact(self.project, self.env, self.version, deployment=None)
             return self._unchanged(repaired)
-        twins = self.store.versions_by_hash(self.version.content_hash)
-        if any(verdicts.get(twin.number) == BAD for twin in twins) and not force:
+        if is_quarantined(self.project, self.env, self.version) and not force:
             self._refuse_quarantined()
         self.record = self.store.begin_deployment(
             env=self.env,
@@ -334,17 +334,15 @@ class DeployRun:
         assert self.record is not None and self.record.activated_at is not None
         result = Bake(self, build_checks(self.settings.checks)).run()
         # the last round may have run after someone broke our lease and switched the target:
-        # prove the lease is still ours before any verdict is written
-        self.lease.fence()
+        # prove the lease and the target are still ours before any verdict is written
+        still_ours(self.project, self.env, self.lease, self.release)
         if result.tripped:
             return self._fail(result.trigger_at, result.last)
         return self._succeed(result.last)
 
     def _succeed(self, last: Round | None) -> Outcome:
         assert self.record is not None
-        self.store.set_verdict(self.env, self.version.number, GOOD, deployment=self.record.id)
-        self.store.set_env(self.env, last_good=self.version.number)
-        self.target.record_verdict(self.release, GOOD)
+        mark_good(self.project, self.env, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-good")
         self.record = self.store.update_deployment(
             self.record.id, status="succeeded", verified_at=time.time(), finished_at=time.time()
@@ -380,8 +378,7 @@ class DeployRun:
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
-        self.store.set_verdict(self.env, self.version.number, BAD, deployment=self.record.id)
-        self.target.record_verdict(self.release, BAD)
+        mark_bad(self.project, self.env, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(self.record.id, failed_at=trigger_at, detail=why)
         self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed {why}")

@@ -7,9 +7,11 @@ rollbacks, and, when the target serves something other than what the ledger says
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from lastgood.events import Event, EventKind
@@ -55,7 +57,7 @@ def _close_interrupted(project: Project, env: str) -> list[str]:
         )
         if record.is_rollback and live is not None and live.version == record.to_version:
             # the switch happened: what the rollback left is withdrawn, as if it had finished
-            from lastgood.operations.rollback import withdraw
+            from lastgood.operations.verdicts import withdraw
 
             withdraw(project, env, record.from_version, live.version, record.id)
         project.emit(Event(EventKind.RECONCILED, note, env=env, deployment=record.id))
@@ -79,18 +81,56 @@ def _align_live(project: Project, env: str) -> list[str]:
 
 
 def _ingest_offline(project: Project, env: str) -> list[str]:
+    """Record this environment's offline rollbacks; a torn line is set aside, never fatal."""
     path = offline_log_path(project.root)
     if not path.exists():
         return []
-    keep, notes = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry.get("env") != env:
-            keep.append(line)
-            continue
-        notes.append(_record_offline(project, entry))
-    _rewrite(path, keep)
+    with offline_log_lock(project.root):
+        keep, notes, torn = [], [], []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = _parse_offline(line)
+            if entry is None:
+                torn.append(line)
+            elif entry.get("env") != env:
+                keep.append(line)
+            else:
+                notes.append(_record_offline(project, entry))
+        if torn:
+            _set_aside(path, torn)
+            notes.append(
+                f"set aside {len(torn)} unreadable line(s) of {path} in {path}.bad "
+                "(an offline rollback interrupted while it wrote its record?)"
+            )
+        _rewrite(path, keep)
     return notes
+
+
+def _parse_offline(line: str) -> dict[str, object] | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and "env" in entry else None
+
+
+def _set_aside(path: Path, lines: list[str]) -> None:
+    with open(path.with_name(path.name + ".bad"), "a", encoding="utf-8") as bad:
+        bad.write("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def offline_log_lock(project_root: Path) -> Iterator[None]:
+    """Serialize appends to and rewrites of the offline log across processes (flock)."""
+    import fcntl
+
+    lock_path = project_root / STORE_DIR / "offline.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _record_offline(project: Project, entry: dict[str, object]) -> str:
@@ -113,12 +153,11 @@ def _record_offline(project: Project, entry: dict[str, object]) -> str:
     )
     left, to = entry.get("from_version"), entry.get("to_version")
     if isinstance(left, int) and isinstance(to, int):
-        from lastgood.operations.rollback import withdraw
+        from lastgood.operations.verdicts import mark_good, withdraw
 
         withdraw(project, env, left, to, record.id)
-        if record.status == "succeeded":
-            project.store.set_verdict(env, to, GOOD, deployment=record.id)
-            project.store.set_env(env, last_good=to)
+        if record.status == "succeeded" and project.store.verdicts(env).get(to) == GOOD:
+            mark_good(project, env, project.store.version(to), record.id)
     note = (
         f"recorded the offline rollback on {env}: v{entry.get('from_version')} → "
         f"v{entry.get('to_version')} by {entry.get('actor')}"

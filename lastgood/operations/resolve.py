@@ -11,6 +11,8 @@ from lastgood.records import VersionInfo
 def resolve(project: Project, text: str, *, env: str | None = None) -> VersionInfo:
     """The version ``text`` names; ``env`` is the environment the command is about."""
     ref = refs.parse(text)
+    if ref.env is not None:
+        project.config.environment(ref.env)  # an unknown ENV: prefix is an error, not ignored
     store = project.store
     if ref.kind == "number":
         return store.version(int(ref.value))
@@ -51,6 +53,8 @@ def _keyword_version(project: Project, keyword: str, env: str) -> int | None:
     live = project.target(env).live()
     live_number = live.version if live else state.live_version
     for record in project.store.deployments(env):
-        if record.to_version == live_number and record.activated_at is not None:
-            return record.from_version
+        came_from = record.from_version
+        switched_here = record.to_version == live_number and record.activated_at is not None
+        if switched_here and came_from is not None and came_from != live_number:
+            return came_from
     return None

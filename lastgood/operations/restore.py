@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from lastgood import failpoint
-from lastgood.errors import TargetError
+from lastgood.errors import LeaseLostError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -84,17 +84,38 @@ class Verification:
         return self.rounds[-1].summary() if self.rounds else "no checks configured"
 
 
-def verify(project: Project, env: str, version: VersionInfo, *, deployment: int) -> Verification:
+def still_ours(project: Project, env: str, lease: EnvLease, release: Release) -> None:
+    """Renew the lease and confirm the target still serves ``release``, before judging it.
+
+    Raises LeaseLostError when another process took the lease or switched the target (an
+    offline rollback, a hand change): the result of a round would then judge the wrong content.
+    """
+    lease.fence()
+    live = project.target(env).live()
+    if live != release:
+        serving = f"v{live.version}" if live else "nothing"
+        raise LeaseLostError(
+            f"{env} was switched to {serving} by someone else while v{release.version} was being "
+            "checked; this process stops without judging it",
+            hint=f"see 'lastgood status {env}' and 'lastgood history {env}'",
+        )
+
+
+def verify(
+    project: Project, env: str, version: VersionInfo, *, deployment: int, lease: EnvLease
+) -> Verification:
     """Confirm the content byte for byte, then run check rounds until one passes: at most
-    ``verify_rounds`` of them, ``interval`` apart."""
+    ``verify_rounds`` of them, ``interval`` apart. The lease is renewed around every round."""
     ensure_intact(project, env, version, deployment=deployment)
     settings = project.config.environment(env)
     checks = build_checks(settings.checks)
-    context = live_context(project, env, release_of(version))
+    release = release_of(version)
+    context = live_context(project, env, release)
     rounds: list[Round] = []
     for number in range(1, settings.verify_rounds + 1):
         if number > 1:
             time.sleep(settings.interval)
+            still_ours(project, env, lease, release)
         done = run_round(
             project, env, checks, context, phase="verify", number=number, deployment=deployment
         )
@@ -102,4 +123,5 @@ def verify(project: Project, env: str, version: VersionInfo, *, deployment: int)
         if done.ok:
             break
     ok = not rounds or rounds[-1].ok
+    still_ours(project, env, lease, release)
     return Verification(ok, tuple(rounds), time.time())

@@ -15,11 +15,11 @@ import time
 
 from lastgood import config as config_module
 from lastgood import failpoint, holder
-from lastgood.errors import NotFoundError, QuarantinedError, TargetError
+from lastgood.errors import NotFoundError, QuarantinedError, RefusedError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
-from lastgood.operations.reconcile import offline_log_path, reconcile
+from lastgood.operations.reconcile import offline_log_lock, offline_log_path, reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import (
     Verification,
@@ -28,9 +28,10 @@ from lastgood.operations.restore import (
     switch_to,
     verify,
 )
+from lastgood.operations.verdicts import is_quarantined, mark_good, withdraw
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
-from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
+from lastgood.records import GOOD, WITHDRAWN, Deployment, VersionInfo
 from lastgood.targets import open_target
 from lastgood.units import format_duration
 
@@ -134,12 +135,21 @@ def _destination(
     if to is None:
         return choose_destination(project, env, live)
     destination = resolve(project, to, env=env)
-    if project.store.verdicts(env).get(destination.number) == BAD and not force:
+    if force:
+        return destination
+    if is_quarantined(project, env, destination):
         raise QuarantinedError(
             f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
             "failure back",
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
+        )
+    proven = project.store.verdicts(env).get(destination.number) in (GOOD, WITHDRAWN)
+    if not proven and not project.target(env).holds(release_of(destination)):
+        raise RefusedError(
+            f"{destination.label} never ran on {env}: a rollback only goes back to what ran "
+            "there, skipping validation, preflight and bake",
+            hint=f"deploy it instead: 'lastgood deploy {env} --version {destination.label}'",
         )
     return destination
 
@@ -158,33 +168,19 @@ def restore(
     activated_at = switch_to(project, env, lease, destination, point=point)
     record = store.update_deployment(record.id, activated_at=activated_at)
     failpoint.hit("rollback.after-activate")
-    checked = verify(project, env, destination, deployment=record.id)
+    checked = verify(project, env, destination, deployment=record.id, lease=lease)
     withdraw(project, env, record.from_version, destination.number, record.id)
     if checked.ok:
         return _verified(project, env, destination, record, checked)
     return _unverified(project, env, destination, record, checked)
 
 
-def withdraw(
-    project: Project, env: str, left: int | None, destination: int, deployment: int
-) -> None:
-    """Mark the version a rollback left as withdrawn, in the store and on the target.
-
-    A bad version stays bad (withdrawing must never lift a quarantine)."""
-    store = project.store
-    if left is None or left == destination or store.verdicts(env).get(left) == BAD:
-        return
-    store.set_verdict(env, left, WITHDRAWN, deployment=deployment)
-    project.target(env).record_verdict(release_of(store.version(left)), WITHDRAWN)
-
-
 def _verified(
     project: Project, env: str, destination: VersionInfo, record: Deployment, checked: Verification
 ) -> Deployment:
     store = project.store
-    store.set_verdict(env, destination.number, GOOD, deployment=record.id)
-    store.set_env(env, last_good=destination.number)
-    project.target(env).record_verdict(release_of(destination), GOOD)
+    if store.verdicts(env).get(destination.number) == GOOD:
+        mark_good(project, env, destination, record.id)  # proven by a bake before, verified now
     record = store.update_deployment(
         record.id,
         status="succeeded",
@@ -334,6 +330,8 @@ def rollback_offline(
         )
     target.activate(previous)
     activated_at = time.time()
+    if live is not None:
+        target.record_verdict(live, WITHDRAWN)  # a second offline rollback must not go back
     checked = _verify_offline(project_config, env, settings, previous.version)
     entry = {
         "env": env,
@@ -385,7 +383,7 @@ def _verify_offline(
 def _append_offline(project_config: config_module.Config, entry: dict[str, object]) -> None:
     path = offline_log_path(project_config.root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as log:
+    with offline_log_lock(project_config.root), open(path, "a", encoding="utf-8") as log:
         log.write(json.dumps(entry) + "\n")
         log.flush()
         os.fsync(log.fileno())

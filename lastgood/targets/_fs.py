@@ -430,14 +430,14 @@ class ReleaseStore:
         write_json(self.state_path, state)
 
     def previous(self, live: Release | None) -> Release | None:
-        """Newest earlier activation that is not live, not bad or withdrawn, and still retained."""
+        """Newest earlier activation that is not live, proven good here, and still retained."""
         state = self.read_state()
         retained = {release.name: release for release in self.retained()}
         for record in reversed(state["activations"]):
             name = record.get("release")
             if live is not None and name == live.name:
                 continue
-            if state["verdicts"].get(name) in ("bad", "withdrawn") or name not in retained:
+            if state["verdicts"].get(name) != "good" or name not in retained:
                 continue
             return retained[name]
         return None

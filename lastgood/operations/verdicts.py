@@ -1,0 +1,67 @@
+"""Verdicts per environment (good, bad, withdrawn) and the last-known-good pointer they imply.
+
+Every change of verdict goes through here, so the store and the target always agree, and last
+known good always names a version whose verdict is *good*: when the version it names is marked
+bad or withdrawn, it moves to the newest version still proven good there (or to none).
+"""
+
+from __future__ import annotations
+
+from lastgood.project import Project
+from lastgood.records import BAD, GOOD, WITHDRAWN, VersionInfo
+from lastgood.targets import Release
+
+
+def _release(version: VersionInfo) -> Release:
+    return Release(version.number, version.content_hash)
+
+
+def is_quarantined(project: Project, env: str, version: VersionInfo) -> bool:
+    """True when this version, or any version with the same content, failed in ``env``."""
+    verdicts = project.store.verdicts(env)
+    if verdicts.get(version.number) == BAD:
+        return True
+    twins = project.store.versions_by_hash(version.content_hash)
+    return any(verdicts.get(twin.number) == BAD for twin in twins)
+
+
+def mark_good(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:
+    """``version`` passed its bake in ``env``: it becomes last known good."""
+    project.store.set_verdict(env, version.number, GOOD, deployment=deployment)
+    project.store.set_env(env, last_good=version.number)
+    project.target(env).record_verdict(_release(version), GOOD)
+
+
+def mark_bad(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:
+    """``version`` failed its checks in ``env``: quarantined, never a rollback destination."""
+    project.store.set_verdict(env, version.number, BAD, deployment=deployment)
+    project.target(env).record_verdict(_release(version), BAD)
+    repoint_last_good(project, env)
+
+
+def withdraw(
+    project: Project, env: str, left: int | None, destination: int, deployment: int | None
+) -> None:
+    """A rollback left version ``left``: withdrawn (not bad; may be deployed again).
+
+    A bad version stays bad: withdrawing never lifts a quarantine."""
+    store = project.store
+    if left is None or left == destination or store.verdicts(env).get(left) == BAD:
+        return
+    store.set_verdict(env, left, WITHDRAWN, deployment=deployment)
+    project.target(env).record_verdict(_release(store.version(left)), WITHDRAWN)
+    repoint_last_good(project, env)
+
+
+def repoint_last_good(project: Project, env: str) -> int | None:
+    """Keep last known good on a *good* version: the one named, else the newest good one."""
+    store = project.store
+    current = store.env_state(env).last_good
+    verdicts = store.verdict_times(env)
+    if current is not None and verdicts.get(current, ("",))[0] == GOOD:
+        return current
+    good = sorted((at, number) for number, (verdict, at) in verdicts.items() if verdict == GOOD)
+    newest = good[-1][1] if good else None
+    if newest != current:
+        store.set_env(env, last_good=newest)
+    return newest
