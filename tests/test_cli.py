@@ -160,3 +160,43 @@ def test_status_says_when_the_ledger_disagreed_with_the_target(workspace: Factor
     text = ws.run("status", "staging").stdout
     assert "live          v1" in text
     assert "reconciled: the ledger said v2 is live on staging, but the target serves v1" in text
+
+
+def test_two_offline_rollbacks_walk_back_and_a_torn_log_line_blocks_nothing(
+    workspace: Factory,
+) -> None:
+    ws = workspace()
+    for marker in ("one", "two", "three"):
+        ws.healthy(marker)
+        ws.run("deploy", "staging")
+    down = {"LASTGOOD_STORE": UNREACHABLE}
+    live = ws.base / "live" / "current" / "scoring" / "thresholds.yaml"
+    assert ws.run("rollback", "staging", "--offline", env=down).returncode == 0
+    assert "marker: two" in live.read_text()
+    second = ws.run("rollback", "staging", "--offline", env=down)
+    assert second.returncode == 0, second.stderr
+    assert "marker: one" in live.read_text()  # never back to v3, which it just left
+    with open(ws.root / ".lastgood" / "offline.jsonl", "a") as log:
+        log.write('{"env": "staging", "from_ver')  # a record torn by a crash
+    status = ws.run("status", "staging")
+    assert status.returncode == 0, status.stderr
+    assert "set aside 1 unreadable line" in status.stdout
+    report = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert report["live_version"] == 1 and report["last_good"] == 1
+
+
+def test_offline_rollback_never_lands_on_a_release_that_never_passed_its_bake(
+    workspace: Factory,
+) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    ws.run("deploy", "staging")
+    ws.healthy("two")
+    killed = ws.run("deploy", "staging", env={"LASTGOOD_FAILPOINT": "deploy.mid-bake"})
+    assert killed.returncode == -9
+    ws.healthy("three")
+    assert ws.run("deploy", "staging").returncode == 0
+    offline = ws.run("rollback", "staging", "--offline", env={"LASTGOOD_STORE": UNREACHABLE})
+    assert offline.returncode == 0, offline.stderr
+    live = (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
+    assert "marker: one" in live  # v2 never passed its bake: skipped

@@ -228,3 +228,67 @@ def test_deploying_the_live_version_repairs_drift(ws: Workspace) -> None:
     assert "rewrote 1 file(s) edited by hand: health.txt" in outcome.summary
     (report,) = status(project, "staging")
     assert not report.drifted
+
+
+# ---- sequences found in review: last known good must always be a good version --------------
+
+
+def test_auto_rollback_skips_a_last_good_that_was_rolled_away_from(ws: Workspace) -> None:
+    project = ws.project()
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    (ws.base / "outage").write_text("down\n")
+    assert rollback(project, "staging").exit_code == NEEDS_HUMAN  # v1 live, unverified
+    (ws.base / "outage").unlink()
+    assert project.store.env_state("staging").last_good == 1  # not the withdrawn v2
+    ws.broken()
+    outcome = deploy(project, "staging")
+    assert outcome.exit_code == RESTORED and outcome.restored_version == 1
+    assert "marker: one" in live_text(ws)
+
+
+def test_a_last_good_that_fails_later_is_not_the_fallback(ws: Workspace) -> None:
+    project = ws.project()
+    for marker in ("one", "two", "three"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    (ws.base / "outage").write_text("down\n")
+    failed = deploy(project, "staging", ref="v2")  # v2 fails now: marked bad
+    # v3 is put back, but the outage fails its checks too: a person is needed
+    assert (failed.exit_code, failed.restored_version) == (NEEDS_HUMAN, 3)
+    (ws.base / "outage").unlink()
+    assert project.store.verdicts("staging")[2] == "bad"
+    assert project.store.env_state("staging").last_good == 3
+    ws.broken()
+    again = deploy(project, "staging")
+    assert (again.exit_code, again.restored_version) == (RESTORED, 3)
+    assert project.store.verdicts("staging")[2] == "bad"  # never silently made good again
+
+
+def test_rollback_to_a_version_that_never_ran_here_is_refused(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.write("x.json", "{bad json")
+    from lastgood.errors import RefusedError
+    from lastgood.operations.snapshot import snapshot
+
+    snapshot(project, "never deployed")
+    with pytest.raises(RefusedError, match="v2 never ran on staging") as raised:
+        rollback(project, "staging", to="v2")
+    assert "lastgood deploy staging --version v2" in str(raised.value)
+    assert "marker: one" in live_text(ws)
+
+
+def test_previous_never_names_the_live_version(ws: Workspace) -> None:
+    project = ws.project()
+    from lastgood.operations.resolve import resolve
+
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    ws.healthy("three")
+    deploy(project, "staging")
+    deploy(project, "staging", ref="v3")  # redeploy of the live version: v3 → v3
+    assert resolve(project, "staging:previous").number == 2
