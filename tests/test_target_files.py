@@ -240,3 +240,64 @@ def test_a_killed_deploy_leaves_one_complete_version_after_recover(
     target.activate(r2)
     assert target.live() == r2 and target.actual_hash() == r2.content_hash
     assert target.previous() == r1
+
+
+def test_a_file_can_become_a_folder_and_back(target: FilesTarget, app: Path) -> None:
+    as_file = release(1, {"routing": b"a: 1\n"})
+    as_folder = release(2, {"routing/eu.yaml": b"a: 2\n"})
+    for rel, files in (
+        (as_file, {"routing": b"a: 1\n"}),
+        (as_folder, {"routing/eu.yaml": b"a: 2\n"}),
+    ):
+        target.stage(rel, files)
+    target.activate(as_file)
+    target.activate(as_folder)
+    assert (app / "routing" / "eu.yaml").read_bytes() == b"a: 2\n"
+    target.activate(as_file)
+    assert (app / "routing").read_bytes() == b"a: 1\n"
+    assert target.actual_hash() == as_file.content_hash
+
+
+def test_files_lastgood_did_not_write_are_kept_and_put_back(target: FilesTarget, app: Path) -> None:
+    (app / "local.yaml").write_bytes(b"app-owned: secret tuning\n")
+    v1 = release(1, {"health.txt": b"ok\n"})
+    v2 = release(2, {"health.txt": b"ok\n", "local.yaml": b"team version\n"})
+    target.stage(v1, {"health.txt": b"ok\n"})
+    target.stage(v2, {"health.txt": b"ok\n", "local.yaml": b"team version\n"})
+    target.activate(v1)
+    target.activate(v2)
+    assert (app / "local.yaml").read_bytes() == b"team version\n"
+    target.activate(v1)  # v1 has no local.yaml: the app's own file comes back
+    assert (app / "local.yaml").read_bytes() == b"app-owned: secret tuning\n"
+    target.activate(v2)
+    target.activate(v1)
+    assert (app / "local.yaml").read_bytes() == b"app-owned: secret tuning\n"
+
+
+def test_a_path_blocked_by_a_file_lastgood_did_not_write_is_a_clear_error(
+    target: FilesTarget, app: Path
+) -> None:
+    (app / "routing").write_bytes(b"someone else's file\n")
+    rel = release(1, {"routing/eu.yaml": b"a: 1\n"})
+    target.stage(rel, {"routing/eu.yaml": b"a: 1\n"})
+    with pytest.raises(TargetError, match="could not switch") as raised:
+        target.activate(rel)
+    assert "routing" in str(raised.value)
+
+
+def test_a_stuck_switch_never_blocks_a_rollback(target: FilesTarget, app: Path) -> None:
+    v1 = release(1, {"health.txt": b"ok\n"})
+    v2 = release(2, {"health.txt": b"v2\n", "routing/eu.yaml": b"a: 2\n"})
+    target.stage(v1, {"health.txt": b"ok\n"})
+    target.stage(v2, {"health.txt": b"v2\n", "routing/eu.yaml": b"a: 2\n"})
+    target.activate(v1)
+    (app / "routing").write_bytes(b"someone else's file\n")  # a folder cannot go here
+    with pytest.raises(TargetError):
+        target.activate(v2)
+    with pytest.raises(TargetError):
+        target.recover()  # the half-done switch cannot finish by itself
+    target.activate(v1)  # but switching back supersedes it
+    assert target.live() == v1 and target.actual_hash() == v1.content_hash
+    assert (app / "health.txt").read_bytes() == b"ok\n"
+    assert (app / "routing").read_bytes() == b"someone else's file\n"
+    assert target.recover() is None

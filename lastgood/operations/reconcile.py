@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from lastgood.errors import TargetError
 from lastgood.events import Event, EventKind
 from lastgood.project import STORE_DIR, Project
 from lastgood.records import GOOD
@@ -33,7 +34,10 @@ def reconcile(project: Project, env: str) -> list[str]:
     """
     notes: list[str] = []
     target = project.target(env)
-    recovered = target.recover()
+    try:
+        recovered = target.recover()
+    except TargetError as exc:  # a rollback must still be able to supersede the stuck switch
+        recovered = f"could not finish an interrupted switch on {env}: {exc.message}"
     if recovered:
         notes.append(recovered)
         project.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))

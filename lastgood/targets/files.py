@@ -8,11 +8,16 @@ every staged release in its own state folder (``STATE``, default ``PATH/.lastgoo
     STATE/meta/state.json             # activation history and verdicts
     STATE/current.json                # the release PATH serves
     STATE/journal.json                # only while a switch is under way
+    STATE/originals/…                 # files that were in PATH before lastgood took them over
 
 A switch replaces files one at a time (each atomically), so it is made crash-safe by a journal:
 the plan is written first, and ``recover()`` rolls an interrupted switch forward, which is always
-possible because the release is fully staged and copying identical bytes again is a no-op. Only
-files that lastgood wrote are ever replaced or deleted; anything else in ``PATH`` is left alone.
+possible because the release is fully staged and copying identical bytes again is a no-op.
+
+Nothing that lastgood did not write is ever lost: the first time a release takes over a path that
+already holds a file, that file is copied to ``STATE/originals/`` before anything is written, and
+when a later release no longer has the path, the original is put back instead of deleting it.
+Anything else in ``PATH`` is left alone.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class FilesTarget(Target):
         self.store = _fs.ReleaseStore(self.state)
         self.journal_path = self.state / "journal.json"
         self.current_path = self.state / "current.json"
+        self.originals = self.state / "originals"
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
         """Store a full copy of ``release`` in ``STATE/releases/<name>/``; no-op when retained.
@@ -89,21 +95,24 @@ class FilesTarget(Target):
     def activate(self, release: Release) -> None:
         """Make ``PATH`` serve ``release``: write the journal, then apply it.
 
-        Any earlier interrupted switch is finished first. Writes ``STATE/journal.json``, the
-        changed files in ``PATH``, ``STATE/current.json`` and ``STATE/meta/state.json``.
+        A switch left half-done (even one that cannot finish, say a file in the way) is
+        superseded rather than replayed, so a rollback is never blocked by it: files it may have
+        written are part of what this switch deletes. Writes ``STATE/journal.json``, the changed
+        files in ``PATH``, ``STATE/current.json`` and ``STATE/meta/state.json``.
         """
         self._require_folder()
-        if self.journal_path.exists():
-            self.recover()
         self._require_retained(release)
+        pending = self._read_journal()
         live = self._recorded_live()
-        old = self.store.manifest(live.name) if live is not None else {}
+        old = set(self.store.manifest(live.name)) if live is not None else set()
+        half_done = set(self.store.manifest(str(pending["to"]))) if pending else set()
         new = self.store.manifest(release.name)
         journal = {
             "to": release.name,
             "from": live.name if live is not None else None,
             "write": sorted(new),
-            "delete": sorted(set(old) - set(new)),
+            "delete": sorted((old | half_done) - set(new)),
+            "adopt": sorted(set(new) - old),
         }
         _fs.write_json(self.journal_path, journal)
         self._apply(journal)
@@ -118,29 +127,66 @@ class FilesTarget(Target):
         )
 
     def _apply(self, journal: dict[str, Any]) -> None:
-        """Carry out ``journal``; idempotent, so a killed switch is finished by running it again."""
+        """Carry out ``journal``; idempotent, so a killed switch is finished by running it again.
+
+        Order: keep originals of paths taken over, then deletes (so a file may become a folder
+        and back), then writes. A disk problem becomes a TargetError naming the path.
+        """
         name = journal["to"]
         release = self.store.release(name)
         self._require_retained(release)
         manifest = self.store.manifest(name)
-        touched: set[Path] = set()
-        replaced = 0
-        for path in journal["write"]:
-            if self._install(name, path, manifest.get(path)):
-                touched.update(self._folders_of(path))
-                replaced += 1
-                if replaced == 1:
-                    failpoint.hit("target.mid-switch")
-        for path in journal["delete"]:
-            destination = self._destination(path)
-            if os.path.lexists(destination) and not destination.is_dir():
-                destination.unlink()
-                touched.add(destination.parent)
-        for folder in touched:
-            _fs.fsync_dir(folder)
-        self._finish(release)
+        try:
+            for path in journal.get("adopt", []):
+                self._keep_original(path)
+            touched = self._delete(journal["delete"])
+            replaced = 0
+            for path in journal["write"]:
+                if self._install(name, path, manifest.get(path)):
+                    touched.update(self._folders_of(path))
+                    replaced += 1
+                    if replaced == 1:
+                        failpoint.hit("target.mid-switch")
+            for folder in touched:
+                _fs.fsync_dir(folder)
+        except OSError as exc:
+            raise TargetError(
+                f"could not switch {self.path} to {name}: {exc}",
+                hint="fix the file or folder named above (permissions, a full disk, a file where "
+                "a folder must go), then run any lastgood command: it finishes the switch",
+            ) from exc
+        self._finish(release, journal["delete"])
 
-    def _finish(self, release: Release) -> None:
+    def _keep_original(self, path: str) -> None:
+        """Copy a file lastgood did not write to ``STATE/originals`` before it is replaced."""
+        present = _fs.regular_file_bytes(self._destination(path))
+        backup = self.originals.joinpath(*_fs.check_relative(path).parts)
+        if present is None or backup.exists():
+            return  # nothing there, or already kept (a replayed journal)
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        _fs.write_atomic(backup, present)
+
+    def _delete(self, paths: list[str]) -> set[Path]:
+        """Remove paths the new release no longer has, or put back the file that was there
+        before lastgood; then drop folders this emptied. Returns the folders changed."""
+        touched: set[Path] = set()
+        for path in paths:
+            destination = self._destination(path)
+            backup = self.originals.joinpath(*_fs.check_relative(path).parts)
+            if backup.is_file():
+                _fs.write_atomic(destination, backup.read_bytes(), sync_dir=False)
+            elif os.path.lexists(destination) and not destination.is_dir():
+                destination.unlink()
+            touched.add(destination.parent)
+            self._remove_empty_folders(destination.parent)
+        return {folder for folder in touched if folder.exists()}
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        while folder != self.path and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent
+
+    def _finish(self, release: Release, deleted: list[str]) -> None:
         current = {
             "release": release.name,
             "version": release.version,
@@ -150,6 +196,10 @@ class FilesTarget(Target):
         self.store.record_activation(release.name)
         self.journal_path.unlink()
         _fs.fsync_dir(self.state)
+        for path in deleted:  # originals put back; only now, so a replay can never lose them
+            backup = self.originals.joinpath(*_fs.check_relative(path).parts)
+            if backup.is_file():
+                backup.unlink()
         failpoint.hit("target.after-switch")
 
     def _destination(self, path: str) -> Path:
