@@ -13,8 +13,7 @@ def hostname() -> str:
     return os.uname().nodename
 
 
-def process_start(pid: int) -> str:
-    """The kernel's start time of ``pid`` ("" when unknown): tells a live pid from a reused one."""
+def _start_time(pid: int) -> str:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -22,9 +21,28 @@ def process_start(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace ("" when unknown): a pid means nothing outside it."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str:
+    """``start-time@pid-namespace`` of ``pid``: tells a live pid from a reused one, and says in
+    which namespace the pid is meaningful ("" parts when unknown)."""
+    return f"{_start_time(pid)}@{pid_namespace()}"
+
+
 def is_alive(host: str, pid: int, pid_start: str) -> bool | None:
-    """Whether a lease's process still runs; None when it cannot be told (other host)."""
-    if host != hostname():
+    """Whether a lease's process still runs; None when it cannot be told.
+
+    It cannot be told on another host, nor from another PID namespace (two containers may share
+    a hostname and reuse pid numbers): such a lease is only taken over once it expires.
+    """
+    recorded_start, _, recorded_namespace = pid_start.partition("@")
+    if host != hostname() or (recorded_namespace and recorded_namespace != pid_namespace()):
         return None
     try:
         os.kill(pid, 0)
@@ -32,7 +50,7 @@ def is_alive(host: str, pid: int, pid_start: str) -> bool | None:
         return False
     except PermissionError:
         return True
-    return not pid_start or process_start(pid) in ("", pid_start)
+    return not recorded_start or _start_time(pid) in ("", recorded_start)
 
 
 def author(explicit: str | None = None) -> str:

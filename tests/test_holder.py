@@ -1,0 +1,50 @@
+"""Who holds a lease: a dead holder is detected at once, but only where a pid means something."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lastgood import holder
+from lastgood.errors import LockedError
+from lastgood.store import open_store
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_identity_names_start_time_and_namespace() -> None:
+    start, _, namespace = holder.process_start(os.getpid()).partition("@")
+    assert start.isdigit()
+    assert namespace.startswith("pid:[")
+
+
+def test_a_dead_pid_here_is_dead_but_not_in_another_namespace() -> None:
+    pid = dead_pid()
+    assert holder.is_alive(holder.hostname(), pid, holder.process_start(os.getpid())) is False
+    elsewhere = "12345@pid:[4026599999]"
+    assert holder.is_alive(holder.hostname(), pid, elsewhere) is None
+    assert holder.is_alive("another-host", pid, "") is None
+
+
+def test_a_lease_from_another_pid_namespace_waits_for_expiry(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        lease, _ = store.acquire_lease("env:prod", purpose="deploy", holder_name="ci", ttl=60)
+        # the same lease as a process in a container (same hostname, own pid namespace) holds it
+        with store._tx("fake a container's lease") as db:  # type: ignore[attr-defined]
+            db.execute(
+                "UPDATE leases SET pid = ?, pid_start = ? WHERE name = ?",
+                (dead_pid(), "12345@pid:[4026599999]", "env:prod"),
+            )
+        with pytest.raises(LockedError, match="locked by ci"):
+            store.acquire_lease("env:prod", purpose="rollback", holder_name="me", ttl=60)
+    finally:
+        store.close()
