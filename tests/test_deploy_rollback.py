@@ -292,3 +292,16 @@ def test_previous_never_names_the_live_version(ws: Workspace) -> None:
     deploy(project, "staging")
     deploy(project, "staging", ref="v3")  # redeploy of the live version: v3 → v3
     assert resolve(project, "staging:previous").number == 2
+
+
+def test_an_unverified_restore_counts_against_the_budget(ws: Workspace) -> None:
+    project = ws.project()
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    (ws.base / "outage").write_text("down\n")
+    assert rollback(project, "staging").exit_code == NEEDS_HUMAN
+    (report,) = status(project, "staging")
+    assert report.restores == [] and report.unverified_restores == 1
+    assert not report.within_budget
+    assert any("never verified" in warning for warning in report.warnings)

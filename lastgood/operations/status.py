@@ -36,7 +36,8 @@ class EnvStatus:
     health_at: float | None
     last_change: dict[str, Any] | None
     budget: float
-    restores: list[float] = field(default_factory=list)
+    restores: list[float] = field(default_factory=list)  # verified restores only, newest first
+    unverified_restores: int = 0
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
 
@@ -54,7 +55,7 @@ class EnvStatus:
 
     @property
     def within_budget(self) -> bool:
-        return all(value <= self.budget for value in self.restores)
+        return self.unverified_restores == 0 and all(v <= self.budget for v in self.restores)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,12 +106,19 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         last_change=_last_change(records),
         budget=settings.budget,
         restores=[
-            r.time_to_verified or r.time_to_active or 0.0
+            r.time_to_verified
             for r in records
-            if r.is_rollback and r.activated_at is not None
+            if r.is_rollback and r.status == "succeeded" and r.time_to_verified is not None
         ][:50],
         lock=lock,
     )
+    unverified = [f"#{r.id}" for r in records if r.is_rollback and r.status != "succeeded"]
+    result.unverified_restores = len(unverified)
+    if unverified:
+        result.warnings.append(
+            f"{len(unverified)} restore(s) on {env} never verified ({', '.join(unverified[:5])}); "
+            f"they count as misses against the budget. See 'lastgood history {env}'"
+        )
     _health(project, env, result)
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
     _warn(result, live is not None)
@@ -156,7 +164,7 @@ def _warn(result: EnvStatus, has_live: bool) -> None:
         result.warnings.append(
             f"v{result.live_version} is live on {result.env} and FAILED its checks"
         )
-    if not result.within_budget:
+    if result.restore_max is not None and result.restore_max > result.budget:
         result.warnings.append(
             f"a restore took {result.restore_max:.1f} s, over the {result.budget:.0f} s budget"
         )
