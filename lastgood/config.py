@@ -161,6 +161,10 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         name: _parse_env(name, table, where) for name, table in _table(data, "env", where).items()
     }
     default_env = data.get("default_env")
+    store = data.get("store")
+    for key, value in (("default_env", default_env), ("store", store)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{key} = {value!r} in {where} must be a string")
     if default_env is not None and default_env not in envs:
         raise ConfigError(f"default_env = {default_env!r} in {where} names no [env.*] table")
     return Config(
@@ -169,7 +173,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         schemas=dict(schemas),
         environments=envs,
         default_env=default_env,
-        store=data.get("store"),
+        store=store,
     )
 
 
@@ -237,6 +241,11 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
         if any(spec.name == name for spec in specs):
             raise ConfigError(f"{key}: two checks are named {name!r} in {where}")
         timeout = parse_duration(item.get("timeout", DEFAULT_TIMEOUT), name=f"{key}.{name}.timeout")
+        if timeout <= 0:
+            raise ConfigError(
+                f"{key}.{name}.timeout in {where} must be more than 0",
+                hint='every check needs time to answer, e.g. timeout = "10s"',
+            )
         options = {k: v for k, v in item.items() if k not in _CHECK_COMMON}
         specs.append(CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options))
     return tuple(specs)

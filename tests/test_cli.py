@@ -45,6 +45,9 @@ def test_snapshot_log_show_diff(workspace: Factory) -> None:
     assert shown.stdout.strip() == "threshold: 0.9"
     diff = ws.run("diff", "v1", "v2")
     assert "-threshold: 0.4" in diff.stdout and "+threshold: 0.9" in diff.stdout
+    as_json = json.loads(ws.run("diff", "v1", "v2", "--json").stdout)
+    assert (as_json["old"], as_json["new"]) == ("v1", "v2")
+    assert as_json["files"]["changed"] == ["scoring/thresholds.yaml"]
     assert_clean_error(ws.run("show", "v9"), 2, "no version v9", "lastgood log")
     assert_clean_error(ws.run("show", "nonsense!"), 2, "not a version reference")
 
@@ -120,6 +123,8 @@ def test_offline_rollback_and_the_next_command_records_it(workspace: Factory) ->
 
 def test_configuration_errors_are_clean(workspace: Factory) -> None:
     ws = workspace()
+    assert_clean_error(ws.run("--store", "foo", "log"), 2, "cannot use store URL foo")
+    assert_clean_error(ws.run("show", "prod:v1"), 2, "no environment named 'prod'")
     assert_clean_error(ws.run("deploy", "prod"), 2, "no environment named 'prod'", "staging")
     (ws.root / "lastgood.toml").write_text("[env.staging]\nbake = 1\n")
     assert_clean_error(ws.run("status"), 2, "target is missing")

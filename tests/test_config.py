@@ -81,3 +81,21 @@ def test_sizes_and_formatting() -> None:
     assert format_duration(0.0123) == "12 ms"
     assert format_duration(1.84) == "1.8 s"
     assert format_duration(245) == "4m 05s"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("store = 5\n", "store = 5 .* must be a string"),
+        ("default_env = ['a']\n", "default_env = \\['a'\\] .* must be a string"),
+        (
+            "[env.s]\ntarget = { type = 'directory' }\n[[env.s.check]]\ntype = 'http'\n"
+            "timeout = '0s'\n",
+            "timeout .* must be more than 0",
+        ),
+        ("[env.s]\ntarget = { type = 'directory' }\nprotected = 'yes'\n", "true or false"),
+    ],
+)
+def test_wrong_types_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse(tomllib.loads(text), tmp_path)

@@ -122,8 +122,9 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("old", required=False)
 @click.argument("new", required=False)
+@json_option
 @pass_app
-def diff(app: AppContext, old: str | None, new: str | None) -> None:
+def diff(app: AppContext, old: str | None, new: str | None, as_json: bool) -> None:
     """Unified diff between versions (default: live on the default environment vs the folder).
 
     OLD and NEW are version references; NEW defaults to the folder ('workspace').
@@ -132,9 +133,14 @@ def diff(app: AppContext, old: str | None, new: str | None) -> None:
     Example:
       lastgood diff production:live staging:live
     """
-    from lastgood.operations.versions import diff as do_diff
+    from lastgood.operations import versions
 
-    text = do_diff(app.project(), old, new)
+    before, after = versions.sides(app.project(), old, new)
+    text = versions.unified(before, after)
+    if as_json:
+        r.emit_json({"old": before.label, "new": after.label,
+                     "files": versions.changes(before, after), "diff": text})  # fmt: skip
+        return
     if text:
         r.colour_diff(text)
     else:

@@ -50,6 +50,12 @@ def _side(project: Project, ref: str | None) -> Side:
 
 def diff(project: Project, old: str | None = None, new: str | None = None) -> str:
     """Unified diff. Default: what is live on the default environment against the folder."""
+    before, after = sides(project, old, new)
+    return unified(before, after)
+
+
+def sides(project: Project, old: str | None, new: str | None) -> tuple[Side, Side]:
+    """The two sides a diff compares (see :func:`diff` for the defaults)."""
     if old is None:
         env = project.config.default_environment()
         old = f"{env}:live" if env else None
@@ -57,8 +63,17 @@ def diff(project: Project, old: str | None = None, new: str | None = None) -> st
             head = project.store.head()
             old = head.label if head else None
     before = Side("empty", {}) if old is None else _side(project, old)
-    after = _side(project, new)
-    return unified(before, after)
+    return before, _side(project, new)
+
+
+def changes(before: Side, after: Side) -> dict[str, list[str]]:
+    """Paths added, changed and removed from ``before`` to ``after``."""
+    old, new = before.files, after.files
+    return {
+        "added": sorted(set(new) - set(old)),
+        "changed": sorted(p for p in set(new) & set(old) if new[p] != old[p]),
+        "removed": sorted(set(old) - set(new)),
+    }
 
 
 def unified(before: Side, after: Side) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from lastgood.bundle import Bundle
-from lastgood.errors import StoreError
+from lastgood.errors import ConfigError, StoreError
 from lastgood.records import (
     CheckRecord,
     Deployment,
@@ -51,12 +51,19 @@ def create_engine(url: str) -> Engine:
             return engine
         return sa.create_engine(url, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
+        postgres = url.startswith("postgresql")
         raise StoreError(
             f"the driver for {mask_url(url)} is not installed ({exc.name})",
-            hint="for PostgreSQL run: pip install 'lastgood[postgres]'",
+            hint="run: pip install 'lastgood[postgres]'"
+            if postgres
+            else f"install the Python package that provides {exc.name}",
         ) from exc
     except (SQLAlchemyError, ValueError) as exc:
-        raise StoreError(f"cannot use store URL {mask_url(url)}: {exc}") from exc
+        raise ConfigError(
+            f"cannot use store URL {mask_url(url)}: {exc}",
+            hint="give an SQLAlchemy URL such as sqlite:///path/store.db or "
+            "postgresql://user@host/db (--store, LASTGOOD_STORE or store = in lastgood.toml)",
+        ) from exc
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
