@@ -37,7 +37,7 @@ def test_a_dead_pid_here_is_dead_but_not_in_another_namespace() -> None:
 def test_a_lease_from_another_pid_namespace_waits_for_expiry(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     try:
-        lease, _ = store.acquire_lease("env:prod", purpose="deploy", holder_name="ci", ttl=60)
+        store.acquire_lease("env:prod", purpose="deploy", holder_name="ci", ttl=60)
         # the same lease as a process in a container (same hostname, own pid namespace) holds it
         with store._tx("fake a container's lease") as db:  # type: ignore[attr-defined]
             db.execute(
