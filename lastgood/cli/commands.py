@@ -191,9 +191,15 @@ def deploy(
 
 @cli.command()
 @click.argument("env")
-@click.option("--to", "to", metavar="REF", help="Restore this retained version instead.")
+@click.option(
+    "--to", "to", metavar="REF", help="Restore this version instead (one that ran on ENV)."
+)
 @click.option("-m", "--message", "reason", default="", help="Why (recorded in the ledger).")
-@click.option("--force", is_flag=True, help="Break a live lock held by a stuck deploy.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Break a live lock held by a stuck deploy; allow --to a bad or never-run version.",
+)
 @click.option("--offline", is_flag=True, help="Use only what the target holds (store down).")
 @json_option
 @pass_app
