@@ -486,6 +486,9 @@ def measure_automatic(plan: Plan, scratch: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, smaller history")
+    parser.add_argument(
+        "--part", choices=["a", "b", "c"], action="append", help="measure only these parts"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     mode = "quick" if args.quick else "full"
@@ -494,9 +497,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lastgood-bench-") as folder:
         scratch = Path(folder)
-        measure_restore(plan, scratch)
-        measure_process(plan, scratch)
-        measure_automatic(plan, scratch)
+        parts = set(args.part or "abc")
+        if "a" in parts:
+            measure_restore(plan, scratch)
+        if "b" in parts:
+            measure_process(plan, scratch)
+        if "c" in parts:
+            measure_automatic(plan, scratch)
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
 
 

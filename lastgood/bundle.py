@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+from lastgood.record import Record
 
 
 def file_hash(data: bytes) -> str:
@@ -28,8 +29,7 @@ def manifest_hash(manifest: Iterable[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class Bundle:
+class Bundle(Record):
     """Files of one version: relative POSIX path → bytes."""
 
     files: Mapping[str, bytes]

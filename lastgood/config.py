@@ -8,11 +8,11 @@ configuration. Reads only; writes nothing.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lastgood.errors import ConfigError
+from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
 
 CONFIG_NAME = "lastgood.toml"
@@ -36,8 +36,7 @@ _ENV_KEYS = {
 _CHECK_COMMON = {"name", "type", "timeout"}
 
 
-@dataclass(frozen=True)
-class CheckSpec:
+class CheckSpec(Record):
     """One health check or preflight as written in the config."""
 
     name: str
@@ -46,16 +45,14 @@ class CheckSpec:
     options: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class TargetSpec:
+class TargetSpec(Record):
     """Where an environment's versions go live; ``options`` are the target type's own keys."""
 
     type: str
     options: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Environment:
+class Environment(Record):
     """A named place where versions go live, with its target, checks and policy."""
 
     name: str
@@ -77,8 +74,7 @@ class Environment:
         return max(self.lease, 3 * self.interval + slowest)
 
 
-@dataclass(frozen=True)
-class Versioning:
+class Versioning(Record):
     """Which files of the workspace are versioned."""
 
     exclude: tuple[str, ...] = ()
@@ -86,8 +82,7 @@ class Versioning:
     max_file_size: int = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record):
     """The whole of ``lastgood.toml``."""
 
     root: Path

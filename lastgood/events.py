@@ -8,9 +8,10 @@ must tell the truth, is allowed to raise.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from lastgood.record import Record, field
 
 
 class EventKind(StrEnum):
@@ -47,8 +48,7 @@ class EventKind(StrEnum):
 PERSISTED = frozenset(kind for kind in EventKind if kind is not EventKind.CHECK_ROUND)
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Record):
     """Something that happened, with enough data to render it without asking the store."""
 
     kind: EventKind

@@ -7,9 +7,9 @@ live changed (raised as :class:`lastgood.errors.RefusedError`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lastgood.record import Record, as_dict, field
 from lastgood.records import Deployment
 
 OK = 0
@@ -17,16 +17,14 @@ RESTORED = 3
 NEEDS_HUMAN = 4
 
 
-@dataclass(frozen=True)
-class PlanStep:
+class PlanStep(Record):
     """One line of a plan: what would happen, in order."""
 
     action: str
     detail: str
 
 
-@dataclass
-class Outcome:
+class Outcome(Record, frozen=False):
     """What a deploy or rollback did, for the CLI to render and the server to return."""
 
     env: str
@@ -43,7 +41,7 @@ class Outcome:
     dry_run: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = as_dict(self)
         data["deployment"] = self.deployment.to_json() if self.deployment else None
         data["restore"] = self.restore.to_json() if self.restore else None
         return data

@@ -7,16 +7,16 @@ and render them without importing the database layer.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from typing import Any
+
+from lastgood.record import Record, as_dict
 
 GOOD = "good"
 BAD = "bad"
 WITHDRAWN = "withdrawn"
 
 
-@dataclass(frozen=True)
-class VersionInfo:
+class VersionInfo(Record):
     """One immutable version."""
 
     number: int
@@ -38,8 +38,7 @@ class VersionInfo:
         return self.content_hash[:8]
 
 
-@dataclass(frozen=True)
-class EnvState:
+class EnvState(Record):
     """What the ledger believes about an environment."""
 
     name: str
@@ -48,8 +47,7 @@ class EnvState:
     updated_at: float | None
 
 
-@dataclass(frozen=True)
-class Deployment:
+class Deployment(Record):
     """One ledger record: a deploy, rollback, automatic rollback, offline rollback or reconcile."""
 
     id: int
@@ -86,14 +84,13 @@ class Deployment:
         return self.kind in ("rollback", "auto-rollback", "offline-rollback")
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = as_dict(self)
         data["time_to_active"] = self.time_to_active
         data["time_to_verified"] = self.time_to_verified
         return data
 
 
-@dataclass(frozen=True)
-class CheckRecord:
+class CheckRecord(Record):
     """One check result kept in the ledger."""
 
     deployment: int | None
@@ -107,8 +104,7 @@ class CheckRecord:
     at: float
 
 
-@dataclass(frozen=True)
-class EventRecord:
+class EventRecord(Record):
     """One event as kept in the ledger."""
 
     id: int
@@ -121,13 +117,12 @@ class EventRecord:
     data: str
 
     def to_json(self) -> dict[str, Any]:
-        record = asdict(self)
+        record = as_dict(self)
         record["data"] = json.loads(self.data or "{}")
         return record
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(Record):
     """A held lease: proof that this process may change an environment until ``expires_at``."""
 
     name: str

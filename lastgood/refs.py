@@ -9,9 +9,9 @@ else the default environment.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from lastgood.errors import NotFoundError, UsageError
+from lastgood.record import Record
 
 KEYWORDS = ("live", "last-good", "previous")
 _NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
@@ -19,8 +19,7 @@ _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
 _ENV = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(Record):
     """A parsed reference: ``kind`` is number, hash or one of :data:`KEYWORDS`."""
 
     kind: str

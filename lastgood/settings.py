@@ -7,12 +7,12 @@ fails when one is missing from ``docs/configuration.md``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from lastgood.record import Record
 
-@dataclass(frozen=True)
-class Setting:
+
+class Setting(Record):
     """One user-facing setting read from the environment."""
 
     env_var: str

@@ -465,8 +465,7 @@ def test_schema_heads_agree() -> None:
 
 
 def test_record_fields_match_the_tables() -> None:
-    from dataclasses import fields
-
+    from lastgood.record import fields_of
     from lastgood.records import Deployment, EventRecord, Lease, VersionInfo
 
     pairs = [
@@ -481,7 +480,7 @@ def test_record_fields_match_the_tables() -> None:
         columns = [column.name for column in table.columns]
         if record is CheckRecord:
             columns.remove("id")  # results are read back without their row id
-        assert [field.name for field in fields(record)] == columns, table.name
+        assert list(fields_of(record)) == columns, table.name
 
 
 @pytest.mark.parametrize("backend_class", [LiteStore, Store], ids=["lite", "sqlalchemy"])

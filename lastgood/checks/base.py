@@ -8,19 +8,17 @@ its timeout on a worker thread, so a hang is a failure, never a stuck deploy.
 
 from __future__ import annotations
 
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lastgood.config import CheckSpec
+from lastgood.record import Record, field
 
 
-@dataclass(frozen=True)
-class CheckContext:
+class CheckContext(Record):
     """What a check may know: the environment, the version, and where its files are."""
 
     env: str
@@ -37,8 +35,7 @@ class CheckContext:
         }
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Record):
     """The outcome of one probe."""
 
     name: str
@@ -76,6 +73,8 @@ def run_check(check: Check, context: CheckContext) -> CheckResult:
             box["result"] = check.probe(context)
         except Exception as exc:  # a probe's failure is a result, never a crash
             box["result"] = CheckResult(check.name, False, f"{type(exc).__name__}: {exc}")
+
+    import threading
 
     worker = threading.Thread(target=work, name=f"check-{check.name}", daemon=True)
     worker.start()

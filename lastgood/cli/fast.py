@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from lastgood.cli.app import AppContext, guarded
+from lastgood.record import Record, field
 
 _GLOBAL_VALUES = {"-C": "workspace", "--workspace": "workspace", "--store": "store",
                   "--author": "author"}  # fmt: skip
@@ -27,8 +27,7 @@ _VALUES = {"--to": "to", "-m": "reason", "--message": "reason"}
 _FLAGS = {"--force": "force", "--offline": "offline", "--json": "as_json"}
 
 
-@dataclass
-class RollbackLine:
+class RollbackLine(Record, frozen=False):
     """A rollback command line, read without click."""
 
     env: str = ""

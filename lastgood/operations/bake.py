@@ -8,20 +8,19 @@ trip, so a version never becomes known good on a red round.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lastgood import failpoint
 from lastgood.checks import Check
 from lastgood.operations.checking import Round, run_round
 from lastgood.operations.restore import still_ours
+from lastgood.record import Record
 
 if TYPE_CHECKING:
     from lastgood.operations.deploy import DeployRun
 
 
-@dataclass(frozen=True)
-class BakeResult:
+class BakeResult(Record):
     tripped: bool
     trigger_at: float
     last: Round | None

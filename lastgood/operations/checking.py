@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
 from lastgood.config import CheckSpec
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
+from lastgood.record import Record
 from lastgood.records import CheckRecord
 from lastgood.targets import Release
 
 
-@dataclass(frozen=True)
-class Round:
+class Round(Record):
     """One check round: all results, and whether every check passed."""
 
     phase: str

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lastgood import failpoint
@@ -28,13 +27,13 @@ from lastgood.operations.snapshot import read_workspace, snapshot
 from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
+from lastgood.record import Record
 from lastgood.records import GOOD, Deployment, VersionInfo
 from lastgood.units import format_duration
 from lastgood.validate import validate_bundle
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Record):
     """What would be deployed: an existing version, or the folder not yet recorded."""
 
     version: VersionInfo | None

@@ -7,7 +7,6 @@ only when the target no longer holds the release.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from lastgood import failpoint
 from lastgood.errors import LeaseLostError, TargetError
@@ -15,6 +14,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.project import Project
+from lastgood.record import Record
 from lastgood.records import VersionInfo
 from lastgood.targets import Release
 
@@ -74,8 +74,7 @@ def ensure_intact(
     return changed
 
 
-@dataclass(frozen=True)
-class Verification:
+class Verification(Record):
     ok: bool
     rounds: tuple[Round, ...]
     at: float

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lastgood import workspace
 from lastgood.bundle import Bundle
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
+from lastgood.record import Record
 from lastgood.records import VersionInfo
 
 
-@dataclass(frozen=True)
-class SnapshotResult:
+class SnapshotResult(Record):
     version: VersionInfo
     created: bool
 

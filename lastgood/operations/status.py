@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lastgood.errors import LockedError
@@ -17,11 +16,11 @@ from lastgood.operations.checking import Round, build_checks, live_context, run_
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
+from lastgood.record import Record, as_dict, field
 from lastgood.records import Deployment, EventRecord
 
 
-@dataclass
-class EnvStatus:
+class EnvStatus(Record, frozen=False):
     """Everything ``status`` shows for one environment."""
 
     env: str
@@ -58,7 +57,7 @@ class EnvStatus:
         return self.unverified_restores == 0 and all(v <= self.budget for v in self.restores)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = as_dict(self)
         data.update(
             drifted=self.drifted,
             restore_p50=self.restore_p50,
@@ -170,8 +169,7 @@ def _warn(result: EnvStatus, has_live: bool) -> None:
         )
 
 
-@dataclass(frozen=True)
-class Timeline:
+class Timeline(Record):
     deployments: list[Deployment]
     events: list[EventRecord]
 

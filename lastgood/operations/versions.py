@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 
 from lastgood.errors import NotFoundError
 from lastgood.operations.resolve import resolve
 from lastgood.operations.snapshot import read_workspace
 from lastgood.project import Project
+from lastgood.record import Record
 from lastgood.records import VersionInfo
 
 WORKSPACE = "workspace"
@@ -35,8 +35,7 @@ def show(
     return version, {path: files[path]}
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(Record):
     label: str
     files: dict[str, bytes]
 

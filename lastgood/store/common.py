@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -90,7 +89,7 @@ def new_lease(name: str, *, purpose: str, holder_name: str, ttl: float) -> Lease
     pid = os.getpid()
     return Lease(
         name=name,
-        token=secrets.token_hex(16),
+        token=os.urandom(16).hex(),
         holder=holder_name,
         purpose=purpose,
         host=holder.hostname(),

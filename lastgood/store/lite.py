@@ -13,23 +13,23 @@ lock rather than deadlock. One connection per store, guarded by a lock so thread
 from __future__ import annotations
 
 import os
-import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, unquote
 
 from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
+from lastgood.record import Record as BaseRecord
+from lastgood.record import replace as replace_record
 from lastgood.records import CheckRecord, Deployment, EnvState, EventRecord, Lease, VersionInfo
 from lastgood.settings import mask_url
 from lastgood.store import common
 from lastgood.store.statements import (
-    Record,
+    RecordT,
     columns_of,
     insert_many,
     insert_row,
@@ -56,8 +56,7 @@ EVENT_COLUMNS = columns_of(EventRecord)
 LEASE_COLUMNS = columns_of(Lease)
 
 
-@dataclass(frozen=True)
-class SqliteLocation:
+class SqliteLocation(BaseRecord):
     """Where a sqlite URL points: what ``sqlite3.connect`` gets, and the same database for
     SQLAlchemy (used only to run migrations)."""
 
@@ -83,7 +82,7 @@ def sqlite_location(url: str) -> SqliteLocation | None:
         return None  # a host, user or port: SQLAlchemy rejects it with its own message
     database = unquote(rest[1:])
     if database in _MEMORY:
-        target = f"file:/lastgood-memory-{secrets.token_hex(8)}?vfs=memdb"
+        target = f"file:/lastgood-memory-{os.urandom(8).hex()}?vfs=memdb"
         return SqliteLocation(target, True, f"sqlite:///{target}&uri=true")
     path = os.path.abspath(database)
     return SqliteLocation(path, False, f"sqlite:///{quote(path)}")  # SQLAlchemy unquotes it
@@ -369,7 +368,7 @@ class LiteStore:
         rows = self._records(
             "read check results", CheckRecord, "check_results", where, order="id DESC", limit=limit
         )
-        return [replace(row, ok=bool(row.ok)) for row in rows]
+        return [replace_record(row, ok=bool(row.ok)) for row in rows]
 
     def record_event(
         self,
@@ -433,7 +432,7 @@ class LiteStore:
             renewed = update(db, "leases", LEASE_COLUMNS, {"expires_at": expires}, key)
         if not renewed:
             raise common.lease_lost_error(lease)
-        return replace(lease, expires_at=expires)
+        return replace_record(lease, expires_at=expires)
 
     def release_lease(self, lease: Lease) -> None:
         """Give the lease back (only if it is still ours)."""
@@ -447,13 +446,13 @@ class LiteStore:
     def _records(
         self,
         doing: str,
-        record: type[Record],
+        record: type[RecordT],
         table: str,
         where: Mapping[str, Any] | None = None,
         *,
         order: str | None = None,
         limit: int | None = None,
-    ) -> list[Record]:
+    ) -> list[RecordT]:
         """Rows of ``table`` as ``record`` instances, in a transaction of their own."""
         with self._tx(doing) as db:
             return select(db, record, table, where or {}, order=order, limit=limit)

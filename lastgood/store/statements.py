@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
 from typing import Any, TypeVar
 
-Record = TypeVar("Record")
+from lastgood.record import fields_of
+
+RecordT = TypeVar("RecordT")
 
 
 def columns_of(record: type[Any]) -> tuple[str, ...]:
     """The column names a record class maps to, in table order."""
-    return tuple(field.name for field in fields(record))
+    return fields_of(record)
 
 
 def values_of(record: Any, columns: Sequence[str]) -> tuple[Any, ...]:
@@ -28,13 +29,13 @@ def values_of(record: Any, columns: Sequence[str]) -> tuple[Any, ...]:
 
 def select(
     db: sqlite3.Connection,
-    record: type[Record],
+    record: type[RecordT],
     table: str,
     where: Mapping[str, Any],
     *,
     order: str | None = None,
     limit: int | None = None,
-) -> list[Record]:
+) -> list[RecordT]:
     """Rows of ``table`` as ``record`` instances.
 
     ``where`` entries whose value is None are left out: they mean "any", which is what the

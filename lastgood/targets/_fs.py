@@ -15,13 +15,10 @@ metadata in ``BASE/meta/<name>.json`` and the activation history and verdicts in
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import os
 import re
-import secrets
-import shutil
 import stat
 import time
 from collections.abc import Iterable, Mapping
@@ -42,7 +39,7 @@ _NAME = re.compile(r"^v(\d+)-([0-9a-f]+)$")
 
 def random_suffix() -> str:
     """A short random token that keeps temporary names from colliding."""
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()
 
 
 def fsync_dir(path: Path) -> None:
@@ -217,6 +214,8 @@ def remove_leftovers(folder: Path, prefix: str) -> list[str]:
         if not entry.name.startswith(prefix):
             continue
         if entry.is_dir(follow_symlinks=False):
+            import shutil
+
             shutil.rmtree(entry.path)
         else:
             os.unlink(entry.path)
@@ -250,6 +249,8 @@ def reject_unknown_options(options: Mapping[str, Any], known: Iterable[str], kin
     names = sorted(known)
     for key in options:
         if key not in names:
+            import difflib
+
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known options: {', '.join(names)}"
             raise ConfigError(f"unknown option {key!r} for a {kind} target", hint=hint)
@@ -457,6 +458,8 @@ class ReleaseStore:
             trash = self.releases / f"{TMP_DIR_PREFIX}trash-{release.name}-{random_suffix()}"
             os.rename(self.release_path(release.name), trash)
             fsync_dir(self.releases)
+            import shutil
+
             shutil.rmtree(trash)
             self.meta_path(release.name).unlink(missing_ok=True)
             fsync_dir(self.meta)

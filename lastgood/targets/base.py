@@ -28,16 +28,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from lastgood.bundle import release_name
 from lastgood.errors import TargetError
+from lastgood.record import Record
 
 
-@dataclass(frozen=True, order=True)
-class Release:
+class Release(Record, order=True):
     """One version as a target knows it: its number and content hash."""
 
     version: int
