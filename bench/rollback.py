@@ -276,7 +276,7 @@ def measure_restore(plan: Plan, scratch: Path) -> None:
     print(f"flatness: slowest median / fastest median = {max(medians) / min(medians):.2f}x")
     print(
         f"context: one fsync on this disk takes {ms(fsync)} ms (median); an activation makes "
-        "three (the folder after the symlink rename, then meta/state.json and its folder)"
+        "two (the folder after the symlink rename, then the meta/state.json file)"
     )
 
 
