@@ -32,7 +32,10 @@ _ENV_KEYS = {
     "protected",
     "lease",
     "verify_rounds",
+    "drill",
+    "drill_every",
 }
+_DRILL_KEYS = {"files"}
 _CHECK_COMMON = {"name", "type", "timeout"}
 
 
@@ -66,6 +69,8 @@ class Environment(Record):
     protected: bool = False
     preflight: tuple[CheckSpec, ...] = ()
     checks: tuple[CheckSpec, ...] = ()
+    drill_files: dict[str, str] = field(default_factory=dict)
+    drill_every: float = 30 * 86400.0
 
     @property
     def lease_ttl(self) -> float:
@@ -219,7 +224,25 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
         protected=protected,
         preflight=_parse_checks(table.get("preflight", []), f"{prefix}preflight", where),
         checks=_parse_checks(table.get("check", []), f"{prefix}check", where),
+        drill_files=_parse_drill(table.get("drill", {}), f"{prefix}drill", where),
+        drill_every=parse_duration(table.get("drill_every", "30d"), name=f"{prefix}drill_every"),
     )
+
+
+def _parse_drill(table: Any, key: str, where: str) -> dict[str, str]:
+    """``[env.NAME.drill] files = { "live/path" = "workspace/file" }``: the broken variant."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{key}] in {where} must be a table")
+    _reject_unknown(table, _DRILL_KEYS, where, key + ".")
+    files = table.get("files", {})
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+    ):
+        raise ConfigError(
+            f"{key}.files in {where} must map live file paths to workspace files",
+            hint='write files = { "scoring/thresholds.yaml" = "drills/zero-scores.yaml" }',
+        )
+    return dict(files)
 
 
 def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:

@@ -42,6 +42,8 @@ class EventKind(StrEnum):
     DRIFT_REPAIRED = "drift-repaired"
     RECONCILED = "reconciled"
     OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"
+    DRILL_STARTED = "drill-started"
+    DRILL_FINISHED = "drill-finished"
 
 
 # Kinds written to the ledger's event table; check rounds live in their own table instead.

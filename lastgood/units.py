@@ -61,5 +61,8 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 3600:
         minutes, rest = divmod(int(seconds), 60)
         return f"{minutes}m {rest:02d}s"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours}h {rest // 60:02d}m"
+    if seconds < 86400:
+        hours, rest = divmod(int(seconds), 3600)
+        return f"{hours}h {rest // 60:02d}m"
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days}d" if rest < 3600 else f"{days}d {rest // 3600}h"

@@ -81,6 +81,8 @@ def test_sizes_and_formatting() -> None:
     assert format_duration(0.0123) == "12 ms"
     assert format_duration(1.84) == "1.8 s"
     assert format_duration(245) == "4m 05s"
+    assert format_duration(30 * 86400) == "30d"
+    assert format_duration(2 * 86400 + 5 * 3600) == "2d 5h"
 
 
 @pytest.mark.parametrize(

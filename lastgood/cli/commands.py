@@ -277,6 +277,9 @@ def _print_status(s: object) -> None:
         )
     else:
         r.out(f"  restores      none yet (budget {format_duration(s.budget)})")
+    if s.last_drill:
+        d = s.last_drill
+        r.out(f"  last drill    #{d['id']} {d['status']} {format_duration(d['age'])} ago")
     if s.lock:
         r.out(f"  locked        {s.lock}")
     for warning in s.warnings:
@@ -357,3 +360,39 @@ def check(app: AppContext, env: str, as_json: bool) -> None:
         if not done.results:
             r.out(f"no checks configured for {env}")
     click.get_current_context().exit(0 if done.ok else 1)
+
+
+@cli.command()
+@click.argument("env")
+@click.option(
+    "--override-protection", is_flag=True, help="Drill a protected environment (recorded)."
+)
+@click.option("-m", "--message", "reason", default="", help="Why (recorded in the ledger).")
+@json_option
+@pass_app
+def drill(app: AppContext, env: str, override_protection: bool, reason: str, as_json: bool) -> None:
+    """Rehearse a rollback on ENV: break it on purpose, let the checks catch it, measure.
+
+    Deploys a broken variant of the live version (the files in [env.ENV.drill] files), lets the
+    real checks detect it and the automatic rollback restore the live version, then verifies the
+    bytes and compares the restore time with the budget. Without a configured variant it injects
+    a failing check round instead (the weaker drill). Exit 0 passed, 4 failed or over budget,
+    5 refused (protected, unhealthy, not at last known good).
+
+    \b
+    Example:
+      lastgood drill staging
+    """
+    from lastgood.operations.drill import drill as do_drill
+
+    project = app.project()
+    if not as_json:
+        project.events.subscribe(r.ProgressPrinter())
+    result = do_drill(project, env, override_protection=override_protection, reason=reason)
+    if as_json:
+        from lastgood.record import as_dict
+
+        r.emit_json(as_dict(result))
+    else:
+        r.out(result.summary)
+    click.get_current_context().exit(result.exit_code)

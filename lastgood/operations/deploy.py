@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lastgood import failpoint
 from lastgood.bundle import Bundle
-from lastgood.checks import CheckContext
+from lastgood.checks import Check, CheckContext
 from lastgood.config import Environment
 from lastgood.errors import LeaseLostError, PreflightError, QuarantinedError
 from lastgood.events import Event, EventKind
@@ -126,8 +126,12 @@ def deploy(
     ref: str | None = None,
     force: bool = False,
     source: str = "cli",
+    drill_checks: list[Check] | None = None,
 ) -> Outcome:
-    """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target."""
+    """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target.
+
+    ``drill_checks`` makes this a drill's deploy (see ``operations.drill``): no preflight (a
+    drill rehearses a change that went live), and these checks join every bake round."""
     settings = project.config.environment(env)
     build_checks(settings.checks + settings.preflight)
     if ref is None:
@@ -142,7 +146,9 @@ def deploy(
     with EnvLease(project, env, "deploy", force=False) as lease:
         failpoint.hit("deploy.after-lease")
         reconcile(project, env)
-        return DeployRun(project, settings, lease, version, files, message, source).run(force)
+        job = DeployRun(project, settings, lease, version, files, message, source)
+        job.drill_checks = drill_checks
+        return job.run(force)
 
 
 class DeployRun:
@@ -167,6 +173,7 @@ class DeployRun:
         self.files = files
         self.message = message
         self.source = source
+        self.drill_checks: list[Check] | None = None
         self.target = project.target(self.env)
         self.release = release_of(version)
         live = self.target.live()
@@ -264,7 +271,7 @@ class DeployRun:
         self.target.stage(self.release, self.files)
         failpoint.hit("deploy.after-stage")
         self._emit(EventKind.STAGED, f"staged {self.release.name} on {self.target.describe()}")
-        if not self.settings.preflight:
+        if not self.settings.preflight or self.drill_checks is not None:
             return
         checks = build_checks(self.settings.preflight)
         staged = self.target.staged_path(self.release)
@@ -331,7 +338,8 @@ class DeployRun:
         from lastgood.operations.bake import Bake
 
         assert self.record is not None and self.record.activated_at is not None
-        result = Bake(self, build_checks(self.settings.checks)).run()
+        checks = build_checks(self.settings.checks) + list(self.drill_checks or [])
+        result = Bake(self, checks).run()
         # the last round may have run after someone broke our lease and switched the target:
         # prove the lease and the target are still ours before any verdict is written
         still_ours(self.project, self.env, self.lease, self.release)

@@ -11,6 +11,7 @@ import statistics
 import time
 from typing import Any
 
+from lastgood.config import Environment
 from lastgood.errors import LockedError
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -18,6 +19,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
 from lastgood.records import Deployment, EventRecord
+from lastgood.units import format_duration
 
 
 class EnvStatus(Record, frozen=False):
@@ -37,6 +39,7 @@ class EnvStatus(Record, frozen=False):
     budget: float
     restores: list[float] = field(default_factory=list)  # verified restores only, newest first
     unverified_restores: int = 0
+    last_drill: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
 
@@ -121,7 +124,28 @@ def _env_status(project: Project, env: str) -> EnvStatus:
     _health(project, env, result)
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
     _warn(result, live is not None)
+    _drills(result, settings, records)  # least urgent: last
     return result
+
+
+def _drills(result: EnvStatus, settings: Environment, records: list[Deployment]) -> None:
+    """The last drill, its result and age; flag a non-protected environment whose last
+    successful drill is older than ``drill_every`` (or that never had one)."""
+    drills = [r for r in records if r.kind == "drill"]
+    if drills:
+        last = drills[0]
+        result.last_drill = {"id": last.id, "status": last.status, "at": last.requested_at,
+                             "age": time.time() - last.requested_at}  # fmt: skip
+    if settings.protected or not records:
+        return
+    passed = [r for r in drills if r.status == "passed"]
+    age = time.time() - passed[0].requested_at if passed else None
+    if age is None or age > settings.drill_every:
+        when = "never" if age is None else f"{format_duration(age)} ago"
+        result.warnings.append(
+            f"drill overdue on {result.env}: last successful drill {when} (drill_every "
+            f"{format_duration(settings.drill_every)}); run 'lastgood drill {result.env}'"
+        )
 
 
 def _last_change(records: list[Deployment]) -> dict[str, Any] | None:

@@ -1,0 +1,95 @@
+"""Drills through the real CLI: break on purpose, catch, restore, prove the bytes, measure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from tests.conftest import Workspace
+
+Factory = Callable[..., Workspace]
+DRILL = '\n[env.staging.drill]\nfiles = { "health.txt" = "drills/broken-health.txt" }\n'
+UNSEEN = '\n[env.staging.drill]\nfiles = { "scoring/thresholds.yaml" = "drills/zero.yaml" }\n'
+
+
+def drilled(workspace: Factory, extra: str = DRILL, **policy: str) -> Workspace:
+    ws = workspace(**policy)
+    with open(ws.root / "lastgood.toml", "a") as config:
+        config.write(extra + '\n[versioning]\nexclude = ["drills/**"]\n')
+    ws.write("drills/broken-health.txt", "fail\n")
+    ws.write("drills/zero.yaml", "threshold: 99\n")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    return ws
+
+
+def live_bytes(ws: Workspace) -> bytes:
+    return (ws.base / "live" / "current" / "health.txt").read_bytes()
+
+
+def test_a_broken_variant_is_caught_restored_and_measured(workspace: Factory) -> None:
+    ws = drilled(workspace)
+    result = ws.run("drill", "staging", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["kind"] == "broken-variant" and report["bytes_verified"]
+    assert 0 < report["time_to_detect"] < 5 and report["time_to_verified"] < 5
+    assert live_bytes(ws) == b"ok\n"
+    timeline = json.loads(ws.run("history", "staging", "--json").stdout)
+    kinds = [(d["kind"], d["status"]) for d in timeline["deployments"]][:3]
+    assert kinds == [("drill", "passed"), ("auto-rollback", "succeeded"),
+                     ("deploy", "failed-restored")]  # fmt: skip
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert status["last_drill"]["status"] == "passed"
+    assert status["last_good"] == 1
+    assert not any("drill overdue" in w for w in status["warnings"])
+
+
+def test_without_a_variant_the_weaker_drill_says_so(workspace: Factory) -> None:
+    ws = drilled(workspace, extra="")
+    result = ws.run("drill", "staging")
+    assert result.returncode == 0, result.stderr
+    assert "the weaker drill" in result.stdout
+    assert live_bytes(ws) == b"ok\n"
+
+
+def test_a_variant_the_checks_miss_fails_the_drill_and_is_undone(workspace: Factory) -> None:
+    ws = drilled(workspace, extra=UNSEEN)
+    result = ws.run("drill", "staging")
+    assert result.returncode == 4, result.stderr
+    assert "the checks did not catch v2" in result.stdout
+    live = (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
+    assert "marker: one" in live
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert (status["live_version"], status["last_good"]) == (1, 1)
+    assert status["last_drill"]["status"] == "failed"
+
+
+def test_protected_environments_refuse_drills_unless_overridden(workspace: Factory) -> None:
+    ws = drilled(workspace)
+    config = (ws.root / "lastgood.toml").read_text()
+    (ws.root / "lastgood.toml").write_text(
+        config.replace("verify_rounds = 2", "verify_rounds = 2\nprotected = true")
+    )
+    refused = ws.run("drill", "staging")
+    assert refused.returncode == 5 and "is protected" in refused.stderr
+    assert "--override-protection" in refused.stderr
+    forced = ws.run("drill", "staging", "--override-protection", "--json")
+    assert forced.returncode == 0, forced.stderr
+    record = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"][0]
+    assert record["kind"] == "drill" and json.loads(record["detail"])["override_protection"]
+
+
+def test_an_unhealthy_environment_is_not_drilled(workspace: Factory) -> None:
+    ws = drilled(workspace)
+    (ws.base / "outage").write_text("down\n")
+    refused = ws.run("drill", "staging")
+    assert refused.returncode == 5 and "not healthy right now" in refused.stderr
+    assert json.loads(ws.run("log", "--json").stdout)[0]["number"] == 1  # no variant recorded
+
+
+def test_status_flags_an_environment_never_drilled(workspace: Factory) -> None:
+    ws = drilled(workspace)
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert any("drill overdue on staging: last successful drill never" in w
+               for w in status["warnings"])  # fmt: skip
