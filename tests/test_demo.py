@@ -172,3 +172,16 @@ def test_scorer_alone_scores_zero_with_the_bad_cutoff_and_again_with_the_good(
             stored = connection.execute("select score from leads where id = ?", (zero["id"],))
             assert stored.fetchone() == (0.0,)
     assert scorer_processes(str(tmp_path)) == []
+
+
+def test_demo_drill_rehearses_the_same_breakage(tmp_path: Path) -> None:
+    done = run_demo(tmp_path, "--drill", "--json")
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, Any] = json.loads(done.stdout)
+    drill = figures["drill"]
+    assert drill["passed"] and drill["kind"] == "broken-variant" and drill["bytes_verified"]
+    assert 0 < drill["time_to_detect"] < 10 and drill["time_to_verified"] < 10
+    kinds = [(d["kind"], d["status"]) for d in figures["timeline"]]
+    assert ("drill", "passed") in kinds
+    assert "lastgood drill demo" in done.stderr
+    assert scorer_processes(str(tmp_path)) == []

@@ -26,24 +26,27 @@ pass_app = click.make_pass_decorator(AppContext)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON to stdout."
 )
+@click.option("--drill", "rehearse", is_flag=True, help="Then rehearse it: run a drill as well.")
 @pass_app
-def demo(app: AppContext, keep: bool, as_json: bool) -> None:
+def demo(app: AppContext, keep: bool, as_json: bool, rehearse: bool) -> None:
     """Replay the lead-scoring incident in a temporary folder, with a real rollback (~10 s).
 
     A tiny scoring service reads its rules from a directory target. v1 goes live and stays
     healthy; v2 changes one number and every lead scores zero; the SQL check sees it; lastgood
     restores v1 by itself and verifies it. Prints the timeline and the measured time to
     restore. Touches nothing outside the temporary folder, which is removed unless --keep.
-    Exit 0 when the story played out as described, 1 when it did not.
+    With --drill a sixth step rehearses the same breakage with 'lastgood drill' and shows its
+    figures. Exit 0 when the story played out as described, 1 when it did not.
 
     \b
     Example:
       lastgood demo
       lastgood demo --keep --json
+      lastgood demo --drill
     """
     from lastgood.demo.runner import run_demo
 
-    result = run_demo(keep=keep, author=holder.author(app.author))
+    result = run_demo(keep=keep, author=holder.author(app.author), rehearse=rehearse)
     if as_json:
         r.emit_json(result.to_json())
     else:

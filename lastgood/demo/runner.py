@@ -61,6 +61,12 @@ query = '''select avg(score) from leads
            where scored_at > strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 seconds')'''
 min = 0.01
 timeout = "2s"
+
+[env.demo.drill]     # what 'lastgood drill demo' breaks on purpose to rehearse the rollback
+files = {{ "scoring/thresholds.yaml" = "drills/zero-scores.yaml" }}
+
+[versioning]
+exclude = ["drills/**"]
 """
 
 THRESHOLDS = """\
@@ -126,6 +132,7 @@ class DemoResult:
     caught_by: str = ""
     scores: dict[str, float | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    drill: dict[str, Any] | None = None
     seconds: float = 0.0
 
     @property
@@ -151,10 +158,11 @@ class DemoResult:
             "seconds": self.seconds,
             "folder": str(self.folder),
             "kept": self.kept,
+            "drill": self.drill,
         }
 
 
-def run_demo(*, keep: bool = False, author: str = "you") -> DemoResult:
+def run_demo(*, keep: bool = False, author: str = "you", rehearse: bool = False) -> DemoResult:
     """Play the incident in a new temporary folder. Writes only inside that folder.
 
     Raises LastgoodError when a step cannot even run (the scorer does not start); returns a
@@ -166,7 +174,7 @@ def run_demo(*, keep: bool = False, author: str = "you") -> DemoResult:
     result = DemoResult(folder, keep)
     try:
         with _terminate_as_exit(), _no_proxy_for_the_scorer(), ScorerProcess(folder) as scorer:
-            _play(folder, scorer, narrator, result, author)
+            _play(folder, scorer, narrator, result, author, rehearse)
     finally:
         _clean_up(folder, keep, narrator)
     result.seconds = round(time.monotonic() - started, 2)
@@ -219,7 +227,12 @@ def _clean_up(folder: Path, keep: bool, narrator: Narrator) -> None:
 
 
 def _play(
-    folder: Path, scorer: ScorerProcess, narrator: Narrator, result: DemoResult, author: str
+    folder: Path,
+    scorer: ScorerProcess,
+    narrator: Narrator,
+    result: DemoResult,
+    author: str,
+    rehearse: bool,
 ) -> None:
     """The five steps of the story, each narrated; the project is closed whatever happens."""
     narrator.step("Start a tiny lead-scoring service")
@@ -241,6 +254,9 @@ def _play(
         _show_recovery(scorer, narrator, result)
         result.deployments = list(reversed(history(project, ENV).deployments))
         result.problems.extend(_story_problems(result))
+        if rehearse:
+            _rehearse(project, narrator, result)
+            result.deployments = list(reversed(history(project, ENV).deployments))
     finally:
         project.close()
 
@@ -250,8 +266,32 @@ def _write_workspace(folder: Path, port: int) -> Path:
     workspace = folder / "workspace"
     (workspace / "scoring").mkdir(parents=True)
     (workspace / "lastgood.toml").write_text(CONFIG.format(port=port), encoding="utf-8")
+    (workspace / "drills").mkdir()
+    (workspace / "drills" / "zero-scores.yaml").write_text(
+        THRESHOLDS.format(cutoff=BAD_CUTOFF), encoding="utf-8"
+    )
     _write_cutoff(workspace, GOOD_CUTOFF)
     return workspace
+
+
+def _rehearse(project: Project, narrator: Narrator, result: DemoResult) -> None:
+    """Step 6: the drill that would have proven all of this before the incident."""
+    from lastgood.operations.drill import drill
+    from lastgood.record import as_dict
+
+    narrator.step("Rehearse it: lastgood drill demo")
+    narrator.say(
+        "Rollbacks are rehearsed before the day they are needed. The drill breaks the live v1 "
+        f"on purpose with the cutoff in drills/zero-scores.yaml ({BAD_CUTOFF}), lets the same "
+        "checks catch it and the automatic rollback restore v1, then proves the bytes and "
+        "measures every step against the five-minute budget."
+    )
+    time.sleep(1.2)  # a second of fresh scores under v1, so the drill starts from a healthy state
+    rehearsal = drill(project, ENV, reason="demo rehearsal")
+    result.drill = {k: v for k, v in as_dict(rehearsal).items() if k != "record"}
+    (narrator.good if rehearsal.passed else narrator.bad)(rehearsal.summary)
+    if not rehearsal.passed:
+        result.problems.append(f"the drill failed: {rehearsal.summary}")
 
 
 def _write_cutoff(workspace: Path, cutoff: str) -> None:
