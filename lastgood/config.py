@@ -18,7 +18,7 @@ from lastgood.units import parse_duration, parse_size
 CONFIG_NAME = "lastgood.toml"
 DEFAULT_TIMEOUT = 10.0
 
-_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store"}
+_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store", "watch", "notify"}
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
 _ENV_KEYS = {
@@ -34,7 +34,19 @@ _ENV_KEYS = {
     "verify_rounds",
     "drill",
     "drill_every",
+    "drill_schedule",
+    "guard",
+    "on_failure",
+    "on_drift",
 }
+_WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
+_DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
+_NOTIFY_KEYS = {"timeout", "retries", "drain", "route"}
+_ROUTE_KEYS = {"name", "to", "events", "envs", "format", "template", "title"}
+ON_FAILURE = ("alert", "rollback")
+ON_DRIFT = ("alert", "restore")
+NORMALIZERS = ("text", "json", "html", "bytes")
+FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
 _CHECK_COMMON = {"name", "type", "timeout"}
 
@@ -71,6 +83,10 @@ class Environment(Record):
     checks: tuple[CheckSpec, ...] = ()
     drill_files: dict[str, str] = field(default_factory=dict)
     drill_every: float = 30 * 86400.0
+    drill_schedule: str | None = None
+    guard: float = 1800.0
+    on_failure: str = "alert"
+    on_drift: str = "alert"
 
     @property
     def lease_ttl(self) -> float:
@@ -87,6 +103,59 @@ class Versioning(Record):
     max_file_size: int = 1024 * 1024
 
 
+class DocumentSpec(Record):
+    """A file, folder or URL whose changes matter (``[[watch.document]]``)."""
+
+    name: str
+    path: str | None = None
+    url: str | None = None
+    normalize: str = "text"
+    keep: int = 50
+    max_age: float = 365 * 86400.0
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def source(self) -> str:
+        """Where the document is read from, as shown to people."""
+        return self.url or self.path or ""
+
+
+class WatchSettings(Record):
+    """How ``lastgood watch`` runs (``[watch]``)."""
+
+    interval: float = 10.0
+    stall: float = 120.0
+    alert_every: float = 900.0
+    lease: float = 60.0
+    digest: str | None = None
+    digest_period: float = 7 * 86400.0
+    documents: tuple[DocumentSpec, ...] = ()
+
+
+class Route(Record):
+    """Where chosen events of chosen environments are sent (``[[notify.route]]``).
+
+    ``events`` and ``envs`` empty mean the default event set and every environment.
+    """
+
+    name: str
+    to: tuple[str, ...]
+    events: tuple[str, ...] = ()
+    envs: tuple[str, ...] = ()
+    format: str = "markdown"
+    template: str | None = None
+    title: str | None = None
+
+
+class NotifySettings(Record):
+    """Delivery limits and routes (``[notify]``)."""
+
+    timeout: float = 10.0
+    retries: int = 2
+    drain: float = 15.0
+    routes: tuple[Route, ...] = ()
+
+
 class Config(Record):
     """The whole of ``lastgood.toml``."""
 
@@ -96,6 +165,8 @@ class Config(Record):
     environments: dict[str, Environment] = field(default_factory=dict)
     default_env: str | None = None
     store: str | None = None
+    watch: WatchSettings = field(default_factory=WatchSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def path(self) -> Path:
@@ -174,6 +245,8 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         environments=envs,
         default_env=default_env,
         store=store,
+        watch=_parse_watch(_table(data, "watch", where), where),
+        notify=_parse_notify(_table(data, "notify", where), set(envs), where),
     )
 
 
@@ -212,6 +285,9 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
     interval = parse_duration(table.get("interval", "3s"), name=f"{prefix}interval")
     if interval <= 0:
         raise ConfigError(f"{prefix}interval in {where} must be more than 0")
+    on_failure = _choice(table, "on_failure", ON_FAILURE, prefix, where)
+    on_drift = _choice(table, "on_drift", ON_DRIFT, prefix, where)
+    drill_schedule = _cron(table.get("drill_schedule"), f"{prefix}drill_schedule", where)
     return Environment(
         name=name,
         target=TargetSpec(type=str(target["type"]), options=options),
@@ -226,6 +302,184 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
         checks=_parse_checks(table.get("check", []), f"{prefix}check", where),
         drill_files=_parse_drill(table.get("drill", {}), f"{prefix}drill", where),
         drill_every=parse_duration(table.get("drill_every", "30d"), name=f"{prefix}drill_every"),
+        drill_schedule=drill_schedule,
+        guard=parse_duration(table.get("guard", "30m"), name=f"{prefix}guard"),
+        on_failure=on_failure or "alert",
+        on_drift=on_drift or "alert",
+    )
+
+
+def _choice(
+    table: dict[str, Any], key: str, allowed: tuple[str, ...], prefix: str, where: str
+) -> str | None:
+    value = table.get(key)
+    if value is not None and value not in allowed:
+        choices = " or ".join(f'"{a}"' for a in allowed)
+        raise ConfigError(f"{prefix}{key} = {value!r} in {where} must be {choices}")
+    return value
+
+
+def _cron(value: Any, key: str, where: str) -> str | None:
+    """A five-field cron expression, checked now so the watcher never meets a bad one."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} = {value!r} in {where} must be a cron expression string")
+    from lastgood import schedule
+
+    try:
+        schedule.validate(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{key} = {value!r} in {where} is not a valid cron expression: {exc}",
+            hint='use five fields: minute hour day-of-month month day-of-week, e.g. "0 3 * * MON"',
+        ) from None
+    return value
+
+
+def _parse_watch(table: dict[str, Any], where: str) -> WatchSettings:
+    _reject_unknown(table, _WATCH_KEYS, where, "watch.")
+    durations = {
+        key: parse_duration(table[key], name=f"watch.{key}")
+        for key in ("interval", "stall", "alert_every", "lease", "digest_period")
+        if key in table
+    }
+    for key, value in durations.items():
+        if value <= 0:
+            raise ConfigError(f"watch.{key} in {where} must be more than 0")
+    items = table.get("document", [])
+    if not isinstance(items, list):
+        raise ConfigError(
+            f"watch.document in {where} must be an array of tables ([[watch.document]])"
+        )
+    documents: list[DocumentSpec] = []
+    for index, item in enumerate(items):
+        spec = _parse_document(item, index, where)
+        if any(d.name == spec.name for d in documents):
+            raise ConfigError(f"watch.document: two documents are named {spec.name!r} in {where}")
+        documents.append(spec)
+    return WatchSettings(
+        **durations,
+        digest=_cron(table.get("digest"), "watch.digest", where),
+        documents=tuple(documents),
+    )
+
+
+def _parse_document(item: Any, index: int, where: str) -> DocumentSpec:
+    key = f"watch.document #{index + 1}"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{key} in {where} must be a table")
+    _reject_unknown(item, _DOCUMENT_KEYS, where, "watch.document.")
+    path, url = item.get("path"), item.get("url")
+    if (path is None) == (url is None):
+        raise ConfigError(
+            f"{key} in {where} needs exactly one of path or url",
+            hint='write path = "docs/pricing.md" (a file or folder) or url = "https://…"',
+        )
+    for name, value in (("path", path), ("url", url)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{key}.{name} in {where} must be a non-empty string")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{key}.url = {url!r} in {where} must start with http:// or https://")
+    name = item.get("name") or path or url
+    if not isinstance(name, str):
+        raise ConfigError(f"{key}.name in {where} must be a string")
+    normalize = item.get("normalize", "text")
+    if normalize not in NORMALIZERS:
+        choices = ", ".join(f'"{n}"' for n in NORMALIZERS)
+        raise ConfigError(f"{key}.normalize = {normalize!r} in {where} must be one of {choices}")
+    keep = item.get("keep", 50)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise ConfigError(f"{key}.keep = {keep!r} in {where} must be a whole number ≥ 1")
+    return DocumentSpec(
+        name=name,
+        path=path,
+        url=url,
+        normalize=normalize,
+        keep=keep,
+        max_age=parse_duration(item.get("max_age", "365d"), name=f"{key}.max_age"),
+        timeout=parse_duration(item.get("timeout", DEFAULT_TIMEOUT), name=f"{key}.timeout"),
+    )
+
+
+def _parse_notify(table: dict[str, Any], envs: set[str], where: str) -> NotifySettings:
+    _reject_unknown(table, _NOTIFY_KEYS, where, "notify.")
+    retries = table.get("retries", 2)
+    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
+        raise ConfigError(
+            f"notify.retries = {retries!r} in {where} must be a whole number from 0 to 10"
+        )
+    durations = {
+        key: parse_duration(table[key], name=f"notify.{key}")
+        for key in ("timeout", "drain")
+        if key in table
+    }
+    items = table.get("route", [])
+    if not isinstance(items, list):
+        raise ConfigError(f"notify.route in {where} must be an array of tables ([[notify.route]])")
+    routes: list[Route] = []
+    for index, item in enumerate(items):
+        route = _parse_route(item, index, envs, where)
+        if any(r.name == route.name for r in routes):
+            raise ConfigError(f"notify.route: two routes are named {route.name!r} in {where}")
+        routes.append(route)
+    return NotifySettings(retries=retries, routes=tuple(routes), **durations)
+
+
+def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
+    key = f"notify.route #{index + 1}"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{key} in {where} must be a table")
+    _reject_unknown(item, _ROUTE_KEYS, where, "notify.route.")
+    name = item.get("name", f"route-{index + 1}")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{key}.name in {where} must be a non-empty string")
+    key = f"notify.route {name!r}"
+    to = item.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not to:
+        raise ConfigError(
+            f"{key} in {where} has no destination",
+            hint='add to = ["mailto://user:pass@example.com"] (any apprise URL)',
+        )
+    to = _string_list(to, f"{key}.to", where)
+    events = _string_list(item.get("events", []), f"{key}.events", where)
+    from lastgood.events import EventKind
+
+    known = {kind.value for kind in EventKind}
+    for event in events:
+        if event != "*" and event not in known:
+            import difflib
+
+            close = difflib.get_close_matches(event, sorted(known), n=1)
+            hint = f"did you mean {close[0]}?" if close else "docs/operations.md lists every event"
+            raise ConfigError(
+                f"{key}.events names an unknown event {event!r} in {where}", hint=hint
+            )
+    route_envs = _string_list(item.get("envs", []), f"{key}.envs", where)
+    for env in route_envs:
+        if env not in envs:
+            known_envs = ", ".join(sorted(envs)) or "none"
+            raise ConfigError(
+                f"{key}.envs names {env!r}, which has no [env.{env}] table in {where}",
+                hint=f"known environments: {known_envs}",
+            )
+    fmt = item.get("format", "markdown")
+    if fmt not in FORMATS:
+        choices = ", ".join(f'"{f}"' for f in FORMATS)
+        raise ConfigError(f"{key}.format = {fmt!r} in {where} must be one of {choices}")
+    for optional in ("template", "title"):
+        if optional in item and not isinstance(item[optional], str):
+            raise ConfigError(f"{key}.{optional} in {where} must be a string")
+    return Route(
+        name=name,
+        to=tuple(to),
+        events=tuple(events),
+        envs=tuple(route_envs),
+        format=fmt,
+        template=item.get("template"),
+        title=item.get("title"),
     )
 
 

@@ -44,10 +44,24 @@ class EventKind(StrEnum):
     OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"
     DRILL_STARTED = "drill-started"
     DRILL_FINISHED = "drill-finished"
+    DRILL_OVERDUE = "drill-overdue"
+    BUDGET_EXCEEDED = "budget-exceeded"
+    LAST_GOOD_CHANGED = "last-good-changed"
+    HEALTH_FAILED = "health-failed"
+    HEALTH_RECOVERED = "health-recovered"
+    DRIFT_DETECTED = "drift-detected"
+    DOCUMENT_CHANGED = "document-changed"
+    WATCH_STARTED = "watch-started"
+    WATCH_STOPPED = "watch-stopped"
+    WATCH_ALERT = "watch-alert"
+    WATCH_RECOVERED = "watch-recovered"
+    DIGEST = "digest"
+    NOTIFY_TEST = "notify-test"
 
 
-# Kinds written to the ledger's event table; check rounds live in their own table instead.
-PERSISTED = frozenset(kind for kind in EventKind if kind is not EventKind.CHECK_ROUND)
+# Kinds written to the ledger's event table; check rounds live in their own table instead, and
+# a test message or a digest is not something that happened to an environment.
+PERSISTED = frozenset(EventKind) - {EventKind.CHECK_ROUND, EventKind.NOTIFY_TEST, EventKind.DIGEST}
 
 
 class Event(Record):

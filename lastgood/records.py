@@ -134,3 +134,38 @@ class Lease(Record):
     pid_start: str
     acquired_at: float
     expires_at: float
+
+
+class DocumentVersion(Record):
+    """One version of a tracked document: its normalized content (a blob) and its diff."""
+
+    name: str
+    version: int
+    content_hash: str
+    size: int
+    source: str
+    diff: str
+    added: int
+    removed: int
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)
+
+
+class Delivery(Record):
+    """One attempt to deliver a notification, kept so nobody has to guess what was sent."""
+
+    id: int
+    at: float
+    route: str
+    destination: str
+    event: str
+    env: str | None
+    key: str
+    attempt: int
+    status: str
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)

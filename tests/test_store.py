@@ -460,15 +460,136 @@ def test_both_backends_see_each_others_writes(tmp_path: Path, sqlite_template: P
         full.close()
 
 
+def test_documents_are_versioned_per_name_with_their_diff(store: StoreBackend) -> None:
+    first = store.add_document_version(
+        "pricing", b"plan,price\nbasic,10\n", source="shared/pricing.csv", diff="", added=2,
+        removed=0, at=1000.0,
+    )  # fmt: skip
+    second = store.add_document_version(
+        "pricing", b"plan,price\nbasic,12\n", source="shared/pricing.csv",
+        diff="-basic,10\n+basic,12\n", added=1, removed=1, at=2000.0,
+    )  # fmt: skip
+    other = store.add_document_version(
+        "policy", b"be kind\n", source="https://example.com/policy", diff="", added=1, removed=0
+    )
+    assert (first.version, second.version, other.version) == (1, 2, 1)
+    assert store.document_content("pricing", 1) == b"plan,price\nbasic,10\n"
+    assert store.document_content("pricing", 2) == b"plan,price\nbasic,12\n"
+    assert [d.version for d in store.document_versions("pricing")] == [2, 1]
+    assert [d.name for d in store.document_versions(since=1500.0)][:2] == ["policy", "pricing"]
+    assert store.document_versions("pricing", limit=1)[0].diff == "-basic,10\n+basic,12\n"
+    with pytest.raises(NotFoundError, match="no version 9 of document 'pricing'"):
+        store.document_content("pricing", 9)
+
+
+def test_document_retention_keeps_the_newest_and_frees_blobs(store: StoreBackend) -> None:
+    for number in range(1, 6):
+        store.add_document_version(
+            "sheet", f"row {number}\n".encode(), source="sheet.csv", diff="", added=1, removed=0,
+            at=float(number * 100),
+        )  # fmt: skip
+    blobs_before = store.blob_count()
+    assert store.prune_documents("sheet", keep=3, older_than=0.0) == 2
+    assert [d.version for d in store.document_versions("sheet")] == [5, 4, 3]
+    assert store.blob_count() == blobs_before - 2
+    # by age: everything older than 450 goes, except the newest, which always stays
+    assert store.prune_documents("sheet", keep=10, older_than=10_000.0) == 2
+    assert [d.version for d in store.document_versions("sheet")] == [5]
+    assert store.document_content("sheet", 5) == b"row 5\n"
+
+
+def test_pruning_documents_never_drops_a_blob_a_version_uses(store: StoreBackend) -> None:
+    add(store, {"pricing.csv": b"shared bytes\n"})
+    store.add_document_version(
+        "p", b"shared bytes\n", source="p", diff="", added=1, removed=0, at=1.0
+    )
+    store.add_document_version("p", b"newer\n", source="p", diff="", added=1, removed=1, at=2.0)
+    assert store.prune_documents("p", keep=1, older_than=0.0) == 1
+    assert store.files(1) == {"pricing.csv": b"shared bytes\n"}
+
+
+def test_deliveries_are_recorded_and_found_by_key(store: StoreBackend) -> None:
+    first = store.record_delivery(
+        route="ops", destination="json://127.0.0.1/hook", event="drift-detected", env="staging",
+        key="drift-detected:staging:abc", status="failed", detail="connection refused",
+    )  # fmt: skip
+    second = store.record_delivery(
+        route="ops", destination="json://127.0.0.1/hook", event="drift-detected", env="staging",
+        key="drift-detected:staging:abc", attempt=2, status="sent",
+    )  # fmt: skip
+    store.record_delivery(
+        route="mail", destination="mailto://***@x", event="digest", key="d", status="sent"
+    )
+    assert second.id > first.id
+    found = store.deliveries(key="drift-detected:staging:abc")
+    assert [(d.attempt, d.status) for d in found] == [(2, "sent"), (1, "failed")]
+    assert found[1].detail == "connection refused"
+    assert [d.route for d in store.deliveries(status="sent")] == ["mail", "ops"]
+    assert store.deliveries(route="mail", limit=5)[0].env is None
+    with pytest.raises(TypeError, match="unknown delivery fields: colour"):
+        store.record_delivery(route="x", destination="y", event="z", key="k", status="s", colour=1)
+
+
+def test_events_and_ledger_records_can_be_read_since_a_time(store: StoreBackend) -> None:
+    store.record_event("deploy-started", "old", env="staging", at=100.0)
+    store.record_event("drift-detected", "new", env="staging", at=200.0)
+    store.record_event("deploy-started", "newer", env="prod", at=300.0)
+    assert [e.message for e in store.events(since=150.0)] == ["newer", "new"]
+    assert [e.message for e in store.events(kind="deploy-started")] == ["newer", "old"]
+    assert [e.message for e in store.events("staging", since=150.0, limit=None)] == ["new"]
+    old = store.begin_deployment(env="staging", kind="deploy", actor="a", source="cli")
+    cutoff = time.time() + 0.001
+    while time.time() < cutoff:
+        pass
+    new = store.begin_deployment(env="staging", kind="rollback", actor="a", source="cli")
+    assert [d.id for d in store.deployments(since=cutoff)] == [new.id]
+    assert [d.id for d in store.deployments("staging")] == [new.id, old.id]
+
+
+def test_a_store_made_by_an_older_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A 0001 store (issue 2's schema) opens under 0002 with its versions intact."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from lastgood.store.database import create_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(schema.MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    raw_execute(url, "INSERT INTO blobs (hash, size, data) VALUES ('h', 1, x'00')")
+    assert raw_execute(url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    opened = LiteStore(url)
+    try:
+        assert raw_execute(url, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
+        assert opened.blob_count() == 1
+        assert opened.document_versions() == []
+    finally:
+        opened.close()
+
+
 def test_schema_heads_agree() -> None:
     assert schema.HEAD == schema.alembic_head() == SCHEMA_HEAD
 
 
 def test_record_fields_match_the_tables() -> None:
     from lastgood.record import fields_of
-    from lastgood.records import Deployment, EventRecord, Lease, VersionInfo
+    from lastgood.records import (
+        Delivery,
+        Deployment,
+        DocumentVersion,
+        EventRecord,
+        Lease,
+        VersionInfo,
+    )
 
     pairs = [
+        (DocumentVersion, t.document_versions),
+        (Delivery, t.deliveries),
         (VersionInfo, t.versions),
         (EnvState, t.environments),
         (Deployment, t.deployments),

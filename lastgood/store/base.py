@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from lastgood.bundle import Bundle
-    from lastgood.records import CheckRecord, Deployment, EnvState, EventRecord, Lease, VersionInfo
+    from lastgood.records import (
+        CheckRecord,
+        Delivery,
+        Deployment,
+        DocumentVersion,
+        EnvState,
+        EventRecord,
+        Lease,
+        VersionInfo,
+    )
 
 
 class StoreBackend(Protocol):
@@ -93,9 +102,15 @@ class StoreBackend(Protocol):
         """One ledger record; NotFoundError when there is none."""
 
     def deployments(
-        self, env: str | None = None, *, limit: int | None = None, status: str | None = None
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = None,
+        status: str | None = None,
+        since: float | None = None,
     ) -> list[Deployment]:
-        """Ledger records newest first, optionally for one environment or status."""
+        """Ledger records newest first, optionally for one environment or status, or only
+        those requested at or after ``since`` (epoch seconds)."""
 
     def record_checks(self, records: Iterable[CheckRecord]) -> None:
         """Keep check results (writes; nothing happens for none)."""
@@ -118,8 +133,56 @@ class StoreBackend(Protocol):
     ) -> None:
         """Append one event to the ledger's event stream (writes)."""
 
-    def events(self, env: str | None = None, *, limit: int = 100) -> list[EventRecord]:
-        """Events newest first."""
+    def events(
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        kind: str | None = None,
+    ) -> list[EventRecord]:
+        """Events newest first, optionally of one kind or only those at or after ``since``."""
+
+    # tracked documents (``[[watch.document]]``): numbered per document, content in ``blobs``
+    def add_document_version(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        source: str,
+        diff: str,
+        added: int,
+        removed: int,
+        at: float | None = None,
+    ) -> DocumentVersion:
+        """Record ``content`` (already normalized) as the next version of ``name`` (writes)."""
+
+    def document_versions(
+        self, name: str | None = None, *, limit: int | None = 100, since: float | None = None
+    ) -> list[DocumentVersion]:
+        """Document versions newest first, of one document or all."""
+
+    def document_content(self, name: str, version: int) -> bytes:
+        """The stored content of one document version; NotFoundError when pruned or unknown."""
+
+    def prune_documents(self, name: str, *, keep: int, older_than: float) -> int:
+        """Apply retention to ``name`` (never dropping the newest version); returns how many
+        versions went (writes)."""
+
+    # notification delivery attempts
+    def record_delivery(self, **values: Any) -> Delivery:
+        """Keep one attempt: route, destination (masked), event, env, key, attempt, status,
+        detail; ``at`` defaults to now (writes)."""
+
+    def deliveries(
+        self,
+        *,
+        limit: int | None = 100,
+        key: str | None = None,
+        route: str | None = None,
+        status: str | None = None,
+    ) -> list[Delivery]:
+        """Delivery attempts newest first, optionally for one dedupe key, route or status."""
 
     # leases: one deploy or rollback per environment at a time, across processes and machines
     def acquire_lease(

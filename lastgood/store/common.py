@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lastgood import holder
@@ -40,6 +40,60 @@ def version_not_found(number: int) -> NotFoundError:
 
 def deployment_not_found(deployment_id: int) -> NotFoundError:
     return NotFoundError(f"no ledger record #{deployment_id}")
+
+
+def document_not_found(name: str, version: int) -> NotFoundError:
+    return NotFoundError(
+        f"no version {version} of document {name!r}",
+        hint="it may have been pruned: see keep and max_age under [[watch.document]]",
+    )
+
+
+# Blobs no version and no document version refers to any more (after pruning documents).
+ORPHAN_BLOBS_SQL = (
+    "DELETE FROM blobs WHERE NOT EXISTS "
+    "(SELECT 1 FROM version_files WHERE version_files.blob = blobs.hash) "
+    "AND NOT EXISTS "
+    "(SELECT 1 FROM document_versions WHERE document_versions.content_hash = blobs.hash)"
+)
+
+
+def doomed_document_versions(
+    rows: Sequence[tuple[int, float]], *, keep: int, older_than: float
+) -> list[int]:
+    """Which of a document's versions (``(version, at)`` newest first) retention drops: those
+    beyond the newest ``keep`` and those older than ``older_than``, but never the newest."""
+    return [
+        version
+        for index, (version, at) in enumerate(rows)
+        if index > 0 and (index >= keep or at < older_than)
+    ]
+
+
+DELIVERY_FIELDS = (
+    "at",
+    "route",
+    "destination",
+    "event",
+    "env",
+    "key",
+    "attempt",
+    "status",
+    "detail",
+)
+
+
+def delivery_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A delivery attempt's columns; unknown names are an error, ``at`` defaults to now."""
+    unknown = sorted(set(values) - set(DELIVERY_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown delivery fields: {', '.join(unknown)}")
+    row: dict[str, Any] = {"at": time.time(), "env": None, "attempt": 1, "detail": ""}
+    row.update(values)
+    missing = sorted(set(DELIVERY_FIELDS) - set(row))
+    if missing:
+        raise TypeError(f"missing delivery fields: {', '.join(missing)}")
+    return row
 
 
 def verified_blob(data: bytes, expected_hash: str, *, path: str, number: int) -> bytes:

@@ -17,11 +17,14 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from lastgood.bundle import Bundle
+from lastgood.bundle import Bundle, file_hash
 from lastgood.errors import ConfigError, StoreError
+from lastgood.record import as_dict
 from lastgood.records import (
     CheckRecord,
+    Delivery,
     Deployment,
+    DocumentVersion,
     EnvState,
     EventRecord,
     Lease,
@@ -328,14 +331,22 @@ class Store:
         return Deployment(**row._mapping)
 
     def deployments(
-        self, env: str | None = None, *, limit: int | None = None, status: str | None = None
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = None,
+        status: str | None = None,
+        since: float | None = None,
     ) -> list[Deployment]:
-        """Ledger records newest first, optionally for one environment or status."""
+        """Ledger records newest first, optionally for one environment or status, or only
+        those requested at or after ``since``."""
         query = sa.select(t.deployments).order_by(t.deployments.c.id.desc())
         if env is not None:
             query = query.where(t.deployments.c.env == env)
         if status is not None:
             query = query.where(t.deployments.c.status == status)
+        if since is not None:
+            query = query.where(t.deployments.c.requested_at >= since)
         if limit is not None:
             query = query.limit(limit)
         with self._tx("read the ledger") as db:
@@ -378,13 +389,131 @@ class Store:
         with self._tx("record an event") as db:
             db.execute(t.events.insert().values(**row))
 
-    def events(self, env: str | None = None, *, limit: int = 100) -> list[EventRecord]:
-        """Events newest first."""
+    def events(
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        kind: str | None = None,
+    ) -> list[EventRecord]:
+        """Events newest first, optionally of one kind or only those at or after ``since``."""
         query = sa.select(t.events).order_by(t.events.c.id.desc()).limit(limit)
         if env is not None:
             query = query.where(t.events.c.env == env)
+        if kind is not None:
+            query = query.where(t.events.c.kind == kind)
+        if since is not None:
+            query = query.where(t.events.c.at >= since)
         with self._tx("read events") as db:
             return [EventRecord(**row._mapping) for row in db.execute(query)]
+
+    # ---- tracked documents ------------------------------------------------------------------
+
+    def add_document_version(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        source: str,
+        diff: str,
+        added: int,
+        removed: int,
+        at: float | None = None,
+    ) -> DocumentVersion:
+        """Record ``content`` as the next version of document ``name`` (writes); a concurrent
+        writer of the same document makes the loser retry with the next number."""
+        digest = file_hash(content)
+        for _attempt in range(5):
+            try:
+                with self._tx("record a document version") as db:
+                    self._insert_blobs(db, {digest: content})
+                    head = db.execute(
+                        sa.select(sa.func.max(t.document_versions.c.version)).where(
+                            t.document_versions.c.name == name
+                        )
+                    ).scalar()
+                    record = DocumentVersion(
+                        name, (head or 0) + 1, digest, len(content), source, diff, added,
+                        removed, at or time.time(),
+                    )  # fmt: skip
+                    db.execute(t.document_versions.insert().values(**as_dict(record)))
+                    return record
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise StoreError(f"could not record a version of document {name!r}: too many writers")
+
+    def document_versions(
+        self, name: str | None = None, *, limit: int | None = 100, since: float | None = None
+    ) -> list[DocumentVersion]:
+        """Document versions newest first, of one document or all."""
+        c = t.document_versions.c
+        query = sa.select(t.document_versions).order_by(c.at.desc(), c.version.desc()).limit(limit)
+        if name is not None:
+            query = query.where(c.name == name)
+        if since is not None:
+            query = query.where(c.at >= since)
+        with self._tx("read document versions") as db:
+            return [DocumentVersion(**row._mapping) for row in db.execute(query)]
+
+    def document_content(self, name: str, version: int) -> bytes:
+        """The stored (normalized) content of one document version."""
+        c = t.document_versions.c
+        query = (
+            sa.select(t.blobs.c.hash, t.blobs.c.data)
+            .join(t.document_versions, c.content_hash == t.blobs.c.hash)
+            .where(c.name == name, c.version == version)
+        )
+        with self._tx("read a document") as db:
+            row = db.execute(query).first()
+        if row is None:
+            raise common.document_not_found(name, version)
+        return common.verified_blob(bytes(row.data), row.hash, path=name, number=version)
+
+    def prune_documents(self, name: str, *, keep: int, older_than: float) -> int:
+        """Drop versions of ``name`` beyond the newest ``keep`` or older than ``older_than``,
+        never the newest one; returns how many."""
+        c = t.document_versions.c
+        with self._tx("prune document versions") as db:
+            rows = db.execute(
+                sa.select(c.version, c.at).where(c.name == name).order_by(c.version.desc())
+            ).all()
+            doomed = common.doomed_document_versions(
+                [tuple(row) for row in rows], keep=keep, older_than=older_than
+            )
+            if doomed:
+                db.execute(
+                    t.document_versions.delete().where(c.name == name, c.version.in_(doomed))
+                )
+                db.execute(sa.text(common.ORPHAN_BLOBS_SQL))
+        return len(doomed)
+
+    # ---- notification deliveries ------------------------------------------------------------
+
+    def record_delivery(self, **values: Any) -> Delivery:
+        """Keep one delivery attempt (writes)."""
+        row = common.delivery_row(values)
+        with self._tx("record a delivery") as db:
+            new_id = db.execute(t.deliveries.insert().values(**row)).inserted_primary_key[0]
+        return Delivery(**{**row, "id": int(new_id)})
+
+    def deliveries(
+        self,
+        *,
+        limit: int | None = 100,
+        key: str | None = None,
+        route: str | None = None,
+        status: str | None = None,
+    ) -> list[Delivery]:
+        """Delivery attempts newest first, optionally for one dedupe key, route or status."""
+        c = t.deliveries.c
+        query = sa.select(t.deliveries).order_by(c.id.desc()).limit(limit)
+        for column, value in ((c.key, key), (c.route, route), (c.status, status)):
+            if value is not None:
+                query = query.where(column == value)
+        with self._tx("read deliveries") as db:
+            return [Delivery(**row._mapping) for row in db.execute(query)]
 
     # ---- leases -----------------------------------------------------------------------------
 

@@ -21,11 +21,20 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, unquote
 
-from lastgood.bundle import Bundle, manifest_hash
+from lastgood.bundle import Bundle, file_hash, manifest_hash
 from lastgood.errors import StoreError
 from lastgood.record import Record as BaseRecord
 from lastgood.record import replace as replace_record
-from lastgood.records import CheckRecord, Deployment, EnvState, EventRecord, Lease, VersionInfo
+from lastgood.records import (
+    CheckRecord,
+    Delivery,
+    Deployment,
+    DocumentVersion,
+    EnvState,
+    EventRecord,
+    Lease,
+    VersionInfo,
+)
 from lastgood.settings import mask_url
 from lastgood.store import common
 from lastgood.store.statements import (
@@ -38,7 +47,7 @@ from lastgood.store.statements import (
     values_of,
 )
 
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 """Mirror of :data:`lastgood.store.schema.HEAD`, which cannot be imported without SQLAlchemy.
 
 ``tests/test_store.py`` fails when the two differ, so a new migration cannot forget this line.
@@ -54,6 +63,8 @@ DEPLOYMENT_COLUMNS = columns_of(Deployment)
 CHECK_COLUMNS = columns_of(CheckRecord)
 EVENT_COLUMNS = columns_of(EventRecord)
 LEASE_COLUMNS = columns_of(Lease)
+DOCUMENT_COLUMNS = columns_of(DocumentVersion)
+DELIVERY_COLUMNS = columns_of(Delivery)
 
 
 class SqliteLocation(BaseRecord):
@@ -346,12 +357,24 @@ class LiteStore:
             return _deployment(db, deployment_id)
 
     def deployments(
-        self, env: str | None = None, *, limit: int | None = None, status: str | None = None
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = None,
+        status: str | None = None,
+        since: float | None = None,
     ) -> list[Deployment]:
-        """Ledger records newest first, optionally for one environment or status."""
+        """Ledger records newest first, optionally for one environment or status, or only
+        those requested at or after ``since``."""
         where = {"env": env, "status": status}
         return self._records(
-            "read the ledger", Deployment, "deployments", where, order="id DESC", limit=limit
+            "read the ledger",
+            Deployment,
+            "deployments",
+            where,
+            order="id DESC",
+            limit=limit,
+            since=("requested_at", since),
         )
 
     def record_checks(self, records: Iterable[CheckRecord]) -> None:
@@ -388,11 +411,122 @@ class LiteStore:
         with self._tx("record an event") as db:
             insert_row(db, "events", EVENT_COLUMNS, row)
 
-    def events(self, env: str | None = None, *, limit: int = 100) -> list[EventRecord]:
-        """Events newest first."""
-        where = {"env": env}
+    def events(
+        self,
+        env: str | None = None,
+        *,
+        limit: int | None = 100,
+        since: float | None = None,
+        kind: str | None = None,
+    ) -> list[EventRecord]:
+        """Events newest first, optionally of one kind or only those at or after ``since``."""
+        where = {"env": env, "kind": kind}
         return self._records(
-            "read events", EventRecord, "events", where, order="id DESC", limit=limit
+            "read events",
+            EventRecord,
+            "events",
+            where,
+            order="id DESC",
+            limit=limit,
+            since=("at", since),
+        )
+
+    # ---- tracked documents ------------------------------------------------------------------
+
+    def add_document_version(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        source: str,
+        diff: str,
+        added: int,
+        removed: int,
+        at: float | None = None,
+    ) -> DocumentVersion:
+        """Record ``content`` as the next version of document ``name`` (writes)."""
+        digest = file_hash(content)
+        with self._tx("record a document version") as db:
+            db.execute(
+                "INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)",
+                (digest, len(content), content),
+            ).close()
+            sql = "SELECT max(version) FROM document_versions WHERE name = ?"
+            head = db.execute(sql, (name,)).fetchone()[0]
+            record = DocumentVersion(
+                name, (head or 0) + 1, digest, len(content), source, diff, added, removed,
+                at or time.time(),
+            )  # fmt: skip
+            insert_many(
+                db, "document_versions", DOCUMENT_COLUMNS, [values_of(record, DOCUMENT_COLUMNS)]
+            )
+        return record
+
+    def document_versions(
+        self, name: str | None = None, *, limit: int | None = 100, since: float | None = None
+    ) -> list[DocumentVersion]:
+        """Document versions newest first, of one document or all."""
+        return self._records(
+            "read document versions",
+            DocumentVersion,
+            "document_versions",
+            {"name": name},
+            order="at DESC, version DESC",
+            limit=limit,
+            since=("at", since),
+        )
+
+    def document_content(self, name: str, version: int) -> bytes:
+        """The stored (normalized) content of one document version."""
+        sql = (
+            "SELECT blobs.hash, blobs.data FROM document_versions JOIN blobs "
+            "ON blobs.hash = document_versions.content_hash "
+            "WHERE document_versions.name = ? AND document_versions.version = ?"
+        )
+        with self._tx("read a document") as db:
+            row = db.execute(sql, (name, version)).fetchone()
+        if row is None:
+            raise common.document_not_found(name, version)
+        return common.verified_blob(bytes(row[1]), row[0], path=name, number=version)
+
+    def prune_documents(self, name: str, *, keep: int, older_than: float) -> int:
+        """Drop versions of ``name`` beyond the newest ``keep`` or older than ``older_than``,
+        never the newest one (it is what the next change is compared with); returns how many."""
+        with self._tx("prune document versions") as db:
+            rows = db.execute(
+                "SELECT version, at FROM document_versions WHERE name = ? ORDER BY version DESC",
+                (name,),
+            ).fetchall()
+            doomed = common.doomed_document_versions(rows, keep=keep, older_than=older_than)
+            db.executemany(
+                "DELETE FROM document_versions WHERE name = ? AND version = ?",
+                [(name, version) for version in doomed],
+            )
+            if doomed:
+                db.execute(common.ORPHAN_BLOBS_SQL).close()
+        return len(doomed)
+
+    # ---- notification deliveries ------------------------------------------------------------
+
+    def record_delivery(self, **values: Any) -> Delivery:
+        """Keep one delivery attempt (writes)."""
+        row = common.delivery_row(values)
+        with self._tx("record a delivery") as db:
+            new_id = insert_row(db, "deliveries", DELIVERY_COLUMNS, row)
+        return Delivery(**{**row, "id": new_id})
+
+    def deliveries(
+        self,
+        *,
+        limit: int | None = 100,
+        key: str | None = None,
+        route: str | None = None,
+        status: str | None = None,
+    ) -> list[Delivery]:
+        """Delivery attempts newest first, optionally for one dedupe key, route or status."""
+        where = {"key": key, "route": route, "status": status}
+        return self._records(
+            "read deliveries", Delivery, "deliveries", where, order="id DESC", limit=limit
         )
 
     # ---- leases -----------------------------------------------------------------------------
@@ -452,10 +586,11 @@ class LiteStore:
         *,
         order: str | None = None,
         limit: int | None = None,
+        since: tuple[str, float | None] = ("", None),
     ) -> list[RecordT]:
         """Rows of ``table`` as ``record`` instances, in a transaction of their own."""
         with self._tx(doing) as db:
-            return select(db, record, table, where or {}, order=order, limit=limit)
+            return select(db, record, table, where or {}, order=order, limit=limit, at_least=since)
 
 
 def _deployment(db: sqlite3.Connection, deployment_id: int) -> Deployment:

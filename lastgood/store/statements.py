@@ -35,19 +35,27 @@ def select(
     *,
     order: str | None = None,
     limit: int | None = None,
+    at_least: tuple[str, float | None] = ("", None),
 ) -> list[RecordT]:
     """Rows of ``table`` as ``record`` instances.
 
     ``where`` entries whose value is None are left out: they mean "any", which is what the
     optional filters of the store's public methods (``env=None``, ``status=None``) ask for.
+    ``at_least`` is a (column, bound) pair: only rows with ``column >= bound`` (none: all).
     """
     filters = {column: value for column, value in where.items() if value is not None}
-    sql = f"SELECT {', '.join(columns_of(record))} FROM {table}"
-    if filters:
-        sql += " WHERE " + " AND ".join(f"{column} = ?" for column in filters)
+    columns = columns_of(record)
+    sql = f"SELECT {', '.join(columns)} FROM {table}"
+    conditions = [f"{column} = ?" for column in checked(table, columns, filters)]
+    params = list(filters.values())
+    bound_column, bound = at_least
+    if bound is not None:
+        conditions.append(f"{checked(table, columns, [bound_column])[0]} >= ?")
+        params.append(bound)
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
     if order is not None:
         sql += f" ORDER BY {order}"
-    params = list(filters.values())
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

@@ -122,6 +122,7 @@ events = Table(
     Column("message", Text, nullable=False),
     Column("data", Text, nullable=False, default="{}"),
     Index("ix_events_env_id", "env", "id"),
+    Index("ix_events_at", "at"),
 )
 
 leases = Table(
@@ -136,4 +137,34 @@ leases = Table(
     Column("pid_start", String(40), nullable=False),
     Column("acquired_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+document_versions = Table(
+    "document_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("content_hash", String(64), ForeignKey("blobs.hash"), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("source", String(1000), nullable=False),
+    Column("diff", Text, nullable=False),
+    Column("added", Integer, nullable=False),
+    Column("removed", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("destination", String(1000), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("env", String(100), nullable=True),
+    Column("key", String(400), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_deliveries_key_route", "key", "route"),
 )
