@@ -73,6 +73,9 @@ class Event(Record):
     version: int | None = None
     deployment: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+    """Deduplication key for notifications: a route delivers each key once. None lets the
+    notifier derive one from kind, environment, deployment and version."""
 
 
 Subscriber = Callable[[Event], None]

@@ -53,6 +53,13 @@ def _run_click() -> int:
 
 def main() -> None:
     """Run the full CLI: every command, help and usage errors."""
-    from lastgood.cli import commands, demo  # noqa: F401  (registers the commands)
+    from lastgood.cli import (  # noqa: F401  (registers the commands)
+        commands,
+        demo,
+        documents_cmd,
+        notify_cmd,
+        report_cmd,
+        watch_cmd,
+    )
 
     sys.exit(guarded(_run_click))

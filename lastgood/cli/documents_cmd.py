@@ -1,0 +1,3 @@
+"""``lastgood documents``: tracked documents, their versions and diffs."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""``lastgood watch``: the long-running watcher."""
+
+from __future__ import annotations
