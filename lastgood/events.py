@@ -97,6 +97,11 @@ class EventBus:
     def emit(self, event: Event) -> None:
         if self._ledger is not None and event.kind in PERSISTED:
             self._ledger(event)
+        self.announce(event)
+
+    def announce(self, event: Event) -> None:
+        """Deliver ``event`` to the subscribers only: for the watcher's alerts about a store it
+        cannot reach, when the ledger cannot take the event but people must still hear of it."""
         for subscriber in self._subscribers:
             try:
                 subscriber(event)

@@ -1,3 +1,78 @@
 """``lastgood watch``: the long-running watcher."""
 
 from __future__ import annotations
+
+import json
+
+import click
+
+from lastgood.cli import AppContext, cli
+from lastgood.cli import render as r
+from lastgood.events import Event, EventKind
+from lastgood.record import as_dict
+from lastgood.units import parse_duration
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@cli.command()
+@click.option(
+    "--interval", metavar="DURATION", help="Time between cycles (default: [watch] interval)."
+)
+@click.option("--once", is_flag=True, help="Run one cycle and exit (for cron and checks).")
+@click.option("--cycles", type=click.IntRange(min=1), metavar="N", help="Stop after N cycles.")
+@click.option("--wait", is_flag=True, help="Wait for a running watcher to stop, then take over.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line per cycle to stdout.")
+@pass_app
+def watch(
+    app: AppContext,
+    interval: str | None,
+    once: bool,
+    cycles: int | None,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Watch every environment: health, drift, documents, scheduled drills and digests.
+
+    Each cycle runs every environment's checks. A failure within the guard window after a deploy
+    rolls back to last known good by itself; outside it, on_failure decides (alert or rollback).
+    It compares what each target serves with the ledger (on_drift: alert or restore), tracks
+    [[watch.document]] entries, runs drills on their drill_schedule and sends the digest. What
+    the watcher cannot do (checks that cannot run, a store it cannot reach, a stalled cycle) is
+    alerted every alert_every until resolved. One watcher per store; SIGTERM or Ctrl-C ends it
+    after the step in progress. Events go to the notification routes and to stderr.
+
+    \b
+    Exit codes: 0 stopped cleanly; 1 the watcher lost its lease or hit an error;
+    5 another watcher runs on this store (use --wait to stand by).
+
+    \b
+    Example:
+      lastgood watch
+      lastgood watch --once --json
+    """
+    from lastgood.watch import CycleReport, Watcher
+
+    seconds = parse_duration(interval, name="--interval") if interval else None
+    if seconds is not None and seconds <= 0:
+        raise click.BadParameter("must be more than 0", param_hint="--interval")
+    project = app.project()
+    printer = r.ProgressPrinter()
+
+    def print_event(event: Event) -> None:
+        if event.kind is EventKind.CHECK_ROUND and event.data.get("phase") == "watch":
+            return  # a round every few seconds: failures are printed as check-failed
+        printer(event)
+
+    project.events.subscribe(print_event)
+
+    def show(report: CycleReport) -> None:
+        if as_json:
+            data = as_dict(report)
+            data["duration"] = report.duration
+            click.echo(json.dumps(data), nl=True)
+
+    watcher = Watcher(
+        project, interval=seconds, cycles=1 if once else cycles, wait=wait, on_cycle=show
+    )
+    click.get_current_context().exit(watcher.run())

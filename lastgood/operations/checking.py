@@ -69,8 +69,12 @@ def run_round(
     phase: str,
     number: int,
     deployment: int | None,
+    record_passing: bool = True,
 ) -> Round:
-    """Run ``checks`` concurrently, record the results in the ledger, emit the round event."""
+    """Run ``checks`` concurrently, record the results in the ledger, emit the round event.
+
+    The watcher passes ``record_passing=False``: a round every few seconds for months would
+    bury the ledger, so only rounds with a failure are kept."""
     if checks:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -79,10 +83,11 @@ def run_round(
     else:
         results = ()
     done = Round(phase, number, results, time.time())
-    project.store.record_checks(
-        CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
-        for r in results
-    )
+    if record_passing or not done.ok:
+        project.store.record_checks(
+            CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
+            for r in results
+        )
     project.emit(
         Event(
             EventKind.CHECK_ROUND,

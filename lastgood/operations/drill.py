@@ -263,7 +263,7 @@ def _record(
             env=result.env,
             version=result.live_version,
             deployment=result.record.id,
-            data={"passed": result.passed, "kind": result.kind},
+            data={"passed": result.passed, "kind": result.kind, **figures},
         )
     )
     return result

@@ -19,6 +19,7 @@ from lastgood.project import Project
 from lastgood.records import Lease
 
 STATUS_WAIT = 10.0
+BRIEF = ("status", "watch")  # purposes that hold an environment only for a moment
 
 
 class EnvLease:
@@ -42,10 +43,11 @@ class EnvLease:
         return self
 
     def _acquire(self) -> tuple[Lease, Lease | None]:
-        """Take the lease; wait out a ``status`` that holds it for its brief reconcile.
+        """Take the lease; wait out a ``status`` reconcile or a watcher's drift repair.
 
-        A read-only command must never make a deploy or rollback fail, so only a holder whose
-        purpose is ``status`` is waited for (at most :data:`STATUS_WAIT` seconds).
+        A read-only command or the watcher must never make a deploy or rollback fail, so a
+        holder whose purpose is in :data:`BRIEF` is waited for (at most :data:`STATUS_WAIT`
+        seconds), and such holders themselves never wait: they try again later.
         """
         deadline = time.monotonic() + STATUS_WAIT
         while True:
@@ -59,8 +61,8 @@ class EnvLease:
                 )
             except LockedError:
                 holder_now = self.project.store.lease(f"env:{self.env}")
-                waiting_helps = holder_now is None or holder_now.purpose == "status"
-                if self.purpose == "status" or not waiting_helps or time.monotonic() > deadline:
+                waiting_helps = holder_now is None or holder_now.purpose in BRIEF
+                if self.purpose in BRIEF or not waiting_helps or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
 

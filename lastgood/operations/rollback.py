@@ -67,8 +67,15 @@ def rollback(
     reason: str = "",
     force: bool = False,
     source: str = "cli",
+    trigger_at: float | None = None,
+    automatic: bool = False,
 ) -> Outcome:
-    """Restore a known good version on ``env`` and verify it. Writes the store and the target."""
+    """Restore a known good version on ``env`` and verify it. Writes the store and the target.
+
+    The watcher passes ``automatic`` (recorded as an automatic rollback by ``lastgood``) and
+    ``trigger_at``, the moment its policy decided, so the restore time is measured from the
+    detection rather than from when the lease was free.
+    """
     requested_at = time.time()
     project.config.environment(env)
     with EnvLease(project, env, "rollback", force=force) as lease:
@@ -79,7 +86,17 @@ def rollback(
         destination = _destination(project, env, to, live_number, force)
         if destination.number == live_number:
             return _already_live(project, env, destination)
-        record = _open_record(project, env, live_number, destination, reason, source, requested_at)
+        record = _open_record(
+            project,
+            env,
+            live_number,
+            destination,
+            reason,
+            source,
+            requested_at,
+            trigger_at=trigger_at,
+            automatic=automatic,
+        )
         done = restore(project, env, lease, destination, record, point="rollback.before-activate")
         failpoint.hit("rollback.after-verify")
         return _outcome(env, done, live_number)
@@ -103,24 +120,29 @@ def _open_record(
     reason: str,
     source: str,
     requested_at: float,
+    *,
+    trigger_at: float | None = None,
+    automatic: bool = False,
 ) -> Deployment:
-    """The ledger record of a manual rollback, timed from the request; emits rollback-started."""
+    """The ledger record of a rollback, timed from the request (or the trigger); emits
+    rollback-started, or auto-rollback-started for the watcher's automatic ones."""
+    actor = "lastgood" if automatic else project.actor
     record = project.store.begin_deployment(
         env=env,
-        kind="rollback",
+        kind="auto-rollback" if automatic else "rollback",
         from_version=live,
         to_version=destination.number,
-        actor=project.actor,
+        actor=actor,
         reason=reason,
         source=source,
-        trigger_at=requested_at,
+        trigger_at=trigger_at or requested_at,
         requested_at=requested_at,
     )
     because = f" ({reason})" if reason else ""
     project.emit(
         Event(
-            EventKind.ROLLBACK_STARTED,
-            f"rolling back {env}: {_label(live)} → {destination.label} by {project.actor}{because}",
+            EventKind.AUTO_ROLLBACK_STARTED if automatic else EventKind.ROLLBACK_STARTED,
+            f"rolling back {env}: {_label(live)} → {destination.label} by {actor}{because}",
             env=env,
             version=destination.number,
             deployment=record.id,
@@ -202,12 +224,36 @@ def _verified(
             version=destination.number,
             deployment=record.id,
             data={
+                "from": record.from_version,
+                "to": destination.number,
+                "actor": record.actor,
+                "reason": record.reason,
                 "time_to_active": record.time_to_active,
                 "time_to_verified": record.time_to_verified,
             },
         )
     )
+    _check_budget(project, env, record)
     return record
+
+
+def _check_budget(project: Project, env: str, record: Deployment) -> None:
+    """Announce a restore slower than the environment's budget: the five-minute rule broken."""
+    budget = project.config.environment(env).budget
+    took = record.time_to_verified
+    if took is None or took <= budget:
+        return
+    project.emit(
+        Event(
+            EventKind.BUDGET_EXCEEDED,
+            f"restoring v{record.to_version} on {env} took {format_duration(took)}, over the "
+            f"budget of {format_duration(budget)}",
+            env=env,
+            version=record.to_version,
+            deployment=record.id,
+            data={"time_to_verified": took, "budget": budget, "kind": record.kind},
+        )
+    )
 
 
 def _unverified(

@@ -7,6 +7,7 @@ bad or withdrawn, it moves to the newest version still proven good there (or to 
 
 from __future__ import annotations
 
+from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.records import BAD, GOOD, WITHDRAWN, VersionInfo
 from lastgood.targets import Release
@@ -26,10 +27,29 @@ def is_quarantined(project: Project, env: str, version: VersionInfo) -> bool:
 
 
 def mark_good(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:
-    """``version`` passed its bake in ``env``: it becomes last known good."""
-    project.store.set_verdict(env, version.number, GOOD, deployment=deployment)
-    project.store.set_env(env, last_good=version.number)
+    """``version`` passed its bake in ``env``: it becomes last known good.
+
+    In a protected environment (production) that is a milestone people want to hear about, so
+    it is announced as ``last-good-changed`` when the pointer really moves."""
+    store = project.store
+    protected = project.config.environment(env).protected
+    before = store.env_state(env).last_good if protected else None
+    store.set_verdict(env, version.number, GOOD, deployment=deployment)
+    store.set_env(env, last_good=version.number)
     project.target(env).record_verdict(_release(version), GOOD)
+    if protected and before != version.number:
+        was = "nothing" if before is None else f"v{before}"
+        project.emit(
+            Event(
+                EventKind.LAST_GOOD_CHANGED,
+                f"{version.label} is now last known good on {env} (was {was})",
+                env=env,
+                version=version.number,
+                deployment=deployment,
+                data={"previous": before, "message": version.message, "author": version.author},
+                key=f"last-good-changed:{env}:{version.number}:{deployment}",
+            )
+        )
 
 
 def mark_bad(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:

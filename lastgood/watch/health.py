@@ -1,0 +1,181 @@
+"""Health between deploys: the watcher's check rounds and what it does when they trip.
+
+A trip is ``failures`` failed rounds in a row. Within the ``guard`` window after the deploy that
+put the live version there, the change is the likely cause: lastgood rolls back to last known
+good by itself. Outside it, ``on_failure`` decides: ``alert`` (the default) tells people and
+touches nothing; ``rollback`` rolls back too. After an automatic rollback the watcher never
+rolls back again on that environment until its checks have passed once, so a broken world
+(a database down for everyone) cannot make it walk back through every version.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lastgood.errors import LastgoodError, LockedError
+from lastgood.events import EventKind
+from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.project import Project
+from lastgood.record import Record
+from lastgood.records import Deployment
+from lastgood.units import format_duration
+from lastgood.watch.alerts import Problems
+
+
+class HealthState(Record, frozen=False):
+    """What the watcher remembers about one environment's health between cycles."""
+
+    failures: int = 0
+    first_failed_at: float | None = None
+    held_back: bool = False  # rolled back automatically; no more until a round passes
+
+
+class Trip(Record):
+    """The decision taken when the checks tripped."""
+
+    action: str  # "rollback", "alert" or "held-back"
+    why: str
+    deploy: Deployment | None
+
+
+def env_is_busy(project: Project, env: str, now: float) -> bool:
+    """A deploy, rollback or drill holds the environment: its own checks are running."""
+    lease = project.store.lease(f"env:{env}")
+    if lease is None:
+        return False
+    from lastgood.store.common import lease_is_alive
+
+    return lease.purpose != "status" and lease_is_alive(lease, now)
+
+
+def latest_deploy(project: Project, env: str, live_version: int) -> Deployment | None:
+    """The deploy that made ``live_version`` live, when it is the latest change on ``env``."""
+    for record in project.store.deployments(env, limit=20):
+        if record.status in ("unchanged", "refused"):
+            continue
+        if record.kind == "deploy" and record.to_version == live_version:
+            return record if record.activated_at is not None else None
+        if record.kind in ("deploy", "rollback", "auto-rollback", "offline-rollback"):
+            return None  # something else changed the environment after that deploy
+    return None
+
+
+def decide(project: Project, env: str, live_version: int, state: HealthState, at: float) -> Trip:
+    """Roll back or only alert, by the guard window and ``on_failure``."""
+    settings = project.config.environment(env)
+    deploy = latest_deploy(project, env, live_version)
+    if state.held_back:
+        return Trip("held-back", "lastgood already rolled back here and is waiting for the "
+                    "checks to pass once before it acts again", deploy)  # fmt: skip
+    if deploy is not None and deploy.activated_at is not None:
+        age = at - deploy.activated_at
+        if age <= settings.guard:
+            return Trip(
+                "rollback",
+                f"within the guard window: v{live_version} went live {format_duration(age)} ago "
+                f"(deploy #{deploy.id}, guard {format_duration(settings.guard)})",
+                deploy,
+            )
+    if settings.on_failure == "rollback":
+        return Trip("rollback", "outside the guard window, and on_failure = rollback", deploy)
+    return Trip("alert", "outside the guard window, and on_failure = alert", deploy)
+
+
+class HealthWatch:
+    """Runs one environment's checks each cycle and applies the policy."""
+
+    def __init__(self, project: Project, env: str, problems: Problems) -> None:
+        self.project = project
+        self.env = env
+        self.problems = problems
+        self.state = HealthState()
+        # The first round, and the first passing round after failures, are kept in the ledger
+        # (status shows the latest kept round); other passing rounds are not.
+        self._record_passing = True
+
+    def step(self, cycle: int) -> str:
+        """One cycle; returns what happened, in a word, for the cycle report."""
+        project, env = self.project, self.env
+        settings = project.config.environment(env)
+        if not settings.checks:
+            return "no-checks"
+        now = time.time()
+        if env_is_busy(project, env, now):
+            return "busy"
+        live = project.target(env).live()
+        if live is None:
+            return "nothing-live"
+        try:
+            checks = build_checks(settings.checks)
+        except LastgoodError as exc:
+            self.problems.raise_(
+                f"checks:{env}", f"the checks of {env} cannot run: {exc.message}", env=env
+            )
+            return "checks-broken"
+        self.problems.resolve(f"checks:{env}", f"the checks of {env} run again")
+        done = run_round(
+            project, env, checks, live_context(project, env, live), phase="watch", number=cycle,
+            deployment=None, record_passing=self._record_passing,
+        )  # fmt: skip
+        self._record_passing = False
+        if done.ok:
+            return self._passed(live.version)
+        self._record_passing = True
+        return self._failed(live.version, done)
+
+    def _passed(self, version: int) -> str:
+        recovered = self.state.failures > 0 or self.state.held_back
+        self.state = HealthState()
+        self.problems.resolve(
+            f"health:{self.env}", f"the checks of {self.env} pass again on v{version}"
+        )
+        return "recovered" if recovered else "ok"
+
+    def _failed(self, version: int, done: Round) -> str:
+        state = self.state
+        state.failures += 1
+        if state.first_failed_at is None:
+            state.first_failed_at = done.at
+        settings = self.project.config.environment(self.env)
+        if state.failures < settings.failures:
+            return "failing"
+        trip = decide(self.project, self.env, version, state, done.at)
+        self.problems.raise_(
+            f"health:{self.env}",
+            f"the checks of {self.env} fail on v{version} ({state.failures} rounds in a row: "
+            f"{done.failed_details()}); {trip.why}"
+            + (f". To roll back: lastgood rollback {self.env}" if trip.action == "alert" else ""),
+            env=self.env,
+            kind=EventKind.HEALTH_FAILED,
+            recovered=EventKind.HEALTH_RECOVERED,
+            data={
+                "failed": [r.name for r in done.failed],
+                "action": trip.action,
+                "version": version,
+            },
+        )
+        if trip.action != "rollback":
+            return trip.action
+        return self._roll_back(version, done, trip)
+
+    def _roll_back(self, version: int, done: Round, trip: Trip) -> str:
+        from lastgood.operations.rollback import rollback
+
+        reason = f"health checks failed on v{version}: {done.failed_names()}; {trip.why}"
+        try:
+            outcome = rollback(
+                self.project, self.env, reason=reason, source="watch", trigger_at=done.at,
+                automatic=True,
+            )  # fmt: skip
+        except LockedError:
+            return "busy"  # a person or a deploy got there first; look again next cycle
+        except LastgoodError as exc:
+            self.problems.raise_(
+                f"rollback:{self.env}",
+                f"lastgood could not roll {self.env} back: {exc.message}",
+                env=self.env,
+            )
+            return "rollback-failed"
+        self.problems.resolve(f"rollback:{self.env}")
+        self.state = HealthState(held_back=True)
+        return "rolled-back" if outcome.exit_code in (0, 3) else "restore-unverified"
