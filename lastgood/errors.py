@@ -10,6 +10,7 @@ today, the server later) translate an error in one place and never guess::
     ├── StoreError                     exit 1  (503)  the store cannot be reached or is damaged
     ├── TargetError                    exit 1  (502)  a target failed to stage, activate or read
     ├── LeaseLostError                 exit 1  (409)  another process broke our lease
+    ├── DocumentError                  exit 1  (502)  a tracked document could not be read
     └── RefusedError                   exit 5  (409)  refused before anything live changed
         ├── RawDataError               exit 5  (422)  a file looks like data, is too big, or escapes
         ├── ValidationError            exit 5  (422)  syntax or JSON Schema failure
@@ -82,6 +83,19 @@ class LeaseLostError(LastgoodError):
 
     exit_code = 1
     http_status = 409
+
+
+class DocumentError(LastgoodError):
+    """A tracked document (``[[watch.document]]``) could not be read or normalized: a missing
+    file or folder, a URL that failed or timed out, or content that is not valid JSON.
+
+    Not a :class:`TargetError`: nothing that goes live is involved, and the code that handles
+    a failing target (reconciliation) must never mistake a document for one. The previous
+    version stays the one compared against, so nothing is alerted until the document reads
+    again."""
+
+    exit_code = 1
+    http_status = 502
 
 
 class RefusedError(LastgoodError):

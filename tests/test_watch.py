@@ -105,6 +105,9 @@ class Watching:
             project.store.events(None, kind=kind, limit=None) if kind.startswith("watch") else []
         )
 
+    def events_anywhere(self, kind: str) -> list[Any]:
+        return self.ws.project().store.events(None, kind=kind, limit=None)
+
     def stop(self) -> int:
         assert self.process is not None
         if self.process.poll() is None:
@@ -397,3 +400,30 @@ def test_watch_needs_a_positive_interval(tmp_path: Path, workspace: Factory) -> 
     ws = workspace()
     result = ws.run("watch", "--interval", "0s", "--once")
     assert result.returncode == 2 and "must be more than 0" in result.stderr
+
+
+# ---- documents --------------------------------------------------------------------------------
+
+
+def test_the_watcher_tracks_documents_and_alerts_on_unreadable_ones(
+    watching: Callable[..., Watching],
+) -> None:
+    w = watching(
+        top_extra='\n[[watch.document]]\nname = "pricing"\npath = "../shared/pricing.csv"\n'
+        '\n[[watch.document]]\nname = "partner spec"\nurl = "http://127.0.0.1:9/openapi.json"\n'
+        'timeout = "1s"\n'
+    )
+    sheet = w.ws.base / "shared" / "pricing.csv"
+    sheet.parent.mkdir()
+    sheet.write_text("plan,price\nbasic,10\n")
+    w.start("--json")
+    w.wait_for(lambda: len(w.reports()) >= 1, "the first cycle")
+    assert w.reports()[0]["documents"] == {"pricing": "baseline", "partner spec": "error"}
+    sheet.write_text("plan,price\r\nbasic,10   \r\n")  # whitespace and line endings: no change
+    time.sleep(0.5)
+    sheet.write_text("plan,price\nbasic,12\n")
+    changed = w.wait_for(lambda: w.events_anywhere("document-changed"), "document-changed")
+    assert len(changed) == 1 and "+basic,12" in json.loads(changed[0].data)["diff"]
+    alerts = w.events_anywhere("watch-alert")
+    assert len(alerts) == 1 and "document 'partner spec' cannot be read" in alerts[0].message
+    assert w.stop() == 0

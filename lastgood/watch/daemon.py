@@ -369,12 +369,12 @@ class Watcher:
             name = result.name
             if result.error is not None:
                 self.problems.raise_(
-                    f"document:{name}", f"document {name!r} cannot be read: {result.error}"
+                    f"document:{name}", f"document {name!r} cannot be read: {result.error.message}"
                 )
                 outcome[name] = "error"
                 continue
             self.problems.resolve(f"document:{name}", f"document {name!r} can be read again")
-            outcome[name] = result.state
+            outcome[name] = result.status
         return outcome
 
     def _digest(self) -> str | None:
