@@ -1,0 +1,451 @@
+"""``report``: the status digest, what happened on each environment over a period, for people
+who do not read ledgers.
+
+:func:`build` only reads (the store's ledger, events and document versions, and what each target
+says it serves); :func:`send` hands the rendered digest to the event stream as one ``digest``
+event, which the notifier delivers through the routes. The CLI (``lastgood report``) and the
+watcher's ``[watch] digest`` schedule both go through these two functions.
+
+Records that belong to a drill (its broken variant's deploy and the rollback that undid it) are
+the drill's, not changes, incidents or rollbacks: a rehearsal is not an incident.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+from lastgood.config import Environment
+from lastgood.errors import ConfigError, TargetError
+from lastgood.events import Event, EventKind
+from lastgood.project import Project
+from lastgood.record import Record, as_dict
+from lastgood.records import Deployment, DocumentVersion, EventRecord
+
+DEFAULT_PERIOD = 7 * 86400.0
+# deploy statuses that changed nothing live: not changes (drift repairs are counted as drift)
+_NOT_CHANGES = {"unchanged", "repaired", "refused"}
+_FAILED_DEPLOY = {"failed", "failed-restored"}
+_ROLLBACK_KINDS = {"rollback", "auto-rollback", "offline-rollback"}
+
+
+class Change(Record):
+    """One deploy in the period: what went where, who, why, when and how it ended."""
+
+    id: int
+    at: float
+    version: int | None
+    from_version: int | None
+    actor: str
+    reason: str
+    result: str
+
+
+class Incident(Record):
+    """Something that went wrong: a failed deploy, a failed health round, a failed restore."""
+
+    kind: str
+    at: float
+    version: int | None
+    message: str
+
+
+class Restore(Record):
+    """One rollback, automatic or manual, with its restore times and its budget verdict."""
+
+    id: int
+    kind: str
+    at: float
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    reason: str
+    status: str
+    time_to_active: float | None
+    time_to_verified: float | None
+    over_budget: bool
+
+    @property
+    def automatic(self) -> bool:
+        return self.kind == "auto-rollback"
+
+
+class DrillRun(Record):
+    """One drill: when, whether it passed, and how long its restore took."""
+
+    id: int
+    at: float
+    status: str
+    time_to_restore: float | None
+    time_to_verified: float | None
+    summary: str
+
+
+class EnvDigest(Record):
+    """Everything the digest says about one environment."""
+
+    env: str
+    budget: float
+    protected: bool
+    live_version: int | None
+    last_good: int | None
+    changes: list[Change]
+    incidents: list[Incident]
+    rollbacks: list[Restore]
+    drills: list[DrillRun]
+    last_drill: DrillRun | None
+    last_drill_age: float | None
+    drill_overdue: str | None  # the warning status gives, when the drill is overdue
+    drift_detected: int
+    drift_repaired: int
+
+    @property
+    def people(self) -> dict[str, int]:
+        """Changes per person, most active first."""
+        return dict(Counter(change.actor for change in self.changes).most_common())
+
+    @property
+    def restore_times(self) -> list[float]:
+        return [r.time_to_active for r in self.rollbacks if r.time_to_active is not None]
+
+    @property
+    def restore_p50(self) -> float | None:
+        return statistics.median(self.restore_times) if self.restore_times else None
+
+    @property
+    def restore_max(self) -> float | None:
+        return max(self.restore_times) if self.restore_times else None
+
+    @property
+    def verified_p50(self) -> float | None:
+        times = [r.time_to_verified for r in self.rollbacks if r.time_to_verified is not None]
+        return statistics.median(times) if times else None
+
+    @property
+    def over_budget(self) -> int:
+        return sum(1 for r in self.rollbacks if r.over_budget)
+
+    @property
+    def automatic(self) -> int:
+        return sum(1 for r in self.rollbacks if r.automatic)
+
+    @property
+    def manual(self) -> int:
+        return len(self.rollbacks) - self.automatic
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing happened in the period."""
+        return not (
+            self.changes or self.incidents or self.rollbacks or self.drills
+            or self.drift_detected or self.drift_repaired
+        )  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        data = as_dict(self)
+        data.update(
+            people=self.people,
+            restore_p50=self.restore_p50,
+            restore_max=self.restore_max,
+            verified_p50=self.verified_p50,
+            over_budget=self.over_budget,
+            automatic_rollbacks=self.automatic,
+            manual_rollbacks=self.manual,
+            quiet=self.quiet,
+        )
+        return data
+
+
+class DocumentChange(Record):
+    """A tracked document that changed in the period: its new versions and lines changed."""
+
+    name: str
+    versions: list[int]
+    added: int
+    removed: int
+    last_at: float
+
+
+class Digest(Record):
+    """The status digest for one period: per environment, then the documents."""
+
+    since: float
+    until: float
+    generated_at: float
+    envs: list[EnvDigest]
+    documents: list[DocumentChange]
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing happened anywhere in the period."""
+        return all(env.quiet for env in self.envs) and not self.documents
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "generated_at": self.generated_at,
+            "quiet": self.quiet,
+            "envs": [env.to_json() for env in self.envs],
+            "documents": [as_dict(document) for document in self.documents],
+        }
+
+
+def build(
+    project: Project, *, since: float, until: float | None = None, envs: list[str] | None = None
+) -> Digest:
+    """The digest of ``envs`` (default: every environment, in config order) from ``since`` to
+    ``until`` (default: now). Reads only; an unknown environment is a ConfigError that lists
+    the known ones."""
+    now = time.time()
+    end = now if until is None else until
+    names = envs or list(project.config.environments)
+    settings = [project.config.environment(name) for name in names]
+    return Digest(
+        since=since,
+        until=end,
+        generated_at=now,
+        envs=[_env_digest(project, env, since, end) for env in settings],
+        documents=_documents(project.store.document_versions(limit=None, since=since), end),
+    )
+
+
+def _env_digest(project: Project, settings: Environment, since: float, until: float) -> EnvDigest:
+    env = settings.name
+    store = project.store
+    records = sorted(
+        (r for r in store.deployments(env, since=since) if r.requested_at <= until),
+        key=lambda record: (record.requested_at, record.id),
+    )  # oldest first, by time: records written afterwards (offline rollbacks) fall in place
+    windows = _drill_windows(records)
+    ours = [r for r in records if r.kind != "drill" and not _in_drill(r, windows)]
+    events = {
+        kind: _events(project, env, kind, since, until, windows)
+        for kind in ("health-failed", "restore-failed", "drift-detected", "drift-repaired")
+    }
+    drill_state = _drill_state(project, settings)
+    state = store.env_state(env)
+    return EnvDigest(
+        env=env,
+        budget=settings.budget,
+        protected=settings.protected,
+        live_version=_live_version(project, env, state.live_version),
+        last_good=state.last_good,
+        changes=[_change(r) for r in ours if _is_change(r)],
+        incidents=_incidents(ours, events["health-failed"], events["restore-failed"]),
+        rollbacks=[_restore(r, settings.budget) for r in ours if r.is_rollback],
+        drills=[_drill_run(r) for r in records if r.kind == "drill"],
+        last_drill=drill_state[0],
+        last_drill_age=drill_state[1],
+        drill_overdue=drill_state[2],
+        drift_detected=len(events["drift-detected"]),
+        drift_repaired=len(events["drift-repaired"]),
+    )
+
+
+def _drill_windows(records: list[Deployment]) -> list[tuple[float, float]]:
+    """When each drill ran: its deploy and rollback happened inside this window."""
+    return [(r.requested_at, r.finished_at or r.requested_at) for r in records if r.kind == "drill"]
+
+
+def _in_drill(record: Deployment, windows: list[tuple[float, float]]) -> bool:
+    return record.source == "drill" or any(a <= record.requested_at <= b for a, b in windows)
+
+
+def _events(
+    project: Project,
+    env: str,
+    kind: str,
+    since: float,
+    until: float,
+    windows: list[tuple[float, float]],
+) -> list[EventRecord]:
+    found = project.store.events(env, limit=None, since=since, kind=kind)
+    return sorted(
+        (e for e in found if e.at <= until and not any(a <= e.at <= b for a, b in windows)),
+        key=lambda event: event.at,
+    )
+
+
+def _is_change(record: Deployment) -> bool:
+    return record.kind == "deploy" and record.status not in _NOT_CHANGES
+
+
+def _change(record: Deployment) -> Change:
+    return Change(
+        id=record.id,
+        at=record.requested_at,
+        version=record.to_version,
+        from_version=record.from_version,
+        actor=record.actor,
+        reason=record.reason,
+        result=record.status,
+    )
+
+
+def _incidents(
+    records: list[Deployment], health: list[EventRecord], restores: list[EventRecord]
+) -> list[Incident]:
+    """Failed deploys, failed health rounds and failed restores, oldest first. A restore-failed
+    event that only says a failed deploy had nothing to go back to is part of that incident."""
+    failed = [r for r in records if r.kind == "deploy" and r.status in _FAILED_DEPLOY]
+    failed_ids = {r.id for r in failed}
+    found = [
+        Incident("deploy-failed", r.failed_at or r.requested_at, r.to_version,
+                 _failure_message(r))
+        for r in failed
+    ]  # fmt: skip
+    for event in health + restores:
+        if event.kind == "restore-failed" and event.deployment in failed_ids:
+            continue
+        found.append(Incident(event.kind, event.at, event.version, event.message))
+    return sorted(found, key=lambda incident: incident.at)
+
+
+def _failure_message(record: Deployment) -> str:
+    # the detail reads "'check' on env (the check's own output)": the output is for engineers
+    what = f"v{record.to_version} failed {record.detail.split(' (', 1)[0]}".strip()
+    if record.status == "failed-restored":
+        return f"{what}; the last known good version was restored"
+    return f"{what}; it was NOT restored"
+
+
+def _restore(record: Deployment, budget: float) -> Restore:
+    """A rollback and whether it missed the budget: as ``status`` counts it, a restore that was
+    never verified is a miss, and a verified one is judged by its time to verified."""
+    took = record.time_to_verified
+    if took is None and record.status == "succeeded":
+        took = record.time_to_active  # an offline rollback verified by nobody: its switch time
+    over = record.status != "succeeded" or took is None or took > budget
+    return Restore(
+        id=record.id,
+        kind=record.kind,
+        at=record.trigger_at or record.requested_at,
+        from_version=record.from_version,
+        to_version=record.to_version,
+        actor=record.actor,
+        reason=record.reason,
+        status=record.status,
+        time_to_active=record.time_to_active,
+        time_to_verified=record.time_to_verified,
+        over_budget=over,
+    )
+
+
+def _drill_run(record: Deployment) -> DrillRun:
+    import json
+
+    try:
+        figures = json.loads(record.detail or "{}")
+    except ValueError:
+        figures = {}
+    return DrillRun(
+        id=record.id,
+        at=record.requested_at,
+        status=record.status,
+        time_to_restore=figures.get("time_to_restore"),
+        time_to_verified=figures.get("time_to_verified"),
+        summary=str(figures.get("summary", "")),
+    )
+
+
+def _drill_state(
+    project: Project, settings: Environment
+) -> tuple[DrillRun | None, float | None, str | None]:
+    """The last drill (whenever it was), its age, and the overdue warning ``status`` gives,
+    computed by status's own rule so the two never disagree."""
+    from lastgood.operations.status import EnvStatus, _drills
+
+    records = project.store.deployments(settings.name, limit=200)
+    probe = EnvStatus(
+        env=settings.name, target="", live_version=None, live_hash=None, actual_hash=None,
+        ledger_version=None, last_good=None, live_verdict=None, health="", health_at=None,
+        last_change=None, budget=settings.budget,
+    )  # fmt: skip
+    _drills(probe, settings, records)
+    overdue = next((w for w in probe.warnings if w.startswith("drill overdue")), None)
+    if probe.last_drill is None:
+        return None, None, overdue
+    last = next(r for r in records if r.id == probe.last_drill["id"])
+    return _drill_run(last), float(probe.last_drill["age"]), overdue
+
+
+def _live_version(project: Project, env: str, ledger: int | None) -> int | None:
+    """What the target says it serves (a read); the ledger's belief when it cannot answer."""
+    try:
+        live = project.target(env).live()
+    except TargetError:
+        return ledger
+    return live.version if live else None
+
+
+def _documents(versions: list[DocumentVersion], until: float) -> list[DocumentChange]:
+    grouped: dict[str, list[DocumentVersion]] = {}
+    for version in reversed(versions):
+        if version.at <= until:
+            grouped.setdefault(version.name, []).append(version)
+    return [
+        DocumentChange(
+            name=name,
+            versions=[v.version for v in found],
+            added=sum(v.added for v in found),
+            removed=sum(v.removed for v in found),
+            last_at=found[-1].at,
+        )
+        for name, found in sorted(grouped.items())
+    ]
+
+
+def send(project: Project, digest: Digest) -> None:
+    """Emit ``digest`` as one ``digest`` event carrying every rendering, so each route can send
+    its own format. Returns once emitted: delivery happens in the notifier, which the project
+    drains when it closes. Writes nothing itself (digests are not kept in the event table)."""
+    from lastgood.report import render, summary, title
+
+    names = [env.env for env in digest.envs]
+    project.emit(
+        Event(
+            EventKind.DIGEST,
+            message=summary(digest),
+            env=names[0] if len(names) == 1 else None,
+            data={
+                "title": title(digest),
+                "text": render(digest, "text"),
+                "markdown": render(digest, "markdown"),
+                "html": render(digest, "html"),
+                "since": digest.since,
+                "until": digest.until,
+            },
+            key=f"digest:{','.join(names)}:{digest.since:.0f}-{digest.until:.0f}",
+        )
+    )
+
+
+def digest_routes(project: Project, digest: Digest) -> list[str]:
+    """Names of the routes that take this digest: those listing ``digest`` or ``*`` in their
+    events, or without ``events`` (the default set includes digests), and whose ``envs`` let
+    its environment through. ConfigError with a hint when there are none."""
+    routes = project.config.notify.routes
+    names = [env.env for env in digest.envs]
+    env = names[0] if len(names) == 1 else None
+    chosen = [route.name for route in routes if _takes_digest(route.events, route.envs, env)]
+    if chosen:
+        return chosen
+    if not routes:
+        raise ConfigError(
+            f"no [[notify.route]] in {project.config.path}: there is nowhere to send the digest",
+            hint='add a route, e.g. [[notify.route]] to = "mailto://…" events = ["digest"]; '
+            "see docs/reports.md",
+        )
+    raise ConfigError(
+        f"no [[notify.route]] in {project.config.path} sends 'digest' events"
+        + (f" for {env}" if env else ""),
+        hint='add "digest" to a route\'s events, e.g. events = ["digest"]; see docs/reports.md',
+    )
+
+
+def _takes_digest(events: tuple[str, ...], envs: tuple[str, ...], env: str | None) -> bool:
+    kinds = not events or bool({"digest", "*"} & set(events))
+    return kinds and (env is None or not envs or env in envs)
