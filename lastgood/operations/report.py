@@ -356,20 +356,12 @@ def _drill_state(
 ) -> tuple[DrillRun | None, float | None, str | None]:
     """The last drill (whenever it was), its age, and the overdue warning ``status`` gives,
     computed by status's own rule so the two never disagree."""
-    from lastgood.operations.status import EnvStatus, _drills
+    from lastgood.operations.status import drill_standing
 
-    records = project.store.deployments(settings.name, limit=200)
-    probe = EnvStatus(
-        env=settings.name, target="", live_version=None, live_hash=None, actual_hash=None,
-        ledger_version=None, last_good=None, live_verdict=None, health="", health_at=None,
-        last_change=None, budget=settings.budget,
-    )  # fmt: skip
-    _drills(probe, settings, records)
-    overdue = next((w for w in probe.warnings if w.startswith("drill overdue")), None)
-    if probe.last_drill is None:
-        return None, None, overdue
-    last = next(r for r in records if r.id == probe.last_drill["id"])
-    return _drill_run(last), float(probe.last_drill["age"]), overdue
+    standing = drill_standing(settings, project.store.deployments(settings.name, limit=200))
+    if standing.last is None:
+        return None, None, standing.overdue
+    return _drill_run(standing.last), standing.age, standing.overdue
 
 
 def _live_version(project: Project, env: str, ledger: int | None) -> int | None:

@@ -128,24 +128,47 @@ def _env_status(project: Project, env: str) -> EnvStatus:
     return result
 
 
-def _drills(result: EnvStatus, settings: Environment, records: list[Deployment]) -> None:
-    """The last drill, its result and age; flag a non-protected environment whose last
-    successful drill is older than ``drill_every`` (or that never had one)."""
+class DrillStanding(Record):
+    """Where an environment stands with drills: the last one, and whether one is overdue."""
+
+    last: Deployment | None
+    age: float | None  # of the last drill, whatever its result
+    overdue: str | None  # the warning, when the last successful drill is too old (or none)
+
+
+def drill_standing(
+    settings: Environment, records: list[Deployment], now: float | None = None
+) -> DrillStanding:
+    """The one rule for drills, shared by ``status``, ``report`` and the watcher: a
+    non-protected environment that has a ledger is overdue when its last successful drill is
+    older than ``drill_every``, or when it never had one."""
+    now = time.time() if now is None else now
     drills = [r for r in records if r.kind == "drill"]
-    if drills:
-        last = drills[0]
-        result.last_drill = {"id": last.id, "status": last.status, "at": last.requested_at,
-                             "age": time.time() - last.requested_at}  # fmt: skip
+    last = drills[0] if drills else None
+    age = now - last.requested_at if last else None
     if settings.protected or not records:
-        return
+        return DrillStanding(last, age, None)
     passed = [r for r in drills if r.status == "passed"]
-    age = time.time() - passed[0].requested_at if passed else None
-    if age is None or age > settings.drill_every:
-        when = "never" if age is None else f"{format_duration(age)} ago"
-        result.warnings.append(
-            f"drill overdue on {result.env}: last successful drill {when} (drill_every "
-            f"{format_duration(settings.drill_every)}); run 'lastgood drill {result.env}'"
-        )
+    since_passed = now - passed[0].requested_at if passed else None
+    if since_passed is not None and since_passed <= settings.drill_every:
+        return DrillStanding(last, age, None)
+    when = "never" if since_passed is None else f"{format_duration(since_passed)} ago"
+    warning = (
+        f"drill overdue on {settings.name}: last successful drill {when} (drill_every "
+        f"{format_duration(settings.drill_every)}); run 'lastgood drill {settings.name}'"
+    )
+    return DrillStanding(last, age, warning)
+
+
+def _drills(result: EnvStatus, settings: Environment, records: list[Deployment]) -> None:
+    """The last drill, its result and age, and the overdue warning."""
+    standing = drill_standing(settings, records)
+    if standing.last is not None:
+        last = standing.last
+        result.last_drill = {"id": last.id, "status": last.status, "at": last.requested_at,
+                             "age": standing.age}  # fmt: skip
+    if standing.overdue:
+        result.warnings.append(standing.overdue)
 
 
 def _last_change(records: list[Deployment]) -> dict[str, Any] | None:

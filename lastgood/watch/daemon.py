@@ -319,7 +319,8 @@ class Watcher:
         if project.store.env_state(env).live_version is None:
             return "nothing-live"
         now = time.time()
-        drills = [r for r in project.store.deployments(env, limit=200) if r.kind == "drill"]
+        records = project.store.deployments(env, limit=200)
+        drills = [r for r in records if r.kind == "drill"]
         if settings.drill_schedule and schedule.is_due(
             settings.drill_schedule,
             drills[0].requested_at if drills else None,
@@ -329,23 +330,19 @@ class Watcher:
             if env_is_busy(project, env, now):
                 return "busy"
             return self._run_drill(env)
-        passed = [r for r in drills if r.status == "passed"]
-        age = now - passed[0].requested_at if passed else None
-        if age is not None and age <= settings.drill_every:
+        from lastgood.operations.status import drill_standing
+
+        standing = drill_standing(settings, records, now)
+        if standing.overdue is None:
             return "ok"
-        when = "never" if age is None else f"{format_duration(age)} ago"
+        scheduled = settings.drill_schedule
         self.emit_once(
             Event(
                 EventKind.DRILL_OVERDUE,
-                f"drill overdue on {env}: last successful drill {when} (drill_every "
-                f"{format_duration(settings.drill_every)}); run 'lastgood drill {env}'"
-                + (
-                    f" or wait for drill_schedule {settings.drill_schedule!r}"
-                    if settings.drill_schedule
-                    else ""
-                ),
+                standing.overdue
+                + (f", or wait for drill_schedule {scheduled!r}" if scheduled else ""),
                 env=env,
-                data={"age": age, "drill_every": settings.drill_every},
+                data={"age": standing.age, "drill_every": settings.drill_every},
                 key=f"drill-overdue:{env}:{int(now // 86400)}",  # a reminder a day
             )
         )
