@@ -17,6 +17,7 @@ from lastgood.events import Event, EventBus
 from lastgood.targets import Target, open_target
 
 if TYPE_CHECKING:
+    from lastgood.notify.notifier import Notifier
     from lastgood.store.base import StoreBackend as Store
 
 STORE_DIR = ".lastgood"
@@ -36,6 +37,12 @@ class Project:
         self.events = EventBus()
         self.events.set_ledger(self._write_event)
         self._targets: dict[str, Target] = {}
+        self.notifier: Notifier | None = None
+        if cfg.notify.routes:  # without routes nothing of lastgood.notify is even imported
+            from lastgood.notify.notifier import Notifier
+
+            self.notifier = Notifier(self)
+            self.events.subscribe(self.notifier)
 
     @classmethod
     def open(cls, root: Path, *, store_url: str | None = None, actor: str = "") -> Project:
@@ -78,5 +85,8 @@ class Project:
         )
 
     def close(self) -> None:
+        """Drain notifications (at most ``[notify] drain`` seconds), then close the store."""
+        if self.notifier is not None:
+            self.notifier.close()
         if "store" in self.__dict__:
             self.store.close()
