@@ -29,6 +29,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/rollback.py
+	$(BIN)/python bench/watch.py
 
 docs: install
 	$(BIN)/python scripts/gen_cli_docs.py

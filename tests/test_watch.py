@@ -427,3 +427,75 @@ def test_the_watcher_tracks_documents_and_alerts_on_unreadable_ones(
     alerts = w.events_anywhere("watch-alert")
     assert len(alerts) == 1 and "document 'partner spec' cannot be read" in alerts[0].message
     assert w.stop() == 0
+
+
+# ---- what people hear -------------------------------------------------------------------------
+
+
+def test_the_watchers_alerts_reach_a_real_webhook(watching: Callable[..., Watching]) -> None:
+    from tests.test_notify import Webhook
+
+    hook = Webhook()
+    try:
+        w = watching(
+            'guard = "1ms"',
+            f'\n[[notify.route]]\nname = "ops"\nto = "{hook.url()}"\n'
+            'events = ["health-failed", "health-recovered", "drift-detected"]\n',
+        )
+        w.start()
+        w.wait_for(lambda: "watch-started" in w.output(), "the watcher starting")
+        (w.ws.root / "../outage-two").resolve().touch()
+        w.wait_for(lambda: hook.bodies(), "a delivered alert")
+        (w.ws.root / "../outage-two").resolve().unlink()
+        w.wait_for(lambda: len(hook.bodies()) >= 2, "the recovery message")
+        assert w.stop() == 0
+        titles = [body["title"] for body in hook.bodies()]
+        assert "health-failed" in titles[0] and "staging" in titles[0]
+        assert "health-recovered" in titles[1]
+        assert "lastgood rollback staging" in hook.bodies()[0]["message"]
+    finally:
+        hook.close()
+
+
+def test_the_digest_is_sent_on_its_schedule(workspace: Factory) -> None:
+    from lastgood.watch import Watcher
+    from tests.test_notify import Webhook
+
+    hook = Webhook()
+    ws = workspace()
+    try:
+        (ws.root / "lastgood.toml").write_text(
+            watch_config(
+                top_extra='digest = "* * * * *"\n'
+                f'\n[[notify.route]]\nname = "team"\nto = "{hook.url()}"\nevents = ["digest"]\n'
+            )
+        )
+        Watching(ws).deploy("one")
+        project = ws.project()
+        watcher = Watcher(project, cycles=1)
+        watcher.started_at -= 120  # the watcher has run through a scheduled minute
+        assert watcher.run() == 0
+        assert project.notifier is not None and project.notifier.flush(30)
+        bodies = hook.bodies()
+        assert len(bodies) == 1
+        assert "staging" in bodies[0]["message"] and "1 change" in bodies[0]["message"]
+        assert watcher.last_digest is not None
+    finally:
+        hook.close()
+
+
+def test_a_hand_edit_that_breaks_the_checks_is_not_blamed_on_the_version(
+    watching: Callable[..., Watching],
+) -> None:
+    """Within the guard window, but the live files were edited: rolling back to another version
+    would withdraw an innocent one, so the watcher alerts instead."""
+    w = watching('guard = "1h"')
+    w.start()
+    w.wait_for(lambda: "watch-started" in w.output(), "the watcher starting")
+    (w.ws.base / "live" / "current" / "health.txt").write_text("fail\n")
+    alerts = w.wait_for(lambda: w.events("health-failed"), "a health-failed alert")
+    assert "edited by hand" in alerts[0].message
+    assert "lastgood deploy staging --version v2" in alerts[0].message
+    time.sleep(0.5)
+    assert latest(w).kind == "deploy" and live_marker(w) == "two"
+    assert w.stop() == 0

@@ -141,10 +141,13 @@ class Watcher:
             if not self._renew(report):
                 return report
             for env in self._envs():
-                with self._step_guard(report, f"health:{env}"):
-                    report.health[env] = self.health[env].step(number)
+                # drift first: when a hand edit breaks the checks, the edit is the cause, and
+                # rolling back to another version would withdraw an innocent one
                 with self._step_guard(report, f"drift:{env}"):
                     report.drift[env] = self._drift(env)
+                with self._step_guard(report, f"health:{env}"):
+                    drifted = report.drift.get(env) == "detected"
+                    report.health[env] = self.health[env].step(number, drifted=drifted)
                 with self._step_guard(report, f"drill:{env}"):
                     report.drills[env] = self._drills(env)
             with self._step_guard(report, "documents"):

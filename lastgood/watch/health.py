@@ -60,10 +60,27 @@ def latest_deploy(project: Project, env: str, live_version: int) -> Deployment |
     return None
 
 
-def decide(project: Project, env: str, live_version: int, state: HealthState, at: float) -> Trip:
-    """Roll back or only alert, by the guard window and ``on_failure``."""
+def decide(
+    project: Project,
+    env: str,
+    live_version: int,
+    state: HealthState,
+    at: float,
+    *,
+    drifted: bool = False,
+) -> Trip:
+    """Roll back or only alert, by drift, the guard window and ``on_failure``."""
     settings = project.config.environment(env)
     deploy = latest_deploy(project, env, live_version)
+    if drifted:
+        return Trip(
+            "alert",
+            f"the live files differ from v{live_version} (edited by hand, see drift-detected): "
+            "the edit is the likely cause, not the version, and on_drift = alert leaves it to "
+            f"a person; 'lastgood deploy {env} --version v{live_version}' (or on_drift = "
+            '"restore") puts the files back',
+            deploy,
+        )
     if state.held_back:
         return Trip("held-back", "lastgood already rolled back here and is waiting for the "
                     "checks to pass once before it acts again", deploy)  # fmt: skip
@@ -93,8 +110,9 @@ class HealthWatch:
         # (status shows the latest kept round); other passing rounds are not.
         self._record_passing = True
 
-    def step(self, cycle: int) -> str:
-        """One cycle; returns what happened, in a word, for the cycle report."""
+    def step(self, cycle: int, *, drifted: bool = False) -> str:
+        """One cycle; returns what happened, in a word, for the cycle report. ``drifted``: the
+        live files differ from the ledger's version and were left so (``on_drift = alert``)."""
         project, env = self.project, self.env
         settings = project.config.environment(env)
         if not settings.checks:
@@ -121,7 +139,7 @@ class HealthWatch:
         if done.ok:
             return self._passed(live.version)
         self._record_passing = True
-        return self._failed(live.version, done)
+        return self._failed(live.version, done, drifted)
 
     def _passed(self, version: int) -> str:
         recovered = self.state.failures > 0 or self.state.held_back
@@ -131,7 +149,7 @@ class HealthWatch:
         )
         return "recovered" if recovered else "ok"
 
-    def _failed(self, version: int, done: Round) -> str:
+    def _failed(self, version: int, done: Round, drifted: bool) -> str:
         state = self.state
         state.failures += 1
         if state.first_failed_at is None:
@@ -139,7 +157,7 @@ class HealthWatch:
         settings = self.project.config.environment(self.env)
         if state.failures < settings.failures:
             return "failing"
-        trip = decide(self.project, self.env, version, state, done.at)
+        trip = decide(self.project, self.env, version, state, done.at, drifted=drifted)
         self.problems.raise_(
             f"health:{self.env}",
             f"the checks of {self.env} fail on v{version} ({state.failures} rounds in a row: "
