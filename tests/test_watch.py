@@ -499,3 +499,26 @@ def test_a_hand_edit_that_breaks_the_checks_is_not_blamed_on_the_version(
     time.sleep(0.5)
     assert latest(w).kind == "deploy" and live_marker(w) == "two"
     assert w.stop() == 0
+
+
+def test_the_watcher_ages_out_versions_of_a_document_that_stopped_changing(
+    workspace: Factory,
+) -> None:
+    from lastgood.watch import Watcher
+
+    ws = workspace()
+    (ws.root / "lastgood.toml").write_text(
+        watch_config(
+            top_extra='\n[[watch.document]]\nname = "sheet"\npath = "sheet.txt"\nmax_age = "1d"\n'
+        )
+    )
+    ws.write("sheet.txt", "now\n")
+    project = ws.project()
+    for content, age in ((b"then\n", 5), (b"now\n", 3)):  # the newest is what the file holds
+        project.store.add_document_version(
+            "sheet", content, source="sheet.txt", diff="", added=1, removed=0,
+            at=time.time() - age * 86400,
+        )  # fmt: skip
+    assert Watcher(project, cycles=1).run() == 0
+    kept = project.store.document_versions("sheet")
+    assert [v.version for v in kept] == [2]  # unchanged, yet v1 aged out; the newest stays

@@ -29,6 +29,7 @@ from lastgood.watch.alerts import Problems
 from lastgood.watch.health import HealthWatch, env_is_busy
 
 WATCH_LEASE = "watch"
+RETENTION_EVERY = 3600.0  # how often document retention runs on its own, in seconds
 
 
 class CycleReport(Record, frozen=False):
@@ -74,6 +75,7 @@ class Watcher:
         self.lease: Lease | None = None
         self.last_digest: float | None = None
         self._announced: set[str] = set()
+        self._retention_at = 0.0
         self._cycle_started: float | None = None
         self._step = ""
 
@@ -375,6 +377,11 @@ class Watcher:
                 continue
             self.problems.resolve(f"document:{name}", f"document {name!r} can be read again")
             outcome[name] = result.status
+        now = time.time()
+        if now - self._retention_at >= RETENTION_EVERY:  # age out documents that stopped changing
+            self._retention_at = now
+            for spec in self.settings.documents:
+                documents.apply_retention(self.project, spec, now=now)
         return outcome
 
     def _digest(self) -> str | None:
