@@ -11,12 +11,15 @@ today, the server later) translate an error in one place and never guess::
     ├── TargetError                    exit 1  (502)  a target failed to stage, activate or read
     ├── LeaseLostError                 exit 1  (409)  another process broke our lease
     ├── DocumentError                  exit 1  (502)  a tracked document could not be read
+    ├── ServerError                    exit 1  (503)  the lastgood server cannot be reached
     └── RefusedError                   exit 5  (409)  refused before anything live changed
         ├── RawDataError               exit 5  (422)  a file looks like data, is too big, or escapes
         ├── ValidationError            exit 5  (422)  syntax or JSON Schema failure
         ├── PreflightError             exit 5  (422)  a preflight check failed on the candidate
         ├── QuarantinedError           exit 5  (409)  the version failed here before; use --force
-        └── LockedError                exit 5  (423)  another deploy or rollback holds the lease
+        ├── LockedError                exit 5  (423)  another deploy or rollback holds the lease
+        └── AuthError                  exit 5  (401)  no token, or an unknown or revoked one
+            └── ForbiddenError         exit 5  (403)  the token's role or scope does not allow it
 
 Outcomes that are not errors (a deploy that failed its checks and was rolled back, exit 3; a
 restore that could not be verified, exit 4) are results, see ``lastgood.outcome``.
@@ -131,3 +134,22 @@ class LockedError(RefusedError):
     """Another deploy or rollback holds this environment's lease."""
 
     http_status = 423
+
+
+class AuthError(RefusedError):
+    """The request carries no API token, or one the server does not know (or revoked)."""
+
+    http_status = 401
+
+
+class ForbiddenError(AuthError):
+    """The token is valid but its role or environments do not allow this action."""
+
+    http_status = 403
+
+
+class ServerError(LastgoodError):
+    """The lastgood server could not be reached, or answered with something that is not lastgood."""
+
+    exit_code = 1
+    http_status = 503

@@ -37,6 +37,7 @@ class Project:
         self.events = EventBus()
         self.events.set_ledger(self._write_event)
         self._targets: dict[str, Target] = {}
+        self._shared = False
         self.notifier: Notifier | None = None
         if cfg.notify.routes:  # without routes nothing of lastgood.notify is even imported
             from lastgood.notify.notifier import Notifier
@@ -50,6 +51,22 @@ class Project:
         cfg = config_module.load(root)
         url = store_url or settings.STORE.read() or cfg.store or default_store_url(root)
         return cls(cfg, url, actor)
+
+    def acting_as(self, actor: str) -> Project:
+        """This project for another actor, sharing the store, targets and notifier.
+
+        The server makes one per request, so every action is recorded with the token's name,
+        while every request shares one store connection pool. Closing it closes nothing.
+        """
+        other = Project.__new__(Project)
+        other.config, other.store_url, other.actor = self.config, self.store_url, actor
+        other.events = EventBus()
+        other.events.set_ledger(other._write_event)
+        other._targets, other._shared, other.notifier = self._targets, True, self.notifier
+        if self.notifier is not None:
+            other.events.subscribe(self.notifier)
+        other.__dict__["store"] = self.store
+        return other
 
     @property
     def root(self) -> Path:
@@ -86,6 +103,8 @@ class Project:
 
     def close(self) -> None:
         """Drain notifications (at most ``[notify] drain`` seconds), then close the store."""
+        if self._shared:
+            return
         if self.notifier is not None:
             self.notifier.close()
         if "store" in self.__dict__:

@@ -169,3 +169,48 @@ class Delivery(Record):
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)
+
+
+class ApiToken(Record):
+    """An API token as the store keeps it: never the secret, only its SHA-256.
+
+    ``envs`` is a comma-separated list of the environments the role applies to; empty means all.
+    """
+
+    id: int
+    name: str
+    role: str
+    envs: str
+    token_hash: str
+    created_at: float
+    created_by: str
+    revoked_at: float | None
+
+    @property
+    def env_list(self) -> list[str]:
+        return [env for env in self.envs.split(",") if env]
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the hash: what ``token list`` and the API show."""
+        data = as_dict(self)
+        del data["token_hash"]
+        data["envs"] = self.env_list
+        return data
+
+
+class Consumer(Record):
+    """One application reading an environment's live config through the SDK, as last reported.
+
+    ``since`` is when it started serving ``version``; ``seen_at`` when it last spoke to the server.
+    """
+
+    env: str
+    consumer_id: str
+    name: str
+    version: int | None
+    content_hash: str | None
+    since: float
+    seen_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)

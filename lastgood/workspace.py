@@ -83,7 +83,7 @@ def collect(root: Path, versioning: Versioning) -> Bundle:
     for path in _walk(root, versioning):
         relative = path.relative_to(root).as_posix()
         _refuse_escape(root, path, relative)
-        _refuse_data(path, relative, versioning)
+        refuse_data(relative, path.stat().st_size, versioning)
         files[relative] = path.read_bytes()
     return Bundle(files)
 
@@ -133,10 +133,11 @@ def _refuse_escape(root: Path, path: Path, relative: str) -> None:
         )
 
 
-def _refuse_data(path: Path, relative: str, versioning: Versioning) -> None:
+def refuse_data(relative: str, size: int, versioning: Versioning) -> None:
+    """RawDataError when the file at ``relative`` (of ``size`` bytes) looks like data."""
     if matches(relative, versioning.allow):
         return
-    suffix = path.suffix.lower()
+    suffix = Path(relative).suffix.lower()
     if suffix in DATA_EXTENSIONS:
         raise RawDataError(
             f"{relative} looks like raw data ({suffix} files are data, not configuration); "
@@ -144,7 +145,6 @@ def _refuse_data(path: Path, relative: str, versioning: Versioning) -> None:
             hint=f'exclude it with exclude = ["{relative}"] under [versioning], or if it really '
             f'is configuration, allow = ["{relative}"] in {CONFIG_NAME}',
         )
-    size = path.stat().st_size
     if size > versioning.max_file_size:
         raise RawDataError(
             f"{relative} is {size:,} bytes, more than max_file_size "

@@ -308,6 +308,48 @@ def test_events_round_trip(store: StoreBackend) -> None:
 # ---- leases ---------------------------------------------------------------------------------
 
 
+def test_tokens_keep_hashes_and_are_revoked(store: StoreBackend) -> None:
+    from lastgood.errors import NotFoundError
+
+    first = store.add_token(
+        name="ci", role="deployer", envs="staging,qa", token_hash="a" * 64, created_by="ana"
+    )
+    second = store.add_token(
+        name="page", role="viewer", envs="", token_hash="b" * 64, created_by="ana"
+    )
+    assert [token.name for token in store.tokens()] == ["ci", "page"]
+    assert first.env_list == ["staging", "qa"] and second.env_list == []
+    assert "token_hash" not in first.to_json()
+    found = store.token_by_hash("a" * 64)
+    assert found is not None and found.id == first.id and found.role == "deployer"
+    assert store.token_by_hash("c" * 64) is None
+    revoked = store.revoke_token(first.id)
+    assert revoked.revoked_at is not None
+    assert [token.name for token in store.tokens()] == ["page"]
+    assert len(store.tokens(include_revoked=True)) == 2
+    with pytest.raises(NotFoundError, match="no API token #999"):
+        store.revoke_token(999)
+
+
+def test_consumers_are_replaced_by_id_and_forgotten(store: StoreBackend) -> None:
+    from lastgood.records import Consumer
+
+    def seen(cid: str, version: int, at: float) -> Consumer:
+        return Consumer(
+            env="prod", consumer_id=cid, name=f"app-{cid}", version=version,
+            content_hash="h" * 64, since=at, seen_at=at,
+        )  # fmt: skip
+
+    store.save_consumers([seen("a", 1, 100.0), seen("b", 1, 101.0)])
+    store.save_consumers([seen("a", 2, 102.0)])
+    store.save_consumers([])
+    listed = store.consumers("prod")
+    assert [(c.consumer_id, c.version) for c in listed] == [("a", 2), ("b", 1)]
+    assert store.consumers("staging") == []
+    assert store.forget_consumers(seen_before=101.5) == 1
+    assert [c.consumer_id for c in store.consumers()] == ["a"]
+
+
 def take(store: StoreBackend, ttl: float = 60, force: bool = False, who: str = "ana") -> Any:
     return store.acquire_lease(
         "env:staging", purpose="deploy", holder_name=who, ttl=ttl, force=force
@@ -579,6 +621,8 @@ def test_schema_heads_agree() -> None:
 def test_record_fields_match_the_tables() -> None:
     from lastgood.record import fields_of
     from lastgood.records import (
+        ApiToken,
+        Consumer,
         Delivery,
         Deployment,
         DocumentVersion,
@@ -590,6 +634,8 @@ def test_record_fields_match_the_tables() -> None:
     pairs = [
         (DocumentVersion, t.document_versions),
         (Delivery, t.deliveries),
+        (ApiToken, t.api_tokens),
+        (Consumer, t.consumers),
         (VersionInfo, t.versions),
         (EnvState, t.environments),
         (Deployment, t.deployments),

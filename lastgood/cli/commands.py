@@ -280,6 +280,8 @@ def _print_status(s: object) -> None:
     if s.last_drill:
         d = s.last_drill
         r.out(f"  last drill    #{d['id']} {d['status']} {format_duration(d['age'])} ago")
+    if s.fleet is not None:
+        r.out(f"  consumers     {s.fleet['summary']}")
     if s.lock:
         r.out(f"  locked        {s.lock}")
     for warning in s.warnings:

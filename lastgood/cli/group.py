@@ -59,6 +59,7 @@ def main() -> None:
         documents_cmd,
         notify_cmd,
         report_cmd,
+        server_cmd,
         watch_cmd,
     )
 

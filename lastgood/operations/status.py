@@ -42,6 +42,7 @@ class EnvStatus(Record, frozen=False):
     last_drill: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
+    fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
 
     @property
     def drifted(self) -> bool:
@@ -125,6 +126,13 @@ def _env_status(project: Project, env: str) -> EnvStatus:
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
     _warn(result, live is not None)
     _drills(result, settings, records)  # least urgent: last
+    if settings.target.type == "served":
+        from lastgood.operations.fleet import standing, switch_of
+
+        version = result.live_version
+        found = standing(env, store.consumers(env), version=version,
+                         change=switch_of(records, version))  # fmt: skip
+        result.fleet = found.to_json()
     return result
 
 

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from lastgood.bundle import Bundle
     from lastgood.records import (
+        ApiToken,
         CheckRecord,
+        Consumer,
         Delivery,
         Deployment,
         DocumentVersion,
@@ -183,6 +185,31 @@ class StoreBackend(Protocol):
         status: str | None = None,
     ) -> list[Delivery]:
         """Delivery attempts newest first, optionally for one dedupe key, route or status."""
+
+    # API tokens (the server's credentials): only hashes are stored
+    def add_token(
+        self, *, name: str, role: str, envs: str, token_hash: str, created_by: str
+    ) -> ApiToken:
+        """Keep a new token's hash, role and scope (writes)."""
+
+    def tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
+        """Tokens oldest first, without the revoked ones unless asked."""
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash``, revoked or not, or None."""
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Mark a token revoked from now on (writes); NotFoundError when there is none."""
+
+    # consumers: applications reading a served environment's config through the SDK
+    def save_consumers(self, consumers: Iterable[Consumer]) -> None:
+        """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
+
+    def consumers(self, env: str | None = None) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first."""
+
+    def forget_consumers(self, *, seen_before: float) -> int:
+        """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
 
     # leases: one deploy or rollback per environment at a time, across processes and machines
     def acquire_lease(

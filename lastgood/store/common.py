@@ -96,6 +96,18 @@ def delivery_row(values: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def token_row(name: str, role: str, envs: str, token_hash: str, created_by: str) -> dict[str, Any]:
+    """The columns of a new API token (``id`` comes from the database)."""
+    return {"name": name, "role": role, "envs": envs, "token_hash": token_hash,
+            "created_at": time.time(), "created_by": created_by, "revoked_at": None}  # fmt: skip
+
+
+def token_not_found(token_id: int) -> NotFoundError:
+    return NotFoundError(
+        f"there is no API token #{token_id}", hint="'lastgood token list' shows the tokens"
+    )
+
+
 def verified_blob(data: bytes, expected_hash: str, *, path: str, number: int) -> bytes:
     """``data`` when it still hashes to ``expected_hash``; a damaged blob is a StoreError."""
     if file_hash(data) != expected_hash:

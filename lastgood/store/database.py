@@ -21,7 +21,9 @@ from lastgood.bundle import Bundle, file_hash
 from lastgood.errors import ConfigError, StoreError
 from lastgood.record import as_dict
 from lastgood.records import (
+    ApiToken,
     CheckRecord,
+    Consumer,
     Delivery,
     Deployment,
     DocumentVersion,
@@ -514,6 +516,77 @@ class Store:
                 query = query.where(column == value)
         with self._tx("read deliveries") as db:
             return [Delivery(**row._mapping) for row in db.execute(query)]
+
+    # ---- API tokens -------------------------------------------------------------------------
+
+    def add_token(
+        self, *, name: str, role: str, envs: str, token_hash: str, created_by: str
+    ) -> ApiToken:
+        """Keep a new token's hash, role and scope (writes)."""
+        row = common.token_row(name, role, envs, token_hash, created_by)
+        with self._tx("create a token") as db:
+            new_id = db.execute(t.api_tokens.insert().values(**row)).inserted_primary_key[0]
+        return ApiToken(**{**row, "id": int(new_id)})
+
+    def tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
+        """Tokens oldest first, without the revoked ones unless asked."""
+        query = sa.select(t.api_tokens).order_by(t.api_tokens.c.id)
+        if not include_revoked:
+            query = query.where(t.api_tokens.c.revoked_at.is_(None))
+        with self._tx("read tokens") as db:
+            return [ApiToken(**row._mapping) for row in db.execute(query)]
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash``, revoked or not, or None."""
+        query = sa.select(t.api_tokens).where(t.api_tokens.c.token_hash == token_hash)
+        with self._tx("read a token") as db:
+            row = db.execute(query).first()
+        return None if row is None else ApiToken(**row._mapping)
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Mark a token revoked from now on (writes); NotFoundError when there is none."""
+        c = t.api_tokens.c
+        with self._tx("revoke a token") as db:
+            db.execute(
+                t.api_tokens.update()
+                .where(c.id == token_id, c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            row = db.execute(sa.select(t.api_tokens).where(c.id == token_id)).first()
+        if row is None:
+            raise common.token_not_found(token_id)
+        return ApiToken(**row._mapping)
+
+    # ---- consumers --------------------------------------------------------------------------
+
+    def save_consumers(self, consumers: Iterable[Consumer]) -> None:
+        """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
+        rows = [as_dict(consumer) for consumer in consumers]
+        if not rows:
+            return
+        c = t.consumers.c
+        with self._tx("record consumers") as db:
+            for row in rows:
+                db.execute(
+                    t.consumers.delete().where(
+                        c.env == row["env"], c.consumer_id == row["consumer_id"]
+                    )
+                )
+            db.execute(t.consumers.insert(), rows)
+
+    def consumers(self, env: str | None = None) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first."""
+        query = sa.select(t.consumers).order_by(t.consumers.c.seen_at.desc())
+        if env is not None:
+            query = query.where(t.consumers.c.env == env)
+        with self._tx("read consumers") as db:
+            return [Consumer(**row._mapping) for row in db.execute(query)]
+
+    def forget_consumers(self, *, seen_before: float) -> int:
+        """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
+        with self._tx("forget consumers") as db:
+            done = db.execute(t.consumers.delete().where(t.consumers.c.seen_at < seen_before))
+        return int(done.rowcount or 0)
 
     # ---- leases -----------------------------------------------------------------------------
 

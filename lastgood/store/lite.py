@@ -26,7 +26,9 @@ from lastgood.errors import StoreError
 from lastgood.record import Record as BaseRecord
 from lastgood.record import replace as replace_record
 from lastgood.records import (
+    ApiToken,
     CheckRecord,
+    Consumer,
     Delivery,
     Deployment,
     DocumentVersion,
@@ -47,7 +49,7 @@ from lastgood.store.statements import (
     values_of,
 )
 
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 """Mirror of :data:`lastgood.store.schema.HEAD`, which cannot be imported without SQLAlchemy.
 
 ``tests/test_store.py`` fails when the two differ, so a new migration cannot forget this line.
@@ -65,6 +67,8 @@ EVENT_COLUMNS = columns_of(EventRecord)
 LEASE_COLUMNS = columns_of(Lease)
 DOCUMENT_COLUMNS = columns_of(DocumentVersion)
 DELIVERY_COLUMNS = columns_of(Delivery)
+TOKEN_COLUMNS = columns_of(ApiToken)
+CONSUMER_COLUMNS = columns_of(Consumer)
 
 
 class SqliteLocation(BaseRecord):
@@ -528,6 +532,65 @@ class LiteStore:
         return self._records(
             "read deliveries", Delivery, "deliveries", where, order="id DESC", limit=limit
         )
+
+    # ---- API tokens -------------------------------------------------------------------------
+
+    def add_token(
+        self, *, name: str, role: str, envs: str, token_hash: str, created_by: str
+    ) -> ApiToken:
+        """Keep a new token's hash, role and scope (writes)."""
+        row = common.token_row(name, role, envs, token_hash, created_by)
+        with self._tx("create a token") as db:
+            new_id = insert_row(db, "api_tokens", TOKEN_COLUMNS, row)
+        return ApiToken(**{**row, "id": new_id})
+
+    def tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
+        """Tokens oldest first, without the revoked ones unless asked."""
+        found = self._records("read tokens", ApiToken, "api_tokens", order="id")
+        return [token for token in found if include_revoked or token.revoked_at is None]
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash``, revoked or not, or None."""
+        found = self._records("read a token", ApiToken, "api_tokens", {"token_hash": token_hash})
+        return found[0] if found else None
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Mark a token revoked from now on (writes); NotFoundError when there is none."""
+        with self._tx("revoke a token") as db:
+            db.execute(
+                "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), token_id),
+            ).close()
+            found = select(db, ApiToken, "api_tokens", {"id": token_id})
+        if not found:
+            raise common.token_not_found(token_id)
+        return found[0]
+
+    # ---- consumers --------------------------------------------------------------------------
+
+    def save_consumers(self, consumers: Iterable[Consumer]) -> None:
+        """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
+        rows = [values_of(consumer, CONSUMER_COLUMNS) for consumer in consumers]
+        if not rows:
+            return
+        marks = ", ".join("?" for _ in CONSUMER_COLUMNS)
+        sql = f"INSERT OR REPLACE INTO consumers ({', '.join(CONSUMER_COLUMNS)}) VALUES ({marks})"
+        with self._tx("record consumers") as db:
+            db.executemany(sql, rows)
+
+    def consumers(self, env: str | None = None) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first."""
+        return self._records(
+            "read consumers", Consumer, "consumers", {"env": env}, order="seen_at DESC"
+        )
+
+    def forget_consumers(self, *, seen_before: float) -> int:
+        """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
+        with self._tx("forget consumers") as db:
+            cursor = db.execute("DELETE FROM consumers WHERE seen_at < ?", (seen_before,))
+            count = cursor.rowcount
+            cursor.close()
+        return count
 
     # ---- leases -----------------------------------------------------------------------------
 

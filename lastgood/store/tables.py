@@ -168,3 +168,28 @@ deliveries = Table(
     Column("detail", Text, nullable=False),
     Index("ix_deliveries_key_route", "key", "route"),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("envs", String(2000), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("env", String(100), primary_key=True),
+    Column("consumer_id", String(200), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("content_hash", String(64), nullable=True),
+    Column("since", Float, nullable=False),
+    Column("seen_at", Float, nullable=False),
+)

@@ -18,6 +18,7 @@ from lastgood.targets.base import Target
 BUILTIN = {
     "directory": "lastgood.targets.directory:DirectoryTarget",
     "files": "lastgood.targets.files:FilesTarget",
+    "served": "lastgood.targets.served:ServedTarget",
 }
 _registered: dict[str, type[Target]] = {}
 

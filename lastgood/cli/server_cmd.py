@@ -1,0 +1,116 @@
+"""``lastgood serve`` and ``lastgood token``: run the server, manage who may use it."""
+
+from __future__ import annotations
+
+import click
+
+from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.commands import json_option, pass_app
+from lastgood.cli.group import cli
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8470, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option(
+    "--poll",
+    default=0.02,
+    show_default=True,
+    type=click.FloatRange(0.005, 10),
+    help="Seconds between looks at served targets switched by other processes.",
+)
+@click.option("--access-log", is_flag=True, help="Log every request (never tokens or bodies).")
+@pass_app
+def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) -> None:
+    """Run the server: JSON API, live config for applications, metrics and the web page.
+
+    Needs the server extra: pip install 'lastgood[server]'. Every API call needs a token
+    ('lastgood token create'); /healthz and /metrics do not.
+
+    \b
+    Example:
+      lastgood token create --name ops --role admin
+      lastgood serve --host 0.0.0.0 --port 8470
+    """
+    from lastgood.server import require_extra
+
+    require_extra()
+    import uvicorn
+
+    from lastgood.server.app import create_app
+
+    project = app.project()
+    web_app = create_app(project, poll=poll)
+    if not project.store.tokens():
+        r.info(
+            "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
+        )
+    r.info(f"lastgood serving http://{host}:{port} (API docs at /docs, page at /)")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning", access_log=access_log)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for the server: create, list, revoke. Only hashes are stored."""
+
+
+@token.command("create")
+@click.option("--name", required=True, help="Who or what uses it (recorded as the actor).")
+@click.option("--role", type=click.Choice(["viewer", "deployer", "admin"]), required=True,
+              help="viewer reads; deployer also deploys, rolls back, checks and drills; admin "
+              "also manages tokens.")  # fmt: skip
+@click.option("--env", "envs", multiple=True, metavar="ENV",
+              help="Limit the role to this environment (repeatable; default: all).")  # fmt: skip
+@json_option
+@pass_app
+def token_create(
+    app: AppContext, name: str, role: str, envs: tuple[str, ...], as_json: bool
+) -> None:
+    """Create a token and print its secret once (stdout); it cannot be shown again.
+
+    \b
+    Example:
+      lastgood token create --name ci --role deployer --env staging
+    """
+    from lastgood import tokens
+
+    project = app.project()
+    for env in envs:
+        project.config.environment(env)  # an unknown name stops here, listing the known ones
+    record, secret = tokens.create(project.store, name=name, role=role, envs=list(envs),
+                                   created_by=project.actor)  # fmt: skip
+    if as_json:
+        r.emit_json({**record.to_json(), "token": secret})
+        return
+    scope = ", ".join(envs) or "all environments"
+    r.info(f"token #{record.id} {record.name!r}: {role} on {scope}. Keep it secret; it is shown "
+           "only now:")  # fmt: skip
+    r.out(secret)
+
+
+@token.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include revoked tokens.")
+@json_option
+@pass_app
+def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
+    """List tokens (never their secrets)."""
+    found = app.project().store.tokens(include_revoked=show_all)
+    if as_json:
+        r.emit_json([t.to_json() for t in found])
+        return
+    rows = [[f"#{t.id}", t.name, t.role, ", ".join(t.env_list) or "all", t.created_by,
+             r.when(t.created_at), "revoked " + r.when(t.revoked_at) if t.revoked_at else ""]
+            for t in found]  # fmt: skip
+    r.out(r.table(["id", "name", "role", "envs", "by", "created", ""], rows))
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_app
+def token_revoke(app: AppContext, token_id: int) -> None:
+    """Revoke token ID at once (the server stops accepting it within 5 s)."""
+    record = app.project().store.revoke_token(token_id)
+    r.info(f"revoked token #{record.id} {record.name!r}")

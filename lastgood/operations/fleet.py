@@ -1,0 +1,117 @@
+"""The fleet view: which consumers of a served environment run which version, and when a change
+has reached all of them.
+
+A rollback on a served environment is *complete* when every live consumer reports the restored
+version. "Live" means the consumer spoke to the server within ``STALE_AFTER`` seconds (an SDK
+holding a long-poll speaks at least every 30 s). The time to all is measured from the switch
+(the ledger's ``activated_at``) to the moment the last live consumer reported the new version.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from lastgood.record import Record, as_dict, field
+from lastgood.records import Consumer, Deployment
+from lastgood.units import format_duration
+
+if TYPE_CHECKING:
+    from lastgood.project import Project
+
+STALE_AFTER = 90.0
+
+
+class FleetStanding(Record):
+    """How far the live version of one served environment has spread."""
+
+    env: str
+    version: int | None
+    total: int
+    following: int
+    behind: list[str] = field(default_factory=list)  # "name (v6)" of live consumers not on it
+    time_to_all: float | None = None
+    verb: str = "live"  # "restored" after a rollback
+    gone: int = 0  # consumers not heard from within STALE_AFTER (not counted)
+
+    @property
+    def complete(self) -> bool:
+        return self.total > 0 and self.following == self.total
+
+    @property
+    def summary(self) -> str:
+        """``restored on 57/57 consumers in 0.3 s`` or who has not followed yet."""
+        if self.total == 0:
+            return "no live consumers"
+        label = "-" if self.version is None else f"v{self.version}"
+        took = (
+            f" in {format_duration(self.time_to_all)}"
+            if self.complete and self.time_to_all is not None
+            else ""
+        )
+        text = f"{label} {self.verb} on {self.following}/{self.total} consumers{took}"
+        if self.behind:
+            shown = ", ".join(self.behind[:10])
+            more = f" and {len(self.behind) - 10} more" if len(self.behind) > 10 else ""
+            text += f"; not following: {shown}{more}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        data = as_dict(self)
+        data.update(complete=self.complete, summary=self.summary)
+        return data
+
+
+def standing(
+    env: str,
+    consumers: Iterable[Consumer],
+    *,
+    version: int | None,
+    change: Deployment | None,
+    now: float | None = None,
+    stale_after: float = STALE_AFTER,
+) -> FleetStanding:
+    """The fleet of ``env`` against its live ``version``, switched by ledger record ``change``."""
+    now = time.time() if now is None else now
+    everyone = list(consumers)
+    live = [c for c in everyone if now - c.seen_at <= stale_after]
+    on_it = [c for c in live if version is not None and c.version == version]
+    behind = sorted(
+        f"{c.name} ({'-' if c.version is None else f'v{c.version}'})"
+        for c in live
+        if c not in on_it
+    )
+    time_to_all = None
+    switched_at = change.activated_at if change is not None else None
+    if live and len(on_it) == len(live) and switched_at is not None:
+        time_to_all = max(0.0, max(c.since for c in on_it) - switched_at)
+    return FleetStanding(
+        env=env,
+        version=version,
+        total=len(live),
+        following=len(on_it),
+        behind=behind,
+        time_to_all=time_to_all,
+        verb="restored" if change is not None and change.is_rollback else "live",
+        gone=len(everyone) - len(live),
+    )
+
+
+def switch_of(records: Iterable[Deployment], version: int | None) -> Deployment | None:
+    """The newest ledger record that made ``version`` live (the change the fleet must follow)."""
+    for record in records:
+        if record.to_version == version and record.activated_at is not None:
+            return record
+    return None
+
+
+def fleet(project: Project, env: str) -> FleetStanding | None:
+    """The fleet of a served environment from the store (None for other target types)."""
+    if project.config.environment(env).target.type != "served":
+        return None
+    live = project.target(env).live()
+    version = live.version if live else None
+    records = project.store.deployments(env, limit=50)
+    return standing(env, project.store.consumers(env), version=version,
+                    change=switch_of(records, version))  # fmt: skip

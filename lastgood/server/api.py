@@ -1,0 +1,311 @@
+"""The JSON API under ``/api/v1``: everything the CLI can do, with the same shapes as ``--json``.
+
+Reading needs a ``viewer`` token, changing what is live a ``deployer`` token for that
+environment, managing tokens an ``admin``. Every action is recorded with the token's name as the
+actor. Deploys and rollbacks answer when they are done, with the outcome the CLI prints and its
+``exit_code``; on a served environment the answer also says how far the fleet followed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from lastgood.errors import NotFoundError, UsageError
+from lastgood.operations.fleet import FleetStanding, standing, switch_of
+from lastgood.record import as_dict
+from lastgood.server.app import ServerState
+from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
+
+router = APIRouter(prefix="/api/v1", tags=["operations"])
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="How many records")]
+Ref = Annotated[str, Field(min_length=1, max_length=200, description="A version reference")]
+
+
+class DeployRequest(BaseModel):
+    version: Ref = Field(description="What to deploy: v12, a hash prefix, staging:last-good …")
+    message: str = Field("", max_length=2000, description="Why (recorded)")
+    force: bool = Field(False, description="Deploy a version that failed here before")
+    dry_run: bool = Field(False, description="Return the plan; change nothing")
+
+
+class RollbackRequest(BaseModel):
+    to: Ref | None = Field(None, description="Restore this version instead of last known good")
+    message: str = Field("", max_length=2000, description="Why (recorded)")
+    force: bool = Field(False, description="Break a stuck lock; allow a bad or never-run --to")
+    wait_fleet: float = Field(
+        5.0, ge=0, le=60, description="Served environments: seconds to wait for every consumer"
+    )
+
+
+class DrillRequest(BaseModel):
+    message: str = Field("", max_length=2000)
+    override_protection: bool = Field(False, description="Drill a protected environment (admin)")
+
+
+class FileUpload(BaseModel):
+    encoding: str = Field("utf-8", pattern="^(utf-8|base64)$")
+    content: str
+
+
+class VersionUpload(BaseModel):
+    files: dict[str, FileUpload] = Field(description="Path → content, as the config endpoint")
+    message: str = Field("", max_length=2000)
+
+
+class TokenRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(pattern="^(viewer|deployer|admin)$")
+    envs: list[str] = Field(default_factory=list, description="Empty: every environment")
+
+
+# ---- environments ----------------------------------------------------------------------------
+
+
+def _with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Replace the store's view of the fleet with the server's own, fresher one."""
+    fleet = live_fleet(state, env)
+    if fleet is not None:
+        data["fleet"] = fleet.to_json()
+    return data
+
+
+def live_fleet(state: ServerState, env: str) -> FleetStanding | None:
+    """The fleet of a served environment as the server sees it now (None for other targets)."""
+    feed = state.feeds.get(env)
+    if feed is None:
+        return None
+    version = feed.current.version if feed.current else None
+    records = state.project.store.deployments(env, limit=50)
+    return standing(env, state.consumers.of(env), version=version,
+                    change=switch_of(records, version))  # fmt: skip
+
+
+@router.get("/envs", summary="Status of every environment the token may see")
+def list_envs(state: State, token: Caller) -> list[dict[str, Any]]:
+    from lastgood.operations.status import status
+    from lastgood.tokens import allows
+
+    project = state.acting(token)
+    names = [name for name in project.config.environments if allows(token, "viewer", name)]
+    return [_with_fleet(state, name, status(project, name)[0].to_json()) for name in names]
+
+
+@router.get("/envs/{env}", summary="Status of one environment")
+def env_status(env: str, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.status import status
+
+    allowed(token, "viewer", known_env(state, env))
+    return _with_fleet(state, env, status(state.acting(token), env)[0].to_json())
+
+
+@router.get("/envs/{env}/history", summary="The timeline: deployments and events")
+def env_history(env: str, state: State, token: Caller, limit: Limit = 30) -> dict[str, Any]:
+    from lastgood.operations.status import history
+
+    allowed(token, "viewer", known_env(state, env))
+    timeline = history(state.acting(token), env, limit=limit)
+    return {"deployments": [d.to_json() for d in timeline.deployments],
+            "events": [e.to_json() for e in timeline.events]}  # fmt: skip
+
+
+@router.get("/envs/{env}/consumers", summary="The fleet: which consumer serves which version")
+def env_consumers(env: str, state: State, token: Caller) -> dict[str, Any]:
+    allowed(token, "viewer", known_env(state, env))
+    fleet = live_fleet(state, env)
+    if fleet is None:
+        raise NotFoundError(f"{env} is not a served environment, so it has no consumers",
+                            hint='set target = { type = "served" } to serve it')  # fmt: skip
+    consumers = sorted(state.consumers.of(env), key=lambda c: c.name)
+    return {"fleet": fleet.to_json(), "consumers": [c.to_json() for c in consumers]}
+
+
+@router.post(
+    "/envs/{env}/deploy", summary="Deploy a recorded version, bake it, roll back on failure"
+)
+def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import deploy as verbs
+
+    allowed(token, "deployer", known_env(state, env))
+    project = state.acting(token)
+    if body.dry_run:
+        return verbs.plan_deploy(project, env, ref=body.version).to_json()
+    outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
+                           force=body.force, source="server")  # fmt: skip
+    state.feeds.poke()
+    return _with_fleet(state, env, outcome.to_json())
+
+
+@router.post("/envs/{env}/rollback", summary="Restore last known good (or a chosen version)")
+def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.rollback import rollback as do_rollback
+
+    allowed(token, "deployer", known_env(state, env))
+    outcome = do_rollback(state.acting(token), env, to=body.to, reason=body.message,
+                          force=body.force, source="server")  # fmt: skip
+    state.feeds.poke()
+    data = outcome.to_json()
+    fleet = wait_for_fleet(state, env, body.wait_fleet)
+    if fleet is not None:
+        data["fleet"] = fleet.to_json()
+    return data
+
+
+def wait_for_fleet(state: ServerState, env: str, seconds: float) -> FleetStanding | None:
+    """Wait until every live consumer serves the live version, or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        fleet = live_fleet(state, env)
+        if fleet is None or fleet.complete or fleet.total == 0 or time.monotonic() >= deadline:
+            return fleet
+        time.sleep(0.01)
+
+
+@router.post("/envs/{env}/check", summary="Run the health checks now")
+def check(env: str, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.status import check_now
+
+    allowed(token, "deployer", known_env(state, env))
+    done = check_now(state.acting(token), env)
+    return {"ok": done.ok, "results": [
+        {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration}
+        for x in done.results]}  # fmt: skip
+
+
+@router.post("/envs/{env}/drill", summary="Rehearse a rollback: break, detect, restore, measure")
+def drill(env: str, body: DrillRequest, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.drill import drill as do_drill
+
+    allowed(token, "admin" if body.override_protection else "deployer", known_env(state, env))
+    result = do_drill(state.acting(token), env, override_protection=body.override_protection,
+                      reason=body.message)  # fmt: skip
+    state.feeds.poke()
+    data = as_dict(result)
+    data["exit_code"] = result.exit_code
+    return data
+
+
+# ---- versions --------------------------------------------------------------------------------
+
+
+@router.get("/versions", summary="Versions, newest first")
+def versions(state: State, token: Caller, limit: Limit = 20) -> list[dict[str, Any]]:
+    from lastgood.operations.versions import log
+
+    allowed_somewhere(token, "viewer")
+    return [v.__dict__ for v in log(state.project, limit=limit)]
+
+
+@router.post("/versions", summary="Record uploaded files as a new version (unless unchanged)")
+def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.snapshot import snapshot
+    from lastgood.server.uploads import bundle_of
+
+    allowed_somewhere(token, "deployer")
+    project = state.acting(token)
+    result = snapshot(
+        project,
+        body.message,
+        source="server",
+        bundle=bundle_of(project, {p: f.model_dump() for p, f in body.files.items()}),
+    )
+    return {"created": result.created, "version": result.version.__dict__}
+
+
+@router.get("/versions/{ref}", summary="One version and its files")
+def version(ref: str, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations.versions import show
+    from lastgood.server.live import encode_file
+
+    allowed_somewhere(token, "viewer")
+    info, files = show(state.project, ref)
+    return {"version": info.__dict__,
+            "files": {p: encode_file(d) for p, d in sorted(files.items())}}  # fmt: skip
+
+
+@router.get("/versions/{ref}/files/{path:path}", summary="One file of a version, as stored",
+            response_class=PlainTextResponse)  # fmt: skip
+def version_file(ref: str, path: str, state: State, token: Caller) -> Response:
+    from lastgood.operations.versions import show
+
+    allowed_somewhere(token, "viewer")
+    _, files = show(state.project, ref, path)
+    return Response(files[path], media_type="application/octet-stream")
+
+
+@router.get("/diff", summary="Unified diff between two versions")
+def diff(
+    state: State,
+    token: Caller,
+    old: Annotated[str, Query(min_length=1, max_length=200)],
+    new: Annotated[str, Query(min_length=1, max_length=200)],
+) -> dict[str, Any]:
+    from lastgood.operations import versions as verbs
+
+    allowed_somewhere(token, "viewer")
+    if "workspace" in (old, new):
+        raise UsageError(
+            "the server compares recorded versions only, not a folder",
+            hint="upload the folder as a version first (POST /api/v1/versions)",
+        )
+    before, after = verbs.sides(state.project, old, new)
+    return {"old": before.label, "new": after.label, "files": verbs.changes(before, after),
+            "diff": verbs.unified(before, after)}  # fmt: skip
+
+
+# ---- reports ---------------------------------------------------------------------------------
+
+
+@router.get("/report", summary="The stakeholder digest", response_model=None)
+def report(
+    state: State,
+    token: Caller,
+    since: Annotated[str, Query(max_length=40, description="A duration (7d) or a date")] = "7d",
+    env: Annotated[list[str] | None, Query(description="Environments (default: all)")] = None,
+    format: Annotated[str, Query(pattern="^(json|text|markdown|html)$")] = "json",
+) -> Any:
+    from lastgood.cli.report_cmd import parse_since
+    from lastgood.operations import report as verbs
+    from lastgood.report import render
+
+    names = env or list(state.project.config.environments)
+    for name in names:
+        allowed(token, "viewer", known_env(state, name))
+    now = time.time()
+    digest = verbs.build(state.project, since=parse_since(since, now), until=now, envs=names)
+    if format == "json":
+        return digest.to_json()
+    media = {"text": "text/plain", "markdown": "text/markdown", "html": "text/html"}[format]
+    return Response(render(digest, format), media_type=f"{media}; charset=utf-8")
+
+
+# ---- tokens ----------------------------------------------------------------------------------
+
+
+@router.get("/tokens", summary="API tokens (never their secrets)")
+def list_tokens(state: State, token: Caller) -> list[dict[str, Any]]:
+    allowed(token, "admin")
+    return [t.to_json() for t in state.project.store.tokens()]
+
+
+@router.post("/tokens", summary="Create a token; its secret is in this answer and nowhere else")
+def create_token(body: TokenRequest, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood import tokens
+
+    allowed(token, "admin")
+    for name in body.envs:
+        known_env(state, name)
+    record, secret = tokens.create(state.project.store, name=body.name, role=body.role,
+                                   envs=body.envs, created_by=token.name)  # fmt: skip
+    return {**record.to_json(), "token": secret}
+
+
+@router.delete("/tokens/{token_id}", summary="Revoke a token")
+def revoke_token(token_id: int, state: State, token: Caller) -> dict[str, Any]:
+    allowed(token, "admin")
+    return state.project.store.revoke_token(token_id).to_json()

@@ -1,0 +1,132 @@
+"""The FastAPI application: state shared by every request, error translation, background tasks.
+
+Everything a request needs hangs off :class:`ServerState` (``request.app.state.lastgood``): the
+project (one store connection pool for all), the live-config feeds, the consumer registry and the
+authenticator. Errors leave as ``{"error": …, "hint": …, "exit_code": …}`` with the status that
+:mod:`lastgood.errors` assigns, so the CLI acting through the server exits exactly as it would
+locally; nothing unexpected ever shows a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lastgood import __version__
+from lastgood.errors import LastgoodError
+from lastgood.events import Event, EventKind
+from lastgood.project import Project
+from lastgood.records import ApiToken
+from lastgood.server.auth import Authenticator
+from lastgood.server.consumers import Consumers
+from lastgood.server.live import Feeds
+
+log = logging.getLogger("lastgood.server")
+
+
+class ServerState:
+    """What the server holds between requests."""
+
+    def __init__(
+        self, project: Project, *, poll: float = 0.05, flush_every: float = 0.5,
+        fleet_wait: float = 5.0,
+    ) -> None:  # fmt: skip
+        self.project = project
+        self.feeds = Feeds(project, poll)
+        self.consumers = Consumers(project.store, flush_every)
+        self.auth = Authenticator(project.store)
+        self.fleet_wait = fleet_wait
+
+    def acting(self, token: ApiToken) -> Project:
+        """The project acting for ``token``: its actions are recorded under the token's name,
+        and a switch it makes reaches the feeds at once."""
+        project = self.project.acting_as(token.name)
+        project.events.subscribe(self._on_event)
+        return project
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind is EventKind.ACTIVATED or event.kind is EventKind.ROLLBACK_PERFORMED:
+            self.feeds.poke()
+
+
+def error_body(exc: LastgoodError) -> dict[str, Any]:
+    return {"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+
+
+def create_app(project: Project, **options: Any) -> FastAPI:
+    """The whole server on ``project``: API, live config, metrics and the web page."""
+    state = ServerState(project, **options)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(state.feeds.run()),
+                 asyncio.create_task(state.consumers.run())]  # fmt: skip
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(state.consumers.flush)
+
+    app = FastAPI(
+        title="lastgood",
+        version=__version__,
+        description="The undo button for business operations: versions, deploys, rollbacks, "
+        "health, and live configuration for applications. Every endpoint under /api/v1 takes "
+        "'Authorization: Bearer TOKEN' (create one with 'lastgood token create').",
+        lifespan=lifespan,
+    )
+    app.state.lastgood = state
+    _install_error_handlers(app)
+
+    from lastgood.server import api, config_api, metrics, web
+
+    app.include_router(api.router)
+    app.include_router(config_api.router)
+    app.include_router(metrics.router)
+    app.include_router(web.router)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LastgoodError)
+    async def lastgood_error(request: Request, exc: LastgoodError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return JSONResponse(
+            {"error": "bad request: " + "; ".join(problems),
+             "hint": "see /docs for what this endpoint takes", "exit_code": 2},
+            status_code=422,
+        )  # fmt: skip
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail), "hint": None, "exit_code": 2},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return JSONResponse(
+            {"error": f"unexpected error: {type(exc).__name__}",
+             "hint": "the server log has the details", "exit_code": 1},
+            status_code=500,
+        )  # fmt: skip

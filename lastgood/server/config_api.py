@@ -1,0 +1,150 @@
+"""Live config for applications: ``/api/v1/envs/{env}/config`` and how consumers follow it.
+
+- ``GET …/config`` answers the whole live version (files, version, content hash) with an
+  ``ETag``; ``If-None-Match`` with the current tag answers ``304``. Add ``?wait=30`` to
+  long-poll: the answer comes the moment the version changes, or ``304`` after 30 s.
+- ``GET …/config/files/{path}`` answers one file's bytes.
+- ``GET …/config/stream`` is a server-sent event stream: one ``config`` event now and one per
+  change, with a comment every 15 s to keep proxies from closing it.
+- Consumers say what they serve in headers on every read (see
+  :mod:`lastgood.server.consumers`), or with ``POST …/consumers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from lastgood.errors import NotFoundError
+from lastgood.records import ApiToken
+from lastgood.server.app import ServerState
+from lastgood.server.consumers import parse_serving
+from lastgood.server.deps import Caller, State, allowed, known_env
+from lastgood.server.live import Feed, Served, etag_matches
+
+router = APIRouter(prefix="/api/v1/envs/{env}", tags=["live config"])
+
+KEEPALIVE = 15.0
+
+
+class ConsumerReport(BaseModel):
+    consumer: str = Field(min_length=1, max_length=200, description="Stable id of the consumer")
+    name: str = Field("", max_length=200, description="Who it is, for people: host:pid, app")
+    version: int | None = Field(None, ge=1, description="The version it serves now")
+    content_hash: str | None = Field(None, max_length=64)
+
+
+def _feed(state: ServerState, env: str, token: ApiToken) -> Feed:
+    allowed(token, "viewer", known_env(state, env))
+    feed = state.feeds.get(env)
+    if feed is None:
+        raise NotFoundError(
+            f"{env} is not a served environment, so the server has no live config for it",
+            hint=f'set target = {{ type = "served" }} under [env.{env}] and restart the server',
+        )
+    return feed
+
+
+def _published(feed: Feed) -> Served:
+    if feed.current is None:
+        raise NotFoundError(
+            f"nothing is live on {feed.env} yet",
+            hint=f"deploy a version first: 'lastgood deploy {feed.env}'",
+        )
+    return feed.current
+
+
+def _headers(served: Served) -> dict[str, str]:
+    return {"ETag": served.etag, "X-Lastgood-Version": str(served.version),
+            "Cache-Control": "no-cache"}  # fmt: skip
+
+
+def _report(state: ServerState, env: str, request: Request) -> None:
+    consumer = request.headers.get("x-lastgood-consumer")
+    if consumer is None:
+        return
+    version, content_hash = parse_serving(request.headers.get("x-lastgood-serving"))
+    name = request.headers.get("x-lastgood-consumer-name") or consumer
+    state.consumers.report(env, consumer, name=name, version=version, content_hash=content_hash)
+
+
+@router.get("/config", summary="The live config: every file, the version and its content hash",
+            responses={304: {"description": "Not modified (If-None-Match matched)"}})  # fmt: skip
+async def config(
+    env: str,
+    request: Request,
+    state: State,
+    token: Caller,
+    wait: Annotated[float, Query(ge=0, le=60, description="Long-poll up to this many s")] = 0,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    feed = _feed(state, env, token)
+    _report(state, env, request)
+    if wait and (feed.current is None or etag_matches(if_none_match, feed.current.etag)):
+        current = feed.current.etag if feed.current else None
+        await feed.wait_change(current, wait)
+        _report(state, env, request)  # still here: the consumer is alive
+    served = _published(feed)
+    if etag_matches(if_none_match, served.etag):
+        return Response(status_code=304, headers=_headers(served))
+    return Response(served.body, media_type="application/json", headers=_headers(served))
+
+
+@router.get("/config/files/{path:path}", summary="One file of the live config, as bytes",
+            responses={304: {"description": "Not modified"}})  # fmt: skip
+async def config_file(
+    env: str,
+    path: str,
+    state: State,
+    token: Caller,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    served = _published(_feed(state, env, token))
+    if path not in served.files:
+        raise NotFoundError(f"v{served.version} on {env} has no file {path[:200]!r}",
+                            hint=f"GET /api/v1/envs/{env}/config lists the files")  # fmt: skip
+    if etag_matches(if_none_match, served.etag):
+        return Response(status_code=304, headers=_headers(served))
+    return Response(served.files[path], media_type="application/octet-stream",
+                    headers=_headers(served))  # fmt: skip
+
+
+@router.get("/config/stream", summary="Server-sent events: one per change of the live version",
+            response_class=StreamingResponse)  # fmt: skip
+async def config_stream(env: str, request: Request, state: State, token: Caller) -> Response:
+    feed = _feed(state, env, token)
+
+    async def events() -> AsyncIterator[str]:
+        sent: str | None = None
+        while not await request.is_disconnected():
+            current = feed.current
+            if current is not None and current.etag != sent:
+                sent = current.etag
+                yield f"event: config\ndata: {json.dumps(current.summary())}\n\n"
+                continue
+            before = feed.current.etag if feed.current else None
+            waiter = asyncio.create_task(feed.wait_change(before, KEEPALIVE))
+            await waiter
+            if feed.current is None or feed.current.etag == sent:
+                yield ": keepalive\n\n"
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/consumers", summary="A consumer reports the version it serves", status_code=204,
+             response_class=Response)  # fmt: skip
+def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller) -> Response:
+    _feed(state, env, token)
+    state.consumers.report(env, body.consumer, name=body.name or body.consumer,
+                           version=body.version, content_hash=body.content_hash)  # fmt: skip
+    return Response(status_code=204)

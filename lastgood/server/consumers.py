@@ -1,0 +1,129 @@
+"""The fleet as the server sees it: which consumer serves which version, reported by the SDK.
+
+Reports arrive on every config request (headers ``X-Lastgood-Consumer``,
+``X-Lastgood-Consumer-Name`` and ``X-Lastgood-Serving: VERSION:HASH``) and on
+``POST /api/v1/envs/{env}/consumers``. They are kept in memory, so a thousand consumers reporting
+at once cost a thousand dictionary writes, and flushed to the store in one transaction every
+``flush_every`` seconds, so ``lastgood status`` and a restarted server see the same fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from lastgood.errors import UsageError
+from lastgood.records import Consumer
+
+if TYPE_CHECKING:
+    from lastgood.store.base import StoreBackend
+
+FORGET_AFTER = 7 * 24 * 3600.0
+MAX_ID = 200
+
+
+def parse_serving(value: str | None) -> tuple[int | None, str | None]:
+    """``X-Lastgood-Serving: 12:3f2a…`` → (12, "3f2a…"); absent or ``none`` → (None, None)."""
+    if value is None or value.strip() in ("", "none"):
+        return None, None
+    number, _, content_hash = value.strip().partition(":")
+    try:
+        version = int(number.lstrip("v"))
+    except ValueError:
+        raise UsageError(
+            f"X-Lastgood-Serving must be VERSION:HASH, got {value[:80]!r}",
+            hint="send e.g. 'X-Lastgood-Serving: 12:3f2a9c1d…', or 'none' before the first read",
+        ) from None
+    if version < 1 or len(content_hash) > 64:
+        raise UsageError(f"X-Lastgood-Serving names no real version: {value[:80]!r}")
+    return version, content_hash or None
+
+
+def check_identity(consumer_id: str, name: str) -> None:
+    if not consumer_id or len(consumer_id) > MAX_ID or not consumer_id.isprintable():
+        raise UsageError(
+            "a consumer id must be 1 to 200 printable characters",
+            hint="the SDK makes one per process; pass consumer_id= to LiveConfig to choose it",
+        )
+    if len(name) > MAX_ID or not name.isprintable():
+        raise UsageError("a consumer name must be at most 200 printable characters")
+
+
+class Consumers:
+    """In-memory consumer reports with a periodic flush to the store."""
+
+    def __init__(self, store: StoreBackend, flush_every: float = 0.5) -> None:
+        self.store = store
+        self.flush_every = flush_every
+        self._lock = threading.Lock()
+        self._known = {(c.env, c.consumer_id): c for c in store.consumers()}
+        self._dirty: set[tuple[str, str]] = set()
+        self.reports = 0
+
+    def report(
+        self,
+        env: str,
+        consumer_id: str,
+        *,
+        name: str,
+        version: int | None,
+        content_hash: str | None,
+        now: float | None = None,
+    ) -> Consumer:
+        """Record that ``consumer_id`` serves ``version`` of ``env`` now."""
+        check_identity(consumer_id, name)
+        now = time.time() if now is None else now
+        key = (env, consumer_id)
+        with self._lock:
+            old = self._known.get(key)
+            same = old is not None and (old.version, old.content_hash) == (version, content_hash)
+            record = Consumer(env=env, consumer_id=consumer_id, name=name or consumer_id,
+                              version=version, content_hash=content_hash,
+                              since=old.since if same and old else now, seen_at=now)  # fmt: skip
+            self._known[key] = record
+            self._dirty.add(key)
+            self.reports += 1
+        return record
+
+    def of(self, env: str) -> list[Consumer]:
+        with self._lock:
+            return [c for (e, _), c in self._known.items() if e == env]
+
+    def all(self) -> list[Consumer]:
+        with self._lock:
+            return list(self._known.values())
+
+    def flush(self) -> int:
+        """Write what changed since the last flush, in one transaction; returns how many."""
+        with self._lock:
+            rows = [self._known[key] for key in self._dirty]
+            self._dirty.clear()
+        try:
+            self.store.save_consumers(rows)
+        except Exception:
+            with self._lock:  # keep them for the next flush
+                self._dirty.update((c.env, c.consumer_id) for c in rows)
+            raise
+        return len(rows)
+
+    def forget_old(self, now: float | None = None) -> None:
+        cutoff = (time.time() if now is None else now) - FORGET_AFTER
+        with self._lock:
+            for key in [k for k, c in self._known.items() if c.seen_at < cutoff]:
+                del self._known[key]
+        self.store.forget_consumers(seen_before=cutoff)
+
+    async def run(self) -> None:
+        """Flush forever; forget consumers silent for a week once an hour."""
+        last_forget = 0.0
+        while True:
+            await asyncio.sleep(self.flush_every)
+            try:
+                await asyncio.to_thread(self.flush)
+                if time.time() - last_forget > 3600:
+                    last_forget = time.time()
+                    await asyncio.to_thread(self.forget_old)
+            except Exception:  # the store is down: keep the reports, try again
+                continue

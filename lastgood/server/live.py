@@ -1,0 +1,169 @@
+"""Live config: what each served environment publishes, and waking everyone when it changes.
+
+One :class:`Feed` per served environment follows the target's ``current`` link. The payload is
+built once per version (files, version number, content hash, JSON body, ETag), so a read is a
+dictionary lookup and a revalidation is a string compare. Waiters (long-polls, event streams)
+wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
+the whole fleet at once.
+
+Changes are seen two ways: the server's own deploys and rollbacks poke the feeds the moment the
+target switches (see :meth:`Feeds.poke`), and a poll every ``interval`` seconds catches the CLI,
+the watcher or any other process switching the same target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lastgood.bundle import Bundle
+from lastgood.record import Record
+
+if TYPE_CHECKING:
+    from lastgood.project import Project
+    from lastgood.targets.served import ServedTarget
+
+
+class Served(Record):
+    """One published version of a served environment."""
+
+    env: str
+    version: int
+    content_hash: str
+    drifted: bool
+    files: dict[str, bytes]
+    body: bytes
+    published_at: float
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.content_hash}"'
+
+    def summary(self) -> dict[str, Any]:
+        return {"env": self.env, "version": self.version, "content_hash": self.content_hash,
+                "drifted": self.drifted, "published_at": self.published_at}  # fmt: skip
+
+
+def encode_file(data: bytes) -> dict[str, str]:
+    """A file as JSON: UTF-8 text as is, anything else base64."""
+    try:
+        return {"encoding": "utf-8", "content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
+
+
+def _read_tree(folder: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for here, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(here) / name
+            files[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return files
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """``If-None-Match`` against our ETag (a list, ``*`` and weak tags included)."""
+    if not header:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+class Feed:
+    """The live config of one served environment."""
+
+    def __init__(self, env: str, target: ServedTarget) -> None:
+        self.env = env
+        self.target = target
+        self.current: Served | None = None
+        self._link: str | None = None
+        self._changed = asyncio.Event()
+
+    def _readlink(self) -> str | None:
+        try:
+            return os.readlink(self.target.current)
+        except OSError:
+            return None
+
+    def _load(self) -> Served | None:
+        release = self.target.live()
+        if release is None:
+            return None
+        folder = self.target.store.release_path(release.name)
+        files = _read_tree(folder)
+        actual = Bundle(files).content_hash
+        payload = {
+            "env": self.env,
+            "version": release.version,
+            "content_hash": actual,
+            "drifted": actual != release.content_hash,
+            "files": {path: encode_file(data) for path, data in files.items()},
+        }
+        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+        return Served(env=self.env, version=release.version, content_hash=actual,
+                      drifted=actual != release.content_hash, files=files, body=body,
+                      published_at=time.time())  # fmt: skip
+
+    async def refresh(self) -> bool:
+        """Publish the target's live release if it changed; wake every waiter. True if changed."""
+        link = self._readlink()
+        if link == self._link and (link is None or self.current is not None):
+            return False
+        try:
+            served = await asyncio.to_thread(self._load)
+        except (OSError, ValueError):
+            return False  # a release half-pruned under us: the next poll reads it again
+        self._link, self.current = link, served
+        woken, self._changed = self._changed, asyncio.Event()
+        woken.set()
+        return True
+
+    async def wait_change(self, etag: str | None, timeout: float) -> None:
+        """Return once what is published differs from ``etag``, or after ``timeout`` seconds."""
+        if self.current is None and etag is None:
+            pass
+        elif self.current is None or self.current.etag != etag:
+            return
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            return
+
+
+class Feeds:
+    """Every served environment's feed, and the task that keeps them current."""
+
+    def __init__(self, project: Project, interval: float) -> None:
+        self.interval = interval
+        self.feeds: dict[str, Feed] = {}
+        for name, env in project.config.environments.items():
+            if env.target.type == "served":
+                self.feeds[name] = Feed(name, project.target(name))  # type: ignore[arg-type]
+        self._poke = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self, env: str) -> Feed | None:
+        return self.feeds.get(env)
+
+    def poke(self) -> None:
+        """Look at the targets now (thread-safe): called when this server switched one."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._poke.set)
+
+    async def run(self) -> None:
+        """Refresh every feed, then wait for a poke or the poll interval; forever."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            for feed in self.feeds.values():
+                await feed.refresh()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), self.interval)
+            self._poke.clear()

@@ -1,0 +1,103 @@
+"""Real ``lastgood serve`` processes for the server, SDK, CLI-through-server and browser tests.
+
+``Server`` starts the real console script on a free port of 127.0.0.1, waits for ``/healthz``,
+and stops it (SIGTERM, then SIGKILL) at teardown. Tokens are made with the real
+``lastgood token create``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import LASTGOOD, Workspace
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One ``lastgood serve`` process on a workspace."""
+
+    def __init__(self, ws: Workspace, *extra: str, port: int | None = None) -> None:
+        self.ws = ws
+        self.extra = extra
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[str] | None = None
+        self.log = ws.base / f"serve-{self.port}.log"
+
+    def start(self, timeout: float = 30) -> Server:
+        command = [LASTGOOD, "-C", str(self.ws.root)]
+        if self.ws.store:
+            command += ["--store", self.ws.store]
+        command += ["serve", "--port", str(self.port), *self.extra]
+        env = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"lastgood serve exited: {self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(
+            f"lastgood serve did not answer in {timeout} s: {self.log.read_text()}"
+        )
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def token(self, role: str, *envs: str, name: str | None = None) -> str:
+        """A new token's secret, made with the real CLI."""
+        args = ["token", "create", "--name", name or f"{role}-{'-'.join(envs) or 'all'}"]
+        args += ["--role", role]
+        for env in envs:
+            args += ["--env", env]
+        done = self.ws.run(*args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def client(self, token: str | None = None, timeout: float = 60) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Server]]:
+    """Factory: ``serve(ws, "--poll", "0.05")`` starts a server; all are stopped at the end."""
+    started: list[Server] = []
+
+    def start(ws: Workspace, *extra: str, port: int | None = None) -> Server:
+        started.append(Server(ws, *extra, port=port).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
