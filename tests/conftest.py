@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +158,20 @@ def workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
     yield make
     for ws in made:
         ws.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Any]]:
+    """Factory: ``serve(ws, "--poll", "0.05")`` starts a real ``lastgood serve`` on a free port
+    (see ``tests/serving.py``); every server started is stopped at the end."""
+    from tests.serving import Server
+
+    started: list[Server] = []
+
+    def start(ws: Workspace, *extra: str, port: int | None = None) -> Server:
+        started.append(Server(ws, *extra, port=port).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

@@ -12,10 +12,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 
 import httpx
-import pytest
 
 from tests.conftest import LASTGOOD, Workspace
 
@@ -87,17 +85,3 @@ class Server:
     def client(self, token: str | None = None, timeout: float = 60) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., Server]]:
-    """Factory: ``serve(ws, "--poll", "0.05")`` starts a server; all are stopped at the end."""
-    started: list[Server] = []
-
-    def start(ws: Workspace, *extra: str, port: int | None = None) -> Server:
-        started.append(Server(ws, *extra, port=port).start())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()

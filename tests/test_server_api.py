@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.conftest import Workspace
-from tests.serving import Server, serve  # noqa: F401  (fixture)
+from tests.serving import Server
 
 
 def served(workspace: Callable[..., Workspace], **policy: str) -> Workspace:
