@@ -1,0 +1,115 @@
+"""The fleet view and the server's command-line side: tokens, the install hint, status lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from lastgood.operations.fleet import standing
+from lastgood.records import Consumer, Deployment
+from tests.conftest import Workspace
+
+NOW = 1_000_000.0
+
+
+def consumer(name: str, version: int | None, since: float, seen: float = NOW) -> Consumer:
+    return Consumer(env="prod", consumer_id=name, name=name, version=version,
+                    content_hash=None, since=since, seen_at=seen)  # fmt: skip
+
+
+def switch(kind: str = "rollback", at: float = NOW - 10) -> Deployment:
+    return Deployment(
+        id=7, env="prod", kind=kind, status="succeeded", from_version=4, to_version=3,
+        actor="ana", reason="", source="cli", parent=None, trigger_at=None,
+        requested_at=at - 1, activated_at=at, verified_at=at + 1, failed_at=None,
+        finished_at=at + 1, detail="",
+    )  # fmt: skip
+
+
+def test_a_rollback_is_complete_when_every_live_consumer_reports_it() -> None:
+    fleet = standing(
+        "prod",
+        [consumer("a", 3, NOW - 9.9), consumer("b", 3, NOW - 9.7)],
+        version=3, change=switch(), now=NOW,
+    )  # fmt: skip
+    assert fleet.complete
+    assert fleet.summary == "v3 restored on 2/2 consumers in 300 ms"
+
+
+def test_consumers_that_did_not_follow_are_named_and_silent_ones_not_counted() -> None:
+    fleet = standing(
+        "prod",
+        [consumer("a", 3, NOW - 9.9), consumer("late", 4, NOW - 50),
+         consumer("gone", 4, NOW - 500, seen=NOW - 500)],
+        version=3, change=switch(), now=NOW,
+    )  # fmt: skip
+    assert not fleet.complete and fleet.time_to_all is None
+    assert (fleet.total, fleet.following, fleet.gone) == (2, 1, 1)
+    assert fleet.summary == "v3 restored on 1/2 consumers; not following: late (v4)"
+
+
+def test_a_deploy_is_live_and_no_consumers_is_said_plainly() -> None:
+    deployed = standing("prod", [consumer("a", 3, NOW - 9)], version=3,
+                        change=switch("deploy"), now=NOW)  # fmt: skip
+    assert deployed.summary == "v3 live on 1/1 consumers in 1.0 s"
+    assert standing("prod", [], version=3, change=None, now=NOW).summary == "no live consumers"
+
+
+def test_status_shows_the_fleet_of_a_served_environment(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = workspace(target="served")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    project = ws.project()
+    live = project.target("staging").live()
+    assert live is not None
+    project.store.save_consumers(
+        [Consumer(env="staging", consumer_id=f"c{i}", name=f"worker-{i}", version=live.version,
+                  content_hash=live.content_hash, since=time.time(), seen_at=time.time())
+         for i in range(3)]
+    )  # fmt: skip
+    shown = ws.run("status", "staging")
+    assert shown.returncode == 0, shown.stderr
+    assert "consumers     v1 live on 3/3 consumers in" in shown.stdout
+    data = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert data["fleet"]["complete"] and data["fleet"]["total"] == 3
+
+
+def test_token_secret_is_shown_once_and_stored_only_as_a_hash(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = workspace(target="served")
+    made = ws.run("token", "create", "--name", "ci", "--role", "deployer", "--env", "staging")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("lg_") and len(secret) > 40
+    assert "deployer on staging" in made.stderr and secret not in made.stderr
+    listed = ws.run("token", "list")
+    assert "ci" in listed.stdout and "staging" in listed.stdout and secret not in listed.stdout
+    stored = b"".join(p.read_bytes() for p in (ws.root / ".lastgood").glob("store.db*"))
+    assert secret.encode() not in stored
+    unknown = ws.run("token", "create", "--name", "x", "--role", "viewer", "--env", "nowhere")
+    assert unknown.returncode == 2 and "no environment named 'nowhere'" in unknown.stderr
+    revoked = ws.run("token", "revoke", "1")
+    assert revoked.returncode == 0 and "revoked token #1 'ci'" in revoked.stderr
+    assert "ci" not in ws.run("token", "list").stdout
+    assert ws.run("token", "revoke", "99").returncode == 2
+
+
+def test_serve_without_the_server_extra_prints_the_install_hint(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = workspace(target="served")
+    hide = (
+        "import sys; sys.modules['fastapi'] = None; sys.argv = ['lastgood', '-C', sys.argv[1], "
+        "'serve']; from lastgood.cli.fast import main; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", hide, str(ws.root)], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert "lastgood serve needs the server extra" in done.stderr
+    assert "pip install 'lastgood[server]'" in done.stderr
