@@ -30,8 +30,12 @@ FAILPOINT = Setting(
     "LASTGOOD_FAILPOINT", "Comma-separated failpoint names that kill the process (crash tests)"
 )
 COLOR = Setting("NO_COLOR", "Any value turns off colour in terminal output")
+SERVER = Setting(
+    "LASTGOOD_SERVER", "URL of a lastgood server to act through instead of the store (--server)"
+)
+TOKEN = Setting("LASTGOOD_TOKEN", "API token for --server; never printed (--token)")
 
-ALL = (STORE, AUTHOR, WORKSPACE, FAILPOINT, COLOR)
+ALL = (STORE, AUTHOR, WORKSPACE, FAILPOINT, COLOR, SERVER, TOKEN)
 
 
 def mask_url(url: str) -> str:

@@ -1,6 +1,9 @@
 """What every command shares, without click: the workspace context and error translation.
 
-Kept free of click so the rollback fast lane (:mod:`lastgood.cli.fast`) can use it too.
+Kept free of click (and httpx) so the rollback fast lane (:mod:`lastgood.cli.fast`) can use it
+too. With ``--server`` (or ``LASTGOOD_SERVER``) the commands that can act through a server do so
+through :meth:`AppContext.remote`; the others stop at :meth:`AppContext.project`, so nothing ever
+acts on a local store while the user asked for a server.
 Errors are translated in one place, :func:`guarded`: a :class:`LastgoodError` prints its message
 and hint and returns its exit code; anything else prints one line (a traceback only with
 ``LASTGOOD_DEBUG=1``) and returns 1.
@@ -12,21 +15,40 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lastgood import holder, settings
 from lastgood.config import find_root
-from lastgood.errors import ConfigError, LastgoodError
+from lastgood.errors import ConfigError, LastgoodError, UsageError
 from lastgood.project import Project
+
+if TYPE_CHECKING:
+    from lastgood.cli.remote import Remote
 
 
 class AppContext:
-    """What every command gets: where the workspace is and how to open the project."""
+    """What every command gets: where the workspace is and how to open the project, or the
+    server to act through (``server`` and ``token`` as the click group resolved them from the
+    options and the environment; ``command`` the name of the command being run)."""
 
-    def __init__(self, workspace: str | None, store: str | None, author: str | None) -> None:
+    def __init__(
+        self,
+        workspace: str | None,
+        store: str | None,
+        author: str | None,
+        *,
+        server: str | None = None,
+        token: str | None = None,
+        command: str | None = None,
+    ) -> None:
         self.workspace = workspace
         self.store = store
         self.author = author
+        self.server = server
+        self.token = token
+        self.command = command
         self._project: Project | None = None
+        self._remote: Remote | None = None
 
     def root(self) -> Path:
         explicit = self.workspace or settings.WORKSPACE.read()
@@ -41,15 +63,39 @@ class AppContext:
         return found
 
     def project(self) -> Project:
+        """The project on the local store; refused while a server is set, so that a command
+        that cannot act through a server never quietly acts on a store instead."""
+        self.require_store()
         if self._project is None:
             self._project = Project.open(
                 self.root(), store_url=self.store, actor=holder.author(self.author)
             )
         return self._project
 
+    def remote(self) -> Remote:
+        """The server to act through (only when ``server`` is set)."""
+        if self._remote is None:
+            from lastgood.cli.remote import Remote
+
+            assert self.server is not None
+            self._remote = Remote(self.server, self.token)
+        return self._remote
+
+    def require_store(self) -> None:
+        """Refuse when a server is set: the command at hand needs the store itself."""
+        if self.server:
+            name = f"'lastgood {self.command}'" if self.command else "this command"
+            raise UsageError(
+                f"{name} works on a store only, not through a server "
+                f"({settings.mask_url(self.server)})",
+                hint="drop --server (and unset LASTGOOD_SERVER) to run it where the store is",
+            )
+
     def close(self) -> None:
         if self._project is not None:
             self._project.close()
+        if self._remote is not None:
+            self._remote.close()
 
 
 def guarded(run: Callable[[], int]) -> int:

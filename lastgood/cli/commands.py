@@ -1,15 +1,28 @@
-"""The commands. Each one parses its options, calls one verb, and renders the result."""
+"""The commands. Each one parses its options, calls one verb, and renders the result.
+
+With ``--server`` the verb runs on the server (:mod:`lastgood.cli.remote`). Its answer has the
+shape of the local ``--json``, and each command renders both from that shape, so the text, the
+JSON and the exit code are the same whichever way the command went.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.errors import UsageError
 from lastgood.outcome import Outcome
+from lastgood.record import Record, fields_of
 from lastgood.units import format_duration
+
+if TYPE_CHECKING:
+    from lastgood.operations.status import EnvStatus
+
+R = TypeVar("R", bound=Record)
 
 pass_app = click.make_pass_decorator(AppContext)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
@@ -27,6 +40,7 @@ def init(app: AppContext, force: bool) -> None:
     """
     from lastgood.operations.init import init as do_init
 
+    app.require_store()  # before writing anything
     root = Path(app.workspace).resolve() if app.workspace else Path.cwd()
     for path in do_init(root, force=force):
         r.info(f"wrote {path}")
@@ -50,16 +64,35 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
     Example:
       lastgood snapshot -m "lower the lead threshold to 0.4"
     """
-    from lastgood.operations.snapshot import snapshot as do_snapshot
+    from lastgood.records import VersionInfo
 
-    result = do_snapshot(app.project(), message)
-    version = result.version
+    if app.server:
+        data = app.remote().upload(_folder(app), message)
+    else:
+        from lastgood.operations.snapshot import snapshot as do_snapshot
+
+        result = do_snapshot(app.project(), message)
+        data = {"created": result.created, "version": result.version.__dict__}
+    version = rebuild(VersionInfo, data["version"])
     if as_json:
-        r.emit_json({"created": result.created, "version": version.__dict__})
-    elif result.created:
+        r.emit_json(data)
+    elif data["created"]:
         r.out(f"{version.label} {version.short_hash} {version.file_count} files: {version.message}")
     else:
         r.info(f"unchanged: the folder matches {version.label} ({version.short_hash})")
+
+
+def _folder(app: AppContext) -> dict[str, bytes]:
+    """The workspace's versioned files, read with its own [versioning] rules, for uploading."""
+    from lastgood import config, workspace
+
+    root = app.root()
+    return dict(workspace.collect(root, config.load(root).versioning).files)
+
+
+def rebuild(kind: type[R], data: dict[str, Any]) -> R:
+    """A record from its JSON (as ``--json`` or the server wrote it); computed keys are dropped."""
+    return kind(**{name: data[name] for name in fields_of(kind) if name in data})
 
 
 @cli.command()
@@ -73,12 +106,18 @@ def log(app: AppContext, limit: int, as_json: bool) -> None:
     Example:
       lastgood log -n 5
     """
-    from lastgood.operations.versions import log as do_log
+    from lastgood.records import VersionInfo
 
-    versions = do_log(app.project(), limit=limit)
+    if app.server:
+        found = app.remote().versions(limit)
+    else:
+        from lastgood.operations.versions import log as do_log
+
+        found = [v.__dict__ for v in do_log(app.project(), limit=limit)]
     if as_json:
-        r.emit_json([v.__dict__ for v in versions])
+        r.emit_json(found)
         return
+    versions = [rebuild(VersionInfo, v) for v in found]
     rows = [
         [v.label, v.short_hash, r.when(v.created_at), v.author, str(v.file_count), v.message]
         for v in versions
@@ -98,9 +137,15 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
     Example:
       lastgood show v12 scoring/thresholds.yaml
     """
-    from lastgood.operations.versions import show as do_show
+    from lastgood.records import VersionInfo
 
-    version, files = do_show(app.project(), ref, path)
+    if app.server:
+        found, files = app.remote().show(ref, path)
+        version = rebuild(VersionInfo, found)
+    else:
+        from lastgood.operations.versions import show as do_show
+
+        version, files = do_show(app.project(), ref, path)
     if as_json:
         r.emit_json(
             {
@@ -133,22 +178,59 @@ def diff(app: AppContext, old: str | None, new: str | None, as_json: bool) -> No
     Example:
       lastgood diff production:live staging:live
     """
-    from lastgood.operations import versions
+    if app.server:
+        data = app.remote().diff(*_both_refs(old, new))
+    else:
+        from lastgood.operations import versions
 
-    before, after = versions.sides(app.project(), old, new)
-    text = versions.unified(before, after)
+        before, after = versions.sides(app.project(), old, new)
+        data = {"old": before.label, "new": after.label, "files": versions.changes(before, after),
+                "diff": versions.unified(before, after)}  # fmt: skip
     if as_json:
-        r.emit_json({"old": before.label, "new": after.label,
-                     "files": versions.changes(before, after), "diff": text})  # fmt: skip
-        return
-    if text:
-        r.colour_diff(text)
+        r.emit_json(data)
+    elif data["diff"]:
+        r.colour_diff(data["diff"])
     else:
         r.info("no differences")
 
 
+def _both_refs(old: str | None, new: str | None) -> tuple[str, str]:
+    if old is None or new is None:
+        raise UsageError(
+            "diff through a server needs OLD and NEW: the server compares recorded versions, "
+            "not the folder",
+            hint="name both, like 'lastgood diff production:live v12'; to compare the folder, "
+            "record it first with 'lastgood snapshot'",
+        )
+    return old, new
+
+
 def _finish(outcome: Outcome, as_json: bool) -> None:
     click.get_current_context().exit(r.finish(outcome, as_json))
+
+
+def _finish_remote(data: dict[str, Any], as_json: bool) -> None:
+    """Print a server's outcome as the local one prints, plus how far the fleet followed."""
+    if as_json:
+        r.emit_json(data)
+    else:
+        r.finish(outcome_of(data), as_json=False)
+        if data.get("fleet"):
+            r.out(data["fleet"]["summary"])
+    click.get_current_context().exit(int(data["exit_code"]))
+
+
+def outcome_of(data: dict[str, Any]) -> Outcome:
+    """The :class:`Outcome` a server returned as JSON, to render it with ``render.finish``."""
+    from lastgood.outcome import PlanStep
+    from lastgood.records import Deployment
+
+    outcome = rebuild(Outcome, data)
+    for name in ("deployment", "restore"):
+        if data.get(name):
+            setattr(outcome, name, rebuild(Deployment, data[name]))
+    outcome.plan = [rebuild(PlanStep, step) for step in data.get("plan") or []]
+    return outcome
 
 
 @cli.command()
@@ -178,6 +260,9 @@ def deploy(
       lastgood deploy staging -m "new routing rules"
       lastgood deploy production --version staging:last-good
     """
+    if app.server:
+        _deploy_remote(app, env, message, ref, dry_run=dry_run, force=force, as_json=as_json)
+        return
     from lastgood.operations import deploy as verbs
 
     project = app.project()
@@ -187,6 +272,31 @@ def deploy(
     if not as_json:
         project.events.subscribe(r.ProgressPrinter())
     _finish(verbs.deploy(project, env, message=message, ref=ref, force=force), as_json)
+
+
+def _deploy_remote(
+    app: AppContext, env: str, message: str, ref: str | None, *, dry_run: bool, force: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Deploy through the server; without --version, upload the folder as a version first."""
+    remote = app.remote()
+    if ref is None:
+        if dry_run:
+            raise UsageError(
+                "a dry run through a server needs --version: uploading the folder records a "
+                "version, and a dry run changes nothing",
+                hint="run 'lastgood snapshot' (with --server) first, then deploy --version vN "
+                "--dry-run",
+            )
+        uploaded = remote.upload(_folder(app), message)
+        ref = f"v{uploaded['version']['number']}"
+        if not as_json:
+            done = "uploaded the folder as" if uploaded["created"] else "the folder is already"
+            r.info(f"{done} {ref} on {remote.shown}")
+    if not as_json and not dry_run:
+        r.info(f"deploying {ref} to {env} through {remote.shown}; it answers after the bake")
+    body = {"version": ref, "message": message, "force": force, "dry_run": dry_run}
+    _finish_remote(remote.deploy(env, body), as_json)
 
 
 @cli.command()
@@ -221,6 +331,15 @@ def rollback(
     Example:
       lastgood rollback production -m "scores dropped to zero"
     """
+    if offline and click.get_current_context().meta.get("lastgood.server"):
+        raise UsageError(
+            "--offline works on the target directly, not through a server",
+            hint="drop --server to switch the target here, or drop --offline",
+        )
+    if app.server and not offline:  # offline with LASTGOOD_SERVER set: the target, here
+        body = {"to": to, "message": reason, "force": force}
+        _finish_remote(app.remote().rollback(env, body), as_json)
+        return
     from lastgood.cli.fast import run_rollback
 
     code = run_rollback(
@@ -240,24 +359,26 @@ def status(app: AppContext, env: str | None, as_json: bool) -> None:
     Example:
       lastgood status production
     """
-    from lastgood.operations.status import status as do_status
+    from lastgood.operations.status import EnvStatus
 
-    reports = do_status(app.project(), env)
+    if app.server:
+        found = app.remote().status(env)
+    else:
+        from lastgood.operations.status import status as do_status
+
+        found = [report.to_json() for report in do_status(app.project(), env)]
     if as_json:
-        r.emit_json([report.to_json() for report in reports])
+        r.emit_json(found)
         return
-    for report in reports:
-        _print_status(report)
+    for data in found:
+        _print_status(rebuild(EnvStatus, data))
 
 
 def _label(version: int | None) -> str:
     return "-" if version is None else f"v{version}"
 
 
-def _print_status(s: object) -> None:
-    from lastgood.operations.status import EnvStatus
-
-    assert isinstance(s, EnvStatus)
+def _print_status(s: EnvStatus) -> None:
     live = f"{_label(s.live_version)} ({(s.live_hash or '')[:8]})" if s.live_version else "nothing"
     r.out(f"{s.env}  [{s.target}]")
     r.out(f"  live          {live}{'  DRIFTED' if s.drifted else ''}")
@@ -300,19 +421,21 @@ def history(app: AppContext, env: str, limit: int, as_json: bool) -> None:
     Example:
       lastgood history production -n 10
     """
-    from lastgood.operations.status import history as do_history
+    from lastgood.records import Deployment
 
-    timeline = do_history(app.project(), env, limit=limit)
+    if app.server:
+        data = app.remote().history(env, limit)
+    else:
+        from lastgood.operations.status import history as do_history
+
+        timeline = do_history(app.project(), env, limit=limit)
+        data = {"deployments": [d.to_json() for d in timeline.deployments],
+                "events": [e.to_json() for e in timeline.events]}  # fmt: skip
     if as_json:
-        r.emit_json(
-            {
-                "deployments": [d.to_json() for d in timeline.deployments],
-                "events": [e.to_json() for e in timeline.events],
-            }
-        )
+        r.emit_json(data)
         return
     rows = []
-    for d in timeline.deployments:
+    for d in (rebuild(Deployment, item) for item in data["deployments"]):
         took = format_duration(d.time_to_active) if d.is_rollback else ""
         rows.append(
             [
@@ -340,28 +463,24 @@ def check(app: AppContext, env: str, as_json: bool) -> None:
     Example:
       lastgood check production
     """
-    from lastgood.operations.status import check_now
-
-    done = check_now(app.project(), env)
-    if as_json:
-        r.emit_json(
-            {
-                "ok": done.ok,
-                "results": [
-                    {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration}
-                    for x in done.results
-                ],
-            }
-        )
+    if app.server:
+        data = app.remote().check(env)
     else:
-        for result in done.results:
-            mark = "ok  " if result.ok else "FAIL"
-            r.out(
-                f"{mark} {result.name:<24} {format_duration(result.duration):>8}  {result.detail}"
-            )
-        if not done.results:
+        from lastgood.operations.status import check_now
+
+        done = check_now(app.project(), env)
+        data = {"ok": done.ok, "results": [
+            {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration}
+            for x in done.results]}  # fmt: skip
+    if as_json:
+        r.emit_json(data)
+    else:
+        for x in data["results"]:
+            mark = "ok  " if x["ok"] else "FAIL"
+            r.out(f"{mark} {x['name']:<24} {format_duration(x['duration']):>8}  {x['detail']}")
+        if not data["results"]:
             r.out(f"no checks configured for {env}")
-    click.get_current_context().exit(0 if done.ok else 1)
+    click.get_current_context().exit(0 if data["ok"] else 1)
 
 
 @cli.command()
@@ -385,6 +504,14 @@ def drill(app: AppContext, env: str, override_protection: bool, reason: str, as_
     Example:
       lastgood drill staging
     """
+    if app.server:
+        body = {"message": reason, "override_protection": override_protection}
+        data = app.remote().drill(env, body)
+        if as_json:
+            r.emit_json(data)
+        else:
+            r.out(data["summary"])
+        click.get_current_context().exit(int(data["exit_code"]))
     from lastgood.operations.drill import drill as do_drill
 
     project = app.project()

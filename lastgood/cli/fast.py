@@ -101,10 +101,20 @@ def run_rollback(
     return render.finish(outcome, as_json)
 
 
+def _through_server(line: RollbackLine) -> bool:
+    """``LASTGOOD_SERVER`` set: the rollback goes through the server, which click handles.
+
+    Not with ``--store`` (an explicit store wins) nor ``--offline`` (the target directly: the
+    emergency path that needs neither store nor server)."""
+    from lastgood.settings import SERVER
+
+    return bool(SERVER.read()) and not line.options["store"] and not line.flags["offline"]
+
+
 def main() -> None:
     """Console entry point: the fast lane for a plain rollback, click for everything else."""
     line = parse(sys.argv[1:])
-    if line is None:
+    if line is None or _through_server(line):
         from lastgood.cli.group import main as click_main
 
         click_main()

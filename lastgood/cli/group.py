@@ -6,8 +6,16 @@ import sys
 
 import click
 
-from lastgood import __version__
+from lastgood import __version__, settings
 from lastgood.cli.app import AppContext, guarded
+from lastgood.errors import UsageError
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Keep --server and --token in ``ctx.meta``, out of ``ctx.params``: the group's params stay
+    the ones the click-free rollback lane reads (tests/test_cli_fast.py compares the two), and a
+    line with either option never takes that lane anyway."""
+    ctx.meta[f"lastgood.{param.name}"] = value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +29,20 @@ from lastgood.cli.app import AppContext, guarded
 @click.option(
     "--author", metavar="NAME", help="Who is acting (default: LASTGOOD_AUTHOR, git, OS user)."
 )
+@click.option(
+    "--server",
+    metavar="URL",
+    expose_value=False,
+    callback=_remember,
+    help="Act through this lastgood server instead of the store (default: LASTGOOD_SERVER).",
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    expose_value=False,
+    callback=_remember,
+    help="API token for --server (default: LASTGOOD_TOKEN, which keeps it out of ps).",
+)
 @click.pass_context
 def cli(ctx: click.Context, workspace: str | None, store: str | None, author: str | None) -> None:
     """lastgood: the undo button for business operations.
@@ -28,13 +50,37 @@ def cli(ctx: click.Context, workspace: str | None, store: str | None, author: st
     Version a folder of configuration, deploy it with health checks, and get back to the last
     known good version by itself, or with one command.
 
+    With --server URL (or LASTGOOD_SERVER) status, history, log, show, diff, snapshot, deploy,
+    rollback, check, drill, report and token act through that server's API, as its token allows.
+
     \b
     Example:
       lastgood init && lastgood deploy staging -m "raise lead threshold"
+      lastgood --server https://lastgood.internal rollback production
     """
-    app = AppContext(workspace, store, author)
+    app = AppContext(
+        workspace,
+        store,
+        author,
+        server=_server(ctx.meta.get("lastgood.server"), store),
+        token=ctx.meta.get("lastgood.token") or settings.TOKEN.read(),
+        command=ctx.invoked_subcommand,
+    )
     ctx.obj = app
     ctx.call_on_close(app.close)
+
+
+def _server(option: str | None, store: str | None) -> str | None:
+    """The server to act through: --server, else LASTGOOD_SERVER unless --store names a store
+    (the command line beats the environment); both options at once make no sense."""
+    if option is not None and store is not None:
+        raise UsageError(
+            "--server and --store exclude each other: act through a server or on a store",
+            hint="drop one of them",
+        )
+    if option is not None:
+        return option or None
+    return None if store is not None else settings.SERVER.read()
 
 
 def _run_click() -> int:

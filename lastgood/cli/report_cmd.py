@@ -92,6 +92,16 @@ def report(
       lastgood report --format html -o digest.html
       lastgood report production --send
     """
+    fmt = "json" if as_json else fmt
+    if app.server:
+        if send:
+            raise UsageError(
+                "--send works on a store only: the routes are in the store's lastgood.toml",
+                hint="drop --server to send from where the store is, or drop --send",
+            )
+        parse_since(since, time.time())  # a bad --since stops here, as it does locally
+        _emit(app.remote().report(since, list(envs), fmt), fmt, output)
+        return
     from lastgood.operations import report as verbs
     from lastgood.report import render, title
 
@@ -100,9 +110,15 @@ def report(
         project.config.environment(env)  # unknown: an error listing the known ones
     now = time.time()
     digest = verbs.build(project, since=parse_since(since, now), until=now, envs=list(envs))
-    fmt = "json" if as_json else fmt
     routes = verbs.digest_routes(project, digest) if send else []
-    text = render(digest, fmt)
+    _emit(render(digest, fmt), fmt, output)
+    if send:
+        verbs.send(project, digest)
+        r.info(f"sent '{title(digest)}' to {', '.join(routes)}")
+
+
+def _emit(text: str, fmt: str, output: Path | None) -> None:
+    """Write the digest to ``output``, or print it (in colour for a person at a terminal)."""
     if output is not None:
         _write(output, text)
         r.info(f"wrote the digest ({fmt}) to {output}")
@@ -110,9 +126,6 @@ def report(
         _print_rich(text)
     else:
         r.out(text)
-    if send:
-        verbs.send(project, digest)
-        r.info(f"sent '{title(digest)}' to {', '.join(routes)}")
 
 
 def _write(path: Path, text: str) -> None:

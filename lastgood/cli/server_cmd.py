@@ -75,20 +75,24 @@ def token_create(
     Example:
       lastgood token create --name ci --role deployer --env staging
     """
-    from lastgood import tokens
+    if app.server:
+        data = app.remote().create_token(name, role, list(envs))
+    else:
+        from lastgood import tokens
 
-    project = app.project()
-    for env in envs:
-        project.config.environment(env)  # an unknown name stops here, listing the known ones
-    record, secret = tokens.create(project.store, name=name, role=role, envs=list(envs),
-                                   created_by=project.actor)  # fmt: skip
+        project = app.project()
+        for env in envs:
+            project.config.environment(env)  # an unknown name stops here, listing the known ones
+        record, secret = tokens.create(project.store, name=name, role=role, envs=list(envs),
+                                       created_by=project.actor)  # fmt: skip
+        data = {**record.to_json(), "token": secret}
     if as_json:
-        r.emit_json({**record.to_json(), "token": secret})
+        r.emit_json(data)
         return
     scope = ", ".join(envs) or "all environments"
-    r.info(f"token #{record.id} {record.name!r}: {role} on {scope}. Keep it secret; it is shown "
-           "only now:")  # fmt: skip
-    r.out(secret)
+    r.info(f"token #{data['id']} {data['name']!r}: {role} on {scope}. Keep it secret; it is "
+           "shown only now:")  # fmt: skip
+    r.out(data["token"])
 
 
 @token.command("list")
@@ -97,13 +101,18 @@ def token_create(
 @pass_app
 def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    found = app.project().store.tokens(include_revoked=show_all)
+    if app.server:
+        found = app.remote().tokens(show_all)
+    else:
+        found = [t.to_json() for t in app.project().store.tokens(include_revoked=show_all)]
     if as_json:
-        r.emit_json([t.to_json() for t in found])
+        r.emit_json(found)
         return
-    rows = [[f"#{t.id}", t.name, t.role, ", ".join(t.env_list) or "all", t.created_by,
-             r.when(t.created_at), "revoked " + r.when(t.revoked_at) if t.revoked_at else ""]
-            for t in found]  # fmt: skip
+    rows = [
+        [f"#{t['id']}", t["name"], t["role"], ", ".join(t["envs"]) or "all", t["created_by"],
+         r.when(t["created_at"]), f"revoked {r.when(t['revoked_at'])}" if t["revoked_at"] else ""]
+        for t in found
+    ]  # fmt: skip
     r.out(r.table(["id", "name", "role", "envs", "by", "created", ""], rows))
 
 
@@ -112,5 +121,8 @@ def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
 @pass_app
 def token_revoke(app: AppContext, token_id: int) -> None:
     """Revoke token ID at once (the server stops accepting it within 5 s)."""
-    record = app.project().store.revoke_token(token_id)
-    r.info(f"revoked token #{record.id} {record.name!r}")
+    if app.server:
+        data = app.remote().revoke_token(token_id)
+    else:
+        data = app.project().store.revoke_token(token_id).to_json()
+    r.info(f"revoked token #{data['id']} {data['name']!r}")

@@ -1,0 +1,262 @@
+"""The CLI's side of ``--server URL``: the server's JSON API, called like the verbs it wraps.
+
+Every method returns what the API returns, which has the shapes of the CLI's ``--json``, so the
+commands render a server's answer with the same code as a local result. Errors come back as
+``{"error", "hint", "exit_code"}``; they are raised again here as the :class:`LastgoodError` the
+HTTP status stands for, carrying the server's exit code, so ``guarded`` prints them and exits
+exactly as if the verb had run here. A server that cannot be reached, or something at the URL
+that is not a lastgood server, is a :class:`ServerError` (exit 1) naming the URL.
+
+The token travels only in the ``Authorization`` header; it is scrubbed from anything printed.
+Reads time out after 30 s; deploys, rollbacks, checks and drills answer when they are done
+(a bake may last minutes), so those wait as long as it takes, once connected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from lastgood import __version__, errors
+from lastgood.settings import mask_url
+
+CONNECT_SECONDS = 10.0
+READ_SECONDS = 30.0
+READ = httpx.Timeout(READ_SECONDS, connect=CONNECT_SECONDS)
+ACTION = httpx.Timeout(None, connect=CONNECT_SECONDS)  # a deploy answers after its bake
+
+# The error class each status stands for (lastgood.errors gives every class its status).
+_BY_STATUS: dict[int, type[errors.LastgoodError]] = {
+    400: errors.UsageError,
+    401: errors.AuthError,
+    403: errors.ForbiddenError,
+    404: errors.NotFoundError,
+    409: errors.RefusedError,
+    422: errors.RefusedError,
+    423: errors.LockedError,
+    502: errors.TargetError,
+    503: errors.StoreError,
+}
+_BY_EXIT = {2: errors.UsageError, 5: errors.RefusedError}
+_NOT_LASTGOOD = "is --server the address of 'lastgood serve' (scheme, host and port)?"
+
+
+def display_url(url: str) -> str:
+    """The server URL as it may be printed: no password, no trailing slash."""
+    return mask_url(url).rstrip("/")
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+class Remote:
+    """A lastgood server, reached with one HTTP connection pool for the whole command."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.UsageError(
+                f"--server {display_url(url)!r} is not an http:// or https:// URL",
+                hint="give the address 'lastgood serve' listens on, like http://127.0.0.1:8470",
+            )
+        if token is not None and not (token.isascii() and token.isprintable()):
+            raise errors.UsageError(
+                "the API token has characters no lastgood token has",
+                hint="copy the token again as 'lastgood token create' printed it",
+            )
+        self.url = url.strip().rstrip("/")
+        self.shown = display_url(self.url)
+        self.token = token
+        self._http: httpx.Client | None = None
+
+    # ---- the verbs ---------------------------------------------------------------------------
+
+    def status(self, env: str | None) -> list[dict[str, Any]]:
+        """Like ``status --json``: a list, even for one environment."""
+        if env is None:
+            return list(self._json("GET", "/envs"))
+        return [self._json("GET", f"/envs/{_segment(env)}")]
+
+    def history(self, env: str, limit: int) -> dict[str, Any]:
+        return dict(self._json("GET", f"/envs/{_segment(env)}/history", params={"limit": limit}))
+
+    def versions(self, limit: int) -> list[dict[str, Any]]:
+        return list(self._json("GET", "/versions", params={"limit": limit}))
+
+    def show(self, ref: str, path: str | None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """A version and its files (or the one file ``path``), as ``operations.versions.show``."""
+        data = self._json("GET", f"/versions/{_segment(ref)}")
+        files = {name: self._decode(name, item) for name, item in data["files"].items()}
+        if path is None:
+            return data["version"], files
+        if path not in files:
+            label = f"v{data['version']['number']}"
+            raise errors.NotFoundError(f"{label} has no file {path!r}",
+                                       hint=f"'lastgood show {label}' lists its files")  # fmt: skip
+        return data["version"], {path: files[path]}
+
+    def diff(self, old: str, new: str) -> dict[str, Any]:
+        return dict(self._json("GET", "/diff", params={"old": old, "new": new}))
+
+    def upload(self, files: Mapping[str, bytes], message: str) -> dict[str, Any]:
+        """Record ``files`` as a version on the server (as ``snapshot --json``). Writes there."""
+        body = {"files": {path: _encode(data) for path, data in sorted(files.items())},
+                "message": message}  # fmt: skip
+        return dict(self._json("POST", "/versions", body=body, timeout=ACTION))
+
+    def deploy(self, env: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._action(env, "deploy", body)
+
+    def rollback(self, env: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._action(env, "rollback", body)
+
+    def check(self, env: str) -> dict[str, Any]:
+        return self._action(env, "check", None)
+
+    def drill(self, env: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._action(env, "drill", body)
+
+    def report(self, since: str, envs: list[str], fmt: str) -> str:
+        """The digest as ``lastgood.report.render`` writes it (JSON indented the same way)."""
+        params: dict[str, Any] = {"since": since, "format": fmt, "env": envs}
+        if fmt == "json":
+            return json.dumps(self._json("GET", "/report", params=params), indent=2) + "\n"
+        return self._send("GET", "/report", params=params).text
+
+    def tokens(self, include_revoked: bool) -> list[dict[str, Any]]:
+        found = list(self._json("GET", "/tokens"))
+        return [t for t in found if include_revoked or t.get("revoked_at") is None]
+
+    def create_token(self, name: str, role: str, envs: list[str]) -> dict[str, Any]:
+        """A new token, with its secret under ``token`` (shown once)."""
+        body = {"name": name, "role": role, "envs": envs}
+        return dict(self._json("POST", "/tokens", body=body))
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return dict(self._json("DELETE", f"/tokens/{token_id}"))
+
+    def _action(self, env: str, verb: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        path = f"/envs/{_segment(env)}/{verb}"
+        return dict(self._json("POST", path, body=body or {}, timeout=ACTION))
+
+    # ---- HTTP --------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, **options: Any) -> Any:
+        response = self._send(method, path, **options)
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_lastgood(response) from None
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        timeout: httpx.Timeout = READ,
+    ) -> httpx.Response:
+        """One request; raises the server's error, or ServerError when there is no answer."""
+        try:
+            response = self._client().request(
+                method, f"/api/v1{path}", params=params, json=body, timeout=timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise self._timed_out(exc) from None
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from None
+        if response.status_code >= 400:
+            raise self._error(response)
+        return response
+
+    def _client(self) -> httpx.Client:
+        if self.token is None:
+            raise errors.AuthError(
+                "this needs an API token",
+                hint="set LASTGOOD_TOKEN (or pass --token); an admin creates one with "
+                "'lastgood token create'",
+            )
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json",
+                       "User-Agent": f"lastgood-cli/{__version__}"}  # fmt: skip
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=READ)
+        return self._http
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+    # ---- errors ------------------------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self.token, "***") if self.token else text
+
+    def _error(self, response: httpx.Response) -> errors.LastgoodError:
+        """The server's ``{"error", "hint", "exit_code"}`` as the error the status stands for."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+            return self._not_lastgood(response)
+        code = body.get("exit_code")
+        code = code if isinstance(code, int) and 0 < code < 126 else 1
+        kind = _BY_STATUS.get(response.status_code, errors.LastgoodError)
+        if kind.exit_code != code:
+            kind = _BY_EXIT.get(code, errors.LastgoodError)
+        hint = body.get("hint") if isinstance(body.get("hint"), str) else None
+        error = kind(self._scrub(body["error"]), hint=self._scrub(hint) if hint else None)
+        error.exit_code = code  # the server's word on how the CLI exits
+        return error
+
+    def _not_lastgood(self, response: httpx.Response) -> errors.ServerError:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return errors.ServerError(
+            f"{self.shown} answered HTTP {response.status_code} ({kind}), not lastgood's JSON",
+            hint=_NOT_LASTGOOD,
+        )
+
+    def _unreachable(self, exc: httpx.HTTPError) -> errors.ServerError:
+        reason = self._scrub(str(exc)) or type(exc).__name__
+        return errors.ServerError(
+            f"cannot reach the lastgood server at {self.shown}: {reason}",
+            hint="check that 'lastgood serve' runs there and that --server (or LASTGOOD_SERVER) "
+            "is its address",
+        )
+
+    def _timed_out(self, exc: httpx.TimeoutException) -> errors.ServerError:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return errors.ServerError(
+                f"cannot reach the lastgood server at {self.shown}: no connection within "
+                f"{CONNECT_SECONDS:.0f} s",
+                hint="check the address, and that a firewall lets you reach it",
+            )
+        return errors.ServerError(
+            f"the lastgood server at {self.shown} did not answer within {READ_SECONDS:.0f} s",
+            hint="it may be overloaded or stuck: look at its log, then try again",
+        )
+
+    @staticmethod
+    def _decode(path: str, item: Mapping[str, str]) -> bytes:
+        if item.get("encoding") != "base64":
+            return item.get("content", "").encode("utf-8")
+        try:
+            return base64.b64decode(item.get("content", ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.ServerError(f"the server sent {path!r} as invalid base64") from None
+
+
+def _encode(data: bytes) -> dict[str, str]:
+    """A file as the API takes it: UTF-8 text as is, anything else base64."""
+    try:
+        return {"encoding": "utf-8", "content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
