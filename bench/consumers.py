@@ -1,0 +1,419 @@
+"""How fast does a rollback reach every application? (P4) Measured in one run on this machine.
+
+A real ``lastgood serve`` publishes a served environment; N SDK consumers
+(``lastgood.client.LiveConfig``, long-polling) run in several processes (default 4 x 250, each
+consumer its own thread, so one process's GIL does not decide the figure). Each switch is a real
+``lastgood rollback staging --to v1|v2 --json`` in its own process, alternating between two
+versions; the server sees the switch within its ``--poll`` (0.02 s) and wakes every long-poll.
+
+For each switch:
+
+- time to all = max over consumers of (the moment the consumer applied the new version, its
+  ``Snapshot.received_at``) - (the switch: the ledger record's ``activated_at`` from the CLI's
+  ``--json``). Target: p99 <= 250 ms with 1,000 consumers.
+- per-consumer latency = each consumer's applied-at - activated_at (p50 over every consumer and
+  switch).
+- the server's own fleet view (``GET /api/v1/envs/staging/consumers``): ``time_to_all`` from the
+  switch to the last consumer's report, which rides on its next long-poll request.
+
+Baseline, measured in the same run against the same server and the same CLI switches: one
+consumer alone (its time to see the switch). That is the floor of the path (CLI commit, server
+poll, one HTTP answer, hash check); the ratio says what fanning out to N consumers adds.
+
+Run from the repository root::
+
+    .venv/bin/python bench/consumers.py            # full: 1,000 consumers, 10 rollbacks
+    .venv/bin/python bench/consumers.py --quick    # 20 consumers, 2 rollbacks, for smoke tests
+
+It prints figures and never asserts on them; everything it creates lives in one temporary folder
+that is removed at the end, and every process it starts is stopped even on failure. The helpers
+are copied from ``bench/rollback.py`` on purpose, so each benchmark script stands alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+ENV = "staging"
+LASTGOOD = Path(sys.executable).with_name("lastgood")
+HEADING = "(P4) rollback to every SDK consumer"
+WAIT = 60.0  # seconds any consumer may take to follow before the run is declared broken
+TARGET = 0.250
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: the full run, or a quick smoke run."""
+
+    consumers: int
+    processes: int
+    switches: int
+    baseline_switches: int
+
+
+FULL = Plan(1000, 4, 10, 10)
+QUICK = Plan(20, 2, 2, 2)
+
+
+# ---- helpers (as in bench/rollback.py) ---------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest sample with ``fraction`` of samples at or below."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def print_table(heading: str, headers: list[str], rows: list[list[str]]) -> None:
+    """A plain aligned table under ``== heading ==`` (stdout, so it can be piped into docs)."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    print(f"\n== {heading} ==")
+    for row in [headers, ["-" * width for width in widths], *rows]:
+        first, *rest = (str(cell) for cell in row)
+        cells = [first.ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)
+        ]
+        print("  ".join(cells).rstrip())
+    sys.stdout.flush()
+
+
+def child_environment(scratch: Path) -> dict[str, str]:
+    """What the child processes get: a private, warm bytecode cache; an author for git."""
+    env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    return env
+
+
+def run(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
+def stop(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+# ---- the workspace and the server --------------------------------------------------------------
+
+CONFIG = f"""
+[env.{ENV}]
+target = {{ type = "served" }}
+bake = "0s"
+"""
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One rollback: the version it made live, and when (ledger and wall clock)."""
+
+    version: int
+    activated_at: float
+    cli_seconds: float
+
+
+class Bench:
+    """A workspace with two versions, a viewer token and a real ``lastgood serve``."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.root = scratch / "ws"
+        self.env = child_environment(scratch)
+        self.root.mkdir(parents=True)
+        (self.root / "lastgood.toml").write_text(textwrap.dedent(CONFIG))
+        for number in (1, 2):  # two versions to alternate between; v2 ends up live
+            (self.root / "app.yaml").write_text(f"version: {number}\nlimits: {{rate: 10}}\n")
+            self.lastgood("deploy", ENV, "-m", f"v{number}")
+        self.token = self.lastgood("token", "create", "--name", "bench", "--role", "viewer")
+        self.token = self.token.strip()
+        self.live = 2
+        self.server: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def lastgood(self, *args: str) -> str:
+        return run([str(LASTGOOD), *args], cwd=self.root, env=self.env)
+
+    def serve(self) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with open(self.scratch / "serve.log", "wb") as log:
+            self.server = subprocess.Popen(
+                [str(LASTGOOD), "serve", "--port", str(port)],
+                cwd=self.root,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.server.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise SystemExit(
+            f"lastgood serve did not start: {(self.scratch / 'serve.log').read_text()}"
+        )
+
+    def close(self) -> None:
+        if self.server is not None:
+            # it would wait for the long-polls it still holds (up to 30 s): no need here
+            stop(self.server, grace=1.0)
+
+    def switch(self) -> Switch:
+        """Roll back to the other version with the CLI, as a person would."""
+        to = 1 if self.live == 2 else 2
+        started = time.perf_counter()
+        out = self.lastgood("rollback", ENV, "--to", str(to), "-m", "bench", "--json")
+        took = time.perf_counter() - started
+        record = json.loads(out)["deployment"]
+        self.live = to
+        return Switch(to, float(record["activated_at"]), took)
+
+    def fleet(self) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        answer = httpx.get(f"{self.url}/api/v1/envs/{ENV}/consumers", headers=headers, timeout=30)
+        answer.raise_for_status()
+        return dict(answer.json()["fleet"])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- consumers in worker processes -------------------------------------------------------------
+
+
+class Workers:
+    """``processes`` copies of this script in ``--worker`` mode, ``consumers`` in all."""
+
+    def __init__(self, bench: Bench, consumers: int, processes: int, tag: str) -> None:
+        counts = [consumers // processes + (i < consumers % processes) for i in range(processes)]
+        self.processes: list[subprocess.Popen[str]] = []
+        for number, count in enumerate(c for c in counts if c):
+            command = [sys.executable, __file__, "--worker", bench.url, str(count)]
+            command.append(f"{tag}-{number}")
+            with open(bench.scratch / f"worker-{tag}-{number}.log", "w") as log:
+                self.processes.append(
+                    subprocess.Popen(
+                        command,
+                        env={**bench.env, "LASTGOOD_TOKEN": bench.token},
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=log,
+                        text=True,
+                    )
+                )
+        for process in self.processes:
+            self._line(process, "ready")
+
+    def _line(self, process: subprocess.Popen[str], expected: str) -> str:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith(expected):
+            raise SystemExit(f"a worker said {line!r} instead of {expected!r}; see its log")
+        return line
+
+    def applied(self, version: int) -> list[float]:
+        """Every consumer's applied-at for ``version`` (waits until all have it)."""
+        for process in self.processes:
+            _send(process.stdin, f"expect {version}")
+        times: list[float] = []
+        for process in self.processes:
+            answer = json.loads(self._line(process, "{"))
+            if answer["missing"]:
+                raise SystemExit(f"{answer['missing']} consumers did not follow v{version}")
+            times += answer["applied"]
+        return times
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                _send(process.stdin, "quit")
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                stop(process)
+
+
+def _send(stream: IO[str] | None, line: str) -> None:
+    assert stream is not None
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def worker(url: str, count: int, tag: str) -> None:
+    """Run ``count`` LiveConfigs (cache off: the fleet is measured, not one disk) and answer
+    ``expect V`` with every consumer's applied-at for v``V``."""
+    import logging
+
+    from lastgood.client import LiveConfig
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    configs = [
+        LiveConfig(url, ENV, cache=False, name=f"{tag}-{i}", timeout=60) for i in range(count)
+    ]
+    print(f"ready {count}", flush=True)
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "quit":
+            break
+        version = int(rest[0])
+        applied: list[float] = []
+        missing = 0
+        for config in configs:
+            try:
+                applied.append(config.wait_for_version(version, WAIT).received_at)
+            except TimeoutError:
+                missing += 1
+        print(json.dumps({"applied": applied, "missing": missing}), flush=True)
+    for config in configs:
+        config.close()
+
+
+# ---- the measurement ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One switch as the consumers saw it."""
+
+    switch: Switch
+    latencies: list[float]  # per consumer: applied-at - activated_at
+    server_time_to_all: float | None
+
+    @property
+    def time_to_all(self) -> float:
+        return max(self.latencies)
+
+
+def measure(bench: Bench, consumers: int, processes: int, switches: int, tag: str) -> list[Trial]:
+    """Start the consumers, then time ``switches`` rollbacks; the server's fleet view is read
+    too (it is complete only when these are the only consumers heard from in 90 s)."""
+    workers = Workers(bench, consumers, processes, tag)
+    try:
+        workers.applied(bench.live)  # everyone is on the live version before the first switch
+        trials = []
+        for _ in range(switches):
+            switch = bench.switch()
+            applied = workers.applied(switch.version)
+            fleet = bench.fleet()
+            deadline = time.monotonic() + (5 if tag == "fleet" else 0)  # reports: let them land
+            while not fleet.get("complete") and time.monotonic() < deadline:
+                time.sleep(0.02)
+                fleet = bench.fleet()
+            latencies = [max(0.0, t - switch.activated_at) for t in applied]
+            trials.append(Trial(switch, latencies, fleet.get("time_to_all")))
+        return trials
+    finally:
+        workers.close()
+
+
+def report(plan: Plan, fleet: list[Trial], alone: list[Trial]) -> None:
+    to_all = [t.time_to_all for t in fleet]
+    each = [latency for t in fleet for latency in t.latencies]
+    server = [t.server_time_to_all for t in fleet if t.server_time_to_all is not None]
+    single = [t.time_to_all for t in alone]
+    baseline = statistics.median(single)
+    cli = [t.switch.cli_seconds for t in fleet]
+
+    def row(name: str, samples: Sequence[float], ratio: bool = True) -> list[str]:
+        versus = f"{statistics.median(samples) / baseline:.1f}x" if ratio else "-"
+        return [name, ms(statistics.median(samples)), ms(percentile(samples, 0.99)),
+                ms(max(samples)), str(len(samples)), versus]  # fmt: skip
+
+    rows = [
+        row(f"time to all {plan.consumers} consumers (SDK applied)", to_all),
+        row("per-consumer latency (every consumer, every switch)", each),
+        row("time to all, server fleet view (last report)", server),
+        row("baseline: one consumer alone, time to see", single),
+        row("the rollback CLI process (information)", cli, ratio=False),
+    ]
+    print_table(
+        f"{HEADING} ({plan.consumers} consumers in {plan.processes} processes, "
+        f"{plan.switches} rollbacks; target p99 <= {ms(TARGET)} ms)",
+        ["figure", "p50 ms", "p99 ms", "max ms", "samples", "vs one"],
+        rows,
+    )
+    worst = percentile(to_all, 0.99)
+    print(
+        f"p99 time to all = {ms(worst)} ms ({'within' if worst <= TARGET else 'OVER'} the "
+        f"{ms(TARGET)} ms target); p50 {statistics.median(to_all) / baseline:.1f}x one consumer"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 consumers, 2 rollbacks")
+    parser.add_argument("--consumers", type=int, help="how many SDK consumers (default 1000)")
+    parser.add_argument("--processes", type=int, help="worker processes (default 4)")
+    parser.add_argument("--switches", type=int, help="rollbacks to time (default 10)")
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("URL", "COUNT", "TAG"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker[0], int(args.worker[1]), args.worker[2])
+        return
+    base = QUICK if args.quick else FULL
+    plan = Plan(
+        args.consumers or base.consumers,
+        args.processes or base.processes,
+        args.switches or base.switches,
+        args.switches or base.baseline_switches,
+    )
+    mode = "quick" if args.quick else "full"
+    python = sys.version.split()[0]
+    print(f"lastgood SDK fleet benchmark ({mode}); python {python}, {os.cpu_count()} CPUs")
+    sys.stdout.flush()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lastgood-bench-consumers-") as folder:
+        bench = Bench(Path(folder))
+        try:
+            bench.serve()
+            # the fleet first: consumers stay "live" in the fleet view 90 s after they stop
+            fleet = measure(bench, plan.consumers, plan.processes, plan.switches, "fleet")
+            alone = measure(bench, 1, 1, plan.baseline_switches, "alone")
+        finally:
+            bench.close()
+    report(plan, fleet, alone)
+    print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

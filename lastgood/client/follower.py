@@ -1,0 +1,94 @@
+"""The background thread that keeps a :class:`~lastgood.client.LiveConfig` current.
+
+It long-polls the server (``?wait=30`` with ``If-None-Match``) and applies each new version the
+moment it arrives, then asks again at once: the next request carries the new
+``X-Lastgood-Serving``, which is how the server's fleet view sees this process follow a rollback.
+
+When the server cannot be reached (or refuses), it keeps serving what it has and retries after a
+backoff that doubles from 0.1 s up to ``poll`` seconds, with jitter so that a thousand consumers
+do not hammer a server that just restarted: while the server is down the follower becomes a
+periodic poll. With ``wait=0`` it is a plain periodic poll all along.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from lastgood.errors import LastgoodError
+
+if TYPE_CHECKING:
+    from lastgood.client.live import LiveConfig
+
+log = logging.getLogger("lastgood.client")
+
+FIRST_RETRY = 0.1
+TOO_FAST = 0.5  # a long-poll answered "unchanged" sooner than this is not being held
+
+
+def backoff(failures: int, cap: float, rng: random.Random) -> float:
+    """Seconds to wait after ``failures`` failures in a row: doubling, capped, jittered."""
+    base = min(cap, FIRST_RETRY * 2 ** min(failures - 1, 30))
+    return base * rng.uniform(0.5, 1.0)
+
+
+class Follower(threading.Thread):
+    """Follows one LiveConfig's environment until :meth:`stop`."""
+
+    def __init__(self, live: LiveConfig) -> None:
+        super().__init__(name=f"lastgood-follow-{live.env}", daemon=True)
+        self.live = live
+        self._stopping = threading.Event()
+        self._rng = random.Random()
+        self.failures = 0
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            wait = self.live.wait
+            started = time.monotonic()
+            try:
+                changed = self.live._refresh(wait=wait)
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                self._failed(exc)
+                continue
+            if self.failures:
+                log.info(
+                    "back in touch with %s after %d failed attempts", self.live.url, self.failures
+                )
+                self.failures = 0
+            if not wait or (not changed and time.monotonic() - started < TOO_FAST):
+                self._stopping.wait(self.live.poll)  # polling, or a proxy not holding the poll
+
+    def _failed(self, exc: Exception) -> None:
+        """Log (a warning for the first failure of a streak), then back off."""
+        self.failures += 1
+        delay = backoff(self.failures, self.live.poll, self._rng)
+        serving = self.live.version
+        shown = "nothing yet" if serving is None else f"v{serving}"
+        if not isinstance(exc, LastgoodError):  # a bug here must not stop the following
+            log.exception("unexpected error following %s; still serving %s", self.live.env, shown)
+        elif self.failures == 1:
+            log.warning(
+                "%s; still serving %s, retrying every %g s at most",
+                exc.message,
+                shown,
+                self.live.poll,
+            )
+        else:
+            log.debug(
+                "attempt %d failed: %s; retrying in %.2f s", self.failures, exc.message, delay
+            )
+        self._stopping.wait(delay)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following: close the channel (breaking the request in flight) and wait for the
+        thread to end."""
+        self._stopping.set()
+        self.live._channel.close()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)

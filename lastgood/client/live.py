@@ -1,0 +1,347 @@
+"""``LiveConfig``: an application's view of one environment's live config, kept current.
+
+Construction reads the config once (from the server, or from the disk cache when the server is
+down), then a daemon thread follows every change (:mod:`lastgood.client.follower`). Readers get
+the current :class:`~lastgood.client.snapshot.Snapshot`, swapped whole, so one read never mixes
+two versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal
+
+from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
+from lastgood.client.channel import NOT_MODIFIED, Channel
+from lastgood.client.follower import Follower
+from lastgood.client.notifier import ChangeCallback, Notifier
+from lastgood.client.payload import verify_payload
+from lastgood.client.snapshot import _MISSING, Snapshot
+from lastgood.errors import AuthError, LastgoodError, NotFoundError, ServerError, UsageError
+
+log = logging.getLogger("lastgood.client")
+
+Source = Literal["server", "cache"]
+_EMPTY: Mapping[str, bytes] = MappingProxyType({})
+
+
+def _check_identity(consumer_id: str, name: str) -> None:
+    """The server accepts 1 to 200 printable characters; headers must be ASCII."""
+    for label, value, minimum in (("consumer_id", consumer_id, 1), ("name", name, 0)):
+        if not minimum <= len(value) <= 200 or not value.isprintable() or not value.isascii():
+            raise UsageError(
+                f"{label} must be {minimum} to 200 printable ASCII characters, got {value[:40]!r}"
+            )
+
+
+class LiveConfig:
+    """The live config of environment ``env`` on the lastgood server at ``url``.
+
+    ``token`` (default ``$LASTGOOD_TOKEN``) needs the viewer role on ``env``. ``cache_dir``
+    (default ``$LASTGOOD_CACHE_DIR`` or ``~/.cache/lastgood``) keeps the last good version so
+    the application starts when the server is down; ``cache=False`` turns it off.
+    ``consumer_id`` and ``name`` identify this process in the fleet view (defaults: a random id,
+    ``host:pid``). ``wait`` is the long-poll in seconds (0: plain polling every ``poll``
+    seconds); ``poll`` also caps the retry backoff while the server is unreachable. ``timeout``
+    bounds connecting and the first read. ``verify`` is the TLS context for ``https`` URLs
+    (default: the system's CA store, loaded once per process). With ``require=False``, construction
+    never fails for want of a server (auth errors still raise) and ``version`` stays None until
+    a config arrives. ``start=False`` skips the follower thread (see :meth:`start`,
+    :meth:`refresh`).
+
+    Raises AuthError / ForbiddenError when the server refuses the token, and ServerError (or
+    NotFoundError) when there is neither a server answer nor a cached copy.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        env: str,
+        *,
+        token: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        cache: bool = True,
+        consumer_id: str | None = None,
+        name: str | None = None,
+        wait: float = 30.0,
+        poll: float = 5.0,
+        timeout: float = 10.0,
+        verify: ssl.SSLContext | None = None,
+        on_change: ChangeCallback | None = None,
+        require: bool = True,
+        start: bool = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.env = env
+        self.consumer_id = consumer_id or uuid.uuid4().hex
+        self.name = name if name is not None else f"{socket.gethostname()}:{os.getpid()}"
+        _check_identity(self.consumer_id, self.name)
+        if wait < 0 or wait > 60 or poll <= 0 or timeout <= 0:
+            raise UsageError(
+                f"need 0 <= wait <= 60, poll > 0, timeout > 0; got wait={wait}, "
+                f"poll={poll}, timeout={timeout}"
+            )
+        self.wait, self.poll, self.timeout = float(wait), float(poll), float(timeout)
+        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.cache_path: Path | None = cache_file(folder, self.url, env) if cache else None
+        self._cache = ConfigCache(self.cache_path, env) if self.cache_path else None
+        self._changed = threading.Condition()
+        self._snapshot: Snapshot | None = None
+        self._source: Source | None = None
+        self._confirmed_at = 0.0
+        self._connected = False
+        self._holding_since: float | None = None
+        self._callbacks: tuple[ChangeCallback, ...] = (on_change,) if on_change else ()
+        self._notifier: Notifier | None = None
+        self._follower: Follower | None = None
+        self._closed = False
+        token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
+        self._channel = Channel(
+            self.url,
+            env,
+            token=token,
+            consumer_id=self.consumer_id,
+            name=self.name,
+            timeout=self.timeout,
+            verify=verify,
+        )
+        try:
+            self._first_read(require)
+        except BaseException:
+            self._channel.close()
+            raise
+        if start:
+            self.start()
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        """The current version, whole: keep it to read several files of one version."""
+        return self._snapshot
+
+    def _current(self) -> Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            raise NotFoundError(
+                f"no config for {self.env!r} from {self.url} yet",
+                hint="the server has not answered; see the 'lastgood.client' log",
+            )
+        return snapshot
+
+    def get(self, path: str, default: Any = _MISSING) -> Any:
+        """One file parsed by extension: YAML, JSON, TOML, else text (see Snapshot.get)."""
+        return self._current().get(path, default)
+
+    def text(self, path: str) -> str:
+        """One file as UTF-8 text."""
+        return self._current().text(path)
+
+    def bytes(self, path: str) -> bytes:
+        """One file's raw bytes."""
+        return self._current().bytes(path)
+
+    @property
+    def files(self) -> Mapping[str, bytes]:
+        """Path → bytes of the current version (read-only; empty before the first config)."""
+        snapshot = self._snapshot
+        return snapshot.files if snapshot is not None else _EMPTY
+
+    def paths(self) -> list[str]:
+        """The current version's file paths, sorted."""
+        return sorted(self.files)
+
+    @property
+    def version(self) -> int | None:
+        snapshot = self._snapshot
+        return snapshot.version if snapshot is not None else None
+
+    @property
+    def content_hash(self) -> str | None:
+        snapshot = self._snapshot
+        return snapshot.content_hash if snapshot is not None else None
+
+    @property
+    def source(self) -> Source | None:
+        """``"server"`` once the server confirmed what is served, ``"cache"`` before that."""
+        return self._source
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since the server last confirmed this config is current: 0 while a long-poll
+        is held open (the server answers the moment it changes), else the time since its last
+        answer, or since the cached copy was fetched. None before any config."""
+        if self._snapshot is None:
+            return None
+        holding = self._holding_since
+        if holding is not None and time.monotonic() - holding < self.wait + self.timeout:
+            return 0.0
+        return max(0.0, time.time() - self._confirmed_at)
+
+    @property
+    def serving(self) -> str:
+        """What this consumer reports in ``X-Lastgood-Serving``: ``VERSION:HASH`` or ``none``."""
+        snapshot = self._snapshot
+        return snapshot.serving if snapshot is not None else "none"
+
+    # ---- changes ----------------------------------------------------------------------------
+
+    def on_change(self, callback: ChangeCallback) -> ChangeCallback:
+        """Call ``callback(old, new)`` (Snapshots; ``old`` may be None) after each new version
+        is applied, on a background thread, in order. Usable as a decorator."""
+        self._callbacks = (*self._callbacks, callback)
+        return callback
+
+    def wait_for_version(self, version: int, timeout: float = 10.0) -> Snapshot:
+        """Block until ``version`` is the one served; TimeoutError after ``timeout`` seconds."""
+        with self._changed:
+            reached = self._changed.wait_for(lambda: self.version == version, timeout)
+            if not reached:
+                raise TimeoutError(
+                    f"{self.env} is still on v{self.version} after {timeout:g} s, "
+                    f"not v{version} (source: {self._source})"
+                )
+            return self._current()
+
+    def refresh(self) -> bool:
+        """Ask the server now (no long-poll); True if a new version was applied. Raises the
+        server's error (ServerError when unreachable); what is served stays as it was."""
+        return self._refresh(wait=0)
+
+    def _refresh(self, *, wait: float) -> bool:
+        """One request; applies a new verified version. Raises LastgoodError on failure."""
+        snapshot = self._snapshot
+        if wait and self._connected:
+            self._holding_since = time.monotonic()
+        try:
+            payload = self._channel.fetch(
+                serving=self.serving, wait=wait, etag=snapshot.content_hash if snapshot else None
+            )
+        except LastgoodError:
+            self._connected = False
+            raise
+        finally:
+            self._holding_since = None
+        now = time.time()
+        self._connected = True
+        if payload is NOT_MODIFIED:
+            self._confirmed_at, self._source = now, "server"
+            return False
+        try:
+            new = verify_payload(payload, received_at=time.time())  # applied now
+        except ServerError as exc:
+            log.warning(
+                "refused a config payload from %s for %s: %s", self.url, self.env, exc.message
+            )
+            raise
+        return self._install(new, "server", now)
+
+    def _install(self, new: Snapshot, source: Source, confirmed_at: float) -> bool:
+        """Swap in ``new`` (a no-op if it is what is served) and queue the cache and callbacks."""
+        with self._changed:
+            old = self._snapshot
+            self._confirmed_at, self._source = confirmed_at, source
+            if old is not None and (old.version, old.content_hash) == (
+                new.version,
+                new.content_hash,
+            ):
+                return False
+            self._snapshot = new
+            self._changed.notify_all()
+        if new.drifted:
+            log.warning(
+                "v%d on %s is drifted: the server's files differ from the version "
+                "recorded; serving them as they are",
+                new.version,
+                self.env,
+            )
+        if source == "server" and old is not None:
+            self._notify(old, new)
+        return True
+
+    def _notify(self, old: Snapshot, new: Snapshot) -> None:
+        if self._cache is None and not self._callbacks:
+            return
+        if self._notifier is None:
+            self._notifier = Notifier(self.env, self._cache)
+            self._notifier.start()
+        self._notifier.submit(old, new, self._callbacks)
+
+    # ---- life cycle -------------------------------------------------------------------------
+
+    def _first_read(self, require: bool) -> None:
+        try:
+            self._refresh(wait=0)
+        except AuthError:
+            raise
+        except LastgoodError as exc:
+            self._start_without_server(exc, require)
+            return
+        if self._cache is not None and self._snapshot is not None:
+            self._cache.save(self._snapshot)  # now, so a restart right after has it
+
+    def _start_without_server(self, exc: LastgoodError, require: bool) -> None:
+        cached = self._cache.load() if self._cache is not None else None
+        if cached is not None:
+            self._install(cached, "cache", cached.received_at)
+            log.warning(
+                "%s; serving v%d from the cache %s, fetched %.0f s ago",
+                exc.message,
+                cached.version,
+                self.cache_path,
+                self.age,
+            )
+            return
+        where = f"the cache {self.cache_path} is empty" if self._cache else "the cache is off"
+        if not require:
+            log.warning("%s, and %s: no config until the server answers", exc.message, where)
+            return
+        raise type(exc)(
+            f"{exc.message}, and {where}, so there is no config to serve",
+            hint=f"{exc.hint or 'start the server or fix the URL'}; or pass require=False "
+            "to start without config and take it when the server answers",
+        ) from exc
+
+    def start(self) -> None:
+        """Start following changes in a daemon thread (done by the constructor by default)."""
+        if self._closed:
+            raise UsageError("this LiveConfig is closed")
+        if self._follower is None:
+            self._follower = Follower(self)
+            self._follower.start()
+
+    def close(self) -> None:
+        """Stop following (at once, even mid long-poll), finish pending cache writes and
+        callbacks, and close the connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._follower is not None:
+            self._follower.stop()
+        if self._notifier is not None:
+            self._notifier.stop()
+        self._channel.close()
+
+    def __enter__(self) -> LiveConfig:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        shown = "nothing" if self.version is None else f"v{self.version} from {self._source}"
+        return f"<LiveConfig {self.env} at {self.url}: {shown}>"
