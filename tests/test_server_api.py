@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 from tests.conftest import Workspace
 from tests.serving import Server
@@ -64,3 +68,99 @@ def test_no_token_no_change(
         assert refused.status_code == 403
         assert "needs deployer on 'staging'" in refused.json()["error"]
     assert "rollback" not in ws.run("history", "staging").stdout
+
+
+def test_bad_input_is_a_clear_4xx_and_never_a_traceback(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served(workspace)
+    server = serve(ws)
+    admin = server.token("admin")
+    with server.client(admin) as http:
+        bad = {"X-Lastgood-Consumer": "c1", "X-Lastgood-Serving": "twelve"}
+        assert http.get("/api/v1/envs/staging/config", headers=bad).status_code == 400
+        unprintable = {"X-Lastgood-Consumer": "c\x01", "X-Lastgood-Serving": "1:x"}
+        assert http.get("/api/v1/envs/staging/config", headers=unprintable).status_code == 400
+        # beyond the store's 64-bit integers: refused, and so it cannot block every later flush
+        huge = {"X-Lastgood-Consumer": "c2", "X-Lastgood-Serving": f"{2**63}:x"}
+        assert http.get("/api/v1/envs/staging/config", headers=huge).status_code == 400
+        report = {"consumer": "c3", "version": 2**63}
+        assert http.post("/api/v1/envs/staging/consumers", json=report).status_code == 422
+        assert http.get(f"/api/v1/versions/v{2**64}").status_code == 404
+        assert http.delete(f"/api/v1/tokens/{2**64}").status_code == 422
+        for answer in (http.get(f"/api/v1/versions/v{2**64}"), http.get("/nowhere")):
+            assert answer.json()["error"], answer.text
+        good = {"X-Lastgood-Consumer": "c4", "X-Lastgood-Serving": "1:x"}
+        assert http.get("/api/v1/envs/staging/config", headers=good).status_code == 200
+    deadline = time.monotonic() + 10
+    while "c4" not in ws.run("status", "staging", "--json").stdout:
+        assert time.monotonic() < deadline, "the good report never reached the store"
+        time.sleep(0.1)
+    log = server.log.read_text()
+    assert "Traceback" not in log and admin not in log
+
+
+def _answer(raw: socket.socket) -> str:
+    """One whole HTTP answer (head and a Content-Length body), however it was split in packets."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += raw.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += raw.recv(65536)
+    return (head + b"\r\n\r\n" + body).decode()
+
+
+def test_a_huge_body_is_refused_before_it_is_read(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served(workspace)
+    server = serve(ws)
+    secret = server.token("deployer")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        head = (
+            "POST /api/v1/versions HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 10000000000\r\n\r\n"
+        )
+        raw.sendall(head.encode())
+        head = _answer(raw)
+    assert head.startswith("HTTP/1.1 413"), head
+    assert '"error": "the request body is larger than' in head
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"files": {"a.txt": {"content": "'
+        for _ in range(70):
+            yield b"x" * (1024 * 1024)
+        yield b'"}}}'
+
+    with server.client(secret) as http:
+        answer = http.post("/api/v1/versions", content=chunks(),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answer.status_code == 413 and "larger than" in answer.json()["error"]
+    assert "v2" not in ws.run("log").stdout
+
+
+def test_long_poll_and_event_stream_follow_a_switch(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served(workspace)
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    server = serve(ws)
+    with server.client(server.token("deployer")) as http:
+        etag = http.get("/api/v1/envs/staging/config").headers["etag"]
+        started = time.monotonic()
+        quiet = http.get("/api/v1/envs/staging/config", params={"wait": 0.5},
+                         headers={"If-None-Match": etag})  # fmt: skip
+        assert quiet.status_code == 304 and time.monotonic() - started >= 0.5
+        with http.stream("GET", "/api/v1/envs/staging/config/stream") as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: config" and '"version": 2' in next(lines)
+            rollback = threading.Thread(target=lambda: http.post(
+                "/api/v1/envs/staging/rollback", json={"wait_fleet": 0}))  # fmt: skip
+            rollback.start()
+            following = [line for line in itertools.islice(lines, 4) if line]
+            rollback.join()
+        assert following[0] == "event: config" and '"version": 1' in following[1]

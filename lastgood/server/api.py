@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,8 @@ router = APIRouter(prefix="/api/v1", tags=["operations"])
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many records")]
 Ref = Annotated[str, Field(min_length=1, max_length=200, description="A version reference")]
+# the store keeps ids in signed 64-bit columns: a larger one can name nothing, so say 422 early
+TokenId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The token's id (token list)")]
 
 
 class DeployRequest(BaseModel):
@@ -306,6 +308,6 @@ def create_token(body: TokenRequest, state: State, token: Caller) -> dict[str, A
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token")
-def revoke_token(token_id: int, state: State, token: Caller) -> dict[str, Any]:
+def revoke_token(token_id: TokenId, state: State, token: Caller) -> dict[str, Any]:
     allowed(token, "admin")
     return state.project.store.revoke_token(token_id).to_json()

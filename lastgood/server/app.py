@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -30,6 +31,10 @@ from lastgood.server.consumers import Consumers
 from lastgood.server.live import Feeds
 
 log = logging.getLogger("lastgood.server")
+
+# The largest request body accepted. Uvicorn sets no limit, and an upload is parsed whole in
+# memory; a workspace of configuration is far smaller (files are capped at max_file_size).
+MAX_BODY = 64 * 1024 * 1024
 
 
 class ServerState:
@@ -63,7 +68,7 @@ def error_body(exc: LastgoodError) -> dict[str, Any]:
 
 def create_app(project: Project, **options: Any) -> FastAPI:
     """The whole server on ``project``: API, live config, metrics and the web page."""
-    state = ServerState(project, **options)
+    state = ServerState(project, **{k: v for k, v in options.items() if k != "max_body"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +82,8 @@ def create_app(project: Project, **options: Any) -> FastAPI:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(state.consumers.flush)
 
+    from lastgood.server import config_api
+
     app = FastAPI(
         title="lastgood",
         version=__version__,
@@ -86,9 +93,11 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lastgood = state
+    app.add_middleware(BodyLimit, limit=options.get("max_body", MAX_BODY))
+    app.add_middleware(config_api.FastReads)
     _install_error_handlers(app)
 
-    from lastgood.server import api, config_api, metrics, web
+    from lastgood.server import api, metrics, web
 
     app.include_router(api.router)
     app.include_router(config_api.router)
@@ -122,11 +131,78 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(OverflowError)
+    async def too_large(request: Request, exc: OverflowError) -> JSONResponse:
+        # a number from the request (a version like v99999999999999999999) beyond the store's
+        # 64-bit integers: it names nothing, and the caller should hear so, not "unexpected"
+        return JSONResponse(
+            {"error": "a number in this request is too large to name anything",
+             "hint": "versions and ids are at most 9223372036854775807", "exit_code": 2},
+            status_code=404,
+        )  # fmt: skip
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                  exc_info=exc)  # fmt: skip
         return JSONResponse(
             {"error": f"unexpected error: {type(exc).__name__}",
              "hint": "the server log has the details", "exit_code": 1},
             status_code=500,
         )  # fmt: skip
+
+
+class BodyTooLarge(Exception):
+    """Raised inside ``receive`` when a body without Content-Length grows past the limit."""
+
+
+class BodyLimit:
+    """ASGI middleware: 413 ``{"error"}`` for a request body over ``limit`` bytes.
+
+    A declared Content-Length is judged before anything is read; a chunked body is counted as
+    it arrives and stopped at the limit, so a huge upload never sits whole in memory."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await self._refuse(send, declared.isdigit())
+        seen, refused = 0, False
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge  # FastAPI may turn this into its own 400: see sending()
+            return message
+
+        async def sending(message: Any) -> None:
+            nonlocal refused
+            if seen <= self.limit:
+                await send(message)
+            elif not refused:  # whatever the app answers to the aborted read, it is a 413
+                refused = True
+                await self._refuse(send, True)
+
+        try:
+            await self.app(scope, counted, sending)
+        except BodyTooLarge:
+            if not refused:
+                await self._refuse(send, True)
+
+    async def _refuse(self, send: Any, too_large: bool) -> None:
+        status = 413 if too_large else 400
+        error = (f"the request body is larger than {self.limit:,} bytes" if too_large
+                 else "the Content-Length header is not a number")  # fmt: skip
+        body = json.dumps({"error": error, "hint": "send less, in several requests if need be",
+                           "exit_code": 2}).encode()  # fmt: skip
+        headers = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

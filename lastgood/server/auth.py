@@ -68,12 +68,19 @@ class Authenticator:
         return found
 
     def by_header(self, authorization: str | None) -> ApiToken:
-        secret = None
-        if authorization:
-            scheme, _, value = authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                secret = value.strip()
-        return self.by_secret(secret)
+        return self.by_secret(_bearer(authorization))
+
+    def cached(self, authorization: str | None) -> ApiToken | None:
+        """The valid token of ``authorization`` if the cache knows it; None means "ask
+        :meth:`by_header`", which reads the store and raises for a missing or bad token."""
+        secret = _bearer(authorization)
+        if not secret:
+            return None
+        cached = self._cache.get(tokens.hash_secret(secret))
+        if cached is None or time.monotonic() - cached[0] >= CACHE_TTL:
+            return None
+        found = cached[1]
+        return found if found is not None and found.revoked_at is None else None
 
     # ---- sessions (the web page) ------------------------------------------------------------
 
@@ -105,6 +112,15 @@ class Authenticator:
     def sign_out(self, session_id: str | None) -> None:
         with self._lock:
             self._sessions.pop(session_id or "", None)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    """The secret of ``Authorization: Bearer SECRET``; None for anything else."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip()
+    return None
 
 
 def csrf_ok(session: Session, sent: str | None) -> bool:

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Mapping
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from lastgood.errors import NotFoundError
+from lastgood.errors import NotFoundError, UsageError
 from lastgood.records import ApiToken
 from lastgood.server.app import ServerState
-from lastgood.server.consumers import parse_serving
+from lastgood.server.consumers import MAX_VERSION, parse_serving
 from lastgood.server.deps import Caller, State, allowed, known_env
 from lastgood.server.live import Feed, Served, etag_matches
+from lastgood.tokens import allows
 
 router = APIRouter(prefix="/api/v1/envs/{env}", tags=["live config"])
 
@@ -36,7 +37,7 @@ KEEPALIVE = 15.0
 class ConsumerReport(BaseModel):
     consumer: str = Field(min_length=1, max_length=200, description="Stable id of the consumer")
     name: str = Field("", max_length=200, description="Who it is, for people: host:pid, app")
-    version: int | None = Field(None, ge=1, description="The version it serves now")
+    version: int | None = Field(None, ge=1, le=MAX_VERSION, description="The version it serves now")
     content_hash: str | None = Field(None, max_length=64)
 
 
@@ -66,11 +67,16 @@ def _headers(served: Served) -> dict[str, str]:
 
 
 def _report(state: ServerState, env: str, request: Request) -> None:
-    consumer = request.headers.get("x-lastgood-consumer")
+    _report_from(state, env, request.headers)
+
+
+def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
+    """Record the consumer's report headers, if it sent them (lower-case names)."""
+    consumer = headers.get("x-lastgood-consumer")
     if consumer is None:
         return
-    version, content_hash = parse_serving(request.headers.get("x-lastgood-serving"))
-    name = request.headers.get("x-lastgood-consumer-name") or consumer
+    version, content_hash = parse_serving(headers.get("x-lastgood-serving"))
+    name = headers.get("x-lastgood-consumer-name") or consumer
     state.consumers.report(env, consumer, name=name, version=version, content_hash=content_hash)
 
 
@@ -148,3 +154,54 @@ def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller)
     state.consumers.report(env, body.consumer, name=body.name or body.consumer,
                            version=body.version, content_hash=body.content_hash)  # fmt: skip
     return Response(status_code=204)
+
+
+PREFIX = "/api/v1/envs/"
+
+
+class FastReads:
+    """ASGI middleware: the plain config read, answered without FastAPI's routing.
+
+    A following consumer's read (``GET …/config`` with no query, a cached token that may read
+    the environment) is the server's hottest path, and FastAPI's routing and dependency solving
+    cost several times the read itself. This answers exactly that case from the feed, with the
+    same headers, consumer report and 304 as :func:`config`; anything else (a long-poll, an
+    unknown or uncached token, a bad report header, nothing published) goes on to FastAPI,
+    which stays the one place that words errors."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        plain = scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]
+        if plain and path.startswith(PREFIX) and path.endswith("/config"):
+            env = path[len(PREFIX) : -len("/config")]
+            if "/" not in env and await self._answer(scope, env, send):
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Any, env: str, send: Any) -> bool:
+        state: ServerState = scope["app"].state.lastgood if "app" in scope else None
+        if state is None:
+            return False
+        feed = state.feeds.get(env)
+        served = feed.current if feed is not None else None
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        token = state.auth.cached(headers.get("authorization"))
+        if served is None or token is None or not allows(token, "viewer", env):
+            return False
+        try:
+            _report_from(state, env, headers)
+        except UsageError:
+            return False
+        fresh = etag_matches(headers.get("if-none-match"), served.etag)
+        body = b"" if fresh else served.body
+        answer = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
+        if not fresh:
+            answer += [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+        await send({"type": "http.response.start", "status": 304 if fresh else 200,
+                    "headers": answer})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+        return True

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
+# the store keeps versions in signed 64-bit columns; a larger number in one report would fail
+# every later flush (they are one transaction), so it is refused where it comes in
+MAX_VERSION = 2**63 - 1
 
 
 def parse_serving(value: str | None) -> tuple[int | None, str | None]:
@@ -36,7 +39,7 @@ def parse_serving(value: str | None) -> tuple[int | None, str | None]:
             f"X-Lastgood-Serving must be VERSION:HASH, got {value[:80]!r}",
             hint="send e.g. 'X-Lastgood-Serving: 12:3f2a9c1d…', or 'none' before the first read",
         ) from None
-    if version < 1 or len(content_hash) > 64:
+    if not 1 <= version <= MAX_VERSION or len(content_hash) > 64:
         raise UsageError(f"X-Lastgood-Serving names no real version: {value[:80]!r}")
     return version, content_hash or None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -12,19 +13,27 @@ from lastgood.records import ApiToken
 from lastgood.server.app import ServerState
 
 
-def server_state(request: Request) -> ServerState:
+async def server_state(request: Request) -> ServerState:
+    """Async on purpose, as is :func:`caller`: FastAPI runs a plain ``def`` dependency in its
+    thread pool, and those two hops cost more than the whole config read they serve."""
     return request.app.state.lastgood  # type: ignore[no-any-return]
 
 
 State = Annotated[ServerState, Depends(server_state)]
 
 
-def caller(
+async def caller(
     state: State,
     authorization: Annotated[str | None, Header(description="Bearer TOKEN")] = None,
 ) -> ApiToken:
-    """The token of the request (``Authorization: Bearer …``); 401 without a valid one."""
-    return state.auth.by_header(authorization)
+    """The token of the request (``Authorization: Bearer …``); 401 without a valid one.
+
+    A cached token is answered on the event loop; only a lookup in the store (at most once
+    per token every few seconds) goes to a thread, so a slow store never stalls the loop."""
+    token = state.auth.cached(authorization)
+    if token is None:
+        token = await asyncio.to_thread(state.auth.by_header, authorization)
+    return token
 
 
 Caller = Annotated[ApiToken, Depends(caller)]
