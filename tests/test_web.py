@@ -218,6 +218,9 @@ def test_signed_out_and_wrong_tokens_get_nothing(
         assert empty.status_code == 401 and "paste your API token" in empty.text
         away = http.post("/login", data={"token": server.token("viewer"), "next": "//evil.test/"})
         assert away.headers["location"] == "/"
+        lost = http.get("/no/such/page", headers={"Accept": "text/html"})
+        assert lost.status_code == 404 and "<h1>That did not work</h1>" in lost.text
+        assert http.get("/api/v1/nothing").json()["error"] == "Not Found"
     assert ledger(ws) == before
 
 

@@ -49,7 +49,14 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
             "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
         )
     r.info(f"lastgood serving http://{host}:{port} (API docs at /docs, page at /)")
-    uvicorn.run(web_app, host=host, port=port, log_level="warning", access_log=access_log)
+    uvicorn.run(
+        web_app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=access_log,
+        timeout_graceful_shutdown=2,  # long-polls and event streams never end by themselves
+    )
 
 
 @cli.group()

@@ -78,11 +78,15 @@ def _with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str,
 
 
 def live_fleet(state: ServerState, env: str) -> FleetStanding | None:
-    """The fleet of a served environment as the server sees it now (None for other targets)."""
+    """The fleet of a served environment as the server sees it now (None for other targets).
+
+    Measured against what the target serves, not what the feed has published yet: right after
+    a switch the feed may still hold the old version, and a fleet on it is not "complete"."""
     feed = state.feeds.get(env)
     if feed is None:
         return None
-    version = feed.current.version if feed.current else None
+    live = feed.target.live()
+    version = live.version if live else None
     records = state.project.store.deployments(env, limit=50)
     return standing(env, state.consumers.of(env), version=version,
                     change=switch_of(records, version))  # fmt: skip

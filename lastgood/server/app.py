@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lastgood import __version__
@@ -106,6 +106,13 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     return app
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for something outside the API: answer errors as the web page does."""
+    path = request.url.path
+    api = path.startswith(("/api/", "/metrics", "/healthz", "/openapi.json", "/docs"))
+    return not api and "text/html" in request.headers.get("accept", "")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LastgoodError)
     async def lastgood_error(request: Request, exc: LastgoodError) -> JSONResponse:
@@ -124,7 +131,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_page(request):  # a person's browser on a page URL: a page, not JSON
+            from lastgood.server.web import render
+
+            page = LastgoodError(str(exc.detail), hint="check the address, or start from /")
+            return render("error.html", None, exc.status_code, error=page)
         return JSONResponse(
             {"error": str(exc.detail), "hint": None, "exit_code": 2},
             status_code=exc.status_code,

@@ -159,29 +159,47 @@ def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller)
 PREFIX = "/api/v1/envs/"
 
 
+def _plain_wait(query: bytes) -> float | None:
+    """The long-poll seconds of a query the fast path takes (none: 0), or None to let FastAPI
+    answer (any other parameter, or a value it must refuse with its own words)."""
+    if not query:
+        return 0.0
+    name, _, value = query.partition(b"=")
+    if name != b"wait" or b"&" in value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 60 else None
+
+
 class FastReads:
     """ASGI middleware: the plain config read, answered without FastAPI's routing.
 
-    A following consumer's read (``GET …/config`` with no query, a cached token that may read
-    the environment) is the server's hottest path, and FastAPI's routing and dependency solving
-    cost several times the read itself. This answers exactly that case from the feed, with the
-    same headers, consumer report and 304 as :func:`config`; anything else (a long-poll, an
-    unknown or uncached token, a bad report header, nothing published) goes on to FastAPI,
-    which stays the one place that words errors."""
+    A following consumer's read (``GET …/config``, plain or ``?wait=`` to long-poll, with a
+    cached token that may read the environment) is the server's hottest path, and FastAPI's
+    routing and dependency solving cost several times the read itself. This answers exactly
+    that case from the feed, with the same headers, consumer report, long-poll and 304 as
+    :func:`config`; anything else (an unknown or uncached token, a bad report header, nothing
+    published) goes on to FastAPI, which stays the one place that words errors."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self._built: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
+        self._built = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        plain = scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]
-        if plain and path.startswith(PREFIX) and path.endswith("/config"):
-            env = path[len(PREFIX) : -len("/config")]
-            if "/" not in env and await self._answer(scope, env, send):
-                return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            wait = _plain_wait(scope["query_string"])
+            if wait is not None and path.startswith(PREFIX) and path.endswith("/config"):
+                env = path[len(PREFIX) : -len("/config")]
+                if "/" not in env and await self._answer(scope, env, send, wait):
+                    return
         await self.app(scope, receive, send)
 
-    async def _answer(self, scope: Any, env: str, send: Any) -> bool:
+    async def _answer(self, scope: Any, env: str, send: Any, wait: float) -> bool:
         state: ServerState = scope["app"].state.lastgood if "app" in scope else None
         if state is None:
             return False
@@ -196,12 +214,22 @@ class FastReads:
         except UsageError:
             return False
         fresh = etag_matches(headers.get("if-none-match"), served.etag)
-        body = b"" if fresh else served.body
-        answer = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
-        if not fresh:
-            answer += [(b"content-type", b"application/json"),
-                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+        if fresh and wait:  # long-poll: answer the moment the version changes
+            await feed.wait_change(served.etag, wait)  # type: ignore[union-attr]
+            served = feed.current or served  # type: ignore[union-attr]
+            _report_from(state, env, headers)  # still here: the consumer is alive
+            fresh = etag_matches(headers.get("if-none-match"), served.etag)
+        not_modified, full = self._answers(served)
         await send({"type": "http.response.start", "status": 304 if fresh else 200,
-                    "headers": answer})  # fmt: skip
-        await send({"type": "http.response.body", "body": body})
+                    "headers": not_modified if fresh else full})  # fmt: skip
+        await send({"type": "http.response.body", "body": b"" if fresh else served.body})
         return True
+
+    def _answers(self, served: Served) -> tuple[list[tuple[bytes, bytes]], ...]:
+        """The raw 304 and 200 header lists of ``served``, built once per published version."""
+        if self._built is None or self._built[0] is not served:
+            common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
+            full = [*common, (b"content-type", b"application/json"),
+                    (b"content-length", str(len(served.body)).encode())]  # fmt: skip
+            self._built = (served, common, full)
+        return self._built[1], self._built[2]

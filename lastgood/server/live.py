@@ -132,10 +132,9 @@ class Feed:
         elif self.current is None or self.current.etag != etag:
             return
         changed = self._changed
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):  # no task per waiter, unlike wait_for
+                await changed.wait()
 
 
 class Feeds:
