@@ -19,7 +19,7 @@ demo: install
 test: install
 	$(BIN)/ruff check lastgood tests bench scripts
 	$(BIN)/ruff format --check lastgood tests bench scripts
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile  # two workers, each test file whole on one of them
 
 lint: install
 	$(BIN)/ruff check lastgood tests bench scripts

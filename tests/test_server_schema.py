@@ -60,11 +60,14 @@ class Target:
             "run", f"{self.server.url}/openapi.json",
             "--checks", "not_a_server_error",
             "-H", f"Authorization: Bearer {self.token}",
-            "--seed", SEED, "--workers", "2", "--request-timeout", "20", "--no-shrink",
+            # one worker: with two, CPython 3.11 can fail compiling ASTs in two threads at once
+            # inside hypothesis ("AST constructor recursion depth mismatch"), a crash that is
+            # neither schemathesis's finding nor ours
+            "--seed", SEED, "--workers", "1", "--request-timeout", "20", "--no-shrink",
             *options,
         ]  # fmt: skip
         environ = {**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environ,
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, env=environ,
                               cwd=self.server.ws.base)  # fmt: skip
         output = done.stdout + done.stderr
         assert done.returncode == 0, output
@@ -91,7 +94,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         ws.close()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 def test_no_generated_request_causes_a_server_error(target: Target) -> None:
     cases = target.schemathesis("--max-examples", "40", "--exclude-path-regex", STREAM_OR_REVOKE)
     config = target.server.ws.base / "existing.toml"

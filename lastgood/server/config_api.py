@@ -217,8 +217,9 @@ class FastReads:
         if fresh and wait:  # long-poll: answer the moment the version changes
             await feed.wait_change(served.etag, wait)  # type: ignore[union-attr]
             served = feed.current or served  # type: ignore[union-attr]
-            _report_from(state, env, headers)  # still here: the consumer is alive
             fresh = etag_matches(headers.get("if-none-match"), served.etag)
+            if fresh:  # timed out: the consumer is still alive (after a change, it reports on
+                _report_from(state, env, headers)  # its next read, which follows at once)
         not_modified, full = self._answers(served)
         await send({"type": "http.response.start", "status": 304 if fresh else 200,
                     "headers": not_modified if fresh else full})  # fmt: skip
