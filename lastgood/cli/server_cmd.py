@@ -40,10 +40,10 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
     require_extra()
     import uvicorn
 
-    from lastgood.server.app import create_app
+    from lastgood.server.app import asgi_app
 
     project = app.project()
-    web_app = create_app(project, poll=poll)
+    web_app = asgi_app(project, poll=poll)
     if not project.store.tokens():
         r.info(
             "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
@@ -55,6 +55,7 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
         port=port,
         log_level="warning",
         access_log=access_log,
+        server_header=False,  # no need to tell the world which server software answers
         timeout_graceful_shutdown=2,  # long-polls and event streams never end by themselves
     )
 

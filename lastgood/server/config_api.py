@@ -175,17 +175,19 @@ def _plain_wait(query: bytes) -> float | None:
 
 
 class FastReads:
-    """ASGI middleware: the plain config read, answered without FastAPI's routing.
+    """The ASGI app uvicorn runs: the plain config read answered here, all else by FastAPI.
 
     A following consumer's read (``GET …/config``, plain or ``?wait=`` to long-poll, with a
     cached token that may read the environment) is the server's hottest path, and FastAPI's
     routing and dependency solving cost several times the read itself. This answers exactly
     that case from the feed, with the same headers, consumer report, long-poll and 304 as
     :func:`config`; anything else (an unknown or uncached token, a bad report header, nothing
-    published) goes on to FastAPI, which stays the one place that words errors."""
+    published) goes on to FastAPI, which stays the one place that words errors. It wraps the
+    FastAPI app from the outside, so the read also skips FastAPI's own middleware stack."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.state: ServerState = app.state.lastgood
         self._built: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
         self._built = None
 
@@ -200,9 +202,9 @@ class FastReads:
         await self.app(scope, receive, send)
 
     async def _answer(self, scope: Any, env: str, send: Any, wait: float) -> bool:
-        state: ServerState = scope["app"].state.lastgood if "app" in scope else None
-        if state is None:
-            return False
+        """Answer the read and return True, or return False before sending anything so that
+        FastAPI answers it (and words whatever is wrong)."""
+        state = self.state
         feed = state.feeds.get(env)
         served = feed.current if feed is not None else None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
