@@ -77,10 +77,10 @@ def standing(
     everyone = list(consumers)
     live = [c for c in everyone if now - c.seen_at <= stale_after]
     on_it = [c for c in live if version is not None and c.version == version]
-    behind = sorted(
+    behind = sorted(  # one pass: a fleet of thousands is compared by version, not record
         f"{c.name} ({'-' if c.version is None else f'v{c.version}'})"
         for c in live
-        if c not in on_it
+        if version is None or c.version != version
     )
     time_to_all = None
     switched_at = change.activated_at if change is not None else None

@@ -54,6 +54,31 @@ def check_identity(consumer_id: str, name: str) -> None:
         raise UsageError("a consumer name must be at most 200 printable characters")
 
 
+class _Entry:
+    """What the registry keeps of one consumer: mutable, so a report that changes nothing but
+    the time (most of them: every long-poll repeats it) allocates nothing."""
+
+    __slots__ = ("consumer_id", "content_hash", "env", "name", "seen_at", "since", "version")
+
+    def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
+        self.env, self.consumer_id, self.name = env, consumer_id, name
+        self.version: int | None = None
+        self.content_hash: str | None = None
+        self.since = self.seen_at = now
+
+    @classmethod
+    def of(cls, consumer: Consumer) -> _Entry:
+        entry = cls(consumer.env, consumer.consumer_id, consumer.name, consumer.since)
+        entry.version, entry.content_hash = consumer.version, consumer.content_hash
+        entry.seen_at = consumer.seen_at
+        return entry
+
+    def record(self) -> Consumer:
+        return Consumer(env=self.env, consumer_id=self.consumer_id, name=self.name,
+                        version=self.version, content_hash=self.content_hash,
+                        since=self.since, seen_at=self.seen_at)  # fmt: skip
+
+
 class Consumers:
     """In-memory consumer reports with a periodic flush to the store."""
 
@@ -61,7 +86,7 @@ class Consumers:
         self.store = store
         self.flush_every = flush_every
         self._lock = threading.Lock()
-        self._known = {(c.env, c.consumer_id): c for c in store.consumers()}
+        self._known = {(c.env, c.consumer_id): _Entry.of(c) for c in store.consumers()}
         self._dirty: set[tuple[str, str]] = set()
         self.reports = 0
 
@@ -74,34 +99,33 @@ class Consumers:
         version: int | None,
         content_hash: str | None,
         now: float | None = None,
-    ) -> Consumer:
+    ) -> None:
         """Record that ``consumer_id`` serves ``version`` of ``env`` now."""
         check_identity(consumer_id, name)
         now = time.time() if now is None else now
         key = (env, consumer_id)
         with self._lock:
-            old = self._known.get(key)
-            same = old is not None and (old.version, old.content_hash) == (version, content_hash)
-            record = Consumer(env=env, consumer_id=consumer_id, name=name or consumer_id,
-                              version=version, content_hash=content_hash,
-                              since=old.since if same and old else now, seen_at=now)  # fmt: skip
-            self._known[key] = record
+            entry = self._known.get(key)
+            if entry is None:
+                entry = self._known[key] = _Entry(env, consumer_id, name, now)
+            if (entry.version, entry.content_hash) != (version, content_hash):
+                entry.version, entry.content_hash, entry.since = version, content_hash, now
+            entry.name, entry.seen_at = name or consumer_id, now
             self._dirty.add(key)
             self.reports += 1
-        return record
 
     def of(self, env: str) -> list[Consumer]:
         with self._lock:
-            return [c for (e, _), c in self._known.items() if e == env]
+            return [entry.record() for (e, _), entry in self._known.items() if e == env]
 
     def all(self) -> list[Consumer]:
         with self._lock:
-            return list(self._known.values())
+            return [entry.record() for entry in self._known.values()]
 
     def flush(self) -> int:
         """Write what changed since the last flush, in one transaction; returns how many."""
         with self._lock:
-            rows = [self._known[key] for key in self._dirty]
+            rows = [self._known[key].record() for key in self._dirty if key in self._known]
             self._dirty.clear()
         try:
             self.store.save_consumers(rows)
@@ -114,7 +138,7 @@ class Consumers:
     def forget_old(self, now: float | None = None) -> None:
         cutoff = (time.time() if now is None else now) - FORGET_AFTER
         with self._lock:
-            for key in [k for k, c in self._known.items() if c.seen_at < cutoff]:
+            for key in [k for k, entry in self._known.items() if entry.seen_at < cutoff]:
                 del self._known[key]
         self.store.forget_consumers(seen_before=cutoff)
 

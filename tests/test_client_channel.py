@@ -1,0 +1,191 @@
+"""The SDK's HTTP exchange (``lastgood.client.channel``) against a scripted HTTP peer.
+
+The real server is covered by ``tests/test_client.py``; here a raw socket server answers with
+exactly the bytes a test scripts (kept-alive, chunked, HTTP/1.0 ended by closing, truncated,
+not HTTP at all), counts the connections it accepted and keeps every request it read, so the
+tests see what the SDK does on the wire: one connection for a whole follow, the report headers,
+a reconnect only when safe, and a clear error (never a half-applied config) otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from lastgood.client import LiveConfig, content_hash_of
+from lastgood.client.payload import encode_files
+from lastgood.errors import ServerError, UsageError
+
+CLOSE = b""  # a scripted answer of nothing: close the connection without answering
+
+
+def payload(version: int, text: str) -> bytes:
+    files = {"app.yaml": text.encode()}
+    return json.dumps({"env": "staging", "version": version, "content_hash": content_hash_of(
+        files), "drifted": False, "files": encode_files(files)}).encode()  # fmt: skip
+
+
+def ok(body: bytes, *extra: str) -> bytes:
+    head = "".join(f"{line}\r\n" for line in extra)
+    return f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode() + body
+
+
+def chunked(body: bytes) -> bytes:
+    half = len(body) // 2
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:half], body[half:]))
+    return b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n"
+
+
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n'
+
+
+class Peer:
+    """A one-thread HTTP peer on 127.0.0.1 answering each request with the next scripted bytes.
+
+    After an answer that is HTTP/1.0 or says ``connection: close``, or after ``CLOSE``, it
+    closes the connection; otherwise it keeps it for the next request."""
+
+    def __init__(self, answers: list[bytes]) -> None:
+        self.answers = list(answers)
+        self.requests: list[str] = []
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.answers:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with connection:
+                self._converse(connection)
+
+    def _converse(self, connection: socket.socket) -> None:
+        buffer = b""
+        while self.answers:
+            while b"\r\n\r\n" not in buffer:
+                data = connection.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            request, _, buffer = buffer.partition(b"\r\n\r\n")
+            self.requests.append(request.decode())
+            answer = self.answers.pop(0)
+            if answer is CLOSE:
+                return
+            connection.sendall(answer)
+            if answer.startswith(b"HTTP/1.0") or b"connection: close" in answer:
+                return
+
+    def header(self, number: int, name: str) -> str | None:
+        for line in self.requests[number].split("\r\n")[1:]:
+            key, _, value = line.partition(":")
+            if key.lower() == name.lower():
+                return value.strip()
+        return None
+
+    def close(self) -> None:
+        self.answers.clear()
+        self.listener.close()
+
+
+@pytest.fixture
+def peer() -> Iterator[type[Peer]]:
+    made: list[Peer] = []
+
+    class Made(Peer):
+        def __init__(self, answers: list[bytes]) -> None:
+            super().__init__(answers)
+            made.append(self)
+
+    yield Made
+    for each in made:
+        each.close()
+
+
+def live(peer: Peer, **options: object) -> LiveConfig:
+    return LiveConfig(peer.url, "staging", token="lg_secret", cache=False, start=False,
+                      consumer_id="c-1", name="api-1", **options)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_a_follow_keeps_one_connection_and_reports_what_it_serves(peer: type[Peer]) -> None:
+    first, second = payload(1, "a: 1\n"), payload(2, "a: 2\n")
+    script = peer([ok(first), NOT_MODIFIED, ok(second), chunked(payload(3, "a: 3\n"))])
+    config = live(script)
+    assert config.version == 1 and not config.refresh()
+    assert config.refresh() and config.get("app.yaml") == {"a": 2}
+    assert config.refresh() and config.get("app.yaml") == {"a": 3}  # chunked
+    config.close()
+    assert script.connections == 1  # kept alive across 200s and 304s
+    assert script.requests[0].startswith("GET /api/v1/envs/staging/config HTTP/1.1")
+    assert script.header(0, "X-Lastgood-Serving") == "none"
+    assert script.header(0, "If-None-Match") is None
+    assert script.header(0, "Authorization") == "Bearer lg_secret"
+    assert script.header(0, "Host") == script.url.removeprefix("http://")
+    assert (script.header(0, "X-Lastgood-Consumer"), script.header(0, "X-Lastgood-Consumer-Name")) \
+        == ("c-1", "api-1")  # fmt: skip
+    hash_one = json.loads(first)["content_hash"]
+    assert script.header(1, "X-Lastgood-Serving") == f"1:{hash_one}"
+    assert script.header(1, "If-None-Match") == f'"{hash_one}"'
+    assert script.header(3, "X-Lastgood-Serving") == f"2:{json.loads(second)['content_hash']}"
+
+
+def test_answers_ended_by_closing_and_idle_closes_reconnect(peer: type[Peer]) -> None:
+    http10 = b"HTTP/1.0 200 OK\r\n\r\n" + payload(1, "a: 1\n")  # no length: ends at close
+    script = peer([http10, ok(payload(2, "a: 2\n")), CLOSE, ok(payload(3, "a: 3\n"))])
+    config = live(script)
+    assert config.version == 1
+    assert config.refresh() and config.version == 2  # a new connection after the HTTP/1.0 one
+    assert config.refresh() and config.version == 3  # closed while idle: retried once, safely
+    config.close()
+    assert script.connections == 3 and len(script.requests) == 4
+
+
+def test_a_truncated_or_foreign_answer_is_an_error_and_changes_nothing(
+    peer: type[Peer],
+) -> None:
+    body = payload(2, "a: 2\n")
+    torn = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    script = peer([ok(payload(1, "a: 1\n")), torn.encode() + body[:20],
+                   b"SSH-2.0-OpenSSH_9.2\r\n\r\n", ok(body)])  # fmt: skip
+    config = live(script)
+    with pytest.raises(ServerError, match="mid-answer") as torn_error:
+        config.refresh()
+    assert script.url in str(torn_error.value) and "lg_secret" not in str(torn_error.value)
+    assert config.version == 1
+    with pytest.raises(ServerError, match="answered something that is not HTTP"):
+        config.refresh()
+    assert config.version == 1
+    assert config.refresh() and config.version == 2  # and the next answer is taken again
+    config.close()
+
+
+def test_header_values_that_could_forge_a_header_are_refused(peer: type[Peer]) -> None:
+    script = peer([ok(payload(1, "a: 1\n"))])
+    with pytest.raises(UsageError, match="token has characters"):
+        LiveConfig(script.url, "staging", token="lg_x\r\nX-Admin: yes", cache=False)
+    with pytest.raises(UsageError, match="name must be"):
+        LiveConfig(script.url, "staging", name="api\n1", cache=False)
+    time.sleep(0.1)
+    assert script.requests == []  # refused before anything was sent
+
+
+def test_a_read_that_times_out_says_so() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="timed out"):
+            LiveConfig(url, "staging", cache=False, timeout=0.3, start=False)
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()
