@@ -198,6 +198,21 @@ class ApiToken(Record):
         return data
 
 
+class WebSession(Record):
+    """A signed-in visitor of the web page, as the store keeps it.
+
+    ``session_hash`` is the SHA-256 of the cookie's random value (the value itself is never
+    stored, so a copy of the store signs nobody in); ``token_hash`` names the token it signed
+    in with, whose role and scope apply; ``csrf`` is the secret every changing form sends back.
+    """
+
+    session_hash: str
+    token_hash: str
+    csrf: str
+    created_at: float
+    last_seen: float
+
+
 class Consumer(Record):
     """One application reading an environment's live config through the SDK, as last reported.
 

@@ -350,6 +350,27 @@ def test_consumers_are_replaced_by_id_and_forgotten(store: StoreBackend) -> None
     assert [c.consumer_id for c in store.consumers()] == ["a"]
 
 
+def test_web_sessions_are_kept_by_hash_replaced_and_forgotten(store: StoreBackend) -> None:
+    from lastgood.records import WebSession
+
+    def session(key: str, seen: float) -> WebSession:
+        return WebSession(session_hash=key * 64, token_hash="t" * 64, csrf=f"csrf-{key}",
+                          created_at=100.0, last_seen=seen)  # fmt: skip
+
+    assert store.session_by_hash("a" * 64) is None
+    store.save_session(session("a", 100.0))
+    store.save_session(session("b", 200.0))
+    store.save_session(session("a", 300.0))  # used again: replaced, not doubled
+    assert store.session_by_hash("a" * 64) == session("a", 300.0)
+    assert store.touch_session("b" * 64, 200.0) and not store.touch_session("c" * 64, 1.0)
+    assert store.session_by_hash("c" * 64) is None  # a touch never makes a session
+    assert store.forget_sessions(seen_before=250.0) == 1
+    assert store.session_by_hash("b" * 64) is None
+    store.delete_session("a" * 64)
+    store.delete_session("a" * 64)  # twice is fine
+    assert store.session_by_hash("a" * 64) is None
+
+
 def take(store: StoreBackend, ttl: float = 60, force: bool = False, who: str = "ana") -> Any:
     return store.acquire_lease(
         "env:staging", purpose="deploy", holder_name=who, ttl=ttl, force=force

@@ -6,6 +6,7 @@ CSRF field, a viewer's token. Nothing is mocked."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import textwrap
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from lastgood.server.auth import COOKIE
 from tests.conftest import Workspace
 from tests.serving import Server
 
@@ -259,6 +261,28 @@ def test_forged_forms_and_viewers_change_nothing(
         assert "needs deployer on &#39;staging&#39;" in refused.text
         assert "Traceback" not in refused.text
     assert ledger(ws) == before
+
+
+def test_a_session_outlives_a_server_restart_and_the_store_keeps_only_its_hash(
+    workspace: Factory, serve: Callable[..., Server]
+) -> None:
+    ws = two_versions(workspace, count=1)
+    server = serve(ws)
+    secret = server.token("deployer", name="ops")
+    with signed_in(server, secret) as http:
+        cookie = http.cookies[COOKIE]
+        csrf = csrf_of(http.get("/").text)
+        server.stop()
+        again = serve(ws, port=server.port)
+        page = http.get("/envs/staging")
+        assert page.status_code == 200 and "ops" in page.text  # still signed in
+        assert csrf_of(page.text) == csrf  # the same session, forms from before still valid
+        stored = b"".join(path.read_bytes() for path in (ws.root / ".lastgood").glob("*.db*"))
+        assert hashlib.sha256(cookie.encode()).hexdigest().encode() in stored
+        assert cookie.encode() not in stored and secret.encode() not in stored
+        assert http.post("/logout", data={"csrf": csrf}).status_code == 303
+    with httpx.Client(base_url=again.url, timeout=30, cookies={COOKIE: cookie}) as replay:
+        assert replay.get("/").status_code == 303  # signed out means out, on every server
 
 
 def test_deploy_versions_and_diffs_never_show_the_secret(

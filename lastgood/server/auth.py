@@ -2,8 +2,11 @@
 
 The API takes ``Authorization: Bearer TOKEN``. The page signs in with a token once and then
 holds a session: a random id in an HttpOnly, SameSite=Strict cookie, mapped on the server to the
-token's record and a CSRF secret that every form must send back. Sessions live in memory, so a
-restarted server signs everyone out; they expire after ``SESSION_TTL`` of inactivity.
+token's record and a CSRF secret that every form must send back. Sessions are kept in the store
+(only the SHA-256 of the cookie's value), so a restarted server, or another server on the same
+store, keeps everyone signed in; they expire after ``SESSION_TTL`` of inactivity. The time of
+last use is written at most every ``TOUCH_EVERY`` seconds, so reading pages does not write to the
+store on every click.
 
 Token lookups are cached for ``CACHE_TTL`` seconds so a busy config endpoint does not query the
 store on every read; a revoked token stops working within that time.
@@ -19,7 +22,8 @@ from typing import TYPE_CHECKING
 
 from lastgood import tokens
 from lastgood.errors import AuthError
-from lastgood.record import Record
+from lastgood.record import replace
+from lastgood.records import WebSession
 
 if TYPE_CHECKING:
     from lastgood.records import ApiToken
@@ -27,13 +31,8 @@ if TYPE_CHECKING:
 
 CACHE_TTL = 5.0
 SESSION_TTL = 8 * 3600.0
+TOUCH_EVERY = 60.0
 COOKIE = "lastgood_session"
-
-
-class Session(Record, frozen=False):
-    token_hash: str
-    csrf: str
-    last_seen: float
 
 
 class Authenticator:
@@ -42,7 +41,9 @@ class Authenticator:
     def __init__(self, store: StoreBackend) -> None:
         self.store = store
         self._cache: dict[str, tuple[float, ApiToken | None]] = {}
-        self._sessions: dict[str, Session] = {}
+        # by hash: (when read, the session as the store holds it); read again after CACHE_TTL,
+        # so signing out on one server ends the session on the others too
+        self._sessions: dict[str, tuple[float, WebSession]] = {}
         self._lock = threading.Lock()
 
     def _lookup(self, token_hash: str) -> ApiToken | None:
@@ -85,33 +86,59 @@ class Authenticator:
     # ---- sessions (the web page) ------------------------------------------------------------
 
     def sign_in(self, secret: str) -> tuple[str, ApiToken]:
-        """Start a session for a valid token; returns the session id for the cookie."""
+        """Start a session for a valid token; returns the session id for the cookie (writes
+        the session's hash to the store, and forgets sessions that expired)."""
         token = self.by_secret(secret.strip())
         session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        session = WebSession(session_hash=tokens.hash_secret(session_id),
+                             token_hash=token.token_hash, csrf=secrets.token_urlsafe(24),
+                             created_at=now, last_seen=now)  # fmt: skip
+        self.store.forget_sessions(seen_before=now - SESSION_TTL)
+        self.store.save_session(session)
         with self._lock:
-            self._sessions[session_id] = Session(token.token_hash, secrets.token_urlsafe(24),
-                                                 time.time())  # fmt: skip
+            self._sessions[session.session_hash] = (time.monotonic(), session)
         return session_id, token
 
-    def session(self, session_id: str | None) -> tuple[Session, ApiToken] | None:
-        """The live session and its (still valid) token, or None."""
+    def session(self, session_id: str | None) -> tuple[WebSession, ApiToken] | None:
+        """The live session and its (still valid) token, or None (reads the store when this
+        process has not seen the session yet; writes its time of use now and then)."""
         if not session_id:
             return None
+        session_hash = tokens.hash_secret(session_id)
         with self._lock:
-            session = self._sessions.get(session_id)
-            if session is None or time.time() - session.last_seen > SESSION_TTL:
-                self._sessions.pop(session_id, None)
-                return None
-            session.last_seen = time.time()
-        token = self._lookup(session.token_hash)
-        if token is None or token.revoked_at is not None:
-            self.sign_out(session_id)
+            read_at, session = self._sessions.get(session_hash) or (0.0, None)
+        if session is None or time.monotonic() - read_at >= CACHE_TTL:
+            read_at, session = time.monotonic(), self.store.session_by_hash(session_hash)
+        if session is None:  # unknown, or ended on another server: nothing to write
+            with self._lock:
+                self._sessions.pop(session_hash, None)
             return None
+        now = time.time()
+        token = self._lookup(session.token_hash)
+        if now - session.last_seen > SESSION_TTL or token is None or token.revoked_at is not None:
+            self._end(session_hash)
+            return None
+        if now - session.last_seen > TOUCH_EVERY:
+            session = replace(session, last_seen=now)
+            if not self.store.touch_session(session_hash, now):  # signed out meanwhile
+                self._end(session_hash)
+                return None
+        with self._lock:
+            if len(self._sessions) > 10_000:
+                self._sessions.clear()
+            self._sessions[session_hash] = (read_at, session)
         return session, token
 
     def sign_out(self, session_id: str | None) -> None:
+        """End a session, here and in the store (writes)."""
+        if session_id:
+            self._end(tokens.hash_secret(session_id))
+
+    def _end(self, session_hash: str) -> None:
         with self._lock:
-            self._sessions.pop(session_id or "", None)
+            self._sessions.pop(session_hash, None)
+        self.store.delete_session(session_hash)
 
 
 def _bearer(authorization: str | None) -> str | None:
@@ -123,6 +150,6 @@ def _bearer(authorization: str | None) -> str | None:
     return None
 
 
-def csrf_ok(session: Session, sent: str | None) -> bool:
+def csrf_ok(session: WebSession, sent: str | None) -> bool:
     """Constant-time comparison of the form's CSRF field with the session's secret."""
     return bool(sent) and hmac.compare_digest(session.csrf, sent or "")

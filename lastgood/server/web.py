@@ -38,8 +38,8 @@ from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import ApiToken, Consumer, VersionInfo
-from lastgood.server.auth import COOKIE, Session, csrf_ok
+from lastgood.records import ApiToken, Consumer, VersionInfo, WebSession
+from lastgood.server.auth import COOKIE, csrf_ok
 from lastgood.server.deps import State, known_env
 from lastgood.server.timeline import timeline_svg
 from lastgood.units import format_duration
@@ -120,7 +120,7 @@ def stylesheet() -> Response:
 class Visitor(Record):
     """A signed-in person: the session (with its CSRF secret), its token and the cookie value."""
 
-    session: Session
+    session: WebSession
     token: ApiToken
     session_id: str
 

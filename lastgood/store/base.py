@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         EventRecord,
         Lease,
         VersionInfo,
+        WebSession,
     )
 
 
@@ -210,6 +211,23 @@ class StoreBackend(Protocol):
 
     def forget_consumers(self, *, seen_before: float) -> int:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
+
+    # web page sessions: only the hash of the cookie's value is stored
+    def save_session(self, session: WebSession) -> None:
+        """Insert or replace a session by its hash (writes)."""
+
+    def session_by_hash(self, session_hash: str) -> WebSession | None:
+        """The session whose cookie value hashes to ``session_hash``, or None."""
+
+    def touch_session(self, session_hash: str, last_seen: float) -> bool:
+        """Record a session's time of use (writes); False when it no longer exists (never
+        brings back a session that was signed out)."""
+
+    def delete_session(self, session_hash: str) -> None:
+        """Forget one session, if it is there (writes)."""
+
+    def forget_sessions(self, *, seen_before: float) -> int:
+        """Drop sessions not used since ``seen_before``; returns how many (writes)."""
 
     # leases: one deploy or rollback per environment at a time, across processes and machines
     def acquire_lease(

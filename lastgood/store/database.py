@@ -31,6 +31,7 @@ from lastgood.records import (
     EventRecord,
     Lease,
     VersionInfo,
+    WebSession,
 )
 from lastgood.settings import mask_url
 from lastgood.store import common, schema
@@ -586,6 +587,46 @@ class Store:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
         with self._tx("forget consumers") as db:
             done = db.execute(t.consumers.delete().where(t.consumers.c.seen_at < seen_before))
+        return int(done.rowcount or 0)
+
+    # ---- web page sessions ------------------------------------------------------------------
+
+    def save_session(self, session: WebSession) -> None:
+        """Insert or replace a session by its hash (writes)."""
+        sessions = t.web_sessions
+        with self._tx("record a web session") as db:
+            db.execute(sessions.delete().where(sessions.c.session_hash == session.session_hash))
+            db.execute(sessions.insert().values(**as_dict(session)))
+
+    def session_by_hash(self, session_hash: str) -> WebSession | None:
+        """The session whose cookie value hashes to ``session_hash``, or None."""
+        query = sa.select(t.web_sessions).where(t.web_sessions.c.session_hash == session_hash)
+        with self._tx("read a web session") as db:
+            row = db.execute(query).first()
+        return WebSession(**row._mapping) if row is not None else None
+
+    def touch_session(self, session_hash: str, last_seen: float) -> bool:
+        """Record a session's time of use (writes); False when it no longer exists."""
+        sessions = t.web_sessions
+        with self._tx("record a web session's use") as db:
+            done = db.execute(
+                sessions.update()
+                .where(sessions.c.session_hash == session_hash)
+                .values(last_seen=last_seen)
+            )
+        return bool(done.rowcount)
+
+    def delete_session(self, session_hash: str) -> None:
+        """Forget one session, if it is there (writes)."""
+        sessions = t.web_sessions
+        with self._tx("end a web session") as db:
+            db.execute(sessions.delete().where(sessions.c.session_hash == session_hash))
+
+    def forget_sessions(self, *, seen_before: float) -> int:
+        """Drop sessions not used since ``seen_before``; returns how many (writes)."""
+        sessions = t.web_sessions
+        with self._tx("forget web sessions") as db:
+            done = db.execute(sessions.delete().where(sessions.c.last_seen < seen_before))
         return int(done.rowcount or 0)
 
     # ---- leases -----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from lastgood.records import (
     EventRecord,
     Lease,
     VersionInfo,
+    WebSession,
 )
 from lastgood.settings import mask_url
 from lastgood.store import common
@@ -49,7 +50,7 @@ from lastgood.store.statements import (
     values_of,
 )
 
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """Mirror of :data:`lastgood.store.schema.HEAD`, which cannot be imported without SQLAlchemy.
 
 ``tests/test_store.py`` fails when the two differ, so a new migration cannot forget this line.
@@ -69,6 +70,7 @@ DOCUMENT_COLUMNS = columns_of(DocumentVersion)
 DELIVERY_COLUMNS = columns_of(Delivery)
 TOKEN_COLUMNS = columns_of(ApiToken)
 CONSUMER_COLUMNS = columns_of(Consumer)
+SESSION_COLUMNS = columns_of(WebSession)
 
 
 class SqliteLocation(BaseRecord):
@@ -588,6 +590,46 @@ class LiteStore:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
         with self._tx("forget consumers") as db:
             cursor = db.execute("DELETE FROM consumers WHERE seen_at < ?", (seen_before,))
+            count = cursor.rowcount
+            cursor.close()
+        return count
+
+    # ---- web page sessions ------------------------------------------------------------------
+
+    def save_session(self, session: WebSession) -> None:
+        """Insert or replace a session by its hash (writes)."""
+        marks = ", ".join("?" for _ in SESSION_COLUMNS)
+        sql = f"INSERT OR REPLACE INTO web_sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({marks})"
+        with self._tx("record a web session") as db:
+            db.execute(sql, values_of(session, SESSION_COLUMNS)).close()
+
+    def session_by_hash(self, session_hash: str) -> WebSession | None:
+        """The session whose cookie value hashes to ``session_hash``, or None."""
+        found = self._records(
+            "read a web session", WebSession, "web_sessions", {"session_hash": session_hash}
+        )
+        return found[0] if found else None
+
+    def touch_session(self, session_hash: str, last_seen: float) -> bool:
+        """Record a session's time of use (writes); False when it no longer exists."""
+        with self._tx("record a web session's use") as db:
+            cursor = db.execute(
+                "UPDATE web_sessions SET last_seen = ? WHERE session_hash = ?",
+                (last_seen, session_hash),
+            )
+            found = cursor.rowcount > 0
+            cursor.close()
+        return found
+
+    def delete_session(self, session_hash: str) -> None:
+        """Forget one session, if it is there (writes)."""
+        with self._tx("end a web session") as db:
+            db.execute("DELETE FROM web_sessions WHERE session_hash = ?", (session_hash,)).close()
+
+    def forget_sessions(self, *, seen_before: float) -> int:
+        """Drop sessions not used since ``seen_before``; returns how many (writes)."""
+        with self._tx("forget web sessions") as db:
+            cursor = db.execute("DELETE FROM web_sessions WHERE last_seen < ?", (seen_before,))
             count = cursor.rowcount
             cursor.close()
         return count

@@ -193,3 +193,13 @@ consumers = Table(
     Column("since", Float, nullable=False),
     Column("seen_at", Float, nullable=False),
 )
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("token_hash", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
