@@ -322,12 +322,41 @@ class Trial:
         return max(self.latencies)
 
 
-def measure(bench: Bench, consumers: int, processes: int, switches: int, tag: str) -> list[Trial]:
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far, from /proc (None where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class Work:
+    """CPU seconds the server and the consumer processes spent over a run of switches."""
+
+    server: float | None = None
+    consumers: float | None = None
+    switches: int = 0
+
+
+def _cpu_of(pids: Sequence[int]) -> float | None:
+    each = [cpu_seconds(pid) for pid in pids]
+    return None if None in each else sum(t for t in each if t is not None)
+
+
+def measure(
+    bench: Bench, consumers: int, processes: int, switches: int, tag: str, work: Work
+) -> list[Trial]:
     """Start the consumers, then time ``switches`` rollbacks; the server's fleet view is read
-    too (it is complete only when these are the only consumers heard from in 90 s)."""
+    too (it is complete only when these are the only consumers heard from in 90 s). Adds the
+    CPU time the server and the consumers spent over the switches to ``work``."""
     workers = Workers(bench, consumers, processes, tag)
+    assert bench.server is not None
+    pids = [bench.server.pid], [process.pid for process in workers.processes]
     try:
         workers.applied(bench.live)  # everyone is on the live version before the first switch
+        before = [_cpu_of(group) for group in pids]
         trials = []
         for _ in range(switches):
             switch = bench.switch()
@@ -339,12 +368,16 @@ def measure(bench: Bench, consumers: int, processes: int, switches: int, tag: st
                 fleet = bench.fleet()
             latencies = [max(0.0, t - switch.activated_at) for t in applied]
             trials.append(Trial(switch, latencies, fleet.get("time_to_all")))
+        after = [_cpu_of(group) for group in pids]
+        pairs = zip(after, before, strict=True)
+        spent = [None if a is None or b is None else a - b for a, b in pairs]
+        work.server, work.consumers, work.switches = spent[0], spent[1], switches
         return trials
     finally:
         workers.close()
 
 
-def report(plan: Plan, fleet: list[Trial], alone: list[Trial]) -> None:
+def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> None:
     to_all = [t.time_to_all for t in fleet]
     each = [latency for t in fleet for latency in t.latencies]
     server = [t.server_time_to_all for t in fleet if t.server_time_to_all is not None]
@@ -375,6 +408,12 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial]) -> None:
         f"p99 time to all = {ms(worst)} ms ({'within' if worst <= TARGET else 'OVER'} the "
         f"{ms(TARGET)} ms target); p50 {statistics.median(to_all) / baseline:.1f}x one consumer"
     )
+    if work.server is not None and work.consumers is not None and work.switches:
+        print(
+            f"CPU per rollback (from /proc): server {ms(work.server / work.switches)} ms "
+            "(with the benchmark's reads of the fleet view), consumer processes "
+            f"{ms(work.consumers / work.switches)} ms, on {os.cpu_count()} CPUs"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -407,11 +446,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             bench.serve()
             # the fleet first: consumers stay "live" in the fleet view 90 s after they stop
-            fleet = measure(bench, plan.consumers, plan.processes, plan.switches, "fleet")
-            alone = measure(bench, 1, 1, plan.baseline_switches, "alone")
+            work = Work()
+            fleet = measure(bench, plan.consumers, plan.processes, plan.switches, "fleet", work)
+            alone = measure(bench, 1, 1, plan.baseline_switches, "alone", Work())
         finally:
             bench.close()
-    report(plan, fleet, alone)
+    report(plan, fleet, alone, work)
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
 
 

@@ -25,6 +25,7 @@ EXPECTED = (
     "time to all, server fleet view (last report)",
     "baseline: one consumer alone, time to see",
     "p99 time to all = ",
+    "CPU per rollback (from /proc): server ",
 )
 
 

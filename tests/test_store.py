@@ -348,6 +348,11 @@ def test_consumers_are_replaced_by_id_and_forgotten(store: StoreBackend) -> None
     assert store.consumers("staging") == []
     assert store.forget_consumers(seen_before=101.5) == 1
     assert [c.consumer_id for c in store.consumers()] == ["a"]
+    fleet = [seen(f"f{n}", 1, 200.0) for n in range(1200)]  # more than one statement's worth
+    store.save_consumers(fleet)
+    store.save_consumers([seen(f"f{n}", 2, 201.0) for n in range(1200)])
+    versions = [c.version for c in store.consumers("prod") if c.consumer_id.startswith("f")]
+    assert len(versions) == 1200 and set(versions) == {2}
 
 
 def test_web_sessions_are_kept_by_hash_replaced_and_forgotten(store: StoreBackend) -> None:

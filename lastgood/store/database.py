@@ -565,15 +565,13 @@ class Store:
         rows = [as_dict(consumer) for consumer in consumers]
         if not rows:
             return
-        c = t.consumers.c
+        key = sa.tuple_(t.consumers.c.env, t.consumers.c.consumer_id)
         with self._tx("record consumers") as db:
-            for row in rows:
-                db.execute(
-                    t.consumers.delete().where(
-                        c.env == row["env"], c.consumer_id == row["consumer_id"]
-                    )
-                )
-            db.execute(t.consumers.insert(), rows)
+            for start in range(0, len(rows), 500):  # a fleet's reports in a few statements
+                batch = rows[start : start + 500]
+                done = [(row["env"], row["consumer_id"]) for row in batch]
+                db.execute(t.consumers.delete().where(key.in_(done)))
+                db.execute(t.consumers.insert(), batch)
 
     def consumers(self, env: str | None = None) -> list[Consumer]:
         """Consumers as last reported, most recently seen first."""
