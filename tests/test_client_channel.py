@@ -189,3 +189,17 @@ def test_a_read_that_times_out_says_so() -> None:
         assert time.monotonic() - started < 5
     finally:
         listener.close()
+
+
+def test_an_early_hint_before_the_answer_is_skipped(peer: type[Peer]) -> None:
+    hint = b"HTTP/1.1 103 Early Hints\r\nlink: </app.css>; rel=preload\r\n\r\n"
+    script = peer([hint + ok(payload(1, "a: 1\n")), NOT_MODIFIED])
+    config = live(script)
+    assert config.version == 1 and not config.refresh()  # the 304 is the second request's
+    config.close()
+    assert script.connections == 1
+
+
+def test_a_host_that_is_not_ascii_is_refused_plainly() -> None:
+    with pytest.raises(UsageError, match="xn--"):
+        LiveConfig("http://bücher.example:8470", "staging", cache=False)

@@ -80,6 +80,10 @@ class _Answer:
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if 100 <= self.parser.get_status_code() < 200:  # 100 Continue, 103 Early Hints: the
+            self.body.clear()  # real answer follows on the same connection
+            self.delimited = self.headers_done = False
+            return
         self.complete = True
 
 
@@ -107,6 +111,11 @@ class Channel:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"the server URL must be http(s)://host[:port], got {url[:100]!r}")
+        if not parts.hostname.isascii():
+            raise UsageError(
+                f"the server URL's host must be ASCII, got {parts.hostname[:100]!r}",
+                hint="write an internationalized name in its xn-- (IDNA) form",
+            )
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError as exc:
@@ -146,7 +155,7 @@ class Channel:
         ).encode("ascii")
         try:
             status, body = self._exchange(request, read_timeout=wait + self.timeout)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._drop()
             raise ServerError(
                 f"{self.url} answered something that is not HTTP: {str(exc)[:100]}",
@@ -155,8 +164,9 @@ class Channel:
         except (OSError, _Stale) as exc:
             self._drop()
             detail = str(exc).rstrip(".") or "the server closed the connection"
+            kind = "" if isinstance(exc, _Stale) else f"{type(exc).__name__}: "
             raise ServerError(
-                f"cannot reach the lastgood server at {self.url}: {type(exc).__name__}: {detail}",
+                f"cannot reach the lastgood server at {self.url}: {kind}{detail}",
                 hint="is 'lastgood serve' running there, and is the URL right?",
             ) from exc
         return self._answer(status, body)
@@ -167,7 +177,7 @@ class Channel:
         sock, reused = self._socket_for_request()
         try:
             return self._round_trip(sock, request, read_timeout)
-        except (_Stale, ConnectionResetError, BrokenPipeError):
+        except _Stale:  # nothing of an answer arrived: the request never reached the server
             if not reused or self._closed:
                 raise
         self._drop()
@@ -200,11 +210,19 @@ class Channel:
         self, sock: socket.socket, request: bytes, read_timeout: float
     ) -> tuple[int, bytes]:
         sock.settimeout(read_timeout)
-        sock.sendall(request)
+        try:
+            sock.sendall(request)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
+            raise _Stale("the server closed the connection") from exc
         answer = _Answer()
         started = False
         while not answer.complete:
-            data = sock.recv(READ_SIZE)
+            try:
+                data = sock.recv(READ_SIZE)
+            except (ConnectionResetError, ssl.SSLEOFError) as exc:
+                if started:
+                    raise
+                raise _Stale("the server closed the connection") from exc
             if not data:
                 if not started:
                     raise _Stale("the server closed the connection")
@@ -248,8 +266,8 @@ class Channel:
         with self._lock:
             sock = self._socket
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):  # the TCP socket itself: an SSLSocket's own
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # shutdown drops TLS first
 
     def close(self) -> None:
         with self._lock:
