@@ -168,8 +168,8 @@ def serve() -> Iterator[Callable[..., Any]]:
 
     started: list[Server] = []
 
-    def start(ws: Workspace, *extra: str, port: int | None = None) -> Server:
-        started.append(Server(ws, *extra, port=port).start())
+    def start(ws: Workspace, *extra: str, port: int | None = None, ca: str | None = None) -> Server:
+        started.append(Server(ws, *extra, port=port, ca=ca).start())
         return started[-1]
 
     yield start

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -27,11 +28,15 @@ def free_port() -> int:
 class Server:
     """One ``lastgood serve`` process on a workspace."""
 
-    def __init__(self, ws: Workspace, *extra: str, port: int | None = None) -> None:
+    def __init__(
+        self, ws: Workspace, *extra: str, port: int | None = None, ca: str | None = None
+    ) -> None:
         self.ws = ws
         self.extra = extra
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if ca else 'http'}://127.0.0.1:{self.port}"
+        # with --tls-cert: the CA that signed the server's certificate (a trustme PEM file)
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
         self.process: subprocess.Popen[str] | None = None
         self.log = ws.base / f"serve-{self.port}.log"
 
@@ -50,7 +55,8 @@ class Server:
             if self.process.poll() is not None:
                 raise AssertionError(f"lastgood serve exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                healthz = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if healthz.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -84,4 +90,4 @@ class Server:
 
     def client(self, token: str | None = None, timeout: float = 60) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=self.verify)

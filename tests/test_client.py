@@ -175,6 +175,26 @@ def test_server_down_cache_and_catching_up(
     nothing.close()
 
 
+def test_a_refresh_while_the_follower_holds_a_long_poll(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The application's refresh() gets its own connection: it is answered at once instead of
+    queueing behind (or reading the answer of) the follower's 30-second long-poll."""
+    ws = served(workspace)
+    server = serve(ws)
+    options: dict[str, Any] = {"token": server.token("viewer"), "cache": False, "timeout": 2}
+    with LiveConfig(server.url, "staging", **options) as live:
+        eventually(lambda: live.age == 0.0)  # the follower's long-poll is held open
+        assert live.refresh() is False and live.version == 1  # answered, not timed out
+        ws.healthy("two")
+        deploy(ws, "second")
+        assert live.wait_for_version(2).get("scoring/thresholds.yaml")["marker"] == "two"
+        assert live.refresh() is False  # the follower's connection and this one, both fine
+        time.sleep(0.2)
+        eventually(lambda: live.age == 0.0)  # and the follower holds the next long-poll
+    stop_now(server)
+
+
 def snapshot_of(files: dict[str, bytes], version: int = 3) -> Snapshot:
     return Snapshot(version, content_hash_of(files), files, received_at=time.time() - 120)
 

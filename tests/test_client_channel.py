@@ -10,18 +10,27 @@ a reconnect only when safe, and a clear error (never a half-applied config) othe
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import pytest
 
-from lastgood.client import LiveConfig, content_hash_of
+from lastgood.client import LiveConfig, channel, content_hash_of
 from lastgood.client.payload import encode_files
 from lastgood.errors import ServerError, UsageError
 
 CLOSE = b""  # a scripted answer of nothing: close the connection without answering
+
+
+class Paced(NamedTuple):
+    """A scripted answer sent in parts, ``pause`` seconds apart (a slow or chatty server)."""
+
+    parts: list[bytes]
+    pause: float
 
 
 def payload(version: int, text: str) -> bytes:
@@ -50,7 +59,7 @@ class Peer:
     After an answer that is HTTP/1.0 or says ``connection: close``, or after ``CLOSE``, it
     closes the connection; otherwise it keeps it for the next request."""
 
-    def __init__(self, answers: list[bytes]) -> None:
+    def __init__(self, answers: list[bytes | Paced]) -> None:
         self.answers = list(answers)
         self.requests: list[str] = []
         self.connections = 0
@@ -82,8 +91,15 @@ class Peer:
             answer = self.answers.pop(0)
             if answer is CLOSE:
                 return
-            connection.sendall(answer)
-            if answer.startswith(b"HTTP/1.0") or b"connection: close" in answer:
+            parts, pause = answer if isinstance(answer, Paced) else ([answer], 0.0)
+            try:
+                for number, part in enumerate(parts):
+                    time.sleep(pause if number else 0)
+                    connection.sendall(part)
+            except OSError:  # the client gave up on this answer and closed
+                return
+            whole = b"".join(parts)
+            if whole.startswith(b"HTTP/1.0") or b"connection: close" in whole:
                 return
 
     def header(self, number: int, name: str) -> str | None:
@@ -103,7 +119,7 @@ def peer() -> Iterator[type[Peer]]:
     made: list[Peer] = []
 
     class Made(Peer):
-        def __init__(self, answers: list[bytes]) -> None:
+        def __init__(self, answers: list[bytes | Paced]) -> None:
             super().__init__(answers)
             made.append(self)
 
@@ -203,3 +219,117 @@ def test_an_early_hint_before_the_answer_is_skipped(peer: type[Peer]) -> None:
 def test_a_host_that_is_not_ascii_is_refused_plainly() -> None:
     with pytest.raises(UsageError, match="xn--"):
         LiveConfig("http://bücher.example:8470", "staging", cache=False)
+
+
+REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+
+
+def test_bytes_after_an_answer_keep_the_answer_and_spoil_only_the_connection(
+    peer: type[Peer],
+) -> None:
+    first, third = ok(payload(1, "a: 1\n")), ok(payload(3, "a: 3\n"))
+    script = peer([first + REQUEST_TIMEOUT, ok(payload(2, "a: 2\n")), third + b"\x00garbage",
+                   ok(payload(4, "a: 4\n"))])  # fmt: skip
+    config = live(script)
+    assert config.version == 1  # the 408 glued behind it did not spoil it
+    assert config.refresh() and config.version == 2  # on a new connection, not answered 408
+    assert config.refresh() and config.version == 3  # bytes that are not HTTP at all, the same
+    assert config.refresh() and config.version == 4
+    config.close()
+    assert script.connections == 3 and len(script.requests) == 4
+
+
+def test_an_idle_connection_the_server_spoke_on_is_not_reused(peer: type[Peer]) -> None:
+    script = peer([Paced([ok(payload(1, "a: 1\n")), REQUEST_TIMEOUT], pause=0.2),
+                   ok(payload(2, "a: 2\n"))])  # fmt: skip
+    config = live(script)
+    time.sleep(0.5)  # the server says 408 and closes while the connection is idle
+    assert config.refresh() and config.version == 2  # asked on a new one, never read the 408
+    config.close()
+    assert script.connections == 2 and len(script.requests) == 2
+
+
+def test_a_trickling_answer_times_out_as_a_whole() -> None:
+    body = payload(1, "a: 1\n")
+    head = f"HTTP/1.1 200 OK\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+    script = Peer([Paced([head, *(body[i : i + 1] for i in range(len(body)))], pause=0.05)])
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServerError, match=r"timed out: no whole answer within 0\.5 s"):
+            live(script, timeout=0.5)  # each byte comes within 0.5 s; the answer never does
+    finally:
+        script.close()
+    assert time.monotonic() - started < 3
+
+
+def test_an_answer_too_large_is_refused(peer: type[Peer], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(channel, "MAX_ANSWER", 4096)  # rather than sending 512 MiB
+    script = peer([ok(payload(1, "a: 1\n" * 2000)), ok(payload(2, "a: 2\n"))])
+    with pytest.raises(ServerError, match="over 4,096 bytes"):
+        live(script)
+    with live(script) as config:
+        assert config.version == 2  # the next answer is taken again, on a new connection
+    assert script.connections == 2
+
+
+def filled_listener() -> tuple[socket.socket, list[socket.socket]]:
+    """A listener whose accept queue is full: a new connection hangs in the handshake."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    queued = []
+    for _ in range(4):
+        waiting = socket.socket()
+        waiting.setblocking(False)
+        waiting.connect_ex(listener.getsockname())
+        queued.append(waiting)
+    time.sleep(0.1)
+    return listener, queued
+
+
+@pytest.mark.parametrize("stage", ["connecting", "tls handshake", "long-poll"])
+def test_close_breaks_an_exchange_at_any_stage(stage: str) -> None:
+    """close() from another thread ends fetch() at once, whatever it is waiting for."""
+    if stage == "connecting":
+        listener, held = filled_listener()
+    else:  # accepted by the kernel, never answered: TLS never starts, the poll never ends
+        listener, held = socket.create_server(("127.0.0.1", 0)), []
+    scheme = "https" if stage == "tls handshake" else "http"
+    url = f"{scheme}://127.0.0.1:{listener.getsockname()[1]}"
+    wire = channel.Channel(url, "staging", token="lg_secret", consumer_id="c-1", name="api-1",
+                           timeout=30)  # fmt: skip
+    failures: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            wire.fetch(serving="none", etag=None, wait=30 if stage == "long-poll" else 0)
+        except BaseException as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=fetch)
+    worker.start()
+    time.sleep(0.3)
+    assert worker.is_alive() and not failures  # still waiting, as a blackholed server makes it
+    wire.close()
+    worker.join(5)
+    listener.close()
+    for each in held:
+        each.close()
+    assert not worker.is_alive(), f"close() did not break the {stage}"
+    assert len(failures) == 1 and isinstance(failures[0], ServerError)
+    assert "closed" in str(failures[0]) and "lg_secret" not in str(failures[0])
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://ops:hunter2@127.0.0.1:8470", "carries a user name or password"),
+        ("http://127.0.0.1:8470/?env=x", "has a query or fragment"),
+        ("http://127.0.0.1:0", "port 0"),
+        ("http://[fe80::1%25eth0]:8470", "IPv6 zone"),
+        ("http://127.0.0.1:99999", "not a URL"),
+        ("ftp://127.0.0.1", "must be http(s)://host"),
+    ],
+)
+def test_a_server_url_the_sdk_cannot_use_is_refused_plainly(url: str, message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)) as refused:
+        LiveConfig(url, "staging", cache=False)
+    assert "hunter2" not in str(refused.value)

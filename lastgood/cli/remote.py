@@ -226,6 +226,11 @@ class Remote:
 
     def _unreachable(self, exc: httpx.HTTPError) -> errors.ServerError:
         reason = self._scrub(str(exc)) or type(exc).__name__
+        if "CERTIFICATE_VERIFY_FAILED" in reason:
+            return errors.ServerError(
+                f"{self.shown} has a certificate this machine does not trust: {reason}",
+                hint="set SSL_CERT_FILE to the CA that signed the server's certificate",
+            )
         return errors.ServerError(
             f"cannot reach the lastgood server at {self.shown}: {reason}",
             hint="check that 'lastgood serve' runs there and that --server (or LASTGOOD_SERVER) "

@@ -8,6 +8,7 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
+from lastgood.errors import UsageError
 
 
 @cli.command()
@@ -23,8 +24,26 @@ from lastgood.cli.group import cli
     help="Seconds between looks at served targets switched by other processes.",
 )
 @click.option("--access-log", is_flag=True, help="Log every request (never tokens or bodies).")
+@click.option(
+    "--tls-cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve HTTPS with this PEM certificate (chain), with --tls-key.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The certificate's PEM private key (not encrypted).",
+)
 @pass_app
-def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) -> None:
+def serve(
+    app: AppContext,
+    host: str,
+    port: int,
+    poll: float,
+    access_log: bool,
+    tls_cert: str | None,
+    tls_key: str | None,
+) -> None:
     """Run the server: JSON API, live config for applications, metrics and the web page.
 
     Needs the server extra: pip install 'lastgood[server]'. Every API call needs a token
@@ -34,10 +53,12 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
     Example:
       lastgood token create --name ops --role admin
       lastgood serve --host 0.0.0.0 --port 8470
+      lastgood serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem
     """
     from lastgood.server import require_extra
 
     require_extra()
+    check_tls(tls_cert, tls_key)
     import uvicorn
 
     from lastgood.server.app import asgi_app
@@ -48,7 +69,9 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
         r.info(
             "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
         )
-    r.info(f"lastgood serving http://{host}:{port} (API docs at /docs, page at /)")
+    scheme = "https" if tls_cert else "http"
+    shown_host = f"[{host}]" if ":" in host else host
+    r.info(f"lastgood serving {scheme}://{shown_host}:{port} (API docs at /docs, page at /)")
     uvicorn.run(
         web_app,
         host=host,
@@ -57,7 +80,49 @@ def serve(app: AppContext, host: str, port: int, poll: float, access_log: bool) 
         access_log=access_log,
         server_header=False,  # no need to tell the world which server software answers
         timeout_graceful_shutdown=2,  # long-polls and event streams never end by themselves
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
     )
+
+
+def check_tls(cert: str | None, key: str | None) -> None:
+    """Load the pair once before serving, so a wrong file is a clear error, not a traceback
+    from inside uvicorn."""
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        missing, given = ("--tls-key", "--tls-cert") if key is None else ("--tls-cert", "--tls-key")
+        raise UsageError(f"{given} needs {missing} too",
+                         hint="give both the certificate and its private key")  # fmt: skip
+    import ssl
+
+    def no_password() -> str:  # asked only for an encrypted key: never prompt on a terminal
+        raise UsageError(
+            f"--tls-key {key} is encrypted, and the server cannot unlock it unattended",
+            hint=f"decrypt it first: openssl pkey -in {key} -out key.pem",
+        )
+
+    for option, path, marker, what in (
+        ("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "certificate"),
+        ("--tls-key", key, b"PRIVATE KEY-----", "private key"),
+    ):
+        with open(path, "rb") as pem:
+            if marker not in pem.read(1 << 20):
+                raise UsageError(
+                    f"{option} {path} holds no PEM {what}",
+                    hint=f"give the {what} as PEM (text that starts with -----BEGIN)",
+                )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=no_password)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        if reason == "KEY_VALUES_MISMATCH":
+            reason = "the key is not the certificate's"
+        raise UsageError(
+            f"cannot serve HTTPS with --tls-cert {cert} and --tls-key {key}: {reason}",
+            hint="give a PEM certificate and the unencrypted PEM key that matches it",
+        ) from exc
 
 
 @cli.group()

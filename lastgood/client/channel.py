@@ -1,4 +1,4 @@
-"""The HTTP side of the SDK: one keep-alive connection to ``GET …/envs/{env}/config``.
+"""The HTTP side of the SDK: kept-alive connections to ``GET …/envs/{env}/config``.
 
 Every request carries the consumer's identity and what it serves (``X-Lastgood-Consumer``,
 ``X-Lastgood-Consumer-Name``, ``X-Lastgood-Serving``): that is how the server's fleet view learns
@@ -15,17 +15,31 @@ connection costs about 20 µs of CPU here, against about 90 µs through :mod:`ht
 parses headers with the ``email`` package) and 700 to 900 µs through httpx; ``import
 lastgood.client`` stays light. The SDK needs nothing more (no proxies, no redirects, no HTTP/2).
 
-A long-poll blocks in ``recv`` for up to ``wait`` seconds. :meth:`Channel.abort` shuts the socket
-down from another thread, so ``LiveConfig.close()`` returns at once instead of after the poll.
+What a careful HTTP client does, this one does too:
+
+- an exchange is bounded as a whole (``wait`` + ``timeout`` seconds for the answer, ``timeout``
+  for connecting and the TLS handshake), and an answer over :data:`MAX_ANSWER` bytes is refused;
+- a kept-alive connection is reused only if it is quiet: one the server closed, or on which it
+  sent something nobody asked for (a ``408`` before closing, say), is replaced before the
+  request is sent, and bytes after a complete answer end the connection but not the answer;
+- a request is sent again only when no byte of an answer arrived on a reused connection, so the
+  server never saw it;
+- each exchange checks a connection out, so a :meth:`~lastgood.client.LiveConfig.refresh` from
+  the application while the follower holds a long-poll opens a second connection rather than
+  mixing two answers on one;
+- :meth:`Channel.close` breaks whatever is in flight from another thread, connecting and the TLS
+  handshake included, by shutting the TCP socket down (never by sending anything in the clear).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -36,6 +50,7 @@ from lastgood.errors import AuthError, ForbiddenError, NotFoundError, ServerErro
 
 NOT_MODIFIED = None
 READ_SIZE = 65536
+MAX_ANSWER = 512 * 1024 * 1024  # bytes; the server refuses versions over 64 MiB of files
 
 _tls: ssl.SSLContext | None = None
 _tls_lock = threading.Lock()
@@ -55,10 +70,20 @@ class _Stale(Exception):
     """A kept-alive connection was closed by the server before any byte of the answer."""
 
 
+class _TooLarge(Exception):
+    """The answer passed :data:`MAX_ANSWER` bytes."""
+
+
+class _Trailing(Exception):
+    """A second message began after the answer (raised inside the parser, never escapes)."""
+
+
 class _Answer:
     """One response, as httptools' callbacks hand it over."""
 
-    __slots__ = ("body", "complete", "delimited", "headers_done", "keep_alive", "parser")
+    __slots__ = (
+        "body", "complete", "delimited", "headers_done", "keep_alive", "parser", "trailing",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.parser = httptools.HttpResponseParser(self)
@@ -67,6 +92,12 @@ class _Answer:
         self.complete = False
         self.delimited = False  # Content-Length or chunked; else the body ends at EOF
         self.headers_done = False
+        self.trailing = False  # bytes came after the answer: the connection is out of step
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # a second message nobody asked for: stop before its body is taken
+            self.trailing = True
+            raise _Trailing
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() in (b"content-length", b"transfer-encoding"):
@@ -86,6 +117,16 @@ class _Answer:
             return
         self.complete = True
 
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; bytes after a complete answer mark it ``trailing`` instead of
+        failing it (the answer is whole, only the connection is spoiled)."""
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not self.complete:
+                raise
+            self.trailing = True
+
 
 def _header_safe(label: str, value: str) -> str:
     """Header values must be printable ASCII: no line breaks that could forge a header."""
@@ -94,8 +135,70 @@ def _header_safe(label: str, value: str) -> str:
     return value
 
 
+def _remaining(deadline: float, late: str) -> float:
+    """Seconds left before ``deadline``; TimeoutError(``late``) when none are."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(late)
+    return left
+
+
+def _quiet(sock: socket.socket) -> bool:
+    """True when an idle kept-alive connection has nothing to read: no close from the server,
+    no bytes it sent unasked. One ``poll`` with no wait (``select`` where there is no poll)."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return False
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            return not poller.poll(0)
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable
+    except (OSError, ValueError):
+        return False
+
+
+def parse_server_url(url: str) -> tuple[str, int | None, str, bool]:
+    """``(host, port or None, path, tls)`` of a server URL, or UsageError saying what is
+    wrong. The URL is never echoed with what precedes an ``@``: that may be a password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"the server URL is not a URL: {exc}",
+                         hint="write it as http(s)://host[:port][/path]") from exc  # fmt: skip
+    shown = url[:100] if "@" not in parts.netloc else f"{parts.scheme}://…@{parts.hostname}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"the server URL must be http(s)://host[:port], got {shown!r}")
+    if "@" in parts.netloc:
+        raise UsageError(
+            f"the server URL {shown!r} carries a user name or password",
+            hint="remove them from the URL: the SDK authenticates with token= (or LASTGOOD_TOKEN)",
+        )
+    if parts.query or parts.fragment:
+        raise UsageError(
+            f"the server URL {shown!r} has a query or fragment",
+            hint="give the address 'lastgood serve' answers on, like http://127.0.0.1:8470",
+        )
+    if port == 0:
+        raise UsageError(f"the server URL {shown!r} has port 0, which nothing listens on")
+    if not parts.hostname.isascii():
+        raise UsageError(
+            f"the server URL's host must be ASCII, got {parts.hostname[:100]!r}",
+            hint="write an internationalized name in its xn-- (IDNA) form",
+        )
+    if "%" in parts.hostname:
+        raise UsageError(
+            f"the server URL {shown!r} names an IPv6 zone, which the SDK does not support",
+            hint="use the server's global address or a host name",
+        )
+    return parts.hostname, port, parts.path, parts.scheme == "https"
+
+
 class Channel:
-    """Requests for one consumer of one environment, one at a time (the follower's thread)."""
+    """Requests for one consumer of one environment. Safe to use from several threads: each
+    exchange has a connection to itself, and one idle connection is kept for the next."""
 
     def __init__(
         self,
@@ -108,29 +211,17 @@ class Channel:
         timeout: float,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"the server URL must be http(s)://host[:port], got {url[:100]!r}")
-        if not parts.hostname.isascii():
-            raise UsageError(
-                f"the server URL's host must be ASCII, got {parts.hostname[:100]!r}",
-                hint="write an internationalized name in its xn-- (IDNA) form",
-            )
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError as exc:
-            raise UsageError(f"the server URL has a bad port: {url[:100]!r}") from exc
+        host, port, path, tls = parse_server_url(url)
         self.url = url
         self.env = env
         self.timeout = timeout
-        base = quote(parts.path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
+        base = quote(path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
         self.path = f"{base}/api/v1/envs/{quote(env, safe='')}/config"
-        self._address = (parts.hostname, port)
-        self._server_name = parts.hostname
-        self._tls = (verify or shared_tls_context()) if parts.scheme == "https" else None
-        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self._address = (host, port or (443 if tls else 80))
+        self._tls = (verify or shared_tls_context()) if tls else None
+        shown_host = f"[{host}]" if ":" in host else host
         lines = [
-            f"Host: {host}" if parts.port is None else f"Host: {host}:{parts.port}",
+            f"Host: {shown_host}" if port is None else f"Host: {shown_host}:{port}",
             f"User-Agent: lastgood-client/{__version__}",
             "Accept: application/json",
             f"X-Lastgood-Consumer: {_header_safe('consumer id', consumer_id)}",
@@ -139,8 +230,9 @@ class Channel:
         if token:
             lines.append(f"Authorization: Bearer {_header_safe('token', token)}")
         self._headers = "".join(f"{line}\r\n" for line in lines)
-        self._socket: socket.socket | None = None
-        self._lock = threading.Lock()  # guards _socket against abort() from another thread
+        self._lock = threading.Lock()  # guards the three below against other threads
+        self._idle: socket.socket | None = None
+        self._busy: set[socket.socket] = set()  # in an exchange, or connecting: abort() breaks
         self._closed = False
 
     def fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
@@ -154,15 +246,33 @@ class Channel:
             f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{match}\r\n"
         ).encode("ascii")
         try:
-            status, body = self._exchange(request, read_timeout=wait + self.timeout)
+            status, body = self._exchange(request, answer_within=wait + self.timeout)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
-            self._drop()
             raise ServerError(
                 f"{self.url} answered something that is not HTTP: {str(exc)[:100]}",
                 hint="is that the address of 'lastgood serve' (http or https, and the port)?",
             ) from exc
+        except _TooLarge as exc:
+            raise ServerError(
+                f"{self.url} sent an answer over {MAX_ANSWER:,} bytes; refused",
+                hint="is that the address of 'lastgood serve'?",
+            ) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise ServerError(
+                f"{self.url} has a certificate this process does not trust: "
+                f"{exc.verify_message or exc.reason}",
+                hint="pass verify=ssl.create_default_context(cafile='ca.pem'), or set "
+                "SSL_CERT_FILE to the CA that signed the server's certificate",
+            ) from exc
         except (OSError, _Stale) as exc:
-            self._drop()
+            if self._closed:
+                raise ServerError("this LiveConfig is closed") from exc
+            if isinstance(exc, TimeoutError):
+                raise ServerError(
+                    f"the lastgood server at {self.url} {exc}",
+                    hint="is 'lastgood serve' running there and not overloaded? a firewall "
+                    "that drops packets also looks like this",
+                ) from exc
             detail = str(exc).rstrip(".") or "the server closed the connection"
             kind = "" if isinstance(exc, _Stale) else f"{type(exc).__name__}: "
             raise ServerError(
@@ -171,69 +281,66 @@ class Channel:
             ) from exc
         return self._answer(status, body)
 
-    def _exchange(self, request: bytes, read_timeout: float) -> tuple[int, bytes]:
-        """One request and its whole answer. A kept-alive connection that the server closed
-        while idle is reopened once: the request never reached the server, so it is safe."""
-        sock, reused = self._socket_for_request()
-        try:
-            return self._round_trip(sock, request, read_timeout)
-        except _Stale:  # nothing of an answer arrived: the request never reached the server
-            if not reused or self._closed:
-                raise
-        self._drop()
-        sock, _ = self._socket_for_request()
-        return self._round_trip(sock, request, read_timeout)
+    # ---- one exchange ---------------------------------------------------------------------
 
-    def _socket_for_request(self) -> tuple[socket.socket, bool]:
-        """The kept-alive socket and True, or a new connection and False."""
-        with self._lock:
-            if self._closed:
-                raise ServerError("this LiveConfig is closed")
-            if self._socket is not None:
-                return self._socket, True
-        sock = socket.create_connection(self._address, timeout=self.timeout)
+    def _exchange(self, request: bytes, answer_within: float) -> tuple[int, bytes]:
+        """One request and its whole answer. If a reused connection turns out closed before
+        any byte of the answer, the server never took the request: it is sent once more on a
+        fresh connection."""
+        sock = self._idle_connection()
+        reused = sock is not None
+        if sock is None:
+            sock = self._connect()
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self._server_name)
+            try:
+                status, body, keep = self._round_trip(sock, request, answer_within)
+            except _Stale:
+                if not reused or self._closed:
+                    raise
+                self._discard(sock)
+                sock = self._connect()
+                status, body, keep = self._round_trip(sock, request, answer_within)
         except BaseException:
-            sock.close()
+            self._discard(sock)
             raise
-        with self._lock:
-            if self._closed:
-                sock.close()
-                raise ServerError("this LiveConfig is closed")
-            self._socket = sock
-        return sock, False
+        self._check_in(sock, keep)
+        return status, body
 
     def _round_trip(
-        self, sock: socket.socket, request: bytes, read_timeout: float
-    ) -> tuple[int, bytes]:
-        sock.settimeout(read_timeout)
+        self, sock: socket.socket, request: bytes, answer_within: float
+    ) -> tuple[int, bytes, bool]:
+        """Status, body, and whether the connection may carry the next request."""
+        deadline = time.monotonic() + answer_within
+        sock.settimeout(answer_within)
         try:
             sock.sendall(request)
         except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
             raise _Stale("the server closed the connection") from exc
         answer = _Answer()
-        started = False
+        received = 0
+        late = f"no whole answer within {answer_within:g} s"
         while not answer.complete:
+            sock.settimeout(_remaining(deadline, f"timed out: {late}"))
             try:
                 data = sock.recv(READ_SIZE)
+            except TimeoutError:
+                raise TimeoutError(f"timed out: {late}") from None
             except (ConnectionResetError, ssl.SSLEOFError) as exc:
-                if started:
+                if received:
                     raise
                 raise _Stale("the server closed the connection") from exc
             if not data:
-                if not started:
+                if not received:
                     raise _Stale("the server closed the connection")
                 if answer.headers_done and not answer.delimited:
                     break  # an answer without a length ends where the connection does
                 raise ConnectionAbortedError("the server closed the connection mid-answer")
-            started = True
-            answer.parser.feed_data(data)
-        if not answer.complete or not answer.keep_alive:
-            self._drop()
-        return answer.parser.get_status_code(), b"".join(answer.body)
+            received += len(data)
+            if received > MAX_ANSWER:
+                raise _TooLarge
+            answer.feed(data)
+        keep = answer.complete and answer.keep_alive and not answer.trailing
+        return answer.parser.get_status_code(), b"".join(answer.body), keep
 
     def _answer(self, status: int, body: bytes) -> Any:
         if status == 304:
@@ -254,26 +361,113 @@ class Channel:
             raise NotFoundError(f"{where}: {message}", hint=hint)
         raise ServerError(f"{where} answered {status}: {message}", hint=hint)
 
-    def _drop(self) -> None:
-        """Forget the connection (after an error: the next request opens a fresh one)."""
+    # ---- connections ----------------------------------------------------------------------
+
+    def _idle_connection(self) -> socket.socket | None:
+        """The kept-alive connection, checked out, if there is one and it is quiet."""
         with self._lock:
-            sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
+            if self._closed:
+                raise ServerError("this LiveConfig is closed")
+            sock, self._idle = self._idle, None
+            if sock is None:
+                return None
+            if _quiet(sock):
+                self._busy.add(sock)
+                return sock
+        sock.close()  # closed by the server while idle, or out of step: never reused
+        return None
+
+    def _connect(self) -> socket.socket:
+        """A new connection (TLS if the URL is https), checked out. Each address the name
+        resolves to is tried in turn, all within ``timeout`` seconds."""
+        deadline = time.monotonic() + self.timeout
+        host, port = self._address
+        failure: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        ):
+            sock = self._held(socket.socket(family, kind, proto), replacing=None)
+            try:
+                late = f"timed out: not connected within {self.timeout:g} s"
+                sock.settimeout(_remaining(deadline, late))
+                try:
+                    sock.connect(address)
+                except TimeoutError:
+                    raise TimeoutError(late) from None
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock if self._tls is None else self._handshake(sock, deadline)
+            except ssl.SSLError:
+                raise  # a certificate or protocol problem: another address will not differ
+            except OSError as exc:
+                self._discard(sock)
+                if self._closed:
+                    raise
+                failure = exc
+        raise failure or OSError(f"{host} resolves to no address")
+
+    def _handshake(self, sock: socket.socket, deadline: float) -> ssl.SSLSocket:
+        assert self._tls is not None
+        try:
+            secure = self._tls.wrap_socket(
+                sock, server_hostname=self._address[0], do_handshake_on_connect=False
+            )
+        except BaseException:
+            self._discard(sock)
+            raise
+        self._held(secure, replacing=sock)  # wrap_socket took over sock's file descriptor
+        try:
+            late = f"timed out: no TLS handshake within {self.timeout:g} s"
+            secure.settimeout(_remaining(deadline, late))
+            try:
+                secure.do_handshake()
+            except TimeoutError:
+                raise TimeoutError(late) from None
+        except BaseException:
+            self._discard(secure)
+            raise
+        return secure
+
+    def _held(self, sock: socket.socket, replacing: socket.socket | None) -> socket.socket:
+        """Register ``sock`` as in use, so that close() from another thread can break it."""
+        with self._lock:
+            self._busy.discard(replacing)  # type: ignore[arg-type]
+            self._busy.add(sock)
+            closed = self._closed
+        if closed:  # close() ran before sock was registered: it could not break it
+            self._discard(sock)
+            raise ServerError("this LiveConfig is closed")
+        return sock
+
+    def _check_in(self, sock: socket.socket, keep: bool) -> None:
+        """Done with ``sock``: kept for the next exchange if it can carry one and none is."""
+        with self._lock:
+            self._busy.discard(sock)
+            if keep and not self._closed and self._idle is None:
+                self._idle = sock
+                return
+        sock.close()
+
+    def _discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._busy.discard(sock)
+        sock.close()
 
     def abort(self) -> None:
-        """Break a request in flight (from any thread): it fails at once with ServerError."""
+        """Break every exchange in flight (from any thread): each fails at once."""
         with self._lock:
-            sock = self._socket
-        if sock is not None:
+            busy = list(self._busy)
+        for sock in busy:
             with contextlib.suppress(OSError):  # the TCP socket itself: an SSLSocket's own
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # shutdown drops TLS first
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # shutdown would talk TLS
 
     def close(self) -> None:
+        """No more exchanges: those in flight fail at once, the idle connection is closed."""
         with self._lock:
             self._closed = True
+            idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.close()
         self.abort()
-        self._drop()
 
 
 def _error_of(status: int, body: bytes) -> tuple[str, str | None]:

@@ -52,11 +52,11 @@ class LiveConfig:
     ``consumer_id`` and ``name`` identify this process in the fleet view (defaults: a random id,
     ``host:pid``). ``wait`` is the long-poll in seconds (0: plain polling every ``poll``
     seconds); ``poll`` also caps the retry backoff while the server is unreachable. ``timeout``
-    bounds connecting and the first read. ``verify`` is the TLS context for ``https`` URLs
-    (default: the system's CA store, loaded once per process). With ``require=False``, construction
-    never fails for want of a server (auth errors still raise) and ``version`` stays None until
-    a config arrives. ``start=False`` skips the follower thread (see :meth:`start`,
-    :meth:`refresh`).
+    bounds connecting with the TLS handshake, and an answer (beyond the long-poll's ``wait``).
+    ``verify`` is the TLS context for ``https`` URLs (default: the system's CA store, loaded
+    once per process). With ``require=False``, construction never fails for want of a server
+    (auth errors still raise) and ``version`` stays None until a config arrives.
+    ``start=False`` skips the follower thread (see :meth:`start`, :meth:`refresh`).
 
     Raises AuthError / ForbiddenError when the server refuses the token, and ServerError (or
     NotFoundError) when there is neither a server answer nor a cached copy.
@@ -220,7 +220,8 @@ class LiveConfig:
     def _refresh(self, *, wait: float) -> bool:
         """One request; applies a new verified version. Raises LastgoodError on failure."""
         snapshot = self._snapshot
-        if wait and self._connected:
+        holding = bool(wait) and self._connected  # only the follower's long-poll holds
+        if holding:
             self._holding_since = time.monotonic()
         try:
             payload = self._channel.fetch(
@@ -230,7 +231,8 @@ class LiveConfig:
             self._connected = False
             raise
         finally:
-            self._holding_since = None
+            if holding:  # a refresh() meanwhile must not end the follower's hold
+                self._holding_since = None
         now = time.time()
         self._connected = True
         if payload is NOT_MODIFIED:
