@@ -1,7 +1,7 @@
 """Smoke test for ``bench/config_reads.py`` (P5): the quick run completes and prints its table.
 
 No timing is asserted: figures depend on the machine. It needs ``wrk`` and Debian's nginx,
-which CI does not install, so there it skips, saying which is missing.
+which ``.ci/run`` installs; elsewhere, without them, it skips and says which is missing.
 """
 
 from __future__ import annotations
