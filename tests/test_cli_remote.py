@@ -221,6 +221,12 @@ def test_a_server_that_is_not_there_exits_1_naming_it(tmp_path: Path) -> None:
     assert with_password.returncode == 1 and "pa55word" not in with_password.stderr
     not_a_url = remote("localhost:8470", "t", "status", cwd=tmp_path)
     assert not_a_url.returncode == 2 and "is not an http:// or https:// URL" in not_a_url.stderr
+    for unusable, why in [("http://lastgood..internal:8470", "host name part is empty"),
+                          ("http://127.0.0.1:99999", "Port out of range"),
+                          ("http://127.0.0.1:0", "port 0")]:  # fmt: skip
+        refused = remote(unusable, "t", "status", cwd=tmp_path)
+        assert refused.returncode == 2 and why in refused.stderr, refused.stderr
+        assert "unexpected error" not in refused.stderr
 
 
 def test_something_else_at_the_url_is_not_taken_for_lastgood(tmp_path: Path) -> None:

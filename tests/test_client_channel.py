@@ -327,6 +327,7 @@ def test_close_breaks_an_exchange_at_any_stage(stage: str) -> None:
         ("http://[fe80::1%25eth0]:8470", "IPv6 zone"),
         ("http://127.0.0.1:99999", "not a URL"),
         ("ftp://127.0.0.1", "must be http(s)://host"),
+        ("http://lastgood..internal:8470", "not a valid host name"),
     ],
 )
 def test_a_server_url_the_sdk_cannot_use_is_refused_plainly(url: str, message: str) -> None:

@@ -52,6 +52,9 @@ def display_url(url: str) -> str:
     return mask_url(url).rstrip("/")
 
 
+_ADDRESS_HINT = "give the address 'lastgood serve' listens on, like http://127.0.0.1:8470"
+
+
 def _segment(text: str) -> str:
     return quote(text, safe="")
 
@@ -64,8 +67,20 @@ class Remote:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise errors.UsageError(
                 f"--server {display_url(url)!r} is not an http:// or https:// URL",
-                hint="give the address 'lastgood serve' listens on, like http://127.0.0.1:8470",
+                hint=_ADDRESS_HINT,
             )
+        try:
+            port = parts.port
+            parts.hostname.encode("idna")  # what the resolver will be given
+        except (ValueError, UnicodeError) as exc:
+            reason = "a host name part is empty or over 63 characters"
+            if not isinstance(exc, UnicodeError):
+                reason = str(exc)
+            raise errors.UsageError(f"--server {display_url(url)!r} is not a usable URL: {reason}",
+                                    hint=_ADDRESS_HINT) from None  # fmt: skip
+        if port == 0:
+            raise errors.UsageError(f"--server {display_url(url)!r} has port 0, which nothing "
+                                    "listens on", hint=_ADDRESS_HINT)  # fmt: skip
         if token is not None and not (token.isascii() and token.isprintable()):
             raise errors.UsageError(
                 "the API token has characters no lastgood token has",

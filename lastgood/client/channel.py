@@ -188,6 +188,14 @@ def parse_server_url(url: str) -> tuple[str, int | None, str, bool]:
             f"the server URL's host must be ASCII, got {parts.hostname[:100]!r}",
             hint="write an internationalized name in its xn-- (IDNA) form",
         )
+    try:
+        parts.hostname.encode("idna")  # what the resolver will be given
+    except UnicodeError as exc:
+        raise UsageError(
+            f"the server URL's host {parts.hostname[:100]!r} is not a valid host name: "
+            f"{exc.__cause__ or exc}",
+            hint="each dot-separated part of a name is 1 to 63 characters",
+        ) from exc
     if "%" in parts.hostname:
         raise UsageError(
             f"the server URL {shown!r} names an IPv6 zone, which the SDK does not support",
