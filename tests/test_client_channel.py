@@ -33,6 +33,12 @@ class Paced(NamedTuple):
     pause: float
 
 
+class Hold(NamedTuple):
+    """A scripted answer of silence: hold the request ``seconds``, then close without a byte."""
+
+    seconds: float
+
+
 def payload(version: int, text: str) -> bytes:
     files = {"app.yaml": text.encode()}
     return json.dumps({"env": "staging", "version": version, "content_hash": content_hash_of(
@@ -59,7 +65,7 @@ class Peer:
     After an answer that is HTTP/1.0 or says ``connection: close``, or after ``CLOSE``, it
     closes the connection; otherwise it keeps it for the next request."""
 
-    def __init__(self, answers: list[bytes | Paced]) -> None:
+    def __init__(self, answers: list[bytes | Paced | Hold]) -> None:
         self.answers = list(answers)
         self.requests: list[str] = []
         self.connections = 0
@@ -91,6 +97,9 @@ class Peer:
             answer = self.answers.pop(0)
             if answer is CLOSE:
                 return
+            if isinstance(answer, Hold):
+                time.sleep(answer.seconds)
+                return
             parts, pause = answer if isinstance(answer, Paced) else ([answer], 0.0)
             try:
                 for number, part in enumerate(parts):
@@ -119,7 +128,7 @@ def peer() -> Iterator[type[Peer]]:
     made: list[Peer] = []
 
     class Made(Peer):
-        def __init__(self, answers: list[bytes | Paced]) -> None:
+        def __init__(self, answers: list[bytes | Paced | Hold]) -> None:
             super().__init__(answers)
             made.append(self)
 
@@ -325,7 +334,13 @@ def test_close_breaks_an_exchange_at_any_stage(stage: str) -> None:
         ("http://127.0.0.1:8470/?env=x", "has a query or fragment"),
         ("http://127.0.0.1:0", "port 0"),
         ("http://[fe80::1%25eth0]:8470", "IPv6 zone"),
-        ("http://127.0.0.1:99999", "not a URL"),
+        ("http://ops:hunter2#x@127.0.0.1:8470", "carries a user name or password"),
+        ("http://ops:hunter2/x@127.0.0.1:8470", "carries a user name or password"),
+        ("http://127.0.0.1:99999", "a port that is not a number from 1 to 65535"),
+        ("http://[::1]8470", "a port that is not a number"),
+        ("http://[zz::1]:8470", "is not a URL"),
+        ("http://lastgood\x00internal:8470", "has '\\x00', which no host name"),
+        ("http://lastgood%2Einternal:8470", "has '%', which no host name"),
         ("ftp://127.0.0.1", "must be http(s)://host"),
         ("http://lastgood..internal:8470", "not a valid host name"),
     ],
@@ -334,3 +349,59 @@ def test_a_server_url_the_sdk_cannot_use_is_refused_plainly(url: str, message: s
     with pytest.raises(UsageError, match=re.escape(message)) as refused:
         LiveConfig(url, "staging", cache=False)
     assert "hunter2" not in str(refused.value)
+
+
+def test_an_oversized_length_is_refused_before_the_body(
+    peer: type[Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(channel, "MAX_ANSWER", 4096)
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n"  # and no body follows
+    script = peer([head, ok(payload(1, "a: 1\n"))])
+    with pytest.raises(ServerError, match="over 4,096 bytes"):  # not "timed out" waiting for it
+        live(script, timeout=10)
+    with live(script) as config:
+        assert config.version == 1
+
+
+def test_json_nested_too_deep_is_an_error_not_a_crash(peer: type[Peer]) -> None:
+    deep = b"[" * 200_000 + b"]" * 200_000
+    failing = f"HTTP/1.1 500 Oops\r\ncontent-length: {len(deep)}\r\n\r\n".encode() + deep
+    script = peer([ok(payload(1, "a: 1\n")), ok(deep), failing])
+    config = live(script)
+    with pytest.raises(ServerError, match="answered config that is not JSON"):
+        config.refresh()
+    with pytest.raises(ServerError, match=r"answered 500: \[\[\["):
+        config.refresh()
+    assert config.version == 1 and config.get("app.yaml") == {"a": 1}
+    config.close()
+
+
+def test_a_408_on_a_reused_connection_is_asked_again(peer: type[Peer]) -> None:
+    """The server timed the idle connection out as the request went: it never took it."""
+    script = peer([ok(payload(1, "a: 1\n")), REQUEST_TIMEOUT, ok(payload(2, "a: 2\n"))])
+    config = live(script)
+    assert config.refresh() and config.version == 2
+    config.close()
+    assert script.connections == 2 and len(script.requests) == 3
+
+
+def test_a_protocol_upgrade_is_refused_plainly(peer: type[Peer]) -> None:
+    upgrade = (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    )
+    script = peer([upgrade])
+    with pytest.raises(ServerError, match=r"protocol upgrade \(101 Switching Protocols\)"):
+        live(script)
+
+
+def test_a_request_asked_again_shares_the_first_ones_deadline(peer: type[Peer]) -> None:
+    """A reused connection closed without a byte gets the request once more, but not a second
+    full timeout: the answer is due within ``timeout`` of the first try."""
+    script = peer([ok(payload(1, "a: 1\n")), Hold(1.2), Hold(4)])
+    config = live(script, timeout=2)
+    started = time.monotonic()
+    with pytest.raises(ServerError, match=r"no whole answer within 2 s"):
+        config.refresh()
+    assert time.monotonic() - started < 3.0  # a fresh deadline for the retry would be 3.2 s
+    config.close()
+    assert script.connections == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -63,7 +64,20 @@ class Remote:
     """A lastgood server, reached with one HTTP connection pool for the whole command."""
 
     def __init__(self, url: str, token: str | None) -> None:
-        parts = urlsplit(url.strip())
+        url = url.strip()
+        authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
+        if "@" in url and "@" not in authority:  # never echoed: the part before '@' may be
+            raise errors.UsageError(  # a password, cut where urlsplit would cut it
+                "--server has an '@' after its host part (the URL is not shown here: it may "
+                "hold a password)",
+                hint="percent-encode '/', '?' and '#' in a user name or password (as %2F, %3F "
+                "and %23)",
+            )
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # an unbalanced or invalid [IPv6] host
+            raise errors.UsageError(f"--server {display_url(url)!r} is not a usable URL: {exc}",
+                                    hint=_ADDRESS_HINT) from None  # fmt: skip
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise errors.UsageError(
                 f"--server {display_url(url)!r} is not an http:// or https:// URL",

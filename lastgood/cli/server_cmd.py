@@ -26,12 +26,12 @@ from lastgood.errors import UsageError
 @click.option("--access-log", is_flag=True, help="Log every request (never tokens or bodies).")
 @click.option(
     "--tls-cert",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, readable=True),
     help="Serve HTTPS with this PEM certificate (chain), with --tls-key.",
 )
 @click.option(
     "--tls-key",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(exists=True, dir_okay=False, readable=True),
     help="The certificate's PEM private key (not encrypted).",
 )
 @pass_app
@@ -106,12 +106,17 @@ def check_tls(cert: str | None, key: str | None) -> None:
         ("--tls-cert", cert, b"-----BEGIN CERTIFICATE-----", "certificate"),
         ("--tls-key", key, b"PRIVATE KEY-----", "private key"),
     ):
-        with open(path, "rb") as pem:
-            if marker not in pem.read(1 << 20):
-                raise UsageError(
-                    f"{option} {path} holds no PEM {what}",
-                    hint=f"give the {what} as PEM (text that starts with -----BEGIN)",
-                )
+        try:
+            with open(path, "rb") as pem:
+                head = pem.read(1 << 20)
+        except OSError as exc:
+            raise UsageError(f"cannot read {option} {path}: {exc.strerror or exc}",
+                             hint=f"make the {what} readable by this user") from None  # fmt: skip
+        if marker not in head:
+            raise UsageError(
+                f"{option} {path} holds no PEM {what}",
+                hint=f"give the {what} as PEM (text that starts with -----BEGIN)",
+            )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key, password=no_password)

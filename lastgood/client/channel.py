@@ -22,13 +22,16 @@ What a careful HTTP client does, this one does too:
 - a kept-alive connection is reused only if it is quiet: one the server closed, or on which it
   sent something nobody asked for (a ``408`` before closing, say), is replaced before the
   request is sent, and bytes after a complete answer end the connection but not the answer;
-- a request is sent again only when no byte of an answer arrived on a reused connection, so the
-  server never saw it;
+- a request is sent again only when no byte of an answer (or only a ``408``) arrived on a
+  reused connection, so the server never took it, and within the first try's deadline;
 - each exchange checks a connection out, so a :meth:`~lastgood.client.LiveConfig.refresh` from
   the application while the follower holds a long-poll opens a second connection rather than
   mixing two answers on one;
 - :meth:`Channel.close` breaks whatever is in flight from another thread, connecting and the TLS
   handshake included, by shutting the TCP socket down (never by sending anything in the clear).
+
+Name resolution is the one wait neither bound covers: ``getaddrinfo`` answers within the
+resolver's own limits (``/etc/resolv.conf``) and cannot be interrupted.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import json
 import select
 import socket
 import ssl
+import string
 import threading
 import time
 from typing import Any
@@ -51,6 +55,7 @@ from lastgood.errors import AuthError, ForbiddenError, NotFoundError, ServerErro
 NOT_MODIFIED = None
 READ_SIZE = 65536
 MAX_ANSWER = 512 * 1024 * 1024  # bytes; the server refuses versions over 64 MiB of files
+_HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._")
 
 _tls: ssl.SSLContext | None = None
 _tls_lock = threading.Lock()
@@ -82,7 +87,8 @@ class _Answer:
     """One response, as httptools' callbacks hand it over."""
 
     __slots__ = (
-        "body", "complete", "delimited", "headers_done", "keep_alive", "parser", "trailing",
+        "body", "complete", "delimited", "headers_done", "keep_alive", "oversized", "parser",
+        "trailing",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -93,6 +99,7 @@ class _Answer:
         self.delimited = False  # Content-Length or chunked; else the body ends at EOF
         self.headers_done = False
         self.trailing = False  # bytes came after the answer: the connection is out of step
+        self.oversized = False  # its Content-Length passes MAX_ANSWER: refused before the body
 
     def on_message_begin(self) -> None:
         if self.complete:  # a second message nobody asked for: stop before its body is taken
@@ -100,8 +107,12 @@ class _Answer:
             raise _Trailing
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
+        name = name.lower()
+        if name in (b"content-length", b"transfer-encoding"):
             self.delimited = True
+        if name == b"content-length" and value.strip().isdigit() and int(value) > MAX_ANSWER:
+            self.oversized = True
+            raise _TooLarge
 
     def on_headers_complete(self) -> None:
         self.headers_done = True
@@ -123,6 +134,8 @@ class _Answer:
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
+            if self.oversized:
+                raise _TooLarge from None
             if not self.complete:
                 raise
             self.trailing = True
@@ -161,47 +174,64 @@ def _quiet(sock: socket.socket) -> bool:
 
 def parse_server_url(url: str) -> tuple[str, int | None, str, bool]:
     """``(host, port or None, path, tls)`` of a server URL, or UsageError saying what is
-    wrong. The URL is never echoed with what precedes an ``@``: that may be a password."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"the server URL is not a URL: {exc}",
-                         hint="write it as http(s)://host[:port][/path]") from exc  # fmt: skip
-    shown = url[:100] if "@" not in parts.netloc else f"{parts.scheme}://…@{parts.hostname}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the server URL must be http(s)://host[:port], got {shown!r}")
-    if "@" in parts.netloc:
+    wrong. A URL with an ``@`` is refused without being echoed: what precedes the ``@`` may be
+    a password, and one holding ``/``, ``?`` or ``#`` would not even be parsed as one."""
+    if "@" in url:
         raise UsageError(
-            f"the server URL {shown!r} carries a user name or password",
+            "the server URL carries a user name or password (it has an '@'); not shown here",
             hint="remove them from the URL: the SDK authenticates with token= (or LASTGOOD_TOKEN)",
         )
+    shown = url[:100]
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unbalanced or invalid [IPv6] host
+        raise UsageError(f"the server URL {shown!r} is not a URL: {exc}",
+                         hint="write it as http(s)://host[:port][/path]") from None  # fmt: skip
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"the server URL must be http(s)://host[:port], got {shown!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    after_host = parts.netloc.rpartition("]")[2] if "[" in parts.netloc else ""
+    if port == -1 or (after_host and not after_host.startswith(":")):
+        raise UsageError(
+            f"the server URL {shown!r} has a port that is not a number from 1 to 65535",
+            hint="write it as http(s)://host[:port][/path], like http://127.0.0.1:8470",
+        )
+    if port == 0:
+        raise UsageError(f"the server URL {shown!r} has port 0, which nothing listens on")
     if parts.query or parts.fragment:
         raise UsageError(
             f"the server URL {shown!r} has a query or fragment",
             hint="give the address 'lastgood serve' answers on, like http://127.0.0.1:8470",
         )
-    if port == 0:
-        raise UsageError(f"the server URL {shown!r} has port 0, which nothing listens on")
-    if not parts.hostname.isascii():
+    host = parts.hostname
+    if ":" in host:  # a bracketed IPv6 address, which urlsplit has checked
+        if "%" in host:
+            raise UsageError(
+                f"the server URL {shown!r} names an IPv6 zone, which the SDK does not support",
+                hint="use the server's global address or a host name",
+            )
+        return host, port, parts.path, parts.scheme == "https"
+    if not host.isascii():
         raise UsageError(
-            f"the server URL's host must be ASCII, got {parts.hostname[:100]!r}",
+            f"the server URL's host must be ASCII, got {host[:100]!r}",
             hint="write an internationalized name in its xn-- (IDNA) form",
         )
+    odd = next((char for char in host if char not in _HOST_CHARS), None)
     try:
-        parts.hostname.encode("idna")  # what the resolver will be given
+        if odd is not None:
+            raise UnicodeError(f"it has {odd!r}, which no host name or address has")
+        host.encode("idna")  # what the resolver will be given
     except UnicodeError as exc:
         raise UsageError(
-            f"the server URL's host {parts.hostname[:100]!r} is not a valid host name: "
+            f"the server URL's host {host[:100]!r} is not a valid host name: "
             f"{exc.__cause__ or exc}",
-            hint="each dot-separated part of a name is 1 to 63 characters",
-        ) from exc
-    if "%" in parts.hostname:
-        raise UsageError(
-            f"the server URL {shown!r} names an IPv6 zone, which the SDK does not support",
-            hint="use the server's global address or a host name",
-        )
-    return parts.hostname, port, parts.path, parts.scheme == "https"
+            hint="a name is dot-separated parts of 1 to 63 letters, digits or '-'; an "
+            "address is like 127.0.0.1 or [::1]",
+        ) from None
+    return host, port, parts.path, parts.scheme == "https"
 
 
 class Channel:
@@ -240,7 +270,7 @@ class Channel:
         self._headers = "".join(f"{line}\r\n" for line in lines)
         self._lock = threading.Lock()  # guards the three below against other threads
         self._idle: socket.socket | None = None
-        self._busy: set[socket.socket] = set()  # in an exchange, or connecting: abort() breaks
+        self._busy: set[socket.socket] = set()  # in an exchange, or connecting: close() breaks
         self._closed = False
 
     def fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
@@ -255,7 +285,14 @@ class Channel:
         ).encode("ascii")
         try:
             status, body = self._exchange(request, answer_within=wait + self.timeout)
-        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+        except httptools.HttpParserUpgrade as exc:
+            raise ServerError(
+                f"{self.url} answered with a protocol upgrade (101 Switching Protocols) nobody "
+                "asked for",
+                hint="is that the address of 'lastgood serve', and not a proxy in front of "
+                "something else?",
+            ) from exc
+        except httptools.HttpParserError as exc:
             raise ServerError(
                 f"{self.url} answered something that is not HTTP: {str(exc)[:100]}",
                 hint="is that the address of 'lastgood serve' (http or https, and the port)?",
@@ -292,47 +329,52 @@ class Channel:
     # ---- one exchange ---------------------------------------------------------------------
 
     def _exchange(self, request: bytes, answer_within: float) -> tuple[int, bytes]:
-        """One request and its whole answer. If a reused connection turns out closed before
-        any byte of the answer, the server never took the request: it is sent once more on a
-        fresh connection."""
+        """One request and its whole answer within ``answer_within`` seconds. If a reused
+        connection turns out closed before any byte of the answer (or the server answers
+        ``408``, having timed it out as the request went), the server never took the request:
+        it is sent once more on a fresh connection, within the same deadline."""
+        deadline = time.monotonic() + answer_within
+        late = f"timed out: no whole answer within {answer_within:g} s"
         sock = self._idle_connection()
         reused = sock is not None
-        if sock is None:
-            sock = self._connect()
-        try:
+        while True:
+            if sock is None:
+                sock = self._connect()
             try:
-                status, body, keep = self._round_trip(sock, request, answer_within)
+                status, body, keep = self._round_trip(sock, request, deadline, late)
             except _Stale:
+                self._discard(sock)
                 if not reused or self._closed:
                     raise
+                sock, reused = None, False
+                continue
+            except BaseException:
                 self._discard(sock)
-                sock = self._connect()
-                status, body, keep = self._round_trip(sock, request, answer_within)
-        except BaseException:
-            self._discard(sock)
-            raise
-        self._check_in(sock, keep)
-        return status, body
+                raise
+            if status == 408 and reused and not self._closed:
+                self._discard(sock)
+                sock, reused = None, False
+                continue
+            self._check_in(sock, keep)
+            return status, body
 
     def _round_trip(
-        self, sock: socket.socket, request: bytes, answer_within: float
+        self, sock: socket.socket, request: bytes, deadline: float, late: str
     ) -> tuple[int, bytes, bool]:
         """Status, body, and whether the connection may carry the next request."""
-        deadline = time.monotonic() + answer_within
-        sock.settimeout(answer_within)
+        sock.settimeout(_remaining(deadline, late))
         try:
             sock.sendall(request)
         except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
             raise _Stale("the server closed the connection") from exc
         answer = _Answer()
         received = 0
-        late = f"no whole answer within {answer_within:g} s"
         while not answer.complete:
-            sock.settimeout(_remaining(deadline, f"timed out: {late}"))
+            sock.settimeout(_remaining(deadline, late))
             try:
                 data = sock.recv(READ_SIZE)
             except TimeoutError:
-                raise TimeoutError(f"timed out: {late}") from None
+                raise TimeoutError(late) from None
             except (ConnectionResetError, ssl.SSLEOFError) as exc:
                 if received:
                     raise
@@ -356,7 +398,7 @@ class Channel:
         if status == 200:
             try:
                 return json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
                 raise ServerError(f"{self.url} answered config that is not JSON: {exc}") from exc
         message, hint = _error_of(status, body)
         where = f"{self.url} (environment {self.env!r})"
@@ -394,7 +436,12 @@ class Channel:
         for family, kind, proto, _, address in socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM
         ):
-            sock = self._held(socket.socket(family, kind, proto), replacing=None)
+            try:
+                sock = socket.socket(family, kind, proto)
+            except OSError as exc:  # this machine has no such family (no IPv6, say)
+                failure = exc
+                continue
+            self._held(sock, replacing=None)
             try:
                 late = f"timed out: not connected within {self.timeout:g} s"
                 sock.settimeout(_remaining(deadline, late))
@@ -460,7 +507,7 @@ class Channel:
             self._busy.discard(sock)
         sock.close()
 
-    def abort(self) -> None:
+    def _abort(self) -> None:
         """Break every exchange in flight (from any thread): each fails at once."""
         with self._lock:
             busy = list(self._busy)
@@ -475,7 +522,7 @@ class Channel:
             idle, self._idle = self._idle, None
         if idle is not None:
             idle.close()
-        self.abort()
+        self._abort()
 
 
 def _error_of(status: int, body: bytes) -> tuple[str, str | None]:
@@ -483,6 +530,6 @@ def _error_of(status: int, body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
         return str(data["error"]), (str(data["hint"]) if data.get("hint") else None)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         text = body[:200].decode("utf-8", "replace").strip()
         return text or f"HTTP {status}", None
