@@ -16,6 +16,8 @@ today, the server later) translate an error in one place and never guess::
         ├── RawDataError               exit 5  (422)  a file looks like data, is too big, or escapes
         ├── ValidationError            exit 5  (422)  syntax or JSON Schema failure
         ├── PreflightError             exit 5  (422)  a preflight check failed on the candidate
+        ├── StagingError               exit 5  (507)  the candidate could not be staged (disk full)
+        ├── BaselineError              exit 5  (409)  the checks already fail on what is live now
         ├── QuarantinedError           exit 5  (409)  the version failed here before; use --force
         ├── LockedError                exit 5  (423)  another deploy or rollback holds the lease
         └── AuthError                  exit 5  (401)  no token, or an unknown or revoked one
@@ -124,6 +126,18 @@ class PreflightError(RefusedError):
     """A preflight check failed against the staged candidate."""
 
     http_status = 422
+
+
+class StagingError(RefusedError):
+    """The candidate could not be put in place beside the live version (a full disk, a
+    permission, a file in the way); staging never touches what is live."""
+
+    http_status = 507
+
+
+class BaselineError(RefusedError):
+    """The environment's checks already fail against what is live, before any switch: the new
+    version cannot be judged, so nothing is switched and no version is blamed."""
 
 
 class QuarantinedError(RefusedError):

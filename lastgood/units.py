@@ -66,3 +66,15 @@ def format_duration(seconds: float | None) -> str:
         return f"{hours}h {rest // 60:02d}m"
     days, rest = divmod(int(seconds), 86400)
     return f"{days}d" if rest < 3600 else f"{days}d {rest // 3600}h"
+
+
+def format_size(size: int) -> str:
+    """Render bytes for people: ``512 B``, ``3.4 KiB``, ``1.2 MiB``, ``2.0 GiB``."""
+    if size < 1024:
+        return f"{size} B"
+    amount, unit = size / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, bigger
+    return f"{amount:.1f} {unit}"

@@ -11,9 +11,11 @@ and hint and returns its exit code; anything else prints one line (a traceback o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,13 +100,42 @@ class AppContext:
             self._remote.close()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command stands so that its ``finally`` blocks and ledger
+    guards run (a deploy stopped by ``kill`` closes its record and frees its lease)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_exception() -> Iterator[None]:
+    """While a command runs, SIGTERM unwinds it like Ctrl-C; commands with their own handler
+    (``serve``, ``watch``) install it over this one."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (a test runner): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def guarded(run: Callable[[], int]) -> int:
     """Run a command; translate lastgood's errors and surprises into messages and exit codes."""
     try:
-        return run()
+        with _sigterm_as_exception():
+            return run()
     except LastgoodError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return exc.exit_code
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130

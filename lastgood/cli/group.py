@@ -87,8 +87,9 @@ def _run_click() -> int:
     try:
         code = cli.main(standalone_mode=False)
     except click.exceptions.Abort as exc:
-        if isinstance(exc.__context__ or exc.__cause__, KeyboardInterrupt):
-            raise KeyboardInterrupt from exc
+        interrupt = exc.__context__ or exc.__cause__
+        if isinstance(interrupt, KeyboardInterrupt):
+            raise interrupt from exc  # Ctrl-C, or SIGTERM (cli.app.Terminated)
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:

@@ -16,13 +16,14 @@ from lastgood import failpoint
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
 from lastgood.config import Environment
-from lastgood.errors import LeaseLostError, PreflightError, QuarantinedError
+from lastgood.errors import PreflightError, QuarantinedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
+from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
-from lastgood.operations.restore import ensure_intact, release_of, still_ours
+from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
 from lastgood.operations.snapshot import read_workspace, snapshot
 from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
@@ -197,15 +198,10 @@ class DeployRun:
             source=self.source,
         )
         self._emit(EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}")
-        try:
+        with closed_on_error(self.project, lambda: self.record.id if self.record else None):
             self._stage_and_preflight()
             self._activate()
             return self._bake()
-        except LeaseLostError as exc:
-            self.store.update_deployment(
-                self.record.id, status="interrupted", finished_at=time.time(), detail=str(exc)
-            )
-            raise
 
     def _arrow(self) -> str:
         before = f"v{self.from_version}" if self.from_version else "nothing"
@@ -268,7 +264,7 @@ class DeployRun:
         )
 
     def _stage_and_preflight(self) -> None:
-        self.target.stage(self.release, self.files)
+        stage(self.target, self.release, self.files)
         failpoint.hit("deploy.after-stage")
         self._emit(EventKind.STAGED, f"staged {self.release.name} on {self.target.describe()}")
         if not self.settings.preflight or self.drill_checks is not None:

@@ -6,17 +6,24 @@ only when the target no longer holds the release.
 
 from __future__ import annotations
 
+import errno
+import shutil
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
 from lastgood import failpoint
-from lastgood.errors import LeaseLostError, TargetError
+from lastgood.errors import LeaseLostError, StagingError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.records import VersionInfo
-from lastgood.targets import Release
+from lastgood.targets import Release, Target
+from lastgood.units import format_size
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def release_of(version: VersionInfo) -> Release:
@@ -30,13 +37,60 @@ def switch_to(
     target = project.target(env)
     release = release_of(version)
     if not target.holds(release):
-        target.stage(release, project.store.files(version.number))
+        stage(target, release, project.store.files(version.number))
     lease.fence()
     failpoint.hit(point)
     target.activate(release)
     activated_at = time.time()
     project.store.set_env(env, live_version=version.number)
     return activated_at
+
+
+def stage(target: Target, release: Release, files: Mapping[str, bytes]) -> None:
+    """Stage ``release`` on ``target``; any failure is a StagingError (exit 5): staging never
+    touches what is live, so whatever stopped it, nothing live changed. Writes the target."""
+    try:
+        target.stage(release, files)
+    except OSError as exc:
+        raise _staging_error(target, release, files, exc) from exc
+    except TargetError as exc:
+        raise StagingError(
+            f"could not stage {release.name} on {target.describe()}: {exc.message}; nothing "
+            "live changed",
+            hint=exc.hint,
+        ) from exc
+
+
+def _staging_error(
+    target: Target, release: Release, files: Mapping[str, bytes], exc: OSError
+) -> StagingError:
+    where = exc.filename or target.live_path() or target.describe()
+    if exc.errno not in _NO_SPACE:
+        return StagingError(
+            f"could not stage {release.name} on {target.describe()}: {exc.strerror or exc} "
+            f"({where}); nothing live changed",
+            hint="fix the permission or the file in the way named above, then deploy again",
+        )
+    needed = sum(len(data) for data in files.values())
+    free = _free_space(Path(str(where)))
+    return StagingError(
+        f"no space left on the device while staging {release.name} on {target.describe()}: "
+        f"writing {where} failed; the release needs {format_size(needed)}"
+        + (f" and {format_size(free)} is free there" if free is not None else "")
+        + "; nothing live changed",
+        hint="free space on that file system (a lower target.keep keeps fewer old releases), "
+        "then deploy again",
+    )
+
+
+def _free_space(path: Path) -> int | None:
+    """Bytes free on the file system holding ``path`` (or its nearest existing folder)."""
+    for folder in (path, *path.parents):
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            continue
+    return None
 
 
 def ensure_intact(

@@ -19,6 +19,7 @@ from lastgood.errors import NotFoundError, QuarantinedError, RefusedError, Targe
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
+from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.reconcile import offline_log_lock, offline_log_path, reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import (
@@ -97,7 +98,10 @@ def rollback(
             trigger_at=trigger_at,
             automatic=automatic,
         )
-        done = restore(project, env, lease, destination, record, point="rollback.before-activate")
+        with closed_on_error(project, lambda: record.id):
+            done = restore(
+                project, env, lease, destination, record, point="rollback.before-activate"
+            )
         failpoint.hit("rollback.after-verify")
         return _outcome(env, done, live_number)
 
@@ -312,7 +316,8 @@ def auto_rollback(
             deployment=record.id,
         )
     )
-    restored = restore(project, env, lease, destination, record, point="deploy.before-restore")
+    with closed_on_error(project, lambda: record.id):
+        restored = restore(project, env, lease, destination, record, point="deploy.before-restore")
     failpoint.hit("deploy.after-restore")
     return restored
 

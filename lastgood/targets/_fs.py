@@ -339,7 +339,13 @@ class ReleaseStore:
         if final.exists():
             return self._adopt_existing(release, final, manifest)
         tmp = self.releases / f"{TMP_DIR_PREFIX}{release.name}-{random_suffix()}"
-        write_tree(tmp, files)
+        try:
+            write_tree(tmp, files)
+        except OSError:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its space back at once
+            raise
         failpoint.hit("target.after-stage-files")
         self._write_meta(release, manifest, tree_fingerprint(tmp))
         failpoint.hit("target.before-rename-release")

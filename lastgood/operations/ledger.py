@@ -1,0 +1,64 @@
+"""Every ledger record a command opens is closed by that command, whatever ends it.
+
+A deploy or rollback opens its record (``running``) before it touches the target. Any way out of
+the verb that is not its normal end — a full disk, a target error, a lost lease, Ctrl-C, SIGTERM
+turned into an exception by the CLI — goes through :func:`closed_on_error`, which writes the
+truth before the error travels on: ``refused`` when nothing live changed and the error says so,
+``interrupted`` otherwise, with the error's own sentence as the detail. Only a process killed
+outright (kill -9, power loss) leaves a ``running`` record, and the next command that looks at
+the environment closes it (``operations.reconcile``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+from lastgood.errors import LastgoodError, RefusedError
+from lastgood.project import Project
+
+RUNNING = "running"
+
+
+@contextlib.contextmanager
+def closed_on_error(project: Project, record_id: Callable[[], int | None]) -> Iterator[None]:
+    """Run the body; if it raises, close the record ``record_id()`` names, then re-raise.
+
+    ``record_id`` is called only after the error, so a verb may open its record inside the body.
+    Writes the store only on the error path, and never hides the original error: a store that
+    fails here too leaves the record to the next command's reconciliation.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        number = record_id()
+        if number is not None:
+            with contextlib.suppress(Exception):
+                close_after_error(project, number, exc)
+        raise
+
+
+def close_after_error(project: Project, record_id: int, error: BaseException) -> None:
+    """Close a record still ``running`` after ``error`` stopped its process (writes)."""
+    record = project.store.deployment(record_id)
+    if record.status != RUNNING:
+        return
+    untouched = isinstance(error, RefusedError) and record.activated_at is None
+    project.store.update_deployment(
+        record_id,
+        status="refused" if untouched else "interrupted",
+        finished_at=time.time(),
+        detail=describe(error),
+    )
+
+
+def describe(error: BaseException) -> str:
+    """The sentence a closed record keeps about what stopped it."""
+    if isinstance(error, LastgoodError):
+        return error.message
+    if isinstance(error, KeyboardInterrupt):
+        return "stopped by an interrupt (Ctrl-C or SIGTERM) before it finished"
+    if isinstance(error, SystemExit):
+        return f"the process exited ({error.code}) before it finished"
+    return f"stopped by an unexpected error: {type(error).__name__}: {error}"

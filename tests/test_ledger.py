@@ -1,0 +1,110 @@
+"""No ledger record stays ``running`` after its process ended, and a full disk while staging is a
+clear refusal (exit 5) that changed nothing live.
+
+The full disk is real: the CLI runs in its own mount namespace (``unshare``) with a small tmpfs
+mounted over the target's folder, so every write there fails with ENOSPC as on a full disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LASTGOOD, Workspace
+
+Factory = Callable[..., Workspace]
+BIG = 200_000  # bytes of one versioned file: far more than the tmpfs holds
+
+
+def _namespace_prefix() -> list[str] | None:
+    """``unshare`` arguments that give a private mount namespace here, or None."""
+    for prefix in (["unshare", "-m"], ["unshare", "-Urm"]):
+        try:
+            done = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return prefix
+    return None
+
+
+NAMESPACE = _namespace_prefix()
+needs_namespace = pytest.mark.skipif(
+    NAMESPACE is None, reason="unshare cannot make a mount namespace on this machine"
+)
+
+
+def _run_on_small_disk(ws: Workspace, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``lastgood ARGS`` with a 32 KiB tmpfs mounted over ``folder`` (for this run only)."""
+    assert NAMESPACE is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    command = shlex.join([LASTGOOD, "-C", str(ws.root), *args])
+    script = f"mount -t tmpfs -o size=32k tmpfs {shlex.quote(str(folder))} && exec {command}"
+    environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    return subprocess.run(
+        [*NAMESPACE, "sh", "-c", script], capture_output=True, text=True, env=environ, timeout=60
+    )
+
+
+def _records(ws: Workspace) -> list[dict[str, object]]:
+    done = ws.run("history", "staging", "--json")
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout)["deployments"])
+
+
+@needs_namespace
+@pytest.mark.parametrize("kind", ["directory", "files"])
+def test_a_full_disk_while_staging_is_refused_clearly_and_closes_the_record(
+    workspace: Factory, kind: str
+) -> None:
+    ws = workspace(target=kind)
+    ws.healthy("big")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    folder = ws.base / ("live" if kind == "directory" else "app")
+
+    done = _run_on_small_disk(ws, folder, "deploy", "staging", "-m", "too big for the disk")
+
+    assert done.returncode == 5, done.stderr
+    assert "unexpected error" not in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no space left on the device while staging v1" in done.stderr
+    assert str(folder) in done.stderr  # the path that could not be written
+    assert "the release needs 195.3 KiB" in done.stderr
+    assert "nothing live changed" in done.stderr
+    [record] = _records(ws)
+    assert record["status"] == "refused"
+    assert record["finished_at"] is not None
+    assert "no space left" in str(record["detail"])
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    assert status["live_version"] is None
+
+
+def test_a_deploy_stopped_by_sigterm_closes_its_record_and_its_lease(workspace: Factory) -> None:
+    ws = workspace(bake="30s")
+    ws.healthy("one")
+    command = [LASTGOOD, "-C", str(ws.root), "deploy", "staging", "-m", "long bake"]
+    environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        record["activated_at"] for record in _records(ws)
+    ):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and "Traceback" not in err
+    [record] = _records(ws)  # read without any command that reconciles
+    assert record["status"] == "interrupted"
+    assert "SIGTERM" in str(record["detail"])
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    assert status["lock"] is None
