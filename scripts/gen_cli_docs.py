@@ -126,7 +126,8 @@ def exit_code_table() -> str:
         lines.append(f"| `{code}` | {EXIT_MEANINGS[code]} | {source} |")
     lines.append("")
     lines.append(
-        "Ctrl-C exits `130`, SIGTERM `143` (a deploy or rollback stopped either way closes its ledger record first). Errors print `error: MESSAGE` and an indented `hint:` line to "
+        "Ctrl-C exits `130`, SIGTERM `143` (a deploy or rollback stopped either way closes its "
+        "ledger record first). Errors print `error: MESSAGE` and an indented `hint:` line to "
         "stderr; an unexpected exception prints one line (set `LASTGOOD_DEBUG=1` for the "
         "traceback)."
     )
