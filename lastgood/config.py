@@ -177,10 +177,14 @@ class Config(Record):
         try:
             return self.environments[name]
         except KeyError:
+            import difflib
+
             known = ", ".join(sorted(self.environments)) or "none"
+            close = difflib.get_close_matches(name, list(self.environments), n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
             raise ConfigError(
                 f"no environment named {name!r} in {self.path}",
-                hint=f"known environments: {known}; add an [env.{name}] table to define it",
+                hint=f"{guess}known environments: {known}; add an [env.{name}] table to define it",
             ) from None
 
     def default_environment(self) -> str | None:
@@ -229,7 +233,8 @@ def parse(data: dict[str, Any], root: Path) -> Config:
             hint='write schemas = { "scoring/*.yaml" = "schemas/scoring.schema.json" }',
         )
     envs = {
-        name: _parse_env(name, table, where) for name, table in _table(data, "env", where).items()
+        name: _parse_env(name, table, where, root)
+        for name, table in _table(data, "env", where).items()
     }
     default_env = data.get("default_env")
     store = data.get("store")
@@ -261,8 +266,17 @@ def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:
     )
 
 
-def _parse_env(name: str, table: Any, where: str) -> Environment:
+def _parse_env(name: str, table: Any, where: str, root: Path) -> Environment:
     prefix = f"env.{name}."
+    from lastgood.refs import ENV_NAME
+
+    if not ENV_NAME.match(name):
+        raise ConfigError(
+            f"the environment name {name!r} in {where} cannot be written in a version reference "
+            f"(ENV:REF, like staging:last-good)",
+            hint="use only letters, digits, '.', '_' and '-', e.g. "
+            f"[env.{_suggest_env_name(name)}]",
+        )
     if not isinstance(table, dict):
         raise ConfigError(f"[env.{name}] in {where} must be a table")
     _reject_unknown(table, _ENV_KEYS, where, prefix)
@@ -273,6 +287,7 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
             hint=f'add target = {{ type = "directory", path = "../live/{name}" }}',
         )
     options = {k: v for k, v in target.items() if k != "type"}
+    _refuse_target_in_workspace(options, f"{prefix}target", where, root)
     failures = table.get("failures", 2)
     if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
         raise ConfigError(f"{prefix}failures = {failures!r} in {where} must be a whole number ≥ 1")
@@ -300,13 +315,19 @@ def _parse_env(name: str, table: Any, where: str) -> Environment:
         protected=protected,
         preflight=_parse_checks(table.get("preflight", []), f"{prefix}preflight", where),
         checks=_parse_checks(table.get("check", []), f"{prefix}check", where),
-        drill_files=_parse_drill(table.get("drill", {}), f"{prefix}drill", where),
+        drill_files=_parse_drill(table.get("drill", {}), f"{prefix}drill", where, root),
         drill_every=parse_duration(table.get("drill_every", "30d"), name=f"{prefix}drill_every"),
         drill_schedule=drill_schedule,
         guard=parse_duration(table.get("guard", "30m"), name=f"{prefix}guard"),
         on_failure=on_failure or "alert",
         on_drift=on_drift or "alert",
     )
+
+
+def _suggest_env_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "staging"
 
 
 def _choice(
@@ -444,6 +465,8 @@ def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
             hint='add to = ["mailto://user:pass@example.com"] (any apprise URL)',
         )
     to = _string_list(to, f"{key}.to", where)
+    for number, url in enumerate(to, 1):
+        _require_scheme(url, f"{key}.to entry {number}", where)
     events = _string_list(item.get("events", []), f"{key}.events", where)
     from lastgood.events import EventKind
 
@@ -483,7 +506,67 @@ def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
     )
 
 
-def _parse_drill(table: Any, key: str, where: str) -> dict[str, str]:
+def _require_scheme(url: str, key: str, where: str) -> None:
+    """A destination is an apprise URL: ``scheme://…``. Anything else would lose every alert."""
+    import re
+
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url):
+        return
+    raise ConfigError(  # the value is not shown: a webhook path or an address may be a secret
+        f"{key} in {where} is not a URL with a scheme (scheme://…): every alert sent there "
+        "would be lost",
+        hint='write an apprise URL such as "mailto://user:pass@example.com", '
+        '"slack://TokenA/TokenB/TokenC" or "json://hooks.example.com/lastgood"',
+    )
+
+
+def _refuse_target_in_workspace(options: dict[str, Any], key: str, where: str, root: Path) -> None:
+    """A target folder inside the workspace would be versioned by the next snapshot, its own
+    releases included: refused, whatever the target type (``path`` and ``state`` options)."""
+    inside = root.resolve()
+    for option in ("path", "state"):
+        value = options.get(option)
+        if not isinstance(value, str) or not value:
+            continue
+        folder = (root / value).resolve()
+        if folder == inside or folder.is_relative_to(inside):
+            raise ConfigError(
+                f"{key}.{option} = {value!r} in {where} is inside the workspace {root}: the next "
+                "snapshot would version the target's own files",
+                hint=f'put it outside the workspace, e.g. {option} = "../live/'
+                f'{Path(value).name or "target"}"',
+            )
+
+
+def _inside(root: Path, relative: str) -> bool:
+    """``relative`` names a path under ``root`` (no absolute path, no ``..`` out of it)."""
+    from pathlib import PurePosixPath
+
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or not relative.strip() or ".." in pure.parts:
+        return False
+    return (root / relative).resolve().is_relative_to(root.resolve())
+
+
+def _check_drill_paths(files: dict[str, str], key: str, where: str, root: Path) -> None:
+    for live, source in files.items():
+        if not _inside(root, live) or live.split("/")[0] in (".lastgood", ".git"):
+            raise ConfigError(
+                f"{key}.files names the live path {live!r} in {where}, which is not inside the "
+                "release",
+                hint="use the file's path inside the version, as 'lastgood show live' lists it "
+                '(e.g. "scoring/thresholds.yaml")',
+            )
+        if not _inside(root, source):
+            raise ConfigError(
+                f"{key}.files reads {live!r} from {source!r} in {where}, which is outside the "
+                f"workspace {root}",
+                hint="keep the broken variant's files in the workspace (e.g. drills/…) and "
+                'exclude them from versioning: [versioning] exclude = ["drills/**"]',
+            )
+
+
+def _parse_drill(table: Any, key: str, where: str, root: Path) -> dict[str, str]:
     """``[env.NAME.drill] files = { "live/path" = "workspace/file" }``: the broken variant."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{key}] in {where} must be a table")
@@ -496,6 +579,7 @@ def _parse_drill(table: Any, key: str, where: str) -> dict[str, str]:
             f"{key}.files in {where} must map live file paths to workspace files",
             hint='write files = { "scoring/thresholds.yaml" = "drills/zero-scores.yaml" }',
         )
+    _check_drill_paths(files, key, where, root)
     return dict(files)
 
 

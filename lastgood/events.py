@@ -22,6 +22,7 @@ class EventKind(StrEnum):
     DEPLOY_STARTED = "deploy-started"
     DEPLOY_UNCHANGED = "deploy-unchanged"
     DEPLOY_REFUSED = "deploy-refused"
+    BASELINE_IGNORED = "baseline-ignored"
     STAGED = "staged"
     PREFLIGHT_PASSED = "preflight-passed"
     PREFLIGHT_FAILED = "preflight-failed"

@@ -16,7 +16,9 @@ from lastgood.record import Record
 KEYWORDS = ("live", "last-good", "previous")
 _NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
 _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
-_ENV = re.compile(r"^[A-Za-z0-9_.-]+$")
+ENV_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+"""What an environment may be called: exactly what ``ENV:REF`` can name."""
+_LARGEST = 2**63 - 1  # the stores keep version numbers as 64-bit integers
 
 
 class Ref(Record):
@@ -35,19 +37,29 @@ def parse(text: str) -> Ref:
     body = raw
     if ":" in raw:
         env, _, body = raw.partition(":")
-        if not _ENV.match(env):
+        if not ENV_NAME.match(env):
             raise _bad(text)
     lowered = body.lower()
     if lowered in KEYWORDS:
         return Ref(lowered, lowered, env, raw)
     number = _NUMBER.match(body)
     if number and (body[0] in "vV" or len(body) < 6):
-        return Ref("number", number.group(1), env, raw)
+        return _number(number.group(1), env, raw)
     if _HASH.match(body):
         return Ref("hash", lowered, env, raw)
     if number:
-        return Ref("number", number.group(1), env, raw)
+        return _number(number.group(1), env, raw)
     raise _bad(text)
+
+
+def _number(digits: str, env: str | None, raw: str) -> Ref:
+    """A version number; one no store can hold names nothing (NotFoundError, not a crash)."""
+    if int(digits) > _LARGEST:
+        raise NotFoundError(
+            f"no version v{digits}: version numbers never get that large",
+            hint="run 'lastgood log' to list versions",
+        )
+    return Ref("number", str(int(digits)), env, raw)
 
 
 def _bad(text: str) -> UsageError:

@@ -10,9 +10,16 @@ from datetime import UTC, datetime
 
 
 def validate(expression: str) -> None:
-    """Raise ValueError with cronsim's reason when ``expression`` is not a valid schedule."""
+    """Raise ValueError when ``expression`` is not a five-field schedule cronsim accepts.
+
+    cronsim also reads a sixth field (seconds, or a year in some dialects), which would make
+    ``0 3 * * 1 *`` mean something else than it seems; only the five fields the docs describe
+    are accepted."""
     from cronsim import CronSim, CronSimError
 
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"it has {len(fields)} fields, not 5")
     try:
         CronSim(expression, datetime.now(UTC))
     except CronSimError as exc:

@@ -78,14 +78,49 @@ def matches(path: str, patterns: tuple[str, ...]) -> bool:
 
 
 def collect(root: Path, versioning: Versioning) -> Bundle:
-    """Read every versioned file under ``root`` into a :class:`Bundle`."""
+    """Read every versioned file under ``root`` into a :class:`Bundle`.
+
+    Every file that cannot be versioned (raw data, too large, a name that is not UTF-8, a link
+    out of the workspace) is found before anything is refused, so one error lists them all."""
     files: dict[str, bytes] = {}
+    refused: list[RawDataError] = []
     for path in _walk(root, versioning):
         relative = path.relative_to(root).as_posix()
-        _refuse_escape(root, path, relative)
-        refuse_data(relative, path.stat().st_size, versioning)
+        try:
+            _refuse_undecodable(relative)
+            _refuse_escape(root, path, relative)
+            refuse_data(relative, path.stat().st_size, versioning)
+        except RawDataError as exc:
+            refused.append(exc)
+            continue
         files[relative] = path.read_bytes()
+    if refused:
+        raise _all_refused(refused)
     return Bundle(files)
+
+
+def _all_refused(refused: list[RawDataError]) -> RawDataError:
+    if len(refused) == 1:
+        return refused[0]
+    lines = "\n".join(f"  - {exc.message}" for exc in refused)
+    return RawDataError(
+        f"{len(refused)} files cannot be versioned; nothing was recorded:\n{lines}",
+        hint=f"exclude them under [versioning] exclude (or, for configuration that looks like "
+        f"data, list them in allow) in {CONFIG_NAME}; the first one: {refused[0].hint}",
+    )
+
+
+def _refuse_undecodable(relative: str) -> None:
+    """A file name that is not valid UTF-8 (read with surrogate escapes) cannot be stored."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = relative.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise RawDataError(
+            f"{shown!r} has a file name that is not valid UTF-8; lastgood stores names as UTF-8",
+            hint="rename the file (e.g. with 'convmv -f latin1 -t utf-8 --notest'), or exclude "
+            f"it under [versioning] exclude in {CONFIG_NAME}",
+        ) from None
 
 
 def _walk(root: Path, versioning: Versioning) -> list[Path]:

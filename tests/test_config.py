@@ -101,3 +101,74 @@ def test_sizes_and_formatting() -> None:
 def test_wrong_types_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse(tomllib.loads(text), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # names the reference grammar cannot write (ENV:REF)
+        ('[env."team/a"]\ntarget = { type = "directory", path = "../l" }\n', "'team/a' in"),
+        ('[env."my env"]\ntarget = { type = "directory", path = "../l" }\n', "[env.my-env]"),
+        # a target inside the workspace would version its own releases
+        ('[env.s]\ntarget = { type = "directory", path = "live" }\n', "inside the workspace"),
+        ('[env.s]\ntarget = { type = "files", path = "." }\n', "inside the workspace"),
+        (
+            '[env.s]\ntarget = { type = "files", path = "../app", state = "state" }\n',
+            "target.state = 'state'",
+        ),
+        # drill variants stay inside the release and the workspace
+        (
+            '[env.s]\ntarget = { type = "directory", path = "../l" }\n'
+            '[env.s.drill]\nfiles = { "../../etc/x" = "drills/x" }\n',
+            "the live path '../../etc/x'",
+        ),
+        (
+            '[env.s]\ntarget = { type = "directory", path = "../l" }\n'
+            '[env.s.drill]\nfiles = { "/etc/passwd" = "drills/x" }\n',
+            "the live path '/etc/passwd'",
+        ),
+        (
+            '[env.s]\ntarget = { type = "directory", path = "../l" }\n'
+            '[env.s.drill]\nfiles = { "a.yaml" = "../outside.yaml" }\n',
+            "outside the workspace",
+        ),
+        (
+            '[env.s]\ntarget = { type = "directory", path = "../l" }\n'
+            '[env.s.drill]\nfiles = { "a.yaml" = "/etc/passwd" }\n',
+            "outside the workspace",
+        ),
+        # exactly the five cron fields the docs describe
+        (
+            '[env.s]\ntarget = { type = "directory", path = "../l" }\n'
+            'drill_schedule = "0 3 * * 1 *"\n',
+            "it has 6 fields, not 5",
+        ),
+        ('[watch]\ndigest = "@daily"\n', "it has 1 fields, not 5"),
+        # a destination without a scheme would lose every alert, quietly
+        (
+            '[[notify.route]]\nname = "ops"\nto = ["hooks.example.com/T0/B0/secret"]\n',
+            "notify.route 'ops'.to entry 1",
+        ),
+        ('[[notify.route]]\nto = "ops@example.com"\n', "not a URL with a scheme"),
+    ],
+)
+def test_hardened_configuration_is_refused_when_read(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(tomllib.loads(text), tmp_path / "ws")
+    assert message in str(raised.value)
+    assert raised.value.exit_code == 2
+    assert "secret" not in str(raised.value)  # a destination is never echoed
+
+
+def test_a_mistyped_environment_gets_a_did_you_mean(tmp_path: Path) -> None:
+    cfg = parse(tomllib.loads(MINIMAL), tmp_path)
+    with pytest.raises(ConfigError, match="did you mean 'staging'"):
+        cfg.environment("stagign")
+
+
+def test_drill_files_inside_the_workspace_are_accepted(tmp_path: Path) -> None:
+    text = MINIMAL + '[env.staging.drill]\nfiles = { "scoring/t.yaml" = "drills/zero.yaml" }\n'
+    env = parse(tomllib.loads(text), tmp_path).environment("staging")
+    assert env.drill_files == {"scoring/t.yaml": "drills/zero.yaml"}

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from lastgood.errors import NotFoundError, PreflightError, QuarantinedError, ValidationError
+from lastgood.errors import (
+    BaselineError,
+    NotFoundError,
+    PreflightError,
+    QuarantinedError,
+    ValidationError,
+)
 from lastgood.operations.deploy import deploy, plan_deploy
 from lastgood.operations.rollback import rollback
 from lastgood.operations.status import history, status
@@ -254,7 +260,8 @@ def test_a_last_good_that_fails_later_is_not_the_fallback(ws: Workspace) -> None
         ws.healthy(marker)
         deploy(project, "staging")
     (ws.base / "outage").write_text("down\n")
-    failed = deploy(project, "staging", ref="v2")  # v2 fails now: marked bad
+    # v2 fails now and is marked bad (deployed into the outage on purpose, past the baseline)
+    failed = deploy(project, "staging", ref="v2", ignore_baseline=True)
     # v3 is put back, but the outage fails its checks too: a person is needed
     assert (failed.exit_code, failed.restored_version) == (NEEDS_HUMAN, 3)
     (ws.base / "outage").unlink()
@@ -305,3 +312,103 @@ def test_an_unverified_restore_counts_against_the_budget(ws: Workspace) -> None:
     assert report.restores == [] and report.unverified_restores == 1
     assert not report.within_budget
     assert any("never verified" in warning for warning in report.warnings)
+
+
+def test_a_broken_check_is_not_blamed_on_the_new_version(workspace: Factory) -> None:
+    """A typo in a check fails the baseline round: nothing switches, nothing is quarantined."""
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "first").returncode == 0
+    config = (ws.root / "lastgood.toml").read_text()
+    (ws.root / "lastgood.toml").write_text(config.replace("grep -qx ok", "grepp -qx ok"))
+    ws.healthy("two")
+
+    refused = ws.run("deploy", "staging", "-m", "second")
+
+    assert refused.returncode == 5, refused.stderr
+    assert "the checks of staging already fail before the change, against v1" in refused.stderr
+    assert "v2 is not blamed" in refused.stderr
+    assert "--ignore-baseline" in refused.stderr
+    assert "marker: one" in live_text(ws)
+    project = ws.project()
+    assert project.store.verdicts("staging") == {1: "good"}
+    [last, _] = history(project, "staging").deployments
+    assert (last.kind, last.status, last.to_version) == ("deploy", "refused", 2)
+    assert [c.phase for c in project.store.check_records(deployment=last.id)] == ["baseline"]
+
+    (ws.root / "lastgood.toml").write_text(config)  # the check fixed: v2 deploys, unblamed
+    again = ws.run("deploy", "staging", "-m", "second, checks fixed")
+    assert again.returncode == 0, again.stderr
+    assert "marker: two" in live_text(ws)
+
+
+def test_ignore_baseline_deploys_into_a_failing_environment(ws: Workspace) -> None:
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    (ws.base / "outage").write_text("the world is down\n")
+    ws.healthy("two")
+    with pytest.raises(BaselineError):
+        deploy(project, "staging")
+    outcome = deploy(project, "staging", ignore_baseline=True)
+    assert outcome.exit_code in (RESTORED, NEEDS_HUMAN)  # the bake judged it, as asked
+    kinds = [e.kind for e in project.store.events("staging")]
+    assert "baseline-ignored" in kinds
+
+
+def test_an_environment_without_checks_is_never_called_verified(workspace: Factory) -> None:
+    ws = workspace()
+    config = (ws.root / "lastgood.toml").read_text()
+    (ws.root / "lastgood.toml").write_text(config.split("[[env.staging.check]]")[0])
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        done = ws.run("deploy", "staging", "-m", marker)
+        assert done.returncode == 0, done.stderr
+        assert "no checks are configured, so nothing proved it healthy" in done.stdout
+        assert "passed its bake" not in done.stdout
+
+    back = ws.run("rollback", "staging", "-m", "undo")
+    assert back.returncode == 0, back.stderr
+    assert "no checks are configured, so nothing proved it healthy" in back.stdout
+    assert "verified" not in back.stdout
+
+    shown = ws.run("status", "staging")
+    assert "no checks configured: nothing proves it healthy" in shown.stdout
+    assert "healthy" not in shown.stdout.replace("nothing proves it healthy", "")
+    for fmt in ("text", "markdown", "html"):
+        report = ws.run("report", "staging", "--format", fmt).stdout
+        assert "nothing proved it healthy" in report, fmt
+        assert "passed its checks" not in report, fmt
+    text = ws.run("report", "staging").stdout
+    assert "not verified (no checks configured)" in text
+
+
+@pytest.mark.parametrize("kind", ["directory", "files"])
+def test_rolling_back_a_drifted_last_good_restores_its_bytes(workspace: Factory, kind: str) -> None:
+    ws = workspace(target=kind)
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.healthy("two")
+    deploy(project, "staging")
+    live = ws.base / ("live/current" if kind == "directory" else "app")
+    (live / "scoring" / "thresholds.yaml").write_text("threshold: 0.0\n")  # a hand edit
+
+    outcome = rollback(project, "staging", reason="undo the hand edit")
+
+    assert outcome.exit_code == OK, outcome.summary
+    assert "restored its exact bytes" in outcome.summary and "nothing withdrawn" in outcome.summary
+    assert (live / "scoring" / "thresholds.yaml").read_bytes() == project.store.files(2)[
+        "scoring/thresholds.yaml"
+    ]
+    assert project.store.verdicts("staging") == {1: "good", 2: "good"}
+    state = project.store.env_state("staging")
+    assert (state.live_version, state.last_good) == (2, 2)
+    (report,) = status(project, "staging")
+    assert not report.drifted
+    [record, *_] = history(project, "staging").deployments
+    assert (record.kind, record.status, record.from_version, record.to_version) == (
+        "rollback", "succeeded", 2, 2,
+    )  # fmt: skip
+    walked = rollback(project, "staging")  # intact now: a plain rollback walks back as before
+    assert walked.version == 1

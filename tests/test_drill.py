@@ -93,3 +93,32 @@ def test_status_flags_an_environment_never_drilled(workspace: Factory) -> None:
     status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
     assert any("drill overdue on staging: last successful drill never" in w
                for w in status["warnings"])  # fmt: skip
+
+
+def test_a_variant_identical_to_live_is_refused_before_anything_changes(
+    workspace: Factory,
+) -> None:
+    ws = drilled(workspace)
+    ws.write("drills/broken-health.txt", "ok\n")  # the "broken" file holds the live bytes
+    result = ws.run("drill", "staging")
+    assert result.returncode == 5, result.stderr
+    assert "holds exactly the bytes of v1, the live version" in result.stderr
+    assert live_bytes(ws) == b"ok\n"
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert (status["live_version"], status["last_good"]) == (1, 1)
+    assert status["live_verdict"] == "good"
+    versions = json.loads(ws.run("log", "--json").stdout)
+    assert len(versions) == 1  # no variant recorded
+
+
+def test_a_drill_leaves_the_next_snapshot_of_the_unchanged_folder_a_no_op(
+    workspace: Factory,
+) -> None:
+    ws = drilled(workspace)
+    assert ws.run("drill", "staging").returncode == 0
+    again = ws.run("snapshot", "-m", "nothing changed")
+    assert again.returncode == 0, again.stderr
+    versions = json.loads(ws.run("log", "--json").stdout)
+    assert [v["source"] for v in versions] == ["drill", "cli"]  # v1 and the variant only
+    unchanged = ws.run("deploy", "staging")
+    assert unchanged.returncode == 0 and "already live" in unchanged.stdout

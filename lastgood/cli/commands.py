@@ -133,9 +133,13 @@ def log(app: AppContext, limit: int, as_json: bool) -> None:
 def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
     """Show a version's files, or print one file of it.
 
+    With PATH, the file's exact bytes go to stdout (binary files included, nothing added), so
+    it can be redirected to a file.
+
     \b
     Example:
       lastgood show v12 scoring/thresholds.yaml
+      lastgood show v12 assets/logo.png > logo.png
     """
     from lastgood.records import VersionInfo
 
@@ -154,7 +158,8 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
             }
         )
     elif path is not None:
-        r.out(files[path].decode("utf-8", "replace"))
+        r.out_bytes(files[path])  # exact bytes, binary or not: 'show v3 logo.png > logo.png'
+
     else:
         r.info(
             f"{version.label} {version.short_hash} by {version.author} "
@@ -239,6 +244,11 @@ def outcome_of(data: dict[str, Any]) -> Outcome:
 @click.option("--version", "ref", metavar="REF", help="Deploy this version instead of the folder.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--force", is_flag=True, help="Deploy a version that failed here before.")
+@click.option(
+    "--ignore-baseline",
+    is_flag=True,
+    help="Deploy even though the checks already fail against what is live now (recorded).",
+)
 @json_option
 @pass_app
 def deploy(
@@ -248,12 +258,16 @@ def deploy(
     ref: str | None,
     dry_run: bool,
     force: bool,
+    ignore_baseline: bool,
     as_json: bool,
 ) -> None:
     """Deploy the folder (or --version REF) to ENV: validate, preflight, activate, bake.
 
-    When the checks fail during the bake, the last known good version is restored and verified
-    by itself (exit 3). Exit 4 means the restore could not be verified: a person is needed.
+    Before switching, one round of ENV's checks runs against what is live now (the baseline):
+    when it already fails, nothing is switched and no version is blamed (exit 5) unless
+    --ignore-baseline. When the checks fail during the bake, the last known good version is
+    restored and verified by itself (exit 3). Exit 4 means the restore could not be verified:
+    a person is needed.
 
     \b
     Example:
@@ -261,7 +275,10 @@ def deploy(
       lastgood deploy production --version staging:last-good
     """
     if app.server:
-        _deploy_remote(app, env, message, ref, dry_run=dry_run, force=force, as_json=as_json)
+        _deploy_remote(
+            app, env, message, ref, dry_run=dry_run, force=force,
+            ignore_baseline=ignore_baseline, as_json=as_json,
+        )  # fmt: skip
         return
     from lastgood.operations import deploy as verbs
 
@@ -271,12 +288,15 @@ def deploy(
         return
     if not as_json:
         project.events.subscribe(r.ProgressPrinter())
-    _finish(verbs.deploy(project, env, message=message, ref=ref, force=force), as_json)
+    outcome = verbs.deploy(
+        project, env, message=message, ref=ref, force=force, ignore_baseline=ignore_baseline
+    )
+    _finish(outcome, as_json)
 
 
 def _deploy_remote(
     app: AppContext, env: str, message: str, ref: str | None, *, dry_run: bool, force: bool,
-    as_json: bool,
+    ignore_baseline: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Deploy through the server; without --version, upload the folder as a version first."""
     remote = app.remote()
@@ -296,6 +316,8 @@ def _deploy_remote(
     if not as_json and not dry_run:
         r.info(f"deploying {ref} to {env} through {remote.shown}; it answers after the bake")
     body = {"version": ref, "message": message, "force": force, "dry_run": dry_run}
+    if ignore_baseline:
+        body["ignore_baseline"] = True
     _finish_remote(remote.deploy(env, body), as_json)
 
 
@@ -324,8 +346,10 @@ def rollback(
 ) -> None:
     """Put the last known good version back on ENV and verify it.
 
-    When last known good is already live, goes to the good version before it. Never lands on a
-    version that failed on ENV. A pointer switch when the target still holds the release.
+    When last known good is already live, goes to the good version before it; but when its
+    files were edited by hand on the target (drift), rewrites its exact bytes instead and
+    withdraws nothing. Never lands on a version that failed on ENV. A pointer switch when the
+    target still holds the release.
 
     \b
     Example:

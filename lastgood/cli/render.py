@@ -30,6 +30,13 @@ def out(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
+def out_bytes(data: bytes) -> None:
+    """Write ``data`` to stdout exactly as it is: no decoding, no newline added."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def info(text: str) -> None:
     sys.stderr.write(text + "\n")
     sys.stderr.flush()

@@ -16,7 +16,7 @@ from lastgood import failpoint
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
 from lastgood.config import Environment
-from lastgood.errors import PreflightError, QuarantinedError
+from lastgood.errors import BaselineError, PreflightError, QuarantinedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -24,7 +24,7 @@ from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
-from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.operations.snapshot import newest_recorded, read_workspace, snapshot
 from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
@@ -50,7 +50,7 @@ def _candidate(project: Project, env: str, ref: str | None) -> Candidate:
         version = resolve(project, ref, env=env)
         return Candidate(version, Bundle(project.store.files(version.number)))
     bundle = read_workspace(project)
-    head = project.store.head()
+    head = newest_recorded(project)
     same = head is not None and head.content_hash == bundle.content_hash
     return Candidate(head if same else None, bundle)
 
@@ -128,11 +128,15 @@ def deploy(
     force: bool = False,
     source: str = "cli",
     drill_checks: list[Check] | None = None,
+    ignore_baseline: bool = False,
 ) -> Outcome:
     """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target.
 
-    ``drill_checks`` makes this a drill's deploy (see ``operations.drill``): no preflight (a
-    drill rehearses a change that went live), and these checks join every bake round."""
+    Before the switch one round of the environment's checks runs against what is live (the
+    baseline); when it fails the deploy is refused (BaselineError) unless ``ignore_baseline``.
+    ``drill_checks`` makes this a drill's deploy (see ``operations.drill``): no preflight and no
+    baseline (a drill rehearses a change that went live, from a live version it has just
+    checked), and these checks join every bake round."""
     settings = project.config.environment(env)
     build_checks(settings.checks + settings.preflight)
     if ref is None:
@@ -149,6 +153,7 @@ def deploy(
         reconcile(project, env)
         job = DeployRun(project, settings, lease, version, files, message, source)
         job.drill_checks = drill_checks
+        job.ignore_baseline = ignore_baseline
         return job.run(force)
 
 
@@ -175,6 +180,7 @@ class DeployRun:
         self.message = message
         self.source = source
         self.drill_checks: list[Check] | None = None
+        self.ignore_baseline = False
         self.target = project.target(self.env)
         self.release = release_of(version)
         live = self.target.live()
@@ -199,6 +205,7 @@ class DeployRun:
         )
         self._emit(EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}")
         with closed_on_error(self.project, lambda: self.record.id if self.record else None):
+            self._baseline()
             self._stage_and_preflight()
             self._activate()
             return self._bake()
@@ -259,8 +266,52 @@ class DeployRun:
         )
         raise QuarantinedError(
             message,
-            hint=f"fix it and deploy a new version, or deploy it anyway with "
-            f"'lastgood deploy {self.env} --version {self.version.label} --force'",
+            hint=f"if the version was at fault, fix the files and deploy a new version; if a "
+            f"check was wrong (lastgood.toml is not versioned: fix it there), deploy it again "
+            f"with 'lastgood deploy {self.env} --version {self.version.label} --force'",
+        )
+
+    def _baseline(self) -> None:
+        """One round of the checks against what is live now, before anything changes.
+
+        A failure here is the environment's (or a check's), never the new version's: the deploy
+        is refused and no version is blamed. Skipped with nothing live, no checks, in a drill
+        (which checked the live version itself) and with ``ignore_baseline`` (recorded)."""
+        assert self.record is not None
+        if self.from_version is None or not self.settings.checks or self.drill_checks is not None:
+            return
+        live = self.target.live()
+        done = run_round(
+            self.project, self.env, build_checks(self.settings.checks),
+            live_context(self.project, self.env, live), phase="baseline", number=1,
+            deployment=self.record.id,
+        )  # fmt: skip
+        if done.ok:
+            return
+        if self.ignore_baseline:
+            self._emit(
+                EventKind.BASELINE_IGNORED,
+                f"the checks already fail on {self.env} before the change ({done.summary()}); "
+                f"deploying {self.version.label} anyway (--ignore-baseline)",
+            )
+            return
+        self._refuse_baseline(done)
+
+    def _refuse_baseline(self, done: Round) -> None:
+        assert self.record is not None
+        message = (
+            f"the checks of {self.env} already fail before the change, against "
+            f"{self._live_label()} (live now): {done.summary()}; nothing was switched and "
+            f"{self.version.label} is not blamed"
+        )
+        self.store.update_deployment(
+            self.record.id, status="refused", finished_at=time.time(), detail=message
+        )
+        self._emit(EventKind.DEPLOY_REFUSED, message)
+        raise BaselineError(
+            message,
+            hint=f"fix what is broken (or the check itself: 'lastgood check {self.env}' runs "
+            f"them now), or deploy anyway with 'lastgood deploy {self.env} --ignore-baseline'",
         )
 
     def _stage_and_preflight(self) -> None:
@@ -354,9 +405,13 @@ class DeployRun:
             EventKind.BAKE_PASSED, f"{self.version.label} is now last known good on {self.env}"
         )
         self._prune()
-        summary = f"{self.version.label} is live on {self.env} and passed its bake"
-        if not self.settings.checks:
-            summary += " (no checks configured: nothing proved it healthy)"
+        if self.settings.checks:
+            summary = f"{self.version.label} is live on {self.env} and passed its bake"
+        else:
+            summary = (
+                f"{self.version.label} is live on {self.env}; no checks are configured, so "
+                f"nothing proved it healthy (it became last known good when the bake time passed)"
+            )
         self._emit(EventKind.DEPLOY_SUCCEEDED, summary)
         return Outcome(
             self.env,

@@ -79,7 +79,18 @@ def drill(
         message=f"drill on {env}", drill_checks=injected if kind == INJECTED else [],
     )  # fmt: skip
     result = _judge(project, settings, live, variant, kind, outcome)
+    _end_on(project, env, live)
     return _record(project, result, started, reason, override_protection)
+
+
+def _end_on(project: Project, env: str, live: VersionInfo) -> None:
+    """A drill always ends on the version that was live before it, whatever happened in it."""
+    served = project.target(env).live()
+    if served is not None and served.version == live.number:
+        return
+    from lastgood.operations.rollback import rollback
+
+    rollback(project, env, to=live.label, reason="drill: back to the version live before it")
 
 
 def _refuse_protected(settings: Environment, override: bool) -> None:
@@ -133,6 +144,14 @@ def _record_variant(
                 ) from exc
     else:
         files[MARKER] = f"drill of v{live.number} at {time.time():.0f}\n".encode()
+    if Bundle(files).content_hash == live.content_hash:
+        raise RefusedError(
+            f"the drill variant of {settings.name} holds exactly the bytes of {live.label}, the "
+            f"live version: env.{settings.name}.drill.files changes nothing, so the drill could "
+            "not break anything; nothing was changed",
+            hint="point each entry of the drill's files at a file whose content breaks the "
+            "version (a threshold that makes every score zero, say)",
+        )
     return project.store.add_version(
         Bundle(files), author=project.actor, source="drill",
         message=f"drill: {kind} of {live.label} on {settings.name}",

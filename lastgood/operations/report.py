@@ -41,6 +41,7 @@ class Change(Record):
     actor: str
     reason: str
     result: str
+    checked: bool = True  # the environment has checks; without, nothing proved it healthy
 
 
 class Incident(Record):
@@ -100,6 +101,7 @@ class EnvDigest(Record):
     drill_overdue: str | None  # the warning status gives, when the drill is overdue
     drift_detected: int
     drift_repaired: int
+    checked: bool = True  # the environment has checks configured
 
     @property
     def people(self) -> dict[str, int]:
@@ -233,7 +235,7 @@ def _env_digest(project: Project, settings: Environment, since: float, until: fl
         protected=settings.protected,
         live_version=_live_version(project, env, state.live_version),
         last_good=state.last_good,
-        changes=[_change(r) for r in ours if _is_change(r)],
+        changes=[_change(r, bool(settings.checks)) for r in ours if _is_change(r)],
         incidents=_incidents(ours, events["health-failed"], events["restore-failed"]),
         rollbacks=[_restore(r, settings.budget) for r in ours if r.is_rollback],
         drills=[_drill_run(r) for r in records if r.kind == "drill"],
@@ -242,6 +244,7 @@ def _env_digest(project: Project, settings: Environment, since: float, until: fl
         drill_overdue=drill_state[2],
         drift_detected=len(events["drift-detected"]),
         drift_repaired=len(events["drift-repaired"]),
+        checked=bool(settings.checks),
     )
 
 
@@ -273,8 +276,9 @@ def _is_change(record: Deployment) -> bool:
     return record.kind == "deploy" and record.status not in _NOT_CHANGES
 
 
-def _change(record: Deployment) -> Change:
+def _change(record: Deployment, checked: bool) -> Change:
     return Change(
+        checked=checked,
         id=record.id,
         at=record.requested_at,
         version=record.to_version,

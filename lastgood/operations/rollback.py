@@ -1,7 +1,9 @@
 """``rollback``: put back a known good version and verify it; simpler than deploying, always.
 
 Without ``--to`` it restores the last known good version, or, when that is already live, the
-most recently proven good version before it. It never lands on a version that failed in this
+most recently proven good version before it — unless the live last known good was edited by
+hand on the target (drift): then it rewrites that version's exact bytes and withdraws nothing,
+since the edit is what broke it, not the version. It never lands on a version that failed in this
 environment. It skips validation, preflight and bake, and when the target still holds the
 release it is a pointer switch. The version rolled away from is marked *withdrawn* (not bad: it
 may be deployed again), so rolling back twice in a row keeps walking back.
@@ -84,6 +86,17 @@ def rollback(
         reconcile(project, env)
         live = project.target(env).live()
         live_number = live.version if live else None
+        if to is None and _drifted_last_good(project, env, live_number):
+            assert live_number is not None
+            repaired = project.store.version(live_number)
+            record = _open_record(
+                project, env, live_number, repaired, reason, source, requested_at,
+                trigger_at=trigger_at, automatic=automatic,
+            )  # fmt: skip
+            with closed_on_error(project, lambda: record.id):
+                done = _restore_in_place(project, env, lease, repaired, record)
+            checked = bool(project.config.environment(env).checks)
+            return _outcome(env, done, live_number, checked=checked, in_place=True)
         destination = _destination(project, env, to, live_number, force)
         if destination.number == live_number:
             return _already_live(project, env, destination)
@@ -103,7 +116,31 @@ def rollback(
                 project, env, lease, destination, record, point="rollback.before-activate"
             )
         failpoint.hit("rollback.after-verify")
-        return _outcome(env, done, live_number)
+        checked = bool(project.config.environment(env).checks)
+        return _outcome(env, done, live_number, checked=checked)
+
+
+def _drifted_last_good(project: Project, env: str, live: int | None) -> bool:
+    """The live version is last known good but its files were edited by hand: what to undo is
+    the edit, so a plain rollback rewrites those bytes instead of walking back a version."""
+    if live is None or project.store.env_state(env).last_good != live:
+        return False
+    target = project.target(env)
+    return target.actual_hash() != project.store.version(live).content_hash
+
+
+def _restore_in_place(
+    project: Project, env: str, lease: EnvLease, version: VersionInfo, record: Deployment
+) -> Deployment:
+    """Rewrite the hand-edited files of live ``version`` from the store, verify, close
+    ``record``. Nothing is withdrawn: the version did nothing wrong."""
+    lease.fence()
+    ensure_intact(project, env, version, deployment=record.id)
+    record = project.store.update_deployment(record.id, activated_at=time.time())
+    checked = verify(project, env, version, deployment=record.id, lease=lease)
+    if checked.ok:
+        return _verified(project, env, version, record, checked)
+    return _unverified(project, env, version, record, checked)
 
 
 def _already_live(project: Project, env: str, destination: VersionInfo) -> Outcome:
@@ -219,11 +256,16 @@ def _verified(
         if record.kind == "auto-rollback"
         else EventKind.ROLLBACK_PERFORMED
     )
+    proof = (
+        f"verified in {format_duration(record.time_to_verified)}"
+        if checked.rounds
+        else "not verified: no checks are configured, so nothing proved it healthy"
+    )
     project.emit(
         Event(
             kind,
             f"restored {destination.label} on {env} in {format_duration(record.time_to_active)}, "
-            f"verified in {format_duration(record.time_to_verified)}",
+            f"{proof}",
             env=env,
             version=destination.number,
             deployment=record.id,
@@ -322,13 +364,25 @@ def auto_rollback(
     return restored
 
 
-def _outcome(env: str, done: Deployment, live: int | None) -> Outcome:
+def _outcome(
+    env: str, done: Deployment, live: int | None, *, checked: bool, in_place: bool = False
+) -> Outcome:
     took = format_duration(done.time_to_active)
     if done.status == "succeeded":
-        summary = (
-            f"restored v{done.to_version} on {env} in {took} (verified in "
-            f"{format_duration(done.time_to_verified)}); {_label(live)} is withdrawn"
+        proof = (
+            f"verified in {format_duration(done.time_to_verified)}"
+            if checked
+            else "its files confirmed byte for byte; no checks are configured, so nothing "
+            "proved it healthy"
         )
+        summary = (
+            f"restored v{done.to_version} on {env} in {took} ({proof}); {_label(live)} is withdrawn"
+        )
+        if in_place:
+            summary = (
+                f"v{done.to_version} is last known good and was live with files edited by hand: "
+                f"restored its exact bytes on {env} in {took} ({proof}); nothing withdrawn"
+            )
         return Outcome(
             env,
             "rollback",

@@ -20,6 +20,16 @@ def read_workspace(project: Project) -> Bundle:
     return workspace.collect(project.root, project.config.versioning)
 
 
+def newest_recorded(project: Project) -> VersionInfo | None:
+    """The newest version recorded from the folder: drill variants (source ``drill``) are
+    skipped, since they are never the folder's content and must not make the next snapshot of
+    an unchanged folder a duplicate. Reads only."""
+    version = project.store.head()
+    while version is not None and version.source == "drill":
+        version = None if version.parent is None else project.store.version(version.parent)
+    return version
+
+
 def snapshot(
     project: Project, message: str, *, source: str = "cli", bundle: Bundle | None = None
 ) -> SnapshotResult:
@@ -27,7 +37,7 @@ def snapshot(
 
     Writes the store."""
     bundle = bundle or read_workspace(project)
-    head = project.store.head()
+    head = newest_recorded(project)
     if head is not None and head.content_hash == bundle.content_hash:
         return SnapshotResult(head, created=False)
     version = project.store.add_version(

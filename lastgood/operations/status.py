@@ -187,6 +187,9 @@ def _last_change(records: list[Deployment]) -> dict[str, Any] | None:
 
 
 def _health(project: Project, env: str, result: EnvStatus) -> None:
+    if not project.config.environment(env).checks:
+        result.health = "no checks configured: nothing proves it healthy"
+        return
     latest = project.store.check_records(env=env, limit=50)
     if not latest:
         result.health = "no checks run yet"

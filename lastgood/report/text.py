@@ -55,7 +55,7 @@ def _rollbacks(env: EnvDigest) -> list[str]:
         lines.append(
             f"    {w.when(r.at)}  {w.HOW.get(r.kind, r.kind)} {w.label(r.from_version)} → "
             f"{w.label(r.to_version)} by {r.actor}: restored in {w.seconds(r.time_to_active)}, "
-            f"verified in {w.seconds(r.time_to_verified)}, {w.restore_verdict(r, env.budget)}"
+            f"{w.verified_in(r, env.checked)}, {w.restore_verdict(r, env.budget)}"
         )
     lines.append(
         f"  restore time: p50 {w.seconds(env.restore_p50)}, max {w.seconds(env.restore_max)}, "

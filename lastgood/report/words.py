@@ -137,7 +137,16 @@ def _drill(env: EnvDigest) -> str:
 
 
 def result(change: Change) -> str:
+    if change.result == "succeeded" and not change.checked:
+        return "live; no checks configured, so nothing proved it healthy"
     return RESULTS.get(change.result, change.result)
+
+
+def verified_in(restore: Restore, checked: bool) -> str:
+    """The second restore figure, or why there is none worth the name."""
+    if not checked:
+        return "not verified (no checks configured)"
+    return f"verified in {seconds(restore.time_to_verified)}"
 
 
 def restore_verdict(restore: Restore, budget: float) -> str:

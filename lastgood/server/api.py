@@ -34,6 +34,9 @@ class DeployRequest(BaseModel):
     message: str = Field("", max_length=2000, description="Why (recorded)")
     force: bool = Field(False, description="Deploy a version that failed here before")
     dry_run: bool = Field(False, description="Return the plan; change nothing")
+    ignore_baseline: bool = Field(
+        False, description="Deploy even though the checks already fail on what is live (recorded)"
+    )
 
 
 class RollbackRequest(BaseModel):
@@ -142,7 +145,8 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
     if body.dry_run:
         return verbs.plan_deploy(project, env, ref=body.version).to_json()
     outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
-                           force=body.force, source="server")  # fmt: skip
+                           force=body.force, source="server",
+                           ignore_baseline=body.ignore_baseline)  # fmt: skip
     state.feeds.poke()
     return _with_fleet(state, env, outcome.to_json())
 

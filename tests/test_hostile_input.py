@@ -1,0 +1,86 @@
+"""Hostile input through the real CLI: every case ends in a clear error or the exact answer,
+never a Python error, and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+
+import pytest
+
+from tests.conftest import LASTGOOD, Workspace
+
+Factory = Callable[..., Workspace]
+HUGE = "v99999999999999999999999"
+
+
+@pytest.fixture
+def ws(workspace: Factory) -> Workspace:
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "first").returncode == 0
+    return ws
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", HUGE),
+        ("diff", HUGE, "v1"),
+        ("deploy", "staging", "--version", HUGE),
+        ("rollback", "staging", "--to", HUGE),
+    ],
+    ids=["show", "diff", "deploy", "rollback"],
+)
+def test_a_version_number_too_large_for_any_store_names_nothing(
+    ws: Workspace, args: tuple[str, ...]
+) -> None:
+    done = ws.run(*args)
+    assert done.returncode == 2, done.stderr
+    assert f"no version {HUGE}" in done.stderr
+    assert "unexpected error" not in done.stderr and "Overflow" not in done.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_by_name(ws: Workspace) -> None:
+    os.makedirs(ws.root / "prompts", exist_ok=True)
+    with open(os.path.join(os.fsencode(ws.root / "prompts"), b"caf\xe9.txt"), "wb") as handle:
+        handle.write(b"latin-1 named\n")
+    done = ws.run("snapshot", "-m", "bad name")
+    assert done.returncode == 5, done.stderr
+    assert "prompts/caf\ufffd.txt" in done.stderr and "not valid UTF-8" in done.stderr
+    assert "unexpected error" not in done.stderr
+    assert ws.run("log", "--json").stdout.count('"number"') == 1
+
+
+def test_every_data_file_is_listed_in_one_error(ws: Workspace) -> None:
+    ws.write("exports/leads.csv", "id,score\n")
+    ws.write("exports/backup.sqlite", "SQLite format 3\n")
+    done = ws.run("snapshot", "-m", "with data")
+    assert done.returncode == 5, done.stderr
+    assert "2 files cannot be versioned" in done.stderr
+    assert "exports/leads.csv looks like raw data" in done.stderr
+    assert "exports/backup.sqlite looks like raw data" in done.stderr
+
+
+def test_show_writes_the_exact_bytes_of_a_binary_file(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    payload = bytes(range(256)) + b"\x00\xff no newline at the end"
+    (ws.root / "logo.bin").write_bytes(payload)
+    assert ws.run("snapshot", "-m", "binary").returncode == 0
+    command = [LASTGOOD, "-C", str(ws.root), "show", "v1", "logo.bin"]
+    done = subprocess.run(command, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload
+    text = subprocess.run(
+        [LASTGOOD, "-C", str(ws.root), "show", "v1", "health.txt"], capture_output=True, timeout=60
+    )
+    assert text.stdout == b"ok\n"
+
+
+def test_a_mistyped_environment_gets_a_did_you_mean(ws: Workspace) -> None:
+    done = ws.run("status", "stagign")
+    assert done.returncode == 2
+    assert "no environment named 'stagign'" in done.stderr
+    assert "did you mean 'staging'?" in done.stderr
