@@ -522,3 +522,21 @@ def test_the_watcher_ages_out_versions_of_a_document_that_stopped_changing(
     assert Watcher(project, cycles=1).run() == 0
     kept = project.store.document_versions("sheet")
     assert [v.version for v in kept] == [2]  # unchanged, yet v1 aged out; the newest stays
+
+
+def test_a_restarted_watcher_does_not_report_the_same_drift_or_overdue_drill_again(
+    watching: Callable[..., Watching],
+) -> None:
+    w = watching('drill_every = "1d"')
+    (w.ws.base / "live" / "current" / "marker").write_text("two\nhand edit\n")
+    for _ in range(3):  # three watchers in a row, one cycle each, on the same hand edit
+        w.start("--once")
+        assert w.process is not None and w.process.wait(timeout=60) == 0
+    assert len(w.events("drift-detected")) == 1
+    assert len(w.events("drill-overdue")) == 1
+    (w.ws.base / "live" / "current" / "marker").write_text("two\nanother edit\n")
+    w.start("--once")
+    assert w.process is not None and w.process.wait(timeout=60) == 0
+    assert len(w.events("drift-detected")) == 2  # a different edit is news
+    report = json.loads(w.ws.run("report", "staging", "--json").stdout)
+    assert report["envs"][0]["drift_detected"] == 2

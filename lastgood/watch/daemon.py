@@ -10,6 +10,7 @@ is still stuck, since the loop itself cannot.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ from lastgood.errors import LastgoodError, LeaseLostError, LockedError, StoreErr
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.record import Record, field
-from lastgood.records import Lease
+from lastgood.records import EventRecord, Lease
 from lastgood.units import format_duration
 from lastgood.watch import drift as drift_module
 from lastgood.watch.alerts import Problems
@@ -30,6 +31,15 @@ from lastgood.watch.health import HealthWatch, env_is_busy
 
 WATCH_LEASE = "watch"
 RETENTION_EVERY = 3600.0  # how often document retention runs on its own, in seconds
+
+
+def _key_of(record: EventRecord) -> str | None:
+    try:
+        data = json.loads(record.data or "{}")
+    except ValueError:
+        return None
+    key = data.get("key") if isinstance(data, dict) else None
+    return key if isinstance(key, str) else None
 
 
 class CycleReport(Record, frozen=False):
@@ -92,11 +102,33 @@ class Watcher:
             self.project.events.announce(event)
 
     def emit_once(self, event: Event) -> None:
-        """Emit ``event`` unless this watcher already emitted its key (reminders are new keys)."""
+        """Emit ``event`` unless its key was already announced, by this watcher or by one before
+        it (reminders are new keys).
+
+        The key travels in the event's data, so the ledger remembers what was reported: a
+        restarted watcher does not report the same hand edit or the same day's overdue drill
+        again, and the ledger and the digest count it once."""
         assert event.key is not None
-        if event.key not in self._announced:
+        if event.key in self._announced or self._in_ledger(event):
             self._announced.add(event.key)
-            self.emit(event)
+            return
+        self._announced.add(event.key)
+        self.emit(
+            Event(
+                event.kind, event.message, env=event.env, version=event.version,
+                deployment=event.deployment, data={**event.data, "key": event.key},
+                key=event.key,
+            )
+        )  # fmt: skip
+
+    def _in_ledger(self, event: Event) -> bool:
+        """The ledger already holds an event of this kind with this key (a store that cannot
+        answer counts as no: an alert twice beats an alert lost)."""
+        try:
+            found = self.project.store.events(event.env, kind=str(event.kind), limit=200)
+        except StoreError:
+            return False
+        return any(_key_of(record) == event.key for record in found)
 
     # ---- the loop ---------------------------------------------------------------------------
 
