@@ -383,6 +383,25 @@ def test_command_timeout_kills_a_group_that_ignores_sigterm(context: CheckContex
     assert _wait_gone(int((context.root / "bg.pid").read_text())), "SIGKILL did not follow SIGTERM"
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
+def test_a_preflight_that_starts_a_daemon_lets_the_deploy_go_on(workspace: Any) -> None:
+    ws = workspace()
+    (ws.root / "lastgood.toml").write_text(
+        (ws.root / "lastgood.toml").read_text()
+        + "\n[[env.staging.preflight]]\n"
+        + 'name = "start-scorer"\ntype = "command"\ntimeout = "10s"\n'
+        + "run = 'sleep 30 & echo $! > ../scorer.pid; echo scorer started'\n"
+    )
+    ws.healthy()
+    try:
+        result = ws.run("deploy", "staging", "-m", "with a daemon")
+    finally:
+        daemon = int((ws.base / "scorer.pid").read_text())
+        if _running(daemon):
+            os.kill(daemon, signal.SIGKILL)
+    assert result.returncode == 0, result.stderr
+
+
 # --- SQL --------------------------------------------------------------------------------------
 
 
