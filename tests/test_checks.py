@@ -383,6 +383,23 @@ def test_command_timeout_kills_a_group_that_ignores_sigterm(context: CheckContex
     assert _wait_gone(int((context.root / "bg.pid").read_text())), "SIGKILL did not follow SIGTERM"
 
 
+def test_command_works_in_a_process_with_many_open_files(context: CheckContext) -> None:
+    """A busy server or watcher may hold more than 1024 descriptors; select() cannot see those."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 1200:
+        pytest.skip(f"the open-files limit ({soft}) is too low to pass 1024 descriptors")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        result = run("command", context, run=python("print('fine')"))
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert result.ok, result.detail
+    assert result.detail.endswith("exited 0; output: fine")
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
 def test_a_preflight_that_starts_a_daemon_lets_the_deploy_go_on(workspace: Any) -> None:
     ws = workspace()

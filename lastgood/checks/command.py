@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-import select
+import selectors
 import shlex
 import signal
 import subprocess
@@ -101,13 +101,16 @@ def _start(run: str | list[str], cwd: Path, env: dict[str, str]) -> subprocess.P
 class _Output:
     """The tail of what a command prints, read from its pipe without ever blocking on it.
 
-    Reading the raw descriptor only when ``select`` says it is ready lets the caller stop at any
-    moment, even while a background child of the command still holds the pipe open.
+    Reading the raw descriptor only when the selector says it is ready lets the caller stop at
+    any moment, even while a background child of the command still holds the pipe open. (A
+    selector, not ``select.select``, which fails on descriptors past 1024 in a busy server.)
     """
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         self._pipe = process.stdout
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._pipe, selectors.EVENT_READ)
         self._data = bytearray()
         self.open = True
 
@@ -117,8 +120,7 @@ class _Output:
 
     def read(self, seconds: float) -> None:
         """Wait up to ``seconds`` for output and keep it; notes the end of the output."""
-        ready, _, _ = select.select([self._pipe], [], [], max(seconds, 0.0))
-        if not ready:
+        if not self._selector.select(max(seconds, 0.0)):
             return
         chunk = os.read(self._pipe.fileno(), 65536)
         if not chunk:
@@ -135,6 +137,7 @@ class _Output:
     def close(self) -> None:
         """Stop reading; a background child still writing gets a broken pipe, not a hang."""
         self.open = False
+        self._selector.close()
         self._pipe.close()
 
 
