@@ -907,3 +907,25 @@ def test_a_bad_store_timeout_names_the_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError, match=f"^{variable} = '{re.escape(value)}' is not a duration"):
         open_store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [
+        ("2.5s", "3 s (LASTGOOD_STORE_CONNECT_TIMEOUT)"),
+        ("0", "the driver's own limit (LASTGOOD_STORE_CONNECT_TIMEOUT=0)"),
+    ],
+)
+def test_a_connect_timeout_message_names_the_limit_the_driver_used(
+    monkeypatch: pytest.MonkeyPatch, value: str, limit: str
+) -> None:
+    from psycopg.errors import ConnectionTimeout
+
+    from lastgood.store.common import store_failure
+
+    monkeypatch.setenv("LASTGOOD_STORE_CONNECT_TIMEOUT", value)
+    error = store_failure("postgresql://u:pw@db/x", "open", ConnectionTimeout("expired"))
+    assert error.message == (
+        f"store postgresql://u:***@db/x did not answer the connection within {limit} "
+        "while trying to open"
+    )

@@ -92,9 +92,12 @@ def connect_seconds(timeouts: StoreTimeouts) -> int:
 
 def _connect_timeout_error(url: str, doing: str) -> StoreError:
     setting = settings.STORE_CONNECT_TIMEOUT
-    limit = f"{connect_seconds(store_timeouts())} s ({setting.env_var})"
+    timeouts = store_timeouts()
+    limit = f"{connect_seconds(timeouts)} s ({setting.env_var})"
     if "connect_timeout=" in url:
         limit = "connect_timeout in the URL"
+    elif timeouts.connect == 0:
+        limit = f"the driver's own limit ({setting.env_var}=0)"
     return StoreError(
         f"store {mask_url(url)} did not answer the connection within {limit} "
         f"while trying to {doing}",
