@@ -34,8 +34,25 @@ SERVER = Setting(
     "LASTGOOD_SERVER", "URL of a lastgood server to act through instead of the store (--server)"
 )
 TOKEN = Setting("LASTGOOD_TOKEN", "API token for --server; never printed (--token)")
+STORE_CONNECT_TIMEOUT = Setting(
+    "LASTGOOD_STORE_CONNECT_TIMEOUT", "How long connecting to a PostgreSQL store may take; 10s"
+)
+STORE_STATEMENT_TIMEOUT = Setting(
+    "LASTGOOD_STORE_STATEMENT_TIMEOUT",
+    "How long one store statement may run or wait for a lock (SQLite: the busy timeout); 30s",
+)
 
-ALL = (STORE, AUTHOR, WORKSPACE, FAILPOINT, COLOR, SERVER, TOKEN)
+ALL = (
+    STORE,
+    AUTHOR,
+    WORKSPACE,
+    FAILPOINT,
+    COLOR,
+    SERVER,
+    TOKEN,
+    STORE_CONNECT_TIMEOUT,
+    STORE_STATEMENT_TIMEOUT,
+)
 
 
 def mask_url(url: str) -> str:

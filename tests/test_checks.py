@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import socket
 import sqlite3
 import sys
@@ -318,6 +320,103 @@ def test_command_hang_kills_the_whole_process_group(context: CheckContext) -> No
     while _running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _running(child), "the shell's child survived the timeout"
+
+
+def _wait_gone(pid: int) -> bool:
+    """True once ``pid`` has ended (polls for at most two seconds)."""
+    deadline = time.monotonic() + 2
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _running(pid)
+
+
+@pytest.fixture
+def background_pid(context: CheckContext) -> Iterator[Callable[[], int]]:
+    """The pid a command wrote to ``bg.pid``; that process is killed after the test."""
+    pid_file = context.root / "bg.pid"
+
+    def read() -> int:
+        return int(pid_file.read_text())
+
+    yield read
+    if pid_file.exists() and _running(read()):
+        os.kill(read(), signal.SIGKILL)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
+@pytest.mark.parametrize(
+    ("command", "ok", "ending"),
+    [
+        ("sleep 30 & echo $! > bg.pid; echo ok", True, "exited 0; output: ok"),
+        (
+            "sleep 30 & echo $! > bg.pid; echo broken; exit 3",
+            False,
+            "exited 3 (expected 0); output: broken",
+        ),
+    ],
+    ids=["passes", "fails"],
+)
+def test_command_is_judged_when_it_exits_though_a_daemon_holds_its_output(
+    context: CheckContext, background_pid: Callable[[], int], command: str, ok: bool, ending: str
+) -> None:
+    result = run("command", context, timeout=10, run=command)
+    assert result.ok is ok, result.detail
+    assert result.detail == f"`{command}` {ending}"
+    assert _running(background_pid()), "a daemon started by a finished check is left running"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
+def test_command_timeout_asks_the_group_to_stop_before_killing_it(context: CheckContext) -> None:
+    command = "trap 'echo cleaning up; exit 1' TERM; sleep 30 & echo $! > bg.pid; wait"
+    result = run("command", context, timeout=1, run=command)
+    assert not result.ok
+    assert result.detail.endswith("(killed); output: cleaning up")
+    assert _wait_gone(int((context.root / "bg.pid").read_text())), "the background sleep survived"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
+def test_command_timeout_kills_a_group_that_ignores_sigterm(context: CheckContext) -> None:
+    sleeper = python("import os, time; open('bg.pid', 'w').write(str(os.getpid())); time.sleep(30)")
+    result = run("command", context, timeout=1, run=f"trap '' TERM; echo started; {sleeper}")
+    assert not result.ok
+    assert result.detail.endswith("(killed); output: started")
+    assert _wait_gone(int((context.root / "bg.pid").read_text())), "SIGKILL did not follow SIGTERM"
+
+
+def test_command_works_in_a_process_with_many_open_files(context: CheckContext) -> None:
+    """A busy server or watcher may hold more than 1024 descriptors; select() cannot see those."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if min(soft, hard) < 1200:
+        pytest.skip(f"the open-files limit ({soft}) is too low to pass 1024 descriptors")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        result = run("command", context, run=python("print('fine')"))
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert result.ok, result.detail
+    assert result.detail.endswith("exited 0; output: fine")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see processes")
+def test_a_preflight_that_starts_a_daemon_lets_the_deploy_go_on(workspace: Any) -> None:
+    ws = workspace()
+    (ws.root / "lastgood.toml").write_text(
+        (ws.root / "lastgood.toml").read_text()
+        + "\n[[env.staging.preflight]]\n"
+        + 'name = "start-scorer"\ntype = "command"\ntimeout = "10s"\n'
+        + "run = 'sleep 30 & echo $! > ../scorer.pid; echo scorer started'\n"
+    )
+    ws.healthy()
+    try:
+        result = ws.run("deploy", "staging", "-m", "with a daemon")
+    finally:
+        daemon = int((ws.base / "scorer.pid").read_text())
+        if _running(daemon):
+            os.kill(daemon, signal.SIGKILL)
+    assert result.returncode == 0, result.stderr
 
 
 # --- SQL --------------------------------------------------------------------------------------

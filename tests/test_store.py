@@ -8,6 +8,7 @@ emptied before each test, created through the ``postgres`` database and dropped 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from lastgood.bundle import Bundle, file_hash
-from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.errors import ConfigError, LeaseLostError, LockedError, NotFoundError, StoreError
 from lastgood.records import CheckRecord, EnvState
 from lastgood.store import open_store, schema
 from lastgood.store import tables as t
@@ -782,3 +783,149 @@ def test_open_store_gives_postgresql_to_sqlalchemy(postgres_database: str) -> No
         assert type(remote) is Store
     finally:
         remote.close()
+
+
+# ---- timeouts: a store that never answers, or stays locked ----------------------------------
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A real TCP server on 127.0.0.1 that accepts connections and never says a word."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in [*accepted, listener]:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["status"], ["deploy", "staging", "-m", "try"], ["rollback", "staging"]],
+    ids=lambda args: args[0],
+)
+def test_a_store_that_accepts_but_never_answers_is_a_clear_error(
+    workspace: Any, silent_server: int, command: list[str]
+) -> None:
+    url = f"postgresql://user:secret@127.0.0.1:{silent_server}/db"
+    ws = workspace(store=url)
+    ws.healthy()
+    result = ws.run(*command, env={"LASTGOOD_STORE_CONNECT_TIMEOUT": "2"}, timeout=30)
+    assert result.returncode == StoreError.exit_code, result.stderr
+    assert result.stderr.startswith(
+        f"error: store postgresql://user:***@127.0.0.1:{silent_server}/db did not answer "
+        "the connection within 2 s (LASTGOOD_STORE_CONNECT_TIMEOUT) while trying to open\n"
+    )
+    assert "lastgood rollback ENV --offline" in result.stderr
+    assert "secret" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_a_connect_timeout_in_the_store_url_wins(workspace: Any, silent_server: int) -> None:
+    ws = workspace(store=f"postgresql://user@127.0.0.1:{silent_server}/db?connect_timeout=2")
+    result = ws.run("status", env={"LASTGOOD_STORE_CONNECT_TIMEOUT": "10m"}, timeout=30)
+    assert result.returncode == StoreError.exit_code
+    assert "did not answer the connection within connect_timeout in the URL" in result.stderr
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_locked_by_another_session_is_a_clear_error(
+    workspace: Any, pg_url: str
+) -> None:
+    Store(pg_url).close()
+    ws = workspace(store=pg_url)
+    with _pg_connect(pg_url) as holder, holder.transaction():
+        holder.execute("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        result = ws.run("status", env={"LASTGOOD_STORE_STATEMENT_TIMEOUT": "1s"}, timeout=30)
+    assert result.returncode == StoreError.exit_code, result.stderr
+    assert result.stderr.startswith(
+        f"error: store {pg_url} did not finish a statement within 1 s "
+        "(LASTGOOD_STORE_STATEMENT_TIMEOUT) while trying to open\n"
+    )
+    assert "another connection may hold a lock" in result.stderr
+    assert "lastgood rollback ENV --offline" in result.stderr
+
+
+def _hold_write_lock(url: str) -> Any:
+    """Another connection holding the store's write lock (its transaction stays open)."""
+    location = sqlite_location(url)
+    if location is None:
+        holder = _pg_connect(url)
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE deployments IN ACCESS EXCLUSIVE MODE")
+        return holder
+    holder = sqlite3.connect(location.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+def test_a_store_locked_by_another_connection_ends_within_the_statement_timeout(
+    backend: str, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LASTGOOD_STORE_STATEMENT_TIMEOUT", "500ms")
+    opened = LiteStore(store_url) if backend == "lite-sqlite" else Store(store_url)
+    holder = _hold_write_lock(store_url)
+    try:
+        with pytest.raises(StoreError) as caught:
+            opened.begin_deployment(kind="deploy", env="staging")
+    finally:
+        holder.close()
+        opened.close()
+    waited = (
+        "did not finish a statement within"
+        if backend.endswith("postgres")
+        else "stayed locked by another connection for over"
+    )
+    assert caught.value.message == (
+        f"store {store_url} {waited} 0.5 s (LASTGOOD_STORE_STATEMENT_TIMEOUT) "
+        "while trying to open a ledger record"
+    )
+    assert "lastgood rollback ENV --offline" in str(caught.value.hint)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("LASTGOOD_STORE_CONNECT_TIMEOUT", "soon"), ("LASTGOOD_STORE_STATEMENT_TIMEOUT", "-1s")],
+)
+def test_a_bad_store_timeout_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"^{variable} = '{re.escape(value)}' is not a duration"):
+        open_store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"),
+    [
+        ("2.5s", "3 s (LASTGOOD_STORE_CONNECT_TIMEOUT)"),
+        ("0", "the driver's own limit (LASTGOOD_STORE_CONNECT_TIMEOUT=0)"),
+    ],
+)
+def test_a_connect_timeout_message_names_the_limit_the_driver_used(
+    monkeypatch: pytest.MonkeyPatch, value: str, limit: str
+) -> None:
+    from psycopg.errors import ConnectionTimeout
+
+    from lastgood.store.common import store_failure
+
+    monkeypatch.setenv("LASTGOOD_STORE_CONNECT_TIMEOUT", value)
+    error = store_failure("postgresql://u:pw@db/x", "open", ConnectionTimeout("expired"))
+    assert error.message == (
+        f"store postgresql://u:***@db/x did not answer the connection within {limit} "
+        "while trying to open"
+    )

@@ -2,18 +2,23 @@
 
 The team's own script is often the best health check (``python checks/score_sample.py``). It
 gets the ``LASTGOOD_*`` variables so it knows which environment, version and files it is looking
-at. It runs in its own process group, so on timeout the whole group (the shell and everything it
-started) is killed: a hung check never leaves a stray process behind. Writes nothing itself;
-what the command does is the team's business.
+at. It is judged by its own exit code, when it exits: a daemon it starts in the background
+(``cmd &``) may keep the output pipe open, but gets only a short grace to finish printing, and
+is left running. It runs in its own process group, so on timeout the whole group (the shell and
+everything it started) is stopped, SIGTERM then SIGKILL: a hung check never leaves a stray
+process behind. Writes nothing itself; what the command does is the team's business.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import selectors
 import shlex
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from lastgood.checks.base import Check, CheckContext, CheckResult
@@ -22,7 +27,11 @@ from lastgood.errors import ConfigError
 
 _OPTIONS = ("run", "exit", "cwd")
 _OUTPUT_TAIL = 300
-_REAP_GRACE = 0.3
+_OUTPUT_KEPT = 64 * 1024  # bytes of output held in memory; only the tail is ever shown
+_POLL = 0.05  # how often the wait looks at whether the command exited while it still prints
+_OUTPUT_GRACE = 0.3  # after the command exits, how long its last output may still arrive
+_TERM_GRACE = 0.2  # on timeout, how long SIGTERM gets before SIGKILL
+_KILL_GRACE = 0.1  # after SIGKILL, how long the last output may still arrive
 
 
 class CommandCheck(Check):
@@ -47,23 +56,24 @@ class CommandCheck(Check):
         return self.run if isinstance(self.run, str) else shlex.join(self.run)
 
     def probe(self, context: CheckContext) -> CheckResult:
-        """Run the command once under the timeout; a hang kills its whole process group."""
+        """Run the command once, judged by its own exit; a timeout stops its whole group."""
         cwd = context.root / self.cwd if self.cwd else context.root
         try:
             process = _start(self.run, cwd, {**os.environ, **context.environ()})
         except OSError as exc:
             reason = f"{exc.strerror}: {exc.filename}" if exc.strerror else str(exc)
             return CheckResult(self.name, False, f"cannot run `{self.display}` in {cwd}: {reason}")
+        output = _Output(process)
         try:
-            output, _ = process.communicate(timeout=self.spec.timeout)
-        except subprocess.TimeoutExpired:
-            output = _kill(process)
-            detail = f"no answer within {self.spec.timeout:g} s from `{self.display}` (killed)"
-            return CheckResult(self.name, False, _with_output(detail, output))
+            exited = _wait(process, output, self.spec.timeout)
         finally:
-            if process.poll() is None:
-                _kill(process)
-        return self._judge(process.returncode, output)
+            if process.returncode is None:
+                _stop_group(process, output)
+            output.close()
+        if not exited:
+            detail = f"no answer within {self.spec.timeout:g} s from `{self.display}` (killed)"
+            return CheckResult(self.name, False, _with_output(detail, output.text))
+        return self._judge(process.returncode, output.text)
 
     def _judge(self, code: int, output: bytes) -> CheckResult:
         """Pass on the expected exit code; say how it ended and what it printed last."""
@@ -88,21 +98,92 @@ def _start(run: str | list[str], cwd: Path, env: dict[str, str]) -> subprocess.P
     )
 
 
-def _kill(process: subprocess.Popen[bytes]) -> bytes:
-    """Kill the process group and collect what it printed, without waiting on stray holders."""
+class _Output:
+    """The tail of what a command prints, read from its pipe without ever blocking on it.
+
+    Reading the raw descriptor only when the selector says it is ready lets the caller stop at
+    any moment, even while a background child of the command still holds the pipe open. (A
+    selector, not ``select.select``, which fails on descriptors past 1024 in a busy server.)
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self._pipe = process.stdout
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._pipe, selectors.EVENT_READ)
+        self._data = bytearray()
+        self.open = True
+
+    @property
+    def text(self) -> bytes:
+        return bytes(self._data)
+
+    def read(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for output and keep it; notes the end of the output."""
+        if not self._selector.select(max(seconds, 0.0)):
+            return
+        chunk = os.read(self._pipe.fileno(), 65536)
+        if not chunk:
+            self.open = False
+        self._data += chunk
+        del self._data[:-_OUTPUT_KEPT]
+
+    def drain(self, seconds: float) -> None:
+        """Read until the output ends, but for ``seconds`` at most."""
+        deadline = time.monotonic() + seconds
+        while self.open and (left := deadline - time.monotonic()) > 0:
+            self.read(left)
+
+    def close(self) -> None:
+        """Stop reading; a background child still writing gets a broken pipe, not a hang."""
+        self.open = False
+        self._selector.close()
+        self._pipe.close()
+
+
+def _wait(process: subprocess.Popen[bytes], output: _Output, timeout: float) -> bool:
+    """Collect output until the command itself exits (True) or ``timeout`` passes (False).
+
+    The command's exit ends the wait, not the end of its output: a daemon it started with
+    ``cmd &`` may hold the pipe for ever, so the output gets only a short grace after the exit.
+    """
+    deadline = time.monotonic() + timeout
+    while process.poll() is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if output.open:
+            output.read(min(left, _POLL))
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(left)
+    output.drain(_OUTPUT_GRACE)
+    return True
+
+
+def _stop_group(process: subprocess.Popen[bytes], output: _Output) -> None:
+    """Stop the command and everything in its process group: SIGTERM, a moment, then SIGKILL.
+
+    A process group's id is not reused while any member lives, so the SIGKILL after the command
+    has been reaped still reaches only what the command started.
+    """
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(_TERM_GRACE)
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+    output.drain(_KILL_GRACE)
+
+
+def _signal_group(process: subprocess.Popen[bytes], number: signal.Signals) -> None:
+    """Send ``number`` to the command's process group (just the command if that fails)."""
     try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        process.kill()
-    try:
-        output, _ = process.communicate(timeout=_REAP_GRACE)
-    except subprocess.TimeoutExpired:
-        # A grandchild that left our group still holds the pipe; stop reading, don't wait.
-        if process.stdout is not None:
-            process.stdout.close()
-        process.wait()
-        return b""
-    return output
+        os.killpg(process.pid, number)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        if process.returncode is None:
+            process.send_signal(number)
 
 
 def _with_output(detail: str, output: bytes) -> str:

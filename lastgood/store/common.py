@@ -10,27 +10,109 @@ gets. Keeping those here means the two cannot drift, and importing this module s
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lastgood import holder
+from lastgood import holder, settings
 from lastgood.bundle import file_hash
 from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
+from lastgood.record import Record
 from lastgood.records import Lease
-from lastgood.settings import mask_url
+from lastgood.settings import Setting, mask_url
+from lastgood.units import parse_duration
 
 LEASE_ATTEMPTS = 5
 """How many compare-and-set rounds a lease take-over tries before giving up on a racing crowd."""
 
 
+class StoreTimeouts(Record):
+    """How long the store may take, in seconds; 0 means lastgood sets no limit."""
+
+    connect: float
+    statement: float
+
+    @property
+    def busy_milliseconds(self) -> int:
+        """SQLite's busy timeout: how long a statement waits for another process's lock."""
+        return round(self.statement * 1000) if self.statement > 0 else 2**31 - 1
+
+
+DEFAULT_TIMEOUTS = StoreTimeouts(connect=10.0, statement=30.0)
+
+
+def store_timeouts() -> StoreTimeouts:
+    """The timeouts from ``LASTGOOD_STORE_*_TIMEOUT``, over the defaults; a bad value is a
+    ConfigError naming the variable. A store that never answers must not hang every command."""
+    return StoreTimeouts(
+        connect=_timeout(settings.STORE_CONNECT_TIMEOUT, DEFAULT_TIMEOUTS.connect),
+        statement=_timeout(settings.STORE_STATEMENT_TIMEOUT, DEFAULT_TIMEOUTS.statement),
+    )
+
+
+def _timeout(setting: Setting, default: float) -> float:
+    raw = setting.read()
+    return default if raw is None else parse_duration(raw, name=setting.env_var)
+
+
+_OFFLINE_HINT = "to undo a bad version without the store: lastgood rollback ENV --offline"
+
+
 def store_failure(url: str, doing: str, exc: BaseException) -> StoreError:
-    """The StoreError a driver exception becomes: masked URL, what we were doing, the cause."""
+    """The StoreError a driver exception becomes: masked URL, what we were doing, the cause.
+
+    A store that did not answer in time, or stayed locked, gets its own message saying which
+    limit ran out, how to raise it, and how to roll back without the store meanwhile.
+    """
+    cause = getattr(exc, "orig", None) or exc
+    kinds = {cls.__name__ for cls in type(cause).__mro__}
+    if "ConnectionTimeout" in kinds:
+        return _connect_timeout_error(url, doing)
+    if getattr(cause, "sqlstate", None) == "57014" and "statement timeout" in str(cause):
+        return _statement_timeout_error(url, doing, "did not finish a statement within")
+    if "sqlite3.OperationalError" in _qualified(cause) and "locked" in str(cause):
+        return _statement_timeout_error(url, doing, "stayed locked by another connection for over")
     lines = str(exc).splitlines() or [""]
     return StoreError(
         f"store {mask_url(url)} failed to {doing}: {exc.__class__.__name__}: {lines[0]}",
         hint="check that the store is reachable; 'lastgood status' retries safely",
+    )
+
+
+def _qualified(error: BaseException) -> str:
+    return f"{type(error).__module__}.{type(error).__name__}"
+
+
+def connect_seconds(timeouts: StoreTimeouts) -> int:
+    """The connect timeout as the PostgreSQL driver takes it: whole seconds, at least 2."""
+    return max(2, math.ceil(timeouts.connect))
+
+
+def _connect_timeout_error(url: str, doing: str) -> StoreError:
+    setting = settings.STORE_CONNECT_TIMEOUT
+    timeouts = store_timeouts()
+    limit = f"{connect_seconds(timeouts)} s ({setting.env_var})"
+    if "connect_timeout=" in url:
+        limit = "connect_timeout in the URL"
+    elif timeouts.connect == 0:
+        limit = f"the driver's own limit ({setting.env_var}=0)"
+    return StoreError(
+        f"store {mask_url(url)} did not answer the connection within {limit} "
+        f"while trying to {doing}",
+        hint=f"check that the store is up and reachable, or raise {setting.env_var}; "
+        + _OFFLINE_HINT,
+    )
+
+
+def _statement_timeout_error(url: str, doing: str, what: str) -> StoreError:
+    setting = settings.STORE_STATEMENT_TIMEOUT
+    limit = f"{store_timeouts().statement:g} s ({setting.env_var})"
+    return StoreError(
+        f"store {mask_url(url)} {what} {limit} while trying to {doing}",
+        hint="another connection may hold a lock on it (a stuck process or migration): find "
+        f"and stop it, or raise {setting.env_var}; " + _OFFLINE_HINT,
     )
 
 

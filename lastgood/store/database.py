@@ -8,7 +8,7 @@ SQLAlchemy is used here and nowhere else; its exceptions are wrapped into
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,15 +47,19 @@ def normalize_url(url: str) -> str:
 
 
 def create_engine(url: str) -> Engine:
-    """An engine for ``url`` with lastgood's connection settings."""
+    """An engine for ``url`` with lastgood's connection settings, timeouts included."""
     url = normalize_url(url)
+    timeouts = common.store_timeouts()
     try:
         if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
-            sa_event.listen(engine, "connect", _sqlite_connect)
+            engine = sa.create_engine(
+                url, connect_args={"timeout": timeouts.busy_milliseconds / 1000}
+            )
+            sa_event.listen(engine, "connect", _sqlite_settings(timeouts))
             sa_event.listen(engine, "begin", _sqlite_begin)
             return engine
-        return sa.create_engine(url, pool_pre_ping=True)
+        arguments = _postgres_arguments(sa.make_url(url), timeouts) if _is_postgres(url) else {}
+        return sa.create_engine(url, pool_pre_ping=True, connect_args=arguments)
     except ModuleNotFoundError as exc:
         postgres = url.startswith("postgresql")
         raise StoreError(
@@ -72,13 +76,41 @@ def create_engine(url: str) -> Engine:
         ) from exc
 
 
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _is_postgres(url: str) -> bool:
+    """PostgreSQL through a libpq driver (psycopg 3 or 2), which takes the timeouts below."""
+    return url.startswith(("postgresql+psycopg://", "postgresql+psycopg2://"))
+
+
+def _postgres_arguments(url: sa.URL, timeouts: common.StoreTimeouts) -> dict[str, Any]:
+    """psycopg's connect timeout and a server-side statement timeout, so a server that accepts
+    connections but never answers, or a lock held for ever, ends in an error instead of a hang.
+
+    Options the URL already carries win: its ``connect_timeout``, and its ``options``, which
+    come after ours (PostgreSQL keeps the last ``-c`` of a setting).
+    """
+    arguments: dict[str, Any] = {}
+    if timeouts.connect > 0 and "connect_timeout" not in url.query:
+        arguments["connect_timeout"] = common.connect_seconds(timeouts)
+    if timeouts.statement > 0:
+        own = f"-c statement_timeout={max(1, round(timeouts.statement * 1000))}"
+        theirs = url.query.get("options")
+        theirs = " ".join(theirs) if isinstance(theirs, tuple) else theirs
+        arguments["options"] = f"{own} {theirs}" if theirs else own
+    return arguments
+
+
+def _sqlite_settings(timeouts: common.StoreTimeouts) -> Callable[[Any, Any], None]:
+    """The connect hook for SQLite: WAL, and a busy timeout of the statement timeout."""
+
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={timeouts.busy_milliseconds}")
+        cursor.close()
+
+    return connect
 
 
 def _sqlite_begin(connection: Connection) -> None:

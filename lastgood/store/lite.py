@@ -135,17 +135,18 @@ class LiteStore:
 
     def _connect(self, location: SqliteLocation) -> sqlite3.Connection:
         """Open with the same settings as :func:`lastgood.store.database.create_engine`."""
+        busy = common.store_timeouts().busy_milliseconds
         with self._wrap("open"):
             connection = sqlite3.connect(
                 location.database,
-                timeout=30,
+                timeout=busy / 1000,
                 isolation_level=None,
                 uri=location.uri,
                 check_same_thread=False,
             )
         try:
             with self._wrap("open"):
-                for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000"):
+                for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy}"):
                     connection.execute(f"PRAGMA {pragma}").close()
         except BaseException:
             connection.close()
@@ -153,12 +154,20 @@ class LiteStore:
         return connection
 
     def _revision(self) -> str | None:
-        """The Alembic revision in the database, or None for a new (or unreadable) one."""
+        """The Alembic revision in the database, or None for a new one.
+
+        Only a missing table means "new": a locked or unreadable database is a StoreError now,
+        rather than a second wait in the migration that would follow.
+        """
         try:
             with self._lock:
                 row = self._db().execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise common.store_failure(self.url, "open", exc) from exc
         except sqlite3.Error:
-            return None
+            return None  # not a database at all: the migration says so in its own words
         return None if row is None else str(row[0])
 
     def _ensure_schema(self, location: SqliteLocation) -> None:

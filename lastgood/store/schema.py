@@ -17,12 +17,22 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision recorded in the database, or None for an empty one."""
-    try:
-        with engine.connect() as connection:
+    """The revision recorded in the database, or None for an empty one.
+
+    Only a missing ``alembic_version`` table means "empty". A store that cannot be reached,
+    stays locked or times out raises here, so the command fails after one wait, not two.
+    """
+    with engine.connect() as connection:
+        try:
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    except SQLAlchemyError:
-        return None
+        except sa.exc.ProgrammingError:
+            return None  # PostgreSQL: relation "alembic_version" does not exist
+        except sa.exc.OperationalError as exc:
+            if "no such table" in str(exc.orig):
+                return None  # SQLite
+            raise
+        except SQLAlchemyError:
+            return None  # an odd database: the migration says what is wrong in its own words
 
 
 def upgrade(engine: Engine) -> None:
