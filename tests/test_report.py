@@ -190,7 +190,7 @@ def test_records_before_since_are_left_out(workspace: Factory) -> None:
     assert [c["actor"] for c in month["changes"]] == ["old-carol", "tester"]
     assert [i["kind"] for i in month["incidents"]] == ["health-failed"]
     markdown = report(ws, "--since", "20d", "--format", "markdown")
-    assert "| pricing | v1, v2 | +3 -0 |" in markdown
+    assert "| pricing | v2 | +2 -0 |" in markdown  # v1, the first reading, is not a change
     assert "2 changes by 2 people, 1 incident" in markdown
 
 
@@ -336,3 +336,13 @@ def test_send_delivers_the_markdown_digest(
     body = json.dumps(received[0])
     assert "lastgood digest" in body and "### staging" in body
     assert "1 change by 1 person" in body
+
+
+def test_a_documents_first_reading_is_not_news(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy()
+    store = ws.project().store
+    store.add_document_version("pricing", b"a\n", source="x", diff="", added=1, removed=0)
+    digest = json.loads(report(ws, "--json"))
+    assert digest["documents"] == []
+    assert "pricing" not in report(ws)

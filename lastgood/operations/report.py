@@ -378,9 +378,11 @@ def _live_version(project: Project, env: str, ledger: int | None) -> int | None:
 
 
 def _documents(versions: list[DocumentVersion], until: float) -> list[DocumentChange]:
+    """Documents that changed in the period. A document's first reading (version 1) is when
+    tracking began, not a change: it is silent in the watcher and not news here."""
     grouped: dict[str, list[DocumentVersion]] = {}
     for version in reversed(versions):
-        if version.at <= until:
+        if version.at <= until and version.version > 1:
             grouped.setdefault(version.name, []).append(version)
     return [
         DocumentChange(
