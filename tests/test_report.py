@@ -100,6 +100,7 @@ def test_a_week_reads_the_same_in_every_format(workspace: Factory) -> None:
     drill_at = next(d for d in timeline if d["kind"] == "drill")["requested_at"]
     rollbacks = [d for d in timeline if d["kind"] in ROLLBACKS and d["requested_at"] < drill_at]
     restores = sorted(d["time_to_active"] for d in rollbacks)
+    verified = sorted(d["time_to_verified"] for d in rollbacks)
     assert len(restores) == 2
 
     digest = json.loads(report(ws, "--json"))
@@ -113,6 +114,7 @@ def test_a_week_reads_the_same_in_every_format(workspace: Factory) -> None:
     assert (staging["automatic_rollbacks"], staging["manual_rollbacks"]) == (1, 1)
     assert staging["restore_p50"] == pytest.approx(statistics.median(restores), abs=1e-9)
     assert staging["restore_max"] == pytest.approx(max(restores), abs=1e-9)
+    assert staging["verified_max"] == pytest.approx(max(verified), abs=1e-9)
     assert (staging["over_budget"], staging["budget"]) == (0, 300.0)
     assert [d["status"] for d in staging["drills"]] == ["passed"]
     assert staging["last_drill"]["status"] == "passed" and staging["drill_overdue"] is None
@@ -131,7 +133,8 @@ def test_a_week_reads_the_same_in_every_format(workspace: Factory) -> None:
     assert markdown.startswith("## lastgood digest: ")
     assert "### staging" in markdown and "**3 changes by 2 people, 1 incident" in markdown
     assert "| v3 | alice | zero \\<scores\\> | failed its checks, rolled back |" in markdown
-    assert f"max **{seconds(max(restores))}** (budget 5 min, 0 over)" in markdown
+    assert f"Restored in: p50 **{seconds(statistics.median(restores))}**" in markdown
+    assert f"max **{seconds(max(verified))}** (budget 5 min on verified, 0 over)" in markdown
 
     html = report(ws, "--format", "html")
     assert html.startswith("<!DOCTYPE html>") and "<script" not in html
@@ -140,8 +143,12 @@ def test_a_week_reads_the_same_in_every_format(workspace: Factory) -> None:
     figures = cells.figures("staging")
     assert (figures["Changes"], figures["People"], figures["Incidents"]) == ("3", "2", "1")
     assert (figures["Automatic rollbacks"], figures["Manual rollbacks"]) == ("1", "1")
-    assert figures["Restore time p50"] == seconds(statistics.median(restores))
-    assert figures["Restore time max"] == seconds(max(restores))
+    assert figures["Restored in (p50, max)"] == (
+        f"{seconds(statistics.median(restores))}, {seconds(max(restores))}"
+    )
+    assert figures["Verified in (p50, max)"] == (
+        f"{seconds(statistics.median(verified))}, {seconds(max(verified))}"
+    )
     assert (figures["Restore budget"], figures["Over budget"]) == ("5 min", "0")
     assert (figures["Drills"], figures["Last drill"]) == ("1", "passed, just now")
     assert (figures["Live now"], figures["Last known good"]) == ("v1", "v1")
@@ -346,3 +353,31 @@ def test_a_documents_first_reading_is_not_news(workspace: Factory) -> None:
     digest = json.loads(report(ws, "--json"))
     assert digest["documents"] == []
     assert "pricing" not in report(ws)
+
+
+def test_status_report_and_history_show_the_same_restore_figures(workspace: Factory) -> None:
+    """One definition per figure: restored in = trigger → active, verified in = trigger →
+    verified; every view labels both and shows the same numbers for the same rollbacks."""
+    ws = workspace()
+    for marker in ("one", "two", "three"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    for _ in range(2):
+        assert ws.run("rollback", "staging").returncode == 0
+    records = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
+    rollbacks = [d for d in records if d["kind"] in ROLLBACKS]
+    restored = [d["time_to_active"] for d in rollbacks]
+    verified = [d["time_to_verified"] for d in rollbacks]
+    assert all(a < v for a, v in zip(restored, verified, strict=True))
+
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    digest = json.loads(report(ws, "--json"))["envs"][0]
+    for view in (status, digest):
+        assert view["restore_max"] == pytest.approx(max(restored), abs=1e-9)
+        assert view["restore_p50"] == pytest.approx(statistics.median(restored), abs=1e-9)
+        assert view["verified_max"] == pytest.approx(max(verified), abs=1e-9)
+        assert view["verified_p50"] == pytest.approx(statistics.median(verified), abs=1e-9)
+    text = ws.run("status", "staging").stdout
+    assert "restored in p50" in text and "verified in p50" in text
+    table = ws.run("history", "staging").stdout
+    assert "restored in" in table and "verified in" in table

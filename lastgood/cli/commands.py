@@ -417,8 +417,10 @@ def _print_status(s: EnvStatus) -> None:
     if s.restores:
         verdict = "within" if s.within_budget else "OVER"
         r.out(
-            f"  restores      {len(s.restores)}: p50 {format_duration(s.restore_p50)}, max "
-            f"{format_duration(s.restore_max)} ({verdict} budget {format_duration(s.budget)})"
+            f"  restores      {len(s.restores)}: restored in p50 {format_duration(s.restore_p50)}"
+            f" (max {format_duration(s.restore_max)}), verified in p50 "
+            f"{format_duration(s.verified_p50)} (max {format_duration(s.verified_max)}); "
+            f"{verdict} budget {format_duration(s.budget)}"
         )
     else:
         r.out(f"  restores      none yet (budget {format_duration(s.budget)})")
@@ -460,7 +462,8 @@ def history(app: AppContext, env: str, limit: int, as_json: bool) -> None:
         return
     rows = []
     for d in (rebuild(Deployment, item) for item in data["deployments"]):
-        took = format_duration(d.time_to_active) if d.is_rollback else ""
+        restored = format_duration(d.time_to_active) if d.is_rollback else ""
+        verified = format_duration(d.time_to_verified) if d.is_rollback else ""
         rows.append(
             [
                 f"#{d.id}",
@@ -468,12 +471,20 @@ def history(app: AppContext, env: str, limit: int, as_json: bool) -> None:
                 d.kind,
                 f"{_label(d.from_version)} → {_label(d.to_version)}",
                 d.status,
-                took,
+                restored,
+                verified,
                 d.actor,
-                d.reason[:60],
+                _shorten(d.reason, 60),
             ]
         )
-    r.out(r.table(["id", "when", "what", "versions", "outcome", "restore", "who", "why"], rows))
+    headers = ["id", "when", "what", "versions", "outcome", "restored in", "verified in", "who",
+               "why"]  # fmt: skip
+    r.out(r.table(headers, rows))
+
+
+def _shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, with "…" where something was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @cli.command()

@@ -121,9 +121,16 @@ class EnvDigest(Record):
         return max(self.restore_times) if self.restore_times else None
 
     @property
+    def verified_times(self) -> list[float]:
+        return [r.time_to_verified for r in self.rollbacks if r.time_to_verified is not None]
+
+    @property
     def verified_p50(self) -> float | None:
-        times = [r.time_to_verified for r in self.rollbacks if r.time_to_verified is not None]
-        return statistics.median(times) if times else None
+        return statistics.median(self.verified_times) if self.verified_times else None
+
+    @property
+    def verified_max(self) -> float | None:
+        return max(self.verified_times) if self.verified_times else None
 
     @property
     def over_budget(self) -> int:
@@ -152,6 +159,7 @@ class EnvDigest(Record):
             restore_p50=self.restore_p50,
             restore_max=self.restore_max,
             verified_p50=self.verified_p50,
+            verified_max=self.verified_max,
             over_budget=self.over_budget,
             automatic_rollbacks=self.automatic,
             manual_rollbacks=self.manual,

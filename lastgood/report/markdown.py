@@ -47,9 +47,10 @@ def _env(env: EnvDigest) -> list[str]:
         lines.append("")
     if env.rollbacks:
         lines += [
-            f"Restore time: p50 **{w.seconds(env.restore_p50)}**, max "
-            f"**{w.seconds(env.restore_max)}** (budget {w.seconds(env.budget)}, "
-            f"{env.over_budget} over)",
+            f"Restored in: p50 **{w.seconds(env.restore_p50)}**, max "
+            f"**{w.seconds(env.restore_max)}**; verified in: p50 "
+            f"**{w.seconds(env.verified_p50)}**, max **{w.seconds(env.verified_max)}** "
+            f"(budget {w.seconds(env.budget)} on verified, {env.over_budget} over)",
             "",
         ]
     if env.drill_overdue:

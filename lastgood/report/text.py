@@ -58,8 +58,9 @@ def _rollbacks(env: EnvDigest) -> list[str]:
             f"{w.verified_in(r, env.checked)}, {w.restore_verdict(r, env.budget)}"
         )
     lines.append(
-        f"  restore time: p50 {w.seconds(env.restore_p50)}, max {w.seconds(env.restore_max)}, "
-        f"budget {w.seconds(env.budget)}, {env.over_budget} over budget"
+        f"  restored in: p50 {w.seconds(env.restore_p50)}, max {w.seconds(env.restore_max)}; "
+        f"verified in: p50 {w.seconds(env.verified_p50)}, max {w.seconds(env.verified_max)}; "
+        f"budget {w.seconds(env.budget)} (on verified), {env.over_budget} over budget"
     )
     return lines
 
