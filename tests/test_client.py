@@ -59,8 +59,8 @@ def cached_version(path: Path | None) -> int | None:
 
 
 def stop_now(server: Server) -> None:
-    """SIGKILL: on SIGTERM ``lastgood serve`` waits for the long-polls it still holds (up to
-    their 30 s, past the fixture's 10 s), even those whose client has gone."""
+    """SIGKILL: the server vanishes as in a crash, its long-polls unanswered (a SIGTERM would
+    answer them first: see tests/test_serve.py)."""
     server.kill()
 
 
