@@ -59,8 +59,8 @@ def cached_version(path: Path | None) -> int | None:
 
 
 def stop_now(server: Server) -> None:
-    """SIGKILL: on SIGTERM ``lastgood serve`` waits for the long-polls it still holds (up to
-    their 30 s, past the fixture's 10 s), even those whose client has gone."""
+    """SIGKILL: the server vanishes as in a crash, its long-polls unanswered (a SIGTERM would
+    answer them first: see tests/test_serve.py)."""
     server.kill()
 
 
@@ -281,3 +281,98 @@ def test_tampered_payload_from_a_server_keeps_the_previous_config(
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def format_1_cache(path: Path, snapshot: Snapshot) -> None:
+    """A cache file exactly as lastgood 0.1 wrote it: its hash covered only the files."""
+    body = {"format": 1, "env": "staging", "version": snapshot.version,
+            "content_hash": snapshot.content_hash, "drifted": snapshot.drifted,
+            "fetched_at": snapshot.received_at, "files": encode_files(snapshot.files)}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"version": 7},  # the files still hash to content_hash: only the digest sees this
+        {"drifted": True},
+        {"fetched_at": 4102444800.0},  # "fetched" in 2100: an age that never grows
+        {"env": "production"},
+        {"format": 3},
+        {"digest": "sha256:" + "0" * 64},
+    ],
+    ids=lambda edit: next(iter(edit)),
+)
+def test_every_field_of_the_cache_is_verified(
+    edit: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An edited version number (or any other field) is refused like an edited file: never
+    served, with a warning naming the file."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    probe = LiveConfig(url, "staging", cache_dir=tmp_path, require=False, start=False)
+    probe.close()
+    assert probe.cache_path is not None
+    ConfigCache(probe.cache_path, "staging").save(snapshot_of({"a.yaml": b"x: 1\n"}))
+    with LiveConfig(url, "staging", cache_dir=tmp_path, start=False) as live:
+        assert (live.version, live.source) == (3, "cache")
+    data = json.loads(probe.cache_path.read_text())
+    assert data["format"] == 2 and data["digest"].startswith("sha256:")
+    probe.cache_path.write_text(json.dumps({**data, **edit}))
+    with caplog.at_level(logging.WARNING, logger="lastgood.client"):
+        with pytest.raises(ServerError) as refused:
+            LiveConfig(url, "staging", cache_dir=tmp_path, start=False)
+        assert ConfigCache(probe.cache_path, "staging").load() is None
+    assert str(probe.cache_path) in caplog.text and "ignored" in caplog.text
+    assert str(probe.cache_path) in str(refused.value)
+
+
+def test_a_cache_from_the_previous_release_is_ignored_then_replaced(
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A format-1 cache (lastgood 0.1) is not served, says why, and the first version from the
+    server replaces it, even for a consumer that started with nothing."""
+    ws = served(workspace)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve(ws, port=port)
+    options: dict[str, Any] = {"token": server.token("viewer"), "cache_dir": tmp_path, "poll": 0.2}
+    server.kill()
+    path = LiveConfig(url, "staging", require=False, start=False, **options).cache_path
+    assert path is not None
+    format_1_cache(path, snapshot_of({"a.yaml": b"x: 1\n"}, version=9))
+    with (
+        caplog.at_level(logging.WARNING, logger="lastgood.client"),
+        LiveConfig(url, "staging", require=False, **options) as live,
+    ):
+        assert live.version is None
+        assert f"{path} is ignored" in caplog.text and "lastgood 0.1" in caplog.text
+        again = serve(ws, port=port)
+        assert live.wait_for_version(1).get("scoring/thresholds.yaml")["marker"] == "one"
+        eventually(lambda: json.loads(path.read_text()).get("format") == 2)
+    assert ConfigCache(path, "staging").load() is not None
+    stop_now(again)
+
+
+def test_a_consumer_started_from_the_cache_says_server_as_soon_as_it_answers(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    """The server comes back with the cached version still live: its first answer (a 304)
+    confirms it, without waiting for a 60-second long-poll to end."""
+    ws = served(workspace)
+    server = serve(ws)
+    options: dict[str, Any] = {"token": server.token("viewer"), "cache_dir": tmp_path,
+                               "poll": 0.2, "wait": 60}  # fmt: skip
+    with LiveConfig(server.url, "staging", **options):
+        pass  # the cache now holds v1
+    server.kill()
+    with LiveConfig(server.url, "staging", **options) as live:
+        assert (live.version, live.source) == (1, "cache")
+        again = serve(ws, port=server.port)
+        eventually(lambda: live.source == "server", timeout=20)
+        assert live.version == 1 and live.age is not None and live.age < 5
+        eventually(lambda: live.age == 0.0)  # and then it holds the long-poll
+    stop_now(again)

@@ -23,7 +23,12 @@ from lastgood.errors import UsageError
     type=click.FloatRange(0.005, 10),
     help="Seconds between looks at served targets switched by other processes.",
 )
-@click.option("--access-log", is_flag=True, help="Log every request (never tokens or bodies).")
+@click.option(
+    "--access-log",
+    is_flag=True,
+    help="Log every request to stderr: client, method, path, status, duration (never a query, "
+    "a token or a body).",
+)
 @click.option(
     "--tls-cert",
     type=click.Path(exists=True, dir_okay=False, readable=True),
@@ -59,8 +64,7 @@ def serve(
 
     require_extra()
     check_tls(tls_cert, tls_key)
-    import uvicorn
-
+    from lastgood.server import runner
     from lastgood.server.app import asgi_app
 
     project = app.project()
@@ -72,17 +76,8 @@ def serve(
     scheme = "https" if tls_cert else "http"
     shown_host = f"[{host}]" if ":" in host else host
     r.info(f"lastgood serving {scheme}://{shown_host}:{port} (API docs at /docs, page at /)")
-    uvicorn.run(
-        web_app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=access_log,
-        server_header=False,  # no need to tell the world which server software answers
-        timeout_graceful_shutdown=2,  # long-polls and event streams never end by themselves
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-    )
+    runner.run(web_app, host=host, port=port, access=access_log, ssl_certfile=tls_cert,
+               ssl_keyfile=tls_key)  # fmt: skip
 
 
 def check_tls(cert: str | None, key: str | None) -> None:

@@ -1,10 +1,18 @@
 """The last good config on disk, so an application starts when the server is down.
 
 One JSON file per server and environment (``<cache_dir>/<env>-<8 hex of the URL>.json``) in the
-wire format plus ``version``, ``content_hash`` and ``fetched_at``. It is written atomically
-(a temporary file in the same folder, fsync, ``os.replace``, fsync of the folder), so a crash
-leaves the old file or the new one, never half of one. It is verified by hash when loaded: a
-damaged or hand-edited file is ignored with a warning, never served.
+wire format plus ``format``, ``fetched_at`` and ``digest``. It is written atomically (a
+temporary file in the same folder, fsync, ``os.replace``, fsync of the folder), so a crash
+leaves the old file or the new one, never half of one.
+
+It is verified as a whole when loaded: ``digest`` is the SHA-256 of every other field in a
+canonical JSON form, so an edited version number, content hash, drift flag or fetch time fails
+it just as an edited file does, and the files must still hash to the content hash. A file that
+fails either check is ignored with a warning naming it, never served. Caches written by
+lastgood 0.1 (``format`` 1, whose hash covered only the files) are ignored the same way, with a
+message saying so: nothing in them can be trusted, and the next server answer replaces them.
+This detects damage and hand edits; it is not a signature (whoever can write the file can
+recompute the digest), so the cache folder must be writable only by the application.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +34,19 @@ from lastgood.errors import ServerError
 
 log = logging.getLogger("lastgood.client")
 
-FORMAT = 1
+FORMAT = 2  # 1: lastgood 0.1, whose hash covered the files only (ignored when loaded)
+
+
+def document_digest(body: Mapping[str, Any]) -> str:
+    """``sha256:HEX`` of every field of a cache document except ``digest`` itself, as canonical
+    JSON (sorted keys, no spaces, ASCII), so that the digest is the same after a reload."""
+    rest = {key: value for key, value in body.items() if key != "digest"}
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+class CacheRefused(Exception):
+    """Why a cache file cannot be served (internal: :meth:`ConfigCache.load` logs it)."""
 
 
 def default_cache_dir() -> Path:
@@ -52,7 +73,8 @@ class ConfigCache:
         self.env = env
 
     def load(self) -> Snapshot | None:
-        """The cached snapshot, or None when there is none or it does not verify (logged)."""
+        """The cached snapshot, or None when there is none or it does not verify as a whole
+        (logged as a warning that names the file). Reads only."""
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -61,15 +83,30 @@ class ConfigCache:
             log.warning("cannot read the config cache %s: %s; ignoring it", self.path, exc)
             return None
         try:
-            data: Any = json.loads(raw)
-            fetched_at = float(data["fetched_at"])
-            if data.get("env") != self.env:
-                raise ServerError(f"it holds {str(data.get('env'))[:40]!r}, not {self.env!r}")
-            return verify_payload(data, received_at=fetched_at)
+            return self._verify(raw)
+        except CacheRefused as exc:
+            log.warning("config cache %s is ignored: %s", self.path, exc)
         except (ValueError, TypeError, KeyError, ServerError) as exc:
             message = exc.message if isinstance(exc, ServerError) else repr(exc)
             log.warning("config cache %s is damaged and ignored: %s", self.path, message)
-            return None
+        return None
+
+    def _verify(self, raw: bytes) -> Snapshot:
+        """Check the document's format, digest and environment, then its files' hash."""
+        data: Any = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("it is not a JSON object")
+        written = data.get("format")
+        if written != FORMAT:
+            raise CacheRefused(_format_problem(written))
+        if data.get("digest") != document_digest(data):
+            raise ServerError(
+                "its digest does not match its content (edited by hand, or corrupted); "
+                "it is never served, and the next answer from the server replaces it"
+            )
+        if data.get("env") != self.env:
+            raise ServerError(f"it holds {str(data.get('env'))[:40]!r}, not {self.env!r}")
+        return verify_payload(data, received_at=float(data["fetched_at"]))
 
     def save(self, snapshot: Snapshot) -> None:
         """Replace the cache with ``snapshot`` atomically; failures are logged, never raised
@@ -83,6 +120,7 @@ class ConfigCache:
             "fetched_at": snapshot.received_at,
             "files": encode_files(snapshot.files),
         }
+        body["digest"] = document_digest(body)
         try:
             self._write(json.dumps(body, separators=(",", ":")).encode("utf-8"))
         except OSError as exc:
@@ -109,3 +147,16 @@ class ConfigCache:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _format_problem(written: object) -> str:
+    """Why a cache document of another format is not read, for the warning."""
+    if written is None or written == 1:
+        return (
+            "it was written by lastgood 0.1 (cache format 1), whose check did not cover the "
+            "version number; it is not served, and the next answer from the server replaces it"
+        )
+    return (
+        f"it has cache format {str(written)[:20]!r}, which this lastgood (format {FORMAT}) "
+        "does not read; it is not served, and the next answer from the server replaces it"
+    )

@@ -4,6 +4,11 @@ It long-polls the server (``?wait=30`` with ``If-None-Match``) and applies each 
 moment it arrives, then asks again at once: the next request carries the new
 ``X-Lastgood-Serving``, which is how the server's fleet view sees this process follow a rollback.
 
+Until its last exchange with the server succeeded (it started from the disk cache, or the server
+was unreachable) it asks without waiting first: the answer, a 304 included, confirms the version
+at once, so ``source`` says ``"server"`` and ``age`` restarts from 0 the moment the server is
+back, not when a 30-second long-poll ends. Then it long-polls.
+
 When the server cannot be reached (or refuses), it keeps serving what it has and retries after a
 backoff that doubles from 0.1 s up to ``poll`` seconds, with jitter so that a thousand consumers
 do not hammer a server that just restarted: while the server is down the follower becomes a
@@ -47,7 +52,8 @@ class Follower(threading.Thread):
 
     def run(self) -> None:
         while not self._stopping.is_set():
-            wait = self.live.wait
+            confirming = not self.live._connected  # started from the cache, or reconnecting
+            wait = 0.0 if confirming else self.live.wait
             started = time.monotonic()
             try:
                 changed = self.live._refresh(wait=wait)
@@ -61,6 +67,8 @@ class Follower(threading.Thread):
                     "back in touch with %s after %d failed attempts", self.live.url, self.failures
                 )
                 self.failures = 0
+            if confirming and self.live.wait:
+                continue  # confirmed without waiting: now hold the long-poll
             if not wait or (not changed and time.monotonic() - started < TOO_FAST):
                 self._stopping.wait(self.live.poll)  # polling, or a proxy not holding the poll
 

@@ -104,6 +104,7 @@ class LiveConfig:
         self._notifier: Notifier | None = None
         self._follower: Follower | None = None
         self._closed = False
+        self._starting = True  # the first read saves the cache itself and calls no callback
         token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
         self._channel = Channel(
             self.url,
@@ -119,6 +120,7 @@ class LiveConfig:
         except BaseException:
             self._channel.close()
             raise
+        self._starting = False
         if start:
             self.start()
 
@@ -172,7 +174,8 @@ class LiveConfig:
 
     @property
     def source(self) -> Source | None:
-        """``"server"`` once the server confirmed what is served, ``"cache"`` before that."""
+        """``"server"`` once the server confirmed what is served (its first answer, a 304
+        included), ``"cache"`` before that."""
         return self._source
 
     @property
@@ -266,11 +269,11 @@ class LiveConfig:
                 new.version,
                 self.env,
             )
-        if source == "server" and old is not None:
+        if source == "server" and not self._starting:
             self._notify(old, new)
         return True
 
-    def _notify(self, old: Snapshot, new: Snapshot) -> None:
+    def _notify(self, old: Snapshot | None, new: Snapshot) -> None:
         if self._cache is None and not self._callbacks:
             return
         if self._notifier is None:

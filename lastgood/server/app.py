@@ -92,14 +92,18 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         "health, and live configuration for applications. Every endpoint under /api/v1 takes "
         "'Authorization: Bearer TOKEN' (create one with 'lastgood token create').",
         lifespan=lifespan,
+        docs_url=None,  # ours, with Swagger UI served from the package: see api_docs
+        redoc_url=None,  # ReDoc would load its script from a CDN: one API browser is enough
+        swagger_ui_oauth2_redirect_url=None,  # tokens are pasted, never obtained by OAuth2
     )
     app.state.lastgood = state
     app.add_middleware(BodyLimit, limit=options.get("max_body", MAX_BODY))
     _install_error_handlers(app)
 
-    from lastgood.server import api, metrics, web
+    from lastgood.server import api, api_docs, metrics, web
 
     app.include_router(api.router)
+    app.include_router(api_docs.router)
     app.include_router(config_api.router)
     app.include_router(metrics.router)
     app.include_router(web.router)

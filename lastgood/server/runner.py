@@ -1,0 +1,185 @@
+"""Running the server process: uvicorn with an access log that sees every request, and a stop
+that ends held requests at once instead of waiting for them.
+
+Two ASGI wrappers sit outside everything else (the fast path for config reads included), so
+what they do applies to every request whichever code answers it:
+
+- :class:`AccessLog` (only with ``--access-log``) writes one line per request to the
+  ``lastgood.access`` logger: client, method, path, status and duration. Never a query string,
+  a header or a body, so never a token.
+- :class:`GracefulStop` ends, when the server stops, the GET requests that are still waiting
+  (long-polls, event streams, which never end by themselves): a clean ``503`` for one that had
+  not started its answer, the end of the body for a stream. Uvicorn would otherwise wait
+  ``timeout_graceful_shutdown`` seconds, then cancel them and log a traceback for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import uvicorn
+
+from lastgood.errors import UsageError
+
+access_log = logging.getLogger("lastgood.access")
+
+# A GET still running this long after the stop began is held (a long-poll, an event stream):
+# ended then. Reads that are merely in progress finish well within it.
+READ_GRACE = 0.25
+# Anything else (a deploy or rollback through the API) gets this long to finish.
+WRITE_GRACE = 2.0
+_HELD = frozenset(("GET", "HEAD"))
+
+
+class AccessLog:
+    """ASGI wrapper: log each HTTP request when it ends, with its status and duration."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def noted(message: Any) -> None:
+            nonlocal status
+            await send(message)
+            if message["type"] == "http.response.start":  # sent: a refused one does not count
+                status = message["status"]
+
+        try:
+            await self.app(scope, receive, noted)
+        finally:
+            _log_request(scope, status, time.perf_counter() - started)
+
+
+def _log_request(scope: Any, status: int | None, seconds: float) -> None:
+    """One access line: ``CLIENT METHOD PATH STATUS DURATION`` (``-`` when nothing was sent)."""
+    client = scope.get("client")
+    where = f"{client[0]}:{client[1]}" if client else "-"
+    path = scope.get("path", "")
+    access_log.info(
+        "%s %s %s %s %.1f ms",
+        where,
+        scope.get("method", "-"),
+        path,
+        status if status is not None else "-",
+        seconds * 1000,
+    )
+
+
+class GracefulStop:
+    """ASGI wrapper that can end, cleanly, every request still running when the server stops.
+
+    :meth:`stop` cancels the running GET requests; ``stopping`` is then true, and a request
+    whose task is cancelled (by :meth:`stop`, or by uvicorn once its grace is over) answers
+    ``503`` with a JSON error if it had not started answering, or ends its body if it had,
+    instead of raising into uvicorn (which logs a traceback)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.stopping = False
+        self._running: dict[asyncio.Task[Any], str] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        task = asyncio.current_task()
+        if scope["type"] != "http" or task is None:
+            return await self.app(scope, receive, send)
+        self._running[task] = scope["method"]  # send is not wrapped: this is the hot path too
+        try:
+            await self.app(scope, receive, send)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise  # not a stop: not ours to hide
+            task.uncancel()
+            await _end(send)
+        finally:
+            del self._running[task]
+
+    def stop(self) -> None:
+        """Cancel the GET requests still running; later cancellations end requests cleanly."""
+        self.stopping = True
+        for task, method in list(self._running.items()):
+            if method in _HELD:
+                task.cancel()
+
+
+async def _end(send: Any) -> None:
+    """Finish a request the stop interrupted: a 503 if it had not begun to answer, else the end
+    of its body (uvicorn refuses a second start with RuntimeError). A broken connection is
+    ignored: it is going anyway."""
+    error = {"error": "the server is stopping and did not answer this request",
+             "hint": "ask again when it is back", "exit_code": 1}  # fmt: skip
+    body = json.dumps(error).encode()
+    headers = [(b"content-type", b"application/json"), (b"connection", b"close"),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+    try:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+    except RuntimeError:
+        with contextlib.suppress(OSError, RuntimeError):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    with contextlib.suppress(OSError, RuntimeError):
+        await send({"type": "http.response.body", "body": body})
+
+
+class StoppingServer(uvicorn.Server):
+    """Uvicorn's server, which ends held requests shortly after a stop begins (SIGTERM,
+    SIGINT) instead of waiting out its grace period for them."""
+
+    def __init__(self, config: uvicorn.Config, stopper: GracefulStop) -> None:
+        super().__init__(config)
+        self.stopper = stopper
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        """Close the listeners and idle connections (uvicorn), then end held reads."""
+        asyncio.get_running_loop().call_later(READ_GRACE, self.stopper.stop)
+        await super().shutdown(sockets)
+
+
+def run(app: Any, *, host: str, port: int, access: bool, **options: Any) -> None:
+    """Serve ``app`` until SIGTERM or SIGINT; writes nothing but the logs. ``options`` go to
+    :class:`uvicorn.Config` (TLS files). UsageError when it cannot listen on ``host:port``."""
+    stopper = GracefulStop(app)
+    outermost: Any = stopper
+    if access:  # outside the stopper, so that the 503s it answers are logged too
+        _log_access_to_stderr()
+        outermost = AccessLog(stopper)
+    config = uvicorn.Config(
+        outermost,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,  # ours above sees every request, the fast path's included
+        server_header=False,  # no need to tell the world which server software answers
+        timeout_graceful_shutdown=WRITE_GRACE,
+        **options,
+    )
+    server = StoppingServer(config, stopper)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn's way out when it cannot start; it has logged why
+        if server.started:
+            raise
+    if not server.started:
+        raise UsageError(
+            f"lastgood serve could not listen on {host}:{port}",
+            hint="stop what uses that port, or give another --port or --host",
+        )
+
+
+def _log_access_to_stderr() -> None:
+    """Access lines go to stderr, with the time, whatever the root logger does."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access_log.addHandler(handler)
+    access_log.setLevel(logging.INFO)
+    access_log.propagate = False
