@@ -78,3 +78,8 @@ def format_size(size: int) -> str:
             break
         amount, unit = amount / 1024, bigger
     return f"{amount:.1f} {unit}"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 file``, ``2 files``, ``0 files``; ``many`` for irregular plurals."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"

@@ -84,3 +84,39 @@ def test_a_mistyped_environment_gets_a_did_you_mean(ws: Workspace) -> None:
     assert done.returncode == 2
     assert "no environment named 'stagign'" in done.stderr
     assert "did you mean 'staging'?" in done.stderr
+
+
+def test_diff_without_arguments_says_what_it_compares(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    empty = ws.run("diff")
+    assert "comparing nothing (nothing is live on staging yet, and no version is recorded)" in (
+        empty.stderr
+    )
+    assert ws.run("snapshot", "-m", "one").returncode == 0
+    ws.healthy("two")
+    newest = ws.run("diff")
+    assert "comparing v1, the newest version (nothing is live on staging yet)" in newest.stderr
+    assert ws.run("deploy", "staging", "--version", "v1").returncode == 0
+    live = ws.run("diff")
+    assert "comparing v1 (live on staging) with the folder" in live.stderr
+    assert "+marker: two" in live.stdout
+
+
+def test_one_of_a_thing_is_not_plural(workspace: Factory) -> None:
+    ws = workspace()
+    ws.write("only.txt", "one file\n")
+    done = ws.run("snapshot", "-m", "single")
+    assert "1 file: single" in done.stdout and "1 files" not in done.stdout
+    plan = ws.run("deploy", "staging", "--dry-run")
+    assert "1 file, syntax and schemas" in plan.stdout
+
+
+def test_watch_once_prints_what_the_cycle_saw(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    done = ws.run("watch", "--once")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("cycle 1 (")
+    assert "staging: health ok, drift none" in done.stdout

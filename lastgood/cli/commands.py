@@ -17,7 +17,7 @@ from lastgood.cli import render as r
 from lastgood.errors import UsageError
 from lastgood.outcome import Outcome
 from lastgood.record import Record, fields_of
-from lastgood.units import format_duration
+from lastgood.units import format_duration, plural
 
 if TYPE_CHECKING:
     from lastgood.operations.status import EnvStatus
@@ -77,7 +77,8 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
     if as_json:
         r.emit_json(data)
     elif data["created"]:
-        r.out(f"{version.label} {version.short_hash} {version.file_count} files: {version.message}")
+        files = plural(version.file_count, "file")
+        r.out(f"{version.label} {version.short_hash} {files}: {version.message}")
     else:
         r.info(f"unchanged: the folder matches {version.label} ({version.short_hash})")
 
@@ -188,7 +189,10 @@ def diff(app: AppContext, old: str | None, new: str | None, as_json: bool) -> No
     else:
         from lastgood.operations import versions
 
-        before, after = versions.sides(app.project(), old, new)
+        project = app.project()
+        if old is None and not as_json:
+            r.info(versions.default_old(project)[1])
+        before, after = versions.sides(project, old, new)
         data = {"old": before.label, "new": after.label, "files": versions.changes(before, after),
                 "diff": versions.unified(before, after)}  # fmt: skip
     if as_json:

@@ -8,6 +8,7 @@ import click
 
 from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.units import plural
 
 if TYPE_CHECKING:
     from lastgood.records import Delivery
@@ -64,9 +65,10 @@ def notify_test(app: AppContext, route: str | None, as_json: bool) -> None:
                 r.out(f"        {result.detail}")
         failed = sum(result.status != "sent" for result in results)
         r.info(
-            f"all {len(results)} destinations got the test message"
+            (f"all {len(results)} destinations" if len(results) > 1 else "the destination")
+            + " got the test message"
             if ok
-            else f"{failed} of {len(results)} destinations did not get the test message; "
+            else f"{failed} of {plural(len(results), 'destination')} did not get the test message; "
             "see 'lastgood notify log'"
         )
     click.get_current_context().exit(0 if ok else 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,7 +11,10 @@ from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
 from lastgood.events import Event, EventKind
 from lastgood.record import as_dict
-from lastgood.units import parse_duration
+from lastgood.units import format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from lastgood.watch import CycleReport
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -51,7 +55,7 @@ def watch(
       lastgood watch
       lastgood watch --once --json
     """
-    from lastgood.watch import CycleReport, Watcher
+    from lastgood.watch import Watcher
 
     seconds = parse_duration(interval, name="--interval") if interval else None
     if seconds is not None and seconds <= 0:
@@ -71,8 +75,30 @@ def watch(
             data = as_dict(report)
             data["duration"] = report.duration
             click.echo(json.dumps(data), nl=True)
+        elif once or cycles:  # a bounded run is read by a person or a cron mail: say what it saw
+            r.out(_cycle_text(report))
 
     watcher = Watcher(
         project, interval=seconds, cycles=1 if once else cycles, wait=wait, on_cycle=show
     )
     click.get_current_context().exit(watcher.run())
+
+
+def _cycle_text(report: CycleReport) -> str:
+    """One cycle's results as lines: per environment, what each step found."""
+    lines = [f"cycle {report.number} ({format_duration(report.duration)})"]
+    envs = sorted({*report.health, *report.drift, *report.drills})
+    for env in envs:
+        steps = ", ".join(
+            f"{step} {found[env]}"
+            for step, found in (
+                ("health", report.health), ("drift", report.drift), ("drills", report.drills)
+            )
+            if env in found
+        )  # fmt: skip
+        lines.append(f"  {env}: {steps}")
+    lines.extend(f"  document {name}: {found}" for name, found in sorted(report.documents.items()))
+    if report.digest:
+        lines.append(f"  digest: {report.digest}")
+    lines.extend(f"  ! {problem}" for problem in report.problems)
+    return "\n".join(lines)

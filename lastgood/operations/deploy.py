@@ -30,7 +30,7 @@ from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.records import GOOD, Deployment, VersionInfo
-from lastgood.units import format_duration
+from lastgood.units import format_duration, plural
 from lastgood.validate import validate_bundle
 
 
@@ -100,7 +100,8 @@ def _plan_steps(
     steps = []
     if candidate.version is None:
         steps.append(PlanStep("snapshot", f"record the folder as {label}"))
-    steps.append(PlanStep("validate", f"{len(candidate.bundle.files)} files, syntax and schemas"))
+    files = plural(len(candidate.bundle.files), "file")
+    steps.append(PlanStep("validate", f"{files}, syntax and schemas"))
     steps.append(PlanStep("stage", f"{label} on {project.target(settings.name).describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))

@@ -8,6 +8,7 @@ from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.records import VersionInfo
+from lastgood.units import plural
 
 
 class SnapshotResult(Record):
@@ -52,7 +53,7 @@ def snapshot(
     project.emit(
         Event(
             EventKind.SNAPSHOT_CREATED,
-            f"recorded {version.label} ({version.file_count} files) by {version.author}",
+            f"recorded {version.label} ({plural(version.file_count, 'file')}) by {version.author}",
             version=version.number,
             data={"hash": version.content_hash, "message": version.message},
         )

@@ -56,13 +56,23 @@ def diff(project: Project, old: str | None = None, new: str | None = None) -> st
 def sides(project: Project, old: str | None, new: str | None) -> tuple[Side, Side]:
     """The two sides a diff compares (see :func:`diff` for the defaults)."""
     if old is None:
-        env = project.config.default_environment()
-        old = f"{env}:live" if env else None
-        if old is None or project.target(env).live() is None:  # type: ignore[arg-type]
-            head = project.store.head()
-            old = head.label if head else None
+        old, _ = default_old(project)
     before = Side("empty", {}) if old is None else _side(project, old)
     return before, _side(project, new)
+
+
+def default_old(project: Project) -> tuple[str | None, str]:
+    """What a diff without OLD compares against, and a sentence that says so (and why): live
+    on the default environment, else the newest version, else nothing. Reads only."""
+    env = project.config.default_environment()
+    live = project.target(env).live() if env else None
+    if env and live is not None:
+        return f"{env}:live", f"comparing v{live.version} (live on {env}) with the folder"
+    head = project.store.head()
+    why = f"nothing is live on {env} yet" if env else "no environment is configured"
+    if head is None:
+        return None, f"comparing nothing ({why}, and no version is recorded) with the folder"
+    return head.label, f"comparing {head.label}, the newest version ({why}), with the folder"
 
 
 def changes(before: Side, after: Side) -> dict[str, list[str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from lastgood import units
 from lastgood.operations.report import Change, Digest, EnvDigest, Restore
 
 RESULTS = {
@@ -47,8 +48,7 @@ def ago(age: float) -> str:
     return seconds(age) + " ago"
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+plural = units.plural
 
 
 def when(epoch: float) -> str:
