@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -97,7 +98,8 @@ def test_demo_keep_prints_the_timeline_and_keeps_the_folder(tmp_path: Path) -> N
     assert any(all(word in line for word in ("deploy", "- → v1", "succeeded")) for line in lines)
     assert any(all(word in line for word in ("v1 → v2", "failed-restored")) for line in lines)
     assert any(all(word in line for word in ("auto-rollback", "v2 → v1", "ms")) for line in lines)
-    assert "v1 active again" in done.stdout and "v1 verified" in done.stdout
+    assert "restored in" in done.stdout and "verified in" in done.stdout
+    _assert_readme_sample_is_real(done.stdout + done.stderr)
     assert "Deploy exit codes: 0, 3" in done.stdout
     [folder] = demo_folders(tmp_path)
     assert f"kept at {folder}" in done.stderr
@@ -185,3 +187,22 @@ def test_demo_drill_rehearses_the_same_breakage(tmp_path: Path) -> None:
     assert ("drill", "passed") in kinds
     assert "lastgood drill demo" in done.stderr
     assert scorer_processes(str(tmp_path)) == []
+
+
+def _shape(line: str) -> str:
+    """A line with what changes from run to run (times, durations, hashes, author) masked."""
+    line = re.sub(r"^\d\d:\d\d:\d\d ", "", line)
+    line = re.sub(r"\d+(\.\d+)? (ms|s)\b", "N", line)
+    line = re.sub(r"v2-[0-9a-f]{8}", "v2-HASH", line)
+    line = re.sub(r"round \d+", "round N", line)
+    return re.sub(r" by \S+$", " by AUTHOR", line)
+
+
+def _assert_readme_sample_is_real(output: str) -> None:
+    """The README's failed-deploy sample is what the demo really prints, line for line."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("What a failed deploy looks like", 1)[1].split("```text\n", 1)[1]
+    expected = [_shape(line) for line in sample.split("```", 1)[0].splitlines()]
+    printed = {_shape(line) for line in output.splitlines()}
+    missing = [line for line in expected if line not in printed]
+    assert not missing, f"README lines the demo no longer prints: {missing}"

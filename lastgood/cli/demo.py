@@ -68,10 +68,10 @@ def report(result: DemoResult) -> str:
     restore = result.restore
     if restore is not None:
         lines += [
-            "Time to restore, from the failed check round that tripped the rollback:",
+            "From the failed check round that tripped the rollback:",
             f"  v2 caught after    {format_duration(result.detected_after)} live",
-            f"  v1 active again    {format_duration(restore.time_to_active)}",
-            f"  v1 verified        {format_duration(restore.time_to_verified)}",
+            f"  restored in        {format_duration(restore.time_to_active)}  (v1 active again)",
+            f"  verified in        {format_duration(restore.time_to_verified)}  (v1 proven healthy)",
         ]
     codes = ", ".join(str(code) for code in result.exit_codes)
     lines.append(f"Deploy exit codes: {codes} (3: failed its checks, last known good restored)")
@@ -83,12 +83,13 @@ def _timeline(result: DemoResult) -> str:
     start = result.deployments[0].requested_at if result.deployments else 0.0
     rows = []
     for d in result.deployments:
-        restore = format_duration(d.time_to_active) if d.is_rollback else ""
+        restored = format_duration(d.time_to_active) if d.is_rollback else ""
+        verified = format_duration(d.time_to_verified) if d.is_rollback else ""
         versions = f"{_label(d.from_version)} → {_label(d.to_version)}"
         offset = f"+{d.requested_at - start:.1f} s"
         why = d.reason if len(d.reason) <= 60 else d.reason[:59] + "…"
-        rows.append([f"#{d.id}", offset, d.kind, versions, d.status, restore, why])
-    headers = ["id", "at", "what", "versions", "outcome", "restore", "why"]
+        rows.append([f"#{d.id}", offset, d.kind, versions, d.status, restored, verified, why])
+    headers = ["id", "at", "what", "versions", "outcome", "restored in", "verified in", "why"]
     return r.table(headers, rows)
 
 
