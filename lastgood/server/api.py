@@ -143,7 +143,7 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
         return verbs.plan_deploy(project, env, ref=body.version).to_json()
     outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
                            force=body.force, source="server")  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     return _with_fleet(state, env, outcome.to_json())
 
 
@@ -154,7 +154,7 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
     allowed(token, "deployer", known_env(state, env))
     outcome = do_rollback(state.acting(token), env, to=body.to, reason=body.message,
                           force=body.force, source="server")  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     data = outcome.to_json()
     fleet = wait_for_fleet(state, env, body.wait_fleet)
     if fleet is not None:
@@ -190,7 +190,7 @@ def drill(env: str, body: DrillRequest, state: State, token: Caller) -> dict[str
     allowed(token, "admin" if body.override_protection else "deployer", known_env(state, env))
     result = do_drill(state.acting(token), env, override_protection=body.override_protection,
                       reason=body.message)  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     data = as_dict(result)
     data["exit_code"] = result.exit_code
     return data
