@@ -163,9 +163,13 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
 
 
 def wait_for_fleet(state: ServerState, env: str, seconds: float) -> FleetStanding | None:
-    """Wait until every live consumer serves the live version, or ``seconds`` pass."""
+    """Wait until every live consumer serves the live version, or ``seconds`` pass.
+
+    Consumers of other servers on the same store count too: their reports are read from the
+    store again every tenth of a second while this waits."""
     deadline = time.monotonic() + seconds
     while True:
+        state.consumers.read_shared(older_than=0.1)
         fleet = live_fleet(state, env)
         if fleet is None or fleet.complete or fleet.total == 0 or time.monotonic() >= deadline:
             return fleet

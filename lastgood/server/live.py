@@ -6,10 +6,12 @@ dictionary lookup and a revalidation is a string compare. Waiters (long-polls, e
 wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
 the whole fleet at once.
 
-Changes are seen two ways: the server's own deploys and rollbacks refresh the feed before they
-answer (see :meth:`Feeds.publish_now`), so a read right after the answer gets the new version,
-and a poll every ``interval`` seconds catches the CLI, the watcher or any other process
-switching the same target.
+Changes are seen three ways: the server's own deploys and rollbacks refresh the feed before they
+answer (see :meth:`Feeds.publish_now`), so a read right after the answer gets the new version;
+on PostgreSQL every switch recorded in the store is announced with ``NOTIFY`` and refreshes that
+feed at once on every server (see :mod:`lastgood.server.switches`); and a poll every
+``interval`` seconds catches whatever else switches the same target (the CLI on SQLite, an
+offline rollback, and everything while the PostgreSQL listener is down).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lastgood.record import Record
 
 if TYPE_CHECKING:
     from lastgood.project import Project
+    from lastgood.server.switches import Listening
     from lastgood.targets.base import Release
     from lastgood.targets.served import ServedTarget
 
@@ -171,8 +174,10 @@ class Feeds:
         for name, env in project.config.environments.items():
             if env.target.type == "served":
                 self.feeds[name] = Feed(name, project.target(name))  # type: ignore[arg-type]
+        self.project = project
         self._poke = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.safety_interval: float | None = None  # set while a listener hears every switch
 
     def get(self, env: str) -> Feed | None:
         return self.feeds.get(env)
@@ -204,15 +209,46 @@ class Feeds:
                 return False
             time.sleep(0.01)
 
+    def announced(self, env: str) -> None:
+        """Another process switched ``env`` (thread-safe): refresh that feed at once."""
+        feed, loop = self.feeds.get(env), self._loop
+        if feed is not None and loop is not None:
+            asyncio.run_coroutine_threadsafe(feed.refresh(), loop)
+
+    def listening(self, up: bool, safety: float) -> None:
+        """The store's listener connected (``up``) or lost (thread-safe). While it listens the
+        poll slows to ``safety`` seconds (``interval`` if longer); either way every feed is
+        looked at now, for switches announced while nobody listened."""
+        self.safety_interval = max(self.interval, safety) if up else None
+        self.poke()
+
     async def run(self) -> None:
-        """Refresh every feed, then wait for a poke or the poll interval; forever."""
+        """Refresh every feed, then wait for a poke or the poll interval; forever. On a store
+        that announces switches (PostgreSQL), a listener thread runs beside it."""
         self._loop = asyncio.get_running_loop()
-        while True:
-            for feed in self.feeds.values():
-                await feed.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.interval)
-            self._poke.clear()
+        listening = self._listen()
+        try:
+            while True:
+                for feed in self.feeds.values():
+                    await feed.refresh()
+                with contextlib.suppress(TimeoutError):
+                    wait = self.safety_interval or self.interval
+                    await asyncio.wait_for(self._poke.wait(), wait)
+                self._poke.clear()
+        finally:
+            if listening is not None:
+                listening.stop()
+
+    def _listen(self) -> Listening | None:
+        """Start listening for switches, when there are feeds and the store can announce."""
+        from lastgood.server.switches import Listening
+
+        listener = self.project.store.switch_listener() if self.feeds else None
+        if listener is None:
+            return None
+        listening = Listening(self, listener)
+        listening.start()
+        return listening
 
 
 def _live_release(feed: Feed) -> Release | None:
