@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -184,8 +185,10 @@ class Feeds:
 
     def poke(self) -> None:
         """Look at the targets now (thread-safe): called when this server switched one."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._poke.set)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+                loop.call_soon_threadsafe(self._poke.set)
 
     def publish_now(self, env: str, timeout: float = PUBLISH_WAIT) -> bool:
         """Refresh ``env``'s feed and wait until it publishes what the target serves now, for at
@@ -198,8 +201,10 @@ class Feeds:
             return False
         deadline = time.monotonic() + timeout
         while True:
+            refreshing = _refresh_soon(feed, loop)
+            if refreshing is None:
+                return False  # the server is stopping
             with contextlib.suppress(TimeoutError):
-                refreshing = asyncio.run_coroutine_threadsafe(feed.refresh(), loop)
                 refreshing.result(max(0.0, deadline - time.monotonic()))
             if feed.publishes(_live_release(feed)):
                 return True
@@ -213,7 +218,7 @@ class Feeds:
         """Another process switched ``env`` (thread-safe): refresh that feed at once."""
         feed, loop = self.feeds.get(env), self._loop
         if feed is not None and loop is not None:
-            asyncio.run_coroutine_threadsafe(feed.refresh(), loop)
+            _refresh_soon(feed, loop)
 
     def listening(self, up: bool, safety: float) -> None:
         """The store's listener connected (``up``) or lost (thread-safe). While it listens the
@@ -249,6 +254,19 @@ class Feeds:
         listening = Listening(self, listener)
         listening.start()
         return listening
+
+
+def _refresh_soon(
+    feed: Feed, loop: asyncio.AbstractEventLoop
+) -> concurrent.futures.Future[bool] | None:
+    """Schedule ``feed.refresh()`` on the server's loop from another thread; None when the
+    loop has closed (the server is stopping)."""
+    refresh = feed.refresh()
+    try:
+        return asyncio.run_coroutine_threadsafe(refresh, loop)
+    except RuntimeError:
+        refresh.close()
+        return None
 
 
 def _live_release(feed: Feed) -> Release | None:

@@ -50,7 +50,7 @@ class Listening(threading.Thread):
                 self._listening(failures)
                 failures = 0
                 self._follow()
-            except StoreError as exc:
+            except Exception as exc:  # never let the thread die: the feeds would only poll
                 self._lost(exc, failures)
                 self._stopping.wait(RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)])
                 failures += 1
@@ -68,8 +68,11 @@ class Listening(threading.Thread):
             for env in self.listener.wait(WAIT):
                 self.feeds.announced(env)
 
-    def _lost(self, exc: StoreError, failures: int) -> None:
+    def _lost(self, exc: Exception, failures: int) -> None:
         self.feeds.listening(False, SAFETY_POLL)
+        if not isinstance(exc, StoreError):
+            log.error("the switch listener failed unexpectedly", exc_info=exc)
         if not failures:  # one warning per outage, not one per retry
+            why = exc.message if isinstance(exc, StoreError) else type(exc).__name__
             log.warning("%s; polling every %g s for switches until the store answers again",
-                        exc.message, self.feeds.interval)  # fmt: skip
+                        why, self.feeds.interval)  # fmt: skip
