@@ -165,3 +165,30 @@ def test_a_server_whose_listener_connection_is_killed_listens_again(
     assert eventually(lambda: listeners(pg_url) == 2)
     rollback_wakes_b(ws, a, b, deployer, 1, "server A")
     assert "polling every 10 s for switches until the store answers again" in b.log.read_text()
+
+
+def test_a_recorded_switch_is_announced_on_postgresql_and_sqlite_has_no_listener(
+    workspace: Callable[..., Workspace], pg_url: str, tmp_path: Path
+) -> None:
+    """The store side in process: any process recording an activation (here the CLI) sends
+    the environment's name to every listener; a SQLite store offers no listener at all."""
+    from lastgood.store import open_store
+
+    ws = workspace(target="served", store=pg_url)
+    ws.healthy("one")
+    store = open_store(pg_url)
+    listener = store.switch_listener()
+    assert listener is not None
+    try:
+        listener.connect()
+        assert listener.wait(0.1) == set()
+        assert ws.run("deploy", "staging", "-m", "one").returncode == 0
+        assert eventually(lambda: listener.wait(0.5)) == {"staging"}
+    finally:
+        listener.close()
+        store.close()
+    lite = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert lite.switch_listener() is None
+    finally:
+        lite.close()
