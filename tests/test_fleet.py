@@ -113,3 +113,32 @@ def test_serve_without_the_server_extra_prints_the_install_hint(
     assert done.returncode == 2
     assert "lastgood serve needs the server extra" in done.stderr
     assert "pip install 'lastgood[server]'" in done.stderr
+
+
+def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
+    store_url: str,
+) -> None:
+    """Two registries on one store, as two servers: each sees the other's consumers once they
+    are flushed, the newer report of a consumer wins, and one silent for STALE_AFTER is gone."""
+    from lastgood.operations.fleet import STALE_AFTER
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store_a, store_b = open_store(store_url), open_store(store_url)
+    try:
+        a, b = Consumers(store_a), Consumers(store_b)
+        now = time.time()
+        b.report("prod", "app-1", name="app-1", version=3, content_hash="c3", now=now - 5)
+        b.report("prod", "old", name="old", version=2, content_hash="c2", now=now - STALE_AFTER - 1)
+        a.report("prod", "app-1", name="app-1", version=2, content_hash="c2", now=now - 10)
+        assert b.flush() == 2 and a.flush() == 1  # A's older report of app-1 lands last
+        a.read_shared(now=now)
+        assert [(c.consumer_id, c.version) for c in a.of("prod")] == [("app-1", 2)]
+        b.report("prod", "app-1", name="app-1", version=3, content_hash="c3", now=now - 1)
+        b.flush()
+        a.read_shared(now=now)
+        assert [(c.consumer_id, c.version) for c in a.of("prod")] == [("app-1", 3)]
+        assert a.of("staging") == []
+    finally:
+        store_a.close()
+        store_b.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import socket
 import threading
 import time
@@ -164,3 +165,50 @@ def test_long_poll_and_event_stream_follow_a_switch(
             following = [line for line in itertools.islice(lines, 4) if line]
             rollback.join()
         assert following[0] == "event: config" and '"version": 1' in following[1]
+
+
+def two_large_versions(workspace: Callable[..., Workspace]) -> Workspace:
+    """v1 and v2 deployed, each with a few hundred files, so publishing one takes the feed
+    long enough for an answer sent before it to show."""
+    ws = served(workspace)
+    for marker in ("one", "two"):
+        for number in range(300):
+            ws.write(f"rules/rule-{number}.yaml", f"rule: {number}\nmarker: {marker}\n" * 20)
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0
+    return ws
+
+
+def test_a_config_read_right_after_a_rollback_or_deploy_returns_the_new_version(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """Read your own writes: the API answers a switch only once the feed publishes it. With
+    --poll 10 nothing but the server's own switch can refresh the feed in this loop, so an
+    answer sent before the feed published the new version shows as the old one right after."""
+    server = serve(two_large_versions(workspace), "--poll", "10")
+    with server.client(server.token("deployer")) as http:
+        for want in [2, 3] * 10:
+            done = http.post("/api/v1/envs/staging/rollback",
+                             json={"to": f"v{want}", "wait_fleet": 0})  # fmt: skip
+            assert done.status_code == 200 and done.json()["exit_code"] == 0, done.text
+            assert http.get("/api/v1/envs/staging/config").json()["version"] == want
+
+
+def test_a_config_read_right_after_a_rollback_on_the_web_page_returns_the_new_version(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """The page's rollback and deploy buttons answer, like the API, once the feed publishes."""
+    server = serve(two_large_versions(workspace), "--poll", "10")
+    reader = server.client(server.token("viewer"))
+    with reader, server.client() as page:
+        signed_in = page.post("/login", data={"token": server.token("deployer")})
+        assert signed_in.status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.get("/").text)
+        assert csrf is not None
+        for _ in range(10):
+            back = page.post("/envs/staging/rollback", data={"csrf": csrf.group(1)})
+            assert back.status_code == 200 and "v2" in back.text, back.text
+            assert reader.get("/api/v1/envs/staging/config").json()["version"] == 2
+            forth = page.post("/envs/staging/deploy", data={"csrf": csrf.group(1), "version": "v3"})
+            assert forth.status_code == 200 and "v3" in forth.text, forth.text
+            assert reader.get("/api/v1/envs/staging/config").json()["version"] == 3

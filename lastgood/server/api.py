@@ -147,7 +147,7 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
     outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
                            force=body.force, source="server",
                            ignore_baseline=body.ignore_baseline)  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     return _with_fleet(state, env, outcome.to_json())
 
 
@@ -158,7 +158,7 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
     allowed(token, "deployer", known_env(state, env))
     outcome = do_rollback(state.acting(token), env, to=body.to, reason=body.message,
                           force=body.force, source="server")  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     data = outcome.to_json()
     fleet = wait_for_fleet(state, env, body.wait_fleet)
     if fleet is not None:
@@ -167,9 +167,13 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
 
 
 def wait_for_fleet(state: ServerState, env: str, seconds: float) -> FleetStanding | None:
-    """Wait until every live consumer serves the live version, or ``seconds`` pass."""
+    """Wait until every live consumer serves the live version, or ``seconds`` pass.
+
+    Consumers of other servers on the same store count too: their reports are read from the
+    store again every tenth of a second while this waits."""
     deadline = time.monotonic() + seconds
     while True:
+        state.consumers.read_shared(older_than=0.1)
         fleet = live_fleet(state, env)
         if fleet is None or fleet.complete or fleet.total == 0 or time.monotonic() >= deadline:
             return fleet
@@ -194,7 +198,7 @@ def drill(env: str, body: DrillRequest, state: State, token: Caller) -> dict[str
     allowed(token, "admin" if body.override_protection else "deployer", known_env(state, env))
     result = do_drill(state.acting(token), env, override_protection=body.override_protection,
                       reason=body.message)  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     data = as_dict(result)
     data["exit_code"] = result.exit_code
     return data

@@ -4,7 +4,14 @@ Reports arrive on every config request (headers ``X-Lastgood-Consumer``,
 ``X-Lastgood-Consumer-Name`` and ``X-Lastgood-Serving: VERSION:HASH``) and on
 ``POST /api/v1/envs/{env}/consumers``. They are kept in memory, so a thousand consumers reporting
 at once cost a thousand dictionary writes, and flushed to the store in one transaction every
-``flush_every`` seconds, so ``lastgood status`` and a restarted server see the same fleet.
+``flush_every`` seconds, so ``lastgood status``, a restarted server and every other server on the
+same store see the same fleet.
+
+The fleet a server shows is its own reports merged with those other servers flushed: each
+flush also reads back the consumers heard from within ``STALE_AFTER`` (one query, however many
+consumers), and a rollback waiting for its fleet reads them again as it waits. For a consumer
+known both ways the newer report wins; a consumer silent for ``STALE_AFTER`` drops out of the
+shared part by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from lastgood.errors import UsageError
+from lastgood.operations.fleet import STALE_AFTER
 from lastgood.records import Consumer
 
 if TYPE_CHECKING:
@@ -22,6 +30,7 @@ if TYPE_CHECKING:
 
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
+SHARE_EVERY = 1.0  # seconds between reads of the consumers other servers flushed
 # the store keeps versions in signed 64-bit columns; a larger number in one report would fail
 # every later flush (they are one transaction), so it is refused where it comes in
 MAX_VERSION = 2**63 - 1
@@ -88,6 +97,8 @@ class Consumers:
         self._lock = threading.Lock()
         self._known = {(c.env, c.consumer_id): _Entry.of(c) for c in store.consumers()}
         self._dirty: set[tuple[str, str]] = set()
+        self._shared: dict[tuple[str, str], Consumer] = {}  # as every server flushed them
+        self._shared_at = 0.0
         self.reports = 0
 
     def report(
@@ -115,12 +126,30 @@ class Consumers:
             self.reports += 1
 
     def of(self, env: str) -> list[Consumer]:
-        with self._lock:
-            return [entry.record() for (e, _), entry in self._known.items() if e == env]
+        """The consumers of ``env``: this server's reports and every other server's."""
+        return [consumer for consumer in self.all() if consumer.env == env]
 
     def all(self) -> list[Consumer]:
+        """Every consumer known here or to another server on the store, newest report each."""
         with self._lock:
-            return [entry.record() for entry in self._known.values()]
+            merged = {key: entry.record() for key, entry in self._known.items()}
+            shared = list(self._shared.items())
+        for key, consumer in shared:
+            mine = merged.get(key)
+            if mine is None or consumer.seen_at > mine.seen_at:
+                merged[key] = consumer
+        return list(merged.values())
+
+    def read_shared(self, older_than: float = 0.0, now: float | None = None) -> None:
+        """Read the consumers every server flushed within ``STALE_AFTER`` (one query), unless
+        the last read is younger than ``older_than`` seconds. Reads the store only."""
+        now = time.time() if now is None else now
+        if now - self._shared_at < older_than:
+            return
+        rows = self.store.consumers(seen_since=now - STALE_AFTER)
+        with self._lock:
+            self._shared = {(c.env, c.consumer_id): c for c in rows}
+            self._shared_at = now
 
     def flush(self) -> int:
         """Write what changed since the last flush, in one transaction; returns how many."""
@@ -143,12 +172,14 @@ class Consumers:
         self.store.forget_consumers(seen_before=cutoff)
 
     async def run(self) -> None:
-        """Flush forever; forget consumers silent for a week once an hour."""
+        """Flush and read the other servers' reports forever; forget consumers silent for a
+        week once an hour."""
         last_forget = 0.0
         while True:
             await asyncio.sleep(self.flush_every)
             try:
                 await asyncio.to_thread(self.flush)
+                await asyncio.to_thread(self.read_shared, SHARE_EVERY)
                 if time.time() - last_forget > 3600:
                     last_forget = time.time()
                     await asyncio.to_thread(self.forget_old)

@@ -6,28 +6,42 @@ dictionary lookup and a revalidation is a string compare. Waiters (long-polls, e
 wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
 the whole fleet at once.
 
-Changes are seen two ways: the server's own deploys and rollbacks poke the feeds the moment the
-target switches (see :meth:`Feeds.poke`), and a poll every ``interval`` seconds catches the CLI,
-the watcher or any other process switching the same target.
+Changes are seen three ways: the server's own deploys and rollbacks refresh the feed before they
+answer (see :meth:`Feeds.publish_now`), so a read right after the answer gets the new version;
+on PostgreSQL every switch recorded in the store is announced with ``NOTIFY`` and refreshes that
+feed at once on every server (see :mod:`lastgood.server.switches`); and a poll every
+``interval`` seconds catches whatever else switches the same target (the CLI on SQLite, an
+offline rollback, and everything while the PostgreSQL listener is down).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import json
+import logging
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lastgood.bundle import Bundle
+from lastgood.errors import LastgoodError
 from lastgood.record import Record
 
 if TYPE_CHECKING:
     from lastgood.project import Project
+    from lastgood.server.switches import Listening
+    from lastgood.targets.base import Release
     from lastgood.targets.served import ServedTarget
+
+log = logging.getLogger("lastgood.server")
+
+# How long a deploy or rollback answer waits for its feed to publish the new version. Loading a
+# release takes milliseconds; this bound only matters when the release cannot be read.
+PUBLISH_WAIT = 5.0
 
 
 class Served(Record):
@@ -36,6 +50,7 @@ class Served(Record):
     env: str
     version: int
     content_hash: str
+    release: str  # the release ``current`` pointed at: its version and recorded content hash
     drifted: bool
     files: dict[str, bytes]
     body: bytes
@@ -85,6 +100,7 @@ class Feed:
         self.current: Served | None = None
         self._link: str | None = None
         self._changed = asyncio.Event()
+        self._refreshing = asyncio.Lock()
 
     def _readlink(self) -> str | None:
         try:
@@ -108,11 +124,18 @@ class Feed:
         }
         body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         return Served(env=self.env, version=release.version, content_hash=actual,
-                      drifted=actual != release.content_hash, files=files, body=body,
-                      published_at=time.time())  # fmt: skip
+                      release=release.name, drifted=actual != release.content_hash,
+                      files=files, body=body, published_at=time.time())  # fmt: skip
 
     async def refresh(self) -> bool:
-        """Publish the target's live release if it changed; wake every waiter. True if changed."""
+        """Publish the target's live release if it changed; wake every waiter. True if changed.
+
+        One refresh at a time per feed: a poll that read the old link must not publish it over
+        a newer release published by a refresh that started after it."""
+        async with self._refreshing:
+            return await self._refresh()
+
+    async def _refresh(self) -> bool:
         link = self._readlink()
         if link == self._link and (link is None or self.current is not None):
             return False
@@ -124,6 +147,12 @@ class Feed:
         woken, self._changed = self._changed, asyncio.Event()
         woken.set()
         return True
+
+    def publishes(self, release: Release | None) -> bool:
+        """Whether what this feed publishes is ``release`` (same version and recorded hash)."""
+        if release is None:
+            return self.current is None
+        return self.current is not None and self.current.release == release.name
 
     async def wait_change(self, etag: str | None, timeout: float) -> None:
         """Return once what is published differs from ``etag``, or after ``timeout`` seconds."""
@@ -146,23 +175,103 @@ class Feeds:
         for name, env in project.config.environments.items():
             if env.target.type == "served":
                 self.feeds[name] = Feed(name, project.target(name))  # type: ignore[arg-type]
+        self.project = project
         self._poke = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.safety_interval: float | None = None  # set while a listener hears every switch
 
     def get(self, env: str) -> Feed | None:
         return self.feeds.get(env)
 
     def poke(self) -> None:
         """Look at the targets now (thread-safe): called when this server switched one."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._poke.set)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the server is stopping
+                loop.call_soon_threadsafe(self._poke.set)
+
+    def publish_now(self, env: str, timeout: float = PUBLISH_WAIT) -> bool:
+        """Refresh ``env``'s feed and wait until it publishes what the target serves now, for at
+        most ``timeout`` seconds; True once it does. Called from a request's worker thread (never
+        the event loop) by a deploy or rollback before it answers, so a read that follows the
+        answer gets the new version. A feed still behind at the deadline is logged, not raised:
+        the switch itself is done and recorded."""
+        feed, loop = self.feeds.get(env), self._loop
+        if feed is None or loop is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            refreshing = _refresh_soon(feed, loop)
+            if refreshing is None:
+                return False  # the server is stopping
+            with contextlib.suppress(TimeoutError):
+                refreshing.result(max(0.0, deadline - time.monotonic()))
+            if feed.publishes(_live_release(feed)):
+                return True
+            if time.monotonic() >= deadline:
+                log.warning("the live config of %s was not published within %.0f s; answering "
+                            "anyway (the next poll publishes it)", env, timeout)  # fmt: skip
+                return False
+            time.sleep(0.01)
+
+    def announced(self, env: str) -> None:
+        """Another process switched ``env`` (thread-safe): refresh that feed at once."""
+        feed, loop = self.feeds.get(env), self._loop
+        if feed is not None and loop is not None:
+            _refresh_soon(feed, loop)
+
+    def listening(self, up: bool, safety: float) -> None:
+        """The store's listener connected (``up``) or lost (thread-safe). While it listens the
+        poll slows to ``safety`` seconds (``interval`` if longer); either way every feed is
+        looked at now, for switches announced while nobody listened."""
+        self.safety_interval = max(self.interval, safety) if up else None
+        self.poke()
 
     async def run(self) -> None:
-        """Refresh every feed, then wait for a poke or the poll interval; forever."""
+        """Refresh every feed, then wait for a poke or the poll interval; forever. On a store
+        that announces switches (PostgreSQL), a listener thread runs beside it."""
         self._loop = asyncio.get_running_loop()
-        while True:
-            for feed in self.feeds.values():
-                await feed.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.interval)
-            self._poke.clear()
+        listening = self._listen()
+        try:
+            while True:
+                for feed in self.feeds.values():
+                    await feed.refresh()
+                with contextlib.suppress(TimeoutError):
+                    wait = self.safety_interval or self.interval
+                    await asyncio.wait_for(self._poke.wait(), wait)
+                self._poke.clear()
+        finally:
+            if listening is not None:
+                listening.stop()
+
+    def _listen(self) -> Listening | None:
+        """Start listening for switches, when there are feeds and the store can announce."""
+        from lastgood.server.switches import Listening
+
+        listener = self.project.store.switch_listener() if self.feeds else None
+        if listener is None:
+            return None
+        listening = Listening(self, listener)
+        listening.start()
+        return listening
+
+
+def _refresh_soon(
+    feed: Feed, loop: asyncio.AbstractEventLoop
+) -> concurrent.futures.Future[bool] | None:
+    """Schedule ``feed.refresh()`` on the server's loop from another thread; None when the
+    loop has closed (the server is stopping)."""
+    refresh = feed.refresh()
+    try:
+        return asyncio.run_coroutine_threadsafe(refresh, loop)
+    except RuntimeError:
+        refresh.close()
+        return None
+
+
+def _live_release(feed: Feed) -> Release | None:
+    """What the feed's target serves now; None when it cannot tell (no link, or not a link)."""
+    try:
+        return feed.target.live()
+    except (LastgoodError, OSError, ValueError):  # the poll reports a broken link, not this
+        return None

@@ -445,7 +445,7 @@ def rollback(
     reason = _message(message)
     check_unchanged(env, live, live_now(state.project, env), f"/envs/{env}/rollback")
     outcome = do_rollback(state.acting(who.token), env, reason=reason, source="web")
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     fleet = wait_for_fleet(state, env, state.fleet_wait)
     return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,
                   restored=RESTORED)  # fmt: skip
@@ -491,7 +491,7 @@ def deploy(
     check_unchanged(env, live, live_now(state.project, env), again)
     outcome = do_deploy(state.acting(who.token), env, message=reason, ref=version.strip(),
                         source="web")  # fmt: skip
-    state.feeds.poke()
+    state.feeds.publish_now(env)
     fleet = wait_for_fleet(state, env, state.fleet_wait)
     return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,
                   restored=RESTORED)  # fmt: skip

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         VersionInfo,
         WebSession,
     )
+    from lastgood.store.switches import SwitchListener
 
 
 class StoreBackend(Protocol):
@@ -202,12 +203,20 @@ class StoreBackend(Protocol):
     def revoke_token(self, token_id: int) -> ApiToken:
         """Mark a token revoked from now on (writes); NotFoundError when there is none."""
 
+    def switch_listener(self) -> SwitchListener | None:
+        """Something that hears every switch recorded in this store at once (PostgreSQL
+        ``LISTEN``), or None when the store cannot announce switches (SQLite: poll instead).
+        Setting a ledger record's ``activated_at`` is what announces a switch."""
+
     # consumers: applications reading a served environment's config through the SDK
     def save_consumers(self, consumers: Iterable[Consumer]) -> None:
         """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
 
-    def consumers(self, env: str | None = None) -> list[Consumer]:
-        """Consumers as last reported, most recently seen first."""
+    def consumers(
+        self, env: str | None = None, *, seen_since: float | None = None
+    ) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first; with ``seen_since``, only
+        those heard from at or after it (how servers sharing a store read each other's)."""
 
     def forget_consumers(self, *, seen_before: float) -> int:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""

@@ -34,8 +34,9 @@ from lastgood.records import (
     WebSession,
 )
 from lastgood.settings import mask_url
-from lastgood.store import common, schema
+from lastgood.store import common, schema, switches
 from lastgood.store import tables as t
+from lastgood.store.switches import SwitchListener
 
 
 def normalize_url(url: str) -> str:
@@ -349,12 +350,32 @@ class Store:
         return self.deployment(int(new_id))
 
     def update_deployment(self, deployment_id: int, **values: Any) -> Deployment:
-        """Change fields of a ledger record and return it as it now stands."""
+        """Change fields of a ledger record and return it as it now stands.
+
+        Setting ``activated_at`` on PostgreSQL also announces the switch to every server on
+        the store (``NOTIFY``, delivered when this transaction commits; see
+        :mod:`lastgood.store.switches`)."""
         with self._tx("update a ledger record") as db:
             db.execute(
                 t.deployments.update().where(t.deployments.c.id == deployment_id).values(**values)
             )
+            if values.get("activated_at") is not None and self._listens:
+                where = t.deployments.c.id == deployment_id
+                env = db.execute(sa.select(t.deployments.c.env).where(where)).scalar()
+                if env is not None:
+                    switches.announce(db, env)
         return self.deployment(deployment_id)
+
+    @property
+    def _listens(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def switch_listener(self) -> SwitchListener | None:
+        """A listener for switches announced on this store; None unless it is PostgreSQL."""
+        if not self._listens:
+            return None
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return SwitchListener(dsn, self.url)
 
     def deployment(self, deployment_id: int) -> Deployment:
         with self._tx("read a ledger record") as db:
@@ -605,11 +626,16 @@ class Store:
                 db.execute(t.consumers.delete().where(key.in_(done)))
                 db.execute(t.consumers.insert(), batch)
 
-    def consumers(self, env: str | None = None) -> list[Consumer]:
-        """Consumers as last reported, most recently seen first."""
+    def consumers(
+        self, env: str | None = None, *, seen_since: float | None = None
+    ) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first; with ``seen_since``, only
+        those heard from at or after it."""
         query = sa.select(t.consumers).order_by(t.consumers.c.seen_at.desc())
         if env is not None:
             query = query.where(t.consumers.c.env == env)
+        if seen_since is not None:
+            query = query.where(t.consumers.c.seen_at >= seen_since)
         with self._tx("read consumers") as db:
             return [Consumer(**row._mapping) for row in db.execute(query)]
 

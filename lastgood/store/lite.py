@@ -577,6 +577,10 @@ class LiteStore:
             raise common.token_not_found(token_id)
         return found[0]
 
+    def switch_listener(self) -> None:
+        """SQLite has no channel to announce switches on: servers on it poll."""
+        return None
+
     # ---- consumers --------------------------------------------------------------------------
 
     def save_consumers(self, consumers: Iterable[Consumer]) -> None:
@@ -589,11 +593,13 @@ class LiteStore:
         with self._tx("record consumers") as db:
             db.executemany(sql, rows)
 
-    def consumers(self, env: str | None = None) -> list[Consumer]:
-        """Consumers as last reported, most recently seen first."""
-        return self._records(
-            "read consumers", Consumer, "consumers", {"env": env}, order="seen_at DESC"
-        )
+    def consumers(
+        self, env: str | None = None, *, seen_since: float | None = None
+    ) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first; with ``seen_since``, only
+        those heard from at or after it."""
+        return self._records("read consumers", Consumer, "consumers", {"env": env},
+                             order="seen_at DESC", since=("seen_at", seen_since))  # fmt: skip
 
     def forget_consumers(self, *, seen_before: float) -> int:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
