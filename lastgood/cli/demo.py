@@ -71,7 +71,7 @@ def report(result: DemoResult) -> str:
             "From the failed check round that tripped the rollback:",
             f"  v2 caught after    {format_duration(result.detected_after)} live",
             f"  restored in        {format_duration(restore.time_to_active)}  (v1 active again)",
-            f"  verified in        {format_duration(restore.time_to_verified)}  (v1 proven healthy)",
+            f"  verified in        {format_duration(restore.time_to_verified)}  (v1 healthy)",
         ]
     codes = ", ".join(str(code) for code in result.exit_codes)
     lines.append(f"Deploy exit codes: {codes} (3: failed its checks, last known good restored)")
