@@ -522,13 +522,17 @@ def _require_scheme(url: str, key: str, where: str) -> None:
 
 def _refuse_target_in_workspace(options: dict[str, Any], key: str, where: str, root: Path) -> None:
     """A target folder inside the workspace would be versioned by the next snapshot, its own
-    releases included: refused, whatever the target type (``path`` and ``state`` options)."""
+    releases included: refused, whatever the target type (``path`` and ``state`` options).
+    Inside ``.lastgood/`` is fine: that folder is never versioned (the served target's default)."""
     inside = root.resolve()
+    private = inside / ".lastgood"
     for option in ("path", "state"):
         value = options.get(option)
         if not isinstance(value, str) or not value:
             continue
-        folder = (root / value).resolve()
+        folder = (root / value).expanduser().resolve()
+        if folder.is_relative_to(private):
+            continue
         if folder == inside or folder.is_relative_to(inside):
             raise ConfigError(
                 f"{key}.{option} = {value!r} in {where} is inside the workspace {root}: the next "

@@ -172,3 +172,9 @@ def test_drill_files_inside_the_workspace_are_accepted(tmp_path: Path) -> None:
     text = MINIMAL + '[env.staging.drill]\nfiles = { "scoring/t.yaml" = "drills/zero.yaml" }\n'
     env = parse(tomllib.loads(text), tmp_path).environment("staging")
     assert env.drill_files == {"scoring/t.yaml": "drills/zero.yaml"}
+
+
+def test_a_target_inside_the_private_store_folder_is_accepted(tmp_path: Path) -> None:
+    text = '[env.s]\ntarget = { type = "served", path = ".lastgood/served/s" }\n'
+    env = parse(tomllib.loads(text), tmp_path).environment("s")
+    assert env.target.options["path"] == ".lastgood/served/s"

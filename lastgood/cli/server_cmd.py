@@ -21,7 +21,8 @@ from lastgood.errors import UsageError
     default=0.02,
     show_default=True,
     type=click.FloatRange(0.005, 10),
-    help="Seconds between looks at served targets switched by other processes.",
+    help="Seconds between looks at served targets switched by other processes (on PostgreSQL "
+    "switches arrive at once by LISTEN/NOTIFY and this is the fallback).",
 )
 @click.option(
     "--access-log",

@@ -8,7 +8,8 @@ file-based target, and a rollback must stay a pointer switch that works with the
 served environment keeps its releases in a directory target (by default
 ``.lastgood/served/<env>/`` in the workspace) and the server follows its ``current`` link. Any
 process may deploy or roll back (the CLI, the watcher, the server itself); the server sees the
-switch within its poll interval and pushes it to every waiting consumer.
+switch at once when the store is PostgreSQL (LISTEN/NOTIFY, see ``lastgood.store.switches``),
+else within its poll interval, and pushes it to every waiting consumer.
 """
 
 from __future__ import annotations
