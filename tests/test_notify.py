@@ -481,7 +481,7 @@ def test_retries_then_failed_with_secrets_masked_everywhere(
     assert tested.returncode == 1
     assert "failed  down  json://admin:****@127.0.0.1:" in tested.stdout
     assert "gave up after 3 attempts: A Connection error occurred" in tested.stdout
-    assert "1 of 1 destinations did not get the test message" in tested.stderr
+    assert "1 of 1 destination did not get the test message" in tested.stderr
     assert "notify: route 'down' to json://admin:****@" in tested.stderr
 
     logged = ws.run("notify", "log")

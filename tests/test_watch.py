@@ -392,8 +392,12 @@ def test_cron_schedules() -> None:
     assert schedule.is_due("0 3 * * MON", None, monday_0259 + 61, since=monday_0259)
     assert not schedule.is_due("0 3 * * MON", monday_0259 + 60, monday_0259 + 120, since=0)
     assert "Monday" in schedule.explain("0 3 * * MON")
-    with pytest.raises(ValueError, match="wrong number of fields"):
+    with pytest.raises(ValueError, match="it has 4 fields, not 5"):
         schedule.validate("0 3 * *")
+    with pytest.raises(ValueError, match="it has 6 fields, not 5"):
+        schedule.validate("0 3 * * 1 *")  # cronsim reads a sixth field; the docs promise five
+    with pytest.raises(ValueError, match="bad"):
+        schedule.validate("0 3 * * bad")
 
 
 def test_watch_needs_a_positive_interval(tmp_path: Path, workspace: Factory) -> None:
