@@ -301,3 +301,96 @@ def test_a_stuck_switch_never_blocks_a_rollback(target: FilesTarget, app: Path) 
     assert (app / "health.txt").read_bytes() == b"ok\n"
     assert (app / "routing").read_bytes() == b"someone else's file\n"
     assert target.recover() is None
+
+
+def kept(app: Path) -> list[str]:
+    """Paths under ``STATE/originals``: files lastgood holds for their other owner."""
+    folder = app / ".lastgood-target" / "originals"
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_switch_killed_after_writing_a_new_file_never_keeps_it_as_someone_elses(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """Killed right after writing ``deep/er/extra.txt`` (new in V2, first in write order): the
+    switch is finished, and every later switch serves exactly each version's files."""
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    assert (app / "deep" / "er" / "extra.txt").read_bytes() == V2["deep/er/extra.txt"]
+    assert target.recover() is not None
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    for rel, files in ((r1, V1), (r2, V2), (r1, V1), (r2, V2), (r1, V1)):
+        target.activate(rel)
+        assert served(app) == {**files, "local.ini": b"not lastgood's\n"}, rel.name
+        assert target.actual_hash() == rel.content_hash
+    assert kept(app) == []
+
+
+def test_a_superseded_half_done_switch_is_never_taken_for_someone_elses_files(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """A switch killed after writing a new file is superseded (no recover) by a switch to a
+    release that has the same path; switching back then removes lastgood's file."""
+    v3 = {"prompt.txt": b"v3\n", "deep/er/extra.txt": b"v3 keeps this path\n"}
+    r1, r2, r3 = release(1, V1), release(2, V2), release(3, v3)
+    target.stage(r1, V1)
+    target.stage(r3, v3)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    target.activate(r3)
+    assert served(app) == {**v3, "local.ini": b"not lastgood's\n"}
+    assert kept(app) == []
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+    assert target.actual_hash() == r1.content_hash
+
+
+def test_a_half_done_switch_hashes_every_path_it_may_have_written(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """While superseded and superseding journals pile up, status sees lastgood's files."""
+    v3 = {"prompt.txt": b"v3\n"}
+    r1, r2, r3 = release(1, V1), release(2, V2), release(3, v3)
+    for rel, files in ((r1, V1), (r3, v3)):
+        target.stage(rel, files)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    (app / "routing").write_bytes(b"someone else's file\n")
+    blocked = {**v3, "routing/eu.yaml": b"a: 4\n"}
+    r4 = release(4, blocked)
+    target.stage(r4, blocked)
+    with pytest.raises(TargetError):
+        target.activate(r4)  # stuck: a file lastgood did not write stands where a folder goes
+    assert target.live() == r1 and target.actual_hash() != r1.content_hash
+    target.activate(r3)
+    assert served(app) == {
+        **v3,
+        "local.ini": b"not lastgood's\n",
+        "routing": b"someone else's file\n",
+    }
+    assert target.actual_hash() == r3.content_hash
+
+
+def test_originals_are_refreshed_when_a_path_is_taken_over_again(
+    target: FilesTarget, app: Path
+) -> None:
+    """The app team edits its own file while lastgood does not hold the path: the edit wins."""
+    v1, v2 = {"health.txt": b"ok\n"}, {"health.txt": b"ok\n", "local.yaml": b"team version\n"}
+    r1, r2 = release(1, v1), release(2, v2)
+    target.stage(r1, v1)
+    target.stage(r2, v2)
+    (app / "local.yaml").write_bytes(b"app-owned: first\n")
+    target.activate(r1)
+    target.activate(r2)
+    target.activate(r1)
+    assert kept(app) == []
+    (app / "local.yaml").write_bytes(b"app-owned: edited later\n")
+    target.activate(r2)
+    target.activate(r1)
+    assert (app / "local.yaml").read_bytes() == b"app-owned: edited later\n"
+    (app / "local.yaml").unlink()  # the app team removes it; lastgood must not bring it back
+    target.activate(r2)
+    target.activate(r1)
+    assert not (app / "local.yaml").exists()
