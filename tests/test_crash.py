@@ -356,3 +356,43 @@ def test_rerun_of_an_interrupted_rollback_does_not_flip_back(
     assert assert_recovered(workspace, "after the killed rollback") == "v1"
     again = workspace.run("rollback", ENV, "-m", "v2 breaks the scorer (again)")
     assert workspace.served_label("after re-running the rollback") == "v1", again.describe()
+
+
+def _kept_copy(workspace: Workspace, label: str) -> Path:
+    """The target's kept copy of the version numbered ``label`` (``v1``)."""
+    state = workspace.live if workspace.kind == "directory" else workspace.live / ".lastgood-target"
+    (copy,) = (state / "releases").glob(f"{label}-*")
+    return copy
+
+
+def _damage(copy: Path, label: str) -> None:
+    (copy / "app.conf").write_bytes(b"damaged on disk\n")
+    (copy / "added" / f"{label}.txt").unlink()
+
+
+@pytest.mark.parametrize("kind", ["directory", "files"])
+@pytest.mark.parametrize("to", [(), ("--to", "v1")], ids=["last-good", "to-v1"])
+def test_rollback_onto_a_damaged_kept_copy_serves_the_right_bytes(
+    workspace_factory: MakeWorkspace, kind: str, to: tuple[str, ...]
+) -> None:
+    """v1's kept copy on the target was damaged; rolling back to it rewrites it from the store
+    and serves v1 byte for byte, never a mix of two versions."""
+    workspace = workspace_factory(kind, stage="v1v2")
+    _damage(_kept_copy(workspace, "v1"), "v1")
+    _rollback(workspace, "v1", *to)
+    _assert_serves(workspace, "v1", f"after rolling back onto a damaged copy ({kind})")
+
+
+def test_offline_rollback_onto_a_damaged_kept_copy_changes_nothing(
+    workspace_factory: MakeWorkspace,
+) -> None:
+    """Without the store there are no bytes to repair from: the files target refuses before the
+    first file is switched, and the next online rollback works."""
+    workspace = workspace_factory("files", stage="v1v2")
+    _damage(_kept_copy(workspace, "v1"), "v1")
+    refused = workspace.run("rollback", ENV, "--offline")
+    assert refused.code == 1, refused.describe()
+    assert "is damaged (added/v1.txt, app.conf); nothing was switched" in refused.err
+    assert "Traceback" not in refused.err
+    _assert_serves(workspace, "v2", "after the refused offline rollback")
+    _rollback(workspace, "v1")

@@ -394,3 +394,45 @@ def test_originals_are_refreshed_when_a_path_is_taken_over_again(
     target.activate(r2)
     target.activate(r1)
     assert not (app / "local.yaml").exists()
+
+
+def test_a_damaged_kept_copy_is_refused_before_anything_switches(
+    target: FilesTarget, app: Path
+) -> None:
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.stage(r2, V2)
+    target.activate(r1)
+    target.activate(r2)
+    copy = target.staged_path(r1)
+    assert copy is not None
+    (copy / "prompt.txt").write_bytes(b"damaged on disk\n")
+    (copy / "rules" / "old.yaml").unlink()
+    assert not target.holds(r1)
+    with pytest.raises(TargetError, match="damaged") as raised:
+        target.activate(r1)
+    message = str(raised.value)
+    assert "prompt.txt, rules/old.yaml" in message and "nothing was switched" in message
+    assert "lastgood rollback staging --to v1" in message
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    assert target.live() == r2 and not target.journal_path.exists()
+    target.stage(r1, V1)  # what a rollback does with the store's bytes: the copy is rewritten
+    assert target.holds(r1)
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+    assert target.actual_hash() == r1.content_hash
+
+
+def test_a_kept_copy_whose_metadata_was_edited_is_rewritten(target: FilesTarget) -> None:
+    r1 = release(1, V1)
+    target.stage(r1, V1)
+    meta = target.store.meta_path(r1.name)
+    data = json.loads(meta.read_text())
+    data["manifest"]["prompt.txt"] = "0" * 64
+    meta.write_text(json.dumps(data))
+    assert not target.holds(r1)
+    with pytest.raises(TargetError, match=r"damaged \(metadata\)"):
+        target.activate(r1)
+    target.stage(r1, V1)
+    target.activate(r1)
+    assert target.actual_hash() == r1.content_hash

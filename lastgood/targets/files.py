@@ -11,8 +11,9 @@ every staged release in its own state folder (``STATE``, default ``PATH/.lastgoo
     STATE/originals/…                 # files that were in PATH before lastgood took them over
 
 A switch replaces files one at a time (each atomically), so it is made crash-safe by a journal:
-the plan is written first, and ``recover()`` rolls an interrupted switch forward, which is always
-possible because the release is fully staged and copying identical bytes again is a no-op.
+the kept copy is verified, the plan is written, and ``recover()`` rolls an interrupted switch
+forward, which is always possible because the release is fully staged and checked, and copying
+identical bytes again is a no-op.
 
 Nothing that lastgood did not write is ever lost: when a release takes over a path that holds a
 file, that file is copied to ``STATE/originals/`` before anything is written, and when a later
@@ -63,11 +64,15 @@ class FilesTarget(Target):
         self.originals = self.state / "originals"
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
-        """Store a full copy of ``release`` in ``STATE/releases/<name>/``; no-op when retained.
+        """Store a full copy of ``release`` in ``STATE/releases/<name>/``.
 
-        Nothing in ``PATH`` outside ``STATE`` changes.
+        When it is retained already this only makes sure the kept copy is intact, rewriting the
+        files that differ from ``files`` (the store's bytes). Nothing in ``PATH`` outside
+        ``STATE`` changes.
         """
         if self.store.is_retained(release):
+            if self.store.copy_problems(release):
+                self.store.rewrite(release, files)  # a damaged kept copy, repaired from the store
             return
         self._require_folder()
         self._refuse_state_paths(files)
@@ -95,9 +100,10 @@ class FilesTarget(Target):
                 )
 
     def activate(self, release: Release) -> None:
-        """Make ``PATH`` serve ``release``: write the journal, then apply it.
+        """Make ``PATH`` serve ``release``: check its kept copy, write the journal, apply it.
 
-        A switch left half-done
+        Every file of the kept copy is verified against the release before the journal is
+        written, so a switch that could not complete is never started. A switch left half-done
         (even one that cannot finish, say a file in the way) is superseded rather than replayed,
         so a rollback is never blocked by it: files it may have written are part of what this
         switch deletes, and never taken for someone else's. Writes ``STATE/journal.json``, the
@@ -105,6 +111,7 @@ class FilesTarget(Target):
         """
         self._require_folder()
         self._require_retained(release)
+        self._require_intact_copy(release)
         pending = self._read_journal()
         live = self._recorded_live()
         owned = set(self.store.manifest(live.name)) if live is not None else set()
@@ -135,6 +142,22 @@ class FilesTarget(Target):
             return owned | set(journal["write"])
         owned = set(journal["owned"])
         return owned | set(journal["write"]) if journal.get("adopted") else owned
+
+    def _require_intact_copy(self, release: Release) -> None:
+        """Refuse, before anything in ``PATH`` changes, to switch to a damaged kept copy."""
+        problems = self.store.copy_problems(release)
+        if not problems:
+            if not self.store.untouched(release):
+                self.store.seal(release)  # proven by reading every file: the next check is free
+            return
+        shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+        raise TargetError(
+            f"the kept copy of {release.name} in {self.store.release_path(release.name)} is "
+            f"damaged ({shown}); nothing was switched, {self.path} is unchanged",
+            hint=f"run 'lastgood rollback {self.env} --to v{release.version}' (not --offline) "
+            f"or 'lastgood deploy {self.env} --version v{release.version}': lastgood rewrites "
+            "the copy from its store first",
+        )
 
     def _require_retained(self, release: Release) -> None:
         if self.store.is_retained(release):
@@ -273,9 +296,9 @@ class FilesTarget(Target):
         data = source.read_bytes()
         if file_hash(data) != expected:
             raise TargetError(
-                f"the staged copy {source} does not match its manifest",
-                hint=f"it was changed by hand: delete {self.store.release_path(name)} and "
-                f"{self.store.meta_path(name)}, stage the version again, then run the command",
+                f"the staged copy {source} does not match its manifest (changed during the switch)",
+                hint=f"run 'lastgood rollback {self.env} --to v{self.store.release(name).version}' "
+                "(not --offline): it rewrites the copy from the store and finishes the switch",
             )
         destination = self._destination(path)
         present = _fs.regular_file_bytes(destination)
@@ -351,8 +374,10 @@ class FilesTarget(Target):
         return _fs.repair_tree(self.path, files, remove_extra=False)
 
     def holds(self, release: Release) -> bool:
-        """A folder and a metadata file exist for it; nothing is parsed."""
-        return self.store.is_retained(release)
+        """Its kept copy exists and is intact (its sealed fingerprint matches, or every file
+        hashes right). A damaged copy is not held, so the caller stages it again from the store,
+        which rewrites it, before the switch. Reads only."""
+        return self.store.is_retained(release) and not self.store.copy_problems(release)
 
     def retained(self) -> list[Release]:
         """Releases with a complete copy in ``STATE/releases/``, oldest first. Reads only."""
