@@ -396,6 +396,28 @@ def test_originals_are_refreshed_when_a_path_is_taken_over_again(
     assert not (app / "local.yaml").exists()
 
 
+def test_a_leftover_original_never_replaces_the_owners_current_file(
+    target: FilesTarget, app: Path
+) -> None:
+    """A copy left in ``STATE/originals`` by a process killed after its switch (before it
+    dropped the copies it had put back) is refreshed on the next take-over, never put back."""
+    v1, v2 = {"health.txt": b"ok\n"}, {"health.txt": b"ok\n", "a.yaml": b"v2\n", "b.yaml": b"v2\n"}
+    r1, r2 = release(1, v1), release(2, v2)
+    target.stage(r1, v1)
+    target.stage(r2, v2)
+    target.activate(r1)
+    for name in ("a.yaml", "b.yaml"):
+        leftover = app / ".lastgood-target" / "originals" / name
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"an old copy\n")
+    (app / "b.yaml").write_bytes(b"the owner's file today\n")
+    target.activate(r2)
+    target.activate(r1)
+    assert not (app / "a.yaml").exists()
+    assert (app / "b.yaml").read_bytes() == b"the owner's file today\n"
+    assert kept(app) == []
+
+
 def test_a_damaged_kept_copy_is_refused_before_anything_switches(
     target: FilesTarget, app: Path
 ) -> None:

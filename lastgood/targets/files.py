@@ -225,7 +225,9 @@ class FilesTarget(Target):
         """
         backup = self.originals.joinpath(*_fs.check_relative(path).parts)
         if present is None:
-            backup.unlink(missing_ok=True)
+            if backup.is_file():  # a stale copy must not outlive a power cut: it would come back
+                backup.unlink()
+                _fs.fsync_dir(backup.parent)
             return
         if _fs.regular_file_bytes(backup) == present:
             return
