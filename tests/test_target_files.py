@@ -418,6 +418,37 @@ def test_a_leftover_original_never_replaces_the_owners_current_file(
     assert kept(app) == []
 
 
+def test_a_journal_from_an_earlier_lastgood_is_finished_without_keeping_its_own_files(
+    target: FilesTarget, app: Path
+) -> None:
+    """Upgrading with a half-done switch on disk: its journal has no adoption mark, so a file
+    already holding the release's bytes is lastgood's; any other file there is kept."""
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.stage(r2, V2)
+    target.activate(r1)
+    (app / "rules" / "new.yaml").write_bytes(b"the app team's own\n")
+    journal = {  # what lastgood wrote before the adoption mark existed
+        "to": r2.name,
+        "from": r1.name,
+        "write": sorted(V2),
+        "delete": ["rules/old.yaml"],
+        "adopt": ["deep/er/extra.txt", "rules/new.yaml"],
+    }
+    target.journal_path.write_text(json.dumps(journal))
+    (app / "deep" / "er").mkdir(parents=True)
+    (app / "deep" / "er" / "extra.txt").write_bytes(V2["deep/er/extra.txt"])  # already written
+    assert target.recover() is not None
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    assert kept(app) == ["rules/new.yaml"]
+    target.activate(r1)
+    assert served(app) == {
+        **V1,
+        "local.ini": b"not lastgood's\n",
+        "rules/new.yaml": b"the app team's own\n",
+    }
+
+
 def test_a_damaged_kept_copy_is_refused_before_anything_switches(
     target: FilesTarget, app: Path
 ) -> None:
