@@ -489,3 +489,16 @@ def test_a_kept_copy_whose_metadata_was_edited_is_rewritten(target: FilesTarget)
     target.stage(r1, V1)
     target.activate(r1)
     assert target.actual_hash() == r1.content_hash
+
+
+def test_a_kept_copy_that_cannot_be_repaired_is_a_clear_error(target: FilesTarget) -> None:
+    r1 = release(1, V1)
+    target.stage(r1, V1)
+    copy = target.staged_path(r1)
+    assert copy is not None
+    (copy / "prompt.txt").unlink()
+    (copy / "prompt.txt").mkdir()  # a folder where the file must go: cannot be rewritten
+    (copy / "prompt.txt" / "in-the-way").write_text("x")
+    with pytest.raises(TargetError, match="could not repair the kept copy") as raised:
+        target.stage(r1, V1)
+    assert f"move {copy}" in str(raised.value)

@@ -72,11 +72,23 @@ class FilesTarget(Target):
         """
         if self.store.is_retained(release):
             if self.store.copy_problems(release):
-                self.store.rewrite(release, files)  # a damaged kept copy, repaired from the store
+                self._rewrite_copy(release, files)
             return
         self._require_folder()
         self._refuse_state_paths(files)
         self.store.stage(release, files)
+
+    def _rewrite_copy(self, release: Release, files: Mapping[str, bytes]) -> None:
+        """Repair a damaged kept copy from the store's bytes; a disk problem names the folder."""
+        copy = self.store.release_path(release.name)
+        try:
+            self.store.rewrite(release, files)
+        except OSError as exc:
+            raise TargetError(
+                f"could not repair the kept copy of {release.name} in {copy}: {exc}",
+                hint=f"move {copy} and {self.store.meta_path(release.name)} away, then run the "
+                "command again: the release is staged afresh",
+            ) from exc
 
     def _require_folder(self) -> None:
         if not self.path.is_dir():
