@@ -5,6 +5,7 @@ A plain module (not a conftest): ``tests/test_crash.py`` and ``tests/test_races.
 Every workspace is a temp folder with real files::
 
     BASE/ws/lastgood.toml, health.txt, app.conf, rules/limits.yaml   the versioned folder
+    BASE/ws/added/<label>.txt                                          new in each version
     BASE/ws/.lastgood/store.db                                         SQLite (the default store)
     BASE/live/staging/                                                 a ``directory`` target
     BASE/app/config/                                                   a ``files`` target (exists)
