@@ -5,6 +5,7 @@ A plain module (not a conftest): ``tests/test_crash.py`` and ``tests/test_races.
 Every workspace is a temp folder with real files::
 
     BASE/ws/lastgood.toml, health.txt, app.conf, rules/limits.yaml   the versioned folder
+    BASE/ws/added/<label>.txt                                          new in each version
     BASE/ws/.lastgood/store.db                                         SQLite (the default store)
     BASE/live/staging/                                                 a ``directory`` target
     BASE/app/config/                                                   a ``files`` target (exists)
@@ -65,8 +66,11 @@ TARGETS = {
 
 
 def version_files(label: str, *, good: bool) -> dict[str, bytes]:
-    """The versioned files of one version: every file differs between labels."""
+    """The versioned files of one version: every file differs between labels, and
+    ``added/<label>.txt`` is new in each version and gone in the next. It sorts first, so a
+    files-target switch killed at ``target.mid-switch`` has just written a file that is new."""
     return {
+        f"added/{label}.txt": f"only in {label}\n".encode(),
         "app.conf": f"release = {label}\n".encode(),
         "health.txt": b"ok\n" if good else b"FAILING: every lead scores zero\n",
         "rules/limits.yaml": f"label: {label}\nthreshold: 0.5\n".encode(),
@@ -170,6 +174,7 @@ class Workspace:
     def write_files(self, files: Mapping[str, bytes]) -> None:
         for old in ("app.conf", "health.txt", "rules/limits.yaml"):
             (self.root / old).unlink(missing_ok=True)
+        shutil.rmtree(self.root / "added", ignore_errors=True)
         for path, data in files.items():
             (self.root / path).parent.mkdir(parents=True, exist_ok=True)
             (self.root / path).write_bytes(data)

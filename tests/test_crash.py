@@ -23,6 +23,7 @@ from tests.conftest_crash_helpers import (
     KILLED,
     Workspace,
     assert_recovered,
+    content_hash,
     drop_template_databases,
     make_workspace,
 )
@@ -164,22 +165,32 @@ def test_killed_at_failpoint(
 
 SEED = 20_251_126
 TRIALS = 10  # per target type and scenario (good, bad): 20 per target type
+STORES = [
+    pytest.param("directory", "sqlite", TRIALS, id="directory"),
+    pytest.param("files", "sqlite", TRIALS, id="files"),
+    # the files target again with the store on PostgreSQL: fewer trials, to keep the suite quick
+    pytest.param("files", "postgresql", 3, id="files-postgresql", marks=pytest.mark.postgres),
+]
 
 
-@pytest.mark.parametrize("kind", ["directory", "files"])
+@pytest.mark.parametrize(("kind", "store", "trials"), STORES)
 @pytest.mark.parametrize("good", [True, False], ids=["good-version", "bad-version"])
-def test_killed_at_random_moments(workspace_factory: MakeWorkspace, kind: str, good: bool) -> None:
+def test_killed_at_random_moments(
+    workspace_factory: MakeWorkspace, kind: str, store: str, trials: int, good: bool
+) -> None:
     """Deploy, kill -9 somewhere in it, check the invariants, put v1 back; repeat.
 
     Trial 0 runs to the end and measures how long a whole deploy takes; the other trials kill
-    at a moment drawn uniformly between 0 and that duration.
+    at a moment drawn uniformly between 0 and that duration. Every version has a file of its
+    own (new in it, gone in the next), so a kill mid-switch may leave a new file written.
     """
-    workspace = workspace_factory(kind)
+    workspace = workspace_factory(kind, store)
     seed = SEED + (0 if good else 1) + (0 if kind == "directory" else 2)
+    seed += 4 if store == "postgresql" else 0
     rng = random.Random(seed)
     duration = 0.0
     outcomes = []
-    for trial in range(TRIALS):
+    for trial in range(trials):
         label = f"t{trial}-{'good' if good else 'bad'}"
         workspace.write(label, good=good)
         delay = rng.uniform(0, duration) if trial else None
@@ -192,7 +203,7 @@ def test_killed_at_random_moments(workspace_factory: MakeWorkspace, kind: str, g
         duration = duration or result.seconds
         context = (
             f"seed={seed} trial={trial} delay={delay if delay is None else round(delay, 3)}s of "
-            f"{duration:.2f}s, {kind} target, {'good' if good else 'bad'} version, "
+            f"{duration:.2f}s, {kind} target, {store}, {'good' if good else 'bad'} version, "
             f"{'killed' if killed else 'ran to the end'}"
         )
         if not killed:
@@ -207,7 +218,43 @@ def test_killed_at_random_moments(workspace_factory: MakeWorkspace, kind: str, g
         outcomes.append(f"trial {trial}: {context.split(', ')[-1]}, served {serving}")
     print(f"seed={seed}", *outcomes, sep="\n")  # shown with -rP
     kills = sum("killed" in outcome for outcome in outcomes)
-    assert kills >= TRIALS // 2, f"seed={seed}: too few trials were killed:\n" + "\n".join(outcomes)
+    assert kills >= trials // 2, f"seed={seed}: too few trials were killed:\n" + "\n".join(outcomes)
+
+
+# ---- 3. a files-target switch killed after writing a file that is new -----------------------
+
+
+def _assert_serves(workspace: Workspace, label: str, context: str) -> None:
+    """The target serves exactly ``label``'s files, and status agrees, with no drift."""
+    assert workspace.served_label(context) == label, context
+    report = workspace.status()
+    expected = content_hash(workspace.known[label])
+    assert report["live_hash"] == report["actual_hash"] == expected, f"{context}: {report}"
+
+
+def test_a_switch_killed_after_writing_a_new_file_leaves_no_stray_file(
+    workspace_factory: MakeWorkspace,
+) -> None:
+    """The next command finishes the switch without keeping lastgood's own new file as
+    someone else's, so no later switch puts it back: every version serves exactly its files.
+    (The store plays no part in the journal; the random trials run the files target on both.)"""
+    workspace = workspace_factory("files")
+    workspace.write("v2", good=True)
+    killed = workspace.run("deploy", ENV, "-m", "v2", failpoint="target.mid-switch")
+    assert killed.code == KILLED, killed.describe()
+    new_file = workspace.live / "added" / "v2.txt"
+    assert new_file.read_bytes() == workspace.known["v2"]["added/v2.txt"], "not killed mid-switch"
+    assert assert_recovered(workspace, "after the kill") == "v2"
+    steps = [
+        (("rollback", ENV, "--to", "v1"), "v1"),
+        (("deploy", ENV, "--version", "v2"), "v2"),
+        (("rollback", ENV, "--to", "v1"), "v1"),
+        (("rollback", ENV, "--to", "v2"), "v2"),
+    ]
+    for args, label in steps:
+        result = workspace.run(*args)
+        assert result.code == 0, result.describe()
+        _assert_serves(workspace, label, f"after `lastgood {' '.join(args)}`")
 
 
 # ---- 4. scenarios from real incidents --------------------------------------------------------
@@ -307,3 +354,43 @@ def test_rerun_of_an_interrupted_rollback_does_not_flip_back(
     assert assert_recovered(workspace, "after the killed rollback") == "v1"
     again = workspace.run("rollback", ENV, "-m", "v2 breaks the scorer (again)")
     assert workspace.served_label("after re-running the rollback") == "v1", again.describe()
+
+
+def _kept_copy(workspace: Workspace, label: str) -> Path:
+    """The target's kept copy of the version numbered ``label`` (``v1``)."""
+    state = workspace.live if workspace.kind == "directory" else workspace.live / ".lastgood-target"
+    (copy,) = (state / "releases").glob(f"{label}-*")
+    return copy
+
+
+def _damage(copy: Path, label: str) -> None:
+    (copy / "app.conf").write_bytes(b"damaged on disk\n")
+    (copy / "added" / f"{label}.txt").unlink()
+
+
+@pytest.mark.parametrize("kind", ["directory", "files"])
+@pytest.mark.parametrize("to", [(), ("--to", "v1")], ids=["last-good", "to-v1"])
+def test_rollback_onto_a_damaged_kept_copy_serves_the_right_bytes(
+    workspace_factory: MakeWorkspace, kind: str, to: tuple[str, ...]
+) -> None:
+    """v1's kept copy on the target was damaged; rolling back to it rewrites it from the store
+    and serves v1 byte for byte, never a mix of two versions."""
+    workspace = workspace_factory(kind, stage="v1v2")
+    _damage(_kept_copy(workspace, "v1"), "v1")
+    _rollback(workspace, "v1", *to)
+    _assert_serves(workspace, "v1", f"after rolling back onto a damaged copy ({kind})")
+
+
+def test_offline_rollback_onto_a_damaged_kept_copy_changes_nothing(
+    workspace_factory: MakeWorkspace,
+) -> None:
+    """Without the store there are no bytes to repair from: the files target refuses before the
+    first file is switched, and the next online rollback works."""
+    workspace = workspace_factory("files", stage="v1v2")
+    _damage(_kept_copy(workspace, "v1"), "v1")
+    refused = workspace.run("rollback", ENV, "--offline")
+    assert refused.code == 1, refused.describe()
+    assert "is damaged (added/v1.txt, app.conf); nothing was switched" in refused.err
+    assert "Traceback" not in refused.err
+    _assert_serves(workspace, "v2", "after the refused offline rollback")
+    _rollback(workspace, "v1")

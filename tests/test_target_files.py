@@ -301,3 +301,204 @@ def test_a_stuck_switch_never_blocks_a_rollback(target: FilesTarget, app: Path) 
     assert (app / "health.txt").read_bytes() == b"ok\n"
     assert (app / "routing").read_bytes() == b"someone else's file\n"
     assert target.recover() is None
+
+
+def kept(app: Path) -> list[str]:
+    """Paths under ``STATE/originals``: files lastgood holds for their other owner."""
+    folder = app / ".lastgood-target" / "originals"
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_switch_killed_after_writing_a_new_file_never_keeps_it_as_someone_elses(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """Killed right after writing ``deep/er/extra.txt`` (new in V2, first in write order): the
+    switch is finished, and every later switch serves exactly each version's files."""
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    assert (app / "deep" / "er" / "extra.txt").read_bytes() == V2["deep/er/extra.txt"]
+    assert target.recover() is not None
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    for rel, files in ((r1, V1), (r2, V2), (r1, V1), (r2, V2), (r1, V1)):
+        target.activate(rel)
+        assert served(app) == {**files, "local.ini": b"not lastgood's\n"}, rel.name
+        assert target.actual_hash() == rel.content_hash
+    assert kept(app) == []
+
+
+def test_a_superseded_half_done_switch_is_never_taken_for_someone_elses_files(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """A switch killed after writing a new file is superseded (no recover) by a switch to a
+    release that has the same path; switching back then removes lastgood's file."""
+    v3 = {"prompt.txt": b"v3\n", "deep/er/extra.txt": b"v3 keeps this path\n"}
+    r1, r2, r3 = release(1, V1), release(2, V2), release(3, v3)
+    target.stage(r1, V1)
+    target.stage(r3, v3)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    target.activate(r3)
+    assert served(app) == {**v3, "local.ini": b"not lastgood's\n"}
+    assert kept(app) == []
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+    assert target.actual_hash() == r1.content_hash
+
+
+def test_a_half_done_switch_hashes_every_path_it_may_have_written(
+    tmp_path: Path, target: FilesTarget, app: Path
+) -> None:
+    """While superseded and superseding journals pile up, status sees lastgood's files."""
+    v3 = {"prompt.txt": b"v3\n"}
+    r1, r2, r3 = release(1, V1), release(2, V2), release(3, v3)
+    for rel, files in ((r1, V1), (r3, v3)):
+        target.stage(rel, files)
+    target.activate(r1)
+    assert run_deploy(tmp_path, r2, V2, "target.mid-switch") == -9
+    (app / "routing").write_bytes(b"someone else's file\n")
+    blocked = {**v3, "routing/eu.yaml": b"a: 4\n"}
+    r4 = release(4, blocked)
+    target.stage(r4, blocked)
+    with pytest.raises(TargetError):
+        target.activate(r4)  # stuck: a file lastgood did not write stands where a folder goes
+    assert target.live() == r1 and target.actual_hash() != r1.content_hash
+    target.activate(r3)
+    assert served(app) == {
+        **v3,
+        "local.ini": b"not lastgood's\n",
+        "routing": b"someone else's file\n",
+    }
+    assert target.actual_hash() == r3.content_hash
+
+
+def test_originals_are_refreshed_when_a_path_is_taken_over_again(
+    target: FilesTarget, app: Path
+) -> None:
+    """The app team edits its own file while lastgood does not hold the path: the edit wins."""
+    v1, v2 = {"health.txt": b"ok\n"}, {"health.txt": b"ok\n", "local.yaml": b"team version\n"}
+    r1, r2 = release(1, v1), release(2, v2)
+    target.stage(r1, v1)
+    target.stage(r2, v2)
+    (app / "local.yaml").write_bytes(b"app-owned: first\n")
+    target.activate(r1)
+    target.activate(r2)
+    target.activate(r1)
+    assert kept(app) == []
+    (app / "local.yaml").write_bytes(b"app-owned: edited later\n")
+    target.activate(r2)
+    target.activate(r1)
+    assert (app / "local.yaml").read_bytes() == b"app-owned: edited later\n"
+    (app / "local.yaml").unlink()  # the app team removes it; lastgood must not bring it back
+    target.activate(r2)
+    target.activate(r1)
+    assert not (app / "local.yaml").exists()
+
+
+def test_a_leftover_original_never_replaces_the_owners_current_file(
+    target: FilesTarget, app: Path
+) -> None:
+    """A copy left in ``STATE/originals`` by a process killed after its switch (before it
+    dropped the copies it had put back) is refreshed on the next take-over, never put back."""
+    v1, v2 = {"health.txt": b"ok\n"}, {"health.txt": b"ok\n", "a.yaml": b"v2\n", "b.yaml": b"v2\n"}
+    r1, r2 = release(1, v1), release(2, v2)
+    target.stage(r1, v1)
+    target.stage(r2, v2)
+    target.activate(r1)
+    for name in ("a.yaml", "b.yaml"):
+        leftover = app / ".lastgood-target" / "originals" / name
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"an old copy\n")
+    (app / "b.yaml").write_bytes(b"the owner's file today\n")
+    target.activate(r2)
+    target.activate(r1)
+    assert not (app / "a.yaml").exists()
+    assert (app / "b.yaml").read_bytes() == b"the owner's file today\n"
+    assert kept(app) == []
+
+
+def test_a_journal_from_an_earlier_lastgood_is_finished_without_keeping_its_own_files(
+    target: FilesTarget, app: Path
+) -> None:
+    """Upgrading with a half-done switch on disk: its journal has no adoption mark, so a file
+    already holding the release's bytes is lastgood's; any other file there is kept."""
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.stage(r2, V2)
+    target.activate(r1)
+    (app / "rules" / "new.yaml").write_bytes(b"the app team's own\n")
+    journal = {  # what lastgood wrote before the adoption mark existed
+        "to": r2.name,
+        "from": r1.name,
+        "write": sorted(V2),
+        "delete": ["rules/old.yaml"],
+        "adopt": ["deep/er/extra.txt", "rules/new.yaml"],
+    }
+    target.journal_path.write_text(json.dumps(journal))
+    (app / "deep" / "er").mkdir(parents=True)
+    (app / "deep" / "er" / "extra.txt").write_bytes(V2["deep/er/extra.txt"])  # already written
+    assert target.recover() is not None
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    assert kept(app) == ["rules/new.yaml"]
+    target.activate(r1)
+    assert served(app) == {
+        **V1,
+        "local.ini": b"not lastgood's\n",
+        "rules/new.yaml": b"the app team's own\n",
+    }
+
+
+def test_a_damaged_kept_copy_is_refused_before_anything_switches(
+    target: FilesTarget, app: Path
+) -> None:
+    r1, r2 = release(1, V1), release(2, V2)
+    target.stage(r1, V1)
+    target.stage(r2, V2)
+    target.activate(r1)
+    target.activate(r2)
+    copy = target.staged_path(r1)
+    assert copy is not None
+    (copy / "prompt.txt").write_bytes(b"damaged on disk\n")
+    (copy / "rules" / "old.yaml").unlink()
+    assert not target.holds(r1)
+    with pytest.raises(TargetError, match="damaged") as raised:
+        target.activate(r1)
+    message = str(raised.value)
+    assert "prompt.txt, rules/old.yaml" in message and "nothing was switched" in message
+    assert "lastgood rollback staging --to v1" in message
+    assert served(app) == {**V2, "local.ini": b"not lastgood's\n"}
+    assert target.live() == r2 and not target.journal_path.exists()
+    target.stage(r1, V1)  # what a rollback does with the store's bytes: the copy is rewritten
+    assert target.holds(r1)
+    target.activate(r1)
+    assert served(app) == {**V1, "local.ini": b"not lastgood's\n"}
+    assert target.actual_hash() == r1.content_hash
+
+
+def test_a_kept_copy_whose_metadata_was_edited_is_rewritten(target: FilesTarget) -> None:
+    r1 = release(1, V1)
+    target.stage(r1, V1)
+    meta = target.store.meta_path(r1.name)
+    data = json.loads(meta.read_text())
+    data["manifest"]["prompt.txt"] = "0" * 64
+    meta.write_text(json.dumps(data))
+    assert not target.holds(r1)
+    with pytest.raises(TargetError, match=r"damaged \(metadata\)"):
+        target.activate(r1)
+    target.stage(r1, V1)
+    target.activate(r1)
+    assert target.actual_hash() == r1.content_hash
+
+
+def test_a_kept_copy_that_cannot_be_repaired_is_a_clear_error(target: FilesTarget) -> None:
+    r1 = release(1, V1)
+    target.stage(r1, V1)
+    copy = target.staged_path(r1)
+    assert copy is not None
+    (copy / "prompt.txt").unlink()
+    (copy / "prompt.txt").mkdir()  # a folder where the file must go: cannot be rewritten
+    (copy / "prompt.txt" / "in-the-way").write_text("x")
+    with pytest.raises(TargetError, match="could not repair the kept copy") as raised:
+        target.stage(r1, V1)
+    assert f"move {copy}" in str(raised.value)

@@ -391,6 +391,37 @@ class ReleaseStore:
         folder = self.release_path(release.name)
         return bool(sealed) and folder.is_dir() and tree_fingerprint(folder) == sealed
 
+    def copy_problems(self, release: Release) -> list[str]:
+        """What is wrong with the kept copy of ``release``: paths missing, changed or extra, or
+        ``metadata`` when its manifest does not hash to the release. Empty when intact.
+
+        Reads no file of the copy when its sealed fingerprint still matches. Reads only.
+        """
+        manifest = self.manifest(release.name)
+        if manifest_hash(manifest.items()) != release.content_hash:
+            return ["metadata"]
+        if self.untouched(release):
+            return []
+        folder = self.release_path(release.name)
+        found: dict[str, str] = {}
+        for dirpath, _dirnames, filenames in os.walk(folder):
+            for filename in filenames:
+                data = regular_file_bytes(Path(dirpath, filename))
+                if data is not None:
+                    found[Path(dirpath, filename).relative_to(folder).as_posix()] = file_hash(data)
+        paths = set(manifest) | set(found)
+        return sorted(path for path in paths if found.get(path) != manifest.get(path))
+
+    def rewrite(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
+        """Make the kept copy of ``release`` exactly ``files`` again (from the store's bytes),
+        rewrite its metadata if that was damaged, and seal it. Returns the paths rewritten."""
+        if manifest_hash(self.manifest(release.name).items()) != release.content_hash:
+            manifest = {str(check_relative(path)): file_hash(data) for path, data in files.items()}
+            self._write_meta(release, manifest)
+        changed = repair_tree(self.release_path(release.name), files, remove_extra=True)
+        self.seal(release)
+        return changed
+
     def seal(self, release: Release) -> None:
         """Record the folder's fingerprint as proven good (after a full hash or a repair)."""
         meta = self.read_meta(release.name)

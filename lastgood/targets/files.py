@@ -11,13 +11,16 @@ every staged release in its own state folder (``STATE``, default ``PATH/.lastgoo
     STATE/originals/…                 # files that were in PATH before lastgood took them over
 
 A switch replaces files one at a time (each atomically), so it is made crash-safe by a journal:
-the plan is written first, and ``recover()`` rolls an interrupted switch forward, which is always
-possible because the release is fully staged and copying identical bytes again is a no-op.
+the kept copy is verified, the plan is written, and ``recover()`` rolls an interrupted switch
+forward, which is always possible because the release is fully staged and checked, and copying
+identical bytes again is a no-op.
 
-Nothing that lastgood did not write is ever lost: the first time a release takes over a path that
-already holds a file, that file is copied to ``STATE/originals/`` before anything is written, and
-when a later release no longer has the path, the original is put back instead of deleting it.
-Anything else in ``PATH`` is left alone.
+Nothing that lastgood did not write is ever lost: when a release takes over a path that holds a
+file, that file is copied to ``STATE/originals/`` before anything is written, and when a later
+release no longer has the path, the original is put back instead of deleting it. The journal
+records that this adoption is done before ``PATH`` changes, and carries every path lastgood may
+have written, so neither a replay nor a superseding switch ever keeps lastgood's own file as
+someone else's. Anything else in ``PATH`` is left alone.
 """
 
 from __future__ import annotations
@@ -61,15 +64,31 @@ class FilesTarget(Target):
         self.originals = self.state / "originals"
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
-        """Store a full copy of ``release`` in ``STATE/releases/<name>/``; no-op when retained.
+        """Store a full copy of ``release`` in ``STATE/releases/<name>/``.
 
-        Nothing in ``PATH`` outside ``STATE`` changes.
+        When it is retained already this only makes sure the kept copy is intact, rewriting the
+        files that differ from ``files`` (the store's bytes). Nothing in ``PATH`` outside
+        ``STATE`` changes.
         """
         if self.store.is_retained(release):
+            if self.store.copy_problems(release):
+                self._rewrite_copy(release, files)
             return
         self._require_folder()
         self._refuse_state_paths(files)
         self.store.stage(release, files)
+
+    def _rewrite_copy(self, release: Release, files: Mapping[str, bytes]) -> None:
+        """Repair a damaged kept copy from the store's bytes; a disk problem names the folder."""
+        copy = self.store.release_path(release.name)
+        try:
+            self.store.rewrite(release, files)
+        except OSError as exc:
+            raise TargetError(
+                f"could not repair the kept copy of {release.name} in {copy}: {exc}",
+                hint=f"move {copy} and {self.store.meta_path(release.name)} away, then run the "
+                "command again: the release is staged afresh",
+            ) from exc
 
     def _require_folder(self) -> None:
         if not self.path.is_dir():
@@ -93,29 +112,64 @@ class FilesTarget(Target):
                 )
 
     def activate(self, release: Release) -> None:
-        """Make ``PATH`` serve ``release``: write the journal, then apply it.
+        """Make ``PATH`` serve ``release``: check its kept copy, write the journal, apply it.
 
-        A switch left half-done (even one that cannot finish, say a file in the way) is
-        superseded rather than replayed, so a rollback is never blocked by it: files it may have
-        written are part of what this switch deletes. Writes ``STATE/journal.json``, the changed
-        files in ``PATH``, ``STATE/current.json`` and ``STATE/meta/state.json``.
+        Every file of the kept copy is verified against the release before the journal is
+        written, so a switch that could not complete is never started. A switch left half-done
+        (even one that cannot finish, say a file in the way) is superseded rather than replayed,
+        so a rollback is never blocked by it: files it may have written are part of what this
+        switch deletes, and never taken for someone else's. Writes ``STATE/journal.json``, the
+        changed files in ``PATH``, ``STATE/current.json`` and ``STATE/meta/state.json``.
         """
         self._require_folder()
         self._require_retained(release)
+        self._require_intact_copy(release)
         pending = self._read_journal()
         live = self._recorded_live()
-        old = set(self.store.manifest(live.name)) if live is not None else set()
-        half_done = set(self.store.manifest(str(pending["to"]))) if pending else set()
+        owned = set(self.store.manifest(live.name)) if live is not None else set()
+        if pending is not None:
+            owned |= self._may_hold(pending)
         new = self.store.manifest(release.name)
         journal = {
             "to": release.name,
             "from": live.name if live is not None else None,
             "write": sorted(new),
-            "delete": sorted((old | half_done) - set(new)),
-            "adopt": sorted(set(new) - old),
+            "delete": sorted(owned - set(new)),
+            "adopt": sorted(set(new) - owned),
+            "owned": sorted(owned),
+            "adopted": False,
         }
         _fs.write_json(self.journal_path, journal)
         self._apply(journal)
+
+    def _may_hold(self, journal: dict[str, Any]) -> set[str]:
+        """Paths in ``PATH`` that may hold a file lastgood wrote, as far as ``journal`` goes.
+
+        Before its adoption phase is recorded as done a switch has changed nothing, so only
+        the paths it inherited count; after it, every path it writes does too. A journal from
+        an earlier lastgood records neither: then every path of its two releases counts.
+        """
+        if "owned" not in journal:
+            owned = set(self.store.manifest(str(journal["from"]))) if journal["from"] else set()
+            return owned | set(journal["write"])
+        owned = set(journal["owned"])
+        return owned | set(journal["write"]) if journal.get("adopted") else owned
+
+    def _require_intact_copy(self, release: Release) -> None:
+        """Refuse, before anything in ``PATH`` changes, to switch to a damaged kept copy."""
+        problems = self.store.copy_problems(release)
+        if not problems:
+            if not self.store.untouched(release):
+                self.store.seal(release)  # proven by reading every file: the next check is free
+            return
+        shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+        raise TargetError(
+            f"the kept copy of {release.name} in {self.store.release_path(release.name)} is "
+            f"damaged ({shown}); nothing was switched, {self.path} is unchanged",
+            hint=f"run 'lastgood rollback {self.env} --to v{release.version}' (not --offline) "
+            f"or 'lastgood deploy {self.env} --version v{release.version}': lastgood rewrites "
+            "the copy from its store first",
+        )
 
     def _require_retained(self, release: Release) -> None:
         if self.store.is_retained(release):
@@ -129,16 +183,17 @@ class FilesTarget(Target):
     def _apply(self, journal: dict[str, Any]) -> None:
         """Carry out ``journal``; idempotent, so a killed switch is finished by running it again.
 
-        Order: keep originals of paths taken over, then deletes (so a file may become a folder
-        and back), then writes. A disk problem becomes a TargetError naming the path.
+        Order: keep originals of paths taken over and record that in the journal, then deletes
+        (so a file may become a folder and back), then writes. Recording the adoption before
+        the first change means a replay never keeps a file lastgood wrote as someone else's.
+        A disk problem becomes a TargetError naming the path.
         """
         name = journal["to"]
         release = self.store.release(name)
         self._require_retained(release)
         manifest = self.store.manifest(name)
         try:
-            for path in journal.get("adopt", []):
-                self._keep_original(path)
+            self._adopt(journal, manifest)
             touched = self._delete(journal["delete"])
             replaced = 0
             for path in journal["write"]:
@@ -155,14 +210,39 @@ class FilesTarget(Target):
                 hint="fix the file or folder named above (permissions, a full disk, a file where "
                 "a folder must go), then run any lastgood command: it finishes the switch",
             ) from exc
-        self._finish(release, journal["delete"])
+        self._finish(release, manifest)
 
-    def _keep_original(self, path: str) -> None:
-        """Copy a file lastgood did not write to ``STATE/originals`` before it is replaced."""
-        present = _fs.regular_file_bytes(self._destination(path))
+    def _adopt(self, journal: dict[str, Any], manifest: Mapping[str, str]) -> None:
+        """Keep what sits at each path being taken over, then mark the journal adopted.
+
+        Runs at most once per journal before ``PATH`` changes; a replay skips it. A journal
+        from an earlier lastgood has no mark, so a file already holding the release's bytes
+        is then taken to be lastgood's own, never kept as an original.
+        """
+        if journal.get("adopted"):
+            return
+        legacy = "adopted" not in journal
+        for path in journal.get("adopt", []):
+            present = _fs.regular_file_bytes(self._destination(path))
+            if legacy and present is not None and file_hash(present) == manifest.get(path):
+                continue
+            self._keep_original(path, present)
+        _fs.write_json(self.journal_path, {**journal, "adopted": True})
+
+    def _keep_original(self, path: str, present: bytes | None) -> None:
+        """Copy the file lastgood did not write at ``path`` to ``STATE/originals``.
+
+        The copy is refreshed (or dropped when nothing is there) because adoption runs before
+        anything in ``PATH`` changes: what is there now is the other owner's current file.
+        """
         backup = self.originals.joinpath(*_fs.check_relative(path).parts)
-        if present is None or backup.exists():
-            return  # nothing there, or already kept (a replayed journal)
+        if present is None:
+            if backup.is_file():  # a stale copy must not outlive a power cut: it would come back
+                backup.unlink()
+                _fs.fsync_dir(backup.parent)
+            return
+        if _fs.regular_file_bytes(backup) == present:
+            return
         backup.parent.mkdir(parents=True, exist_ok=True)
         _fs.write_atomic(backup, present)
 
@@ -186,7 +266,7 @@ class FilesTarget(Target):
             folder.rmdir()
             folder = folder.parent
 
-    def _finish(self, release: Release, deleted: list[str]) -> None:
+    def _finish(self, release: Release, manifest: Mapping[str, str]) -> None:
         current = {
             "release": release.name,
             "version": release.version,
@@ -196,11 +276,22 @@ class FilesTarget(Target):
         self.store.record_activation(release.name)
         self.journal_path.unlink()
         _fs.fsync_dir(self.state)
-        for path in deleted:  # originals put back; only now, so a replay can never lose them
-            backup = self.originals.joinpath(*_fs.check_relative(path).parts)
-            if backup.is_file():
-                backup.unlink()
+        self._drop_originals(manifest)
         failpoint.hit("target.after-switch")
+
+    def _drop_originals(self, manifest: Mapping[str, str]) -> None:
+        """Drop kept originals of paths the live release does not have: they were put back,
+        or their owner's file never left ``PATH``. Only after the journal is gone, so a replay
+        can never lose one."""
+        if not self.originals.is_dir():
+            return
+        for dirpath, _dirnames, filenames in os.walk(self.originals, topdown=False):
+            for filename in filenames:
+                backup = Path(dirpath, filename)
+                if backup.relative_to(self.originals).as_posix() not in manifest:
+                    backup.unlink()
+            if dirpath != str(self.originals) and not os.listdir(dirpath):
+                os.rmdir(dirpath)
 
     def _destination(self, path: str) -> Path:
         return self.path.joinpath(*_fs.check_relative(path).parts)
@@ -219,9 +310,9 @@ class FilesTarget(Target):
         data = source.read_bytes()
         if file_hash(data) != expected:
             raise TargetError(
-                f"the staged copy {source} does not match its manifest",
-                hint=f"it was changed by hand: delete {self.store.release_path(name)} and "
-                f"{self.store.meta_path(name)}, stage the version again, then run the command",
+                f"the staged copy {source} does not match its manifest (changed during the switch)",
+                hint=f"run 'lastgood rollback {self.env} --to v{self.store.release(name).version}' "
+                "(not --offline): it rewrites the copy from the store and finishes the switch",
             )
         destination = self._destination(path)
         present = _fs.regular_file_bytes(destination)
@@ -297,8 +388,10 @@ class FilesTarget(Target):
         return _fs.repair_tree(self.path, files, remove_extra=False)
 
     def holds(self, release: Release) -> bool:
-        """A folder and a metadata file exist for it; nothing is parsed."""
-        return self.store.is_retained(release)
+        """Its kept copy exists and is intact (its sealed fingerprint matches, or every file
+        hashes right). A damaged copy is not held, so the caller stages it again from the store,
+        which rewrites it, before the switch. Reads only."""
+        return self.store.is_retained(release) and not self.store.copy_problems(release)
 
     def retained(self) -> list[Release]:
         """Releases with a complete copy in ``STATE/releases/``, oldest first. Reads only."""
@@ -307,11 +400,13 @@ class FilesTarget(Target):
     def actual_hash(self) -> str | None:
         """Content hash of the live release's files as they are in ``PATH`` now.
 
-        Only the files in the live release's manifest count (other files in ``PATH`` are not
-        lastgood's); a missing one is left out, so deleting or editing a file changes the hash.
-        While a switch journal exists the files of its ``to`` release count too, so a half-done
-        switch never hashes like a complete release. ``None`` when nothing is live or its
-        manifest is gone. Reads only.
+        Only files lastgood manages count (other files in ``PATH`` are not lastgood's); a
+        missing one is left out, so deleting or editing a file changes the hash. After a
+        complete switch those are exactly the live release's files: every other path lastgood
+        wrote was deleted or given back to its owner. While a switch journal exists, every path
+        it (or a switch it superseded) may have written counts too, so a half-done switch never
+        hashes like a complete release. ``None`` when nothing is live or its manifest is gone.
+        Reads only.
         """
         live = self.live()
         if live is None or not self.store.meta_path(live.name).is_file():
@@ -319,7 +414,7 @@ class FilesTarget(Target):
         managed = set(self.store.manifest(live.name))
         journal = self._read_journal()
         if journal is not None:
-            managed.update(self.store.manifest(str(journal["to"])))
+            managed |= self._may_hold(journal) | set(journal["write"])
         pairs = []
         for path in sorted(managed):
             data = _fs.regular_file_bytes(self._destination(path))
