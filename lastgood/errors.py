@@ -18,6 +18,7 @@ today, the server later) translate an error in one place and never guess::
         ├── PreflightError             exit 5  (422)  a preflight check failed on the candidate
         ├── StagingError               exit 5  (507)  the candidate could not be staged (disk full)
         ├── BaselineError              exit 5  (409)  the checks already fail on what is live now
+        ├── DamagedCopyError           exit 5  (409)  a kept release is damaged; no store to mend it
         ├── QuarantinedError           exit 5  (409)  the version failed here before; use --force
         ├── LockedError                exit 5  (423)  another deploy or rollback holds the lease
         └── AuthError                  exit 5  (401)  no token, or an unknown or revoked one
@@ -138,6 +139,11 @@ class StagingError(RefusedError):
 class BaselineError(RefusedError):
     """The environment's checks already fail against what is live, before any switch: the new
     version cannot be judged, so nothing is switched and no version is blamed."""
+
+
+class DamagedCopyError(RefusedError):
+    """A target's kept copy of a release no longer matches it, and nothing can repair it here
+    (``rollback --offline`` has no store): refused before anything in the target changed."""
 
 
 class QuarantinedError(RefusedError):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lastgood.bundle import Bundle
-from lastgood.errors import ConfigError, TargetError
+from lastgood.errors import ConfigError, DamagedCopyError, TargetError
 from lastgood.targets.base import Release
 from lastgood.targets.files import FilesTarget
 from lastgood.targets.registry import target_class
@@ -462,7 +462,7 @@ def test_a_damaged_kept_copy_is_refused_before_anything_switches(
     (copy / "prompt.txt").write_bytes(b"damaged on disk\n")
     (copy / "rules" / "old.yaml").unlink()
     assert not target.holds(r1)
-    with pytest.raises(TargetError, match="damaged") as raised:
+    with pytest.raises(DamagedCopyError, match="damaged") as raised:
         target.activate(r1)
     message = str(raised.value)
     assert "prompt.txt, rules/old.yaml" in message and "nothing was switched" in message
@@ -484,7 +484,7 @@ def test_a_kept_copy_whose_metadata_was_edited_is_rewritten(target: FilesTarget)
     data["manifest"]["prompt.txt"] = "0" * 64
     meta.write_text(json.dumps(data))
     assert not target.holds(r1)
-    with pytest.raises(TargetError, match=r"damaged \(metadata\)"):
+    with pytest.raises(DamagedCopyError, match=r"damaged \(metadata\)"):
         target.activate(r1)
     target.stage(r1, V1)
     target.activate(r1)

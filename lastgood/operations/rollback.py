@@ -208,7 +208,8 @@ def _destination(
             f"{destination.label} --force'",
         )
     proven = project.store.verdicts(env).get(destination.number) in (GOOD, WITHDRAWN)
-    if not proven and not project.target(env).holds(release_of(destination)):
+    kept = release_of(destination) in project.target(env).retained()  # damaged or not
+    if not proven and not kept:
         raise RefusedError(
             f"{destination.label} never ran on {env}: a rollback only goes back to what ran "
             "there, skipping validation, preflight and bake",

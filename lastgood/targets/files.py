@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
-from lastgood.errors import ConfigError, TargetError
+from lastgood.errors import ConfigError, DamagedCopyError, TargetError
 from lastgood.targets import _fs
 from lastgood.targets.base import Release, Target
 
@@ -163,7 +163,7 @@ class FilesTarget(Target):
                 self.store.seal(release)  # proven by reading every file: the next check is free
             return
         shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
-        raise TargetError(
+        raise DamagedCopyError(
             f"the kept copy of {release.name} in {self.store.release_path(release.name)} is "
             f"damaged ({shown}); nothing was switched, {self.path} is unchanged",
             hint=f"run 'lastgood rollback {self.env} --to v{release.version}' (not --offline) "
