@@ -15,7 +15,9 @@ from lastgood.errors import (
     ValidationError,
 )
 from lastgood.operations.deploy import deploy, plan_deploy
+from lastgood.operations.restore import release_of
 from lastgood.operations.rollback import rollback
+from lastgood.operations.snapshot import snapshot
 from lastgood.operations.status import history, status
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED
 from tests.conftest import Workspace
@@ -412,3 +414,25 @@ def test_rolling_back_a_drifted_last_good_restores_its_bytes(workspace: Factory,
     )  # fmt: skip
     walked = rollback(project, "staging")  # intact now: a plain rollback walks back as before
     assert walked.version == 1
+
+
+def test_rollback_to_a_kept_release_whose_copy_was_damaged_is_not_called_never_run(
+    workspace: Factory,
+) -> None:
+    """A release the files target keeps (staged, refused by a preflight, never judged) stays a
+    valid --to even when its kept copy was damaged: the copy is rewritten from the store."""
+    ws = workspace(target="files")
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.healthy("two")
+    assert deploy(project, "staging").exit_code == OK
+    ws.healthy("three")
+    three = snapshot(project, "staged only").version
+    target = project.target("staging")
+    target.stage(release_of(three), project.store.files(three.number))  # kept, never judged
+    copy = next((ws.base / "app" / ".lastgood-target" / "releases").glob("v3-*"))
+    (copy / "health.txt").write_text("damaged\n")
+    outcome = rollback(project, "staging", to="v3")
+    assert outcome.exit_code == OK, outcome.summary
+    assert (ws.base / "app" / "scoring" / "thresholds.yaml").read_text().endswith("three\n")
