@@ -18,7 +18,7 @@ _NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
 _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 """What an environment may be called: exactly what ``ENV:REF`` can name."""
-_LARGEST = 2**63 - 1  # the stores keep version numbers as 64-bit integers
+LARGEST_VERSION = 2**31 - 1  # PostgreSQL keeps version numbers as INTEGER (32 bits)
 
 
 class Ref(Record):
@@ -53,13 +53,17 @@ def parse(text: str) -> Ref:
 
 
 def _number(digits: str, env: str | None, raw: str) -> Ref:
+    return Ref("number", str(version_number(digits)), env, raw)
+
+
+def version_number(digits: str) -> int:
     """A version number; one no store can hold names nothing (NotFoundError, not a crash)."""
-    if int(digits) > _LARGEST:
+    if int(digits) > LARGEST_VERSION:
         raise NotFoundError(
             f"no version v{digits}: version numbers never get that large",
             hint="run 'lastgood log' to list versions",
         )
-    return Ref("number", str(int(digits)), env, raw)
+    return int(digits)
 
 
 def _bad(text: str) -> UsageError:

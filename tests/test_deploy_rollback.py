@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -372,17 +373,26 @@ def test_an_environment_without_checks_is_never_called_verified(workspace: Facto
     back = ws.run("rollback", "staging", "-m", "undo")
     assert back.returncode == 0, back.stderr
     assert "no checks are configured, so nothing proved it healthy" in back.stdout
-    assert "verified" not in back.stdout
+    assert "verified in" not in back.stdout and "verified in" not in back.stderr  # the events
 
     shown = ws.run("status", "staging")
     assert "no checks configured: nothing proves it healthy" in shown.stdout
     assert "healthy" not in shown.stdout.replace("nothing proves it healthy", "")
+    assert "not verified (no checks configured)" in shown.stdout
+    assert "verified in" not in shown.stdout
+    [record] = [
+        d
+        for d in json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
+        if d["kind"] == "rollback"
+    ]
+    assert record["verified_at"] is None and record["time_to_verified"] is None
     for fmt in ("text", "markdown", "html"):
         report = ws.run("report", "staging", "--format", fmt).stdout
         assert "nothing proved it healthy" in report, fmt
         assert "passed its checks" not in report, fmt
     text = ws.run("report", "staging").stdout
     assert "not verified (no checks configured)" in text
+    assert "verified in" not in text
 
 
 @pytest.mark.parametrize("kind", ["directory", "files"])

@@ -42,6 +42,19 @@ def test_a_version_number_too_large_for_any_store_names_nothing(
     assert "unexpected error" not in done.stderr and "Overflow" not in done.stderr
 
 
+@pytest.mark.parametrize("number", ["99999999999999999999999", "v2147483648", "2147483648"])
+def test_numbers_past_what_the_store_holds_name_nothing_on_every_store(
+    workspace: Factory, store_url: str, number: str
+) -> None:
+    ws = workspace(store=store_url)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    for args in (("show", number), ("deploy", "staging", "--version", number)):
+        done = ws.run(*args)
+        assert done.returncode == 2, done.stderr
+        assert "never get that large" in done.stderr, done.stderr
+
+
 def test_a_file_name_that_is_not_utf8_is_refused_by_name(ws: Workspace) -> None:
     os.makedirs(ws.root / "prompts", exist_ok=True)
     with open(os.path.join(os.fsencode(ws.root / "prompts"), b"caf\xe9.txt"), "wb") as handle:

@@ -406,6 +406,30 @@ def _label(version: int | None) -> str:
     return "-" if version is None else f"v{version}"
 
 
+def _restores_text(s: EnvStatus) -> str:
+    """The restore figures, labelled as docs/concepts.md defines them; a miss says OVER."""
+    budget = format_duration(s.budget)
+    verdict = "within" if s.within_budget else "OVER"
+    missed = (
+        f", {plural(s.unverified_restores, 'restore')} never verified"
+        if (s.unverified_restores)
+        else ""
+    )
+    if not s.restores:
+        if s.unverified_restores:
+            return f"none verified{missed}: OVER budget {budget}"
+        return f"none yet (budget {budget})"
+    restored = (
+        f"restored in p50 {format_duration(s.restore_p50)} (max {format_duration(s.restore_max)})"
+    )
+    if not s.checked:
+        return f"{len(s.restores)}: {restored}; not verified (no checks configured)"
+    return (
+        f"{len(s.restores)}: {restored}, verified in p50 {format_duration(s.verified_p50)} "
+        f"(max {format_duration(s.verified_max)}){missed}; {verdict} budget {budget}"
+    )
+
+
 def _print_status(s: EnvStatus) -> None:
     live = f"{_label(s.live_version)} ({(s.live_hash or '')[:8]})" if s.live_version else "nothing"
     r.out(f"{s.env}  [{s.target}]")
@@ -418,16 +442,7 @@ def _print_status(s: EnvStatus) -> None:
             f"  last change   {c['kind']} {_label(c['from_version'])} → {_label(c['to_version'])}"
             f" {c['status']} by {c['actor']} at {r.when(c['requested_at'])}"
         )
-    if s.restores:
-        verdict = "within" if s.within_budget else "OVER"
-        r.out(
-            f"  restores      {len(s.restores)}: restored in p50 {format_duration(s.restore_p50)}"
-            f" (max {format_duration(s.restore_max)}), verified in p50 "
-            f"{format_duration(s.verified_p50)} (max {format_duration(s.verified_max)}); "
-            f"{verdict} budget {format_duration(s.budget)}"
-        )
-    else:
-        r.out(f"  restores      none yet (budget {format_duration(s.budget)})")
+    r.out(f"  restores      {_restores_text(s)}")
     if s.last_drill:
         d = s.last_drill
         r.out(f"  last drill    #{d['id']} {d['status']} {format_duration(d['age'])} ago")

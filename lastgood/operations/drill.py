@@ -228,10 +228,14 @@ def _not_caught(
 
 
 def _verdict_sentence(result: DrillResult, live: VersionInfo, variant: VersionInfo) -> str:
+    verified = (
+        f"verified in {_seconds(result.time_to_verified)}"
+        if result.time_to_verified is not None
+        else "not verified (no checks configured)"
+    )
     figures = (
         f"detected in {_seconds(result.time_to_detect)}, restored in "
-        f"{_seconds(result.time_to_restore)}, verified in {_seconds(result.time_to_verified)} "
-        f"(budget {_seconds(result.budget)})"
+        f"{_seconds(result.time_to_restore)}, {verified} (budget {_seconds(result.budget)})"
     )
     if not result.bytes_verified:
         return f"{live.label} was not served byte for byte after the rollback; {figures}"

@@ -39,7 +39,7 @@ def _by_hash(project: Project, ref: refs.Ref) -> VersionInfo:
     if matches:
         return matches[0]
     if ref.value.isdigit():
-        return project.store.version(int(ref.value))
+        return project.store.version(refs.version_number(ref.value))
     raise refs.not_found(ref)
 
 

@@ -245,10 +245,11 @@ def _verified(
     store = project.store
     if store.verdicts(env).get(destination.number) == GOOD:
         mark_good(project, env, destination, record.id)  # proven by a bake before, verified now
+    unchecked = not project.config.environment(env).checks
     record = store.update_deployment(
         record.id,
         status="succeeded",
-        verified_at=checked.at,
+        verified_at=None if unchecked else checked.at,  # nothing proved it: no verified time
         finished_at=time.time(),
         detail=checked.summary(),
     )
@@ -258,9 +259,9 @@ def _verified(
         else EventKind.ROLLBACK_PERFORMED
     )
     proof = (
-        f"verified in {format_duration(record.time_to_verified)}"
-        if checked.rounds
-        else "not verified: no checks are configured, so nothing proved it healthy"
+        "not verified: no checks are configured, so nothing proved it healthy"
+        if unchecked
+        else f"verified in {format_duration(record.time_to_verified)}"
     )
     project.emit(
         Event(

@@ -41,6 +41,7 @@ class EnvStatus(Record, frozen=False):
     restores: list[float] = field(default_factory=list)  # time to restore: trigger → active
     verified: list[float] = field(default_factory=list)  # time to verified: trigger → verified
     unverified_restores: int = 0
+    checked: bool = True  # checks are configured: without, nothing is ever verified
     last_drill: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
@@ -121,8 +122,9 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         health_at=None,
         last_change=_last_change(records),
         budget=settings.budget,
-        restores=[r.time_to_active or 0.0 for r in _verified_restores(records)],
-        verified=[r.time_to_verified or 0.0 for r in _verified_restores(records)],
+        checked=bool(settings.checks),
+        restores=[r.time_to_active for r in _restores(records) if r.time_to_active is not None],
+        verified=[r.time_to_verified for r in _restores(records) if r.time_to_verified is not None],
         lock=lock,
     )
     unverified = [f"#{r.id}" for r in records if r.is_rollback and r.status != "succeeded"]
@@ -189,16 +191,10 @@ def _drills(result: EnvStatus, settings: Environment, records: list[Deployment])
         result.warnings.append(standing.overdue)
 
 
-def _verified_restores(records: list[Deployment]) -> list[Deployment]:
-    """The latest 50 rollbacks that were verified: the ones with both figures."""
-    return [
-        r
-        for r in records
-        if r.is_rollback
-        and r.status == "succeeded"
-        and r.time_to_verified is not None
-        and r.time_to_active is not None
-    ][:50]
+def _restores(records: list[Deployment]) -> list[Deployment]:
+    """The latest 50 rollbacks that succeeded (verified by the checks, or, with no checks
+    configured, restored byte for byte with no verified time)."""
+    return [r for r in records if r.is_rollback and r.status == "succeeded"][:50]
 
 
 def _last_change(records: list[Deployment]) -> dict[str, Any] | None:

@@ -48,9 +48,14 @@ def _env(env: EnvDigest) -> list[str]:
     if env.rollbacks:
         lines += [
             f"Restored in: p50 **{w.seconds(env.restore_p50)}**, max "
-            f"**{w.seconds(env.restore_max)}**; verified in: p50 "
-            f"**{w.seconds(env.verified_p50)}**, max **{w.seconds(env.verified_max)}** "
-            f"(budget {w.seconds(env.budget)} on verified, {env.over_budget} over)",
+            f"**{w.seconds(env.restore_max)}**; "
+            + (
+                f"verified in: p50 **{w.seconds(env.verified_p50)}**, max "
+                f"**{w.seconds(env.verified_max)}** "
+                if env.checked
+                else "not verified (no checks configured) "
+            )
+            + f"(budget {w.seconds(env.budget)} on verified, {env.over_budget} over)",
             "",
         ]
     if env.drill_overdue:

@@ -59,8 +59,12 @@ def _rollbacks(env: EnvDigest) -> list[str]:
         )
     lines.append(
         f"  restored in: p50 {w.seconds(env.restore_p50)}, max {w.seconds(env.restore_max)}; "
-        f"verified in: p50 {w.seconds(env.verified_p50)}, max {w.seconds(env.verified_max)}; "
-        f"budget {w.seconds(env.budget)} (on verified), {env.over_budget} over budget"
+        + (
+            f"verified in: p50 {w.seconds(env.verified_p50)}, max {w.seconds(env.verified_max)}; "
+            if env.checked
+            else "not verified (no checks configured); "
+        )
+        + f"budget {w.seconds(env.budget)} (on verified), {env.over_budget} over budget"
     )
     return lines
 
