@@ -122,3 +122,58 @@ def test_a_drill_leaves_the_next_snapshot_of_the_unchanged_folder_a_no_op(
     assert [v["source"] for v in versions] == ["drill", "cli"]  # v1 and the variant only
     unchanged = ws.run("deploy", "staging")
     assert unchanged.returncode == 0 and "already live" in unchanged.stdout
+
+
+def test_a_drill_stopped_half_way_puts_the_live_version_back(workspace: Factory) -> None:
+    """SIGTERM while the broken variant bakes: the drill ends on the version live before it,
+    and the ledger records the drill as failed."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import LASTGOOD
+
+    ws = drilled(workspace, extra=UNSEEN)  # the checks miss the variant: it bakes...
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text().replace('bake = "0.3s"', 'bake = "30s"'))  # ...long
+    command = [LASTGOOD, "-C", str(ws.root), "drill", "staging"]
+    environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and b"threshold: 99" not in _live_thresholds(ws):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert _live_thresholds(ws) == b"threshold: 0.4\nmarker: one\n"
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert status["live_version"] == 1
+    assert not any("drill's broken variant" in w for w in status["warnings"])
+    timeline = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
+    assert (timeline[0]["kind"], timeline[0]["status"]) == ("drill", "failed")
+    assert "stopped before it ended" in timeline[0]["detail"]
+
+
+def _live_thresholds(ws: Workspace) -> bytes:
+    path = ws.base / "live" / "current" / "scoring" / "thresholds.yaml"
+    return path.read_bytes() if path.exists() else b""
+
+
+def test_status_says_when_a_drill_variant_was_left_live(workspace: Factory) -> None:
+    """After a kill -9 mid-drill the variant may still be live: status says so and what to do."""
+    from lastgood.bundle import Bundle
+
+    ws = drilled(workspace, extra=UNSEEN)
+    project = ws.project()
+    files = dict(project.store.files(1))
+    files["scoring/thresholds.yaml"] = b"threshold: 99\n"
+    variant = project.store.add_version(
+        Bundle(files), author="tester", source="drill", message="drill variant"
+    )
+    assert ws.run("deploy", "staging", "--version", variant.label).returncode == 0
+    status = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert any(
+        "is a drill's broken variant and is live on staging" in w and "lastgood rollback" in w
+        for w in status["warnings"]
+    ), status["warnings"]

@@ -11,6 +11,7 @@ environments refuse drills unless overridden, and the override is recorded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -74,13 +75,36 @@ def drill(
     from lastgood.operations.deploy import deploy
 
     injected = [InjectedFailure(CheckSpec("drill-injected", "drill-injected", 5.0, {}))]
-    outcome = deploy(
-        project, env, ref=variant.label, force=True, source="drill",
-        message=f"drill on {env}", drill_checks=injected if kind == INJECTED else [],
-    )  # fmt: skip
+    try:
+        outcome = deploy(
+            project, env, ref=variant.label, force=True, source="drill",
+            message=f"drill on {env}", drill_checks=injected if kind == INJECTED else [],
+        )  # fmt: skip
+    except BaseException as exc:  # Ctrl-C, SIGTERM, an error: the variant must not stay live
+        _abandon(project, settings, live, variant, kind, started, exc)
+        raise
     result = _judge(project, settings, live, variant, kind, outcome)
     _end_on(project, env, live)
     return _record(project, result, started, reason, override_protection)
+
+
+def _abandon(
+    project: Project, settings: Environment, live: VersionInfo, variant: VersionInfo,
+    kind: str, started: float, error: BaseException,
+) -> None:  # fmt: skip
+    """A drill stopped half-way: put the live version back, then record the drill as failed."""
+    from lastgood.operations.ledger import describe
+
+    try:
+        _end_on(project, settings.name, live)
+    finally:
+        result = DrillResult(
+            settings.name, kind, False, f"the drill was stopped before it ended: "
+            f"{describe(error)}; {live.label} was put back", live.number, variant.number,
+            budget=settings.budget,
+        )  # fmt: skip
+        with contextlib.suppress(Exception):
+            _record(project, result, started, "drill stopped", False)
 
 
 def _end_on(project: Project, env: str, live: VersionInfo) -> None:

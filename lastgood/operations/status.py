@@ -136,6 +136,12 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         )
     _health(project, env, result)
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
+    if live is not None and store.version(live.version).source == "drill":
+        result.warnings.append(
+            f"v{live.version} is a drill's broken variant and is live on {env} (the drill was "
+            f"killed before it could end); put the version before it back: 'lastgood rollback "
+            f"{env}'"
+        )
     _warn(result, live is not None)
     _drills(result, settings, records)  # least urgent: last
     if settings.target.type == "served":
