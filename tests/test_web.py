@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import textwrap
 import threading
@@ -317,3 +318,22 @@ def test_deploy_versions_and_diffs_never_show_the_secret(
     assert '"actor": "release-bot"' in history and "ship the notes" in history
     assert all(secret not in html for html in pages)
     assert secret not in server.log.read_text()
+
+
+def test_the_page_shows_both_restore_figures_as_the_ledger_has_them(
+    workspace: Factory, serve: Callable[..., Server]
+) -> None:
+    from lastgood.units import format_duration
+
+    ws = two_versions(workspace)
+    assert ws.run("rollback", "staging", "-m", "undo").returncode == 0
+    [record] = [d for d in json.loads(ledger(ws))["deployments"] if d["kind"] == "rollback"]
+    restored = format_duration(record["time_to_active"])
+    verified = format_duration(record["time_to_verified"])
+    assert restored != verified
+    server = serve(ws)
+    with signed_in(server, server.token("viewer", name="eyes")) as http:
+        page = http.get("/envs/staging").text
+    assert f">restored in {restored}</text>" in page and f">verified in {verified}</text>" in page
+    assert "<th>Restored in</th><th>Verified in</th>" in page
+    assert f"<td>{restored}</td>\n        <td>{verified}</td>" in page

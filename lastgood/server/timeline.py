@@ -63,12 +63,15 @@ def label(record: Deployment) -> str:
     )
 
 
-def restore_time(record: Deployment) -> float | None:
-    """How long a rollback took: to verified when it was verified, else to active."""
-    if not record.is_rollback:
-        return None
-    verified = record.time_to_verified
-    return verified if verified is not None else record.time_to_active
+def restore_lines(record: Deployment) -> list[str]:
+    """A rollback's two figures as docs/concepts.md defines them, a line each: restored in
+    (trigger → active) and verified in (trigger → verified); none for anything else."""
+    if not record.is_rollback or record.time_to_active is None:
+        return []
+    lines = [f"restored in {format_duration(record.time_to_active)}"]
+    if record.time_to_verified is not None:
+        lines.append(f"verified in {format_duration(record.time_to_verified)}")
+    return lines
 
 
 def _text(x: float, y: float, content: str, css: str = "") -> str:
@@ -87,9 +90,8 @@ def _dot(index: int, record: Deployment) -> str:
         _text(x, LINE_Y + 30, label(record), "what"),
         _text(x, LINE_Y + 46, record.actor, "who"),
     ]
-    took = restore_time(record)
-    if took is not None:
-        parts.append(_text(x, LINE_Y + 62, f"restored in {format_duration(took)}", "took"))
+    for number, line in enumerate(restore_lines(record)):  # under the actor, one line each
+        parts.append(_text(x, LINE_Y + 62 + 14 * number, line, "took"))
     parts.append("</g>")
     return "".join(parts)
 
