@@ -192,3 +192,24 @@ def test_a_recorded_switch_is_announced_on_postgresql_and_sqlite_has_no_listener
         assert lite.switch_listener() is None
     finally:
         lite.close()
+
+
+def test_every_server_serves_a_cli_rollback_by_the_time_the_cli_returns(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server], pg_url: str
+) -> None:
+    """The CLI's rollback returns after its switch was committed and verified; the NOTIFY sent
+    at the commit must have been acted on by then (a quarter second of grace for a loaded
+    machine), not collected for half a second first. Six switches, two servers each."""
+    ws, a, b = two_servers(workspace, serve, pg_url)
+    reader = a.token("viewer")
+    for want in (1, 2, 1, 2, 1, 2):
+        done = ws.run("rollback", "staging", "--to", f"v{want}")
+        assert done.returncode == 0, done.stderr
+        returned = time.monotonic()
+        for server in (a, b):
+            with server.client(reader) as http:
+                while True:
+                    served = http.get(f"{STAGING}/config").json()["version"]
+                    if served == want or time.monotonic() - returned > 0.25:
+                        break
+            assert served == want, f"{server.url} still served v{served} after the CLI returned"

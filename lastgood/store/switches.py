@@ -48,7 +48,9 @@ class SwitchListener:
         self._connection = connection
 
     def wait(self, timeout: float) -> set[str]:
-        """The environments announced within ``timeout`` seconds (empty when none were).
+        """The environments announced within ``timeout`` seconds (empty when none were); returns
+        at the first announcement, so the caller acts on it at once rather than at the end of
+        the wait.
 
         Raises StoreError when the connection is lost: reconnect with :meth:`connect`, and
         look at every environment, since announcements made meanwhile are gone."""
@@ -58,7 +60,8 @@ class SwitchListener:
             self.connect()
         assert self._connection is not None
         try:
-            return {note.payload for note in self._connection.notifies(timeout=timeout)}
+            notes = self._connection.notifies(timeout=timeout, stop_after=1)
+            return {note.payload for note in notes}
         except psycopg.Error as exc:
             self.close()
             raise common.store_failure(self.url, "listen for switches", exc) from exc
