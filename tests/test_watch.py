@@ -544,3 +544,30 @@ def test_a_restarted_watcher_does_not_report_the_same_drift_or_overdue_drill_aga
     assert len(w.events("drift-detected")) == 2  # a different edit is news
     report = json.loads(w.ws.run("report", "staging", "--json").stdout)
     assert report["envs"][0]["drift_detected"] == 2
+
+
+def test_a_restarted_watcher_carries_on_with_a_health_failure(
+    watching: Callable[..., Watching],
+) -> None:
+    """One ongoing failure, several watchers one after another (a crash, or cron running
+    'watch --once'): the failure is counted across them, announced once, and its recovery is
+    announced by whichever watcher sees it."""
+    w = watching('guard = "1ms"')
+    (w.ws.root / "../outage-two").resolve().touch()
+
+    def once() -> None:
+        w.start("--once")
+        assert w.process is not None and w.process.wait(timeout=60) == 0
+
+    once()  # round 1 of failures = 2: not yet
+    assert w.events("health-failed") == []
+    once()  # round 2: the streak, carried over, trips
+    assert len(w.events("health-failed")) == 1
+    once()
+    once()
+    assert len(w.events("health-failed")) == 1  # the same failure, not news
+    (w.ws.root / "../outage-two").resolve().unlink()
+    once()
+    assert len(w.events("health-recovered")) == 1
+    report = json.loads(w.ws.run("report", "staging", "--json").stdout)["envs"][0]
+    assert [i["kind"] for i in report["incidents"]] == ["health-failed"]

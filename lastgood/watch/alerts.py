@@ -92,6 +92,11 @@ class Problems:
         )
         return True
 
+    def resume(self, name: str, problem: Problem) -> None:
+        """Take over ``problem``, already announced by an earlier watcher (from the ledger):
+        it is not announced again until its next period, and its recovery is announced."""
+        self._open[name] = problem
+
     def is_open(self, name: str) -> bool:
         return name in self._open
 

@@ -10,16 +10,18 @@ rolls back again on that environment until its checks have passed once, so a bro
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 
-from lastgood.errors import LastgoodError, LockedError
+from lastgood.errors import LastgoodError, LockedError, StoreError
 from lastgood.events import EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import Deployment
+from lastgood.records import CheckRecord, Deployment
 from lastgood.units import format_duration
-from lastgood.watch.alerts import Problems
+from lastgood.watch.alerts import Problem, Problems
 
 
 class HealthState(Record, frozen=False):
@@ -98,6 +100,24 @@ def decide(
     return Trip("alert", "outside the guard window, and on_failure = alert", deploy)
 
 
+RESUME_WINDOW = 600.0  # a failing streak older than this is history, not a streak to continue
+
+
+def failing_streak(records: list[CheckRecord], now: float) -> list[float]:
+    """When each of the newest consecutive failing watch rounds ran, newest first; empty when
+    the newest watch round passed or is older than RESUME_WINDOW."""
+    rounds: dict[float, bool] = {}
+    for record in records:  # newest first; one round's results share its time
+        if record.phase == "watch":
+            rounds[record.at] = rounds.get(record.at, True) and record.ok
+    streak: list[float] = []
+    for at, ok in rounds.items():
+        if ok or now - at > RESUME_WINDOW:
+            break
+        streak.append(at)
+    return streak
+
+
 class HealthWatch:
     """Runs one environment's checks each cycle and applies the policy."""
 
@@ -109,6 +129,33 @@ class HealthWatch:
         # The first round, and the first passing round after failures, are kept in the ledger
         # (status shows the latest kept round); other passing rounds are not.
         self._record_passing = True
+        with contextlib.suppress(StoreError):  # a store down now is alerted by the loop
+            self._resume()
+
+    def _resume(self) -> None:
+        """Carry on from the watcher before this one, as the ledger tells it: a health failure
+        it announced stays open (not announced again; its recovery will be), a streak of
+        failing rounds keeps counting (so ``watch --once`` from cron still trips), and an
+        automatic rollback it made still holds back the next one. Reads only."""
+        store, name = self.project.store, f"health:{self.env}"
+        streak = failing_streak(store.check_records(env=self.env, limit=200), time.time())
+        self.state.failures = len(streak)
+        self.state.first_failed_at = streak[-1] if streak else None
+        failed = store.events(self.env, kind=EventKind.HEALTH_FAILED.value, limit=1)
+        recovered = store.events(self.env, kind=EventKind.HEALTH_RECOVERED.value, limit=1)
+        if not failed or (recovered and recovered[0].at >= failed[0].at):
+            return
+        data = json.loads(failed[0].data or "{}")
+        since, repeat = float(data.get("since", failed[0].at)), int(data.get("repeat", 0))
+        self.problems.resume(
+            name,
+            Problem(since, self.env, EventKind.HEALTH_FAILED, EventKind.HEALTH_RECOVERED,
+                    failed[0].message, announced=repeat),
+        )  # fmt: skip
+        latest = store.deployments(self.env, limit=1)
+        self.state.held_back = bool(latest) and (latest[0].kind, latest[0].source) == (
+            "auto-rollback", "watch",
+        )  # fmt: skip
 
     def step(self, cycle: int, *, drifted: bool = False) -> str:
         """One cycle; returns what happened, in a word, for the cycle report. ``drifted``: the
