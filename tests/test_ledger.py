@@ -108,3 +108,31 @@ def test_a_deploy_stopped_by_sigterm_closes_its_record_and_its_lease(workspace: 
     assert "SIGTERM" in str(record["detail"])
     [status] = json.loads(ws.run("status", "staging", "--json").stdout)
     assert status["lock"] is None
+
+
+@needs_namespace
+def test_a_store_on_a_full_disk_says_so(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("big")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    folder = ws.base / "store-disk"
+    folder.mkdir()
+    store = f"sqlite:///{folder / 'store.db'}"
+    done = _run_on_small_disk(ws, folder, "--store", store, "snapshot", "-m", "too big")
+    assert done.returncode == 1, done.stderr
+    assert "the disk holding it is full or failing" in done.stderr
+    assert "free space on that disk" in done.stderr
+    assert "Traceback" not in done.stderr and "unexpected error" not in done.stderr
+
+
+@needs_namespace
+def test_a_full_disk_error_without_a_file_name_names_the_target_folder(
+    workspace: Factory,
+) -> None:
+    ws = workspace(target="directory")
+    ws.healthy("big")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    folder = ws.base / "live"
+    done = _run_on_small_disk(ws, folder, "deploy", "staging")
+    assert done.returncode == 5, done.stderr
+    assert f"{folder}/current" not in done.stderr  # never the live link: nothing wrote there

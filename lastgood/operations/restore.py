@@ -64,7 +64,7 @@ def stage(target: Target, release: Release, files: Mapping[str, bytes]) -> None:
 def _staging_error(
     target: Target, release: Release, files: Mapping[str, bytes], exc: OSError
 ) -> StagingError:
-    where = exc.filename or target.live_path() or target.describe()
+    where = exc.filename or _folder_of(target)
     if exc.errno not in _NO_SPACE:
         return StagingError(
             f"could not stage {release.name} on {target.describe()}: {exc.strerror or exc} "
@@ -81,6 +81,14 @@ def _staging_error(
         hint="free space on that file system (a lower target.keep keeps fewer old releases), "
         "then deploy again",
     )
+
+
+def _folder_of(target: Target) -> str:
+    """The folder a target stages into, for a disk error that names no file."""
+    path = target.options.get("path")
+    if isinstance(path, str) and path:
+        return str((target.root / path).expanduser().resolve())
+    return target.describe()
 
 
 def _free_space(path: Path) -> int | None:

@@ -75,10 +75,33 @@ def store_failure(url: str, doing: str, exc: BaseException) -> StoreError:
     if "sqlite3.OperationalError" in _qualified(cause) and "locked" in str(cause):
         return _statement_timeout_error(url, doing, "stayed locked by another connection for over")
     lines = str(exc).splitlines() or [""]
+    if _disk_full(cause):
+        return StoreError(
+            f"store {mask_url(url)} failed to {doing}: the disk holding it is full or failing "
+            f"({exc.__class__.__name__}: {lines[0]})",
+            hint="free space on that disk, then run 'lastgood status ENV' (it closes what this "
+            "left open); meanwhile 'lastgood rollback ENV --offline' works without the store",
+        )
     return StoreError(
         f"store {mask_url(url)} failed to {doing}: {exc.__class__.__name__}: {lines[0]}",
         hint="check that the store is reachable; 'lastgood status' retries safely",
     )
+
+
+_FULL = (
+    "database or disk is full",
+    "disk i/o error",  # SQLite's answer when its journal cannot grow
+    "no space left on device",
+    "disk full",
+    "could not extend",
+)
+
+
+def _disk_full(cause: BaseException) -> bool:
+    """SQLite's SQLITE_FULL or SQLITE_IOERR, or PostgreSQL's 53100 disk_full (or its
+    message)."""
+    text = str(cause).lower()
+    return getattr(cause, "sqlstate", None) == "53100" or any(words in text for words in _FULL)
 
 
 def _qualified(error: BaseException) -> str:
