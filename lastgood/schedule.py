@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from lastgood.units import plural
+
 
 def validate(expression: str) -> None:
     """Raise ValueError when ``expression`` is not a five-field schedule cronsim accepts.
@@ -19,7 +21,7 @@ def validate(expression: str) -> None:
 
     fields = expression.split()
     if len(fields) != 5:
-        raise ValueError(f"it has {len(fields)} fields, not 5")
+        raise ValueError(f"it has {plural(len(fields), 'field')}, not 5")
     try:
         CronSim(expression, datetime.now(UTC))
     except CronSimError as exc:

@@ -143,7 +143,7 @@ def test_wrong_types_are_configuration_errors(tmp_path: Path, text: str, message
             'drill_schedule = "0 3 * * 1 *"\n',
             "it has 6 fields, not 5",
         ),
-        ('[watch]\ndigest = "@daily"\n', "it has 1 fields, not 5"),
+        ('[watch]\ndigest = "@daily"\n', "it has 1 field, not 5"),
         # a destination without a scheme would lose every alert, quietly
         (
             '[[notify.route]]\nname = "ops"\nto = ["hooks.example.com/T0/B0/secret"]\n',

@@ -234,7 +234,7 @@ def test_deploying_the_live_version_repairs_drift(ws: Workspace) -> None:
     (report,) = status(project, "staging")
     assert report.drifted and "--version v1" in report.warnings[0]
     outcome = deploy(project, "staging", ref="v1")
-    assert "rewrote 1 file(s) edited by hand: health.txt" in outcome.summary
+    assert "rewrote 1 file edited by hand: health.txt" in outcome.summary
     (report,) = status(project, "staging")
     assert not report.drifted
 

@@ -245,7 +245,8 @@ class DeployRun:
         )
         summary = f"{self.version.label} is already live and known good on {self.env}; "
         if repaired:
-            summary += f"rewrote {len(repaired)} file(s) edited by hand: {', '.join(repaired)}"
+            files = plural(len(repaired), "file")
+            summary += f"rewrote {files} edited by hand: {', '.join(repaired)}"
         else:
             summary += "nothing to do"
         return Outcome(

@@ -18,6 +18,7 @@ from lastgood.errors import TargetError
 from lastgood.events import Event, EventKind
 from lastgood.project import STORE_DIR, Project
 from lastgood.records import GOOD
+from lastgood.units import plural
 
 OFFLINE_LOG = "offline.jsonl"
 
@@ -102,7 +103,7 @@ def _ingest_offline(project: Project, env: str) -> list[str]:
         if torn:
             _set_aside(path, torn)
             notes.append(
-                f"set aside {len(torn)} unreadable line(s) of {path} in {path}.bad "
+                f"set aside {plural(len(torn), 'unreadable line')} of {path} in {path}.bad "
                 "(an offline rollback interrupted while it wrote its record?)"
             )
         _rewrite(path, keep)

@@ -36,7 +36,7 @@ from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.records import GOOD, WITHDRAWN, Deployment, VersionInfo
 from lastgood.targets import open_target
-from lastgood.units import format_duration
+from lastgood.units import format_duration, plural
 
 
 def choose_destination(project: Project, env: str, live: int | None) -> VersionInfo:
@@ -146,7 +146,8 @@ def _restore_in_place(
 def _already_live(project: Project, env: str, destination: VersionInfo) -> Outcome:
     """Nothing to switch; still make sure the live files are exactly the version's."""
     repaired = ensure_intact(project, env, destination, deployment=None)
-    note = f"rewrote {len(repaired)} file(s) edited by hand" if repaired else "nothing to do"
+    files = plural(len(repaired), "file")
+    note = f"rewrote {files} edited by hand" if repaired else "nothing to do"
     summary = f"{destination.label} is already live on {env}; {note}"
     return Outcome(
         env, "rollback", OK, summary, version=destination.number, from_version=destination.number

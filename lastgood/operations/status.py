@@ -19,7 +19,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
 from lastgood.records import Deployment, EventRecord
-from lastgood.units import format_duration
+from lastgood.units import format_duration, plural
 
 
 class EnvStatus(Record, frozen=False):
@@ -131,7 +131,8 @@ def _env_status(project: Project, env: str) -> EnvStatus:
     result.unverified_restores = len(unverified)
     if unverified:
         result.warnings.append(
-            f"{len(unverified)} restore(s) on {env} never verified ({', '.join(unverified[:5])}); "
+            f"{plural(len(unverified), 'restore')} on {env} never verified "
+            f"({', '.join(unverified[:5])}); "
             f"they count as misses against the budget. See 'lastgood history {env}'"
         )
     _health(project, env, result)
