@@ -236,6 +236,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         name: _parse_env(name, table, where, root)
         for name, table in _table(data, "env", where).items()
     }
+    _refuse_shared_targets(envs, where, root)
     default_env = data.get("default_env")
     store = data.get("store")
     for key, value in (("default_env", default_env), ("store", store)):
@@ -251,7 +252,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         default_env=default_env,
         store=store,
         watch=_parse_watch(_table(data, "watch", where), where),
-        notify=_parse_notify(_table(data, "notify", where), set(envs), where),
+        notify=_parse_notify(_table(data, "notify", where), set(envs), where, root),
     )
 
 
@@ -423,7 +424,7 @@ def _parse_document(item: Any, index: int, where: str) -> DocumentSpec:
     )
 
 
-def _parse_notify(table: dict[str, Any], envs: set[str], where: str) -> NotifySettings:
+def _parse_notify(table: dict[str, Any], envs: set[str], where: str, root: Path) -> NotifySettings:
     _reject_unknown(table, _NOTIFY_KEYS, where, "notify.")
     retries = table.get("retries", 2)
     if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
@@ -441,6 +442,7 @@ def _parse_notify(table: dict[str, Any], envs: set[str], where: str) -> NotifySe
     routes: list[Route] = []
     for index, item in enumerate(items):
         route = _parse_route(item, index, envs, where)
+        _check_templates(route, where, root)
         if any(r.name == route.name for r in routes):
             raise ConfigError(f"notify.route: two routes are named {route.name!r} in {where}")
         routes.append(route)
@@ -506,6 +508,42 @@ def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
     )
 
 
+def _check_templates(route: Route, where: str, root: Path) -> None:
+    """A route's body template must be a readable file in the workspace and both it and the
+    title must parse as Jinja2, now: a broken one would only show when an alert is sent."""
+    key = f"notify.route {route.name!r}"
+    if route.template is not None:
+        if not _inside(root, route.template):
+            raise ConfigError(
+                f"{key}.template = {route.template!r} in {where} is outside the workspace",
+                hint="keep the template in the workspace, e.g. templates/alert.md.j2",
+            )
+        try:
+            source = (root / route.template).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{key}.template = {route.template!r} in {where} cannot be read: "
+                f"{getattr(exc, 'strerror', None) or exc}",
+                hint="create the file, or fix the path (relative to the workspace)",
+            ) from None
+        _parse_jinja(source, f"{key}.template ({route.template})", where)
+    if route.title is not None:
+        _parse_jinja(route.title, f"{key}.title", where)
+
+
+def _parse_jinja(source: str, key: str, where: str) -> None:
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
+    try:
+        SandboxedEnvironment().parse(source)
+    except TemplateSyntaxError as exc:
+        raise ConfigError(
+            f"{key} in {where} is not a valid Jinja2 template: line {exc.lineno}: {exc.message}",
+            hint="see docs/notifications.md for the variables and filters a template gets",
+        ) from None
+
+
 def _require_scheme(url: str, key: str, where: str) -> None:
     """A destination is an apprise URL: ``scheme://…``. Anything else would lose every alert."""
     import re
@@ -518,6 +556,23 @@ def _require_scheme(url: str, key: str, where: str) -> None:
         hint='write an apprise URL such as "mailto://user:pass@example.com", '
         '"slack://TokenA/TokenB/TokenC" or "json://hooks.example.com/lastgood"',
     )
+
+
+def _refuse_shared_targets(envs: dict[str, Environment], where: str, root: Path) -> None:
+    """Two environments switching one folder would overwrite each other's live version."""
+    seen: dict[Path, str] = {}
+    for name, env in envs.items():
+        path = env.target.options.get("path")
+        if not isinstance(path, str) or not path:
+            continue
+        folder = (root / path).expanduser().resolve()
+        if folder in seen:
+            raise ConfigError(
+                f"env.{seen[folder]}.target and env.{name}.target in {where} both use {folder}: "
+                "each would overwrite what the other put live",
+                hint="give every environment its own target folder",
+            )
+        seen[folder] = name
 
 
 def _refuse_target_in_workspace(options: dict[str, Any], key: str, where: str, root: Path) -> None:

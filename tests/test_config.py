@@ -178,3 +178,29 @@ def test_a_target_inside_the_private_store_folder_is_accepted(tmp_path: Path) ->
     text = '[env.s]\ntarget = { type = "served", path = ".lastgood/served/s" }\n'
     env = parse(tomllib.loads(text), tmp_path).environment("s")
     assert env.target.options["path"] == ".lastgood/served/s"
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ('template = "missing.j2"', "cannot be read"),
+        ('template = "../outside.j2"', "outside the workspace"),
+        ('template = "broken.j2"', "not a valid Jinja2 template: line 1"),
+        ('title = "{{ oops"', "title in"),
+    ],
+)
+def test_route_templates_are_checked_when_read(tmp_path: Path, route: str, message: str) -> None:
+    (tmp_path / "broken.j2").write_text("{% if %}\n")
+    text = f'[[notify.route]]\nname = "ops"\nto = "json://hooks.example.com/x"\n{route}\n'
+    with pytest.raises(ConfigError, match="notify.route 'ops'") as raised:
+        parse(tomllib.loads(text), tmp_path)
+    assert message in str(raised.value)
+
+
+def test_two_environments_on_one_target_folder_are_refused(tmp_path: Path) -> None:
+    text = (
+        '[env.a]\ntarget = { type = "directory", path = "../live" }\n'
+        '[env.b]\ntarget = { type = "files", path = "../live/" }\n'
+    )
+    with pytest.raises(ConfigError, match="env.a.target and env.b.target"):
+        parse(tomllib.loads(text), tmp_path / "ws")

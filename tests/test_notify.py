@@ -418,6 +418,7 @@ def test_template_overrides_render_and_escapes_fall_back(
     ws = workspace()
     ws.write("notify/good.j2", "Custom {{ event.kind }} via {{ route.name }}: {{ event.message }}")
     ws.write("notify/evil.j2", "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    ws.write("notify/nope.j2", "{{ event.kind | no_such_filter }}")  # parses; fails to render
     add_config(
         ws,
         f"""
@@ -453,7 +454,7 @@ def test_template_overrides_render_and_escapes_fall_back(
     assert "title template failed (SecurityError" in details["evil"]
     assert "template 'notify/evil.j2' failed (SecurityError" in details["evil"]
     assert "sent the default message" in details["evil"]
-    assert "template 'notify/nope.j2' failed (FileNotFoundError" in details["missing"]
+    assert "template 'notify/nope.j2' failed (TemplateAssertionError" in details["missing"]
     assert "failed" not in details["custom"]
 
 
