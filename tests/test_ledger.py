@@ -136,3 +136,29 @@ def test_a_full_disk_error_without_a_file_name_names_the_target_folder(
     done = _run_on_small_disk(ws, folder, "deploy", "staging")
     assert done.returncode == 5, done.stderr
     assert f"{folder}/current" not in done.stderr  # never the live link: nothing wrote there
+
+
+def test_a_deploy_stopped_while_its_restore_verifies_stays_failed(workspace: Factory) -> None:
+    """v2 failed its bake; SIGTERM arrives while v1's restore is being verified: the deploy is
+    'failed' (it did fail), the automatic rollback 'interrupted'."""
+    ws = workspace()
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text().replace("verify_rounds = 2", "verify_rounds = 300"))
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    (ws.base / "outage").write_text("down for everyone\n")  # v1's restore cannot verify
+    ws.broken("two")
+    command = [LASTGOOD, "-C", str(ws.root), "deploy", "staging", "--ignore-baseline"]
+    environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(
+        record["kind"] == "auto-rollback" for record in _records(ws)
+    ):
+        time.sleep(0.1)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    kinds = {record["kind"]: record["status"] for record in _records(ws)[:2]}
+    assert kinds == {"auto-rollback": "interrupted", "deploy": "failed"}

@@ -4,6 +4,7 @@ A deploy or rollback opens its record (``running``) before it touches the target
 the verb that is not its normal end — a full disk, a target error, a lost lease, Ctrl-C, SIGTERM
 turned into an exception by the CLI — goes through :func:`closed_on_error`, which writes the
 truth before the error travels on: ``refused`` when nothing live changed and the error says so,
+``failed`` for a deploy that had already failed its bake (its restore was what got stopped),
 ``interrupted`` otherwise, with the error's own sentence as the detail. Only a process killed
 outright (kill -9, power loss) leaves a ``running`` record, and the next command that looks at
 the environment closes it (``operations.reconcile``).
@@ -45,11 +46,11 @@ def close_after_error(project: Project, record_id: int, error: BaseException) ->
     if record.status != RUNNING:
         return
     untouched = isinstance(error, RefusedError) and record.activated_at is None
+    status = "refused" if untouched else "interrupted"
+    if record.kind == "deploy" and record.failed_at is not None:
+        status = "failed"  # it had failed its bake; what stopped was the restore after it
     project.store.update_deployment(
-        record_id,
-        status="refused" if untouched else "interrupted",
-        finished_at=time.time(),
-        detail=describe(error),
+        record_id, status=status, finished_at=time.time(), detail=describe(error)
     )
 
 
