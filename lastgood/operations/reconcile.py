@@ -38,7 +38,7 @@ def reconcile(project: Project, env: str) -> list[str]:
     try:
         recovered = target.recover()
     except TargetError as exc:  # a rollback must still be able to supersede the stuck switch
-        recovered = f"could not finish an interrupted switch on {env}: {exc.message}"
+        recovered = f"could not bring the target of {env} to a complete version: {exc.message}"
     if recovered:
         notes.append(recovered)
         project.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
