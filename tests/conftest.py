@@ -42,6 +42,19 @@ if _PG_REASON and os.environ.get("LASTGOOD_REQUIRE_PG"):
     raise RuntimeError(f"LASTGOOD_REQUIRE_PG is set but {_PG_REASON}")
 
 
+def eventually(read: Callable[[], Any], seconds: float = 30) -> Any:
+    """``read()`` once it returns something true; fails after a generous ``seconds``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = read()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {seconds} s: {read()!r}")
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database URL for one test."""

@@ -192,7 +192,7 @@ def test_a_target_inside_the_private_store_folder_is_accepted(tmp_path: Path) ->
 def test_route_templates_are_checked_when_read(tmp_path: Path, route: str, message: str) -> None:
     (tmp_path / "broken.j2").write_text("{% if %}\n")
     text = f'[[notify.route]]\nname = "ops"\nto = "json://hooks.example.com/x"\n{route}\n'
-    with pytest.raises(ConfigError, match="notify.route 'ops'") as raised:
+    with pytest.raises(ConfigError, match=r"notify\.route 'ops'") as raised:
         parse(tomllib.loads(text), tmp_path)
     assert message in str(raised.value)
 
@@ -202,5 +202,5 @@ def test_two_environments_on_one_target_folder_are_refused(tmp_path: Path) -> No
         '[env.a]\ntarget = { type = "directory", path = "../live" }\n'
         '[env.b]\ntarget = { type = "files", path = "../live/" }\n'
     )
-    with pytest.raises(ConfigError, match="env.a.target and env.b.target"):
+    with pytest.raises(ConfigError, match=r"env\.a\.target and env\.b\.target"):
         parse(tomllib.loads(text), tmp_path / "ws")

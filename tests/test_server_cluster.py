@@ -19,22 +19,11 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from lastgood.client import LiveConfig
-from tests.conftest import PG_ADMIN, Workspace
+from tests.conftest import PG_ADMIN, Workspace, eventually
 from tests.serving import Server
 
 STAGING = "/api/v1/envs/staging"
 APPLICATION_NAME = "lastgood switch listener"  # what a DBA sees in pg_stat_activity
-
-
-def eventually(read: Callable[[], Any], seconds: float = 30) -> Any:
-    """``read()`` once it returns something true; fails after a generous ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = read()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {seconds} s: {read()!r}")
 
 
 def two_servers(
