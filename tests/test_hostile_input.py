@@ -133,3 +133,13 @@ def test_watch_once_prints_what_the_cycle_saw(workspace: Factory) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("cycle 1 (")
     assert "staging: health ok, drift none" in done.stdout
+
+
+def test_a_file_name_with_a_newline_is_listed_on_one_line(workspace: Factory) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    (ws.root / "two\nlines.txt").write_text("odd name\n")
+    assert ws.run("snapshot", "-m", "odd").returncode == 0
+    listing = ws.run("show", "v1").stdout.splitlines()
+    assert any(line.endswith("'two\\nlines.txt'") for line in listing), listing
+    assert not any(line == "lines.txt" for line in listing)

@@ -160,14 +160,13 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
         )
     elif path is not None:
         r.out_bytes(files[path])  # exact bytes, binary or not: 'show v3 logo.png > logo.png'
-
     else:
         r.info(
             f"{version.label} {version.short_hash} by {version.author} "
             f"at {r.when(version.created_at)}: {version.message}"
         )
         for name, data in sorted(files.items()):
-            r.out(f"{len(data):>9}  {name}")
+            r.out(f"{len(data):>9}  {r.printable(name)}")
 
 
 @cli.command()

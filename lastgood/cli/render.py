@@ -30,6 +30,12 @@ def out(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
 
 
+def printable(name: str) -> str:
+    """A file name on one line: one with a newline or another control character is quoted
+    (``'a\\nb.txt'``), so a listing can never be forged or broken by a name."""
+    return repr(name) if any(ord(c) < 32 or ord(c) == 127 for c in name) else name
+
+
 def out_bytes(data: bytes) -> None:
     """Write ``data`` to stdout exactly as it is: no decoding, no newline added."""
     sys.stdout.flush()
