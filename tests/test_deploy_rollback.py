@@ -446,3 +446,19 @@ def test_rollback_to_a_kept_release_whose_copy_was_damaged_is_not_called_never_r
     outcome = rollback(project, "staging", to="v3")
     assert outcome.exit_code == OK, outcome.summary
     assert (ws.base / "app" / "scoring" / "thresholds.yaml").read_text().endswith("three\n")
+
+
+def test_a_fix_for_a_live_version_that_failed_is_not_held_by_the_baseline(
+    workspace: Factory,
+) -> None:
+    """The first version failed and stayed live (nothing to restore): its checks fail, and that
+    is exactly what the next deploy fixes. The baseline round is only for a proven live
+    version."""
+    ws = workspace()
+    project = ws.project()
+    ws.broken("one")
+    assert deploy(project, "staging").exit_code == NEEDS_HUMAN
+    ws.healthy("fixed")
+    outcome = deploy(project, "staging")
+    assert outcome.exit_code == OK, outcome.summary
+    assert "marker: fixed" in live_text(ws)

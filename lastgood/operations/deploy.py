@@ -277,10 +277,14 @@ class DeployRun:
         """One round of the checks against what is live now, before anything changes.
 
         A failure here is the environment's (or a check's), never the new version's: the deploy
-        is refused and no version is blamed. Skipped with nothing live, no checks, in a drill
-        (which checked the live version itself) and with ``ignore_baseline`` (recorded)."""
+        is refused and no version is blamed. Only a live version proven good here is a baseline:
+        skipped with nothing live, a live version that failed here or was never verified (the
+        deploy is then the fix, judged by its bake), no checks, in a drill (which checked the
+        live version itself); ``ignore_baseline`` runs it and goes ahead anyway (recorded)."""
         assert self.record is not None
         if self.from_version is None or not self.settings.checks or self.drill_checks is not None:
+            return
+        if self.store.verdicts(self.env).get(self.from_version) != GOOD:
             return
         live = self.target.live()
         done = run_round(
