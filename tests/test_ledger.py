@@ -162,3 +162,27 @@ def test_a_deploy_stopped_while_its_restore_verifies_stays_failed(workspace: Fac
     assert process.returncode == 128 + signal.SIGTERM, err
     kinds = {record["kind"]: record["status"] for record in _records(ws)[:2]}
     assert kinds == {"auto-rollback": "interrupted", "deploy": "failed"}
+
+
+@needs_namespace
+def test_a_restore_that_cannot_stage_needs_a_human_and_never_claims_nothing_changed(
+    workspace: Factory,
+) -> None:
+    """v1 (large) is last known good; on a disk too small for it, v2 (small, broken) goes live,
+    fails its bake, and the restore cannot stage v1: exit 4, never 5 ('nothing live changed'),
+    and no record says 'refused'."""
+    ws = workspace()
+    ws.healthy("one")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    assert ws.run("deploy", "staging", "-m", "v1").returncode == 0
+    (ws.root / "prompts" / "long.txt").unlink()
+    ws.broken("two")
+    assert ws.run("snapshot", "-m", "v2").returncode == 0
+
+    done = _run_on_small_disk(ws, ws.base / "live", "deploy", "staging", "--version", "v2")
+
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "restoring v1 failed: no space left on the device" in done.stdout
+    assert "nothing live changed" not in done.stdout + done.stderr
+    statuses = {record["kind"]: record["status"] for record in _records(ws)[:2]}
+    assert statuses == {"auto-rollback": "interrupted", "deploy": "failed"}

@@ -16,7 +16,13 @@ from lastgood import failpoint
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
 from lastgood.config import Environment
-from lastgood.errors import BaselineError, PreflightError, QuarantinedError
+from lastgood.errors import (
+    BaselineError,
+    LastgoodError,
+    LeaseLostError,
+    PreflightError,
+    QuarantinedError,
+)
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -451,17 +457,43 @@ class DeployRun:
             return self._no_fallback(why)
         from lastgood.operations.rollback import auto_rollback
 
-        restore = auto_rollback(
-            self.project,
-            self.env,
-            self.lease,
-            self.store.version(last_good),
-            failed=self.version,
-            trigger_at=trigger_at,
-            parent=self.record.id,
-            why=why,
-        )
+        try:
+            restore = auto_rollback(
+                self.project,
+                self.env,
+                self.lease,
+                self.store.version(last_good),
+                failed=self.version,
+                trigger_at=trigger_at,
+                parent=self.record.id,
+                why=why,
+            )
+        except LeaseLostError:
+            raise  # another process took over: it owns what happens next
+        except LastgoodError as exc:  # the failed version is still live: a person is needed
+            return self._restore_broke(why, last_good, exc)
         return self._after_restore(restore, why)
+
+    def _restore_broke(self, why: str, last_good: int, error: LastgoodError) -> Outcome:
+        assert self.record is not None
+        self.record = self.store.update_deployment(
+            self.record.id, status="failed", finished_at=time.time()
+        )
+        summary = (
+            f"{self.version.label} failed {why}; restoring v{last_good} failed: "
+            f"{error.message}. {self.version.label} may still be live. A person is needed: see "
+            f"'lastgood status {self.env}'"
+        )
+        self._emit(EventKind.RESTORE_FAILED, summary)
+        return Outcome(
+            self.env,
+            "deploy",
+            NEEDS_HUMAN,
+            summary,
+            version=self.version.number,
+            from_version=self.from_version,
+            deployment=self.record,
+        )
 
     def _after_restore(self, restore: Deployment, why: str) -> Outcome:
         assert self.record is not None

@@ -46,7 +46,7 @@ def close_after_error(project: Project, record_id: int, error: BaseException) ->
     if record.status != RUNNING:
         return
     untouched = isinstance(error, RefusedError) and record.activated_at is None
-    status = "refused" if untouched else "interrupted"
+    status = "refused" if untouched and record.kind != "auto-rollback" else "interrupted"
     if record.kind == "deploy" and record.failed_at is not None:
         status = "failed"  # it had failed its bake; what stopped was the restore after it
     project.store.update_deployment(

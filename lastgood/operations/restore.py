@@ -37,13 +37,22 @@ def switch_to(
     target = project.target(env)
     release = release_of(version)
     if not target.holds(release):
-        stage(target, release, project.store.files(version.number))
+        try:
+            stage(target, release, project.store.files(version.number))
+        except StagingError as exc:  # a restore, not a refusal: what is live may be failing
+            raise TargetError(
+                exc.message.removesuffix(NOTHING_CHANGED) + f"; {env} was not switched",
+                hint=exc.hint,
+            ) from exc
     lease.fence()
     failpoint.hit(point)
     target.activate(release)
     activated_at = time.time()
     project.store.set_env(env, live_version=version.number)
     return activated_at
+
+
+NOTHING_CHANGED = "; nothing live changed"
 
 
 def stage(target: Target, release: Release, files: Mapping[str, bytes]) -> None:
@@ -55,8 +64,8 @@ def stage(target: Target, release: Release, files: Mapping[str, bytes]) -> None:
         raise _staging_error(target, release, files, exc) from exc
     except TargetError as exc:
         raise StagingError(
-            f"could not stage {release.name} on {target.describe()}: {exc.message}; nothing "
-            "live changed",
+            f"could not stage {release.name} on {target.describe()}: {exc.message}"
+            + NOTHING_CHANGED,
             hint=exc.hint,
         ) from exc
 
@@ -68,8 +77,9 @@ def _staging_error(
     if exc.errno not in _NO_SPACE:
         return StagingError(
             f"could not stage {release.name} on {target.describe()}: {exc.strerror or exc} "
-            f"({where}); nothing live changed",
-            hint="fix the permission or the file in the way named above, then deploy again",
+            f"({where})" + NOTHING_CHANGED,
+            hint="fix the permission or the file in the way named above, then run the command "
+            "again",
         )
     needed = sum(len(data) for data in files.values())
     free = _free_space(Path(str(where)))
@@ -77,9 +87,9 @@ def _staging_error(
         f"no space left on the device while staging {release.name} on {target.describe()}: "
         f"writing {where} failed; the release needs {format_size(needed)}"
         + (f" and {format_size(free)} is free there" if free is not None else "")
-        + "; nothing live changed",
+        + NOTHING_CHANGED,
         hint="free space on that file system (a lower target.keep keeps fewer old releases), "
-        "then deploy again",
+        "then run the command again",
     )
 
 
@@ -87,7 +97,7 @@ def _folder_of(target: Target) -> str:
     """The folder a target stages into, for a disk error that names no file."""
     path = target.options.get("path")
     if isinstance(path, str) and path:
-        return str((target.root / path).expanduser().resolve())
+        return str((target.root / Path(path).expanduser()).resolve())
     return target.describe()
 
 
