@@ -509,24 +509,17 @@ def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
 
 
 def _check_templates(route: Route, where: str, root: Path) -> None:
-    """A route's body template must be a readable file in the workspace and both it and the
-    title must parse as Jinja2, now: a broken one would only show when an alert is sent."""
+    """What ``lastgood.toml`` itself says about a route's templates is checked now: the body
+    template's path stays in the workspace and the inline title parses as Jinja2. The body
+    file's content is not read here: every command reads this file, rollback included, and a
+    broken notification template must never stand in a rollback's way (a template that fails
+    when an alert is sent falls back to the default message; 'lastgood notify test' shows it)."""
     key = f"notify.route {route.name!r}"
-    if route.template is not None:
-        if not _inside(root, route.template):
-            raise ConfigError(
-                f"{key}.template = {route.template!r} in {where} is outside the workspace",
-                hint="keep the template in the workspace, e.g. templates/alert.md.j2",
-            )
-        try:
-            source = (root / route.template).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{key}.template = {route.template!r} in {where} cannot be read: "
-                f"{getattr(exc, 'strerror', None) or exc}",
-                hint="create the file, or fix the path (relative to the workspace)",
-            ) from None
-        _parse_jinja(source, f"{key}.template ({route.template})", where)
+    if route.template is not None and not _inside(root, route.template):
+        raise ConfigError(
+            f"{key}.template = {route.template!r} in {where} is outside the workspace",
+            hint="keep the template in the workspace, e.g. templates/alert.md.j2",
+        )
     if route.title is not None:
         _parse_jinja(route.title, f"{key}.title", where)
 

@@ -183,14 +183,11 @@ def test_a_target_inside_the_private_store_folder_is_accepted(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("route", "message"),
     [
-        ('template = "missing.j2"', "cannot be read"),
         ('template = "../outside.j2"', "outside the workspace"),
-        ('template = "broken.j2"', "not a valid Jinja2 template: line 1"),
         ('title = "{{ oops"', "title in"),
     ],
 )
 def test_route_templates_are_checked_when_read(tmp_path: Path, route: str, message: str) -> None:
-    (tmp_path / "broken.j2").write_text("{% if %}\n")
     text = f'[[notify.route]]\nname = "ops"\nto = "json://hooks.example.com/x"\n{route}\n'
     with pytest.raises(ConfigError, match=r"notify\.route 'ops'") as raised:
         parse(tomllib.loads(text), tmp_path)

@@ -143,3 +143,23 @@ def test_a_file_name_with_a_newline_is_listed_on_one_line(workspace: Factory) ->
     listing = ws.run("show", "v1").stdout.splitlines()
     assert any(line.endswith("'two\\nlines.txt'") for line in listing), listing
     assert not any(line == "lines.txt" for line in listing)
+
+
+def test_a_broken_notification_template_never_blocks_a_rollback(workspace: Factory) -> None:
+    ws = workspace()
+    ws.write("notify/pager.j2", "{% if %}\n")
+    with open(ws.root / "lastgood.toml", "a") as config:
+        config.write(
+            '\n[versioning]\nexclude = ["notify/**"]\n'
+            '\n[[notify.route]]\nname = "pager"\nto = "json://127.0.0.1:9/hook"\n'
+            'template = "notify/pager.j2"\nevents = ["deploy-failed"]\n'
+        )
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    offline = ws.run("rollback", "staging", "--offline")
+    assert offline.returncode == 0, offline.stderr
+    ws.healthy("three")
+    assert ws.run("deploy", "staging").returncode == 0
+    back = ws.run("rollback", "staging")
+    assert back.returncode == 0, back.stderr
