@@ -558,7 +558,7 @@ def _refuse_shared_targets(envs: dict[str, Environment], where: str, root: Path)
         path = env.target.options.get("path")
         if not isinstance(path, str) or not path:
             continue
-        folder = (root / path).expanduser().resolve()
+        folder = (root / Path(path).expanduser()).resolve()
         if folder in seen:
             raise ConfigError(
                 f"env.{seen[folder]}.target and env.{name}.target in {where} both use {folder}: "
@@ -578,7 +578,7 @@ def _refuse_target_in_workspace(options: dict[str, Any], key: str, where: str, r
         value = options.get(option)
         if not isinstance(value, str) or not value:
             continue
-        folder = (root / value).expanduser().resolve()
+        folder = (root / Path(value).expanduser()).resolve()
         if folder.is_relative_to(private):
             continue
         if folder == inside or folder.is_relative_to(inside):

@@ -201,3 +201,17 @@ def test_two_environments_on_one_target_folder_are_refused(tmp_path: Path) -> No
     )
     with pytest.raises(ConfigError, match=r"env\.a\.target and env\.b\.target"):
         parse(tomllib.loads(text), tmp_path / "ws")
+
+
+def test_a_target_under_the_home_folder_is_not_mistaken_for_the_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    text = '[env.s]\ntarget = { type = "directory", path = "~/live/s" }\n'
+    env = parse(tomllib.loads(text), tmp_path / "ws").environment("s")
+    assert env.target.options["path"] == "~/live/s"
+    shared = (
+        text + '[env.t]\ntarget = { type = "files", path = "' + str(tmp_path) + '/home/live/s" }\n'
+    )
+    with pytest.raises(ConfigError, match=r"env\.s\.target and env\.t\.target"):
+        parse(tomllib.loads(shared), tmp_path / "ws")
