@@ -80,11 +80,11 @@ def drill(
             project, env, ref=variant.label, force=True, source="drill",
             message=f"drill on {env}", drill_checks=injected if kind == INJECTED else [],
         )  # fmt: skip
+        result = _judge(project, settings, live, variant, kind, outcome)
+        _end_on(project, env, live)
     except BaseException as exc:  # Ctrl-C, SIGTERM, an error: the variant must not stay live
         _abandon(project, settings, live, variant, kind, started, exc)
         raise
-    result = _judge(project, settings, live, variant, kind, outcome)
-    _end_on(project, env, live)
     return _record(project, result, started, reason, override_protection)
 
 
@@ -92,15 +92,23 @@ def _abandon(
     project: Project, settings: Environment, live: VersionInfo, variant: VersionInfo,
     kind: str, started: float, error: BaseException,
 ) -> None:  # fmt: skip
-    """A drill stopped half-way: put the live version back, then record the drill as failed."""
+    """A drill stopped half-way: put the live version back, then record the drill as failed,
+    saying whether the version is back."""
     from lastgood.operations.ledger import describe
 
+    back = f"{live.label} was put back"
     try:
         _end_on(project, settings.name, live)
+    except BaseException as failure:
+        back = (
+            f"{live.label} could NOT be put back ({describe(failure)}): run 'lastgood rollback "
+            f"{settings.name} --to {live.label}'"
+        )
+        raise
     finally:
+        summary = f"the drill was stopped before it ended: {describe(error)}; {back}"
         result = DrillResult(
-            settings.name, kind, False, f"the drill was stopped before it ended: "
-            f"{describe(error)}; {live.label} was put back", live.number, variant.number,
+            settings.name, kind, False, summary, live.number, variant.number,
             budget=settings.budget,
         )  # fmt: skip
         with contextlib.suppress(Exception):
