@@ -571,3 +571,22 @@ def test_a_restarted_watcher_carries_on_with_a_health_failure(
     assert len(w.events("health-recovered")) == 1
     report = json.loads(w.ws.run("report", "staging", "--json").stdout)["envs"][0]
     assert [i["kind"] for i in report["incidents"]] == ["health-failed"]
+
+
+def test_a_carried_over_failing_streak_stops_at_a_new_version(
+    watching: Callable[..., Watching],
+) -> None:
+    """v2 failed one watch round; v3 is deployed; one failing round of v3 is its first, not
+    the second of a streak that would trip (failures = 2) and roll v3 back."""
+    w = watching('guard = "1h"')
+    (w.ws.root / "../outage-two").resolve().touch()
+    w.start("--once")
+    assert w.process is not None and w.process.wait(timeout=60) == 0
+    w.ws.write("marker", "three\n")
+    done = w.ws.run("deploy", "staging", "-m", "three", "--ignore-baseline")
+    assert done.returncode == 0, done.stderr
+    (w.ws.root / "../outage-three").resolve().touch()  # v3 has one bad moment
+    w.start("--once")
+    assert w.process is not None and w.process.wait(timeout=60) == 0
+    assert w.events("health-failed") == []
+    assert live_marker(w) == "three"

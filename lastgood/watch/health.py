@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 
-from lastgood.errors import LastgoodError, LockedError, StoreError
+from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.project import Project
@@ -103,19 +103,28 @@ def decide(
 RESUME_WINDOW = 600.0  # a failing streak older than this is history, not a streak to continue
 
 
-def failing_streak(records: list[CheckRecord], now: float) -> list[float]:
-    """When each of the newest consecutive failing watch rounds ran, newest first; empty when
-    the newest watch round passed or is older than RESUME_WINDOW."""
+def failing_streak(records: list[CheckRecord], now: float, since: float) -> list[float]:
+    """When each of the newest consecutive failing watch rounds ran, newest first. A streak
+    stops at a passing round, at ``since`` (the last switch: a new version starts afresh) and
+    at RESUME_WINDOW ago."""
     rounds: dict[float, bool] = {}
     for record in records:  # newest first; one round's results share its time
         if record.phase == "watch":
             rounds[record.at] = rounds.get(record.at, True) and record.ok
     streak: list[float] = []
     for at, ok in rounds.items():
-        if ok or now - at > RESUME_WINDOW:
+        if ok or at < since or now - at > RESUME_WINDOW:
             break
         streak.append(at)
     return streak
+
+
+def last_switch(project: Project, env: str) -> float:
+    """When the target of ``env`` last changed version, as the ledger says (0 when never)."""
+    for record in project.store.deployments(env, limit=20):
+        if record.activated_at is not None:
+            return record.activated_at
+    return 0.0
 
 
 class HealthWatch:
@@ -129,7 +138,8 @@ class HealthWatch:
         # The first round, and the first passing round after failures, are kept in the ledger
         # (status shows the latest kept round); other passing rounds are not.
         self._record_passing = True
-        with contextlib.suppress(StoreError):  # a store down now is alerted by the loop
+        self._version: int | None = None  # the live version the failure count is about
+        with contextlib.suppress(LastgoodError):  # a store or target down: the loop alerts it
             self._resume()
 
     def _resume(self) -> None:
@@ -138,7 +148,10 @@ class HealthWatch:
         failing rounds keeps counting (so ``watch --once`` from cron still trips), and an
         automatic rollback it made still holds back the next one. Reads only."""
         store, name = self.project.store, f"health:{self.env}"
-        streak = failing_streak(store.check_records(env=self.env, limit=200), time.time())
+        live = self.project.target(self.env).live()
+        self._version = live.version if live else None
+        since = last_switch(self.project, self.env)
+        streak = failing_streak(store.check_records(env=self.env, limit=200), time.time(), since)
         self.state.failures = len(streak)
         self.state.first_failed_at = streak[-1] if streak else None
         failed = store.events(self.env, kind=EventKind.HEALTH_FAILED.value, limit=1)
@@ -170,6 +183,9 @@ class HealthWatch:
         live = project.target(env).live()
         if live is None:
             return "nothing-live"
+        if live.version != self._version:  # a new version starts its own count
+            self.state.failures, self.state.first_failed_at = 0, None
+            self._version = live.version
         try:
             checks = build_checks(settings.checks)
         except LastgoodError as exc:
