@@ -82,11 +82,14 @@ def test_bad_input_is_a_clear_4xx_and_never_a_traceback(
         assert http.get("/api/v1/envs/staging/config", headers=bad).status_code == 400
         unprintable = {"X-Lastgood-Consumer": "c\x01", "X-Lastgood-Serving": "1:x"}
         assert http.get("/api/v1/envs/staging/config", headers=unprintable).status_code == 400
-        # beyond the store's 64-bit integers: refused, and so it cannot block every later flush
-        huge = {"X-Lastgood-Consumer": "c2", "X-Lastgood-Serving": f"{2**63}:x"}
-        assert http.get("/api/v1/envs/staging/config", headers=huge).status_code == 400
-        report = {"consumer": "c3", "version": 2**63}
-        assert http.post("/api/v1/envs/staging/consumers", json=report).status_code == 422
+        # beyond PostgreSQL's INTEGER: refused, and so it cannot block every later flush
+        for number in (2**31, 2**63):
+            huge = {"X-Lastgood-Consumer": "c2", "X-Lastgood-Serving": f"{number}:x"}
+            assert http.get("/api/v1/envs/staging/config", headers=huge).status_code == 400
+            report = {"consumer": "c3", "version": number}
+            assert http.post("/api/v1/envs/staging/consumers", json=report).status_code == 422
+            assert http.get(f"/api/v1/versions/v{number}").status_code == 404
+            assert http.get(f"/api/v1/versions/{number}").status_code == 404
         assert http.get(f"/api/v1/versions/v{2**64}").status_code == 404
         assert http.delete(f"/api/v1/tokens/{2**64}").status_code == 422
         for answer in (http.get(f"/api/v1/versions/v{2**64}"), http.get("/nowhere")):

@@ -17,6 +17,7 @@ shared part by itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
 from lastgood.records import Consumer
+from lastgood.refs import LARGEST_VERSION
 
 if TYPE_CHECKING:
     from lastgood.store.base import StoreBackend
@@ -31,9 +33,9 @@ if TYPE_CHECKING:
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
 SHARE_EVERY = 1.0  # seconds between reads of the consumers other servers flushed
-# the store keeps versions in signed 64-bit columns; a larger number in one report would fail
-# every later flush (they are one transaction), so it is refused where it comes in
-MAX_VERSION = 2**63 - 1
+# PostgreSQL keeps versions as INTEGER; a larger number in one report would fail every later
+# flush (they are one transaction), so it is refused where it comes in
+MAX_VERSION = LARGEST_VERSION
 
 
 def parse_serving(value: str | None) -> tuple[int | None, str | None]:
@@ -177,11 +179,13 @@ class Consumers:
         last_forget = 0.0
         while True:
             await asyncio.sleep(self.flush_every)
-            try:
-                await asyncio.to_thread(self.flush)
-                await asyncio.to_thread(self.read_shared, SHARE_EVERY)
-                if time.time() - last_forget > 3600:
-                    last_forget = time.time()
+            for step in (self.flush, self._read_shared_now):  # one failing never stops the other
+                with contextlib.suppress(Exception):  # the store is down: keep them, try again
+                    await asyncio.to_thread(step)
+            if time.time() - last_forget > 3600:
+                last_forget = time.time()
+                with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.forget_old)
-            except Exception:  # the store is down: keep the reports, try again
-                continue
+
+    def _read_shared_now(self) -> None:
+        self.read_shared(SHARE_EVERY)
