@@ -210,8 +210,10 @@ class DeployRun:
             reason=self.message or self.version.message,
             source=self.source,
         )
-        self._emit(EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}")
         with closed_on_error(self.project, lambda: self.record.id if self.record else None):
+            self._emit(
+                EventKind.DEPLOY_STARTED, f"deploying {self._arrow()} by {self.project.actor}"
+            )
             self._baseline()
             self._stage_and_preflight()
             self._activate()

@@ -181,6 +181,15 @@ def _open_record(
         requested_at=requested_at,
     )
     because = f" ({reason})" if reason else ""
+    with closed_on_error(project, lambda: record.id):  # a store that fails here closes it too
+        _announce_start(project, env, record, live, destination, actor, because, automatic)
+    return record
+
+
+def _announce_start(
+    project: Project, env: str, record: Deployment, live: int | None,
+    destination: VersionInfo, actor: str, because: str, automatic: bool,
+) -> None:  # fmt: skip
     project.emit(
         Event(
             EventKind.AUTO_ROLLBACK_STARTED if automatic else EventKind.ROLLBACK_STARTED,
@@ -190,7 +199,6 @@ def _open_record(
             deployment=record.id,
         )
     )
-    return record
 
 
 def _destination(
@@ -352,16 +360,16 @@ def auto_rollback(
         trigger_at=trigger_at,
         requested_at=time.time(),
     )
-    project.emit(
-        Event(
-            EventKind.AUTO_ROLLBACK_STARTED,
-            f"{failed.label} failed on {env}; restoring last known good {destination.label}",
-            env=env,
-            version=destination.number,
-            deployment=record.id,
-        )
-    )
     with closed_on_error(project, lambda: record.id):
+        project.emit(
+            Event(
+                EventKind.AUTO_ROLLBACK_STARTED,
+                f"{failed.label} failed on {env}; restoring last known good {destination.label}",
+                env=env,
+                version=destination.number,
+                deployment=record.id,
+            )
+        )
         restored = restore(project, env, lease, destination, record, point="deploy.before-restore")
     failpoint.hit("deploy.after-restore")
     return restored
