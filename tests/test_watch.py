@@ -566,11 +566,15 @@ def test_a_restarted_watcher_carries_on_with_a_health_failure(
     once()
     once()
     assert len(w.events("health-failed")) == 1  # the same failure, not news
+    failing = json.loads(w.ws.run("status", "staging", "--json").stdout)[0]
+    assert failing["health"] == "failing: health"  # one round's names, not every watcher's
     (w.ws.root / "../outage-two").resolve().unlink()
     once()
     assert len(w.events("health-recovered")) == 1
     report = json.loads(w.ws.run("report", "staging", "--json").stdout)["envs"][0]
     assert [i["kind"] for i in report["incidents"]] == ["health-failed"]
+    status = json.loads(w.ws.run("status", "staging", "--json").stdout)[0]
+    assert status["health"] == "healthy"
 
 
 def test_a_carried_over_failing_streak_stops_at_a_new_version(

@@ -220,10 +220,12 @@ def _health(project: Project, env: str, result: EnvStatus) -> None:
         result.health = "no checks run yet"
         return
     newest = latest[0]
+    # one round's results share their time: round numbers restart with every watcher
     same_round = [
         r
         for r in latest
-        if (r.deployment, r.phase, r.round) == (newest.deployment, newest.phase, newest.round)
+        if (r.deployment, r.phase, r.round, r.at)
+        == (newest.deployment, newest.phase, newest.round, newest.at)
     ]
     failed = [r.name for r in same_round if not r.ok]
     result.health = "healthy" if not failed else "failing: " + ", ".join(failed)
