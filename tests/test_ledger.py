@@ -186,3 +186,63 @@ def test_a_restore_that_cannot_stage_needs_a_human_and_never_claims_nothing_chan
     assert "nothing live changed" not in done.stdout + done.stderr
     statuses = {record["kind"]: record["status"] for record in _records(ws)[:2]}
     assert statuses == {"auto-rollback": "interrupted", "deploy": "failed"}
+
+
+def _script_on_small_disk(
+    ws: Workspace, folder: Path, size: str, *commands: list[str]
+) -> list[tuple[int, str]]:
+    """Run several ``lastgood`` commands in one mount namespace with a ``size`` tmpfs over
+    ``folder``; each one's exit code and output (the tmpfs is gone once the script ends)."""
+    assert NAMESPACE is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(folder))} || exit 99"]
+    for args in commands:
+        command = shlex.join([LASTGOOD, "-C", str(ws.root), *args])
+        lines.append(f'{command} 2>&1; code=$?; echo; echo "{MARK} $code"')
+    environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    done = subprocess.run(
+        [*NAMESPACE, "sh", "-c", "\n".join(lines)], capture_output=True, text=True,
+        env=environ, timeout=120,
+    )  # fmt: skip
+    results, output = [], []
+    for line in done.stdout.splitlines():
+        if line.startswith(MARK):
+            results.append((int(line.split()[-1]), "\n".join(output)))
+            output = []
+        else:
+            output.append(line)
+    assert len(results) == len(commands), done.stdout + done.stderr
+    return results
+
+
+MARK = "=== lastgood exited"
+
+
+@needs_namespace
+def test_the_files_target_refuses_a_switch_the_disk_cannot_hold(workspace: Factory) -> None:
+    """v2 stages in full but replacing v1's large file would not fit: refused before the first
+    file is switched (exit 5); v1 stays live, whole; a rollback and later commands keep v1."""
+    ws = workspace(target="files")
+    ws.healthy("one")
+    ws.write("prompts/long.txt", "1" * BIG + "\n")
+    assert ws.run("snapshot", "-m", "v1").returncode == 0
+    ws.healthy("two")
+    ws.write("prompts/long.txt", "2" * BIG + "\n")
+    assert ws.run("snapshot", "-m", "v2").returncode == 0
+
+    (first, _), (code, out), (_, status), (back, _), (_, again) = _script_on_small_disk(
+        ws, ws.base / "app", "640k",
+        ["deploy", "staging", "--version", "v1"],
+        ["deploy", "staging", "--version", "v2"],
+        ["status", "staging", "--json"],
+        ["rollback", "staging"],
+        ["status", "staging", "--json"],
+    )  # fmt: skip
+
+    assert first == 0
+    assert code == 5, out
+    assert "not enough space in" in out and "nothing was switched" in out
+    for report in (status, again):
+        [env] = json.loads(report[report.index("[") :])
+        assert env["live_version"] == 1 and env["actual_hash"] == env["live_hash"], env
+    assert back in (0, 2), "a rollback with v1 live is a no-op or has nowhere to go"

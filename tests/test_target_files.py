@@ -502,3 +502,26 @@ def test_a_kept_copy_that_cannot_be_repaired_is_a_clear_error(target: FilesTarge
     with pytest.raises(TargetError, match="could not repair the kept copy") as raised:
         target.stage(r1, V1)
     assert f"move {copy}" in str(raised.value)
+
+
+def test_repairing_the_live_release_supersedes_a_stuck_switch(
+    target: FilesTarget, app: Path
+) -> None:
+    """A switch that could not finish shows as drift of the live release. Repairing it (a
+    rollback or deploy of the live last known good) must end that switch too, so no later
+    command can finish it and put the other release live behind everyone's back."""
+    v1 = release(1, {"health.txt": b"ok\n"})
+    v2 = release(2, {"health.txt": b"v2\n", "routing/eu.yaml": b"a: 2\n"})
+    target.stage(v1, {"health.txt": b"ok\n"})
+    target.stage(v2, {"health.txt": b"v2\n", "routing/eu.yaml": b"a: 2\n"})
+    target.activate(v1)
+    (app / "routing").write_bytes(b"someone else's file\n")
+    with pytest.raises(TargetError):
+        target.activate(v2)  # health.txt already says v2; routing/ is in the way
+    assert target.actual_hash() != v1.content_hash
+    repaired = target.repair(v1, {"health.txt": b"ok\n"})
+    assert repaired == ["health.txt"]
+    (app / "routing").unlink()  # the obstacle goes away later...
+    assert target.recover() is None  # ...and there is no switch left to finish
+    assert target.live() == v1 and target.actual_hash() == v1.content_hash
+    assert (app / "health.txt").read_bytes() == b"ok\n"

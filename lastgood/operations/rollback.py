@@ -132,11 +132,12 @@ def _drifted_last_good(project: Project, env: str, live: int | None) -> bool:
 def _restore_in_place(
     project: Project, env: str, lease: EnvLease, version: VersionInfo, record: Deployment
 ) -> Deployment:
-    """Rewrite the hand-edited files of live ``version`` from the store, verify, close
-    ``record``. Nothing is withdrawn: the version did nothing wrong."""
-    lease.fence()
-    ensure_intact(project, env, version, deployment=record.id)
-    record = project.store.update_deployment(record.id, activated_at=time.time())
+    """Put live ``version``'s exact bytes back, verify, close ``record``. Nothing is withdrawn:
+    the version did nothing wrong. A switch to the same release (a pointer switch, or the files
+    target's journal superseding one a process left half-done), then the byte check of
+    ``verify`` rewrites whatever was edited by hand."""
+    activated_at = switch_to(project, env, lease, version, point="rollback.before-activate")
+    record = project.store.update_deployment(record.id, activated_at=activated_at)
     checked = verify(project, env, version, deployment=record.id, lease=lease)
     if checked.ok:
         return _verified(project, env, version, record, checked)

@@ -26,6 +26,7 @@ someone else's. Anything else in ``PATH`` is left alone.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
@@ -33,12 +34,14 @@ from typing import Any, ClassVar
 
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
-from lastgood.errors import ConfigError, DamagedCopyError, TargetError
+from lastgood.errors import ConfigError, DamagedCopyError, StagingError, TargetError
 from lastgood.targets import _fs
 from lastgood.targets.base import Release, Target
+from lastgood.units import format_size
 
 _OPTIONS = ("path", "keep", "state")
 DEFAULT_STATE = ".lastgood-target"
+_SLACK = 4096  # a file system block per file written, for the space check
 
 
 class FilesTarget(Target):
@@ -130,6 +133,7 @@ class FilesTarget(Target):
         if pending is not None:
             owned |= self._may_hold(pending)
         new = self.store.manifest(release.name)
+        self._require_space(release, sorted(new), set(new) - owned)
         journal = {
             "to": release.name,
             "from": live.name if live is not None else None,
@@ -141,6 +145,33 @@ class FilesTarget(Target):
         }
         _fs.write_json(self.journal_path, journal)
         self._apply(journal)
+
+    def _require_space(self, release: Release, writes: list[str], adopted: set[str]) -> None:
+        """Refuse, before the journal, a switch the disk cannot hold to its end.
+
+        Plays the switch through on paper: originals kept first, then each file written next
+        to the one it replaces (the old one's space comes back after the rename), with a block
+        of slack per file. Reads the release's and the live files; writes nothing."""
+        free = shutil.disk_usage(self.path).free
+        needed_at_most, balance = 0, 0
+        for path in sorted(adopted):
+            balance += len(_fs.regular_file_bytes(self._destination(path)) or b"")
+        needed_at_most = balance
+        source = self.store.release_path(release.name)
+        for path in writes:
+            data = (source / path).read_bytes()
+            present = _fs.regular_file_bytes(self._destination(path))
+            if present == data:
+                continue
+            needed_at_most = max(needed_at_most, balance + len(data) + _SLACK)
+            balance += len(data) - len(present or b"")
+        if needed_at_most > free:
+            raise StagingError(
+                f"not enough space in {self.path} to switch it to {release.name}: the switch "
+                f"needs {format_size(needed_at_most)} at its peak and {format_size(free)} is "
+                f"free; nothing was switched, {self.path} is unchanged",
+                hint="free space on that file system, then run the command again",
+            )
 
     def _may_hold(self, journal: dict[str, Any]) -> set[str]:
         """Paths in ``PATH`` that may hold a file lastgood wrote, as far as ``journal`` goes.
@@ -385,7 +416,16 @@ class FilesTarget(Target):
         Files in ``PATH`` that lastgood did not write are left alone."""
         self._require_retained(release)
         _fs.repair_tree(self.store.release_path(release.name), files, remove_extra=True)
-        return _fs.repair_tree(self.path, files, remove_extra=False)
+        if self._read_journal() is None:
+            return _fs.repair_tree(self.path, files, remove_extra=False)
+        # a switch left half-done shows as drift: a switch to ``release`` supersedes it, so no
+        # later command can finish it and put the other version live
+        differing = [p for p, data in files.items() if self._bytes_at(p) != data]
+        self.activate(release)
+        return sorted(differing)
+
+    def _bytes_at(self, path: str) -> bytes | None:
+        return _fs.regular_file_bytes(self._destination(path))
 
     def holds(self, release: Release) -> bool:
         """Its kept copy exists and is intact (its sealed fingerprint matches, or every file
