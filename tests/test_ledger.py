@@ -246,3 +246,20 @@ def test_the_files_target_refuses_a_switch_the_disk_cannot_hold(workspace: Facto
         [env] = json.loads(report[report.index("[") :])
         assert env["live_version"] == 1 and env["actual_hash"] == env["live_hash"], env
     assert back in (0, 2), "a rollback with v1 live is a no-op or has nowhere to go"
+
+
+@pytest.mark.parametrize("kind", ["directory", "files"])
+def test_an_offline_rollback_after_a_killed_rollback_never_walks_back(
+    workspace: Factory, kind: str
+) -> None:
+    """v3 → v2 is killed right after its switch; an offline rollback must then go on to v1,
+    never back to v3, the version the killed rollback was leaving."""
+    ws = workspace(target=kind)
+    for marker in ("one", "two", "three"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    killed = ws.run("rollback", "staging", env={"LASTGOOD_FAILPOINT": "rollback.after-activate"})
+    assert killed.returncode == -signal.SIGKILL
+    offline = ws.run("rollback", "staging", "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert "v1-" in offline.stdout and "v3-" not in offline.stdout, offline.stdout

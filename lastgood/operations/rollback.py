@@ -34,7 +34,7 @@ from lastgood.operations.restore import (
 from lastgood.operations.verdicts import is_quarantined, mark_good, withdraw
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
-from lastgood.records import GOOD, WITHDRAWN, Deployment, VersionInfo
+from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
 from lastgood.targets import open_target
 from lastgood.units import format_duration, plural
 
@@ -239,6 +239,7 @@ def restore(
 ) -> Deployment:
     """Switch to ``destination``, verify, and close ``record`` with the truth."""
     store = project.store
+    _mark_left_on_target(project, env, record.from_version, destination)
     activated_at = switch_to(project, env, lease, destination, point=point)
     record = store.update_deployment(record.id, activated_at=activated_at)
     failpoint.hit("rollback.after-activate")
@@ -247,6 +248,20 @@ def restore(
     if checked.ok:
         return _verified(project, env, destination, record, checked)
     return _unverified(project, env, destination, record, checked)
+
+
+def _mark_left_on_target(
+    project: Project, env: str, left: int | None, destination: VersionInfo
+) -> None:
+    """Before the switch, write ``withdrawn`` onto the target for the version being left, so
+    that an offline rollback after this one is killed never walks back to it. The store's
+    verdict follows once the rollback is done (or the next command reconciles it). Writes the
+    target only."""
+    if left is None or left == destination.number:
+        return
+    if project.store.verdicts(env).get(left) == BAD:
+        return  # bad is stronger, and already on the target
+    project.target(env).record_verdict(release_of(project.store.version(left)), WITHDRAWN)
 
 
 def _verified(
