@@ -381,3 +381,23 @@ def test_status_report_and_history_show_the_same_restore_figures(workspace: Fact
     assert "restored in p50" in text and "verified in p50" in text
     table = ws.run("history", "staging").stdout
     assert "restored in" in table and "verified in" in table
+
+
+def test_status_and_report_leave_drills_out_of_the_restore_figures_alike(
+    workspace: Factory,
+) -> None:
+    ws = workspace()
+    with open(ws.root / "lastgood.toml", "a") as config:
+        config.write('\n[env.staging.drill]\nfiles = { "health.txt" = "drills/broken.txt" }\n')
+        config.write('\n[versioning]\nexclude = ["drills/**"]\n')
+    ws.write("drills/broken.txt", "fail\n")
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    assert ws.run("rollback", "staging").returncode == 0  # the one restore that counts
+    assert ws.run("drill", "staging").returncode == 0  # its own rollback does not
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    digest = json.loads(report(ws, "--json"))["envs"][0]
+    assert len(status["restores"]) == 1 and len(digest["rollbacks"]) == 1
+    assert status["restore_p50"] == pytest.approx(digest["restore_p50"], abs=1e-9)
+    assert status["verified_max"] == pytest.approx(digest["verified_max"], abs=1e-9)

@@ -20,6 +20,7 @@ from typing import Any
 from lastgood.config import Environment
 from lastgood.errors import ConfigError, TargetError
 from lastgood.events import Event, EventKind
+from lastgood.operations.status import outside_drills
 from lastgood.project import Project
 from lastgood.record import Record, as_dict
 from lastgood.records import Deployment, DocumentVersion, EventRecord
@@ -230,7 +231,7 @@ def _env_digest(project: Project, settings: Environment, since: float, until: fl
         key=lambda record: (record.requested_at, record.id),
     )  # oldest first, by time: records written afterwards (offline rollbacks) fall in place
     windows = _drill_windows(records)
-    ours = [r for r in records if r.kind != "drill" and not _in_drill(r, windows)]
+    ours = outside_drills(records)
     events = {
         kind: _events(project, env, kind, since, until, windows)
         for kind in ("health-failed", "restore-failed", "drift-detected", "drift-repaired")
@@ -259,10 +260,6 @@ def _env_digest(project: Project, settings: Environment, since: float, until: fl
 def _drill_windows(records: list[Deployment]) -> list[tuple[float, float]]:
     """When each drill ran: its deploy and rollback happened inside this window."""
     return [(r.requested_at, r.finished_at or r.requested_at) for r in records if r.kind == "drill"]
-
-
-def _in_drill(record: Deployment, windows: list[tuple[float, float]]) -> bool:
-    return record.source == "drill" or any(a <= record.requested_at <= b for a, b in windows)
 
 
 def _events(

@@ -127,7 +127,9 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         verified=[r.time_to_verified for r in _restores(records) if r.time_to_verified is not None],
         lock=lock,
     )
-    unverified = [f"#{r.id}" for r in records if r.is_rollback and r.status != "succeeded"]
+    unverified = [
+        f"#{r.id}" for r in outside_drills(records) if r.is_rollback and r.status != "succeeded"
+    ]
     result.unverified_restores = len(unverified)
     if unverified:
         result.warnings.append(
@@ -200,8 +202,23 @@ def _drills(result: EnvStatus, settings: Environment, records: list[Deployment])
 
 def _restores(records: list[Deployment]) -> list[Deployment]:
     """The latest 50 rollbacks that succeeded (verified by the checks, or, with no checks
-    configured, restored byte for byte with no verified time)."""
-    return [r for r in records if r.is_rollback and r.status == "succeeded"][:50]
+    configured, restored byte for byte with no verified time), drills' own left out."""
+    return [r for r in outside_drills(records) if r.is_rollback and r.status == "succeeded"][:50]
+
+
+def outside_drills(records: list[Deployment]) -> list[Deployment]:
+    """``records`` without what belongs to a drill: the drill's record, the deploy of its
+    broken variant and the rollbacks inside its time. Drills report their own figures; the
+    same rule holds in status and in the digest, so both give the same numbers."""
+    drills = [r for r in records if r.kind == "drill"]
+    windows = [(r.requested_at, r.finished_at or r.requested_at) for r in drills]
+    return [
+        r
+        for r in records
+        if r.kind != "drill"
+        and r.source != "drill"
+        and not any(start <= r.requested_at <= end for start, end in windows)
+    ]
 
 
 def _last_change(records: list[Deployment]) -> dict[str, Any] | None:
