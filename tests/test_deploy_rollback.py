@@ -462,3 +462,24 @@ def test_a_fix_for_a_live_version_that_failed_is_not_held_by_the_baseline(
     outcome = deploy(project, "staging")
     assert outcome.exit_code == OK, outcome.summary
     assert "marker: fixed" in live_text(ws)
+
+
+def test_an_offline_rollback_without_checks_is_not_called_verified(workspace: Factory) -> None:
+    ws = workspace()
+    config = (ws.root / "lastgood.toml").read_text()
+    (ws.root / "lastgood.toml").write_text(config.split("[[env.staging.check]]")[0])
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    offline = ws.run("rollback", "staging", "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert "not verified: no checks are configured" in offline.stdout
+    assert "checks pass" not in offline.stdout
+    [record] = [
+        d
+        for d in json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
+        if d["kind"] == "offline-rollback"
+    ]
+    assert record["verified_at"] is None
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    assert status["within_budget"] and status["verified"] == []

@@ -473,13 +473,18 @@ def rollback_offline(
         "reason": reason,
         "requested_at": requested_at,
         "activated_at": activated_at,
-        "verified_at": time.time() if checked else None,
+        "verified_at": time.time() if checked and settings.checks else None,
         "status": "succeeded" if checked else "unverified",
     }
     _append_offline(project_config, entry)
     took = format_duration(activated_at - requested_at)
     if checked:
-        summary = f"switched {env} to {previous.name} offline in {took}; checks pass"
+        proof = (
+            "checks pass"
+            if settings.checks
+            else "not verified: no checks are configured, so nothing proved it healthy"
+        )
+        summary = f"switched {env} to {previous.name} offline in {took}; {proof}"
         return Outcome(
             env,
             "rollback",

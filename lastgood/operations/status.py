@@ -40,6 +40,9 @@ class EnvStatus(Record, frozen=False):
     # the verified rollbacks' two figures, newest first (docs/concepts.md, "Time to restore"):
     restores: list[float] = field(default_factory=list)  # time to restore: trigger → active
     verified: list[float] = field(default_factory=list)  # time to verified: trigger → verified
+    # what the budget judges: time to verified, or time to restore where nothing verified
+    # (no checks, an offline rollback): the digest's rule too
+    judged: list[float] = field(default_factory=list)
     unverified_restores: int = 0
     checked: bool = True  # checks are configured: without, nothing is ever verified
     last_drill: dict[str, Any] | None = None
@@ -70,7 +73,7 @@ class EnvStatus(Record, frozen=False):
 
     @property
     def within_budget(self) -> bool:
-        return self.unverified_restores == 0 and all(v <= self.budget for v in self.verified)
+        return self.unverified_restores == 0 and all(v <= self.budget for v in self.judged)
 
     def to_json(self) -> dict[str, Any]:
         data = as_dict(self)
@@ -125,6 +128,10 @@ def _env_status(project: Project, env: str) -> EnvStatus:
         checked=bool(settings.checks),
         restores=[r.time_to_active for r in _restores(records) if r.time_to_active is not None],
         verified=[r.time_to_verified for r in _restores(records) if r.time_to_verified is not None],
+        judged=[
+            r.time_to_verified if r.time_to_verified is not None else (r.time_to_active or 0.0)
+            for r in _restores(records)
+        ],
         lock=lock,
     )
     unverified = [

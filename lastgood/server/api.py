@@ -8,6 +8,7 @@ actor. Deploys and rollbacks answer when they are done, with the outcome the CLI
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from lastgood.errors import NotFoundError, UsageError
+from lastgood.errors import NotFoundError, StoreError, UsageError
 from lastgood.operations.fleet import FleetStanding, standing, switch_of
 from lastgood.record import as_dict
 from lastgood.server.app import ServerState
@@ -173,7 +174,8 @@ def wait_for_fleet(state: ServerState, env: str, seconds: float) -> FleetStandin
     store again every tenth of a second while this waits."""
     deadline = time.monotonic() + seconds
     while True:
-        state.consumers.read_shared(older_than=0.1)
+        with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
+            state.consumers.read_shared(older_than=0.1)
         fleet = live_fleet(state, env)
         if fleet is None or fleet.complete or fleet.total == 0 or time.monotonic() >= deadline:
             return fleet
