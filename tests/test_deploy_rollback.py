@@ -475,11 +475,11 @@ def test_an_offline_rollback_without_checks_is_not_called_verified(workspace: Fa
     assert offline.returncode == 0, offline.stderr
     assert "not verified: no checks are configured" in offline.stdout
     assert "checks pass" not in offline.stdout
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)  # records it
+    assert status["within_budget"] and status["verified"] == []
     [record] = [
         d
         for d in json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
         if d["kind"] == "offline-rollback"
     ]
     assert record["verified_at"] is None
-    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
-    assert status["within_budget"] and status["verified"] == []
