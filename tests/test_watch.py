@@ -594,3 +594,23 @@ def test_a_carried_over_failing_streak_stops_at_a_new_version(
     assert w.process is not None and w.process.wait(timeout=60) == 0
     assert w.events("health-failed") == []
     assert live_marker(w) == "three"
+
+
+def test_the_same_hand_edit_made_again_after_a_repair_is_reported_again(
+    watching: Callable[..., Watching],
+) -> None:
+    w = watching()
+    live = w.ws.base / "live" / "current" / "marker"
+
+    def once() -> None:
+        w.start("--once")
+        assert w.process is not None and w.process.wait(timeout=60) == 0
+
+    live.write_text("two\nhand edit\n")
+    once()
+    once()
+    assert len(w.events("drift-detected")) == 1
+    assert w.ws.run("rollback", "staging").returncode == 0  # restores v2's bytes in place
+    live.write_text("two\nhand edit\n")  # the very same edit, weeks later
+    once()
+    assert len(w.events("drift-detected")) == 2

@@ -125,10 +125,25 @@ class Watcher:
         """The ledger already holds an event of this kind with this key (a store that cannot
         answer counts as no: an alert twice beats an alert lost)."""
         try:
-            found = self.project.store.events(event.env, kind=str(event.kind), limit=200)
+            since = self._news_since(event)
+            found = self.project.store.events(
+                event.env, kind=str(event.kind), limit=200, since=since
+            )
         except StoreError:
             return False
         return any(_key_of(record) == event.key for record in found)
+
+    def _news_since(self, event: Event) -> float | None:
+        """A drift is news again once the environment was switched or repaired since it was
+        reported: the same hand edit made again later is a new incident."""
+        if event.kind is not EventKind.DRIFT_DETECTED or event.env is None:
+            return None
+        from lastgood.watch.health import last_switch
+
+        repaired = self.project.store.events(
+            event.env, kind=EventKind.DRIFT_REPAIRED.value, limit=1
+        )
+        return max(last_switch(self.project, event.env), repaired[0].at if repaired else 0.0)
 
     # ---- the loop ---------------------------------------------------------------------------
 
