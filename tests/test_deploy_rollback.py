@@ -122,6 +122,9 @@ def test_dry_run_changes_nothing(ws: Workspace) -> None:
     plan = plan_deploy(project, "staging")
     assert plan.dry_run and plan.changes["added"] == ["scoring/extra.yaml"]
     assert plan.plan[0].action == "snapshot"
+    steps = [step.action for step in plan.plan]
+    assert steps == ["snapshot", "validate", "baseline", "stage", "preflight", "activate", "bake"]
+    assert "health-file-ok against v1" in plan.plan[2].detail
     assert project.store.head().number == 1  # type: ignore[union-attr]
     assert not (ws.base / "live" / "current" / "scoring" / "extra.yaml").exists()
 

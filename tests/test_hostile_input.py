@@ -163,3 +163,20 @@ def test_a_broken_notification_template_never_blocks_a_rollback(workspace: Facto
     assert ws.run("deploy", "staging").returncode == 0
     back = ws.run("rollback", "staging")
     assert back.returncode == 0, back.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("history", "staging", "-n", "99999999999999999999999"),
+        ("log", "-n", "9223372036854775808"),
+        ("log", "-n", "-5"),
+        ("token", "revoke", "2147483648"),
+        ("report", "--since", "99999999999999999999999"),
+    ],
+    ids=["history-n", "log-n", "log-negative", "token-revoke", "report-since"],
+)
+def test_other_numbers_out_of_range_are_usage_errors(ws: Workspace, args: tuple[str, ...]) -> None:
+    done = ws.run(*args)
+    assert done.returncode == 2, done.stderr
+    assert "unexpected error" not in done.stderr and "Traceback" not in done.stderr

@@ -26,6 +26,7 @@ R = TypeVar("R", bound=Record)
 
 pass_app = click.make_pass_decorator(AppContext)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
+LIMIT = click.IntRange(1, 10_000)  # -n: at least one, and never a number no store can take
 
 
 @cli.command()
@@ -97,7 +98,7 @@ def rebuild(kind: type[R], data: dict[str, Any]) -> R:
 
 
 @cli.command()
-@click.option("-n", "--limit", default=20, show_default=True, help="How many versions.")
+@click.option("-n", "--limit", default=20, show_default=True, type=LIMIT, help="How many versions.")
 @json_option
 @pass_app
 def log(app: AppContext, limit: int, as_json: bool) -> None:
@@ -455,7 +456,9 @@ def _print_status(s: EnvStatus) -> None:
 
 @cli.command()
 @click.argument("env")
-@click.option("-n", "--limit", default=30, show_default=True, help="How many ledger records.")
+@click.option(
+    "-n", "--limit", default=30, show_default=True, type=LIMIT, help="How many ledger records."
+)
 @json_option
 @pass_app
 def history(app: AppContext, env: str, limit: int, as_json: bool) -> None:

@@ -10,7 +10,7 @@ import click
 
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
-from lastgood.cli.commands import json_option, pass_app
+from lastgood.cli.commands import LIMIT, json_option, pass_app
 from lastgood.cli.group import cli
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _check_row(result: DocumentResult) -> list[str]:
 
 @documents.command()
 @click.argument("name")
-@click.option("-n", "--limit", default=20, show_default=True, help="How many versions.")
+@click.option("-n", "--limit", default=20, show_default=True, type=LIMIT, help="How many versions.")
 @json_option
 @pass_app
 def log(app: AppContext, name: str, limit: int, as_json: bool) -> None:

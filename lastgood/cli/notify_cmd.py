@@ -8,6 +8,7 @@ import click
 
 from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.cli.commands import LIMIT
 from lastgood.units import plural
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def notify_test(app: AppContext, route: str | None, as_json: bool) -> None:
 
 
 @notify.command("log")
-@click.option("-n", "--limit", default=50, show_default=True, help="How many attempts.")
+@click.option("-n", "--limit", default=50, show_default=True, type=LIMIT, help="How many attempts.")
 @click.option("--route", "route", metavar="NAME", help="Only this route.")
 @click.option("--status", type=click.Choice(STATUSES), help="Only attempts with this status.")
 @json_option

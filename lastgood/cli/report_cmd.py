@@ -26,7 +26,12 @@ def parse_since(text: str, now: float) -> float:
     if _AGO.match(text):
         from lastgood.units import parse_duration
 
-        return now - parse_duration(text, name="--since")
+        ago = parse_duration(text, name="--since")
+        if ago > now:  # before 1970: no ledger reaches that far, and no clock either
+            raise UsageError(
+                f"--since {text!r} reaches back before 1970", hint='give a shorter one, like "30d"'
+            )
+        return now - ago
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

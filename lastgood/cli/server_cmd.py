@@ -9,6 +9,7 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
+from lastgood.refs import LARGEST_VERSION
 
 
 @cli.command()
@@ -191,7 +192,7 @@ def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
 
 
 @token.command("revoke")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=click.IntRange(1, LARGEST_VERSION))
 @pass_app
 def token_revoke(app: AppContext, token_id: int) -> None:
     """Revoke token ID at once (the server stops accepting it within 5 s)."""

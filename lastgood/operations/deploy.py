@@ -108,6 +108,12 @@ def _plan_steps(
         steps.append(PlanStep("snapshot", f"record the folder as {label}"))
     files = plural(len(candidate.bundle.files), "file")
     steps.append(PlanStep("validate", f"{files}, syntax and schemas"))
+    proven = live is not None and project.store.verdicts(settings.name).get(live) == GOOD
+    if proven and settings.checks:
+        names = ", ".join(spec.name for spec in settings.checks)
+        steps.append(
+            PlanStep("baseline", f"one round of {names} against v{live}; a failure refuses")
+        )
     steps.append(PlanStep("stage", f"{label} on {project.target(settings.name).describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))

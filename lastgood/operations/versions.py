@@ -68,7 +68,9 @@ def default_old(project: Project) -> tuple[str | None, str]:
     live = project.target(env).live() if env else None
     if env and live is not None:
         return f"{env}:live", f"comparing v{live.version} (live on {env}) with the folder"
-    head = project.store.head()
+    from lastgood.operations.snapshot import newest_recorded
+
+    head = newest_recorded(project)
     why = f"nothing is live on {env} yet" if env else "no environment is configured"
     if head is None:
         return None, f"comparing nothing ({why}, and no version is recorded) with the folder"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from lastgood.errors import NotFoundError, StoreError, UsageError
 from lastgood.operations.fleet import FleetStanding, standing, switch_of
 from lastgood.record import as_dict
+from lastgood.refs import LARGEST_VERSION
 from lastgood.server.app import ServerState
 from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
 
@@ -26,8 +27,8 @@ router = APIRouter(prefix="/api/v1", tags=["operations"])
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many records")]
 Ref = Annotated[str, Field(min_length=1, max_length=200, description="A version reference")]
-# the store keeps ids in signed 64-bit columns: a larger one can name nothing, so say 422 early
-TokenId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The token's id (token list)")]
+# PostgreSQL keeps ids as INTEGER: a larger one can name nothing, so say 422 early
+TokenId = Annotated[int, Path(ge=1, le=LARGEST_VERSION, description="The token's id (token list)")]
 
 
 class DeployRequest(BaseModel):
