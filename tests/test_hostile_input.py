@@ -180,3 +180,17 @@ def test_other_numbers_out_of_range_are_usage_errors(ws: Workspace, args: tuple[
     done = ws.run(*args)
     assert done.returncode == 2, done.stderr
     assert "unexpected error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_offline_rollback_with_nothing_to_go_back_to_says_why(workspace: Factory) -> None:
+    ws = workspace(target="files")
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    [meta] = (ws.base / "app" / ".lastgood-target" / "meta").glob("v1-*.json")
+    meta.write_text("{not json")
+    done = ws.run("rollback", "staging", "--offline")
+    assert done.returncode == 2, done.stderr
+    assert "holds no earlier good release" in done.stderr
+    assert "metadata file was damaged" in done.stderr
+    assert "unexpected error" not in done.stderr

@@ -17,7 +17,7 @@ import time
 
 from lastgood import config as config_module
 from lastgood import failpoint, holder
-from lastgood.errors import NotFoundError, QuarantinedError, RefusedError, TargetError
+from lastgood.errors import NotFoundError, QuarantinedError, RefusedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -454,11 +454,13 @@ def rollback_offline(
     target.recover()
     live = target.live()
     previous = target.previous()
-    if previous is None:
-        raise TargetError(
-            f"the {env} target holds no earlier release to switch to "
+    if previous is None:  # as online: nothing to go back to is not a failure of the target
+        raise NotFoundError(
+            f"the {env} target holds no earlier good release to switch to "
             f"({target.describe()}, live: {live.name if live else 'nothing'})",
-            hint="without the store, only releases kept on the target can be restored",
+            hint="without the store, only releases kept whole on the target can be restored, "
+            "never one withdrawn or bad there (nor one whose metadata file was damaged); with "
+            f"the store, 'lastgood rollback {env} --to REF' stages any version that ran here",
         )
     target.activate(previous)
     activated_at = time.time()
