@@ -315,7 +315,8 @@ def test_an_unverified_restore_counts_against_the_budget(ws: Workspace) -> None:
     (ws.base / "outage").write_text("down\n")
     assert rollback(project, "staging").exit_code == NEEDS_HUMAN
     (report,) = status(project, "staging")
-    assert report.restores == [] and report.unverified_restores == 1
+    assert len(report.restores) == 1 and report.verified == []  # it switched, never verified
+    assert report.unverified_restores == 1
     assert not report.within_budget
     assert any("never verified" in warning for warning in report.warnings)
 

@@ -185,7 +185,7 @@ def test_a_restore_that_cannot_stage_needs_a_human_and_never_claims_nothing_chan
     assert "restoring v1 failed: no space left on the device" in done.stdout
     assert "nothing live changed" not in done.stdout + done.stderr
     statuses = {record["kind"]: record["status"] for record in _records(ws)[:2]}
-    assert statuses == {"auto-rollback": "interrupted", "deploy": "failed"}
+    assert statuses == {"auto-rollback": "failed", "deploy": "failed"}
 
 
 def _script_on_small_disk(
@@ -263,3 +263,36 @@ def test_an_offline_rollback_after_a_killed_rollback_never_walks_back(
     offline = ws.run("rollback", "staging", "--offline")
     assert offline.returncode == 0, offline.stderr
     assert "v1-" in offline.stdout and "v3-" not in offline.stdout, offline.stdout
+
+
+@needs_namespace
+def test_a_manual_rollback_that_cannot_stage_needs_a_human(workspace: Factory) -> None:
+    """v1 (large) is not kept on the small disk; rolling back to it cannot stage it: exit 4,
+    the record 'failed' with the reason, and what is live is said."""
+    ws = workspace()
+    ws.healthy("one")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    assert ws.run("deploy", "staging", "-m", "v1").returncode == 0
+    (ws.root / "prompts" / "long.txt").unlink()
+    ws.healthy("two")
+    assert ws.run("snapshot", "-m", "v2").returncode == 0
+    [(deployed, _), (code, out)] = _script_on_small_disk(
+        ws, ws.base / "live", "64k",
+        ["deploy", "staging", "--version", "v2"],
+        ["rollback", "staging", "--to", "v1"],
+    )  # fmt: skip
+    assert deployed == 0
+    assert code == 4, out
+    assert "could not restore v1 on staging: no space left on the device" in out
+    assert "v2 is live. A person is needed" in out
+    [record, *_] = _records(ws)
+    assert (record["kind"], record["status"]) == ("rollback", "failed")
+    assert "no space left" in str(record["detail"])
+
+
+def test_report_since_a_date_before_1970_is_a_usage_error(workspace: Factory) -> None:
+    ws = workspace()
+    for since in ("0001-01-01", "1969-12-31"):
+        done = ws.run("report", "--since", since)
+        assert done.returncode == 2, done.stderr
+        assert "is before 1970" in done.stderr

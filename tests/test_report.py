@@ -401,3 +401,19 @@ def test_status_and_report_leave_drills_out_of_the_restore_figures_alike(
     assert len(status["restores"]) == 1 and len(digest["rollbacks"]) == 1
     assert status["restore_p50"] == pytest.approx(digest["restore_p50"], abs=1e-9)
     assert status["verified_max"] == pytest.approx(digest["verified_max"], abs=1e-9)
+
+
+def test_status_and_report_count_an_interrupted_rollback_alike(workspace: Factory) -> None:
+    ws = workspace()
+    for marker in ("one", "two", "three"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    killed = ws.run("rollback", "staging", env={"LASTGOOD_FAILPOINT": "rollback.after-activate"})
+    assert killed.returncode != 0
+    assert ws.run("rollback", "staging").returncode == 0
+    [status] = json.loads(ws.run("status", "staging", "--json").stdout)
+    digest = json.loads(report(ws, "--json"))["envs"][0]
+    assert len(digest["rollbacks"]) == 2 and len(status["restores"]) == 2
+    for figure in ("restore_p50", "restore_max", "verified_p50", "verified_max"):
+        assert status[figure] == pytest.approx(digest[figure], abs=1e-9), figure
+    assert not status["within_budget"] and digest["over_budget"] == 1  # the miss, in both

@@ -39,11 +39,19 @@ def parse_since(text: str, now: float) -> float:
             f"--since {text!r} is neither a duration nor a date",
             hint='write how far back, like "7d", "24h" or "30m", or a date like "2024-05-01"',
         ) from None
-    if moment.timestamp() > now:
+    try:
+        at = moment.timestamp()
+    except (ValueError, OverflowError):
+        at = -1.0  # year 1 and its like: before any clock this runs on
+    if at < 0:
+        raise UsageError(
+            f"--since {text!r} is before 1970", hint='give a later date, or a duration like "30d"'
+        )
+    if at > now:
         raise UsageError(
             f"--since {text!r} is in the future", hint="give a moment before now, or a duration"
         )
-    return moment.timestamp()
+    return at
 
 
 @cli.command()

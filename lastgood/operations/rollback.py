@@ -17,7 +17,7 @@ import time
 
 from lastgood import config as config_module
 from lastgood import failpoint, holder
-from lastgood.errors import NotFoundError, QuarantinedError, RefusedError
+from lastgood.errors import NotFoundError, QuarantinedError, RefusedError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -111,13 +111,33 @@ def rollback(
             trigger_at=trigger_at,
             automatic=automatic,
         )
-        with closed_on_error(project, lambda: record.id):
-            done = restore(
-                project, env, lease, destination, record, point="rollback.before-activate"
-            )
+        try:
+            with closed_on_error(project, lambda: record.id):
+                done = restore(
+                    project, env, lease, destination, record, point="rollback.before-activate"
+                )
+        except TargetError as exc:  # the restore itself failed: a person is needed (exit 4)
+            return _restore_failed(project, env, live_number, destination, exc)
         failpoint.hit("rollback.after-verify")
         checked = bool(project.config.environment(env).checks)
         return _outcome(env, done, live_number, checked=checked)
+
+
+def _restore_failed(
+    project: Project, env: str, live: int | None, destination: VersionInfo, error: TargetError
+) -> Outcome:
+    """A rollback whose switch could not be carried out (a full disk, a file in the way): the
+    record is closed ``failed``; what is live now is read back and said."""
+    served = project.target(env).live()
+    now = _label(served.version if served else None)
+    hint = f" ({error.hint})" if error.hint else ""
+    summary = (
+        f"could not restore {destination.label} on {env}: {error.message}{hint}. {now} is live. "
+        f"A person is needed: see 'lastgood status {env}'"
+    )
+    project.emit(Event(EventKind.RESTORE_FAILED, summary, env=env, version=destination.number))
+    return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=destination.number,
+                   from_version=live)  # fmt: skip
 
 
 def _drifted_last_good(project: Project, env: str, live: int | None) -> bool:
