@@ -30,6 +30,13 @@ def live_text(ws: Workspace) -> str:
     return (ws.base / "live" / "current" / "scoring" / "thresholds.yaml").read_text()
 
 
+def without_checks(ws: Workspace) -> Workspace:
+    """``ws`` with its environment's checks removed from lastgood.toml."""
+    config = (ws.root / "lastgood.toml").read_text()
+    (ws.root / "lastgood.toml").write_text(config.split("[[env.staging.check]]")[0])
+    return ws
+
+
 @pytest.fixture
 def ws(workspace: Factory, store_url: str) -> Workspace:
     return workspace(store=store_url)
@@ -364,9 +371,7 @@ def test_ignore_baseline_deploys_into_a_failing_environment(ws: Workspace) -> No
 
 
 def test_an_environment_without_checks_is_never_called_verified(workspace: Factory) -> None:
-    ws = workspace()
-    config = (ws.root / "lastgood.toml").read_text()
-    (ws.root / "lastgood.toml").write_text(config.split("[[env.staging.check]]")[0])
+    ws = without_checks(workspace())
     for marker in ("one", "two"):
         ws.healthy(marker)
         done = ws.run("deploy", "staging", "-m", marker)
@@ -469,9 +474,7 @@ def test_a_fix_for_a_live_version_that_failed_is_not_held_by_the_baseline(
 
 
 def test_an_offline_rollback_without_checks_is_not_called_verified(workspace: Factory) -> None:
-    ws = workspace()
-    config = (ws.root / "lastgood.toml").read_text()
-    (ws.root / "lastgood.toml").write_text(config.split("[[env.staging.check]]")[0])
+    ws = without_checks(workspace())
     for marker in ("one", "two"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging").returncode == 0

@@ -54,6 +54,21 @@ def _run_on_small_disk(ws: Workspace, folder: Path, *args: str) -> subprocess.Co
     )
 
 
+def large_v1_small_v2(workspace: Factory, *, broken: bool) -> Workspace:
+    """v1, with a large file, deployed (last known good); v2, small, recorded, not deployed."""
+    ws = workspace()
+    ws.healthy("one")
+    ws.write("prompts/long.txt", "x" * BIG + "\n")
+    assert ws.run("deploy", "staging", "-m", "v1").returncode == 0
+    (ws.root / "prompts" / "long.txt").unlink()
+    if broken:
+        ws.broken("two")
+    else:
+        ws.healthy("two")
+    assert ws.run("snapshot", "-m", "v2").returncode == 0
+    return ws
+
+
 def _records(ws: Workspace) -> list[dict[str, object]]:
     done = ws.run("history", "staging", "--json")
     assert done.returncode == 0, done.stderr
@@ -171,13 +186,7 @@ def test_a_restore_that_cannot_stage_needs_a_human_and_never_claims_nothing_chan
     """v1 (large) is last known good; on a disk too small for it, v2 (small, broken) goes live,
     fails its bake, and the restore cannot stage v1: exit 4, never 5 ('nothing live changed'),
     and no record says 'refused'."""
-    ws = workspace()
-    ws.healthy("one")
-    ws.write("prompts/long.txt", "x" * BIG + "\n")
-    assert ws.run("deploy", "staging", "-m", "v1").returncode == 0
-    (ws.root / "prompts" / "long.txt").unlink()
-    ws.broken("two")
-    assert ws.run("snapshot", "-m", "v2").returncode == 0
+    ws = large_v1_small_v2(workspace, broken=True)
 
     done = _run_on_small_disk(ws, ws.base / "live", "deploy", "staging", "--version", "v2")
 
@@ -269,13 +278,7 @@ def test_an_offline_rollback_after_a_killed_rollback_never_walks_back(
 def test_a_manual_rollback_that_cannot_stage_needs_a_human(workspace: Factory) -> None:
     """v1 (large) is not kept on the small disk; rolling back to it cannot stage it: exit 4,
     the record 'failed' with the reason, and what is live is said."""
-    ws = workspace()
-    ws.healthy("one")
-    ws.write("prompts/long.txt", "x" * BIG + "\n")
-    assert ws.run("deploy", "staging", "-m", "v1").returncode == 0
-    (ws.root / "prompts" / "long.txt").unlink()
-    ws.healthy("two")
-    assert ws.run("snapshot", "-m", "v2").returncode == 0
+    ws = large_v1_small_v2(workspace, broken=False)
     [(deployed, _), (code, out)] = _script_on_small_disk(
         ws, ws.base / "live", "64k",
         ["deploy", "staging", "--version", "v2"],

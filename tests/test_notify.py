@@ -27,21 +27,10 @@ import pytest
 from lastgood.config import Route
 from lastgood.events import Event, EventKind
 from lastgood.notify import routing, send
-from tests.conftest import Workspace
+from tests.conftest import Workspace, eventually
 
 SECRET = "Sup3rS3cretPw"
 HEADER_SECRET = "TopSecretHeaderValue"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Poll until ``predicate`` is truthy; fail after ``timeout`` (a generous deadline)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def free_port() -> int:
@@ -224,7 +213,7 @@ def test_auto_rollback_reaches_webhook_and_email(
     assert failed.returncode == 3, failed.stderr
 
     # the CLI drains before it exits, so everything is there already; poll all the same
-    wait_for(lambda: len(webhook.bodies()) >= 2 and mailbox.messages)
+    eventually(lambda: len(webhook.bodies()) >= 2 and mailbox.messages)
     titles = [body["title"] for body in webhook.bodies()]
     assert titles == ["[staging] deploy-failed: v1 → v2", "[staging] auto-rolled-back: v2 → v1"]
     body = webhook.bodies()[1]["message"]

@@ -483,24 +483,10 @@ class DeployRun:
         return self._after_restore(restore, why)
 
     def _restore_broke(self, why: str, last_good: int, error: LastgoodError) -> Outcome:
-        assert self.record is not None
-        self.record = self.store.update_deployment(
-            self.record.id, status="failed", finished_at=time.time()
-        )
-        summary = (
+        return self._needs_human(
             f"{self.version.label} failed {why}; restoring v{last_good} failed: "
             f"{error.message}. {self.version.label} may still be live. A person is needed: see "
             f"'lastgood status {self.env}'"
-        )
-        self._emit(EventKind.RESTORE_FAILED, summary)
-        return Outcome(
-            self.env,
-            "deploy",
-            NEEDS_HUMAN,
-            summary,
-            version=self.version.number,
-            from_version=self.from_version,
-            deployment=self.record,
         )
 
     def _after_restore(self, restore: Deployment, why: str) -> Outcome:
@@ -535,14 +521,18 @@ class DeployRun:
         )
 
     def _no_fallback(self, why: str) -> Outcome:
-        assert self.record is not None
-        self.record = self.store.update_deployment(
-            self.record.id, status="failed", finished_at=time.time()
-        )
-        summary = (
+        return self._needs_human(
             f"{self.version.label} failed {why} and there is no last known good "
             f"version to restore: {self.version.label} is still live. A person is needed: fix and "
             f"deploy, or 'lastgood rollback {self.env} --to REF'"
+        )
+
+    def _needs_human(self, summary: str) -> Outcome:
+        """The failed version may still be live and nothing restored it: close the record
+        ``failed``, announce restore-failed, exit 4."""
+        assert self.record is not None
+        self.record = self.store.update_deployment(
+            self.record.id, status="failed", finished_at=time.time()
         )
         self._emit(EventKind.RESTORE_FAILED, summary)
         return Outcome(
