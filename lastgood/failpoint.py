@@ -28,7 +28,12 @@ NAMES = (
     "target.before-rename-release",
     "target.mid-switch",
     "target.after-switch",
+    "migration.mid-trees",
 )
+
+MIGRATION_NAMES = ("migration.mid-trees",)
+"""Failpoints inside store migrations; ``tests/test_store_migration.py`` kills those, the
+deploy and rollback crash scenarios kill the rest."""
 
 _armed: frozenset[str] | None = None
 

@@ -18,7 +18,7 @@ from lastgood.targets import Target, open_target
 
 if TYPE_CHECKING:
     from lastgood.notify.notifier import Notifier
-    from lastgood.store.base import StoreBackend as Store
+    from lastgood.store.core import Store
 
 STORE_DIR = ".lastgood"
 

@@ -16,7 +16,7 @@ from lastgood.errors import AuthError, ForbiddenError, UsageError
 from lastgood.records import ApiToken
 
 if TYPE_CHECKING:
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 ROLES = ("viewer", "deployer", "admin")
 PREFIX = "lg_"
@@ -32,7 +32,7 @@ def hash_secret(secret: str) -> str:
 
 
 def create(
-    store: StoreBackend, *, name: str, role: str, envs: list[str], created_by: str
+    store: Store, *, name: str, role: str, envs: list[str], created_by: str
 ) -> tuple[ApiToken, str]:
     """Make a token; returns its record and the secret, which is never stored or shown again."""
     if role not in ROLES:
@@ -50,7 +50,7 @@ def create(
     return record, secret
 
 
-def authenticate(store: StoreBackend, secret: str | None) -> ApiToken:
+def authenticate(store: Store, secret: str | None) -> ApiToken:
     """The live token for ``secret``; AuthError (never saying more than needed) otherwise."""
     if not secret:
         raise AuthError(

@@ -39,10 +39,10 @@ def test_a_lease_from_another_pid_namespace_waits_for_expiry(tmp_path: Path) -> 
     try:
         store.acquire_lease("env:prod", purpose="deploy", holder_name="ci", ttl=60)
         # the same lease as a process in a container (same hostname, own pid namespace) holds it
-        with store._tx("fake a container's lease") as db:  # type: ignore[attr-defined]
-            db.execute(
-                "UPDATE leases SET pid = ?, pid_start = ? WHERE name = ?",
-                (dead_pid(), "12345@pid:[4026599999]", "env:prod"),
+        with store.db.transaction("fake a container's lease") as session:
+            session.run(
+                "UPDATE leases SET pid = :pid, pid_start = :start WHERE name = :name",
+                {"pid": dead_pid(), "start": "12345@pid:[4026599999]", "name": "env:prod"},
             )
         with pytest.raises(LockedError, match="locked by ci"):
             store.acquire_lease("env:prod", purpose="rollback", holder_name="me", ttl=60)

@@ -17,23 +17,23 @@ from lastgood import tokens
 from lastgood.server import auth
 from lastgood.server.auth import Authenticator
 from lastgood.store import open_store
-from lastgood.store.base import StoreBackend
+from lastgood.store.core import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[StoreBackend]:
+def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def secret(store: StoreBackend) -> str:
+def secret(store: Store) -> str:
     return tokens.create(store, name="ops", role="deployer", envs=[], created_by="t")[1]
 
 
 def test_a_session_is_stored_by_hash_and_seen_by_another_server(
-    store: StoreBackend, secret: str
+    store: Store, secret: str
 ) -> None:
     first, second = Authenticator(store), Authenticator(store)
     session_id, token = first.sign_in(secret)
@@ -45,7 +45,7 @@ def test_a_session_is_stored_by_hash_and_seen_by_another_server(
 
 
 def test_signing_out_on_one_server_ends_the_session_on_the_others(
-    store: StoreBackend, secret: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "CACHE_TTL", 0.0)  # the others read the store on every visit
     first, second = Authenticator(store), Authenticator(store)
@@ -57,7 +57,7 @@ def test_signing_out_on_one_server_ends_the_session_on_the_others(
 
 
 def test_use_is_written_now_and_then_and_never_revives_a_signed_out_session(
-    store: StoreBackend, secret: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "TOUCH_EVERY", 0.0)
     first, second = Authenticator(store), Authenticator(store)
@@ -73,7 +73,7 @@ def test_use_is_written_now_and_then_and_never_revives_a_signed_out_session(
 
 
 def test_expired_and_revoked_sessions_end(
-    store: StoreBackend, secret: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "CACHE_TTL", 0.0)
     server = Authenticator(store)

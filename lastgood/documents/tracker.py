@@ -31,7 +31,7 @@ from lastgood.record import Record
 if TYPE_CHECKING:
     from lastgood.project import Project
     from lastgood.records import DocumentVersion
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 EVENT_DIFF_LIMIT = 8 * 1024
 """Characters of diff carried in an event: enough for a message, small enough for any chat."""
@@ -146,7 +146,7 @@ def track(
 
 
 def _store_change(
-    store: StoreBackend, spec: DocumentSpec, newest: DocumentVersion, content: bytes, at: float
+    store: Store, spec: DocumentSpec, newest: DocumentVersion, content: bytes, at: float
 ) -> DocumentChange:
     """Keep ``content`` as the version after ``newest``, with its diff, then apply retention."""
     before = store.document_content(spec.name, newest.version)
@@ -223,7 +223,7 @@ def apply_retention(project: Project, spec: DocumentSpec, *, now: float | None =
     return project.store.prune_documents(spec.name, keep=spec.keep, older_than=at - spec.max_age)
 
 
-def newest_version(store: StoreBackend, name: str) -> DocumentVersion | None:
+def newest_version(store: Store, name: str) -> DocumentVersion | None:
     """The newest stored version of ``name``, or None before the first observation."""
     versions = store.document_versions(name, limit=1)
     return versions[0] if versions else None

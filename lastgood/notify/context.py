@@ -17,7 +17,7 @@ from lastgood.errors import LastgoodError
 from lastgood.events import Event, EventKind
 
 if TYPE_CHECKING:
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 FILES_SHOWN = 20
 DIFF_LINES = 60
@@ -61,7 +61,7 @@ SEVERITY = {
 
 
 def build(
-    event: Event, route: Route, *, at: float, config: Config, store: StoreBackend | None
+    event: Event, route: Route, *, at: float, config: Config, store: Store | None
 ) -> dict[str, Any]:
     """The template variables ``event``, ``route`` and ``details`` (see docs/notifications.md)."""
     return {
@@ -85,7 +85,7 @@ def build(
     }
 
 
-def details(event: Event, *, config: Config, store: StoreBackend | None) -> dict[str, Any]:
+def details(event: Event, *, config: Config, store: Store | None) -> dict[str, Any]:
     """Who, why, from → to, timings, budget, files changed and diff, as far as they are known."""
     data = event.data
     record = _deployment(event, store)
@@ -113,7 +113,7 @@ def details(event: Event, *, config: Config, store: StoreBackend | None) -> dict
     return found
 
 
-def _deployment(event: Event, store: StoreBackend | None) -> Any:
+def _deployment(event: Event, store: Store | None) -> Any:
     if event.deployment is None or store is None:
         return None
     try:
@@ -149,7 +149,7 @@ def _clip(text: str) -> str:
 
 
 def _files(
-    event: Event, found: dict[str, Any], store: StoreBackend | None
+    event: Event, found: dict[str, Any], store: Store | None
 ) -> tuple[list[dict[str, str]], int]:
     """Files that differ between the from and to versions, as (path, change), at most 20."""
     given = event.data.get("files_changed", event.data.get("files"))

@@ -31,7 +31,7 @@ from lastgood.record import Record, field
 if TYPE_CHECKING:
     from lastgood.notify.message import Message
     from lastgood.project import Project
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 log = logging.getLogger("lastgood.notify")
 
@@ -277,7 +277,7 @@ class Notifier:
         """Open the store on the emitting thread, so the worker never races to create it."""
         self._store()
 
-    def _store(self) -> StoreBackend | None:
+    def _store(self) -> Store | None:
         try:
             return self.project.store
         except LastgoodError as exc:

@@ -27,7 +27,7 @@ from lastgood.records import WebSession
 
 if TYPE_CHECKING:
     from lastgood.records import ApiToken
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 CACHE_TTL = 5.0
 SESSION_TTL = 8 * 3600.0
@@ -38,7 +38,7 @@ COOKIE = "lastgood_session"
 class Authenticator:
     """Turns a bearer secret or a session cookie into the token record, or refuses."""
 
-    def __init__(self, store: StoreBackend) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._cache: dict[str, tuple[float, ApiToken | None]] = {}
         # by hash: (when read, the session as the store holds it); read again after CACHE_TTL,

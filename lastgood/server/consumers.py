@@ -28,7 +28,7 @@ from lastgood.records import Consumer
 from lastgood.refs import LARGEST_VERSION
 
 if TYPE_CHECKING:
-    from lastgood.store.base import StoreBackend
+    from lastgood.store.core import Store
 
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
@@ -93,7 +93,7 @@ class _Entry:
 class Consumers:
     """In-memory consumer reports with a periodic flush to the store."""
 
-    def __init__(self, store: StoreBackend, flush_every: float = 0.5) -> None:
+    def __init__(self, store: Store, flush_every: float = 0.5) -> None:
         self.store = store
         self.flush_every = flush_every
         self._lock = threading.Lock()

@@ -1,10 +1,7 @@
-"""Rules both store backends share, free of any database driver.
-
-The SQLAlchemy :class:`~lastgood.store.database.Store` and the stdlib
-:class:`~lastgood.store.lite.LiteStore` must agree on every decision that is not SQL: when a
-lease counts as alive, what a lease looks like, how errors read, which defaults a ledger record
-gets. Keeping those here means the two cannot drift, and importing this module stays cheap
-(no SQLAlchemy), which is the point of the SQLite fast lane.
+"""Rules of the store that are not SQL, free of any database driver: when a lease counts as
+alive, what a lease looks like, how errors read, which defaults a ledger record gets, the
+timeouts. Both connection layers use them too (errors, timeouts), and importing this module
+stays cheap (no SQLAlchemy), which is the point of the SQLite fast lane.
 """
 
 from __future__ import annotations
@@ -152,15 +149,6 @@ def document_not_found(name: str, version: int) -> NotFoundError:
         f"no version {version} of document {name!r}",
         hint="it may have been pruned: see keep and max_age under [[watch.document]]",
     )
-
-
-# Blobs no version and no document version refers to any more (after pruning documents).
-ORPHAN_BLOBS_SQL = (
-    "DELETE FROM blobs WHERE NOT EXISTS "
-    "(SELECT 1 FROM version_files WHERE version_files.blob = blobs.hash) "
-    "AND NOT EXISTS "
-    "(SELECT 1 FROM document_versions WHERE document_versions.content_hash = blobs.hash)"
-)
 
 
 def doomed_document_versions(

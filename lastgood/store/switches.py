@@ -72,11 +72,3 @@ class SwitchListener:
         if connection is not None:
             with contextlib.suppress(Exception):  # a dead connection may fail to close: it is gone
                 connection.close()
-
-
-def announce(db: Any, env: str) -> None:
-    """Queue ``NOTIFY lastgood_switch, env`` in the transaction of ``db`` (a SQLAlchemy
-    connection on PostgreSQL): delivered to every listener when the transaction commits."""
-    import sqlalchemy as sa
-
-    db.execute(sa.select(sa.func.pg_notify(CHANNEL, env)))

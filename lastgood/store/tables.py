@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    true,
 )
 
 metadata = MetaData()
@@ -26,9 +27,22 @@ metadata = MetaData()
 blobs = Table(
     "blobs",
     metadata,
-    Column("hash", String(64), primary_key=True),
-    Column("size", Integer, nullable=False),
+    Column("hash", String(64), primary_key=True),  # SHA-256 of the original bytes
+    Column("size", Integer, nullable=False),  # of the original bytes
+    Column("data", LargeBinary, nullable=False),  # as stored: see codec
+    Column("codec", String(10), nullable=False, server_default="none"),  # none or zlib
+    Column("in_versions", Boolean, nullable=False, server_default=true()),  # not only documents'
+    sqlite_with_rowid=False,  # keyed by the hash alone: no second copy of it in an index
+)
+
+trees = Table(
+    "trees",
+    metadata,
+    Column("hash", LargeBinary(32), primary_key=True),  # SHA-256, raw: see store/objects.py
+    Column("base", LargeBinary(32), nullable=True),  # the tree this one is a delta against
+    Column("depth", Integer, nullable=False),  # deltas from a whole tree (0: stored whole)
     Column("data", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,  # the hash is the key: no second copy of it in a rowid index
 )
 
 versions = Table(
@@ -43,14 +57,7 @@ versions = Table(
     Column("created_at", Float, nullable=False),
     Column("file_count", Integer, nullable=False),
     Column("total_size", Integer, nullable=False),
-)
-
-version_files = Table(
-    "version_files",
-    metadata,
-    Column("version", Integer, ForeignKey("versions.number"), primary_key=True),
-    Column("path", String(1000), primary_key=True),
-    Column("blob", String(64), ForeignKey("blobs.hash"), nullable=False),
+    Column("tree", LargeBinary(32), nullable=True),  # the root tree (raw hash); always set
 )
 
 environments = Table(

@@ -1,0 +1,144 @@
+"""Looking after the store: ``store verify``, ``prune`` and ``store copy``.
+
+Prune decides here which versions may go, because only here is known what every target keeps:
+a version retained on a target is a rollback's way back, so it stays, whatever its age. The
+store itself adds its own protections (the newest version, live and last known good in the
+ledger, both ends of a running deploy) and refuses to break them even if asked.
+"""
+
+from __future__ import annotations
+
+import time
+
+from lastgood.errors import RefusedError, StoreError, TargetError, UsageError
+from lastgood.project import Project
+from lastgood.record import Record
+from lastgood.records import VersionInfo
+from lastgood.store.integrity import Integrity
+from lastgood.store.pruning import Pruned
+
+
+def verify(project: Project) -> Integrity:
+    """Read and check every blob, tree, version and document version in the store."""
+    return project.store.check_integrity()
+
+
+class PruneResult(Record):
+    """What a prune dropped (or would drop), and why the rest of the old versions stayed."""
+
+    pruned: Pruned
+    kept: dict[int, str]  # version → why it was kept although old enough to go
+    dry_run: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "versions": [f"v{n}" for n in self.pruned.versions],
+            "trees": self.pruned.trees,
+            "blobs": self.pruned.blobs,
+            "freed_bytes": self.pruned.freed_bytes,
+            "kept": {f"v{n}": why for n, why in sorted(self.kept.items())},
+        }
+
+
+def prune(
+    project: Project,
+    *,
+    keep: int | None = None,
+    older_than: float | None = None,
+    dry_run: bool = False,
+) -> PruneResult:
+    """Drop versions outside the newest ``keep`` and created more than ``older_than`` seconds
+    ago (both, when both are given), except every version that is live, last known good,
+    retained on a target, being deployed, or the newest; then free what only they held."""
+    if keep is None and older_than is None:
+        raise UsageError(
+            "say which versions may go: --keep N (the newest N stay), --older-than AGE, or both",
+            hint="for example: lastgood prune --keep 200 --older-than 90d --dry-run",
+        )
+    store = project.store
+    candidates = _candidates(store.versions(), keep=keep, older_than=older_than)
+    reasons = _reasons_to_keep(project)
+    kept = {n: reasons[n] for n in candidates if n in reasons}
+    pruned = store.drop_versions([n for n in candidates if n not in reasons], dry_run=dry_run)
+    if pruned.versions and not dry_run:
+        listed = ", ".join(f"v{n}" for n in pruned.versions[:20])
+        more = f" and {len(pruned.versions) - 20} more" if len(pruned.versions) > 20 else ""
+        store.record_event(
+            "pruned",
+            f"pruned {len(pruned.versions)} versions ({listed}{more})",
+            data={"versions": list(pruned.versions), "freed_bytes": pruned.freed_bytes},
+        )
+    return PruneResult(pruned, kept, dry_run)
+
+
+def _candidates(
+    versions: list[VersionInfo], *, keep: int | None, older_than: float | None
+) -> list[int]:
+    """Versions (newest first in) that the rules let go, before any protection."""
+    cutoff = None if older_than is None else time.time() - older_than
+    return [
+        version.number
+        for index, version in enumerate(versions)
+        if (keep is None or index >= keep) and (cutoff is None or version.created_at < cutoff)
+    ]
+
+
+def _reasons_to_keep(project: Project) -> dict[int, str]:
+    """Every version that must stay, with the first reason found."""
+    reasons: dict[int, str] = {}
+    for number in project.store.protected_versions():
+        reasons.setdefault(number, "live, last known good, being deployed, or the newest")
+    for env in sorted(project.config.environments):
+        state = project.store.env_state(env)
+        for number, role in ((state.live_version, "live"), (state.last_good, "last known good")):
+            if number is not None:
+                reasons[number] = f"{role} in {env}"
+        try:
+            retained = project.target(env).retained()
+        except TargetError as exc:
+            raise RefusedError(
+                f"cannot tell which versions {env}'s target keeps ({exc.message}): "
+                "refusing to prune anything",
+                hint="fix the target (see 'lastgood status') and prune again",
+            ) from exc
+        for release in retained:
+            reasons.setdefault(release.version, f"retained on {env}'s target")
+    return reasons
+
+
+class CopyResult(Record):
+    """A finished ``store copy``: rows per table, and the destination's own check."""
+
+    source: str
+    destination: str
+    rows: dict[str, int]
+    integrity: Integrity
+
+    def to_json(self) -> dict[str, object]:
+        return {"source": self.source, "destination": self.destination, "rows": self.rows,
+                "verified": self.integrity.healthy}  # fmt: skip
+
+
+def copy(project: Project, destination_url: str) -> CopyResult:
+    """Copy the whole store into the empty store at ``destination_url`` and check the copy."""
+    from lastgood.store import open_store
+    from lastgood.store.copying import copy_store
+
+    if destination_url == project.store_url:
+        raise UsageError("the destination is the store itself", hint="give another --to URL")
+    open_store(destination_url).close()  # creates the schema, at the same revision
+    copied = copy_store(project.store_url, destination_url)
+    destination = open_store(destination_url)
+    try:
+        integrity = destination.check_integrity()
+    finally:
+        destination.close()
+    if not integrity.healthy:
+        first = integrity.damage[0]
+        raise StoreError(
+            f"the copy in {copied.destination} does not check out: {first.kind} {first.name}: "
+            f"{first.problem}",
+            hint="run 'lastgood store verify' on the source; copy again into an empty database",
+        )
+    return CopyResult(copied.source, copied.destination, copied.rows, integrity)

@@ -1,0 +1,116 @@
+"""What the server keeps in the store: API tokens and web sessions (only hashes of their
+secrets), and the consumers that read served configuration through the SDK."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from lastgood.records import ApiToken, Consumer, WebSession
+from lastgood.store import common, statements
+from lastgood.store.base import StoreBase, select_records
+
+TOKEN_COLUMNS = statements.columns_of(ApiToken)
+CONSUMER_COLUMNS = statements.columns_of(Consumer)
+SESSION_COLUMNS = statements.columns_of(WebSession)
+
+
+class AccessStore(StoreBase):
+    """Tokens, web sessions and consumers."""
+
+    # ---- API tokens -------------------------------------------------------------------------
+
+    def add_token(
+        self, *, name: str, role: str, envs: str, token_hash: str, created_by: str
+    ) -> ApiToken:
+        """Keep a new token's hash, role and scope (writes)."""
+        row = common.token_row(name, role, envs, token_hash, created_by)
+        with self.db.transaction("create a token") as session:
+            new_id = session.value(statements.insert("api_tokens", row, returning="id"), row)
+        return ApiToken(**{**row, "id": int(new_id)})
+
+    def tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
+        """Tokens oldest first, without the revoked ones unless asked."""
+        found = self._records("read tokens", ApiToken, "api_tokens", order="id")
+        return [token for token in found if include_revoked or token.revoked_at is None]
+
+    def token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token whose secret hashes to ``token_hash``, revoked or not, or None."""
+        found = self._records("read a token", ApiToken, "api_tokens", {"token_hash": token_hash})
+        return found[0] if found else None
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Mark a token revoked from now on (writes); NotFoundError when there is none."""
+        with self.db.transaction("revoke a token") as session:
+            session.run(
+                "UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
+                {"now": time.time(), "id": token_id},
+            )
+            found = select_records(session, ApiToken, "api_tokens", {"id": token_id})
+        if not found:
+            raise common.token_not_found(token_id)
+        return found[0]
+
+    # ---- consumers --------------------------------------------------------------------------
+
+    def save_consumers(self, consumers: Iterable[Consumer]) -> None:
+        """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
+        rows = [statements.row_of(consumer, CONSUMER_COLUMNS) for consumer in consumers]
+        if rows:
+            sql = statements.upsert("consumers", CONSUMER_COLUMNS, ("env", "consumer_id"))
+            with self.db.transaction("record consumers") as session:
+                session.run_many(sql, rows)
+
+    def consumers(
+        self, env: str | None = None, *, seen_since: float | None = None
+    ) -> list[Consumer]:
+        """Consumers as last reported, most recently seen first; with ``seen_since``, only
+        those heard from at or after it (how servers sharing a store read each other's)."""
+        return self._records("read consumers", Consumer, "consumers", {"env": env},
+                             order="seen_at DESC", since=("seen_at", seen_since))  # fmt: skip
+
+    def forget_consumers(self, *, seen_before: float) -> int:
+        """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
+        with self.db.transaction("forget consumers") as session:
+            return session.run(
+                "DELETE FROM consumers WHERE seen_at < :before", {"before": seen_before}
+            )
+
+    # ---- web page sessions ------------------------------------------------------------------
+
+    def save_session(self, session: WebSession) -> None:
+        """Insert or replace a session by its hash (writes)."""
+        sql = statements.upsert("web_sessions", SESSION_COLUMNS, ("session_hash",))
+        with self.db.transaction("record a web session") as db:
+            db.run(sql, statements.row_of(session, SESSION_COLUMNS))
+
+    def session_by_hash(self, session_hash: str) -> WebSession | None:
+        """The session whose cookie value hashes to ``session_hash``, or None."""
+        found = self._records(
+            "read a web session", WebSession, "web_sessions", {"session_hash": session_hash}
+        )
+        return found[0] if found else None
+
+    def touch_session(self, session_hash: str, last_seen: float) -> bool:
+        """Record a session's time of use (writes); False when it no longer exists (never
+        brings back a session that was signed out)."""
+        with self.db.transaction("record a web session's use") as db:
+            return (
+                db.run(
+                    "UPDATE web_sessions SET last_seen = :seen WHERE session_hash = :hash",
+                    {"seen": last_seen, "hash": session_hash},
+                )
+                > 0
+            )
+
+    def delete_session(self, session_hash: str) -> None:
+        """Forget one session, if it is there (writes)."""
+        with self.db.transaction("end a web session") as db:
+            db.run("DELETE FROM web_sessions WHERE session_hash = :hash", {"hash": session_hash})
+
+    def forget_sessions(self, *, seen_before: float) -> int:
+        """Drop sessions not used since ``seen_before``; returns how many (writes)."""
+        with self.db.transaction("forget web sessions") as db:
+            return db.run(
+                "DELETE FROM web_sessions WHERE last_seen < :before", {"before": seen_before}
+            )

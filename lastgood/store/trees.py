@@ -1,0 +1,174 @@
+"""Trees in the store: written as deltas where that pays, read back whole, cached per process.
+
+The encoding and the delta format are :mod:`lastgood.store.objects`'; this module puts them in
+the ``trees`` table and gets them out again. Every tree read is rebuilt from its chain of deltas
+(one query fetches the chain), checked against its hash, and kept in a small cache, so walking
+a history or writing the next version rereads almost nothing. The migration that converted
+per-file manifests into trees uses this same class.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+from lastgood.errors import StoreError
+from lastgood.store import objects, statements
+from lastgood.store.connection import Session, first_column
+
+CACHED_TREES = 512
+"""How many rebuilt trees a process keeps: enough for the folders of the versions it works on."""
+
+CHUNK = 500
+"""Hashes per ``IN (…)``: well under every driver's parameter limit."""
+
+CHAIN_SQL = """
+WITH RECURSIVE chain(hash, base, data, step) AS (
+    SELECT hash, base, data, 0 FROM trees WHERE hash = :hash
+    UNION ALL
+    SELECT trees.hash, trees.base, trees.data, chain.step + 1
+    FROM trees JOIN chain ON trees.hash = chain.base
+    WHERE chain.step < :steps
+)
+SELECT hash, base, data FROM chain ORDER BY step
+"""
+"""A tree and the trees it is a delta against, nearest first, in one query."""
+
+INSERT_TREE = (
+    "INSERT INTO trees (hash, base, depth, data) VALUES (:hash, :base, :depth, :data) "
+    "ON CONFLICT (hash) DO NOTHING"
+)
+
+Tree = tuple[objects.Entries, int]
+"""A rebuilt tree: its entries, and how many deltas deep it is stored."""
+
+
+class Trees:
+    """Reads and writes trees in whatever transaction it is handed; thread-safe cache."""
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[str, Tree] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def store(self, session: Session, folders: objects.Folders, parent: str | None) -> None:
+        """Insert the trees of ``folders`` not stored yet (writes); each as a delta against
+        the tree of the same folder under ``parent`` (the version before's root) when that is
+        smaller and the chain is not too long already."""
+        stored = set(existing(session, "trees", list(folders.hashes.values()), binary=True))
+        before = {} if parent is None else self.folders(session, parent)
+        rows, made = [], {}
+        for folder, digest in folders.hashes.items():
+            if digest in stored or digest in made:
+                continue
+            entries = folders.entries[folder]
+            data, base, depth = objects.pack_tree(objects.encode(entries)), None, 0
+            previous = before.get(folder)
+            if previous is not None:
+                base_entries, base_depth = self.read(session, previous)
+                packed = objects.pack_tree(objects.delta(base_entries, entries))
+                if base_depth < objects.MAX_DEPTH and len(packed) < len(data):
+                    data, base, depth = packed, previous, base_depth + 1
+            rows.append({"hash": key(digest), "base": key(base), "depth": depth, "data": data})
+            made[digest] = (entries, depth)
+        session.run_many(INSERT_TREE, rows)
+        for digest, tree in made.items():
+            self._remember(digest, tree)
+
+    def read(self, session: Session, digest: str) -> Tree:
+        """Tree ``digest`` rebuilt from its chain of deltas and checked against its hash;
+        StoreError naming the tree when it is missing, broken or damaged."""
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        chain = [
+            (str(bytes(tree).hex()), None if base is None else bytes(base).hex(), data)
+            for tree, base, data in session.rows(
+                CHAIN_SQL, {"hash": key(digest), "steps": objects.MAX_DEPTH + 1}
+            )
+        ]
+        if not chain:
+            raise StoreError(f"tree {digest[:12]} is missing from the store")
+        start, known = _first_known(chain, self._cached)
+        if known is None:
+            if chain[start][1] is not None:
+                raise StoreError(f"tree {digest[:12]} is a delta on tree {chain[start][1][:12]}, "
+                                 "which is missing from the store")  # fmt: skip
+            entries, depth = objects.decode(objects.unpack_tree(bytes(chain[start][2]))), 0
+            self._check(chain[start][0], entries)
+            self._remember(chain[start][0], (entries, 0))
+        else:
+            entries, depth = known
+        for tree, _base, data in reversed(chain[:start]):
+            changes = objects.decode(objects.unpack_tree(bytes(data)))
+            entries, depth = objects.apply_delta(entries, changes), depth + 1
+            self._check(tree, entries)
+            self._remember(tree, (entries, depth))
+        return entries, depth
+
+    def manifest(self, session: Session, root: str) -> dict[str, str]:
+        """Path → blob hash of everything under tree ``root``."""
+        return objects.walk(root, lambda digest: self.read(session, digest)[0])
+
+    def folders(self, session: Session, root: str) -> dict[str, str]:
+        """Folder path → tree hash of every folder under ``root``."""
+        return objects.folder_trees(root, lambda digest: self.read(session, digest)[0])
+
+    def forget(self) -> None:
+        """Empty the cache (after pruning, or to check what is on the disk)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _check(self, digest: str, entries: objects.Entries) -> None:
+        if objects.tree_hash(objects.encode(entries)) != digest:
+            raise StoreError(f"stored tree {digest[:12]} is damaged: it no longer hashes right")
+
+    def _cached(self, digest: str) -> Tree | None:
+        with self._lock:
+            found = self._cache.get(digest)
+            if found is not None:
+                self._cache.move_to_end(digest)
+            return found
+
+    def _remember(self, digest: str, tree: Tree) -> None:
+        with self._lock:
+            self._cache[digest] = tree
+            self._cache.move_to_end(digest)
+            while len(self._cache) > CACHED_TREES:
+                self._cache.popitem(last=False)
+
+
+def _first_known(
+    chain: list[tuple[object, ...]], cached: Callable[[str], Tree | None]
+) -> tuple[int, Tree | None]:
+    """The nearest tree of ``chain`` already in the cache (its index and value), or the last
+    index and None: rebuilding starts there."""
+    for index, row in enumerate(chain):
+        found = cached(str(row[0]))
+        if found is not None:
+            return index, found
+    return len(chain) - 1, None
+
+
+def key(digest: str | None) -> bytes | None:
+    """A tree hash as the ``trees`` table and ``versions.tree`` keep it: 32 raw bytes, not 64
+    hex characters (trees are the store's most numerous rows; this halves their keys)."""
+    return None if digest is None else bytes.fromhex(digest)
+
+
+def existing(
+    session: Session, table: str, digests: list[str], *, binary: bool = False
+) -> list[str]:
+    """Which of ``digests`` are keys of ``table`` (blobs: hex keys; trees: ``binary``)."""
+    found: list[str] = []
+    for chunk in chunks(sorted(set(digests))):
+        marks, params = statements.among("h", [key(d) if binary else d for d in chunk])
+        sql = f"SELECT hash FROM {table} WHERE hash IN {marks}"
+        keys = first_column(session.rows(sql, params))
+        found += [bytes(k).hex() if binary else str(k) for k in keys]
+    return found
+
+
+def chunks(items: list[str]) -> list[list[str]]:
+    """``items`` in runs of :data:`CHUNK`."""
+    return [items[start : start + CHUNK] for start in range(0, len(items), CHUNK)]

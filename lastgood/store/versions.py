@@ -1,0 +1,189 @@
+"""Versions, their trees and blobs: the store's history, growing with what changed.
+
+A version row points at its root tree (see :mod:`lastgood.store.objects`). Writing a version
+stores only the blobs and trees that are new (:mod:`lastgood.store.trees` decides how each tree
+is stored). Reading a manifest walks the trees through a per-process cache. A rollback reads no
+trees at all: the target keeps the release it switches to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from lastgood.bundle import Bundle
+from lastgood.errors import StoreError
+from lastgood.records import VersionInfo
+from lastgood.store import common, objects, statements
+from lastgood.store.base import StoreBase
+from lastgood.store.connection import Database, Session
+from lastgood.store.trees import Trees, chunks, key
+
+VERSION_COLUMNS = statements.columns_of(VersionInfo)
+_VERSION_SELECT = f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions"
+
+INSERT_BLOB = (
+    "INSERT INTO blobs (hash, size, codec, data, in_versions) "
+    "VALUES (:hash, :size, :codec, :data, :in_versions) ON CONFLICT (hash) DO NOTHING"
+)
+
+
+class VersionStore(StoreBase):
+    """Versions numbered from 1, content-addressed: a blob or tree shared by versions is
+    stored once."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.trees = Trees()
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def add_version(
+        self,
+        bundle: Bundle,
+        *,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None = None,
+        unless_head: bool = False,
+    ) -> VersionInfo:
+        """Record ``bundle`` as the next version (writes); with ``unless_head``, return the
+        newest version instead when it already holds this content (checked in the same
+        transaction). Two processes recording at once (PostgreSQL) race for the next number:
+        the loser retries, and then sees the winner's version."""
+
+        def write(session: Session) -> VersionInfo:
+            head = session.one(
+                f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions "
+                "ORDER BY number DESC LIMIT 1"
+            )
+            newest = None if head is None else VersionInfo(*head[:-1])
+            if unless_head and newest is not None and newest.content_hash == bundle.content_hash:
+                return newest
+            info = VersionInfo(
+                number=(newest.number if newest else 0) + 1,
+                content_hash=bundle.content_hash,
+                parent=None if newest is None else newest.number,
+                author=author,
+                message=message,
+                source=source,
+                created_at=at or time.time(),
+                file_count=len(bundle.files),
+                total_size=bundle.size,
+            )
+            parent = None if head is None or head[-1] is None else bytes(head[-1]).hex()
+            self._write_content(session, bundle, parent)
+            tree = objects.Folders(bundle.manifest).root
+            values = {**statements.row_of(info, VERSION_COLUMNS), "tree": key(tree)}
+            session.run(statements.insert("versions", values), values)
+            return info
+
+        return self._retrying(
+            "record a version",
+            write,
+            gave_up="could not record a version: other processes kept recording at once",
+        )
+
+    def _write_content(self, session: Session, bundle: Bundle, parent: str | None) -> None:
+        """Store the bundle's new blobs and trees (writes)."""
+        manifest = bundle.manifest
+        self._store_blobs(session, {blob: bundle.files[path] for path, blob in manifest.items()})
+        self.trees.store(session, objects.Folders(manifest), parent)
+
+    def _store_blobs(self, session: Session, blobs: dict[str, bytes]) -> None:
+        """Insert the blobs not stored yet, and mark those that documents stored first as used
+        by a version too (so pruning documents leaves them)."""
+        known: dict[str, bool] = {}
+        for chunk in chunks(sorted(blobs)):
+            marks, params = statements.among("h", chunk)
+            sql = f"SELECT hash, in_versions FROM blobs WHERE hash IN {marks}"
+            known.update((digest, bool(used)) for digest, used in session.rows(sql, params))
+        fresh = [blob_row(digest, data, in_versions=True)
+                 for digest, data in blobs.items() if digest not in known]  # fmt: skip
+        session.run_many(INSERT_BLOB, fresh)
+        session.run_many(
+            "UPDATE blobs SET in_versions = :yes WHERE hash = :hash",
+            [{"hash": digest, "yes": True} for digest, used in known.items() if not used],
+        )
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def head(self) -> VersionInfo | None:
+        """The newest version, or None in an empty store."""
+        rows = self._records("read versions", VersionInfo, "versions", order="number DESC", limit=1)
+        return rows[0] if rows else None
+
+    def version(self, number: int) -> VersionInfo:
+        """Version ``number``; NotFoundError when there is none."""
+        rows = self._records("read a version", VersionInfo, "versions", {"number": number})
+        if not rows:
+            raise common.version_not_found(number)
+        return rows[0]
+
+    def versions(self, *, limit: int | None = None, before: int | None = None) -> list[VersionInfo]:
+        """Versions newest first, optionally only those numbered below ``before``."""
+        sql, params = _VERSION_SELECT, {}
+        if before is not None:
+            sql, params = sql + " WHERE number < :before", {"before": before}
+        sql += " ORDER BY number DESC"
+        if limit is not None:
+            sql, params = sql + " LIMIT :limit", {**params, "limit": limit}
+        with self.db.transaction("read versions") as session:
+            return [VersionInfo(*row) for row in session.rows(sql, params)]
+
+    def versions_by_hash(self, prefix: str) -> list[VersionInfo]:
+        """Versions whose content hash starts with ``prefix``, newest first."""
+        low = prefix.lower()
+        sql = (
+            _VERSION_SELECT + " WHERE content_hash >= :low AND content_hash < :high "
+            "ORDER BY number DESC"
+        )  # a range, not LIKE, so both databases use the index on content_hash
+        with self.db.transaction("find versions") as session:
+            rows = session.rows(sql, {"low": low, "high": low + "g"})
+        return [VersionInfo(*row) for row in rows]
+
+    def manifest(self, number: int) -> dict[str, str]:
+        """Path → blob hash of version ``number`` (empty when there is no such version)."""
+        with self.db.transaction("read a manifest") as session:
+            return self._manifest(session, number)
+
+    def files(self, number: int) -> dict[str, bytes]:
+        """Path → bytes of version ``number``; StoreError when a blob is missing or no longer
+        hashes right."""
+        with self.db.transaction("read files") as session:
+            manifest = self._manifest(session, number)
+            blobs = read_blobs(session, set(manifest.values()))
+        files = {}
+        for path, digest in manifest.items():
+            if digest not in blobs:
+                raise StoreError(f"stored content of {path} in v{number} is missing")
+            files[path] = common.verified_blob(blobs[digest], digest, path=path, number=number)
+        return files
+
+    def blob_count(self) -> int:
+        """How many distinct file contents are stored."""
+        with self.db.transaction("count blobs") as session:
+            return int(session.value("SELECT count(*) FROM blobs") or 0)
+
+    def _manifest(self, session: Session, number: int) -> dict[str, str]:
+        root = session.value("SELECT tree FROM versions WHERE number = :n", {"n": number})
+        return {} if root is None else self.trees.manifest(session, bytes(root).hex())
+
+
+def blob_row(digest: str, data: bytes, *, in_versions: bool) -> dict[str, object]:
+    """The parameters of :data:`INSERT_BLOB` for one file's bytes."""
+    codec, stored = objects.pack(data)
+    return {"hash": digest, "size": len(data), "codec": codec, "data": stored,
+            "in_versions": in_versions}  # fmt: skip
+
+
+def read_blobs(session: Session, digests: Iterable[str]) -> dict[str, bytes]:
+    """Hash → original bytes of the stored blobs among ``digests`` (missing ones left out)."""
+    found: dict[str, bytes] = {}
+    for chunk in chunks(sorted(digests)):
+        marks, params = statements.among("h", chunk)
+        sql = f"SELECT hash, codec, data FROM blobs WHERE hash IN {marks}"
+        for digest, codec, data in session.rows(sql, params):
+            found[digest] = objects.unpack(codec, bytes(data))
+    return found
