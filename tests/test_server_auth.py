@@ -32,9 +32,7 @@ def secret(store: Store) -> str:
     return tokens.create(store, name="ops", role="deployer", envs=[], created_by="t")[1]
 
 
-def test_a_session_is_stored_by_hash_and_seen_by_another_server(
-    store: Store, secret: str
-) -> None:
+def test_a_session_is_stored_by_hash_and_seen_by_another_server(store: Store, secret: str) -> None:
     first, second = Authenticator(store), Authenticator(store)
     session_id, token = first.sign_in(secret)
     stored = store.session_by_hash(tokens.hash_secret(session_id))

@@ -104,9 +104,7 @@ class _Sweep:
         self.blobs: set[str] = set()
         self.released: list[str] = []
         self.freed_bytes = sum(stored[digest][1] for digest in self.trees)
-        for digest, used, size in session.rows(
-            "SELECT hash, in_versions, length(data) FROM blobs"
-        ):
+        for digest, used, size in session.rows("SELECT hash, in_versions, length(data) FROM blobs"):
             if not used or digest in reached_blobs:
                 continue
             if digest in used_by_documents:
