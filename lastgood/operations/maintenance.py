@@ -91,9 +91,9 @@ def _reasons_to_keep(project: Project) -> dict[int, str]:
         reasons.setdefault(number, "live, last known good, being deployed, or the newest")
     for env in sorted(project.config.environments):
         state = project.store.env_state(env)
-        for number, role in ((state.live_version, "live"), (state.last_good, "last known good")):
-            if number is not None:
-                reasons[number] = f"{role} in {env}"
+        for pointer, role in ((state.live_version, "live"), (state.last_good, "last known good")):
+            if pointer is not None:
+                reasons[pointer] = f"{role} in {env}"
         try:
             retained = project.target(env).retained()
         except TargetError as exc:

@@ -82,7 +82,7 @@ def _check_blobs(session: Session, report: Integrity) -> set[str]:
 def _check_versions(session: Session, report: Integrity, blobs: set[str]) -> set[str]:
     """Every version's trees rebuild and hash right, name only stored blobs, and give back
     the version's content hash; returns every tree reached (chains included)."""
-    trees, reached = Trees(), set()
+    trees, reached = Trees(), set[str]()
     for number, content_hash, root in session.rows(
         "SELECT number, content_hash, tree FROM versions ORDER BY number"
     ):

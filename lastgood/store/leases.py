@@ -31,8 +31,11 @@ class LeaseStore(StoreBase):
         for _attempt in range(common.LEASE_ATTEMPTS):
             with self.db.transaction("take a lease") as session:
                 previous = _lease(session, name)
-                alive = previous is not None and common.lease_is_alive(previous, mine.acquired_at)
-                if alive and not force:
+                if (
+                    previous is not None
+                    and not force
+                    and common.lease_is_alive(previous, mine.acquired_at)
+                ):
                     raise common.locked_error(name, previous)
                 if _swap(session, previous, mine):
                     return mine, previous

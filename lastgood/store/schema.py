@@ -37,7 +37,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine) -> None:
     """Run every migration the database has not seen yet (no-op when up to date)."""
-    if current_revision(engine) == HEAD:
+    before = current_revision(engine)
+    if before == HEAD:
         return
     from alembic import command
     from alembic.config import Config
@@ -47,6 +48,23 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    if before is not None and before < SHRINKS and engine.dialect.name == "sqlite":
+        _vacuum(engine)
+
+
+SHRINKS = "0005"
+"""Upgrading past this revision frees most of an SQLite file (per-file manifests became trees):
+the file is compacted once, right after."""
+
+
+def _vacuum(engine: Engine) -> None:
+    """Give SQLite's free pages back to the disk. VACUUM cannot run in a transaction, so it
+    goes through the raw connection (autocommit, as the store opens it); it is atomic itself."""
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute("VACUUM")  # type: ignore[union-attr]
+    finally:
+        raw.close()
 
 
 def alembic_head() -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lastgood.errors import StoreError
 from lastgood.store import objects, statements
@@ -91,8 +91,9 @@ class Trees:
             raise StoreError(f"tree {digest[:12]} is missing from the store")
         start, known = _first_known(chain, self._cached)
         if known is None:
-            if chain[start][1] is not None:
-                raise StoreError(f"tree {digest[:12]} is a delta on tree {chain[start][1][:12]}, "
+            missing = chain[start][1]
+            if missing is not None:
+                raise StoreError(f"tree {digest[:12]} is a delta on tree {missing[:12]}, "
                                  "which is missing from the store")  # fmt: skip
             entries, depth = objects.decode(objects.unpack_tree(bytes(chain[start][2]))), 0
             self._check(chain[start][0], entries)
@@ -139,12 +140,12 @@ class Trees:
 
 
 def _first_known(
-    chain: list[tuple[object, ...]], cached: Callable[[str], Tree | None]
+    chain: Sequence[tuple[str, str | None, object]], cached: Callable[[str], Tree | None]
 ) -> tuple[int, Tree | None]:
     """The nearest tree of ``chain`` already in the cache (its index and value), or the last
     index and None: rebuilding starts there."""
     for index, row in enumerate(chain):
-        found = cached(str(row[0]))
+        found = cached(row[0])
         if found is not None:
             return index, found
     return len(chain) - 1, None

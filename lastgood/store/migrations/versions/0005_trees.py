@@ -43,8 +43,8 @@ def upgrade() -> None:
     session = AlchemySession(op.get_bind())
     convert_versions(session)
     session.run(
-        "UPDATE blobs SET in_versions = :no WHERE NOT EXISTS "
-        "(SELECT 1 FROM version_files WHERE version_files.blob = blobs.hash)",
+        "UPDATE blobs SET in_versions = :no "
+        "WHERE hash NOT IN (SELECT DISTINCT blob FROM version_files)",  # one pass, no index
         {"no": False},
     )
     op.drop_table("version_files")
