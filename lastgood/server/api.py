@@ -22,6 +22,7 @@ from lastgood.record import as_dict
 from lastgood.refs import LARGEST_VERSION
 from lastgood.server.app import ServerState
 from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
+from lastgood.units import parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -286,7 +287,6 @@ def report(
     env: Annotated[list[str] | None, Query(description="Environments (default: all)")] = None,
     format: Annotated[str, Query(pattern="^(json|text|markdown|html)$")] = "json",
 ) -> Any:
-    from lastgood.cli.report_cmd import parse_since
     from lastgood.operations import report as verbs
     from lastgood.report import render
 
