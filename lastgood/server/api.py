@@ -275,23 +275,27 @@ def report(
 
 @router.get("/tokens", summary="API tokens (never their secrets)")
 def list_tokens(state: State, token: Caller) -> list[dict[str, Any]]:
+    from lastgood.operations import tokens as verbs
+
     allowed(token, "admin")
-    return [t.to_json() for t in state.project.store.tokens()]
+    return [t.to_json() for t in verbs.list_tokens(state.project)]
 
 
 @router.post("/tokens", summary="Create a token; its secret is in this answer and nowhere else")
 def create_token(body: TokenRequest, state: State, token: Caller) -> dict[str, Any]:
-    from lastgood import tokens
+    from lastgood.operations import tokens as verbs
 
     allowed(token, "admin")
     for name in body.envs:
         known_env(state, name)
-    record, secret = tokens.create(state.project.store, name=body.name, role=body.role,
-                                   envs=body.envs, created_by=token.name)  # fmt: skip
+    record, secret = verbs.create_token(state.acting(token), name=body.name, role=body.role,
+                                        envs=body.envs)  # fmt: skip
     return {**record.to_json(), "token": secret}
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token")
 def revoke_token(token_id: TokenId, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import tokens as verbs
+
     allowed(token, "admin")
-    return state.project.store.revoke_token(token_id).to_json()
+    return verbs.revoke_token(state.project, token_id).to_json()
