@@ -1,11 +1,16 @@
-"""Who is acting: the process identity written into leases, and the author of a change."""
+"""Who is acting: the process identity written into leases, whether a lease's holder still
+lives, and the author of a change."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lastgood import settings
+
+if TYPE_CHECKING:
+    from lastgood.records import Lease
 
 
 def hostname() -> str:
@@ -51,6 +56,16 @@ def is_alive(host: str, pid: int, pid_start: str) -> bool | None:
     except PermissionError:
         return True
     return not recorded_start or _start_time(pid) in ("", recorded_start)
+
+
+def lease_is_alive(lease: Lease, now: float) -> bool:
+    """Unexpired and its process not known dead: a kill -9 frees the lease at once.
+
+    The rule every reader of a lease applies (the deploy taking one over, the watcher asking
+    whether an environment is busy); it reads ``/proc`` only, never the store."""
+    if lease.expires_at <= now:
+        return False
+    return is_alive(lease.host, lease.pid, lease.pid_start) is not False
 
 
 def author(explicit: str | None = None) -> str:

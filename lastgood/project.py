@@ -42,7 +42,7 @@ class Project:
         if cfg.notify.routes:  # without routes nothing of lastgood.notify is even imported
             from lastgood.notify.notifier import Notifier
 
-            self.notifier = Notifier(self)
+            self.notifier = Notifier(cfg, lambda: self.store)
             self.events.subscribe(self.notifier)
 
     @classmethod

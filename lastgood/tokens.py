@@ -4,19 +4,19 @@ A token is shown once, when it is created, and stored only as its SHA-256, so a 
 never hands out credentials. Roles are ordered: ``viewer`` reads, ``deployer`` also deploys, rolls
 back, checks and drills, ``admin`` also manages tokens. A token scoped to environments holds its
 role only there; what is not tied to one environment (versions, diffs) needs the role anywhere.
+
+This module holds the rules only and touches no store: what a secret looks like and how it is
+kept, what a request for a token must say, what a role allows. Making, listing, revoking and
+looking up tokens in the store are verbs in :mod:`lastgood.operations.tokens`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING
 
 from lastgood.errors import AuthError, ForbiddenError, UsageError
 from lastgood.records import ApiToken
-
-if TYPE_CHECKING:
-    from lastgood.store.core import Store
 
 ROLES = ("viewer", "deployer", "admin")
 PREFIX = "lg_"
@@ -31,10 +31,14 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create(
-    store: Store, *, name: str, role: str, envs: list[str], created_by: str
-) -> tuple[ApiToken, str]:
-    """Make a token; returns its record and the secret, which is never stored or shown again."""
+def new_secret() -> str:
+    """A fresh token secret: shown once, stored only as :func:`hash_secret` of it."""
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def check_request(*, name: str, role: str, envs: list[str]) -> None:
+    """UsageError when a token cannot be made as asked: an unknown role, no name, or an
+    environment name the store's comma-separated scope cannot hold."""
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
     if not name.strip():
@@ -42,28 +46,27 @@ def create(
     bad = [env for env in envs if not env or "," in env]
     if bad:
         raise UsageError(f"bad environment name {bad[0]!r} in --env")
-    secret = PREFIX + secrets.token_urlsafe(32)
-    record = store.add_token(
-        name=name.strip(), role=role, envs=",".join(envs), token_hash=hash_secret(secret),
-        created_by=created_by,
-    )  # fmt: skip
-    return record, secret
 
 
-def authenticate(store: Store, secret: str | None) -> ApiToken:
-    """The live token for ``secret``; AuthError (never saying more than needed) otherwise."""
+def required(secret: str | None) -> str:
+    """``secret`` when one was sent; AuthError saying how to get one otherwise."""
     if not secret:
         raise AuthError(
             "this needs an API token",
             hint="send 'Authorization: Bearer TOKEN'; create one with 'lastgood token create'",
         )
-    token = store.token_by_hash(hash_secret(secret))
-    if token is None or token.revoked_at is not None:
+    return secret
+
+
+def live(found: ApiToken | None) -> ApiToken:
+    """``found`` when it is a token that was not revoked; AuthError otherwise, never saying
+    which of the two it was (an unknown secret learns nothing)."""
+    if found is None or found.revoked_at is not None:
         raise AuthError(
             "the API token is unknown or revoked",
             hint="check the token, or create a new one with 'lastgood token create'",
         )
-    return token
+    return found
 
 
 def allows(token: ApiToken, role: str, env: str | None = None) -> bool:

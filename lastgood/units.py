@@ -1,10 +1,16 @@
-"""Parse the human units used in ``lastgood.toml``: durations (``30s``) and sizes (``1MiB``)."""
+"""Parse the human units used in ``lastgood.toml`` and on the command line: durations
+(``30s``), sizes (``1MiB``) and the start of a period (``--since 7d`` or a date).
+
+The CLI and the server both read ``--since`` through :func:`parse_since`, so a period means the
+same thing, and a bad one gets the same words, wherever it is typed.
+"""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from lastgood.errors import ConfigError
+from lastgood.errors import ConfigError, UsageError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _DURATION_FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -35,6 +41,41 @@ def parse_duration(value: object, *, name: str) -> float:
             hint='write a number with a unit: "250ms", "30s", "5m", "2h" or "1d"',
         )
     return float(match.group(1)) * _DURATION_FACTORS[match.group(2)]
+
+
+def parse_since(text: str, now: float) -> float:
+    """Epoch seconds from ``7d`` / ``12h`` (that long before ``now``) or a date or date-time
+    (``2024-05-01``, ``2024-05-01T09:00``, local time unless it carries an offset).
+
+    UsageError, quoting ``text``, for anything else, for a moment before 1970 and for one after
+    ``now``: a period that ends before it starts is a mistake, not an empty report."""
+    if _DURATION.match(text):
+        ago = parse_duration(text, name="--since")
+        if ago > now:  # before 1970: no ledger reaches that far, and no clock either
+            raise UsageError(
+                f"--since {text!r} reaches back before 1970", hint='give a shorter one, like "30d"'
+            )
+        return now - ago
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is neither a duration nor a date",
+            hint='write how far back, like "7d", "24h" or "30m", or a date like "2024-05-01"',
+        ) from None
+    try:
+        at = moment.timestamp()
+    except (ValueError, OverflowError):
+        at = -1.0  # year 1 and its like: before any clock this runs on
+    if at < 0:
+        raise UsageError(
+            f"--since {text!r} is before 1970", hint='give a later date, or a duration like "30d"'
+        )
+    if at > now:
+        raise UsageError(
+            f"--since {text!r} is in the future", hint="give a moment before now, or a duration"
+        )
+    return at
 
 
 def parse_size(value: object, *, name: str) -> int:

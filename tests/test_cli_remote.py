@@ -223,9 +223,9 @@ def test_a_server_that_is_not_there_exits_1_naming_it(tmp_path: Path) -> None:
     assert not_a_url.returncode == 2 and "is not an http:// or https:// URL" in not_a_url.stderr
     after_host = "'@' after its host part"
     for unusable, why in [("http://lastgood..internal:8470", "host name part is empty"),
-                          ("http://127.0.0.1:99999", "Port out of range"),
+                          ("http://127.0.0.1:99999", "not a number from 1 to 65535"),
                           ("http://127.0.0.1:0", "port 0"),
-                          ("http://[zz::1]:8470", "is not a usable URL"),
+                          ("http://[zz::1]:8470", "is not a URL"),
                           ("http://ops:pa#55word@127.0.0.1:8470", after_host),
                           ("http://ops:pa/55word@127.0.0.1:8470", after_host)]:  # fmt: skip
         refused = remote(unusable, "t", "status", cwd=tmp_path)

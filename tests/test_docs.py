@@ -165,8 +165,8 @@ def test_plugin_examples_work(tmp_path: Path) -> None:
         target_class = target_registry.target_class("json-bundle")
         check_class = check_registry.check_class("file-not-empty")
     finally:
-        target_registry._registered.pop("json-bundle", None)
-        check_registry._registered.pop("file-not-empty", None)
+        target_registry.TARGETS.registered.pop("json-bundle", None)
+        check_registry.CHECKS.registered.pop("file-not-empty", None)
     from lastgood.bundle import Bundle
     from lastgood.checks import CheckContext, run_check
     from lastgood.targets import Release

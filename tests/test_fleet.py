@@ -142,3 +142,39 @@ def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
     finally:
         store_a.close()
         store_b.close()
+
+
+def test_the_servers_fleet_is_read_and_waited_for_in_process(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """``read_fleet`` with a server's registry sees its reports before any flush; the store's
+    view without it; ``wait_for_fleet`` returns once the last consumer follows."""
+    import threading
+
+    from lastgood.operations.deploy import deploy
+    from lastgood.operations.fleet import read_fleet, wait_for_fleet
+    from lastgood.server.consumers import Consumers
+
+    ws = workspace(target="served")
+    ws.healthy("one")
+    project = ws.project()
+    assert deploy(project, "staging", message="one").exit_code == 0
+    assert read_fleet(project, "nowhere") is None  # no such environment: no fleet
+    reports = Consumers(project.store, flush_every=60)
+    reports.report("staging", "a", name="a", version=1, content_hash=None)
+    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    seen = read_fleet(project, "staging", reports)
+    assert seen is not None and (seen.following, seen.total) == (1, 2)
+    stored = read_fleet(project, "staging")  # nothing flushed yet: the store knows no one
+    assert stored is not None and (stored.version, stored.total) == (1, 0)
+    started = time.monotonic()
+    late = threading.Timer(
+        0.2, lambda: reports.report("staging", "b", name="b", version=1, content_hash=None)
+    )
+    late.start()
+    done = wait_for_fleet(project, "staging", reports, 30)
+    late.join()
+    assert done is not None and done.complete and time.monotonic() - started < 10
+    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    behind = wait_for_fleet(project, "staging", reports, 0.1)
+    assert behind is not None and not behind.complete  # it gave up at the deadline

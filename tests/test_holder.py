@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from lastgood import holder
 from lastgood.errors import LockedError
+from lastgood.records import Lease
 from lastgood.store import open_store
 
 
@@ -48,3 +50,18 @@ def test_a_lease_from_another_pid_namespace_waits_for_expiry(tmp_path: Path) -> 
             store.acquire_lease("env:prod", purpose="rollback", holder_name="me", ttl=60)
     finally:
         store.close()
+
+
+def lease(host: str, pid: int, pid_start: str, expires_at: float) -> Lease:
+    return Lease(name="env:prod", token="t", holder="ci", purpose="deploy", host=host,
+                 pid=pid, pid_start=pid_start, acquired_at=expires_at - 60,
+                 expires_at=expires_at)  # fmt: skip
+
+
+def test_a_lease_is_alive_until_it_expires_or_its_holder_dies_here() -> None:
+    now, here, me = time.time(), holder.hostname(), holder.process_start(os.getpid())
+    assert holder.lease_is_alive(lease(here, os.getpid(), me, now + 60), now)
+    assert not holder.lease_is_alive(lease(here, os.getpid(), me, now), now)  # expired
+    assert not holder.lease_is_alive(lease(here, dead_pid(), me, now + 60), now)  # kill -9
+    # a holder elsewhere cannot be told dead: its lease lasts until it expires
+    assert holder.lease_is_alive(lease("another-host", dead_pid(), "", now + 60), now)

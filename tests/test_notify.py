@@ -26,7 +26,8 @@ import pytest
 
 from lastgood.config import Route
 from lastgood.events import Event, EventKind
-from lastgood.notify import routing, send
+from lastgood.notify import routing
+from lastgood.operations.notify import send
 from tests.conftest import Workspace, eventually
 
 SECRET = "Sup3rS3cretPw"

@@ -8,32 +8,38 @@ need not wait for them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from lastgood import tokens
+from lastgood.operations.tokens import create_token, revoke_token
+from lastgood.project import Project
 from lastgood.server import auth
 from lastgood.server.auth import Authenticator
-from lastgood.store import open_store
 from lastgood.store.core import Store
+from tests.conftest import Workspace
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    yield opened
-    opened.close()
+def project(workspace: Callable[..., Workspace]) -> Project:
+    return workspace().project()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def secret(store: Store) -> str:
-    return tokens.create(store, name="ops", role="deployer", envs=[], created_by="t")[1]
+def store(project: Project) -> Store:
+    return project.store
 
 
-def test_a_session_is_stored_by_hash_and_seen_by_another_server(store: Store, secret: str) -> None:
-    first, second = Authenticator(store), Authenticator(store)
+@pytest.fixture
+def secret(project: Project) -> str:
+    return create_token(project, name="ops", role="deployer", envs=[])[1]
+
+
+def test_a_session_is_stored_by_hash_and_seen_by_another_server(
+    project: Project, store: Store, secret: str
+) -> None:
+    first, second = Authenticator(project), Authenticator(project)
     session_id, token = first.sign_in(secret)
     stored = store.session_by_hash(tokens.hash_secret(session_id))
     assert stored is not None and stored.token_hash == token.token_hash
@@ -43,10 +49,10 @@ def test_a_session_is_stored_by_hash_and_seen_by_another_server(store: Store, se
 
 
 def test_signing_out_on_one_server_ends_the_session_on_the_others(
-    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
+    project: Project, store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "CACHE_TTL", 0.0)  # the others read the store on every visit
-    first, second = Authenticator(store), Authenticator(store)
+    first, second = Authenticator(project), Authenticator(project)
     session_id, _ = first.sign_in(secret)
     assert second.session(session_id) is not None
     first.sign_out(session_id)
@@ -55,10 +61,10 @@ def test_signing_out_on_one_server_ends_the_session_on_the_others(
 
 
 def test_use_is_written_now_and_then_and_never_revives_a_signed_out_session(
-    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
+    project: Project, store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "TOUCH_EVERY", 0.0)
-    first, second = Authenticator(store), Authenticator(store)
+    first, second = Authenticator(project), Authenticator(project)
     session_id, _ = first.sign_in(secret)
     key = tokens.hash_secret(session_id)
     store.touch_session(key, time.time() - 3600)
@@ -71,15 +77,15 @@ def test_use_is_written_now_and_then_and_never_revives_a_signed_out_session(
 
 
 def test_expired_and_revoked_sessions_end(
-    store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
+    project: Project, store: Store, secret: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "CACHE_TTL", 0.0)
-    server = Authenticator(store)
+    server = Authenticator(project)
     idle, token = server.sign_in(secret)
     store.touch_session(tokens.hash_secret(idle), time.time() - auth.SESSION_TTL - 1)
     assert server.session(idle) is None
     assert store.session_by_hash(tokens.hash_secret(idle)) is None  # removed, not kept
     active, _ = server.sign_in(secret)
-    store.revoke_token(token.id)
+    revoke_token(project, token.id)
     monkeypatch.setattr(server, "_cache", {})  # the token cache's 5 s, elapsed
     assert server.session(active) is None

@@ -52,7 +52,7 @@ def notify_test(app: AppContext, route: str | None, as_json: bool) -> None:
     Example:
       lastgood notify test --route team-chat
     """
-    from lastgood.notify import test
+    from lastgood.operations.notify import test
 
     results = test(app.project(), route=route)
     ok = all(result.status == "sent" for result in results)
@@ -94,7 +94,7 @@ def notify_log(
     Example:
       lastgood notify log --route ops-email --status failed -n 20
     """
-    from lastgood.notify import delivery_log
+    from lastgood.operations.notify import delivery_log
 
     entries = delivery_log(app.project(), limit=limit, route=route, status=status)
     if as_json:

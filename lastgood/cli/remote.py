@@ -17,14 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from lastgood import __version__, errors
+from lastgood.address import parse_server_url
 from lastgood.settings import mask_url
 
 CONNECT_SECONDS = 10.0
@@ -53,9 +53,6 @@ def display_url(url: str) -> str:
     return mask_url(url).rstrip("/")
 
 
-_ADDRESS_HINT = "give the address 'lastgood serve' listens on, like http://127.0.0.1:8470"
-
-
 def _segment(text: str) -> str:
     return quote(text, safe="")
 
@@ -65,36 +62,7 @@ class Remote:
 
     def __init__(self, url: str, token: str | None) -> None:
         url = url.strip()
-        authority = re.split(r"[/?#]", url.partition("://")[2], maxsplit=1)[0]
-        if "@" in url and "@" not in authority:  # never echoed: the part before '@' may be
-            raise errors.UsageError(  # a password, cut where urlsplit would cut it
-                "--server has an '@' after its host part (the URL is not shown here: it may "
-                "hold a password)",
-                hint="percent-encode '/', '?' and '#' in a user name or password (as %2F, %3F "
-                "and %23)",
-            )
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:  # an unbalanced or invalid [IPv6] host
-            raise errors.UsageError(f"--server {display_url(url)!r} is not a usable URL: {exc}",
-                                    hint=_ADDRESS_HINT) from None  # fmt: skip
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise errors.UsageError(
-                f"--server {display_url(url)!r} is not an http:// or https:// URL",
-                hint=_ADDRESS_HINT,
-            )
-        try:
-            port = parts.port
-            parts.hostname.encode("idna")  # what the resolver will be given
-        except (ValueError, UnicodeError) as exc:
-            reason = "a host name part is empty or over 63 characters"
-            if not isinstance(exc, UnicodeError):
-                reason = str(exc)
-            raise errors.UsageError(f"--server {display_url(url)!r} is not a usable URL: {reason}",
-                                    hint=_ADDRESS_HINT) from None  # fmt: skip
-        if port == 0:
-            raise errors.UsageError(f"--server {display_url(url)!r} has port 0, which nothing "
-                                    "listens on", hint=_ADDRESS_HINT)  # fmt: skip
+        parse_server_url(url, what="--server", credentials=True)
         if token is not None and not (token.isascii() and token.isprintable()):
             raise errors.UsageError(
                 "the API token has characters no lastgood token has",

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -16,42 +14,7 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
-
-_AGO = re.compile(r"^\s*\d+(?:\.\d+)?\s*(ms|s|m|h|d)?\s*$")
-
-
-def parse_since(text: str, now: float) -> float:
-    """Epoch seconds from ``7d`` / ``12h`` (that long before ``now``) or a date or date-time
-    (``2024-05-01``, ``2024-05-01T09:00``, local time unless it carries an offset)."""
-    if _AGO.match(text):
-        from lastgood.units import parse_duration
-
-        ago = parse_duration(text, name="--since")
-        if ago > now:  # before 1970: no ledger reaches that far, and no clock either
-            raise UsageError(
-                f"--since {text!r} reaches back before 1970", hint='give a shorter one, like "30d"'
-            )
-        return now - ago
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"--since {text!r} is neither a duration nor a date",
-            hint='write how far back, like "7d", "24h" or "30m", or a date like "2024-05-01"',
-        ) from None
-    try:
-        at = moment.timestamp()
-    except (ValueError, OverflowError):
-        at = -1.0  # year 1 and its like: before any clock this runs on
-    if at < 0:
-        raise UsageError(
-            f"--since {text!r} is before 1970", hint='give a later date, or a duration like "30d"'
-        )
-    if at > now:
-        raise UsageError(
-            f"--since {text!r} is in the future", hint="give a moment before now, or a duration"
-        )
-    return at
+from lastgood.units import parse_since
 
 
 @cli.command()

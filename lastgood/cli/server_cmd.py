@@ -66,12 +66,13 @@ def serve(
 
     require_extra()
     check_tls(tls_cert, tls_key)
+    from lastgood.operations.tokens import list_tokens
     from lastgood.server import runner
     from lastgood.server.app import asgi_app
 
     project = app.project()
     web_app = asgi_app(project, poll=poll)
-    if not project.store.tokens():
+    if not list_tokens(project):
         r.info(
             "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
         )
@@ -153,13 +154,9 @@ def token_create(
     if app.server:
         data = app.remote().create_token(name, role, list(envs))
     else:
-        from lastgood import tokens
+        from lastgood.operations.tokens import create_token
 
-        project = app.project()
-        for env in envs:
-            project.config.environment(env)  # an unknown name stops here, listing the known ones
-        record, secret = tokens.create(project.store, name=name, role=role, envs=list(envs),
-                                       created_by=project.actor)  # fmt: skip
+        record, secret = create_token(app.project(), name=name, role=role, envs=list(envs))
         data = {**record.to_json(), "token": secret}
     if as_json:
         r.emit_json(data)
@@ -179,7 +176,9 @@ def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
     if app.server:
         found = app.remote().tokens(show_all)
     else:
-        found = [t.to_json() for t in app.project().store.tokens(include_revoked=show_all)]
+        from lastgood.operations.tokens import list_tokens
+
+        found = [t.to_json() for t in list_tokens(app.project(), include_revoked=show_all)]
     if as_json:
         r.emit_json(found)
         return
@@ -199,5 +198,7 @@ def token_revoke(app: AppContext, token_id: int) -> None:
     if app.server:
         data = app.remote().revoke_token(token_id)
     else:
-        data = app.project().store.revoke_token(token_id).to_json()
+        from lastgood.operations.tokens import revoke_token
+
+        data = revoke_token(app.project(), token_id).to_json()
     r.info(f"revoked token #{data['id']} {data['name']!r}")

@@ -41,21 +41,20 @@ import json
 import select
 import socket
 import ssl
-import string
 import threading
 import time
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httptools
 
 from lastgood import __version__
+from lastgood.address import parse_server_url
 from lastgood.errors import AuthError, ForbiddenError, NotFoundError, ServerError, UsageError
 
 NOT_MODIFIED = None
 READ_SIZE = 65536
 MAX_ANSWER = 512 * 1024 * 1024  # bytes; the server refuses versions over 64 MiB of files
-_HOST_CHARS = frozenset(string.ascii_letters + string.digits + "-._")
 
 _tls: ssl.SSLContext | None = None
 _tls_lock = threading.Lock()
@@ -172,68 +171,6 @@ def _quiet(sock: socket.socket) -> bool:
         return False
 
 
-def parse_server_url(url: str) -> tuple[str, int | None, str, bool]:
-    """``(host, port or None, path, tls)`` of a server URL, or UsageError saying what is
-    wrong. A URL with an ``@`` is refused without being echoed: what precedes the ``@`` may be
-    a password, and one holding ``/``, ``?`` or ``#`` would not even be parsed as one."""
-    if "@" in url:
-        raise UsageError(
-            "the server URL carries a user name or password (it has an '@'); not shown here",
-            hint="remove them from the URL: the SDK authenticates with token= (or LASTGOOD_TOKEN)",
-        )
-    shown = url[:100]
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # an unbalanced or invalid [IPv6] host
-        raise UsageError(f"the server URL {shown!r} is not a URL: {exc}",
-                         hint="write it as http(s)://host[:port][/path]") from None  # fmt: skip
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"the server URL must be http(s)://host[:port], got {shown!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    after_host = parts.netloc.rpartition("]")[2] if "[" in parts.netloc else ""
-    if port == -1 or (after_host and not after_host.startswith(":")):
-        raise UsageError(
-            f"the server URL {shown!r} has a port that is not a number from 1 to 65535",
-            hint="write it as http(s)://host[:port][/path], like http://127.0.0.1:8470",
-        )
-    if port == 0:
-        raise UsageError(f"the server URL {shown!r} has port 0, which nothing listens on")
-    if parts.query or parts.fragment:
-        raise UsageError(
-            f"the server URL {shown!r} has a query or fragment",
-            hint="give the address 'lastgood serve' answers on, like http://127.0.0.1:8470",
-        )
-    host = parts.hostname
-    if ":" in host:  # a bracketed IPv6 address, which urlsplit has checked
-        if "%" in host:
-            raise UsageError(
-                f"the server URL {shown!r} names an IPv6 zone, which the SDK does not support",
-                hint="use the server's global address or a host name",
-            )
-        return host, port, parts.path, parts.scheme == "https"
-    if not host.isascii():
-        raise UsageError(
-            f"the server URL's host must be ASCII, got {host[:100]!r}",
-            hint="write an internationalized name in its xn-- (IDNA) form",
-        )
-    odd = next((char for char in host if char not in _HOST_CHARS), None)
-    try:
-        if odd is not None:
-            raise UnicodeError(f"it has {odd!r}, which no host name or address has")
-        host.encode("idna")  # what the resolver will be given
-    except UnicodeError as exc:
-        raise UsageError(
-            f"the server URL's host {host[:100]!r} is not a valid host name: "
-            f"{exc.__cause__ or exc}",
-            hint="a name is dot-separated parts of 1 to 63 letters, digits or '-'; an "
-            "address is like 127.0.0.1 or [::1]",
-        ) from None
-    return host, port, parts.path, parts.scheme == "https"
-
-
 class Channel:
     """Requests for one consumer of one environment. Safe to use from several threads: each
     exchange has a connection to itself, and one idle connection is kept for the next."""
@@ -249,7 +186,8 @@ class Channel:
         timeout: float,
         verify: ssl.SSLContext | None = None,
     ) -> None:
-        host, port, path, tls = parse_server_url(url)
+        address = parse_server_url(url)
+        host, port, path, tls = address.host, address.port, address.path, address.tls
         self.url = url
         self.env = env
         self.timeout = timeout

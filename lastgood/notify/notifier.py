@@ -20,9 +20,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lastgood.config import Route
+from lastgood.config import Config, Route
 from lastgood.errors import LastgoodError
 from lastgood.events import Event
 from lastgood.notify.routing import dedupe_key, wants
@@ -30,14 +31,13 @@ from lastgood.record import Record, field
 
 if TYPE_CHECKING:
     from lastgood.notify.message import Message
-    from lastgood.project import Project
     from lastgood.store.core import Store
 
 log = logging.getLogger("lastgood.notify")
 
 SENT, FAILED, SUPPRESSED, ABANDONED = "sent", "failed", "suppressed", "abandoned"
 PENDING = "pending"
-"""Not a logged status: what :func:`lastgood.notify.send` reports for a destination still
+"""Not a logged status: what :func:`lastgood.operations.notify.send` reports for a destination still
 being tried when its wait ends."""
 BACKOFF = 0.5
 """Seconds before the first retry; each later pause doubles (0.5 s, 1 s, 2 s …)."""
@@ -98,9 +98,13 @@ class Job(Record, frozen=False):
 class Notifier:
     """Delivers the project's events through ``[[notify.route]]``; see the module docstring."""
 
-    def __init__(self, project: Project) -> None:
-        self.project = project
-        self.settings = project.config.notify
+    def __init__(self, config: Config, store: Callable[[], Store]) -> None:
+        """Deliver by ``config``'s routes; ``store`` opens the store for the delivery log on
+        first use (it may raise LastgoodError: delivery goes on without the log). The project
+        makes one and subscribes it; the notifier knows nothing of the project itself."""
+        self.config = config
+        self.settings = config.notify
+        self._open = store
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._current: Job | None = None
@@ -218,9 +222,9 @@ class Notifier:
 
         try:
             variables = context.build(
-                job.event, job.route, at=job.at, config=self.project.config, store=self._store()
+                job.event, job.route, at=job.at, config=self.config, store=self._store()
             )
-            return message.render(job.event, job.route, variables, self.project.root)
+            return message.render(job.event, job.route, variables, self.config.root)
         except Exception as exc:  # our own templates failing must not lose the alert either
             log.exception("notify: rendering %s failed", job.event.kind.value)
             env = f"[{job.event.env}] " if job.event.env else ""
@@ -279,7 +283,7 @@ class Notifier:
 
     def _store(self) -> Store | None:
         try:
-            return self.project.store
+            return self._open()
         except LastgoodError as exc:
             log.warning("notify: the delivery log is unavailable: %s", exc.message)
             return None

@@ -5,14 +5,19 @@ A rollback on a served environment is *complete* when every live consumer report
 version. "Live" means the consumer spoke to the server within ``STALE_AFTER`` seconds (an SDK
 holding a long-poll speaks at least every 30 s). The time to all is measured from the switch
 (the ledger's ``activated_at``) to the moment the last live consumer reported the new version.
+
+The server's API and its web page both read the fleet, and wait for it after a switch, through
+:func:`read_fleet` and :func:`wait_for_fleet`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from lastgood.errors import StoreError
 from lastgood.record import Record, as_dict, field
 from lastgood.records import Consumer, Deployment
 from lastgood.units import format_duration
@@ -21,6 +26,20 @@ if TYPE_CHECKING:
     from lastgood.project import Project
 
 STALE_AFTER = 90.0
+
+
+class Reports(Protocol):
+    """Consumers' reports as a server holds them (:class:`lastgood.server.consumers.Consumers`):
+    its own, merged with those that other servers on the same store flushed."""
+
+    def of(self, env: str) -> list[Consumer]:
+        """The consumers of ``env``, newest report each."""
+        ...
+
+    def read_shared(self, older_than: float = 0.0) -> None:
+        """Read other servers' reports again, unless the last read is younger than
+        ``older_than`` seconds."""
+        ...
 
 
 class FleetStanding(Record):
@@ -106,12 +125,36 @@ def switch_of(records: Iterable[Deployment], version: int | None) -> Deployment 
     return None
 
 
-def fleet(project: Project, env: str) -> FleetStanding | None:
-    """The fleet of a served environment from the store (None for other target types)."""
-    if project.config.environment(env).target.type != "served":
+def read_fleet(project: Project, env: str, reports: Reports | None = None) -> FleetStanding | None:
+    """The fleet of a served environment now; None for any other environment. Reads only.
+
+    Measured against what the target serves, not what a server's feed has published yet: right
+    after a switch the feed may still hold the old version, and a fleet on it is not "complete".
+    The consumers are those ``reports`` holds (a server's own view, fresher than the store's),
+    or the store's without it."""
+    settings = project.config.environments.get(env)
+    if settings is None or settings.target.type != "served":
         return None
     live = project.target(env).live()
     version = live.version if live else None
     records = project.store.deployments(env, limit=50)
-    return standing(env, project.store.consumers(env), version=version,
-                    change=switch_of(records, version))  # fmt: skip
+    consumers = project.store.consumers(env) if reports is None else reports.of(env)
+    return standing(env, consumers, version=version, change=switch_of(records, version))
+
+
+def wait_for_fleet(
+    project: Project, env: str, reports: Reports, seconds: float
+) -> FleetStanding | None:
+    """Wait until every live consumer serves the live version, or ``seconds`` pass; the fleet
+    as it stands then. Reads only.
+
+    Consumers of other servers on the same store count too: ``reports`` reads theirs from the
+    store again every tenth of a second while this waits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
+            reports.read_shared(older_than=0.1)
+        found = read_fleet(project, env, reports)
+        if found is None or found.complete or found.total == 0 or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.01)

@@ -22,6 +22,16 @@ STATUS_WAIT = 10.0
 BRIEF = ("status", "watch")  # purposes that hold an environment only for a moment
 
 
+def env_is_busy(project: Project, env: str, now: float) -> bool:
+    """A deploy, rollback or drill holds ``env``'s lease now, so its own checks are running
+    there (a ``status`` reconcile does not count: it holds the lease only for a moment). Reads
+    the store."""
+    lease = project.store.lease(f"env:{env}")
+    if lease is None:
+        return False
+    return lease.purpose != "status" and holder.lease_is_alive(lease, now)
+
+
 class EnvLease:
     """Context manager: ``with EnvLease(project, "staging", "deploy") as lease: …``."""
 
@@ -67,10 +77,7 @@ class EnvLease:
                 time.sleep(0.02)
 
     def _record_takeover(self, previous: Lease, now: float) -> None:
-        alive = (
-            previous.expires_at > now
-            and holder.is_alive(previous.host, previous.pid, previous.pid_start) is not False
-        )
+        alive = holder.lease_is_alive(previous, now)
         kind = EventKind.LEASE_BROKEN if alive else EventKind.LEASE_TAKEN_OVER
         how = "broke the live lease" if alive else "took over the expired lease"
         self.project.emit(

@@ -1,4 +1,4 @@
-"""Render a :class:`~lastgood.operations.report.Digest` as ``text``, ``markdown``, ``html`` or
+"""Render a :class:`~lastgood.report.digest.Digest` as ``text``, ``markdown``, ``html`` or
 ``json``.
 
 One digest, four readers: a terminal or a plain message (``text``), a chat channel
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from lastgood.errors import UsageError
-from lastgood.operations.report import Digest
+from lastgood.report.digest import Digest
 from lastgood.report.words import summary, title
 
 FORMATS = ("text", "markdown", "html", "json")

@@ -10,8 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lastgood.operations.report import Digest
 from lastgood.report import words as w
+from lastgood.report.digest import Digest
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lastgood.operations.report import Digest, EnvDigest
 from lastgood.report import words as w
+from lastgood.report.digest import Digest, EnvDigest
 
 
 def render_markdown(digest: Digest) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from lastgood import units
-from lastgood.operations.report import Change, Digest, EnvDigest, Restore
+from lastgood.report.digest import Change, Digest, EnvDigest, Restore
 
 RESULTS = {
     "succeeded": "live, passed its checks",

@@ -8,7 +8,6 @@ actor. Deploys and rollbacks answer when they are done, with the outcome the CLI
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Annotated, Any
 
@@ -16,12 +15,13 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from lastgood.errors import NotFoundError, StoreError, UsageError
-from lastgood.operations.fleet import FleetStanding, standing, switch_of
+from lastgood.errors import NotFoundError, UsageError
+from lastgood.operations.fleet import read_fleet, wait_for_fleet
 from lastgood.record import as_dict
 from lastgood.refs import LARGEST_VERSION
 from lastgood.server.app import ServerState
 from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
+from lastgood.units import parse_since
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 
@@ -76,25 +76,10 @@ class TokenRequest(BaseModel):
 
 def _with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, Any]:
     """Replace the store's view of the fleet with the server's own, fresher one."""
-    fleet = live_fleet(state, env)
+    fleet = read_fleet(state.project, env, state.consumers)
     if fleet is not None:
         data["fleet"] = fleet.to_json()
     return data
-
-
-def live_fleet(state: ServerState, env: str) -> FleetStanding | None:
-    """The fleet of a served environment as the server sees it now (None for other targets).
-
-    Measured against what the target serves, not what the feed has published yet: right after
-    a switch the feed may still hold the old version, and a fleet on it is not "complete"."""
-    feed = state.feeds.get(env)
-    if feed is None:
-        return None
-    live = feed.target.live()
-    version = live.version if live else None
-    records = state.project.store.deployments(env, limit=50)
-    return standing(env, state.consumers.of(env), version=version,
-                    change=switch_of(records, version))  # fmt: skip
 
 
 @router.get("/envs", summary="Status of every environment the token may see")
@@ -128,7 +113,7 @@ def env_history(env: str, state: State, token: Caller, limit: Limit = 30) -> dic
 @router.get("/envs/{env}/consumers", summary="The fleet: which consumer serves which version")
 def env_consumers(env: str, state: State, token: Caller) -> dict[str, Any]:
     allowed(token, "viewer", known_env(state, env))
-    fleet = live_fleet(state, env)
+    fleet = read_fleet(state.project, env, state.consumers)
     if fleet is None:
         raise NotFoundError(f"{env} is not a served environment, so it has no consumers",
                             hint='set target = { type = "served" } to serve it')  # fmt: skip
@@ -162,25 +147,10 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
                           force=body.force, source="server")  # fmt: skip
     state.feeds.publish_now(env)
     data = outcome.to_json()
-    fleet = wait_for_fleet(state, env, body.wait_fleet)
+    fleet = wait_for_fleet(state.project, env, state.consumers, body.wait_fleet)
     if fleet is not None:
         data["fleet"] = fleet.to_json()
     return data
-
-
-def wait_for_fleet(state: ServerState, env: str, seconds: float) -> FleetStanding | None:
-    """Wait until every live consumer serves the live version, or ``seconds`` pass.
-
-    Consumers of other servers on the same store count too: their reports are read from the
-    store again every tenth of a second while this waits."""
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
-            state.consumers.read_shared(older_than=0.1)
-        fleet = live_fleet(state, env)
-        if fleet is None or fleet.complete or fleet.total == 0 or time.monotonic() >= deadline:
-            return fleet
-        time.sleep(0.01)
 
 
 @router.post("/envs/{env}/check", summary="Run the health checks now")
@@ -286,7 +256,6 @@ def report(
     env: Annotated[list[str] | None, Query(description="Environments (default: all)")] = None,
     format: Annotated[str, Query(pattern="^(json|text|markdown|html)$")] = "json",
 ) -> Any:
-    from lastgood.cli.report_cmd import parse_since
     from lastgood.operations import report as verbs
     from lastgood.report import render
 
@@ -306,23 +275,27 @@ def report(
 
 @router.get("/tokens", summary="API tokens (never their secrets)")
 def list_tokens(state: State, token: Caller) -> list[dict[str, Any]]:
+    from lastgood.operations import tokens as verbs
+
     allowed(token, "admin")
-    return [t.to_json() for t in state.project.store.tokens()]
+    return [t.to_json() for t in verbs.list_tokens(state.project)]
 
 
 @router.post("/tokens", summary="Create a token; its secret is in this answer and nowhere else")
 def create_token(body: TokenRequest, state: State, token: Caller) -> dict[str, Any]:
-    from lastgood import tokens
+    from lastgood.operations import tokens as verbs
 
     allowed(token, "admin")
     for name in body.envs:
         known_env(state, name)
-    record, secret = tokens.create(state.project.store, name=body.name, role=body.role,
-                                   envs=body.envs, created_by=token.name)  # fmt: skip
+    record, secret = verbs.create_token(state.acting(token), name=body.name, role=body.role,
+                                        envs=body.envs)  # fmt: skip
     return {**record.to_json(), "token": secret}
 
 
 @router.delete("/tokens/{token_id}", summary="Revoke a token")
 def revoke_token(token_id: TokenId, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import tokens as verbs
+
     allowed(token, "admin")
-    return state.project.store.revoke_token(token_id).to_json()
+    return verbs.revoke_token(state.project, token_id).to_json()

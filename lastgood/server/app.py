@@ -47,7 +47,7 @@ class ServerState:
         self.project = project
         self.feeds = Feeds(project, poll)
         self.consumers = Consumers(project.store, flush_every)
-        self.auth = Authenticator(project.store)
+        self.auth = Authenticator(project)
         self.fleet_wait = fleet_wait
 
     def acting(self, token: ApiToken) -> Project:

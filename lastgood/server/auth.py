@@ -21,11 +21,12 @@ import time
 from typing import TYPE_CHECKING
 
 from lastgood import tokens
-from lastgood.errors import AuthError
+from lastgood.operations.tokens import find_token
 from lastgood.record import replace
 from lastgood.records import WebSession
 
 if TYPE_CHECKING:
+    from lastgood.project import Project
     from lastgood.records import ApiToken
     from lastgood.store.core import Store
 
@@ -38,8 +39,9 @@ COOKIE = "lastgood_session"
 class Authenticator:
     """Turns a bearer secret or a session cookie into the token record, or refuses."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.store: Store = project.store  # sessions; tokens go through the verbs
         self._cache: dict[str, tuple[float, ApiToken | None]] = {}
         # by hash: (when read, the session as the store holds it); read again after CACHE_TTL,
         # so signing out on one server ends the session on the others too
@@ -51,22 +53,15 @@ class Authenticator:
         cached = self._cache.get(token_hash)
         if cached is not None and now - cached[0] < CACHE_TTL:
             return cached[1]
-        found = self.store.token_by_hash(token_hash)
+        found = find_token(self.project, token_hash)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[token_hash] = (now, found)
         return found
 
     def by_secret(self, secret: str | None) -> ApiToken:
-        if not secret:
-            return tokens.authenticate(self.store, None)  # raises the "needs a token" error
-        found = self._lookup(tokens.hash_secret(secret))
-        if found is None or found.revoked_at is not None:
-            raise AuthError(
-                "the API token is unknown or revoked",
-                hint="check the token, or create a new one with 'lastgood token create'",
-            )
-        return found
+        """The live token for ``secret``; AuthError (never saying more than needed) otherwise."""
+        return tokens.live(self._lookup(tokens.hash_secret(tokens.required(secret))))
 
     def by_header(self, authorization: str | None) -> ApiToken:
         return self.by_secret(_bearer(authorization))

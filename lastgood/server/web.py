@@ -32,7 +32,7 @@ from markupsafe import Markup
 
 from lastgood import tokens
 from lastgood.errors import AuthError, ForbiddenError, LastgoodError, RefusedError, UsageError
-from lastgood.operations.fleet import STALE_AFTER, FleetStanding
+from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wait_for_fleet
 from lastgood.operations.status import EnvStatus
 from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED
@@ -276,13 +276,12 @@ def env_view(state: State, token: ApiToken, env: str) -> EnvView:
     """Read one environment's status and fleet; an error becomes part of the view. Reads (and,
     like ``lastgood status``, may reconcile a crashed change)."""
     from lastgood.operations.status import status
-    from lastgood.server.api import live_fleet
 
     try:
         found = status(state.acting(token), env)[0]
     except LastgoodError as exc:
         return EnvView(env, None, None, Standing("incident", "cannot read its status"), exc)
-    fleet = live_fleet(state, env)
+    fleet = read_fleet(state.project, env, state.consumers)
     return EnvView(env, found, fleet, standing_of(found, fleet))
 
 
@@ -437,7 +436,6 @@ def rollback(
     live: Annotated[str, Form()] = "",
 ) -> Response:
     from lastgood.operations.rollback import rollback as do_rollback
-    from lastgood.server.api import wait_for_fleet
 
     who = visitor(state, request)
     check_csrf(who, csrf)
@@ -446,7 +444,7 @@ def rollback(
     check_unchanged(env, live, live_now(state.project, env), f"/envs/{env}/rollback")
     outcome = do_rollback(state.acting(who.token), env, reason=reason, source="web")
     state.feeds.publish_now(env)
-    fleet = wait_for_fleet(state, env, state.fleet_wait)
+    fleet = wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
     return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,
                   restored=RESTORED)  # fmt: skip
 
@@ -479,7 +477,6 @@ def deploy(
     live: Annotated[str, Form()] = "",
 ) -> Response:
     from lastgood.operations.deploy import deploy as do_deploy
-    from lastgood.server.api import wait_for_fleet
 
     who = visitor(state, request)
     check_csrf(who, csrf)
@@ -492,7 +489,7 @@ def deploy(
     outcome = do_deploy(state.acting(who.token), env, message=reason, ref=version.strip(),
                         source="web")  # fmt: skip
     state.feeds.publish_now(env)
-    fleet = wait_for_fleet(state, env, state.fleet_wait)
+    fleet = wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
     return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,
                   restored=RESTORED)  # fmt: skip
 

@@ -259,13 +259,6 @@ def new_lease(name: str, *, purpose: str, holder_name: str, ttl: float) -> Lease
     )
 
 
-def lease_is_alive(lease: Lease, now: float) -> bool:
-    """Unexpired and its process not known dead: a kill -9 frees the lease at once."""
-    if lease.expires_at <= now:
-        return False
-    return holder.is_alive(lease.host, lease.pid, lease.pid_start) is not False
-
-
 def locked_error(name: str, previous: Lease) -> LockedError:
     """The refusal that names who holds the lease, why, and until when."""
     until = time.strftime("%H:%M:%S", time.localtime(previous.expires_at))

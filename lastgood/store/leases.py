@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from lastgood import holder
 from lastgood.record import replace
 from lastgood.records import Lease
 from lastgood.store import common, statements
@@ -34,7 +35,7 @@ class LeaseStore(StoreBase):
                 if (
                     previous is not None
                     and not force
-                    and common.lease_is_alive(previous, mine.acquired_at)
+                    and holder.lease_is_alive(previous, mine.acquired_at)
                 ):
                     raise common.locked_error(name, previous)
                 if _swap(session, previous, mine):

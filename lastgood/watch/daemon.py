@@ -21,13 +21,14 @@ from typing import Any
 from lastgood import schedule
 from lastgood.errors import LastgoodError, LeaseLostError, LockedError, StoreError
 from lastgood.events import Event, EventKind
+from lastgood.operations.lease import env_is_busy
 from lastgood.project import Project
 from lastgood.record import Record, field
 from lastgood.records import EventRecord, Lease
 from lastgood.units import format_duration
 from lastgood.watch import drift as drift_module
 from lastgood.watch.alerts import Problems
-from lastgood.watch.health import HealthWatch, env_is_busy
+from lastgood.watch.health import HealthWatch
 
 WATCH_LEASE = "watch"
 RETENTION_EVERY = 3600.0  # how often document retention runs on its own, in seconds

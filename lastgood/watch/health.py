@@ -17,6 +17,7 @@ import time
 from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.operations.lease import env_is_busy
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.records import CheckRecord, Deployment
@@ -38,16 +39,6 @@ class Trip(Record):
     action: str  # "rollback", "alert" or "held-back"
     why: str
     deploy: Deployment | None
-
-
-def env_is_busy(project: Project, env: str, now: float) -> bool:
-    """A deploy, rollback or drill holds the environment: its own checks are running."""
-    lease = project.store.lease(f"env:{env}")
-    if lease is None:
-        return False
-    from lastgood.store.common import lease_is_alive
-
-    return lease.purpose != "status" and lease_is_alive(lease, now)
 
 
 def latest_deploy(project: Project, env: str, live_version: int) -> Deployment | None:
