@@ -41,19 +41,16 @@ class Integrity(Record, frozen=False):
         return not self.damage
 
 
-class IntegrityStore(StoreBase):
-    """The store's self-check."""
-
-    def check_integrity(self) -> Integrity:
-        """Read every blob, tree, version and document version, and report what is damaged."""
-        report = Integrity()
-        with self.db.transaction("check the store") as session:
-            blobs = _check_blobs(session, report)
-            reached = _check_versions(session, report, blobs)
-            _check_loose_trees(session, report, reached)
-            _check_documents(session, report, blobs)
-            _check_environments(session, report)
-        return report
+def check_integrity(store: StoreBase) -> Integrity:
+    """Read every blob, tree, version and document version, and report what is damaged."""
+    report = Integrity()
+    with store.db.transaction("check the store") as session:
+        blobs = _check_blobs(session, report)
+        reached = _check_versions(session, report, blobs)
+        _check_loose_trees(session, report, reached)
+        _check_documents(session, report, blobs)
+        _check_environments(session, report)
+    return report
 
 
 def _check_blobs(session: Session, report: Integrity) -> set[str]:

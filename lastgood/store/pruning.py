@@ -31,39 +31,36 @@ class Pruned(Record):
     freed_bytes: int
 
 
-class PruneStore(StoreBase):
-    """Drop versions and sweep what nothing uses any more."""
+def protected_versions(store: StoreBase) -> set[int]:
+    """Versions the store never drops: the newest, every environment's live and last known
+    good, and both ends of every running deploy or rollback."""
+    with store.db.transaction("read protected versions") as session:
+        return _protected(session)
 
-    trees: Trees
 
-    def protected_versions(self) -> set[int]:
-        """Versions the store never drops: the newest, every environment's live and last
-        known good, and both ends of every running deploy or rollback."""
-        with self.db.transaction("read protected versions") as session:
-            return _protected(session)
-
-    def drop_versions(self, numbers: Collection[int], *, dry_run: bool = False) -> Pruned:
-        """Drop versions ``numbers`` and free what only they used (writes, unless ``dry_run``);
-        RefusedError, with nothing dropped, when any of them is protected."""
-        doomed = set(numbers)
-        with self.db.transaction("prune versions") as session:
-            refused = sorted(doomed & _protected(session))
-            if refused:
-                raise RefusedError(
-                    f"refusing to prune {', '.join(f'v{n}' for n in refused)}: live, last known "
-                    "good, being deployed, or the newest version",
-                    hint="nothing was pruned; 'lastgood prune --dry-run' shows what may go",
-                )
-            numbers_found = {n for (n,) in session.rows("SELECT number FROM versions")}
-            doomed &= numbers_found
-            sweep = _Sweep(session, self.trees, doomed)
-            result = Pruned(tuple(sorted(doomed)), len(sweep.trees), len(sweep.blobs),
-                            sweep.freed_bytes)  # fmt: skip
-            if not dry_run:
-                sweep.apply(doomed)
+def drop_versions(
+    store: StoreBase, trees: Trees, numbers: Collection[int], *, dry_run: bool = False
+) -> Pruned:
+    """Drop versions ``numbers`` and free what only they used (writes, unless ``dry_run``);
+    RefusedError, with nothing dropped, when any of them is protected."""
+    doomed = set(numbers)
+    with store.db.transaction("prune versions") as session:
+        refused = sorted(doomed & _protected(session))
+        if refused:
+            raise RefusedError(
+                f"refusing to prune {', '.join(f'v{n}' for n in refused)}: live, last known "
+                "good, being deployed, or the newest version",
+                hint="nothing was pruned; 'lastgood prune --dry-run' shows what may go",
+            )
+        doomed &= {n for (n,) in session.rows("SELECT number FROM versions")}
+        sweep = _Sweep(session, trees, doomed)
+        result = Pruned(tuple(sorted(doomed)), len(sweep.trees), len(sweep.blobs),
+                        sweep.freed_bytes)  # fmt: skip
         if not dry_run:
-            self.trees.forget()
-        return result
+            sweep.apply(doomed)
+    if not dry_run:
+        trees.forget()
+    return result
 
 
 def _protected(session: Session) -> set[int]:
