@@ -160,13 +160,16 @@ class Folders:
                 folder = parent
         self.entries: dict[str, Entries] = {}
         self.hashes: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}  # of each tree's encoding
         for folder in sorted(children, key=lambda f: f.count("/") + bool(f), reverse=True):
             entries = {
                 name: (kind, self.hashes[_join(folder, name)] if kind == TREE else digest)
                 for name, (kind, digest) in children[folder].items()
             }
+            encoded = encode(entries)
             self.entries[folder] = entries
-            self.hashes[folder] = tree_hash(encode(entries))
+            self.hashes[folder] = tree_hash(encoded)
+            self.sizes[folder] = len(encoded)
 
     @property
     def root(self) -> str:

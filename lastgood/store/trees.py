@@ -54,7 +54,7 @@ class Trees:
     def store(self, session: Session, folders: objects.Folders, parent: str | None) -> None:
         """Insert the trees of ``folders`` not stored yet (writes); each as a delta against
         the tree of the same folder under ``parent`` (the version before's root) when that is
-        smaller and the chain is not too long already."""
+        under half the tree's size and the chain is not too long already."""
         stored = set(existing(session, "trees", list(folders.hashes.values()), binary=True))
         before = {} if parent is None else self.folders(session, parent)
         rows, made = [], {}
@@ -62,13 +62,15 @@ class Trees:
             if digest in stored or digest in made:
                 continue
             entries = folders.entries[folder]
-            data, base, depth = objects.pack_tree(objects.encode(entries)), None, 0
+            data, base, depth = None, None, 0
             previous = before.get(folder)
             if previous is not None:
                 base_entries, base_depth = self.read(session, previous)
                 packed = objects.pack_tree(objects.delta(base_entries, entries))
-                if base_depth < objects.MAX_DEPTH and len(packed) < len(data):
+                if base_depth < objects.MAX_DEPTH and 2 * len(packed) < folders.sizes[folder]:
                     data, base, depth = packed, previous, base_depth + 1
+            if data is None:
+                data = objects.pack_tree(objects.encode(entries))
             rows.append({"hash": key(digest), "base": key(base), "depth": depth, "data": data})
             made[digest] = (entries, depth)
         session.run_many(INSERT_TREE, rows)

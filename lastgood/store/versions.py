@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from lastgood.bundle import Bundle
+from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
 from lastgood.records import VersionInfo
 from lastgood.store import common, objects, statements
@@ -53,29 +53,35 @@ class VersionStore(StoreBase):
         transaction). Two processes recording at once (PostgreSQL) race for the next number:
         the loser retries, and then sees the winner's version."""
 
+        manifest = bundle.manifest  # hashing every file is the costly part: once
+        content_hash = manifest_hash(manifest.items())
+        folders = objects.Folders(manifest)
+
         def write(session: Session) -> VersionInfo:
             head = session.one(
                 f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions "
                 "ORDER BY number DESC LIMIT 1"
             )
             newest = None if head is None else VersionInfo(*head[:-1])
-            if unless_head and newest is not None and newest.content_hash == bundle.content_hash:
+            if unless_head and newest is not None and newest.content_hash == content_hash:
                 return newest
             info = VersionInfo(
                 number=(newest.number if newest else 0) + 1,
-                content_hash=bundle.content_hash,
+                content_hash=content_hash,
                 parent=None if newest is None else newest.number,
                 author=author,
                 message=message,
                 source=source,
                 created_at=at or time.time(),
-                file_count=len(bundle.files),
+                file_count=len(manifest),
                 total_size=bundle.size,
             )
             parent = None if head is None or head[-1] is None else bytes(head[-1]).hex()
-            self._write_content(session, bundle, parent)
-            tree = objects.Folders(bundle.manifest).root
-            values = {**statements.row_of(info, VERSION_COLUMNS), "tree": key(tree)}
+            self._store_blobs(
+                session, {blob: bundle.files[path] for path, blob in manifest.items()}
+            )
+            self.trees.store(session, folders, parent)
+            values = {**statements.row_of(info, VERSION_COLUMNS), "tree": key(folders.root)}
             session.run(statements.insert("versions", values), values)
             return info
 
@@ -84,12 +90,6 @@ class VersionStore(StoreBase):
             write,
             gave_up="could not record a version: other processes kept recording at once",
         )
-
-    def _write_content(self, session: Session, bundle: Bundle, parent: str | None) -> None:
-        """Store the bundle's new blobs and trees (writes)."""
-        manifest = bundle.manifest
-        self._store_blobs(session, {blob: bundle.files[path] for path, blob in manifest.items()})
-        self.trees.store(session, objects.Folders(manifest), parent)
 
     def _store_blobs(self, session: Session, blobs: dict[str, bytes]) -> None:
         """Insert the blobs not stored yet, and mark those that documents stored first as used
