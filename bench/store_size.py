@@ -73,7 +73,7 @@ class Plan:
     process_runs: int
 
 
-FULL = Plan(10_000, 200, (100, 1_000, 10_000), 100, 9)
+FULL = Plan(10_000, 200, (100, 1_000, 10_000), 100, 15)
 QUICK = Plan(1_000, 200, (100, 1_000), 100, 3)
 
 
@@ -539,6 +539,7 @@ def contenders(
             "python -c pass (interpreter start)",
             lambda: run([str(python), "-c", "pass"], cwd=root, env=env),
         ),
+        Contender("floor", "lastgood --version (start-up, no store)", lastgood("--version")),
     ]
 
 
