@@ -4,9 +4,10 @@ The history, the same in lastgood and in git: the 200-file folder of ``bench/rol
 (``conf/fNNNN.yaml``); version 1 holds every file, each later version changes one file. 10,000
 versions (1,000 with ``--quick``).
 
-(S1) Store bytes: lastgood's ``.lastgood/store.db`` after a WAL checkpoint (and, for context,
-     after ``VACUUM``) against git's ``.git/objects`` after ``git gc --aggressive --prune=now``
-     on the same history (built with ``git fast-import``). Target: at most 1.5x git's bytes.
+(S1) Store bytes: lastgood's ``.lastgood/`` (``store.db``) after a WAL checkpoint (and, for
+     context, after ``VACUUM``) against git's ``.git/objects`` after ``git gc --aggressive
+     --prune=now`` on the same history (built with ``git fast-import``). Target: at most 1.5x
+     git's bytes.
 (S2) Time per snapshot: ``add_version`` timed in process at several history sizes: the median
      of the first 100 versions, of the 100 up to 1,000 and of the 100 up to 10,000. Each size
      but the largest has a store of its own, and the three windows are written in turns, so
@@ -19,7 +20,7 @@ versions (1,000 with ``--quick``).
 
 Run from the repository root::
 
-    .venv/bin/python bench/store_size.py            # full: a couple of minutes
+    .venv/bin/python bench/store_size.py            # full: under a minute
     .venv/bin/python bench/store_size.py --quick    # smaller, for CI smoke tests
 
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
@@ -207,10 +208,11 @@ def grow_histories(plan: Plan, scratch: Path, main: Project) -> tuple[History, l
     Returns the workspace's history, at ``plan.versions``, and each window's samples.
     """
     projects = [
-        Project.open(workspace(scratch / f"history-{m}"), actor="bench") for m in plan.marks[:-1]
+        Project.open(workspace(scratch / f"history-{mark}"), actor="bench")
+        for mark in plan.marks[:-1]
     ]
     try:
-        histories = [History(p, plan.tree_files) for p in [*projects, main]]
+        histories = [History(project, plan.tree_files) for project in [*projects, main]]
         for history, mark in zip(histories, plan.marks, strict=True):
             for _ in range(max(0, mark - plan.window)):
                 history.add()
