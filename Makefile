@@ -29,6 +29,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/rollback.py
+	$(BIN)/python bench/store_size.py
 	$(BIN)/python bench/watch.py
 	$(BIN)/python bench/consumers.py
 	-$(BIN)/python bench/config_reads.py  # needs Debian's wrk and nginx; says so when missing
