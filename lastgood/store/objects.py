@@ -30,7 +30,7 @@ TREE = "t"
 _REMOVED = "-"
 _HASH_BYTES = 32
 
-MAX_DEPTH = 100
+MAX_DEPTH = 250
 """The longest chain of deltas before a tree is stored whole again."""
 
 RAW = "none"

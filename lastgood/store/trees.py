@@ -45,10 +45,16 @@ Tree = tuple[objects.Entries, int]
 
 
 class Trees:
-    """Reads and writes trees in whatever transaction it is handed; thread-safe cache."""
+    """Reads and writes trees in whatever transaction it is handed; thread-safe cache.
+
+    Every tree handed out has been checked against its hash. A tree rebuilt only as a step on
+    the way to another (a delta base) is cached unchecked: the tree asked for is checked, and
+    a step is checked the first time it is itself asked for. So reading a tree 80 deltas deep
+    hashes one tree, not 80.
+    """
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[str, Tree] = OrderedDict()
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
     def store(self, session: Session, folders: objects.Folders, parent: str | None) -> None:
@@ -74,17 +80,25 @@ class Trees:
             rows.append({"hash": key(digest), "base": key(base), "depth": depth, "data": data})
             made[digest] = (entries, depth)
         session.run_many(INSERT_TREE, rows)
-        for digest, tree in made.items():
-            self._remember(digest, tree)
+        for digest, (entries, depth) in made.items():
+            self._remember(digest, _Cached(entries, depth, checked=True))  # hashed as made
 
     def read(self, session: Session, digest: str) -> Tree:
         """Tree ``digest`` rebuilt from its chain of deltas and checked against its hash;
         StoreError naming the tree when it is missing, broken or damaged."""
         cached = self._cached(digest)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = self._rebuild(session, digest)
+        if not cached.checked:
+            _check(digest, cached.entries)
+            cached.checked = True
+        return cached.entries, cached.depth
+
+    def _rebuild(self, session: Session, digest: str) -> _Cached:
+        """Fetch the chain in one query and apply it from the nearest tree already known (or
+        the whole tree at its end); every step is cached, unchecked."""
         chain = [
-            (str(bytes(tree).hex()), None if base is None else bytes(base).hex(), data)
+            (bytes(tree).hex(), None if base is None else bytes(base).hex(), data)
             for tree, base, data in session.rows(
                 CHAIN_SQL, {"hash": key(digest), "steps": objects.MAX_DEPTH + 1}
             )
@@ -97,17 +111,13 @@ class Trees:
             if missing is not None:
                 raise StoreError(f"tree {digest[:12]} is a delta on tree {missing[:12]}, "
                                  "which is missing from the store")  # fmt: skip
-            entries, depth = objects.decode(objects.unpack_tree(bytes(chain[start][2]))), 0
-            self._check(chain[start][0], entries)
-            self._remember(chain[start][0], (entries, 0))
-        else:
-            entries, depth = known
+            entries = objects.decode(objects.unpack_tree(bytes(chain[start][2])))
+            known = self._remember(chain[start][0], _Cached(entries, 0))
         for tree, _base, data in reversed(chain[:start]):
             changes = objects.decode(objects.unpack_tree(bytes(data)))
-            entries, depth = objects.apply_delta(entries, changes), depth + 1
-            self._check(tree, entries)
-            self._remember(tree, (entries, depth))
-        return entries, depth
+            entries = objects.apply_delta(known.entries, changes)
+            known = self._remember(tree, _Cached(entries, known.depth + 1))
+        return known
 
     def manifest(self, session: Session, root: str) -> dict[str, str]:
         """Path → blob hash of everything under tree ``root``."""
@@ -122,28 +132,41 @@ class Trees:
         with self._lock:
             self._cache.clear()
 
-    def _check(self, digest: str, entries: objects.Entries) -> None:
-        if objects.tree_hash(objects.encode(entries)) != digest:
-            raise StoreError(f"stored tree {digest[:12]} is damaged: it no longer hashes right")
-
-    def _cached(self, digest: str) -> Tree | None:
+    def _cached(self, digest: str) -> _Cached | None:
         with self._lock:
             found = self._cache.get(digest)
             if found is not None:
                 self._cache.move_to_end(digest)
             return found
 
-    def _remember(self, digest: str, tree: Tree) -> None:
+    def _remember(self, digest: str, tree: _Cached) -> _Cached:
         with self._lock:
             self._cache[digest] = tree
             self._cache.move_to_end(digest)
             while len(self._cache) > CACHED_TREES:
                 self._cache.popitem(last=False)
+        return tree
+
+
+class _Cached:
+    """A rebuilt tree in the cache, and whether its hash was checked yet."""
+
+    __slots__ = ("checked", "depth", "entries")
+
+    def __init__(self, entries: objects.Entries, depth: int, *, checked: bool = False) -> None:
+        self.entries = entries
+        self.depth = depth
+        self.checked = checked
+
+
+def _check(digest: str, entries: objects.Entries) -> None:
+    if objects.tree_hash(objects.encode(entries)) != digest:
+        raise StoreError(f"stored tree {digest[:12]} is damaged: it no longer hashes right")
 
 
 def _first_known(
-    chain: Sequence[tuple[str, str | None, object]], cached: Callable[[str], Tree | None]
-) -> tuple[int, Tree | None]:
+    chain: Sequence[tuple[str, str | None, object]], cached: Callable[[str], _Cached | None]
+) -> tuple[int, _Cached | None]:
     """The nearest tree of ``chain`` already in the cache (its index and value), or the last
     index and None: rebuilding starts there."""
     for index, row in enumerate(chain):
