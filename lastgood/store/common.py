@@ -136,7 +136,13 @@ def _statement_timeout_error(url: str, doing: str, what: str) -> StoreError:
     )
 
 
-def version_not_found(number: int) -> NotFoundError:
+def version_not_found(number: int, *, pruned: bool = False) -> NotFoundError:
+    """No such version; when older versions exist, it can only have been pruned."""
+    if pruned:
+        return NotFoundError(
+            f"no version v{number}: it was pruned",
+            hint="'lastgood log' lists the versions kept; the 'pruned' events say when it went",
+        )
     return NotFoundError(f"no version v{number}", hint="run 'lastgood log' to list versions")
 
 

@@ -15,7 +15,7 @@ from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
 from lastgood.records import VersionInfo
 from lastgood.store import common, objects, statements
-from lastgood.store.base import StoreBase
+from lastgood.store.base import StoreBase, select_records
 from lastgood.store.connection import Database, Session
 from lastgood.store.trees import Trees, chunks, key
 
@@ -116,9 +116,13 @@ class VersionStore(StoreBase):
 
     def version(self, number: int) -> VersionInfo:
         """Version ``number``; NotFoundError when there is none."""
-        rows = self._records("read a version", VersionInfo, "versions", {"number": number})
-        if not rows:
-            raise common.version_not_found(number)
+        with self.db.transaction("read a version") as session:
+            rows = select_records(session, VersionInfo, "versions", {"number": number})
+            if not rows:
+                newest = session.value("SELECT max(number) FROM versions")
+                raise common.version_not_found(
+                    number, pruned=newest is not None and number < newest
+                )
         return rows[0]
 
     def versions(self, *, limit: int | None = None, before: int | None = None) -> list[VersionInfo]:
