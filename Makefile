@@ -19,10 +19,12 @@ demo: install
 test: install
 	$(BIN)/ruff check lastgood tests bench scripts
 	$(BIN)/ruff format --check lastgood tests bench scripts
+	$(BIN)/mypy  # strict, on the package: [tool.mypy] in pyproject.toml
 	$(BIN)/pytest -n 2 --dist loadfile  # two workers, each test file whole on one of them
 
 lint: install
 	$(BIN)/ruff check lastgood tests bench scripts
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format lastgood tests bench scripts

@@ -398,9 +398,9 @@ def _parse_document(item: Any, index: int, where: str) -> DocumentSpec:
             f"{key} in {where} needs exactly one of path or url",
             hint='write path = "docs/pricing.md" (a file or folder) or url = "https://…"',
         )
-    for name, value in (("path", path), ("url", url)):
+    for option, value in (("path", path), ("url", url)):
         if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"{key}.{name} in {where} must be a non-empty string")
+            raise ConfigError(f"{key}.{option} in {where} must be a non-empty string")
     if url is not None and not url.startswith(("http://", "https://")):
         raise ConfigError(f"{key}.url = {url!r} in {where} must start with http:// or https://")
     name = item.get("name") or path or url

@@ -98,9 +98,9 @@ class Record:
         return tuple(self.__dict__[name] for name in self._fields)
 
     def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
+        if not isinstance(other, Record) or type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((type(self), self._values()))
@@ -111,10 +111,12 @@ class Record:
 
 
 def _compare(operator: Callable[[tuple[Any, ...], tuple[Any, ...]], bool]) -> Callable[..., Any]:
-    def compare(self: Record, other: object) -> bool:
-        if type(other) is not type(self):
+    # object, not bool: NotImplemented for another class (mypy takes it as Any outside the
+    # methods it knows as binary dunders, and these become __lt__ … only on the class)
+    def compare(self: Record, other: object) -> object:
+        if not isinstance(other, Record) or type(other) is not type(self):
             return NotImplemented
-        return operator(self._values(), other._values())  # type: ignore[attr-defined]
+        return operator(self._values(), other._values())
 
     return compare
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from importlib import import_module
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from lastgood.errors import ConfigError
 
@@ -59,7 +59,7 @@ class Registry(Generic[Plugin]):
         cls = getattr(import_module(module), attribute)
         if not (isinstance(cls, type) and issubclass(cls, self.base)):
             raise ConfigError(f"{dotted} is not a lastgood {self.base.__name__} subclass")
-        return cls
+        return cast("type[Plugin]", cls)  # issubclass proved it; base is a plain type: see init
 
 
 def _entry_points(group: str) -> list[Any]:

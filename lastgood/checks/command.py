@@ -65,15 +65,15 @@ class CommandCheck(Check):
             return CheckResult(self.name, False, f"cannot run `{self.display}` in {cwd}: {reason}")
         output = _Output(process)
         try:
-            exited = _wait(process, output, self.spec.timeout)
+            code = _wait(process, output, self.spec.timeout)
         finally:
             if process.returncode is None:
                 _stop_group(process, output)
             output.close()
-        if not exited:
+        if code is None:
             detail = f"no answer within {self.spec.timeout:g} s from `{self.display}` (killed)"
             return CheckResult(self.name, False, _with_output(detail, output.text))
-        return self._judge(process.returncode, output.text)
+        return self._judge(code, output.text)
 
     def _judge(self, code: int, output: bytes) -> CheckResult:
         """Pass on the expected exit code; say how it ended and what it printed last."""
@@ -141,24 +141,25 @@ class _Output:
         self._pipe.close()
 
 
-def _wait(process: subprocess.Popen[bytes], output: _Output, timeout: float) -> bool:
-    """Collect output until the command itself exits (True) or ``timeout`` passes (False).
+def _wait(process: subprocess.Popen[bytes], output: _Output, timeout: float) -> int | None:
+    """Collect output until the command itself exits: its exit code, or None once ``timeout``
+    has passed.
 
     The command's exit ends the wait, not the end of its output: a daemon it started with
     ``cmd &`` may hold the pipe for ever, so the output gets only a short grace after the exit.
     """
     deadline = time.monotonic() + timeout
-    while process.poll() is None:
+    while (code := process.poll()) is None:
         left = deadline - time.monotonic()
         if left <= 0:
-            return False
+            return None
         if output.open:
             output.read(min(left, _POLL))
         else:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(left)
     output.drain(_OUTPUT_GRACE)
-    return True
+    return code
 
 
 def _stop_group(process: subprocess.Popen[bytes], output: _Output) -> None:
@@ -218,7 +219,7 @@ def _command(spec: CheckSpec) -> str | list[str]:
 
 
 def _exit_code(spec: CheckSpec) -> int:
-    code = spec.options.get("exit", 0)
+    code: object = spec.options.get("exit", 0)
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
         raise _option_error(spec, "exit", f"= {code!r} is not an exit code", "write exit = 0")
     return code

@@ -2,7 +2,8 @@
 
 ``lastgood.cli.group`` holds the click group; ``lastgood.cli.fast`` the click-free rollback lane
 that the console script enters first. Importing this package loads neither: ``cli``, ``main``
-and ``AppContext`` are resolved on first use.
+and ``AppContext`` are resolved on first use. A type checker sees them here as ``Any``, so code
+inside lastgood imports them from their modules (``lastgood.cli.group``, ``lastgood.cli.app``).
 """
 
 from __future__ import annotations

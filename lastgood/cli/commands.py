@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.outcome import Outcome
 from lastgood.record import Record, fields_of

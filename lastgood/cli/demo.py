@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import click
 
 from lastgood import holder
-from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.group import cli
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:

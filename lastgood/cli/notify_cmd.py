@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
 from lastgood.cli.commands import LIMIT
+from lastgood.cli.group import cli
 from lastgood.units import plural
 
 if TYPE_CHECKING:

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lastgood.cli import AppContext, cli
 from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.group import cli
 from lastgood.events import Event, EventKind
 from lastgood.record import as_dict
 from lastgood.units import format_duration, parse_duration

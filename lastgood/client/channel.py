@@ -423,7 +423,8 @@ class Channel:
     def _held(self, sock: socket.socket, replacing: socket.socket | None) -> socket.socket:
         """Register ``sock`` as in use, so that close() from another thread can break it."""
         with self._lock:
-            self._busy.discard(replacing)  # type: ignore[arg-type]
+            if replacing is not None:
+                self._busy.discard(replacing)
             self._busy.add(sock)
             closed = self._closed
         if closed:  # close() ran before sock was registered: it could not break it

@@ -36,7 +36,7 @@ TOO_FAST = 0.5  # a long-poll answered "unchanged" sooner than this is not being
 
 def backoff(failures: int, cap: float, rng: random.Random) -> float:
     """Seconds to wait after ``failures`` failures in a row: doubling, capped, jittered."""
-    base = min(cap, FIRST_RETRY * 2 ** min(failures - 1, 30))
+    base: float = min(cap, FIRST_RETRY * 2 ** min(failures - 1, 30))
     return base * rng.uniform(0.5, 1.0)
 
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
 from lastgood.client.channel import NOT_MODIFIED, Channel
@@ -27,6 +27,9 @@ from lastgood.client.notifier import ChangeCallback, Notifier
 from lastgood.client.payload import verify_payload
 from lastgood.client.snapshot import _MISSING, Snapshot
 from lastgood.errors import AuthError, LastgoodError, NotFoundError, ServerError, UsageError
+
+if TYPE_CHECKING:
+    import builtins  # LiveConfig.bytes shadows the type inside the class
 
 log = logging.getLogger("lastgood.client")
 
@@ -153,7 +156,7 @@ class LiveConfig:
         return self._current().bytes(path)
 
     @property
-    def files(self) -> Mapping[str, bytes]:
+    def files(self) -> Mapping[str, builtins.bytes]:
         """Path → bytes of the current version (read-only; empty before the first config)."""
         snapshot = self._snapshot
         return snapshot.files if snapshot is not None else _EMPTY

@@ -57,6 +57,8 @@ class Snapshot:
     drifted: bool
     files: Mapping[str, bytes]
     received_at: float
+    _parsed: dict[str, Any]  # each file parsed once, under _lock; readers get copies
+    _lock: threading.Lock
 
     def __init__(
         self,

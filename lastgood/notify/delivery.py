@@ -44,7 +44,7 @@ def _load() -> Any:
                 import apprise
                 from apprise.plugins import N_MGR
 
-                N_MGR.load_modules()
+                N_MGR.load_modules()  # type: ignore[no-untyped-call]  # apprise leaves it untyped
             # Without a handler of its own, apprise's warnings would reach Python's last-resort
             # handler (stderr) from attempts that outlive their timeout; we report them ourselves.
             logging.getLogger("apprise").addHandler(logging.NullHandler())

@@ -14,12 +14,15 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lastgood.config import Route
 from lastgood.events import Event, EventKind
 from lastgood.record import Record
 from lastgood.units import format_duration
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATES = Path(__file__).with_name("templates")
 TITLE_LIMIT = 250
@@ -36,7 +39,7 @@ class Message(Record):
 
 
 @cache
-def _environment(html: bool) -> Any:
+def _environment(html: bool) -> SandboxedEnvironment:
     from jinja2 import FileSystemLoader
     from jinja2.sandbox import SandboxedEnvironment
 

@@ -160,7 +160,7 @@ class Notifier:
         """The longest that delivering to ``destinations`` can take with every attempt timing
         out: what ``lastgood notify test`` waits at most."""
         attempts = self.settings.retries + 1
-        pauses = sum(BACKOFF * 2**n for n in range(self.settings.retries))
+        pauses: float = sum(BACKOFF * 2**n for n in range(self.settings.retries))
         return destinations * (attempts * self.settings.timeout + pauses) + 1.0
 
     def close(self, drain: float | None = None) -> list[Result]:

@@ -74,7 +74,9 @@ def drill(
     _announce(project, env, live, variant, kind)
     from lastgood.operations.deploy import deploy
 
-    injected = [InjectedFailure(CheckSpec("drill-injected", "drill-injected", 5.0, {}))]
+    injected: list[Check] = [
+        InjectedFailure(CheckSpec("drill-injected", "drill-injected", 5.0, {}))
+    ]
     try:
         outcome = deploy(
             project, env, ref=variant.label, force=True, source="drill",

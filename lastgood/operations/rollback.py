@@ -487,9 +487,10 @@ def rollback_offline(
     if live is not None:
         target.record_verdict(live, WITHDRAWN)  # a second offline rollback must not go back
     checked = _verify_offline(project_config, env, settings, previous.version)
-    entry = {
+    from_version = live.version if live else None
+    entry: dict[str, object] = {
         "env": env,
-        "from_version": live.version if live else None,
+        "from_version": from_version,
         "to_version": previous.version,
         "actor": holder.author(),
         "reason": reason,
@@ -513,7 +514,7 @@ def rollback_offline(
             OK,
             summary,
             version=previous.version,
-            from_version=entry["from_version"],
+            from_version=from_version,
         )
     summary = f"switched {env} to {previous.name} offline in {took}, but its checks fail"
     return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=previous.version)

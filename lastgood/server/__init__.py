@@ -15,7 +15,7 @@ def require_extra() -> None:
     """Stop with the install hint when the server's libraries are missing."""
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401
+        import python_multipart  # noqa: F401  (FastAPI reads forms with it)
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise ConfigError(

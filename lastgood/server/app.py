@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +29,9 @@ from lastgood.records import ApiToken
 from lastgood.server.auth import Authenticator
 from lastgood.server.consumers import Consumers
 from lastgood.server.live import Feeds
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("lastgood.server")
 
@@ -195,11 +198,11 @@ class BodyLimit:
     A declared Content-Length is judged before anything is read; a chunked body is counted as
     it arrives and stopped at the limit, so a huge upload never sits whole in memory."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length", b"0")
@@ -207,7 +210,7 @@ class BodyLimit:
             return await self._refuse(send, declared.isdigit())
         seen, refused = 0, False
 
-        async def counted() -> Any:
+        async def counted() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
@@ -215,7 +218,7 @@ class BodyLimit:
                 raise BodyTooLarge  # FastAPI may turn this into its own 400: see sending()
             return message
 
-        async def sending(message: Any) -> None:
+        async def sending(message: Message) -> None:
             nonlocal refused
             if seen <= self.limit:
                 await send(message)
@@ -229,7 +232,7 @@ class BodyLimit:
             if not refused:
                 await self._refuse(send, True)
 
-    async def _refuse(self, send: Any, too_large: bool) -> None:
+    async def _refuse(self, send: Send, too_large: bool) -> None:
         status = 413 if too_large else 400
         error = (f"the request body is larger than {self.limit:,} bytes" if too_large
                  else "the Content-Length header is not a number")  # fmt: skip

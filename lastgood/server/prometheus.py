@@ -19,6 +19,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from lastgood.server.app import ServerState
@@ -27,8 +28,11 @@ RESTORE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LEDGER_WINDOW = 10_000
 
 
-class LedgerCollector:
-    """Reads the ledger and the consumers at scrape time."""
+class LedgerCollector(Collector):
+    """Reads the ledger and the consumers at scrape time.
+
+    A declared subclass, not only the right shape: older prometheus-client releases make
+    ``Collector`` an abstract class, newer ones a protocol, and ``register`` takes either."""
 
     def __init__(self, state: ServerState) -> None:
         self.state = state
@@ -97,5 +101,5 @@ class LedgerCollector:
 
 def render(state: ServerState) -> tuple[bytes, str]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(state))  # type: ignore[arg-type]
+    registry.register(LedgerCollector(state))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -21,11 +21,14 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from lastgood.errors import UsageError
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("lastgood.access")
 
@@ -33,23 +36,23 @@ access_log = logging.getLogger("lastgood.access")
 # ended then. Reads that are merely in progress finish well within it.
 READ_GRACE = 0.25
 # Anything else (a deploy or rollback through the API) gets this long to finish.
-WRITE_GRACE = 2.0
+WRITE_GRACE = 2  # whole seconds: uvicorn takes timeout_graceful_shutdown as an int
 _HELD = frozenset(("GET", "HEAD"))
 
 
 class AccessLog:
     """ASGI wrapper: log each HTTP request when it ends, with its status and duration."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status: int | None = None
 
-        async def noted(message: Any) -> None:
+        async def noted(message: Message) -> None:
             nonlocal status
             await send(message)
             if message["type"] == "http.response.start":  # sent: a refused one does not count
@@ -61,7 +64,7 @@ class AccessLog:
             _log_request(scope, status, time.perf_counter() - started)
 
 
-def _log_request(scope: Any, status: int | None, seconds: float) -> None:
+def _log_request(scope: Scope, status: int | None, seconds: float) -> None:
     """One access line: ``CLIENT METHOD PATH STATUS DURATION`` (``-`` when nothing was sent)."""
     client = scope.get("client")
     where = f"{client[0]}:{client[1]}" if client else "-"
@@ -84,12 +87,12 @@ class GracefulStop:
     ``503`` with a JSON error if it had not started answering, or ends its body if it had,
     instead of raising into uvicorn (which logs a traceback)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.stopping = False
         self._running: dict[asyncio.Task[Any], str] = {}
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         if scope["type"] != "http" or task is None:
             return await self.app(scope, receive, send)
@@ -112,7 +115,7 @@ class GracefulStop:
                 task.cancel()
 
 
-async def _end(send: Any) -> None:
+async def _end(send: Send) -> None:
     """Finish a request the stop interrupted: a 503 if it had not begun to answer, else the end
     of its body (uvicorn refuses a second start with RuntimeError). A broken connection is
     ignored: it is going anyway."""

@@ -191,7 +191,7 @@ def tree_fingerprint(folder: Path) -> str:
     Any edit, replacement, addition or removal changes it (ctime cannot be set by hand), so a
     matching fingerprint proves the files are as staged without reading them. Reads only.
     """
-    entries = []
+    entries: list[str] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         relative = Path(dirpath).relative_to(folder).as_posix()
         entries.extend(f"d {relative}/{name}" for name in dirnames)
@@ -236,7 +236,7 @@ def option_path(options: Mapping[str, Any], key: str, root: Path) -> Path | None
 
 def option_keep(options: Mapping[str, Any]) -> int:
     """The ``keep`` option: how many releases to retain (default 10)."""
-    keep = options.get("keep", 10)
+    keep: object = options.get("keep", 10)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ConfigError(
             f"target option keep must be a whole number of at least 1, got {keep!r}",
