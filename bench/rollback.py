@@ -44,7 +44,7 @@ from lastgood.bundle import Bundle
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.restore import release_of, switch_to
 from lastgood.project import Project
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 
 ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")

@@ -47,7 +47,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from lastgood.project import Project
-from lastgood.records import Deployment, EventRecord
+from lastgood.rows import Deployment, EventRecord
 
 ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")

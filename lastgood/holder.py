@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lastgood import settings
 
 if TYPE_CHECKING:
-    from lastgood.records import Lease
+    from lastgood.rows import Lease
 
 
 def hostname() -> str:

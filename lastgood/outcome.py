@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lastgood.record import Record, as_dict, field
-from lastgood.records import Deployment
+from lastgood.rows import Deployment
 
 OK = 0
 RESTORED = 3

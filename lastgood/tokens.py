@@ -16,7 +16,7 @@ import hashlib
 import secrets
 
 from lastgood.errors import AuthError, ForbiddenError, UsageError
-from lastgood.records import ApiToken
+from lastgood.rows import ApiToken
 
 ROLES = ("viewer", "deployer", "admin")
 PREFIX = "lg_"

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from lastgood.operations.fleet import standing
-from lastgood.records import Consumer, Deployment
+from lastgood.rows import Consumer, Deployment
 from tests.conftest import Workspace
 
 NOW = 1_000_000.0

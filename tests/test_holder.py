@@ -12,7 +12,7 @@ import pytest
 
 from lastgood import holder
 from lastgood.errors import LockedError
-from lastgood.records import Lease
+from lastgood.rows import Lease
 from lastgood.store import open_store
 
 

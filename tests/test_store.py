@@ -27,7 +27,7 @@ import pytest
 
 from lastgood.bundle import Bundle, file_hash
 from lastgood.errors import ConfigError, LeaseLostError, LockedError, NotFoundError, StoreError
-from lastgood.records import CheckRecord, EnvState
+from lastgood.rows import CheckRecord, EnvState
 from lastgood.store import open_store, schema
 from lastgood.store import tables as t
 from lastgood.store.core import Store
@@ -344,7 +344,7 @@ def test_tokens_keep_hashes_and_are_revoked(store: Store) -> None:
 
 
 def test_consumers_are_replaced_by_id_and_forgotten(store: Store) -> None:
-    from lastgood.records import Consumer
+    from lastgood.rows import Consumer
 
     def seen(cid: str, version: int, at: float) -> Consumer:
         return Consumer(
@@ -368,7 +368,7 @@ def test_consumers_are_replaced_by_id_and_forgotten(store: Store) -> None:
 
 
 def test_web_sessions_are_kept_by_hash_replaced_and_forgotten(store: Store) -> None:
-    from lastgood.records import WebSession
+    from lastgood.rows import WebSession
 
     def session(key: str, seen: float) -> WebSession:
         return WebSession(session_hash=key * 64, token_hash="t" * 64, csrf=f"csrf-{key}",
@@ -659,7 +659,7 @@ def test_schema_heads_agree() -> None:
 
 def test_record_fields_match_the_tables() -> None:
     from lastgood.record import fields_of
-    from lastgood.records import (
+    from lastgood.rows import (
         ApiToken,
         Consumer,
         Delivery,

@@ -66,7 +66,7 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
     Example:
       lastgood snapshot -m "lower the lead threshold to 0.4"
     """
-    from lastgood.records import VersionInfo
+    from lastgood.rows import VersionInfo
 
     if app.server:
         data = app.remote().upload(_folder(app), message)
@@ -109,7 +109,7 @@ def log(app: AppContext, limit: int, as_json: bool) -> None:
     Example:
       lastgood log -n 5
     """
-    from lastgood.records import VersionInfo
+    from lastgood.rows import VersionInfo
 
     if app.server:
         found = app.remote().versions(limit)
@@ -144,7 +144,7 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
       lastgood show v12 scoring/thresholds.yaml
       lastgood show v12 assets/logo.png > logo.png
     """
-    from lastgood.records import VersionInfo
+    from lastgood.rows import VersionInfo
 
     if app.server:
         found, files = app.remote().show(ref, path)
@@ -233,7 +233,7 @@ def _finish_remote(data: dict[str, Any], as_json: bool) -> None:
 def outcome_of(data: dict[str, Any]) -> Outcome:
     """The :class:`Outcome` a server returned as JSON, to render it with ``render.finish``."""
     from lastgood.outcome import PlanStep
-    from lastgood.records import Deployment
+    from lastgood.rows import Deployment
 
     outcome = rebuild(Outcome, data)
     for name in ("deployment", "restore"):
@@ -469,7 +469,7 @@ def history(app: AppContext, env: str, limit: int, as_json: bool) -> None:
     Example:
       lastgood history production -n 10
     """
-    from lastgood.records import Deployment
+    from lastgood.rows import Deployment
 
     if app.server:
         data = app.remote().history(env, limit)

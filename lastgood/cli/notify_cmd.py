@@ -13,7 +13,7 @@ from lastgood.cli.group import cli
 from lastgood.units import plural
 
 if TYPE_CHECKING:
-    from lastgood.records import Delivery
+    from lastgood.rows import Delivery
 
 pass_app = click.make_pass_decorator(AppContext)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")

@@ -31,7 +31,7 @@ from lastgood.operations.status import history
 from lastgood.operations.versions import diff
 from lastgood.outcome import OK, RESTORED, Outcome
 from lastgood.project import Project, default_store_url
-from lastgood.records import Deployment
+from lastgood.rows import Deployment
 
 ENV = "demo"
 GOOD_CUTOFF = "0.2"

@@ -13,7 +13,7 @@ from lastgood.errors import ConfigError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from lastgood.project import Project
-    from lastgood.records import DocumentVersion
+    from lastgood.rows import DocumentVersion
 
 EXAMPLE = """add one to lastgood.toml, for example:
 

@@ -30,7 +30,7 @@ from lastgood.record import Record
 
 if TYPE_CHECKING:
     from lastgood.project import Project
-    from lastgood.records import DocumentVersion
+    from lastgood.rows import DocumentVersion
     from lastgood.store.core import Store
 
 EVENT_DIFF_LIMIT = 8 * 1024

@@ -9,7 +9,7 @@ from lastgood.config import CheckSpec
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import CheckRecord
+from lastgood.rows import CheckRecord
 from lastgood.targets import Release
 
 

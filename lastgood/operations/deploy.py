@@ -35,7 +35,7 @@ from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import GOOD, Deployment, VersionInfo
+from lastgood.rows import GOOD, Deployment, VersionInfo
 from lastgood.units import format_duration, plural
 from lastgood.validate import validate_bundle
 

@@ -24,7 +24,7 @@ from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import Deployment, VersionInfo
+from lastgood.rows import Deployment, VersionInfo
 
 BROKEN_VARIANT = "broken-variant"
 INJECTED = "injected-failure"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lastgood.errors import StoreError
 from lastgood.record import Record, as_dict, field
-from lastgood.records import Consumer, Deployment
+from lastgood.rows import Consumer, Deployment
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from lastgood import holder
 from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
-from lastgood.records import Lease
+from lastgood.rows import Lease
 
 STATUS_WAIT = 10.0
 BRIEF = ("status", "watch")  # purposes that hold an environment only for a moment

@@ -13,7 +13,7 @@ import time
 from lastgood.errors import RefusedError, StoreError, TargetError, UsageError
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 from lastgood.store.integrity import Integrity
 from lastgood.store.pruning import Pruned
 

@@ -14,7 +14,7 @@ from lastgood.project import Project
 if TYPE_CHECKING:
     from lastgood.events import Event
     from lastgood.notify.notifier import Result
-    from lastgood.records import Delivery
+    from lastgood.rows import Delivery
 
 
 def send(

@@ -17,7 +17,7 @@ from pathlib import Path
 from lastgood.errors import TargetError
 from lastgood.events import Event, EventKind
 from lastgood.project import STORE_DIR, Project
-from lastgood.records import GOOD
+from lastgood.rows import GOOD
 from lastgood.units import plural
 
 OFFLINE_LOG = "offline.jsonl"

@@ -19,7 +19,6 @@ from lastgood.errors import ConfigError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.status import outside_drills
 from lastgood.project import Project
-from lastgood.records import Deployment, DocumentVersion, EventRecord
 from lastgood.report import render, summary, title
 from lastgood.report.digest import (
     Change,
@@ -30,6 +29,7 @@ from lastgood.report.digest import (
     Incident,
     Restore,
 )
+from lastgood.rows import Deployment, DocumentVersion, EventRecord
 
 DEFAULT_PERIOD = 7 * 86400.0
 # deploy statuses that changed nothing live: not changes (drift repairs are counted as drift)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lastgood import refs
 from lastgood.errors import UsageError
 from lastgood.project import Project
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 
 
 def resolve(project: Project, text: str, *, env: str | None = None) -> VersionInfo:

@@ -19,7 +19,7 @@ from lastgood.operations.checking import Round, build_checks, live_context, run_
 from lastgood.operations.lease import EnvLease
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 from lastgood.targets import Release, Target
 from lastgood.units import format_size
 

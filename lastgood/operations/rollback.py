@@ -34,7 +34,7 @@ from lastgood.operations.restore import (
 from lastgood.operations.verdicts import is_quarantined, mark_good, withdraw
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
-from lastgood.records import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
+from lastgood.rows import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
 from lastgood.targets import open_target
 from lastgood.units import format_duration, plural
 

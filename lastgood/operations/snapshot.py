@@ -7,7 +7,7 @@ from lastgood.bundle import Bundle
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 from lastgood.units import plural
 
 

@@ -18,7 +18,7 @@ from lastgood.operations.lease import EnvLease
 from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
-from lastgood.records import Deployment, EventRecord
+from lastgood.rows import Deployment, EventRecord
 from lastgood.units import format_duration, plural
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lastgood import tokens
 from lastgood.project import Project
-from lastgood.records import ApiToken
+from lastgood.rows import ApiToken
 
 
 def create_token(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
-from lastgood.records import BAD, GOOD, WITHDRAWN, VersionInfo
+from lastgood.rows import BAD, GOOD, WITHDRAWN, VersionInfo
 from lastgood.targets import Release
 
 

@@ -9,7 +9,7 @@ from lastgood.operations.resolve import resolve
 from lastgood.operations.snapshot import read_workspace
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 
 WORKSPACE = "workspace"
 

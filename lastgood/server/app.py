@@ -25,7 +25,7 @@ from lastgood import __version__
 from lastgood.errors import LastgoodError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
-from lastgood.records import ApiToken
+from lastgood.rows import ApiToken
 from lastgood.server.auth import Authenticator
 from lastgood.server.consumers import Consumers
 from lastgood.server.live import Feeds

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 from lastgood import tokens
 from lastgood.operations.tokens import find_token
 from lastgood.record import replace
-from lastgood.records import WebSession
+from lastgood.rows import WebSession
 
 if TYPE_CHECKING:
     from lastgood.project import Project
-    from lastgood.records import ApiToken
+    from lastgood.rows import ApiToken
     from lastgood.store.core import Store
 
 CACHE_TTL = 5.0

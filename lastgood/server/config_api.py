@@ -22,7 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from lastgood.errors import NotFoundError, UsageError
-from lastgood.records import ApiToken
+from lastgood.rows import ApiToken
 from lastgood.server.app import ServerState
 from lastgood.server.consumers import MAX_VERSION, parse_serving
 from lastgood.server.deps import Caller, State, allowed, known_env

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
-from lastgood.records import Consumer
 from lastgood.refs import LARGEST_VERSION
+from lastgood.rows import Consumer
 
 if TYPE_CHECKING:
     from lastgood.store.core import Store

@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Request
 
 from lastgood import tokens
 from lastgood.errors import NotFoundError
-from lastgood.records import ApiToken
+from lastgood.rows import ApiToken
 from lastgood.server.app import ServerState
 
 

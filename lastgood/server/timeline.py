@@ -21,7 +21,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from lastgood.records import Deployment
+from lastgood.rows import Deployment
 from lastgood.units import format_duration
 
 GREEN, RED, ORANGE, BLUE, GREY = "#1e8e3e", "#d93025", "#f29900", "#1a73e8", "#80868b"

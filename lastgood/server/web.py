@@ -38,7 +38,7 @@ from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import ApiToken, Consumer, VersionInfo, WebSession
+from lastgood.rows import ApiToken, Consumer, VersionInfo, WebSession
 from lastgood.server.auth import COOKIE, csrf_ok
 from lastgood.server.deps import State, known_env
 from lastgood.server.timeline import timeline_svg

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from lastgood.records import ApiToken, Consumer, WebSession
+from lastgood.rows import ApiToken, Consumer, WebSession
 from lastgood.store import common, statements
 from lastgood.store.base import StoreBase, select_records
 

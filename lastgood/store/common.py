@@ -17,7 +17,7 @@ from lastgood import holder, settings
 from lastgood.bundle import file_hash
 from lastgood.errors import LeaseLostError, LockedError, NotFoundError, StoreError
 from lastgood.record import Record
-from lastgood.records import Lease
+from lastgood.rows import Lease
 from lastgood.settings import Setting, mask_url
 from lastgood.units import parse_duration
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from lastgood.bundle import file_hash
-from lastgood.records import DocumentVersion
+from lastgood.rows import DocumentVersion
 from lastgood.store import common, objects, statements
 from lastgood.store.base import StoreBase
 from lastgood.store.connection import Session

@@ -8,7 +8,7 @@ import time
 
 from lastgood import holder
 from lastgood.record import replace
-from lastgood.records import Lease
+from lastgood.rows import Lease
 from lastgood.store import common, statements
 from lastgood.store.base import StoreBase, select_records
 from lastgood.store.connection import Session

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lastgood.record import replace
-from lastgood.records import CheckRecord, Delivery, Deployment, EnvState, EventRecord
+from lastgood.rows import CheckRecord, Delivery, Deployment, EnvState, EventRecord
 from lastgood.store import common, statements
 from lastgood.store.base import StoreBase, select_records
 from lastgood.store.connection import Session

@@ -2,7 +2,7 @@
 
 Statements are text with ``:name`` parameters, which both stdlib ``sqlite3`` and SQLAlchemy's
 ``text()`` bind, so the store's SQL is written once for both connection layers. Column lists
-come from the fields of the frozen records in :mod:`lastgood.records`, whose names and order
+come from the fields of the frozen records in :mod:`lastgood.rows`, whose names and order
 match the tables in :mod:`lastgood.store.tables` (a test pins that), so a row becomes a record
 with ``Record(*row)`` and no mapping layer. Table and column names are always ours: values
 travel as parameters, and keyword-argument keys are checked against the table's columns before

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
-from lastgood.records import VersionInfo
+from lastgood.rows import VersionInfo
 from lastgood.store import common, objects, statements
 from lastgood.store.base import StoreBase, select_records
 from lastgood.store.connection import Database, Session

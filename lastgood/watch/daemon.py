@@ -24,7 +24,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.lease import env_is_busy
 from lastgood.project import Project
 from lastgood.record import Record, field
-from lastgood.records import EventRecord, Lease
+from lastgood.rows import EventRecord, Lease
 from lastgood.units import format_duration
 from lastgood.watch import drift as drift_module
 from lastgood.watch.alerts import Problems

@@ -20,7 +20,7 @@ from lastgood.operations.checking import Round, build_checks, live_context, run_
 from lastgood.operations.lease import env_is_busy
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.records import CheckRecord, Deployment
+from lastgood.rows import CheckRecord, Deployment
 from lastgood.units import format_duration
 from lastgood.watch.alerts import Problem, Problems
 

@@ -1,7 +1,8 @@
-"""Plain records the store returns: versions, environment state, deployments, leases, events.
+"""The store's rows as plain records: versions, environment state, deployments, leases, events.
 
-They are frozen dataclasses, free of SQLAlchemy, so the verbs, the CLI and the server can hold
-and render them without importing the database layer.
+They are frozen :class:`~lastgood.record.Record` classes (``record.py`` is the base class;
+this module is what the store reads and writes), free of any database driver, so the verbs,
+the CLI and the server can hold and render them without importing the database layer.
 """
 
 from __future__ import annotations
