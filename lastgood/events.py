@@ -56,6 +56,7 @@ class EventKind(StrEnum):
     WATCH_STOPPED = "watch-stopped"
     WATCH_ALERT = "watch-alert"
     WATCH_RECOVERED = "watch-recovered"
+    PRUNED = "pruned"
     DIGEST = "digest"
     NOTIFY_TEST = "notify-test"
 

@@ -253,6 +253,8 @@ def open_record(store: Store, env: str = "staging", **values: Any) -> Any:
 
 
 def test_ledger_record_defaults_and_updates(store: Store) -> None:
+    add(store, V1)
+    add(store, V2)
     record = open_record(store, from_version=1, to_version=2, trigger_at=100.0)
     assert (record.id, record.status, record.reason, record.detail) == (1, "running", "", "")
     assert abs(record.requested_at - time.time()) < 60
@@ -269,6 +271,13 @@ def test_ledger_lists_newest_first_with_filters(store: Store) -> None:
     assert [d.id for d in store.deployments("staging")] == [third.id, first.id]
     assert [d.id for d in store.deployments("staging", status="running")] == [first.id]
     assert [d.id for d in store.deployments(limit=2)] == [3, 2]
+
+
+def test_a_running_record_needs_its_versions_in_the_store(store: Store) -> None:
+    with pytest.raises(NotFoundError, match=r"^no version v3\n"):
+        open_record(store, to_version=3)
+    done = open_record(store, to_version=3, status="succeeded")  # already happened: kept as is
+    assert done.to_version == 3
 
 
 def test_missing_ledger_record_is_not_found(store: Store) -> None:
@@ -943,3 +952,74 @@ def test_a_connect_timeout_message_names_the_limit_the_driver_used(
         f"store postgresql://u:***@db/x did not answer the connection within {limit} "
         "while trying to open"
     )
+
+
+# ---- a prune and a version recorded at the same moment (PostgreSQL) ----------------------------
+
+
+def _waiting_for_advisory_lock(url: str) -> bool:
+    with _pg_connect(url) as peek:
+        return bool(
+            peek.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()[0]
+        )
+
+
+@pytest.mark.postgres
+def test_a_version_recorded_during_a_prune_waits_and_keeps_its_files(
+    postgres_database: str,
+) -> None:
+    """A new version that reuses an old version's file and folder, recorded while a prune
+    deletes them, must not see them "already stored" and then lose them."""
+    from lastgood.store.database import HISTORY_LOCK
+    from tests.conftest import eventually
+
+    url = postgres_database
+    _empty_postgres(url)
+    store = AlchemyStore(url)
+    try:
+        add(store, {"conf/a.yaml": b"first\n"})
+        add(store, {"conf/a.yaml": b"second\n"})
+        with _pg_connect(url) as prune, prune.transaction():
+            prune.execute("SELECT pg_advisory_xact_lock(%s)", (HISTORY_LOCK,))
+            recorded: list[Any] = []
+            writer = threading.Thread(
+                target=lambda: recorded.append(add(store, {"conf/a.yaml": b"first\n"}))
+            )
+            writer.start()
+            eventually(lambda: _waiting_for_advisory_lock(url))
+            # what a prune of v1 deletes: its blob and its trees (v2 never needed them)
+            prune.execute("DELETE FROM blobs WHERE hash = %s", (file_hash(b"first\n"),))
+            prune.execute("DELETE FROM trees WHERE base IS NULL AND depth = 0 AND hash NOT IN "
+                          "(SELECT tree FROM versions WHERE number = 2)")  # fmt: skip
+            prune.execute("DELETE FROM versions WHERE number = 1")
+        writer.join(timeout=30)
+        assert [v.number for v in recorded] == [3]
+        assert store.files(3) == {"conf/a.yaml": b"first\n"}
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_prune_waits_for_a_version_being_recorded(postgres_database: str) -> None:
+    from lastgood.store.database import HISTORY_LOCK
+    from tests.conftest import eventually
+
+    url = postgres_database
+    _empty_postgres(url)
+    store = AlchemyStore(url)
+    try:
+        for text in (b"one\n", b"two\n", b"three\n"):
+            add(store, {"a": text})
+        with _pg_connect(url) as writer, writer.transaction():
+            writer.execute("SELECT pg_advisory_xact_lock_shared(%s)", (HISTORY_LOCK,))
+            pruned: list[Any] = []
+            prune = threading.Thread(target=lambda: pruned.append(store.drop_versions([1])))
+            prune.start()
+            eventually(lambda: _waiting_for_advisory_lock(url))
+            assert pruned == []
+        prune.join(timeout=30)
+        assert pruned[0].versions == (1,)
+    finally:
+        store.close()

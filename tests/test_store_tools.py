@@ -4,6 +4,7 @@ them, on SQLite and on the real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -266,5 +267,117 @@ def test_copy_refuses_a_destination_that_holds_anything(workspace: Make, tmp_pat
     store.close()
     done = ws.run("store", "copy", "--to", other)
     assert done.returncode == 5
-    assert "is not empty (it holds events)" in done.stderr
+    assert "is not empty (it holds alembic_version, api_tokens" in done.stderr
     assert execute(other, "SELECT count(*) FROM versions") == [(0,)]
+
+
+# ---- what operators found (each failed before its fix) ---------------------------------------
+
+
+def test_prune_keeps_where_a_rollback_would_go_and_what_is_quarantined(workspace: Make) -> None:
+    ws = workspace(bake="0.2s")
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text().replace("keep = 5", "keep = 1"))
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0  # v1, v2: good
+    ws.broken("three")
+    assert ws.run("deploy", "staging", "-m", "three").returncode == 3  # v3: bad, v2 restored
+    ws.healthy("four")
+    assert ws.run("deploy", "staging", "-m", "four").returncode == 0  # v4: live
+    done = ws.run("prune", "--keep", "1", "--yes", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["versions"] == ["v1"]
+    assert result["kept"]["v2"] == "where 'lastgood rollback staging' would go"
+    assert result["kept"]["v3"] == "failed somewhere: its quarantine needs it"
+    ws.broken("three")  # the same broken content again: still refused, not deployed
+    again = ws.run("deploy", "staging", "-m", "three again")
+    assert again.returncode == 5 and "quarantined" in again.stderr
+    rollback = ws.run("rollback", "staging")
+    assert rollback.returncode == 0 and "restored v2" in rollback.stderr
+
+
+def test_prune_refuses_when_a_target_cannot_show_what_it_keeps(workspace: Make) -> None:
+    ws = workspace(target="files", bake="0.1s")
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0
+    history(ws, 2)
+    app = ws.base / "app"
+    app.rename(ws.base / "app.moved")
+    done = ws.run("prune", "--keep", "1", "--yes")
+    assert done.returncode == 5
+    assert "cannot tell which versions staging's target keeps" in done.stderr
+    (ws.base / "app.moved").rename(app)
+    assert ws.run("log").stdout.count("\nv") == 4
+
+
+def test_a_deploy_cannot_start_on_a_version_a_prune_just_dropped(tmp_path: Any) -> None:
+    from lastgood.errors import NotFoundError
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        for number in (1, 2, 3):
+            store.add_version(Bundle({"a": str(number).encode()}), author="a", message="m",
+                              source="cli")  # fmt: skip
+        store.drop_versions([2])
+        with pytest.raises(NotFoundError, match="no version v2: it was pruned"):
+            store.begin_deployment(env="staging", kind="deploy", to_version=2, actor="a",
+                                   source="cli")  # fmt: skip
+        assert store.deployments() == []
+    finally:
+        store.close()
+
+
+def test_prune_gives_the_space_back_to_the_disk(workspace: Make) -> None:
+    ws = workspace()
+    history(ws, 30)
+    assert ws.run("prune", "--keep", "2", "--yes").returncode == 0
+    path = ws.root / ".lastgood" / "store.db"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
+
+
+def test_a_bare_number_is_not_an_age(workspace: Make) -> None:
+    ws = workspace()
+    history(ws, 2)
+    done = ws.run("prune", "--older-than", "90", "--yes")
+    assert done.returncode == 2 and "needs a unit" in done.stderr
+    assert ws.run("log").stdout.count("\nv") == 2
+
+
+def test_a_damaged_content_hash_stops_show_and_deploy(workspace: Make) -> None:
+    ws = workspace()
+    history(ws, 2)
+    execute(store_of(ws), "UPDATE versions SET content_hash = :h WHERE number = 1", {"h": "0" * 64})
+    for args in (("show", "v1"), ("deploy", "staging", "--version", "v1")):
+        done = ws.run(*args)
+        assert done.returncode == 1, args
+        assert "stored content of v1 is damaged: its files no longer match" in done.stderr
+        assert "store verify" in done.stderr
+
+
+def test_copy_refuses_a_database_with_other_tables_and_the_store_itself(
+    workspace: Make, pg_url: str
+) -> None:
+    ws = workspace()
+    history(ws, 1)
+    execute(pg_url, "CREATE TABLE customers (id integer)")
+    done = ws.run("store", "copy", "--to", pg_url)
+    assert done.returncode == 5 and "it holds customers" in done.stderr
+    assert execute(pg_url, "SELECT count(*) FROM information_schema.tables "
+                   "WHERE table_schema = 'public'") == [(1,)]  # fmt: skip
+    itself = ws.run("store", "copy", "--to", f"sqlite:///{ws.root}/./.lastgood/store.db")
+    assert itself.returncode == 2 and "the destination is the store itself" in itself.stderr
+
+
+def test_copy_refuses_while_a_deploy_is_running(workspace: Make, tmp_path: Any) -> None:
+    ws = workspace()
+    history(ws, 1)
+    project = ws.project()
+    project.store.begin_deployment(env="staging", kind="deploy", to_version=1, actor="a",
+                                   source="cli")  # fmt: skip
+    done = ws.run("store", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
+    assert done.returncode == 5 and "deploy #1 on staging is running" in done.stderr
+    assert not (tmp_path / "copy.db").exists()

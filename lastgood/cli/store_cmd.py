@@ -97,8 +97,10 @@ def copy_command(app: AppContext, destination: str, as_json: bool) -> None:
     r.out(r.table(["table", "rows"], rows))
     r.info(f"copied {result.source} to {result.destination} and verified "
            f"{result.integrity.versions} versions")  # fmt: skip
-    r.info(f"next: set store = \"{result.destination}\" in lastgood.toml (with the password, "
-           "or set LASTGOOD_STORE)")  # fmt: skip
+    secret = (
+        "" if destination.startswith("sqlite") else " (with its password, or set LASTGOOD_STORE)"
+    )
+    r.info(f'next: set store = "{result.destination}" in lastgood.toml{secret}')
 
 
 @cli.command()
@@ -141,11 +143,12 @@ def prune(
             dry_run = True  # nothing to ask about
         elif not sys.stdin.isatty():
             raise UsageError(
-                f"prune would drop {len(plan.pruned.versions)} versions: add --yes to go ahead",
+                f"prune would drop {_versions(len(plan.pruned.versions))}: add --yes to go ahead",
                 hint="'lastgood prune … --dry-run' lists them",
             )
-        else:
-            click.confirm(f"drop {len(plan.pruned.versions)} versions?", abort=True, err=True)
+        elif not click.confirm(f"drop {_versions(len(plan.pruned.versions))}?", err=True):
+            r.info("nothing pruned")
+            return
     result = prune_versions(project, keep=keep, older_than=age, dry_run=dry_run)
     if as_json:
         r.emit_json(result.to_json())
@@ -155,7 +158,7 @@ def prune(
         r.out("nothing to prune: no version is both old enough to go and unprotected")
     else:
         shown = ", ".join(f"v{n}" for n in versions[:10]) + (" …" if len(versions) > 10 else "")
-        r.out(f"{'would drop' if dry_run else 'dropped'} {len(versions)} versions: {shown}; "
+        r.out(f"{'would drop' if dry_run else 'dropped'} {_versions(len(versions))}: {shown}; "
               f"{result.pruned.trees} trees and {result.pruned.blobs} blobs, "
               f"{_size(result.pruned.freed_bytes)}")  # fmt: skip
     for number, why in sorted(result.kept.items()):
@@ -163,10 +166,21 @@ def prune(
 
 
 def _age(text: str) -> float:
+    """An age with its unit: on a command that deletes, a bare ``90`` (seconds? days?) is
+    refused rather than guessed."""
+    if not text.strip() or text.strip()[-1].isdigit():
+        raise UsageError(
+            f"--older-than {text!r} needs a unit",
+            hint="write the age with a unit: 90d, 12h, 30m",
+        )
     seconds = parse_duration(text, name="--older-than")
     if seconds <= 0:
         raise UsageError(f"--older-than {text!r} must be longer than zero", hint="e.g. 90d")
     return seconds
+
+
+def _versions(count: int) -> str:
+    return f"{count} version" if count == 1 else f"{count} versions"
 
 
 def _size(count: int) -> str:

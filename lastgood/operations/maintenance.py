@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 
-from lastgood.errors import RefusedError, StoreError, TargetError, UsageError
+from lastgood.errors import NotFoundError, RefusedError, StoreError, TargetError, UsageError
+from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import VersionInfo
@@ -50,7 +51,8 @@ def prune(
 ) -> PruneResult:
     """Drop versions outside the newest ``keep`` and created more than ``older_than`` seconds
     ago (both, when both are given), except every version that is live, last known good,
-    retained on a target, being deployed, or the newest; then free what only they held."""
+    where a rollback would go, retained on a target, being deployed, quarantined, or the
+    newest; then free what only they held."""
     if keep is None and older_than is None:
         raise UsageError(
             "say which versions may go: --keep N (the newest N stay), --older-than AGE, or both",
@@ -64,11 +66,11 @@ def prune(
     if pruned.versions and not dry_run:
         listed = ", ".join(f"v{n}" for n in pruned.versions[:20])
         more = f" and {len(pruned.versions) - 20} more" if len(pruned.versions) > 20 else ""
-        store.record_event(
-            "pruned",
+        project.emit(Event(
+            EventKind.PRUNED,
             f"pruned {len(pruned.versions)} versions ({listed}{more})",
             data={"versions": list(pruned.versions), "freed_bytes": pruned.freed_bytes},
-        )
+        ))  # fmt: skip
     return PruneResult(pruned, kept, dry_run)
 
 
@@ -86,25 +88,50 @@ def _candidates(
 
 def _reasons_to_keep(project: Project) -> dict[int, str]:
     """Every version that must stay, with the first reason found."""
+    store = project.store
     reasons: dict[int, str] = {}
-    for number in project.store.protected_versions():
-        reasons.setdefault(number, "live, last known good, being deployed, or the newest")
+    head = store.head()
+    if head is not None:
+        reasons[head.number] = "the newest version (its number would be given out again)"
+    for record in store.deployments(status="running"):
+        for number in (record.to_version, record.from_version):
+            if number is not None:
+                reasons.setdefault(number, f"{record.kind} #{record.id} on {record.env} is running")
     for env in sorted(project.config.environments):
-        state = project.store.env_state(env)
-        for pointer, role in ((state.live_version, "live"), (state.last_good, "last known good")):
-            if pointer is not None:
-                reasons[pointer] = f"{role} in {env}"
-        try:
-            retained = project.target(env).retained()
-        except TargetError as exc:
-            raise RefusedError(
-                f"cannot tell which versions {env}'s target keeps ({exc.message}): "
-                "refusing to prune anything",
-                hint="fix the target (see 'lastgood status') and prune again",
-            ) from exc
-        for release in retained:
-            reasons.setdefault(release.version, f"retained on {env}'s target")
+        _keep_for_environment(project, env, reasons)
+    for number in store.protected_versions():  # the store's own rules, whatever else it knows
+        reasons.setdefault(number, "failed somewhere: its quarantine needs it")
     return reasons
+
+
+def _keep_for_environment(project: Project, env: str, reasons: dict[int, str]) -> None:
+    """What ``env`` needs: live, last known good, where a rollback would go next, and every
+    release its target keeps. A target whose live release cannot be seen refuses the prune:
+    without it, nobody can tell what the target keeps."""
+    from lastgood.operations.rollback import choose_destination
+
+    state = project.store.env_state(env)
+    for pointer, role in ((state.live_version, "live"), (state.last_good, "last known good")):
+        if pointer is not None:
+            reasons.setdefault(pointer, f"{role} in {env}")
+    try:
+        target = project.target(env)
+        if state.live_version is not None and target.live() is None:
+            raise TargetError(f"it shows nothing live, while the ledger says v{state.live_version}")
+        retained = target.retained()
+    except TargetError as exc:
+        raise RefusedError(
+            f"cannot tell which versions {env}'s target keeps ({exc.message}): "
+            "refusing to prune anything",
+            hint=f"fix the target (see 'lastgood status {env}') and prune again",
+        ) from exc
+    for release in retained:
+        reasons.setdefault(release.version, f"retained on {env}'s target")
+    try:
+        after = choose_destination(project, env, state.live_version)
+    except NotFoundError:
+        return
+    reasons.setdefault(after.number, f"where 'lastgood rollback {env}' would go")
 
 
 class CopyResult(Record):
@@ -121,12 +148,26 @@ class CopyResult(Record):
 
 
 def copy(project: Project, destination_url: str) -> CopyResult:
-    """Copy the whole store into the empty store at ``destination_url`` and check the copy."""
-    from lastgood.store import open_store
-    from lastgood.store.copying import copy_store
+    """Copy the whole store into the empty database at ``destination_url``, check the copy.
 
-    if destination_url == project.store_url:
+    Refused, with nothing written, when the destination is this store under another name,
+    holds any table at all, or a deploy or rollback is running (its record would be copied
+    half-way)."""
+    from lastgood.store import open_store
+    from lastgood.store.copying import copy_store, refuse_unless_empty, same_database
+
+    if same_database(project.store_url, destination_url):
         raise UsageError("the destination is the store itself", hint="give another --to URL")
+    running = project.store.deployments(status="running", limit=1)
+    if running:
+        record = running[0]
+        raise RefusedError(
+            f"{record.kind} #{record.id} on {record.env} is running: refusing to copy a store "
+            "in mid-change",
+            hint="wait for it to end ('lastgood status'), stop 'lastgood watch' and "
+            "'lastgood serve', then copy",
+        )
+    refuse_unless_empty(destination_url)
     open_store(destination_url).close()  # creates the schema, at the same revision
     copied = copy_store(project.store_url, destination_url)
     destination = open_store(destination_url)
@@ -139,6 +180,7 @@ def copy(project: Project, destination_url: str) -> CopyResult:
         raise StoreError(
             f"the copy in {copied.destination} does not check out: {first.kind} {first.name}: "
             f"{first.problem}",
-            hint="run 'lastgood store verify' on the source; copy again into an empty database",
+            hint="the destination now holds that copy: drop and recreate it before copying "
+            "again; run 'lastgood store verify' on the source first",
         )
     return CopyResult(copied.source, copied.destination, copied.rows, integrity)

@@ -210,7 +210,12 @@ def token_not_found(token_id: int) -> NotFoundError:
 def verified_blob(data: bytes, expected_hash: str, *, path: str, number: int) -> bytes:
     """``data`` when it still hashes to ``expected_hash``; a damaged blob is a StoreError."""
     if file_hash(data) != expected_hash:
-        raise StoreError(f"stored content of {path} in v{number} is damaged")
+        raise StoreError(
+            f"stored content of {path} in v{number} is damaged",
+            hint="nothing was changed; 'lastgood store verify' lists all the damage; restore "
+            "the store from a backup (meanwhile 'lastgood rollback ENV --offline' works "
+            "without it)",
+        )
     return data
 
 

@@ -74,6 +74,18 @@ class Database(ABC):
         """Whether ``error`` (a StoreError's cause) is a unique-key clash: another process won
         a race for the same row, so the caller may read again and retry."""
 
+    def lock_history(self, session: Session, *, exclusive: bool) -> None:
+        """Keep ``session`` apart from a prune: recording a version takes this shared, pruning
+        takes it exclusive, until the transaction ends. Otherwise a version that reuses an old
+        file or folder could commit just as a prune, which did not see it, deletes them. On
+        SQLite every transaction already holds the write lock, so nothing is needed."""
+        del session, exclusive
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the disk, where the database does not do it
+        by itself (SQLite's VACUUM; PostgreSQL's autovacuum needs nothing from us)."""
+
     def announce_switch(self, session: Session, env: str) -> None:
         """Tell every server on this store that ``env`` switched, when ``session`` commits
         (PostgreSQL ``NOTIFY``); databases without a channel do nothing: servers poll."""

@@ -14,6 +14,7 @@ This module uses SQLAlchemy (reflection-free: the tables are ours), so it is onl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -73,6 +74,37 @@ def _snapshot(source: sa.Engine) -> Iterator[sa.Connection]:
             read = read.execution_options(isolation_level="REPEATABLE READ")
         with read.begin():
             yield read
+
+
+def same_database(one: str, other: str) -> bool:
+    """Whether two URLs name the same store: equal, or the same SQLite file however spelt."""
+    from lastgood.store.lite import sqlite_location
+
+    if one == other:
+        return True
+    first, second = sqlite_location(one), sqlite_location(other)
+    if first is None or second is None or first.uri or second.uri:
+        return False
+    return os.path.realpath(first.database) == os.path.realpath(second.database)
+
+
+def refuse_unless_empty(url: str) -> None:
+    """RefusedError when the database at ``url`` holds any table at all (another store, an
+    older release's, or something else entirely): a copy goes into a new, empty database."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            tables = sorted(sa.inspect(db).get_table_names())
+    except SQLAlchemyError as exc:
+        raise common.store_failure(url, "be opened for the copy", exc) from exc
+    finally:
+        engine.dispose()
+    if tables:
+        shown = ", ".join(tables[:6]) + (f" and {len(tables) - 6} more" if len(tables) > 6 else "")
+        raise RefusedError(
+            f"store {mask_url(url)} is not empty (it holds {shown}): refusing to copy into it",
+            hint="copy into a new, empty database; nothing was written",
+        )
 
 
 def _refuse_non_empty(destination: sa.Engine, url: str) -> None:

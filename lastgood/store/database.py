@@ -105,6 +105,10 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+HISTORY_LOCK = 0x6C617374_676F6F64 >> 1
+"""The advisory lock key that keeps version writes and prunes apart ("lastgood", as a bigint)."""
+
+
 class AlchemySession(Session):
     """A transaction on a SQLAlchemy connection; statements go through ``text()``."""
 
@@ -141,6 +145,11 @@ class AlchemyDatabase(Database):
     def is_conflict(self, error: BaseException | None) -> bool:
         return isinstance(error, IntegrityError)
 
+    def compact(self) -> None:
+        if self.engine.dialect.name == "sqlite":
+            with self._wrap("compact"):
+                schema.vacuum(self.engine)
+
     @contextmanager
     def transaction(self, doing: str) -> Iterator[Session]:
         with self._wrap(doing), self.engine.begin() as connection:
@@ -149,6 +158,12 @@ class AlchemyDatabase(Database):
     @property
     def _listens(self) -> bool:
         return self.engine.dialect.name == "postgresql"
+
+    def lock_history(self, session: Session, *, exclusive: bool) -> None:
+        """A transaction-scoped advisory lock on PostgreSQL (see the base class)."""
+        if self._listens:
+            kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+            session.rows(f"SELECT {kind}(:key)", {"key": HISTORY_LOCK})
 
     def announce_switch(self, session: Session, env: str) -> None:
         """``NOTIFY`` on PostgreSQL, delivered when the transaction commits."""

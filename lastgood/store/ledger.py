@@ -68,10 +68,25 @@ class LedgerStore(StoreBase):
     # ---- the ledger -------------------------------------------------------------------------
 
     def begin_deployment(self, **values: Any) -> Deployment:
-        """Open a ledger record, status ``running`` unless given (writes)."""
+        """Open a ledger record, status ``running`` unless given (writes). Its versions must
+        be in the store when it opens ``running`` (NotFoundError otherwise): from then on a prune
+        leaves them alone. A record of something already done (an offline rollback found
+        later) is kept as it happened."""
         row = common.deployment_row(values)
         names = statements.checked("deployments", DEPLOYMENT_COLUMNS, row)
         with self.db.transaction("open a ledger record") as session:
+            self.db.lock_history(session, exclusive=False)  # a prune sees this record, or ran
+            running = row["status"] == "running"  # before it: then say the version went
+            for end in ("from_version", "to_version") if running else ():
+                number = row.get(end)
+                if (
+                    number is not None
+                    and session.one("SELECT 1 FROM versions WHERE number = :n", {"n": number})
+                    is None
+                ):
+                    newest = session.value("SELECT max(number) FROM versions")
+                    pruned = newest is not None and number < newest
+                    raise common.version_not_found(int(number), pruned=pruned)
             new_id = session.value(statements.insert("deployments", names, returning="id"), row)
             return _deployment(session, int(new_id))
 

@@ -121,6 +121,11 @@ class LiteDatabase(Database):
     def is_conflict(self, error: BaseException | None) -> bool:
         return isinstance(error, sqlite3.IntegrityError)
 
+    def compact(self) -> None:
+        """VACUUM: the file shrinks to what it holds (outside any transaction; atomic)."""
+        with self._lock, self._wrap("compact"):
+            self._db().execute("VACUUM").close()
+
     @contextmanager
     def transaction(self, doing: str) -> Iterator[Session]:
         with self._lock, self._wrap(doing):

@@ -56,7 +56,7 @@ def unpack(codec: str, stored: bytes) -> bytes:
         try:
             return zlib.decompress(stored)
         except zlib.error as exc:
-            raise StoreError(f"a stored blob does not decompress: {exc}") from exc
+            raise StoreError("a stored file's compressed bytes are damaged") from exc
     raise StoreError(
         f"a stored blob uses compression {codec!r}, which this release cannot read",
         hint="upgrade lastgood to the release that wrote this store",
@@ -94,7 +94,7 @@ def decode(data: bytes) -> Entries:
                 entries[data[at + 1 + _HASH_BYTES : end].decode("utf-8")] = (kind, digest)
             at = end + 1
     except (ValueError, UnicodeDecodeError) as exc:
-        raise StoreError(f"a stored tree is malformed: {exc}") from exc
+        raise StoreError("a stored tree is malformed (its entries cannot be read)") from exc
     return entries
 
 
@@ -139,7 +139,7 @@ def unpack_tree(stored: bytes) -> bytes:
     try:
         return zlib.decompress(stored)
     except zlib.error as exc:
-        raise StoreError(f"a stored tree does not decompress: {exc}") from exc
+        raise StoreError("a stored tree's compressed bytes are damaged") from exc
 
 
 class Folders:

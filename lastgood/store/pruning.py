@@ -16,6 +16,7 @@ from collections.abc import Collection
 
 from lastgood.errors import RefusedError
 from lastgood.record import Record
+from lastgood.rows import BAD
 from lastgood.store import objects
 from lastgood.store.base import StoreBase
 from lastgood.store.connection import Session
@@ -33,7 +34,8 @@ class Pruned(Record):
 
 def protected_versions(store: StoreBase) -> set[int]:
     """Versions the store never drops: the newest, every environment's live and last known
-    good, and both ends of every running deploy or rollback."""
+    good, both ends of every running deploy or rollback, and every version that failed
+    somewhere (a quarantine refuses its content by its hash)."""
     with store.db.transaction("read protected versions") as session:
         return _protected(session)
 
@@ -45,11 +47,12 @@ def drop_versions(
     RefusedError, with nothing dropped, when any of them is protected."""
     doomed = set(numbers)
     with store.db.transaction("prune versions") as session:
+        store.db.lock_history(session, exclusive=True)  # no version is recorded meanwhile
         refused = sorted(doomed & _protected(session))
         if refused:
             raise RefusedError(
                 f"refusing to prune {', '.join(f'v{n}' for n in refused)}: live, last known "
-                "good, being deployed, or the newest version",
+                "good, being deployed, quarantined, or the newest version",
                 hint="nothing was pruned; 'lastgood prune --dry-run' shows what may go",
             )
         doomed &= {n for (n,) in session.rows("SELECT number FROM versions")}
@@ -60,6 +63,8 @@ def drop_versions(
             sweep.apply(doomed)
     if not dry_run:
         trees.forget()
+        if result.versions:
+            store.db.compact()
     return result
 
 
@@ -72,6 +77,8 @@ def _protected(session: Session) -> set[int]:
         {"running": "running"},
     ):
         protected.update(n for n in ends if n is not None)
+    bad = session.rows("SELECT version FROM verdicts WHERE verdict = :bad", {"bad": BAD})
+    protected.update(n for (n,) in bad)  # quarantine: the same content is refused again
     return protected
 
 

@@ -6,6 +6,7 @@ small query, which keeps everyday commands fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -45,11 +46,16 @@ def upgrade(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    if before is not None:  # a store in use: say why this command waits (a large one takes time)
+        sys.stderr.write(
+            f"upgrading the store from schema {before} to {HEAD}, once; on a large store "
+            "this takes a while (other commands wait for it)\n"
+        )
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     if before is not None and before < SHRINKS and engine.dialect.name == "sqlite":
-        _vacuum(engine)
+        vacuum(engine)
 
 
 SHRINKS = "0005"
@@ -57,7 +63,7 @@ SHRINKS = "0005"
 the file is compacted once, right after."""
 
 
-def _vacuum(engine: Engine) -> None:
+def vacuum(engine: Engine) -> None:
     """Give SQLite's free pages back to the disk. VACUUM cannot run in a transaction, so it
     goes through the raw connection (autocommit, as the store opens it); it is atomic itself."""
     raw = engine.raw_connection()

@@ -17,8 +17,9 @@ from lastgood.errors import StoreError
 from lastgood.store import objects, statements
 from lastgood.store.connection import Session, first_column
 
-CACHED_TREES = 512
-"""How many rebuilt trees a process keeps: enough for the folders of the versions it works on."""
+CACHED_ENTRIES = 250_000
+"""How many tree entries (names) a process keeps rebuilt, over all cached trees: the folders of
+a few versions of even a very wide workspace (tens of MB at most)."""
 
 CHUNK = 500
 """Hashes per ``IN (…)``: well under every driver's parameter limit."""
@@ -55,6 +56,7 @@ class Trees:
 
     def __init__(self) -> None:
         self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._entries = 0
         self._lock = threading.Lock()
 
     def store(self, session: Session, folders: objects.Folders, parent: str | None) -> None:
@@ -131,6 +133,7 @@ class Trees:
         """Empty the cache (after pruning, or to check what is on the disk)."""
         with self._lock:
             self._cache.clear()
+            self._entries = 0
 
     def _cached(self, digest: str) -> _Cached | None:
         with self._lock:
@@ -141,10 +144,14 @@ class Trees:
 
     def _remember(self, digest: str, tree: _Cached) -> _Cached:
         with self._lock:
+            replaced = self._cache.pop(digest, None)
+            if replaced is not None:
+                self._entries -= len(replaced.entries)
             self._cache[digest] = tree
-            self._cache.move_to_end(digest)
-            while len(self._cache) > CACHED_TREES:
-                self._cache.popitem(last=False)
+            self._entries += len(tree.entries)
+            while self._entries > CACHED_ENTRIES and len(self._cache) > 1:
+                _digest, dropped = self._cache.popitem(last=False)
+                self._entries -= len(dropped.entries)
         return tree
 
 

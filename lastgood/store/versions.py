@@ -16,7 +16,7 @@ from lastgood.errors import StoreError
 from lastgood.rows import VersionInfo
 from lastgood.store import common, objects, statements
 from lastgood.store.base import StoreBase, select_records
-from lastgood.store.connection import Database, Session
+from lastgood.store.connection import Database, Session, first_column
 from lastgood.store.trees import Trees, chunks, key
 
 VERSION_COLUMNS = statements.columns_of(VersionInfo)
@@ -24,8 +24,12 @@ _VERSION_SELECT = f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions"
 
 INSERT_BLOB = (
     "INSERT INTO blobs (hash, size, codec, data, in_versions) "
-    "VALUES (:hash, :size, :codec, :data, :in_versions) ON CONFLICT (hash) DO NOTHING"
+    "VALUES (:hash, :size, :codec, :data, :in_versions) "
+    "ON CONFLICT (hash) DO UPDATE SET in_versions = excluded.in_versions "
+    "WHERE excluded.in_versions AND NOT blobs.in_versions"
 )
+"""Store a blob once. A version's write flags a blob that only documents used so far; a
+document's write never unflags one (so pruning documents never drops a version's file)."""
 
 
 class VersionStore(StoreBase):
@@ -58,6 +62,7 @@ class VersionStore(StoreBase):
         folders = objects.Folders(manifest)
 
         def write(session: Session) -> VersionInfo:
+            self.db.lock_history(session, exclusive=False)
             head = session.one(
                 f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions "
                 "ORDER BY number DESC LIMIT 1"
@@ -92,20 +97,17 @@ class VersionStore(StoreBase):
         )
 
     def _store_blobs(self, session: Session, blobs: dict[str, bytes]) -> None:
-        """Insert the blobs not stored yet, and mark those that documents stored first as used
-        by a version too (so pruning documents leaves them)."""
-        known: dict[str, bool] = {}
+        """Insert the blobs not stored as a version's yet (writes). One a document stored
+        first is written again with the flag set, not just flagged: if pruning documents
+        removed it a moment ago, the write puts it back instead of flagging nothing."""
+        in_versions: set[str] = set()
         for chunk in chunks(sorted(blobs)):
             marks, params = statements.among("h", chunk)
-            sql = f"SELECT hash, in_versions FROM blobs WHERE hash IN {marks}"
-            known.update((digest, bool(used)) for digest, used in session.rows(sql, params))
-        fresh = [blob_row(digest, data, in_versions=True)
-                 for digest, data in blobs.items() if digest not in known]  # fmt: skip
-        session.run_many(INSERT_BLOB, fresh)
-        session.run_many(
-            "UPDATE blobs SET in_versions = :yes WHERE hash = :hash",
-            [{"hash": digest, "yes": True} for digest, used in known.items() if not used],
-        )
+            sql = f"SELECT hash FROM blobs WHERE hash IN {marks} AND in_versions = :yes"
+            in_versions.update(first_column(session.rows(sql, {**params, "yes": True})))
+        session.run_many(INSERT_BLOB, [blob_row(digest, data, in_versions=True)
+                                       for digest, data in blobs.items()
+                                       if digest not in in_versions])  # fmt: skip
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -148,20 +150,24 @@ class VersionStore(StoreBase):
         return [VersionInfo(*row) for row in rows]
 
     def manifest(self, number: int) -> dict[str, str]:
-        """Path → blob hash of version ``number`` (empty when there is no such version)."""
+        """Path → blob hash of version ``number``, in path order (empty when there is no such
+        version); StoreError naming the version when its trees are damaged."""
         with self.db.transaction("read a manifest") as session:
             return self._manifest(session, number)
 
     def files(self, number: int) -> dict[str, bytes]:
-        """Path → bytes of version ``number``; StoreError when a blob is missing or no longer
-        hashes right."""
+        """Path → bytes of version ``number``, in path order; StoreError naming the version
+        when anything it holds is missing or no longer hashes right."""
         with self.db.transaction("read files") as session:
             manifest = self._manifest(session, number)
-            blobs = read_blobs(session, set(manifest.values()))
+            try:
+                blobs = read_blobs(session, set(manifest.values()))
+            except StoreError as exc:
+                raise damaged(number, exc.message) from exc
         files = {}
         for path, digest in manifest.items():
             if digest not in blobs:
-                raise StoreError(f"stored content of {path} in v{number} is missing")
+                raise damaged(number, f"the content of {path} is missing")
             files[path] = common.verified_blob(blobs[digest], digest, path=path, number=number)
         return files
 
@@ -171,8 +177,28 @@ class VersionStore(StoreBase):
             return int(session.value("SELECT count(*) FROM blobs") or 0)
 
     def _manifest(self, session: Session, number: int) -> dict[str, str]:
-        root = session.value("SELECT tree FROM versions WHERE number = :n", {"n": number})
-        return {} if root is None else self.trees.manifest(session, bytes(root).hex())
+        """The manifest rebuilt from the version's trees, checked against its content hash."""
+        row = session.one(
+            "SELECT tree, content_hash FROM versions WHERE number = :n", {"n": number}
+        )
+        if row is None:
+            return {}
+        try:
+            manifest = self.trees.manifest(session, bytes(row[0]).hex())
+        except StoreError as exc:
+            raise damaged(number, exc.message) from exc
+        if manifest_hash(manifest.items()) != row[1]:
+            raise damaged(number, "its files no longer match its content hash")
+        return dict(sorted(manifest.items()))
+
+
+def damaged(number: int, why: str) -> StoreError:
+    """The error for a version whose stored content cannot be trusted."""
+    return StoreError(
+        f"stored content of v{number} is damaged: {why}",
+        hint="nothing was changed; 'lastgood store verify' lists all the damage; restore the "
+        "store from a backup (meanwhile 'lastgood rollback ENV --offline' works without it)",
+    )
 
 
 def blob_row(digest: str, data: bytes, *, in_versions: bool) -> dict[str, object]:
