@@ -381,3 +381,39 @@ def test_copy_refuses_while_a_deploy_is_running(workspace: Make, tmp_path: Any) 
     done = ws.run("store", "copy", "--to", f"sqlite:///{tmp_path / 'copy.db'}")
     assert done.returncode == 5 and "deploy #1 on staging is running" in done.stderr
     assert not (tmp_path / "copy.db").exists()
+
+
+def test_copy_goes_ahead_into_the_empty_store_an_interrupted_copy_left(
+    workspace: Make, tmp_path: Any
+) -> None:
+    ws = workspace()
+    history(ws, 2)
+    target = f"sqlite:///{tmp_path / 'copy.db'}"
+    open_store(target).close()  # the schema, created before a copy that was then killed
+    done = ws.run("store", "copy", "--to", target)
+    assert done.returncode == 0, done.stderr
+    assert count(target, "versions") == 2
+
+
+def test_a_store_from_a_newer_release_is_left_alone(tmp_path: Any) -> None:
+    from lastgood.errors import StoreError
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    open_store(url).close()
+    execute(url, "UPDATE alembic_version SET version_num = '0099'")
+    with pytest.raises(StoreError, match="schema 0099, which this lastgood does not know"):
+        open_store(url)
+    assert execute(url, "SELECT version_num FROM alembic_version") == [("0099",)]
+
+
+def test_an_sqlite_too_old_for_the_store_is_named(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lastgood.errors import StoreError
+
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(
+        StoreError, match=r"needs SQLite 3\.35 or newer; this Python uses SQLite 3\.31\.1"
+    ):
+        open_store(f"sqlite:///{tmp_path / 'store.db'}")

@@ -137,6 +137,7 @@ def prune(
 
     age = None if older_than is None else _age(older_than)
     project = app.project()
+    plan = None
     if not dry_run and not yes:
         plan = prune_versions(project, keep=keep, older_than=age, dry_run=True)
         if not plan.pruned.versions:
@@ -149,7 +150,8 @@ def prune(
         elif not click.confirm(f"drop {_versions(len(plan.pruned.versions))}?", err=True):
             r.info("nothing pruned")
             return
-    result = prune_versions(project, keep=keep, older_than=age, dry_run=dry_run)
+    agreed = None if plan is None or dry_run else plan.pruned.versions  # what they were shown
+    result = prune_versions(project, keep=keep, older_than=age, dry_run=dry_run, only=agreed)
     if as_json:
         r.emit_json(result.to_json())
         return

@@ -9,6 +9,7 @@ ledger, both ends of a running deploy) and refuses to break them even if asked.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from lastgood.errors import NotFoundError, RefusedError, StoreError, TargetError, UsageError
 from lastgood.events import Event, EventKind
@@ -48,11 +49,13 @@ def prune(
     keep: int | None = None,
     older_than: float | None = None,
     dry_run: bool = False,
+    only: Collection[int] | None = None,
 ) -> PruneResult:
     """Drop versions outside the newest ``keep`` and created more than ``older_than`` seconds
     ago (both, when both are given), except every version that is live, last known good,
     where a rollback would go, retained on a target, being deployed, quarantined, or the
-    newest; then free what only they held."""
+    newest; then free what only they held. ``only`` limits it to versions a person agreed to
+    drop (a plan shown earlier): what changed since is kept, never added."""
     if keep is None and older_than is None:
         raise UsageError(
             "say which versions may go: --keep N (the newest N stay), --older-than AGE, or both",
@@ -60,6 +63,8 @@ def prune(
         )
     store = project.store
     candidates = _candidates(store.versions(), keep=keep, older_than=older_than)
+    if only is not None:
+        candidates = [number for number in candidates if number in set(only)]
     reasons = _reasons_to_keep(project)
     kept = {n: reasons[n] for n in candidates if n in reasons}
     pruned = store.drop_versions([n for n in candidates if n not in reasons], dry_run=dry_run)

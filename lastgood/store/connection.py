@@ -59,11 +59,12 @@ class Database(ABC):
     url: str
 
     @abstractmethod
-    def transaction(self, doing: str) -> AbstractContextManager[Session]:
+    def transaction(self, doing: str, *, snapshot: bool = False) -> AbstractContextManager[Session]:
         """One transaction (committed on success, rolled back on any error); a driver error
-        inside becomes a StoreError saying the store failed ``doing``. On SQLite every
-        transaction takes the write lock at once (``BEGIN IMMEDIATE``), so processes queue
-        rather than deadlock."""
+        inside becomes a StoreError saying the store failed ``doing``. On SQLite a transaction
+        takes the write lock at once (``BEGIN IMMEDIATE``), so processes queue rather than
+        deadlock. A ``snapshot`` reads only, sees one moment of the store however long it
+        runs, and blocks no writer: for checking or planning over the whole store."""
 
     @abstractmethod
     def close(self) -> None:

@@ -45,19 +45,17 @@ def copy_store(source_url: str, destination_url: str) -> Copied:
     holds anything, StoreError when the copy fails (the destination is left empty)."""
     source, destination = create_engine(source_url), create_engine(destination_url)
     try:
-        with _snapshot(source) as read:
-            _refuse_non_empty(destination, destination_url)
+        with _snapshot(source, source_url) as read:
             try:
+                _refuse_non_empty(destination, destination_url)
                 with destination.begin() as write:
                     rows = {table.name: _copy_table(read, write, table)
                             for table in metadata.sorted_tables}  # fmt: skip
                     if destination.dialect.name == "postgresql":
                         _advance_sequences(write)
+                _compare_counts(destination, destination_url, rows)
             except SQLAlchemyError as exc:
                 raise common.store_failure(destination_url, "take the copied rows", exc) from exc
-        _compare_counts(destination, destination_url, rows)
-    except SQLAlchemyError as exc:
-        raise common.store_failure(source_url, "be read for the copy", exc) from exc
     finally:
         source.dispose()
         destination.dispose()
@@ -65,15 +63,18 @@ def copy_store(source_url: str, destination_url: str) -> Copied:
 
 
 @contextmanager
-def _snapshot(source: sa.Engine) -> Iterator[sa.Connection]:
+def _snapshot(source: sa.Engine, url: str) -> Iterator[sa.Connection]:
     """One read transaction over the whole copy, so it is one moment of the store: on SQLite
     it holds the write lock (commands wait for the copy rather than write past it), on
-    PostgreSQL it is a repeatable-read snapshot."""
-    with source.connect() as read:
-        if source.dialect.name == "postgresql":
-            read = read.execution_options(isolation_level="REPEATABLE READ")
-        with read.begin():
-            yield read
+    PostgreSQL it is a repeatable-read snapshot. A failure to read is the source's."""
+    try:
+        with source.connect() as read:
+            if source.dialect.name == "postgresql":
+                read = read.execution_options(isolation_level="REPEATABLE READ")
+            with read.begin():
+                yield read
+    except SQLAlchemyError as exc:
+        raise common.store_failure(url, "be read for the copy", exc) from exc
 
 
 def same_database(one: str, other: str) -> bool:
@@ -99,12 +100,30 @@ def refuse_unless_empty(url: str) -> None:
         raise common.store_failure(url, "be opened for the copy", exc) from exc
     finally:
         engine.dispose()
-    if tables:
+    if tables and not _empty_store(url, tables):
         shown = ", ".join(tables[:6]) + (f" and {len(tables) - 6} more" if len(tables) > 6 else "")
         raise RefusedError(
             f"store {mask_url(url)} is not empty (it holds {shown}): refusing to copy into it",
             hint="copy into a new, empty database; nothing was written",
         )
+
+
+def _empty_store(url: str, tables: list[str]) -> bool:
+    """Whether the tables are exactly an empty store of this release: what an interrupted
+    copy leaves behind (the schema is created before the copy's one transaction)."""
+    from lastgood.store.schema import HEAD
+
+    if set(tables) != {table.name for table in metadata.sorted_tables} | {"alembic_version"}:
+        return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            revision = db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            counts = [db.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                      for table in metadata.sorted_tables]  # fmt: skip
+    finally:
+        engine.dispose()
+    return revision == HEAD and not any(counts)
 
 
 def _refuse_non_empty(destination: sa.Engine, url: str) -> None:

@@ -9,6 +9,7 @@ PostgreSQL adds connect and statement timeouts and announces switches with ``NOT
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -102,7 +103,9 @@ def _sqlite_settings(timeouts: common.StoreTimeouts) -> Callable[[Any, Any], Non
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    """Writers take the write lock at once; a long read (a snapshot) takes none."""
+    reading = connection.get_execution_options().get("lastgood_snapshot", False)
+    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 HISTORY_LOCK = 0x6C617374_676F6F64 >> 1
@@ -131,7 +134,12 @@ class AlchemyDatabase(Database):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        if normalize_url(url).startswith("sqlite"):
+            from lastgood.store.lite import require_sqlite
+
+            require_sqlite(url)
         self.engine = create_engine(url)
+        self._closed = False
         try:
             with self._wrap("open"):
                 schema.upgrade(self.engine)
@@ -140,10 +148,15 @@ class AlchemyDatabase(Database):
             raise
 
     def close(self) -> None:
+        self._closed = True
         self.engine.dispose()
 
     def is_conflict(self, error: BaseException | None) -> bool:
-        return isinstance(error, IntegrityError)
+        """A duplicate key (PostgreSQL 23505, SQLite's UNIQUE), not any integrity error."""
+        if not isinstance(error, IntegrityError):
+            return False
+        cause = error.orig
+        return getattr(cause, "sqlstate", None) == "23505" or "UNIQUE" in str(cause)
 
     def compact(self) -> None:
         if self.engine.dialect.name == "sqlite":
@@ -151,9 +164,18 @@ class AlchemyDatabase(Database):
                 schema.vacuum(self.engine)
 
     @contextmanager
-    def transaction(self, doing: str) -> Iterator[Session]:
-        with self._wrap(doing), self.engine.begin() as connection:
-            yield AlchemySession(connection)
+    def transaction(self, doing: str, *, snapshot: bool = False) -> Iterator[Session]:
+        if self._closed:
+            raise StoreError(f"store {mask_url(self.url)} is closed: cannot {doing}")
+        with self._wrap(doing), self.engine.connect() as connection:
+            if snapshot and self._listens:
+                connection = connection.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            elif snapshot:
+                connection = connection.execution_options(lastgood_snapshot=True)
+            with connection.begin():
+                yield AlchemySession(connection)
 
     @property
     def _listens(self) -> bool:
@@ -183,5 +205,5 @@ class AlchemyDatabase(Database):
     def _wrap(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except (SQLAlchemyError, UnknownColumnError) as exc:
+        except (SQLAlchemyError, UnknownColumnError, sqlite3.Error) as exc:
             raise common.store_failure(self.url, doing, exc) from exc

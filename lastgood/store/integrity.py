@@ -44,7 +44,7 @@ class Integrity(Record, frozen=False):
 def check_integrity(store: StoreBase) -> Integrity:
     """Read every blob, tree, version and document version, and report what is damaged."""
     report = Integrity()
-    with store.db.transaction("check the store") as session:
+    with store.db.transaction("check the store", snapshot=True) as session:
         blobs = _check_blobs(session, report)
         reached = _check_versions(session, report, blobs)
         _check_loose_trees(session, report, reached)
@@ -64,7 +64,7 @@ def _check_blobs(session: Session, report: Integrity) -> set[str]:
         for digest, codec, data, size in rows:
             report.blobs += 1
             try:
-                content = objects.unpack(codec, bytes(data))
+                content = objects.unpack(codec, _as_bytes(data))
             except StoreError as exc:
                 report.damage.append(Damage("blob", digest, exc.message))
                 continue
@@ -76,10 +76,25 @@ def _check_blobs(session: Session, report: Integrity) -> set[str]:
     return sound
 
 
+def _as_bytes(data: object) -> bytes:
+    """A stored value as bytes; text (a hand edit gone wrong) is damage, not a crash."""
+    if isinstance(data, str):
+        raise StoreError("its bytes were replaced by text")
+    if not isinstance(data, (bytes, memoryview)):
+        raise StoreError(f"its bytes are stored as {type(data).__name__}")
+    return bytes(data)
+
+
+def _unflagged(session: Session) -> set[str]:
+    """Blobs marked as used by tracked documents only."""
+    rows = session.rows("SELECT hash FROM blobs WHERE in_versions = :no", {"no": False})
+    return {digest for (digest,) in rows}
+
+
 def _check_versions(session: Session, report: Integrity, blobs: set[str]) -> set[str]:
     """Every version's trees rebuild and hash right, name only stored blobs, and give back
     the version's content hash; returns every tree reached (chains included)."""
-    trees, reached = Trees(), set[str]()
+    trees, reached, unflagged = Trees(), set[str](), _unflagged(session)
     for number, content_hash, root in session.rows(
         "SELECT number, content_hash, tree FROM versions ORDER BY number"
     ):
@@ -98,6 +113,10 @@ def _check_versions(session: Session, report: Integrity, blobs: set[str]) -> set
         missing = sorted(path for path, blob in manifest.items() if blob not in blobs)
         if missing:
             report.damage.append(Damage("version", label, _missing_files(missing)))
+        for blob in sorted({blob for blob in manifest.values() if blob in unflagged}):
+            unflagged.discard(blob)
+            problem = f"{label} holds it, but it is marked as a document's only"
+            report.damage.append(Damage("blob", blob, problem))
         if manifest_hash(manifest.items()) != content_hash:
             report.damage.append(Damage("version", label, "its trees no longer give back its "
                                         "content hash"))  # fmt: skip

@@ -69,6 +69,21 @@ def sqlite_location(url: str) -> SqliteLocation | None:
     return SqliteLocation(path, False, f"sqlite:///{quote(path)}")  # SQLAlchemy unquotes it
 
 
+SQLITE_NEEDED = (3, 35)
+"""The store's SQL uses ``RETURNING`` (SQLite 3.35, 2021) and upserts (3.24)."""
+
+
+def require_sqlite(url: str) -> None:
+    """StoreError when the SQLite library Python uses is too old for the store's SQL."""
+    if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+        raise StoreError(
+            f"store {mask_url(url)} needs SQLite 3.35 or newer; this Python uses SQLite "
+            f"{sqlite3.sqlite_version}",
+            hint="use a Python built with a newer SQLite (python.org builds and current Linux "
+            "releases have one), or a PostgreSQL store",
+        )
+
+
 class LiteSession(Session):
     """A transaction on a stdlib ``sqlite3`` connection."""
 
@@ -104,6 +119,7 @@ class LiteDatabase(Database):
                 hint="open it with lastgood.store.open_store, which picks the right layer",
             )
         self.url = url
+        require_sqlite(url)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = self._connect(location)
         try:
@@ -119,7 +135,7 @@ class LiteDatabase(Database):
                 self._connection = None
 
     def is_conflict(self, error: BaseException | None) -> bool:
-        return isinstance(error, sqlite3.IntegrityError)
+        return isinstance(error, sqlite3.IntegrityError) and "UNIQUE" in str(error)
 
     def compact(self) -> None:
         """VACUUM: the file shrinks to what it holds (outside any transaction; atomic)."""
@@ -127,10 +143,10 @@ class LiteDatabase(Database):
             self._db().execute("VACUUM").close()
 
     @contextmanager
-    def transaction(self, doing: str) -> Iterator[Session]:
+    def transaction(self, doing: str, *, snapshot: bool = False) -> Iterator[Session]:
         with self._lock, self._wrap(doing):
             db = self._db()
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN" if snapshot else "BEGIN IMMEDIATE")
             try:
                 yield LiteSession(db)
                 db.execute("COMMIT")
@@ -190,7 +206,7 @@ class LiteDatabase(Database):
         engine = create_engine(location.engine_url)
         try:
             schema.upgrade(engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             raise common.store_failure(self.url, "open", exc) from exc
         finally:
             engine.dispose()

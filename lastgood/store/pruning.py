@@ -46,8 +46,9 @@ def drop_versions(
     """Drop versions ``numbers`` and free what only they used (writes, unless ``dry_run``);
     RefusedError, with nothing dropped, when any of them is protected."""
     doomed = set(numbers)
-    with store.db.transaction("prune versions") as session:
-        store.db.lock_history(session, exclusive=True)  # no version is recorded meanwhile
+    with store.db.transaction("prune versions", snapshot=dry_run) as session:
+        if not dry_run:
+            store.db.lock_history(session, exclusive=True)  # no version is recorded meanwhile
         refused = sorted(doomed & _protected(session))
         if refused:
             raise RefusedError(

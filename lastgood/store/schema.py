@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from lastgood.errors import StoreError
 
 HEAD = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,16 +49,32 @@ def upgrade(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    _refuse_newer(config, before)
     if before is not None:  # a store in use: say why this command waits (a large one takes time)
         sys.stderr.write(
             f"upgrading the store from schema {before} to {HEAD}, once; on a large store "
             "this takes a while (other commands wait for it)\n"
         )
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # one migration may rightly run for minutes
+            connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     if before is not None and before < SHRINKS and engine.dialect.name == "sqlite":
         vacuum(engine)
+
+
+def _refuse_newer(config: Any, revision: str | None) -> None:
+    """A store stamped by a newer lastgood is left alone, with a message saying so."""
+    from alembic.script import ScriptDirectory
+
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    if revision is not None and revision not in known:
+        raise StoreError(
+            f"the store has schema {revision}, which this lastgood does not know: a newer "
+            "release wrote it",
+            hint="upgrade lastgood on this machine to the release the others use",
+        )
 
 
 SHRINKS = "0005"

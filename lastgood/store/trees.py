@@ -81,7 +81,7 @@ class Trees:
                 data = objects.pack_tree(objects.encode(entries))
             rows.append({"hash": key(digest), "base": key(base), "depth": depth, "data": data})
             made[digest] = (entries, depth)
-        session.run_many(INSERT_TREE, rows)
+        session.run_many(INSERT_TREE, sorted(rows, key=lambda row: row["hash"] or b""))
         for digest, (entries, depth) in made.items():
             self._remember(digest, _Cached(entries, depth, checked=True))  # hashed as made
 

@@ -105,8 +105,9 @@ class VersionStore(StoreBase):
             marks, params = statements.among("h", chunk)
             sql = f"SELECT hash FROM blobs WHERE hash IN {marks} AND in_versions = :yes"
             in_versions.update(first_column(session.rows(sql, {**params, "yes": True})))
-        session.run_many(INSERT_BLOB, [blob_row(digest, data, in_versions=True)
-                                       for digest, data in blobs.items()
+        # in key order: two writers inserting overlapping rows lock them alike, never deadlock
+        session.run_many(INSERT_BLOB, [blob_row(digest, blobs[digest], in_versions=True)
+                                       for digest in sorted(blobs)
                                        if digest not in in_versions])  # fmt: skip
 
     # ---- reading ----------------------------------------------------------------------------

@@ -42,14 +42,19 @@ def upgrade() -> None:
     add_blob_columns()
     session = AlchemySession(op.get_bind())
     convert_versions(session)
-    session.run(
-        "UPDATE blobs SET in_versions = :no "
-        "WHERE hash NOT IN (SELECT DISTINCT blob FROM version_files)",  # one pass, no index
-        {"no": False},
-    )
+    session.run(ONLY_DOCUMENTS[op.get_bind().dialect.name == "sqlite"], {"no": False})
     op.drop_table("version_files")
     compress_blobs(session)
     check_versions(session)
+
+
+ONLY_DOCUMENTS = (
+    "UPDATE blobs SET in_versions = :no WHERE NOT EXISTS "
+    "(SELECT 1 FROM version_files WHERE version_files.blob = blobs.hash)",  # PostgreSQL: anti-join
+    "UPDATE blobs SET in_versions = :no "
+    "WHERE hash NOT IN (SELECT DISTINCT blob FROM version_files)",  # SQLite: one pass, no index
+)
+"""Mark the blobs only documents use, in the form each database runs in one pass."""
 
 
 def add_blob_columns() -> None:
