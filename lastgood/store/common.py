@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -134,6 +135,21 @@ def _statement_timeout_error(url: str, doing: str, what: str) -> StoreError:
         hint="another connection may hold a lock on it (a stuck process or migration): find "
         f"and stop it, or raise {setting.env_var}; " + _OFFLINE_HINT,
     )
+
+
+SQLITE_NEEDED = (3, 35)
+"""The store's SQL uses ``RETURNING`` (SQLite 3.35, 2021) and upserts (3.24)."""
+
+
+def require_sqlite(url: str) -> None:
+    """StoreError when the SQLite library Python uses is too old for the store's SQL."""
+    if sqlite3.sqlite_version_info < SQLITE_NEEDED:
+        raise StoreError(
+            f"store {mask_url(url)} needs SQLite 3.35 or newer; this Python uses SQLite "
+            f"{sqlite3.sqlite_version}",
+            hint="use a Python built with a newer SQLite (python.org builds and current Linux "
+            "releases have one), or a PostgreSQL store",
+        )
 
 
 def version_not_found(number: int, *, pruned: bool = False) -> NotFoundError:

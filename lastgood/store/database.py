@@ -135,9 +135,7 @@ class AlchemyDatabase(Database):
     def __init__(self, url: str) -> None:
         self.url = url
         if normalize_url(url).startswith("sqlite"):
-            from lastgood.store.lite import require_sqlite
-
-            require_sqlite(url)
+            common.require_sqlite(url)
         self.engine = create_engine(url)
         self._closed = False
         try:

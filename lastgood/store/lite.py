@@ -69,21 +69,6 @@ def sqlite_location(url: str) -> SqliteLocation | None:
     return SqliteLocation(path, False, f"sqlite:///{quote(path)}")  # SQLAlchemy unquotes it
 
 
-SQLITE_NEEDED = (3, 35)
-"""The store's SQL uses ``RETURNING`` (SQLite 3.35, 2021) and upserts (3.24)."""
-
-
-def require_sqlite(url: str) -> None:
-    """StoreError when the SQLite library Python uses is too old for the store's SQL."""
-    if sqlite3.sqlite_version_info < SQLITE_NEEDED:
-        raise StoreError(
-            f"store {mask_url(url)} needs SQLite 3.35 or newer; this Python uses SQLite "
-            f"{sqlite3.sqlite_version}",
-            hint="use a Python built with a newer SQLite (python.org builds and current Linux "
-            "releases have one), or a PostgreSQL store",
-        )
-
-
 class LiteSession(Session):
     """A transaction on a stdlib ``sqlite3`` connection."""
 
@@ -119,7 +104,7 @@ class LiteDatabase(Database):
                 hint="open it with lastgood.store.open_store, which picks the right layer",
             )
         self.url = url
-        require_sqlite(url)
+        common.require_sqlite(url)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = self._connect(location)
         try:
