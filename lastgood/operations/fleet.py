@@ -159,8 +159,8 @@ def wait_for_fleet(
 
 
 def _served(project: Project, env: str) -> Place | None:
-    """``env`` resolved when it is a served environment; None for any other name, known or not
-    (the fleet is asked about every environment a page shows)."""
+    """``env`` resolved when it is a served environment; None for any other name, defined or
+    not: there is no fleet there, and asking is no error."""
     settings = project.config.environments.get(env)
     if settings is None or settings.target.type != "served":
         return None

@@ -26,7 +26,8 @@ BRIEF = ("status", "watch")  # purposes that hold an environment only for a mome
 def env_is_busy(project: Project, env: str, now: float) -> bool:
     """A deploy, rollback or drill holds ``env``'s lease now, so its own checks are running
     there (a ``status`` reconcile does not count: it holds the lease only for a moment). Reads
-    the store."""
+    the store. The watcher asks it by name before it acts on an environment, outside any verb:
+    it needs neither the settings nor the target, so it takes no :class:`Place`."""
     lease = project.store.lease(f"env:{env}")
     if lease is None:
         return False

@@ -35,15 +35,14 @@ def reconcile(place: Place) -> list[str]:
     process that is gone.
     """
     notes: list[str] = []
+    env = place.name
     try:
         recovered = place.target.recover()
     except TargetError as exc:  # a rollback must still be able to supersede the stuck switch
-        recovered = (
-            f"could not bring the target of {place.name} to a complete version: {exc.message}"
-        )
+        recovered = f"could not bring the target of {env} to a complete version: {exc.message}"
     if recovered:
         notes.append(recovered)
-        place.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=place.name))
+        place.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
     notes.extend(_ingest_offline(place))
     notes.extend(_close_interrupted(place))
     notes.extend(_align_live(place))
