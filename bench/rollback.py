@@ -42,6 +42,7 @@ from pathlib import Path
 
 from lastgood.bundle import Bundle
 from lastgood.operations.lease import EnvLease
+from lastgood.operations.place import Place
 from lastgood.operations.restore import release_of, switch_to
 from lastgood.project import Project
 from lastgood.rows import VersionInfo
@@ -209,7 +210,8 @@ def time_restores(project: Project, env: str, repetitions: int) -> list[float]:
     store = project.store
     pair = stage_pair(project, env)
     samples = []
-    with EnvLease(project, env, "rollback") as lease:
+    place = Place(project, env)
+    with EnvLease(place, "rollback") as lease:
         for repetition in range(repetitions + 1):  # the first one warms caches and is dropped
             destination, leaving = pair[repetition % 2], pair[(repetition + 1) % 2]
             now = time.time()
@@ -224,7 +226,7 @@ def time_restores(project: Project, env: str, repetitions: int) -> list[float]:
                 requested_at=now,
             )
             start = time.perf_counter()
-            activated_at = switch_to(project, env, lease, destination, point="bench.restore")
+            activated_at = switch_to(place, lease, destination, point="bench.restore")
             store.update_deployment(record.id, activated_at=activated_at)
             samples.append(time.perf_counter() - start)
             store.update_deployment(record.id, status="succeeded", finished_at=time.time())

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from lastgood.operations.lease import EnvLease, env_is_busy
+from lastgood.operations.place import Place
 from tests.conftest import Workspace
 
 
@@ -14,7 +15,7 @@ def test_an_environment_is_busy_while_a_change_holds_its_lease(
 ) -> None:
     project = workspace().project()
     assert not env_is_busy(project, "staging", time.time())
-    with EnvLease(project, "staging", "deploy"):
+    with EnvLease(Place(project, "staging"), "deploy"):
         assert env_is_busy(project, "staging", time.time())
         assert not env_is_busy(project, "staging", time.time() + 3600)  # expired by then
     assert not env_is_busy(project, "staging", time.time())
@@ -22,5 +23,5 @@ def test_an_environment_is_busy_while_a_change_holds_its_lease(
 
 def test_a_status_reconcile_does_not_make_it_busy(workspace: Callable[..., Workspace]) -> None:
     project = workspace().project()
-    with EnvLease(project, "staging", "status"):
+    with EnvLease(Place(project, "staging"), "status"):
         assert not env_is_busy(project, "staging", time.time())

@@ -44,10 +44,9 @@ class Bake:
         while True:
             number += 1
             if number > 1:
-                still_ours(self.job.project, self.job.env, self.job.lease, self.job.release)
+                still_ours(self.job.place, self.job.lease, self.job.release)
             last = run_round(
-                self.job.project,
-                self.job.env,
+                self.job.place,
                 self.checks,
                 context,
                 phase="bake",

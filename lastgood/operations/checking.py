@@ -7,7 +7,7 @@ import time
 from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
 from lastgood.config import CheckSpec
 from lastgood.events import Event, EventKind
-from lastgood.project import Project
+from lastgood.operations.place import Place
 from lastgood.record import Record
 from lastgood.rows import CheckRecord
 from lastgood.targets import Release
@@ -50,19 +50,18 @@ def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
     return [build_check(spec) for spec in specs]
 
 
-def live_context(project: Project, env: str, release: Release | None) -> CheckContext:
-    target = project.target(env)
+def live_context(place: Place, release: Release | None) -> CheckContext:
+    """What a check of ``place`` sees: its live files, as serving ``release``."""
     return CheckContext(
-        env=env,
+        env=place.name,
         version=None if release is None else release.version,
-        path=target.live_path(),
-        root=project.root,
+        path=place.target.live_path(),
+        root=place.project.root,
     )
 
 
 def run_round(
-    project: Project,
-    env: str,
+    place: Place,
     checks: list[Check],
     context: CheckContext,
     *,
@@ -83,12 +82,13 @@ def run_round(
     else:
         results = ()
     done = Round(phase, number, results, time.time())
+    env = place.name
     if record_passing or not done.ok:
-        project.store.record_checks(
+        place.store.record_checks(
             CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
             for r in results
         )
-    project.emit(
+    place.emit(
         Event(
             EventKind.CHECK_ROUND,
             f"{phase} round {number}: {done.summary()}",
@@ -99,7 +99,7 @@ def run_round(
         )
     )
     if not done.ok:
-        project.emit(
+        place.emit(
             Event(
                 EventKind.CHECK_FAILED,
                 f"{phase} round {number} on {env}: {done.summary()}",

@@ -15,7 +15,6 @@ from pathlib import Path
 from lastgood import failpoint
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
-from lastgood.config import Environment
 from lastgood.errors import (
     BaselineError,
     LastgoodError,
@@ -27,6 +26,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
+from lastgood.operations.place import Place
 from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
@@ -51,10 +51,11 @@ class Candidate(Record):
         return self.version.label if self.version else "a new version"
 
 
-def _candidate(project: Project, env: str, ref: str | None) -> Candidate:
+def _candidate(place: Place, ref: str | None) -> Candidate:
+    project = place.project
     if ref is not None:
-        version = resolve(project, ref, env=env)
-        return Candidate(version, Bundle(project.store.files(version.number)))
+        version = resolve(project, ref, env=place.name)
+        return Candidate(version, Bundle(place.store.files(version.number)))
     bundle = read_workspace(project)
     head = newest_recorded(project)
     same = head is not None and head.content_hash == bundle.content_hash
@@ -72,16 +73,13 @@ def file_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, lis
 
 def plan_deploy(project: Project, env: str, *, ref: str | None = None) -> Outcome:
     """The plan of a deploy, computed without changing anything."""
-    settings = project.config.environment(env)
-    target = project.target(env)
-    candidate = _candidate(project, env, ref)
-    live = target.live()
-    before = project.store.manifest(live.version) if live else {}
+    place = Place(project, env)
+    candidate = _candidate(place, ref)
+    live = place.target.live()
+    before = place.store.manifest(live.version) if live else {}
     changes = file_changes(before, candidate.bundle.manifest)
-    state = project.store.env_state(env)
-    steps = _plan_steps(
-        project, settings, candidate, live.version if live else None, state.last_good
-    )
+    state = place.store.env_state(env)
+    steps = _plan_steps(place, candidate, live.version if live else None, state.last_good)
     return Outcome(
         env=env,
         action="deploy",
@@ -96,25 +94,22 @@ def plan_deploy(project: Project, env: str, *, ref: str | None = None) -> Outcom
 
 
 def _plan_steps(
-    project: Project,
-    settings: Environment,
-    candidate: Candidate,
-    live: int | None,
-    last_good: int | None,
+    place: Place, candidate: Candidate, live: int | None, last_good: int | None
 ) -> list[PlanStep]:
+    settings = place.settings
     label = candidate.label
     steps = []
     if candidate.version is None:
         steps.append(PlanStep("snapshot", f"record the folder as {label}"))
     files = plural(len(candidate.bundle.files), "file")
     steps.append(PlanStep("validate", f"{files}, syntax and schemas"))
-    proven = live is not None and project.store.verdicts(settings.name).get(live) == GOOD
+    proven = live is not None and place.store.verdicts(place.name).get(live) == GOOD
     if proven and settings.checks:
         names = ", ".join(spec.name for spec in settings.checks)
         steps.append(
             PlanStep("baseline", f"one round of {names} against v{live}; a failure refuses")
         )
-    steps.append(PlanStep("stage", f"{label} on {project.target(settings.name).describe()}"))
+    steps.append(PlanStep("stage", f"{label} on {place.target.describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))
     live_text = f"v{live}" if live else "nothing"
@@ -150,7 +145,8 @@ def deploy(
     ``drill_checks`` makes this a drill's deploy (see ``operations.drill``): no preflight and no
     baseline (a drill rehearses a change that went live, from a live version it has just
     checked), and these checks join every bake round."""
-    settings = project.config.environment(env)
+    place = Place(project, env)
+    settings = place.settings
     build_checks(settings.checks + settings.preflight)
     if ref is None:
         bundle = read_workspace(project)
@@ -158,13 +154,13 @@ def deploy(
         version = snapshot(project, message, source=source, bundle=bundle).version
     else:
         version = resolve(project, ref, env=env)
-    files = project.store.files(version.number)
+    files = place.store.files(version.number)
     if ref is not None:
         validate_bundle(files, project.config.schemas, project.root)
-    with EnvLease(project, env, "deploy", force=False) as lease:
+    with EnvLease(place, "deploy", force=False) as lease:
         failpoint.hit("deploy.after-lease")
-        reconcile(project, env)
-        job = DeployRun(project, settings, lease, version, files, message, source)
+        reconcile(place)
+        job = DeployRun(place, lease, version, files, message, source)
         job.drill_checks = drill_checks
         job.ignore_baseline = ignore_baseline
         return job.run(force)
@@ -175,18 +171,18 @@ class DeployRun:
 
     def __init__(
         self,
-        project: Project,
-        settings: Environment,
+        place: Place,
         lease: EnvLease,
         version: VersionInfo,
         files: dict[str, bytes],
         message: str,
         source: str,
     ) -> None:
-        self.project = project
-        self.store = project.store
-        self.settings = settings
-        self.env = settings.name
+        self.place = place
+        self.project = place.project
+        self.store = place.store
+        self.settings = place.settings
+        self.env = place.name
         self.lease = lease
         self.version = version
         self.files = files
@@ -194,7 +190,7 @@ class DeployRun:
         self.source = source
         self.drill_checks: list[Check] | None = None
         self.ignore_baseline = False
-        self.target = project.target(self.env)
+        self.target = place.target
         self.release = release_of(version)
         live = self.target.live()
         self.from_version = live.version if live else None
@@ -203,9 +199,9 @@ class DeployRun:
     def run(self, force: bool) -> Outcome:
         verdicts = self.store.verdicts(self.env)
         if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
-            repaired = ensure_intact(self.project, self.env, self.version, deployment=None)
+            repaired = ensure_intact(self.place, self.version, deployment=None)
             return self._unchanged(repaired)
-        if is_quarantined(self.project, self.env, self.version) and not force:
+        if is_quarantined(self.place, self.version) and not force:
             self._refuse_quarantined()
         self.record = self.store.begin_deployment(
             env=self.env,
@@ -302,9 +298,8 @@ class DeployRun:
             return
         live = self.target.live()
         done = run_round(
-            self.project, self.env, build_checks(self.settings.checks),
-            live_context(self.project, self.env, live), phase="baseline", number=1,
-            deployment=self.record.id,
+            self.place, build_checks(self.settings.checks), live_context(self.place, live),
+            phase="baseline", number=1, deployment=self.record.id,
         )  # fmt: skip
         if done.ok:
             return
@@ -355,8 +350,7 @@ class DeployRun:
         context = CheckContext(self.env, self.version.number, path, self.project.root)
         assert self.record is not None
         return run_round(
-            self.project,
-            self.env,
+            self.place,
             checks,
             context,
             phase="preflight",
@@ -392,7 +386,7 @@ class DeployRun:
         self.store.set_env(self.env, live_version=self.version.number)
         self.record = self.store.update_deployment(self.record.id, activated_at=activated_at)
         failpoint.hit("deploy.after-activate")
-        ensure_intact(self.project, self.env, self.version, deployment=self.record.id)
+        ensure_intact(self.place, self.version, deployment=self.record.id)
         self._emit(
             EventKind.ACTIVATED,
             f"{self.version.label} is live on {self.env}; baking for "
@@ -409,14 +403,14 @@ class DeployRun:
         result = Bake(self, checks).run()
         # the last round may have run after someone broke our lease and switched the target:
         # prove the lease and the target are still ours before any verdict is written
-        still_ours(self.project, self.env, self.lease, self.release)
+        still_ours(self.place, self.lease, self.release)
         if result.tripped:
             return self._fail(result.trigger_at, result.last)
         return self._succeed(result.last)
 
     def _succeed(self, last: Round | None) -> Outcome:
         assert self.record is not None
-        mark_good(self.project, self.env, self.version, self.record.id)
+        mark_good(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-good")
         self.record = self.store.update_deployment(
             self.record.id, status="succeeded", verified_at=time.time(), finished_at=time.time()
@@ -456,7 +450,7 @@ class DeployRun:
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
-        mark_bad(self.project, self.env, self.version, self.record.id)
+        mark_bad(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(self.record.id, failed_at=trigger_at, detail=why)
         self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed {why}")
@@ -467,8 +461,7 @@ class DeployRun:
 
         try:
             restore = auto_rollback(
-                self.project,
-                self.env,
+                self.place,
                 self.lease,
                 self.store.version(last_good),
                 failed=self.version,
@@ -546,7 +539,7 @@ class DeployRun:
         )
 
     def live_context(self) -> CheckContext:
-        return live_context(self.project, self.env, self.release)
+        return live_context(self.place, self.release)
 
 
 def _materialize(folder: Path, files: dict[str, bytes]) -> Path:

@@ -21,6 +21,7 @@ from lastgood.config import CheckSpec, Environment
 from lastgood.errors import ConfigError, RefusedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
+from lastgood.operations.place import Place
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome
 from lastgood.project import Project
 from lastgood.record import Record
@@ -64,14 +65,18 @@ class DrillResult(Record, frozen=False):
 def drill(
     project: Project, env: str, *, override_protection: bool = False, reason: str = ""
 ) -> DrillResult:
-    """Run one drill on ``env``. Writes a variant version, the target and the ledger."""
-    settings = project.config.environment(env)
+    """Run one drill on ``env``. Writes a variant version, the target and the ledger.
+
+    The deploy of the broken variant and the rollback that ends the drill are verbs of their
+    own, called with ``(project, env)``: each resolves the environment for itself."""
+    place = Place(project, env)
+    settings = place.settings
     _refuse_protected(settings, override_protection)
-    live = _healthy_live_version(project, settings)
+    live = _healthy_live_version(place)
     kind = BROKEN_VARIANT if settings.drill_files else INJECTED
-    variant = _record_variant(project, settings, live, kind)
+    variant = _record_variant(place, live, kind)
     started = time.time()
-    _announce(project, env, live, variant, kind)
+    _announce(place, live, variant, kind)
     from lastgood.operations.deploy import deploy
 
     injected: list[Check] = [
@@ -82,25 +87,26 @@ def drill(
             project, env, ref=variant.label, force=True, source="drill",
             message=f"drill on {env}", drill_checks=injected if kind == INJECTED else [],
         )  # fmt: skip
-        result = _judge(project, settings, live, variant, kind, outcome)
-        _end_on(project, env, live)
+        result = _judge(place, live, variant, kind, outcome)
+        _end_on(place, live)
     except BaseException as exc:  # Ctrl-C, SIGTERM, an error: the variant must not stay live
-        _abandon(project, settings, live, variant, kind, started, exc)
+        _abandon(place, live, variant, kind, started, exc)
         raise
-    return _record(project, result, started, reason, override_protection)
+    return _record(place, result, started, reason, override_protection)
 
 
 def _abandon(
-    project: Project, settings: Environment, live: VersionInfo, variant: VersionInfo,
-    kind: str, started: float, error: BaseException,
+    place: Place, live: VersionInfo, variant: VersionInfo, kind: str, started: float,
+    error: BaseException,
 ) -> None:  # fmt: skip
     """A drill stopped half-way: put the live version back, then record the drill as failed,
     saying whether the version is back."""
     from lastgood.operations.ledger import describe
 
+    settings = place.settings
     back = f"{live.label} was put back"
     try:
-        _end_on(project, settings.name, live)
+        _end_on(place, live)
     except BaseException as failure:
         back = (
             f"{live.label} could NOT be put back ({describe(failure)}): run 'lastgood rollback "
@@ -114,17 +120,20 @@ def _abandon(
             budget=settings.budget,
         )  # fmt: skip
         with contextlib.suppress(Exception):
-            _record(project, result, started, "drill stopped", False)
+            _record(place, result, started, "drill stopped", False)
 
 
-def _end_on(project: Project, env: str, live: VersionInfo) -> None:
+def _end_on(place: Place, live: VersionInfo) -> None:
     """A drill always ends on the version that was live before it, whatever happened in it."""
-    served = project.target(env).live()
+    served = place.target.live()
     if served is not None and served.version == live.number:
         return
     from lastgood.operations.rollback import rollback
 
-    rollback(project, env, to=live.label, reason="drill: back to the version live before it")
+    rollback(
+        place.project, place.name, to=live.label,
+        reason="drill: back to the version live before it",
+    )  # fmt: skip
 
 
 def _refuse_protected(settings: Environment, override: bool) -> None:
@@ -137,11 +146,11 @@ def _refuse_protected(settings: Environment, override: bool) -> None:
         )
 
 
-def _healthy_live_version(project: Project, settings: Environment) -> VersionInfo:
+def _healthy_live_version(place: Place) -> VersionInfo:
     """The live version, which must be last known good and pass its checks right now."""
-    env = settings.name
-    live = project.target(env).live()
-    state = project.store.env_state(env)
+    env = place.name
+    live = place.target.live()
+    state = place.store.env_state(env)
     if live is None or state.last_good != live.version:
         serving = f"v{live.version}" if live else "nothing"
         raise RefusedError(
@@ -150,7 +159,7 @@ def _healthy_live_version(project: Project, settings: Environment) -> VersionInf
             hint=f"deploy a version and let it pass its bake first; see 'lastgood status {env}'",
         )
     checked = run_round(
-        project, env, build_checks(settings.checks), live_context(project, env, live),
+        place, build_checks(place.settings.checks), live_context(place, live),
         phase="drill", number=0, deployment=None,
     )  # fmt: skip
     if not checked.ok:
@@ -158,14 +167,13 @@ def _healthy_live_version(project: Project, settings: Environment) -> VersionInf
             f"{env} is not healthy right now ({checked.summary()}); a drill would only add to it",
             hint=f"fix it first: 'lastgood check {env}'",
         )
-    return project.store.version(live.version)
+    return place.store.version(live.version)
 
 
-def _record_variant(
-    project: Project, settings: Environment, live: VersionInfo, kind: str
-) -> VersionInfo:
+def _record_variant(place: Place, live: VersionInfo, kind: str) -> VersionInfo:
     """The broken variant as a version of its own (source ``drill``)."""
-    files = dict(project.store.files(live.number))
+    project, settings = place.project, place.settings
+    files = dict(place.store.files(live.number))
     if kind == BROKEN_VARIANT:
         for path, source in settings.drill_files.items():
             try:
@@ -186,21 +194,19 @@ def _record_variant(
             hint="point each entry of the drill's files at a file whose content breaks the "
             "version (a threshold that makes every score zero, say)",
         )
-    return project.store.add_version(
+    return place.store.add_version(
         Bundle(files), author=project.actor, source="drill",
         message=f"drill: {kind} of {live.label} on {settings.name}",
     )  # fmt: skip
 
 
-def _announce(
-    project: Project, env: str, live: VersionInfo, variant: VersionInfo, kind: str
-) -> None:
+def _announce(place: Place, live: VersionInfo, variant: VersionInfo, kind: str) -> None:
     weaker = " (the weaker kind: no broken variant is configured)" if kind == INJECTED else ""
-    project.emit(
+    place.emit(
         Event(
             EventKind.DRILL_STARTED,
-            f"drill on {env}: breaking {live.label} on purpose with {variant.label}{weaker}",
-            env=env,
+            f"drill on {place.name}: breaking {live.label} on purpose with {variant.label}{weaker}",
+            env=place.name,
             version=variant.number,
             data={"kind": kind},
         )
@@ -208,21 +214,16 @@ def _announce(
 
 
 def _judge(
-    project: Project,
-    settings: Environment,
-    live: VersionInfo,
-    variant: VersionInfo,
-    kind: str,
-    outcome: Outcome,
+    place: Place, live: VersionInfo, variant: VersionInfo, kind: str, outcome: Outcome
 ) -> DrillResult:
     """Compare what happened with what must happen, record it, and emit drill-finished."""
-    env = settings.name
+    env, settings = place.name, place.settings
     result = DrillResult(env, kind, False, "", live.number, variant.number, budget=settings.budget)
     if outcome.exit_code != RESTORED or outcome.restore is None:
-        result.summary = _not_caught(project, env, live, variant, outcome)
+        result.summary = _not_caught(place, live, variant, outcome)
     else:
         _measure(result, outcome)
-        target = project.target(env)
+        target = place.target
         served = target.live()
         result.bytes_verified = (
             served is not None
@@ -243,16 +244,16 @@ def _measure(result: DrillResult, outcome: Outcome) -> None:
     result.time_to_verified = restore.time_to_verified
 
 
-def _not_caught(
-    project: Project, env: str, live: VersionInfo, variant: VersionInfo, outcome: Outcome
-) -> str:
+def _not_caught(place: Place, live: VersionInfo, variant: VersionInfo, outcome: Outcome) -> str:
     """The checks let the broken variant through: put the live version back by hand."""
     if outcome.exit_code == OK:
         from lastgood.operations.rollback import rollback
         from lastgood.operations.verdicts import mark_bad
 
-        mark_bad(project, env, variant, None)  # it is broken by construction
-        back = rollback(project, env, to=live.label, reason="drill: undo the uncaught variant")
+        mark_bad(place, variant, None)  # it is broken by construction
+        back = rollback(
+            place.project, place.name, to=live.label, reason="drill: undo the uncaught variant"
+        )
         restored = "restored" if back.exit_code == OK else "could NOT verify"
         return (
             f"the checks did not catch {variant.label}, the broken variant: they let it pass its "
@@ -285,7 +286,7 @@ def _verdict_sentence(result: DrillResult, live: VersionInfo, variant: VersionIn
 
 
 def _record(
-    project: Project, result: DrillResult, started: float, reason: str, override: bool
+    place: Place, result: DrillResult, started: float, reason: str, override: bool
 ) -> DrillResult:
     """Write the drill into the ledger, once, when it is over (a killed drill leaves only its
     deploy and rollback records, which the next command reconciles), and emit drill-finished."""
@@ -299,13 +300,13 @@ def _record(
         "summary": result.summary,
     }
     now = time.time()
-    result.record = project.store.begin_deployment(
+    result.record = place.store.begin_deployment(
         env=result.env,
         kind="drill",
         status="passed" if result.passed else "failed",
         from_version=result.live_version,
         to_version=result.variant,
-        actor=project.actor,
+        actor=place.project.actor,
         reason=reason or f"{result.kind} drill",
         source="drill",
         requested_at=started,
@@ -313,7 +314,7 @@ def _record(
         finished_at=now,
         detail=json.dumps(figures),
     )
-    project.emit(
+    place.emit(
         Event(
             EventKind.DRILL_FINISHED,
             f"drill on {result.env}: {result.summary}",

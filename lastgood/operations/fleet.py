@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lastgood.errors import StoreError
+from lastgood.operations.place import Place
 from lastgood.record import Record, as_dict, field
 from lastgood.rows import Consumer, Deployment
 from lastgood.units import format_duration
@@ -132,14 +133,8 @@ def read_fleet(project: Project, env: str, reports: Reports | None = None) -> Fl
     after a switch the feed may still hold the old version, and a fleet on it is not "complete".
     The consumers are those ``reports`` holds (a server's own view, fresher than the store's),
     or the store's without it."""
-    settings = project.config.environments.get(env)
-    if settings is None or settings.target.type != "served":
-        return None
-    live = project.target(env).live()
-    version = live.version if live else None
-    records = project.store.deployments(env, limit=50)
-    consumers = project.store.consumers(env) if reports is None else reports.of(env)
-    return standing(env, consumers, version=version, change=switch_of(records, version))
+    place = _served(project, env)
+    return None if place is None else _fleet(place, reports)
 
 
 def wait_for_fleet(
@@ -151,10 +146,32 @@ def wait_for_fleet(
     Consumers of other servers on the same store count too: ``reports`` reads theirs from the
     store again every tenth of a second while this waits."""
     deadline = time.monotonic() + seconds
+    place = _served(project, env)
     while True:
         with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
             reports.read_shared(older_than=0.1)
-        found = read_fleet(project, env, reports)
-        if found is None or found.complete or found.total == 0 or time.monotonic() >= deadline:
+        if place is None:
+            return None
+        found = _fleet(place, reports)
+        if found.complete or found.total == 0 or time.monotonic() >= deadline:
             return found
         time.sleep(0.01)
+
+
+def _served(project: Project, env: str) -> Place | None:
+    """``env`` resolved when it is a served environment; None for any other name, defined or
+    not: there is no fleet there, and asking is no error."""
+    settings = project.config.environments.get(env)
+    if settings is None or settings.target.type != "served":
+        return None
+    return Place(project, env)
+
+
+def _fleet(place: Place, reports: Reports | None) -> FleetStanding:
+    """The fleet of the served ``place`` now, against what its target serves."""
+    env = place.name
+    live = place.target.live()
+    version = live.version if live else None
+    records = place.store.deployments(env, limit=50)
+    consumers = place.store.consumers(env) if reports is None else reports.of(env)
+    return standing(env, consumers, version=version, change=switch_of(records, version))

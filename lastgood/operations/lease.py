@@ -15,6 +15,7 @@ from types import TracebackType
 from lastgood import holder
 from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.rows import Lease
 
@@ -25,7 +26,8 @@ BRIEF = ("status", "watch")  # purposes that hold an environment only for a mome
 def env_is_busy(project: Project, env: str, now: float) -> bool:
     """A deploy, rollback or drill holds ``env``'s lease now, so its own checks are running
     there (a ``status`` reconcile does not count: it holds the lease only for a moment). Reads
-    the store."""
+    the store. The watcher asks it by name before it acts on an environment, outside any verb:
+    it needs neither the settings nor the target, so it takes no :class:`Place`."""
     lease = project.store.lease(f"env:{env}")
     if lease is None:
         return False
@@ -33,14 +35,14 @@ def env_is_busy(project: Project, env: str, now: float) -> bool:
 
 
 class EnvLease:
-    """Context manager: ``with EnvLease(project, "staging", "deploy") as lease: …``."""
+    """Context manager: ``with EnvLease(place, "deploy") as lease: …``."""
 
-    def __init__(self, project: Project, env: str, purpose: str, *, force: bool = False) -> None:
-        self.project = project
-        self.env = env
+    def __init__(self, place: Place, purpose: str, *, force: bool = False) -> None:
+        self.place = place
+        self.env = place.name
         self.purpose = purpose
         self.force = force
-        self.ttl = project.config.environment(env).lease_ttl
+        self.ttl = place.settings.lease_ttl
         self.lease: Lease | None = None
         self.took_from: Lease | None = None
 
@@ -62,15 +64,15 @@ class EnvLease:
         deadline = time.monotonic() + STATUS_WAIT
         while True:
             try:
-                return self.project.store.acquire_lease(
+                return self.place.store.acquire_lease(
                     f"env:{self.env}",
                     purpose=self.purpose,
-                    holder_name=self.project.actor or "unknown",
+                    holder_name=self.place.project.actor or "unknown",
                     ttl=self.ttl,
                     force=self.force,
                 )
             except LockedError:
-                holder_now = self.project.store.lease(f"env:{self.env}")
+                holder_now = self.place.store.lease(f"env:{self.env}")
                 waiting_helps = holder_now is None or holder_now.purpose in BRIEF
                 if self.purpose in BRIEF or not waiting_helps or time.monotonic() > deadline:
                     raise
@@ -80,10 +82,10 @@ class EnvLease:
         alive = holder.lease_is_alive(previous, now)
         kind = EventKind.LEASE_BROKEN if alive else EventKind.LEASE_TAKEN_OVER
         how = "broke the live lease" if alive else "took over the expired lease"
-        self.project.emit(
+        self.place.emit(
             Event(
                 kind,
-                f"{self.purpose} by {self.project.actor} {how} of {previous.holder} "
+                f"{self.purpose} by {self.place.project.actor} {how} of {previous.holder} "
                 f"({previous.purpose}, pid {previous.pid} on {previous.host})",
                 env=self.env,
                 data={"holder": previous.holder, "purpose": previous.purpose, "pid": previous.pid},
@@ -93,7 +95,7 @@ class EnvLease:
     def fence(self) -> None:
         """Renew the lease; raises LeaseLostError when it is no longer ours."""
         assert self.lease is not None
-        self.lease = self.project.store.renew_lease(self.lease, self.ttl)
+        self.lease = self.place.store.renew_lease(self.lease, self.ttl)
 
     def __exit__(
         self,
@@ -105,4 +107,4 @@ class EnvLease:
             return
         # the lease expires by itself; a failed release must never mask the real outcome
         with contextlib.suppress(LastgoodError):
-            self.project.store.release_lease(self.lease)
+            self.place.store.release_lease(self.lease)

@@ -13,6 +13,7 @@ from collections.abc import Collection
 
 from lastgood.errors import NotFoundError, RefusedError, StoreError, TargetError, UsageError
 from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import VersionInfo
@@ -103,24 +104,25 @@ def _reasons_to_keep(project: Project) -> dict[int, str]:
             if number is not None:
                 reasons.setdefault(number, f"{record.kind} #{record.id} on {record.env} is running")
     for env in sorted(project.config.environments):
-        _keep_for_environment(project, env, reasons)
+        _keep_for_environment(Place(project, env), reasons)
     for number in store.protected_versions():  # the store's own rules, whatever else it knows
         reasons.setdefault(number, "failed somewhere: its quarantine needs it")
     return reasons
 
 
-def _keep_for_environment(project: Project, env: str, reasons: dict[int, str]) -> None:
+def _keep_for_environment(place: Place, reasons: dict[int, str]) -> None:
     """What ``env`` needs: live, last known good, where a rollback would go next, and every
     release its target keeps. A target whose live release cannot be seen refuses the prune:
     without it, nobody can tell what the target keeps."""
     from lastgood.operations.rollback import choose_destination
 
-    state = project.store.env_state(env)
+    env = place.name
+    state = place.store.env_state(env)
     for pointer, role in ((state.live_version, "live"), (state.last_good, "last known good")):
         if pointer is not None:
             reasons.setdefault(pointer, f"{role} in {env}")
     try:
-        target = project.target(env)
+        target = place.target
         if state.live_version is not None and target.live() is None:
             raise TargetError(f"it shows nothing live, while the ledger says v{state.live_version}")
         retained = target.retained()
@@ -133,7 +135,7 @@ def _keep_for_environment(project: Project, env: str, reasons: dict[int, str]) -
     for release in retained:
         reasons.setdefault(release.version, f"retained on {env}'s target")
     try:
-        after = choose_destination(project, env, state.live_version)
+        after = choose_destination(place, state.live_version)
     except NotFoundError:
         return
     reasons.setdefault(after.number, f"where 'lastgood rollback {env}' would go")

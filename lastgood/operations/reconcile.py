@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lastgood.errors import TargetError
 from lastgood.events import Event, EventKind
-from lastgood.project import STORE_DIR, Project
+from lastgood.operations.place import Place
+from lastgood.project import STORE_DIR
 from lastgood.rows import GOOD
 from lastgood.units import plural
 
@@ -27,52 +28,54 @@ def offline_log_path(project_root: Path) -> Path:
     return project_root / STORE_DIR / OFFLINE_LOG
 
 
-def reconcile(project: Project, env: str) -> list[str]:
+def reconcile(place: Place) -> list[str]:
     """Bring the ledger in line with the target; returns sentences saying what was fixed.
 
     Call it while holding the environment's lease: every running record then belongs to a
     process that is gone.
     """
     notes: list[str] = []
-    target = project.target(env)
+    env = place.name
     try:
-        recovered = target.recover()
+        recovered = place.target.recover()
     except TargetError as exc:  # a rollback must still be able to supersede the stuck switch
         recovered = f"could not bring the target of {env} to a complete version: {exc.message}"
     if recovered:
         notes.append(recovered)
-        project.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
-    notes.extend(_ingest_offline(project, env))
-    notes.extend(_close_interrupted(project, env))
-    notes.extend(_align_live(project, env))
+        place.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
+    notes.extend(_ingest_offline(place))
+    notes.extend(_close_interrupted(place))
+    notes.extend(_align_live(place))
     return notes
 
 
-def _close_interrupted(project: Project, env: str) -> list[str]:
+def _close_interrupted(place: Place) -> list[str]:
     notes = []
-    live = project.target(env).live()
+    env, store = place.name, place.store
+    live = place.target.live()
     serving = f"v{live.version}" if live else "nothing"
-    for record in project.store.deployments(env, status="running"):
+    for record in store.deployments(env, status="running"):
         note = (
             f"{record.kind} #{record.id} (v{record.from_version} → v{record.to_version}) was "
             f"interrupted before it finished; the target serves {serving}"
         )
-        project.store.update_deployment(
+        store.update_deployment(
             record.id, status="interrupted", finished_at=time.time(), detail=note
         )
         if record.is_rollback and live is not None and live.version == record.to_version:
             # the switch happened: what the rollback left is withdrawn, as if it had finished
             from lastgood.operations.verdicts import withdraw
 
-            withdraw(project, env, record.from_version, live.version, record.id)
-        project.emit(Event(EventKind.RECONCILED, note, env=env, deployment=record.id))
+            withdraw(place, record.from_version, live.version, record.id)
+        place.emit(Event(EventKind.RECONCILED, note, env=env, deployment=record.id))
         notes.append(note)
     return notes
 
 
-def _align_live(project: Project, env: str) -> list[str]:
-    live = project.target(env).live()
-    state = project.store.env_state(env)
+def _align_live(place: Place) -> list[str]:
+    env = place.name
+    live = place.target.live()
+    state = place.store.env_state(env)
     truth = None if live is None else live.version
     if truth == state.live_version:
         return []
@@ -80,26 +83,27 @@ def _align_live(project: Project, env: str) -> list[str]:
         f"the ledger said {_label(state.live_version)} is live on {env}, but the target serves "
         f"{_label(truth)}; the ledger now says {_label(truth)}"
     )
-    project.store.set_env(env, live_version=truth)
-    project.emit(Event(EventKind.RECONCILED, note, env=env, version=truth))
+    place.store.set_env(env, live_version=truth)
+    place.emit(Event(EventKind.RECONCILED, note, env=env, version=truth))
     return [note]
 
 
-def _ingest_offline(project: Project, env: str) -> list[str]:
+def _ingest_offline(place: Place) -> list[str]:
     """Record this environment's offline rollbacks; a torn line is set aside, never fatal."""
-    path = offline_log_path(project.root)
+    root = place.project.root
+    path = offline_log_path(root)
     if not path.exists():
         return []
-    with offline_log_lock(project.root):
+    with offline_log_lock(root):
         keep, notes, torn = [], [], []
         for line in path.read_text(encoding="utf-8").splitlines():
             entry = _parse_offline(line)
             if entry is None:
                 torn.append(line)
-            elif entry.get("env") != env:
+            elif entry.get("env") != place.name:
                 keep.append(line)
             else:
-                notes.append(_record_offline(project, entry))
+                notes.append(_record_offline(place, entry))
         if torn:
             _set_aside(path, torn)
             notes.append(
@@ -138,9 +142,10 @@ def offline_log_lock(project_root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _record_offline(project: Project, entry: dict[str, object]) -> str:
-    env = str(entry["env"])
-    record = project.store.begin_deployment(
+def _record_offline(place: Place, entry: dict[str, object]) -> str:
+    """Write one of ``place``'s offline rollbacks into the ledger, with its verdicts."""
+    env, store = place.name, place.store
+    record = store.begin_deployment(
         env=env,
         kind="offline-rollback",
         status=str(entry.get("status", "succeeded")),
@@ -160,14 +165,14 @@ def _record_offline(project: Project, entry: dict[str, object]) -> str:
     if isinstance(left, int) and isinstance(to, int):
         from lastgood.operations.verdicts import mark_good, withdraw
 
-        withdraw(project, env, left, to, record.id)
-        if record.status == "succeeded" and project.store.verdicts(env).get(to) == GOOD:
-            mark_good(project, env, project.store.version(to), record.id)
+        withdraw(place, left, to, record.id)
+        if record.status == "succeeded" and store.verdicts(env).get(to) == GOOD:
+            mark_good(place, store.version(to), record.id)
     note = (
         f"recorded the offline rollback on {env}: v{entry.get('from_version')} → "
         f"v{entry.get('to_version')} by {entry.get('actor')}"
     )
-    project.emit(Event(EventKind.OFFLINE_ROLLBACK_RECORDED, note, env=env, deployment=record.id))
+    place.emit(Event(EventKind.OFFLINE_ROLLBACK_RECORDED, note, env=env, deployment=record.id))
     return note
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 
-from lastgood.config import Environment
 from lastgood.errors import ConfigError, TargetError
 from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
 from lastgood.operations.status import outside_drills
 from lastgood.project import Project
 from lastgood.report import render, summary, title
@@ -47,19 +47,18 @@ def build(
     now = time.time()
     end = now if until is None else until
     names = envs or list(project.config.environments)
-    settings = [project.config.environment(name) for name in names]
+    places = [Place(project, name) for name in names]  # every name checked before any work
     return Digest(
         since=since,
         until=end,
         generated_at=now,
-        envs=[_env_digest(project, env, since, end) for env in settings],
+        envs=[_env_digest(place, since, end) for place in places],
         documents=_documents(project.store.document_versions(limit=None, since=since), end),
     )
 
 
-def _env_digest(project: Project, settings: Environment, since: float, until: float) -> EnvDigest:
-    env = settings.name
-    store = project.store
+def _env_digest(place: Place, since: float, until: float) -> EnvDigest:
+    env, settings, store = place.name, place.settings, place.store
     records = sorted(
         (r for r in store.deployments(env, since=since) if r.requested_at <= until),
         key=lambda record: (record.requested_at, record.id),
@@ -67,16 +66,16 @@ def _env_digest(project: Project, settings: Environment, since: float, until: fl
     windows = _drill_windows(records)
     ours = outside_drills(records)
     events = {
-        kind: _events(project, env, kind, since, until, windows)
+        kind: _events(place, kind, since, until, windows)
         for kind in ("health-failed", "restore-failed", "drift-detected", "drift-repaired")
     }
-    drill_state = _drill_state(project, settings)
+    drill_state = _drill_state(place)
     state = store.env_state(env)
     return EnvDigest(
         env=env,
         budget=settings.budget,
         protected=settings.protected,
-        live_version=_live_version(project, env, state.live_version),
+        live_version=_live_version(place, state.live_version),
         last_good=state.last_good,
         changes=[_change(r, bool(settings.checks)) for r in ours if _is_change(r)],
         incidents=_incidents(ours, events["health-failed"], events["restore-failed"]),
@@ -97,14 +96,9 @@ def _drill_windows(records: list[Deployment]) -> list[tuple[float, float]]:
 
 
 def _events(
-    project: Project,
-    env: str,
-    kind: str,
-    since: float,
-    until: float,
-    windows: list[tuple[float, float]],
+    place: Place, kind: str, since: float, until: float, windows: list[tuple[float, float]]
 ) -> list[EventRecord]:
-    found = project.store.events(env, limit=None, since=since, kind=kind)
+    found = place.store.events(place.name, limit=None, since=since, kind=kind)
     return sorted(
         (e for e in found if e.at <= until and not any(a <= e.at <= b for a, b in windows)),
         key=lambda event: event.at,
@@ -194,23 +188,21 @@ def _drill_run(record: Deployment) -> DrillRun:
     )
 
 
-def _drill_state(
-    project: Project, settings: Environment
-) -> tuple[DrillRun | None, float | None, str | None]:
+def _drill_state(place: Place) -> tuple[DrillRun | None, float | None, str | None]:
     """The last drill (whenever it was), its age, and the overdue warning ``status`` gives,
     computed by status's own rule so the two never disagree."""
     from lastgood.operations.status import drill_standing
 
-    standing = drill_standing(settings, project.store.deployments(settings.name, limit=200))
+    standing = drill_standing(place.settings, place.store.deployments(place.name, limit=200))
     if standing.last is None:
         return None, None, standing.overdue
     return _drill_run(standing.last), standing.age, standing.overdue
 
 
-def _live_version(project: Project, env: str, ledger: int | None) -> int | None:
+def _live_version(place: Place, ledger: int | None) -> int | None:
     """What the target says it serves (a read); the ledger's belief when it cannot answer."""
     try:
-        live = project.target(env).live()
+        live = place.target.live()
     except TargetError:
         return ledger
     return live.version if live else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lastgood import refs
 from lastgood.errors import UsageError
+from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.rows import VersionInfo
 
@@ -21,8 +22,7 @@ def resolve(project: Project, text: str, *, env: str | None = None) -> VersionIn
     env_name = ref.env or env or project.config.default_environment()
     if env_name is None:
         raise UsageError(f"{text!r} needs an environment", hint="write it as ENV:" + ref.value)
-    project.config.environment(env_name)
-    number = _keyword_version(project, ref.kind, env_name)
+    number = _keyword_version(Place(project, env_name), ref.kind)
     if number is None:
         raise refs.not_found(ref, env_name)
     return store.version(number)
@@ -43,16 +43,16 @@ def _by_hash(project: Project, ref: refs.Ref) -> VersionInfo:
     raise refs.not_found(ref)
 
 
-def _keyword_version(project: Project, keyword: str, env: str) -> int | None:
+def _keyword_version(place: Place, keyword: str) -> int | None:
     if keyword == "live":
-        release = project.target(env).live()
+        release = place.target.live()
         return None if release is None else release.version
-    state = project.store.env_state(env)
+    state = place.store.env_state(place.name)
     if keyword == "last-good":
         return state.last_good
-    live = project.target(env).live()
+    live = place.target.live()
     live_number = live.version if live else state.live_version
-    for record in project.store.deployments(env):
+    for record in place.store.deployments(place.name):
         came_from = record.from_version
         switched_here = record.to_version == live_number and record.activated_at is not None
         if switched_here and came_from is not None and came_from != live_number:

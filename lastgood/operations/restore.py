@@ -17,7 +17,7 @@ from lastgood.errors import LeaseLostError, StagingError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
-from lastgood.project import Project
+from lastgood.operations.place import Place
 from lastgood.record import Record
 from lastgood.rows import VersionInfo
 from lastgood.targets import Release, Target
@@ -30,25 +30,23 @@ def release_of(version: VersionInfo) -> Release:
     return Release(version.number, version.content_hash)
 
 
-def switch_to(
-    project: Project, env: str, lease: EnvLease, version: VersionInfo, *, point: str
-) -> float:
-    """Make ``version`` live on ``env``'s target; returns when it became active (epoch)."""
-    target = project.target(env)
+def switch_to(place: Place, lease: EnvLease, version: VersionInfo, *, point: str) -> float:
+    """Make ``version`` live on ``place``'s target; returns when it became active (epoch)."""
+    target = place.target
     release = release_of(version)
     if not target.holds(release):
         try:
-            stage(target, release, project.store.files(version.number))
+            stage(target, release, place.store.files(version.number))
         except StagingError as exc:  # a restore, not a refusal: what is live may be failing
             raise TargetError(
-                exc.message.removesuffix(NOTHING_CHANGED) + f"; {env} was not switched",
+                exc.message.removesuffix(NOTHING_CHANGED) + f"; {place.name} was not switched",
                 hint=exc.hint,
             ) from exc
     lease.fence()
     failpoint.hit(point)
     target.activate(release)
     activated_at = time.time()
-    project.store.set_env(env, live_version=version.number)
+    place.store.set_env(place.name, live_version=version.number)
     return activated_at
 
 
@@ -111,23 +109,21 @@ def _free_space(path: Path) -> int | None:
     return None
 
 
-def ensure_intact(
-    project: Project, env: str, version: VersionInfo, *, deployment: int | None
-) -> list[str]:
+def ensure_intact(place: Place, version: VersionInfo, *, deployment: int | None) -> list[str]:
     """Make sure the target serves ``version`` byte for byte; repair hand edits if not.
 
     Hashes what the target really serves; on a mismatch rewrites the differing files from the
     store (each atomically) and records it. Returns the paths repaired (usually none).
     """
-    target = project.target(env)
+    target, env = place.target, place.name
     release = release_of(version)
     if target.untouched(release):
         return []
     if target.actual_hash() == version.content_hash:
         target.seal(release)
         return []
-    changed = target.repair(release, project.store.files(version.number))
-    project.emit(
+    changed = target.repair(release, place.store.files(version.number))
+    place.emit(
         Event(
             EventKind.DRIFT_REPAIRED,
             f"the live files of {version.label} on {env} had been changed by hand; rewrote "
@@ -155,15 +151,16 @@ class Verification(Record):
         return self.rounds[-1].summary() if self.rounds else "no checks configured"
 
 
-def still_ours(project: Project, env: str, lease: EnvLease, release: Release) -> None:
+def still_ours(place: Place, lease: EnvLease, release: Release) -> None:
     """Renew the lease and confirm the target still serves ``release``, before judging it.
 
     Raises LeaseLostError when another process took the lease or switched the target (an
     offline rollback, a hand change): the result of a round would then judge the wrong content.
     """
     lease.fence()
-    live = project.target(env).live()
+    live = place.target.live()
     if live != release:
+        env = place.name
         serving = f"v{live.version}" if live else "nothing"
         raise LeaseLostError(
             f"{env} was switched to {serving} by someone else while v{release.version} was being "
@@ -172,27 +169,25 @@ def still_ours(project: Project, env: str, lease: EnvLease, release: Release) ->
         )
 
 
-def verify(
-    project: Project, env: str, version: VersionInfo, *, deployment: int, lease: EnvLease
-) -> Verification:
+def verify(place: Place, version: VersionInfo, *, deployment: int, lease: EnvLease) -> Verification:
     """Confirm the content byte for byte, then run check rounds until one passes: at most
     ``verify_rounds`` of them, ``interval`` apart. The lease is renewed around every round."""
-    ensure_intact(project, env, version, deployment=deployment)
-    settings = project.config.environment(env)
+    ensure_intact(place, version, deployment=deployment)
+    settings = place.settings
     checks = build_checks(settings.checks)
     release = release_of(version)
-    context = live_context(project, env, release)
+    context = live_context(place, release)
     rounds: list[Round] = []
     for number in range(1, settings.verify_rounds + 1):
         if number > 1:
             time.sleep(settings.interval)
-            still_ours(project, env, lease, release)
+            still_ours(place, lease, release)
         done = run_round(
-            project, env, checks, context, phase="verify", number=number, deployment=deployment
+            place, checks, context, phase="verify", number=number, deployment=deployment
         )
         rounds.append(done)
         if done.ok:
             break
     ok = not rounds or rounds[-1].ok
-    still_ours(project, env, lease, release)
+    still_ours(place, lease, release)
     return Verification(ok, tuple(rounds), time.time())

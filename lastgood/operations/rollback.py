@@ -22,6 +22,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
+from lastgood.operations.place import Place
 from lastgood.operations.reconcile import offline_log_lock, offline_log_path, reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import (
@@ -39,9 +40,9 @@ from lastgood.targets import open_target
 from lastgood.units import format_duration, plural
 
 
-def choose_destination(project: Project, env: str, live: int | None) -> VersionInfo:
+def choose_destination(place: Place, live: int | None) -> VersionInfo:
     """Last known good, or when it is live already, the newest other good version."""
-    store = project.store
+    store, env = place.store, place.name
     state = store.env_state(env)
     verdicts = store.verdict_times(env)
     last_good = state.last_good
@@ -80,29 +81,28 @@ def rollback(
     detection rather than from when the lease was free.
     """
     requested_at = time.time()
-    project.config.environment(env)
-    with EnvLease(project, env, "rollback", force=force) as lease:
+    place = Place(project, env)  # an unknown name fails here, before the lease
+    with EnvLease(place, "rollback", force=force) as lease:
         failpoint.hit("rollback.after-lease")
-        reconcile(project, env)
-        live = project.target(env).live()
+        reconcile(place)
+        live = place.target.live()
         live_number = live.version if live else None
-        if to is None and _drifted_last_good(project, env, live_number):
+        if to is None and _drifted_last_good(place, live_number):
             assert live_number is not None
-            repaired = project.store.version(live_number)
+            repaired = place.store.version(live_number)
             record = _open_record(
-                project, env, live_number, repaired, reason, source, requested_at,
+                place, live_number, repaired, reason, source, requested_at,
                 trigger_at=trigger_at, automatic=automatic,
             )  # fmt: skip
             with closed_on_error(project, lambda: record.id):
-                done = _restore_in_place(project, env, lease, repaired, record)
-            checked = bool(project.config.environment(env).checks)
+                done = _restore_in_place(place, lease, repaired, record)
+            checked = bool(place.settings.checks)
             return _outcome(env, done, live_number, checked=checked, in_place=True)
-        destination = _destination(project, env, to, live_number, force)
+        destination = _destination(place, to, live_number, force)
         if destination.number == live_number:
-            return _already_live(project, env, destination)
+            return _already_live(place, destination)
         record = _open_record(
-            project,
-            env,
+            place,
             live_number,
             destination,
             reason,
@@ -113,60 +113,60 @@ def rollback(
         )
         try:
             with closed_on_error(project, lambda: record.id):
-                done = restore(
-                    project, env, lease, destination, record, point="rollback.before-activate"
-                )
+                done = restore(place, lease, destination, record, point="rollback.before-activate")
         except TargetError as exc:  # the restore itself failed: a person is needed (exit 4)
-            return _restore_failed(project, env, live_number, destination, exc)
+            return _restore_failed(place, live_number, destination, exc)
         failpoint.hit("rollback.after-verify")
-        checked = bool(project.config.environment(env).checks)
+        checked = bool(place.settings.checks)
         return _outcome(env, done, live_number, checked=checked)
 
 
 def _restore_failed(
-    project: Project, env: str, live: int | None, destination: VersionInfo, error: TargetError
+    place: Place, live: int | None, destination: VersionInfo, error: TargetError
 ) -> Outcome:
     """A rollback whose switch could not be carried out (a full disk, a file in the way): the
     record is closed ``failed``; what is live now is read back and said."""
-    served = project.target(env).live()
+    env = place.name
+    served = place.target.live()
     now = _label(served.version if served else None)
     hint = f" ({error.hint})" if error.hint else ""
     summary = (
         f"could not restore {destination.label} on {env}: {error.message}{hint}. {now} is live. "
         f"A person is needed: see 'lastgood status {env}'"
     )
-    project.emit(Event(EventKind.RESTORE_FAILED, summary, env=env, version=destination.number))
+    place.emit(Event(EventKind.RESTORE_FAILED, summary, env=env, version=destination.number))
     return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=destination.number,
                    from_version=live)  # fmt: skip
 
 
-def _drifted_last_good(project: Project, env: str, live: int | None) -> bool:
+def _drifted_last_good(place: Place, live: int | None) -> bool:
     """The live version is last known good but its files were edited by hand: what to undo is
     the edit, so a plain rollback rewrites those bytes instead of walking back a version."""
-    if live is None or project.store.env_state(env).last_good != live:
+    if live is None or place.store.env_state(place.name).last_good != live:
         return False
-    target = project.target(env)
-    return target.actual_hash() != project.store.version(live).content_hash
+    target = place.target
+    return target.actual_hash() != place.store.version(live).content_hash
 
 
 def _restore_in_place(
-    project: Project, env: str, lease: EnvLease, version: VersionInfo, record: Deployment
+    place: Place, lease: EnvLease, version: VersionInfo, record: Deployment
 ) -> Deployment:
     """Put live ``version``'s exact bytes back, verify, close ``record``. Nothing is withdrawn:
     the version did nothing wrong. A switch to the same release (a pointer switch, or the files
     target's journal superseding one a process left half-done), then the byte check of
     ``verify`` rewrites whatever was edited by hand."""
-    activated_at = switch_to(project, env, lease, version, point="rollback.before-activate")
-    record = project.store.update_deployment(record.id, activated_at=activated_at)
-    checked = verify(project, env, version, deployment=record.id, lease=lease)
+    activated_at = switch_to(place, lease, version, point="rollback.before-activate")
+    record = place.store.update_deployment(record.id, activated_at=activated_at)
+    checked = verify(place, version, deployment=record.id, lease=lease)
     if checked.ok:
-        return _verified(project, env, version, record, checked)
-    return _unverified(project, env, version, record, checked)
+        return _verified(place, version, record, checked)
+    return _unverified(place, version, record, checked)
 
 
-def _already_live(project: Project, env: str, destination: VersionInfo) -> Outcome:
+def _already_live(place: Place, destination: VersionInfo) -> Outcome:
     """Nothing to switch; still make sure the live files are exactly the version's."""
-    repaired = ensure_intact(project, env, destination, deployment=None)
+    env = place.name
+    repaired = ensure_intact(place, destination, deployment=None)
     files = plural(len(repaired), "file")
     note = f"rewrote {files} edited by hand" if repaired else "nothing to do"
     summary = f"{destination.label} is already live on {env}; {note}"
@@ -176,8 +176,7 @@ def _already_live(project: Project, env: str, destination: VersionInfo) -> Outco
 
 
 def _open_record(
-    project: Project,
-    env: str,
+    place: Place,
     live: int | None,
     destination: VersionInfo,
     reason: str,
@@ -189,9 +188,9 @@ def _open_record(
 ) -> Deployment:
     """The ledger record of a rollback, timed from the request (or the trigger); emits
     rollback-started, or auto-rollback-started for the watcher's automatic ones."""
-    actor = "lastgood" if automatic else project.actor
-    record = project.store.begin_deployment(
-        env=env,
+    actor = "lastgood" if automatic else place.project.actor
+    record = place.store.begin_deployment(
+        env=place.name,
         kind="auto-rollback" if automatic else "rollback",
         from_version=live,
         to_version=destination.number,
@@ -202,16 +201,17 @@ def _open_record(
         requested_at=requested_at,
     )
     because = f" ({reason})" if reason else ""
-    with closed_on_error(project, lambda: record.id):  # a store that fails here closes it too
-        _announce_start(project, env, record, live, destination, actor, because, automatic)
+    with closed_on_error(place.project, lambda: record.id):  # a store that fails here closes it too
+        _announce_start(place, record, live, destination, actor, because, automatic)
     return record
 
 
 def _announce_start(
-    project: Project, env: str, record: Deployment, live: int | None,
+    place: Place, record: Deployment, live: int | None,
     destination: VersionInfo, actor: str, because: str, automatic: bool,
 ) -> None:  # fmt: skip
-    project.emit(
+    env = place.name
+    place.emit(
         Event(
             EventKind.AUTO_ROLLBACK_STARTED if automatic else EventKind.ROLLBACK_STARTED,
             f"rolling back {env}: {_label(live)} → {destination.label} by {actor}{because}",
@@ -222,23 +222,22 @@ def _announce_start(
     )
 
 
-def _destination(
-    project: Project, env: str, to: str | None, live: int | None, force: bool
-) -> VersionInfo:
+def _destination(place: Place, to: str | None, live: int | None, force: bool) -> VersionInfo:
     if to is None:
-        return choose_destination(project, env, live)
-    destination = resolve(project, to, env=env)
+        return choose_destination(place, live)
+    env = place.name
+    destination = resolve(place.project, to, env=env)
     if force:
         return destination
-    if is_quarantined(project, env, destination):
+    if is_quarantined(place, destination):
         raise QuarantinedError(
             f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
             "failure back",
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
         )
-    proven = project.store.verdicts(env).get(destination.number) in (GOOD, WITHDRAWN)
-    kept = release_of(destination) in project.target(env).retained()  # damaged or not
+    proven = place.store.verdicts(env).get(destination.number) in (GOOD, WITHDRAWN)
+    kept = release_of(destination) in place.target.retained()  # damaged or not
     if not proven and not kept:
         raise RefusedError(
             f"{destination.label} never ran on {env}: a rollback only goes back to what ran "
@@ -249,8 +248,7 @@ def _destination(
 
 
 def restore(
-    project: Project,
-    env: str,
+    place: Place,
     lease: EnvLease,
     destination: VersionInfo,
     record: Deployment,
@@ -258,39 +256,37 @@ def restore(
     point: str,
 ) -> Deployment:
     """Switch to ``destination``, verify, and close ``record`` with the truth."""
-    store = project.store
-    _mark_left_on_target(project, env, record.from_version, destination)
-    activated_at = switch_to(project, env, lease, destination, point=point)
+    store = place.store
+    _mark_left_on_target(place, record.from_version, destination)
+    activated_at = switch_to(place, lease, destination, point=point)
     record = store.update_deployment(record.id, activated_at=activated_at)
     failpoint.hit("rollback.after-activate")
-    checked = verify(project, env, destination, deployment=record.id, lease=lease)
-    withdraw(project, env, record.from_version, destination.number, record.id)
+    checked = verify(place, destination, deployment=record.id, lease=lease)
+    withdraw(place, record.from_version, destination.number, record.id)
     if checked.ok:
-        return _verified(project, env, destination, record, checked)
-    return _unverified(project, env, destination, record, checked)
+        return _verified(place, destination, record, checked)
+    return _unverified(place, destination, record, checked)
 
 
-def _mark_left_on_target(
-    project: Project, env: str, left: int | None, destination: VersionInfo
-) -> None:
+def _mark_left_on_target(place: Place, left: int | None, destination: VersionInfo) -> None:
     """Before the switch, write ``withdrawn`` onto the target for the version being left, so
     that an offline rollback after this one is killed never walks back to it. The store's
     verdict follows once the rollback is done (or the next command reconciles it). Writes the
     target only."""
     if left is None or left == destination.number:
         return
-    if project.store.verdicts(env).get(left) == BAD:
+    if place.store.verdicts(place.name).get(left) == BAD:
         return  # bad is stronger, and already on the target
-    project.target(env).record_verdict(release_of(project.store.version(left)), WITHDRAWN)
+    place.target.record_verdict(release_of(place.store.version(left)), WITHDRAWN)
 
 
 def _verified(
-    project: Project, env: str, destination: VersionInfo, record: Deployment, checked: Verification
+    place: Place, destination: VersionInfo, record: Deployment, checked: Verification
 ) -> Deployment:
-    store = project.store
+    store, env = place.store, place.name
     if store.verdicts(env).get(destination.number) == GOOD:
-        mark_good(project, env, destination, record.id)  # proven by a bake before, verified now
-    unchecked = not project.config.environment(env).checks
+        mark_good(place, destination, record.id)  # proven by a bake before, verified now
+    unchecked = not place.settings.checks
     record = store.update_deployment(
         record.id,
         status="succeeded",
@@ -308,7 +304,7 @@ def _verified(
         if unchecked
         else f"verified in {format_duration(record.time_to_verified)}"
     )
-    project.emit(
+    place.emit(
         Event(
             kind,
             f"restored {destination.label} on {env} in {format_duration(record.time_to_active)}, "
@@ -326,17 +322,18 @@ def _verified(
             },
         )
     )
-    _check_budget(project, env, record)
+    _check_budget(place, record)
     return record
 
 
-def _check_budget(project: Project, env: str, record: Deployment) -> None:
+def _check_budget(place: Place, record: Deployment) -> None:
     """Announce a restore slower than the environment's budget: the five-minute rule broken."""
-    budget = project.config.environment(env).budget
+    budget = place.settings.budget
     took = record.time_to_verified
     if took is None or took <= budget:
         return
-    project.emit(
+    env = place.name
+    place.emit(
         Event(
             EventKind.BUDGET_EXCEEDED,
             f"restoring v{record.to_version} on {env} took {format_duration(took)}, over the "
@@ -350,16 +347,17 @@ def _check_budget(project: Project, env: str, record: Deployment) -> None:
 
 
 def _unverified(
-    project: Project, env: str, destination: VersionInfo, record: Deployment, checked: Verification
+    place: Place, destination: VersionInfo, record: Deployment, checked: Verification
 ) -> Deployment:
-    record = project.store.update_deployment(
+    env = place.name
+    record = place.store.update_deployment(
         record.id,
         status="unverified",
         failed_at=checked.at,
         finished_at=time.time(),
         detail=checked.summary(),
     )
-    project.emit(
+    place.emit(
         Event(
             EventKind.RESTORE_FAILED,
             f"{destination.label} is live again on {env} but its checks still fail: "
@@ -373,8 +371,7 @@ def _unverified(
 
 
 def auto_rollback(
-    project: Project,
-    env: str,
+    place: Place,
     lease: EnvLease,
     destination: VersionInfo,
     *,
@@ -384,7 +381,8 @@ def auto_rollback(
     why: str,
 ) -> Deployment:
     """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``."""
-    record = project.store.begin_deployment(
+    env = place.name
+    record = place.store.begin_deployment(
         env=env,
         kind="auto-rollback",
         from_version=failed.number,
@@ -396,8 +394,8 @@ def auto_rollback(
         trigger_at=trigger_at,
         requested_at=time.time(),
     )
-    with closed_on_error(project, lambda: record.id):
-        project.emit(
+    with closed_on_error(place.project, lambda: record.id):
+        place.emit(
             Event(
                 EventKind.AUTO_ROLLBACK_STARTED,
                 f"{failed.label} failed on {env}; restoring last known good {destination.label}",
@@ -406,7 +404,7 @@ def auto_rollback(
                 deployment=record.id,
             )
         )
-        restored = restore(project, env, lease, destination, record, point="deploy.before-restore")
+        restored = restore(place, lease, destination, record, point="deploy.before-restore")
     failpoint.hit("deploy.after-restore")
     return restored
 

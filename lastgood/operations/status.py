@@ -15,6 +15,7 @@ from lastgood.config import Environment
 from lastgood.errors import LockedError
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
+from lastgood.operations.place import Place
 from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
@@ -91,25 +92,25 @@ class EnvStatus(Record, frozen=False):
 def status(project: Project, env: str | None = None) -> list[EnvStatus]:
     """Status of one environment, or of all of them in config order."""
     names = [env] if env else list(project.config.environments)
-    return [_env_status(project, name) for name in names]
+    return [_env_status(Place(project, name)) for name in names]
 
 
-def _try_reconcile(project: Project, env: str) -> tuple[str | None, list[str]]:
+def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
     """Reconcile unless another process holds the lease: (who holds it, what was corrected)."""
     try:
-        with EnvLease(project, env, "status"):
-            return None, reconcile(project, env)
+        with EnvLease(place, "status"):
+            return None, reconcile(place)
     except LockedError:
-        lease = project.store.lease(f"env:{env}")
+        lease = place.store.lease(f"env:{place.name}")
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), []
 
 
-def _env_status(project: Project, env: str) -> EnvStatus:
-    settings = project.config.environment(env)
-    lock, corrected = _try_reconcile(project, env)
-    target = project.target(env)
+def _env_status(place: Place) -> EnvStatus:
+    env, settings = place.name, place.settings
+    lock, corrected = _try_reconcile(place)
+    target = place.target
     live = target.live()
-    store = project.store
+    store = place.store
     state = store.env_state(env)
     records = store.deployments(env, limit=200)
     result = EnvStatus(
@@ -145,7 +146,7 @@ def _env_status(project: Project, env: str) -> EnvStatus:
             f"({', '.join(unverified[:5])}); "
             f"they count as misses against the budget. See 'lastgood history {env}'"
         )
-    _health(project, env, result)
+    _health(place, result)
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
     if live is not None and store.version(live.version).source == "drill":
         result.warnings.append(
@@ -237,11 +238,11 @@ def _last_change(records: list[Deployment]) -> dict[str, Any] | None:
     return None
 
 
-def _health(project: Project, env: str, result: EnvStatus) -> None:
-    if not project.config.environment(env).checks:
+def _health(place: Place, result: EnvStatus) -> None:
+    if not place.settings.checks:
         result.health = "no checks configured: nothing proves it healthy"
         return
-    latest = project.store.check_records(env=env, limit=50)
+    latest = place.store.check_records(env=place.name, limit=50)
     if not latest:
         result.health = "no checks run yet"
         return
@@ -288,22 +289,20 @@ class Timeline(Record):
 
 def history(project: Project, env: str, *, limit: int = 50) -> Timeline:
     """The ledger of ``env``: deployments and events, newest first."""
-    project.config.environment(env)
-    store = project.store
+    store = Place(project, env).store
     return Timeline(store.deployments(env, limit=limit), store.events(env, limit=limit * 4))
 
 
 def check_now(project: Project, env: str) -> Round:
     """Run ``env``'s checks once against what is live now, and record the round."""
-    settings = project.config.environment(env)
-    live = project.target(env).live()
-    checks = build_checks(settings.checks)
+    place = Place(project, env)
+    live = place.target.live()
+    checks = build_checks(place.settings.checks)
     number = int(time.time())
     return run_round(
-        project,
-        env,
+        place,
         checks,
-        live_context(project, env, live),
+        live_context(place, live),
         phase="check",
         number=number,
         deployment=None,

@@ -8,7 +8,7 @@ bad or withdrawn, it moves to the newest version still proven good there (or to 
 from __future__ import annotations
 
 from lastgood.events import Event, EventKind
-from lastgood.project import Project
+from lastgood.operations.place import Place
 from lastgood.rows import BAD, GOOD, WITHDRAWN, VersionInfo
 from lastgood.targets import Release
 
@@ -17,29 +17,29 @@ def _release(version: VersionInfo) -> Release:
     return Release(version.number, version.content_hash)
 
 
-def is_quarantined(project: Project, env: str, version: VersionInfo) -> bool:
-    """True when this version, or any version with the same content, failed in ``env``."""
-    verdicts = project.store.verdicts(env)
+def is_quarantined(place: Place, version: VersionInfo) -> bool:
+    """True when this version, or any version with the same content, failed at ``place``."""
+    verdicts = place.store.verdicts(place.name)
     if verdicts.get(version.number) == BAD:
         return True
-    twins = project.store.versions_by_hash(version.content_hash)
+    twins = place.store.versions_by_hash(version.content_hash)
     return any(verdicts.get(twin.number) == BAD for twin in twins)
 
 
-def mark_good(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:
-    """``version`` passed its bake in ``env``: it becomes last known good.
+def mark_good(place: Place, version: VersionInfo, deployment: int | None) -> None:
+    """``version`` passed its bake at ``place``: it becomes last known good.
 
     In a protected environment (production) that is a milestone people want to hear about, so
     it is announced as ``last-good-changed`` when the pointer really moves."""
-    store = project.store
-    protected = project.config.environment(env).protected
+    store, env = place.store, place.name
+    protected = place.settings.protected
     before = store.env_state(env).last_good if protected else None
     store.set_verdict(env, version.number, GOOD, deployment=deployment)
     store.set_env(env, last_good=version.number)
-    project.target(env).record_verdict(_release(version), GOOD)
+    place.target.record_verdict(_release(version), GOOD)
     if protected and before != version.number:
         was = "nothing" if before is None else f"v{before}"
-        project.emit(
+        place.emit(
             Event(
                 EventKind.LAST_GOOD_CHANGED,
                 f"{version.label} is now last known good on {env} (was {was})",
@@ -52,30 +52,28 @@ def mark_good(project: Project, env: str, version: VersionInfo, deployment: int 
         )
 
 
-def mark_bad(project: Project, env: str, version: VersionInfo, deployment: int | None) -> None:
-    """``version`` failed its checks in ``env``: quarantined, never a rollback destination."""
-    project.store.set_verdict(env, version.number, BAD, deployment=deployment)
-    project.target(env).record_verdict(_release(version), BAD)
-    repoint_last_good(project, env)
+def mark_bad(place: Place, version: VersionInfo, deployment: int | None) -> None:
+    """``version`` failed its checks at ``place``: quarantined, never a rollback destination."""
+    place.store.set_verdict(place.name, version.number, BAD, deployment=deployment)
+    place.target.record_verdict(_release(version), BAD)
+    repoint_last_good(place)
 
 
-def withdraw(
-    project: Project, env: str, left: int | None, destination: int, deployment: int | None
-) -> None:
+def withdraw(place: Place, left: int | None, destination: int, deployment: int | None) -> None:
     """A rollback left version ``left``: withdrawn (not bad; may be deployed again).
 
     A bad version stays bad: withdrawing never lifts a quarantine."""
-    store = project.store
+    store, env = place.store, place.name
     if left is None or left == destination or store.verdicts(env).get(left) == BAD:
         return
     store.set_verdict(env, left, WITHDRAWN, deployment=deployment)
-    project.target(env).record_verdict(_release(store.version(left)), WITHDRAWN)
-    repoint_last_good(project, env)
+    place.target.record_verdict(_release(store.version(left)), WITHDRAWN)
+    repoint_last_good(place)
 
 
-def repoint_last_good(project: Project, env: str) -> int | None:
+def repoint_last_good(place: Place) -> int | None:
     """Keep last known good on a *good* version: the one named, else the newest good one."""
-    store = project.store
+    store, env = place.store, place.name
     current = store.env_state(env).last_good
     verdicts = store.verdict_times(env)
     if current is not None and verdicts.get(current, ("",))[0] == GOOD:

@@ -414,12 +414,13 @@ def _message(text: str) -> str:
 @router.get("/envs/{env}/rollback")
 @page
 def rollback_form(env: str, state: State, request: Request) -> Response:
+    from lastgood.operations.place import Place
     from lastgood.operations.rollback import choose_destination
 
     who = visitor(state, request)
     tokens.require(who.token, "deployer", known_env(state, env))
     live = live_now(state.project, env)
-    destination = choose_destination(state.project, env, live)
+    destination = choose_destination(Place(state.project, env), live)
     before, after = side_of(state.project, live), side_of(state.project, destination.number)
     return render("confirm.html", who, env=env, action="rollback", live=live, target=destination,
                   diffs=file_diffs(before, after))  # fmt: skip

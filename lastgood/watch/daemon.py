@@ -350,15 +350,16 @@ class Watcher:
 
     def _restore(self, env: str, version: int) -> str:
         from lastgood.operations.lease import EnvLease
+        from lastgood.operations.place import Place
         from lastgood.operations.restore import ensure_intact
 
-        project = self.project
+        place = Place(self.project, env)
         try:
-            with EnvLease(project, env, "watch"):
-                live = project.target(env).live()
+            with EnvLease(place, "watch"):
+                live = place.target.live()
                 if live is None or live.version != version:
                     return "changed"  # a deploy or rollback got in first: look again next cycle
-                ensure_intact(project, env, project.store.version(version), deployment=None)
+                ensure_intact(place, place.store.version(version), deployment=None)
         except LockedError:
             return "busy"
         return "restored"

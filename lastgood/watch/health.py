@@ -18,6 +18,7 @@ from lastgood.errors import LastgoodError, LockedError
 from lastgood.events import EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import env_is_busy
+from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import CheckRecord, Deployment
@@ -124,6 +125,7 @@ class HealthWatch:
     def __init__(self, project: Project, env: str, problems: Problems) -> None:
         self.project = project
         self.env = env
+        self.place = Place(project, env)  # resolved once for every cycle of this watcher
         self.problems = problems
         self.state = HealthState()
         # The first round, and the first passing round after failures, are kept in the ledger
@@ -164,14 +166,14 @@ class HealthWatch:
     def step(self, cycle: int, *, drifted: bool = False) -> str:
         """One cycle; returns what happened, in a word, for the cycle report. ``drifted``: the
         live files differ from the ledger's version and were left so (``on_drift = alert``)."""
-        project, env = self.project, self.env
-        settings = project.config.environment(env)
+        project, env, place = self.project, self.env, self.place
+        settings = place.settings
         if not settings.checks:
             return "no-checks"
         now = time.time()
         if env_is_busy(project, env, now):
             return "busy"
-        live = project.target(env).live()
+        live = place.target.live()
         if live is None:
             return "nothing-live"
         if live.version != self._version:  # a new version starts its own count
@@ -186,7 +188,7 @@ class HealthWatch:
             return "checks-broken"
         self.problems.resolve(f"checks:{env}", f"the checks of {env} run again")
         done = run_round(
-            project, env, checks, live_context(project, env, live), phase="watch", number=cycle,
+            place, checks, live_context(place, live), phase="watch", number=cycle,
             deployment=None, record_passing=self._record_passing,
         )  # fmt: skip
         self._record_passing = False
@@ -208,8 +210,7 @@ class HealthWatch:
         state.failures += 1
         if state.first_failed_at is None:
             state.first_failed_at = done.at
-        settings = self.project.config.environment(self.env)
-        if state.failures < settings.failures:
+        if state.failures < self.place.settings.failures:
             return "failing"
         trip = decide(self.project, self.env, version, state, done.at, drifted=drifted)
         self.problems.raise_(
