@@ -78,6 +78,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
+# a policy that judges a version in one round: no bake time, 10 ms between rounds (for tests
+# of the verbs, where a 0.3 s bake per deploy would be most of the time)
+FAST = {"bake": "0s", "interval": "10ms"}
+
 # passes when the live health.txt says ok and there is no ../outage file (the world is fine)
 CHECK_OK = 'grep -qx ok "$LASTGOOD_PATH/health.txt" && test ! -e ../outage'
 

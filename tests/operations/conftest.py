@@ -22,13 +22,12 @@ from lastgood.operations.snapshot import snapshot
 from lastgood.outcome import Outcome
 from lastgood.project import Project
 from lastgood.records import VersionInfo
-from tests.conftest import Workspace, healthy_files
+from tests.conftest import FAST, Workspace, healthy_files
 
 ProjectFactory = Callable[..., Project]
 
 # what tests/conftest.py's config_text writes itself; every other policy key is added here
 _WRITTEN = ("bake", "interval", "failures")
-FAST = {"bake": "0s", "interval": "10ms"}
 
 
 def _toml(value: object) -> str:
