@@ -122,10 +122,6 @@ def live_folder(project: Project) -> Path:
     return project.root.parent / "live" / "current"
 
 
-def outage(project: Project, on: bool = True) -> None:
-    """Break (or mend) the world outside the configuration: every check fails while it lasts."""
-    path = project.root.parent / "outage"
-    if on:
-        path.write_text("the CRM is down\n")
-    else:
-        path.unlink()
+def outage(project: Project) -> None:
+    """Break the world outside the configuration: from now on every check fails."""
+    (project.root.parent / "outage").write_text("the CRM is down\n")

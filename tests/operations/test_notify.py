@@ -4,6 +4,7 @@ that ignores the routes' filters, and the delivery log, against a real HTTP rece
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -113,3 +114,19 @@ def test_the_log_of_a_route_that_never_existed_names_the_real_ones(
     assert delivery_log(made, route="ops") == []  # a real route that sent nothing yet
     with pytest.raises(NotFoundError, match="no route named 'pager'"):
         delivery_log(made, route="pager")
+
+
+def test_a_destination_still_being_tried_is_pending_and_finishes_in_the_background(
+    project: ProjectFactory, hook: Webhook
+) -> None:
+    made = routed(project, hook)
+    loud = Event(EventKind.AUTO_ROLLED_BACK, "restored v1 on staging", env="staging")
+    hook.hang, hook.release = True, threading.Event()  # answers once released
+    try:
+        [waiting] = send(made, loud, route="ops", wait=0)
+        assert waiting.status == "pending"
+    finally:
+        hook.release.set()
+        hook.hang = False
+    assert made.notifier is not None and made.notifier.flush(30)
+    assert [d.status for d in delivery_log(made, route="ops")] == ["sent"]
