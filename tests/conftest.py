@@ -78,6 +78,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
+# a policy that judges a version in one round: no bake time, 10 ms between rounds (for tests
+# of the verbs, where a 0.3 s bake per deploy would be most of the time)
+FAST = {"bake": "0s", "interval": "10ms"}
+
 # passes when the live health.txt says ok and there is no ../outage file (the world is fine)
 CHECK_OK = 'grep -qx ok "$LASTGOOD_PATH/health.txt" && test ! -e ../outage'
 
@@ -106,6 +110,19 @@ def config_text(env: str = "staging", target: str = "directory", **policy: str) 
     )
 
 
+def healthy_files(marker: str = "v") -> dict[str, str]:
+    """The versioned files of a version whose check passes; ``marker`` tells versions apart."""
+    return {"health.txt": "ok\n", "scoring/thresholds.yaml": f"threshold: 0.4\nmarker: {marker}\n"}
+
+
+def broken_files(marker: str = "bad") -> dict[str, str]:
+    """The versioned files of a version whose check fails."""
+    return {
+        "health.txt": "fail\n",
+        "scoring/thresholds.yaml": f"threshold: 0.99\nmarker: {marker}\n",
+    }
+
+
 class Workspace:
     """A temporary workspace with helpers to write files and run the real CLI."""
 
@@ -125,13 +142,13 @@ class Workspace:
 
     def healthy(self, marker: str = "v") -> None:
         """Make the folder a version whose check passes."""
-        self.write("health.txt", "ok\n")
-        self.write("scoring/thresholds.yaml", f"threshold: 0.4\nmarker: {marker}\n")
+        for relative, text in healthy_files(marker).items():
+            self.write(relative, text)
 
     def broken(self, marker: str = "bad") -> None:
         """Make the folder a version whose check fails."""
-        self.write("health.txt", "fail\n")
-        self.write("scoring/thresholds.yaml", f"threshold: 0.99\nmarker: {marker}\n")
+        for relative, text in broken_files(marker).items():
+            self.write(relative, text)
 
     def run(
         self, *args: str, env: dict[str, str] | None = None, timeout: float = 60

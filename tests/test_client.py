@@ -153,7 +153,7 @@ def test_server_down_cache_and_catching_up(
         assert cached_version(running.cache_path) == 1
         server.kill()
         assert running.version == 1 and running.get("scoring/thresholds.yaml")["marker"] == "one"
-        time.sleep(0.5)
+        time.sleep(0.5)  # the thing under test: the cached copy must be measurably old
         with LiveConfig(server.url, "staging", **options) as restarted:
             assert (restarted.version, restarted.source) == (1, "cache")
             assert restarted.age is not None and 0.3 < restarted.age < 60
@@ -190,7 +190,6 @@ def test_a_refresh_while_the_follower_holds_a_long_poll(
         deploy(ws, "second")
         assert live.wait_for_version(2).get("scoring/thresholds.yaml")["marker"] == "two"
         assert live.refresh() is False  # the follower's connection and this one, both fine
-        time.sleep(0.2)
         eventually(lambda: live.age == 0.0)  # and the follower holds the next long-poll
     stop_now(server)
 

@@ -196,7 +196,7 @@ def test_killed_at_random_moments(
         delay = rng.uniform(0, duration) if trial else None
         running = workspace.start("deploy", ENV, "-m", label)
         if delay is not None:
-            time.sleep(delay)
+            time.sleep(delay)  # the thing under test: a kill at a random moment of the deploy
         killed = delay is not None and running.kill()
         result = running.finish()
         killed = killed and result.code == KILLED  # not when it ended just before the kill

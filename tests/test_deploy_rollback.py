@@ -21,7 +21,7 @@ from lastgood.operations.rollback import rollback
 from lastgood.operations.snapshot import snapshot
 from lastgood.operations.status import history, status
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 
 Factory = Callable[..., Workspace]
 
@@ -39,7 +39,7 @@ def without_checks(ws: Workspace) -> Workspace:
 
 @pytest.fixture
 def ws(workspace: Factory, store_url: str) -> Workspace:
-    return workspace(store=store_url)
+    return workspace(store=store_url, **FAST)
 
 
 def test_good_deploy_becomes_last_known_good(ws: Workspace) -> None:
@@ -139,7 +139,7 @@ def test_dry_run_changes_nothing(ws: Workspace) -> None:
 def test_preflight_failure_refuses_before_anything_live_changes(
     workspace: Factory, tmp_path: Path
 ) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     config = (ws.root / "lastgood.toml").read_text()
     config += (
         '\n[[env.staging.preflight]]\nname = "candidate-ok"\ntype = "command"\n'
@@ -330,7 +330,7 @@ def test_an_unverified_restore_counts_against_the_budget(ws: Workspace) -> None:
 
 def test_a_broken_check_is_not_blamed_on_the_new_version(workspace: Factory) -> None:
     """A typo in a check fails the baseline round: nothing switches, nothing is quarantined."""
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging", "-m", "first").returncode == 0
     config = (ws.root / "lastgood.toml").read_text()
@@ -371,7 +371,7 @@ def test_ignore_baseline_deploys_into_a_failing_environment(ws: Workspace) -> No
 
 
 def test_an_environment_without_checks_is_never_called_verified(workspace: Factory) -> None:
-    ws = without_checks(workspace())
+    ws = without_checks(workspace(**FAST))
     for marker in ("one", "two"):
         ws.healthy(marker)
         done = ws.run("deploy", "staging", "-m", marker)
@@ -406,7 +406,7 @@ def test_an_environment_without_checks_is_never_called_verified(workspace: Facto
 
 @pytest.mark.parametrize("kind", ["directory", "files"])
 def test_rolling_back_a_drifted_last_good_restores_its_bytes(workspace: Factory, kind: str) -> None:
-    ws = workspace(target=kind)
+    ws = workspace(target=kind, **FAST)
     project = ws.project()
     ws.healthy("one")
     deploy(project, "staging")
@@ -440,7 +440,7 @@ def test_rollback_to_a_kept_release_whose_copy_was_damaged_is_not_called_never_r
 ) -> None:
     """A release the files target keeps (staged, refused by a preflight, never judged) stays a
     valid --to even when its kept copy was damaged: the copy is rewritten from the store."""
-    ws = workspace(target="files")
+    ws = workspace(target="files", **FAST)
     project = ws.project()
     ws.healthy("one")
     deploy(project, "staging")
@@ -463,7 +463,7 @@ def test_a_fix_for_a_live_version_that_failed_is_not_held_by_the_baseline(
     """The first version failed and stayed live (nothing to restore): its checks fail, and that
     is exactly what the next deploy fixes. The baseline round is only for a proven live
     version."""
-    ws = workspace()
+    ws = workspace(**FAST)
     project = ws.project()
     ws.broken("one")
     assert deploy(project, "staging").exit_code == NEEDS_HUMAN
@@ -474,7 +474,7 @@ def test_a_fix_for_a_live_version_that_failed_is_not_held_by_the_baseline(
 
 
 def test_an_offline_rollback_without_checks_is_not_called_verified(workspace: Factory) -> None:
-    ws = without_checks(workspace())
+    ws = without_checks(workspace(**FAST))
     for marker in ("one", "two"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging").returncode == 0

@@ -130,9 +130,8 @@ def test_a_drill_stopped_half_way_puts_the_live_version_back(workspace: Factory)
     import os
     import signal
     import subprocess
-    import time
 
-    from tests.conftest import LASTGOOD
+    from tests.conftest import LASTGOOD, eventually
 
     ws = drilled(workspace, extra=UNSEEN)  # the checks miss the variant: it bakes...
     config = ws.root / "lastgood.toml"
@@ -140,9 +139,7 @@ def test_a_drill_stopped_half_way_puts_the_live_version_back(workspace: Factory)
     command = [LASTGOOD, "-C", str(ws.root), "drill", "staging"]
     environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and b"threshold: 99" not in _live_thresholds(ws):
-        time.sleep(0.1)
+    eventually(lambda: b"threshold: 99" in _live_thresholds(ws))  # the variant is live
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, err

@@ -1,4 +1,5 @@
-"""The fleet view and the server's command-line side: tokens, the install hint, status lines."""
+"""The fleet through the CLI and the server's registry, and the server's command-line side: tokens,
+the install hint. (The fleet verbs in process: ``tests/operations/test_fleet.py``.)"""
 
 from __future__ import annotations
 
@@ -8,54 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from lastgood.operations.fleet import standing
-from lastgood.rows import Consumer, Deployment
+from lastgood.rows import Consumer
 from tests.conftest import Workspace
-
-NOW = 1_000_000.0
-
-
-def consumer(name: str, version: int | None, since: float, seen: float = NOW) -> Consumer:
-    return Consumer(env="prod", consumer_id=name, name=name, version=version,
-                    content_hash=None, since=since, seen_at=seen)  # fmt: skip
-
-
-def switch(kind: str = "rollback", at: float = NOW - 10) -> Deployment:
-    return Deployment(
-        id=7, env="prod", kind=kind, status="succeeded", from_version=4, to_version=3,
-        actor="ana", reason="", source="cli", parent=None, trigger_at=None,
-        requested_at=at - 1, activated_at=at, verified_at=at + 1, failed_at=None,
-        finished_at=at + 1, detail="",
-    )  # fmt: skip
-
-
-def test_a_rollback_is_complete_when_every_live_consumer_reports_it() -> None:
-    fleet = standing(
-        "prod",
-        [consumer("a", 3, NOW - 9.9), consumer("b", 3, NOW - 9.7)],
-        version=3, change=switch(), now=NOW,
-    )  # fmt: skip
-    assert fleet.complete
-    assert fleet.summary == "v3 restored on 2/2 consumers in 300 ms"
-
-
-def test_consumers_that_did_not_follow_are_named_and_silent_ones_not_counted() -> None:
-    fleet = standing(
-        "prod",
-        [consumer("a", 3, NOW - 9.9), consumer("late", 4, NOW - 50),
-         consumer("gone", 4, NOW - 500, seen=NOW - 500)],
-        version=3, change=switch(), now=NOW,
-    )  # fmt: skip
-    assert not fleet.complete and fleet.time_to_all is None
-    assert (fleet.total, fleet.following, fleet.gone) == (2, 1, 1)
-    assert fleet.summary == "v3 restored on 1/2 consumers; not following: late (v4)"
-
-
-def test_a_deploy_is_live_and_no_consumers_is_said_plainly() -> None:
-    deployed = standing("prod", [consumer("a", 3, NOW - 9)], version=3,
-                        change=switch("deploy"), now=NOW)  # fmt: skip
-    assert deployed.summary == "v3 live on 1/1 consumers in 1.0 s"
-    assert standing("prod", [], version=3, change=None, now=NOW).summary == "no live consumers"
 
 
 def test_status_shows_the_fleet_of_a_served_environment(
@@ -142,39 +97,3 @@ def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
     finally:
         store_a.close()
         store_b.close()
-
-
-def test_the_servers_fleet_is_read_and_waited_for_in_process(
-    workspace: Callable[..., Workspace],
-) -> None:
-    """``read_fleet`` with a server's registry sees its reports before any flush; the store's
-    view without it; ``wait_for_fleet`` returns once the last consumer follows."""
-    import threading
-
-    from lastgood.operations.deploy import deploy
-    from lastgood.operations.fleet import read_fleet, wait_for_fleet
-    from lastgood.server.consumers import Consumers
-
-    ws = workspace(target="served")
-    ws.healthy("one")
-    project = ws.project()
-    assert deploy(project, "staging", message="one").exit_code == 0
-    assert read_fleet(project, "nowhere") is None  # no such environment: no fleet
-    reports = Consumers(project.store, flush_every=60)
-    reports.report("staging", "a", name="a", version=1, content_hash=None)
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
-    seen = read_fleet(project, "staging", reports)
-    assert seen is not None and (seen.following, seen.total) == (1, 2)
-    stored = read_fleet(project, "staging")  # nothing flushed yet: the store knows no one
-    assert stored is not None and (stored.version, stored.total) == (1, 0)
-    started = time.monotonic()
-    late = threading.Timer(
-        0.2, lambda: reports.report("staging", "b", name="b", version=1, content_hash=None)
-    )
-    late.start()
-    done = wait_for_fleet(project, "staging", reports, 30)
-    late.join()
-    assert done is not None and done.complete and time.monotonic() - started < 10
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
-    behind = wait_for_fleet(project, "staging", reports, 0.1)
-    assert behind is not None and not behind.complete  # it gave up at the deadline

@@ -12,7 +12,6 @@ import os
 import shlex
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,6 +68,18 @@ def large_v1_small_v2(workspace: Factory, *, broken: bool) -> Workspace:
     return ws
 
 
+def _read_until(process: subprocess.Popen[str], needle: str) -> str:
+    """What the command printed on stderr up to and including the progress line holding
+    ``needle`` (its events, printed as they happen); fails if it ends without one."""
+    assert process.stderr is not None
+    seen = ""
+    for line in process.stderr:
+        seen += line
+        if needle in line:
+            return seen
+    raise AssertionError(f"the command ended without printing {needle!r}:\n{seen}")
+
+
 def _records(ws: Workspace) -> list[dict[str, object]]:
     done = ws.run("history", "staging", "--json")
     assert done.returncode == 0, done.stderr
@@ -108,13 +119,10 @@ def test_a_deploy_stopped_by_sigterm_closes_its_record_and_its_lease(workspace: 
     command = [LASTGOOD, "-C", str(ws.root), "deploy", "staging", "-m", "long bake"]
     environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(
-        record["activated_at"] for record in _records(ws)
-    ):
-        time.sleep(0.1)
+    seen = _read_until(process, "activated: v1 is live on staging")  # baking now, for 30 s
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
+    _, rest = process.communicate(timeout=30)
+    err = seen + rest
 
     assert process.returncode == 128 + signal.SIGTERM, err
     assert "terminated" in err and "Traceback" not in err
@@ -166,14 +174,10 @@ def test_a_deploy_stopped_while_its_restore_verifies_stays_failed(workspace: Fac
     command = [LASTGOOD, "-C", str(ws.root), "deploy", "staging", "--ignore-baseline"]
     environ = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environ)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not any(
-        record["kind"] == "auto-rollback" for record in _records(ws)
-    ):
-        time.sleep(0.1)
-    time.sleep(0.3)
+    seen = _read_until(process, "verify round 1 on staging")  # v1 back, its checks failing
     process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=30)
+    _, rest = process.communicate(timeout=30)
+    err = seen + rest
     assert process.returncode == 128 + signal.SIGTERM, err
     kinds = {record["kind"]: record["status"] for record in _records(ws)[:2]}
     assert kinds == {"auto-rollback": "interrupted", "deploy": "failed"}

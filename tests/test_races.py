@@ -252,13 +252,14 @@ def test_rollback_takes_over_the_expired_lease_of_a_stuck_deploy(
     workspace = workspace_factory()
     # lease lifetime: max(lease, 3 * interval + slowest check timeout) = 2.5 s
     write_config(workspace.root, "directory", bake="10s", interval="0.5s", lease="1s", timeout="1s")
+    # its first round is recorded and printed: from there to its pause between rounds it holds
+    # no store transaction, so freezing it now never blocks the store
     deploy = _start_baking_deploy(workspace, background)
-    time.sleep(0.1)  # let it reach its pause between rounds (not inside a store transaction)
     deploy.process.send_signal(signal.SIGSTOP)
     try:
         refused = workspace.run("rollback", ENV)
         assert refused.code == 5, f"the lease was not live yet?\n{refused.describe()}"
-        time.sleep(2.8)
+        time.sleep(2.8)  # the thing under test: the frozen deploy's lease expires by time
         rollback = workspace.run("rollback", ENV, "-m", "the deploy is stuck")
         assert rollback.code == 0, rollback.describe()
         after_rollback = _target_state(workspace)

@@ -8,6 +8,7 @@ B that returns the new version well inside that can only have been woken by A's 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -84,7 +85,9 @@ def test_a_consumer_of_server_b_is_in_server_a_fleet_metrics_and_rollback(
 
 
 def long_poll(server: Server, token: str, seconds: float) -> threading.Thread:
-    """A thread holding one long-poll on ``server``; its answer lands in ``thread.answer``."""
+    """A thread holding one long-poll on ``server``; returns once the server holds it (it
+    reports the poll's consumer before it waits). Its answer lands in ``thread.answer``."""
+    name = f"poll-{secrets.token_hex(4)}"
 
     class Poll(threading.Thread):
         answer: httpx.Response | None = None
@@ -92,11 +95,14 @@ def long_poll(server: Server, token: str, seconds: float) -> threading.Thread:
         def run(self) -> None:
             with server.client(token) as http:
                 etag = http.get(f"{STAGING}/config").headers["etag"]
+                headers = {"If-None-Match": etag, "X-Lastgood-Consumer": name}
                 self.answer = http.get(f"{STAGING}/config", params={"wait": seconds},
-                                       headers={"If-None-Match": etag})  # fmt: skip
+                                       headers=headers)  # fmt: skip
 
     poll = Poll(daemon=True)
     poll.start()
+    with server.client(token) as http:  # B holds it once it knows the consumer
+        eventually(lambda: name in http.get(f"{STAGING}/consumers").text)
     return poll
 
 
@@ -104,7 +110,6 @@ def rollback_wakes_b(ws: Workspace, a: Server, b: Server, token: str, want: int,
     """Roll back to v``want`` through server A or the CLI while a long-poll waits on B; the
     long-poll (2 s, far inside --poll 10) must answer with v``want``."""
     poll = long_poll(b, token, 2)
-    time.sleep(0.2)  # let the long-poll reach B first (if not, B answers it at once)
     if via == "cli":
         done = ws.run("rollback", "staging", "--to", f"v{want}")
         assert done.returncode == 0, done.stderr

@@ -99,6 +99,16 @@ class Watching:
             time.sleep(0.05)
         raise AssertionError(f"{what} did not happen; watcher said:\n{self.output()}")
 
+    def cycles(self) -> int:
+        """How many cycles have ended (one ``--json`` line each)."""
+        return self.stdout.read_text().count("\n") if self.stdout.exists() else 0
+
+    def wait_cycles(self, count: int) -> None:
+        """Until ``count`` more cycles have ended: the watcher had that many chances to act
+        (started with ``--json``)."""
+        until = self.cycles() + count
+        self.wait_for(lambda: self.cycles() >= until, f"{count} more watch cycles")
+
     def events(self, kind: str) -> list[Any]:
         project = self.ws.project()
         return project.store.events("staging", kind=kind, limit=None) + (
@@ -172,13 +182,13 @@ def test_outside_the_guard_window_the_default_is_to_alert_and_touch_nothing(
     watching: Callable[..., Watching],
 ) -> None:
     w = watching('guard = "1ms"')
-    w.start()
+    w.start("--json")
     w.wait_for(lambda: "watch-started" in w.output(), "the watcher starting")
     (w.ws.root / "../outage-two").resolve().touch()
     alerts = w.wait_for(lambda: w.events("health-failed"), "a health-failed alert")
     assert "outside the guard window, and on_failure = alert" in alerts[0].message
     assert "lastgood rollback staging" in alerts[0].message
-    time.sleep(0.6)  # several more cycles: still alert-only, and the alert is not repeated
+    w.wait_cycles(3)  # several more cycles: still alert-only, and the alert is not repeated
     assert live_marker(w) == "two"
     assert latest(w).kind == "deploy"
     assert len(w.events("health-failed")) == 1
@@ -208,9 +218,9 @@ def test_after_an_automatic_rollback_it_does_not_walk_back_further(
     w = watching('guard = "1h"\non_failure = "rollback"')
     for marker in ("one", "two"):
         (w.ws.root / f"../outage-{marker}").resolve().touch()
-    w.start()
+    w.start("--json")
     w.wait_for(lambda: latest(w).kind == "auto-rollback", "the first rollback")
-    time.sleep(1.0)
+    w.wait_cycles(3)  # three more chances to roll back again, all declined
     rollbacks = [r for r in w.ws.project().store.deployments("staging") if r.is_rollback]
     assert len(rollbacks) == 1
     assert rollbacks[0].status == "unverified"
@@ -225,14 +235,14 @@ def test_drift_is_reported_with_its_diff_and_left_alone_by_default(
     watching: Callable[..., Watching],
 ) -> None:
     w = watching()
-    w.start()
+    w.start("--json")
     live = w.ws.base / "live" / "current"
     (live / "marker").write_text("two\nhand edit\n")
     found = w.wait_for(lambda: w.events("drift-detected"), "drift-detected")
     data = json.loads(found[0].data)
     assert data["modified"] == ["marker"] and data["action"] == "alert"
     assert "+hand edit" in data["diff"] and "--- ledger/marker" in data["diff"]
-    time.sleep(0.6)
+    w.wait_cycles(3)
     assert len(w.events("drift-detected")) == 1  # the same drift is reported once
     assert (live / "marker").read_text() == "two\nhand edit\n"
     assert w.stop() == 0
@@ -424,7 +434,7 @@ def test_the_watcher_tracks_documents_and_alerts_on_unreadable_ones(
     w.wait_for(lambda: len(w.reports()) >= 1, "the first cycle")
     assert w.reports()[0]["documents"] == {"pricing": "baseline", "partner spec": "error"}
     sheet.write_text("plan,price\r\nbasic,10   \r\n")  # whitespace and line endings: no change
-    time.sleep(0.5)
+    w.wait_cycles(2)  # read at least once whole, after the write
     sheet.write_text("plan,price\nbasic,12\n")
     changed = w.wait_for(lambda: w.events_anywhere("document-changed"), "document-changed")
     assert len(changed) == 1 and "+basic,12" in json.loads(changed[0].data)["diff"]
@@ -494,13 +504,13 @@ def test_a_hand_edit_that_breaks_the_checks_is_not_blamed_on_the_version(
     """Within the guard window, but the live files were edited: rolling back to another version
     would withdraw an innocent one, so the watcher alerts instead."""
     w = watching('guard = "1h"')
-    w.start()
+    w.start("--json")
     w.wait_for(lambda: "watch-started" in w.output(), "the watcher starting")
     (w.ws.base / "live" / "current" / "health.txt").write_text("fail\n")
     alerts = w.wait_for(lambda: w.events("health-failed"), "a health-failed alert")
     assert "edited by hand" in alerts[0].message
     assert "lastgood deploy staging --version v2" in alerts[0].message
-    time.sleep(0.5)
+    w.wait_cycles(3)  # three more chances to roll back, all declined
     assert latest(w).kind == "deploy" and live_marker(w) == "two"
     assert w.stop() == 0
 

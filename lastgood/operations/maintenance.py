@@ -19,6 +19,7 @@ from lastgood.record import Record
 from lastgood.rows import VersionInfo
 from lastgood.store.integrity import Integrity
 from lastgood.store.pruning import Pruned
+from lastgood.units import plural
 
 
 def verify(project: Project) -> Integrity:
@@ -74,7 +75,7 @@ def prune(
         more = f" and {len(pruned.versions) - 20} more" if len(pruned.versions) > 20 else ""
         project.emit(Event(
             EventKind.PRUNED,
-            f"pruned {len(pruned.versions)} versions ({listed}{more})",
+            f"pruned {plural(len(pruned.versions), 'version')} ({listed}{more})",
             data={"versions": list(pruned.versions), "freed_bytes": pruned.freed_bytes},
         ))  # fmt: skip
     return PruneResult(pruned, kept, dry_run)
@@ -126,10 +127,10 @@ def _keep_for_environment(place: Place, reasons: dict[int, str]) -> None:
         if state.live_version is not None and target.live() is None:
             raise TargetError(f"it shows nothing live, while the ledger says v{state.live_version}")
         retained = target.retained()
-    except TargetError as exc:
+    except (TargetError, OSError) as exc:  # a folder that is a file, unreadable, gone
+        why = exc.message if isinstance(exc, TargetError) else f"{exc.strerror}: {exc.filename}"
         raise RefusedError(
-            f"cannot tell which versions {env}'s target keeps ({exc.message}): "
-            "refusing to prune anything",
+            f"cannot tell which versions {env}'s target keeps ({why}): refusing to prune anything",
             hint=f"fix the target (see 'lastgood status {env}') and prune again",
         ) from exc
     for release in retained:

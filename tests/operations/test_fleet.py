@@ -1,0 +1,120 @@
+"""``lastgood.operations.fleet``: how far the live version of a served environment has spread,
+and when a change has reached every live consumer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lastgood.operations.deploy import deploy
+from lastgood.operations.fleet import STALE_AFTER, read_fleet, standing, switch_of, wait_for_fleet
+from lastgood.record import replace
+from lastgood.rows import Consumer, Deployment
+from lastgood.server.consumers import Consumers
+from tests.conftest import healthy_files
+from tests.operations.conftest import ProjectFactory, deployed, write
+
+NOW = 1_000_000.0
+
+
+def consumer(name: str, version: int | None, since: float, seen: float = NOW) -> Consumer:
+    return Consumer(env="prod", consumer_id=name, name=name, version=version,
+                    content_hash=None, since=since, seen_at=seen)  # fmt: skip
+
+
+def switch(kind: str = "rollback", at: float = NOW - 10) -> Deployment:
+    return Deployment(
+        id=7, env="prod", kind=kind, status="succeeded", from_version=4, to_version=3,
+        actor="ana", reason="", source="cli", parent=None, trigger_at=None,
+        requested_at=at - 1, activated_at=at, verified_at=at + 1, failed_at=None,
+        finished_at=at + 1, detail="",
+    )  # fmt: skip
+
+
+def test_a_rollback_is_complete_when_every_live_consumer_reports_it() -> None:
+    fleet = standing(
+        "prod",
+        [consumer("a", 3, NOW - 9.9), consumer("b", 3, NOW - 9.7)],
+        version=3, change=switch(), now=NOW,
+    )  # fmt: skip
+    assert fleet.complete
+    assert fleet.summary == "v3 restored on 2/2 consumers in 300 ms"
+
+
+def test_consumers_that_did_not_follow_are_named_and_silent_ones_not_counted() -> None:
+    fleet = standing(
+        "prod",
+        [consumer("a", 3, NOW - 9.9), consumer("late", 4, NOW - 50),
+         consumer("gone", 4, NOW - 500, seen=NOW - 500)],
+        version=3, change=switch(), now=NOW,
+    )  # fmt: skip
+    assert not fleet.complete and fleet.time_to_all is None
+    assert (fleet.total, fleet.following, fleet.gone) == (2, 1, 1)
+    assert fleet.summary == "v3 restored on 1/2 consumers; not following: late (v4)"
+
+
+def test_a_deploy_is_live_and_no_consumers_is_said_plainly() -> None:
+    deployed = standing("prod", [consumer("a", 3, NOW - 9)], version=3,
+                        change=switch("deploy"), now=NOW)  # fmt: skip
+    assert deployed.summary == "v3 live on 1/1 consumers in 1.0 s"
+    assert standing("prod", [], version=3, change=None, now=NOW).summary == "no live consumers"
+
+
+def test_a_consumer_is_live_until_it_has_been_silent_for_stale_after() -> None:
+    edge = consumer("edge", 3, NOW - 20, seen=NOW - STALE_AFTER)
+    gone = consumer("gone", 3, NOW - 20, seen=NOW - STALE_AFTER - 0.001)
+    fleet = standing("prod", [edge, gone], version=3, change=switch(), now=NOW)
+    assert (fleet.total, fleet.gone, fleet.complete) == (1, 1, True)
+    nothing_live = standing("prod", [consumer("a", 3, NOW - 9)], version=None, change=None, now=NOW)
+    assert nothing_live.behind == ["a (v3)"] and not nothing_live.complete
+
+
+def test_the_change_a_fleet_follows_is_the_newest_switch_to_its_version() -> None:
+    refused = replace(switch("deploy"), id=9, activated_at=None)
+    older, newer = switch("deploy", at=NOW - 100), replace(switch(), id=8)
+    newest_first = [refused, newer, older]
+    assert switch_of(newest_first, 3) == newer  # the refused one never switched anything
+    assert switch_of(newest_first, 4) is None
+
+
+def test_the_servers_fleet_is_read_and_waited_for_in_process(project: ProjectFactory) -> None:
+    """``read_fleet`` with a server's registry sees its reports before any flush; the store's
+    view without it; ``wait_for_fleet`` returns once the last consumer follows."""
+    made = project("served")
+    assert deployed(made, marker="one").exit_code == 0
+    assert read_fleet(made, "nowhere") is None  # no such environment: no fleet
+    reports = Consumers(made.store, flush_every=60)
+    reports.report("staging", "a", name="a", version=1, content_hash=None)
+    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    seen = read_fleet(made, "staging", reports)
+    assert seen is not None and (seen.following, seen.total) == (1, 2)
+    stored = read_fleet(made, "staging")  # nothing flushed yet: the store knows no one
+    assert stored is not None and (stored.version, stored.total) == (1, 0)
+    started = time.monotonic()
+    late = threading.Timer(
+        0.2, lambda: reports.report("staging", "b", name="b", version=1, content_hash=None)
+    )
+    late.start()
+    done = wait_for_fleet(made, "staging", reports, 30)
+    late.join()
+    assert done is not None and done.complete and time.monotonic() - started < 10
+    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    behind = wait_for_fleet(made, "staging", reports, 0.1)
+    assert behind is not None and not behind.complete  # it gave up at the deadline
+
+
+def test_the_fleet_follows_what_the_target_serves(project: ProjectFactory) -> None:
+    made = project("served")
+    deployed(made, marker="one")
+    deployed(made, marker="two")
+    api = replace(consumer("api-1", 2, time.time() - 1, seen=time.time()), env="staging")
+    made.store.save_consumers([api])
+    two = read_fleet(made, "staging")
+    assert two is not None and two.complete and two.version == 2
+    write(made, healthy_files("three"))
+    deploy(made, "staging")
+    three = read_fleet(made, "staging")
+    assert three is not None and (three.version, three.following, three.behind) == (
+        3, 0, ["api-1 (v2)"],
+    )  # fmt: skip
+    assert read_fleet(project(), "staging") is None  # a directory target has no fleet
