@@ -15,8 +15,11 @@ click CLI, which stays the single source of truth for help and usage errors.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lastgood.cli.app import AppContext, guarded
 from lastgood.record import Record, field
@@ -135,4 +138,14 @@ def main() -> None:
         )
     finally:
         app.close()
-    sys.exit(code)
+    leave(code)
+
+
+def leave(code: int) -> NoReturn:
+    """End the process now, without the interpreter's teardown (about a tenth of a rollback's
+    time): everything that matters is already done and closed above (the ledger committed,
+    the store closed, the notifier drained); only the output streams are left to flush."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader that went away, a closed pipe
+            stream.flush()
+    os._exit(code)
