@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import textwrap
 import time
@@ -39,6 +37,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+from benchkit import (
+    child_environment,
+    ms,
+    percentile,
+    print_table,
+    regular_install,
+    run,
+    timed,
+    tree,
+    write_files,
+)
 
 from lastgood.bundle import Bundle
 from lastgood.operations.lease import EnvLease
@@ -76,44 +86,6 @@ QUICK = Plan((10, 100), (10, 100), 20, 3, 50, 200, 1)
 # ---- helpers --------------------------------------------------------------------------------
 
 
-def percentile(samples: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile: the smallest sample with ``fraction`` of samples at or below."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.2f}"
-
-
-def print_table(heading: str, headers: list[str], rows: list[list[str]]) -> None:
-    """A plain aligned table under ``== heading ==`` (stdout, so it can be piped into docs)."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
-    print(f"\n== {heading} ==")
-    for row in [headers, ["-" * width for width in widths], *rows]:
-        first, *rest = (str(cell) for cell in row)
-        cells = [first.ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(rest, widths[1:], strict=True)
-        ]
-        print("  ".join(cells).rstrip())
-    sys.stdout.flush()
-
-
-def tree(count: int) -> dict[str, bytes]:
-    """``count`` small configuration files, the same for lastgood and for git."""
-    return {
-        f"conf/f{i:04d}.yaml": f"key: value {i}\nthreshold: 0.{i % 10}\n".encode()
-        for i in range(count)
-    }
-
-
-def write_files(root: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def workspace(
     folder: Path,
     *,
@@ -138,28 +110,6 @@ def workspace(
     ]
     (root / "lastgood.toml").write_text(textwrap.dedent("".join(tables)) + checks)
     return root
-
-
-def child_environment(scratch: Path) -> dict[str, str]:
-    """What the CLI runs get: a private, warm bytecode cache; an author so git is not asked."""
-    env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1"}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
-    return env
-
-
-def run(
-    command: Sequence[str], *, cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)
-) -> None:
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    if done.returncode not in ok:
-        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
-
-
-def timed(action: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 # ---- (a) in-process restore -------------------------------------------------------------------
@@ -339,26 +289,6 @@ def git_rollback(repo: Path, live: Path, env: dict[str, str]) -> Callable[[], No
         )
 
     return action
-
-
-def regular_install(scratch: Path, env: dict[str, str]) -> Path:
-    """Install lastgood the way users get it (not editable) into a private venv; its ``bin/``.
-
-    The development venv's editable install adds an import hook to every start (~11 ms here);
-    users who ``pip install lastgood`` do not pay it. Dependencies come from this interpreter's
-    site-packages through a ``.pth`` line, so nothing is downloaded.
-    """
-    venv = scratch / "installed"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=scratch, env=env)
-    site = next((venv / "lib").glob("python*/site-packages"))
-    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    project = Path(__file__).resolve().parents[1]
-    run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
-         "--no-build-isolation", "--ignore-installed", str(project)],
-        cwd=scratch, env=env,
-    )  # fmt: skip
-    return venv / "bin"
 
 
 def lastgood_rollback(

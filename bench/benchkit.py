@@ -1,0 +1,101 @@
+"""What the benchmark scripts share: the workload, running and timing commands, the tables.
+
+Each script in ``bench/`` runs as ``python bench/NAME.py``, so this module is found beside it.
+The workload is the same for lastgood and for git in every script (``tree`` and ``change``), so
+figures from different benchmarks describe the same history.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest sample with ``fraction`` of samples at or below."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def print_table(heading: str, headers: list[str], rows: list[list[str]], left: int = 1) -> None:
+    """A plain aligned table under ``== heading ==`` (stdout, so it can be piped into docs);
+    the first ``left`` columns are text, aligned left, the others numbers, aligned right."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    print(f"\n== {heading} ==")
+    for row in [headers, ["-" * width for width in widths], *rows]:
+        cells = [
+            str(cell).ljust(width) if column < left else str(cell).rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        print("  ".join(cells).rstrip())
+    sys.stdout.flush()
+
+
+def tree(count: int) -> dict[str, bytes]:
+    """``count`` small configuration files, the same for lastgood and for git."""
+    return {
+        f"conf/f{i:04d}.yaml": f"key: value {i}\nthreshold: 0.{i % 10}\n".encode()
+        for i in range(count)
+    }
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for relative, data in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def child_environment(scratch: Path) -> dict[str, str]:
+    """What the CLI runs get: a private, warm bytecode cache; an author so git is not asked."""
+    env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1", "GIT_PAGER": "cat"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    return env
+
+
+def run(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)
+) -> str:
+    """Run ``command`` to the end; its stdout. Another exit code than ``ok`` stops the
+    benchmark with the command's stderr."""
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode not in ok:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr}")
+    return done.stdout
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def regular_install(scratch: Path, env: dict[str, str]) -> Path:
+    """Install lastgood the way users get it (not editable) into a private venv; its ``bin/``.
+
+    The development venv's editable install adds an import hook to every start (~11 ms here);
+    users who ``pip install lastgood`` do not pay it. Dependencies come from this interpreter's
+    site-packages through a ``.pth`` line, so nothing is downloaded.
+    """
+    venv = scratch / "installed"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=scratch, env=env)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    project = Path(__file__).resolve().parents[1]
+    run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-deps",
+         "--no-build-isolation", "--ignore-installed", str(project)],
+        cwd=scratch, env=env,
+    )  # fmt: skip
+    return venv / "bin"
