@@ -14,6 +14,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _content()
+    _environments()
+    _ledger()
+    _events_and_leases()
+
+
+def _content() -> None:
+    """Versions and the file contents they hold."""
     op.create_table(
         "blobs",
         sa.Column("hash", sa.String(64), primary_key=True),
@@ -38,6 +46,10 @@ def upgrade() -> None:
         sa.Column("path", sa.String(1000), primary_key=True),
         sa.Column("blob", sa.String(64), sa.ForeignKey("blobs.hash"), nullable=False),
     )
+
+
+def _environments() -> None:
+    """What the ledger believes about each environment, and its verdicts."""
     op.create_table(
         "environments",
         sa.Column("name", sa.String(100), primary_key=True),
@@ -53,6 +65,10 @@ def upgrade() -> None:
         sa.Column("at", sa.Float, nullable=False),
         sa.Column("deployment", sa.Integer, nullable=True),
     )
+
+
+def _ledger() -> None:
+    """Deploy and rollback records, and the check results they gathered."""
     op.create_table(
         "deployments",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -87,6 +103,10 @@ def upgrade() -> None:
         sa.Column("duration", sa.Float, nullable=False),
         sa.Column("at", sa.Float, nullable=False),
     )
+
+
+def _events_and_leases() -> None:
+    """The event stream, and one lease per environment."""
     op.create_table(
         "events",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
