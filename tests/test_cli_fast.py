@@ -79,3 +79,26 @@ def test_fast_lane_does_not_import_click_or_sqlalchemy(tmp_path) -> None:  # typ
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
     assert isinstance(group.cli, click.Group)
+
+
+LANE_NEVER_IMPORTS = ("click", "sqlalchemy", "alembic", "rich", "httpx", "shutil", "dataclasses")
+
+
+def test_a_real_rollback_imports_none_of_the_heavy_modules(workspace) -> None:  # type: ignore[no-untyped-def]
+    """What a whole ``lastgood rollback`` process loads, from the interpreter's own import log:
+    each of these costs a rollback milliseconds it does not need."""
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.healthy("two")
+    assert ws.run("deploy", "staging").returncode == 0
+
+    done = ws.run("rollback", "staging", env={"PYTHONPROFILEIMPORTTIME": "1"})
+
+    assert done.returncode == 0, done.stderr
+    assert "restored v1 on staging" in done.stdout
+    loaded = {
+        line.split("|")[-1].strip() for line in done.stderr.splitlines() if "import time:" in line
+    }
+    assert "lastgood.operations.rollback" in loaded
+    assert sorted(loaded.intersection(LANE_NEVER_IMPORTS)) == []

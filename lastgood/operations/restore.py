@@ -7,7 +7,6 @@ only when the target no longer holds the release.
 from __future__ import annotations
 
 import errno
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -101,6 +100,8 @@ def _folder_of(target: Target) -> str:
 
 def _free_space(path: Path) -> int | None:
     """Bytes free on the file system holding ``path`` (or its nearest existing folder)."""
+    import shutil  # only when a disk error is being explained: it costs a rollback 2 ms
+
     for folder in (path, *path.parents):
         try:
             return shutil.disk_usage(folder).free
