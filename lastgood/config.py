@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lastgood.errors import ConfigError
 from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
 
+if TYPE_CHECKING:
+    from lastgood.approval import ApprovalPolicy
+
 CONFIG_NAME = "lastgood.toml"
 DEFAULT_TIMEOUT = 10.0
 
-_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store", "watch", "notify"}
+_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store", "watch", "notify", "groups"}
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
 _ENV_KEYS = {
@@ -38,6 +41,7 @@ _ENV_KEYS = {
     "guard",
     "on_failure",
     "on_drift",
+    "approval",
 }
 _WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
 _DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
@@ -87,6 +91,9 @@ class Environment(Record):
     guard: float = 1800.0
     on_failure: str = "alert"
     on_drift: str = "alert"
+    approval: ApprovalPolicy | None = None
+    """``[env.NAME.approval]``: deploys here need an approved change request (None: they do
+    not, though requests may still be opened for review)."""
 
     @property
     def lease_ttl(self) -> float:
@@ -167,6 +174,7 @@ class Config(Record):
     store: str | None = None
     watch: WatchSettings = field(default_factory=WatchSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -232,8 +240,9 @@ def parse(data: dict[str, Any], root: Path) -> Config:
             f"validate.schemas in {where} must map file patterns to schema paths",
             hint='write schemas = { "scoring/*.yaml" = "schemas/scoring.schema.json" }',
         )
+    groups = _parse_groups(data.get("groups"), where)
     envs = {
-        name: _parse_env(name, table, where, root)
+        name: _parse_env(name, table, where, root, groups)
         for name, table in _table(data, "env", where).items()
     }
     _refuse_shared_targets(envs, where, root)
@@ -253,6 +262,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         store=store,
         watch=_parse_watch(_table(data, "watch", where), where),
         notify=_parse_notify(_table(data, "notify", where), set(envs), where, root),
+        groups=groups,
     )
 
 
@@ -267,7 +277,9 @@ def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:
     )
 
 
-def _parse_env(name: str, table: Any, where: str, root: Path) -> Environment:
+def _parse_env(
+    name: str, table: Any, where: str, root: Path, groups: dict[str, tuple[str, ...]]
+) -> Environment:
     prefix = f"env.{name}."
     from lastgood.refs import ENV_NAME
 
@@ -322,7 +334,26 @@ def _parse_env(name: str, table: Any, where: str, root: Path) -> Environment:
         guard=parse_duration(table.get("guard", "30m"), name=f"{prefix}guard"),
         on_failure=on_failure or "alert",
         on_drift=on_drift or "alert",
+        approval=_parse_approval(table.get("approval"), groups, prefix, where),
     )
+
+
+def _parse_groups(table: Any, where: str) -> dict[str, tuple[str, ...]]:
+    if table is None:
+        return {}
+    from lastgood.approval import parse_groups  # only where approvals are configured
+
+    return parse_groups(table, where)
+
+
+def _parse_approval(
+    table: Any, groups: dict[str, tuple[str, ...]], prefix: str, where: str
+) -> ApprovalPolicy | None:
+    if table is None:
+        return None
+    from lastgood.approval import parse_policy
+
+    return parse_policy(table, groups, prefix, where)
 
 
 def _suggest_env_name(name: str) -> str:

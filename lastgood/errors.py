@@ -111,6 +111,15 @@ class RefusedError(LastgoodError):
     http_status = 409
 
 
+class ApprovalRequiredError(RefusedError):
+    """The environment takes changes only through an approved change request."""
+
+
+class RequestError(RefusedError):
+    """A change request cannot take this step now: not approved, stale, closed, expired, or
+    the person may not approve it."""
+
+
 class RawDataError(RefusedError):
     """A file looks like raw data, is too large, or points outside the workspace."""
 

@@ -59,6 +59,15 @@ class EventKind(StrEnum):
     PRUNED = "pruned"
     DIGEST = "digest"
     NOTIFY_TEST = "notify-test"
+    REQUEST_OPENED = "request-opened"
+    REQUEST_UPDATED = "request-updated"
+    REQUEST_APPROVED = "request-approved"
+    REQUEST_REJECTED = "request-rejected"
+    REQUEST_APPLIED = "request-applied"
+    REQUEST_FAILED = "request-failed"
+    REQUEST_STALE = "request-stale"
+    REQUEST_EXPIRED = "request-expired"
+    REQUEST_WITHDRAWN = "request-withdrawn"
 
 
 # Kinds written to the ledger's event table; check rounds live in their own table instead, and

@@ -230,3 +230,72 @@ class Consumer(Record):
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)
+
+
+REQUEST_OPEN = "open"
+"""A change request waiting for approvals, approved and waiting to be applied, or rejected for
+its present content (the verdict comes from its entries; see lastgood.approval)."""
+REQUEST_STALE = "stale"
+"""The environment moved away from the version the request was based on: it needs a fresh look
+(``request update``) before it can be applied."""
+REQUEST_APPLIED = "applied"
+REQUEST_FAILED = "failed"
+REQUEST_WITHDRAWN = "withdrawn"
+REQUEST_EXPIRED = "expired"
+UNFINISHED_REQUESTS = (REQUEST_OPEN, REQUEST_STALE)
+"""States in which a request may still go live: prune keeps the versions they name."""
+
+
+class ChangeRequest(Record):
+    """A proposed change to one environment: an exact version (bound to its content hash),
+    what it was based on, who asked and why, and how it was routed."""
+
+    number: int
+    env: str
+    version: int
+    content_hash: str
+    base_version: int | None
+    base_hash: str
+    requester: str
+    reason: str
+    status: str
+    risk: str
+    routing: str
+    apply_at: float | None
+    emergency: bool
+    created_at: float
+    updated_at: float
+    deployment: int | None
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return f"#{self.number}"
+
+    @property
+    def routing_data(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.routing or "{}")
+        return loaded
+
+    def to_json(self) -> dict[str, Any]:
+        data = as_dict(self)
+        data["routing"] = self.routing_data
+        return data
+
+
+class RequestEntry(Record):
+    """One line of a request's timeline: opened, approved, rejected, updated, applied, …; each
+    names the content (and the base) it was about, so an approval covers exactly that."""
+
+    id: int
+    request: int
+    at: float
+    actor: str
+    action: str
+    content_hash: str
+    base_hash: str
+    comment: str
+    via: str
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)

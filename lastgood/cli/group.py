@@ -106,6 +106,7 @@ def main() -> None:
         documents_cmd,
         notify_cmd,
         report_cmd,
+        request_cmd,
         server_cmd,
         store_cmd,
         watch_cmd,

@@ -31,10 +31,19 @@ DEFAULT_EVENTS: frozenset[str] = frozenset(
         EventKind.WATCH_RECOVERED,
         EventKind.DIGEST,
         EventKind.NOTIFY_TEST,
+        EventKind.REQUEST_OPENED,
+        EventKind.REQUEST_UPDATED,
+        EventKind.REQUEST_APPROVED,
+        EventKind.REQUEST_REJECTED,
+        EventKind.REQUEST_APPLIED,
+        EventKind.REQUEST_FAILED,
+        EventKind.REQUEST_STALE,
+        EventKind.REQUEST_EXPIRED,
     )
 )
 """What a route without ``events`` sends: the events a person has to know about (something
-broke, was undone, drifted, or is overdue), never the play-by-play of a healthy deploy."""
+broke, was undone, drifted, or is overdue, and every step of a change request, which waits on
+people), never the play-by-play of a healthy deploy."""
 
 
 def wants(route: Route, event: Event) -> bool:

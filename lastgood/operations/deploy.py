@@ -24,6 +24,7 @@ from lastgood.errors import (
 )
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.operations.gate import clear_change, clear_version
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.place import Place
@@ -35,7 +36,7 @@ from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.rows import GOOD, Deployment, VersionInfo
+from lastgood.rows import GOOD, ChangeRequest, Deployment, VersionInfo
 from lastgood.units import format_duration, plural
 from lastgood.validate import validate_bundle
 
@@ -137,6 +138,7 @@ def deploy(
     source: str = "cli",
     drill_checks: list[Check] | None = None,
     ignore_baseline: bool = False,
+    request: ChangeRequest | None = None,
 ) -> Outcome:
     """Deploy the folder (or ``ref``) to ``env`` and bake it. Writes the store and the target.
 
@@ -144,9 +146,12 @@ def deploy(
     baseline); when it fails the deploy is refused (BaselineError) unless ``ignore_baseline``.
     ``drill_checks`` makes this a drill's deploy (see ``operations.drill``): no preflight and no
     baseline (a drill rehearses a change that went live, from a live version it has just
-    checked), and these checks join every bake round."""
+    checked), and these checks join every bake round. ``request`` is the approved change
+    request this deploy applies: an environment that requires approval refuses a deploy without
+    one (see :mod:`lastgood.operations.gate`), before anything is recorded."""
     place = Place(project, env)
     settings = place.settings
+    clear_change(place, request=request, drill=drill_checks is not None)
     build_checks(settings.checks + settings.preflight)
     if ref is None:
         bundle = read_workspace(project)
@@ -154,6 +159,7 @@ def deploy(
         version = snapshot(project, message, source=source, bundle=bundle).version
     else:
         version = resolve(project, ref, env=env)
+    clear_version(request, version)
     files = place.store.files(version.number)
     if ref is not None:
         validate_bundle(files, project.config.schemas, project.root)

@@ -137,6 +137,13 @@ def _end_on(place: Place, live: VersionInfo) -> None:
 
 
 def _refuse_protected(settings: Environment, override: bool) -> None:
+    if settings.approval is not None and not override:
+        raise RefusedError(
+            f"{settings.name} takes changes only through approved change requests, and a drill "
+            "puts a broken copy of what is live there for its bake",
+            hint=f"drill a staging copy, or insist with 'lastgood drill {settings.name} "
+            "--override-protection' (recorded in the ledger)",
+        )
     if settings.protected and not override:
         raise RefusedError(
             f"{settings.name} is protected: drills rehearse on an environment like production, "

@@ -16,7 +16,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.rows import VersionInfo
+from lastgood.rows import UNFINISHED_REQUESTS, VersionInfo
 from lastgood.store.integrity import Integrity
 from lastgood.store.pruning import Pruned
 from lastgood.units import plural
@@ -106,6 +106,9 @@ def _reasons_to_keep(project: Project) -> dict[int, str]:
                 reasons.setdefault(number, f"{record.kind} #{record.id} on {record.env} is running")
     for env in sorted(project.config.environments):
         _keep_for_environment(Place(project, env), reasons)
+    for request in store.change_requests(limit=None):
+        if request.status in UNFINISHED_REQUESTS:
+            reasons.setdefault(request.version, f"proposed by change request {request.label}")
     for number in store.protected_versions():  # the store's own rules, whatever else it knows
         reasons.setdefault(number, "failed somewhere: its quarantine needs it")
     return reasons

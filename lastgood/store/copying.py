@@ -151,13 +151,15 @@ def _copy_table(read: sa.Connection, write: sa.Connection, table: sa.Table) -> i
 
 
 def _advance_sequences(write: sa.Connection) -> None:
-    """Move every id sequence past the highest copied id."""
+    """Move every numbering sequence (``id``, a request's ``number``) past the highest copied
+    value."""
     for table in metadata.sorted_tables:
-        if "id" in table.columns and table.columns["id"].autoincrement is True:
-            write.execute(sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"coalesce((SELECT max(id) FROM {table.name}), 0) + 1, false)"
-            ))  # fmt: skip
+        for column in table.primary_key.columns:
+            if column.autoincrement is True:
+                write.execute(sa.text(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column.name}'), "
+                    f"coalesce((SELECT max({column.name}) FROM {table.name}), 0) + 1, false)"
+                ))  # fmt: skip
 
 
 def _compare_counts(destination: sa.Engine, url: str, rows: dict[str, int]) -> None:

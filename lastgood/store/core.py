@@ -14,6 +14,7 @@ from lastgood.store.access import AccessStore
 from lastgood.store.documents import DocumentStore
 from lastgood.store.leases import LeaseStore
 from lastgood.store.ledger import LedgerStore
+from lastgood.store.requests import RequestStore
 from lastgood.store.versions import VersionStore
 
 if TYPE_CHECKING:
@@ -21,9 +22,9 @@ if TYPE_CHECKING:
     from lastgood.store.pruning import Pruned
 
 
-class Store(VersionStore, LedgerStore, DocumentStore, AccessStore, LeaseStore):
+class Store(VersionStore, LedgerStore, DocumentStore, AccessStore, LeaseStore, RequestStore):
     """Versions and blobs, environment state, verdicts, the ledger, events, documents, tokens,
-    sessions, consumers and leases; the store's self-check and pruning."""
+    sessions, consumers, leases and change requests; the store's self-check and pruning."""
 
     def check_integrity(self) -> Integrity:
         """Read every blob, tree, version and document version; report what is damaged."""
@@ -33,7 +34,8 @@ class Store(VersionStore, LedgerStore, DocumentStore, AccessStore, LeaseStore):
 
     def protected_versions(self) -> set[int]:
         """Versions the store never drops: the newest, every environment's live and last
-        known good, and both ends of every running deploy or rollback."""
+        known good, both ends of every running deploy or rollback, and every version an
+        unfinished change request proposes."""
         from lastgood.store.pruning import protected_versions
 
         return protected_versions(self)

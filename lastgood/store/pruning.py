@@ -16,8 +16,8 @@ from collections.abc import Collection
 
 from lastgood.errors import RefusedError
 from lastgood.record import Record
-from lastgood.rows import BAD
-from lastgood.store import objects
+from lastgood.rows import BAD, UNFINISHED_REQUESTS
+from lastgood.store import objects, statements
 from lastgood.store.base import StoreBase
 from lastgood.store.connection import Session
 from lastgood.store.trees import Trees, key
@@ -34,8 +34,9 @@ class Pruned(Record):
 
 def protected_versions(store: StoreBase) -> set[int]:
     """Versions the store never drops: the newest, every environment's live and last known
-    good, both ends of every running deploy or rollback, and every version that failed
-    somewhere (a quarantine refuses its content by its hash)."""
+    good, both ends of every running deploy or rollback, every version that failed somewhere
+    (a quarantine refuses its content by its hash) and every version an unfinished change
+    request proposes."""
     with store.db.transaction("read protected versions") as session:
         return _protected(session)
 
@@ -53,7 +54,8 @@ def drop_versions(
         if refused:
             raise RefusedError(
                 f"refusing to prune {', '.join(f'v{n}' for n in refused)}: live, last known "
-                "good, being deployed, quarantined, or the newest version",
+                "good, being deployed, quarantined, proposed by a change request, or the newest "
+                "version",
                 hint="nothing was pruned; 'lastgood prune --dry-run' shows what may go",
             )
         doomed &= {n for (n,) in session.rows("SELECT number FROM versions")}
@@ -80,6 +82,10 @@ def _protected(session: Session) -> set[int]:
         protected.update(n for n in ends if n is not None)
     bad = session.rows("SELECT version FROM verdicts WHERE verdict = :bad", {"bad": BAD})
     protected.update(n for (n,) in bad)  # quarantine: the same content is refused again
+    states, params = statements.among("status", UNFINISHED_REQUESTS)
+    sql = f"SELECT version FROM change_requests WHERE status IN {states}"
+    requested = session.rows(sql, params)
+    protected.update(n for (n,) in requested)  # a request that may still go live
     return protected
 
 

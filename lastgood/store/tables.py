@@ -210,3 +210,41 @@ web_sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
 )
+
+change_requests = Table(
+    "change_requests",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=True),
+    Column("env", String(100), nullable=False),
+    Column("version", Integer, nullable=False),  # what is proposed; pruning keeps it while open
+    Column("content_hash", String(64), nullable=False),  # of that version: approvals bind to it
+    Column("base_version", Integer, nullable=True),  # what the environment served when opened
+    Column("base_hash", String(64), nullable=False),  # its content hash ("" when nothing)
+    Column("requester", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("risk", String(10), nullable=False),
+    Column("routing", Text, nullable=False),  # JSON: the rules that matched, what they need
+    Column("apply_at", Float, nullable=True),  # scheduled: the watcher applies it then
+    Column("emergency", Boolean, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deployment", Integer, nullable=True),  # the ledger record that applied it
+    Column("detail", Text, nullable=False),
+    Index("ix_change_requests_env_status", "env", "status"),
+)
+
+request_entries = Table(
+    "request_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request", Integer, ForeignKey("change_requests.number"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(20), nullable=False),  # opened, approved, rejected, updated, …
+    Column("content_hash", String(64), nullable=False),  # what the request held at the time
+    Column("base_hash", String(64), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("via", String(20), nullable=False),  # cli, server
+    Index("ix_request_entries_request", "request", "id"),
+)

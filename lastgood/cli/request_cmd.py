@@ -1,0 +1,283 @@
+"""``lastgood request``: propose a change, review it, apply it (see docs/change-requests.md).
+
+``lastgood request ENV -m WHY`` opens a request (the same as ``lastgood request open ENV``);
+``list``, ``show``, ``approve``, ``reject``, ``update``, ``withdraw`` and ``apply`` act on one.
+"""
+
+from __future__ import annotations
+
+import click
+
+from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.commands import json_option, pass_app
+from lastgood.cli.group import cli
+from lastgood.operations.requests import RequestView
+
+_STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
+           "expired", "open")  # fmt: skip
+
+
+class RequestGroup(click.Group):
+    """``request ENV …`` is ``request open ENV …``: the everyday form stays short, and the
+    subcommands keep their names (an environment called ``list`` is ``request open list``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=RequestGroup)
+def request() -> None:
+    """Propose a change for review, approve or reject it, apply it.
+
+    An environment with [env.NAME.approval] in lastgood.toml takes new versions only through
+    an approved request ('lastgood deploy' there exits 5 and says so); any other environment
+    takes requests too, for a second pair of eyes. Rolling back never needs one.
+
+    \b
+    Example:
+      lastgood request production -m "raise the lead threshold"
+      lastgood request list --state waiting
+      lastgood request approve 3 -m "checked against last week's leads"
+      lastgood request apply 3
+    """
+
+
+@request.command("open")
+@click.argument("env")
+@click.option("-m", "--message", "reason", required=True, help="Why this change (required).")
+@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@json_option
+@pass_app
+def open_command(app: AppContext, env: str, reason: str, ref: str | None, as_json: bool) -> None:
+    """Open a change request proposing the folder (or --version REF) for ENV.
+
+    The folder is recorded as a version (or REF is resolved) and bound to its content hash;
+    the request shows the diff against what ENV serves now, its risk, the rules that matched
+    and the approvals it needs, and the approvers are notified. A standard change (a rule with
+    standard = true covers it) needs no approval.
+
+    \b
+    Example:
+      lastgood request production -m "raise the lead threshold"
+      lastgood request production --version staging:last-good -m "promote"
+    """
+    from lastgood.operations.requests import open_request
+
+    view = open_request(app.project(), env, reason=reason, ref=ref)
+    _print_view(view, as_json, opened=True)
+
+
+@request.command("list")
+@click.option("--env", metavar="ENV", help="Only this environment's requests.")
+@click.option("--state", type=click.Choice(_STATES), help="Only requests in this state.")
+@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1),
+              help="How many requests.")  # fmt: skip
+@json_option
+@pass_app
+def list_command(
+    app: AppContext, env: str | None, state: str | None, limit: int, as_json: bool
+) -> None:
+    """List change requests, newest first.
+
+    \b
+    Example:
+      lastgood request list --state waiting
+    """
+    from lastgood.operations.requests import list_requests
+
+    views = list_requests(app.project(), env, status=state, limit=limit)
+    if as_json:
+        r.emit_json([view.to_json() for view in views])
+        return
+    if not views:
+        r.info("no change requests" + (f" in state {state}" if state else ""))
+        return
+    rows = [
+        [view.request.label, view.request.env, f"v{view.request.version}", view.state,
+         view.request.risk, view.request.requester, r.when(view.request.created_at),
+         view.request.reason]
+        for view in views
+    ]  # fmt: skip
+    r.out(r.table(["request", "env", "version", "state", "risk", "by", "opened", "why"], rows))
+
+
+@request.command("show")
+@click.argument("number", type=click.IntRange(1))
+@click.option("--no-diff", is_flag=True, help="Leave out the diff.")
+@json_option
+@pass_app
+def show_command(app: AppContext, number: int, no_diff: bool, as_json: bool) -> None:
+    """Show one request: what it proposes, its diff, its review and its timeline.
+
+    \b
+    Example:
+      lastgood request show 3
+    """
+    from lastgood.operations.requests import request_diff, show_request
+
+    project = app.project()
+    view = show_request(project, number)
+    if as_json:
+        data = view.to_json()
+        if not no_diff:
+            data["diff"] = request_diff(project, number)
+        r.emit_json(data)
+        return
+    _print_view(view, as_json=False)
+    if not no_diff:
+        text = request_diff(project, number)
+        if text:
+            r.out("")
+            r.colour_diff(text)
+
+
+@request.command("approve")
+@click.argument("number", type=click.IntRange(1))
+@click.option("-m", "--message", "comment", default="", help="What you checked.")
+@json_option
+@pass_app
+def approve_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+    """Approve request NUMBER as it stands now (its exact content and base).
+
+    The requester cannot approve their own request unless the environment allows it. If the
+    content changes later, this approval stops counting; if it comes back, it counts again.
+
+    \b
+    Example:
+      lastgood request approve 3 -m "looks right"
+    """
+    from lastgood.operations.requests import review_request
+
+    view = review_request(app.project(), number, approve=True, comment=comment)
+    _print_view(view, as_json)
+
+
+@request.command("reject")
+@click.argument("number", type=click.IntRange(1))
+@click.option("-m", "--message", "comment", required=True, help="Why (required).")
+@json_option
+@pass_app
+def reject_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+    """Reject request NUMBER as it stands now; the requester may update it and ask again.
+
+    \b
+    Example:
+      lastgood request reject 3 -m "the threshold would drop every lead"
+    """
+    from lastgood.operations.requests import review_request
+
+    view = review_request(app.project(), number, approve=False, comment=comment)
+    _print_view(view, as_json)
+
+
+@request.command("update")
+@click.argument("number", type=click.IntRange(1))
+@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option("-m", "--message", "reason", default="", help="What changed.")
+@json_option
+@pass_app
+def update_command(
+    app: AppContext, number: int, ref: str | None, reason: str, as_json: bool
+) -> None:
+    """Give request NUMBER the folder's content (or REF) and base it on what is live now.
+
+    Approvals of other content stop counting; approvals of exactly this content and base
+    count again. This is also how a stale request gets its fresh look.
+
+    \b
+    Example:
+      lastgood request update 3 -m "threshold 0.7, not 0.9"
+    """
+    from lastgood.operations.requests import update_request
+
+    view = update_request(app.project(), number, ref=ref, reason=reason)
+    _print_view(view, as_json)
+
+
+@request.command("withdraw")
+@click.argument("number", type=click.IntRange(1))
+@click.option("-m", "--message", "reason", default="", help="Why.")
+@json_option
+@pass_app
+def withdraw_command(app: AppContext, number: int, reason: str, as_json: bool) -> None:
+    """Close your request NUMBER without applying it.
+
+    \b
+    Example:
+      lastgood request withdraw 3 -m "superseded by #4"
+    """
+    from lastgood.operations.requests import withdraw_request
+
+    view = withdraw_request(app.project(), number, reason=reason)
+    _print_view(view, as_json)
+
+
+@request.command("apply")
+@click.argument("number", type=click.IntRange(1))
+@json_option
+@pass_app
+def apply_command(app: AppContext, number: int, as_json: bool) -> None:
+    """Deploy approved request NUMBER: validate, preflight, activate, bake.
+
+    Right before, lastgood checks that the content is what was approved and that the
+    environment still serves the version the request was based on (if not, the request is
+    marked stale and needs 'lastgood request update'). Exit codes are deploy's.
+
+    \b
+    Example:
+      lastgood request apply 3
+    """
+    from lastgood.operations.requests import apply_request
+
+    project = app.project()
+    if not as_json:
+        project.events.subscribe(r.ProgressPrinter())
+    click.get_current_context().exit(r.finish(apply_request(project, number), as_json))
+
+
+def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> None:
+    if as_json:
+        r.emit_json(view.to_json())
+        return
+    request = view.request
+    if opened:
+        r.info(f"opened change request {request.label} for {request.env}")
+    lines = [
+        f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
+        f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
+        f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
+        f"risk      {request.risk} ({view.routing.files} files, {view.routing.lines} lines)",
+    ]
+    if view.routing.standard:
+        lines.append(f"routing   standard change: rule {view.routing.standard}, no approval")
+    for requirement in view.routing.requirements:
+        lines.append(f"needs     {requirement.describe()}")
+    if view.tally.approved_by:
+        lines.append(f"approved  {', '.join(view.tally.approved_by)}")
+    if view.tally.rejected_by:
+        lines.append(f"rejected  {', '.join(view.tally.rejected_by)}")
+    if view.tally.missing and request.status == "open":
+        lines.append(f"missing   {'; '.join(view.tally.missing)}")
+    if view.tally.dismissed:
+        lines.append(
+            f"dismissed {view.tally.dismissed} approval(s) of other content (they no longer count)"
+        )
+    if request.apply_at:
+        lines.append(f"applies   at {r.when(request.apply_at)}")
+    changed = ", ".join(f"{len(paths)} {kind}" for kind, paths in view.changes.items() if paths)
+    lines.append(f"changes   {changed or 'none'}")
+    lines.append("timeline")
+    for entry in view.entries:
+        said = f": {entry.comment}" if entry.comment else ""
+        lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
+    r.out("\n".join(lines))
+    if view.state == "approved" and request.status == "open":
+        r.info(f"next: lastgood request apply {request.number}")
+
+
+def _base(view: RequestView) -> str:
+    base = view.request.base_version
+    return f"v{base}" if base is not None else "nothing live"

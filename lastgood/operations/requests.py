@@ -1,0 +1,539 @@
+"""Change requests: propose a version for an environment, route it to its approvers, approve or
+reject it, and apply it through the normal deploy.
+
+A request names one exact version, bound to its content hash, and the version the environment
+served when it was opened (its *base*). Approvals name both hashes (see
+:mod:`lastgood.approval`), so they cover exactly what the approvers saw: content that changes
+dismisses them, content that comes back to what was approved brings them back. Applying re-checks
+everything right before the deploy: the content, the base (an environment that moved on makes
+the request *stale*: it needs a fresh look) and the approvals; then the normal deploy runs —
+validate, preflight, bake, automatic rollback — and the request records how it ended.
+
+Rollback never passes through here: rolling back to a version that was good stays one command,
+whatever an environment requires for new changes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from lastgood.approval import (
+    OPTIONAL_REVIEW,
+    ApprovalPolicy,
+    Change,
+    Routing,
+    Tally,
+    latest_votes,
+    may_review,
+    route,
+    tally,
+)
+from lastgood.errors import RequestError
+from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
+from lastgood.operations.resolve import resolve
+from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.operations.versions import Side, changes, unified
+from lastgood.outcome import OK, Outcome
+from lastgood.project import Project
+from lastgood.record import Record
+from lastgood.rows import (
+    REQUEST_APPLIED,
+    REQUEST_EXPIRED,
+    REQUEST_FAILED,
+    REQUEST_OPEN,
+    REQUEST_STALE,
+    REQUEST_WITHDRAWN,
+    UNFINISHED_REQUESTS,
+    ChangeRequest,
+    RequestEntry,
+    VersionInfo,
+)
+from lastgood.units import plural
+from lastgood.validate import validate_bundle
+
+
+class RequestView(Record):
+    """A request as people see it: the row, its timeline, its routing and where its review
+    stands for the content it holds now."""
+
+    request: ChangeRequest
+    entries: tuple[RequestEntry, ...]
+    routing: Routing
+    tally: Tally
+    changes: dict[str, list[str]]
+
+    @property
+    def state(self) -> str:
+        """``waiting``, ``approved`` or ``rejected`` while open; otherwise the stored status."""
+        if self.request.status == REQUEST_OPEN:
+            return self.tally.state
+        return self.request.status
+
+    @property
+    def summary(self) -> str:
+        request = self.request
+        head = f"change request {request.label} for {request.env}: v{request.version}"
+        if self.state == "waiting":
+            return f"{head}, waiting for {'; '.join(self.tally.missing)}"
+        if self.state == "approved":
+            how = (
+                f"standard change ({self.routing.standard})"
+                if self.routing.standard
+                else (
+                    "approved by " + ", ".join(self.tally.approved_by)
+                    if self.tally.approved_by
+                    else "needs no approval"
+                )
+            )
+            return f"{head}, {how}: ready to apply"
+        if self.state == "rejected":
+            return f"{head}, rejected by {', '.join(self.tally.rejected_by)}"
+        return f"{head}, {self.state}" + (f": {request.detail}" if request.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.request.to_json(),
+            "state": self.state,
+            "summary": self.summary,
+            "approved_by": list(self.tally.approved_by),
+            "rejected_by": list(self.tally.rejected_by),
+            "missing": list(self.tally.missing),
+            "dismissed": self.tally.dismissed,
+            "changes": self.changes,
+            "timeline": [entry.to_json() for entry in self.entries],
+        }
+
+
+# ---- proposing -------------------------------------------------------------------------------
+
+
+def open_request(
+    project: Project,
+    env: str,
+    *,
+    reason: str,
+    ref: str | None = None,
+    apply_at: float | None = None,
+    via: str = "cli",
+) -> RequestView:
+    """Open change request ``#N`` proposing ``ref`` (default: the folder, recorded as a new
+    version) for ``env`` (writes the store). Applies it at once when it needs no approval and
+    the environment applies on approval."""
+    place = Place(project, env)
+    if not reason.strip():
+        raise RequestError(
+            f"a change request for {env} needs a reason",
+            hint=f"say why with -m, e.g. lastgood request {env} -m 'raise the lead threshold'",
+        )
+    version = _proposed(place, ref, reason)
+    base = _live_version(place)
+    if base is not None and base.content_hash == version.content_hash:
+        raise RequestError(
+            f"{version.label} is what {env} serves now: there is nothing to change",
+            hint="change the folder (or name another version with --version) first",
+        )
+    routing, changed = _route(place, version, base)
+    request = place.store.open_request(
+        _entry(project, "opened", version.content_hash, _hash(base), reason, via),
+        env=env, version=version.number, content_hash=version.content_hash,
+        base_version=base.number if base else None, base_hash=_hash(base),
+        requester=project.actor, reason=reason, status=REQUEST_OPEN, risk=routing.risk,
+        routing=json.dumps(routing.to_json()), apply_at=apply_at,
+    )  # fmt: skip
+    view = _view(place, request, changed)
+    who = "; ".join(view.tally.missing) or (
+        f"no approval (standard change: {routing.standard})" if routing.standard else "no approval"
+    )
+    _announce(
+        place,
+        EventKind.REQUEST_OPENED,
+        view,
+        f"change request {request.label} for {env}: {version.label} by {project.actor}"
+        f" ({reason}); risk {routing.risk}; needs {who}",
+    )
+    return _apply_if_ready(place, view, via)
+
+
+def update_request(
+    project: Project, number: int, *, ref: str | None = None, reason: str = "", via: str = "cli"
+) -> RequestView:
+    """Give request ``number`` new content (``ref``, default the folder) and base it on what its
+    environment serves now (writes). Approvals of other content stop counting; approvals of
+    exactly this content and base count again. Only the requester may update a request."""
+    request = _unfinished(project, number)
+    place = Place(project, request.env)
+    if project.actor != request.requester:
+        raise RequestError(
+            f"{request.label} was opened by {request.requester}; only they can update it",
+            hint=f"open your own request with 'lastgood request {request.env} -m WHY'",
+        )
+    version = _proposed(place, ref, reason or request.reason)
+    base = _live_version(place)
+    routing, changed = _route(place, version, base)
+    updated = place.store.update_request(
+        number,
+        _entry(project, "updated", version.content_hash, _hash(base), reason, via),
+        version=version.number, content_hash=version.content_hash,
+        base_version=base.number if base else None, base_hash=_hash(base), status=REQUEST_OPEN,
+        risk=routing.risk, routing=json.dumps(routing.to_json()), detail="",
+    )  # fmt: skip
+    view = _view(place, updated, changed)
+    dismissed = (
+        f"; {plural(view.tally.dismissed, 'approval')} of other content no longer count"
+        if view.tally.dismissed else ""
+    )  # fmt: skip
+    _announce(
+        place,
+        EventKind.REQUEST_UPDATED,
+        view,
+        f"change request {updated.label} for {updated.env} now proposes {version.label} "
+        f"against {_label(base)}{dismissed}",
+    )
+    return _apply_if_ready(place, view, via)
+
+
+def withdraw_request(
+    project: Project, number: int, *, reason: str, via: str = "cli"
+) -> RequestView:
+    """Close request ``number`` without applying it (the requester only; writes)."""
+    request = _unfinished(project, number)
+    if project.actor != request.requester:
+        raise RequestError(
+            f"{request.label} was opened by {request.requester}; only they can withdraw it",
+            hint="reject it instead: 'lastgood request reject N -m WHY'",
+        )
+    place = Place(project, request.env)
+    closed = place.store.update_request(
+        number,
+        _entry(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
+        status=REQUEST_WITHDRAWN, detail=f"withdrawn by {project.actor}",
+    )  # fmt: skip
+    view = _view(place, closed)
+    _announce(
+        place,
+        EventKind.REQUEST_WITHDRAWN,
+        view,
+        f"change request {closed.label} for {closed.env} withdrawn by {project.actor}",
+    )
+    return view
+
+
+# ---- reviewing -------------------------------------------------------------------------------
+
+
+def review_request(
+    project: Project, number: int, *, approve: bool, comment: str = "", via: str = "cli"
+) -> RequestView:
+    """Approve or reject request ``number`` as ``project.actor`` (writes). The requester
+    cannot approve their own request unless the environment allows it; only the approvers its
+    routing names can approve or reject. An approval covers exactly the content and base the
+    request holds now."""
+    request = _unfinished(project, number)
+    place = Place(project, request.env)
+    if request.status == REQUEST_STALE:
+        raise RequestError(
+            f"{request.label} is stale: {request.env} no longer serves what it was based on",
+            hint=f"the requester refreshes it with 'lastgood request update {number}'",
+        )
+    policy = _policy(place)
+    routing = Routing.from_json(request.routing_data)
+    actor = project.actor
+    if approve and actor == request.requester and not policy.self_approval:
+        raise RequestError(
+            f"{actor} opened {request.label} and cannot approve it too",
+            hint=f"ask one of its approvers; [env.{request.env}.approval] self_approval = true "
+            "allows it",
+        )
+    if routing.requirements and not may_review(actor, routing, project.config.groups):
+        wanted = "; ".join(r.describe() for r in routing.requirements)
+        raise RequestError(
+            f"{actor} is not an approver of {request.label}: it needs {wanted}",
+            hint="[groups] in lastgood.toml says who is in each group",
+        )
+    action = "approved" if approve else "rejected"
+    reviewed = place.store.add_request_entry(
+        number, _entry(project, action, request.content_hash, request.base_hash, comment, via)
+    )
+    view = _view(place, reviewed)
+    said = f": {comment}" if comment else ""
+    if approve:
+        ready = " — ready to apply" if view.state == "approved" else (
+            f" — still needs {'; '.join(view.tally.missing)}" if view.tally.missing else ""
+        )  # fmt: skip
+        _announce(
+            place,
+            EventKind.REQUEST_APPROVED,
+            view,
+            f"{actor} approved change request {request.label} for {request.env}{said}{ready}",
+        )
+        return _apply_if_ready(place, view, via)
+    _announce(
+        place,
+        EventKind.REQUEST_REJECTED,
+        view,
+        f"{actor} rejected change request {request.label} for {request.env}{said}",
+    )
+    return view
+
+
+# ---- applying --------------------------------------------------------------------------------
+
+
+def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome:
+    """Put request ``number`` live through the normal deploy, after checking right before it
+    that its content is unchanged, its environment still serves its base, and it is approved
+    (writes the store and the target). The request records the outcome."""
+    request = _unfinished(project, number)
+    place = Place(project, request.env)
+    view = _view(place, request)
+    _refuse_unready(place, view)
+    from lastgood.operations.deploy import deploy
+
+    outcome = deploy(
+        project, request.env, ref=str(request.version), message=request.reason,
+        source="request", request=request,
+    )  # fmt: skip
+    applied = outcome.exit_code == OK
+    record = outcome.deployment.id if outcome.deployment else None
+    status = REQUEST_APPLIED if applied else REQUEST_FAILED
+    done = place.store.update_request(
+        number,
+        _entry(project, status, request.content_hash, request.base_hash, outcome.summary, via),
+        status=status, deployment=record, detail=outcome.summary,
+    )  # fmt: skip
+    kind = EventKind.REQUEST_APPLIED if applied else EventKind.REQUEST_FAILED
+    _announce(
+        place,
+        kind,
+        _view(place, done),
+        f"change request {done.label} for {done.env} {status}: {outcome.summary}",
+    )
+    return outcome
+
+
+def _refuse_unready(place: Place, view: RequestView) -> None:
+    request = view.request
+    version = place.store.version(request.version)
+    if version.content_hash != request.content_hash:  # the store is content-addressed: damage
+        raise RequestError(
+            f"{request.label} proposes v{request.version}, whose content is no longer what was "
+            "requested",
+            hint="run 'lastgood store verify'; open a new request for the content you want",
+        )
+    live = _live_version(place)
+    if _hash(live) != request.base_hash:
+        place.store.update_request(
+            request.number,
+            _entry(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
+                   f"{request.env} serves {_label(live)} now", "cli"),
+            status=REQUEST_STALE,
+            detail=f"{request.env} serves {_label(live)}, not {_label_of(request)} it was based on",
+        )  # fmt: skip
+        stale = _view(place, place.store.change_request(request.number))
+        _announce(
+            place,
+            EventKind.REQUEST_STALE,
+            stale,
+            f"change request {request.label} for {request.env} is stale: {stale.request.detail}",
+        )
+        raise RequestError(
+            f"{request.label} is stale: {stale.request.detail}",
+            hint=f"it needs a fresh look: 'lastgood request update {request.number}' bases it "
+            "on what is live now, and its approvers approve that",
+        )
+    if view.state != "approved":
+        missing = "; ".join(view.tally.missing)
+        why = (f"rejected by {', '.join(view.tally.rejected_by)}" if view.tally.rejected_by
+               else f"it still needs {missing}")  # fmt: skip
+        raise RequestError(
+            f"{request.label} is not approved: {why}",
+            hint=f"'lastgood request show {request.number}' shows its review",
+        )
+
+
+def _apply_if_ready(place: Place, view: RequestView, via: str) -> RequestView:
+    """Apply at once when the environment applies on approval and the request is ready and not
+    scheduled for later; the view as it stands afterwards."""
+    request = view.request
+    policy = _policy(place)
+    if view.state != "approved" or policy.apply != "on-approval" or request.apply_at:
+        return view
+    apply_request(place.project, request.number, via=via)
+    return _view(place, place.store.change_request(request.number))
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def show_request(project: Project, number: int) -> RequestView:
+    """Request ``number`` with its timeline and review, expiring it first if its time is up."""
+    request = project.store.change_request(number)
+    place = Place(project, request.env)
+    return _view(place, _expire_if_due(place, request))
+
+
+def list_requests(
+    project: Project, env: str | None = None, *, status: str | None = None, limit: int = 50
+) -> list[RequestView]:
+    """Requests newest first (expiring those whose time is up); ``status`` filters by the
+    stored status or by the review state (``waiting``, ``approved``, ``rejected``)."""
+    if env is not None:
+        Place(project, env)  # the name is checked
+    stored = status if status not in ("waiting", "approved", "rejected") else REQUEST_OPEN
+    views = []
+    for request in project.store.change_requests(env, status=stored, limit=limit):
+        if request.env not in project.config.environments:
+            continue  # an environment since removed from lastgood.toml
+        place = Place(project, request.env)
+        views.append(_view(place, _expire_if_due(place, request)))
+    return [v for v in views if status is None or status in (v.state, v.request.status)]
+
+
+def request_diff(project: Project, number: int) -> str:
+    """The unified diff a request proposes: its base against its version."""
+    request = project.store.change_request(number)
+    before = (
+        Side(f"v{request.base_version}", project.store.files(request.base_version))
+        if request.base_version is not None
+        else Side("empty", {})
+    )
+    return unified(before, Side(f"v{request.version}", project.store.files(request.version)))
+
+
+def _expire_if_due(place: Place, request: ChangeRequest) -> ChangeRequest:
+    policy = _policy(place)
+    if request.status not in UNFINISHED_REQUESTS or request.apply_at is not None:
+        return request
+    if time.time() < request.created_at + policy.expire:
+        return request
+    from lastgood.units import format_duration
+
+    waited = f"waited longer than {format_duration(policy.expire)} without being applied"
+    expired = place.store.update_request(
+        request.number,
+        {"actor": "lastgood", "action": REQUEST_EXPIRED, "content_hash": request.content_hash,
+         "base_hash": request.base_hash, "comment": waited},
+        status=REQUEST_EXPIRED, detail=waited,
+    )  # fmt: skip
+    _announce(
+        place,
+        EventKind.REQUEST_EXPIRED,
+        _view(place, expired),
+        f"change request {request.label} for {request.env} expired: {waited}",
+    )
+    return expired
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def _unfinished(project: Project, number: int) -> ChangeRequest:
+    request = project.store.change_request(number)
+    place = Place(project, request.env)
+    request = _expire_if_due(place, request)
+    if request.status not in UNFINISHED_REQUESTS:
+        raise RequestError(
+            f"{request.label} is {request.status}"
+            + (f": {request.detail}" if request.detail else ""),
+            hint=f"open a new request with 'lastgood request {request.env} -m WHY'",
+        )
+    return request
+
+
+def _policy(place: Place) -> ApprovalPolicy:
+    return place.settings.approval or OPTIONAL_REVIEW
+
+
+def _proposed(place: Place, ref: str | None, reason: str) -> VersionInfo:
+    """The version a request proposes: ``ref``, or the folder recorded as a version now."""
+    project = place.project
+    if ref is not None:
+        version = resolve(project, ref, env=place.name)
+        validate_bundle(place.store.files(version.number), project.config.schemas, project.root)
+        return version
+    bundle = read_workspace(project)
+    validate_bundle(bundle.files, project.config.schemas, project.root)
+    return snapshot(project, reason, source="request", bundle=bundle).version
+
+
+def _live_version(place: Place) -> VersionInfo | None:
+    live = place.target.live()
+    return place.store.version(live.version) if live is not None else None
+
+
+def _hash(version: VersionInfo | None) -> str:
+    return version.content_hash if version is not None else ""
+
+
+def _label(version: VersionInfo | None) -> str:
+    return version.label if version is not None else "nothing"
+
+
+def _label_of(request: ChangeRequest) -> str:
+    return f"v{request.base_version}" if request.base_version is not None else "nothing"
+
+
+def _route(
+    place: Place, version: VersionInfo, base: VersionInfo | None
+) -> tuple[Routing, dict[str, list[str]]]:
+    store = place.store
+    before = Side(_label(base), store.files(base.number) if base else {})
+    after = Side(version.label, store.files(version.number))
+    changed = changes(before, after)
+    text = unified(before, after)
+    lines = sum(
+        1 for line in text.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )  # fmt: skip
+    paths = tuple(sorted({p for group in changed.values() for p in group}))
+    change = Change(paths=paths, lines=lines, removed=len(changed["removed"]))
+    return route(_policy(place), change), changed
+
+
+def _view(
+    place: Place, request: ChangeRequest, changed: dict[str, list[str]] | None = None
+) -> RequestView:
+    entries = place.store.request_entries(request.number)
+    routing = Routing.from_json(request.routing_data)
+    votes, dismissed = latest_votes(
+        entries, content_hash=request.content_hash, base_hash=request.base_hash
+    )
+    policy = _policy(place)
+    counted = tally(routing, place.project.config.groups, votes, requester=request.requester,
+                    self_approval=policy.self_approval, dismissed=dismissed)  # fmt: skip
+    if changed is None:
+        store = place.store
+        before = store.files(request.base_version) if request.base_version is not None else {}
+        changed = changes(Side("", before), Side("", store.files(request.version)))
+    return RequestView(request, tuple(entries), routing, counted, changed)
+
+
+def _entry(
+    project: Project, action: str, content_hash: str, base_hash: str, comment: str, via: str
+) -> dict[str, Any]:
+    return {"actor": project.actor, "action": action, "content_hash": content_hash,
+            "base_hash": base_hash, "comment": comment, "via": via}  # fmt: skip
+
+
+def _announce(place: Place, kind: EventKind, view: RequestView, message: str) -> None:
+    request = view.request
+    place.emit(
+        Event(
+            kind,
+            message,
+            env=request.env,
+            version=request.version,
+            data={
+                "request": request.number,
+                "state": view.state,
+                "requester": request.requester,
+                "risk": request.risk,
+                "missing": list(view.tally.missing),
+                "approved_by": list(view.tally.approved_by),
+            },
+            key=f"{kind.value}:{request.number}:{len(view.entries)}",
+        )
+    )

@@ -1,0 +1,104 @@
+"""Change requests and their timelines in the store (see :mod:`lastgood.operations.requests`).
+
+A request row holds what is proposed and how it stands; its entries are append-only: who did
+what to it, and to which content. Whether it is approved is worked out from the entries, so
+an approval given to some content counts again whenever the request holds that content again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lastgood.errors import NotFoundError
+from lastgood.rows import UNFINISHED_REQUESTS, ChangeRequest, RequestEntry
+from lastgood.store import statements
+from lastgood.store.base import StoreBase, select_records
+from lastgood.store.connection import Session
+
+REQUEST_COLUMNS = statements.columns_of(ChangeRequest)
+ENTRY_COLUMNS = statements.columns_of(RequestEntry)
+
+
+class RequestStore(StoreBase):
+    """Change requests, numbered from 1, and their entries."""
+
+    def open_request(self, entry: dict[str, Any], **values: Any) -> ChangeRequest:
+        """Record a new request and its ``opened`` entry in one transaction (writes). The
+        proposed version must exist: from now on a prune keeps it while the request is open."""
+        now = time.time()
+        row = {"created_at": now, "updated_at": now, "deployment": None, "detail": "",
+               "apply_at": None, "emergency": False, **values}  # fmt: skip
+        names = statements.checked("change_requests", REQUEST_COLUMNS, row)
+        with self.db.transaction("open a change request") as session:
+            self.db.lock_history(session, exclusive=False)  # a prune sees it, or ran before
+            if session.one("SELECT 1 FROM versions WHERE number = :n", {"n": row["version"]}):
+                sql = statements.insert("change_requests", names, returning="number")
+                number = int(session.value(sql, row))
+                _add_entry(session, number, now, entry)
+                return _request(session, number)
+        from lastgood.store import common
+
+        raise common.version_not_found(int(row["version"]))
+
+    def update_request(
+        self, number: int, entry: dict[str, Any] | None = None, **values: Any
+    ) -> ChangeRequest:
+        """Change fields of request ``number`` and add ``entry`` to its timeline, together
+        (writes); returns the request as it now stands."""
+        now = time.time()
+        with self.db.transaction("update a change request") as session:
+            _request(session, number)
+            session.run(*statements.update(
+                "change_requests", REQUEST_COLUMNS, {**values, "updated_at": now},
+                {"number": number},
+            ))  # fmt: skip
+            if entry is not None:
+                _add_entry(session, number, now, entry)
+            return _request(session, number)
+
+    def add_request_entry(self, number: int, entry: dict[str, Any]) -> ChangeRequest:
+        """Add one entry to the timeline of request ``number`` (writes)."""
+        return self.update_request(number, entry)
+
+    def change_request(self, number: int) -> ChangeRequest:
+        """One request; NotFoundError when there is none."""
+        with self.db.transaction("read a change request") as session:
+            return _request(session, number)
+
+    def change_requests(
+        self, env: str | None = None, *, status: str | None = None, limit: int | None = 100
+    ) -> list[ChangeRequest]:
+        """Requests newest first, of one environment or all, in one state or any."""
+        where = {"env": env, "status": status}
+        return self._records("read change requests", ChangeRequest, "change_requests", where,
+                             order="number DESC", limit=limit)  # fmt: skip
+
+    def request_entries(self, number: int) -> list[RequestEntry]:
+        """The timeline of request ``number``, oldest first."""
+        return self._records("read a request's timeline", RequestEntry, "request_entries",
+                             {"request": number}, order="id")  # fmt: skip
+
+    def requested_versions(self) -> set[int]:
+        """Versions named by a request that may still go live (prune keeps them)."""
+        states, params = statements.among("status", UNFINISHED_REQUESTS)
+        sql = f"SELECT version FROM change_requests WHERE status IN {states}"
+        with self.db.transaction("read requested versions") as session:
+            rows = session.rows(sql, params)
+        return {int(n) for (n,) in rows}
+
+
+def _request(session: Session, number: int) -> ChangeRequest:
+    found = select_records(session, ChangeRequest, "change_requests", {"number": number})
+    if not found:
+        raise NotFoundError(
+            f"no change request #{number}",
+            hint="'lastgood request list' shows the requests there are",
+        )
+    return found[0]
+
+
+def _add_entry(session: Session, number: int, at: float, entry: dict[str, Any]) -> None:
+    row = {"request": number, "at": at, "comment": "", "via": "cli", **entry}
+    names = statements.checked("request_entries", ENTRY_COLUMNS, row)
+    session.run(statements.insert("request_entries", names), row)

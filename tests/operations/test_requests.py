@@ -1,0 +1,336 @@
+"""Change requests in process: routing, who may approve, approvals bound to content, stale
+bases, the deploy gate, and the rollback that never needs anyone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lastgood.config import load
+from lastgood.errors import ApprovalRequiredError, RefusedError, RequestError
+from lastgood.operations.deploy import deploy
+from lastgood.operations.drill import drill
+from lastgood.operations.maintenance import prune
+from lastgood.operations.requests import (
+    apply_request,
+    list_requests,
+    open_request,
+    review_request,
+    show_request,
+    update_request,
+    withdraw_request,
+)
+from lastgood.operations.rollback import rollback
+from lastgood.operations.snapshot import snapshot
+from lastgood.outcome import OK
+from lastgood.project import Project
+from tests.conftest import healthy_files
+from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, live_folder, write
+
+TEAM = """
+[groups]
+ai-team = ["dana", "lee"]
+ops = ["sam", "kim", "dana"]
+
+[env.staging.approval]
+approvers = {approvers}
+{extra}
+
+[[env.staging.approval.rule]]
+name = "prompts"
+paths = ["prompts/**"]
+approvers = ["ai-team"]
+
+[[env.staging.approval.rule]]
+name = "threshold-tweak"
+paths = ["scoring/*.yaml"]
+max_lines = 4
+standard = true
+"""
+
+
+def team(
+    project: ProjectFactory, extra: str = "", approvers: str = '["ops"]', **options: object
+) -> Project:
+    """A project whose ``staging`` needs approvals, with one healthy version live on it (put
+    there before the approval table existed, as a team adopting requests would have)."""
+    first = project(**options)
+    deployed(first, marker="base")
+    config = first.root / "lastgood.toml"
+    config.write_text(config.read_text() + TEAM.format(extra=extra, approvers=approvers))
+    first.config = load(first.root)  # as the next command would read it
+    return first
+
+
+def as_(project: Project, person: str) -> Project:
+    return project.acting_as(person)
+
+
+def prompt(project: Project, text: str) -> None:
+    write(project, {**healthy_files("base"), "prompts/score.txt": text})
+
+
+def test_an_environment_that_needs_approval_refuses_a_plain_deploy_and_records_nothing(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    before = ws.store.head()
+    prompt(ws, "You score leads.\n")
+
+    with pytest.raises(ApprovalRequiredError) as refused:
+        deploy(ws, "staging", message="sneak it in")
+
+    assert refused.value.exit_code == 5
+    assert "staging takes changes only through an approved change request" in str(refused.value)
+    assert "lastgood request staging -m WHY" in (refused.value.hint or "")
+    assert ws.store.head() == before  # the folder was not even recorded
+    with pytest.raises(ApprovalRequiredError):
+        deploy(ws, "staging", ref=str(before.number if before else 1))
+
+
+def test_a_request_is_routed_by_paths_approved_by_its_group_and_applied(
+    project: ProjectFactory, store_url: str
+) -> None:
+    ws = team(project, store=store_url)
+    heard = listen(ws)
+    prompt(ws, "You score leads.\n")
+
+    opened = open_request(ws, "staging", reason="teach the scorer")
+
+    assert opened.state == "waiting"
+    assert [r.rule for r in opened.routing.requirements] == ["prompts"]
+    assert opened.tally.missing == ("1 more: 1 approval from ai-team (prompts)",)
+    assert opened.changes["added"] == ["prompts/score.txt"]
+    assert opened.request.risk == "low" and opened.request.requester == "tester"
+    with pytest.raises(RequestError, match="not approved: it still needs 1 more"):
+        apply_request(ws, opened.request.number)
+
+    approved = review_request(as_(ws, "lee"), opened.request.number, approve=True, comment="ok")
+    assert approved.state == "approved" and approved.tally.approved_by == ("lee",)
+
+    outcome = apply_request(ws, opened.request.number)
+
+    assert outcome.exit_code == OK
+    assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "You score leads.\n"
+    done = show_request(ws, opened.request.number)
+    assert done.state == "applied" and done.request.deployment == outcome.deployment.id  # type: ignore[union-attr]
+    assert [e.action for e in done.entries] == ["opened", "approved", "applied"]
+    assert "request-opened" in kinds(heard) and "request-applied" in kinds(heard)
+    opened_event = next(e for e in heard if e.kind.value == "request-opened")
+    assert opened_event.data["request"] == opened.request.number
+    assert "needs 1 more: 1 approval from ai-team (prompts)" in opened_event.message
+    assert ws.store.deployments("staging")[0].source == "request"
+
+
+def test_paths_no_rule_covers_go_to_the_environments_own_approvers(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    write(ws, {**healthy_files("base"), "prompts/score.txt": "p\n", "routing/rules.yaml": "a\n"})
+
+    opened = open_request(ws, "staging", reason="two things")
+
+    assert [r.rule for r in opened.routing.requirements] == ["prompts", "default"]
+    review_request(as_(ws, "lee"), opened.request.number, approve=True)
+    assert show_request(ws, opened.request.number).tally.missing == (
+        "1 more: 1 approval from ops (default)",
+    )
+    # dana is in both groups: her one approval meets both requirements
+    both = review_request(as_(ws, "dana"), opened.request.number, approve=True)
+    assert both.state == "approved"
+
+
+def test_a_person_in_two_groups_counts_once_towards_one_requirement(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra="required = 2", approvers='["ai-team", "ops"]')
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    opened = open_request(ws, "staging", reason="needs two")
+
+    once = review_request(as_(ws, "dana"), opened.request.number, approve=True)
+    assert once.state == "waiting"
+    assert once.tally.missing == ("1 more: 2 approvals from ai-team or ops (default)",)
+    twice = review_request(as_(ws, "dana"), opened.request.number, approve=True)
+    assert twice.tally.approved_by == ("dana",) and twice.state == "waiting"
+    assert review_request(as_(ws, "sam"), opened.request.number, approve=True).state == "approved"
+
+
+def test_the_requester_cannot_approve_their_own_request_unless_the_environment_allows_it(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    prompt(ws, "mine\n")
+    number = open_request(as_(ws, "lee"), "staging", reason="mine").request.number
+
+    with pytest.raises(RequestError, match="lee opened #1 and cannot approve it too") as refused:
+        review_request(as_(ws, "lee"), number, approve=True)
+    assert refused.value.exit_code == 5
+
+    allowed = team(project, extra="self_approval = true")
+    prompt(allowed, "mine\n")
+    mine = open_request(as_(allowed, "lee"), "staging", reason="mine").request.number
+    assert review_request(as_(allowed, "lee"), mine, approve=True).state == "approved"
+
+
+def test_only_the_routed_approvers_may_approve_or_reject(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+
+    for approve in (True, False):
+        with pytest.raises(RequestError, match="sam is not an approver of #1: it needs 1 approval"):
+            review_request(as_(ws, "sam"), number, approve=approve, comment="no")
+    assert [e.action for e in show_request(ws, number).entries] == ["opened"]
+
+
+def test_an_approval_covers_exact_content_and_comes_back_with_it(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "version A\n")
+    number = open_request(ws, "staging", reason="A").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+
+    prompt(ws, "version B\n")
+    changed = update_request(ws, number, reason="B instead")
+    assert changed.state == "waiting" and changed.tally.dismissed == 1
+
+    prompt(ws, "version A\n")
+    back = update_request(ws, number, reason="A after all")
+    assert back.state == "approved" and back.tally.approved_by == ("lee",)
+    assert [e.action for e in back.entries] == ["opened", "approved", "updated", "updated"]
+    assert apply_request(ws, number).exit_code == OK
+
+
+def test_a_request_whose_environment_moved_on_is_stale_until_it_gets_a_fresh_look(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    heard = listen(ws)
+    write(ws, {**healthy_files("base"), "scoring/t.yaml": "threshold: 1\n"})
+    standard = open_request(ws, "staging", reason="tweak")
+    assert standard.routing.standard == "threshold-tweak" and standard.state == "approved"
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="prompt").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    apply_request(ws, standard.request.number)  # staging moved on under the second request
+
+    with pytest.raises(RequestError, match="#2 is stale: staging serves v2, not v1 it was"):
+        apply_request(ws, number)
+
+    stale = show_request(ws, number)
+    assert stale.state == "stale" and "request-stale" in kinds(heard)
+    with pytest.raises(RequestError, match="is stale"):
+        review_request(as_(ws, "lee"), number, approve=True)
+    fresh = update_request(ws, number, reason="on top of the tweak")
+    assert fresh.state == "waiting" and fresh.request.base_version == 2
+    review_request(as_(ws, "dana"), number, approve=True)
+    assert apply_request(ws, number).exit_code == OK
+
+
+def test_a_standard_change_applies_on_approval_at_once_with_its_rule_recorded(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra='apply = "on-approval"')
+    write(ws, {**healthy_files("base"), "scoring/t.yaml": "threshold: 0.7\n"})
+
+    view = open_request(ws, "staging", reason="tweak")
+
+    assert view.state == "applied"
+    assert view.routing.standard == "threshold-tweak" and view.routing.requirements == ()
+    assert (live_folder(ws) / "scoring" / "t.yaml").read_text() == "threshold: 0.7\n"
+
+
+def test_on_approval_applies_when_the_last_approval_arrives(project: ProjectFactory) -> None:
+    ws = team(project, extra='apply = "on-approval"')
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+
+    after = review_request(as_(ws, "lee"), number, approve=True)
+
+    assert after.state == "applied"
+    assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "p\n"
+
+
+def test_a_rejection_blocks_the_apply_until_the_content_changes(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "bad\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "dana"), number, approve=True)
+    rejected = review_request(as_(ws, "lee"), number, approve=False, comment="scores drop")
+    assert rejected.state == "rejected" and rejected.tally.rejected_by == ("lee",)
+    with pytest.raises(RequestError, match="not approved: rejected by lee"):
+        apply_request(ws, number)
+
+    prompt(ws, "better\n")
+    assert update_request(ws, number, reason="fixed").state == "waiting"
+
+
+def test_rollback_never_needs_an_approval(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    apply_request(ws, number)
+
+    back = rollback(as_(ws, "kim"), "staging", reason="scores fell")
+
+    assert back.exit_code == OK and back.version == 1
+    assert not (live_folder(ws) / "prompts").exists()
+
+
+def test_withdraw_is_for_the_requester_and_closes_the_request(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    with pytest.raises(RequestError, match="only they can withdraw it"):
+        withdraw_request(as_(ws, "lee"), number, reason="no")
+
+    closed = withdraw_request(ws, number, reason="superseded")
+
+    assert closed.state == "withdrawn"
+    with pytest.raises(RequestError, match="#1 is withdrawn"):
+        apply_request(ws, number)
+
+
+def test_an_old_request_expires(project: ProjectFactory) -> None:
+    ws = team(project, extra='expire = "20ms"')
+    heard = listen(ws)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    time.sleep(0.05)  # the expiry time itself is what is under test
+
+    assert [v.state for v in list_requests(ws, "staging")] == ["expired"]
+    assert "request-expired" in kinds(heard)
+    with pytest.raises(RequestError, match="#1 is expired"):
+        review_request(as_(ws, "lee"), number, approve=True)
+
+
+def test_nothing_to_change_and_no_reason_are_refused(project: ProjectFactory) -> None:
+    ws = team(project)
+    write(ws, healthy_files("base"))
+    with pytest.raises(RequestError, match="is what staging serves now: there is nothing"):
+        open_request(ws, "staging", reason="same")
+    prompt(ws, "p\n")
+    with pytest.raises(RequestError, match="needs a reason"):
+        open_request(ws, "staging", reason="  ")
+
+
+def test_prune_keeps_what_an_open_request_proposes(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    proposed = open_request(ws, "staging", reason="r").request.version
+    for marker in ("x", "y"):
+        write(ws, healthy_files(marker))
+        snapshot(ws, marker)
+
+    result = prune(ws, keep=0, dry_run=True)
+
+    assert result.kept[proposed] == "proposed by change request #1"
+
+
+def test_a_drill_on_an_environment_that_needs_approval_is_refused_unless_overridden(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    with pytest.raises(RefusedError, match="takes changes only through approved change requests"):
+        drill(ws, "staging")
