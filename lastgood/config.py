@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lastgood.errors import ConfigError
+from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
 
@@ -38,6 +39,8 @@ _ENV_KEYS = {
     "guard",
     "on_failure",
     "on_drift",
+    "freeze",
+    "window",
 }
 _WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
 _DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
@@ -87,6 +90,7 @@ class Environment(Record):
     guard: float = 1800.0
     on_failure: str = "alert"
     on_drift: str = "alert"
+    calendar: ChangeCalendar = field(default_factory=ChangeCalendar)  # freezes and windows
 
     @property
     def lease_ttl(self) -> float:
@@ -322,6 +326,7 @@ def _parse_env(name: str, table: Any, where: str, root: Path) -> Environment:
         guard=parse_duration(table.get("guard", "30m"), name=f"{prefix}guard"),
         on_failure=on_failure or "alert",
         on_drift=on_drift or "alert",
+        calendar=parse_calendar(table, prefix, where),
     )
 
 
