@@ -14,7 +14,7 @@ from typing import Any
 
 from lastgood.config import Environment
 from lastgood.errors import LockedError
-from lastgood.freezes import ChangeCalendar
+from lastgood.freezes import ChangeCalendar, Closure
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.place import Place
@@ -107,19 +107,24 @@ def status(
 
 def change_standing(calendar: ChangeCalendar, now: float) -> dict[str, Any] | None:
     """What status says about an environment's freezes and windows: the closure in force at
-    ``now`` (``state`` "active", with ``opens_at``, when changes are allowed again), else one
-    starting within :data:`FREEZE_NOTICE` ("upcoming"), else None. Infinite times are None,
-    so the result is plain JSON."""
+    ``now`` (``state`` "active", with ``opens_at``, when changes are allowed again), else a
+    freeze starting within :data:`FREEZE_NOTICE` ("upcoming"), else None. The end of a change
+    window is not announced: it comes every working day, and would hide the freeze that
+    matters. Infinite times are None, so the result is plain JSON."""
     closure = calendar.closed_at(now)
     if closure is not None:
         found = {"state": "active", **as_dict(closure), "text": calendar.describe(closure),
                  "opens_at": calendar.opens_at(now)}  # fmt: skip
-    elif (closure := calendar.next_closure(now, FREEZE_NOTICE)) is not None:
+    elif (closure := _next_freeze(calendar, now)) is not None:
         found = {"state": "upcoming", **as_dict(closure),
                  "text": calendar.describe_start(closure)}  # fmt: skip
     else:
         return None
     return {key: None if value == math.inf else value for key, value in found.items()}
+
+
+def _next_freeze(calendar: ChangeCalendar, now: float) -> Closure | None:
+    return ChangeCalendar(freezes=calendar.freezes).next_closure(now, FREEZE_NOTICE)
 
 
 def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
