@@ -232,6 +232,7 @@ def _at_minute(day: date, minutes: int, zone: tzinfo) -> float:
 
 
 def _days_around(window: WindowSpec, at: float, offsets: range) -> Iterator[date]:
+    """The local dates, in the window's zone, ``offsets`` days from the one ``at`` falls on."""
     today = datetime.fromtimestamp(at, _zone(window.timezone)).date()
     for offset in offsets:
         yield today + timedelta(days=offset)
@@ -241,8 +242,8 @@ def _window_at(windows: tuple[WindowSpec, ...], at: float) -> tuple[WindowSpec, 
     """A window open at ``at`` and when it closes (the latest closing one), or None."""
     found: list[tuple[WindowSpec, float]] = []
     for window in windows:
-        (day,) = _days_around(window, at, range(1))  # no window runs past its local midnight
-        span = _window_on(window, day)
+        # only the day ``at`` falls on: no window runs past its local midnight
+        span = _window_on(window, next(_days_around(window, at, range(1))))
         if span is not None and span[0] <= at < span[1]:
             found.append((window, span[1]))
     return max(found, key=lambda item: item[1], default=None)
