@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lastgood.errors import ConfigError
+from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
 
@@ -42,6 +43,8 @@ _ENV_KEYS = {
     "on_failure",
     "on_drift",
     "approval",
+    "freeze",
+    "window",
 }
 _WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
 _DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
@@ -94,6 +97,7 @@ class Environment(Record):
     approval: ApprovalPolicy | None = None
     """``[env.NAME.approval]``: deploys here need an approved change request (None: they do
     not, though requests may still be opened for review)."""
+    calendar: ChangeCalendar = field(default_factory=ChangeCalendar)  # freezes and windows
 
     @property
     def lease_ttl(self) -> float:
@@ -335,6 +339,7 @@ def _parse_env(
         on_failure=on_failure or "alert",
         on_drift=on_drift or "alert",
         approval=_parse_approval(table.get("approval"), groups, prefix, where),
+        calendar=parse_calendar(table, prefix, where),
     )
 
 

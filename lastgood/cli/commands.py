@@ -451,8 +451,18 @@ def _print_status(s: EnvStatus) -> None:
         r.out(f"  consumers     {s.fleet['summary']}")
     if s.lock:
         r.out(f"  locked        {s.lock}")
+    if s.freeze:
+        r.out(f"  {_freeze_label(s.freeze):<14}{s.freeze['text']}")
     for warning in s.warnings:
         r.out(f"  ! {warning}")
+
+
+def _freeze_label(standing: dict[str, Any]) -> str:
+    """``frozen`` (a freeze in force), ``closed`` (outside every change window) or
+    ``upcoming`` (either, starting within a day)."""
+    if standing["state"] != "active":
+        return "upcoming"
+    return "frozen" if standing["kind"] == "freeze" else "closed"
 
 
 @cli.command()

@@ -7,12 +7,14 @@ so a status after a crash already tells the truth.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from typing import Any
 
 from lastgood.config import Environment
 from lastgood.errors import LockedError
+from lastgood.freezes import ChangeCalendar, Closure
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.place import Place
@@ -50,6 +52,7 @@ class EnvStatus(Record, frozen=False):
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
     fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
+    freeze: dict[str, Any] | None = None  # a closure in force, or one starting within a day
 
     @property
     def drifted(self) -> bool:
@@ -89,10 +92,39 @@ class EnvStatus(Record, frozen=False):
         return data
 
 
-def status(project: Project, env: str | None = None) -> list[EnvStatus]:
-    """Status of one environment, or of all of them in config order."""
+FREEZE_NOTICE = 86400.0  # status announces a freeze or window closing this long ahead
+
+
+def status(
+    project: Project, env: str | None = None, *, now: float | None = None
+) -> list[EnvStatus]:
+    """Status of one environment, or of all of them in config order; ``now`` (default: the
+    clock) is the moment freezes and change windows are judged at."""
     names = [env] if env else list(project.config.environments)
-    return [_env_status(Place(project, name)) for name in names]
+    at = time.time() if now is None else now
+    return [_env_status(Place(project, name), at) for name in names]
+
+
+def change_standing(calendar: ChangeCalendar, now: float) -> dict[str, Any] | None:
+    """What status says about an environment's freezes and windows: the closure in force at
+    ``now`` (``state`` "active", with ``opens_at``, when changes are allowed again), else a
+    freeze starting within :data:`FREEZE_NOTICE` ("upcoming"), else None. The end of a change
+    window is not announced: it comes every working day, and would hide the freeze that
+    matters. Infinite times are None, so the result is plain JSON."""
+    closure = calendar.closed_at(now)
+    if closure is not None:
+        found = {"state": "active", **as_dict(closure), "text": calendar.describe(closure),
+                 "opens_at": calendar.opens_at(now)}  # fmt: skip
+    elif (closure := _next_freeze(calendar, now)) is not None:
+        found = {"state": "upcoming", **as_dict(closure),
+                 "text": calendar.describe_start(closure)}  # fmt: skip
+    else:
+        return None
+    return {key: None if value == math.inf else value for key, value in found.items()}
+
+
+def _next_freeze(calendar: ChangeCalendar, now: float) -> Closure | None:
+    return ChangeCalendar(freezes=calendar.freezes).next_closure(now, FREEZE_NOTICE)
 
 
 def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
@@ -105,7 +137,7 @@ def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), []
 
 
-def _env_status(place: Place) -> EnvStatus:
+def _env_status(place: Place, now: float) -> EnvStatus:
     env, settings = place.name, place.settings
     lock, corrected = _try_reconcile(place)
     target = place.target
@@ -135,6 +167,7 @@ def _env_status(place: Place) -> EnvStatus:
             if r.status == "succeeded"
         ],
         lock=lock,
+        freeze=change_standing(settings.calendar, now),
     )
     unverified = [
         f"#{r.id}" for r in outside_drills(records) if r.is_rollback and r.status != "succeeded"
