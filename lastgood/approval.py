@@ -21,7 +21,8 @@ from lastgood.units import parse_duration
 
 RISKS = ("low", "medium", "high")
 APPLY_MODES = ("manual", "on-approval")
-_APPROVAL_KEYS = {"approvers", "required", "self_approval", "expire", "apply", "rule"}
+_APPROVAL_KEYS = {"approvers", "required", "self_approval", "expire", "apply", "rule", "remind",
+                  "emergency", "emergency_approvals"}  # fmt: skip
 _RULE_KEYS = {"name", "paths", "risk", "min_files", "max_files", "max_lines", "approvers",
               "required", "standard"}  # fmt: skip
 ANYONE = "anyone"
@@ -55,6 +56,12 @@ class ApprovalPolicy(Record):
     expire: float = 30 * 86400.0
     apply: str = "manual"
     rules: tuple[Rule, ...] = ()
+    remind: float | None = None
+    """Remind the approvers of a request still waiting after this long (and again each time)."""
+    emergency: bool = True
+    """Whether ``--emergency`` may apply a request at once, past approvals and freezes."""
+    emergency_approvals: int = 0
+    """How many of the routed approvers an emergency still needs (0: none)."""
 
 
 OPTIONAL_REVIEW = ApprovalPolicy()
@@ -205,6 +212,17 @@ def parse_policy(
     expire = parse_duration(table.get("expire", "30d"), name=f"{key}.expire")
     if expire <= 0:
         raise ConfigError(f"{key}.expire in {where} must be more than 0")
+    remind = None
+    if "remind" in table:
+        remind = parse_duration(table["remind"], name=f"{key}.remind")
+        if remind <= 0:
+            raise ConfigError(f"{key}.remind in {where} must be more than 0")
+    emergency = table.get("emergency", True)
+    if not isinstance(emergency, bool):
+        raise ConfigError(
+            f"{key}.emergency = {emergency!r} in {where} must be true or false",
+            hint="false refuses 'lastgood request --emergency' on this environment",
+        )
     rules_table = table.get("rule", [])
     if not isinstance(rules_table, list):
         raise ConfigError(f"{key}.rule in {where} must be an array of tables ([[{key}.rule]])")
@@ -221,6 +239,11 @@ def parse_policy(
         expire=expire,
         apply=apply,
         rules=tuple(rules),
+        remind=remind,
+        emergency=emergency,
+        emergency_approvals=_count(
+            table.get("emergency_approvals", 0), f"{key}.emergency_approvals", where
+        ),
     )
 
 
@@ -370,6 +393,31 @@ def tally(
         approved_by=tuple(sorted(approving)),
         missing=tuple(missing),
         dismissed=dismissed,
+    )
+
+
+def emergency_tally(
+    routing: Routing,
+    groups: dict[str, tuple[str, ...]],
+    votes: list[Vote],
+    *,
+    requester: str,
+    needed: int,
+) -> Tally:
+    """The reduced review of an emergency: ``needed`` approvals from anyone the routing names
+    (never the requester), and no rejection."""
+    counted = [v for v in votes if v.person != requester]
+    approving = {v.person for v in counted if v.verdict == "approved"}
+    eligible = {p for p in approving if may_review(p, routing, groups)}
+    rejecting = tuple(sorted(v.person for v in counted if v.verdict == "rejected"))
+    missing = () if len(eligible) >= needed else (
+        f"{needed - len(eligible)} more: {needed} emergency approval(s) from the routed approvers",
+    )  # fmt: skip
+    return Tally(
+        approved=not missing and not rejecting,
+        rejected_by=rejecting,
+        approved_by=tuple(sorted(eligible)),
+        missing=missing,
     )
 
 

@@ -68,6 +68,8 @@ class EventKind(StrEnum):
     REQUEST_STALE = "request-stale"
     REQUEST_EXPIRED = "request-expired"
     REQUEST_WITHDRAWN = "request-withdrawn"
+    REQUEST_SIGNED_OFF = "request-signed-off"
+    REQUEST_REMINDER = "request-reminder"
 
 
 # Kinds written to the ledger's event table; check rounds live in their own table instead, and

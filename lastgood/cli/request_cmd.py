@@ -6,17 +6,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import click
 
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
+from lastgood.errors import UsageError
 from lastgood.operations.requests import RequestView
 from lastgood.units import plural
 
 _STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
-           "expired", "open")  # fmt: skip
+           "expired", "open", "review")  # fmt: skip
 
 
 class RequestGroup(click.Group):
@@ -46,28 +49,69 @@ def request() -> None:
     """
 
 
+def _when(text: str | None) -> float | None:
+    """``--at``: an ISO 8601 time, local unless it names an offset."""
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise UsageError(
+            f"--at {text!r} is not a date and time",
+            hint="write ISO 8601: --at 2026-12-07T09:30 (this machine's time zone) or "
+            "--at 2026-12-07T09:30+01:00",
+        ) from None
+
+
 @request.command("open")
 @click.argument("env")
 @click.option("-m", "--message", "reason", required=True, help="Why this change (required).")
 @click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option(
+    "--at", "at", metavar="WHEN",
+    help="Apply it then, once approved (ISO 8601); 'lastgood watch' carries it out.",
+)  # fmt: skip
+@click.option(
+    "--emergency", is_flag=True,
+    help="Apply at once with the reduced approval ENV allows, past a freeze (marked).",
+)  # fmt: skip
 @json_option
 @pass_app
-def open_command(app: AppContext, env: str, reason: str, ref: str | None, as_json: bool) -> None:
+def open_command(
+    app: AppContext,
+    env: str,
+    reason: str,
+    ref: str | None,
+    at: str | None,
+    emergency: bool,
+    as_json: bool,
+) -> None:
     """Open a change request proposing the folder (or --version REF) for ENV.
 
     The folder is recorded as a version (or REF is resolved) and bound to its content hash;
     the request shows the diff against what ENV serves now, its risk, the rules that matched
     and the approvals it needs, and the approvers are notified. A standard change (a rule with
-    standard = true covers it) needs no approval.
+    standard = true covers it) needs no approval. With --at, an approved request is applied
+    at that time by 'lastgood watch' (a freeze holds it until the freeze ends). --emergency
+    applies at once with the reduced approval the environment allows (emergency_approvals,
+    none by default), past a freeze, and leaves a review open until someone other than you
+    signs it off ('lastgood request signoff N').
 
     \b
     Example:
       lastgood request production -m "raise the lead threshold"
       lastgood request production --version staging:last-good -m "promote"
+      lastgood request production -m "scorer fix" --at 2026-12-07T06:00
+      lastgood request production --emergency -m "leads all score zero"
     """
     from lastgood.operations.requests import open_request
 
-    view = open_request(app.project(), env, reason=reason, ref=ref)
+    project = app.project()
+    if emergency and not as_json:
+        project.events.subscribe(r.ProgressPrinter())
+    view = open_request(
+        project, env, reason=reason, ref=ref, apply_at=_when(at), emergency=emergency
+    )
     _print_view(view, as_json, opened=True)
 
 
@@ -216,6 +260,24 @@ def withdraw_command(app: AppContext, number: int, reason: str, as_json: bool) -
     _print_view(view, as_json)
 
 
+@request.command("signoff")
+@click.argument("number", type=click.IntRange(1))
+@click.option("-m", "--message", "comment", default="", help="What you checked.")
+@json_option
+@pass_app
+def signoff_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+    """Sign off the review of emergency NUMBER (anyone but the person who made it).
+
+    \b
+    Example:
+      lastgood request signoff 7 -m "the fix was right; follow-up in #8"
+    """
+    from lastgood.operations.requests import sign_off_request
+
+    view = sign_off_request(app.project(), number, comment=comment)
+    _print_view(view, as_json)
+
+
 @request.command("apply")
 @click.argument("number", type=click.IntRange(1))
 @json_option
@@ -245,7 +307,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         return
     request = view.request
     if opened:
-        r.info(f"opened change request {request.label} for {request.env}")
+        kind = "EMERGENCY change" if request.emergency else "change request"
+        r.info(f"opened {kind} {request.label} for {request.env}")
     lines = [
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
         f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
@@ -268,6 +331,11 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         lines.append(f"dismissed {dismissed} of other content (they no longer count)")
     if request.apply_at:
         lines.append(f"applies   at {r.when(request.apply_at)}")
+    if request.emergency:
+        review = "open: someone other than the requester signs it off" if view.review_open else (
+            "signed off"
+        )  # fmt: skip
+        lines.append(f"emergency review {review}")
     changed = ", ".join(f"{len(paths)} {kind}" for kind, paths in view.changes.items() if paths)
     lines.append(f"changes   {changed or 'none'}")
     lines.append("timeline")

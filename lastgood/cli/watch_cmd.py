@@ -99,6 +99,8 @@ def _cycle_text(report: CycleReport) -> str:
         )  # fmt: skip
         lines.append(f"  {env}: {steps}")
     lines.extend(f"  document {name}: {found}" for name, found in sorted(report.documents.items()))
+    for label, what in sorted(report.requests.items()):
+        lines.append(f"  request {label}: {what}")
     if report.digest:
         lines.append(f"  digest: {report.digest}")
     lines.extend(f"  ! {problem}" for problem in report.problems)

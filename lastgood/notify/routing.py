@@ -39,6 +39,8 @@ DEFAULT_EVENTS: frozenset[str] = frozenset(
         EventKind.REQUEST_FAILED,
         EventKind.REQUEST_STALE,
         EventKind.REQUEST_EXPIRED,
+        EventKind.REQUEST_SIGNED_OFF,
+        EventKind.REQUEST_REMINDER,
     )
 )
 """What a route without ``events`` sends: the events a person has to know about (something

@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 
 def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = False) -> None:
     """Refuse (exit 5) a deploy to an environment that is frozen (or outside its change
-    windows), and one to an environment that requires approval unless it applies ``request``.
+    windows) unless it applies an emergency ``request``, and one to an environment that
+    requires approval unless it applies ``request``.
     A drill's deploy passes the approval part: the drill verb refuses approval-gated
     environments itself unless overridden, and the override is recorded."""
     env = place.name
     calendar = place.settings.calendar
     closure = calendar.closed_at(time.time())
-    if closure is not None:
+    emergency = request is not None and request.emergency  # passes, and its request says so
+    if closure is not None and not emergency:
         opens = calendar.opens_at(time.time())
         reopens = opens not in (float("inf"), closure.ends)  # past a further closure
         when = f"; changes open again at {_local(opens)}" if reopens else ""

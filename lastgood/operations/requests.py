@@ -25,6 +25,7 @@ from lastgood.approval import (
     Change,
     Routing,
     Tally,
+    emergency_tally,
     latest_votes,
     may_review,
     route,
@@ -54,6 +55,9 @@ from lastgood.rows import (
 from lastgood.units import plural
 from lastgood.validate import validate_bundle
 
+SIGNED_OFF = "signed-off"
+REMINDED = "reminded"
+
 
 class RequestView(Record):
     """A request as people see it: the row, its timeline, its routing and where its review
@@ -73,9 +77,18 @@ class RequestView(Record):
         return self.request.status
 
     @property
+    def review_open(self) -> bool:
+        """An emergency's review: open until someone other than the requester signs it off."""
+        return self.request.emergency and not any(
+            entry.action == SIGNED_OFF and entry.actor != self.request.requester
+            for entry in self.entries
+        )
+
+    @property
     def summary(self) -> str:
         request = self.request
-        head = f"change request {request.label} for {request.env}: v{request.version}"
+        kind = "emergency change" if request.emergency else "change request"
+        head = f"{kind} {request.label} for {request.env}: v{request.version}"
         if self.state == "waiting":
             return f"{head}, waiting for {'; '.join(self.tally.missing)}"
         if self.state == "approved":
@@ -91,12 +104,14 @@ class RequestView(Record):
             return f"{head}, {how}: ready to apply"
         if self.state == "rejected":
             return f"{head}, rejected by {', '.join(self.tally.rejected_by)}"
-        return f"{head}, {self.state}" + (f": {request.detail}" if request.detail else "")
+        review = ", review open" if self.review_open else ""
+        return f"{head}, {self.state}{review}" + (f": {request.detail}" if request.detail else "")
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.request.to_json(),
             "state": self.state,
+            "review_open": self.review_open,
             "summary": self.summary,
             "approved_by": list(self.tally.approved_by),
             "rejected_by": list(self.tally.rejected_by),
@@ -117,16 +132,32 @@ def open_request(
     reason: str,
     ref: str | None = None,
     apply_at: float | None = None,
+    emergency: bool = False,
     via: str = "cli",
 ) -> RequestView:
     """Open change request ``#N`` proposing ``ref`` (default: the folder, recorded as a new
     version) for ``env`` (writes the store). Applies it at once when it needs no approval and
-    the environment applies on approval."""
+    the environment applies on approval.
+
+    An ``emergency`` is applied at once with the reduced approval the environment allows
+    (``emergency_approvals``, none by default), past a freeze; it is marked as such in the
+    ledger, its events and every view, and its review stays open until someone other than the
+    requester signs it off (:func:`sign_off_request`)."""
     place = Place(project, env)
     if not reason.strip():
         raise RequestError(
             f"a change request for {env} needs a reason",
             hint=f"say why with -m, e.g. lastgood request {env} -m 'raise the lead threshold'",
+        )
+    if emergency and not _policy(place).emergency:
+        raise RequestError(
+            f"{env} allows no emergency changes ([env.{env}.approval] emergency = false)",
+            hint=f"open a normal request, or roll back: 'lastgood rollback {env}' needs nobody",
+        )
+    if emergency and apply_at is not None:
+        raise RequestError(
+            "an emergency is applied at once; it cannot be scheduled",
+            hint="drop --at, or drop --emergency to schedule a normal request",
         )
     version = _proposed(place, ref, reason)
     base = _live_version(place)
@@ -141,17 +172,18 @@ def open_request(
         env=env, version=version.number, content_hash=version.content_hash,
         base_version=base.number if base else None, base_hash=_hash(base),
         requester=project.actor, reason=reason, status=REQUEST_OPEN, risk=routing.risk,
-        routing=json.dumps(routing.to_json()), apply_at=apply_at,
+        routing=json.dumps(routing.to_json()), apply_at=apply_at, emergency=emergency,
     )  # fmt: skip
     view = _view(place, request, changed)
     who = "; ".join(view.tally.missing) or (
         f"no approval (standard change: {routing.standard})" if routing.standard else "no approval"
     )
+    kind = "EMERGENCY change" if emergency else "change request"
     _announce(
         place,
         EventKind.REQUEST_OPENED,
         view,
-        f"change request {request.label} for {env}: {version.label} by {project.actor}"
+        f"{kind} {request.label} for {env}: {version.label} by {project.actor}"
         f" ({reason}); risk {routing.risk}; needs {who}",
     )
     return _apply_if_ready(place, view, via)
@@ -176,10 +208,15 @@ def update_request(
     updated = place.store.update_request(
         number,
         _entry(project, "updated", version.content_hash, _hash(base), reason, via),
-        version=version.number, content_hash=version.content_hash,
-        base_version=base.number if base else None, base_hash=_hash(base), status=REQUEST_OPEN,
-        risk=routing.risk, routing=json.dumps(routing.to_json()), detail="",
-    )  # fmt: skip
+        version=version.number,
+        content_hash=version.content_hash,
+        base_version=base.number if base else None,
+        base_hash=_hash(base),
+        status=REQUEST_OPEN,
+        risk=routing.risk,
+        routing=json.dumps(routing.to_json()),
+        detail="",
+    )
     view = _view(place, updated, changed)
     dismissed = (
         f"; {plural(view.tally.dismissed, 'approval')} of other content no longer count"
@@ -209,8 +246,9 @@ def withdraw_request(
     closed = place.store.update_request(
         number,
         _entry(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
-        status=REQUEST_WITHDRAWN, detail=f"withdrawn by {project.actor}",
-    )  # fmt: skip
+        status=REQUEST_WITHDRAWN,
+        detail=f"withdrawn by {project.actor}",
+    )
     view = _view(place, closed)
     _announce(
         place,
@@ -290,11 +328,13 @@ def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome
     place = Place(project, request.env)
     view = _view(place, request)
     _refuse_unready(place, view)
+    if request.emergency:
+        _record_freeze_passed(place, request, via)
     from lastgood.operations.deploy import deploy
 
     outcome = deploy(
         project, request.env, ref=str(request.version), message=request.reason,
-        source="request", request=request,
+        source="emergency" if request.emergency else "request", request=request,
     )  # fmt: skip
     applied = outcome.exit_code == OK
     record = outcome.deployment.id if outcome.deployment else None
@@ -346,8 +386,11 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
         )
     if view.state != "approved":
         missing = "; ".join(view.tally.missing)
-        why = (f"rejected by {', '.join(view.tally.rejected_by)}" if view.tally.rejected_by
-               else f"it still needs {missing}")  # fmt: skip
+        why = (
+            f"rejected by {', '.join(view.tally.rejected_by)}"
+            if view.tally.rejected_by
+            else f"it still needs {missing}"
+        )
         raise RequestError(
             f"{request.label} is not approved: {why}",
             hint=f"'lastgood request show {request.number}' shows its review",
@@ -359,10 +402,137 @@ def _apply_if_ready(place: Place, view: RequestView, via: str) -> RequestView:
     scheduled for later; the view as it stands afterwards."""
     request = view.request
     policy = _policy(place)
-    if view.state != "approved" or policy.apply != "on-approval" or request.apply_at:
+    on_approval = request.emergency or (policy.apply == "on-approval" and not request.apply_at)
+    if view.state != "approved" or not on_approval:
         return view
     apply_request(place.project, request.number, via=via)
     return _view(place, place.store.change_request(request.number))
+
+
+def _record_freeze_passed(place: Place, request: ChangeRequest, via: str) -> None:
+    """An emergency passes a freeze, and the request's timeline says which one."""
+    calendar = place.settings.calendar
+    closure = calendar.closed_at(time.time())
+    if closure is not None:
+        place.store.add_request_entry(
+            request.number,
+            _entry(place.project, "passed-freeze", request.content_hash, request.base_hash,
+                   calendar.describe(closure), via),
+        )  # fmt: skip
+
+
+def sign_off_request(
+    project: Project, number: int, *, comment: str = "", via: str = "cli"
+) -> RequestView:
+    """Close the review an emergency left open: someone other than the requester looked at
+    what went live (writes)."""
+    request = project.store.change_request(number)
+    place = Place(project, request.env)
+    if not request.emergency:
+        raise RequestError(
+            f"{request.label} was no emergency: there is no review to sign off",
+            hint=f"approve it instead: 'lastgood request approve {number}'",
+        )
+    if project.actor == request.requester:
+        raise RequestError(
+            f"{project.actor} made emergency {request.label} and cannot sign off its review",
+            hint="someone other than the requester signs it off",
+        )
+    if not _view(place, request).review_open:
+        raise RequestError(f"the review of emergency {request.label} is already signed off")
+    signed = place.store.add_request_entry(
+        number, _entry(project, SIGNED_OFF, request.content_hash, request.base_hash, comment, via)
+    )
+    view = _view(place, signed)
+    said = f": {comment}" if comment else ""
+    _announce(
+        place,
+        EventKind.REQUEST_SIGNED_OFF,
+        view,
+        f"{project.actor} signed off emergency {request.label} for {request.env}{said}",
+    )
+    return view
+
+
+# ---- the watcher's part ------------------------------------------------------------------------
+
+
+def apply_due_requests(project: Project, now: float | None = None) -> dict[str, str]:
+    """Apply every approved request whose scheduled time has come, unless its environment is
+    frozen (then it waits, and applies when the freeze ends); what happened to each, by
+    ``#N``. Called by the watcher each cycle, so a restart loses nothing: the schedule is in
+    the store."""
+    now = time.time() if now is None else now
+    done: dict[str, str] = {}
+    for request in project.store.change_requests(status=REQUEST_OPEN, limit=None):
+        if request.apply_at is None or request.apply_at > now:
+            continue
+        if request.env not in project.config.environments:
+            continue
+        place = Place(project, request.env)
+        view = _view(place, _expire_if_due(place, request))
+        if view.request.status != REQUEST_OPEN:
+            done[request.label] = view.request.status
+        elif view.state != "approved":
+            done[request.label] = f"due, but {view.state}"
+        elif (closure := place.settings.calendar.closed_at(now)) is not None:
+            done[request.label] = f"held: {place.settings.calendar.describe(closure)}"
+            _note_held(place, view, done[request.label])
+        else:
+            outcome = apply_request(project.acting_as(request.requester), request.number,
+                                    via="watch")  # fmt: skip
+            done[request.label] = outcome.summary
+    return done
+
+
+def _note_held(place: Place, view: RequestView, why: str) -> None:
+    """Say once in the timeline that a due request waits for a freeze to end."""
+    if view.entries and view.entries[-1].action == "held":
+        return
+    request = view.request
+    place.store.add_request_entry(
+        request.number,
+        {"actor": "lastgood", "action": "held", "content_hash": request.content_hash,
+         "base_hash": request.base_hash, "comment": why, "via": "watch"},
+    )  # fmt: skip
+
+
+def remind_waiting(project: Project, now: float | None = None) -> list[str]:
+    """Remind the approvers of every request that has waited longer than its environment's
+    ``remind`` since it was opened or last reminded (recorded in its timeline, so a restarted
+    watcher does not remind twice); the requests reminded."""
+    now = time.time() if now is None else now
+    reminded = []
+    for request in project.store.change_requests(status=REQUEST_OPEN, limit=None):
+        if request.env not in project.config.environments:
+            continue
+        place = Place(project, request.env)
+        every = _policy(place).remind
+        view = _view(place, request)
+        if every is None or view.state != "waiting":
+            continue
+        last = max((e.at for e in view.entries if e.action in ("opened", "updated", REMINDED)),
+                   default=request.created_at)  # fmt: skip
+        if now - last < every:
+            continue
+        from lastgood.units import format_duration
+
+        waited = format_duration(now - request.created_at)
+        after = place.store.add_request_entry(
+            request.number,
+            {"actor": "lastgood", "action": REMINDED, "content_hash": request.content_hash,
+             "base_hash": request.base_hash, "comment": f"waiting for {waited}", "via": "watch",
+             "at": now},
+        )  # fmt: skip
+        _announce(
+            place,
+            EventKind.REQUEST_REMINDER,
+            _view(place, after),
+            f"change request {request.label} for {request.env} has waited {waited}: "
+            f"it needs {'; '.join(view.tally.missing)}",
+        )
+        reminded.append(request.label)
+    return reminded
 
 
 # ---- reading ---------------------------------------------------------------------------------
@@ -379,16 +549,21 @@ def list_requests(
     project: Project, env: str | None = None, *, status: str | None = None, limit: int = 50
 ) -> list[RequestView]:
     """Requests newest first (expiring those whose time is up); ``status`` filters by the
-    stored status or by the review state (``waiting``, ``approved``, ``rejected``)."""
+    stored status, by the review state (``waiting``, ``approved``, ``rejected``), or
+    ``review`` for emergencies whose review is still open."""
     if env is not None:
         Place(project, env)  # the name is checked
-    stored = status if status not in ("waiting", "approved", "rejected") else REQUEST_OPEN
+    reviewed = {"waiting": REQUEST_OPEN, "approved": REQUEST_OPEN, "rejected": REQUEST_OPEN,
+                "review": None}  # fmt: skip
+    stored = reviewed.get(status, status) if status is not None else None
     views = []
     for request in project.store.change_requests(env, status=stored, limit=limit):
         if request.env not in project.config.environments:
             continue  # an environment since removed from lastgood.toml
         place = Place(project, request.env)
         views.append(_view(place, _expire_if_due(place, request)))
+    if status == "review":
+        return [v for v in views if v.review_open]
     return [v for v in views if status is None or status in (v.state, v.request.status)]
 
 
@@ -501,9 +676,13 @@ def _view(
     votes, dismissed = latest_votes(
         entries, content_hash=request.content_hash, base_hash=request.base_hash
     )
-    policy = _policy(place)
-    counted = tally(routing, place.project.config.groups, votes, requester=request.requester,
-                    self_approval=policy.self_approval, dismissed=dismissed)  # fmt: skip
+    policy, groups = _policy(place), place.project.config.groups
+    if request.emergency:
+        counted = emergency_tally(routing, groups, votes, requester=request.requester,
+                                  needed=policy.emergency_approvals)  # fmt: skip
+    else:
+        counted = tally(routing, groups, votes, requester=request.requester,
+                        self_approval=policy.self_approval, dismissed=dismissed)  # fmt: skip
     if changed is None:
         store = place.store
         before = store.files(request.base_version) if request.base_version is not None else {}

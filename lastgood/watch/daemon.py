@@ -53,6 +53,7 @@ class CycleReport(Record, frozen=False):
     drift: dict[str, str] = field(default_factory=dict)
     drills: dict[str, str] = field(default_factory=dict)
     documents: dict[str, str] = field(default_factory=dict)
+    requests: dict[str, str] = field(default_factory=dict)
     digest: str | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -200,6 +201,8 @@ class Watcher:
                     report.health[env] = self.health[env].step(number, drifted=drifted)
                 with self._step_guard(report, f"drill:{env}"):
                     report.drills[env] = self._drills(env)
+            with self._step_guard(report, "requests"):
+                report.requests = self._requests()
             with self._step_guard(report, "documents"):
                 report.documents = self._documents()
             with self._step_guard(report, "digest"):
@@ -408,6 +411,16 @@ class Watcher:
         schedule_text = self.project.config.environment(env).drill_schedule
         result = drill(self.project, env, reason=f"scheduled drill ({schedule_text})")
         return "drill-passed" if result.passed else "drill-failed"
+
+    def _requests(self) -> dict[str, str]:
+        """Apply the change requests whose scheduled time has come (a frozen environment holds
+        them until the freeze ends), and remind approvers of requests waiting too long."""
+        from lastgood.operations.requests import apply_due_requests, remind_waiting
+
+        done = apply_due_requests(self.project)
+        for label in remind_waiting(self.project):
+            done.setdefault(label, "reminded its approvers")
+        return done
 
     def _documents(self) -> dict[str, str]:
         """Track every ``[[watch.document]]``; one unreadable document is its own problem."""

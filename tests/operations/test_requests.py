@@ -13,11 +13,14 @@ from lastgood.operations.deploy import deploy
 from lastgood.operations.drill import drill
 from lastgood.operations.maintenance import prune
 from lastgood.operations.requests import (
+    apply_due_requests,
     apply_request,
     list_requests,
     open_request,
+    remind_waiting,
     review_request,
     show_request,
+    sign_off_request,
     update_request,
     withdraw_request,
 )
@@ -374,3 +377,113 @@ def test_a_freeze_holds_deploys_drills_and_applies_but_never_a_rollback(
 
     back = rollback(ws, "staging", reason="scores fell")
     assert back.exit_code == OK and back.version == 1
+
+
+# ---- emergencies -----------------------------------------------------------------------------
+
+
+def test_an_emergency_applies_at_once_past_a_freeze_and_stays_open_for_review(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+    ws.config = load(ws.root)
+    heard = listen(ws)
+    prompt(ws, "fixed\n")
+
+    view = open_request(ws, "staging", reason="leads all score zero", emergency=True)
+
+    assert view.state == "applied" and view.review_open
+    assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "fixed\n"
+    assert [e.action for e in view.entries] == ["opened", "passed-freeze", "applied"]
+    assert "freeze 'year-end'" in view.entries[1].comment
+    assert ws.store.deployments("staging")[0].source == "emergency"
+    opened = next(e for e in heard if e.kind.value == "request-opened")
+    assert opened.message.startswith("EMERGENCY change #1 for staging")
+    assert [v.request.number for v in list_requests(ws, status="review")] == [1]
+
+    with pytest.raises(RequestError, match="tester made emergency #1 and cannot sign off"):
+        sign_off_request(ws, 1)
+    signed = sign_off_request(as_(ws, "kim"), 1, comment="right fix")
+    assert not signed.review_open and list_requests(ws, status="review") == []
+    with pytest.raises(RequestError, match="already signed off"):
+        sign_off_request(as_(ws, "sam"), 1)
+
+
+def test_an_emergency_waits_for_the_reduced_approval_the_environment_asks(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra="emergency_approvals = 1")
+    prompt(ws, "fixed\n")
+
+    view = open_request(ws, "staging", reason="zero scores", emergency=True)
+    assert view.state == "waiting"
+    with pytest.raises(RequestError, match="cannot approve it too"):
+        review_request(ws, view.request.number, approve=True)
+
+    after = review_request(as_(ws, "lee"), view.request.number, approve=True)
+    assert after.state == "applied" and after.review_open
+
+
+def test_an_environment_may_refuse_emergencies(project: ProjectFactory) -> None:
+    ws = team(project, extra="emergency = false")
+    prompt(ws, "x\n")
+    with pytest.raises(RequestError, match="allows no emergency changes"):
+        open_request(ws, "staging", reason="now", emergency=True)
+
+
+# ---- the watcher's part ----------------------------------------------------------------------
+
+
+def test_a_scheduled_request_is_applied_by_the_watcher_when_due_and_approved(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    prompt(ws, "tonight\n")
+    at = time.time() + 3600
+    number = open_request(ws, "staging", reason="r", apply_at=at).request.number
+
+    assert apply_due_requests(ws, now=at + 1) == {"#1": "due, but waiting"}
+    review_request(as_(ws, "lee"), number, approve=True)  # on-approval waits for the time
+    assert show_request(ws, number).state == "approved"
+    assert apply_due_requests(ws, now=at - 1) == {}
+
+    done = apply_due_requests(ws, now=at + 1)
+
+    assert done["#1"].startswith("v2 is live on staging")
+    applied = show_request(ws, number)
+    assert applied.state == "applied" and applied.entries[-1].via == "watch"
+    assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "tonight\n"
+
+
+def test_a_due_request_waits_out_a_freeze_and_says_so_once(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r", apply_at=time.time()).request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+    ws.config = load(ws.root)
+
+    for _ in range(2):
+        held = apply_due_requests(ws)
+        assert held["#1"].startswith("held: freeze 'year-end'")
+    assert [e.action for e in show_request(ws, number).entries].count("held") == 1
+    assert show_request(ws, number).state == "approved"
+
+
+def test_the_watcher_reminds_approvers_once_per_period(project: ProjectFactory) -> None:
+    ws = team(project, extra='remind = "1h"')
+    heard = listen(ws)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    opened_at = show_request(ws, number).request.created_at
+
+    assert remind_waiting(ws, now=opened_at + 60) == []
+    assert remind_waiting(ws, now=opened_at + 3601) == ["#1"]
+    assert remind_waiting(ws, now=opened_at + 3700) == []  # reminded less than 1 h ago
+
+    reminders = [e for e in heard if e.kind.value == "request-reminder"]
+    assert len(reminders) == 1
+    assert "needs 1 more: 1 approval from ai-team (prompts)" in reminders[0].message

@@ -1,0 +1,65 @@
+"""``lastgood request`` through the real CLI: what docs/change-requests.md's walk-through does
+not show (emergencies, scheduling input, JSON)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from tests.conftest import Workspace
+
+APPROVAL = """
+[groups]
+ops = ["sam", "kim"]
+
+[env.staging.approval]
+approvers = ["ops"]
+"""
+
+
+def gated(workspace: Callable[..., Workspace]) -> Workspace:
+    ws = workspace(bake="0s", interval="10ms")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    (ws.root / "lastgood.toml").write_text((ws.root / "lastgood.toml").read_text() + APPROVAL)
+    return ws
+
+
+def test_an_emergency_through_the_cli_is_applied_marked_and_signed_off(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    ws.healthy("fix")
+
+    done = ws.run("request", "staging", "--emergency", "-m", "scores are zero")
+
+    assert done.returncode == 0, done.stderr
+    assert "opened EMERGENCY change #1 for staging" in done.stderr
+    assert "state     applied" in done.stdout
+    assert "emergency review open: someone other than the requester signs it off" in done.stdout
+    waiting = json.loads(ws.run("request", "list", "--state", "review", "--json").stdout)
+    assert [(r["number"], r["emergency"], r["review_open"]) for r in waiting] == [(1, True, True)]
+
+    mine = ws.run("request", "signoff", "1")
+    assert mine.returncode == 5 and "cannot sign off its review" in mine.stderr
+    signed = ws.run("request", "signoff", "1", "-m", "ok", env={"LASTGOOD_AUTHOR": "kim"})
+    assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
+    history = ws.run("history", "staging", "--json")
+    assert json.loads(history.stdout)["deployments"][0]["source"] == "emergency"
+
+
+def test_bad_input_is_named(workspace: Callable[..., Workspace]) -> None:
+    ws = gated(workspace)
+    ws.healthy("two")
+
+    when = ws.run("request", "staging", "-m", "later", "--at", "tomorrow morning")
+    assert when.returncode == 2
+    assert "--at 'tomorrow morning' is not a date and time" in when.stderr
+    missing = ws.run("request", "show", "9")
+    assert missing.returncode == 2 and "no change request #9" in missing.stderr
+    no_reason = ws.run("request", "staging")
+    assert no_reason.returncode == 2 and "Missing option '-m'" in no_reason.stderr
+    scheduled = json.loads(
+        ws.run("request", "staging", "-m", "tonight", "--at", "2099-01-01T06:00", "--json").stdout
+    )
+    assert scheduled["state"] == "waiting" and scheduled["apply_at"] > 4_000_000_000
