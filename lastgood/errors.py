@@ -115,6 +115,11 @@ class ApprovalRequiredError(RefusedError):
     """The environment takes changes only through an approved change request."""
 
 
+class FrozenError(RefusedError):
+    """The environment is inside a freeze, or outside its change windows: no deploy, drill or
+    request application now (a rollback is never held)."""
+
+
 class RequestError(RefusedError):
     """A change request cannot take this step now: not approved, stale, closed, expired, or
     the person may not approve it."""

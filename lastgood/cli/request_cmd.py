@@ -20,6 +20,7 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_folder
 from lastgood.cli.group import cli
 from lastgood.operations.requests import RequestView
+from lastgood.units import plural
 
 _STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
            "expired", "open")  # fmt: skip
@@ -313,7 +314,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
         f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
         f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
-        f"risk      {request.risk} ({view.routing.files} files, {view.routing.lines} lines)",
+        f"risk      {request.risk} ({plural(view.routing.files, 'file')}, "
+        f"{plural(view.routing.lines, 'line')})",
     ]
     if view.routing.standard:
         lines.append(f"routing   standard change: rule {view.routing.standard}, no approval")
@@ -326,9 +328,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
     if view.tally.missing and request.status == "open":
         lines.append(f"missing   {'; '.join(view.tally.missing)}")
     if view.tally.dismissed:
-        lines.append(
-            f"dismissed {view.tally.dismissed} approval(s) of other content (they no longer count)"
-        )
+        dismissed = plural(view.tally.dismissed, "approval")
+        lines.append(f"dismissed {dismissed} of other content (they no longer count)")
     if request.apply_at:
         lines.append(f"applies   at {r.when(request.apply_at)}")
     changed = ", ".join(f"{len(paths)} {kind}" for kind, paths in view.changes.items() if paths)

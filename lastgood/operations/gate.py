@@ -1,17 +1,20 @@
 """The gate every change to an environment passes, in the verb, whatever edge called it.
 
 An environment with ``[env.NAME.approval]`` takes new versions only through an approved change
-request (:mod:`lastgood.operations.requests`): the CLI's ``deploy``, the server's deploy and
-upload endpoints, the web page and scheduled applies all call the deploy verb, and the deploy
-verb calls :func:`clear_change` first, so no edge can go around it. A rollback never comes
-here: putting back a version that was good stays one command.
+request (:mod:`lastgood.operations.requests`), and an environment inside a freeze, or outside
+its change windows (:mod:`lastgood.freezes`), takes none at all. The CLI's ``deploy``, the
+server's deploy and upload endpoints, the web page, drills and request applies all call the
+deploy verb, and the deploy verb calls :func:`clear_change` first, so no edge can go around
+it. A rollback never comes here: putting back a version that was good stays one command, in a
+freeze too.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from lastgood.errors import ApprovalRequiredError
+from lastgood.errors import ApprovalRequiredError, FrozenError
 
 if TYPE_CHECKING:
     from lastgood.operations.place import Place
@@ -19,10 +22,22 @@ if TYPE_CHECKING:
 
 
 def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = False) -> None:
-    """Refuse (exit 5) a deploy to an environment that requires approval, unless it applies
-    ``request``. A drill's deploy is let through: the drill verb refuses approval-gated
+    """Refuse (exit 5) a deploy to an environment that is frozen (or outside its change
+    windows), and one to an environment that requires approval unless it applies ``request``.
+    A drill's deploy passes the approval part: the drill verb refuses approval-gated
     environments itself unless overridden, and the override is recorded."""
     env = place.name
+    calendar = place.settings.calendar
+    closure = calendar.closed_at(time.time())
+    if closure is not None:
+        opens = calendar.opens_at(time.time())
+        reopens = opens not in (float("inf"), closure.ends)  # past a further closure
+        when = f"; changes open again at {_local(opens)}" if reopens else ""
+        raise FrozenError(
+            f"{env} is closed to changes: {calendar.describe(closure)}",
+            hint=f"wait until it opens{when} ('lastgood status {env}' shows it); "
+            f"'lastgood rollback {env}' is never held by a freeze",
+        )
     if place.settings.approval is None or drill:
         return
     if request is None:
@@ -46,3 +61,9 @@ def clear_version(request: ChangeRequest | None, version: VersionInfo) -> None:
             f"{version.label} is not the content change request {request.label} proposes",
             hint=f"'lastgood request show {request.number}' shows the version it was approved for",
         )
+
+
+def _local(epoch: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M %Z")

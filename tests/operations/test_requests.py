@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lastgood.config import load
-from lastgood.errors import ApprovalRequiredError, RefusedError, RequestError
+from lastgood.errors import ApprovalRequiredError, FrozenError, RefusedError, RequestError
 from lastgood.operations.deploy import deploy
 from lastgood.operations.drill import drill
 from lastgood.operations.maintenance import prune
@@ -334,3 +334,43 @@ def test_a_drill_on_an_environment_that_needs_approval_is_refused_unless_overrid
     ws = team(project)
     with pytest.raises(RefusedError, match="takes changes only through approved change requests"):
         drill(ws, "staging")
+
+
+FREEZE = """
+[[env.staging.freeze]]
+name = "year-end"
+from = "2000-01-01 00:00"
+until = "2100-01-01 00:00"
+reason = "the books are closing"
+"""
+
+
+def test_a_freeze_holds_deploys_drills_and_applies_but_never_a_rollback(
+    project: ProjectFactory,
+) -> None:
+    ws = project()
+    deployed(ws, marker="one")
+    deployed(ws, marker="two")
+    approved = team(project)
+    prompt(approved, "p\n")
+    number = open_request(approved, "staging", reason="r").request.number
+    review_request(as_(approved, "lee"), number, approve=True)
+    for frozen in (ws, approved):
+        config = frozen.root / "lastgood.toml"
+        config.write_text(config.read_text() + FREEZE)
+        frozen.config = load(frozen.root)
+
+    with pytest.raises(FrozenError) as refused:
+        deployed(ws, marker="three")
+    assert refused.value.exit_code == 5
+    assert "staging is closed to changes: freeze 'year-end' (the books are closing)" in str(
+        refused.value
+    )
+    with pytest.raises(FrozenError):
+        drill(ws, "staging")
+    with pytest.raises(FrozenError):
+        apply_request(approved, number)
+    assert show_request(approved, number).state == "approved"  # still waiting to be applied
+
+    back = rollback(ws, "staging", reason="scores fell")
+    assert back.exit_code == OK and back.version == 1
