@@ -2,8 +2,11 @@
 
 A token is shown once, when it is created, and stored only as its SHA-256, so a copy of the store
 never hands out credentials. Roles are ordered: ``viewer`` reads, ``deployer`` also deploys, rolls
-back, checks and drills, ``admin`` also manages tokens. A token scoped to environments holds its
-role only there; what is not tied to one environment (versions, diffs) needs the role anywhere.
+back, checks, drills and opens change requests, ``approver`` also approves and rejects them, and
+``admin`` also manages tokens. ``approver`` sits above ``deployer`` so that a reviewer can also
+act on what they approved; it was added after the other three, and since roles are kept by name,
+a token made before it means what it meant. A token scoped to environments holds its role only
+there; what is not tied to one environment (versions, diffs) needs the role anywhere.
 
 This module holds the rules only and touches no store: what a secret looks like and how it is
 kept, what a request for a token must say, what a role allows. Making, listing, revoking and
@@ -18,7 +21,7 @@ import secrets
 from lastgood.errors import AuthError, ForbiddenError, UsageError
 from lastgood.rows import ApiToken
 
-ROLES = ("viewer", "deployer", "admin")
+ROLES = ("viewer", "deployer", "approver", "admin")
 PREFIX = "lg_"
 
 

@@ -11,7 +11,11 @@ slip in without a row here.
 State-changing calls are chosen to be harmless and repeatable, so the expectations hold in any
 order: a deploy and a rollback of the version that is already live (a recorded no-op), a drill
 on staging (it restores the live version itself) and a refused one on the protected production,
-an upload of the files of a recorded version, revoking a token made for the purpose.
+an upload of the files of a recorded version, revoking a token made for the purpose. Change
+requests are opened for the version already live (refused: nothing to change), and every step
+is taken on a request withdrawn before the server started (refused: it is closed), so what a
+role may do is tested without a request ever changing; the flows are in
+``tests/test_server_requests.py``.
 """
 
 from __future__ import annotations
@@ -54,10 +58,13 @@ run = '{CHECK_OK}'
 timeout = "5s"
 """
 
-ROLES = ("none", "unknown", "viewer", "deployer", "deployer@staging", "admin")
+ROLES = ("none", "unknown", "viewer", "deployer", "deployer@staging", "approver@staging", "admin")
 ENVS = ("staging", "production", "nope")  # served, directory, not in lastgood.toml
 LIVE = {"staging": "v2", "production": "v1", "nope": "v1"}
-RANK = {"viewer": 0, "deployer": 1, "admin": 2}
+RANK = {"viewer": 0, "deployer": 1, "approver": 2, "admin": 3}
+# the withdrawn request of each environment (made by the fixture); no request has number 999
+REQUEST = {"staging": 1, "production": 2, "nope": 999}
+BOTH = ("staging", "production")
 
 
 class Endpoint(Record):
@@ -98,6 +105,19 @@ ENDPOINTS = (
     Endpoint("GET", "/api/v1/versions/{ref}", "viewer"),
     Endpoint("GET", "/api/v1/versions/{ref}/files/{path}", "viewer"),
     Endpoint("GET", "/api/v1/diff", "viewer"),
+    Endpoint("POST", "/api/v1/envs/{env}/requests", "deployer", per_env=True, refused_on=BOTH),
+    Endpoint("GET", "/api/v1/requests", "viewer", per_env=True),  # ?env=
+    # {number} is the environment's withdrawn request: every step on it is refused (409)
+    Endpoint("GET", "/api/v1/requests/{number}", "viewer", per_env=True),
+    Endpoint(
+        "POST", "/api/v1/requests/{number}/approve", "approver", per_env=True, refused_on=BOTH
+    ),
+    Endpoint("POST", "/api/v1/requests/{number}/reject", "approver", per_env=True, refused_on=BOTH),
+    Endpoint("POST", "/api/v1/requests/{number}/update", "deployer", per_env=True, refused_on=BOTH),
+    Endpoint(
+        "POST", "/api/v1/requests/{number}/withdraw", "deployer", per_env=True, refused_on=BOTH
+    ),
+    Endpoint("POST", "/api/v1/requests/{number}/apply", "deployer", per_env=True, refused_on=BOTH),
     Endpoint("GET", "/api/v1/tokens", "admin"),
     Endpoint("POST", "/api/v1/tokens", "admin"),
     Endpoint("DELETE", "/api/v1/tokens/{token_id}", "admin"),
@@ -144,7 +164,8 @@ class Matrix:
     def request(self, endpoint: Endpoint, role: str, env: str | None) -> httpx.Response:
         """Make the call; for the event stream, only read until the first event."""
         env = env or "staging"
-        url = endpoint.path.format(env=env, ref="v1", path="health.txt", token_id=self.victim)
+        url = endpoint.path.format(env=env, ref="v1", path="health.txt", token_id=self.victim,
+                                   number=REQUEST[env])  # fmt: skip
         params, body = self._input(endpoint.path, env)
         http = self.clients[role]
         if endpoint.path.endswith("/stream"):
@@ -162,12 +183,19 @@ class Matrix:
             "/api/v1/envs/{env}/drill": {"message": "matrix"},
             "/api/v1/versions": {"files": {"health.txt": {"content": "ok\n"}}, "message": "m"},
             "/api/v1/tokens": {"name": "made-by-matrix", "role": "viewer", "envs": ["staging"]},
+            "/api/v1/envs/{env}/requests": {"version": live, "message": "matrix"},
+            "/api/v1/requests/{number}/approve": {"message": "matrix"},
+            "/api/v1/requests/{number}/reject": {"message": "matrix"},
+            "/api/v1/requests/{number}/update": {"version": live, "message": "matrix"},
+            "/api/v1/requests/{number}/withdraw": {"message": "matrix"},
         }
-        params = {"/api/v1/diff": {"old": "v1", "new": "v2"}, "/api/v1/report": {"env": env}}
+        params = {"/api/v1/diff": {"old": "v1", "new": "v2"}, "/api/v1/report": {"env": env},
+                  "/api/v1/requests": {"env": env}}  # fmt: skip
         return params.get(path, {}), bodies.get(path)
 
     def fingerprint(self) -> tuple[Any, ...]:
-        """Everything a refused call might have changed: ledger, events, versions, tokens."""
+        """Everything a refused call might have changed: ledger, events, versions, tokens,
+        change requests and their timelines."""
         admin = self.clients["admin"]
         ledger = [
             admin.get(f"/api/v1/envs/{env}/history", params={"limit": 1000}).json()
@@ -175,7 +203,9 @@ class Matrix:
         ]
         versions = admin.get("/api/v1/versions", params={"limit": 1000}).json()
         tokens = admin.get("/api/v1/tokens").json()
+        requests = admin.get("/api/v1/requests", params={"limit": 1000}).json()
         return (
+            [(r["number"], r["status"], len(r["timeline"])) for r in requests],
             [len(x["deployments"]) for x in ledger],
             [len(x["events"]) for x in ledger],
             [v["number"] for v in versions],
@@ -191,11 +221,16 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
         assert ws.run("deploy", env, "-m", "first").returncode == 0
     ws.healthy("two")
     assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    for env, other in (("staging", "v1"), ("production", "v2")):  # requests #1 and #2
+        assert ws.run("request", env, "--version", other, "-m", "matrix").returncode == 0
+    for number in ("1", "2"):
+        assert ws.run("request", "withdraw", number).returncode == 0
     server = Server(ws).start()
     secrets_by_role = {
         "viewer": server.token("viewer"),
         "deployer": server.token("deployer"),
         "deployer@staging": server.token("deployer", "staging"),
+        "approver@staging": server.token("approver", "staging"),
         "admin": server.token("admin"),
         "unknown": "lg_" + secrets.token_urlsafe(32),
     }

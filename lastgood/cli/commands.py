@@ -219,7 +219,7 @@ def _finish(outcome: Outcome, as_json: bool) -> None:
     click.get_current_context().exit(r.finish(outcome, as_json))
 
 
-def _finish_remote(data: dict[str, Any], as_json: bool) -> None:
+def finish_remote(data: dict[str, Any], as_json: bool) -> None:
     """Print a server's outcome as the local one prints, plus how far the fleet followed."""
     if as_json:
         r.emit_json(data)
@@ -299,6 +299,18 @@ def deploy(
     _finish(outcome, as_json)
 
 
+def upload_folder(app: AppContext, message: str, *, as_json: bool) -> str:
+    """Record the folder as a version on the server (writes there); its reference, ``vN``.
+    The server has no folder, so what goes live through it is uploaded first."""
+    remote = app.remote()
+    uploaded = remote.upload(_folder(app), message)
+    ref = f"v{uploaded['version']['number']}"
+    if not as_json:
+        done = "uploaded the folder as" if uploaded["created"] else "the folder is already"
+        r.info(f"{done} {ref} on {remote.shown}")
+    return ref
+
+
 def _deploy_remote(
     app: AppContext, env: str, message: str, ref: str | None, *, dry_run: bool, force: bool,
     ignore_baseline: bool, as_json: bool,
@@ -313,17 +325,13 @@ def _deploy_remote(
                 hint="run 'lastgood snapshot' (with --server) first, then deploy --version vN "
                 "--dry-run",
             )
-        uploaded = remote.upload(_folder(app), message)
-        ref = f"v{uploaded['version']['number']}"
-        if not as_json:
-            done = "uploaded the folder as" if uploaded["created"] else "the folder is already"
-            r.info(f"{done} {ref} on {remote.shown}")
+        ref = upload_folder(app, message, as_json=as_json)
     if not as_json and not dry_run:
         r.info(f"deploying {ref} to {env} through {remote.shown}; it answers after the bake")
     body = {"version": ref, "message": message, "force": force, "dry_run": dry_run}
     if ignore_baseline:
         body["ignore_baseline"] = True
-    _finish_remote(remote.deploy(env, body), as_json)
+    finish_remote(remote.deploy(env, body), as_json)
 
 
 @cli.command()
@@ -367,7 +375,7 @@ def rollback(
         )
     if app.server and not offline:  # offline with LASTGOOD_SERVER set: the target, here
         body = {"to": to, "message": reason, "force": force}
-        _finish_remote(app.remote().rollback(env, body), as_json)
+        finish_remote(app.remote().rollback(env, body), as_json)
         return
     from lastgood.cli.fast import run_rollback
 

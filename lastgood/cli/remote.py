@@ -139,6 +139,53 @@ class Remote:
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return dict(self._json("DELETE", f"/tokens/{token_id}"))
 
+    # change requests: every step that may apply one (the last approval, on an environment that
+    # applies on approval) waits as long as a deploy does
+
+    def open_request(
+        self,
+        env: str,
+        version: str,
+        message: str,
+        *,
+        apply_at: float | None = None,
+        emergency: bool = False,
+    ) -> dict[str, Any]:
+        body = {"version": version, "message": message, "apply_at": apply_at,
+                "emergency": emergency}  # fmt: skip
+        path = f"/envs/{_segment(env)}/requests"
+        return dict(self._json("POST", path, body=body, timeout=ACTION))
+
+    def requests(self, env: str | None, state: str | None, limit: int) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        params.update({k: v for k, v in (("env", env), ("state", state)) if v is not None})
+        return list(self._json("GET", "/requests", params=params))
+
+    def request(self, number: int) -> dict[str, Any]:
+        """One request as ``request show --json``: its view and its ``diff``."""
+        return dict(self._json("GET", f"/requests/{number}"))
+
+    def review_request(self, number: int, *, approve: bool, comment: str) -> dict[str, Any]:
+        verb = "approve" if approve else "reject"
+        return self._request_step(number, verb, {"message": comment})
+
+    def update_request(self, number: int, version: str, message: str) -> dict[str, Any]:
+        return self._request_step(number, "update", {"version": version, "message": message})
+
+    def withdraw_request(self, number: int, message: str) -> dict[str, Any]:
+        return self._request_step(number, "withdraw", {"message": message})
+
+    def sign_off_request(self, number: int, comment: str) -> dict[str, Any]:
+        return self._request_step(number, "signoff", {"message": comment})
+
+    def apply_request(self, number: int) -> dict[str, Any]:
+        """The outcome, as ``deploy`` through the server answers."""
+        return self._request_step(number, "apply", None)
+
+    def _request_step(self, number: int, verb: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        path = f"/requests/{number}/{verb}"
+        return dict(self._json("POST", path, body=body, timeout=ACTION))
+
     def _action(self, env: str, verb: str, body: dict[str, Any] | None) -> dict[str, Any]:
         path = f"/envs/{_segment(env)}/{verb}"
         return dict(self._json("POST", path, body=body or {}, timeout=ACTION))

@@ -2,17 +2,23 @@
 
 ``lastgood request ENV -m WHY`` opens a request (the same as ``lastgood request open ENV``);
 ``list``, ``show``, ``approve``, ``reject``, ``update``, ``withdraw`` and ``apply`` act on one.
+With ``--server`` each runs on the server (:mod:`lastgood.server.requests_api`), as the token's
+name; the folder a request proposes is uploaded as a version first, as ``deploy`` does there.
+The server answers with the shape of ``--json``, which is rebuilt into a :class:`RequestView`
+(:func:`view_of`) and printed by the same code as a local one.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
 import click
 
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
-from lastgood.cli.commands import json_option, pass_app
+from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_folder
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.operations.requests import RequestView
@@ -104,6 +110,13 @@ def open_command(
       lastgood request production -m "scorer fix" --at 2026-12-07T06:00
       lastgood request production --emergency -m "leads all score zero"
     """
+    if app.server:
+        version = ref or upload_folder(app, reason, as_json=as_json)
+        answer = app.remote().open_request(
+            env, version, reason, apply_at=_when(at), emergency=emergency
+        )
+        _print_remote(answer, as_json, opened=True)
+        return
     from lastgood.operations.requests import open_request
 
     project = app.project()
@@ -131,12 +144,19 @@ def list_command(
     Example:
       lastgood request list --state waiting
     """
-    from lastgood.operations.requests import list_requests
+    if app.server:
+        found = app.remote().requests(env, state, limit)
+        if as_json:
+            r.emit_json(found)
+            return
+        views = [view_of(data) for data in found]
+    else:
+        from lastgood.operations.requests import list_requests
 
-    views = list_requests(app.project(), env, status=state, limit=limit)
-    if as_json:
-        r.emit_json([view.to_json() for view in views])
-        return
+        views = list_requests(app.project(), env, status=state, limit=limit)
+        if as_json:
+            r.emit_json([view.to_json() for view in views])
+            return
     if not views:
         r.info("no change requests" + (f" in state {state}" if state else ""))
         return
@@ -161,22 +181,22 @@ def show_command(app: AppContext, number: int, no_diff: bool, as_json: bool) -> 
     Example:
       lastgood request show 3
     """
-    from lastgood.operations.requests import request_diff, show_request
+    if app.server:
+        data = app.remote().request(number)
+        view, diff = view_of(data), str(data.pop("diff", ""))
+    else:
+        from lastgood.operations.requests import request_diff, show_request
 
-    project = app.project()
-    view = show_request(project, number)
+        project = app.project()
+        view = show_request(project, number)
+        data, diff = view.to_json(), "" if no_diff else request_diff(project, number)
     if as_json:
-        data = view.to_json()
-        if not no_diff:
-            data["diff"] = request_diff(project, number)
-        r.emit_json(data)
+        r.emit_json(data if no_diff else {**data, "diff": diff})
         return
     _print_view(view, as_json=False)
-    if not no_diff:
-        text = request_diff(project, number)
-        if text:
-            r.out("")
-            r.colour_diff(text)
+    if diff and not no_diff:
+        r.out("")
+        r.colour_diff(diff)
 
 
 @request.command("approve")
@@ -194,10 +214,7 @@ def approve_command(app: AppContext, number: int, comment: str, as_json: bool) -
     Example:
       lastgood request approve 3 -m "looks right"
     """
-    from lastgood.operations.requests import review_request
-
-    view = review_request(app.project(), number, approve=True, comment=comment)
-    _print_view(view, as_json)
+    _review(app, number, approve=True, comment=comment, as_json=as_json)
 
 
 @request.command("reject")
@@ -212,9 +229,17 @@ def reject_command(app: AppContext, number: int, comment: str, as_json: bool) ->
     Example:
       lastgood request reject 3 -m "the threshold would drop every lead"
     """
+    _review(app, number, approve=False, comment=comment, as_json=as_json)
+
+
+def _review(app: AppContext, number: int, *, approve: bool, comment: str, as_json: bool) -> None:
+    if app.server:
+        data = app.remote().review_request(number, approve=approve, comment=comment)
+        _print_remote(data, as_json)
+        return
     from lastgood.operations.requests import review_request
 
-    view = review_request(app.project(), number, approve=False, comment=comment)
+    view = review_request(app.project(), number, approve=approve, comment=comment)
     _print_view(view, as_json)
 
 
@@ -236,6 +261,10 @@ def update_command(
     Example:
       lastgood request update 3 -m "threshold 0.7, not 0.9"
     """
+    if app.server:
+        version = ref or upload_folder(app, reason, as_json=as_json)
+        _print_remote(app.remote().update_request(number, version, reason), as_json)
+        return
     from lastgood.operations.requests import update_request
 
     view = update_request(app.project(), number, ref=ref, reason=reason)
@@ -254,6 +283,9 @@ def withdraw_command(app: AppContext, number: int, reason: str, as_json: bool) -
     Example:
       lastgood request withdraw 3 -m "superseded by #4"
     """
+    if app.server:
+        _print_remote(app.remote().withdraw_request(number, reason), as_json)
+        return
     from lastgood.operations.requests import withdraw_request
 
     view = withdraw_request(app.project(), number, reason=reason)
@@ -272,6 +304,9 @@ def signoff_command(app: AppContext, number: int, comment: str, as_json: bool) -
     Example:
       lastgood request signoff 7 -m "the fix was right; follow-up in #8"
     """
+    if app.server:
+        _print_remote(app.remote().sign_off_request(number, comment), as_json)
+        return
     from lastgood.operations.requests import sign_off_request
 
     view = sign_off_request(app.project(), number, comment=comment)
@@ -293,12 +328,46 @@ def apply_command(app: AppContext, number: int, as_json: bool) -> None:
     Example:
       lastgood request apply 3
     """
+    if app.server:
+        remote = app.remote()
+        if not as_json:
+            r.info(f"applying request #{number} through {remote.shown}; it answers after the bake")
+        finish_remote(remote.apply_request(number), as_json)
+        return
     from lastgood.operations.requests import apply_request
 
     project = app.project()
     if not as_json:
         project.events.subscribe(r.ProgressPrinter())
     click.get_current_context().exit(r.finish(apply_request(project, number), as_json))
+
+
+def view_of(data: dict[str, Any]) -> RequestView:
+    """The :class:`RequestView` a server answered as JSON (``RequestView.to_json``), to print
+    it with the same code as a local one."""
+    from lastgood.approval import Routing, Tally
+    from lastgood.cli.commands import rebuild
+    from lastgood.rows import ChangeRequest, RequestEntry
+
+    request = rebuild(ChangeRequest, {**data, "routing": json.dumps(data["routing"])})
+    tally = Tally(
+        approved=not data["missing"] and not data["rejected_by"],
+        rejected_by=tuple(data["rejected_by"]),
+        approved_by=tuple(data["approved_by"]),
+        missing=tuple(data["missing"]),
+        dismissed=int(data["dismissed"]),
+    )
+    entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
+    return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
+                       data["changes"])  # fmt: skip
+
+
+def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
+    """A server's answer: as it came with --json, as a local view prints otherwise."""
+    if as_json:
+        r.emit_json(data)
+    else:
+        _print_view(view_of(data), as_json=False, opened=opened)
 
 
 def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> None:

@@ -10,6 +10,7 @@ from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.refs import LARGEST_VERSION
+from lastgood.tokens import ROLES
 
 
 @cli.command()
@@ -135,9 +136,10 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--name", required=True, help="Who or what uses it (recorded as the actor).")
-@click.option("--role", type=click.Choice(["viewer", "deployer", "admin"]), required=True,
-              help="viewer reads; deployer also deploys, rolls back, checks and drills; admin "
-              "also manages tokens.")  # fmt: skip
+@click.option("--role", type=click.Choice(ROLES), required=True,
+              help="viewer reads; deployer also deploys, rolls back, checks, drills and opens "
+              "change requests; approver also approves and rejects them; admin also manages "
+              "tokens.")  # fmt: skip
 @click.option("--env", "envs", multiple=True, metavar="ENV",
               help="Limit the role to this environment (repeatable; default: all).")  # fmt: skip
 @json_option
@@ -150,6 +152,7 @@ def token_create(
     \b
     Example:
       lastgood token create --name ci --role deployer --env staging
+      lastgood token create --name dana --role approver --env production
     """
     if app.server:
         data = app.remote().create_token(name, role, list(envs))

@@ -545,6 +545,12 @@ def show_request(project: Project, number: int) -> RequestView:
     return _view(place, _expire_if_due(place, request))
 
 
+def request_env(project: Project, number: int) -> str:
+    """The environment request ``number`` is for; NotFoundError when there is none. Reads
+    only (nothing expires): the server judges a token's scope by it before any verb runs."""
+    return project.store.change_request(number).env
+
+
 def list_requests(
     project: Project, env: str | None = None, *, status: str | None = None, limit: int = 50
 ) -> list[RequestView]:

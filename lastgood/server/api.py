@@ -1,9 +1,11 @@
 """The JSON API under ``/api/v1``: everything the CLI can do, with the same shapes as ``--json``.
 
 Reading needs a ``viewer`` token, changing what is live a ``deployer`` token for that
-environment, managing tokens an ``admin``. Every action is recorded with the token's name as the
-actor. Deploys and rollbacks answer when they are done, with the outcome the CLI prints and its
-``exit_code``; on a served environment the answer also says how far the fleet followed.
+environment, managing tokens an ``admin``; change requests, and the ``approver`` role that
+reviews them, are in :mod:`lastgood.server.requests_api`. Every action is recorded with the
+token's name as the actor. Deploys and rollbacks answer when they are done, with the outcome
+the CLI prints and its ``exit_code``; on a served environment the answer also says how far the
+fleet followed.
 """
 
 from __future__ import annotations
@@ -67,14 +69,14 @@ class VersionUpload(BaseModel):
 
 class TokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(pattern="^(viewer|deployer|admin)$")
+    role: str = Field(pattern="^(viewer|deployer|approver|admin)$")
     envs: list[str] = Field(default_factory=list, description="Empty: every environment")
 
 
 # ---- environments ----------------------------------------------------------------------------
 
 
-def _with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, Any]:
+def with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, Any]:
     """Replace the store's view of the fleet with the server's own, fresher one."""
     fleet = read_fleet(state.project, env, state.consumers)
     if fleet is not None:
@@ -89,7 +91,7 @@ def list_envs(state: State, token: Caller) -> list[dict[str, Any]]:
 
     project = state.acting(token)
     names = [name for name in project.config.environments if allows(token, "viewer", name)]
-    return [_with_fleet(state, name, status(project, name)[0].to_json()) for name in names]
+    return [with_fleet(state, name, status(project, name)[0].to_json()) for name in names]
 
 
 @router.get("/envs/{env}", summary="Status of one environment")
@@ -97,7 +99,7 @@ def env_status(env: str, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.status import status
 
     allowed(token, "viewer", known_env(state, env))
-    return _with_fleet(state, env, status(state.acting(token), env)[0].to_json())
+    return with_fleet(state, env, status(state.acting(token), env)[0].to_json())
 
 
 @router.get("/envs/{env}/history", summary="The timeline: deployments and events")
@@ -135,7 +137,7 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
                            force=body.force, source="server",
                            ignore_baseline=body.ignore_baseline)  # fmt: skip
     state.feeds.publish_now(env)
-    return _with_fleet(state, env, outcome.to_json())
+    return with_fleet(state, env, outcome.to_json())
 
 
 @router.post("/envs/{env}/rollback", summary="Restore last known good (or a chosen version)")

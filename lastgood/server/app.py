@@ -103,9 +103,10 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     app.add_middleware(BodyLimit, limit=options.get("max_body", MAX_BODY))
     _install_error_handlers(app)
 
-    from lastgood.server import api, api_docs, metrics, web
+    from lastgood.server import api, api_docs, metrics, requests_api, web
 
     app.include_router(api.router)
+    app.include_router(requests_api.router)
     app.include_router(api_docs.router)
     app.include_router(config_api.router)
     app.include_router(metrics.router)

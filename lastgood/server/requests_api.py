@@ -1,0 +1,236 @@
+"""Change requests under ``/api/v1``: open, list, show, approve, reject, update, withdraw, apply.
+
+The token's name is the person: a request opened, approved or applied here is recorded as by
+that name, so the verbs' rules (the requester never approves their own request, only the
+approvers its routing names may review it) hold for the server as they do for the CLI. Roles
+decide what a token may ask at all: ``viewer`` reads the requests of its environments,
+``deployer`` opens, updates, withdraws and applies them, ``approver`` also approves and rejects.
+
+The server has no folder: a request names a recorded version (upload files first with
+``POST /api/v1/versions``, as a deploy through the server does). For the endpoints about one
+request, the token's scope is judged on the request's environment before any verb runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from lastgood.errors import UsageError
+from lastgood.refs import LARGEST_VERSION
+from lastgood.rows import ApiToken
+from lastgood.server.api import Limit, Ref, with_fleet
+from lastgood.server.app import ServerState
+from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
+
+if TYPE_CHECKING:
+    from lastgood.operations.requests import RequestView
+
+router = APIRouter(prefix="/api/v1", tags=["change requests"])
+
+STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
+          "expired", "open")  # fmt: skip
+Number = Annotated[
+    int, Path(ge=1, le=LARGEST_VERSION, description="The request's number (#N, request list)")
+]
+Message = Annotated[str, Field(max_length=2000)]
+
+
+class OpenBody(BaseModel):
+    message: Message = Field(description="Why this change (required; recorded)")
+    version: Ref | None = Field(
+        None, description="The version proposed: v12, a hash prefix, staging:last-good … "
+        "(required: upload files with POST /api/v1/versions first)",
+    )  # fmt: skip
+    apply_at: float | None = Field(
+        None, ge=0, le=1e11,
+        description="Apply it at this time (UNIX seconds), once approved: the watcher does",
+    )  # fmt: skip
+    emergency: bool = Field(
+        False, description="Apply at once with the reduced approval the environment allows, "
+        "past a freeze; its review stays open until someone else signs it off",
+    )  # fmt: skip
+
+
+class ReviewBody(BaseModel):
+    message: Message = Field("", description="What you checked (recorded)")
+
+
+class RejectBody(BaseModel):
+    message: Message = Field(min_length=1, description="Why (required; recorded)")
+
+
+class UpdateBody(BaseModel):
+    version: Ref = Field(description="The version the request proposes from now on")
+    message: Message = Field("", description="What changed (recorded)")
+
+
+class WithdrawBody(BaseModel):
+    message: Message = Field("", description="Why (recorded)")
+
+
+def _scoped(state: ServerState, token: ApiToken, role: str, number: int) -> str:
+    """The environment of request ``number``, once ``token`` holds ``role`` there."""
+    from lastgood.operations.requests import request_env
+
+    env = request_env(state.project, number)
+    allowed(token, role, env)
+    return env
+
+
+def _published(state: ServerState, view: RequestView) -> dict[str, Any]:
+    """``view`` as JSON, once the live config shows the switch when the step applied the
+    request (an environment with ``apply = "on-approval"`` deploys on its last approval)."""
+    if view.request.deployment is not None:
+        state.feeds.publish_now(view.request.env)
+    return view.to_json()
+
+
+@router.post(
+    "/envs/{env}/requests",
+    status_code=201,
+    summary="Open a change request proposing a recorded version for an environment",
+)
+def open_request(env: str, body: OpenBody, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    allowed(token, "deployer", known_env(state, env))
+    if body.version is None:
+        raise UsageError(
+            'a change request through the server needs "version": the server has no folder '
+            "to propose",
+            hint="upload the files first (POST /api/v1/versions) and name the version it "
+            "answers, or name one already recorded (v12, staging:last-good); "
+            f"'lastgood --server URL request {env} -m WHY' does both",
+        )
+    view = verbs.open_request(state.acting(token), env, reason=body.message, ref=body.version,
+                              apply_at=body.apply_at, emergency=body.emergency,
+                              via="server")  # fmt: skip
+    return _published(state, view)
+
+
+@router.get("/requests", summary="Change requests, newest first, of the environments it may see")
+def list_requests(
+    state: State,
+    token: Caller,
+    env: Annotated[str | None, Query(max_length=200, description="Only this environment")] = None,
+    request_state: Annotated[
+        str | None,
+        Query(alias="state", pattern=f"^({'|'.join(STATES)})$", description="Only this state"),
+    ] = None,
+    limit: Limit = 50,
+) -> list[dict[str, Any]]:
+    from lastgood.operations import requests as verbs
+
+    if env is not None:
+        allowed(token, "viewer", known_env(state, env))
+    else:
+        allowed_somewhere(token, "viewer")
+    project = state.acting(token)
+    names = [env] if env is not None else _visible(state, token)
+    if names is None:  # every environment: one query, newest first
+        views = verbs.list_requests(project, None, status=request_state, limit=limit)
+    else:  # each environment's newest, merged: the newest `limit` of them all are among them
+        views = []
+        for name in names:
+            views += verbs.list_requests(project, name, status=request_state, limit=limit)
+        views.sort(key=lambda view: view.request.number, reverse=True)
+    return [view.to_json() for view in views[:limit]]
+
+
+def _visible(state: ServerState, token: ApiToken) -> list[str] | None:
+    """The environments a scoped token may see; None for a token of every environment."""
+    if not token.env_list:
+        return None
+    return [name for name in state.project.config.environments if name in token.env_list]
+
+
+@router.get("/requests/{number}", summary="One change request: review, timeline and diff")
+def show_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    _scoped(state, token, "viewer", number)
+    project = state.acting(token)
+    data = verbs.show_request(project, number).to_json()
+    data["diff"] = verbs.request_diff(project, number)
+    return data
+
+
+@router.post("/requests/{number}/approve", summary="Approve a request as it stands now")
+def approve_request(
+    number: Number, body: ReviewBody, state: State, token: Caller
+) -> dict[str, Any]:
+    return _review(state, token, number, approve=True, comment=body.message)
+
+
+@router.post("/requests/{number}/reject", summary="Reject a request as it stands now")
+def reject_request(number: Number, body: RejectBody, state: State, token: Caller) -> dict[str, Any]:
+    return _review(state, token, number, approve=False, comment=body.message)
+
+
+def _review(
+    state: ServerState, token: ApiToken, number: int, *, approve: bool, comment: str
+) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    _scoped(state, token, "approver", number)
+    view = verbs.review_request(state.acting(token), number, approve=approve, comment=comment,
+                                via="server")  # fmt: skip
+    return _published(state, view)
+
+
+@router.post(
+    "/requests/{number}/update",
+    summary="Propose another recorded version, based on what is live now (the requester only)",
+)
+def update_request(number: Number, body: UpdateBody, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    _scoped(state, token, "deployer", number)
+    view = verbs.update_request(state.acting(token), number, ref=body.version,
+                                reason=body.message, via="server")  # fmt: skip
+    return _published(state, view)
+
+
+@router.post(
+    "/requests/{number}/withdraw", summary="Close a request unapplied (the requester only)"
+)
+def withdraw_request(
+    number: Number, state: State, token: Caller, body: WithdrawBody | None = None
+) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    _scoped(state, token, "deployer", number)
+    reason = body.message if body is not None else ""
+    view = verbs.withdraw_request(state.acting(token), number, reason=reason, via="server")
+    return view.to_json()
+
+
+@router.post(
+    "/requests/{number}/signoff",
+    summary="Sign off an emergency's review (anyone but the person who made it)",
+)
+def sign_off_request(
+    number: Number, state: State, token: Caller, body: ReviewBody | None = None
+) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    _scoped(state, token, "approver", number)
+    comment = body.message if body is not None else ""
+    view = verbs.sign_off_request(state.acting(token), number, comment=comment, via="server")
+    return view.to_json()
+
+
+@router.post(
+    "/requests/{number}/apply",
+    summary="Deploy an approved request: validate, preflight, activate, bake (as deploy answers)",
+)
+def apply_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.operations import requests as verbs
+
+    env = _scoped(state, token, "deployer", number)
+    outcome = verbs.apply_request(state.acting(token), number, via="server")
+    state.feeds.publish_now(env)
+    return with_fleet(state, env, outcome.to_json())

@@ -1,0 +1,192 @@
+"""Change requests through a real ``lastgood serve``: the API, the approver role, and every
+``lastgood request`` subcommand with ``--server``.
+
+Three people hold real tokens, named as ``[groups]`` names them: dana opens requests with a
+deployer token, lee and sam approve with approver tokens for production; kim approves only on
+staging, and the page only reads. Production needs two approvals from the leads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from lastgood.operations.tokens import create_token
+from tests.conftest import CHECK_OK, Workspace, config_text
+from tests.serving import Server
+from tests.test_cli_remote import no_secret, remote
+
+PRODUCTION = f"""
+[groups]
+leads = ["lee", "sam"]
+
+[env.production]
+target = {{ type = "directory", path = "../prod", keep = 5 }}
+bake = "0s"
+interval = "10ms"
+
+[[env.production.check]]
+name = "health-file-ok"
+type = "command"
+run = '{CHECK_OK}'
+timeout = "5s"
+
+[env.production.approval]
+approvers = ["leads"]
+required = 2
+"""
+
+
+class Team:
+    """The server, and a token for each person (by name) and role."""
+
+    def __init__(self, ws: Workspace, server: Server, tokens: dict[str, str]) -> None:
+        self.ws = ws
+        self.server = server
+        self.tokens = tokens
+
+    def cli(self, person: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``lastgood --server URL --token T …`` in the workspace folder (it uploads from it)."""
+        done = remote(self.server, self.tokens[person], *args, cwd=self.ws.root)
+        no_secret(done, self.tokens[person])
+        return done
+
+    def api(self, person: str, method: str, path: str, body: Any = None) -> httpx.Response:
+        with self.server.client(self.tokens[person]) as http:
+            return http.request(method, f"/api/v1{path}", json=body)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    ws = Workspace(tmp_path_factory.mktemp("team"), config_text(bake="0s") + PRODUCTION)
+    ws.healthy("one")
+    project = ws.project()
+    people = {"dana": ("deployer", ["production"]), "sam": ("approver", ["production"]),
+              "dana-as-approver": ("approver", ["production"]),  # the same person, two tokens
+              "kim": ("approver", ["staging"]), "page": ("viewer", [])}  # fmt: skip
+    tokens = {key: create_token(project, name=key.split("-")[0], role=role, envs=envs)[1]
+              for key, (role, envs) in people.items()}  # fmt: skip
+    server = Server(ws).start()
+    tokens["lee"] = server.token("approver", "production", name="lee")  # the real CLI, once
+    try:
+        yield Team(ws, server, tokens)
+    finally:
+        server.stop()
+        ws.close()
+        log = server.log.read_text()
+        assert "Traceback" not in log, log
+
+
+def test_three_people_open_approve_and_apply_a_request_through_the_server(team: Team) -> None:
+    opened = team.cli("dana", "request", "production", "-m", "first scoring")
+    assert opened.returncode == 0, opened.stderr
+    assert "uploaded the folder as v1" in opened.stderr
+    assert "opened change request #1 for production" in opened.stderr
+    assert opened.stdout.startswith("request   #1  production  v1 (based on nothing live)\n")
+    assert "needs     2 approvals from leads (default)" in opened.stdout
+
+    mine = team.cli("dana-as-approver", "request", "approve", "1", "-m", "looks fine to me")
+    assert mine.returncode == 5 and "dana opened #1 and cannot approve it too" in mine.stderr
+    self_approval = team.api("dana-as-approver", "POST", "/requests/1/approve", {"message": "x"})
+    assert self_approval.status_code == 409 and self_approval.json()["exit_code"] == 5
+    viewer = team.api("page", "POST", "/requests/1/approve", {"message": "x"})
+    assert viewer.status_code == 403 and "it needs approver on 'production'" in viewer.text
+    elsewhere = team.api("kim", "POST", "/requests/1/approve", {"message": "x"})
+    assert elsewhere.status_code == 403
+    assert "token 'kim' (approver on staging)" in elsewhere.json()["error"]
+    deployer = team.api("dana", "POST", "/requests/1/reject", {"message": "x"})
+    assert deployer.status_code == 403
+
+    lee = team.cli("lee", "request", "approve", "1", "-m", "checked the thresholds")
+    assert lee.returncode == 0, lee.stderr
+    assert "approved  lee" in lee.stdout and "missing   1 more: " in lee.stdout
+    sam = team.api("sam", "POST", "/requests/1/approve", {"message": "agreed"})
+    assert sam.status_code == 200 and sam.json()["state"] == "approved"
+    assert sam.json()["approved_by"] == ["lee", "sam"]
+
+    sneak = team.cli("dana", "deploy", "production", "--version", "v1", "-m", "sneak it in")
+    assert sneak.returncode == 5
+    assert "production takes changes only through an approved change request" in sneak.stderr
+    assert team.api("dana", "POST", "/envs/production/deploy", {"version": "v1"}).status_code == 409
+
+    applied = team.api("dana", "POST", "/requests/1/apply")
+    assert applied.status_code == 200, applied.text
+    outcome = applied.json()
+    assert outcome["exit_code"] == 0 and outcome["version"] == 1
+    assert outcome["deployment"]["actor"] == "dana" and outcome["deployment"]["source"] == "request"
+    live = team.ws.base / "prod" / "current" / "scoring" / "thresholds.yaml"
+    assert live.read_text().endswith("marker: one\n")
+
+    shown = team.api("page", "GET", "/requests/1").json()
+    assert shown["state"] == "applied" and shown["requester"] == "dana"
+    timeline = [(e["action"], e["actor"], e["via"]) for e in shown["timeline"]]
+    assert timeline == [("opened", "dana", "server"), ("approved", "lee", "server"),
+                        ("approved", "sam", "server"), ("applied", "dana", "server")]  # fmt: skip
+    assert "+marker: one" in shown["diff"]
+    through = team.cli("page", "request", "show", "1", "--json")
+    assert json.loads(through.stdout) == shown
+    text = team.cli("page", "request", "show", "1")
+    assert text.returncode == 0 and "state     applied" in text.stdout
+    assert "+marker: one" in text.stdout
+
+
+def test_update_reject_withdraw_list_and_apply_through_the_cli(team: Team) -> None:
+    team.ws.healthy("two")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "two", "--json").stdout)
+    number = str(opened["number"])
+    rejected = team.cli("lee", "request", "reject", number, "-m", "not this marker")
+    assert rejected.returncode == 0 and "rejected  lee" in rejected.stdout
+    not_theirs = team.cli("lee", "request", "withdraw", number)
+    assert not_theirs.returncode == 5 and "only they can withdraw it" in not_theirs.stderr
+
+    team.ws.healthy("three")
+    updated = team.cli("dana", "request", "update", number, "-m", "marker three")
+    assert updated.returncode == 0, updated.stderr
+    version = re.search(r"uploaded the folder as (v\d+)", updated.stderr)
+    assert version is not None and "state     waiting" in updated.stdout
+    assert version.group(1) != f"v{opened['version']}"
+    assert "dismissed" not in updated.stdout  # a rejection is no approval to dismiss
+    for person in ("lee", "sam"):
+        assert team.cli(person, "request", "approve", number).returncode == 0
+    applied = team.cli("dana", "request", "apply", number)
+    assert applied.returncode == 0, applied.stderr
+    assert applied.stdout.startswith(f"{version.group(1)} is live on production")
+    assert f"applying request #{number} through" in applied.stderr
+
+    team.ws.healthy("four")
+    withdrawn = team.cli("dana", "request", "production", "-m", "four")
+    assert withdrawn.returncode == 0
+    last = str(int(number) + 1)
+    gone = team.cli("dana", "request", "withdraw", last, "-m", "changed my mind", "--json")
+    assert gone.returncode == 0 and json.loads(gone.stdout)["state"] == "withdrawn"
+
+    listed = json.loads(team.cli("page", "request", "list", "--json").stdout)
+    assert [(r["number"], r["state"]) for r in listed][:2] == [
+        (int(last), "withdrawn"), (int(number), "applied")]  # fmt: skip
+    assert team.api("page", "GET", "/requests?state=withdrawn").json()[0]["number"] == int(last)
+    text = team.cli("page", "request", "list", "--env", "production")
+    assert text.returncode == 0 and f"#{last}" in text.stdout and "withdrawn" in text.stdout
+    seen_by_kim = json.loads(team.cli("kim", "request", "list", "--json").stdout)
+    assert {r["env"] for r in seen_by_kim} <= {"staging"}  # kim's token is for staging only
+    hidden = team.cli("kim", "request", "show", number)
+    assert hidden.returncode == 5 and "needs viewer on 'production'" in hidden.stderr
+
+
+def test_the_server_asks_for_a_recorded_version(team: Team) -> None:
+    missing = team.api("dana", "POST", "/envs/production/requests", {"message": "why"})
+    assert missing.status_code == 400 and missing.json()["exit_code"] == 2
+    assert 'needs "version": the server has no folder' in missing.json()["error"]
+    assert "POST /api/v1/versions" in missing.json()["hint"]
+    unknown = team.api("dana", "POST", "/envs/nowhere/requests", {"message": "m", "version": "v1"})
+    assert unknown.status_code == 404
+    nothing = team.api("page", "GET", "/requests/999")
+    assert nothing.status_code == 404 and "no change request #999" in nothing.json()["error"]
+    staging = team.api("kim", "POST", "/envs/staging/requests", {"message": "m", "version": "v1"})
+    assert staging.status_code == 201 and staging.json()["requester"] == "kim"
+    assert staging.json()["env"] == "staging" and staging.json()["state"] == "waiting"
