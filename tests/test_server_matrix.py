@@ -118,6 +118,9 @@ ENDPOINTS = (
         "POST", "/api/v1/requests/{number}/withdraw", "deployer", per_env=True, refused_on=BOTH
     ),
     Endpoint("POST", "/api/v1/requests/{number}/apply", "deployer", per_env=True, refused_on=BOTH),
+    Endpoint(
+        "POST", "/api/v1/requests/{number}/signoff", "approver", per_env=True, refused_on=BOTH
+    ),
     Endpoint("GET", "/api/v1/tokens", "admin"),
     Endpoint("POST", "/api/v1/tokens", "admin"),
     Endpoint("DELETE", "/api/v1/tokens/{token_id}", "admin"),
@@ -188,6 +191,7 @@ class Matrix:
             "/api/v1/requests/{number}/reject": {"message": "matrix"},
             "/api/v1/requests/{number}/update": {"version": live, "message": "matrix"},
             "/api/v1/requests/{number}/withdraw": {"message": "matrix"},
+            "/api/v1/requests/{number}/signoff": {"message": "matrix"},
         }
         params = {"/api/v1/diff": {"old": "v1", "new": "v2"}, "/api/v1/report": {"env": env},
                   "/api/v1/requests": {"env": env}}  # fmt: skip

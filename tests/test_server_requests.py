@@ -190,3 +190,22 @@ def test_the_server_asks_for_a_recorded_version(team: Team) -> None:
     staging = team.api("kim", "POST", "/envs/staging/requests", {"message": "m", "version": "v1"})
     assert staging.status_code == 201 and staging.json()["requester"] == "kim"
     assert staging.json()["env"] == "staging" and staging.json()["state"] == "waiting"
+
+
+def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team: Team) -> None:
+    team.ws.healthy("emergency")
+
+    done = team.cli("dana", "request", "production", "--emergency", "-m", "scores are zero")
+
+    assert done.returncode == 0, done.stderr
+    assert "opened EMERGENCY change" in done.stderr and "state     applied" in done.stdout
+    number = int(done.stdout.split("#", 1)[1].split()[0])
+    live = team.ws.base / "prod" / "current" / "scoring" / "thresholds.yaml"
+    assert live.read_text().endswith("marker: emergency\n")
+    mine = team.api("dana-as-approver", "POST", f"/requests/{number}/signoff", {"message": "x"})
+    assert mine.status_code == 409 and "cannot sign off its review" in mine.text
+    signed = team.cli("sam", "request", "signoff", str(number), "-m", "right fix")
+    assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
+    scheduled = team.api("dana", "POST", "/envs/production/requests",
+                         {"version": "v1", "message": "later", "apply_at": 4_000_000_000})  # fmt: skip
+    assert scheduled.status_code == 201 and scheduled.json()["apply_at"] == 4_000_000_000
