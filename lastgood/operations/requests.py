@@ -277,6 +277,7 @@ def review_request(
             hint=f"the requester refreshes it with 'lastgood request update {number}'",
         )
     policy = _policy(place)
+    _refuse_unproven(policy, request, via, "approvals")
     routing = Routing.from_json(request.routing_data)
     actor = project.actor
     if approve and actor == request.requester and not policy.self_approval:
@@ -438,6 +439,7 @@ def sign_off_request(
             f"{project.actor} made emergency {request.label} and cannot sign off its review",
             hint="someone other than the requester signs it off",
         )
+    _refuse_unproven(_policy(place), request, via, "sign-offs")
     if not _view(place, request).review_open:
         raise RequestError(f"the review of emergency {request.label} is already signed off")
     signed = place.store.add_request_entry(
@@ -622,6 +624,18 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
             hint=f"open a new request with 'lastgood request {request.env} -m WHY'",
         )
     return request
+
+
+def _refuse_unproven(policy: ApprovalPolicy, request: ChangeRequest, via: str, what: str) -> None:
+    """Where approvals must come through the server, refuse them from anywhere else: only a
+    server's API token proves who someone is."""
+    if policy.approve_via == "server" and via != "server":
+        raise RequestError(
+            f"{what} for {request.env} count only through the server, where a token proves who "
+            "gives them",
+            hint=f"lastgood --server URL request approve {request.number} (with your own token), "
+            "or the web page",
+        )
 
 
 def _policy(place: Place) -> ApprovalPolicy:

@@ -487,3 +487,16 @@ def test_the_watcher_reminds_approvers_once_per_period(project: ProjectFactory) 
     reminders = [e for e in heard if e.kind.value == "request-reminder"]
     assert len(reminders) == 1
     assert "needs 1 more: 1 approval from ai-team (prompts)" in reminders[0].message
+
+
+def test_an_environment_may_count_only_approvals_given_through_the_server(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra='approve_via = "server"')
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+
+    with pytest.raises(RequestError, match="approvals for staging count only through the server"):
+        review_request(as_(ws, "lee"), number, approve=True)
+
+    assert review_request(as_(ws, "lee"), number, approve=True, via="server").state == "approved"
