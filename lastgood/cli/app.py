@@ -23,6 +23,7 @@ from lastgood import holder, settings
 from lastgood.config import find_root
 from lastgood.errors import ConfigError, LastgoodError, UsageError
 from lastgood.project import Project
+from lastgood.termination import Terminated, forget, on_sigterm, unraisable
 
 if TYPE_CHECKING:
     from lastgood.cli.remote import Remote
@@ -100,29 +101,23 @@ class AppContext:
             self._remote.close()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the command stands so that its ``finally`` blocks and ledger
-    guards run (a deploy stopped by ``kill`` closes its record and frees its lease)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 @contextlib.contextmanager
 def _sigterm_as_exception() -> Iterator[None]:
     """While a command runs, SIGTERM unwinds it like Ctrl-C; commands with their own handler
     (``serve``, ``watch``) install it over this one."""
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (a test runner): leave signals alone
         yield
         return
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        forget()
 
 
 def guarded(run: Callable[[], int]) -> int:

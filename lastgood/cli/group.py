@@ -89,7 +89,7 @@ def _run_click() -> int:
     except click.exceptions.Abort as exc:
         interrupt = exc.__context__ or exc.__cause__
         if isinstance(interrupt, KeyboardInterrupt):
-            raise interrupt from exc  # Ctrl-C, or SIGTERM (cli.app.Terminated)
+            raise interrupt from exc  # Ctrl-C, or SIGTERM (termination.Terminated)
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:

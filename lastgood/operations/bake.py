@@ -15,6 +15,7 @@ from lastgood.checks import Check
 from lastgood.operations.checking import Round, run_round
 from lastgood.operations.restore import still_ours
 from lastgood.record import Record
+from lastgood.termination import raise_if_terminated
 
 if TYPE_CHECKING:
     from lastgood.operations.deploy import DeployRun
@@ -59,6 +60,7 @@ class Bake:
             if last.ok and (time.time() >= deadline or not self.checks):
                 return BakeResult(False, last.at, last, number)
             failpoint.hit("deploy.mid-bake")
+            raise_if_terminated()  # a SIGTERM whose first raise a GC callback swallowed
             time.sleep(self._pause(deadline, last.ok))
 
     def _pause(self, deadline: float, green: bool) -> float:
