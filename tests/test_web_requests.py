@@ -317,8 +317,12 @@ def test_the_environment_page_shows_its_requests_and_freezes_and_a_freeze_holds_
         production = http.get("/envs/production").text
         assert 'id="request-1"' in production and 'id="request-2"' not in production
         assert "coming:</span> freeze &#39;release&#39; (release night) starts" in production
+        assert "/envs/production/deploy" not in production and "/envs/production/rollback" in (
+            production
+        )  # only requests go live there; a rollback needs nobody
         staging = http.get("/envs/staging").text
         assert "frozen now:</span> freeze &#39;audit&#39; (the auditors are in)" in staging
+        assert 'action="/envs/staging/deploy"' in staging
         assert 'href="/requests"' in http.get("/").text
 
     verbs.review_request(team.project("kim"), 2, approve=True)

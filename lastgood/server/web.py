@@ -329,7 +329,8 @@ def environment(env: str, state: State, request: Request) -> Response:
     return render("env.html", who, view=view, records=timeline.deployments,
                   events=timeline.events[:30], svg=timeline_svg(timeline.deployments),
                   consumers=consumer_rows(state, env, view.fleet), choices=choices,
-                  live=live, requests=requests)  # fmt: skip
+                  live=live, requests=requests,
+                  protected=state.project.config.environment(env).approval is not None)  # fmt: skip
 
 
 # ---- diffs -----------------------------------------------------------------------------------
