@@ -315,6 +315,7 @@ def consumer_rows(state: State, env: str, fleet: FleetStanding | None) -> list[C
 @router.get("/envs/{env}")
 @page
 def environment(env: str, state: State, request: Request) -> Response:
+    from lastgood.operations.requests import list_requests
     from lastgood.operations.status import history
     from lastgood.operations.versions import log
 
@@ -324,10 +325,12 @@ def environment(env: str, state: State, request: Request) -> Response:
     timeline = history(state.project, env, limit=30)
     live = view.status.live_version if view.status else None
     choices = log(state.project, limit=30) if who.may("deployer", env) else []
+    requests = list_requests(state.acting(who.token), env, status="open")
     return render("env.html", who, view=view, records=timeline.deployments,
                   events=timeline.events[:30], svg=timeline_svg(timeline.deployments),
                   consumers=consumer_rows(state, env, view.fleet), choices=choices,
-                  live=live)  # fmt: skip
+                  live=live, requests=requests,
+                  protected=state.project.config.environment(env).approval is not None)  # fmt: skip
 
 
 # ---- diffs -----------------------------------------------------------------------------------
@@ -405,7 +408,7 @@ def check_unchanged(env: str, seen: str, now: int | None, again: str) -> None:
         )
 
 
-def _message(text: str) -> str:
+def message_text(text: str) -> str:
     if len(text) > MAX_MESSAGE:
         raise UsageError(f"the reason is {len(text)} characters; keep it under {MAX_MESSAGE}")
     return text.strip()
@@ -441,7 +444,7 @@ def rollback(
     who = visitor(state, request)
     check_csrf(who, csrf)
     tokens.require(who.token, "deployer", known_env(state, env))
-    reason = _message(message)
+    reason = message_text(message)
     check_unchanged(env, live, live_now(state.project, env), f"/envs/{env}/rollback")
     outcome = do_rollback(state.acting(who.token), env, reason=reason, source="web")
     state.feeds.publish_now(env)
@@ -484,7 +487,7 @@ def deploy(
     tokens.require(who.token, "deployer", known_env(state, env))
     if not version.strip() or len(version) > 200:
         raise UsageError("choose a version to deploy", hint=f"pick one on /envs/{env}")
-    reason = _message(message)
+    reason = message_text(message)
     again = f"/envs/{env}/deploy?version={quote(version)}"
     check_unchanged(env, live, live_now(state.project, env), again)
     outcome = do_deploy(state.acting(who.token), env, message=reason, ref=version.strip(),

@@ -1,0 +1,300 @@
+"""The change-request pages: what waits for the signed-in person, every open and recent
+request, and one request with its diff, review and timeline, with the buttons its reader may use.
+
+The pages take the same steps as ``lastgood request`` and the API, through the same verbs, and
+the token's name is the person, exactly as through the API: the verbs refuse self-approval and
+reviewers the routing does not name, whatever the page shows. The page shows a button only to
+a token whose role allows the step on the request's environment (``approver`` approves,
+rejects and signs off; ``deployer`` applies), and every POST checks the CSRF code and the role
+again before any verb runs.
+
+A form also carries the content it was shown (the request's content and base hashes): an
+approval covers exact content, so a request updated while its page was open is refused with
+409 and shown again, never approved unseen. A verb's refusal (self-approval, stale, not
+approved, a freeze) is shown on the request's page with its status; a step that worked
+redirects to the request's page with a notice (post, redirect, get).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from lastgood.approval import OPTIONAL_REVIEW, may_review
+from lastgood.errors import NotFoundError, RefusedError, UsageError
+from lastgood.operations.requests import RequestView
+from lastgood.project import Project
+from lastgood.record import Record
+from lastgood.refs import LARGEST_VERSION
+from lastgood.rows import REQUEST_OPEN
+from lastgood.server.app import ServerState
+from lastgood.server.deps import State
+from lastgood.server.web import (
+    Visitor,
+    check_csrf,
+    file_diffs,
+    message_text,
+    page,
+    render,
+    side_of,
+    visitor,
+)
+
+router = APIRouter(include_in_schema=False)
+
+RECENT = 30
+"""How many closed requests (applied, failed, withdrawn, expired, stale) the list shows."""
+OPEN_LIMIT = 200
+DONE = ("approved", "rejected", "applied", "signed-off")
+"""The steps a notice may report after the redirect: anything else in ``?done=`` is ignored."""
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def request_number(text: str) -> int:
+    """``3`` or ``#3`` from the address; NotFoundError for anything that names no request."""
+    digits = text.strip().removeprefix("#")
+    if not digits.isdecimal() or not 1 <= int(digits) <= LARGEST_VERSION:
+        raise NotFoundError(
+            f"no change request {text[:40]!r}: requests are numbered #1, #2, …",
+            hint="see /requests for the requests you may see",
+        )
+    return int(digits)
+
+
+def scoped(state: ServerState, who: Visitor, number: int, role: str) -> str:
+    """The environment of request ``number``, once the visitor holds ``role`` there (403
+    otherwise; 404 when there is no such request)."""
+    from lastgood import tokens
+    from lastgood.operations.requests import request_env
+
+    env = request_env(state.project, number)
+    tokens.require(who.token, role, env)
+    return env
+
+
+def requests_of(
+    project: Project, who: Visitor, *, status: str | None, limit: int
+) -> list[RequestView]:
+    """Requests of the environments the visitor may see, newest first (may expire some)."""
+    from lastgood.operations.requests import list_requests
+
+    if not who.token.env_list:  # every environment: one query
+        return list_requests(project, None, status=status, limit=limit)
+    names = [name for name in project.config.environments if who.may("viewer", name)]
+    views = [view for name in names for view in list_requests(project, name, status=status,
+                                                              limit=limit)]  # fmt: skip
+    views.sort(key=lambda view: view.request.number, reverse=True)
+    return views[:limit]
+
+
+class Buttons(Record):
+    """What the visitor may do to one request on its page, and why review is not offered."""
+
+    approve: bool = False
+    reject: bool = False
+    apply: bool = False
+    sign_off: bool = False
+    why_not: str = ""
+
+
+def buttons_for(project: Project, who: Visitor, view: RequestView) -> Buttons:
+    """The buttons to show: those whose step the verb would take from this person now."""
+    request, person = view.request, who.token.name
+    policy = project.config.environment(request.env).approval or OPTIONAL_REVIEW
+    approver = who.may("approver", request.env)
+    is_open = request.status == REQUEST_OPEN
+    named = not view.routing.requirements or may_review(person, view.routing, project.config.groups)
+    own = person == request.requester and not policy.self_approval
+    why_not = ""
+    if approver and is_open and not named:
+        why_not = f"{person} is not among the approvers this request needs"
+    elif approver and is_open and own:
+        why_not = f"{person} opened this request: someone else approves it"
+    return Buttons(
+        approve=approver and is_open and named and not own,
+        reject=approver and is_open and named,
+        apply=who.may("deployer", request.env) and is_open and view.state == "approved",
+        sign_off=approver and view.review_open and person != request.requester,
+        why_not=why_not,
+    )
+
+
+def waits_for(project: Project, who: Visitor, view: RequestView) -> bool:
+    """Whether ``view`` waits for the visitor: an open request they may approve and have not
+    yet approved, or an emergency whose review they may sign off."""
+    buttons = buttons_for(project, who, view)
+    if buttons.sign_off:
+        return True
+    return (
+        view.state == "waiting" and buttons.approve and who.token.name not in view.tally.approved_by
+    )
+
+
+@router.get("/requests")
+@page
+def request_list(state: State, request: Request) -> Response:
+    who = visitor(state, request)
+    project = state.acting(who.token)
+    opened = requests_of(project, who, status=REQUEST_OPEN, limit=OPEN_LIMIT)
+    recent = [v for v in requests_of(project, who, status=None, limit=RECENT + len(opened))
+              if v.request.status != REQUEST_OPEN][:RECENT]  # fmt: skip
+    emergencies = [v for v in requests_of(project, who, status="review", limit=OPEN_LIMIT)
+                   if v.request.status != REQUEST_OPEN]  # fmt: skip
+    mine = [view for view in opened + emergencies if waits_for(project, who, view)]
+    return render("requests.html", who, mine=mine, opened=opened, recent=recent)
+
+
+def request_page(
+    state: ServerState, who: Visitor, number: int, *, done: str = "",
+    problem: Exception | None = None, status: int = 200,
+) -> Response:  # fmt: skip
+    """Request ``number``'s page, with a notice of the step just done or the refusal of one."""
+    from lastgood.operations.requests import show_request
+    from lastgood.operations.status import change_standing
+
+    project = state.acting(who.token)
+    view = show_request(project, number)
+    request = view.request
+    before = side_of(project, request.base_version)
+    after = side_of(project, request.version)
+    freeze = change_standing(project.config.environment(request.env).calendar, time.time())
+    return render("request.html", who, status, view=view, done=done if done in DONE else "",
+                  problem=problem, buttons=buttons_for(project, who, view),
+                  diffs=file_diffs(before, after), freeze=freeze,
+                  shown=content_of(view))  # fmt: skip
+
+
+def content_of(view: RequestView) -> str:
+    """What a form says it was shown: the request's content and base, by hash."""
+    return f"{view.request.content_hash}:{view.request.base_hash}"
+
+
+@router.get("/requests/{number}")
+@page
+def one_request(number: str, state: State, request: Request, done: str = "") -> Response:
+    who = visitor(state, request)
+    found = request_number(number)
+    scoped(state, who, found, "viewer")
+    return request_page(state, who, found, done=done[:20])
+
+
+# ---- steps -----------------------------------------------------------------------------------
+
+
+def check_shown(project: Project, number: int, shown: str) -> None:
+    """Refuse a step on a request whose content changed since the form was shown."""
+    from lastgood.operations.requests import show_request
+
+    view = show_request(project, number)
+    if shown and shown != content_of(view):
+        base = f"v{view.request.base_version}" if view.request.base_version else "nothing"
+        raise RefusedError(
+            f"{view.request.label} changed since you opened it: it proposes "
+            f"v{view.request.version} (based on {base}) now, so nothing was recorded",
+            hint="look at what it holds now, below, and decide again",
+        )
+
+
+def take_step(
+    state: ServerState, who: Visitor, number: int, shown: str, done: str,
+    step: Callable[[Project], object],
+) -> Response:  # fmt: skip
+    """Run ``step`` (one verb, as the visitor) on request ``number``; back to its page with a
+    notice, or with the verb's refusal and its status."""
+    from lastgood.operations.requests import show_request
+
+    project = state.acting(who.token)
+    try:
+        check_shown(project, number, shown)
+        step(project)
+    except (RefusedError, UsageError) as refused:
+        return request_page(state, who, number, problem=refused, status=refused.http_status)
+    request = show_request(project, number).request
+    if request.deployment is not None:  # applied (or applied on its last approval)
+        state.feeds.publish_now(request.env)
+    return RedirectResponse(f"/requests/{number}?done={done}", status_code=303)
+
+
+Csrf = Annotated[str, Form()]
+Text = Annotated[str, Form()]
+
+
+def review(
+    number: str, state: ServerState, request: Request, csrf: str, message: str, shown: str,
+    *, approve: bool,
+) -> Response:  # fmt: skip
+    from lastgood.operations.requests import review_request
+
+    who = visitor(state, request)
+    check_csrf(who, csrf)
+    found = request_number(number)
+    scoped(state, who, found, "approver")
+
+    def step(project: Project) -> object:
+        comment = message_text(message)
+        if not approve and not comment:
+            raise UsageError(
+                f"write why you reject #{found}: the requester reads it",
+                hint="fill in the comment and press Reject again",
+            )
+        return review_request(project, found, approve=approve, comment=comment, via="web")
+
+    done = "approved" if approve else "rejected"
+    return take_step(state, who, found, shown, done, step)
+
+
+@router.post("/requests/{number}/approve")
+@page
+def approve(
+    number: str, state: State, request: Request, csrf: Csrf = "", message: Text = "",
+    shown: Text = "",
+) -> Response:  # fmt: skip
+    return review(number, state, request, csrf, message, shown, approve=True)
+
+
+@router.post("/requests/{number}/reject")
+@page
+def reject(
+    number: str, state: State, request: Request, csrf: Csrf = "", message: Text = "",
+    shown: Text = "",
+) -> Response:  # fmt: skip
+    return review(number, state, request, csrf, message, shown, approve=False)
+
+
+@router.post("/requests/{number}/apply")
+@page
+def apply(number: str, state: State, request: Request, csrf: Csrf = "",
+          shown: Text = "") -> Response:  # fmt: skip
+    from lastgood.operations.requests import apply_request
+
+    who = visitor(state, request)
+    check_csrf(who, csrf)
+    found = request_number(number)
+    scoped(state, who, found, "deployer")
+    return take_step(state, who, found, shown, "applied",
+                     lambda project: apply_request(project, found, via="web"))  # fmt: skip
+
+
+@router.post("/requests/{number}/signoff")
+@page
+def sign_off(
+    number: str, state: State, request: Request, csrf: Csrf = "", message: Text = "",
+    shown: Text = "",
+) -> Response:  # fmt: skip
+    from lastgood.operations.requests import sign_off_request
+
+    who = visitor(state, request)
+    check_csrf(who, csrf)
+    found = request_number(number)
+    scoped(state, who, found, "approver")
+
+    def step(project: Project) -> object:
+        return sign_off_request(project, found, comment=message_text(message), via="web")
+
+    return take_step(state, who, found, shown, "signed-off", step)
