@@ -59,15 +59,17 @@ def snapshot(
     if head is not None and version.number <= head.number:
         return SnapshotResult(version, created=False)  # another process recorded it first
     suspects = suspected_credentials(project, bundle, head)
+    data: dict[str, object] = {"hash": version.content_hash, "message": version.message}
+    if suspects:  # where, what kind and under which key; never the value
+        data["suspected"] = [suspect.to_json() for suspect in suspects]
     project.emit(
         Event(
             EventKind.SNAPSHOT_CREATED,
             f"recorded {version.label} ({plural(version.file_count, 'file')}) by {version.author}",
             version=version.number,
-            data={"hash": version.content_hash, "message": version.message,
-                  "suspected": [suspect.to_json() for suspect in suspects]},
+            data=data,
         )
-    )  # fmt: skip
+    )
     return SnapshotResult(version, created=True, suspects=tuple(suspects))
 
 

@@ -22,17 +22,16 @@ DEFAULT_ALLOW = ("*max_tokens*",)
 """An LLM setting's token *count* is configuration people must see change, not a credential."""
 
 KEYS = {"keys", "allow", "replace_defaults", "paths", "values"}
-_NOT_IN_NAMES = re.compile(r"[\s_.\-]+")
-_STEP = re.compile(
-    r"""\.\.(?P<descend>[A-Za-z0-9_\-]+|\*)      # ..name or ..*: at any depth
+_NOT_IN_NAMES = str.maketrans("", "", "_-. \t")
+_STEP = r"""\.\.(?P<descend>[A-Za-z0-9_\-]+|\*)      # ..name or ..*: at any depth
       | \.(?P<key>[A-Za-z0-9_\-]+)               # .name
       | \.(?P<any>\*)                            # .*: every key
       | \[(?P<index>\d+)\]                       # [0]
       | \[(?P<every>\*)\]                        # [*]: every item
       | \[(?P<quote>["'])(?P<quoted>.+?)(?P=quote)\]   # ['a.b']: a key with any characters
-    """,
-    re.VERBOSE,
-)
+    """
+"""One step of a selector's path; compiled only when a selector is read (a rollback reads the
+config too, and compiling costs it a millisecond)."""
 SELECTOR_EXAMPLE = '"crm.yaml:$.auth.key", "*.json:$.*.token" or "services.toml:$..password"'
 
 
@@ -85,7 +84,7 @@ DEFAULT_POLICY = SecretPolicy()
 
 def normalized(name: str) -> str:
     """A key name or pattern as compared: lower case, no ``_ - .`` or spaces."""
-    return _NOT_IN_NAMES.sub("", name.lower())
+    return name.lower().translate(_NOT_IN_NAMES)
 
 
 def parse_policy(table: Any, where: str) -> SecretPolicy:
@@ -128,8 +127,9 @@ def parse_selector(text: str, key: str, where: str) -> Selector:
         )
     steps: list[Step] = []
     position = 0
+    pattern = re.compile(_STEP, re.VERBOSE)
     while position < len(path):
-        step = _STEP.match(path, position)
+        step = pattern.match(path, position)
         if step is None:
             raise ConfigError(
                 f"{key} = {text!r} in {where}: cannot read the path at {path[position:]!r}",
