@@ -162,6 +162,7 @@ def show(app: AppContext, ref: str, path: str | None, reveal: bool, as_json: boo
     \b
     Example:
       lastgood show v12 scoring/thresholds.yaml
+      lastgood show v12 assets/logo.png > logo.png
       lastgood show v12 integrations/crm.env --reveal > crm.env
     """
     from lastgood.rows import VersionInfo
