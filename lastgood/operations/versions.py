@@ -58,12 +58,15 @@ def view(
     return version, mask_files(files, project.config.secrets)
 
 
-def secret_file(project: Project, version: VersionInfo, path: str) -> None:
-    """Refuse (ForbiddenError) to hand out ``path`` when its whole content is secret."""
-    secrets = project.config.secrets
-    from lastgood.secrets.policy import DEFAULT_POLICY
+def shown_file(project: Project, ref: str, path: str) -> tuple[bytes, bool]:
+    """One file of a version to hand to someone else (the server's files endpoint): its
+    secret values masked, and whether any was. A file whose whole content is secret is
+    refused (ForbiddenError) rather than replaced: a placeholder would be taken for the file."""
+    version, files = show(project, ref, path)
+    from lastgood.secrets.mask import Masker
 
-    if (secrets or DEFAULT_POLICY).is_secret_file(path):
+    masker = Masker(project.config.secrets)
+    if masker.policy.is_secret_file(path):
         from lastgood.errors import ForbiddenError
 
         raise ForbiddenError(
@@ -71,6 +74,8 @@ def secret_file(project: Project, version: VersionInfo, path: str) -> None:
             "its bytes never leave the store through the server",
             hint=f"read it where the store is: 'lastgood show {version.label} {path} --reveal'",
         )
+    shown = masker.content(path, files[path])
+    return shown, masker.masked > 0
 
 
 class Side(Record):

@@ -223,17 +223,14 @@ def version(ref: str, state: State, token: Caller) -> dict[str, Any]:
 @router.get("/versions/{ref}/files/{path:path}", summary="One file of a version, secrets masked",
             response_class=PlainTextResponse)  # fmt: skip
 def version_file(ref: str, path: str, state: State, token: Caller) -> Response:
-    """A file whose whole content is secret is refused (403): a placeholder in its place
-    would be taken for the file. Any other file comes with its secret values masked, and
-    ``X-Lastgood-Masked: N`` saying how many; the real bytes never leave the store here."""
-    from lastgood.operations.versions import secret_file, view
+    """A file whose whole content is secret is refused (403); any other comes with its secret
+    values masked, and ``X-Lastgood-Masked: yes`` when any was (see ``versions.shown_file``)."""
+    from lastgood.operations.versions import shown_file
 
     allowed_somewhere(token, "viewer")
-    info, files = view(state.project, ref, path)
-    secret_file(state.project, info, path)
-    real = state.project.store.files(info.number)[path]
-    masked = {"X-Lastgood-Masked": "yes"} if files[path] != real else {}
-    return Response(files[path], media_type="application/octet-stream", headers=masked)
+    data, masked = shown_file(state.project, ref, path)
+    headers = {"X-Lastgood-Masked": "yes"} if masked else {}
+    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/diff", summary="Unified diff between two versions")
