@@ -22,7 +22,7 @@ from lastgood.units import parse_duration
 RISKS = ("low", "medium", "high")
 APPLY_MODES = ("manual", "on-approval")
 _APPROVAL_KEYS = {"approvers", "required", "self_approval", "expire", "apply", "rule", "remind",
-                  "emergency", "emergency_approvals"}  # fmt: skip
+                  "emergency", "emergency_approvals", "approve_via"}  # fmt: skip
 _RULE_KEYS = {"name", "paths", "risk", "min_files", "max_files", "max_lines", "approvers",
               "required", "standard"}  # fmt: skip
 ANYONE = "anyone"
@@ -62,6 +62,9 @@ class ApprovalPolicy(Record):
     """Whether ``--emergency`` may apply a request at once, past approvals and freezes."""
     emergency_approvals: int = 0
     """How many of the routed approvers an emergency still needs (0: none)."""
+    approve_via: str = "anywhere"
+    """``server``: approvals (and sign-offs) count only through the server, where an API
+    token proves who approves; locally a name is only claimed."""
 
 
 OPTIONAL_REVIEW = ApprovalPolicy()
@@ -223,6 +226,12 @@ def parse_policy(
             f"{key}.emergency = {emergency!r} in {where} must be true or false",
             hint="false refuses 'lastgood request --emergency' on this environment",
         )
+    approve_via = table.get("approve_via", "anywhere")
+    if approve_via not in ("anywhere", "server"):
+        raise ConfigError(
+            f'{key}.approve_via = {approve_via!r} in {where} must be "anywhere" or "server"',
+            hint='"server" accepts approvals only through lastgood serve, from API tokens',
+        )
     rules_table = table.get("rule", [])
     if not isinstance(rules_table, list):
         raise ConfigError(f"{key}.rule in {where} must be an array of tables ([[{key}.rule]])")
@@ -244,6 +253,7 @@ def parse_policy(
         emergency_approvals=_count(
             table.get("emergency_approvals", 0), f"{key}.emergency_approvals", where
         ),
+        approve_via=approve_via,
     )
 
 

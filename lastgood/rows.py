@@ -243,6 +243,10 @@ REQUEST_FAILED = "failed"
 REQUEST_WITHDRAWN = "withdrawn"
 REQUEST_EXPIRED = "expired"
 UNFINISHED_REQUESTS = (REQUEST_OPEN, REQUEST_STALE)
+REQUEST_STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
+                  "expired", "open", "review", "for-me")  # fmt: skip
+"""What ``request list --state`` filters by: a stored status, a review state, ``review`` (an
+emergency whose review is open) or ``for-me`` (waiting for the person asking to approve it)."""
 """States in which a request may still go live: prune keeps the versions they name."""
 
 

@@ -189,6 +189,22 @@ def test_demo_drill_rehearses_the_same_breakage(tmp_path: Path) -> None:
     assert scorer_processes(str(tmp_path)) == []
 
 
+def test_demo_requests_reviews_the_next_change_and_rolls_back_without_anyone(
+    tmp_path: Path,
+) -> None:
+    done = run_demo(tmp_path, "--requests", "--json")
+    assert done.returncode == 0, done.stderr
+    figures: dict[str, Any] = json.loads(done.stdout)
+    assert figures["requests"] == {"opened": "waiting", "approved": "approved", "applied": 0,
+                                   "rollback": 0, "version": 3}  # fmt: skip
+    kinds = [(d["kind"], d["status"], d["source"]) for d in figures["timeline"]]
+    assert kinds[-2:] == [("deploy", "succeeded", "request"), ("rollback", "succeeded", "cli")]
+    assert "change request #1 for demo: v3, waiting for 1 more: 1 approval from scoring-team" in (
+        done.stderr
+    )
+    assert scorer_processes(str(tmp_path)) == []
+
+
 def _shape(line: str) -> str:
     """A line with what changes from run to run (times, durations, hashes, author) masked."""
     line = re.sub(r"^\d\d:\d\d:\d\d ", "", line)

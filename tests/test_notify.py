@@ -692,3 +692,45 @@ def test_the_store_keeps_only_masked_destinations(workspace: Callable[..., Works
         rows = db.execute("SELECT * FROM deliveries").fetchall()
     assert rows and all(SECRET not in str(row) for row in rows)
     assert any("form://user:****@127.0.0.1:" in str(row) for row in rows)
+
+
+def test_every_step_of_a_change_request_reaches_webhook_and_email(
+    workspace: Callable[..., Workspace], webhook: Webhook, mailbox: Mailbox
+) -> None:
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "before approvals").returncode == 0
+    add_config(
+        ws,
+        f"""
+        [groups]
+        ai-team = ["lee"]
+
+        [env.staging.approval]
+        approvers = ["ai-team"]
+
+        [[notify.route]]
+        name = "hook"
+        to = "{webhook.url()}"
+
+        [[notify.route]]
+        name = "approvers-email"
+        to = "{mailbox.url()}"
+        events = ["request-opened", "request-approved", "request-applied"]
+        format = "text"
+        """,
+    )
+    ws.healthy("two")
+    assert ws.run("request", "staging", "-m", "new thresholds").returncode == 0
+    assert ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "lee"}).returncode == 0
+    assert ws.run("request", "apply", "1").returncode == 0
+
+    kinds = ["request-opened", "request-approved", "request-applied"]
+    eventually(lambda: len(mailbox.messages) >= 3)
+    titles = [body["title"] for body in webhook.bodies()]
+    assert [t for t in titles if "request-" in t] == [f"[staging] {k}: v2" for k in kinds]
+    opened = webhook.bodies()[titles.index("[staging] request-opened: v2")]["message"]
+    assert "change request #1 for staging: v2 by tester (new thresholds)" in opened
+    assert "needs 1 more: 1 approval from ai-team (default)" in opened
+    assert mailbox.subjects() == [f"[staging] {k}: v2" for k in kinds]
+    assert "lee approved change request #1 for staging" in plain_body(mailbox.messages[1])

@@ -63,3 +63,24 @@ def test_bad_input_is_named(workspace: Callable[..., Workspace]) -> None:
         ws.run("request", "staging", "-m", "tonight", "--at", "2099-01-01T06:00", "--json").stdout
     )
     assert scheduled["state"] == "waiting" and scheduled["apply_at"] > 4_000_000_000
+
+
+def test_revert_through_the_cli_deploys_one_file_back(workspace: Callable[..., Workspace]) -> None:
+    ws = workspace(bake="0s", interval="10ms")
+    ws.healthy("one")
+    ws.write("prompts/score.txt", "old\n")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.write("prompts/score.txt", "new\n")
+    ws.healthy("two")
+    assert ws.run("deploy", "staging").returncode == 0
+
+    done = ws.run("revert", "staging", "prompts/score.txt", "-m", "wording drops leads")
+
+    assert done.returncode == 0, done.stderr
+    assert "prompts/score.txt: from v1" in done.stderr
+    assert "recorded v3: 1 file differs from what is live" in done.stderr
+    shown = ws.run("show", "v3", "scoring/thresholds.yaml")
+    assert "marker: two" in shown.stdout  # the rest of v2 stayed
+    assert ws.run("show", "v3", "prompts/score.txt").stdout == "old\n"
+    missing = ws.run("revert", "staging", "-m", "x")
+    assert missing.returncode == 2 and "Missing argument 'PATH...'" in missing.stderr

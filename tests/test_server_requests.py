@@ -206,6 +206,6 @@ def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team:
     assert mine.status_code == 409 and "cannot sign off its review" in mine.text
     signed = team.cli("sam", "request", "signoff", str(number), "-m", "right fix")
     assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
-    scheduled = team.api("dana", "POST", "/envs/production/requests",
-                         {"version": "v1", "message": "later", "apply_at": 4_000_000_000})  # fmt: skip
+    later = {"version": "v1", "message": "later", "apply_at": 4_000_000_000}
+    scheduled = team.api("dana", "POST", "/envs/production/requests", later)
     assert scheduled.status_code == 201 and scheduled.json()["apply_at"] == 4_000_000_000

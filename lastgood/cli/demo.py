@@ -28,8 +28,12 @@ pass_app = click.make_pass_decorator(AppContext)
     "--json", "as_json", is_flag=True, help="Print the measured figures as JSON to stdout."
 )
 @click.option("--drill", "rehearse", is_flag=True, help="Then rehearse it: run a drill as well.")
+@click.option(
+    "--requests", "requests", is_flag=True,
+    help="Then review the next change: a change request routed, approved and applied.",
+)  # fmt: skip
 @pass_app
-def demo(app: AppContext, keep: bool, as_json: bool, rehearse: bool) -> None:
+def demo(app: AppContext, keep: bool, as_json: bool, rehearse: bool, requests: bool) -> None:
     """Replay the lead-scoring incident in a temporary folder, with a real rollback (~10 s).
 
     A tiny scoring service reads its rules from a directory target. v1 goes live and stays
@@ -37,17 +41,22 @@ def demo(app: AppContext, keep: bool, as_json: bool, rehearse: bool) -> None:
     restores v1 by itself and verifies it. Prints the timeline and the measured time to
     restore. Touches nothing outside the temporary folder, which is removed unless --keep.
     With --drill a sixth step rehearses the same breakage with 'lastgood drill' and shows its
-    figures. Exit 0 when the story played out as described, 1 when it did not.
+    figures. With --requests the team then requires approval: the next change goes through a
+    change request (routed, approved by dana, applied) and a rollback needs nobody. Exit 0
+    when the story played out as described, 1 when it did not.
 
     \b
     Example:
       lastgood demo
       lastgood demo --keep --json
       lastgood demo --drill
+      lastgood demo --requests
     """
     from lastgood.demo.runner import run_demo
 
-    result = run_demo(keep=keep, author=holder.author(app.author), rehearse=rehearse)
+    result = run_demo(
+        keep=keep, author=holder.author(app.author), rehearse=rehearse, requests=requests
+    )
     if as_json:
         r.emit_json(result.to_json())
     else:

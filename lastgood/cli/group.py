@@ -107,6 +107,7 @@ def main() -> None:
         notify_cmd,
         report_cmd,
         request_cmd,
+        revert_cmd,
         server_cmd,
         store_cmd,
         watch_cmd,

@@ -22,10 +22,8 @@ from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_f
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.operations.requests import RequestView
+from lastgood.rows import REQUEST_STATES
 from lastgood.units import plural
-
-_STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
-           "expired", "open", "review")  # fmt: skip
 
 
 class RequestGroup(click.Group):
@@ -130,7 +128,7 @@ def open_command(
 
 @request.command("list")
 @click.option("--env", metavar="ENV", help="Only this environment's requests.")
-@click.option("--state", type=click.Choice(_STATES), help="Only requests in this state.")
+@click.option("--state", type=click.Choice(REQUEST_STATES), help="Only requests in this state.")
 @click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1),
               help="How many requests.")  # fmt: skip
 @json_option
@@ -143,6 +141,7 @@ def list_command(
     \b
     Example:
       lastgood request list --state waiting
+      lastgood request list --state for-me
     """
     if app.server:
         found = app.remote().requests(env, state, limit)

@@ -133,6 +133,7 @@ class DemoResult:
     scores: dict[str, float | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     drill: dict[str, Any] | None = None
+    requests: dict[str, Any] | None = None
     seconds: float = 0.0
 
     @property
@@ -159,10 +160,13 @@ class DemoResult:
             "folder": str(self.folder),
             "kept": self.kept,
             "drill": self.drill,
+            "requests": self.requests,
         }
 
 
-def run_demo(*, keep: bool = False, author: str = "you", rehearse: bool = False) -> DemoResult:
+def run_demo(
+    *, keep: bool = False, author: str = "you", rehearse: bool = False, requests: bool = False
+) -> DemoResult:
     """Play the incident in a new temporary folder. Writes only inside that folder.
 
     Raises LastgoodError when a step cannot even run (the scorer does not start); returns a
@@ -174,7 +178,7 @@ def run_demo(*, keep: bool = False, author: str = "you", rehearse: bool = False)
     result = DemoResult(folder, keep)
     try:
         with _terminate_as_exit(), _no_proxy_for_the_scorer(), ScorerProcess(folder) as scorer:
-            _play(folder, scorer, narrator, result, author, rehearse)
+            _play(folder, scorer, narrator, result, author, rehearse, requests)
     finally:
         _clean_up(folder, keep, narrator)
     result.seconds = round(time.monotonic() - started, 2)
@@ -233,6 +237,7 @@ def _play(
     result: DemoResult,
     author: str,
     rehearse: bool,
+    requests: bool = False,
 ) -> None:
     """The five steps of the story, each narrated; the project is closed whatever happens."""
     narrator.step("Start a tiny lead-scoring service")
@@ -256,6 +261,9 @@ def _play(
         result.problems.extend(_story_problems(result))
         if rehearse:
             _rehearse(project, narrator, result)
+            result.deployments = list(reversed(history(project, ENV).deployments))
+        if requests:
+            _review_a_change(project, workspace, narrator, result)
             result.deployments = list(reversed(history(project, ENV).deployments))
     finally:
         project.close()
@@ -292,6 +300,57 @@ def _rehearse(project: Project, narrator: Narrator, result: DemoResult) -> None:
     (narrator.good if rehearsal.passed else narrator.bad)(rehearsal.summary)
     if not rehearsal.passed:
         result.problems.append(f"the drill failed: {rehearsal.summary}")
+
+
+APPROVAL = """
+[groups]
+scoring-team = ["dana"]
+
+[env.demo.approval]
+approvers = ["scoring-team"]
+"""
+REVIEWED_CUTOFF = "0.25"
+
+
+def _review_a_change(
+    project: Project, workspace: Path, narrator: Narrator, result: DemoResult
+) -> None:
+    """The team's answer to the incident: the next change is reviewed before it goes live;
+    the rollback still needs nobody."""
+    from lastgood.config import load
+    from lastgood.operations.requests import apply_request, open_request, review_request
+    from lastgood.operations.rollback import rollback
+
+    narrator.step("Review the next change: lastgood request demo")
+    narrator.say(
+        "After the incident the team adds [env.demo.approval] to lastgood.toml: a change to "
+        "demo now needs one approval from scoring-team (dana), and a plain deploy is refused. "
+        f"The author proposes a gentler cutoff, {REVIEWED_CUTOFF}, as change request #1."
+    )
+    config = workspace / "lastgood.toml"
+    config.write_text(config.read_text(encoding="utf-8") + APPROVAL, encoding="utf-8")
+    project.config = load(workspace)
+    _write_cutoff(workspace, REVIEWED_CUTOFF)
+    opened = open_request(project, ENV, reason=f"a gentler cutoff: {REVIEWED_CUTOFF}")
+    narrator.say(opened.summary)
+    number = opened.request.number
+    approved = review_request(project.acting_as("dana"), number, approve=True,
+                              comment="scores stay above zero with this")  # fmt: skip
+    narrator.good(approved.summary)
+    applied = apply_request(project, number)
+    narrator.good(applied.summary)
+    narrator.step("Roll back without asking anyone")
+    narrator.say("Rolling back never needs an approval: it puts back what was good before.")
+    back = rollback(project, ENV, reason="the demo's last step")
+    narrator.good(back.summary)
+    result.requests = {
+        "opened": opened.state, "approved": approved.state, "applied": applied.exit_code,
+        "rollback": back.exit_code, "version": opened.request.version,
+    }  # fmt: skip
+    if opened.state != "waiting" or approved.state != "approved" or applied.exit_code != OK:
+        result.problems.append(f"the change request did not go as described: {result.requests}")
+    if back.exit_code != OK:
+        result.problems.append(f"the rollback after the request failed: {back.summary}")
 
 
 def _write_cutoff(workspace: Path, cutoff: str) -> None:

@@ -277,6 +277,7 @@ def review_request(
             hint=f"the requester refreshes it with 'lastgood request update {number}'",
         )
     policy = _policy(place)
+    _refuse_unproven(policy, request, via, "approvals")
     routing = Routing.from_json(request.routing_data)
     actor = project.actor
     if approve and actor == request.requester and not policy.self_approval:
@@ -438,6 +439,7 @@ def sign_off_request(
             f"{project.actor} made emergency {request.label} and cannot sign off its review",
             hint="someone other than the requester signs it off",
         )
+    _refuse_unproven(_policy(place), request, via, "sign-offs")
     if not _view(place, request).review_open:
         raise RequestError(f"the review of emergency {request.label} is already signed off")
     signed = place.store.add_request_entry(
@@ -458,22 +460,26 @@ def sign_off_request(
 
 
 def apply_due_requests(project: Project, now: float | None = None) -> dict[str, str]:
-    """Apply every approved request whose scheduled time has come, unless its environment is
-    frozen (then it waits, and applies when the freeze ends); what happened to each, by
-    ``#N``. Called by the watcher each cycle, so a restart loses nothing: the schedule is in
-    the store."""
+    """Expire the requests whose time is up, and apply every approved request whose scheduled
+    time has come, unless its environment is frozen (then it waits, and applies when the freeze
+    ends); what happened to each, by ``#N``. Called by the watcher each cycle, so a restart
+    loses nothing: the schedule is in the store."""
     now = time.time() if now is None else now
     done: dict[str, str] = {}
-    for request in project.store.change_requests(status=REQUEST_OPEN, limit=None):
-        if request.apply_at is None or request.apply_at > now:
+    for request in project.store.change_requests(limit=None):
+        if request.status not in UNFINISHED_REQUESTS:
             continue
         if request.env not in project.config.environments:
             continue
         place = Place(project, request.env)
-        view = _view(place, _expire_if_due(place, request))
-        if view.request.status != REQUEST_OPEN:
-            done[request.label] = view.request.status
-        elif view.state != "approved":
+        request = _expire_if_due(place, request, now)
+        if request.status == REQUEST_EXPIRED:
+            done[request.label] = REQUEST_EXPIRED
+            continue
+        if request.apply_at is None or request.apply_at > now or request.status != REQUEST_OPEN:
+            continue
+        view = _view(place, request)
+        if view.state != "approved":
             done[request.label] = f"due, but {view.state}"
         elif (closure := place.settings.calendar.closed_at(now)) is not None:
             done[request.label] = f"held: {place.settings.calendar.describe(closure)}"
@@ -555,12 +561,13 @@ def list_requests(
     project: Project, env: str | None = None, *, status: str | None = None, limit: int = 50
 ) -> list[RequestView]:
     """Requests newest first (expiring those whose time is up); ``status`` filters by the
-    stored status, by the review state (``waiting``, ``approved``, ``rejected``), or
-    ``review`` for emergencies whose review is still open."""
+    stored status, by the review state (``waiting``, ``approved``, ``rejected``),
+    ``review`` for emergencies whose review is still open, or ``for-me``: waiting for
+    ``project.actor`` to approve."""
     if env is not None:
         Place(project, env)  # the name is checked
     reviewed = {"waiting": REQUEST_OPEN, "approved": REQUEST_OPEN, "rejected": REQUEST_OPEN,
-                "review": None}  # fmt: skip
+                "for-me": REQUEST_OPEN, "review": None}  # fmt: skip
     stored = reviewed.get(status, status) if status is not None else None
     views = []
     for request in project.store.change_requests(env, status=stored, limit=limit):
@@ -570,7 +577,21 @@ def list_requests(
         views.append(_view(place, _expire_if_due(place, request)))
     if status == "review":
         return [v for v in views if v.review_open]
+    if status == "for-me":
+        return [v for v in views if _waits_for(project, v)]
     return [v for v in views if status is None or status in (v.state, v.request.status)]
+
+
+def _waits_for(project: Project, view: RequestView) -> bool:
+    """Whether ``view`` waits for ``project.actor`` to approve it: it needs approvals, they are
+    one of its approvers, did not open it and have not approved this content yet."""
+    person = project.actor
+    return (
+        view.state == "waiting"
+        and person != view.request.requester
+        and person not in view.tally.approved_by
+        and may_review(person, view.routing, project.config.groups)
+    )
 
 
 def request_diff(project: Project, number: int) -> str:
@@ -587,11 +608,14 @@ def request_diff(project: Project, number: int) -> str:
     return unified(before, after)
 
 
-def _expire_if_due(place: Place, request: ChangeRequest) -> ChangeRequest:
+def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = None) -> ChangeRequest:
+    """``request`` expired (writes) when it has waited longer than its environment's
+    ``expire`` since it was opened, or since its scheduled time; otherwise as it is."""
     policy = _policy(place)
-    if request.status not in UNFINISHED_REQUESTS or request.apply_at is not None:
+    if request.status not in UNFINISHED_REQUESTS:
         return request
-    if time.time() < request.created_at + policy.expire:
+    now = time.time() if now is None else now
+    if now < (request.apply_at or request.created_at) + policy.expire:
         return request
     from lastgood.units import format_duration
 
@@ -625,6 +649,18 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
             hint=f"open a new request with 'lastgood request {request.env} -m WHY'",
         )
     return request
+
+
+def _refuse_unproven(policy: ApprovalPolicy, request: ChangeRequest, via: str, what: str) -> None:
+    """Where approvals must come through the server, refuse them from anywhere else: only a
+    server's API token proves who someone is."""
+    if policy.approve_via == "server" and via != "server":
+        raise RequestError(
+            f"{what} for {request.env} count only through the server, where a token proves who "
+            "gives them",
+            hint=f"lastgood --server URL request approve {request.number} (with your own token), "
+            "or the web page",
+        )
 
 
 def _policy(place: Place) -> ApprovalPolicy:

@@ -12,6 +12,8 @@ is live: the last good state before the change that touched it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lastgood.bundle import Bundle
 from lastgood.errors import NotFoundError, RefusedError, UsageError
 from lastgood.operations.place import Place
@@ -22,6 +24,9 @@ from lastgood.record import Record, field
 from lastgood.rows import GOOD, VersionInfo
 from lastgood.workspace import check_relative_path
 
+if TYPE_CHECKING:
+    from lastgood.operations.requests import RequestView
+
 
 class Reverted(Record):
     """What a revert made and did: the new version, where each path came from, and the deploy
@@ -30,7 +35,7 @@ class Reverted(Record):
     version: VersionInfo
     taken: dict[str, str]  # path → the version it was taken from ("v7"), or "removed in v7"
     outcome: Outcome | None = None
-    request: object | None = None  # a RequestView where the environment requires approval
+    request: RequestView | None = None  # where the environment requires approval
     changed: list[str] = field(default_factory=list)
 
 

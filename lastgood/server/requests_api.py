@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from lastgood.errors import UsageError
 from lastgood.refs import LARGEST_VERSION
-from lastgood.rows import ApiToken
+from lastgood.rows import REQUEST_STATES, ApiToken
 from lastgood.server.api import Limit, Ref, with_fleet
 from lastgood.server.app import ServerState
 from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/api/v1", tags=["change requests"])
 
-STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
-          "expired", "open")  # fmt: skip
 Number = Annotated[
     int, Path(ge=1, le=LARGEST_VERSION, description="The request's number (#N, request list)")
 ]
@@ -118,7 +116,9 @@ def list_requests(
     env: Annotated[str | None, Query(max_length=200, description="Only this environment")] = None,
     request_state: Annotated[
         str | None,
-        Query(alias="state", pattern=f"^({'|'.join(STATES)})$", description="Only this state"),
+        Query(
+            alias="state", pattern=f"^({'|'.join(REQUEST_STATES)})$", description="Only this state"
+        ),
     ] = None,
     limit: Limit = 50,
 ) -> list[dict[str, Any]]:

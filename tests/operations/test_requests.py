@@ -487,3 +487,51 @@ def test_the_watcher_reminds_approvers_once_per_period(project: ProjectFactory) 
     reminders = [e for e in heard if e.kind.value == "request-reminder"]
     assert len(reminders) == 1
     assert "needs 1 more: 1 approval from ai-team (prompts)" in reminders[0].message
+
+
+def test_an_environment_may_count_only_approvals_given_through_the_server(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra='approve_via = "server"')
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+
+    with pytest.raises(RequestError, match="approvals for staging count only through the server"):
+        review_request(as_(ws, "lee"), number, approve=True)
+
+    assert review_request(as_(ws, "lee"), number, approve=True, via="server").state == "approved"
+
+
+def test_the_watcher_expires_requests_that_waited_too_long(project: ProjectFactory) -> None:
+    ws = team(project, extra='expire = "1h"')
+    heard = listen(ws)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    opened_at = show_request(ws, number).request.created_at
+    prompt(ws, "later\n")
+    scheduled = open_request(ws, "staging", reason="r2", apply_at=opened_at + 7200)
+
+    assert apply_due_requests(ws, now=opened_at + 60) == {}
+    assert apply_due_requests(ws, now=opened_at + 3601) == {"#1": "expired"}
+    assert "request-expired" in kinds(heard)
+    # a scheduled request expires only an expiry period after its time
+    assert apply_due_requests(ws, now=opened_at + 7200 + 3601) == {
+        scheduled.request.label: "expired"
+    }
+
+
+def test_waiting_for_me_lists_what_a_person_may_still_approve(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="prompt").request.number
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    other = open_request(as_(ws, "lee"), "staging", reason="routing").request.number
+
+    def mine(person: str) -> list[int]:
+        return [v.request.number for v in list_requests(as_(ws, person), status="for-me")]
+
+    assert mine("lee") == [number]  # not their own #2, which needs ops anyway
+    assert mine("dana") == [other, number]  # ai-team and ops
+    assert mine("sam") == [other]
+    review_request(as_(ws, "dana"), number, approve=True)
+    assert mine("lee") == [] and mine("dana") == [other]
