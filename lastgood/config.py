@@ -18,11 +18,22 @@ from lastgood.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
     from lastgood.approval import ApprovalPolicy
+    from lastgood.secrets.policy import SecretPolicy
 
 CONFIG_NAME = "lastgood.toml"
 DEFAULT_TIMEOUT = 10.0
 
-_TOP_KEYS = {"versioning", "validate", "env", "default_env", "store", "watch", "notify", "groups"}
+_TOP_KEYS = {
+    "versioning",
+    "validate",
+    "env",
+    "default_env",
+    "store",
+    "watch",
+    "notify",
+    "groups",
+    "secrets",
+}
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
 _ENV_KEYS = {
@@ -179,6 +190,8 @@ class Config(Record):
     watch: WatchSettings = field(default_factory=WatchSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    secrets: SecretPolicy | None = None
+    """``[secrets]`` as written; None means the defaults (never: nothing is secret)."""
 
     @property
     def path(self) -> Path:
@@ -267,7 +280,16 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         watch=_parse_watch(_table(data, "watch", where), where),
         notify=_parse_notify(_table(data, "notify", where), set(envs), where, root),
         groups=groups,
+        secrets=_parse_secrets(data.get("secrets"), where),
     )
+
+
+def _parse_secrets(table: Any, where: str) -> SecretPolicy | None:
+    if table is None:
+        return None
+    from lastgood.secrets.policy import parse_policy  # only where [secrets] is written
+
+    return parse_policy(table, where)
 
 
 def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:

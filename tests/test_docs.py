@@ -20,6 +20,7 @@ from lastgood.checks import registry as check_registry
 from lastgood.checks import sql as sql_check
 from lastgood.errors import LastgoodError
 from lastgood.events import EventKind
+from lastgood.secrets import policy as secrets_policy
 from lastgood.targets import directory as directory_target
 from lastgood.targets import files as files_target
 from lastgood.targets import registry as target_registry
@@ -110,12 +111,19 @@ CONFIG_KEYS = sorted(
     | config._DOCUMENT_KEYS
     | config._NOTIFY_KEYS
     | config._ROUTE_KEYS
+    | secrets_policy.KEYS
 )
 
 
 @pytest.mark.parametrize("key", CONFIG_KEYS)
 def test_every_config_key_is_documented(key: str) -> None:
     assert f"`{key}`" in read("configuration.md")
+
+
+def test_every_secrets_key_is_in_its_section() -> None:
+    section = read("configuration.md").split("## `[secrets]`")[1].split("\n## ")[0]
+    for key in secrets_policy.KEYS:
+        assert f"| `{key}` |" in section, key
 
 
 OPTIONS = [

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from lastgood import holder, settings
 from lastgood.config import find_root
 from lastgood.errors import ConfigError, LastgoodError, UsageError
+from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.termination import Terminated, forget, on_sigterm, unraisable
 
@@ -73,6 +74,7 @@ class AppContext:
             self._project = Project.open(
                 self.root(), store_url=self.store, actor=holder.author(self.author)
             )
+            self._project.events.subscribe(warn_of_suspects)
         return self._project
 
     def remote(self) -> Remote:
@@ -99,6 +101,18 @@ class AppContext:
             self._project.close()
         if self._remote is not None:
             self._remote.close()
+
+
+def warn_of_suspects(event: Event) -> None:
+    """Print on stderr what a new version holds that looks like a live credential outside a
+    marked key (``snapshot``, and ``deploy`` and ``request``, which snapshot the folder)."""
+    suspected = event.data.get("suspected") if event.kind is EventKind.SNAPSHOT_CREATED else None
+    if not suspected:
+        return
+    from lastgood.secrets.scan import Suspect, warning
+
+    for item in suspected:
+        sys.stderr.write(warning(Suspect(**item)) + "\n")
 
 
 @contextlib.contextmanager

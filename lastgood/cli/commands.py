@@ -70,6 +70,8 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
 
     if app.server:
         data = app.remote().upload(_folder(app), message)
+        for warning in data.pop("warnings", []):  # the server's own, as the local ones print
+            r.info(warning)
     else:
         from lastgood.operations.snapshot import snapshot as do_snapshot
 
@@ -128,31 +130,51 @@ def log(app: AppContext, limit: int, as_json: bool) -> None:
     r.out(r.table(["version", "hash", "when", "author", "files", "message"], rows))
 
 
+REVEAL = click.option(
+    "--reveal",
+    is_flag=True,
+    help="Print secrets as they are stored instead of masked ([secrets]); needs the store "
+    "itself, never through a server.",
+)
+
+
+def _refuse_remote_reveal(app: AppContext, reveal: bool) -> None:
+    if reveal and app.server:
+        raise UsageError(
+            "--reveal works on the store only: a server never sends a secret",
+            hint="run it where the store is, without --server (and LASTGOOD_SERVER unset)",
+        )
+
+
 @cli.command()
 @click.argument("ref")
 @click.argument("path", required=False)
+@REVEAL
 @json_option
 @pass_app
-def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
+def show(app: AppContext, ref: str, path: str | None, reveal: bool, as_json: bool) -> None:
     """Show a version's files, or print one file of it.
 
-    With PATH, the file's exact bytes go to stdout (binary files included, nothing added), so
-    it can be redirected to a file.
+    With PATH, the file goes to stdout with nothing added (binary files included), so it can
+    be redirected to a file. Secrets are masked ([secrets] in lastgood.toml); --reveal prints
+    the exact bytes as stored.
 
     \b
     Example:
       lastgood show v12 scoring/thresholds.yaml
       lastgood show v12 assets/logo.png > logo.png
+      lastgood show v12 integrations/crm.env --reveal > crm.env
     """
     from lastgood.rows import VersionInfo
 
+    _refuse_remote_reveal(app, reveal)
     if app.server:
         found, files = app.remote().show(ref, path)
         version = rebuild(VersionInfo, found)
     else:
-        from lastgood.operations.versions import show as do_show
+        from lastgood.operations.versions import view
 
-        version, files = do_show(app.project(), ref, path)
+        version, files = view(app.project(), ref, path, reveal=reveal)
     if as_json:
         r.emit_json(
             {
@@ -174,17 +196,20 @@ def show(app: AppContext, ref: str, path: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("old", required=False)
 @click.argument("new", required=False)
+@REVEAL
 @json_option
 @pass_app
-def diff(app: AppContext, old: str | None, new: str | None, as_json: bool) -> None:
+def diff(app: AppContext, old: str | None, new: str | None, reveal: bool, as_json: bool) -> None:
     """Unified diff between versions (default: live on the default environment vs the folder).
 
-    OLD and NEW are version references; NEW defaults to the folder ('workspace').
+    OLD and NEW are version references; NEW defaults to the folder ('workspace'). Secret
+    values show as markers that say when they changed; --reveal shows them.
 
     \b
     Example:
       lastgood diff production:live staging:live
     """
+    _refuse_remote_reveal(app, reveal)
     if app.server:
         data = app.remote().diff(*_both_refs(old, new))
     else:
@@ -195,7 +220,7 @@ def diff(app: AppContext, old: str | None, new: str | None, as_json: bool) -> No
             r.info(versions.default_old(project)[1])
         before, after = versions.sides(project, old, new)
         data = {"old": before.label, "new": after.label, "files": versions.changes(before, after),
-                "diff": versions.unified(before, after)}  # fmt: skip
+                "diff": versions.unified(before, after, reveal=reveal)}  # fmt: skip
     if as_json:
         r.emit_json(data)
     elif data["diff"]:

@@ -89,9 +89,10 @@ def log(app: AppContext, name: str, limit: int, as_json: bool) -> None:
     """
     from lastgood.documents import query
 
-    versions = query.versions(app.project(), name, limit=limit)
+    project = app.project()
+    versions = query.versions(project, name, limit=limit)
     if as_json:
-        r.emit_json([version.to_json() for version in versions])
+        r.emit_json([{**v.to_json(), "diff": query.shown_diff(project, v)} for v in versions])
         return
     if not versions:
         r.info(f"no versions of {name!r} yet: run 'lastgood documents check {query.quoted(name)}'")
@@ -135,14 +136,15 @@ def show(app: AppContext, name: str, version: str | None, as_diff: bool, as_json
     number = None if version is None else query.parse_version(version)
     record = query.version_of(project, name, number)
     if as_diff:
+        shown = query.shown_diff(project, record)
         if as_json:
-            r.emit_json({"version": record.to_json(), "diff": record.diff})
-        elif record.diff:
-            r.colour_diff(record.diff)
+            r.emit_json({"version": {**record.to_json(), "diff": shown}, "diff": shown})
+        elif shown:
+            r.colour_diff(shown)
         else:
             r.info(f"v{record.version} of {name!r} is the baseline: no earlier version to compare")
         return
-    content = query.content(project, record)
+    content = query.shown_content(project, record)
     if as_json:
         meta = {k: v for k, v in record.to_json().items() if k != "diff"}
         if is_text(content):

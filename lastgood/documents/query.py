@@ -95,8 +95,28 @@ def version_of(project: Project, name: str, version: int | None = None) -> Docum
 
 
 def content(project: Project, record: DocumentVersion) -> bytes:
-    """The stored normalized content of one version."""
+    """The stored normalized content of one version (the real bytes; to show it, use
+    :func:`shown_content`)."""
     return project.store.document_content(record.name, record.version)
+
+
+def shown_content(project: Project, record: DocumentVersion) -> bytes:
+    """One version's content as people read it: secrets masked (``[secrets]``; the document
+    is matched by its path or URL). The real content is where the document lives."""
+    data = content(project, record)
+    from lastgood.secrets.mask import Masker
+
+    return Masker(project.config.secrets).content(record.source, data)
+
+
+def shown_diff(project: Project, record: DocumentVersion) -> str:
+    """One version's stored diff as people read it. Diffs are masked when stored; this masks
+    again, line by line, for diffs stored before ``[secrets]`` listed what they hold."""
+    if not record.diff:
+        return record.diff
+    from lastgood.secrets.mask import Masker
+
+    return Masker(project.config.secrets).diff(record.diff)
 
 
 def quoted(name: str) -> str:

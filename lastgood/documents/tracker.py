@@ -6,7 +6,8 @@ The rules users rely on (docs/documents.md):
   never an alert with an empty diff;
 - the first observation stores version 1 as the baseline and alerts nobody;
 - an unchanged document writes nothing;
-- a change is stored with its diff, retention (``keep``, ``max_age``) is applied, and one
+- a change is stored with its diff (secrets masked, ``[secrets]``: the diff goes out in
+  alerts; the content is kept as read), retention (``keep``, ``max_age``) is applied, and one
   ``document-changed`` event is emitted with a dedupe key unique to that version;
 - a document that cannot be read raises :class:`DocumentError` and changes nothing: the last
   stored version stays the one the next reading is compared with.
@@ -31,6 +32,7 @@ from lastgood.record import Record
 if TYPE_CHECKING:
     from lastgood.project import Project
     from lastgood.rows import DocumentVersion
+    from lastgood.secrets.policy import SecretPolicy
     from lastgood.store.core import Store
 
 EVENT_DIFF_LIMIT = 8 * 1024
@@ -140,30 +142,37 @@ def track(
                               baseline=True)  # fmt: skip
     if newest.content_hash == file_hash(content):
         return None
-    change = _store_change(store, spec, newest, content, at)
+    change = _store_change(store, spec, newest, content, at, project.config.secrets)
     project.emit(change_event(change))
     return change
 
 
 def _store_change(
-    store: Store, spec: DocumentSpec, newest: DocumentVersion, content: bytes, at: float
+    store: Store,
+    spec: DocumentSpec,
+    newest: DocumentVersion,
+    content: bytes,
+    at: float,
+    secrets: SecretPolicy | None,
 ) -> DocumentChange:
-    """Keep ``content`` as the version after ``newest``, with its diff, then apply retention."""
+    """Keep ``content`` as the version after ``newest``, with its diff (secrets masked; the
+    line counts are the real ones), then apply retention."""
+    from lastgood.secrets.mask import Masker
+
     before = store.document_content(spec.name, newest.version)
-    found = diff(
-        before,
-        content,
-        old_label=f"{spec.name} v{newest.version}",
-        new_label=f"{spec.name} v{newest.version + 1}",
-    )
+    labels = {"old_label": f"{spec.name} v{newest.version}",
+              "new_label": f"{spec.name} v{newest.version + 1}"}  # fmt: skip
+    found = diff(before, content, **labels)
+    shown_before, shown_after = Masker(secrets).pair(spec.source, before, content)
+    shown = diff(shown_before or b"", shown_after or b"", **labels)
     stored = store.add_document_version(
-        spec.name, content, source=spec.source, diff=found.text,
+        spec.name, content, source=spec.source, diff=shown.text,
         added=found.added, removed=found.removed, at=at,
     )  # fmt: skip
     pruned = store.prune_documents(spec.name, keep=spec.keep, older_than=at - spec.max_age)
     return DocumentChange(
         spec.name, spec.source, stored.version, newest.version, found.added, found.removed,
-        found.text, at, binary=found.binary, pruned=pruned,
+        shown.text, at, binary=found.binary, pruned=pruned,
     )  # fmt: skip
 
 

@@ -63,7 +63,11 @@ SEVERITY = {
 def build(
     event: Event, route: Route, *, at: float, config: Config, store: Store | None
 ) -> dict[str, Any]:
-    """The template variables ``event``, ``route`` and ``details`` (see docs/notifications.md)."""
+    """The template variables ``event``, ``route`` and ``details`` (see docs/notifications.md).
+
+    A diff in the event's data is masked here once more (``[secrets]``), whoever emitted it:
+    a message leaves the machine, and a template may print ``event.data`` as it likes."""
+    event = _masked(event, config)
     return {
         "event": {
             "kind": event.kind.value,
@@ -83,6 +87,16 @@ def build(
         },
         "details": details(event, config=config, store=store),
     }
+
+
+def _masked(event: Event, config: Config) -> Event:
+    diff = event.data.get("diff")
+    if not isinstance(diff, str) or not diff:
+        return event
+    from lastgood.record import replace
+    from lastgood.secrets.mask import Masker
+
+    return replace(event, data={**event.data, "diff": Masker(config.secrets).diff(diff)})
 
 
 def details(event: Event, *, config: Config, store: Store | None) -> dict[str, Any]:

@@ -595,14 +595,17 @@ def _waits_for(project: Project, view: RequestView) -> bool:
 
 
 def request_diff(project: Project, number: int) -> str:
-    """The unified diff a request proposes: its base against its version."""
+    """The unified diff a request proposes: its base against its version, secrets masked
+    (it goes to approvers by mail and chat, and onto the request's page)."""
     request = project.store.change_request(number)
+    secrets = project.config.secrets
     before = (
-        Side(f"v{request.base_version}", project.store.files(request.base_version))
+        Side(f"v{request.base_version}", project.store.files(request.base_version), secrets)
         if request.base_version is not None
-        else Side("empty", {})
+        else Side("empty", {}, secrets)
     )
-    return unified(before, Side(f"v{request.version}", project.store.files(request.version)))
+    after = Side(f"v{request.version}", project.store.files(request.version), secrets)
+    return unified(before, after)
 
 
 def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = None) -> ChangeRequest:
@@ -700,7 +703,7 @@ def _route(
     before = Side(_label(base), store.files(base.number) if base else {})
     after = Side(version.label, store.files(version.number))
     changed = changes(before, after)
-    text = unified(before, after)
+    text = unified(before, after, reveal=True)  # counted here, never shown
     lines = sum(
         1 for line in text.splitlines()
         if line[:1] in "+-" and not line.startswith(("+++", "---"))

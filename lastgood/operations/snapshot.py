@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lastgood import workspace
 from lastgood.bundle import Bundle
 from lastgood.events import Event, EventKind
@@ -10,10 +12,16 @@ from lastgood.record import Record
 from lastgood.rows import VersionInfo
 from lastgood.units import plural
 
+if TYPE_CHECKING:
+    from lastgood.secrets.scan import Suspect
+
 
 class SnapshotResult(Record):
     version: VersionInfo
     created: bool
+    suspects: tuple[Suspect, ...] = ()
+    """What looks like a live credential outside a marked key, in the files this version
+    added or changed (see :mod:`lastgood.secrets.scan`)."""
 
 
 def read_workspace(project: Project) -> Bundle:
@@ -50,12 +58,32 @@ def snapshot(
     )
     if head is not None and version.number <= head.number:
         return SnapshotResult(version, created=False)  # another process recorded it first
+    suspects = suspected_credentials(project, bundle, head)
+    data: dict[str, object] = {"hash": version.content_hash, "message": version.message}
+    if suspects:  # where, what kind and under which key; never the value
+        data["suspected"] = [suspect.to_json() for suspect in suspects]
     project.emit(
         Event(
             EventKind.SNAPSHOT_CREATED,
             f"recorded {version.label} ({plural(version.file_count, 'file')}) by {version.author}",
             version=version.number,
-            data={"hash": version.content_hash, "message": version.message},
+            data=data,
         )
     )
-    return SnapshotResult(version, created=True)
+    return SnapshotResult(version, created=True, suspects=tuple(suspects))
+
+
+def suspected_credentials(
+    project: Project, bundle: Bundle, head: VersionInfo | None
+) -> list[Suspect]:
+    """What looks like a live credential outside a marked key, in the files of ``bundle``
+    that are new or changed since ``head`` (an unchanged file was reported when it came).
+    Reads only; the values are never in the result."""
+    from lastgood.secrets.scan import scan
+
+    before = project.store.manifest(head.number) if head is not None else {}
+    found: list[Suspect] = []
+    for path, blob in sorted(bundle.manifest.items()):
+        if before.get(path) != blob:
+            found.extend(scan(path, bundle.files[path], project.config.secrets))
+    return found

@@ -1,8 +1,14 @@
-"""``log``, ``show`` and ``diff``: read versions and compare them. Reads only."""
+"""``log``, ``show`` and ``diff``: read versions and compare them. Reads only.
+
+Whatever a person reads is masked (``[secrets]``, see :mod:`lastgood.secrets.mask`): every
+diff that :func:`unified` makes, and the content :func:`view` gives. :func:`show` gives the real
+bytes, for code that needs them (deploying, comparing), never for showing.
+"""
 
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING
 
 from lastgood.errors import NotFoundError
 from lastgood.operations.resolve import resolve
@@ -10,6 +16,9 @@ from lastgood.operations.snapshot import read_workspace
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import VersionInfo
+
+if TYPE_CHECKING:
+    from lastgood.secrets.policy import SecretPolicy
 
 WORKSPACE = "workspace"
 
@@ -22,7 +31,8 @@ def log(project: Project, *, limit: int | None = 20) -> list[VersionInfo]:
 def show(
     project: Project, ref: str, path: str | None = None
 ) -> tuple[VersionInfo, dict[str, bytes]]:
-    """A version and its files (or the one file ``path``)."""
+    """A version and its files (or the one file ``path``), the real bytes: to show them to
+    anyone, use :func:`view`."""
     version = resolve(project, ref)
     files = project.store.files(version.number)
     if path is None:
@@ -35,16 +45,57 @@ def show(
     return version, {path: files[path]}
 
 
+def view(
+    project: Project, ref: str, path: str | None = None, *, reveal: bool = False
+) -> tuple[VersionInfo, dict[str, bytes]]:
+    """:func:`show`, masked for people to read (``reveal``: the real bytes, for a person with
+    the store on their own terminal; never through the server)."""
+    version, files = show(project, ref, path)
+    if reveal:
+        return version, files
+    from lastgood.secrets.mask import mask_files
+
+    return version, mask_files(files, project.config.secrets)
+
+
+def shown_file(project: Project, ref: str, path: str) -> tuple[bytes, bool]:
+    """One file of a version to hand to someone else (the server's files endpoint): its
+    secret values masked, and whether any was. A file whose whole content is secret is
+    refused (ForbiddenError) rather than replaced: a placeholder would be taken for the file."""
+    version, files = show(project, ref, path)
+    from lastgood.secrets.mask import Masker
+
+    masker = Masker(project.config.secrets)
+    if masker.policy.is_secret_file(path):
+        from lastgood.errors import ForbiddenError
+
+        raise ForbiddenError(
+            f"{path} of {version.label} is a secret file ([secrets] paths in lastgood.toml): "
+            "its bytes never leave the store through the server",
+            hint=f"read it where the store is: 'lastgood show {version.label} {path} --reveal'",
+        )
+    shown = masker.content(path, files[path])
+    return shown, masker.masked > 0
+
+
 class Side(Record):
+    """One side of a diff. ``secrets`` is the policy that masks it (None: the defaults), so a
+    diff is masked even where a side was made without a project at hand."""
+
     label: str
     files: dict[str, bytes]
+    secrets: SecretPolicy | None = None
+
+
+def side_of(project: Project, version: VersionInfo) -> Side:
+    """A recorded version as one side of a diff, masked by the project's ``[secrets]``."""
+    return Side(version.label, project.store.files(version.number), project.config.secrets)
 
 
 def _side(project: Project, ref: str | None) -> Side:
     if ref is None or ref == WORKSPACE:
-        return Side(WORKSPACE, dict(read_workspace(project).files))
-    version = resolve(project, ref)
-    return Side(version.label, project.store.files(version.number))
+        return Side(WORKSPACE, dict(read_workspace(project).files), project.config.secrets)
+    return side_of(project, resolve(project, ref))
 
 
 def diff(project: Project, old: str | None = None, new: str | None = None) -> str:
@@ -87,13 +138,21 @@ def changes(before: Side, after: Side) -> dict[str, list[str]]:
     }
 
 
-def unified(before: Side, after: Side) -> str:
-    """Text diff of two sides, file by file; binary files are named, not shown."""
+def unified(before: Side, after: Side, *, reveal: bool = False) -> str:
+    """Text diff of two sides, file by file; binary files are named, not shown. Secrets are
+    masked (``reveal``: not, for counting lines or a person with the store, never to send)."""
+    masker = None
+    if not reveal:
+        from lastgood.secrets.mask import Masker
+
+        masker = Masker(before.secrets or after.secrets)
     chunks: list[str] = []
     for path in sorted(set(before.files) | set(after.files)):
         old, new = before.files.get(path), after.files.get(path)
         if old == new:
             continue
+        if masker is not None:
+            old, new = masker.pair(path, old, new)
         try:
             old_lines = (old or b"").decode("utf-8").splitlines(keepends=True)
             new_lines = (new or b"").decode("utf-8").splitlines(keepends=True)

@@ -203,28 +203,34 @@ def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
         source="server",
         bundle=bundle_of(project, {p: f.model_dump() for p, f in body.files.items()}),
     )
-    return {"created": result.created, "version": result.version.__dict__}
+    from lastgood.secrets.scan import warning
+
+    return {"created": result.created, "version": result.version.__dict__,
+            "warnings": [warning(suspect) for suspect in result.suspects]}  # fmt: skip
 
 
-@router.get("/versions/{ref}", summary="One version and its files")
+@router.get("/versions/{ref}", summary="One version and its files, secrets masked")
 def version(ref: str, state: State, token: Caller) -> dict[str, Any]:
-    from lastgood.operations.versions import show
+    from lastgood.operations.versions import view
     from lastgood.server.live import encode_file
 
     allowed_somewhere(token, "viewer")
-    info, files = show(state.project, ref)
+    info, files = view(state.project, ref)
     return {"version": info.__dict__,
             "files": {p: encode_file(d) for p, d in sorted(files.items())}}  # fmt: skip
 
 
-@router.get("/versions/{ref}/files/{path:path}", summary="One file of a version, as stored",
+@router.get("/versions/{ref}/files/{path:path}", summary="One file of a version, secrets masked",
             response_class=PlainTextResponse)  # fmt: skip
 def version_file(ref: str, path: str, state: State, token: Caller) -> Response:
-    from lastgood.operations.versions import show
+    """A file whose whole content is secret is refused (403); any other comes with its secret
+    values masked, and ``X-Lastgood-Masked: yes`` when any was (see ``versions.shown_file``)."""
+    from lastgood.operations.versions import shown_file
 
     allowed_somewhere(token, "viewer")
-    _, files = show(state.project, ref, path)
-    return Response(files[path], media_type="application/octet-stream")
+    data, masked = shown_file(state.project, ref, path)
+    headers = {"X-Lastgood-Masked": "yes"} if masked else {}
+    return Response(data, media_type="application/octet-stream", headers=headers)
 
 
 @router.get("/diff", summary="Unified diff between two versions")

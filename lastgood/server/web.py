@@ -363,7 +363,9 @@ def file_diffs(before: Side, after: Side) -> list[FileDiff]:
     for path in sorted(kinds):
         one = {path: before.files[path]} if path in before.files else {}
         other = {path: after.files[path]} if path in after.files else {}
-        text = unified(Side(before.label, one), Side(after.label, other)).splitlines()
+        text = unified(
+            Side(before.label, one, before.secrets), Side(after.label, other, after.secrets)
+        ).splitlines()
         body = text[2:] if len(text) > 2 and text[0].startswith("--- ") else text
         lines = [_diff_line(line) for line in body[:MAX_DIFF_LINES]]
         if len(body) > MAX_DIFF_LINES:
@@ -382,7 +384,7 @@ def resolved(project: Project, ref: str, env: str | None = None) -> tuple[Versio
             hint="record the folder as a version first ('lastgood snapshot')",
         )
     version = resolve(project, ref.strip(), env=env)
-    return version, Side(version.label, project.store.files(version.number))
+    return version, Side(version.label, project.store.files(version.number), project.config.secrets)
 
 
 def side_of(project: Project, number: int | None) -> Side:
@@ -527,8 +529,9 @@ def version(ref: str, state: State, request: Request) -> Response:
     info, files = show(state.project, ref)
     parent = side_of(state.project, info.parent)
     sizes = {path: len(data) for path, data in sorted(files.items())}
+    after = Side(info.label, files, state.project.config.secrets)  # masked by [secrets]
     return render("version.html", who, info=info, sizes=sizes,
-                  diffs=file_diffs(parent, Side(info.label, files)))  # fmt: skip
+                  diffs=file_diffs(parent, after))  # fmt: skip
 
 
 @router.get("/diff")

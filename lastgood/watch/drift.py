@@ -3,7 +3,8 @@
 Detection is cheap when nothing changed: the target's stat fingerprint, taken when the release
 was staged or last proven intact, answers without reading a byte. Only when it no longer matches
 are the files hashed, and only when the hash differs is a diff built: the live bytes against the
-version's bytes from the store.
+version's bytes from the store, secrets masked (the diff goes out in ``drift-detected`` alerts
+and stays in the ledger).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lastgood.errors import TargetError
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.targets import Release
 from lastgood.targets._fs import regular_file_bytes
+
+if TYPE_CHECKING:
+    from lastgood.secrets.mask import Masker
 
 MAX_DIFF = 16_000
 
@@ -69,7 +74,12 @@ def detect(project: Project, env: str) -> Drift | None:
         raise TargetError(f"the target of {env} has no live folder to compare")
     expected = project.store.files(live.version)
     whole_folder = project.config.environment(env).target.type == "directory"
-    return _compare(env, live.version, live.content_hash, actual, folder, expected, whole_folder)
+    from lastgood.secrets.mask import Masker
+
+    masker = Masker(project.config.secrets)
+    return _compare(
+        env, live.version, live.content_hash, actual, folder, expected, whole_folder, masker
+    )
 
 
 def _compare(
@@ -80,6 +90,7 @@ def _compare(
     folder: Path,
     expected: dict[str, bytes],
     whole_folder: bool,
+    masker: Masker,
 ) -> Drift:
     root = Path(os.path.realpath(folder))
     modified, missing, chunks = [], [], []
@@ -87,10 +98,10 @@ def _compare(
         have = regular_file_bytes(root / path)
         if have is None:
             missing.append(path)
-            chunks.append(_diff(path, want, b""))
+            chunks.append(_diff(path, want, b"", masker))
         elif have != want:
             modified.append(path)
-            chunks.append(_diff(path, want, have))
+            chunks.append(_diff(path, want, have, masker))
     extra = []
     if whole_folder and root.is_dir():
         for dirpath, _dirs, names in os.walk(root):
@@ -100,7 +111,7 @@ def _compare(
                     data = regular_file_bytes(Path(dirpath, name))
                     if data is not None:
                         extra.append(relative)
-                        chunks.append(_diff(relative, b"", data))
+                        chunks.append(_diff(relative, b"", data, masker))
     diff = "".join(chunks)
     if len(diff) > MAX_DIFF:
         diff = diff[:MAX_DIFF] + f"\n… diff cut at {MAX_DIFF} characters\n"
@@ -110,11 +121,13 @@ def _compare(
     )  # fmt: skip
 
 
-def _diff(path: str, before: bytes, after: bytes) -> str:
+def _diff(path: str, before: bytes, after: bytes, masker: Masker) -> str:
     try:
-        old, new = before.decode(), after.decode()
+        before.decode(), after.decode()
     except UnicodeDecodeError:
         return f"Binary file {path} changed ({len(before)} → {len(after)} bytes)\n"
+    shown_before, shown_after = masker.pair(path, before, after)
+    old, new = (shown_before or b"").decode(), (shown_after or b"").decode()
     lines = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

@@ -84,3 +84,23 @@ def test_a_bundle_read_before_is_recorded_instead_of_the_folder(project: Project
 
     assert done.version.content_hash == bundle.content_hash
     assert made.store.files(done.version.number) == {"scoring/thresholds.yaml": b"threshold: 0.5\n"}
+
+
+def test_a_snapshot_reports_credentials_in_new_or_changed_files_only(
+    project: ProjectFactory,
+) -> None:
+    made = project()
+    heard = listen(made)
+    token = "xoxb-1234567890-abcdefghijk"
+    write(made, {**healthy_files(), "chat.env": f"SLACK={token}\nAPI_KEY={token}x\n"})
+
+    first = snapshot(made, "chat")
+
+    [suspect] = first.suspects  # line 2 is a marked key: masked, so not reported
+    assert (suspect.path, suspect.line, suspect.key) == ("chat.env", 1, "SLACK")
+    assert heard[0].data["suspected"] == [suspect.to_json()]
+    assert token not in str(heard[0].data)
+    write(made, {"health.txt": "ok\n\n"})
+    second = snapshot(made, "unrelated")  # chat.env did not change: nothing to say again
+    assert second.created and second.suspects == ()
+    assert "suspected" not in heard[1].data

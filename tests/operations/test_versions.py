@@ -90,3 +90,55 @@ def test_without_anything_live_the_default_says_what_it_compares_and_why(
         )
     finally:
         bare.close()
+
+
+# ---- secrets: masked for people, real for code -----------------------------------------------
+
+SECRET_TOML = '[secrets]\npaths = ["integrations/*.env"]\nkeys = ["*crm_key*"]\n'
+
+
+def test_view_masks_and_show_and_reveal_give_the_real_bytes(project: ProjectFactory) -> None:
+    from lastgood.operations.versions import view
+
+    made = project(toml=SECRET_TOML)
+    files = {"crm.yaml": "crm_key: k-1234567\nrate: 3\n", "integrations/a.env": "A=1\n"}
+    version(made, files)
+    assert view(made, "v1", "crm.yaml")[1] == {"crm.yaml": "crm_key: ••••••#1\nrate: 3\n".encode()}
+    assert view(made, "v1")[1]["integrations/a.env"] == b"(secret file: 4 bytes)\n"
+    assert view(made, "v1", reveal=True)[1]["crm.yaml"] == b"crm_key: k-1234567\nrate: 3\n"
+    assert show(made, "v1")[1]["integrations/a.env"] == b"A=1\n"
+
+
+def test_shown_file_refuses_a_secret_file_and_says_when_it_masked(project: ProjectFactory) -> None:
+    from lastgood.errors import ForbiddenError
+    from lastgood.operations.versions import shown_file
+
+    made = project(toml=SECRET_TOML)
+    version(
+        made, {**healthy_files(), "crm.yaml": "crm_key: k-1234567\n", "integrations/a.env": "A=1\n"}
+    )
+    assert shown_file(made, "v1", "crm.yaml") == ("crm_key: ••••••#1\n".encode(), True)
+    assert shown_file(made, "v1", "health.txt") == (b"ok\n", False)
+    with pytest.raises(ForbiddenError) as refused:
+        shown_file(made, "v1", "integrations/a.env")
+    assert "integrations/a.env of v1 is a secret file" in refused.value.message
+    assert (
+        refused.value.hint
+        == "read it where the store is: 'lastgood show v1 integrations/a.env --reveal'"
+    )
+
+
+def test_diffs_are_masked_even_for_sides_made_without_the_project(project: ProjectFactory) -> None:
+    from lastgood.operations.versions import Side, unified
+
+    made = project(toml=SECRET_TOML)
+    version(made, {"crm.yaml": "crm_key: k-1111111\npassword: pw-1111\n"})
+    version(made, {"crm.yaml": "crm_key: k-2222222\npassword: pw-2222\n"})
+    text = diff(made, "v1", "v2")
+    assert "k-1111111" not in text and "+crm_key: ••••••#3 (new value)" in text
+    bare = unified(
+        Side("a", {"x.yaml": b"password: pw-1\n"}), Side("b", {"x.yaml": b"password: pw-2\n"})
+    )
+    assert "pw-" not in bare  # no policy given: the defaults still mask
+    real = unified(*sides(made, "v1", "v2"), reveal=True)
+    assert "+crm_key: k-2222222" in real
