@@ -20,6 +20,7 @@ CHECK_COLUMNS = statements.columns_of(CheckRecord)
 EVENT_COLUMNS = statements.columns_of(EventRecord)
 DELIVERY_COLUMNS = statements.columns_of(Delivery)
 VERDICT_COLUMNS = ("env", "version", "verdict", "at", "deployment")
+RUNNING = "running"
 
 
 class LedgerStore(AuditStore):
@@ -216,5 +217,11 @@ def _deployment(session: Session, deployment_id: int) -> Deployment:
 
 
 def _chain(audit: Auditor, kind: str, record: Deployment) -> None:
-    """Chain a ledger record as it now stands, as its actor's, for its environment."""
-    audit.append(kind, f"deployment:{record.id}", record.actor, as_dict(record), env=record.env)
+    """Chain a ledger record as it now stands, as its actor's.
+
+    The head goes to the environment's target only once the record is settled (no longer
+    ``running``): a rollback then writes that file once, after it has restored and verified,
+    instead of on each of its three ledger writes. A head a little older is as good a witness.
+    """
+    settled = record.env if record.status != RUNNING else None
+    audit.append(kind, f"deployment:{record.id}", record.actor, as_dict(record), env=settled)
