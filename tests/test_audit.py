@@ -23,6 +23,7 @@ from lastgood.operations.audit import export_audit, read_head_file, verify_audit
 from lastgood.project import Project
 from lastgood.rows import AuditHead
 from lastgood.store import chain, open_store
+from lastgood.store.chain_walk import ChainWalk
 from lastgood.store.lite import sqlite_location
 from lastgood.targets.base import Release
 from lastgood.targets.directory import DirectoryTarget
@@ -229,9 +230,9 @@ def test_an_export_since_a_seq_holds_the_rest_and_the_head(project: Project) -> 
 def test_a_head_file_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
     bad = tmp_path / "notes.txt"
     bad.write_text("hello\n")
-    with pytest.raises(UsageError, match="notes.txt"):
+    with pytest.raises(UsageError, match=r"notes\.txt"):
         read_head_file(bad)
-    with pytest.raises(UsageError, match="missing.jsonl"):
+    with pytest.raises(UsageError, match=r"missing\.jsonl"):
         read_head_file(tmp_path / "missing.jsonl")
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"head":null}\n')
@@ -291,8 +292,13 @@ def test_concurrent_appends_on_postgresql_keep_one_chain(pg_url: str) -> None:
         try:
             start.wait()
             for _ in range(rounds):
-                record = store.begin_deployment(env=f"env{number}", kind="deploy",
-                                                to_version=1, actor=f"w{number}", source="cli")  # fmt: skip
+                record = store.begin_deployment(
+                    env=f"env{number}",
+                    kind="deploy",
+                    to_version=1,
+                    actor=f"w{number}",
+                    source="cli",
+                )
                 store.update_deployment(record.id, status="succeeded")
         except BaseException as exc:
             errors.append(exc)
@@ -309,7 +315,7 @@ def test_concurrent_appends_on_postgresql_keep_one_chain(pg_url: str) -> None:
     try:
         entries = store.audit_entries()
         assert [entry.seq for entry in entries] == list(range(1, writers * rounds * 2 + 1))
-        walk = chain.ChainWalk()
+        walk = ChainWalk()
         store.walk_audit(walk.feed)
         assert walk.first_break() is None and walk.count == writers * rounds * 2
     finally:
@@ -387,3 +393,63 @@ def test_verify_and_export_through_the_cli_with_an_export_as_head(
     assert "audit chain is sound: 3 entries, head seq 3, agreeing with 2 head(s)" in sound.stdout
     bad = ws.run("audit", "verify", "--head", str(tmp_path / "nothing.jsonl"))
     assert bad.returncode == 2 and "nothing.jsonl" in bad.stderr
+
+
+# ---- the insert-only PostgreSQL role of docs/audit.md ------------------------------------------
+
+
+@pytest.mark.postgres
+def test_the_documented_insert_only_role_appends_but_cannot_change_the_chain() -> None:
+    """Run the SQL of docs/audit.md as written (with fresh names): the app role works as
+    before, and cannot UPDATE, DELETE or TRUNCATE audit_log."""
+    import secrets
+
+    import psycopg
+
+    from tests.conftest import PG_ADMIN, pg_available
+
+    if pg_available():
+        pytest.skip(str(pg_available()))
+    name = f"lg_{secrets.token_hex(4)}"
+    blocks = re.findall(r"^```sql\n(.*?)^```", DOCS.read_text(encoding="utf-8"), re.M | re.S)
+    as_superuser, as_owner = (
+        block.replace("lastgood_owner", f"{name}_owner")
+        .replace("lastgood_app", f"{name}_app")
+        .replace("DATABASE lastgood ", f"DATABASE {name} ")
+        for block in blocks
+    )
+    server = PG_ADMIN.rsplit("/", 1)[0].replace("postgres@", "{user}@") + f"/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        for statement in filter(str.strip, as_superuser.split(";")):
+            admin.execute(statement)
+    try:
+        open_store(server.format(user=f"{name}_owner")).close()  # the owner migrates
+        with psycopg.connect(server.format(user=f"{name}_owner"), autocommit=True) as owner:
+            owner.execute(as_owner)
+        store = open_store(server.format(user=f"{name}_app"))
+        try:
+            store.add_version(Bundle({"a": b"1"}), author="a", message="m", source="cli")
+            record = store.begin_deployment(env="staging", kind="deploy", to_version=1,
+                                            actor="a", source="cli")  # fmt: skip
+            store.update_deployment(record.id, status="succeeded")
+            store.revoke_token(store.add_token(name="t", role="viewer", envs="",
+                                               token_hash="0" * 64, created_by="a").id)  # fmt: skip
+            walk = ChainWalk()
+            store.walk_audit(walk.feed)
+            assert walk.count == 4 and walk.first_break() is None
+        finally:
+            store.close()
+        with psycopg.connect(server.format(user=f"{name}_app"), autocommit=True) as app:
+            forbidden = (
+                "UPDATE audit_log SET actor = 'm'",
+                "DELETE FROM audit_log",
+                "TRUNCATE audit_log",
+            )
+            for statement in forbidden:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    app.execute(statement)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"DROP ROLE IF EXISTS {name}_app")
+            admin.execute(f"DROP ROLE IF EXISTS {name}_owner")

@@ -25,7 +25,7 @@ from lastgood.project import Project
 from lastgood.record import Record, as_dict
 from lastgood.rows import AuditEntry, AuditHead
 from lastgood.store import chain
-from lastgood.store.chain import Break, ChainWalk
+from lastgood.store.chain_walk import REWRITTEN, TRUNCATED, Break, ChainWalk
 from lastgood.targets.base import AuditHeads
 
 
@@ -95,7 +95,7 @@ def _held_against(walk: ChainWalk, witness: AuditHeads) -> Break | None:
     newest = witness.heads[0]
     if newest.seq > walk.last_seq:
         end = walk.last_seq
-        return Break(end + 1, chain.TRUNCATED, f"the table ends at seq {end}, but "
+        return Break(end + 1, TRUNCATED, f"the table ends at seq {end}, but "
                      f"{witness.where} holds seq {newest.seq}: seq {end + 1} to {newest.seq} "
                      "were cut off")  # fmt: skip
     differing = sorted(head.seq for head in witness.heads
@@ -103,7 +103,7 @@ def _held_against(walk: ChainWalk, witness: AuditHeads) -> Break | None:
     if not differing:
         return None
     seq = differing[0]
-    return Break(seq, chain.REWRITTEN, f"seq {seq} has another hash in the table than in "
+    return Break(seq, REWRITTEN, f"seq {seq} has another hash in the table than in "
                  f"{witness.where}: the chain was rewritten from seq {seq} or before")  # fmt: skip
 
 
