@@ -240,6 +240,27 @@ def test_a_head_file_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
         read_head_file(empty)
 
 
+def test_a_copied_store_carries_its_chain_and_goes_on_with_it(
+    project: Project, tmp_path: Path
+) -> None:
+    from lastgood.operations.maintenance import copy
+
+    fill(project)
+    destination = f"sqlite:///{tmp_path / 'copy.db'}"
+    copy(project, destination)
+    moved = Project(project.config, destination, "ann")
+    try:
+        assert [e.hash for e in moved.store.audit_entries()] == [
+            e.hash for e in project.store.audit_entries()
+        ]
+        moved.store.add_token(name="n", role="viewer", envs="", token_hash="1" * 64,
+                              created_by="ann")  # fmt: skip
+        report = verify_audit(moved)
+        assert report.sound and report.entries == 9
+    finally:
+        moved.close()
+
+
 # ---- heads on targets --------------------------------------------------------------------------
 
 
