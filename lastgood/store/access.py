@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from lastgood.record import as_dict
 from lastgood.rows import ApiToken, Consumer, WebSession
 from lastgood.store import common, statements
 from lastgood.store.audit import Auditor, AuditStore
@@ -125,5 +124,5 @@ class AccessStore(AuditStore):
 
 def _chain(audit: Auditor, kind: str, token: ApiToken, actor: str) -> None:
     """Chain a token as it now stands, without its secret's hash (exports travel)."""
-    row = as_dict(token)
+    row = statements.row_of(token, TOKEN_COLUMNS)
     audit.append(kind, f"token:{token.id}", actor, row, leave_out=("token_hash",))

@@ -66,10 +66,17 @@ class Auditor:
         self.db.lock_audit(self.session)
         tail = self.session.one(TAIL)
         seq, previous = (1, None) if tail is None else (int(tail[0]) + 1, str(tail[1]))
-        data = chain.row_data(row, leave_out=leave_out)
-        link = chain.new_link(previous, seq, time.time(), kind, subject, actor, data)
-        self.session.run(INSERT, statements.row_of(link, AUDIT_COLUMNS))
-        head = AuditHead(seq, link.hash)
+        link: dict[str, Any] = {
+            "seq": seq,
+            "at": time.time(),
+            "kind": kind,
+            "subject": subject,
+            "actor": actor,
+            "data": chain.row_data(row, leave_out=leave_out),
+        }
+        link["hash"] = chain.link_hash(previous, chain.entry_bytes(**link))
+        self.session.run(INSERT, link)
+        head = AuditHead(seq, link["hash"])
         if env is not None:
             self.heads[env] = head
         return head

@@ -36,8 +36,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def entry_bytes(seq: int, at: float, kind: str, subject: str, actor: str, data: str) -> bytes:
-    """The bytes a link's hash covers, besides the previous hash (see the module docstring)."""
+def entry_bytes(
+    seq: int, at: float, kind: str, subject: str, actor: str, data: str, **_: Any
+) -> bytes:
+    """The bytes a link's hash covers, besides the previous hash (see the module docstring);
+    anything else given (a link's stored ``hash``) is not part of them."""
     entry = {"actor": actor, "at": float(at), "data": data, "kind": kind, "seq": int(seq),
              "subject": subject}  # fmt: skip
     return canonical_json(entry).encode("ascii")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from lastgood.record import as_dict, replace
+from lastgood.record import replace
 from lastgood.rows import CheckRecord, Delivery, Deployment, EnvState, EventRecord
 from lastgood.store import common, statements
 from lastgood.store.audit import CHAINED_EVENTS, Auditor, AuditStore
@@ -224,4 +224,10 @@ def _chain(audit: Auditor, kind: str, record: Deployment) -> None:
     instead of on each of its three ledger writes. A head a little older is as good a witness.
     """
     settled = record.env if record.status != RUNNING else None
-    audit.append(kind, f"deployment:{record.id}", record.actor, as_dict(record), env=settled)
+    audit.append(
+        kind,
+        f"deployment:{record.id}",
+        record.actor,
+        statements.row_of(record, DEPLOYMENT_COLUMNS),
+        env=settled,
+    )

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 from lastgood.errors import NotFoundError
-from lastgood.record import as_dict
 from lastgood.rows import UNFINISHED_REQUESTS, ChangeRequest, RequestEntry
 from lastgood.store import statements
 from lastgood.store.audit import Auditor, AuditStore
@@ -119,4 +118,10 @@ def _add_entry(audit: Auditor, request: ChangeRequest, at: float, entry: dict[st
 
 def _chain(audit: Auditor, kind: str, request: ChangeRequest, actor: str) -> None:
     """Chain a request as it now stands, for its environment."""
-    audit.append(kind, f"request:{request.number}", actor, as_dict(request), env=request.env)
+    audit.append(
+        kind,
+        f"request:{request.number}",
+        actor,
+        statements.row_of(request, REQUEST_COLUMNS),
+        env=request.env,
+    )
