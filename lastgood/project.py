@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from lastgood import config as config_module
 from lastgood import settings
+from lastgood.errors import LastgoodError
 from lastgood.events import Event, EventBus
 from lastgood.targets import Target, open_target
 
 if TYPE_CHECKING:
     from lastgood.notify.notifier import Notifier
+    from lastgood.rows import AuditHead
     from lastgood.store.core import Store
 
 STORE_DIR = ".lastgood"
@@ -78,7 +80,9 @@ class Project:
 
         if self.store_url == default_store_url(self.root):
             (self.root / STORE_DIR).mkdir(exist_ok=True)
-        return open_store(self.store_url)
+        store = open_store(self.store_url)
+        store.head_keeper = self._keep_audit_head
+        return store
 
     def target(self, env: str) -> Target:
         """The target of environment ``env`` (one instance per project)."""
@@ -86,6 +90,20 @@ class Project:
             spec = self.config.environment(env).target
             self._targets[env] = open_target(env, spec, self.root)
         return self._targets[env]
+
+    def _keep_audit_head(self, env: str, head: AuditHead) -> None:
+        """Write the audit chain's newest head beside the state of ``env``'s target, when the
+        target keeps state (see :meth:`Target.record_audit_head`).
+
+        Never raises: a head that cannot be written only makes truncation harder to prove
+        later, and must not fail the deploy or rollback that caused the append.
+        """
+        if env not in self.config.environments:
+            return
+        try:
+            self.target(env).record_audit_head(head)
+        except (LastgoodError, OSError):
+            return
 
     def emit(self, event: Event) -> None:
         self.events.emit(event)
@@ -99,6 +117,7 @@ class Project:
             deployment=event.deployment,
             data=event.data,
             at=time.time(),
+            actor=self.actor,
         )
 
     def close(self) -> None:

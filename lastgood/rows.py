@@ -303,3 +303,28 @@ class RequestEntry(Record):
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)
+
+
+class AuditEntry(Record):
+    """One link of the audit chain: what was written (``kind``, ``subject``, ``data``, the
+    canonical JSON of the row as written), by whom and when, and the link's ``hash``, which
+    covers all of it and the hash of the link before (see :mod:`lastgood.store.chain`)."""
+
+    seq: int
+    at: float
+    kind: str
+    subject: str
+    actor: str
+    data: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)
+
+
+class AuditHead(Record):
+    """The newest link of the audit chain, kept outside the table (on targets, in exports) so
+    that a table cut short is caught: the chain must still reach ``seq`` with ``hash``."""
+
+    seq: int
+    hash: str

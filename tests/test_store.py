@@ -670,6 +670,7 @@ def test_record_fields_match_the_tables() -> None:
     from lastgood.record import fields_of
     from lastgood.rows import (
         ApiToken,
+        AuditEntry,
         Consumer,
         Delivery,
         Deployment,
@@ -690,6 +691,7 @@ def test_record_fields_match_the_tables() -> None:
         (EventRecord, t.events),
         (Lease, t.leases),
         (CheckRecord, t.check_results),
+        (AuditEntry, t.audit_log),
     ]
     for record, table in pairs:
         columns = [column.name for column in table.columns]

@@ -141,7 +141,9 @@ def test_a_store_the_previous_release_wrote_migrates_with_every_version_intact(
     finally:
         store.close()
     assert "version_files" not in tables_of(old_store)
-    assert query(old_store, "SELECT version_num FROM alembic_version") == [("0006",)]
+    assert query(old_store, "SELECT version_num FROM alembic_version") == [(schema.HEAD,)]
+    chained = query(old_store, "SELECT seq, kind, subject FROM audit_log ORDER BY seq")
+    assert chained == [(1, "chain-started", "store"), (2, "deployment-opened", "deployment:2")]
     if old_store.startswith("sqlite:///"):  # compacted once after the upgrade
         path = Path(old_store[len("sqlite:///") :])
         assert path.stat().st_size < FIXTURE.stat().st_size

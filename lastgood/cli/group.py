@@ -101,6 +101,7 @@ def _run_click() -> int:
 def main() -> None:
     """Run the full CLI: every command, help and usage errors."""
     from lastgood.cli import (  # noqa: F401  (registers the commands)
+        audit_cmd,
         commands,
         demo,
         documents_cmd,

@@ -39,7 +39,7 @@ def list_tokens(project: Project, *, include_revoked: bool = False) -> list[ApiT
 def revoke_token(project: Project, token_id: int) -> ApiToken:
     """Revoke token ``token_id`` at once; returns its record. Writes the store. NotFoundError
     for an id that names no token."""
-    return project.store.revoke_token(token_id)
+    return project.store.revoke_token(token_id, actor=project.actor)
 
 
 def find_token(project: Project, token_hash: str) -> ApiToken | None:

@@ -8,14 +8,15 @@ from collections.abc import Iterable
 
 from lastgood.rows import ApiToken, Consumer, WebSession
 from lastgood.store import common, statements
-from lastgood.store.base import StoreBase, select_records
+from lastgood.store.audit import Auditor, AuditStore
+from lastgood.store.base import select_records
 
 TOKEN_COLUMNS = statements.columns_of(ApiToken)
 CONSUMER_COLUMNS = statements.columns_of(Consumer)
 SESSION_COLUMNS = statements.columns_of(WebSession)
 
 
-class AccessStore(StoreBase):
+class AccessStore(AuditStore):
     """Tokens, web sessions and consumers."""
 
     # ---- API tokens -------------------------------------------------------------------------
@@ -25,9 +26,11 @@ class AccessStore(StoreBase):
     ) -> ApiToken:
         """Keep a new token's hash, role and scope (writes)."""
         row = common.token_row(name, role, envs, token_hash, created_by)
-        with self.db.transaction("create a token") as session:
-            new_id = session.value(statements.insert("api_tokens", row, returning="id"), row)
-        return ApiToken(**{**row, "id": int(new_id)})
+        with self._audited("create a token") as audit:
+            sql = statements.insert("api_tokens", row, returning="id")
+            token = ApiToken(**{**row, "id": int(audit.session.value(sql, row))})
+            _chain(audit, "token-created", token, created_by)
+        return token
 
     def tokens(self, *, include_revoked: bool = False) -> list[ApiToken]:
         """Tokens oldest first, without the revoked ones unless asked."""
@@ -39,14 +42,17 @@ class AccessStore(StoreBase):
         found = self._records("read a token", ApiToken, "api_tokens", {"token_hash": token_hash})
         return found[0] if found else None
 
-    def revoke_token(self, token_id: int) -> ApiToken:
-        """Mark a token revoked from now on (writes); NotFoundError when there is none."""
-        with self.db.transaction("revoke a token") as session:
-            session.run(
+    def revoke_token(self, token_id: int, *, actor: str = "") -> ApiToken:
+        """Mark a token revoked from now on, by ``actor`` (writes); NotFoundError when there is
+        none. Revoking a revoked token changes nothing and chains nothing."""
+        with self._audited("revoke a token") as audit:
+            changed = audit.session.run(
                 "UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
                 {"now": time.time(), "id": token_id},
             )
-            found = select_records(session, ApiToken, "api_tokens", {"id": token_id})
+            found = select_records(audit.session, ApiToken, "api_tokens", {"id": token_id})
+            if changed and found:
+                _chain(audit, "token-revoked", found[0], actor)
         if not found:
             raise common.token_not_found(token_id)
         return found[0]
@@ -114,3 +120,9 @@ class AccessStore(StoreBase):
             return db.run(
                 "DELETE FROM web_sessions WHERE last_seen < :before", {"before": seen_before}
             )
+
+
+def _chain(audit: Auditor, kind: str, token: ApiToken, actor: str) -> None:
+    """Chain a token as it now stands, without its secret's hash (exports travel)."""
+    row = statements.row_of(token, TOKEN_COLUMNS)
+    audit.append(kind, f"token:{token.id}", actor, row, leave_out=("token_hash",))

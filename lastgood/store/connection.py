@@ -82,6 +82,12 @@ class Database(ABC):
         SQLite every transaction already holds the write lock, so nothing is needed."""
         del session, exclusive
 
+    def lock_audit(self, session: Session) -> None:
+        """Hold every other audit append off until ``session`` ends, so two writers never chain
+        to the same link. On SQLite every write transaction already holds the write lock, so
+        nothing is needed."""
+        del session
+
     @abstractmethod
     def compact(self) -> None:
         """Give the space of deleted rows back to the disk, where the database does not do it

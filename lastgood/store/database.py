@@ -111,6 +111,9 @@ def _sqlite_begin(connection: Connection) -> None:
 HISTORY_LOCK = 0x6C617374_676F6F64 >> 1
 """The advisory lock key that keeps version writes and prunes apart ("lastgood", as a bigint)."""
 
+AUDIT_LOCK = HISTORY_LOCK + 1
+"""The advisory lock key that serialises appends to the audit chain."""
+
 
 class AlchemySession(Session):
     """A transaction on a SQLAlchemy connection; statements go through ``text()``."""
@@ -184,6 +187,11 @@ class AlchemyDatabase(Database):
         if self._listens:
             kind = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
             session.rows(f"SELECT {kind}(:key)", {"key": HISTORY_LOCK})
+
+    def lock_audit(self, session: Session) -> None:
+        """A transaction-scoped advisory lock on PostgreSQL (see the base class)."""
+        if self._listens:
+            session.rows("SELECT pg_advisory_xact_lock(:key)", {"key": AUDIT_LOCK})
 
     def announce_switch(self, session: Session, env: str) -> None:
         """``NOTIFY`` on PostgreSQL, delivered when the transaction commits."""

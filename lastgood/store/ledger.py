@@ -10,7 +10,8 @@ from typing import Any
 from lastgood.record import replace
 from lastgood.rows import CheckRecord, Delivery, Deployment, EnvState, EventRecord
 from lastgood.store import common, statements
-from lastgood.store.base import StoreBase, select_records
+from lastgood.store.audit import CHAINED_EVENTS, Auditor, AuditStore
+from lastgood.store.base import select_records
 from lastgood.store.connection import Session
 
 ENVIRONMENT_COLUMNS = statements.columns_of(EnvState)
@@ -19,9 +20,10 @@ CHECK_COLUMNS = statements.columns_of(CheckRecord)
 EVENT_COLUMNS = statements.columns_of(EventRecord)
 DELIVERY_COLUMNS = statements.columns_of(Delivery)
 VERDICT_COLUMNS = ("env", "version", "verdict", "at", "deployment")
+RUNNING = "running"
 
 
-class LedgerStore(StoreBase):
+class LedgerStore(AuditStore):
     """What happened to every environment, and what the ledger believes about it now."""
 
     # ---- environments and verdicts ----------------------------------------------------------
@@ -74,7 +76,8 @@ class LedgerStore(StoreBase):
         later) is kept as it happened."""
         row = common.deployment_row(values)
         names = statements.checked("deployments", DEPLOYMENT_COLUMNS, row)
-        with self.db.transaction("open a ledger record") as session:
+        with self._audited("open a ledger record") as audit:
+            session = audit.session
             self.db.lock_history(session, exclusive=False)  # a prune sees this record, or ran
             running = row["status"] == "running"  # before it: then say the version went
             for end in ("from_version", "to_version") if running else ():
@@ -88,7 +91,9 @@ class LedgerStore(StoreBase):
                     pruned = newest is not None and number < newest
                     raise common.version_not_found(int(number), pruned=pruned)
             new_id = session.value(statements.insert("deployments", names, returning="id"), row)
-            return _deployment(session, int(new_id))
+            record = _deployment(session, int(new_id))
+            _chain(audit, "deployment-opened", record)
+        return record
 
     def update_deployment(self, deployment_id: int, **values: Any) -> Deployment:
         """Change fields of a ledger record; returns it as it now stands (writes).
@@ -96,15 +101,18 @@ class LedgerStore(StoreBase):
         Setting ``activated_at`` also announces the switch to every server on the store where
         the database can (PostgreSQL ``NOTIFY``, delivered when this transaction commits; see
         :mod:`lastgood.store.switches`)."""
-        with self.db.transaction("update a ledger record") as session:
+        with self._audited("update a ledger record") as audit:
+            session = audit.session
             if values:
                 session.run(*statements.update(
                     "deployments", DEPLOYMENT_COLUMNS, values, {"id": deployment_id}
                 ))  # fmt: skip
             record = _deployment(session, deployment_id)
+            if values:
+                _chain(audit, "deployment-updated", record)
             if values.get("activated_at") is not None:
                 self.db.announce_switch(session, record.env)
-            return record
+        return record
 
     def deployment(self, deployment_id: int) -> Deployment:
         """One ledger record; NotFoundError when there is none."""
@@ -151,13 +159,18 @@ class LedgerStore(StoreBase):
         deployment: int | None = None,
         data: Mapping[str, Any] | None = None,
         at: float | None = None,
+        actor: str = "",
     ) -> None:
-        """Append one event to the ledger's event stream (writes)."""
+        """Append one event to the ledger's event stream (writes); an override or a loss of
+        history (:data:`~lastgood.store.audit.CHAINED_EVENTS`) is chained too, as ``actor``'s."""
         row = common.event_row(
             kind, message, env=env, version=version, deployment=deployment, data=data, at=at
         )
-        with self.db.transaction("record an event") as session:
-            session.run(statements.insert("events", row), row)
+        with self._audited("record an event") as audit:
+            audit.session.run(statements.insert("events", row), row)
+            if kind in CHAINED_EVENTS:
+                audit.append(f"event-{kind}", f"env:{env}" if env else "store", actor,
+                             row, env=env)  # fmt: skip
 
     def events(
         self,
@@ -201,3 +214,20 @@ def _deployment(session: Session, deployment_id: int) -> Deployment:
     if not rows:
         raise common.deployment_not_found(deployment_id)
     return rows[0]
+
+
+def _chain(audit: Auditor, kind: str, record: Deployment) -> None:
+    """Chain a ledger record as it now stands, as its actor's.
+
+    The head goes to the environment's target only once the record is settled (no longer
+    ``running``): a rollback then writes that file once, after it has restored and verified,
+    instead of on each of its three ledger writes. A head a little older is as good a witness.
+    """
+    settled = record.env if record.status != RUNNING else None
+    audit.append(
+        kind,
+        f"deployment:{record.id}",
+        record.actor,
+        statements.row_of(record, DEPLOYMENT_COLUMNS),
+        env=settled,
+    )

@@ -13,14 +13,15 @@ from typing import Any
 from lastgood.errors import NotFoundError
 from lastgood.rows import UNFINISHED_REQUESTS, ChangeRequest, RequestEntry
 from lastgood.store import statements
-from lastgood.store.base import StoreBase, select_records
+from lastgood.store.audit import Auditor, AuditStore
+from lastgood.store.base import select_records
 from lastgood.store.connection import Session
 
 REQUEST_COLUMNS = statements.columns_of(ChangeRequest)
 ENTRY_COLUMNS = statements.columns_of(RequestEntry)
 
 
-class RequestStore(StoreBase):
+class RequestStore(AuditStore):
     """Change requests, numbered from 1, and their entries."""
 
     def open_request(self, entry: dict[str, Any], **values: Any) -> ChangeRequest:
@@ -30,13 +31,16 @@ class RequestStore(StoreBase):
         row = {"created_at": now, "updated_at": now, "deployment": None, "detail": "",
                "apply_at": None, "emergency": False, **values}  # fmt: skip
         names = statements.checked("change_requests", REQUEST_COLUMNS, row)
-        with self.db.transaction("open a change request") as session:
+        with self._audited("open a change request") as audit:
+            session = audit.session
             self.db.lock_history(session, exclusive=False)  # a prune sees it, or ran before
             if session.one("SELECT 1 FROM versions WHERE number = :n", {"n": row["version"]}):
                 sql = statements.insert("change_requests", names, returning="number")
                 number = int(session.value(sql, row))
-                _add_entry(session, number, now, entry)
-                return _request(session, number)
+                request = _request(session, number)
+                _chain(audit, "request-opened", request, request.requester)
+                _add_entry(audit, request, now, entry)
+                return request
         from lastgood.store import common
 
         raise common.version_not_found(int(row["version"]))
@@ -47,15 +51,19 @@ class RequestStore(StoreBase):
         """Change fields of request ``number`` and add ``entry`` to its timeline, together
         (writes); returns the request as it now stands."""
         now = time.time()
-        with self.db.transaction("update a change request") as session:
+        with self._audited("update a change request") as audit:
+            session = audit.session
             _request(session, number)
             session.run(*statements.update(
                 "change_requests", REQUEST_COLUMNS, {**values, "updated_at": now},
                 {"number": number},
             ))  # fmt: skip
+            request = _request(session, number)
+            if values:
+                _chain(audit, "request-updated", request, str((entry or {}).get("actor", "")))
             if entry is not None:
-                _add_entry(session, number, now, entry)
-            return _request(session, number)
+                _add_entry(audit, request, now, entry)
+        return request
 
     def add_request_entry(self, number: int, entry: dict[str, Any]) -> ChangeRequest:
         """Add one entry to the timeline of request ``number`` (writes)."""
@@ -98,7 +106,22 @@ def _request(session: Session, number: int) -> ChangeRequest:
     return found[0]
 
 
-def _add_entry(session: Session, number: int, at: float, entry: dict[str, Any]) -> None:
-    row = {"request": number, "at": at, "comment": "", "via": "cli", **entry}
+def _add_entry(audit: Auditor, request: ChangeRequest, at: float, entry: dict[str, Any]) -> None:
+    """Add one entry to a request's timeline, and chain it (an approval is one of these)."""
+    row = {"request": request.number, "at": at, "comment": "", "via": "cli", **entry}
     names = statements.checked("request_entries", ENTRY_COLUMNS, row)
-    session.run(statements.insert("request_entries", names), row)
+    sql = statements.insert("request_entries", names, returning="id")
+    written = {"id": int(audit.session.value(sql, row)), **row}
+    audit.append("request-entry", f"request:{request.number}", str(row.get("actor", "")),
+                 written, env=request.env)  # fmt: skip
+
+
+def _chain(audit: Auditor, kind: str, request: ChangeRequest, actor: str) -> None:
+    """Chain a request as it now stands, for its environment."""
+    audit.append(
+        kind,
+        f"request:{request.number}",
+        actor,
+        statements.row_of(request, REQUEST_COLUMNS),
+        env=request.env,
+    )

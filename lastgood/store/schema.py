@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lastgood.errors import StoreError
 
-HEAD = "0006"
+HEAD = "0007"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

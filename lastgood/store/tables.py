@@ -248,3 +248,15 @@ request_entries = Table(
     Column("via", String(20), nullable=False),  # cli, server
     Index("ix_request_entries_request", "request", "id"),
 )
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),  # 1, 2, 3 … no gaps
+    Column("at", Float, nullable=False),
+    Column("kind", String(40), nullable=False),  # deployment-opened, token-revoked, …
+    Column("subject", String(200), nullable=False),  # deployment:12, request:3, token:4
+    Column("actor", String(200), nullable=False),
+    Column("data", Text, nullable=False),  # canonical JSON of the row as written
+    Column("hash", String(64), nullable=False),  # SHA-256(previous hash ‖ entry), hex
+)

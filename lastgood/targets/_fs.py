@@ -28,12 +28,16 @@ from typing import Any
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
 from lastgood.errors import ConfigError, TargetError
-from lastgood.targets.base import Release
+from lastgood.rows import AuditHead
+from lastgood.targets.base import AuditHeads, Release
 
 TMP_FILE_PREFIX = ".lastgood-tmp-"
 TMP_DIR_PREFIX = ".tmp-"
 VERDICTS = ("good", "bad", "withdrawn")
 MAX_ACTIVATIONS = 100
+KEPT_HEADS = 10
+"""Audit heads kept per target: the newest and the ones it replaced. A chain cut short and then
+grown past the newest head again still disagrees with one of them."""
 _NAME = re.compile(r"^v(\d+)-([0-9a-f]+)$")
 
 
@@ -83,6 +87,20 @@ def write_atomic(
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+def write_unsynced(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` by a rename, without any fsync: for a file whose loss in a
+    power cut costs nothing but a weaker proof (the audit head), written on the rollback path
+    where every fsync counts. Readers still see the old bytes or the new, never a mix."""
+    tmp = path.parent / f"{TMP_FILE_PREFIX}{random_suffix()}"
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def write_json(path: Path, data: Any, *, sync_dir: bool = True) -> None:
@@ -279,6 +297,7 @@ class ReleaseStore:
         self.releases = base / "releases"
         self.meta = base / "meta"
         self.state_path = self.meta / "state.json"
+        self.audit_head_path = self.meta / "audit-head.json"
 
     def release_path(self, name: str) -> Path:
         return self.releases / name
@@ -469,6 +488,42 @@ class ReleaseStore:
         state["verdicts"][name] = verdict
         self._make_folders()
         write_json(self.state_path, state)
+
+    def record_audit_head(self, head: AuditHead) -> None:
+        """Keep ``head`` first in ``meta/audit-head.json``, with the heads it replaces; never
+        an older one. Only where ``meta/`` exists already: a target that holds nothing yet
+        keeps no head (its folder stays as the user left it). No fsync: see write_unsynced."""
+        if not self.meta.is_dir():
+            return
+        try:
+            kept = self.audit_heads()
+        except TargetError:
+            kept = []  # a file damaged by a power cut: start it again
+        if kept and kept[0].seq >= head.seq:
+            return
+        heads = [head, *kept][:KEPT_HEADS]
+        data = {"heads": [{"seq": each.seq, "hash": each.hash} for each in heads]}
+        write_unsynced(self.audit_head_path, json.dumps(data, sort_keys=True).encode() + b"\n")
+
+    def audit_heads(self) -> list[AuditHead]:
+        """The heads in ``meta/audit-head.json``, newest first; empty when there is no file,
+        TargetError when it cannot be read. Reads only."""
+        data = read_json(self.audit_head_path)
+        if data is None:
+            return []
+        try:
+            return [AuditHead(int(each["seq"]), str(each["hash"])) for each in data["heads"]]
+        except (TypeError, KeyError, ValueError) as exc:
+            raise TargetError(
+                f"{self.audit_head_path} does not hold audit heads ({exc!r})",
+                hint="lastgood writes this file itself: it was edited by hand; move it away "
+                "(the next chained write of this environment writes a new one)",
+            ) from exc
+
+    def kept_heads(self) -> AuditHeads | None:
+        """The audit heads kept here with the file's name, or None when there are none."""
+        heads = self.audit_heads()
+        return AuditHeads(tuple(heads), str(self.audit_head_path)) if heads else None
 
     def previous(self, live: Release | None) -> Release | None:
         """Newest earlier activation that is not live, proven good here, and still retained."""

@@ -20,6 +20,9 @@ A target type is a subclass of :class:`Target` registered under a name (see
 - ``previous()`` is the release that was live before the current one and is retained and not
   known bad: the offline rollback's destination.
 - ``prune(keep, protect)`` drops old releases, never one in ``protect``.
+- ``record_audit_head(head)`` / ``audit_head()`` keep the audit chain's newest head beside the
+  target's own state, so ``lastgood audit verify`` can prove the store's chain was not cut short
+  (optional: the default keeps nothing).
 
 Errors are raised as :class:`lastgood.errors.TargetError` with the path and the fix.
 """
@@ -34,6 +37,7 @@ from typing import Any, ClassVar
 from lastgood.bundle import release_name
 from lastgood.errors import TargetError
 from lastgood.record import Record
+from lastgood.rows import AuditHead
 
 
 class Release(Record, order=True):
@@ -45,6 +49,14 @@ class Release(Record, order=True):
     @property
     def name(self) -> str:
         return release_name(self.version, self.content_hash)
+
+
+class AuditHeads(Record):
+    """The audit heads a target keeps: the newest first, then a few it replaced, so a chain
+    cut short and grown again past the newest is still caught. ``where`` names the file."""
+
+    heads: tuple[AuditHead, ...]
+    where: str
 
 
 class Target(ABC):
@@ -124,6 +136,15 @@ class Target(ABC):
     def prune(self, keep: int, protect: Iterable[Release]) -> list[Release]:
         """Drop old releases beyond ``keep``; never one in ``protect``. Returns what was dropped."""
         return []
+
+    def record_audit_head(self, head: AuditHead) -> None:  # noqa: B027
+        """Keep ``head`` (the audit chain's newest link) beside the target's own state, never
+        moving back to an older one. Best effort and cheap: called after every chained write
+        of this environment, rollbacks included. The default keeps nothing."""
+
+    def audit_head(self) -> AuditHeads | None:
+        """The heads :meth:`record_audit_head` kept (newest first), where they are, or None."""
+        return None
 
     def describe(self) -> str:
         """A short human description: ``directory ../live/staging``."""

@@ -6,6 +6,7 @@ Layout under ``PATH`` (the ``path`` option, relative to the workspace)::
     PATH/releases/v11-…/  PATH/releases/v12-…/
     PATH/meta/v12-3f2a9c1d.json               # version, content hash, manifest, staged_at
     PATH/meta/state.json                      # activation history and verdicts
+    PATH/meta/audit-head.json                 # the audit chain's newest heads
 
 Staging writes into a temporary folder, fsyncs and renames it into place; activation renames a
 new symlink over ``current`` and fsyncs ``PATH``. Readers therefore always see one complete
@@ -22,8 +23,9 @@ from typing import Any, ClassVar
 
 from lastgood import failpoint
 from lastgood.errors import ConfigError, TargetError
+from lastgood.rows import AuditHead
 from lastgood.targets import _fs
-from lastgood.targets.base import Release, Target
+from lastgood.targets.base import AuditHeads, Release, Target
 
 _OPTIONS = ("path", "keep")
 
@@ -182,6 +184,14 @@ class DirectoryTarget(Target):
     def record_verdict(self, release: Release, verdict: str) -> None:
         """Remember ``good`` or ``bad`` for ``release`` in ``PATH/meta/state.json``."""
         self.store.record_verdict(release.name, verdict)
+
+    def record_audit_head(self, head: AuditHead) -> None:
+        """Keep the audit chain's newest head in ``PATH/meta/audit-head.json`` (no fsync)."""
+        self.store.record_audit_head(head)
+
+    def audit_head(self) -> AuditHeads | None:
+        """The audit heads kept in ``PATH/meta/audit-head.json``, or None."""
+        return self.store.kept_heads()
 
     def previous(self) -> Release | None:
         """The newest earlier activation that is not live, not bad and still retained."""

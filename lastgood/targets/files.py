@@ -6,6 +6,7 @@ every staged release in its own state folder (``STATE``, default ``PATH/.lastgoo
     STATE/releases/v12-3f2a9c1d/…     # complete, fsynced copies
     STATE/meta/v12-3f2a9c1d.json      # version, content hash, manifest, staged_at
     STATE/meta/state.json             # activation history and verdicts
+    STATE/meta/audit-head.json        # the audit chain's newest heads
     STATE/current.json                # the release PATH serves
     STATE/journal.json                # only while a switch is under way
     STATE/originals/…                 # files that were in PATH before lastgood took them over
@@ -35,8 +36,9 @@ from typing import Any, ClassVar
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
 from lastgood.errors import ConfigError, DamagedCopyError, StagingError, TargetError
+from lastgood.rows import AuditHead
 from lastgood.targets import _fs
-from lastgood.targets.base import Release, Target
+from lastgood.targets.base import AuditHeads, Release, Target
 from lastgood.units import format_size
 
 _OPTIONS = ("path", "keep", "state")
@@ -473,6 +475,14 @@ class FilesTarget(Target):
     def record_verdict(self, release: Release, verdict: str) -> None:
         """Remember ``good`` or ``bad`` for ``release`` in ``STATE/meta/state.json``."""
         self.store.record_verdict(release.name, verdict)
+
+    def record_audit_head(self, head: AuditHead) -> None:
+        """Keep the audit chain's newest head in ``STATE/meta/audit-head.json`` (no fsync)."""
+        self.store.record_audit_head(head)
+
+    def audit_head(self) -> AuditHeads | None:
+        """The audit heads kept in ``STATE/meta/audit-head.json``, or None."""
+        return self.store.kept_heads()
 
     def previous(self) -> Release | None:
         """The newest earlier activation that is not live, not bad and still retained."""

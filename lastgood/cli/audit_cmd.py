@@ -1,0 +1,111 @@
+"""``lastgood audit verify|export``: prove the audit chain whole, or hand it on as JSON lines."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from lastgood.cli import render as r
+from lastgood.cli.app import AppContext
+from lastgood.cli.commands import json_option, pass_app
+from lastgood.cli.group import cli
+from lastgood.errors import UsageError
+
+EXIT_BROKEN = 4
+"""``audit verify`` found a broken link: a person is needed (as for a damaged store)."""
+
+
+@cli.group()
+def audit() -> None:
+    """Check the tamper-evident audit chain, or export it.
+
+    Every ledger record, change request, request entry (approvals), token change and override
+    is chained in the store, each link hashing the one before. See docs/audit.md.
+
+    \b
+    Example:
+      lastgood audit verify
+      lastgood audit export -o audit-2025-06.jsonl
+    """
+
+
+@audit.command()
+@click.option("--head", "head_files", multiple=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="An earlier export (or a target's meta/audit-head.json) the chain must still "
+                   "agree with; repeatable.")  # fmt: skip
+@json_option
+@pass_app
+def verify(app: AppContext, head_files: tuple[Path, ...], as_json: bool) -> None:
+    """Rehash the whole audit chain and name the first broken link.
+
+    A link is broken when a row was edited, deleted (missing) or moved (out of order). The
+    chain is also held against the newest heads kept outside the table, on every environment's
+    target and in each --head FILE: a head past the table's end means its tail was truncated,
+    a head the table disagrees with means it was rewritten. Exit 0 when the chain is sound, 4
+    when a link is broken.
+
+    \b
+    Example:
+      lastgood audit verify --head audit-2025-06.jsonl
+    """
+    from lastgood.operations.audit import verify_audit
+
+    report = verify_audit(app.project(), head_files=head_files)
+    if as_json:
+        r.emit_json(report.to_json())
+    elif report.first_break is None:
+        newest = "empty" if report.head is None else f"head seq {report.head.seq}"
+        r.out(f"audit chain is sound: {report.entries} entries, {newest}, "
+              f"agreeing with {len(report.witnesses)} head(s) kept outside the store")  # fmt: skip
+    else:
+        first = report.first_break
+        r.out(f"audit chain broken at seq {first.seq}: {first.problem}: {first.detail}")
+        for problem in report.problems[1:]:
+            r.info(f"also at seq {problem.seq}: {problem.problem}: {problem.detail}")
+        r.info("hint: restore the store from a backup and compare; docs/audit.md says what "
+               "each problem means")  # fmt: skip
+    if not as_json:
+        for note in report.notes:
+            r.info(f"note: {note}")
+    click.get_current_context().exit(0 if report.sound else EXIT_BROKEN)
+
+
+@audit.command()
+@click.option("--since", type=click.IntRange(1), default=1, metavar="SEQ",
+              help="Start at this seq (default: the first).")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write to FILE (replaced whole when done) instead of stdout.")  # fmt: skip
+@pass_app
+def export(app: AppContext, since: int, output: Path | None) -> None:
+    """Write the audit chain as JSON lines, the chain's head last.
+
+    One link per line, oldest first (seq, at, kind, subject, actor, data, hash), then
+    {"head": {"hash": …, "seq": …}}. Keep exports somewhere the store's users cannot write:
+    'lastgood audit verify --head FILE' later proves the chain still holds every exported link.
+
+    \b
+    Example:
+      lastgood audit export --since 1200 -o audit.jsonl
+    """
+    from lastgood.operations.audit import export_audit
+
+    project = app.project()
+    if output is None:
+        exported = export_audit(project, sys.stdout, since=since)
+    else:
+        partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                exported = export_audit(project, out, since=since)
+            partial.replace(output)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
+                             hint="give -o a file in a folder you can write") from exc  # fmt: skip
+        finally:
+            partial.unlink(missing_ok=True)
+    head = "an empty chain" if exported.head is None else f"head seq {exported.head.seq}"
+    r.info(f"exported {exported.entries} audit entries ({head})")
