@@ -276,3 +276,16 @@ def test_known_tokens_and_high_entropy_strings_outside_marked_keys() -> None:
 def test_nothing_is_reported_in_a_secret_file() -> None:
     rules = policy(paths=["*.pem"])
     assert scan("key.pem", b"-----BEGIN PRIVATE KEY-----\n", rules) == []
+
+
+def test_long_lines_are_masked_and_scanned_whole() -> None:
+    """One line can be a 400 KB minified JSON or a list of URLs: every password in it is masked
+    and the rest kept, at a cost that grows with the line, not with its square (a 32 KB line
+    once took a minute, and a 200 KB file stopped a deploy)."""
+    urls = "a://b:c@" * 20_000
+    masked = Masker(DEFAULT_POLICY).content("hosts.txt", urls.encode()).decode()
+    assert masked.count("a://b:") == 20_000 and ":c@" not in masked
+    plain = "x" * 400_000 + "\n" + "token=x " * 20_000 + "\n"
+    assert scan("long.txt", plain.encode(), None) == []
+    shown = Masker(DEFAULT_POLICY).content("long.txt", plain.encode()).decode()
+    assert shown.startswith("x" * 400_000 + "\ntoken=••••••") and "token=x " not in shown

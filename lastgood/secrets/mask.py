@@ -19,10 +19,11 @@ Binary files are left alone: no view shows their content. Nothing here reads or 
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from lastgood.secrets.policy import DEFAULT_POLICY, SecretPolicy
-from lastgood.secrets.values import MARK, Span, anywhere_values, line_spans
+from lastgood.secrets.values import MARK, Span, anywhere_values, line_spans, overlaps
 
 NEW = " (new value)"
 MARKERS = re.compile(re.escape(MARK) + r"#\d+(?: \(new value\))?|\(secret file: [^)]*\)")
@@ -115,11 +116,12 @@ class Masker:
         out = []
         for line in text.splitlines(keepends=True):
             body = line.rstrip("\r\n")
-            spans = _spans(body, self.policy, finder)
-            marks = [self._mark(body[start:end], seen, fresh) for start, end in spans]
-            for (start, end), mark in reversed(list(zip(spans, marks, strict=True))):
-                body = body[:start] + mark + body[end:]
-            out.append(body + line[len(line.rstrip("\r\n")) :])
+            pieces, done = [], 0
+            for start, end in _spans(body, self.policy, finder):
+                pieces += [body[done:start], self._mark(body[start:end], seen, fresh)]
+                done = end
+            pieces.append(body[done:])  # joined once: a line of many secrets stays linear
+            out.append("".join(pieces) + line[len(line.rstrip("\r\n")) :])
         return "".join(out)
 
 
@@ -129,12 +131,12 @@ def _spans(line: str, policy: SecretPolicy, finder: re.Pattern[str] | None) -> l
     spans = line_spans(line, policy)
     if finder is None:
         return spans
-    taken = [*spans, *((m.start(), m.end()) for m in MARKERS.finditer(line))]
+    taken = sorted([*spans, *((m.start(), m.end()) for m in MARKERS.finditer(line))])
     for found in finder.finditer(line):
         span = (found.start(), found.end())
-        if not any(span[0] < end and start < span[1] for start, end in taken):
+        if not overlaps(span, taken):
             spans.append(span)
-            taken.append(span)
+            bisect.insort(taken, span)
     return sorted(spans)
 
 

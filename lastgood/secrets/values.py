@@ -15,6 +15,7 @@ Two ways, because configuration comes in every shape:
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterator
@@ -26,12 +27,20 @@ MARK = "••••••"
 _KEY = r"""(?P<key>"[^"\n]+"|'[^'\n]+'|[A-Za-z0-9_.\-]+)"""
 LINE = re.compile(r"^\s*(?:-\s+)?(?:export\s+)?" + _KEY + r"\s*[:=]\s*(?P<value>.*?)\s*$")
 INLINE = re.compile(
-    r"""(?P<key>"[^"\n]+"|'[^'\n]+'|[A-Za-z0-9_\-]+)\s*[:=]\s*"""
-    r"""(?=(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&}\])"'/#{\[][^\s,;&}\])"']*))"""
+    r"""(?P<key>"[^"\n]+"|'[^'\n]+'|(?<![A-Za-z0-9_\-])[A-Za-z0-9_\-]{1,200})\s*[:=]\s*"""
 )
-"""A pair anywhere on a line. The value is matched ahead, not taken, so a pair inside a
-value (``"url": "https://h/?api_key=…"``) is found too."""
-URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]+:(?P<value>[^/\s@]+)@")
+"""A key and its separator anywhere on a line; the value is read after it (:data:`VALUE`)
+only when the key is secret, and not taken by the search, so a pair inside a value
+(``"url": "https://h/?api_key=…"``) is found too. A bare key starts only where a word starts
+and is at most 200 characters, and no value is read for a key that is not secret: either would
+make a long line cost a scan from every position, quadratic in its length (a 32 KB line took a
+minute)."""
+VALUE = re.compile(
+    r"""(?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s,;&}\])"'/#{\[][^\s,;&}\])"']*)"""
+)
+URL_PASSWORD = re.compile(
+    r"(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,40}://[^/\s:@]+:(?P<value>[^/\s@]+)@"
+)
 NOT_SECRET = frozenset(
     {"", "|", ">", "|-", ">-", "|+", ">+", "{", "[", "{}", "[]", "null", "~", "none", "nil",
      "true", "false", "yes", "no", "on", "off", '""', "''"}
@@ -54,15 +63,22 @@ def line_spans(line: str, policy: SecretPolicy) -> list[Span]:
                 spans.append(span)
         rest = whole.start("value")
     for pair in INLINE.finditer(line, rest):
-        if policy.is_secret_key(pair["key"]):
-            span = value_span(line, pair.start("value"), pair.end("value"))
-            if span is not None and not _overlaps(span, spans):
-                spans.append(span)
+        if spans and pair.start() < spans[-1][1]:
+            continue  # inside a secret value already found: masked with it
+        if not policy.is_secret_key(pair["key"]):
+            continue
+        value = VALUE.match(line, pair.end())
+        if value is None:
+            continue
+        span = value_span(line, value.start("value"), value.end("value"))
+        if span is not None and not overlaps(span, spans):
+            spans.append(span)
     for found in URL_PASSWORD.finditer(line):
         span = (found.start("value"), found.end("value"))
-        if not _overlaps(span, spans) and not is_marker(line[span[0] :]):
-            spans.append(span)
-    return sorted(spans)
+        if line.startswith((MARK, "(secret file:"), span[0]) or overlaps(span, spans):
+            continue
+        bisect.insort(spans, span)
+    return spans
 
 
 def value_span(line: str, start: int, end: int) -> Span | None:
@@ -254,5 +270,8 @@ def _closing_quote(text: str) -> int:
     return 0
 
 
-def _overlaps(span: Span, spans: list[Span]) -> bool:
-    return any(span[0] < end and start < span[1] for start, end in spans)
+def overlaps(span: Span, spans: list[Span]) -> bool:
+    """Whether ``span`` overlaps one of ``spans`` (sorted, not overlapping each other): its
+    neighbours are the only candidates, so a line with thousands of values stays linear."""
+    at = bisect.bisect_left(spans, span)
+    return any(span[0] < end and start < span[1] for start, end in spans[max(at - 1, 0) : at + 1])
