@@ -216,7 +216,9 @@ def update_request(
         risk=routing.risk,
         routing=json.dumps(routing.to_json()),
         detail="",
+        when_status=UNFINISHED_REQUESTS,
     )
+    _moved_on(updated, UNFINISHED_REQUESTS)
     view = _view(place, updated, changed)
     dismissed = (
         f"; {plural(view.tally.dismissed, 'approval')} of other content no longer count"
@@ -248,7 +250,9 @@ def withdraw_request(
         _entry(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
         status=REQUEST_WITHDRAWN,
         detail=f"withdrawn by {project.actor}",
+        when_status=UNFINISHED_REQUESTS,
     )
+    _moved_on(closed, (REQUEST_WITHDRAWN,))
     view = _view(place, closed)
     _announce(
         place,
@@ -365,15 +369,23 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             hint="run 'lastgood store verify'; open a new request for the content you want",
         )
     live = _live_version(place)
+    if live is not None and live.content_hash == request.content_hash:
+        raise RequestError(
+            f"what {request.label} proposes is live on {request.env} already ({live.label})",
+            hint=f"'lastgood history {request.env}' shows which deploy put it there; withdraw "
+            f"the request with 'lastgood request withdraw {request.number}'",
+        )
     if _hash(live) != request.base_hash:
-        place.store.update_request(
+        marked = place.store.update_request(
             request.number,
             _entry(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
                    f"{request.env} serves {_label(live)} now", "cli"),
             status=REQUEST_STALE,
             detail=f"{request.env} serves {_label(live)}, not {_label_of(request)} it was based on",
+            when_status=(REQUEST_OPEN,),
         )  # fmt: skip
-        stale = _view(place, place.store.change_request(request.number))
+        _moved_on(marked, (REQUEST_STALE,))
+        stale = _view(place, marked)
         _announce(
             place,
             EventKind.REQUEST_STALE,
@@ -624,8 +636,10 @@ def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = Non
         request.number,
         {"actor": "lastgood", "action": REQUEST_EXPIRED, "content_hash": request.content_hash,
          "base_hash": request.base_hash, "comment": waited},
-        status=REQUEST_EXPIRED, detail=waited,
+        status=REQUEST_EXPIRED, detail=waited, when_status=UNFINISHED_REQUESTS,
     )  # fmt: skip
+    if expired.status != REQUEST_EXPIRED:
+        return expired  # another process applied or closed it meanwhile
     _announce(
         place,
         EventKind.REQUEST_EXPIRED,
@@ -660,6 +674,17 @@ def _refuse_unproven(policy: ApprovalPolicy, request: ChangeRequest, via: str, w
             "gives them",
             hint=f"lastgood --server URL request approve {request.number} (with your own token), "
             "or the web page",
+        )
+
+
+def _moved_on(request: ChangeRequest, expected: tuple[str, ...]) -> None:
+    """Refuse when another process moved ``request`` first (the conditional write did not
+    happen): say where it stands now."""
+    if request.status not in expected:
+        detail = f": {request.detail}" if request.detail else ""
+        raise RequestError(
+            f"{request.label} was {request.status} meanwhile{detail}",
+            hint=f"'lastgood request show {request.number}' shows its timeline",
         )
 
 

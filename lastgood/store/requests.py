@@ -8,6 +8,7 @@ an approval given to some content counts again whenever the request holds that c
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Any
 
 from lastgood.errors import NotFoundError
@@ -46,18 +47,31 @@ class RequestStore(AuditStore):
         raise common.version_not_found(int(row["version"]))
 
     def update_request(
-        self, number: int, entry: dict[str, Any] | None = None, **values: Any
+        self,
+        number: int,
+        entry: dict[str, Any] | None = None,
+        *,
+        when_status: Collection[str] | None = None,
+        **values: Any,
     ) -> ChangeRequest:
         """Change fields of request ``number`` and add ``entry`` to its timeline, together
-        (writes); returns the request as it now stands."""
+        (writes); returns the request as it now stands. With ``when_status``, only while the
+        request's status is one of those (checked by the UPDATE itself, so two processes
+        cannot both move it): otherwise nothing is written and the request is returned as
+        another process left it."""
         now = time.time()
         with self._audited("update a change request") as audit:
             session = audit.session
             _request(session, number)
-            session.run(*statements.update(
+            sql, params = statements.update(
                 "change_requests", REQUEST_COLUMNS, {**values, "updated_at": now},
                 {"number": number},
-            ))  # fmt: skip
+            )  # fmt: skip
+            if when_status is not None:
+                states, among = statements.among("expected", list(when_status))
+                sql, params = f"{sql} AND status IN {states}", {**params, **among}
+            if not session.run(sql, params):
+                return _request(session, number)
             request = _request(session, number)
             if values:
                 _chain(audit, "request-updated", request, str((entry or {}).get("actor", "")))

@@ -535,3 +535,38 @@ def test_waiting_for_me_lists_what_a_person_may_still_approve(project: ProjectFa
     assert mine("sam") == [other]
     review_request(as_(ws, "dana"), number, approve=True)
     assert mine("lee") == [] and mine("dana") == [other]
+
+
+def test_a_request_whose_content_went_live_another_way_is_not_called_stale(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    prompt(ws, "same\n")
+    first = open_request(ws, "staging", reason="one").request.number
+    second = open_request(as_(ws, "kim"), "staging", reason="two").request.number
+    for number in (first, second):
+        review_request(as_(ws, "lee"), number, approve=True)
+    apply_request(ws, first)
+
+    with pytest.raises(RequestError, match="what #2 proposes is live on staging already"):
+        apply_request(as_(ws, "kim"), second)
+    assert show_request(ws, second).state == "approved"  # not stale: nothing moved under it
+
+
+def test_a_status_moves_only_from_where_the_writer_saw_it(
+    project: ProjectFactory, store_url: str
+) -> None:
+    ws = team(project, store=store_url)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    withdraw_request(ws, number, reason="changed my mind")
+    entries = len(show_request(ws, number).entries)
+
+    late = ws.store.update_request(
+        number, {"actor": "x", "action": "stale", "content_hash": "", "base_hash": ""},
+        status="stale", when_status=("open",),
+    )  # fmt: skip
+
+    assert late.status == "withdrawn" and len(show_request(ws, number).entries) == entries
+    with pytest.raises(RequestError, match="#1 is withdrawn"):
+        update_request(ws, number, reason="again")
