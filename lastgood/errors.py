@@ -125,6 +125,11 @@ class RequestError(RefusedError):
     the person may not approve it."""
 
 
+class StaleBaseError(RequestError):
+    """Found under the environment's lease: it no longer serves what the request being applied
+    was based on (something went live, or was rolled back, since the request was checked)."""
+
+
 class RawDataError(RefusedError):
     """A file looks like raw data, is too large, or points outside the workspace."""
 

@@ -238,13 +238,18 @@ its present content (the verdict comes from its entries; see lastgood.approval).
 REQUEST_STALE = "stale"
 """The environment moved away from the version the request was based on: it needs a fresh look
 (``request update``) before it can be applied."""
+REQUEST_APPLYING = "applying"
+"""Claimed by one ``request apply`` for its deploy: no other apply, update or withdraw can
+take it meanwhile; the next read settles it from the ledger when that process is gone."""
 REQUEST_APPLIED = "applied"
 REQUEST_FAILED = "failed"
 REQUEST_WITHDRAWN = "withdrawn"
 REQUEST_EXPIRED = "expired"
-UNFINISHED_REQUESTS = (REQUEST_OPEN, REQUEST_STALE)
-REQUEST_STATES = ("waiting", "approved", "rejected", "stale", "applied", "failed", "withdrawn",
-                  "expired", "open", "review", "for-me")  # fmt: skip
+UNFINISHED_REQUESTS = (REQUEST_OPEN, REQUEST_STALE, REQUEST_APPLYING)
+MOVABLE_REQUESTS = (REQUEST_OPEN, REQUEST_STALE)
+"""States a person can still change a request in (update, withdraw) and it can expire in."""
+REQUEST_STATES = ("waiting", "approved", "rejected", "stale", "applying", "applied", "failed",
+                  "withdrawn", "expired", "open", "review", "for-me")  # fmt: skip
 """What ``request list --state`` filters by: a stored status, a review state, ``review`` (an
 emergency whose review is open) or ``for-me`` (waiting for the person asking to approve it)."""
 """States in which a request may still go live: prune keeps the versions they name."""
@@ -284,6 +289,7 @@ class ChangeRequest(Record):
     def to_json(self) -> dict[str, Any]:
         data = as_dict(self)
         data["routing"] = self.routing_data
+        data["emergency"] = bool(self.emergency)  # SQLite answers 1, PostgreSQL true
         return data
 
 

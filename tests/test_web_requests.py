@@ -205,7 +205,7 @@ def test_each_role_sees_only_its_buttons_and_every_post_checks_again(team: Team)
 def test_an_approval_covers_what_the_page_showed_and_a_stale_request_says_so(team: Team) -> None:
     v1 = team.version("Score each lead from 0 to 100.", "first prompt")
     v2 = team.version("Score each lead from 0 to 100. Be strict.", "stricter")
-    for ref in (v1, v2):  # both based on nothing live
+    for ref in (v1, v1):  # both based on nothing live; #1 moves on to v2 below
         verbs.open_request(team.project("alex"), "production", reason=f"propose {ref}", ref=ref)
 
     with team.signed_in("lee") as http:
@@ -385,6 +385,6 @@ def test_a_request_is_approved_and_applied_in_a_browser(team: Team) -> None:
     assert live.read_text() == "Score each lead from 0 to 100.\n"
     steps = team.timeline(1)
     assert ("lee", "approved", "the prompt reads well") in steps
-    assert [action for _, action, _ in steps] == ["opened", "approved", "applied"]
+    assert [action for _, action, _ in steps] == ["opened", "approved", "applying", "applied"]
     history = team.ws.run("history", "production", "--json").stdout
     assert '"actor": "dana"' in history

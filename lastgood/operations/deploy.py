@@ -24,7 +24,7 @@ from lastgood.errors import (
 )
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
-from lastgood.operations.gate import clear_change, clear_version
+from lastgood.operations.gate import clear_change, clear_claimed, clear_version
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.place import Place
@@ -166,6 +166,7 @@ def deploy(
     with EnvLease(place, "deploy", force=False) as lease:
         failpoint.hit("deploy.after-lease")
         reconcile(place)
+        clear_claimed(place, request)
         job = DeployRun(place, lease, version, files, message, source)
         job.drill_checks = drill_checks
         job.ignore_baseline = ignore_baseline

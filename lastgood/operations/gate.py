@@ -69,3 +69,31 @@ def _local(epoch: float) -> str:
     from datetime import datetime
 
     return datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def clear_claimed(place: Place, request: ChangeRequest | None) -> None:
+    """Under the environment's lease, right before the switch: the request being applied is
+    still claimed for this deploy with the content and base it was approved for, and the
+    environment still serves that base (StaleBaseError otherwise: something went live, or was
+    rolled back, since the request was checked)."""
+    if request is None:
+        return
+    from lastgood.errors import StaleBaseError
+    from lastgood.rows import REQUEST_APPLYING
+
+    now = place.store.change_request(request.number)
+    held = (now.status, now.content_hash, now.base_hash)
+    if held != (REQUEST_APPLYING, request.content_hash, request.base_hash):
+        raise ApprovalRequiredError(
+            f"change request {request.label} is {now.status} now, not claimed for this deploy",
+            hint=f"'lastgood request show {request.number}' shows its timeline",
+        )
+    live = place.target.live()
+    served = place.store.version(live.version) if live is not None else None
+    if (served.content_hash if served else "") != request.base_hash:
+        base = f"v{request.base_version}" if request.base_version is not None else "nothing"
+        raise StaleBaseError(
+            f"{place.name} serves {served.label if served else 'nothing'} now, not {base} "
+            f"change request {request.label} was based on",
+            hint=f"it needs a fresh look: 'lastgood request update {request.number}'",
+        )

@@ -31,7 +31,7 @@ from lastgood.approval import (
     route,
     tally,
 )
-from lastgood.errors import RequestError
+from lastgood.errors import LastgoodError, RequestError, StaleBaseError
 from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.resolve import resolve
@@ -41,7 +41,9 @@ from lastgood.outcome import OK, Outcome
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import (
+    MOVABLE_REQUESTS,
     REQUEST_APPLIED,
+    REQUEST_APPLYING,
     REQUEST_EXPIRED,
     REQUEST_FAILED,
     REQUEST_OPEN,
@@ -149,6 +151,7 @@ def open_request(
             f"a change request for {env} needs a reason",
             hint=f"say why with -m, e.g. lastgood request {env} -m 'raise the lead threshold'",
         )
+    _refuse_unproven(_policy(place), env, via, "requests", f"request {env} -m WHY")
     if emergency and not _policy(place).emergency:
         raise RequestError(
             f"{env} allows no emergency changes ([env.{env}.approval] emergency = false)",
@@ -197,6 +200,7 @@ def update_request(
     exactly this content and base count again. Only the requester may update a request."""
     request = _unfinished(project, number)
     place = Place(project, request.env)
+    _refuse_unproven(_policy(place), request.env, via, "updates", f"request update {number}")
     if project.actor != request.requester:
         raise RequestError(
             f"{request.label} was opened by {request.requester}; only they can update it",
@@ -216,9 +220,9 @@ def update_request(
         risk=routing.risk,
         routing=json.dumps(routing.to_json()),
         detail="",
-        when_status=UNFINISHED_REQUESTS,
+        when_status=MOVABLE_REQUESTS,
     )
-    _moved_on(updated, UNFINISHED_REQUESTS)
+    _moved_on(updated, (REQUEST_OPEN,))
     view = _view(place, updated, changed)
     dismissed = (
         f"; {plural(view.tally.dismissed, 'approval')} of other content no longer count"
@@ -250,7 +254,7 @@ def withdraw_request(
         _entry(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
         status=REQUEST_WITHDRAWN,
         detail=f"withdrawn by {project.actor}",
-        when_status=UNFINISHED_REQUESTS,
+        when_status=MOVABLE_REQUESTS,
     )
     _moved_on(closed, (REQUEST_WITHDRAWN,))
     view = _view(place, closed)
@@ -281,7 +285,7 @@ def review_request(
             hint=f"the requester refreshes it with 'lastgood request update {number}'",
         )
     policy = _policy(place)
-    _refuse_unproven(policy, request, via, "approvals")
+    _refuse_unproven(policy, request.env, via, "approvals", f"request approve {number}")
     routing = Routing.from_json(request.routing_data)
     actor = project.actor
     if approve and actor == request.requester and not policy.self_approval:
@@ -328,35 +332,103 @@ def review_request(
 def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome:
     """Put request ``number`` live through the normal deploy, after checking right before it
     that its content is unchanged, its environment still serves its base, and it is approved
-    (writes the store and the target). The request records the outcome."""
+    (writes the store and the target). The request records the outcome.
+
+    The request is claimed first (status ``applying``, only from ``open`` and only while it
+    holds the content and base just checked), so no second apply, update or withdraw can take
+    it meanwhile; the deploy checks the claim and the base again under the environment's
+    lease. A process killed meanwhile leaves the claim, and the next read settles it from the
+    ledger (:func:`_settled`)."""
     request = _unfinished(project, number)
     place = Place(project, request.env)
     view = _view(place, request)
     _refuse_unready(place, view)
     if request.emergency:
         _record_freeze_passed(place, request, via)
+    claimed = place.store.update_request(
+        number,
+        _entry(project, REQUEST_APPLYING, request.content_hash, request.base_hash, "", via),
+        status=REQUEST_APPLYING, when_status=(REQUEST_OPEN,),
+        when={"content_hash": request.content_hash, "base_hash": request.base_hash},
+    )  # fmt: skip
+    _moved_on(claimed, (REQUEST_APPLYING,))
     from lastgood.operations.deploy import deploy
 
-    outcome = deploy(
-        project, request.env, ref=str(request.version), message=request.reason,
-        source="emergency" if request.emergency else "request", request=request,
-    )  # fmt: skip
+    try:
+        outcome = deploy(
+            project, request.env, ref=str(request.version), message=request.reason,
+            source="emergency" if request.emergency else "request", request=claimed,
+        )  # fmt: skip
+    except LastgoodError as exc:  # refused before anything went live: it may be tried again
+        stale = isinstance(exc, StaleBaseError)
+        _finish(place, claimed, REQUEST_STALE if stale else REQUEST_OPEN, exc.message, via)
+        raise
+    except BaseException as exc:  # interrupted: the deploy's own guard closed its record
+        _finish(place, claimed, REQUEST_FAILED, f"interrupted: {type(exc).__name__}", via)
+        raise
     applied = outcome.exit_code == OK
-    record = outcome.deployment.id if outcome.deployment else None
     status = REQUEST_APPLIED if applied else REQUEST_FAILED
-    done = place.store.update_request(
-        number,
-        _entry(project, status, request.content_hash, request.base_hash, outcome.summary, via),
-        status=status, deployment=record, detail=outcome.summary,
-    )  # fmt: skip
+    record = outcome.deployment.id if outcome.deployment else None
+    done = _finish(place, claimed, status, outcome.summary, via, deployment=record)
     kind = EventKind.REQUEST_APPLIED if applied else EventKind.REQUEST_FAILED
     _announce(
-        place,
-        kind,
-        _view(place, done),
+        place, kind, _view(place, done),
         f"change request {done.label} for {done.env} {status}: {outcome.summary}",
-    )
+    )  # fmt: skip
     return outcome
+
+
+def _finish(
+    place: Place,
+    request: ChangeRequest,
+    status: str,
+    detail: str,
+    via: str,
+    *,
+    deployment: int | None = None,
+) -> ChangeRequest:
+    """End an apply's claim on ``request`` with ``status`` (only from ``applying``)."""
+    action = {REQUEST_OPEN: "apply-refused"}.get(status, status)
+    values: dict[str, Any] = {"status": status, "detail": detail}
+    if deployment is not None:
+        values["deployment"] = deployment
+    return place.store.update_request(
+        request.number,
+        _entry(place.project, action, request.content_hash, request.base_hash, detail, via),
+        when_status=(REQUEST_APPLYING,), **values,
+    )  # fmt: skip
+
+
+def _settled(place: Place, request: ChangeRequest) -> ChangeRequest:
+    """A request left ``applying`` by a process that is gone, settled from the ledger: the
+    deploy it started ended as the ledger says (applied or failed), or it never started one
+    (open again). One still running is left alone."""
+    if request.status != REQUEST_APPLYING:
+        return request
+    started = [
+        record for record in place.store.deployments(place.name, limit=20)
+        if record.to_version == request.version and record.source in ("request", "emergency")
+        and record.requested_at >= request.updated_at - 1
+    ]  # fmt: skip
+    if started and started[0].status == "running":
+        return request
+    if not started:
+        status, detail, record = REQUEST_OPEN, "the apply stopped before its deploy began", None
+    else:
+        record = started[0].id
+        good = started[0].status in ("succeeded", "verified")
+        status = REQUEST_APPLIED if good else REQUEST_FAILED
+        detail = f"settled from ledger record #{record} ({started[0].status})"
+    values: dict[str, Any] = {"status": status, "detail": detail}
+    if record is not None:
+        values["deployment"] = record
+    return place.store.update_request(
+        request.number,
+        {"actor": "lastgood", "action": "settled" if record is None else status,
+         "content_hash": request.content_hash, "base_hash": request.base_hash,
+         "comment": detail, "via": "reconcile"},
+        when_status=(REQUEST_APPLYING,), **values,
+    )  # fmt: skip
 
 
 def _refuse_unready(place: Place, view: RequestView) -> None:
@@ -451,7 +523,7 @@ def sign_off_request(
             f"{project.actor} made emergency {request.label} and cannot sign off its review",
             hint="someone other than the requester signs it off",
         )
-    _refuse_unproven(_policy(place), request, via, "sign-offs")
+    _refuse_unproven(_policy(place), request.env, via, "sign-offs", f"request signoff {number}")
     if not _view(place, request).review_open:
         raise RequestError(f"the review of emergency {request.label} is already signed off")
     signed = place.store.add_request_entry(
@@ -483,24 +555,32 @@ def apply_due_requests(project: Project, now: float | None = None) -> dict[str, 
             continue
         if request.env not in project.config.environments:
             continue
-        place = Place(project, request.env)
-        request = _expire_if_due(place, request, now)
-        if request.status == REQUEST_EXPIRED:
-            done[request.label] = REQUEST_EXPIRED
-            continue
-        if request.apply_at is None or request.apply_at > now or request.status != REQUEST_OPEN:
-            continue
-        view = _view(place, request)
-        if view.state != "approved":
-            done[request.label] = f"due, but {view.state}"
-        elif (closure := place.settings.calendar.closed_at(now)) is not None:
-            done[request.label] = f"held: {place.settings.calendar.describe(closure)}"
-            _note_held(place, view, done[request.label])
-        else:
-            outcome = apply_request(project.acting_as(request.requester), request.number,
-                                    via="watch")  # fmt: skip
-            done[request.label] = outcome.summary
+        try:  # one request that cannot be applied never holds up the others
+            said = _due(project, Place(project, request.env), request, now)
+        except LastgoodError as exc:
+            said = f"not applied: {exc.message}"
+        if said:
+            done[request.label] = said
     return done
+
+
+def _due(project: Project, place: Place, request: ChangeRequest, now: float) -> str:
+    """What the watcher does about one unfinished request now, in words ("" for nothing)."""
+    request = _expire_if_due(place, _settled(place, request), now)
+    if request.status == REQUEST_EXPIRED:
+        return REQUEST_EXPIRED
+    if request.apply_at is None or request.apply_at > now or request.status != REQUEST_OPEN:
+        return ""
+    view = _view(place, request)
+    if view.state != "approved":
+        return f"due, but {view.state}"
+    closure = place.settings.calendar.closed_at(now)
+    if closure is not None:
+        held = f"held: {place.settings.calendar.describe(closure)}"
+        _note_held(place, view, held)
+        return held
+    outcome = apply_request(project.acting_as(request.requester), request.number, via="watch")
+    return outcome.summary
 
 
 def _note_held(place: Place, view: RequestView, why: str) -> None:
@@ -560,7 +640,7 @@ def show_request(project: Project, number: int) -> RequestView:
     """Request ``number`` with its timeline and review, expiring it first if its time is up."""
     request = project.store.change_request(number)
     place = Place(project, request.env)
-    return _view(place, _expire_if_due(place, request))
+    return _view(place, _expire_if_due(place, _settled(place, request)))
 
 
 def request_env(project: Project, number: int) -> str:
@@ -586,7 +666,7 @@ def list_requests(
         if request.env not in project.config.environments:
             continue  # an environment since removed from lastgood.toml
         place = Place(project, request.env)
-        views.append(_view(place, _expire_if_due(place, request)))
+        views.append(_view(place, _expire_if_due(place, _settled(place, request))))
     if status == "review":
         return [v for v in views if v.review_open]
     if status == "for-me":
@@ -624,7 +704,7 @@ def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = Non
     """``request`` expired (writes) when it has waited longer than its environment's
     ``expire`` since it was opened, or since its scheduled time; otherwise as it is."""
     policy = _policy(place)
-    if request.status not in UNFINISHED_REQUESTS:
+    if request.status not in MOVABLE_REQUESTS:
         return request
     now = time.time() if now is None else now
     if now < (request.apply_at or request.created_at) + policy.expire:
@@ -636,7 +716,7 @@ def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = Non
         request.number,
         {"actor": "lastgood", "action": REQUEST_EXPIRED, "content_hash": request.content_hash,
          "base_hash": request.base_hash, "comment": waited},
-        status=REQUEST_EXPIRED, detail=waited, when_status=UNFINISHED_REQUESTS,
+        status=REQUEST_EXPIRED, detail=waited, when_status=MOVABLE_REQUESTS,
     )  # fmt: skip
     if expired.status != REQUEST_EXPIRED:
         return expired  # another process applied or closed it meanwhile
@@ -655,8 +735,13 @@ def _expire_if_due(place: Place, request: ChangeRequest, now: float | None = Non
 def _unfinished(project: Project, number: int) -> ChangeRequest:
     request = project.store.change_request(number)
     place = Place(project, request.env)
-    request = _expire_if_due(place, request)
-    if request.status not in UNFINISHED_REQUESTS:
+    request = _expire_if_due(place, _settled(place, request))
+    if request.status == REQUEST_APPLYING:
+        raise RequestError(
+            f"{request.label} is being applied right now",
+            hint=f"'lastgood history {request.env}' shows the deploy; try again when it is done",
+        )
+    if request.status not in MOVABLE_REQUESTS:
         raise RequestError(
             f"{request.label} is {request.status}"
             + (f": {request.detail}" if request.detail else ""),
@@ -665,15 +750,18 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
     return request
 
 
-def _refuse_unproven(policy: ApprovalPolicy, request: ChangeRequest, via: str, what: str) -> None:
-    """Where approvals must come through the server, refuse them from anywhere else: only a
-    server's API token proves who someone is."""
-    if policy.approve_via == "server" and via != "server":
+PROVEN = ("server", "web")
+"""Where a person is proven by an API token (the API and ``--server``, the web page)."""
+
+
+def _refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how: str) -> None:
+    """Where approvals must come through the server, refuse them — and requests, updates and
+    emergencies, whose requester the approvals are checked against — from anywhere else:
+    only a server's API token proves who someone is."""
+    if policy.approve_via == "server" and via not in PROVEN:
         raise RequestError(
-            f"{what} for {request.env} count only through the server, where a token proves who "
-            "gives them",
-            hint=f"lastgood --server URL request approve {request.number} (with your own token), "
-            "or the web page",
+            f"{what} for {env} count only through the server, where a token proves who gives them",
+            hint=f"lastgood --server URL {how} (with your own token), or the web page",
         )
 
 

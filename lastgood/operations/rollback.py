@@ -227,6 +227,8 @@ def _destination(place: Place, to: str | None, live: int | None, force: bool) ->
         return choose_destination(place, live)
     env = place.name
     destination = resolve(place.project, to, env=env)
+    if place.settings.approval is not None:
+        return _ran_here(place, destination, force)
     if force:
         return destination
     if is_quarantined(place, destination):
@@ -245,6 +247,30 @@ def _destination(place: Place, to: str | None, live: int | None, force: bool) ->
             hint=f"deploy it instead: 'lastgood deploy {env} --version {destination.label}'",
         )
     return destination
+
+
+def _ran_here(place: Place, destination: VersionInfo, force: bool) -> VersionInfo:
+    """Where changes need approval, a rollback goes back only to a version that ran there and
+    was judged (good, withdrawn by a rollback, or — with ``--force`` — bad): anything else
+    would put unreviewed content live without a request. A release the target merely keeps
+    is not enough (it may have been staged before approvals were required)."""
+    env = place.name
+    verdict = place.store.verdicts(env).get(destination.number)
+    if verdict in (GOOD, WITHDRAWN) or (force and verdict == BAD):
+        return destination
+    if verdict == BAD:
+        raise QuarantinedError(
+            f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
+            "failure back",
+            hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
+            f"{destination.label} --force'",
+        )
+    raise RefusedError(
+        f"{destination.label} never ran on {env}, which takes new content only through an "
+        "approved change request",
+        hint=f"open one: 'lastgood request {env} --version {destination.label} -m WHY'; "
+        f"'lastgood rollback {env}' goes back to last known good",
+    )
 
 
 def restore(

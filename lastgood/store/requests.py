@@ -52,13 +52,14 @@ class RequestStore(AuditStore):
         entry: dict[str, Any] | None = None,
         *,
         when_status: Collection[str] | None = None,
+        when: dict[str, Any] | None = None,
         **values: Any,
     ) -> ChangeRequest:
         """Change fields of request ``number`` and add ``entry`` to its timeline, together
-        (writes); returns the request as it now stands. With ``when_status``, only while the
-        request's status is one of those (checked by the UPDATE itself, so two processes
-        cannot both move it): otherwise nothing is written and the request is returned as
-        another process left it."""
+        (writes); returns the request as it now stands. With ``when_status`` (and ``when``,
+        columns and the values they must hold), only while the request's status is one of
+        those (checked by the UPDATE itself, so two processes cannot both move it): otherwise
+        nothing is written and the request is returned as another process left it."""
         now = time.time()
         with self._audited("update a change request") as audit:
             session = audit.session
@@ -70,6 +71,9 @@ class RequestStore(AuditStore):
             if when_status is not None:
                 states, among = statements.among("expected", list(when_status))
                 sql, params = f"{sql} AND status IN {states}", {**params, **among}
+            for column in statements.checked("change_requests", REQUEST_COLUMNS, when or {}):
+                sql += f" AND {column} = :when_{column}"
+                params[f"when_{column}"] = (when or {})[column]
             if not session.run(sql, params):
                 return _request(session, number)
             request = _request(session, number)

@@ -203,6 +203,8 @@ class Watcher:
                     report.drills[env] = self._drills(env)
             with self._step_guard(report, "requests"):
                 report.requests = self._requests()
+            with self._step_guard(report, "reminders"):
+                report.requests.update(self._reminders())
             with self._step_guard(report, "documents"):
                 report.documents = self._documents()
             with self._step_guard(report, "digest"):
@@ -414,13 +416,16 @@ class Watcher:
 
     def _requests(self) -> dict[str, str]:
         """Apply the change requests whose scheduled time has come (a frozen environment holds
-        them until the freeze ends), and remind approvers of requests waiting too long."""
-        from lastgood.operations.requests import apply_due_requests, remind_waiting
+        them until the freeze ends), and expire those whose time is up."""
+        from lastgood.operations.requests import apply_due_requests
 
-        done = apply_due_requests(self.project)
-        for label in remind_waiting(self.project):
-            done.setdefault(label, "reminded its approvers")
-        return done
+        return apply_due_requests(self.project)
+
+    def _reminders(self) -> dict[str, str]:
+        """Remind approvers of requests waiting longer than their environment's ``remind``."""
+        from lastgood.operations.requests import remind_waiting
+
+        return dict.fromkeys(remind_waiting(self.project), "reminded its approvers")
 
     def _documents(self) -> dict[str, str]:
         """Track every ``[[watch.document]]``; one unreadable document is its own problem."""

@@ -8,7 +8,13 @@ import time
 import pytest
 
 from lastgood.config import load
-from lastgood.errors import ApprovalRequiredError, FrozenError, RefusedError, RequestError
+from lastgood.errors import (
+    ApprovalRequiredError,
+    FrozenError,
+    RefusedError,
+    RequestError,
+    StaleBaseError,
+)
 from lastgood.operations.deploy import deploy
 from lastgood.operations.drill import drill
 from lastgood.operations.maintenance import prune
@@ -118,7 +124,7 @@ def test_a_request_is_routed_by_paths_approved_by_its_group_and_applied(
     assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "You score leads.\n"
     done = show_request(ws, opened.request.number)
     assert done.state == "applied" and done.request.deployment == outcome.deployment.id  # type: ignore[union-attr]
-    assert [e.action for e in done.entries] == ["opened", "approved", "applied"]
+    assert [e.action for e in done.entries] == ["opened", "approved", "applying", "applied"]
     assert "request-opened" in kinds(heard) and "request-applied" in kinds(heard)
     opened_event = next(e for e in heard if e.kind.value == "request-opened")
     assert opened_event.data["request"] == opened.request.number
@@ -396,7 +402,7 @@ def test_an_emergency_applies_at_once_past_a_freeze_and_stays_open_for_review(
 
     assert view.state == "applied" and view.review_open
     assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "fixed\n"
-    assert [e.action for e in view.entries] == ["opened", "passed-freeze", "applied"]
+    assert [e.action for e in view.entries] == ["opened", "passed-freeze", "applying", "applied"]
     assert "freeze 'year-end'" in view.entries[1].comment
     assert ws.store.deployments("staging")[0].source == "emergency"
     opened = next(e for e in heard if e.kind.value == "request-opened")
@@ -494,12 +500,18 @@ def test_an_environment_may_count_only_approvals_given_through_the_server(
 ) -> None:
     ws = team(project, extra='approve_via = "server"')
     prompt(ws, "p\n")
-    number = open_request(ws, "staging", reason="r").request.number
+    with pytest.raises(RequestError, match="requests for staging count only through the server"):
+        open_request(ws, "staging", reason="a claimed name")  # whom approvals are checked against
+    with pytest.raises(RequestError, match="requests for staging count only through the server"):
+        open_request(ws, "staging", reason="now", emergency=True)
+    number = open_request(ws, "staging", reason="r", via="server").request.number
 
     with pytest.raises(RequestError, match="approvals for staging count only through the server"):
         review_request(as_(ws, "lee"), number, approve=True)
+    with pytest.raises(RequestError, match="updates for staging count only through the server"):
+        update_request(ws, number, reason="again")
 
-    assert review_request(as_(ws, "lee"), number, approve=True, via="server").state == "approved"
+    assert review_request(as_(ws, "lee"), number, approve=True, via="web").state == "approved"
 
 
 def test_the_watcher_expires_requests_that_waited_too_long(project: ProjectFactory) -> None:
@@ -570,3 +582,74 @@ def test_a_status_moves_only_from_where_the_writer_saw_it(
     assert late.status == "withdrawn" and len(show_request(ws, number).entries) == entries
     with pytest.raises(RequestError, match="#1 is withdrawn"):
         update_request(ws, number, reason="again")
+
+
+def test_rollback_force_cannot_put_unreviewed_content_live_where_approval_is_required(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    prompt(ws, "never reviewed\n")
+    unreviewed = snapshot(ws, "evil").version
+
+    with pytest.raises(RefusedError, match=f"{unreviewed.label} never ran on staging, which"):
+        rollback(ws, "staging", to=unreviewed.label, force=True)
+
+    assert not (live_folder(ws) / "prompts").exists()
+
+
+def test_under_the_lease_the_deploy_checks_the_claim_and_the_base_again(
+    project: ProjectFactory,
+) -> None:
+    ws = project()
+    deployed(ws, marker="one")
+    deployed(ws, marker="two")
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + TEAM.format(extra="", approvers='["ops"]'))
+    ws.config = load(ws.root)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number  # based on v2
+    review_request(as_(ws, "lee"), number, approve=True)
+    request = show_request(ws, number).request
+
+    with pytest.raises(ApprovalRequiredError, match="#1 is open now, not claimed for this deploy"):
+        deploy(ws, "staging", ref=str(request.version), request=request)
+    claimed = ws.store.update_request(number, None, status="applying")
+    rollback(ws, "staging", reason="v2 is bad after all")  # moves the base: v1 is live
+    before = ws.store.deployments("staging")[0].id
+
+    with pytest.raises(StaleBaseError, match="staging serves v1 now, not v2 change request #1"):
+        deploy(ws, "staging", ref=str(request.version), request=claimed)
+    assert ws.store.deployments("staging")[0].id == before  # nothing was switched
+
+
+def test_an_apply_killed_midway_is_settled_from_the_ledger(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    ws.store.update_request(number, None, status="applying")  # claimed, then the process died
+
+    settled = show_request(ws, number)
+    assert settled.request.status == "open"
+    assert settled.entries[-1].action == "settled"
+    assert "the apply stopped before its deploy began" in settled.request.detail
+    assert apply_request(ws, number).exit_code == OK  # and it can be applied after all
+
+
+def test_one_request_that_cannot_be_applied_does_not_hold_up_the_others(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    at = time.time()
+    write(ws, {**healthy_files("base"), "scoring/t.yaml": "threshold: 1\n"})
+    first = open_request(ws, "staging", reason="tweak", apply_at=at).request.number  # standard
+    prompt(ws, "p\n")
+    second = open_request(ws, "staging", reason="prompt", apply_at=at).request.number
+    review_request(as_(ws, "lee"), second, approve=True)
+    tweak = show_request(ws, first).request.version
+    ws.store.update_request(second, None, version=tweak)  # damaged: it must refuse
+
+    done = apply_due_requests(ws, now=at + 1)  # newest first: the damaged one comes first
+
+    assert done[f"#{second}"].startswith("not applied: #2 proposes v2, whose content is no")
+    assert done[f"#{first}"].startswith("v2 is live on staging")
