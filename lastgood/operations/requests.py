@@ -56,6 +56,8 @@ from lastgood.units import plural
 from lastgood.validate import validate_bundle
 
 SIGNED_OFF = "signed-off"
+PROVEN = ("server", "web")
+"""Where a step comes through a token that proves who takes it: the API and the web page."""
 REMINDED = "reminded"
 
 
@@ -653,8 +655,8 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
 
 def _refuse_unproven(policy: ApprovalPolicy, request: ChangeRequest, via: str, what: str) -> None:
     """Where approvals must come through the server, refuse them from anywhere else: only a
-    server's API token proves who someone is."""
-    if policy.approve_via == "server" and via != "server":
+    server's API token proves who someone is (the web page's session holds one too)."""
+    if policy.approve_via == "server" and via not in PROVEN:
         raise RequestError(
             f"{what} for {request.env} count only through the server, where a token proves who "
             "gives them",

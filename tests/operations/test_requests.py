@@ -500,6 +500,9 @@ def test_an_environment_may_count_only_approvals_given_through_the_server(
         review_request(as_(ws, "lee"), number, approve=True)
 
     assert review_request(as_(ws, "lee"), number, approve=True, via="server").state == "approved"
+    prompt(ws, "q\n")  # the web page signs people in with their token: it counts too
+    other = open_request(ws, "staging", reason="r2").request.number
+    assert review_request(as_(ws, "lee"), other, approve=True, via="web").state == "approved"
 
 
 def test_the_watcher_expires_requests_that_waited_too_long(project: ProjectFactory) -> None:
