@@ -11,7 +11,8 @@ slip in without a row here.
 State-changing calls are chosen to be harmless and repeatable, so the expectations hold in any
 order: a deploy and a rollback of the version that is already live (a recorded no-op), a drill
 on staging (it restores the live version itself) and a refused one on the protected production,
-an upload of the files of a recorded version, revoking a token made for the purpose. Change
+an upload of the files of a recorded version, revoking a token made for the purpose, a revert
+of a file to what the live version holds already (refused: nothing to change). Change
 requests are opened for the version already live (refused: nothing to change), and every step
 is taken on a request withdrawn before the server started (refused: it is closed), so what a
 role may do is tested without a request ever changing; the flows are in
@@ -89,6 +90,8 @@ ENDPOINTS = (
     ),
     Endpoint("POST", "/api/v1/envs/{env}/deploy", "deployer", per_env=True),
     Endpoint("POST", "/api/v1/envs/{env}/rollback", "deployer", per_env=True),
+    # taking health.txt back from the version that is live changes nothing: refused
+    Endpoint("POST", "/api/v1/envs/{env}/revert", "deployer", per_env=True, refused_on=BOTH),
     Endpoint("POST", "/api/v1/envs/{env}/check", "deployer", per_env=True),
     # production is protected: a drill there needs override_protection, which we do not send
     Endpoint(
@@ -184,6 +187,7 @@ class Matrix:
             "/api/v1/envs/{env}/deploy": {"version": live, "message": "matrix"},
             "/api/v1/envs/{env}/rollback": {"to": live, "message": "matrix", "wait_fleet": 0},
             "/api/v1/envs/{env}/drill": {"message": "matrix"},
+            "/api/v1/envs/{env}/revert": {"paths": ["health.txt"], "from": live, "message": "m"},
             "/api/v1/versions": {"files": {"health.txt": {"content": "ok\n"}}, "message": "m"},
             "/api/v1/tokens": {"name": "made-by-matrix", "role": "viewer", "envs": ["staging"]},
             "/api/v1/envs/{env}/requests": {"version": live, "message": "matrix"},

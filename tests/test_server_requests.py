@@ -209,3 +209,59 @@ def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team:
     later = {"version": "v1", "message": "later", "apply_at": 4_000_000_000}
     scheduled = team.api("dana", "POST", "/envs/production/requests", later)
     assert scheduled.status_code == 201 and scheduled.json()["apply_at"] == 4_000_000_000
+
+
+def test_revert_through_the_server_deploys_or_on_a_gated_environment_opens_a_request(
+    team: Team,
+) -> None:
+    for text, marker in (("old\n", "s1"), ("new\n", "s2")):
+        team.ws.write("prompts/score.txt", text)
+        team.ws.healthy(marker)
+        deployed = team.cli("kim", "deploy", "staging", "-m", marker)
+        assert deployed.returncode == 0, deployed.stderr
+    first = re.findall(r"uploaded the folder as (v\d+)", deployed.stderr)[0]
+
+    done = team.cli("kim", "revert", "staging", "prompts/score.txt", "-m", "wording drops leads")
+
+    assert done.returncode == 0, done.stderr
+    assert "reverting prompts/score.txt on staging through" in done.stderr
+    assert re.search(r"prompts/score.txt: from v\d+\n", done.stderr)
+    made = re.search(r"recorded (v\d+): 1 file differs from what is live", done.stderr)
+    assert made is not None and made.group(1) != first
+    assert done.stdout.startswith(f"{made.group(1)} is live on staging")
+    live = team.ws.base / "live" / "current"
+    assert (live / "prompts" / "score.txt").read_text() == "old\n"
+    assert (live / "scoring" / "thresholds.yaml").read_text().endswith("marker: s2\n")
+    history = team.api("page", "GET", "/envs/staging/history").json()["deployments"][0]
+    assert (history["actor"], history["source"]) == ("kim", "revert")
+
+    prod = team.ws.base / "prod" / "current" / "scoring" / "thresholds.yaml"
+    before = prod.read_text()
+    body = {"paths": ["scoring/thresholds.yaml"], "from": "v1", "message": "back to one"}
+    answer = team.api("dana", "POST", "/envs/production/revert", body)
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert data["outcome"] is None and data["exit_code"] == 0
+    assert data["taken"] == {"scoring/thresholds.yaml": "v1"}
+    assert data["changed"] == ["scoring/thresholds.yaml"]
+    request = data["request"]
+    assert request["state"] == "waiting" and request["requester"] == "dana"
+    assert request["version"] == data["version"]["number"]
+    assert [(e["action"], e["via"]) for e in request["timeline"]] == [("opened", "server")]
+    assert prod.read_text() == before  # approvers first
+
+    gated = team.cli("dana", "revert", "production", "scoring/", "--from", "v1", "-m", "again")
+    assert gated.returncode == 0, gated.stderr
+    assert "production requires approval: next, its approvers review #" in gated.stderr
+    assert re.match(r"change request #\d+ for production: v\d+, waiting for 2 more", gated.stdout)
+    as_json = team.cli("dana", "revert", "production", "health.txt", "--from", "v1", "-m", "x",
+                       "--json")  # fmt: skip
+    assert as_json.returncode == 5 and "health.txt already read on production" in as_json.stderr
+    assert prod.read_text() == before
+
+    viewer = team.api("page", "POST", "/envs/production/revert", body)
+    assert viewer.status_code == 403 and "needs deployer on 'production'" in viewer.text
+    blank = team.api("dana", "POST", "/envs/production/revert", {**body, "message": " "})
+    assert blank.status_code == 400 and "a revert needs a reason" in blank.json()["error"]
+    nothing = team.api("dana", "POST", "/envs/production/revert", {**body, "paths": []})
+    assert nothing.status_code == 422

@@ -388,3 +388,123 @@ def test_a_request_is_approved_and_applied_in_a_browser(team: Team) -> None:
     assert [action for _, action, _ in steps] == ["opened", "approved", "applying", "applied"]
     history = team.ws.run("history", "production", "--json").stdout
     assert '"actor": "dana"' in history
+
+
+# ---- proposing from the environment's page ---------------------------------------------------
+
+
+def propose_form(http: httpx.Client, env: str = "production") -> str:
+    """The CSRF code of the propose form on ``env``'s page, once the page offers the form."""
+    page = http.get(f"/envs/{env}")
+    assert f'action="/envs/{env}/requests"' in page.text, page.text
+    return csrf_of(page.text)
+
+
+def propose(http: httpx.Client, env: str = "production", **form: str) -> httpx.Response:
+    return http.post(f"/envs/{env}/requests", data=form)
+
+
+def test_a_deployer_proposes_from_the_page_and_each_refusal_shows_there(team: Team) -> None:
+    v1 = team.version("Score each lead from 0 to 100.", "first prompt")
+
+    with team.signed_in("finance") as http:  # a viewer sees no form, and may not post one
+        page = http.get("/envs/production")
+        assert page.status_code == 200 and "/envs/production/requests" not in page.text
+        refused = propose(http, csrf=csrf_of(page.text), version=v1, message="x")
+        assert refused.status_code == 403
+        assert "needs deployer on &#39;production&#39;" in refused.text
+    with team.signed_in("kim") as http:  # an approver of staging only
+        csrf = propose_form(http, "staging")
+        assert propose(http, csrf=csrf, version=v1, message="x").status_code == 403
+    with team.signed_in("alex") as http:
+        csrf = propose_form(http)
+        for forged in ({}, {"csrf": ""}, {"csrf": csrf + "x"}):
+            answer = propose(http, **forged, version=v1, message="forged")
+            assert answer.status_code == 403 and "security code (CSRF)" in answer.text
+        unknown = propose(http, csrf=csrf, version=v1, reference="v99", message="typed wrong")
+        assert unknown.status_code == 404 and 'role="alert"' in unknown.text
+        assert "v99" in unknown.text and 'value="typed wrong"' in unknown.text
+        bare = propose(http, csrf=csrf, version=v1, message="  ")
+        assert bare.status_code == 400
+        assert "write why you propose this change to production" in bare.text
+        assert f'<option value="{v1}" selected>' in bare.text  # the choice is kept
+        none = propose(http, csrf=csrf, message="why")
+        assert none.status_code == 400 and "choose the version to propose" in none.text
+        when = propose(http, csrf=csrf, version=v1, message="why", apply_at="tomorrow")
+        assert when.status_code == 400 and "&#39;Apply at&#39; &#39;tomorrow&#39;" in when.text
+        assert verbs.list_requests(team.project(), None) == []
+
+        done = propose(http, csrf=csrf, version="", reference=v1, message="first prompt",
+                       apply_at="2099-01-01T09:30")  # fmt: skip
+        assert done.status_code == 303 and done.headers["location"] == "/requests/1?done=opened"
+        shown = http.get(done.headers["location"]).text
+        assert "You opened #1." in shown
+        assert "It waits for 1 more: 1 approval from leads (default)." in shown
+    view = verbs.show_request(team.project(), 1)
+    assert (view.request.requester, view.request.reason) == ("alex", "first prompt")
+    assert view.request.apply_at == datetime(2099, 1, 1, 9, 30).timestamp()  # server time
+    assert [(e.actor, e.action, e.via) for e in view.entries] == [("alex", "opened", "web")]
+
+
+def test_an_emergency_from_the_page_is_confirmed_first_and_applies_at_once(team: Team) -> None:
+    v1 = team.version("Score each lead from 0 to 100.", "first prompt")
+    v2 = team.version("Score each lead, strictly.", "strict")
+    live = team.ws.base / "prod" / "current" / "prompts" / "score.txt"
+
+    with team.signed_in("dana") as http:
+        csrf = propose_form(http)
+        form = {"csrf": csrf, "version": v1, "message": "scores are zero", "emergency": "on"}
+        scheduled = http.post("/envs/production/requests",
+                              data={**form, "apply_at": "2099-01-01T09:30"})  # fmt: skip
+        assert scheduled.status_code == 400 and "cannot also be scheduled" in scheduled.text
+        confirm = http.post("/envs/production/requests", data=form)
+        assert confirm.status_code == 200 and "Emergency change to production?" in confirm.text
+        assert '<span class="add">+Score each lead from 0 to 100.' in confirm.text
+        assert 'name="confirmed" value="yes"' in confirm.text
+        assert verbs.list_requests(team.project(), None) == [] and not live.exists()
+
+        stale = dict(re.findall(r'name="(\w+)" value="([^"]*)"', confirm.text))
+        verbs.open_request(team.project("alex"), "production", reason="other", ref=v2,
+                           emergency=True)  # fmt: skip
+        moved = http.post("/envs/production/requests", data=stale)
+        assert moved.status_code == 409 and "v2 is live on production now, not -" in moved.text
+        assert live.read_text() == "Score each lead, strictly.\n"
+
+        confirm = http.post("/envs/production/requests", data=form)
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', confirm.text))
+        assert fields["live"] == "v2" and fields["version"] == v1
+        done = http.post("/envs/production/requests", data=fields)
+        assert done.status_code == 303
+        shown = http.get(done.headers["location"]).text
+        assert "You opened #2." in shown and "Applied at once: v1 is live on production" in shown
+        assert "EMERGENCY" in shown
+        again = http.post("/envs/production/requests",
+                          data={"csrf": csrf, "version": v1, "message": "once more"})  # fmt: skip
+        assert again.status_code == 409 and "v1 is what production serves now" in again.text
+    assert live.read_text() == "Score each lead from 0 to 100.\n"
+    view = verbs.show_request(team.project(), 2)
+    assert view.request.emergency and view.review_open and view.request.requester == "dana"
+
+
+def test_a_change_is_proposed_in_a_browser(team: Team) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    v1 = team.version("Score each lead from 0 to 100.", "first prompt")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        page = browser.new_page()
+        page.goto(team.server.url + "/envs/production")
+        page.get_by_label("API token").fill(team.secrets["alex"])
+        page.get_by_role("button", name="Sign in").click()
+        propose = page.locator("#propose")
+        propose.get_by_label("Version to propose").select_option(v1)
+        propose.get_by_label("Why?").fill("the first scoring prompt")
+        propose.get_by_role("button", name="Propose").click()
+        expect(page).to_have_url(team.server.url + "/requests/1?done=opened")
+        expect(page.get_by_role("status")).to_contain_text("You opened #1.")
+        expect(page.locator("h1")).to_contain_text("Change request #1 for production")
+        expect(page.locator("pre.diff .add")).to_contain_text(["+Score each lead from 0 to 100."])
+        browser.close()
+    assert verbs.show_request(team.project(), 1).request.reason == "the first scoring prompt"

@@ -8,8 +8,8 @@ exactly as if the verb had run here. A server that cannot be reached, or somethi
 that is not a lastgood server, is a :class:`ServerError` (exit 1) naming the URL.
 
 The token travels only in the ``Authorization`` header; it is scrubbed from anything printed.
-Reads time out after 30 s; deploys, rollbacks, checks and drills answer when they are done
-(a bake may last minutes), so those wait as long as it takes, once connected.
+Reads time out after 30 s; deploys, rollbacks, reverts, checks and drills answer when they are
+done (a bake may last minutes), so those wait as long as it takes, once connected.
 """
 
 from __future__ import annotations
@@ -113,6 +113,15 @@ class Remote:
 
     def rollback(self, env: str, body: dict[str, Any]) -> dict[str, Any]:
         return self._action(env, "rollback", body)
+
+    def revert(
+        self, env: str, paths: list[str], message: str, source: str | None = None
+    ) -> dict[str, Any]:
+        """As ``revert --json``: the new version, ``taken``, and the outcome or the request."""
+        body: dict[str, Any] = {"paths": paths, "message": message}
+        if source is not None:
+            body["from"] = source
+        return self._action(env, "revert", body)
 
     def check(self, env: str) -> dict[str, Any]:
         return self._action(env, "check", None)

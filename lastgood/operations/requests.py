@@ -58,6 +58,8 @@ from lastgood.units import plural
 from lastgood.validate import validate_bundle
 
 SIGNED_OFF = "signed-off"
+PROVEN = ("server", "web")
+"""Where a step comes through a token that proves who takes it: the API and the web page."""
 REMINDED = "reminded"
 
 
@@ -748,10 +750,6 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
             hint=f"open a new request with 'lastgood request {request.env} -m WHY'",
         )
     return request
-
-
-PROVEN = ("server", "web")
-"""Where a person is proven by an API token (the API and ``--server``, the web page)."""
 
 
 def _refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how: str) -> None:

@@ -12,7 +12,7 @@ is live: the last good state before the change that touched it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lastgood.bundle import Bundle
 from lastgood.errors import NotFoundError, RefusedError, UsageError
@@ -20,7 +20,7 @@ from lastgood.operations.place import Place
 from lastgood.operations.resolve import resolve
 from lastgood.outcome import Outcome
 from lastgood.project import Project
-from lastgood.record import Record, field
+from lastgood.record import Record, as_dict, field
 from lastgood.rows import GOOD, VersionInfo
 from lastgood.workspace import check_relative_path
 
@@ -38,6 +38,18 @@ class Reverted(Record):
     request: RequestView | None = None  # where the environment requires approval
     changed: list[str] = field(default_factory=list)
 
+    @property
+    def exit_code(self) -> int:
+        """The deploy's exit code; 0 when a change request carries the new version."""
+        return self.outcome.exit_code if self.outcome is not None else 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape of ``revert --json``, which the server answers too."""
+        return {"version": as_dict(self.version), "taken": self.taken, "changed": self.changed,
+                "outcome": self.outcome.to_json() if self.outcome else None,
+                "request": self.request.to_json() if self.request else None,
+                "exit_code": self.exit_code}  # fmt: skip
+
 
 def revert(
     project: Project,
@@ -46,10 +58,12 @@ def revert(
     *,
     reason: str,
     source_ref: str | None = None,
+    via: str = "cli",
 ) -> Reverted:
     """Record what ``env`` serves with ``paths`` taken from ``source_ref`` (default: per path,
     the last known good before the change that touched it) as a new version, then deploy it or
-    open a change request for it (writes)."""
+    open a change request for it (writes). ``via`` is where the request's timeline says it was
+    opened (``cli``, ``server``)."""
     place = Place(project, env)
     if not reason.strip():
         raise UsageError(
@@ -88,7 +102,7 @@ def revert(
     if place.settings.approval is not None:
         from lastgood.operations.requests import open_request
 
-        request = open_request(project, env, reason=reason, ref=str(version.number))
+        request = open_request(project, env, reason=reason, ref=str(version.number), via=via)
         return Reverted(version, taken, request=request, changed=changed)
     from lastgood.operations.deploy import deploy
 

@@ -52,6 +52,17 @@ class RollbackRequest(BaseModel):
     )
 
 
+class RevertRequest(BaseModel):
+    paths: list[Annotated[str, Field(min_length=1, max_length=1000)]] = Field(
+        min_length=1, max_length=1000, description="Files or folders to take back"
+    )
+    source: Ref | None = Field(
+        None, alias="from", description="Take them from this version (default: per path, the "
+        "last known good before the change that touched it)",
+    )  # fmt: skip
+    message: str = Field(max_length=2000, description="Why (required; recorded)")
+
+
 class DrillRequest(BaseModel):
     message: str = Field("", max_length=2000)
     override_protection: bool = Field(False, description="Drill a protected environment (admin)")
@@ -152,6 +163,28 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
     fleet = wait_for_fleet(state.project, env, state.consumers, body.wait_fleet)
     if fleet is not None:
         data["fleet"] = fleet.to_json()
+    return data
+
+
+@router.post(
+    "/envs/{env}/revert",
+    summary="Take some paths back to an earlier version as a new version, and deploy it (or "
+    "open a change request where the environment requires approval)",
+)
+def revert(env: str, body: RevertRequest, state: State, token: Caller) -> dict[str, Any]:
+    """As ``revert --json``: the new version, where each path came from, and the outcome (with
+    ``fleet`` on a served environment) or, where approval is required, the change request."""
+    from lastgood.operations.revert import revert as do_revert
+
+    allowed(token, "deployer", known_env(state, env))
+    done = do_revert(state.acting(token), env, body.paths, reason=body.message,
+                     source_ref=body.source, via="server")  # fmt: skip
+    applied = done.request is not None and done.request.request.deployment is not None
+    if done.outcome is not None or applied:
+        state.feeds.publish_now(env)
+    data = done.to_json()
+    if data["outcome"] is not None:
+        data["outcome"] = with_fleet(state, env, data["outcome"])
     return data
 
 

@@ -103,7 +103,15 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     app.add_middleware(BodyLimit, limit=options.get("max_body", MAX_BODY))
     _install_error_handlers(app)
 
-    from lastgood.server import api, api_docs, metrics, requests_api, web, web_requests
+    from lastgood.server import (
+        api,
+        api_docs,
+        metrics,
+        requests_api,
+        web,
+        web_propose,
+        web_requests,
+    )
 
     app.include_router(api.router)
     app.include_router(requests_api.router)
@@ -112,6 +120,7 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(web.router)
     app.include_router(web_requests.router)
+    app.include_router(web_propose.router)
     return app
 
 

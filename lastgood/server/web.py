@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import jinja2
@@ -43,6 +43,9 @@ from lastgood.server.auth import COOKIE, csrf_ok
 from lastgood.server.deps import State, known_env
 from lastgood.server.timeline import timeline_svg
 from lastgood.units import format_duration
+
+if TYPE_CHECKING:
+    from lastgood.server.web_propose import Proposal
 
 router = APIRouter(include_in_schema=False)
 
@@ -315,22 +318,34 @@ def consumer_rows(state: State, env: str, fleet: FleetStanding | None) -> list[C
 @router.get("/envs/{env}")
 @page
 def environment(env: str, state: State, request: Request) -> Response:
+    who = visitor(state, request)
+    tokens.require(who.token, "viewer", known_env(state, env))
+    return environment_page(state, who, env)
+
+
+def environment_page(
+    state: State, who: Visitor, env: str, *, problem: LastgoodError | None = None,
+    proposal: Proposal | None = None, status: int = 200,
+) -> Response:  # fmt: skip
+    """Environment ``env``'s page; with a refused proposal's ``problem`` and what its form held
+    (the form's route is :mod:`lastgood.server.web_propose`'s)."""
     from lastgood.operations.requests import list_requests
     from lastgood.operations.status import history
     from lastgood.operations.versions import log
+    from lastgood.server.web_propose import Proposal, server_zone
 
-    who = visitor(state, request)
-    tokens.require(who.token, "viewer", known_env(state, env))
     view = env_view(state, who.token, env)
     timeline = history(state.project, env, limit=30)
     live = view.status.live_version if view.status else None
     choices = log(state.project, limit=30) if who.may("deployer", env) else []
     requests = list_requests(state.acting(who.token), env, status="open")
-    return render("env.html", who, view=view, records=timeline.deployments,
+    policy = state.project.config.environment(env).approval
+    return render("env.html", who, status, view=view, records=timeline.deployments,
                   events=timeline.events[:30], svg=timeline_svg(timeline.deployments),
                   consumers=consumer_rows(state, env, view.fleet), choices=choices,
-                  live=live, requests=requests,
-                  protected=state.project.config.environment(env).approval is not None)  # fmt: skip
+                  live=live, requests=requests, protected=policy is not None,
+                  emergency=policy is None or policy.emergency, problem=problem,
+                  proposal=proposal or Proposal(), zone=server_zone())  # fmt: skip
 
 
 # ---- diffs -----------------------------------------------------------------------------------

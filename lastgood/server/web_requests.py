@@ -49,7 +49,7 @@ router = APIRouter(include_in_schema=False)
 RECENT = 30
 """How many closed requests (applied, failed, withdrawn, expired, stale) the list shows."""
 OPEN_LIMIT = 200
-DONE = ("approved", "rejected", "applied", "signed-off")
+DONE = ("opened", "approved", "rejected", "applied", "signed-off")
 """The steps a notice may report after the redirect: anything else in ``?done=`` is ignored."""
 
 
