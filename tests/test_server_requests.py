@@ -127,7 +127,8 @@ def test_three_people_open_approve_and_apply_a_request_through_the_server(team: 
     assert shown["state"] == "applied" and shown["requester"] == "dana"
     timeline = [(e["action"], e["actor"], e["via"]) for e in shown["timeline"]]
     assert timeline == [("opened", "dana", "server"), ("approved", "lee", "server"),
-                        ("approved", "sam", "server"), ("applied", "dana", "server")]  # fmt: skip
+                        ("approved", "sam", "server"), ("applying", "dana", "server"),
+                        ("applied", "dana", "server")]  # fmt: skip
     assert "+marker: one" in shown["diff"]
     through = team.cli("page", "request", "show", "1", "--json")
     assert json.loads(through.stdout) == shown
