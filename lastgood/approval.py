@@ -184,6 +184,12 @@ def parse_groups(table: Any, where: str) -> dict[str, tuple[str, ...]]:
                 f"groups.{name} in {where} must be a list of people's names",
                 hint=f'write {name} = ["dana", "lee"] (the names people deploy and approve as)',
             )
+        if not people:
+            raise ConfigError(
+                f"groups.{name} in {where} is empty: a request routed to it could never be "
+                "approved",
+                hint=f'name its people, e.g. {name} = ["dana", "lee"], or remove it',
+            )
         groups[name] = tuple(p.strip() for p in people)
     return groups
 
@@ -241,9 +247,12 @@ def parse_policy(
         if any(r.name == rule.name for r in rules):
             raise ConfigError(f"{key}.rule: two rules are named {rule.name!r} in {where}")
         rules.append(rule)
+    approvers = _approvers(table.get("approvers", []), groups, f"{key}.approvers", where)
+    required = _count(table.get("required", 1), f"{key}.required", where)
+    _satisfiable(approvers, required, groups, key, where)
     return ApprovalPolicy(
-        approvers=_approvers(table.get("approvers", []), groups, f"{key}.approvers", where),
-        required=_count(table.get("required", 1), f"{key}.required", where),
+        approvers=approvers,
+        required=required,
         self_approval=self_approval,
         expire=expire,
         apply=apply,
@@ -292,20 +301,44 @@ def _parse_rule(item: Any, groups: dict[str, tuple[str, ...]], key: str, where: 
             f"{key} ({name}) in {where} matches every change: give it paths, risk or a limit",
             hint="the environment's own approvers and required cover every other change",
         )
+    if limits.get("min_files", 0) > limits.get("max_files", limits.get("min_files", 0)):
+        raise ConfigError(
+            f"{key} ({name}) in {where} has min_files above max_files: it can never match",
+            hint="swap them, or drop one",
+        )
     if standard and ("approvers" in item or "required" in item):
         raise ConfigError(
             f"{key} ({name}) in {where} is standard (pre-approved), so it takes no approvers",
             hint="drop approvers and required, or set standard = false",
         )
+    approvers = _approvers(item.get("approvers", []), groups, f"{key}.approvers", where)
+    required = _count(item.get("required", 1), f"{key}.required", where)
+    _satisfiable(approvers, required, groups, f"{key} ({name})", where)
     return Rule(
         name=name,
         paths=tuple(paths),
         risk=risk,
-        approvers=_approvers(item.get("approvers", []), groups, f"{key}.approvers", where),
-        required=_count(item.get("required", 1), f"{key}.required", where),
+        approvers=approvers,
+        required=required,
         standard=standard,
         **limits,
     )
+
+
+def _satisfiable(
+    approvers: tuple[str, ...], required: int, groups: dict[str, tuple[str, ...]], key: str,
+    where: str,
+) -> None:  # fmt: skip
+    """Refuse a requirement more people must meet than its approvers name: every request
+    routed to it would wait until it expired. (The requester, who may not approve, is not
+    known until a request is opened.)"""
+    if approvers and required > len(people(approvers, groups)):
+        named = len(people(approvers, groups))
+        raise ConfigError(
+            f"{key} in {where} needs {required} approvals from {' or '.join(approvers)}, who "
+            f"are {named} {'person' if named == 1 else 'people'}: no request could be approved",
+            hint="lower required, or add people to the group ([groups])",
+        )
 
 
 def _approvers(

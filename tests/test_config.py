@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -215,3 +216,19 @@ def test_a_target_under_the_home_folder_is_not_mistaken_for_the_workspace(
     )
     with pytest.raises(ConfigError, match=r"env\.s\.target and env\.t\.target"):
         parse(tomllib.loads(shared), tmp_path / "ws")
+
+
+def test_approval_that_could_never_be_given_is_refused_when_read(tmp_path: Path) -> None:
+    base = '[env.p]\ntarget = { type = "directory", path = "../live" }\n'
+    cases = {
+        "[groups]\nai = []\n": "groups.ai in",
+        '[groups]\nai = ["lee"]\n[env.p.approval]\napprovers = ["ai"]\nrequired = 2\n': (
+            "needs 2 approvals from ai, who are 1 person: no request could be approved"
+        ),
+        '[env.p.approval]\n[[env.p.approval.rule]]\npaths = ["a/**"]\nmin_files = 5\n'
+        "max_files = 2\n": "has min_files above max_files: it can never match",
+    }
+    for extra, message in cases.items():
+        (tmp_path / "lastgood.toml").write_text(base + extra)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load(tmp_path)

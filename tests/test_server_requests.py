@@ -207,9 +207,11 @@ def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team:
     assert mine.status_code == 409 and "cannot sign off its review" in mine.text
     signed = team.cli("sam", "request", "signoff", str(number), "-m", "right fix")
     assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
-    later = {"version": "v1", "message": "later", "apply_at": 4_000_000_000}
-    scheduled = team.api("dana", "POST", "/envs/production/requests", later)
-    assert scheduled.status_code == 201 and scheduled.json()["apply_at"] == 4_000_000_000
+    team.ws.healthy("later")
+    scheduled = team.cli("dana", "request", "production", "-m", "later", "--at",
+                         "2096-10-05T06:00+00:00", "--json")  # fmt: skip
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert json.loads(scheduled.stdout)["apply_at"] == 4_000_255_200
 
 
 def test_revert_through_the_server_deploys_or_on_a_gated_environment_opens_a_request(

@@ -22,8 +22,12 @@ from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_f
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.operations.requests import RequestView
+from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import REQUEST_STATES
 from lastgood.units import plural
+
+NUMBER = click.IntRange(1, LARGEST_VERSION)
+"""A request's number: what the store can hold (a larger one is a usage error, not a crash)."""
 
 
 class RequestGroup(click.Group):
@@ -129,7 +133,7 @@ def open_command(
 @request.command("list")
 @click.option("--env", metavar="ENV", help="Only this environment's requests.")
 @click.option("--state", type=click.Choice(REQUEST_STATES), help="Only requests in this state.")
-@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1),
+@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="How many requests.")  # fmt: skip
 @json_option
 @pass_app
@@ -169,7 +173,7 @@ def list_command(
 
 
 @request.command("show")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("--no-diff", is_flag=True, help="Leave out the diff.")
 @json_option
 @pass_app
@@ -199,7 +203,7 @@ def show_command(app: AppContext, number: int, no_diff: bool, as_json: bool) -> 
 
 
 @request.command("approve")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", default="", help="What you checked.")
 @json_option
 @pass_app
@@ -217,7 +221,7 @@ def approve_command(app: AppContext, number: int, comment: str, as_json: bool) -
 
 
 @request.command("reject")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", required=True, help="Why (required).")
 @json_option
 @pass_app
@@ -243,7 +247,7 @@ def _review(app: AppContext, number: int, *, approve: bool, comment: str, as_jso
 
 
 @request.command("update")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
 @click.option("-m", "--message", "reason", default="", help="What changed.")
 @json_option
@@ -271,7 +275,7 @@ def update_command(
 
 
 @request.command("withdraw")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "reason", default="", help="Why.")
 @json_option
 @pass_app
@@ -292,7 +296,7 @@ def withdraw_command(app: AppContext, number: int, reason: str, as_json: bool) -
 
 
 @request.command("signoff")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", default="", help="What you checked.")
 @json_option
 @pass_app
@@ -313,7 +317,7 @@ def signoff_command(app: AppContext, number: int, comment: str, as_json: bool) -
 
 
 @request.command("apply")
-@click.argument("number", type=click.IntRange(1))
+@click.argument("number", type=NUMBER)
 @json_option
 @pass_app
 def apply_command(app: AppContext, number: int, as_json: bool) -> None:

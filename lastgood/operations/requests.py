@@ -72,12 +72,16 @@ class RequestView(Record):
     routing: Routing
     tally: Tally
     changes: dict[str, list[str]]
+    moved: bool = False
+    """The environment serves something else than the request's base now: it is stale (the
+    store says so too once an apply finds it), whatever its approvals."""
 
     @property
     def state(self) -> str:
-        """``waiting``, ``approved`` or ``rejected`` while open; otherwise the stored status."""
+        """``waiting``, ``approved`` or ``rejected`` while open (``stale`` when its environment
+        moved on); otherwise the stored status."""
         if self.request.status == REQUEST_OPEN:
-            return self.tally.state
+            return REQUEST_STALE if self.moved else self.tally.state
         return self.request.status
 
     @property
@@ -153,6 +157,9 @@ def open_request(
             f"a change request for {env} needs a reason",
             hint=f"say why with -m, e.g. lastgood request {env} -m 'raise the lead threshold'",
         )
+    _plain_text("the reason", reason)
+    if apply_at is not None:
+        _future("the time to apply", apply_at)
     _refuse_unproven(_policy(place), env, via, "requests", f"request {env} -m WHY")
     if emergency and not _policy(place).emergency:
         raise RequestError(
@@ -203,6 +210,7 @@ def update_request(
     request = _unfinished(project, number)
     place = Place(project, request.env)
     _refuse_unproven(_policy(place), request.env, via, "updates", f"request update {number}")
+    _plain_text("the reason", reason)
     if project.actor != request.requester:
         raise RequestError(
             f"{request.label} was opened by {request.requester}; only they can update it",
@@ -251,6 +259,7 @@ def withdraw_request(
             hint="reject it instead: 'lastgood request reject N -m WHY'",
         )
     place = Place(project, request.env)
+    _plain_text("the reason", reason)
     closed = place.store.update_request(
         number,
         _entry(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
@@ -301,6 +310,12 @@ def review_request(
         raise RequestError(
             f"{actor} is not an approver of {request.label}: it needs {wanted}",
             hint="[groups] in lastgood.toml says who is in each group",
+        )
+    _plain_text("the comment", comment)
+    if not approve and not comment.strip():
+        raise RequestError(
+            f"rejecting {request.label} needs a reason",
+            hint=f"say why with -m: lastgood request reject {number} -m WHY",
         )
     action = "approved" if approve else "rejected"
     reviewed = place.store.add_request_entry(
@@ -526,6 +541,7 @@ def sign_off_request(
             hint="someone other than the requester signs it off",
         )
     _refuse_unproven(_policy(place), request.env, via, "sign-offs", f"request signoff {number}")
+    _plain_text("the comment", comment)
     if not _view(place, request).review_open:
         raise RequestError(f"the review of emergency {request.label} is already signed off")
     signed = place.store.add_request_entry(
@@ -763,6 +779,36 @@ def _refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how:
         )
 
 
+MAX_TEXT = 2000
+"""Characters in a reason or comment (the API's limit too): enough for a paragraph."""
+
+
+def _plain_text(what: str, text: str) -> None:
+    """Refuse text that would be shown to approvers with control characters (escape
+    sequences, carriage returns that overwrite a line) or that runs to pages."""
+    if len(text) > MAX_TEXT:
+        raise RequestError(
+            f"{what} is {len(text)} characters long; at most {MAX_TEXT} are kept",
+            hint="say it in a paragraph and link to the rest",
+        )
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text):
+        raise RequestError(
+            f"{what} holds control characters, which would reach approvers' terminals as they are",
+            hint="write plain text (new lines and tabs are fine)",
+        )
+
+
+def _future(what: str, at: float) -> None:
+    """Refuse a schedule in the past (it would apply at once and expire counted from then) or
+    beyond what the API takes."""
+    if at < time.time() - 60:
+        raise RequestError(
+            f"{what} is in the past", hint="give a time to come, or apply it now once approved"
+        )
+    if at > 1e11:
+        raise RequestError(f"{what} is too far in the future", hint="give a time within years")
+
+
 def _moved_on(request: ChangeRequest, expected: tuple[str, ...]) -> None:
     """Refuse when another process moved ``request`` first (the conditional write did not
     happen): say where it stands now."""
@@ -843,7 +889,18 @@ def _view(
         store = place.store
         before = store.files(request.base_version) if request.base_version is not None else {}
         changed = changes(Side("", before), Side("", store.files(request.version)))
-    return RequestView(request, tuple(entries), routing, counted, changed)
+    served = _serves(place) if request.status == REQUEST_OPEN else request.base_hash
+    moved = served not in (request.base_hash, request.content_hash)  # its content: live already
+    return RequestView(request, tuple(entries), routing, counted, changed, moved)
+
+
+def _serves(place: Place) -> str:
+    """The content hash of what the environment serves ("" for nothing, or when the target
+    cannot say: a view is never refused for that)."""
+    try:
+        return _hash(_live_version(place))
+    except LastgoodError:
+        return ""
 
 
 def _entry(

@@ -653,3 +653,35 @@ def test_one_request_that_cannot_be_applied_does_not_hold_up_the_others(
 
     assert done[f"#{second}"].startswith("not applied: #2 proposes v2, whose content is no")
     assert done[f"#{first}"].startswith("v2 is live on staging")
+
+
+def test_a_request_shows_stale_as_soon_as_its_environment_moves(project: ProjectFactory) -> None:
+    ws = project()
+    deployed(ws, marker="one")
+    deployed(ws, marker="two")
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + TEAM.format(extra="", approvers='["ops"]'))
+    ws.config = load(ws.root)
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    assert show_request(ws, number).state == "approved"
+
+    rollback(ws, "staging", reason="two was bad")
+
+    assert show_request(ws, number).state == "stale"  # before anyone tries to apply it
+    assert [v.state for v in list_requests(ws, "staging")] == ["stale"]
+
+
+def test_reasons_and_comments_are_plain_text_of_a_sensible_length(project: ProjectFactory) -> None:
+    ws = team(project)
+    prompt(ws, "p\n")
+    with pytest.raises(RequestError, match="the reason holds control characters"):
+        open_request(ws, "staging", reason="ok\x1b[31mRED\r")
+    with pytest.raises(RequestError, match="the reason is 2001 characters long"):
+        open_request(ws, "staging", reason="x" * 2001)
+    with pytest.raises(RequestError, match="the time to apply is in the past"):
+        open_request(ws, "staging", reason="r", apply_at=time.time() - 3600)
+    number = open_request(ws, "staging", reason="line one\nline two").request.number
+    with pytest.raises(RequestError, match="rejecting #1 needs a reason"):
+        review_request(as_(ws, "lee"), number, approve=False, comment="   ")
