@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from lastgood.errors import ConfigError
+from lastgood.globs import matches
 from lastgood.record import Record
 from lastgood.units import parse_duration
 
@@ -366,8 +367,6 @@ def route(policy: ApprovalPolicy, change: Change) -> Routing:
     environment's own approvers for any changed path no matching rule covers. A path a
     matching standard rule covers needs nothing; a change all of whose paths are covered that
     way is a standard change, and the rule is recorded."""
-    from lastgood.workspace import matches
-
     matched = [rule for rule in policy.rules if _matches(rule, change)]
     requiring = [rule for rule in matched if not rule.standard]
 
@@ -382,8 +381,6 @@ def route(policy: ApprovalPolicy, change: Change) -> Routing:
 
 
 def _matches(rule: Rule, change: Change) -> bool:
-    from lastgood.workspace import matches
-
     files = len(change.paths)
     checks = (
         not rule.paths or any(matches(path, rule.paths) for path in change.paths),

@@ -22,7 +22,7 @@ import referencing.exceptions
 import yaml
 
 from lastgood.errors import ConfigError, ValidationError
-from lastgood.workspace import matches
+from lastgood.globs import matches
 
 _MESSAGE_LIMIT = 200
 

@@ -7,13 +7,13 @@ an error that names the file and says how to allow or exclude it. Reads only.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from pathlib import Path
 
 from lastgood.bundle import Bundle
 from lastgood.config import CONFIG_NAME, Versioning
 from lastgood.errors import RawDataError
+from lastgood.globs import matches
 
 ALWAYS_EXCLUDED = (
     ".git",
@@ -65,16 +65,6 @@ DATA_EXTENSIONS = frozenset(
         ".bak",
     }
 )
-
-
-def matches(path: str, patterns: tuple[str, ...]) -> bool:
-    """True when ``path`` matches a glob: ``dir/**`` covers everything below ``dir``."""
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(path, pattern):
-            return True
-        if pattern.endswith("/**") and (path + "/").startswith(pattern[:-2]):
-            return True
-    return False
 
 
 def collect(root: Path, versioning: Versioning) -> Bundle:

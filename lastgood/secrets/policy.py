@@ -68,13 +68,13 @@ class SecretPolicy(Record):
 
     def is_secret_file(self, path: str) -> bool:
         """Whether the whole of the file at ``path`` is secret (``[secrets] paths``)."""
-        from lastgood.workspace import matches
+        from lastgood.globs import matches
 
         return matches(path, self.paths)
 
     def selectors_for(self, path: str) -> tuple[Selector, ...]:
         """The selectors that apply to the file at ``path``."""
-        from lastgood.workspace import matches
+        from lastgood.globs import matches
 
         return tuple(s for s in self.values if matches(path, (s.files,)))
 

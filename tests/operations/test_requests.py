@@ -60,12 +60,18 @@ standard = true
 
 
 def team(
-    project: ProjectFactory, extra: str = "", approvers: str = '["ops"]', **options: object
+    project: ProjectFactory,
+    extra: str = "",
+    approvers: str = '["ops"]',
+    history: tuple[str, ...] = ("base",),
+    **options: object,
 ) -> Project:
-    """A project whose ``staging`` needs approvals, with one healthy version live on it (put
-    there before the approval table existed, as a team adopting requests would have)."""
+    """A project whose ``staging`` needs approvals, with a healthy version deployed for each
+    marker of ``history`` (put there before the approval table existed, as a team adopting
+    requests would have): the last one is live, the others are good versions to go back to."""
     first = project(**options)
-    deployed(first, marker="base")
+    for marker in history:
+        deployed(first, marker=marker)
     config = first.root / "lastgood.toml"
     config.write_text(config.read_text() + TEAM.format(extra=extra, approvers=approvers))
     first.config = load(first.root)  # as the next command would read it
@@ -600,12 +606,7 @@ def test_rollback_force_cannot_put_unreviewed_content_live_where_approval_is_req
 def test_under_the_lease_the_deploy_checks_the_claim_and_the_base_again(
     project: ProjectFactory,
 ) -> None:
-    ws = project()
-    deployed(ws, marker="one")
-    deployed(ws, marker="two")
-    config = ws.root / "lastgood.toml"
-    config.write_text(config.read_text() + TEAM.format(extra="", approvers='["ops"]'))
-    ws.config = load(ws.root)
+    ws = team(project, history=("one", "two"))
     prompt(ws, "p\n")
     number = open_request(ws, "staging", reason="r").request.number  # based on v2
     review_request(as_(ws, "lee"), number, approve=True)
@@ -656,12 +657,7 @@ def test_one_request_that_cannot_be_applied_does_not_hold_up_the_others(
 
 
 def test_a_request_shows_stale_as_soon_as_its_environment_moves(project: ProjectFactory) -> None:
-    ws = project()
-    deployed(ws, marker="one")
-    deployed(ws, marker="two")
-    config = ws.root / "lastgood.toml"
-    config.write_text(config.read_text() + TEAM.format(extra="", approvers='["ops"]'))
-    ws.config = load(ws.root)
+    ws = team(project, history=("one", "two"))
     prompt(ws, "p\n")
     number = open_request(ws, "staging", reason="r").request.number
     review_request(as_(ws, "lee"), number, approve=True)
