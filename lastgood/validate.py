@@ -6,6 +6,9 @@ collected before raising, so one run shows the whole list instead of one error p
 Schemas are named in ``[validate] schemas``
 (``{ "scoring/*.yaml" = "schemas/scoring.schema.json" }``) and read from the bundle itself when
 it carries them, so a version is checked against the schema it shipped with. Reads only.
+
+jsonschema and PyYAML are imported where they are used: together they cost over 100 ms, and
+every command that can deploy imports this module, most of them never validating anything.
 """
 
 from __future__ import annotations
@@ -15,11 +18,6 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
-
-import jsonschema.exceptions
-import jsonschema.validators
-import referencing.exceptions
-import yaml
 
 from lastgood.errors import ConfigError, ValidationError
 from lastgood.globs import matches
@@ -93,6 +91,9 @@ def load_schema(path: str, files: Mapping[str, bytes], root: Path) -> tuple[str,
 
 
 def _validator(path: str, schema: Any) -> Any:
+    import jsonschema.exceptions
+    import jsonschema.validators
+
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)
@@ -127,6 +128,8 @@ def _schema_problems(
 
 def _errors(validator: Any, document: Any, schema_path: str) -> list[Any]:
     """The schema violations in one document, in field order."""
+    import referencing.exceptions
+
     try:
         found = list(validator.iter_errors(document))
     except referencing.exceptions.Unresolvable as exc:
@@ -158,6 +161,8 @@ def _parse_json(text: str) -> list[Any]:
 
 
 def _parse_yaml(text: str) -> list[Any]:
+    import yaml
+
     try:
         return list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:

@@ -102,3 +102,40 @@ def test_a_real_rollback_imports_none_of_the_heavy_modules(workspace) -> None:  
     }
     assert "lastgood.operations.rollback" in loaded
     assert sorted(loaded.intersection(LANE_NEVER_IMPORTS)) == []
+
+
+def test_every_command_module_registers_what_the_lazy_group_names() -> None:
+    """The lazy group finds a command only through LAZY_COMMANDS: a command added to a module
+    without its line there would be missing from ``lastgood --help`` and unrunnable."""
+    import importlib
+    import pkgutil
+
+    import lastgood.cli
+
+    for module in pkgutil.iter_modules(lastgood.cli.__path__):
+        importlib.import_module(f"lastgood.cli.{module.name}")
+    for name, command in group.cli.commands.items():
+        module = group.LAZY_COMMANDS.get(name, "commands")
+        assert command.callback is not None
+        assert command.callback.__module__ == f"lastgood.cli.{module}", name
+    assert set(group.LAZY_COMMANDS) <= set(group.cli.commands)
+
+
+CLICK_COMMANDS_NEVER_IMPORT = ("lastgood.cli.request_cmd", "lastgood.server", "jsonschema", "yaml")
+
+
+def test_an_everyday_command_loads_only_what_it_uses(workspace) -> None:  # type: ignore[no-untyped-def]
+    """``lastgood log`` goes through click but loads neither the other commands' modules nor
+    the validators: each costs every command tens of milliseconds."""
+    ws = workspace()
+    ws.healthy("one")
+    assert ws.run("snapshot", "-m", "one").returncode == 0
+
+    done = ws.run("log", env={"PYTHONPROFILEIMPORTTIME": "1"})
+
+    assert done.returncode == 0 and "v1" in done.stdout, done.stderr
+    loaded = {
+        line.split("|")[-1].strip() for line in done.stderr.splitlines() if "import time:" in line
+    }
+    assert "click" in loaded
+    assert sorted(loaded.intersection(CLICK_COMMANDS_NEVER_IMPORT)) == []

@@ -96,7 +96,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 @pytest.mark.timeout(360)
 def test_no_generated_request_causes_a_server_error(target: Target) -> None:
-    cases = target.schemathesis("--max-examples", "40", "--exclude-path-regex", STREAM_OR_REVOKE)
+    cases = target.schemathesis("--max-examples", "25", "--exclude-path-regex", STREAM_OR_REVOKE)
     config = target.server.ws.base / "existing.toml"
     config.write_text(EXISTING)
     cases += target.schemathesis(
@@ -106,7 +106,7 @@ def test_no_generated_request_causes_a_server_error(target: Target) -> None:
     cases += target.schemathesis(
         "--max-examples", "40", "--include-path", "/api/v1/tokens/{token_id}"
     )
-    assert cases >= 1000, f"only {cases} cases ran"
+    assert cases >= 1500, f"only {cases} cases ran"
     log = target.server.log.read_text()
     assert "Traceback" not in log and "unexpected" not in log, log
     assert target.token not in log

@@ -1,7 +1,14 @@
-"""The click group and its entry point. Commands register on :data:`cli` when imported."""
+"""The click group and its entry point. Commands register on :data:`cli` when imported.
+
+The everyday commands (``lastgood.cli.commands``) are imported with the group; every other module
+of commands is imported only when one of its commands is run or listed (:class:`LazyGroup`), so
+``lastgood log`` does not pay for the server, the change requests or the store tools: tens of
+milliseconds on every command.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -9,6 +16,35 @@ import click
 from lastgood import __version__, settings
 from lastgood.cli.app import AppContext, guarded
 from lastgood.errors import UsageError
+
+LAZY_COMMANDS = {
+    "audit": "audit_cmd",
+    "demo": "demo",
+    "documents": "documents_cmd",
+    "notify": "notify_cmd",
+    "prune": "store_cmd",
+    "report": "report_cmd",
+    "request": "request_cmd",
+    "revert": "revert_cmd",
+    "serve": "server_cmd",
+    "store": "store_cmd",
+    "token": "server_cmd",
+    "watch": "watch_cmd",
+}
+"""Command name -> the module under ``lastgood.cli`` that registers it when imported.
+``tests/test_cli.py`` checks that importing every module registers exactly these."""
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module the first time the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            importlib.import_module(f"lastgood.cli.{LAZY_COMMANDS[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -18,7 +54,10 @@ def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     ctx.meta[f"lastgood.{param.name}"] = value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="lastgood")
 @click.option(
     "-C", "--workspace", metavar="DIR", help="Workspace folder (default: nearest lastgood.toml)."
@@ -100,18 +139,6 @@ def _run_click() -> int:
 
 def main() -> None:
     """Run the full CLI: every command, help and usage errors."""
-    from lastgood.cli import (  # noqa: F401  (registers the commands)
-        audit_cmd,
-        commands,
-        demo,
-        documents_cmd,
-        notify_cmd,
-        report_cmd,
-        request_cmd,
-        revert_cmd,
-        server_cmd,
-        store_cmd,
-        watch_cmd,
-    )
+    from lastgood.cli import commands  # noqa: F401  (registers the everyday commands)
 
     sys.exit(guarded(_run_click))
