@@ -208,63 +208,75 @@ def parse_policy(
             f"unknown key {key}.{unknown[0]} in {where}",
             hint=f"known keys: {', '.join(sorted(_APPROVAL_KEYS))}",
         )
-    apply = table.get("apply", "manual")
-    if apply not in APPLY_MODES:
+    approvers = _approvers(table.get("approvers", []), groups, f"{key}.approvers", where)
+    required = _count(table.get("required", 1), f"{key}.required", where)
+    _satisfiable(approvers, required, groups, key, where)
+    remind = table.get("remind")
+    return ApprovalPolicy(
+        approvers=approvers,
+        required=required,
+        self_approval=_flag(table, "self_approval", False, key, where),
+        expire=_positive_duration(table.get("expire", "30d"), f"{key}.expire", where),
+        apply=_choice(table, "apply", APPLY_MODES, key, where),
+        rules=_parse_rules(table.get("rule", []), groups, key, where),
+        remind=None if remind is None else _positive_duration(remind, f"{key}.remind", where),
+        emergency=_flag(table, "emergency", True, key, where),
+        emergency_approvals=_count(
+            table.get("emergency_approvals", 0), f"{key}.emergency_approvals", where
+        ),
+        approve_via=_choice(table, "approve_via", ("anywhere", "server"), key, where),
+    )
+
+
+_HINTS = {
+    "apply": '"on-approval" applies a request as soon as its last approval arrives',
+    "emergency": "false refuses 'lastgood request --emergency' on this environment",
+    "approve_via": '"server" accepts approvals only through lastgood serve, from API tokens',
+}
+"""What a wrong value of these approval keys is told, beside what the key accepts."""
+
+
+def _flag(table: dict[str, Any], name: str, default: bool, key: str, where: str) -> bool:
+    value = table.get(name, default)
+    if not isinstance(value, bool):
         raise ConfigError(
-            f'{key}.apply = {apply!r} in {where} must be "manual" or "on-approval"',
-            hint='"on-approval" applies a request as soon as its last approval arrives',
+            f"{key}.{name} = {value!r} in {where} must be true or false", hint=_HINTS.get(name)
         )
-    self_approval = table.get("self_approval", False)
-    if not isinstance(self_approval, bool):
+    return value
+
+
+def _choice(
+    table: dict[str, Any], name: str, allowed: tuple[str, ...], key: str, where: str
+) -> str:
+    """One of ``allowed``; the first is the default."""
+    value = table.get(name, allowed[0])
+    if value not in allowed:
+        choices = " or ".join(f'"{choice}"' for choice in allowed)
         raise ConfigError(
-            f"{key}.self_approval = {self_approval!r} in {where} must be true or false"
+            f"{key}.{name} = {value!r} in {where} must be {choices}", hint=_HINTS.get(name)
         )
-    expire = parse_duration(table.get("expire", "30d"), name=f"{key}.expire")
-    if expire <= 0:
-        raise ConfigError(f"{key}.expire in {where} must be more than 0")
-    remind = None
-    if "remind" in table:
-        remind = parse_duration(table["remind"], name=f"{key}.remind")
-        if remind <= 0:
-            raise ConfigError(f"{key}.remind in {where} must be more than 0")
-    emergency = table.get("emergency", True)
-    if not isinstance(emergency, bool):
-        raise ConfigError(
-            f"{key}.emergency = {emergency!r} in {where} must be true or false",
-            hint="false refuses 'lastgood request --emergency' on this environment",
-        )
-    approve_via = table.get("approve_via", "anywhere")
-    if approve_via not in ("anywhere", "server"):
-        raise ConfigError(
-            f'{key}.approve_via = {approve_via!r} in {where} must be "anywhere" or "server"',
-            hint='"server" accepts approvals only through lastgood serve, from API tokens',
-        )
-    rules_table = table.get("rule", [])
-    if not isinstance(rules_table, list):
+    return str(value)
+
+
+def _positive_duration(value: Any, name: str, where: str) -> float:
+    seconds = parse_duration(value, name=name)
+    if seconds <= 0:
+        raise ConfigError(f"{name} in {where} must be more than 0")
+    return seconds
+
+
+def _parse_rules(
+    items: Any, groups: dict[str, tuple[str, ...]], key: str, where: str
+) -> tuple[Rule, ...]:
+    if not isinstance(items, list):
         raise ConfigError(f"{key}.rule in {where} must be an array of tables ([[{key}.rule]])")
     rules: list[Rule] = []
-    for index, item in enumerate(rules_table):
+    for index, item in enumerate(items):
         rule = _parse_rule(item, groups, f"{key}.rule #{index + 1}", where)
         if any(r.name == rule.name for r in rules):
             raise ConfigError(f"{key}.rule: two rules are named {rule.name!r} in {where}")
         rules.append(rule)
-    approvers = _approvers(table.get("approvers", []), groups, f"{key}.approvers", where)
-    required = _count(table.get("required", 1), f"{key}.required", where)
-    _satisfiable(approvers, required, groups, key, where)
-    return ApprovalPolicy(
-        approvers=approvers,
-        required=required,
-        self_approval=self_approval,
-        expire=expire,
-        apply=apply,
-        rules=tuple(rules),
-        remind=remind,
-        emergency=emergency,
-        emergency_approvals=_count(
-            table.get("emergency_approvals", 0), f"{key}.emergency_approvals", where
-        ),
-        approve_via=approve_via,
-    )
+    return tuple(rules)
 
 
 def _parse_rule(item: Any, groups: dict[str, tuple[str, ...]], key: str, where: str) -> Rule:

@@ -232,3 +232,24 @@ def test_approval_that_could_never_be_given_is_refused_when_read(tmp_path: Path)
         (tmp_path / "lastgood.toml").write_text(base + extra)
         with pytest.raises(ConfigError, match=re.escape(message)):
             load(tmp_path)
+
+
+def test_every_approval_key_with_a_wrong_value_is_named_with_what_it_accepts(
+    tmp_path: Path,
+) -> None:
+    base = '[env.p]\ntarget = { type = "directory", path = "../live" }\n[env.p.approval]\n'
+    cases = {
+        'apply = "later"': ("env.p.approval.apply = 'later'", '"manual" or "on-approval"'),
+        'approve_via = "cli"': ("approve_via = 'cli'", '"anywhere" or "server"'),
+        'emergency = "no"': ("env.p.approval.emergency = 'no'", "must be true or false"),
+        "self_approval = 1": ("env.p.approval.self_approval = 1", "must be true or false"),
+        'expire = "0s"': ("env.p.approval.expire in", "must be more than 0"),
+        'remind = "0s"': ("env.p.approval.remind in", "must be more than 0"),
+        'rule = "all"': ("env.p.approval.rule in", "array of tables ([[env.p.approval.rule]])"),
+        'colour = "red"': ("unknown key env.p.approval.colour", ""),
+    }
+    for line, (named, why) in cases.items():
+        (tmp_path / "lastgood.toml").write_text(base + line + "\n")
+        with pytest.raises(ConfigError) as refused:
+            load(tmp_path)
+        assert named in str(refused.value) and why in str(refused.value), str(refused.value)
