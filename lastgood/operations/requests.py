@@ -694,11 +694,15 @@ def list_requests(
 
 def _waits_for(project: Project, view: RequestView) -> bool:
     """Whether ``view`` waits for ``project.actor`` to approve it: it needs approvals, they are
-    one of its approvers, did not open it and have not approved this content yet."""
-    person = project.actor
+    one of its approvers, did not open it (or their environment lets a requester approve
+    their own request, and it is no emergency, whose review never counts the requester) and
+    have not approved this content yet."""
+    person, request = project.actor, view.request
+    policy = project.config.environment(request.env).approval or OPTIONAL_REVIEW
+    own_counts = policy.self_approval and not request.emergency
     return (
         view.state == "waiting"
-        and person != view.request.requester
+        and (person != request.requester or own_counts)
         and person not in view.tally.approved_by
         and may_review(person, view.routing, project.config.groups)
     )

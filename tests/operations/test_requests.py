@@ -555,6 +555,18 @@ def test_waiting_for_me_lists_what_a_person_may_still_approve(project: ProjectFa
     assert mine("lee") == [] and mine("dana") == [other]
 
 
+def test_waiting_for_me_includes_my_own_request_where_self_approval_is_allowed(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra="self_approval = true")
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    number = open_request(as_(ws, "sam"), "staging", reason="routing").request.number
+
+    assert [v.request.number for v in list_requests(as_(ws, "sam"), status="for-me")] == [number]
+    review_request(as_(ws, "sam"), number, approve=True)
+    assert list_requests(as_(ws, "sam"), status="for-me") == []
+
+
 def test_a_request_whose_content_went_live_another_way_is_not_called_stale(
     project: ProjectFactory,
 ) -> None:
