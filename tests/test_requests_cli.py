@@ -84,3 +84,20 @@ def test_revert_through_the_cli_deploys_one_file_back(workspace: Callable[..., W
     assert ws.run("show", "v3", "prompts/score.txt").stdout == "old\n"
     missing = ws.run("revert", "staging", "-m", "x")
     assert missing.returncode == 2 and "Missing argument 'PATH...'" in missing.stderr
+
+
+def test_approving_twice_says_so_and_records_one_approval(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    ws.healthy("two")
+    assert ws.run("request", "staging", "-m", "two").returncode == 0
+    sam = {"LASTGOOD_AUTHOR": "sam"}
+    assert ws.run("request", "approve", "1", "-m", "ok", env=sam).returncode == 0
+
+    again = ws.run("request", "approve", "1", "-m", "ok", env=sam)
+
+    assert again.returncode == 0, again.stderr
+    assert "sam already approved #1 as it stands: nothing recorded" in again.stderr
+    shown = json.loads(ws.run("request", "show", "1", "--json").stdout)
+    assert [e["action"] for e in shown["timeline"]] == ["opened", "approved"]

@@ -362,7 +362,8 @@ def view_of(data: dict[str, Any]) -> RequestView:
     )
     entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
     return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
-                       data["changes"])  # fmt: skip
+                       data["changes"], moved=data["state"] == "stale" and data["status"] == "open",
+                       notice=str(data.get("notice", "")))  # fmt: skip
 
 
 def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
@@ -378,6 +379,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         r.emit_json(view.to_json())
         return
     request = view.request
+    if view.notice:
+        r.info(view.notice)
     if opened:
         kind = "EMERGENCY change" if request.emergency else "change request"
         r.info(f"opened {kind} {request.label} for {request.env}")

@@ -39,7 +39,7 @@ from lastgood.operations.snapshot import read_workspace, snapshot
 from lastgood.operations.versions import Side, changes, unified
 from lastgood.outcome import OK, Outcome
 from lastgood.project import Project
-from lastgood.record import Record
+from lastgood.record import Record, replace
 from lastgood.rows import (
     MOVABLE_REQUESTS,
     REQUEST_APPLIED,
@@ -75,6 +75,9 @@ class RequestView(Record):
     moved: bool = False
     """The environment serves something else than the request's base now: it is stale (the
     store says so too once an apply finds it), whatever its approvals."""
+    notice: str = ""
+    """What the step that answered with this view did not do, and why (an approval given
+    again: nothing recorded); empty otherwise."""
 
     @property
     def state(self) -> str:
@@ -127,6 +130,7 @@ class RequestView(Record):
             "dismissed": self.tally.dismissed,
             "changes": self.changes,
             "timeline": [entry.to_json() for entry in self.entries],
+            **({"notice": self.notice} if self.notice else {}),
         }
 
 
@@ -287,9 +291,49 @@ def review_request(
     """Approve or reject request ``number`` as ``project.actor`` (writes). The requester
     cannot approve their own request unless the environment allows it; only the approvers its
     routing names can approve or reject. An approval covers exactly the content and base the
-    request holds now."""
+    request holds now.
+
+    Approving what the person already approved — the same content and base, and no other word
+    from them since — records nothing: the view's ``notice`` says so, and no event is sent."""
     request = _unfinished(project, number)
     place = Place(project, request.env)
+    _refuse_reviewer(place, request, approve=approve, comment=comment, via=via)
+    actor = project.actor
+    if approve and _approved_already(place, request, actor):
+        notice = f"{actor} already approved {request.label} as it stands: nothing recorded"
+        return replace(_view(place, request), notice=notice)
+    action = "approved" if approve else "rejected"
+    reviewed = place.store.add_request_entry(
+        number, _entry(project, action, request.content_hash, request.base_hash, comment, via)
+    )
+    view = _view(place, reviewed)
+    said = f": {comment}" if comment else ""
+    if approve:
+        ready = " — ready to apply" if view.state == "approved" else (
+            f" — still needs {'; '.join(view.tally.missing)}" if view.tally.missing else ""
+        )  # fmt: skip
+        _announce(
+            place,
+            EventKind.REQUEST_APPROVED,
+            view,
+            f"{actor} approved change request {request.label} for {request.env}{said}{ready}",
+        )
+        return _apply_if_ready(place, view, via)
+    _announce(
+        place,
+        EventKind.REQUEST_REJECTED,
+        view,
+        f"{actor} rejected change request {request.label} for {request.env}{said}",
+    )
+    return view
+
+
+def _refuse_reviewer(
+    place: Place, request: ChangeRequest, *, approve: bool, comment: str, via: str
+) -> None:
+    """Refuse a review of a stale request, or by someone who may not give it (the requester
+    approving their own, someone the routing does not name), or a rejection without a reason."""
+    number, project = request.number, place.project
     if request.status == REQUEST_STALE:
         raise RequestError(
             f"{request.label} is stale: {request.env} no longer serves what it was based on",
@@ -317,30 +361,17 @@ def review_request(
             f"rejecting {request.label} needs a reason",
             hint=f"say why with -m: lastgood request reject {number} -m WHY",
         )
-    action = "approved" if approve else "rejected"
-    reviewed = place.store.add_request_entry(
-        number, _entry(project, action, request.content_hash, request.base_hash, comment, via)
+
+
+def _approved_already(place: Place, request: ChangeRequest, person: str) -> bool:
+    """Whether ``person``'s latest word on the request's present content and base is an
+    approval: giving it again would only repeat it in the timeline and the audit chain."""
+    votes, _ = latest_votes(
+        place.store.request_entries(request.number),
+        content_hash=request.content_hash,
+        base_hash=request.base_hash,
     )
-    view = _view(place, reviewed)
-    said = f": {comment}" if comment else ""
-    if approve:
-        ready = " — ready to apply" if view.state == "approved" else (
-            f" — still needs {'; '.join(view.tally.missing)}" if view.tally.missing else ""
-        )  # fmt: skip
-        _announce(
-            place,
-            EventKind.REQUEST_APPROVED,
-            view,
-            f"{actor} approved change request {request.label} for {request.env}{said}{ready}",
-        )
-        return _apply_if_ready(place, view, via)
-    _announce(
-        place,
-        EventKind.REQUEST_REJECTED,
-        view,
-        f"{actor} rejected change request {request.label} for {request.env}{said}",
-    )
-    return view
+    return any(vote.person == person and vote.verdict == "approved" for vote in votes)
 
 
 # ---- applying --------------------------------------------------------------------------------

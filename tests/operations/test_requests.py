@@ -171,6 +171,25 @@ def test_a_person_in_two_groups_counts_once_towards_one_requirement(
     assert review_request(as_(ws, "sam"), opened.request.number, approve=True).state == "approved"
 
 
+def test_approving_the_same_content_twice_records_it_once(project: ProjectFactory) -> None:
+    ws = team(project, extra="required = 2")
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    number = open_request(ws, "staging", reason="needs two").request.number
+    first = review_request(as_(ws, "sam"), number, approve=True, comment="ok")
+    heard, head = listen(ws), ws.store.audit_head()
+
+    again = review_request(as_(ws, "sam"), number, approve=True, comment="ok again")
+
+    assert again.notice == "sam already approved #1 as it stands: nothing recorded"
+    assert again.entries == first.entries and ws.store.audit_head() == head
+    assert heard == [] and again.tally.approved_by == ("sam",)
+    assert "notice" in again.to_json() and "notice" not in first.to_json()
+    rejected = review_request(as_(ws, "sam"), number, approve=False, comment="on second thought")
+    assert rejected.tally.rejected_by == ("sam",)
+    changed_mind = review_request(as_(ws, "sam"), number, approve=True)  # a new word: recorded
+    assert changed_mind.notice == "" and len(changed_mind.entries) == len(first.entries) + 2
+
+
 def test_the_requester_cannot_approve_their_own_request_unless_the_environment_allows_it(
     project: ProjectFactory,
 ) -> None:
