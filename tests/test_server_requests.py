@@ -268,3 +268,34 @@ def test_revert_through_the_server_deploys_or_on_a_gated_environment_opens_a_req
     assert blank.status_code == 400 and "a revert needs a reason" in blank.json()["error"]
     nothing = team.api("dana", "POST", "/envs/production/revert", {**body, "paths": []})
     assert nothing.status_code == 422
+
+
+def test_a_review_through_the_server_names_the_content_it_saw(team: Team) -> None:
+    team.ws.healthy("seen")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "seen", "--json").stdout)
+    number, seen = opened["number"], opened["content_hash"]
+    shown = team.cli("lee", "request", "show", str(number), "--no-diff")
+    assert f"content   {seen[:12]}\n" in shown.stdout
+    team.ws.healthy("unseen")
+    assert team.cli("dana", "request", "update", str(number), "-m", "unseen").returncode == 0
+    now = team.api("page", "GET", f"/requests/{number}").json()["content_hash"]
+
+    late = team.cli("lee", "request", "approve", str(number), "--content", seen[:12])
+    assert late.returncode == 5, late.stderr
+    assert f"#{number} holds other content than you saw: you saw {seen[:12]}, it holds " \
+           f"{now[:12]} now" in late.stderr  # fmt: skip
+    assert f"'lastgood request show {number}'" in late.stderr
+    api = team.api("sam", "POST", f"/requests/{number}/reject",
+                   {"message": "no", "content_hash": seen})  # fmt: skip
+    assert api.status_code == 409 and api.json()["exit_code"] == 5
+    bad = team.api("sam", "POST", f"/requests/{number}/approve", {"content_hash": "zz"})
+    assert bad.status_code == 400 and "is not the content hash" in bad.json()["error"]
+    timeline = team.api("page", "GET", f"/requests/{number}").json()["timeline"]
+    assert [e["action"] for e in timeline] == ["opened", "updated"]  # nothing recorded
+
+    approved = team.api("sam", "POST", f"/requests/{number}/approve", {"content_hash": now})
+    assert approved.status_code == 200 and approved.json()["approved_by"] == ["sam"]
+    again = team.cli("sam", "request", "approve", str(number), "--content", now[:12])
+    assert again.returncode == 0, again.stderr
+    assert f"sam already approved #{number} as it stands: nothing recorded" in again.stderr
+    assert team.cli("dana", "request", "withdraw", str(number)).returncode == 0

@@ -21,7 +21,7 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_folder
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
-from lastgood.operations.requests import RequestView
+from lastgood.operations.requests import SHOWN_HASH, RequestView
 from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import REQUEST_STATES
 from lastgood.units import plural
@@ -202,47 +202,69 @@ def show_command(app: AppContext, number: int, no_diff: bool, as_json: bool) -> 
         r.colour_diff(diff)
 
 
+content_option = click.option(
+    "--content", metavar="HASH",
+    help="The content hash you reviewed, as 'request show' prints it (12 hex digits or more): "
+    "refused if the request holds other content now. Scripts should always pass it.",
+)  # fmt: skip
+
+
 @request.command("approve")
 @click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", default="", help="What you checked.")
+@content_option
 @json_option
 @pass_app
-def approve_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+def approve_command(
+    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
+) -> None:
     """Approve request NUMBER as it stands now (its exact content and base).
 
-    The requester cannot approve their own request unless the environment allows it. If the
-    content changes later, this approval stops counting; if it comes back, it counts again.
+    With --content HASH (from 'request show'), the approval is recorded only if the request
+    still holds the content you saw; without it, it covers whatever the request holds when
+    the approval is written. The requester cannot approve their own request unless the
+    environment allows it. If the content changes later, this approval stops counting; if it
+    comes back, it counts again. Approving again what you already approved records nothing.
 
     \b
     Example:
-      lastgood request approve 3 -m "looks right"
+      lastgood request approve 3 --content 3f2a9c1d4e5b -m "looks right"
     """
-    _review(app, number, approve=True, comment=comment, as_json=as_json)
+    _review(app, number, approve=True, comment=comment, content=content, as_json=as_json)
 
 
 @request.command("reject")
 @click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", required=True, help="Why (required).")
+@content_option
 @json_option
 @pass_app
-def reject_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+def reject_command(
+    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
+) -> None:
     """Reject request NUMBER as it stands now; the requester may update it and ask again.
 
     \b
     Example:
-      lastgood request reject 3 -m "the threshold would drop every lead"
+      lastgood request reject 3 --content 3f2a9c1d4e5b -m "the threshold would drop every lead"
     """
-    _review(app, number, approve=False, comment=comment, as_json=as_json)
+    _review(app, number, approve=False, comment=comment, content=content, as_json=as_json)
 
 
-def _review(app: AppContext, number: int, *, approve: bool, comment: str, as_json: bool) -> None:
+def _review(
+    app: AppContext, number: int, *, approve: bool, comment: str, content: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     if app.server:
-        data = app.remote().review_request(number, approve=approve, comment=comment)
+        data = app.remote().review_request(
+            number, approve=approve, comment=comment, content=content
+        )
         _print_remote(data, as_json)
         return
     from lastgood.operations.requests import review_request
 
-    view = review_request(app.project(), number, approve=approve, comment=comment)
+    view = review_request(app.project(), number, approve=approve, comment=comment,
+                          content=content)  # fmt: skip
     _print_view(view, as_json)
 
 
@@ -386,6 +408,7 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         r.info(f"opened {kind} {request.label} for {request.env}")
     lines = [
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
+        f"content   {request.content_hash[:SHOWN_HASH]}",
         f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
         f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
         f"risk      {request.risk} ({plural(view.routing.files, 'file')}, "

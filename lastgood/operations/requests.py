@@ -31,7 +31,7 @@ from lastgood.approval import (
     route,
     tally,
 )
-from lastgood.errors import LastgoodError, RequestError, StaleBaseError
+from lastgood.errors import LastgoodError, RequestError, StaleBaseError, UsageError
 from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.resolve import resolve
@@ -286,26 +286,49 @@ def withdraw_request(
 
 
 def review_request(
-    project: Project, number: int, *, approve: bool, comment: str = "", via: str = "cli"
+    project: Project,
+    number: int,
+    *,
+    approve: bool,
+    comment: str = "",
+    content: str | None = None,
+    via: str = "cli",
 ) -> RequestView:
     """Approve or reject request ``number`` as ``project.actor`` (writes). The requester
     cannot approve their own request unless the environment allows it; only the approvers its
     routing names can approve or reject. An approval covers exactly the content and base the
     request holds now.
 
+    ``content`` is the content hash the reviewer saw (``request show`` prints its first
+    :data:`SHOWN_HASH` hex digits; those or more, up to the whole hash): the review is refused
+    when the request holds other content. The entry is written only while the request is open
+    and holds the content and base checked here — one conditional write — so an update that
+    lands meanwhile is never approved unseen.
+
     Approving what the person already approved — the same content and base, and no other word
     from them since — records nothing: the view's ``notice`` says so, and no event is sent."""
     request = _unfinished(project, number)
     place = Place(project, request.env)
     _refuse_reviewer(place, request, approve=approve, comment=comment, via=via)
+    if content is not None:
+        _refuse_unseen(request, content)
     actor = project.actor
     if approve and _approved_already(place, request, actor):
         notice = f"{actor} already approved {request.label} as it stands: nothing recorded"
         return replace(_view(place, request), notice=notice)
     action = "approved" if approve else "rejected"
-    reviewed = place.store.add_request_entry(
-        number, _entry(project, action, request.content_hash, request.base_hash, comment, via)
+    reviewed = place.store.add_request_entry_when(
+        number,
+        _entry(project, action, request.content_hash, request.base_hash, comment, via),
+        when_status=(REQUEST_OPEN,),
+        when={"content_hash": request.content_hash, "base_hash": request.base_hash},
     )
+    if reviewed is None:
+        _refuse_moved(place.store.change_request(number), request, content)
+        raise RequestError(  # moved and came back between two reads: rare; look again
+            f"{request.label} changed while your review was being recorded; nothing was",
+            hint=f"'lastgood request show {number}' shows what it holds now",
+        )
     view = _view(place, reviewed)
     said = f": {comment}" if comment else ""
     if approve:
@@ -361,6 +384,44 @@ def _refuse_reviewer(
             f"rejecting {request.label} needs a reason",
             hint=f"say why with -m: lastgood request reject {number} -m WHY",
         )
+
+
+SHOWN_HASH = 12
+"""Hex digits of a request's content hash that ``request show`` and the web page print: the
+fewest a reviewer may pass to say which content they saw."""
+
+
+def _refuse_unseen(request: ChangeRequest, content: str) -> None:
+    """Refuse a review naming content the request does not hold (or no content hash at all)."""
+    seen = content.strip().lower()
+    digits = len(request.content_hash)
+    if not SHOWN_HASH <= len(seen) <= digits or seen.strip("0123456789abcdef"):
+        raise UsageError(
+            f"{content[:80]!r} is not the content hash of a request: give at least "
+            f"{SHOWN_HASH} of its {digits} hex digits",
+            hint=f"'lastgood request show {request.number}' prints it on its 'content' line",
+        )
+    if not request.content_hash.startswith(seen):
+        _refuse_changed(request, seen)
+
+
+def _refuse_moved(now: ChangeRequest, seen: ChangeRequest, content: str | None) -> None:
+    """Refuse a review whose write found the request moved on since it was read: other
+    content or base (an update landed in between), or no longer open."""
+    if (now.content_hash, now.base_hash) != (seen.content_hash, seen.base_hash):
+        _refuse_changed(now, (content or seen.content_hash).strip().lower())
+    _moved_on(now, (REQUEST_OPEN,))
+
+
+def _refuse_changed(request: ChangeRequest, seen: str) -> None:
+    now = request.content_hash[:SHOWN_HASH]
+    what = f"v{request.version}, based on {_label_of(request)}"
+    raise RequestError(
+        f"{request.label} holds other content than you saw: you saw {seen[:SHOWN_HASH]}, it "
+        f"holds {now} now ({what}); nothing was recorded",
+        hint=f"look at what it holds now with 'lastgood request show {request.number}', and "
+        "review that, passing the content hash it prints",
+    )
 
 
 def _approved_already(place: Place, request: ChangeRequest, person: str) -> bool:

@@ -10,7 +10,9 @@ again before any verb runs.
 
 A form also carries the content it was shown (the request's content and base hashes): an
 approval covers exact content, so a request updated while its page was open is refused with
-409 and shown again, never approved unseen. A verb's refusal (self-approval, stale, not
+409 and shown again, never approved unseen. The verb gets the content hash too and writes the
+review only while the request still holds it, so an update landing between that check and the
+write cannot slip in either. A verb's refusal (self-approval, stale, not
 approved, a freeze) is shown on the request's page with its status; a step that worked
 redirects to the request's page with a notice (post, redirect, get).
 """
@@ -243,7 +245,9 @@ def review(
                 f"write why you reject #{found}: the requester reads it",
                 hint="fill in the comment and press Reject again",
             )
-        return review_request(project, found, approve=approve, comment=comment, via="web")
+        content = shown.partition(":")[0] or None  # recorded only while it holds that
+        return review_request(project, found, approve=approve, comment=comment,
+                              content=content, via="web")  # fmt: skip
 
     done = "approved" if approve else "rejected"
     return take_step(state, who, found, shown, done, step)
