@@ -8,6 +8,14 @@ from collections.abc import Callable
 
 from tests.conftest import Workspace
 
+FREEZE = """
+[[env.staging.freeze]]
+name = "year-end"
+from = "2000-01-01 00:00"
+until = "2100-01-01 00:00"
+reason = "the books are closing"
+"""
+
 APPROVAL = """
 [groups]
 ops = ["sam", "kim"]
@@ -101,3 +109,26 @@ def test_approving_twice_says_so_and_records_one_approval(
     assert "sam already approved #1 as it stands: nothing recorded" in again.stderr
     shown = json.loads(ws.run("request", "show", "1", "--json").stdout)
     assert [e["action"] for e in shown["timeline"]] == ["opened", "approved"]
+
+
+def test_request_show_says_when_a_freeze_holds_its_environment(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    ws.healthy("two")
+    assert ws.run("request", "staging", "-m", "two").returncode == 0
+    assert ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "sam"}).returncode == 0
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+
+    shown = ws.run("request", "show", "1", "--no-diff")
+
+    assert shown.returncode == 0, shown.stderr
+    assert "\nfrozen    staging: freeze 'year-end' (the books are closing) until " in shown.stdout
+    assert "next: lastgood request apply 1, once staging is open to changes again" in shown.stderr
+    data = json.loads(ws.run("request", "show", "1", "--json").stdout)
+    assert data["freeze"]["state"] == "active" and data["freeze"]["name"] == "year-end"
+    listed = json.loads(ws.run("request", "list", "--json").stdout)
+    assert listed[0]["freeze"] == data["freeze"]
+    applied = ws.run("request", "apply", "1")
+    assert applied.returncode == 5 and "staging is closed to changes" in applied.stderr

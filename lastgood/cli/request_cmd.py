@@ -18,7 +18,13 @@ import click
 
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
-from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_folder
+from lastgood.cli.commands import (
+    finish_remote,
+    freeze_label,
+    json_option,
+    pass_app,
+    upload_folder,
+)
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
 from lastgood.operations.requests import SHOWN_HASH, RequestView
@@ -385,7 +391,7 @@ def view_of(data: dict[str, Any]) -> RequestView:
     entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
     return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
                        data["changes"], moved=data["state"] == "stale" and data["status"] == "open",
-                       notice=str(data.get("notice", "")))  # fmt: skip
+                       freeze=data.get("freeze"), notice=str(data.get("notice", "")))  # fmt: skip
 
 
 def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
@@ -429,6 +435,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         lines.append(f"dismissed {dismissed} of other content (they no longer count)")
     if request.apply_at:
         lines.append(f"applies   at {r.when(request.apply_at)}")
+    if view.freeze:
+        lines.append(f"{freeze_label(view.freeze):<9} {request.env}: {view.freeze['text']}")
     if request.emergency:
         review = "open: someone other than the requester signs it off" if view.review_open else (
             "signed off"
@@ -442,7 +450,9 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
     r.out("\n".join(lines))
     if view.state == "approved" and request.status == "open":
-        r.info(f"next: lastgood request apply {request.number}")
+        held = view.freeze is not None and view.freeze["state"] == "active"
+        once = f", once {request.env} is open to changes again" if held else ""
+        r.info(f"next: lastgood request apply {request.number}{once}")
 
 
 def _base(view: RequestView) -> str:

@@ -36,6 +36,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.resolve import resolve
 from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.operations.status import change_standing
 from lastgood.operations.versions import Side, changes, unified
 from lastgood.outcome import OK, Outcome
 from lastgood.project import Project
@@ -75,6 +76,10 @@ class RequestView(Record):
     moved: bool = False
     """The environment serves something else than the request's base now: it is stale (the
     store says so too once an apply finds it), whatever its approvals."""
+    freeze: dict[str, Any] | None = None
+    """A freeze (or the end of a change window) in force on the request's environment now, or
+    one starting within a day, as ``status`` says it (:func:`change_standing`); None when
+    there is neither."""
     notice: str = ""
     """What the step that answered with this view did not do, and why (an approval given
     again: nothing recorded); empty otherwise."""
@@ -130,6 +135,7 @@ class RequestView(Record):
             "dismissed": self.tally.dismissed,
             "changes": self.changes,
             "timeline": [entry.to_json() for entry in self.entries],
+            "freeze": self.freeze,
             **({"notice": self.notice} if self.notice else {}),
         }
 
@@ -987,7 +993,8 @@ def _view(
         changed = changes(Side("", before), Side("", store.files(request.version)))
     served = _serves(place) if request.status == REQUEST_OPEN else request.base_hash
     moved = served not in (request.base_hash, request.content_hash)  # its content: live already
-    return RequestView(request, tuple(entries), routing, counted, changed, moved)
+    freeze = change_standing(place.settings.calendar, time.time())
+    return RequestView(request, tuple(entries), routing, counted, changed, moved, freeze)
 
 
 def _serves(place: Place) -> str:

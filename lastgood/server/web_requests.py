@@ -19,7 +19,6 @@ redirects to the request's page with a notice (post, redirect, get).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -158,17 +157,15 @@ def request_page(
 ) -> Response:  # fmt: skip
     """Request ``number``'s page, with a notice of the step just done or the refusal of one."""
     from lastgood.operations.requests import show_request
-    from lastgood.operations.status import change_standing
 
     project = state.acting(who.token)
     view = show_request(project, number)
     request = view.request
     before = side_of(project, request.base_version)
     after = side_of(project, request.version)
-    freeze = change_standing(project.config.environment(request.env).calendar, time.time())
     return render("request.html", who, status, view=view, done=done if done in DONE else "",
                   problem=problem, buttons=buttons_for(project, who, view),
-                  diffs=file_diffs(before, after), freeze=freeze,
+                  diffs=file_diffs(before, after), freeze=view.freeze,
                   shown=content_of(view))  # fmt: skip
 
 

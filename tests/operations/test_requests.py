@@ -463,7 +463,10 @@ def test_a_freeze_holds_deploys_drills_and_applies_but_never_a_rollback(
         drill(ws, "staging")
     with pytest.raises(FrozenError):
         apply_request(approved, number)
-    assert show_request(approved, number).state == "approved"  # still waiting to be applied
+    held = show_request(approved, number)
+    assert held.state == "approved"  # still waiting to be applied
+    assert held.freeze is not None and held.freeze["state"] == "active"
+    assert held.freeze["text"].startswith("freeze 'year-end' (the books are closing) until")
 
     back = rollback(ws, "staging", reason="scores fell")
     assert back.exit_code == OK and back.version == 1
