@@ -4,9 +4,16 @@ not show (emergencies, scheduling input, JSON)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.conftest import Workspace
+import pytest
+
+from lastgood.cli.request_cmd import request as request_group
+from lastgood.operations.gate import REQUEST_SUBCOMMANDS, request_command
+from tests.conftest import Workspace, config_text
 
 FREEZE = """
 [[env.staging.freeze]]
@@ -132,3 +139,37 @@ def test_request_show_says_when_a_freeze_holds_its_environment(
     assert listed[0]["freeze"] == data["freeze"]
     applied = ws.run("request", "apply", "1")
     assert applied.returncode == 5 and "staging is closed to changes" in applied.stderr
+
+
+def test_the_request_command_knows_every_subcommand_name() -> None:
+    assert set(request_group.commands) == REQUEST_SUBCOMMANDS
+    assert request_command("production") == "lastgood request production -m WHY"
+    assert request_command("list", "--version v3 -m WHY") == (
+        "lastgood request open list --version v3 -m WHY"
+    )
+    assert request_command("-x") == "lastgood request open -m WHY -- -x"
+
+
+@pytest.mark.parametrize("env", ["list", "show", "-x"])
+def test_a_refused_deploys_hint_works_for_an_environment_named_like_a_subcommand(
+    tmp_path: Path, env: str
+) -> None:
+    text = config_text(env=f'"{env}"', bake="0s", interval="10ms").replace(
+        f'[[env."{env}".check]]',
+        f'[env."{env}".approval]\napprovers = ["sam"]\n\n[[env."{env}".check]]',
+    )
+    ws = Workspace(tmp_path, text)
+    ws.healthy("one")
+    try:
+        refused = ws.run("deploy", "--", env) if env.startswith("-") else ws.run("deploy", env)
+        assert refused.returncode == 5, refused.stderr
+        hinted = re.search(r"open one with '(lastgood request [^']*)'", refused.stderr)
+        assert hinted is not None, refused.stderr
+
+        args = shlex.split(hinted.group(1).replace("WHY", "'first rules'"))[1:]
+        opened = ws.run(*args)
+
+        assert opened.returncode == 0, opened.stderr
+        assert f"opened change request #1 for {env}" in opened.stderr
+    finally:
+        ws.close()

@@ -33,6 +33,7 @@ from lastgood.approval import (
 )
 from lastgood.errors import LastgoodError, RequestError, StaleBaseError, UsageError
 from lastgood.events import Event, EventKind
+from lastgood.operations.gate import request_command
 from lastgood.operations.place import Place
 from lastgood.operations.resolve import resolve
 from lastgood.operations.snapshot import read_workspace, snapshot
@@ -165,7 +166,7 @@ def open_request(
     if not reason.strip():
         raise RequestError(
             f"a change request for {env} needs a reason",
-            hint=f"say why with -m, e.g. lastgood request {env} -m 'raise the lead threshold'",
+            hint="say why with -m, e.g. " + request_command(env, "-m 'raise the lead threshold'"),
         )
     _plain_text("the reason", reason)
     if apply_at is not None:
@@ -224,7 +225,7 @@ def update_request(
     if project.actor != request.requester:
         raise RequestError(
             f"{request.label} was opened by {request.requester}; only they can update it",
-            hint=f"open your own request with 'lastgood request {request.env} -m WHY'",
+            hint=f"open your own request with '{request_command(request.env)}'",
         )
     version = _proposed(place, ref, reason or request.reason)
     base = _live_version(place)
@@ -865,7 +866,7 @@ def _unfinished(project: Project, number: int) -> ChangeRequest:
         raise RequestError(
             f"{request.label} is {request.status}"
             + (f": {request.detail}" if request.detail else ""),
-            hint=f"open a new request with 'lastgood request {request.env} -m WHY'",
+            hint=f"open a new request with '{request_command(request.env)}'",
         )
     return request
 
