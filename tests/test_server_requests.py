@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ import pytest
 from lastgood.operations.tokens import create_token
 from tests.conftest import CHECK_OK, Workspace, config_text
 from tests.serving import Server
-from tests.test_cli_remote import no_secret, remote
+from tests.test_cli_remote import consumer_serves, elsewhere, no_secret, remote
 
 PRODUCTION = f"""
 [groups]
@@ -299,3 +301,37 @@ def test_a_review_through_the_server_names_the_content_it_saw(team: Team) -> Non
     assert again.returncode == 0, again.stderr
     assert f"sam already approved #{number} as it stands: nothing recorded" in again.stderr
     assert team.cli("dana", "request", "withdraw", str(number)).returncode == 0
+
+
+def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = workspace(target="served", bake="0s", interval="10ms")
+    for text, marker in (("old\n", "one"), ("new\n", "two")):
+        ws.write("prompts/score.txt", text)
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0
+    server = serve(ws)
+    pager = server.token("deployer", "staging", name="pager")
+    consumer_serves(server, pager, 2)  # one consumer, on what is live
+
+    def follow() -> None:  # it picks up the reverted version a second after it is recorded
+        with server.client(pager) as http:
+            while http.get("/api/v1/versions/v3").status_code != 200:
+                time.sleep(0.01)
+        time.sleep(1)
+        consumer_serves(server, pager, 3)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    done = remote(server, pager, "revert", "staging", "prompts/score.txt", "-m", "wording",
+                  cwd=elsewhere(ws))  # fmt: skip
+    follower.join()
+
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^v3 live on 1/1 consumers in ", done.stdout, re.M), done.stdout
+    body = {"paths": ["prompts/score.txt"], "from": "v2", "message": "x", "wait_fleet": 0}
+    with server.client(pager) as http:
+        quick = http.post("/api/v1/envs/staging/revert", json=body)
+    assert quick.status_code == 200, quick.text  # nothing to wait for: answers at once
+    assert quick.json()["outcome"]["fleet"]["complete"] is False

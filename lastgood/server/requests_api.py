@@ -9,6 +9,13 @@ decide what a token may ask at all: ``viewer`` reads the requests of its environ
 The server has no folder: a request names a recorded version (upload files first with
 ``POST /api/v1/versions``, as a deploy through the server does). For the endpoints about one
 request, the token's scope is judged on the request's environment before any verb runs.
+
+A step that puts a request live (``apply``, an emergency, the approval that completes a request
+on an environment that applies on approval) answers as the deploy endpoint does: once the bake
+is done — the bake being the consumers' time to follow — without waiting for a served
+environment's consumers the way a rollback or a revert does; ``GET …/consumers`` shows how far
+they got. A script asks for what it needs; the web page, whose answer is all a person sees,
+waits after those steps as its own deploy does (:mod:`lastgood.server.web_requests`).
 """
 
 from __future__ import annotations

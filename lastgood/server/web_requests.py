@@ -27,6 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from lastgood.approval import OPTIONAL_REVIEW, may_review
 from lastgood.errors import NotFoundError, RefusedError, UsageError
+from lastgood.operations.fleet import FleetStanding
 from lastgood.operations.requests import RequestView
 from lastgood.project import Project
 from lastgood.record import Record
@@ -166,6 +167,7 @@ def request_page(
     return render("request.html", who, status, view=view, done=done if done in DONE else "",
                   problem=problem, buttons=buttons_for(project, who, view),
                   diffs=file_diffs(before, after), freeze=view.freeze,
+                  fleet=fleet_of(state, view),
                   shown=content_of(view))  # fmt: skip
 
 
@@ -200,6 +202,28 @@ def check_shown(project: Project, number: int, shown: str) -> None:
         )
 
 
+def wait_for_consumers(state: ServerState, env: str) -> None:
+    """After a step that put a version live (an apply, an emergency, a change that needed
+    nobody): publish it at once and wait, as the page's deploy and rollback do, until every
+    consumer of a served environment serves it or ``fleet_wait`` seconds pass, so the
+    request's page the browser goes to next says how far they followed (reads only)."""
+    from lastgood.operations.fleet import wait_for_fleet
+
+    state.feeds.publish_now(env)
+    wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
+
+
+def fleet_of(state: ServerState, view: RequestView) -> FleetStanding | None:
+    """How far the consumers of a served environment followed the version its applied
+    request put live; None elsewhere, and once the environment serves something else."""
+    from lastgood.operations.fleet import read_fleet
+
+    if view.request.deployment is None:
+        return None
+    fleet = read_fleet(state.project, view.request.env, state.consumers)
+    return fleet if fleet is not None and fleet.version == view.request.version else None
+
+
 def take_step(
     state: ServerState, who: Visitor, number: int, shown: str, done: str,
     step: Callable[[Project], object],
@@ -216,7 +240,7 @@ def take_step(
         return request_page(state, who, number, problem=refused, status=refused.http_status)
     request = show_request(project, number).request
     if request.deployment is not None:  # applied (or applied on its last approval)
-        state.feeds.publish_now(request.env)
+        wait_for_consumers(state, request.env)
     return RedirectResponse(f"/requests/{number}?done={done}", status_code=303)
 
 
