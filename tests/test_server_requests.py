@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -335,3 +336,36 @@ def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
         quick = http.post("/api/v1/envs/staging/revert", json=body)
     assert quick.status_code == 200, quick.text  # nothing to wait for: answers at once
     assert quick.json()["outcome"]["fleet"]["complete"] is False
+
+
+STORE_ONLY = {"init": ["init"], "watch": ["watch"], "serve": ["serve"],
+              "notify": ["notify", "log"], "documents": ["documents", "check"],
+              "audit": ["audit", "verify"], "store": ["store", "verify"],
+              "prune": ["prune"]}  # fmt: skip
+"""What docs/server.md says is refused through a server, and how each is tried here."""
+
+
+def test_what_docs_server_md_says_of_each_command_through_a_server_holds(team: Team) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "server.md").read_text()
+    row = next(line for line in page.splitlines() if "refused with exit 2" in line)
+    assert re.findall(r"`([a-z-]+)`", row.split("|")[1]) == list(STORE_ONLY)
+    admin = team.server.token("admin", name="root")
+    for args in STORE_ONLY.values():
+        refused = remote(team.server, admin, *args, cwd=team.ws.root)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"'lastgood {args[0]}' works on a store only, not through a server" in (
+            refused.stderr
+        )
+
+    made = remote(team.server, admin, "token", "create", "--name", "ci", "--role", "viewer",
+                  "--json", cwd=elsewhere(team.ws))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    secret, number = json.loads(made.stdout)["token"], json.loads(made.stdout)["id"]
+    with team.server.client(secret) as http:
+        assert http.get("/api/v1/envs").status_code == 200
+    listed = remote(team.server, admin, "token", "list", cwd=elsewhere(team.ws))
+    assert listed.returncode == 0 and re.search(rf"#{number}\s+ci\s+viewer", listed.stdout)
+    revoked = remote(team.server, admin, "token", "revoke", str(number), cwd=elsewhere(team.ws))
+    assert revoked.returncode == 0 and f"revoked token #{number} 'ci'" in revoked.stderr
+    not_admin = remote(team.server, team.tokens["sam"], "token", "list", cwd=elsewhere(team.ws))
+    assert not_admin.returncode == 5 and "needs admin" in not_admin.stderr
