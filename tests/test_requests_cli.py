@@ -4,9 +4,24 @@ not show (emergencies, scheduling input, JSON)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 
-from tests.conftest import Workspace
+import pytest
+
+from lastgood.cli.request_cmd import request as request_group
+from lastgood.operations.gate import REQUEST_SUBCOMMANDS, request_command
+from tests.conftest import Workspace, config_text
+
+FREEZE = """
+[[env.staging.freeze]]
+name = "year-end"
+from = "2000-01-01 00:00"
+until = "2100-01-01 00:00"
+reason = "the books are closing"
+"""
 
 APPROVAL = """
 [groups]
@@ -84,3 +99,77 @@ def test_revert_through_the_cli_deploys_one_file_back(workspace: Callable[..., W
     assert ws.run("show", "v3", "prompts/score.txt").stdout == "old\n"
     missing = ws.run("revert", "staging", "-m", "x")
     assert missing.returncode == 2 and "Missing argument 'PATH...'" in missing.stderr
+
+
+def test_approving_twice_says_so_and_records_one_approval(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    ws.healthy("two")
+    assert ws.run("request", "staging", "-m", "two").returncode == 0
+    sam = {"LASTGOOD_AUTHOR": "sam"}
+    assert ws.run("request", "approve", "1", "-m", "ok", env=sam).returncode == 0
+
+    again = ws.run("request", "approve", "1", "-m", "ok", env=sam)
+
+    assert again.returncode == 0, again.stderr
+    assert "sam already approved #1 as it stands: nothing recorded" in again.stderr
+    shown = json.loads(ws.run("request", "show", "1", "--json").stdout)
+    assert [e["action"] for e in shown["timeline"]] == ["opened", "approved"]
+
+
+def test_request_show_says_when_a_freeze_holds_its_environment(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    ws.healthy("two")
+    assert ws.run("request", "staging", "-m", "two").returncode == 0
+    assert ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "sam"}).returncode == 0
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+
+    shown = ws.run("request", "show", "1", "--no-diff")
+
+    assert shown.returncode == 0, shown.stderr
+    assert "\nfrozen    staging: freeze 'year-end' (the books are closing) until " in shown.stdout
+    assert "next: lastgood request apply 1, once staging is open to changes again" in shown.stderr
+    data = json.loads(ws.run("request", "show", "1", "--json").stdout)
+    assert data["freeze"]["state"] == "active" and data["freeze"]["name"] == "year-end"
+    listed = json.loads(ws.run("request", "list", "--json").stdout)
+    assert listed[0]["freeze"] == data["freeze"]
+    applied = ws.run("request", "apply", "1")
+    assert applied.returncode == 5 and "staging is closed to changes" in applied.stderr
+
+
+def test_the_request_command_knows_every_subcommand_name() -> None:
+    assert set(request_group.commands) == REQUEST_SUBCOMMANDS
+    assert request_command("production") == "lastgood request production -m WHY"
+    assert request_command("list", "--version v3 -m WHY") == (
+        "lastgood request open list --version v3 -m WHY"
+    )
+    assert request_command("-x") == "lastgood request open -m WHY -- -x"
+
+
+@pytest.mark.parametrize("env", ["list", "show", "-x"])
+def test_a_refused_deploys_hint_works_for_an_environment_named_like_a_subcommand(
+    tmp_path: Path, env: str
+) -> None:
+    text = config_text(env=f'"{env}"', bake="0s", interval="10ms").replace(
+        f'[[env."{env}".check]]',
+        f'[env."{env}".approval]\napprovers = ["sam"]\n\n[[env."{env}".check]]',
+    )
+    ws = Workspace(tmp_path, text)
+    ws.healthy("one")
+    try:
+        refused = ws.run("deploy", "--", env) if env.startswith("-") else ws.run("deploy", env)
+        assert refused.returncode == 5, refused.stderr
+        hinted = re.search(r"open one with '(lastgood request [^']*)'", refused.stderr)
+        assert hinted is not None, refused.stderr
+
+        args = shlex.split(hinted.group(1).replace("WHY", "'first rules'"))[1:]
+        opened = ws.run(*args)
+
+        assert opened.returncode == 0, opened.stderr
+        assert f"opened change request #1 for {env}" in opened.stderr
+    finally:
+        ws.close()

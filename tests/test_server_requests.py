@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +23,7 @@ import pytest
 from lastgood.operations.tokens import create_token
 from tests.conftest import CHECK_OK, Workspace, config_text
 from tests.serving import Server
-from tests.test_cli_remote import no_secret, remote
+from tests.test_cli_remote import consumer_serves, elsewhere, no_secret, remote
 
 PRODUCTION = f"""
 [groups]
@@ -268,3 +271,101 @@ def test_revert_through_the_server_deploys_or_on_a_gated_environment_opens_a_req
     assert blank.status_code == 400 and "a revert needs a reason" in blank.json()["error"]
     nothing = team.api("dana", "POST", "/envs/production/revert", {**body, "paths": []})
     assert nothing.status_code == 422
+
+
+def test_a_review_through_the_server_names_the_content_it_saw(team: Team) -> None:
+    team.ws.healthy("seen")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "seen", "--json").stdout)
+    number, seen = opened["number"], opened["content_hash"]
+    shown = team.cli("lee", "request", "show", str(number), "--no-diff")
+    assert f"content   {seen[:12]}\n" in shown.stdout
+    team.ws.healthy("unseen")
+    assert team.cli("dana", "request", "update", str(number), "-m", "unseen").returncode == 0
+    now = team.api("page", "GET", f"/requests/{number}").json()["content_hash"]
+
+    late = team.cli("lee", "request", "approve", str(number), "--content", seen[:12])
+    assert late.returncode == 5, late.stderr
+    assert f"#{number} holds other content than you saw: you saw {seen[:12]}, it holds " \
+           f"{now[:12]} now" in late.stderr  # fmt: skip
+    assert f"'lastgood request show {number}'" in late.stderr
+    api = team.api("sam", "POST", f"/requests/{number}/reject",
+                   {"message": "no", "content_hash": seen})  # fmt: skip
+    assert api.status_code == 409 and api.json()["exit_code"] == 5
+    bad = team.api("sam", "POST", f"/requests/{number}/approve", {"content_hash": "zz"})
+    assert bad.status_code == 400 and "is not the content hash" in bad.json()["error"]
+    timeline = team.api("page", "GET", f"/requests/{number}").json()["timeline"]
+    assert [e["action"] for e in timeline] == ["opened", "updated"]  # nothing recorded
+
+    approved = team.api("sam", "POST", f"/requests/{number}/approve", {"content_hash": now})
+    assert approved.status_code == 200 and approved.json()["approved_by"] == ["sam"]
+    again = team.cli("sam", "request", "approve", str(number), "--content", now[:12])
+    assert again.returncode == 0, again.stderr
+    assert f"sam already approved #{number} as it stands: nothing recorded" in again.stderr
+    assert team.cli("dana", "request", "withdraw", str(number)).returncode == 0
+
+
+def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = workspace(target="served", bake="0s", interval="10ms")
+    for text, marker in (("old\n", "one"), ("new\n", "two")):
+        ws.write("prompts/score.txt", text)
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0
+    server = serve(ws)
+    pager = server.token("deployer", "staging", name="pager")
+    consumer_serves(server, pager, 2)  # one consumer, on what is live
+
+    def follow() -> None:  # it picks up the reverted version a second after it is recorded
+        with server.client(pager) as http:
+            while http.get("/api/v1/versions/v3").status_code != 200:
+                time.sleep(0.01)
+        time.sleep(1)
+        consumer_serves(server, pager, 3)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    done = remote(server, pager, "revert", "staging", "prompts/score.txt", "-m", "wording",
+                  cwd=elsewhere(ws))  # fmt: skip
+    follower.join()
+
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^v3 live on 1/1 consumers in ", done.stdout, re.M), done.stdout
+    body = {"paths": ["prompts/score.txt"], "from": "v2", "message": "x", "wait_fleet": 0}
+    with server.client(pager) as http:
+        quick = http.post("/api/v1/envs/staging/revert", json=body)
+    assert quick.status_code == 200, quick.text  # nothing to wait for: answers at once
+    assert quick.json()["outcome"]["fleet"]["complete"] is False
+
+
+STORE_ONLY = {"init": ["init"], "watch": ["watch"], "serve": ["serve"],
+              "notify": ["notify", "log"], "documents": ["documents", "check"],
+              "audit": ["audit", "verify"], "store": ["store", "verify"],
+              "prune": ["prune"]}  # fmt: skip
+"""What docs/server.md says is refused through a server, and how each is tried here."""
+
+
+def test_what_docs_server_md_says_of_each_command_through_a_server_holds(team: Team) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "server.md").read_text()
+    row = next(line for line in page.splitlines() if "refused with exit 2" in line)
+    assert re.findall(r"`([a-z-]+)`", row.split("|")[1]) == list(STORE_ONLY)
+    admin = team.server.token("admin", name="root")
+    for args in STORE_ONLY.values():
+        refused = remote(team.server, admin, *args, cwd=team.ws.root)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"'lastgood {args[0]}' works on a store only, not through a server" in (
+            refused.stderr
+        )
+
+    made = remote(team.server, admin, "token", "create", "--name", "ci", "--role", "viewer",
+                  "--json", cwd=elsewhere(team.ws))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    secret, number = json.loads(made.stdout)["token"], json.loads(made.stdout)["id"]
+    with team.server.client(secret) as http:
+        assert http.get("/api/v1/envs").status_code == 200
+    listed = remote(team.server, admin, "token", "list", cwd=elsewhere(team.ws))
+    assert listed.returncode == 0 and re.search(rf"#{number}\s+ci\s+viewer", listed.stdout)
+    revoked = remote(team.server, admin, "token", "revoke", str(number), cwd=elsewhere(team.ws))
+    assert revoked.returncode == 0 and f"revoked token #{number} 'ci'" in revoked.stderr
+    not_admin = remote(team.server, team.tokens["sam"], "token", "list", cwd=elsewhere(team.ws))
+    assert not_admin.returncode == 5 and "needs admin" in not_admin.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from lastgood.operations import requests as verbs
 from lastgood.operations.tokens import create_token
 from tests.conftest import CHECK_OK, Workspace
 from tests.serving import Server
-from tests.test_cli_remote import no_secret, remote
+from tests.test_cli_remote import consumer_serves, no_secret, remote
 from tests.test_web import CHROMIUM, csrf_of
 
 PEOPLE = {"alex": ("deployer", []), "alex-as-approver": ("approver", ["production"]),
@@ -508,3 +509,41 @@ def test_a_change_is_proposed_in_a_browser(team: Team) -> None:
         expect(page.locator("pre.diff .add")).to_contain_text(["+Score each lead from 0 to 100."])
         browser.close()
     assert verbs.show_request(team.project(), 1).request.reason == "the first scoring prompt"
+
+
+def test_an_emergency_from_the_page_waits_for_the_fleet_as_a_rollback_does(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = workspace(target="served", bake="0s", interval="10ms")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "one").returncode == 0
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + '\n[env.staging.approval]\napprovers = ["sam"]\n')
+    ws.healthy("two")
+    assert ws.run("snapshot", "-m", "two").returncode == 0
+    server = serve(ws)
+    dana = server.token("deployer", "staging", name="dana")
+    consumer_serves(server, dana, 1)  # one consumer, on what is live
+
+    def follow() -> None:  # it picks up v2 a second after it goes live
+        with server.client(dana) as http:
+            while http.get("/api/v1/envs/staging").json()["live_version"] != 2:
+                time.sleep(0.01)
+        time.sleep(1)
+        consumer_serves(server, dana, 2)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        assert http.post("/login", data={"token": dana}).status_code == 303
+        form = {"csrf": propose_form(http, "staging"), "version": "v2", "emergency": "on",
+                "message": "scores are zero"}  # fmt: skip
+        confirm = http.post("/envs/staging/requests", data=form)
+        fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', confirm.text))
+        done = http.post("/envs/staging/requests", data=fields)
+        follower.join()
+        assert done.status_code == 303, done.text
+        shown = http.get(done.headers["location"]).text
+
+    assert "Applied at once: v2 is live on staging" in shown
+    assert re.search(r'<dd class="fleet good">v2 live on 1/1 consumers in [^<]+</dd>', shown), shown

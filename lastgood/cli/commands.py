@@ -485,12 +485,12 @@ def _print_status(s: EnvStatus) -> None:
     if s.lock:
         r.out(f"  locked        {s.lock}")
     if s.freeze:
-        r.out(f"  {_freeze_label(s.freeze):<14}{s.freeze['text']}")
+        r.out(f"  {freeze_label(s.freeze):<14}{s.freeze['text']}")
     for warning in s.warnings:
         r.out(f"  ! {warning}")
 
 
-def _freeze_label(standing: dict[str, Any]) -> str:
+def freeze_label(standing: dict[str, Any]) -> str:
     """``frozen`` (a freeze in force), ``closed`` (outside every change window) or
     ``upcoming`` (either, starting within a day)."""
     if standing["state"] != "active":

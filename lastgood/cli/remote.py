@@ -174,9 +174,15 @@ class Remote:
         """One request as ``request show --json``: its view and its ``diff``."""
         return dict(self._json("GET", f"/requests/{number}"))
 
-    def review_request(self, number: int, *, approve: bool, comment: str) -> dict[str, Any]:
+    def review_request(
+        self, number: int, *, approve: bool, comment: str, content: str | None = None
+    ) -> dict[str, Any]:
+        """Approve or reject; with ``content``, only while the request holds that content."""
         verb = "approve" if approve else "reject"
-        return self._request_step(number, verb, {"message": comment})
+        body: dict[str, Any] = {"message": comment}
+        if content is not None:
+            body["content_hash"] = content
+        return self._request_step(number, verb, body)
 
     def update_request(self, number: int, version: str, message: str) -> dict[str, Any]:
         return self._request_step(number, "update", {"version": version, "message": message})

@@ -18,10 +18,16 @@ import click
 
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
-from lastgood.cli.commands import finish_remote, json_option, pass_app, upload_folder
+from lastgood.cli.commands import (
+    finish_remote,
+    freeze_label,
+    json_option,
+    pass_app,
+    upload_folder,
+)
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
-from lastgood.operations.requests import RequestView
+from lastgood.operations.requests import SHOWN_HASH, RequestView
 from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import REQUEST_STATES
 from lastgood.units import plural
@@ -202,47 +208,69 @@ def show_command(app: AppContext, number: int, no_diff: bool, as_json: bool) -> 
         r.colour_diff(diff)
 
 
+content_option = click.option(
+    "--content", metavar="HASH",
+    help="The content hash you reviewed, as 'request show' prints it (12 hex digits or more): "
+    "refused if the request holds other content now. Scripts should always pass it.",
+)  # fmt: skip
+
+
 @request.command("approve")
 @click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", default="", help="What you checked.")
+@content_option
 @json_option
 @pass_app
-def approve_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+def approve_command(
+    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
+) -> None:
     """Approve request NUMBER as it stands now (its exact content and base).
 
-    The requester cannot approve their own request unless the environment allows it. If the
-    content changes later, this approval stops counting; if it comes back, it counts again.
+    With --content HASH (from 'request show'), the approval is recorded only if the request
+    still holds the content you saw; without it, it covers whatever the request holds when
+    the approval is written. The requester cannot approve their own request unless the
+    environment allows it. If the content changes later, this approval stops counting; if it
+    comes back, it counts again. Approving again what you already approved records nothing.
 
     \b
     Example:
-      lastgood request approve 3 -m "looks right"
+      lastgood request approve 3 --content 3f2a9c1d4e5b -m "looks right"
     """
-    _review(app, number, approve=True, comment=comment, as_json=as_json)
+    _review(app, number, approve=True, comment=comment, content=content, as_json=as_json)
 
 
 @request.command("reject")
 @click.argument("number", type=NUMBER)
 @click.option("-m", "--message", "comment", required=True, help="Why (required).")
+@content_option
 @json_option
 @pass_app
-def reject_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+def reject_command(
+    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
+) -> None:
     """Reject request NUMBER as it stands now; the requester may update it and ask again.
 
     \b
     Example:
-      lastgood request reject 3 -m "the threshold would drop every lead"
+      lastgood request reject 3 --content 3f2a9c1d4e5b -m "the threshold would drop every lead"
     """
-    _review(app, number, approve=False, comment=comment, as_json=as_json)
+    _review(app, number, approve=False, comment=comment, content=content, as_json=as_json)
 
 
-def _review(app: AppContext, number: int, *, approve: bool, comment: str, as_json: bool) -> None:
+def _review(
+    app: AppContext, number: int, *, approve: bool, comment: str, content: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
     if app.server:
-        data = app.remote().review_request(number, approve=approve, comment=comment)
+        data = app.remote().review_request(
+            number, approve=approve, comment=comment, content=content
+        )
         _print_remote(data, as_json)
         return
     from lastgood.operations.requests import review_request
 
-    view = review_request(app.project(), number, approve=approve, comment=comment)
+    view = review_request(app.project(), number, approve=approve, comment=comment,
+                          content=content)  # fmt: skip
     _print_view(view, as_json)
 
 
@@ -362,7 +390,8 @@ def view_of(data: dict[str, Any]) -> RequestView:
     )
     entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
     return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
-                       data["changes"])  # fmt: skip
+                       data["changes"], moved=data["state"] == "stale" and data["status"] == "open",
+                       freeze=data.get("freeze"), notice=str(data.get("notice", "")))  # fmt: skip
 
 
 def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
@@ -378,11 +407,14 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         r.emit_json(view.to_json())
         return
     request = view.request
+    if view.notice:
+        r.info(view.notice)
     if opened:
         kind = "EMERGENCY change" if request.emergency else "change request"
         r.info(f"opened {kind} {request.label} for {request.env}")
     lines = [
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
+        f"content   {request.content_hash[:SHOWN_HASH]}",
         f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
         f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
         f"risk      {request.risk} ({plural(view.routing.files, 'file')}, "
@@ -403,6 +435,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         lines.append(f"dismissed {dismissed} of other content (they no longer count)")
     if request.apply_at:
         lines.append(f"applies   at {r.when(request.apply_at)}")
+    if view.freeze:
+        lines.append(f"{freeze_label(view.freeze):<9} {request.env}: {view.freeze['text']}")
     if request.emergency:
         review = "open: someone other than the requester signs it off" if view.review_open else (
             "signed off"
@@ -416,7 +450,9 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
     r.out("\n".join(lines))
     if view.state == "approved" and request.status == "open":
-        r.info(f"next: lastgood request apply {request.number}")
+        held = view.freeze is not None and view.freeze["state"] == "active"
+        once = f", once {request.env} is open to changes again" if held else ""
+        r.info(f"next: lastgood request apply {request.number}{once}")
 
 
 def _base(view: RequestView) -> str:

@@ -21,6 +21,25 @@ if TYPE_CHECKING:
     from lastgood.rows import ChangeRequest, VersionInfo
 
 
+REQUEST_SUBCOMMANDS = frozenset(
+    {"open", "list", "show", "approve", "reject", "update", "withdraw", "signoff", "apply"}
+)
+"""The subcommands of ``lastgood request`` (a test keeps this in step with the CLI): an
+environment with one of these names cannot be opened with the short ``request ENV``."""
+
+
+def request_command(env: str, options: str = "-m WHY") -> str:
+    """The command that opens a change request for ``env``, for hints: ``lastgood request ENV
+    …``, the everyday short form, unless ``ENV`` is also a ``request`` subcommand's name
+    (``lastgood request list -m WHY`` would list requests) — then ``request open ENV …``,
+    and after ``--`` when it starts with a dash, so it is not read as an option."""
+    if env.startswith("-"):
+        return f"lastgood request open {options} -- {env}"
+    if env in REQUEST_SUBCOMMANDS:
+        return f"lastgood request open {env} {options}"
+    return f"lastgood request {env} {options}"
+
+
 def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = False) -> None:
     """Refuse (exit 5) a deploy to an environment that is frozen (or outside its change
     windows) unless it applies an emergency ``request``, and one to an environment that
@@ -45,14 +64,14 @@ def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = F
     if request is None:
         raise ApprovalRequiredError(
             f"{env} takes changes only through an approved change request",
-            hint=f"open one with 'lastgood request {env} -m WHY' (add --version REF for an "
+            hint=f"open one with '{request_command(env)}' (add --version REF for an "
             "existing version); once approved, 'lastgood request apply N' deploys it. "
             f"'lastgood rollback {env}' needs no approval",
         )
     if request.env != env:
         raise ApprovalRequiredError(
             f"change request {request.label} is for {request.env}, not {env}",
-            hint=f"open a request for {env} with 'lastgood request {env} -m WHY'",
+            hint=f"open a request for {env} with '{request_command(env)}'",
         )
 
 

@@ -265,11 +265,13 @@ def _ran_here(place: Place, destination: VersionInfo, force: bool) -> VersionInf
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
         )
+    from lastgood.operations.gate import request_command
+
+    opening = request_command(env, f"--version {destination.label} -m WHY")
     raise RefusedError(
         f"{destination.label} never ran on {env}, which takes new content only through an "
         "approved change request",
-        hint=f"open one: 'lastgood request {env} --version {destination.label} -m WHY'; "
-        f"'lastgood rollback {env}' goes back to last known good",
+        hint=f"open one: '{opening}'; 'lastgood rollback {env}' goes back to last known good",
     )
 
 

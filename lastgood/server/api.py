@@ -61,6 +61,10 @@ class RevertRequest(BaseModel):
         "last known good before the change that touched it)",
     )  # fmt: skip
     message: str = Field(max_length=2000, description="Why (required; recorded)")
+    wait_fleet: float = Field(
+        5.0, ge=0, le=60, description="Served environments: seconds to wait for every consumer "
+        "once the revert is live (as a rollback does)",
+    )  # fmt: skip
 
 
 class DrillRequest(BaseModel):
@@ -173,7 +177,11 @@ def rollback(env: str, body: RollbackRequest, state: State, token: Caller) -> di
 )
 def revert(env: str, body: RevertRequest, state: State, token: Caller) -> dict[str, Any]:
     """As ``revert --json``: the new version, where each path came from, and the outcome (with
-    ``fleet`` on a served environment) or, where approval is required, the change request."""
+    ``fleet`` on a served environment) or, where approval is required, the change request.
+
+    A revert is how one bad file is taken back in an incident, so, like a rollback, it answers
+    once every consumer of a served environment serves what is live (or ``wait_fleet``
+    seconds passed), and ``fleet`` says how far they followed."""
     from lastgood.operations.revert import revert as do_revert
 
     allowed(token, "deployer", known_env(state, env))
@@ -184,7 +192,9 @@ def revert(env: str, body: RevertRequest, state: State, token: Caller) -> dict[s
         state.feeds.publish_now(env)
     data = done.to_json()
     if data["outcome"] is not None:
-        data["outcome"] = with_fleet(state, env, data["outcome"])
+        fleet = wait_for_fleet(state.project, env, state.consumers, body.wait_fleet)
+        if fleet is not None:
+            data["outcome"]["fleet"] = fleet.to_json()
     return data
 
 

@@ -9,6 +9,13 @@ decide what a token may ask at all: ``viewer`` reads the requests of its environ
 The server has no folder: a request names a recorded version (upload files first with
 ``POST /api/v1/versions``, as a deploy through the server does). For the endpoints about one
 request, the token's scope is judged on the request's environment before any verb runs.
+
+A step that puts a request live (``apply``, an emergency, the approval that completes a request
+on an environment that applies on approval) answers as the deploy endpoint does: once the bake
+is done — the bake being the consumers' time to follow — without waiting for a served
+environment's consumers the way a rollback or a revert does; ``GET …/consumers`` shows how far
+they got. A script asks for what it needs; the web page, whose answer is all a person sees,
+waits after those steps as its own deploy does (:mod:`lastgood.server.web_requests`).
 """
 
 from __future__ import annotations
@@ -52,12 +59,29 @@ class OpenBody(BaseModel):
     )  # fmt: skip
 
 
+ContentHash = Annotated[
+    str | None,
+    Field(
+        None, max_length=200,
+        description="The content hash the reviewer saw (12 hex digits or more, as "
+        "request show prints it): refused (409) if the request holds other content when the "
+        "review is written. Optional, but scripts should always send it",
+    ),
+]  # fmt: skip
+
+
 class ReviewBody(BaseModel):
+    message: Message = Field("", description="What you checked (recorded)")
+    content_hash: ContentHash = None
+
+
+class SignOffBody(BaseModel):
     message: Message = Field("", description="What you checked (recorded)")
 
 
 class RejectBody(BaseModel):
     message: Message = Field(min_length=1, description="Why (required; recorded)")
+    content_hash: ContentHash = None
 
 
 class UpdateBody(BaseModel):
@@ -162,22 +186,25 @@ def show_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
 def approve_request(
     number: Number, body: ReviewBody, state: State, token: Caller
 ) -> dict[str, Any]:
-    return _review(state, token, number, approve=True, comment=body.message)
+    return _review(state, token, number, approve=True, comment=body.message,
+                   content=body.content_hash)  # fmt: skip
 
 
 @router.post("/requests/{number}/reject", summary="Reject a request as it stands now")
 def reject_request(number: Number, body: RejectBody, state: State, token: Caller) -> dict[str, Any]:
-    return _review(state, token, number, approve=False, comment=body.message)
+    return _review(state, token, number, approve=False, comment=body.message,
+                   content=body.content_hash)  # fmt: skip
 
 
 def _review(
-    state: ServerState, token: ApiToken, number: int, *, approve: bool, comment: str
-) -> dict[str, Any]:
+    state: ServerState, token: ApiToken, number: int, *, approve: bool, comment: str,
+    content: str | None,
+) -> dict[str, Any]:  # fmt: skip
     from lastgood.operations import requests as verbs
 
     _scoped(state, token, "approver", number)
     view = verbs.review_request(state.acting(token), number, approve=approve, comment=comment,
-                                via="server")  # fmt: skip
+                                content=content, via="server")  # fmt: skip
     return _published(state, view)
 
 
@@ -213,7 +240,7 @@ def withdraw_request(
     summary="Sign off an emergency's review (anyone but the person who made it)",
 )
 def sign_off_request(
-    number: Number, state: State, token: Caller, body: ReviewBody | None = None
+    number: Number, state: State, token: Caller, body: SignOffBody | None = None
 ) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 

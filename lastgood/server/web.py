@@ -33,6 +33,7 @@ from markupsafe import Markup
 from lastgood import tokens
 from lastgood.errors import AuthError, ForbiddenError, LastgoodError, RefusedError, UsageError
 from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wait_for_fleet
+from lastgood.operations.gate import request_command
 from lastgood.operations.status import EnvStatus
 from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED
@@ -98,6 +99,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=when, ago=ago, duration=format_duration, v=version_label)
+    env.globals["request_command"] = request_command  # the command that works for any name
     return env
 
 

@@ -13,6 +13,11 @@ and the form as it was filled in; a request that opened redirects to its page (p
 get). An emergency applies at once, past approvals and a freeze, so it is never one click away:
 its first POST answers with a confirmation showing what will change, whose form names the exact
 version and the version live when it was shown, and only that second POST opens it.
+
+A proposal that went live at once (an emergency, or a change that needs nobody where the
+environment applies on approval) waits for a served environment's consumers before the
+redirect, as the page's deploy and rollback do, and the request's page says how far they
+followed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from lastgood.server.web import (
     side_of,
     visitor,
 )
+from lastgood.server.web_requests import wait_for_consumers
 
 router = APIRouter(include_in_schema=False)
 
@@ -157,5 +163,5 @@ def propose(
         return environment_page(state, who, env, problem=refused, proposal=form,
                                 status=refused.http_status)  # fmt: skip
     if view.request.deployment is not None:  # an emergency, or a change that needs nobody
-        state.feeds.publish_now(env)
+        wait_for_consumers(state, env)
     return RedirectResponse(f"/requests/{view.request.number}?done=opened", status_code=303)

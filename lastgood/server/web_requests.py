@@ -10,14 +10,15 @@ again before any verb runs.
 
 A form also carries the content it was shown (the request's content and base hashes): an
 approval covers exact content, so a request updated while its page was open is refused with
-409 and shown again, never approved unseen. A verb's refusal (self-approval, stale, not
+409 and shown again, never approved unseen. The verb gets the content hash too and writes the
+review only while the request still holds it, so an update landing between that check and the
+write cannot slip in either. A verb's refusal (self-approval, stale, not
 approved, a freeze) is shown on the request's page with its status; a step that worked
 redirects to the request's page with a notice (post, redirect, get).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from lastgood.approval import OPTIONAL_REVIEW, may_review
 from lastgood.errors import NotFoundError, RefusedError, UsageError
+from lastgood.operations.fleet import FleetStanding
 from lastgood.operations.requests import RequestView
 from lastgood.project import Project
 from lastgood.record import Record
@@ -156,17 +158,16 @@ def request_page(
 ) -> Response:  # fmt: skip
     """Request ``number``'s page, with a notice of the step just done or the refusal of one."""
     from lastgood.operations.requests import show_request
-    from lastgood.operations.status import change_standing
 
     project = state.acting(who.token)
     view = show_request(project, number)
     request = view.request
     before = side_of(project, request.base_version)
     after = side_of(project, request.version)
-    freeze = change_standing(project.config.environment(request.env).calendar, time.time())
     return render("request.html", who, status, view=view, done=done if done in DONE else "",
                   problem=problem, buttons=buttons_for(project, who, view),
-                  diffs=file_diffs(before, after), freeze=freeze,
+                  diffs=file_diffs(before, after), freeze=view.freeze,
+                  fleet=fleet_of(state, view),
                   shown=content_of(view))  # fmt: skip
 
 
@@ -201,6 +202,28 @@ def check_shown(project: Project, number: int, shown: str) -> None:
         )
 
 
+def wait_for_consumers(state: ServerState, env: str) -> None:
+    """After a step that put a version live (an apply, an emergency, a change that needed
+    nobody): publish it at once and wait, as the page's deploy and rollback do, until every
+    consumer of a served environment serves it or ``fleet_wait`` seconds pass, so the
+    request's page the browser goes to next says how far they followed (reads only)."""
+    from lastgood.operations.fleet import wait_for_fleet
+
+    state.feeds.publish_now(env)
+    wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
+
+
+def fleet_of(state: ServerState, view: RequestView) -> FleetStanding | None:
+    """How far the consumers of a served environment followed the version its applied
+    request put live; None elsewhere, and once the environment serves something else."""
+    from lastgood.operations.fleet import read_fleet
+
+    if view.request.deployment is None:
+        return None
+    fleet = read_fleet(state.project, view.request.env, state.consumers)
+    return fleet if fleet is not None and fleet.version == view.request.version else None
+
+
 def take_step(
     state: ServerState, who: Visitor, number: int, shown: str, done: str,
     step: Callable[[Project], object],
@@ -217,7 +240,7 @@ def take_step(
         return request_page(state, who, number, problem=refused, status=refused.http_status)
     request = show_request(project, number).request
     if request.deployment is not None:  # applied (or applied on its last approval)
-        state.feeds.publish_now(request.env)
+        wait_for_consumers(state, request.env)
     return RedirectResponse(f"/requests/{number}?done={done}", status_code=303)
 
 
@@ -243,7 +266,9 @@ def review(
                 f"write why you reject #{found}: the requester reads it",
                 hint="fill in the comment and press Reject again",
             )
-        return review_request(project, found, approve=approve, comment=comment, via="web")
+        content = shown.partition(":")[0] or None  # recorded only while it holds that
+        return review_request(project, found, approve=approve, comment=comment,
+                              content=content, via="web")  # fmt: skip
 
     done = "approved" if approve else "rejected"
     return take_step(state, who, found, shown, done, step)

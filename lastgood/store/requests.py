@@ -60,6 +60,36 @@ class RequestStore(AuditStore):
         columns and the values they must hold), only while the request's status is one of
         those (checked by the UPDATE itself, so two processes cannot both move it): otherwise
         nothing is written and the request is returned as another process left it."""
+        return self._update(number, entry, when_status, when, values)[0]
+
+    def add_request_entry(self, number: int, entry: dict[str, Any]) -> ChangeRequest:
+        """Add one entry to the timeline of request ``number`` (writes)."""
+        return self.update_request(number, entry)
+
+    def add_request_entry_when(
+        self,
+        number: int,
+        entry: dict[str, Any],
+        *,
+        when_status: Collection[str],
+        when: dict[str, Any],
+    ) -> ChangeRequest | None:
+        """Add ``entry`` only while request ``number`` is in one of ``when_status`` and its
+        columns hold the values in ``when`` — checked by the same UPDATE that stamps it, so a
+        change committed by another process after the caller looked cannot slip in between
+        (writes). The request as it now stands, or None when nothing was written."""
+        request, written = self._update(number, entry, when_status, when, {})
+        return request if written else None
+
+    def _update(
+        self,
+        number: int,
+        entry: dict[str, Any] | None,
+        when_status: Collection[str] | None,
+        when: dict[str, Any] | None,
+        values: dict[str, Any],
+    ) -> tuple[ChangeRequest, bool]:
+        """:meth:`update_request`, and whether anything was written."""
         now = time.time()
         with self._audited("update a change request") as audit:
             session = audit.session
@@ -75,17 +105,13 @@ class RequestStore(AuditStore):
                 sql += f" AND {column} = :when_{column}"
                 params[f"when_{column}"] = (when or {})[column]
             if not session.run(sql, params):
-                return _request(session, number)
+                return _request(session, number), False
             request = _request(session, number)
             if values:
                 _chain(audit, "request-updated", request, str((entry or {}).get("actor", "")))
             if entry is not None:
                 _add_entry(audit, request, now, entry)
-        return request
-
-    def add_request_entry(self, number: int, entry: dict[str, Any]) -> ChangeRequest:
-        """Add one entry to the timeline of request ``number`` (writes)."""
-        return self.update_request(number, entry)
+        return request, True
 
     def change_request(self, number: int) -> ChangeRequest:
         """One request; NotFoundError when there is none."""

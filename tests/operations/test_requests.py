@@ -14,6 +14,7 @@ from lastgood.errors import (
     RefusedError,
     RequestError,
     StaleBaseError,
+    UsageError,
 )
 from lastgood.operations.deploy import deploy
 from lastgood.operations.drill import drill
@@ -171,6 +172,25 @@ def test_a_person_in_two_groups_counts_once_towards_one_requirement(
     assert review_request(as_(ws, "sam"), opened.request.number, approve=True).state == "approved"
 
 
+def test_approving_the_same_content_twice_records_it_once(project: ProjectFactory) -> None:
+    ws = team(project, extra="required = 2")
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    number = open_request(ws, "staging", reason="needs two").request.number
+    first = review_request(as_(ws, "sam"), number, approve=True, comment="ok")
+    heard, head = listen(ws), ws.store.audit_head()
+
+    again = review_request(as_(ws, "sam"), number, approve=True, comment="ok again")
+
+    assert again.notice == "sam already approved #1 as it stands: nothing recorded"
+    assert again.entries == first.entries and ws.store.audit_head() == head
+    assert heard == [] and again.tally.approved_by == ("sam",)
+    assert "notice" in again.to_json() and "notice" not in first.to_json()
+    rejected = review_request(as_(ws, "sam"), number, approve=False, comment="on second thought")
+    assert rejected.tally.rejected_by == ("sam",)
+    changed_mind = review_request(as_(ws, "sam"), number, approve=True)  # a new word: recorded
+    assert changed_mind.notice == "" and len(changed_mind.entries) == len(first.entries) + 2
+
+
 def test_the_requester_cannot_approve_their_own_request_unless_the_environment_allows_it(
     project: ProjectFactory,
 ) -> None:
@@ -214,6 +234,64 @@ def test_an_approval_covers_exact_content_and_comes_back_with_it(project: Projec
     assert back.state == "approved" and back.tally.approved_by == ("lee",)
     assert [e.action for e in back.entries] == ["opened", "approved", "updated", "updated"]
     assert apply_request(ws, number).exit_code == OK
+
+
+def test_a_review_names_the_content_it_saw_and_is_refused_for_any_other(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project)
+    prompt(ws, "version A\n")
+    number = open_request(ws, "staging", reason="A").request.number
+    seen = show_request(ws, number).request.content_hash
+    prompt(ws, "version B\n")
+    now = update_request(ws, number, reason="B instead").request.content_hash
+    entries = len(show_request(ws, number).entries)
+
+    for approve in (True, False):
+        with pytest.raises(RequestError) as refused:
+            review_request(as_(ws, "lee"), number, approve=approve, comment="c", content=seen[:12])
+        assert str(refused.value.message) == (
+            f"#1 holds other content than you saw: you saw {seen[:12]}, it holds {now[:12]} now "
+            "(v3, based on v1); nothing was recorded"
+        )
+        assert "'lastgood request show 1'" in (refused.value.hint or "")
+    for bad in ("xyz", now[:11], now + "0", "g" * 12):
+        with pytest.raises(UsageError, match="is not the content hash of a request") as usage:
+            review_request(as_(ws, "lee"), number, approve=True, content=bad)
+        assert usage.value.exit_code == 2
+    assert len(show_request(ws, number).entries) == entries  # nothing recorded
+
+    approved = review_request(as_(ws, "lee"), number, approve=True, content=now[:12].upper())
+    assert approved.state == "approved"
+    again = review_request(as_(ws, "lee"), number, approve=True, content=now)  # the whole hash
+    assert again.notice and approved.entries[-1].content_hash == now
+
+
+def test_a_review_is_written_only_while_the_request_holds_what_was_checked(
+    project: ProjectFactory, store_url: str
+) -> None:
+    ws = team(project, store=store_url)
+    prompt(ws, "version A\n")
+    number = open_request(ws, "staging", reason="A").request.number
+    seen = show_request(ws, number).request  # what the reviewer's verb read
+    prompt(ws, "version B\n")
+    update_request(ws, number, reason="B lands before the approval is written")
+    entry = {"actor": "lee", "action": "approved", "content_hash": seen.content_hash,
+             "base_hash": seen.base_hash}  # fmt: skip
+
+    late = ws.store.add_request_entry_when(
+        number, entry, when_status=("open",),
+        when={"content_hash": seen.content_hash, "base_hash": seen.base_hash},
+    )  # fmt: skip
+
+    assert late is None
+    assert [e.action for e in show_request(ws, number).entries] == ["opened", "updated"]
+    now = show_request(ws, number).request
+    written = ws.store.add_request_entry_when(
+        number, {**entry, "content_hash": now.content_hash}, when_status=("open",),
+        when={"content_hash": now.content_hash, "base_hash": now.base_hash},
+    )  # fmt: skip
+    assert written is not None and show_request(ws, number).state == "approved"
 
 
 def test_a_request_whose_environment_moved_on_is_stale_until_it_gets_a_fresh_look(
@@ -385,7 +463,10 @@ def test_a_freeze_holds_deploys_drills_and_applies_but_never_a_rollback(
         drill(ws, "staging")
     with pytest.raises(FrozenError):
         apply_request(approved, number)
-    assert show_request(approved, number).state == "approved"  # still waiting to be applied
+    held = show_request(approved, number)
+    assert held.state == "approved"  # still waiting to be applied
+    assert held.freeze is not None and held.freeze["state"] == "active"
+    assert held.freeze["text"].startswith("freeze 'year-end' (the books are closing) until")
 
     back = rollback(ws, "staging", reason="scores fell")
     assert back.exit_code == OK and back.version == 1
@@ -553,6 +634,18 @@ def test_waiting_for_me_lists_what_a_person_may_still_approve(project: ProjectFa
     assert mine("sam") == [other]
     review_request(as_(ws, "dana"), number, approve=True)
     assert mine("lee") == [] and mine("dana") == [other]
+
+
+def test_waiting_for_me_includes_my_own_request_where_self_approval_is_allowed(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra="self_approval = true")
+    write(ws, {**healthy_files("base"), "routing/rules.yaml": "a\n"})
+    number = open_request(as_(ws, "sam"), "staging", reason="routing").request.number
+
+    assert [v.request.number for v in list_requests(as_(ws, "sam"), status="for-me")] == [number]
+    review_request(as_(ws, "sam"), number, approve=True)
+    assert list_requests(as_(ws, "sam"), status="for-me") == []
 
 
 def test_a_request_whose_content_went_live_another_way_is_not_called_stale(

@@ -1,0 +1,282 @@
+"""How a change request is seen (:class:`RequestView`), and the helpers every step shares:
+who may take a step from where, plain text, the events a step sends.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from lastgood.approval import (
+    OPTIONAL_REVIEW,
+    ApprovalPolicy,
+    Change,
+    Routing,
+    Tally,
+    emergency_tally,
+    latest_votes,
+    route,
+    tally,
+)
+from lastgood.errors import LastgoodError, RequestError
+from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
+from lastgood.operations.resolve import resolve
+from lastgood.operations.snapshot import read_workspace, snapshot
+from lastgood.operations.status import change_standing
+from lastgood.operations.versions import Side, changes, unified
+from lastgood.project import Project
+from lastgood.record import Record
+from lastgood.rows import (
+    REQUEST_OPEN,
+    REQUEST_STALE,
+    ChangeRequest,
+    RequestEntry,
+    VersionInfo,
+)
+from lastgood.validate import validate_bundle
+
+SIGNED_OFF = "signed-off"
+REMINDED = "reminded"
+PROVEN = ("server", "web")
+"""Where a step comes through a token that proves who takes it: the API and the web page."""
+
+
+class RequestView(Record):
+    """A request as people see it: the row, its timeline, its routing and where its review
+    stands for the content it holds now."""
+
+    request: ChangeRequest
+    entries: tuple[RequestEntry, ...]
+    routing: Routing
+    tally: Tally
+    changes: dict[str, list[str]]
+    moved: bool = False
+    """The environment serves something else than the request's base now: it is stale (the
+    store says so too once an apply finds it), whatever its approvals."""
+    freeze: dict[str, Any] | None = None
+    """A freeze (or the end of a change window) in force on the request's environment now, or
+    one starting within a day, as ``status`` says it (:func:`change_standing`); None when
+    there is neither."""
+    notice: str = ""
+    """What the step that answered with this view did not do, and why (an approval given
+    again: nothing recorded); empty otherwise."""
+
+    @property
+    def state(self) -> str:
+        """``waiting``, ``approved`` or ``rejected`` while open (``stale`` when its environment
+        moved on); otherwise the stored status."""
+        if self.request.status == REQUEST_OPEN:
+            return REQUEST_STALE if self.moved else self.tally.state
+        return self.request.status
+
+    @property
+    def review_open(self) -> bool:
+        """An emergency's review: open until someone other than the requester signs it off."""
+        return self.request.emergency and not any(
+            entry.action == SIGNED_OFF and entry.actor != self.request.requester
+            for entry in self.entries
+        )
+
+    @property
+    def summary(self) -> str:
+        request = self.request
+        kind = "emergency change" if request.emergency else "change request"
+        head = f"{kind} {request.label} for {request.env}: v{request.version}"
+        if self.state == "waiting":
+            return f"{head}, waiting for {'; '.join(self.tally.missing)}"
+        if self.state == "approved":
+            how = (
+                f"standard change ({self.routing.standard})"
+                if self.routing.standard
+                else (
+                    "approved by " + ", ".join(self.tally.approved_by)
+                    if self.tally.approved_by
+                    else "needs no approval"
+                )
+            )
+            return f"{head}, {how}: ready to apply"
+        if self.state == "rejected":
+            return f"{head}, rejected by {', '.join(self.tally.rejected_by)}"
+        review = ", review open" if self.review_open else ""
+        return f"{head}, {self.state}{review}" + (f": {request.detail}" if request.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.request.to_json(),
+            "state": self.state,
+            "review_open": self.review_open,
+            "summary": self.summary,
+            "approved_by": list(self.tally.approved_by),
+            "rejected_by": list(self.tally.rejected_by),
+            "missing": list(self.tally.missing),
+            "dismissed": self.tally.dismissed,
+            "changes": self.changes,
+            "timeline": [entry.to_json() for entry in self.entries],
+            "freeze": self.freeze,
+            **({"notice": self.notice} if self.notice else {}),
+        }
+
+
+MAX_TEXT = 2000
+"""Characters in a reason or comment (the API's limit too): enough for a paragraph."""
+
+
+def refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how: str) -> None:
+    """Where approvals must come through the server, refuse them — and requests, updates and
+    emergencies, whose requester the approvals are checked against — from anywhere else:
+    only a server's API token proves who someone is."""
+    if policy.approve_via == "server" and via not in PROVEN:
+        raise RequestError(
+            f"{what} for {env} count only through the server, where a token proves who gives them",
+            hint=f"lastgood --server URL {how} (with your own token), or the web page",
+        )
+
+
+def plain_text(what: str, text: str) -> None:
+    """Refuse text that would be shown to approvers with control characters (escape
+    sequences, carriage returns that overwrite a line) or that runs to pages."""
+    if len(text) > MAX_TEXT:
+        raise RequestError(
+            f"{what} is {len(text)} characters long; at most {MAX_TEXT} are kept",
+            hint="say it in a paragraph and link to the rest",
+        )
+    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text):
+        raise RequestError(
+            f"{what} holds control characters, which would reach approvers' terminals as they are",
+            hint="write plain text (new lines and tabs are fine)",
+        )
+
+
+def refuse_past(what: str, at: float) -> None:
+    """Refuse a schedule in the past (it would apply at once and expire counted from then) or
+    beyond what the API takes."""
+    if at < time.time() - 60:
+        raise RequestError(
+            f"{what} is in the past", hint="give a time to come, or apply it now once approved"
+        )
+    if at > 1e11:
+        raise RequestError(f"{what} is too far in the future", hint="give a time within years")
+
+
+def moved_on(request: ChangeRequest, expected: tuple[str, ...]) -> None:
+    """Refuse when another process moved ``request`` first (the conditional write did not
+    happen): say where it stands now."""
+    if request.status not in expected:
+        detail = f": {request.detail}" if request.detail else ""
+        raise RequestError(
+            f"{request.label} was {request.status} meanwhile{detail}",
+            hint=f"'lastgood request show {request.number}' shows its timeline",
+        )
+
+
+def policy_of(place: Place) -> ApprovalPolicy:
+    return place.settings.approval or OPTIONAL_REVIEW
+
+
+def proposed_version(place: Place, ref: str | None, reason: str) -> VersionInfo:
+    """The version a request proposes: ``ref``, or the folder recorded as a version now."""
+    project = place.project
+    if ref is not None:
+        version = resolve(project, ref, env=place.name)
+        validate_bundle(place.store.files(version.number), project.config.schemas, project.root)
+        return version
+    bundle = read_workspace(project)
+    validate_bundle(bundle.files, project.config.schemas, project.root)
+    return snapshot(project, reason, source="request", bundle=bundle).version
+
+
+def live_version(place: Place) -> VersionInfo | None:
+    live = place.target.live()
+    return place.store.version(live.version) if live is not None else None
+
+
+def hash_of(version: VersionInfo | None) -> str:
+    return version.content_hash if version is not None else ""
+
+
+def version_label(version: VersionInfo | None) -> str:
+    return version.label if version is not None else "nothing"
+
+
+def base_label(request: ChangeRequest) -> str:
+    return f"v{request.base_version}" if request.base_version is not None else "nothing"
+
+
+def route_change(
+    place: Place, version: VersionInfo, base: VersionInfo | None
+) -> tuple[Routing, dict[str, list[str]]]:
+    store = place.store
+    before = Side(version_label(base), store.files(base.number) if base else {})
+    after = Side(version.label, store.files(version.number))
+    changed = changes(before, after)
+    text = unified(before, after, reveal=True)  # counted here, never shown
+    lines = sum(
+        1 for line in text.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )  # fmt: skip
+    paths = tuple(sorted({p for group in changed.values() for p in group}))
+    change = Change(paths=paths, lines=lines, removed=len(changed["removed"]))
+    return route(policy_of(place), change), changed
+
+
+def build_view(
+    place: Place, request: ChangeRequest, changed: dict[str, list[str]] | None = None
+) -> RequestView:
+    entries = place.store.request_entries(request.number)
+    routing = Routing.from_json(request.routing_data)
+    votes, dismissed = latest_votes(
+        entries, content_hash=request.content_hash, base_hash=request.base_hash
+    )
+    policy, groups = policy_of(place), place.project.config.groups
+    if request.emergency:
+        counted = emergency_tally(routing, groups, votes, requester=request.requester,
+                                  needed=policy.emergency_approvals)  # fmt: skip
+    else:
+        counted = tally(routing, groups, votes, requester=request.requester,
+                        self_approval=policy.self_approval, dismissed=dismissed)  # fmt: skip
+    if changed is None:
+        store = place.store
+        before = store.files(request.base_version) if request.base_version is not None else {}
+        changed = changes(Side("", before), Side("", store.files(request.version)))
+    served = served_hash(place) if request.status == REQUEST_OPEN else request.base_hash
+    moved = served not in (request.base_hash, request.content_hash)  # its content: live already
+    freeze = change_standing(place.settings.calendar, time.time())
+    return RequestView(request, tuple(entries), routing, counted, changed, moved, freeze)
+
+
+def served_hash(place: Place) -> str:
+    """The content hash of what the environment serves ("" for nothing, or when the target
+    cannot say: a view is never refused for that)."""
+    try:
+        return hash_of(live_version(place))
+    except LastgoodError:
+        return ""
+
+
+def entry_of(
+    project: Project, action: str, content_hash: str, base_hash: str, comment: str, via: str
+) -> dict[str, Any]:
+    return {"actor": project.actor, "action": action, "content_hash": content_hash,
+            "base_hash": base_hash, "comment": comment, "via": via}  # fmt: skip
+
+
+def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> None:
+    request = view.request
+    place.emit(
+        Event(
+            kind,
+            message,
+            env=request.env,
+            version=request.version,
+            data={
+                "request": request.number,
+                "state": view.state,
+                "requester": request.requester,
+                "risk": request.risk,
+                "missing": list(view.tally.missing),
+                "approved_by": list(view.tally.approved_by),
+            },
+            key=f"{kind.value}:{request.number}:{len(view.entries)}",
+        )
+    )
