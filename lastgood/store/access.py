@@ -42,9 +42,10 @@ class AccessStore(AuditStore):
         found = self._records("read a token", ApiToken, "api_tokens", {"token_hash": token_hash})
         return found[0] if found else None
 
-    def revoke_token(self, token_id: int, *, actor: str = "") -> ApiToken:
-        """Mark a token revoked from now on, by ``actor`` (writes); NotFoundError when there is
-        none. Revoking a revoked token changes nothing and chains nothing."""
+    def revoke_token(self, token_id: int, *, actor: str) -> ApiToken:
+        """Mark a token revoked from now on, by ``actor`` (who asked: on the server, the calling
+        token's name), chained as theirs (writes); NotFoundError when there is none. Revoking
+        a revoked token changes nothing and chains nothing."""
         with self._audited("revoke a token") as audit:
             changed = audit.session.run(
                 "UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL",
