@@ -26,6 +26,7 @@ from lastgood.operations.audit import export_audit, read_head_file, verify_audit
 from lastgood.project import Project
 from lastgood.rows import AuditHead
 from lastgood.store import chain, open_store
+from lastgood.store.chain_rows import RowCheck
 from lastgood.store.chain_walk import ChainWalk
 from lastgood.store.lite import sqlite_location
 from lastgood.targets.base import Release
@@ -191,7 +192,11 @@ def test_a_truncated_tail_is_caught_through_an_export(
         exported = export_audit(project, out)
     assert exported.entries == 8
     raw(store_url, "DELETE FROM audit_log WHERE seq >= 7")
-    assert verify_audit(project).sound  # the table alone cannot know
+    alone = verify_audit(project)
+    assert alone.problems == ()  # the chain alone cannot know; the rows it recorded can:
+    assert [(row.table, row.problem) for row in alone.rows] == [
+        ("request_entries", "not-chained"), ("events", "not-chained")
+    ]  # fmt: skip
     seq, problem, detail = first_break(project, export)
     assert (seq, problem) == (7, "truncated")
     assert f"the table ends at seq 6, but {export} holds seq 8" in detail
@@ -512,9 +517,10 @@ def test_the_documented_insert_only_role_appends_but_cannot_change_the_chain() -
             store.revoke_token(store.add_token(name="t", role="viewer", envs="",
                                                token_hash="0" * 64, created_by="a").id,
                                actor="a")  # fmt: skip
-            walk = ChainWalk()
-            store.walk_audit(walk.feed)
+            walk, rows = ChainWalk(), RowCheck()
+            store.walk_audit(walk.feed, rows=rows)  # holding the tables needs only SELECT
             assert walk.count == 4 and walk.first_break() is None
+            assert rows.sound and sum(rows.checked.values()) == 2
         finally:
             store.close()
         with psycopg.connect(server.format(user=f"{name}_app"), autocommit=True) as app:

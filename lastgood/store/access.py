@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 
 from lastgood.rows import ApiToken, Consumer, WebSession
-from lastgood.store import common, statements
+from lastgood.store import chain, common, statements
 from lastgood.store.audit import Auditor, AuditStore
 from lastgood.store.base import select_records
 
@@ -124,6 +124,8 @@ class AccessStore(AuditStore):
 
 
 def _chain(audit: Auditor, kind: str, token: ApiToken, actor: str) -> None:
-    """Chain a token as it now stands, without its secret's hash (exports travel)."""
+    """Chain a token as it now stands, without its secret's hash (exports travel) but with a
+    digest of it, so ``audit verify`` catches a hash swapped in the table."""
     row = statements.row_of(token, TOKEN_COLUMNS)
+    row["token_hash_digest"] = chain.digest(token.token_hash)
     audit.append(kind, f"token:{token.id}", actor, row, leave_out=("token_hash",))
