@@ -182,9 +182,11 @@ def time_restores(project: Project, env: str, repetitions: int) -> list[float]:
             )
             start = time.perf_counter()
             activated_at = switch_to(place, lease, destination, point="bench.restore")
-            store.update_deployment(record.id, activated_at=activated_at)
+            store.update_deployment(record.id, by="bench", activated_at=activated_at)
             samples.append(time.perf_counter() - start)
-            store.update_deployment(record.id, status="succeeded", finished_at=time.time())
+            store.update_deployment(
+                record.id, by="bench", status="succeeded", finished_at=time.time()
+            )
     return samples[1:]
 
 

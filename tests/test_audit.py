@@ -1,7 +1,10 @@
 """The audit chain: what is chained, that a clean chain verifies, that every form of tampering
 is caught and named (a row edited, deleted, reordered, the tail truncated, the chain rewritten),
-on SQLite and PostgreSQL, that concurrent writers on PostgreSQL keep one chain, and that a real
-deploy and rollback through the CLI chain their ledger records and keep the head on the target.
+on SQLite and PostgreSQL, that concurrent writers on PostgreSQL keep one chain, that a real
+deploy and rollback through the CLI chain their ledger records and keep the head on the target,
+and that every link names who made that change (an update's maker, not the record's actor; a
+token revoked through the server, the calling token). The tables held against the chain are
+``tests/test_audit_rows.py``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from lastgood.operations.audit import export_audit, read_head_file, verify_audit
 from lastgood.project import Project
 from lastgood.rows import AuditHead
 from lastgood.store import chain, open_store
+from lastgood.store.chain_rows import RowCheck
 from lastgood.store.chain_walk import ChainWalk
 from lastgood.store.lite import sqlite_location
 from lastgood.targets.base import Release
@@ -59,7 +63,7 @@ def fill(project: Project) -> list[str]:
     version = store.add_version(Bundle({"a.txt": b"1\n"}), author="ann", message="m", source="cli")
     record = store.begin_deployment(env="staging", kind="deploy", to_version=1, actor="ann",
                                     source="cli")  # fmt: skip
-    store.update_deployment(record.id, status="succeeded", finished_at=1.5)
+    store.update_deployment(record.id, by="dan", status="succeeded", finished_at=1.5)
     token = store.add_token(name="ci", role="deployer", envs="", token_hash="f" * 64,
                             created_by="ann")  # fmt: skip
     store.revoke_token(token.id, actor="bob")
@@ -90,7 +94,7 @@ def test_a_clean_chain_verifies_and_holds_every_kind_of_write(project: Project) 
     entries = project.store.audit_entries()
     assert [entry.kind for entry in entries] == kinds
     assert [entry.seq for entry in entries] == list(range(1, len(kinds) + 1))
-    assert [entry.actor for entry in entries] == ["ann", "ann", "ann", "bob", "ann", "ann", "bob",
+    assert [entry.actor for entry in entries] == ["ann", "dan", "ann", "bob", "ann", "ann", "bob",
                                                   "cat"]  # fmt: skip
     assert [entry.subject for entry in entries][:5] == [
         "deployment:1", "deployment:1", "token:1", "token:1", "request:1"
@@ -135,7 +139,7 @@ def test_a_write_that_fails_chains_nothing(project: Project) -> None:
         project.store.begin_deployment(env="staging", kind="deploy", to_version=7, actor="a",
                                        source="cli")  # fmt: skip
     with pytest.raises(StoreError):
-        project.store.update_deployment(1, no_such_column=1)
+        project.store.update_deployment(1, by="a", no_such_column=1)
     assert project.store.audit_entries() == []
 
 
@@ -188,7 +192,11 @@ def test_a_truncated_tail_is_caught_through_an_export(
         exported = export_audit(project, out)
     assert exported.entries == 8
     raw(store_url, "DELETE FROM audit_log WHERE seq >= 7")
-    assert verify_audit(project).sound  # the table alone cannot know
+    alone = verify_audit(project)
+    assert alone.problems == ()  # the chain alone cannot know; the rows it recorded can:
+    assert [(row.table, row.problem) for row in alone.rows] == [
+        ("request_entries", "not-chained"), ("events", "not-chained")
+    ]  # fmt: skip
     seq, problem, detail = first_break(project, export)
     assert (seq, problem) == (7, "truncated")
     assert f"the table ends at seq 6, but {export} holds seq 8" in detail
@@ -320,7 +328,7 @@ def test_concurrent_appends_on_postgresql_keep_one_chain(pg_url: str) -> None:
                     actor=f"w{number}",
                     source="cli",
                 )
-                store.update_deployment(record.id, status="succeeded")
+                store.update_deployment(record.id, by=f"w{number}", status="succeeded")
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -416,6 +424,59 @@ def test_verify_and_export_through_the_cli_with_an_export_as_head(
     assert bad.returncode == 2 and "nothing.jsonl" in bad.stderr
 
 
+# ---- who made each change -------------------------------------------------------------------
+
+
+def exported(ws: Workspace) -> list[dict[str, Any]]:
+    done = ws.run("audit", "export")
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()[:-1]]
+
+
+def test_an_update_is_chained_as_whoever_made_it_not_the_records_actor(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """ann's deploy was interrupted; bob's next deploy closes her record, and the chain says
+    bob did; a failed deploy's automatic rollback (the record is lastgood's) is chained as
+    the person whose deploy ran it."""
+    ws = workspace(**FAST)
+    ws.healthy("one")
+    assert ws.run("snapshot", "-m", "one").returncode == 0
+    ws.project().store.begin_deployment(env="staging", kind="deploy", to_version=1,
+                                        actor="ann", source="cli")  # fmt: skip
+    assert ws.run("deploy", "staging", env={"LASTGOOD_AUTHOR": "bob"}).returncode == 0
+    ws.broken()
+    assert ws.run("deploy", "staging", env={"LASTGOOD_AUTHOR": "cat"}).returncode == 3
+    links = exported(ws)
+    by_record: dict[str, list[tuple[str, str]]] = {}
+    for link in links:
+        by_record.setdefault(link["subject"], []).append((link["kind"], link["actor"]))
+    assert by_record["deployment:1"] == [("deployment-opened", "ann"),
+                                         ("deployment-updated", "bob")]  # fmt: skip
+    assert json.loads(links[1]["data"])["status"] == "interrupted"
+    assert {actor for _, actor in by_record["deployment:2"]} == {"bob"}
+    automatic = by_record["deployment:4"]
+    assert automatic[0] == ("deployment-opened", "lastgood")
+    assert {actor for kind, actor in automatic[1:]} == {"cat"}
+    assert verify_audit(ws.project()).sound
+
+
+def test_a_token_revoked_through_the_server_is_chained_as_the_calling_token(
+    workspace: Callable[..., Workspace], serve: Callable[..., Any]
+) -> None:
+    ws = workspace(**FAST)
+    server = serve(ws)  # its own actor is "tester"
+    admin = server.token("admin", name="root")
+    server.token("viewer", name="ci")
+    listed = json.loads(ws.run("token", "list", "--json").stdout)
+    ci = next(token["id"] for token in listed if token["name"] == "ci")
+    with server.client(admin) as http:
+        answer = http.delete(f"/api/v1/tokens/{ci}")
+        assert answer.status_code == 200, answer.text
+    revoked = [link for link in exported(ws) if link["kind"] == "token-revoked"]
+    assert [(link["subject"], link["actor"]) for link in revoked] == [(f"token:{ci}", "root")]
+
+
 # ---- the insert-only PostgreSQL role of docs/audit.md ------------------------------------------
 
 
@@ -452,12 +513,14 @@ def test_the_documented_insert_only_role_appends_but_cannot_change_the_chain() -
             store.add_version(Bundle({"a": b"1"}), author="a", message="m", source="cli")
             record = store.begin_deployment(env="staging", kind="deploy", to_version=1,
                                             actor="a", source="cli")  # fmt: skip
-            store.update_deployment(record.id, status="succeeded")
+            store.update_deployment(record.id, by="a", status="succeeded")
             store.revoke_token(store.add_token(name="t", role="viewer", envs="",
-                                               token_hash="0" * 64, created_by="a").id)  # fmt: skip
-            walk = ChainWalk()
-            store.walk_audit(walk.feed)
+                                               token_hash="0" * 64, created_by="a").id,
+                               actor="a")  # fmt: skip
+            walk, rows = ChainWalk(), RowCheck()
+            store.walk_audit(walk.feed, rows=rows)  # holding the tables needs only SELECT
             assert walk.count == 4 and walk.first_break() is None
+            assert rows.sound and sum(rows.checked.values()) == 2
         finally:
             store.close()
         with psycopg.connect(server.format(user=f"{name}_app"), autocommit=True) as app:

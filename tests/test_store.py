@@ -258,7 +258,7 @@ def test_ledger_record_defaults_and_updates(store: Store) -> None:
     record = open_record(store, from_version=1, to_version=2, trigger_at=100.0)
     assert (record.id, record.status, record.reason, record.detail) == (1, "running", "", "")
     assert abs(record.requested_at - time.time()) < 60
-    done = store.update_deployment(record.id, status="succeeded", activated_at=100.25)
+    done = store.update_deployment(record.id, by="tester", status="succeeded", activated_at=100.25)
     assert (done.status, done.activated_at, done.time_to_active) == ("succeeded", 100.25, 0.25)
     assert store.deployment(record.id) == done
 
@@ -284,7 +284,7 @@ def test_missing_ledger_record_is_not_found(store: Store) -> None:
     with pytest.raises(NotFoundError, match="no ledger record #42"):
         store.deployment(42)
     with pytest.raises(NotFoundError):
-        store.update_deployment(42, status="failed")
+        store.update_deployment(42, by="tester", status="failed")
 
 
 def test_bad_ledger_writes_become_store_errors(store: Store) -> None:
@@ -292,7 +292,7 @@ def test_bad_ledger_writes_become_store_errors(store: Store) -> None:
         store.begin_deployment(kind="deploy")  # no env, actor or source
     record = open_record(store)
     with pytest.raises(StoreError, match="failed to update a ledger record"):
-        store.update_deployment(record.id, no_such_column=1)
+        store.update_deployment(record.id, by="tester", no_such_column=1)
     assert store.deployment(record.id) == record
 
 
@@ -344,12 +344,12 @@ def test_tokens_keep_hashes_and_are_revoked(store: Store) -> None:
     found = store.token_by_hash("a" * 64)
     assert found is not None and found.id == first.id and found.role == "deployer"
     assert store.token_by_hash("c" * 64) is None
-    revoked = store.revoke_token(first.id)
+    revoked = store.revoke_token(first.id, actor="tester")
     assert revoked.revoked_at is not None
     assert [token.name for token in store.tokens()] == ["page"]
     assert len(store.tokens(include_revoked=True)) == 2
     with pytest.raises(NotFoundError, match="no API token #999"):
-        store.revoke_token(999)
+        store.revoke_token(999, actor="tester")
 
 
 def test_consumers_are_replaced_by_id_and_forgotten(store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,6 +14,9 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
+
+if TYPE_CHECKING:
+    from lastgood.operations.audit import AuditReport
 
 EXIT_BROKEN = 4
 """``audit verify`` found a broken link: a person is needed (as for a damaged store)."""
@@ -40,13 +44,16 @@ def audit() -> None:
 @json_option
 @pass_app
 def verify(app: AppContext, head_files: tuple[Path, ...], as_json: bool) -> None:
-    """Rehash the whole audit chain and name the first broken link.
+    """Rehash the audit chain and hold the tables against it; name what is broken.
 
     A link is broken when a row was edited, deleted (missing) or moved (out of order). The
     chain is also held against the newest heads kept outside the table, on every environment's
     target and in each --head FILE: a head past the table's end means its tail was truncated,
-    a head the table disagrees with means it was rewritten. Exit 0 when the chain is sound, 4
-    when a link is broken.
+    a head the table disagrees with means it was rewritten. Every row of the chained tables
+    (ledger records, requests, their entries, tokens, override events) is held against the
+    newest link that records it: a row not in the audit chain, changed after it was chained
+    or deleted after it was chained is named with its table and key. Exit 0 when the chain is
+    sound and every row agrees with it, 4 otherwise.
 
     \b
     Example:
@@ -57,21 +64,38 @@ def verify(app: AppContext, head_files: tuple[Path, ...], as_json: bool) -> None
     report = verify_audit(app.project(), head_files=head_files)
     if as_json:
         r.emit_json(report.to_json())
-    elif report.first_break is None:
+    else:
+        _print_report(report)
+    click.get_current_context().exit(0 if report.sound else EXIT_BROKEN)
+
+
+def _print_report(report: AuditReport) -> None:
+    """The verdict and each broken link and disagreeing row to stdout; hints and notes to
+    stderr."""
+    first = report.first_break
+    if first is None:
         newest = "empty" if report.head is None else f"head seq {report.head.seq}"
         r.out(f"audit chain is sound: {report.entries} entries, {newest}, "
               f"agreeing with {len(report.witnesses)} head(s) kept outside the store")  # fmt: skip
     else:
-        first = report.first_break
         r.out(f"audit chain broken at seq {first.seq}: {first.problem}: {first.detail}")
         for problem in report.problems[1:]:
             r.info(f"also at seq {problem.seq}: {problem.problem}: {problem.detail}")
+    disagreeing = len(report.rows) + report.rows_unshown
+    if disagreeing:
+        r.out(f"{disagreeing} of {report.rows_checked} rows of the chained tables disagree "
+              "with the audit chain:")  # fmt: skip
+        for row in report.rows:
+            r.out(f"  {row.describe()}")
+        if report.rows_unshown:
+            r.out(f"  … and {report.rows_unshown} more")
+    else:
+        r.out(f"{report.rows_checked} rows of the chained tables agree with the audit chain")
+    if not report.sound:
         r.info("hint: restore the store from a backup and compare; docs/audit.md says what "
                "each problem means")  # fmt: skip
-    if not as_json:
-        for note in report.notes:
-            r.info(f"note: {note}")
-    click.get_current_context().exit(0 if report.sound else EXIT_BROKEN)
+    for note in report.notes:
+        r.info(f"note: {note}")
 
 
 @audit.command()

@@ -8,6 +8,12 @@ chain is also held against every head kept outside it (each environment's target
 export given with ``--head``); a head beyond the table's end means *truncated*, a head whose
 hash the table disagrees with means *rewritten*.
 
+The chain proving itself whole says nothing of the tables it records, so verifying also holds
+every row of the chained tables against the newest link recorded for it
+(:mod:`lastgood.store.chain_rows`): a row *not in the audit chain* (inserted behind the store's
+back), *changed after it was chained*, or *deleted after it was chained* is named with its
+table and key.
+
 An export is JSON lines, one link each, oldest first, and a last line ``{"head": …}``. Read
 back with ``--head``, every line of it is a witness: each exported link must still be in the
 table with the same hash.
@@ -25,6 +31,7 @@ from lastgood.project import Project
 from lastgood.record import Record, as_dict
 from lastgood.rows import AuditEntry, AuditHead
 from lastgood.store import chain
+from lastgood.store.chain_rows import RowCheck, RowProblem
 from lastgood.store.chain_walk import REWRITTEN, TRUNCATED, Break, ChainWalk
 from lastgood.targets.base import AuditHeads
 
@@ -37,10 +44,13 @@ class AuditReport(Record):
     witnesses: tuple[AuditHeads, ...]  # heads kept outside the table that were compared
     problems: tuple[Break, ...]  # by seq; the first is the first broken link
     notes: tuple[str, ...]  # heads that could not be read, targets that keep none
+    rows: tuple[RowProblem, ...] = ()  # rows that disagree with the chain (the first 100)
+    rows_checked: int = 0  # rows of the chained tables held against the chain
+    rows_unshown: int = 0  # more rows that disagree, past those named
 
     @property
     def sound(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.rows and not self.rows_unshown
 
     @property
     def first_break(self) -> Break | None:
@@ -55,22 +65,29 @@ class AuditReport(Record):
             "problems": [problem.to_json() for problem in self.problems],
             "heads": [{"where": each.where, **as_dict(each.heads[0])} for each in self.witnesses],
             "notes": list(self.notes),
+            "rows_checked": self.rows_checked,
+            "rows": [problem.to_json() for problem in self.rows],
+            "rows_unshown": self.rows_unshown,
         }
 
 
 def verify_audit(project: Project, *, head_files: Sequence[Path] = ()) -> AuditReport:
-    """Rehash the whole chain and hold it against every head kept outside the table: each
-    environment's target's and each of ``head_files`` (exports, or a target's head file).
-    Reads only. UsageError for a head file that cannot be read."""
+    """Rehash the whole chain, hold it against every head kept outside the table (each
+    environment's target's and each of ``head_files``: exports, or a target's head file), and
+    hold every row of the chained tables against it, all from one moment of the store. Reads
+    only. UsageError for a head file that cannot be read."""
     witnesses = [read_head_file(path) for path in head_files]
     notes: list[str] = []
     witnesses += _target_heads(project, notes)
     walk = ChainWalk(wanted=frozenset(head.seq for each in witnesses for head in each.heads))
-    head = project.store.walk_audit(walk.feed)
+    rows = RowCheck()
+    head = project.store.walk_audit(walk.feed, rows=rows)
     problems = [found for found in (walk.first_break(),) if found is not None]
     problems += [found for each in witnesses if (found := _held_against(walk, each)) is not None]
     return AuditReport(walk.count, head, tuple(witnesses),
-                       tuple(sorted(problems, key=lambda p: p.seq)), tuple(notes))  # fmt: skip
+                       tuple(sorted(problems, key=lambda p: p.seq)), tuple(notes),
+                       tuple(rows.problems), sum(rows.checked.values()),
+                       rows.unshown)  # fmt: skip
 
 
 def _target_heads(project: Project, notes: list[str]) -> list[AuditHeads]:

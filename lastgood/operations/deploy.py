@@ -327,8 +327,9 @@ class DeployRun:
             f"{self.version.label} is not blamed"
         )
         self.store.update_deployment(
-            self.record.id, status="refused", finished_at=time.time(), detail=message
-        )
+            self.record.id, by=self.project.actor, status="refused", finished_at=time.time(),
+            detail=message,
+        )  # fmt: skip
         self._emit(EventKind.DEPLOY_REFUSED, message)
         raise BaselineError(
             message,
@@ -370,6 +371,7 @@ class DeployRun:
         message = f"preflight failed for {self.version.label} on {self.env}: {done.summary()}"
         self.store.update_deployment(
             self.record.id,
+            by=self.project.actor,
             status="refused",
             failed_at=time.time(),
             finished_at=time.time(),
@@ -391,7 +393,9 @@ class DeployRun:
         self.target.activate(self.release)
         activated_at = time.time()
         self.store.set_env(self.env, live_version=self.version.number)
-        self.record = self.store.update_deployment(self.record.id, activated_at=activated_at)
+        self.record = self.store.update_deployment(
+            self.record.id, by=self.project.actor, activated_at=activated_at
+        )
         failpoint.hit("deploy.after-activate")
         ensure_intact(self.place, self.version, deployment=self.record.id)
         self._emit(
@@ -420,8 +424,9 @@ class DeployRun:
         mark_good(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-good")
         self.record = self.store.update_deployment(
-            self.record.id, status="succeeded", verified_at=time.time(), finished_at=time.time()
-        )
+            self.record.id, by=self.project.actor, status="succeeded", verified_at=time.time(),
+            finished_at=time.time(),
+        )  # fmt: skip
         self._emit(
             EventKind.BAKE_PASSED, f"{self.version.label} is now last known good on {self.env}"
         )
@@ -459,7 +464,9 @@ class DeployRun:
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
         mark_bad(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
-        self.record = self.store.update_deployment(self.record.id, failed_at=trigger_at, detail=why)
+        self.record = self.store.update_deployment(
+            self.record.id, by=self.project.actor, failed_at=trigger_at, detail=why
+        )
         self._emit(EventKind.DEPLOY_FAILED, f"{self.version.label} failed {why}")
         last_good = self.store.env_state(self.env).last_good
         if last_good is None or last_good == self.version.number:
@@ -493,8 +500,9 @@ class DeployRun:
         assert self.record is not None
         ok = restore.status == "succeeded"
         self.record = self.store.update_deployment(
-            self.record.id, status="failed-restored" if ok else "failed", finished_at=time.time()
-        )
+            self.record.id, by=self.project.actor, status="failed-restored" if ok else "failed",
+            finished_at=time.time(),
+        )  # fmt: skip
         restored = f"v{restore.to_version}"
         took = format_duration(restore.time_to_active)
         if ok:
@@ -532,7 +540,7 @@ class DeployRun:
         ``failed``, announce restore-failed, exit 4."""
         assert self.record is not None
         self.record = self.store.update_deployment(
-            self.record.id, status="failed", finished_at=time.time()
+            self.record.id, by=self.project.actor, status="failed", finished_at=time.time()
         )
         self._emit(EventKind.RESTORE_FAILED, summary)
         return Outcome(

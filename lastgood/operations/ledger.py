@@ -53,8 +53,9 @@ def close_after_error(project: Project, record_id: int, error: BaseException) ->
     if record.is_rollback and _failed_on_its_own(error):
         status = "failed"  # the restore could not be carried out: the detail says why
     project.store.update_deployment(
-        record_id, status=status, finished_at=time.time(), detail=describe(error)
-    )
+        record_id, by=project.actor, status=status, finished_at=time.time(),
+        detail=describe(error),
+    )  # fmt: skip
 
 
 def _failed_on_its_own(error: BaseException) -> bool:

@@ -60,8 +60,9 @@ def _close_interrupted(place: Place) -> list[str]:
             f"interrupted before it finished; the target serves {serving}"
         )
         store.update_deployment(
-            record.id, status="interrupted", finished_at=time.time(), detail=note
-        )
+            record.id, by=place.project.actor, status="interrupted", finished_at=time.time(),
+            detail=note,
+        )  # fmt: skip
         if record.is_rollback and live is not None and live.version == record.to_version:
             # the switch happened: what the rollback left is withdrawn, as if it had finished
             from lastgood.operations.verdicts import withdraw

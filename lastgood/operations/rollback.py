@@ -156,7 +156,9 @@ def _restore_in_place(
     target's journal superseding one a process left half-done), then the byte check of
     ``verify`` rewrites whatever was edited by hand."""
     activated_at = switch_to(place, lease, version, point="rollback.before-activate")
-    record = place.store.update_deployment(record.id, activated_at=activated_at)
+    record = place.store.update_deployment(
+        record.id, by=place.project.actor, activated_at=activated_at
+    )
     checked = verify(place, version, deployment=record.id, lease=lease)
     if checked.ok:
         return _verified(place, version, record, checked)
@@ -287,7 +289,7 @@ def restore(
     store = place.store
     _mark_left_on_target(place, record.from_version, destination)
     activated_at = switch_to(place, lease, destination, point=point)
-    record = store.update_deployment(record.id, activated_at=activated_at)
+    record = store.update_deployment(record.id, by=place.project.actor, activated_at=activated_at)
     failpoint.hit("rollback.after-activate")
     checked = verify(place, destination, deployment=record.id, lease=lease)
     withdraw(place, record.from_version, destination.number, record.id)
@@ -317,6 +319,7 @@ def _verified(
     unchecked = not place.settings.checks
     record = store.update_deployment(
         record.id,
+        by=place.project.actor,
         status="succeeded",
         verified_at=None if unchecked else checked.at,  # nothing proved it: no verified time
         finished_at=time.time(),
@@ -380,6 +383,7 @@ def _unverified(
     env = place.name
     record = place.store.update_deployment(
         record.id,
+        by=place.project.actor,
         status="unverified",
         failed_at=checked.at,
         finished_at=time.time(),

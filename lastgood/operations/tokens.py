@@ -37,8 +37,9 @@ def list_tokens(project: Project, *, include_revoked: bool = False) -> list[ApiT
 
 
 def revoke_token(project: Project, token_id: int) -> ApiToken:
-    """Revoke token ``token_id`` at once; returns its record. Writes the store. NotFoundError
-    for an id that names no token."""
+    """Revoke token ``token_id`` at once, as the project's actor (on the server, the calling
+    token's name: that is who the audit chain records); returns its record. Writes the store.
+    NotFoundError for an id that names no token."""
     return project.store.revoke_token(token_id, actor=project.actor)
 
 

@@ -349,4 +349,4 @@ def revoke_token(token_id: TokenId, state: State, token: Caller) -> dict[str, An
     from lastgood.operations import tokens as verbs
 
     allowed(token, "admin")
-    return verbs.revoke_token(state.project, token_id).to_json()
+    return verbs.revoke_token(state.acting(token), token_id).to_json()

@@ -22,12 +22,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lastgood.rows import AuditEntry, AuditHead
 from lastgood.store import chain, statements
 from lastgood.store.base import StoreBase
 from lastgood.store.connection import Database, Session
+
+if TYPE_CHECKING:
+    from lastgood.store.chain_rows import RowCheck
 
 AUDIT_COLUMNS = statements.columns_of(AuditEntry)
 TAIL = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
@@ -107,11 +110,17 @@ class AuditStore(StoreBase):
         return None if row is None else AuditHead(int(row[0]), str(row[1]))
 
     def walk_audit(
-        self, visit: Callable[[list[AuditEntry]], None], *, since: int = 1
+        self,
+        visit: Callable[[list[AuditEntry]], None],
+        *,
+        since: int = 1,
+        rows: RowCheck | None = None,
     ) -> AuditHead | None:
         """Hand ``visit`` every link from seq ``since`` on, oldest first, in batches, all from
         one moment of the store (a snapshot: writers are not held up); returns the chain's
-        head at that moment (None while it is empty). Reads."""
+        head at that moment (None while it is empty). With ``rows``, then hand it every row
+        of the chained tables and their links, from the same moment, so a write committed
+        meanwhile can never look like a row without its link. Reads."""
         columns = ", ".join(AUDIT_COLUMNS)
         sql = (f"SELECT {columns} FROM audit_log WHERE seq >= :low "
                "ORDER BY seq LIMIT :batch")  # fmt: skip
@@ -123,6 +132,10 @@ class AuditStore(StoreBase):
             ]:
                 visit(batch)
                 low = batch[-1].seq + 1
+            if rows is not None:
+                from lastgood.store.audit_rows import check_rows
+
+                check_rows(session, rows)
         return None if tail is None else AuditHead(int(tail[0]), str(tail[1]))
 
     def audit_entries(self, *, since: int = 1, limit: int | None = None) -> list[AuditEntry]:

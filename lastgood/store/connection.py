@@ -16,7 +16,7 @@ only one database can do (PostgreSQL's ``NOTIFY``). It owns no SQL of the store'
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,15 @@ class Session(ABC):
     @abstractmethod
     def run_many(self, sql: str, rows: Sequence[Params]) -> None:
         """Run one statement for each parameter set (writes)."""
+
+    def stream(
+        self, sql: str, params: Params | None = None, *, batch: int = 1000
+    ) -> Generator[Row, None, None]:
+        """Run a query and yield its rows as tuples, fetching ``batch`` at a time, so a
+        long answer is never held whole in memory. Several streams may be open at once in one
+        transaction (a merge of two ordered queries). Close the iterator (or read it to the
+        end) before the transaction ends."""
+        yield from self.rows(sql, params)
 
     def one(self, sql: str, params: Params | None = None) -> Row | None:
         """The first row of a query, or None."""

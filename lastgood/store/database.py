@@ -10,7 +10,7 @@ PostgreSQL adds connect and statement timeouts and announces switches with ``NOT
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -123,6 +123,19 @@ class AlchemySession(Session):
 
     def rows(self, sql: str, params: Params | None = None) -> list[Row]:
         return [tuple(row) for row in self.connection.execute(sa.text(sql), dict(params or {}))]
+
+    def stream(
+        self, sql: str, params: Params | None = None, *, batch: int = 1000
+    ) -> Generator[Row, None, None]:
+        """A server-side cursor on PostgreSQL (``stream_results``), read ``batch`` rows at a
+        time."""
+        streaming = self.connection.execution_options(stream_results=True, max_row_buffer=batch)
+        result = streaming.execute(sa.text(sql), dict(params or {}))
+        try:
+            for rows in result.partitions(batch):
+                yield from (tuple(row) for row in rows)
+        finally:
+            result.close()
 
     def run(self, sql: str, params: Params | None = None) -> int:
         return int(self.connection.execute(sa.text(sql), dict(params or {})).rowcount or 0)

@@ -92,11 +92,13 @@ class LedgerStore(AuditStore):
                     raise common.version_not_found(int(number), pruned=pruned)
             new_id = session.value(statements.insert("deployments", names, returning="id"), row)
             record = _deployment(session, int(new_id))
-            _chain(audit, "deployment-opened", record)
+            _chain(audit, "deployment-opened", record, record.actor)
         return record
 
-    def update_deployment(self, deployment_id: int, **values: Any) -> Deployment:
-        """Change fields of a ledger record; returns it as it now stands (writes).
+    def update_deployment(self, deployment_id: int, *, by: str, **values: Any) -> Deployment:
+        """Change fields of a ledger record, chained as ``by``'s (who or what made this change:
+        the person rolling back, the token on the server, the watcher; not necessarily the
+        record's actor, who opened it); returns it as it now stands (writes).
 
         Setting ``activated_at`` also announces the switch to every server on the store where
         the database can (PostgreSQL ``NOTIFY``, delivered when this transaction commits; see
@@ -109,7 +111,7 @@ class LedgerStore(AuditStore):
                 ))  # fmt: skip
             record = _deployment(session, deployment_id)
             if values:
-                _chain(audit, "deployment-updated", record)
+                _chain(audit, "deployment-updated", record, by)
             if values.get("activated_at") is not None:
                 self.db.announce_switch(session, record.env)
         return record
@@ -216,8 +218,8 @@ def _deployment(session: Session, deployment_id: int) -> Deployment:
     return rows[0]
 
 
-def _chain(audit: Auditor, kind: str, record: Deployment) -> None:
-    """Chain a ledger record as it now stands, as its actor's.
+def _chain(audit: Auditor, kind: str, record: Deployment, actor: str) -> None:
+    """Chain a ledger record as it now stands, as ``actor``'s.
 
     The head goes to the environment's target only once the record is settled (no longer
     ``running``): a rollback then writes that file once, after it has restored and verified,
@@ -227,7 +229,7 @@ def _chain(audit: Auditor, kind: str, record: Deployment) -> None:
     audit.append(
         kind,
         f"deployment:{record.id}",
-        record.actor,
+        actor,
         statements.row_of(record, DEPLOYMENT_COLUMNS),
         env=settled,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import quote, unquote
 
@@ -79,6 +79,16 @@ class LiteSession(Session):
         cursor = self._connection.execute(sql, params or {})
         try:
             return cursor.fetchall()
+        finally:
+            cursor.close()
+
+    def stream(
+        self, sql: str, params: Params | None = None, *, batch: int = 1000
+    ) -> Generator[Row, None, None]:
+        cursor = self._connection.execute(sql, params or {})
+        try:
+            while rows := cursor.fetchmany(batch):
+                yield from rows
         finally:
             cursor.close()
 

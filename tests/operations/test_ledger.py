@@ -35,7 +35,7 @@ def opened(project: Project, kind: str = "deploy", **values: object) -> Deployme
         env="staging", kind=kind, from_version=1, to_version=2, actor="tester", reason="",
         source="cli",
     )  # fmt: skip
-    return project.store.update_deployment(record.id, **values) if values else record
+    return project.store.update_deployment(record.id, by="tester", **values) if values else record
 
 
 def stopped(project: Project, record: Deployment, error: BaseException) -> Deployment:
