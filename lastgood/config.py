@@ -307,8 +307,14 @@ def _parse_env(
     name: str, table: Any, where: str, root: Path, groups: dict[str, tuple[str, ...]]
 ) -> Environment:
     prefix = f"env.{name}."
-    from lastgood.refs import ENV_NAME
+    from lastgood.refs import ENV_NAME, GIT
 
+    if name == GIT:
+        raise ConfigError(
+            f"an environment cannot be called {GIT!r} ([env.{GIT}] in {where}): git:REF names "
+            "a git commit in every version reference",
+            hint="call it by what it serves, e.g. [env.git-hooks] or [env.ci]",
+        )
     if not ENV_NAME.match(name):
         raise ConfigError(
             f"the environment name {name!r} in {where} cannot be written in a version reference "

@@ -63,6 +63,10 @@ class NotFoundError(UsageError):
     http_status = 404
 
 
+class GitError(UsageError):
+    """git failed, is not installed, or the workspace is not in a git repository."""
+
+
 class ConfigError(LastgoodError):
     """``lastgood.toml`` or a setting is missing, malformed or inconsistent."""
 

@@ -3,7 +3,8 @@
 ``12`` · ``v12`` · a content-hash prefix of 6+ hex digits · ``live`` · ``last-good`` ·
 ``previous`` · and any of them behind ``ENV:`` (``staging:last-good``). ``live``, ``last-good``
 and ``previous`` need an environment: the ``ENV:`` prefix, else the one the command is about,
-else the default environment.
+else the default environment. ``git:REF`` names the version of a git commit (``git:HEAD~1``,
+``git:main``, ``git:v2.3``), which is why no environment may be called ``git``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from lastgood.errors import NotFoundError, UsageError
 from lastgood.record import Record
 
 KEYWORDS = ("live", "last-good", "previous")
+GIT = "git"
+"""The prefix of a commit reference, ``git:REF``; not an environment's name."""
 _NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
 _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -22,7 +25,7 @@ LARGEST_VERSION = 2**31 - 1  # PostgreSQL keeps version numbers as INTEGER (32 b
 
 
 class Ref(Record):
-    """A parsed reference: ``kind`` is number, hash or one of :data:`KEYWORDS`."""
+    """A parsed reference: ``kind`` is number, hash, git or one of :data:`KEYWORDS`."""
 
     kind: str
     value: str
@@ -33,6 +36,11 @@ class Ref(Record):
 def parse(text: str) -> Ref:
     """Parse a reference, or raise UsageError that shows the grammar."""
     raw = text.strip()
+    if raw.startswith(f"{GIT}:"):
+        commit = raw[len(GIT) + 1 :]
+        if not commit:
+            raise _bad(text)
+        return Ref(GIT, commit, None, raw)
     env: str | None = None
     body = raw
     if ":" in raw:
@@ -70,7 +78,7 @@ def _bad(text: str) -> UsageError:
     return UsageError(
         f"{text!r} is not a version reference",
         hint="use 12, v12, a hash prefix (6+ hex digits), live, last-good, previous, "
-        "or ENV:REF such as staging:last-good",
+        "ENV:REF such as staging:last-good, or git:COMMIT such as git:HEAD~1",
     )
 
 

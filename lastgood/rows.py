@@ -29,6 +29,8 @@ class VersionInfo(Record):
     created_at: float
     file_count: int
     total_size: int
+    git_commit: str | None = None  # the commit it was taken from, in a git workspace
+    git_dirty: bool | None = None  # True: the folder held uncommitted changes then
 
     @property
     def label(self) -> str:

@@ -85,11 +85,11 @@ def collect(root: Path, versioning: Versioning) -> Bundle:
             continue
         files[relative] = path.read_bytes()
     if refused:
-        raise _all_refused(refused)
+        raise all_refused(refused)
     return Bundle(files)
 
 
-def _all_refused(refused: list[RawDataError]) -> RawDataError:
+def all_refused(refused: list[RawDataError]) -> RawDataError:
     if len(refused) == 1:
         return refused[0]
     lines = "\n".join(f"  - {exc.message}" for exc in refused)
@@ -132,6 +132,20 @@ def _walk(root: Path, versioning: Versioning) -> list[Path]:
                 continue
             found.append(here / name)
     return found
+
+
+def excluded(relative: str, versioning: Versioning) -> bool:
+    """Whether the file at ``relative`` (from a listing such as a git tree, not the walk) is
+    left out of versions exactly as the walk leaves it out: a part of its path is always
+    excluded, or it or a folder above it matches ``[versioning] exclude``."""
+    parts = relative.split("/")
+    if any(part in ALWAYS_EXCLUDED for part in parts):
+        return True
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        if matches(folder + "/", versioning.exclude) or matches(folder, versioning.exclude):
+            return True
+    return matches(relative, versioning.exclude)
 
 
 def _join(folder: str, name: str) -> str:

@@ -69,7 +69,8 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
     from lastgood.rows import VersionInfo
 
     if app.server:
-        data = app.remote().upload(_folder(app), message)
+        uploading, message, git = local_files(app, None, message)
+        data = app.remote().upload(uploading, message, git=git)
         for warning in data.pop("warnings", []):  # the server's own, as the local ones print
             r.info(warning)
     else:
@@ -87,12 +88,26 @@ def snapshot(app: AppContext, message: str, as_json: bool) -> None:
         r.info(f"unchanged: the folder matches {version.label} ({version.short_hash})")
 
 
-def _folder(app: AppContext) -> dict[str, bytes]:
-    """The workspace's versioned files, read with its own [versioning] rules, for uploading."""
+def local_files(
+    app: AppContext, commit: str | None, message: str
+) -> tuple[dict[str, bytes], str, dict[str, Any]]:
+    """What to upload to a server, read here with the workspace's own [versioning] rules: the
+    folder, or what git ``commit`` holds for it (its message unless ``message`` is given); the
+    message, and the commit the files came from (whether the folder differed from it)."""
     from lastgood import config, workspace
+    from lastgood.gitrepo import Repo
+    from lastgood.operations.commits import commit_files, folder_commit
 
     root = app.root()
-    return dict(workspace.collect(root, config.load(root).versioning).files)
+    versioning = config.load(root).versioning
+    if commit is None:
+        bundle = workspace.collect(root, versioning)
+        sha, dirty = folder_commit(root, versioning, bundle)
+        return dict(bundle.files), message, {"git_commit": sha, "git_dirty": dirty}
+    repo = Repo.require(root)
+    found = commit_files(repo, repo.resolve(commit), versioning)
+    git = {"git_commit": found.commit.sha, "git_dirty": False}
+    return dict(found.bundle.files), message or found.commit.message, git
 
 
 def rebuild(kind: type[R], data: dict[str, Any]) -> R:
@@ -127,7 +142,12 @@ def log(app: AppContext, limit: int, as_json: bool) -> None:
         [v.label, v.short_hash, r.when(v.created_at), v.author, str(v.file_count), v.message]
         for v in versions
     ]
-    r.out(r.table(["version", "hash", "when", "author", "files", "message"], rows))
+    headers = ["version", "hash", "when", "author", "files", "message"]
+    if any(v.git_commit for v in versions):  # a git workspace: which commit each came from
+        headers.insert(2, "commit")
+        for row, v in zip(rows, versions, strict=True):
+            row.insert(2, r.commit(v.git_commit, v.git_dirty))
+    r.out(r.table(headers, rows))
 
 
 REVEAL = click.option(
@@ -185,9 +205,10 @@ def show(app: AppContext, ref: str, path: str | None, reveal: bool, as_json: boo
     elif path is not None:
         r.out_bytes(files[path])  # exact bytes, binary or not: 'show v3 logo.png > logo.png'
     else:
+        commit = f" (commit {r.commit(version.git_commit, version.git_dirty, 12)})"
         r.info(
-            f"{version.label} {version.short_hash} by {version.author} "
-            f"at {r.when(version.created_at)}: {version.message}"
+            f"{version.label} {version.short_hash}{commit if version.git_commit else ''} "
+            f"by {version.author} at {r.when(version.created_at)}: {version.message}"
         )
         for name, data in sorted(files.items()):
             r.out(f"{len(data):>9}  {r.printable(name)}")
@@ -272,6 +293,11 @@ def outcome_of(data: dict[str, Any]) -> Outcome:
 @click.argument("env")
 @click.option("-m", "--message", default="", help="Why (recorded on the version and deployment).")
 @click.option("--version", "ref", metavar="REF", help="Deploy this version instead of the folder.")
+@click.option(
+    "--commit",
+    metavar="REF",
+    help="Deploy what this git commit holds for the folder (read from git, not the folder).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--force", is_flag=True, help="Deploy a version that failed here before.")
 @click.option(
@@ -286,6 +312,7 @@ def deploy(
     env: str,
     message: str,
     ref: str | None,
+    commit: str | None,
     dry_run: bool,
     force: bool,
     ignore_baseline: bool,
@@ -303,7 +330,14 @@ def deploy(
     Example:
       lastgood deploy staging -m "new routing rules"
       lastgood deploy production --version staging:last-good
+      lastgood deploy staging --commit main
     """
+    if commit is not None:
+        if ref is not None:
+            raise UsageError(
+                "--commit and --version exclude each other", hint="--commit X is --version git:X"
+            )
+        ref = f"git:{commit}"
     if app.server:
         _deploy_remote(
             app, env, message, ref, dry_run=dry_run, force=force,
@@ -324,16 +358,25 @@ def deploy(
     _finish(outcome, as_json)
 
 
-def upload_folder(app: AppContext, message: str, *, as_json: bool) -> str:
-    """Record the folder as a version on the server (writes there); its reference, ``vN``.
-    The server has no folder, so what goes live through it is uploaded first."""
+def upload_folder(app: AppContext, message: str, *, as_json: bool, ref: str | None = None) -> str:
+    """Record the folder (or, for ``ref`` ``git:X``, what commit X holds) as a version on the
+    server (writes there); its reference, ``vN``. The server has neither the folder nor the
+    repository, so what goes live through it is uploaded first. Any other ``ref`` names a
+    version the server has: it is returned as it is."""
+    from lastgood.refs import GIT
+
+    if ref is not None and not ref.startswith(f"{GIT}:"):
+        return ref
     remote = app.remote()
-    uploaded = remote.upload(_folder(app), message)
-    ref = f"v{uploaded['version']['number']}"
+    commit = None if ref is None else ref[len(GIT) + 1 :]
+    files, message, git = local_files(app, commit, message)
+    uploaded = remote.upload(files, message, git=git)
+    number = f"v{uploaded['version']['number']}"
     if not as_json:
-        done = "uploaded the folder as" if uploaded["created"] else "the folder is already"
-        r.info(f"{done} {ref} on {remote.shown}")
-    return ref
+        what = "the folder" if ref is None else ref
+        done = f"uploaded {what} as" if uploaded["created"] else f"{what} is already"
+        r.info(f"{done} {number} on {remote.shown}")
+    return number
 
 
 def _deploy_remote(
@@ -342,7 +385,7 @@ def _deploy_remote(
 ) -> None:  # fmt: skip
     """Deploy through the server; without --version, upload the folder as a version first."""
     remote = app.remote()
-    if ref is None:
+    if ref is None or ref.startswith("git:"):
         if dry_run:
             raise UsageError(
                 "a dry run through a server needs --version: uploading the folder records a "
@@ -350,7 +393,7 @@ def _deploy_remote(
                 hint="run 'lastgood snapshot' (with --server) first, then deploy --version vN "
                 "--dry-run",
             )
-        ref = upload_folder(app, message, as_json=as_json)
+        ref = upload_folder(app, message, as_json=as_json, ref=ref)
     if not as_json and not dry_run:
         r.info(f"deploying {ref} to {env} through {remote.shown}; it answers after the bake")
     body = {"version": ref, "message": message, "force": force, "dry_run": dry_run}
@@ -465,7 +508,12 @@ def _restores_text(s: EnvStatus) -> str:
 
 
 def _print_status(s: EnvStatus) -> None:
-    live = f"{_label(s.live_version)} ({(s.live_hash or '')[:8]})" if s.live_version else "nothing"
+    commit = f", commit {r.commit(s.live_commit, s.live_dirty)}" if s.live_commit else ""
+    live = (
+        f"{_label(s.live_version)} ({(s.live_hash or '')[:8]}{commit})"
+        if s.live_version
+        else "nothing"
+    )
     r.out(f"{s.env}  [{s.target}]")
     r.out(f"  live          {live}{'  DRIFTED' if s.drifted else ''}")
     r.out(f"  last good     {_label(s.last_good)}")

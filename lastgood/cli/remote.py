@@ -102,10 +102,14 @@ class Remote:
     def diff(self, old: str, new: str) -> dict[str, Any]:
         return dict(self._json("GET", "/diff", params={"old": old, "new": new}))
 
-    def upload(self, files: Mapping[str, bytes], message: str) -> dict[str, Any]:
-        """Record ``files`` as a version on the server (as ``snapshot --json``). Writes there."""
+    def upload(
+        self, files: Mapping[str, bytes], message: str, *, git: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Record ``files`` as a version on the server (as ``snapshot --json``), with the git
+        commit they came from when there is one. Writes there."""
         body = {"files": {path: _encode(data) for path, data in sorted(files.items())},
                 "message": message}  # fmt: skip
+        body.update({key: value for key, value in (git or {}).items() if value is not None})
         return dict(self._json("POST", "/versions", body=body, timeout=ACTION))
 
     def deploy(self, env: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -166,6 +166,14 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def commit(git_commit: str | None, git_dirty: bool | None, width: int = 10) -> str:
+    """A version's git commit, shortened: ``2ed52a1046``; ``2ed52a1046-dirty`` when the folder
+    held uncommitted changes then (as ``git describe --dirty`` says); ``-`` outside git."""
+    if not git_commit:
+        return "-"
+    return git_commit[:width] + ("-dirty" if git_dirty else "")
+
+
 def when(epoch: float | None) -> str:
     if epoch is None:
         return "-"

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lastgood import failpoint
+from lastgood import failpoint, refs
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
 from lastgood.errors import (
@@ -24,6 +24,7 @@ from lastgood.errors import (
 )
 from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
+from lastgood.operations.commits import planned_commit, version_to_change
 from lastgood.operations.gate import clear_change, clear_claimed, clear_version
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
@@ -46,6 +47,7 @@ class Candidate(Record):
 
     version: VersionInfo | None
     bundle: Bundle
+    source: str = "the folder"  # what a new version would be recorded from
 
     @property
     def label(self) -> str:
@@ -54,6 +56,9 @@ class Candidate(Record):
 
 def _candidate(place: Place, ref: str | None) -> Candidate:
     project = place.project
+    if ref is not None and ref.startswith(f"{refs.GIT}:"):
+        version, bundle, sha = planned_commit(project, ref[len(refs.GIT) + 1 :])
+        return Candidate(version, bundle, f"{ref} (commit {sha[:12]})")
     if ref is not None:
         version = resolve(project, ref, env=place.name)
         return Candidate(version, Bundle(place.store.files(version.number)))
@@ -101,7 +106,7 @@ def _plan_steps(
     label = candidate.label
     steps = []
     if candidate.version is None:
-        steps.append(PlanStep("snapshot", f"record the folder as {label}"))
+        steps.append(PlanStep("snapshot", f"record {candidate.source} as {label}"))
     files = plural(len(candidate.bundle.files), "file")
     steps.append(PlanStep("validate", f"{files}, syntax and schemas"))
     proven = live is not None and place.store.verdicts(place.name).get(live) == GOOD
@@ -158,7 +163,7 @@ def deploy(
         validate_bundle(bundle.files, project.config.schemas, project.root)
         version = snapshot(project, message, source=source, bundle=bundle).version
     else:
-        version = resolve(project, ref, env=env)
+        version = version_to_change(project, ref, env=env)
     clear_version(request, version)
     files = place.store.files(version.number)
     if ref is not None:

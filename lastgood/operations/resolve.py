@@ -19,6 +19,10 @@ def resolve(project: Project, text: str, *, env: str | None = None) -> VersionIn
         return store.version(int(ref.value))
     if ref.kind == "hash":
         return _by_hash(project, ref)
+    if ref.kind == refs.GIT:
+        from lastgood.operations.commits import version_of_commit
+
+        return version_of_commit(project, ref.value)
     env_name = ref.env or env or project.config.default_environment()
     if env_name is None:
         raise UsageError(f"{text!r} needs an environment", hint="write it as ENV:" + ref.value)

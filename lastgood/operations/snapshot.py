@@ -40,26 +40,57 @@ def newest_recorded(project: Project) -> VersionInfo | None:
 
 
 def snapshot(
-    project: Project, message: str, *, source: str = "cli", bundle: Bundle | None = None
+    project: Project,
+    message: str,
+    *,
+    source: str = "cli",
+    bundle: Bundle | None = None,
 ) -> SnapshotResult:
-    """Record the folder (or ``bundle``, already read) as a version unless it equals the newest.
+    """Record the folder (``bundle``: the folder, already read) as a version unless it equals
+    the newest. In a git repository the version records HEAD's commit and whether the folder
+    differed from it (an upload to a server goes through :func:`snapshot_bundle`). Writes the
+    store."""
+    from lastgood.operations.commits import folder_commit
 
-    Writes the store."""
     bundle = bundle or read_workspace(project)
+    commit, dirty = folder_commit(project.root, project.config.versioning, bundle)
+    return snapshot_bundle(
+        project, bundle, message, source=source, git_commit=commit, git_dirty=dirty
+    )
+
+
+def snapshot_bundle(
+    project: Project,
+    bundle: Bundle,
+    message: str,
+    *,
+    source: str,
+    author: str | None = None,
+    at: float | None = None,
+    git_commit: str | None = None,
+    git_dirty: bool | None = None,
+) -> SnapshotResult:
+    """Record ``bundle`` as a version unless it equals the newest; by ``author`` (default:
+    who runs this) at time ``at`` (default: now), taken from ``git_commit``. Writes the store."""
     head = newest_recorded(project)
     if head is not None and head.content_hash == bundle.content_hash:
         return SnapshotResult(head, created=False)
     version = project.store.add_version(
         bundle,
-        author=project.actor,
+        author=author or project.actor,
         message=message or "(no message)",
         source=source,
+        at=at,
         unless_head=True,
+        git_commit=git_commit,
+        git_dirty=git_dirty,
     )
     if head is not None and version.number <= head.number:
         return SnapshotResult(version, created=False)  # another process recorded it first
     suspects = suspected_credentials(project, bundle, head)
     data: dict[str, object] = {"hash": version.content_hash, "message": version.message}
+    if git_commit is not None:
+        data["commit"] = git_commit
     if suspects:  # where, what kind and under which key; never the value
         data["suspected"] = [suspect.to_json() for suspect in suspects]
     project.emit(

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from lastgood.config import Environment
-from lastgood.errors import LockedError
+from lastgood.errors import LockedError, NotFoundError
 from lastgood.freezes import ChangeCalendar, Closure
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -21,7 +21,7 @@ from lastgood.operations.place import Place
 from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
-from lastgood.rows import Deployment, EventRecord
+from lastgood.rows import Deployment, EventRecord, VersionInfo
 from lastgood.units import format_duration, plural
 
 
@@ -51,6 +51,8 @@ class EnvStatus(Record, frozen=False):
     last_drill: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     lock: str | None = None
+    live_commit: str | None = None  # the git commit the live version was taken from
+    live_dirty: bool | None = None  # ... from a folder with uncommitted changes
     fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
     freeze: dict[str, Any] | None = None  # a closure in force, or one starting within a day
 
@@ -137,6 +139,15 @@ def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), []
 
 
+def _known_version(place: Place, number: int) -> VersionInfo | None:
+    """Version ``number``, or None when the store no longer holds it (a target may keep a
+    release whose version was pruned)."""
+    try:
+        return place.store.version(number)
+    except NotFoundError:
+        return None
+
+
 def _env_status(place: Place, now: float) -> EnvStatus:
     env, settings = place.name, place.settings
     lock, corrected = _try_reconcile(place)
@@ -169,6 +180,9 @@ def _env_status(place: Place, now: float) -> EnvStatus:
         lock=lock,
         freeze=change_standing(settings.calendar, now),
     )
+    known = None if live is None else _known_version(place, live.version)
+    if known is not None:
+        result.live_commit, result.live_dirty = known.git_commit, known.git_dirty
     unverified = [
         f"#{r.id}" for r in outside_drills(records) if r.is_rollback and r.status != "succeeded"
     ]

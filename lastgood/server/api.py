@@ -80,6 +80,11 @@ class FileUpload(BaseModel):
 class VersionUpload(BaseModel):
     files: dict[str, FileUpload] = Field(description="Path → content, as the config endpoint")
     message: str = Field("", max_length=2000)
+    git_commit: str | None = Field(
+        None, pattern="^([0-9a-f]{40}|[0-9a-f]{64})$",
+        description="The git commit the files were taken from (as the uploader claims)",
+    )  # fmt: skip
+    git_dirty: bool | None = Field(None, description="The folder differed from git_commit")
 
 
 class TokenRequest(BaseModel):
@@ -235,16 +240,18 @@ def versions(state: State, token: Caller, limit: Limit = 20) -> list[dict[str, A
 
 @router.post("/versions", summary="Record uploaded files as a new version (unless unchanged)")
 def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
-    from lastgood.operations.snapshot import snapshot
+    from lastgood.operations.snapshot import snapshot_bundle
     from lastgood.server.uploads import bundle_of
 
     allowed_somewhere(token, "deployer")
     project = state.acting(token)
-    result = snapshot(
+    result = snapshot_bundle(
         project,
+        bundle_of(project, {p: f.model_dump() for p, f in body.files.items()}),
         body.message,
         source="server",
-        bundle=bundle_of(project, {p: f.model_dump() for p, f in body.files.items()}),
+        git_commit=body.git_commit,
+        git_dirty=body.git_dirty if body.git_commit else None,
     )
     from lastgood.secrets.scan import warning
 

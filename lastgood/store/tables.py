@@ -58,6 +58,8 @@ versions = Table(
     Column("file_count", Integer, nullable=False),
     Column("total_size", Integer, nullable=False),
     Column("tree", LargeBinary(32), nullable=True),  # the root tree (raw hash); always set
+    Column("git_commit", String(64), nullable=True, index=True),  # taken from this commit
+    Column("git_dirty", Boolean, nullable=True),  # the folder differed from git_commit
 )
 
 environments = Table(

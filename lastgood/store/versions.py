@@ -9,18 +9,29 @@ trees at all: the target keeps the release it switches to.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from lastgood.bundle import Bundle, manifest_hash
 from lastgood.errors import StoreError
+from lastgood.record import replace
 from lastgood.rows import VersionInfo
 from lastgood.store import common, objects, statements
-from lastgood.store.base import StoreBase, select_records
+from lastgood.store.base import StoreBase
 from lastgood.store.connection import Database, Session, first_column
 from lastgood.store.trees import Trees, chunks, key
 
 VERSION_COLUMNS = statements.columns_of(VersionInfo)
 _VERSION_SELECT = f"SELECT {', '.join(VERSION_COLUMNS)} FROM versions"
+
+
+def _version(row: Sequence[Any]) -> VersionInfo:
+    """A version from its row; ``git_dirty`` as a bool on both databases (SQLite says 0/1)."""
+    info = VersionInfo(*row)
+    if info.git_dirty is None or isinstance(info.git_dirty, bool):
+        return info
+    return replace(info, git_dirty=bool(info.git_dirty))
+
 
 INSERT_BLOB = (
     "INSERT INTO blobs (hash, size, codec, data, in_versions) "
@@ -51,11 +62,14 @@ class VersionStore(StoreBase):
         source: str,
         at: float | None = None,
         unless_head: bool = False,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
     ) -> VersionInfo:
         """Record ``bundle`` as the next version (writes); with ``unless_head``, return the
         newest version instead when it already holds this content (checked in the same
         transaction). Two processes recording at once (PostgreSQL) race for the next number:
-        the loser retries, and then sees the winner's version."""
+        the loser retries, and then sees the winner's version. ``git_commit`` and
+        ``git_dirty`` record the commit the files were taken from, in a git workspace."""
 
         manifest = bundle.manifest  # hashing every file is the costly part: once
         content_hash = manifest_hash(manifest.items())
@@ -67,7 +81,7 @@ class VersionStore(StoreBase):
                 f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions "
                 "ORDER BY number DESC LIMIT 1"
             )
-            newest = None if head is None else VersionInfo(*head[:-1])
+            newest = None if head is None else _version(head[:-1])
             if unless_head and newest is not None and newest.content_hash == content_hash:
                 return newest
             info = VersionInfo(
@@ -80,6 +94,8 @@ class VersionStore(StoreBase):
                 created_at=at or time.time(),
                 file_count=len(manifest),
                 total_size=bundle.size,
+                git_commit=git_commit,
+                git_dirty=git_dirty,
             )
             parent = None if head is None or head[-1] is None else bytes(head[-1]).hex()
             self._store_blobs(
@@ -114,13 +130,14 @@ class VersionStore(StoreBase):
 
     def head(self) -> VersionInfo | None:
         """The newest version, or None in an empty store."""
-        rows = self._records("read versions", VersionInfo, "versions", order="number DESC", limit=1)
-        return rows[0] if rows else None
+        versions = self.versions(limit=1)
+        return versions[0] if versions else None
 
     def version(self, number: int) -> VersionInfo:
         """Version ``number``; NotFoundError when there is none."""
         with self.db.transaction("read a version") as session:
-            rows = select_records(session, VersionInfo, "versions", {"number": number})
+            found = session.rows(_VERSION_SELECT + " WHERE number = :n", {"n": number})
+            rows = [_version(row) for row in found]
             if not rows:
                 newest = session.value("SELECT max(number) FROM versions")
                 raise common.version_not_found(
@@ -137,7 +154,7 @@ class VersionStore(StoreBase):
         if limit is not None:
             sql, params = sql + " LIMIT :limit", {**params, "limit": limit}
         with self.db.transaction("read versions") as session:
-            return [VersionInfo(*row) for row in session.rows(sql, params)]
+            return [_version(row) for row in session.rows(sql, params)]
 
     def versions_by_hash(self, prefix: str) -> list[VersionInfo]:
         """Versions whose content hash starts with ``prefix``, newest first."""
@@ -148,7 +165,23 @@ class VersionStore(StoreBase):
         )  # a range, not LIKE, so both databases use the index on content_hash
         with self.db.transaction("find versions") as session:
             rows = session.rows(sql, {"low": low, "high": low + "g"})
-        return [VersionInfo(*row) for row in rows]
+        return [_version(row) for row in rows]
+
+    def versions_of_commit(self, commit: str) -> list[VersionInfo]:
+        """Versions holding exactly what git commit ``commit`` (its full id) holds, newest
+        first: taken from it, not from a folder that had changed since."""
+        sql = (
+            _VERSION_SELECT + " WHERE git_commit = :commit AND git_dirty = :dirty "
+            "ORDER BY number DESC"
+        )
+        with self.db.transaction("find versions of a commit") as session:
+            return [_version(row) for row in session.rows(sql, {"commit": commit, "dirty": False})]
+
+    def versions_with_content(self, content_hash: str) -> list[VersionInfo]:
+        """Versions holding exactly ``content_hash``, newest first."""
+        sql = _VERSION_SELECT + " WHERE content_hash = :hash ORDER BY number DESC"
+        with self.db.transaction("find versions by content") as session:
+            return [_version(row) for row in session.rows(sql, {"hash": content_hash})]
 
     def manifest(self, number: int) -> dict[str, str]:
         """Path → blob hash of version ``number``, in path order (empty when there is no such

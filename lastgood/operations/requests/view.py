@@ -20,8 +20,8 @@ from lastgood.approval import (
 )
 from lastgood.errors import LastgoodError, RequestError
 from lastgood.events import Event, EventKind
+from lastgood.operations.commits import version_to_change
 from lastgood.operations.place import Place
-from lastgood.operations.resolve import resolve
 from lastgood.operations.snapshot import read_workspace, snapshot
 from lastgood.operations.status import change_standing
 from lastgood.operations.versions import Side, changes, unified
@@ -178,7 +178,7 @@ def proposed_version(place: Place, ref: str | None, reason: str) -> VersionInfo:
     """The version a request proposes: ``ref``, or the folder recorded as a version now."""
     project = place.project
     if ref is not None:
-        version = resolve(project, ref, env=place.name)
+        version = version_to_change(project, ref, env=place.name)
         validate_bundle(place.store.files(version.number), project.config.schemas, project.root)
         return version
     bundle = read_workspace(project)
