@@ -46,6 +46,7 @@ class EventKind(StrEnum):
     DRILL_STARTED = "drill-started"
     DRILL_FINISHED = "drill-finished"
     DRILL_OVERDUE = "drill-overdue"
+    BISECT_FINISHED = "bisect-finished"
     BUDGET_EXCEEDED = "budget-exceeded"
     LAST_GOOD_CHANGED = "last-good-changed"
     HEALTH_FAILED = "health-failed"

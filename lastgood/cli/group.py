@@ -19,6 +19,7 @@ from lastgood.errors import UsageError
 
 LAZY_COMMANDS = {
     "audit": "audit_cmd",
+    "bisect": "bisect_cmd",
     "demo": "demo",
     "documents": "documents_cmd",
     "notify": "notify_cmd",

@@ -354,7 +354,7 @@ class DeployRun:
             done = self._preflight_round(checks, staged)
         else:
             with tempfile.TemporaryDirectory(prefix="lastgood-preflight-") as folder:
-                done = self._preflight_round(checks, _materialize(Path(folder), self.files))
+                done = self._preflight_round(checks, materialize(Path(folder), self.files))
         if not done.ok:
             self._refuse_preflight(done)
         self._emit(EventKind.PREFLIGHT_PASSED, f"preflight passed: {done.summary()}")
@@ -562,7 +562,8 @@ class DeployRun:
         return live_context(self.place, self.release)
 
 
-def _materialize(folder: Path, files: dict[str, bytes]) -> Path:
+def materialize(folder: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` into ``folder`` (a temporary one): what a check of them reads."""
     for relative, data in files.items():
         path = folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
