@@ -115,9 +115,9 @@ def test_bad_requests_are_refused_before_anything_runs(
 
 
 def test_live_deploys_each_candidate_and_puts_back_what_was_live(
-    workspace: Callable[..., Workspace],
+    workspace: Callable[..., Workspace], store_url: str
 ) -> None:
-    ws = workspace(bake="0.2s", interval="0.05s")
+    ws = workspace(store=store_url, bake="0.2s", interval="0.05s")
     history(ws, 9, first_bad=6)
     assert ws.run("deploy", "staging", "--version", "v3").returncode == 0
     assert ws.run("deploy", "staging", "--version", "v4").returncode == 0
@@ -145,13 +145,15 @@ def test_live_is_refused_on_a_protected_environment(workspace: Callable[..., Wor
     assert "bisect without --live" in refused.stderr
 
 
-def test_live_interrupted_puts_back_what_was_live(workspace: Callable[..., Workspace]) -> None:
-    ws = workspace(bake="3s", interval="0.1s")
+def test_live_interrupted_puts_back_what_was_live(
+    workspace: Callable[..., Workspace], store_url: str
+) -> None:
+    ws = workspace(store=store_url, bake="3s", interval="0.1s")
     history(ws, 9, first_bad=6)
     assert ws.run("deploy", "staging", "--version", "v2").returncode == 0
     running = subprocess.Popen(
-        [LASTGOOD, "-C", str(ws.root), "bisect", "staging", "--good", "v1", "--bad", "v9",
-         "--live"],
+        [LASTGOOD, "-C", str(ws.root), "--store", store_url, "bisect", "staging",
+         "--good", "v1", "--bad", "v9", "--live"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     project = ws.project()
