@@ -232,3 +232,9 @@ def test_deploy_commit_through_a_server_uploads_the_commit(
     version = version_json(ws, "v1")
     assert version["git_commit"] == head and version["git_dirty"] is False
     assert version["message"] == "served rules"
+    with server.client() as page:  # type: ignore[attr-defined]
+        assert page.post("/login", data={"token": token}).status_code == 303
+        versions = page.get("/versions").text
+        assert f'<code title="{head}">{head[:10]}</code>' in versions
+        assert f"<dt>Git commit</dt><dd><code>{head}</code>" in page.get("/versions/v1").text
+        assert f"commit {head[:10]}</code>" in page.get("/envs/staging").text
