@@ -162,6 +162,5 @@ def propose(
     except (RefusedError, UsageError) as refused:
         return environment_page(state, who, env, problem=refused, proposal=form,
                                 status=refused.http_status)  # fmt: skip
-    if view.request.deployment is not None:  # an emergency, or a change that needs nobody
-        wait_for_consumers(state, env)
+    wait_for_consumers(state, view.request)  # an emergency, or a change that needs nobody
     return RedirectResponse(f"/requests/{view.request.number}?done=opened", status_code=303)
