@@ -14,6 +14,7 @@ from lastgood.operations.requests.standing import unfinished
 from lastgood.operations.requests.view import (
     RequestView,
     announce,
+    announce_moved,
     base_label,
     build_view,
     entry_of,
@@ -131,16 +132,12 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             "was based on",
             when_status=(REQUEST_OPEN,),
         )  # fmt: skip
-        moved_on(marked, (REQUEST_STALE,))
-        stale = build_view(place, marked)
-        announce(
-            place,
-            EventKind.REQUEST_STALE,
-            stale,
-            f"change request {request.label} for {request.env} is stale: {stale.request.detail}",
-        )
+        announce_moved(
+            place, marked, REQUEST_STALE, EventKind.REQUEST_STALE,
+            f"change request {request.label} for {request.env} is stale: {marked.detail}",
+        )  # fmt: skip
         raise RequestError(
-            f"{request.label} is stale: {stale.request.detail}",
+            f"{request.label} is stale: {marked.detail}",
             hint=f"it needs a fresh look: 'lastgood request update {request.number}' bases it "
             "on what is live now, and its approvers approve that",
         )

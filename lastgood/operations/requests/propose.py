@@ -13,6 +13,7 @@ from lastgood.operations.requests.standing import unfinished
 from lastgood.operations.requests.view import (
     RequestView,
     announce,
+    announce_moved,
     build_view,
     entry_of,
     hash_of,
@@ -169,12 +170,7 @@ def withdraw_request(
         detail=f"withdrawn by {project.actor}",
         when_status=MOVABLE_REQUESTS,
     )
-    moved_on(closed, (REQUEST_WITHDRAWN,))
-    view = build_view(place, closed)
-    announce(
-        place,
-        EventKind.REQUEST_WITHDRAWN,
-        view,
+    return announce_moved(
+        place, closed, REQUEST_WITHDRAWN, EventKind.REQUEST_WITHDRAWN,
         f"change request {closed.label} for {closed.env} withdrawn by {project.actor}",
-    )
-    return view
+    )  # fmt: skip
