@@ -55,7 +55,7 @@ def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome
     claimed = place.store.update_request(
         number,
         entry_of(project, REQUEST_APPLYING, request.content_hash, request.base_hash, "", via),
-        status=REQUEST_APPLYING, when_status=(REQUEST_OPEN,),
+        by=project.actor, status=REQUEST_APPLYING, when_status=(REQUEST_OPEN,),
         when={"content_hash": request.content_hash, "base_hash": request.base_hash},
     )  # fmt: skip
     moved_on(claimed, (REQUEST_APPLYING,))
@@ -102,7 +102,7 @@ def _finish(
     return place.store.update_request(
         request.number,
         entry_of(place.project, action, request.content_hash, request.base_hash, detail, via),
-        when_status=(REQUEST_APPLYING,), **values,
+        by=place.project.actor, when_status=(REQUEST_APPLYING,), **values,
     )  # fmt: skip
 
 
@@ -127,6 +127,7 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             request.number,
             entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
                    f"{request.env} serves {version_label(live)} now", "cli"),
+            by=place.project.actor,
             status=REQUEST_STALE,
             detail=f"{request.env} serves {version_label(live)}, not {base_label(request)} it "
             "was based on",

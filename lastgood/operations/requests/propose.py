@@ -125,6 +125,7 @@ def update_request(
     updated = place.store.update_request(
         number,
         entry_of(project, "updated", version.content_hash, hash_of(base), reason, via),
+        by=project.actor,
         version=version.number,
         content_hash=version.content_hash,
         base_version=base.number if base else None,
@@ -166,6 +167,7 @@ def withdraw_request(
     closed = place.store.update_request(
         number,
         entry_of(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
+        by=project.actor,
         status=REQUEST_WITHDRAWN,
         detail=f"withdrawn by {project.actor}",
         when_status=MOVABLE_REQUESTS,
