@@ -461,6 +461,34 @@ def test_an_update_is_chained_as_whoever_made_it_not_the_records_actor(
     assert verify_audit(ws.project()).sound
 
 
+def test_a_request_changed_without_a_timeline_entry_is_chained_as_whoever_changed_it(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """A request's fields changed with no line on its timeline (a claim, a repair) are chained
+    as the one who changed them: the link used to take its actor from the missing entry, and
+    named nobody."""
+    ws = workspace(**FAST)
+    ws.healthy("one")
+    assert ws.run("snapshot", "-m", "one").returncode == 0
+    store = ws.project().store
+    content = store.version(1).content_hash
+    entry = {"actor": "ann", "action": "opened", "content_hash": content, "base_hash": ""}
+    request = store.open_request(entry, env="staging", version=1, content_hash=content,
+                                 base_version=None, base_hash="", requester="ann", reason="why",
+                                 status="open", risk="low", routing="{}")  # fmt: skip
+
+    with pytest.raises(TypeError, match="'by'"):  # no caller can leave it out
+        store.update_request(request.number, None, status="applying")
+    store.update_request(request.number, None, by="kim", status="applying")
+
+    links = [link for link in exported(ws) if link["subject"] == f"request:{request.number}"]
+    assert [(link["kind"], link["actor"]) for link in links] == [
+        ("request-opened", "ann"), ("request-entry", "ann"), ("request-updated", "kim")
+    ]  # fmt: skip
+    assert json.loads(links[-1]["data"])["status"] == "applying"
+    assert verify_audit(ws.project()).sound
+
+
 def test_a_token_revoked_through_the_server_is_chained_as_the_calling_token(
     workspace: Callable[..., Workspace], serve: Callable[..., Any]
 ) -> None:

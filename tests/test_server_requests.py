@@ -21,29 +21,12 @@ import httpx
 import pytest
 
 from lastgood.operations.tokens import create_token
-from tests.conftest import CHECK_OK, Workspace, config_text
+from tests.conftest import Workspace, config_text
+from tests.requests_team import production_config
 from tests.serving import Server
 from tests.test_cli_remote import consumer_serves, elsewhere, no_secret, remote
 
-PRODUCTION = f"""
-[groups]
-leads = ["lee", "sam"]
-
-[env.production]
-target = {{ type = "directory", path = "../prod", keep = 5 }}
-bake = "0s"
-interval = "10ms"
-
-[[env.production.check]]
-name = "health-file-ok"
-type = "command"
-run = '{CHECK_OK}'
-timeout = "5s"
-
-[env.production.approval]
-approvers = ["leads"]
-required = 2
-"""
+PRODUCTION = production_config("required = 2\n")
 
 
 class Team:

@@ -25,7 +25,8 @@ import pytest
 
 from lastgood.operations import requests as verbs
 from lastgood.operations.tokens import create_token
-from tests.conftest import CHECK_OK, Workspace
+from tests.conftest import Workspace
+from tests.requests_team import production_config
 from tests.serving import Server
 from tests.test_cli_remote import consumer_serves, no_secret, remote
 from tests.test_web import CHROMIUM, csrf_of
@@ -47,25 +48,7 @@ def config(freeze_staging: bool = False) -> str:
         from = "2020-01-01 00:00"
         until = "2099-01-01 00:00"
         """
-    return textwrap.dedent(
-        f"""
-        [groups]
-        leads = ["lee", "sam"]
-
-        [env.production]
-        target = {{ type = "directory", path = "../prod", keep = 5 }}
-        bake = "0s"
-        interval = "10ms"
-
-        [[env.production.check]]
-        name = "health-file-ok"
-        type = "command"
-        run = '{CHECK_OK}'
-        timeout = "5s"
-
-        [env.production.approval]
-        approvers = ["leads"]
-
+    coming = f"""
         [[env.production.freeze]]
         name = "release"
         reason = "release night"
@@ -77,7 +60,7 @@ def config(freeze_staging: bool = False) -> str:
         bake = "0s"
         interval = "10ms"
         """
-    ) + (textwrap.dedent(frozen) if freeze_staging else "")
+    return production_config() + textwrap.dedent(coming + (frozen if freeze_staging else ""))
 
 
 def _iso(at: float) -> str:

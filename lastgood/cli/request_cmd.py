@@ -11,8 +11,10 @@ The server answers with the shape of ``--json``, which is rebuilt into a :class:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from functools import reduce
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,10 +29,25 @@ from lastgood.cli.commands import (
 )
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
-from lastgood.operations.requests import SHOWN_HASH, RequestView
+from lastgood.operations.requests import (
+    SHOWN_HASH,
+    RequestView,
+    review_request,
+    sign_off_request,
+    withdraw_request,
+)
 from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import REQUEST_STATES
 from lastgood.units import plural
+
+if TYPE_CHECKING:
+    from lastgood.cli.remote import Remote
+    from lastgood.project import Project
+
+    LocalStep = Callable[[Project, int, str, str | None], RequestView]
+    """A step's verb on the store: (project, number, message, content hash) -> the request."""
+    RemoteStep = Callable[[Remote, int, str, str | None], dict[str, Any]]
+    """The same step through a server: (client, number, message, content hash) -> its answer."""
 
 NUMBER = click.IntRange(1, LARGEST_VERSION)
 """A request's number: what the store can hold (a larger one is a usage error, not a crash)."""
@@ -215,15 +232,54 @@ content_option = click.option(
 )  # fmt: skip
 
 
-@request.command("approve")
-@click.argument("number", type=NUMBER)
-@click.option("-m", "--message", "comment", default="", help="What you checked.")
-@content_option
-@json_option
-@pass_app
-def approve_command(
-    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
-) -> None:
+def step_command(
+    name: str, message: str, step: tuple[LocalStep, RemoteStep], *, required: bool = False,
+    with_content: bool = False,
+) -> Callable[[Callable[[], None]], click.Command]:  # fmt: skip
+    """Register ``request NAME NUMBER -m MESSAGE [--content HASH] [--json]``, its help the
+    decorated function's docstring: approve, reject, withdraw and signoff parse the same, run
+    one verb on the store or through the server, and print the request as it stands after."""
+    local, remote = step
+
+    def command(
+        app: AppContext, number: int, comment: str, as_json: bool, content: str | None = None
+    ) -> None:
+        if app.server:
+            _print_remote(remote(app.remote(), number, comment, content), as_json)
+        else:
+            _print_view(local(app.project(), number, comment, content), as_json)
+
+    options = [
+        click.argument("number", type=NUMBER),
+        click.option("-m", "--message", "comment", required=required,
+                     default=None if required else "", help=message),
+        *([content_option] if with_content else []),
+        json_option,
+    ]  # fmt: skip
+
+    def register(described: Callable[[], None]) -> click.Command:
+        command.__doc__ = described.__doc__  # the help: one docstring per command, as elsewhere
+        return request.command(name)(
+            pass_app(reduce(lambda f, add: add(f), options[::-1], command))
+        )
+
+    return register
+
+
+def review(*, approve: bool) -> tuple[LocalStep, RemoteStep]:
+    """Approve or reject, on the store and through a server."""
+    return (
+        lambda project, number, comment, content: review_request(
+            project, number, approve=approve, comment=comment, content=content
+        ),
+        lambda client, number, comment, content: client.review_request(
+            number, approve=approve, comment=comment, content=content
+        ),
+    )
+
+
+@step_command("approve", "What you checked.", review(approve=True), with_content=True)
+def approve_command() -> None:
     """Approve request NUMBER as it stands now (its exact content and base).
 
     With --content HASH (from 'request show'), the approval is recorded only if the request
@@ -236,42 +292,16 @@ def approve_command(
     Example:
       lastgood request approve 3 --content 3f2a9c1d4e5b -m "looks right"
     """
-    _review(app, number, approve=True, comment=comment, content=content, as_json=as_json)
 
 
-@request.command("reject")
-@click.argument("number", type=NUMBER)
-@click.option("-m", "--message", "comment", required=True, help="Why (required).")
-@content_option
-@json_option
-@pass_app
-def reject_command(
-    app: AppContext, number: int, comment: str, content: str | None, as_json: bool
-) -> None:
+@step_command("reject", "Why (required).", review(approve=False), required=True, with_content=True)
+def reject_command() -> None:
     """Reject request NUMBER as it stands now; the requester may update it and ask again.
 
     \b
     Example:
       lastgood request reject 3 --content 3f2a9c1d4e5b -m "the threshold would drop every lead"
     """
-    _review(app, number, approve=False, comment=comment, content=content, as_json=as_json)
-
-
-def _review(
-    app: AppContext, number: int, *, approve: bool, comment: str, content: str | None,
-    as_json: bool,
-) -> None:  # fmt: skip
-    if app.server:
-        data = app.remote().review_request(
-            number, approve=approve, comment=comment, content=content
-        )
-        _print_remote(data, as_json)
-        return
-    from lastgood.operations.requests import review_request
-
-    view = review_request(app.project(), number, approve=approve, comment=comment,
-                          content=content)  # fmt: skip
-    _print_view(view, as_json)
 
 
 @request.command("update")
@@ -302,46 +332,34 @@ def update_command(
     _print_view(view, as_json)
 
 
-@request.command("withdraw")
-@click.argument("number", type=NUMBER)
-@click.option("-m", "--message", "reason", default="", help="Why.")
-@json_option
-@pass_app
-def withdraw_command(app: AppContext, number: int, reason: str, as_json: bool) -> None:
+WITHDRAW: tuple[LocalStep, RemoteStep] = (
+    lambda project, number, comment, _: withdraw_request(project, number, reason=comment),
+    lambda client, number, comment, _: client.withdraw_request(number, comment),
+)
+SIGN_OFF: tuple[LocalStep, RemoteStep] = (
+    lambda project, number, comment, _: sign_off_request(project, number, comment=comment),
+    lambda client, number, comment, _: client.sign_off_request(number, comment),
+)
+
+
+@step_command("withdraw", "Why.", WITHDRAW)
+def withdraw_command() -> None:
     """Close your request NUMBER without applying it.
 
     \b
     Example:
       lastgood request withdraw 3 -m "superseded by #4"
     """
-    if app.server:
-        _print_remote(app.remote().withdraw_request(number, reason), as_json)
-        return
-    from lastgood.operations.requests import withdraw_request
-
-    view = withdraw_request(app.project(), number, reason=reason)
-    _print_view(view, as_json)
 
 
-@request.command("signoff")
-@click.argument("number", type=NUMBER)
-@click.option("-m", "--message", "comment", default="", help="What you checked.")
-@json_option
-@pass_app
-def signoff_command(app: AppContext, number: int, comment: str, as_json: bool) -> None:
+@step_command("signoff", "What you checked.", SIGN_OFF)
+def signoff_command() -> None:
     """Sign off the review of emergency NUMBER (anyone but the person who made it).
 
     \b
     Example:
       lastgood request signoff 7 -m "the fix was right; follow-up in #8"
     """
-    if app.server:
-        _print_remote(app.remote().sign_off_request(number, comment), as_json)
-        return
-    from lastgood.operations.requests import sign_off_request
-
-    view = sign_off_request(app.project(), number, comment=comment)
-    _print_view(view, as_json)
 
 
 @request.command("apply")

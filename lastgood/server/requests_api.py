@@ -8,7 +8,8 @@ decide what a token may ask at all: ``viewer`` reads the requests of its environ
 
 The server has no folder: a request names a recorded version (upload files first with
 ``POST /api/v1/versions``, as a deploy through the server does). For the endpoints about one
-request, the token's scope is judged on the request's environment before any verb runs.
+request, the token's scope is judged on the request's environment before any verb runs, by the
+step runner the web page shares (:mod:`lastgood.server.request_steps`).
 
 A step that puts a request live (``apply``, an emergency, the approval that completes a request
 on an environment that applies on approval) answers as the deploy endpoint does: once the bake
@@ -20,6 +21,8 @@ waits after those steps as its own deploy does (:mod:`lastgood.server.web_reques
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -31,9 +34,11 @@ from lastgood.rows import REQUEST_STATES, ApiToken
 from lastgood.server.api import Limit, Ref, with_fleet
 from lastgood.server.app import ServerState
 from lastgood.server.deps import Caller, State, allowed, allowed_somewhere, known_env
+from lastgood.server.request_steps import publish_if_applied, request_scope, run_step
 
 if TYPE_CHECKING:
     from lastgood.operations.requests import RequestView
+    from lastgood.project import Project
 
 router = APIRouter(prefix="/api/v1", tags=["change requests"])
 
@@ -93,20 +98,16 @@ class WithdrawBody(BaseModel):
     message: Message = Field("", description="Why (recorded)")
 
 
-def _scoped(state: ServerState, token: ApiToken, role: str, number: int) -> str:
-    """The environment of request ``number``, once ``token`` holds ``role`` there."""
-    from lastgood.operations.requests import request_env
-
-    env = request_env(state.project, number)
-    allowed(token, role, env)
-    return env
-
-
-def _published(state: ServerState, view: RequestView) -> dict[str, Any]:
-    """``view`` as JSON, once the live config shows the switch when the step applied the
-    request (an environment with ``apply = "on-approval"`` deploys on its last approval)."""
-    if view.request.deployment is not None:
-        state.feeds.publish_now(view.request.env)
+def _step(
+    state: ServerState, token: ApiToken, number: int, role: str,
+    verb: Callable[[Project, int], RequestView], *, publish: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """The request after ``verb``, as JSON, taken as :func:`run_step` does; with ``publish``,
+    once the live config shows the switch when the step applied the request (an environment
+    with ``apply = "on-approval"`` deploys on its last approval)."""
+    view = run_step(state, token, number, role, verb)
+    if publish:
+        publish_if_applied(state, view.request)
     return view.to_json()
 
 
@@ -130,7 +131,8 @@ def open_request(env: str, body: OpenBody, state: State, token: Caller) -> dict[
     view = verbs.open_request(state.acting(token), env, reason=body.message, ref=body.version,
                               apply_at=body.apply_at, emergency=body.emergency,
                               via="server")  # fmt: skip
-    return _published(state, view)
+    publish_if_applied(state, view.request)
+    return view.to_json()
 
 
 @router.get("/requests", summary="Change requests, newest first, of the environments it may see")
@@ -175,7 +177,7 @@ def _visible(state: ServerState, token: ApiToken) -> list[str] | None:
 def show_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 
-    _scoped(state, token, "viewer", number)
+    request_scope(state, token, number, "viewer")
     project = state.acting(token)
     data = verbs.show_request(project, number).to_json()
     data["diff"] = verbs.request_diff(project, number)
@@ -186,26 +188,23 @@ def show_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
 def approve_request(
     number: Number, body: ReviewBody, state: State, token: Caller
 ) -> dict[str, Any]:
-    return _review(state, token, number, approve=True, comment=body.message,
-                   content=body.content_hash)  # fmt: skip
+    return _review(state, token, number, body, approve=True)
 
 
 @router.post("/requests/{number}/reject", summary="Reject a request as it stands now")
 def reject_request(number: Number, body: RejectBody, state: State, token: Caller) -> dict[str, Any]:
-    return _review(state, token, number, approve=False, comment=body.message,
-                   content=body.content_hash)  # fmt: skip
+    return _review(state, token, number, body, approve=False)
 
 
 def _review(
-    state: ServerState, token: ApiToken, number: int, *, approve: bool, comment: str,
-    content: str | None,
+    state: ServerState, token: ApiToken, number: int, body: ReviewBody | RejectBody, *,
+    approve: bool,
 ) -> dict[str, Any]:  # fmt: skip
     from lastgood.operations import requests as verbs
 
-    _scoped(state, token, "approver", number)
-    view = verbs.review_request(state.acting(token), number, approve=approve, comment=comment,
-                                content=content, via="server")  # fmt: skip
-    return _published(state, view)
+    verb = partial(verbs.review_request, approve=approve, comment=body.message,
+                   content=body.content_hash, via="server")  # fmt: skip
+    return _step(state, token, number, "approver", verb)
 
 
 @router.post(
@@ -215,10 +214,8 @@ def _review(
 def update_request(number: Number, body: UpdateBody, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 
-    _scoped(state, token, "deployer", number)
-    view = verbs.update_request(state.acting(token), number, ref=body.version,
-                                reason=body.message, via="server")  # fmt: skip
-    return _published(state, view)
+    verb = partial(verbs.update_request, ref=body.version, reason=body.message, via="server")
+    return _step(state, token, number, "deployer", verb)
 
 
 @router.post(
@@ -229,10 +226,9 @@ def withdraw_request(
 ) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 
-    _scoped(state, token, "deployer", number)
     reason = body.message if body is not None else ""
-    view = verbs.withdraw_request(state.acting(token), number, reason=reason, via="server")
-    return view.to_json()
+    verb = partial(verbs.withdraw_request, reason=reason, via="server")
+    return _step(state, token, number, "deployer", verb, publish=False)
 
 
 @router.post(
@@ -244,10 +240,9 @@ def sign_off_request(
 ) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 
-    _scoped(state, token, "approver", number)
     comment = body.message if body is not None else ""
-    view = verbs.sign_off_request(state.acting(token), number, comment=comment, via="server")
-    return view.to_json()
+    verb = partial(verbs.sign_off_request, comment=comment, via="server")
+    return _step(state, token, number, "approver", verb, publish=False)
 
 
 @router.post(
@@ -257,7 +252,6 @@ def sign_off_request(
 def apply_request(number: Number, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations import requests as verbs
 
-    env = _scoped(state, token, "deployer", number)
-    outcome = verbs.apply_request(state.acting(token), number, via="server")
-    state.feeds.publish_now(env)
-    return with_fleet(state, env, outcome.to_json())
+    outcome = run_step(state, token, number, "deployer", partial(verbs.apply_request, via="server"))
+    state.feeds.publish_now(outcome.env)
+    return with_fleet(state, outcome.env, outcome.to_json())

@@ -36,7 +36,7 @@ from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wa
 from lastgood.operations.gate import request_command
 from lastgood.operations.status import EnvStatus
 from lastgood.operations.versions import Side
-from lastgood.outcome import OK, RESTORED
+from lastgood.outcome import OK, RESTORED, Outcome
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.rows import ApiToken, Consumer, VersionInfo, WebSession
@@ -460,16 +460,11 @@ def rollback(
 ) -> Response:
     from lastgood.operations.rollback import rollback as do_rollback
 
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    tokens.require(who.token, "deployer", known_env(state, env))
+    who = deployer_form(state, request, env, csrf)
     reason = message_text(message)
     check_unchanged(env, live, live_now(state.project, env), f"/envs/{env}/rollback")
     outcome = do_rollback(state.acting(who.token), env, reason=reason, source="web")
-    state.feeds.publish_now(env)
-    fleet = wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
-    return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,
-                  restored=RESTORED)  # fmt: skip
+    return outcome_page(state, who, env, outcome)
 
 
 @router.get("/envs/{env}/deploy")
@@ -501,9 +496,7 @@ def deploy(
 ) -> Response:
     from lastgood.operations.deploy import deploy as do_deploy
 
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    tokens.require(who.token, "deployer", known_env(state, env))
+    who = deployer_form(state, request, env, csrf)
     if not version.strip() or len(version) > 200:
         raise UsageError("choose a version to deploy", hint=f"pick one on /envs/{env}")
     reason = message_text(message)
@@ -511,6 +504,22 @@ def deploy(
     check_unchanged(env, live, live_now(state.project, env), again)
     outcome = do_deploy(state.acting(who.token), env, message=reason, ref=version.strip(),
                         source="web")  # fmt: skip
+    return outcome_page(state, who, env, outcome)
+
+
+def deployer_form(state: State, request: Request, env: str, csrf: str) -> Visitor:
+    """The visitor posting a form that changes ``env`` (deploy, rollback, a proposal), once
+    its CSRF code is this session's and its token holds ``deployer`` there (403 otherwise)."""
+    who = visitor(state, request)
+    check_csrf(who, csrf)
+    tokens.require(who.token, "deployer", known_env(state, env))
+    return who
+
+
+def outcome_page(state: State, who: Visitor, env: str, outcome: Outcome) -> Response:
+    """After the page's deploy or rollback: publish what ``env`` serves now, wait up to
+    ``fleet_wait`` seconds for a served environment's consumers to follow, and show how it
+    ended and how far they got (reads only)."""
     state.feeds.publish_now(env)
     fleet = wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
     return render("outcome.html", who, env=env, outcome=outcome, fleet=fleet, ok=OK,

@@ -28,15 +28,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from lastgood import tokens
 from lastgood.errors import RefusedError, UsageError
 from lastgood.operations.requests import RequestView
 from lastgood.record import Record
-from lastgood.server.deps import State, known_env
+from lastgood.server.deps import State
 from lastgood.server.web import (
     Visitor,
-    check_csrf,
     check_unchanged,
+    deployer_form,
     environment_page,
     file_diffs,
     live_now,
@@ -45,7 +44,6 @@ from lastgood.server.web import (
     render,
     resolved,
     side_of,
-    visitor,
 )
 from lastgood.server.web_requests import wait_for_consumers
 
@@ -149,9 +147,7 @@ def propose(
     reference: Text = "", message: Text = "", apply_at: Text = "", emergency: Text = "",
     confirmed: Text = "", live: Text = "",
 ) -> Response:  # fmt: skip
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    tokens.require(who.token, "deployer", known_env(state, env))
+    who = deployer_form(state, request, env, csrf)
     form = Proposal(version[:MAX_REFERENCE + 1], reference[:MAX_REFERENCE + 1], message,
                     apply_at[:40], emergency == "on")  # fmt: skip
     try:
@@ -162,6 +158,5 @@ def propose(
     except (RefusedError, UsageError) as refused:
         return environment_page(state, who, env, problem=refused, proposal=form,
                                 status=refused.http_status)  # fmt: skip
-    if view.request.deployment is not None:  # an emergency, or a change that needs nobody
-        wait_for_consumers(state, env)
+    wait_for_consumers(state, view.request)  # an emergency, or a change that needs nobody
     return RedirectResponse(f"/requests/{view.request.number}?done=opened", status_code=303)

@@ -6,7 +6,8 @@ the token's name is the person, exactly as through the API: the verbs refuse sel
 reviewers the routing does not name, whatever the page shows. The page shows a button only to
 a token whose role allows the step on the request's environment (``approver`` approves,
 rejects and signs off; ``deployer`` applies), and every POST checks the CSRF code and the role
-again before any verb runs.
+again before any verb runs (the role and the verb through :mod:`lastgood.server.request_steps`,
+as the API takes them).
 
 A form also carries the content it was shown (the request's content and base hashes): an
 approval covers exact content, so a request updated while its page was open is refused with
@@ -20,6 +21,7 @@ redirects to the request's page with a notice (post, redirect, get).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -32,9 +34,10 @@ from lastgood.operations.requests import RequestView
 from lastgood.project import Project
 from lastgood.record import Record
 from lastgood.refs import LARGEST_VERSION
-from lastgood.rows import REQUEST_OPEN
+from lastgood.rows import REQUEST_OPEN, ChangeRequest
 from lastgood.server.app import ServerState
 from lastgood.server.deps import State
+from lastgood.server.request_steps import publish_if_applied, request_scope, run_step
 from lastgood.server.web import (
     Visitor,
     check_csrf,
@@ -67,17 +70,6 @@ def request_number(text: str) -> int:
             hint="see /requests for the requests you may see",
         )
     return int(digits)
-
-
-def scoped(state: ServerState, who: Visitor, number: int, role: str) -> str:
-    """The environment of request ``number``, once the visitor holds ``role`` there (403
-    otherwise; 404 when there is no such request)."""
-    from lastgood import tokens
-    from lastgood.operations.requests import request_env
-
-    env = request_env(state.project, number)
-    tokens.require(who.token, role, env)
-    return env
 
 
 def requests_of(
@@ -181,7 +173,7 @@ def content_of(view: RequestView) -> str:
 def one_request(number: str, state: State, request: Request, done: str = "") -> Response:
     who = visitor(state, request)
     found = request_number(number)
-    scoped(state, who, found, "viewer")
+    request_scope(state, who.token, found, "viewer")
     return request_page(state, who, found, done=done[:20])
 
 
@@ -202,15 +194,16 @@ def check_shown(project: Project, number: int, shown: str) -> None:
         )
 
 
-def wait_for_consumers(state: ServerState, env: str) -> None:
-    """After a step that put a version live (an apply, an emergency, a change that needed
+def wait_for_consumers(state: ServerState, request: ChangeRequest) -> None:
+    """After a step that put ``request`` live (an apply, an emergency, a change that needed
     nobody): publish it at once and wait, as the page's deploy and rollback do, until every
     consumer of a served environment serves it or ``fleet_wait`` seconds pass, so the
-    request's page the browser goes to next says how far they followed (reads only)."""
+    request's page the browser goes to next says how far they followed (reads only). Nothing
+    for a request that was not put live."""
     from lastgood.operations.fleet import wait_for_fleet
 
-    state.feeds.publish_now(env)
-    wait_for_fleet(state.project, env, state.consumers, state.fleet_wait)
+    if publish_if_applied(state, request):
+        wait_for_fleet(state.project, request.env, state.consumers, state.fleet_wait)
 
 
 def fleet_of(state: ServerState, view: RequestView) -> FleetStanding | None:
@@ -225,23 +218,27 @@ def fleet_of(state: ServerState, view: RequestView) -> FleetStanding | None:
 
 
 def take_step(
-    state: ServerState, who: Visitor, number: int, shown: str, done: str,
-    step: Callable[[Project], object],
+    number: str, state: ServerState, request: Request, csrf: str, shown: str, *, role: str,
+    done: str, verb: Callable[[Project, int], object],
 ) -> Response:  # fmt: skip
-    """Run ``step`` (one verb, as the visitor) on request ``number``; back to its page with a
-    notice, or with the verb's refusal and its status."""
+    """A form's step on request ``number``: its CSRF code and the visitor's ``role`` on the
+    request's environment first, then ``verb`` as the visitor on the content the form showed;
+    back to the request's page with a notice, or with the verb's refusal and its status."""
     from lastgood.operations.requests import show_request
 
-    project = state.acting(who.token)
-    try:
-        check_shown(project, number, shown)
-        step(project)
-    except (RefusedError, UsageError) as refused:
-        return request_page(state, who, number, problem=refused, status=refused.http_status)
-    request = show_request(project, number).request
-    if request.deployment is not None:  # applied (or applied on its last approval)
-        wait_for_consumers(state, request.env)
-    return RedirectResponse(f"/requests/{number}?done={done}", status_code=303)
+    who = visitor(state, request)
+    check_csrf(who, csrf)
+
+    def step(project: Project, found: int) -> Response:
+        try:
+            check_shown(project, found, shown)
+            verb(project, found)
+        except (RefusedError, UsageError) as refused:
+            return request_page(state, who, found, problem=refused, status=refused.http_status)
+        wait_for_consumers(state, show_request(project, found).request)
+        return RedirectResponse(f"/requests/{found}?done={done}", status_code=303)
+
+    return run_step(state, who.token, request_number(number), role, step)
 
 
 Csrf = Annotated[str, Form()]
@@ -254,12 +251,7 @@ def review(
 ) -> Response:  # fmt: skip
     from lastgood.operations.requests import review_request
 
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    found = request_number(number)
-    scoped(state, who, found, "approver")
-
-    def step(project: Project) -> object:
+    def verb(project: Project, found: int) -> object:
         comment = message_text(message)
         if not approve and not comment:
             raise UsageError(
@@ -271,7 +263,7 @@ def review(
                               content=content, via="web")  # fmt: skip
 
     done = "approved" if approve else "rejected"
-    return take_step(state, who, found, shown, done, step)
+    return take_step(number, state, request, csrf, shown, role="approver", done=done, verb=verb)
 
 
 @router.post("/requests/{number}/approve")
@@ -298,12 +290,8 @@ def apply(number: str, state: State, request: Request, csrf: Csrf = "",
           shown: Text = "") -> Response:  # fmt: skip
     from lastgood.operations.requests import apply_request
 
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    found = request_number(number)
-    scoped(state, who, found, "deployer")
-    return take_step(state, who, found, shown, "applied",
-                     lambda project: apply_request(project, found, via="web"))  # fmt: skip
+    return take_step(number, state, request, csrf, shown, role="deployer", done="applied",
+                     verb=partial(apply_request, via="web"))  # fmt: skip
 
 
 @router.post("/requests/{number}/signoff")
@@ -314,12 +302,8 @@ def sign_off(
 ) -> Response:  # fmt: skip
     from lastgood.operations.requests import sign_off_request
 
-    who = visitor(state, request)
-    check_csrf(who, csrf)
-    found = request_number(number)
-    scoped(state, who, found, "approver")
-
-    def step(project: Project) -> object:
+    def verb(project: Project, found: int) -> object:
         return sign_off_request(project, found, comment=message_text(message), via="web")
 
-    return take_step(state, who, found, shown, "signed-off", step)
+    return take_step(number, state, request, csrf, shown, role="approver", done="signed-off",
+                     verb=verb)  # fmt: skip

@@ -51,20 +51,23 @@ class RequestStore(AuditStore):
         number: int,
         entry: dict[str, Any] | None = None,
         *,
+        by: str,
         when_status: Collection[str] | None = None,
         when: dict[str, Any] | None = None,
         **values: Any,
     ) -> ChangeRequest:
         """Change fields of request ``number`` and add ``entry`` to its timeline, together
-        (writes); returns the request as it now stands. With ``when_status`` (and ``when``,
-        columns and the values they must hold), only while the request's status is one of
-        those (checked by the UPDATE itself, so two processes cannot both move it): otherwise
-        nothing is written and the request is returned as another process left it."""
-        return self._update(number, entry, when_status, when, values)[0]
+        (writes); returns the request as it now stands. The change is chained as ``by``'s (who
+        made it: the person, the token on the server, ``lastgood`` for what it settles itself),
+        with or without an entry. With ``when_status`` (and ``when``, columns and the values
+        they must hold), only while the request's status is one of those (checked by the UPDATE
+        itself, so two processes cannot both move it): otherwise nothing is written and the
+        request is returned as another process left it."""
+        return self._update(number, entry, when_status, when, values, by)[0]
 
     def add_request_entry(self, number: int, entry: dict[str, Any]) -> ChangeRequest:
         """Add one entry to the timeline of request ``number`` (writes)."""
-        return self.update_request(number, entry)
+        return self._update(number, entry, None, None, {}, _maker(entry))[0]
 
     def add_request_entry_when(
         self,
@@ -78,7 +81,7 @@ class RequestStore(AuditStore):
         columns hold the values in ``when`` — checked by the same UPDATE that stamps it, so a
         change committed by another process after the caller looked cannot slip in between
         (writes). The request as it now stands, or None when nothing was written."""
-        request, written = self._update(number, entry, when_status, when, {})
+        request, written = self._update(number, entry, when_status, when, {}, _maker(entry))
         return request if written else None
 
     def _update(
@@ -88,6 +91,7 @@ class RequestStore(AuditStore):
         when_status: Collection[str] | None,
         when: dict[str, Any] | None,
         values: dict[str, Any],
+        by: str,
     ) -> tuple[ChangeRequest, bool]:
         """:meth:`update_request`, and whether anything was written."""
         now = time.time()
@@ -108,7 +112,7 @@ class RequestStore(AuditStore):
                 return _request(session, number), False
             request = _request(session, number)
             if values:
-                _chain(audit, "request-updated", request, str((entry or {}).get("actor", "")))
+                _chain(audit, "request-updated", request, by)
             if entry is not None:
                 _add_entry(audit, request, now, entry)
         return request, True
@@ -156,8 +160,13 @@ def _add_entry(audit: Auditor, request: ChangeRequest, at: float, entry: dict[st
     names = statements.checked("request_entries", ENTRY_COLUMNS, row)
     sql = statements.insert("request_entries", names, returning="id")
     written = {"id": int(audit.session.value(sql, row)), **row}
-    audit.append("request-entry", f"request:{request.number}", str(row.get("actor", "")),
-                 written, env=request.env)  # fmt: skip
+    audit.append("request-entry", f"request:{request.number}", _maker(row), written,
+                 env=request.env)  # fmt: skip
+
+
+def _maker(entry: dict[str, Any]) -> str:
+    """Who made a timeline entry: its actor."""
+    return str(entry.get("actor", ""))
 
 
 def _chain(audit: Auditor, kind: str, request: ChangeRequest, actor: str) -> None:

@@ -675,7 +675,7 @@ def test_a_status_moves_only_from_where_the_writer_saw_it(
 
     late = ws.store.update_request(
         number, {"actor": "x", "action": "stale", "content_hash": "", "base_hash": ""},
-        status="stale", when_status=("open",),
+        by="x", status="stale", when_status=("open",),
     )  # fmt: skip
 
     assert late.status == "withdrawn" and len(show_request(ws, number).entries) == entries
@@ -707,7 +707,7 @@ def test_under_the_lease_the_deploy_checks_the_claim_and_the_base_again(
 
     with pytest.raises(ApprovalRequiredError, match="#1 is open now, not claimed for this deploy"):
         deploy(ws, "staging", ref=str(request.version), request=request)
-    claimed = ws.store.update_request(number, None, status="applying")
+    claimed = ws.store.update_request(number, None, by=ws.actor, status="applying")
     rollback(ws, "staging", reason="v2 is bad after all")  # moves the base: v1 is live
     before = ws.store.deployments("staging")[0].id
 
@@ -721,7 +721,8 @@ def test_an_apply_killed_midway_is_settled_from_the_ledger(project: ProjectFacto
     prompt(ws, "p\n")
     number = open_request(ws, "staging", reason="r").request.number
     review_request(as_(ws, "lee"), number, approve=True)
-    ws.store.update_request(number, None, status="applying")  # claimed, then the process died
+    # claimed, then the process died
+    ws.store.update_request(number, None, by=ws.actor, status="applying")
 
     settled = show_request(ws, number)
     assert settled.request.status == "open"
@@ -741,7 +742,7 @@ def test_one_request_that_cannot_be_applied_does_not_hold_up_the_others(
     second = open_request(ws, "staging", reason="prompt", apply_at=at).request.number
     review_request(as_(ws, "lee"), second, approve=True)
     tweak = show_request(ws, first).request.version
-    ws.store.update_request(second, None, version=tweak)  # damaged: it must refuse
+    ws.store.update_request(second, None, by=ws.actor, version=tweak)  # damaged: it must refuse
 
     done = apply_due_requests(ws, now=at + 1)  # newest first: the damaged one comes first
 

@@ -14,6 +14,7 @@ from lastgood.operations.requests.standing import unfinished
 from lastgood.operations.requests.view import (
     RequestView,
     announce,
+    announce_moved,
     base_label,
     build_view,
     entry_of,
@@ -54,7 +55,7 @@ def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome
     claimed = place.store.update_request(
         number,
         entry_of(project, REQUEST_APPLYING, request.content_hash, request.base_hash, "", via),
-        status=REQUEST_APPLYING, when_status=(REQUEST_OPEN,),
+        by=project.actor, status=REQUEST_APPLYING, when_status=(REQUEST_OPEN,),
         when={"content_hash": request.content_hash, "base_hash": request.base_hash},
     )  # fmt: skip
     moved_on(claimed, (REQUEST_APPLYING,))
@@ -101,7 +102,7 @@ def _finish(
     return place.store.update_request(
         request.number,
         entry_of(place.project, action, request.content_hash, request.base_hash, detail, via),
-        when_status=(REQUEST_APPLYING,), **values,
+        by=place.project.actor, when_status=(REQUEST_APPLYING,), **values,
     )  # fmt: skip
 
 
@@ -126,21 +127,18 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             request.number,
             entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
                    f"{request.env} serves {version_label(live)} now", "cli"),
+            by=place.project.actor,
             status=REQUEST_STALE,
             detail=f"{request.env} serves {version_label(live)}, not {base_label(request)} it "
             "was based on",
             when_status=(REQUEST_OPEN,),
         )  # fmt: skip
-        moved_on(marked, (REQUEST_STALE,))
-        stale = build_view(place, marked)
-        announce(
-            place,
-            EventKind.REQUEST_STALE,
-            stale,
-            f"change request {request.label} for {request.env} is stale: {stale.request.detail}",
-        )
+        announce_moved(
+            place, marked, REQUEST_STALE, EventKind.REQUEST_STALE,
+            f"change request {request.label} for {request.env} is stale: {marked.detail}",
+        )  # fmt: skip
         raise RequestError(
-            f"{request.label} is stale: {stale.request.detail}",
+            f"{request.label} is stale: {marked.detail}",
             hint=f"it needs a fresh look: 'lastgood request update {request.number}' bases it "
             "on what is live now, and its approvers approve that",
         )

@@ -13,6 +13,7 @@ from lastgood.operations.requests.standing import unfinished
 from lastgood.operations.requests.view import (
     RequestView,
     announce,
+    announce_moved,
     build_view,
     entry_of,
     hash_of,
@@ -124,6 +125,7 @@ def update_request(
     updated = place.store.update_request(
         number,
         entry_of(project, "updated", version.content_hash, hash_of(base), reason, via),
+        by=project.actor,
         version=version.number,
         content_hash=version.content_hash,
         base_version=base.number if base else None,
@@ -165,16 +167,12 @@ def withdraw_request(
     closed = place.store.update_request(
         number,
         entry_of(project, "withdrawn", request.content_hash, request.base_hash, reason, via),
+        by=project.actor,
         status=REQUEST_WITHDRAWN,
         detail=f"withdrawn by {project.actor}",
         when_status=MOVABLE_REQUESTS,
     )
-    moved_on(closed, (REQUEST_WITHDRAWN,))
-    view = build_view(place, closed)
-    announce(
-        place,
-        EventKind.REQUEST_WITHDRAWN,
-        view,
+    return announce_moved(
+        place, closed, REQUEST_WITHDRAWN, EventKind.REQUEST_WITHDRAWN,
         f"change request {closed.label} for {closed.env} withdrawn by {project.actor}",
-    )
-    return view
+    )  # fmt: skip

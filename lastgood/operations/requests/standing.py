@@ -72,7 +72,7 @@ def settled(place: Place, request: ChangeRequest) -> ChangeRequest:
         {"actor": "lastgood", "action": "settled" if record is None else status,
          "content_hash": request.content_hash, "base_hash": request.base_hash,
          "comment": detail, "via": "reconcile"},
-        when_status=(REQUEST_APPLYING,), **values,
+        by="lastgood", when_status=(REQUEST_APPLYING,), **values,
     )  # fmt: skip
 
 
@@ -92,7 +92,7 @@ def expire_if_due(place: Place, request: ChangeRequest, now: float | None = None
         request.number,
         {"actor": "lastgood", "action": REQUEST_EXPIRED, "content_hash": request.content_hash,
          "base_hash": request.base_hash, "comment": waited},
-        status=REQUEST_EXPIRED, detail=waited, when_status=MOVABLE_REQUESTS,
+        by="lastgood", status=REQUEST_EXPIRED, detail=waited, when_status=MOVABLE_REQUESTS,
     )  # fmt: skip
     if expired.status != REQUEST_EXPIRED:
         return expired  # another process applied or closed it meanwhile

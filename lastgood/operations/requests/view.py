@@ -261,6 +261,17 @@ def entry_of(
             "base_hash": base_hash, "comment": comment, "via": via}  # fmt: skip
 
 
+def announce_moved(
+    place: Place, request: ChangeRequest, status: str, kind: EventKind, message: str
+) -> RequestView:
+    """The view of ``request`` as a conditional write moved it to ``status``, announced as
+    ``kind`` with ``message`` (emits); RequestError when another process moved it first."""
+    moved_on(request, (status,))
+    view = build_view(place, request)
+    announce(place, kind, view, message)
+    return view
+
+
 def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> None:
     request = view.request
     place.emit(
