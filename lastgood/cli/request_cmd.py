@@ -136,7 +136,7 @@ def open_command(
       lastgood request production --emergency -m "leads all score zero"
     """
     if app.server:
-        version = ref or upload_folder(app, reason, as_json=as_json)
+        version = upload_folder(app, reason, as_json=as_json, ref=ref)
         answer = app.remote().open_request(
             env, version, reason, apply_at=_when(at), emergency=emergency
         )
@@ -323,7 +323,7 @@ def update_command(
       lastgood request update 3 -m "threshold 0.7, not 0.9"
     """
     if app.server:
-        version = ref or upload_folder(app, reason, as_json=as_json)
+        version = upload_folder(app, reason, as_json=as_json, ref=ref)
         _print_remote(app.remote().update_request(number, version, reason), as_json)
         return
     from lastgood.operations.requests import update_request
