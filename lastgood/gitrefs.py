@@ -55,6 +55,7 @@ SWITCHES = frozenset(
 )
 """The events after which the ledger's live or last known good version may have moved."""
 
+
 def ref_name(env: str, which: str) -> str:
     """``refs/lastgood/ENV/live`` or ``refs/lastgood/ENV/last-good``."""
     return f"refs/lastgood/{env}/{which}"
