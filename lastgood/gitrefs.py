@@ -55,6 +55,17 @@ SWITCHES = frozenset(
 )
 """The events after which the ledger's live or last known good version may have moved."""
 
+STARTS = frozenset(
+    {
+        EventKind.DEPLOY_STARTED,
+        EventKind.ROLLBACK_STARTED,
+        EventKind.AUTO_ROLLBACK_STARTED,
+        EventKind.DRILL_STARTED,
+    }
+)
+"""The events that begin a switch: what this process wrote or warned before is forgotten, so a
+long-lived process (the watcher, a server) sets the refs at least once per switch."""
+
 
 def ref_name(env: str, which: str) -> str:
     """``refs/lastgood/ENV/live`` or ``refs/lastgood/ENV/last-good``."""
@@ -73,28 +84,30 @@ class EnvironmentRefs:
         self._repo: Repo | None = None
         self._drilling: set[str] = set()
         self._written: dict[str, dict[str, str | None]] = {}
-        self._warned: set[str] = set()
+        self._warned: dict[str, set[str]] = {}
 
     def __call__(self, event: Event) -> None:
         env = event.env
         if env is None or event.kind is EventKind.GIT_REFS_FAILED:
             return
+        if event.kind in STARTS:
+            self._written.pop(env, None)
+            self._warned.pop(env, None)
         if event.kind is EventKind.DRILL_STARTED:
             self._drilling.add(env)
-            return
-        if event.kind is EventKind.DRILL_FINISHED:
+        elif event.kind is EventKind.DRILL_FINISHED:
             self._drilling.discard(env)
-        elif event.kind not in SWITCHES or env in self._drilling:
-            return
-        self.sync(env)
+            self.sync(env)
+        elif event.kind in SWITCHES and env not in self._drilling:
+            self.sync(env)
 
-    def sync(self, env: str) -> str | None:
-        """Set ``env``'s two refs from the ledger (writes git; skipped when this process set
-        them so already). Never raises: returns what went wrong, after emitting it as a
-        ``git-refs-failed`` event, or None."""
+    def sync(self, env: str, *, again: bool = False) -> str | None:
+        """Set ``env``'s two refs from the ledger (writes git), unless this switch set them so
+        already and not ``again``. Never raises: returns what went wrong, after emitting it as
+        a ``git-refs-failed`` event, or None."""
         try:
             wanted = self.wanted(env)
-            if self._written.get(env) != wanted:
+            if again or self._written.get(env) != wanted:
                 self._write(env, wanted)
         except (LastgoodError, OSError) as exc:
             return self._warn(env, str(exc))
@@ -149,9 +162,10 @@ class EnvironmentRefs:
 
     def _warn(self, env: str, why: str) -> str:
         message = f"refs/lastgood/{env}/* not updated: {why}"
-        if message in self._warned:  # once per process: a deploy syncs twice
+        warned = self._warned.setdefault(env, set())
+        if message in warned:  # once per switch: a deploy sets the refs twice
             return message
-        self._warned.add(message)
+        warned.add(message)
         try:
             self._emit(Event(EventKind.GIT_REFS_FAILED, message, env=env, data={"error": why}))
         except LastgoodError as exc:  # the ledger too is down: say it where it can be seen

@@ -94,6 +94,26 @@ def test_a_version_no_commit_holds_exactly_deletes_its_ref(
     assert refs_of(ws) == {}
 
 
+def test_an_applied_change_request_moves_the_refs(workspace: Callable[..., Workspace]) -> None:
+    ws = refs_repo(workspace, bake="0s", interval="10ms")
+    ws.healthy("one")
+    first = commit_all(ws, "one")
+    deployed(ws, "--commit", "HEAD")
+    with (ws.root / "lastgood.toml").open("a") as config:
+        config.write('\n[env.staging.approval]\napprovers = ["sam"]\n')
+    ws.healthy("two")
+    second = commit_all(ws, "two")
+    opened = ws.run("request", "staging", "--version", "git:HEAD", "-m", "two")
+    assert opened.returncode == 0, opened.stderr
+    assert refs_of(ws) == {LIVE: first, LAST_GOOD: first}  # a proposal moves nothing
+    assert ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "sam"}).returncode == 0
+
+    applied = ws.run("request", "apply", "1")
+
+    assert applied.returncode == 0, applied.stderr
+    assert refs_of(ws) == {LIVE: second, LAST_GOOD: second}
+
+
 def test_a_switch_through_a_server_moves_the_servers_refs(
     workspace: Callable[..., Workspace], serve: Callable[..., object]
 ) -> None:
@@ -211,3 +231,25 @@ def test_refs_are_off_unless_asked_for_and_cost_a_rollback_nothing(
         assert ("lastgood.gitrefs" in loaded) is refs
         assert ("lastgood.gitrepo" in loaded) is refs
         assert bool(refs_of(ws)) is refs
+
+
+def test_a_long_lived_process_sets_the_refs_at_every_switch(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """One project for many switches, as the watcher and the server hold: what it wrote
+    before never stops it from setting the refs again when a new switch ends."""
+    from lastgood.operations.deploy import deploy
+    from lastgood.operations.drill import drill
+
+    ws = refs_repo(workspace, bake="0s", interval="10ms")
+    ws.healthy("one")
+    head = commit_all(ws, "one")
+    project = ws.project()  # type: ignore[no-untyped-call]
+    assert deploy(project, "staging", ref="git:HEAD").exit_code == 0
+    assert refs_of(ws) == {LIVE: head, LAST_GOOD: head}
+    for ref in (LIVE, LAST_GOOD):  # someone removes them; the ledger has not moved
+        git(ws.base, "update-ref", "-d", ref)
+
+    assert drill(project, "staging").passed
+
+    assert refs_of(ws) == {LIVE: head, LAST_GOOD: head}

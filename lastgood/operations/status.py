@@ -137,7 +137,7 @@ def _try_reconcile(place: Place) -> tuple[str | None, list[str], str | None]:
         with EnvLease(place, "status"):
             corrected = reconcile(place)
             refs = place.project.git_refs
-            return None, corrected, None if refs is None else refs.sync(place.name)
+            return None, corrected, None if refs is None else refs.sync(place.name, again=True)
     except LockedError:
         lease = place.store.lease(f"env:{place.name}")
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), [], None
