@@ -156,6 +156,26 @@ def test_a_git_failure_never_fails_a_rollback_and_status_catches_up(
     assert refs_of(ws) == {LIVE: first, LAST_GOOD: first}
 
 
+def test_an_offline_rollback_moves_no_ref_until_the_ledger_records_it(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = refs_repo(workspace)
+    ws.healthy("one")
+    first = commit_all(ws, "one")
+    deployed(ws, "--commit", "HEAD")
+    ws.healthy("two")
+    second = commit_all(ws, "two")
+    deployed(ws, "--commit", "HEAD")
+    offline = ws.run("rollback", "staging", "--offline")
+    assert offline.returncode == 0, offline.stderr
+    assert refs_of(ws) == {LIVE: second, LAST_GOOD: second}  # no store, no project, no git
+    # the next deploy records it in the ledger first; v1 is then live already: no switch
+    again = deployed(ws, "--version", "v1")
+    assert "recorded the offline rollback on staging: v2 → v1" in again.stderr
+    assert "v1 is already live" in again.stdout
+    assert refs_of(ws) == {LIVE: first, LAST_GOOD: first}
+
+
 def test_status_says_when_the_refs_cannot_be_set(workspace: Callable[..., Workspace]) -> None:
     ws = workspace()  # refs asked for, but the workspace is in no repository
     with (ws.root / "lastgood.toml").open("a") as config:
