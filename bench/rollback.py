@@ -8,6 +8,8 @@
     HEAD`` plus ``rsync -a --delete`` of the same 200-file tree into a live folder, in a repo
     with 1,000 commits. Target: at most 1.0x the git baseline. A second row times importing
     only the standard library a Python rollback cannot do without: the floor under that figure.
+    Another times the same rollback in a git workspace with ``[git] refs = true``, where each
+    rollback moves the environment's two refs (docs/performance.md, "Git refs").
 (c) Automatic rollback: a deploy whose command check fails (fast interval, failures = 2); the
     ledger's auto-rollback record gives the restore time after detection (activated_at minus
     trigger_at). Target: at most 0.5 s.
@@ -253,6 +255,23 @@ def lastgood_workspace(plan: Plan, scratch: Path, env: dict[str, str]) -> Path:
     return root
 
 
+def git_refs_workspace(plan: Plan, scratch: Path, env: dict[str, str]) -> Path:
+    """The same two versions in a git repository with ``[git] refs = true``: each deployed
+    from a clean commit, so every rollback between them moves both refs."""
+    root = workspace(scratch / "refs")
+    with (root / "lastgood.toml").open("a") as config:
+        config.write("\n[git]\nrefs = true\n")
+    write_files(root, {".gitignore": b".lastgood/\n", **tree(plan.tree_files)})
+    who = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    run(["git", "init", "-q"], cwd=root, env=env)
+    for message, changed in (("one", {}), ("two", {"conf/f0000.yaml": b"key: changed\n"})):
+        write_files(root, changed)
+        run(["git", "add", "-A"], cwd=root, env=env)
+        run(["git", *who, "commit", "-q", "-m", message], cwd=root, env=env)
+        run([str(LASTGOOD), "deploy", ENV, "-m", message], cwd=root, env=env)
+    return root
+
+
 def git_repository(plan: Plan, scratch: Path, env: dict[str, str]) -> Path:
     """A repo whose first commit holds the tree and each later commit changes one file."""
     repo, files = scratch / "git" / "repo", tree(plan.tree_files)
@@ -330,8 +349,12 @@ def measure_process(plan: Plan, scratch: Path) -> None:
     through_sqlalchemy = f"sqlite:///{root / '.lastgood' / 'store.db'}?timeout=30"
     turns = itertools.count()
     installed = regular_install(scratch, env)
+    in_git = git_refs_workspace(plan, scratch, env)
     contenders = {
         "lastgood rollback --to REF": lastgood_rollback(installed / "lastgood", root, env, turns),
+        "  same, [git] refs = true (moves 2 refs)": lastgood_rollback(
+            installed / "lastgood", in_git, env, itertools.count()
+        ),
         "  same, editable dev install": lastgood_rollback(LASTGOOD, root, env, turns),
         "  same, SQLAlchemy store (--store …?timeout=30)": lastgood_rollback(
             installed / "lastgood", root, env, turns, "--store", through_sqlalchemy

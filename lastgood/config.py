@@ -33,6 +33,7 @@ _TOP_KEYS = {
     "notify",
     "groups",
     "secrets",
+    "git",
 }
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
@@ -66,6 +67,7 @@ ON_DRIFT = ("alert", "restore")
 NORMALIZERS = ("text", "json", "html", "bytes")
 FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
+_GIT_KEYS = {"refs"}
 _CHECK_COMMON = {"name", "type", "timeout"}
 
 
@@ -178,6 +180,13 @@ class NotifySettings(Record):
     routes: tuple[Route, ...] = ()
 
 
+class GitSettings(Record):
+    """How lastgood shows itself in the workspace's git repository (``[git]``)."""
+
+    refs: bool = False
+    """Move ``refs/lastgood/ENV/live`` and ``refs/lastgood/ENV/last-good`` on every switch."""
+
+
 class Config(Record):
     """The whole of ``lastgood.toml``."""
 
@@ -192,6 +201,7 @@ class Config(Record):
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     secrets: SecretPolicy | None = None
     """``[secrets]`` as written; None means the defaults (never: nothing is secret)."""
+    git: GitSettings = field(default_factory=GitSettings)
 
     @property
     def path(self) -> Path:
@@ -281,6 +291,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         notify=_parse_notify(_table(data, "notify", where), set(envs), where, root),
         groups=groups,
         secrets=_parse_secrets(data.get("secrets"), where),
+        git=_parse_git(_table(data, "git", where), set(envs), where),
     )
 
 
@@ -290,6 +301,24 @@ def _parse_secrets(table: Any, where: str) -> SecretPolicy | None:
     from lastgood.secrets.policy import parse_policy  # only where [secrets] is written
 
     return parse_policy(table, where)
+
+
+def _parse_git(table: dict[str, Any], envs: set[str], where: str) -> GitSettings:
+    """``[git]``; with ``refs = true``, every environment's name must be usable in a git ref
+    (``refs/lastgood/NAME/live``), so the first switch does not find out."""
+    _reject_unknown(table, _GIT_KEYS, where, "git.")
+    refs = table.get("refs", False)
+    if not isinstance(refs, bool):
+        raise ConfigError(f"git.refs = {refs!r} in {where} must be true or false")
+    for name in sorted(envs) if refs else ():
+        if name.startswith(".") or ".." in name or name.endswith(".lock"):
+            raise ConfigError(
+                f"the environment name {name!r} in {where} cannot be part of a git ref "
+                f"(refs/lastgood/{name}/live), which [git] refs = true writes",
+                hint="git refuses a name part that starts with '.', holds '..' or ends in "
+                "'.lock': rename the environment, or set refs = false",
+            )
+    return GitSettings(refs=refs)
 
 
 def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:

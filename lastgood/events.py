@@ -43,6 +43,7 @@ class EventKind(StrEnum):
     DRIFT_REPAIRED = "drift-repaired"
     RECONCILED = "reconciled"
     OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"
+    GIT_REFS_FAILED = "git-refs-failed"
     DRILL_STARTED = "drill-started"
     DRILL_FINISHED = "drill-finished"
     DRILL_OVERDUE = "drill-overdue"

@@ -68,6 +68,15 @@ class Repo:
         return cls(root, Path(top), prefix.rstrip("\n"))
 
     @classmethod
+    def at(cls, root: Path) -> Repo:
+        """The repository holding ``root``, without asking git where its top is: for commands
+        that name only refs and objects (:meth:`update_refs`, :meth:`missing`), where git finds
+        the repository by itself and a ``rev-parse`` (a few milliseconds, on a rollback) would
+        be spent for nothing. ``top`` is ``root`` and ``prefix`` empty; outside a repository
+        the first command fails with git's own "not a git repository"."""
+        return cls(root, root, "")
+
+    @classmethod
     def require(cls, root: Path) -> Repo:
         repo = cls.find(root)
         if repo is None:
@@ -77,9 +86,9 @@ class Repo:
             )
         return repo
 
-    def git(self, *args: str, stdin: bytes | None = None) -> bytes:
+    def git(self, *args: str, stdin: bytes | None = None, timeout: float = TIMEOUT) -> bytes:
         """Run ``git ARGS`` at the workspace; its output (GitError naming it on failure)."""
-        return _run(list(args), self.root, stdin=stdin).stdout
+        return _run(list(args), self.root, stdin=stdin, timeout=timeout).stdout
 
     def resolve(self, ref: str) -> str:
         """The full id of the commit ``ref`` names (a branch, a tag, HEAD~2, a prefix...)."""
@@ -145,12 +154,19 @@ class Repo:
         raw = self.git("rev-list", "--reverse", "--first-parent", span, "--", self.prefix or ".")
         return raw.decode().split()
 
-    def update_refs(self, refs: dict[str, str | None]) -> None:
+    def update_refs(self, refs: dict[str, str | None], *, timeout: float = TIMEOUT) -> None:
         """Point each ref at its commit (None deletes it), in one transaction."""
         lines = [
             f"update {name} {sha}\n" if sha else f"delete {name}\n" for name, sha in refs.items()
         ]
-        self.git("update-ref", "--stdin", stdin="".join(lines).encode())
+        self.git("update-ref", "--stdin", stdin="".join(lines).encode(), timeout=timeout)
+
+    def missing(self, shas: Sequence[str]) -> set[str]:
+        """Which of the objects ``shas`` this repository does not hold (one batch check)."""
+        if not shas:
+            return set()
+        out = self.git("cat-file", "--batch-check", stdin="".join(f"{s}\n" for s in shas).encode())
+        return {line.split()[0] for line in out.decode().splitlines() if line.endswith(" missing")}
 
     def object_format(self) -> str:
         """``sha1`` or ``sha256``: how this repository names its objects."""
@@ -170,8 +186,9 @@ def blob_id(data: bytes, object_format: str = "sha1") -> str:
 
 
 def _run(
-    args: list[str], cwd: Path, *, stdin: bytes | None = None, check: bool = True
-) -> subprocess.CompletedProcess[bytes]:
+    args: list[str], cwd: Path, *, stdin: bytes | None = None, check: bool = True,
+    timeout: float = TIMEOUT,
+) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     environ = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     environ.pop("GIT_DIR", None)  # the workspace's own repository, not one a hook points at
     try:
@@ -180,7 +197,7 @@ def _run(
             cwd=cwd,
             input=stdin,
             capture_output=True,
-            timeout=TIMEOUT,
+            timeout=timeout,
             env=environ,
         )
     except FileNotFoundError:
@@ -189,10 +206,15 @@ def _run(
             hint="install git, or name versions without git:",
         ) from None
     except subprocess.TimeoutExpired:
-        raise GitError(f"git {args[0]} took over {TIMEOUT:.0f} s in {cwd}") from None
+        raise GitError(f"git {args[0]} took over {timeout:g} s in {cwd}") from None
     if check and done.returncode != 0:
-        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise GitError(
-            f"git {args[0]} failed in {cwd}: {why[-1] if why else f'exit {done.returncode}'}"
-        )
+        raise GitError(f"git {args[0]} failed in {cwd}: {_reason(done)}")
     return done
+
+
+def _reason(done: subprocess.CompletedProcess[bytes]) -> str:
+    """git's own words for a failure: its last ``fatal:`` or ``error:`` line (advice such as
+    "remove the file manually to continue" may follow it), else its last line."""
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    said = [line for line in lines if line.startswith(("fatal: ", "error: "))] or lines
+    return said[-1] if said else f"exit {done.returncode}"

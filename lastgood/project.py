@@ -18,6 +18,7 @@ from lastgood.events import Event, EventBus
 from lastgood.targets import Target, open_target
 
 if TYPE_CHECKING:
+    from lastgood.gitrefs import EnvironmentRefs
     from lastgood.notify.notifier import Notifier
     from lastgood.rows import AuditHead
     from lastgood.store.core import Store
@@ -46,6 +47,7 @@ class Project:
 
             self.notifier = Notifier(cfg, lambda: self.store)
             self.events.subscribe(self.notifier)
+        self.git_refs = self._keep_git_refs()
 
     @classmethod
     def open(cls, root: Path, *, store_url: str | None = None, actor: str = "") -> Project:
@@ -68,7 +70,20 @@ class Project:
         if self.notifier is not None:
             other.events.subscribe(self.notifier)
         other.__dict__["store"] = self.store
+        other.git_refs = other._keep_git_refs()
         return other
+
+    def _keep_git_refs(self) -> EnvironmentRefs | None:
+        """With ``[git] refs = true``, the subscriber that moves each environment's refs in git
+        after every switch; otherwise None, and nothing of it is imported (the rollback path
+        stays as it is)."""
+        if not self.config.git.refs:
+            return None
+        from lastgood.gitrefs import EnvironmentRefs
+
+        keeper = EnvironmentRefs(self.root, lambda: self.store, self.emit)
+        self.events.subscribe(keeper)
+        return keeper
 
     @property
     def root(self) -> Path:

@@ -253,3 +253,44 @@ def test_every_approval_key_with_a_wrong_value_is_named_with_what_it_accepts(
         with pytest.raises(ConfigError) as refused:
             load(tmp_path)
         assert named in str(refused.value) and why in str(refused.value), str(refused.value)
+
+
+def test_git_refs_is_off_unless_asked_for(tmp_path: Path) -> None:
+    assert parse(tomllib.loads(MINIMAL), tmp_path).git.refs is False
+    assert parse(tomllib.loads(MINIMAL + "[git]\nrefs = true\n"), tmp_path).git.refs is True
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[git]\nref = true\n", "unknown key git.ref in"),
+        ("[git]\nrefs = 'yes'\n", "git.refs = 'yes' .* must be true or false"),
+        ("[git]\nrefs = 1\n", "git.refs = 1 .* must be true or false"),
+        ("git = true\n", r"\[git\] .* must be a table"),
+        # names git cannot hold in refs/lastgood/NAME/live: refused when read, not at a switch
+        (
+            '[env."prod.lock"]\ntarget = { type = "directory", path = "../l" }\n'
+            "[git]\nrefs = true\n",
+            "'prod.lock' .* cannot be part of a git ref",
+        ),
+        (
+            '[env.".hidden"]\ntarget = { type = "directory", path = "../l" }\n[git]\nrefs = true\n',
+            "'.hidden' .* cannot be part of a git ref",
+        ),
+        (
+            '[env."eu..west"]\ntarget = { type = "directory", path = "../l" }\n'
+            "[git]\nrefs = true\n",
+            "'eu..west' .* cannot be part of a git ref",
+        ),
+    ],
+)
+def test_the_git_table_is_checked_when_read(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as raised:
+        parse(tomllib.loads(text), tmp_path / "ws")
+    if "unknown key" in message:
+        assert raised.value.hint == "did you mean git.refs?"
+
+
+def test_a_name_git_refuses_is_fine_while_refs_are_off(tmp_path: Path) -> None:
+    text = '[env."prod.lock"]\ntarget = { type = "directory", path = "../l" }\n'
+    assert "prod.lock" in parse(tomllib.loads(text), tmp_path / "ws").environments

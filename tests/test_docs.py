@@ -111,6 +111,7 @@ CONFIG_KEYS = sorted(
     | config._DOCUMENT_KEYS
     | config._NOTIFY_KEYS
     | config._ROUTE_KEYS
+    | config._GIT_KEYS
     | secrets_policy.KEYS
 )
 

@@ -305,6 +305,12 @@ def outcome_of(data: dict[str, Any]) -> Outcome:
     is_flag=True,
     help="Deploy even though the checks already fail against what is live now (recorded).",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Wait for the bake and exit with its verdict. Always so, here and through a server; "
+    "accepted so that CI scripts can say it.",
+)
 @json_option
 @pass_app
 def deploy(
@@ -316,6 +322,7 @@ def deploy(
     dry_run: bool,
     force: bool,
     ignore_baseline: bool,
+    wait: bool,
     as_json: bool,
 ) -> None:
     """Deploy the folder (or --version REF) to ENV: validate, preflight, activate, bake.
@@ -326,12 +333,17 @@ def deploy(
     restored and verified by itself (exit 3). Exit 4 means the restore could not be verified:
     a person is needed.
 
+    From CI, through a server: exit 0 means live and healthy, 3 that it failed its checks
+    and last known good is back (see docs/ci.md).
+
     \b
     Example:
       lastgood deploy staging -m "new routing rules"
       lastgood deploy production --version staging:last-good
       lastgood deploy staging --commit main
+      lastgood --server "$LASTGOOD_SERVER" deploy staging --commit "$GITHUB_SHA" --wait
     """
+    del wait  # a deploy always waits for its verdict: the flag only says so
     if commit is not None:
         if ref is not None:
             raise UsageError(

@@ -152,6 +152,7 @@ _STYLES = {
     EventKind.BAKE_PASSED: "green",
     EventKind.LEASE_BROKEN: "yellow",
     EventKind.RECONCILED: "yellow",
+    EventKind.GIT_REFS_FAILED: "yellow",
 }
 
 

@@ -129,14 +129,18 @@ def _next_freeze(calendar: ChangeCalendar, now: float) -> Closure | None:
     return ChangeCalendar(freezes=calendar.freezes).next_closure(now, FREEZE_NOTICE)
 
 
-def _try_reconcile(place: Place) -> tuple[str | None, list[str]]:
-    """Reconcile unless another process holds the lease: (who holds it, what was corrected)."""
+def _try_reconcile(place: Place) -> tuple[str | None, list[str], str | None]:
+    """Reconcile unless another process holds the lease: (who holds it, what was corrected,
+    why the environment's git refs could not be set). With ``[git] refs = true`` the refs are
+    set again under the lease, so refs a crash left behind the ledger catch up here."""
     try:
         with EnvLease(place, "status"):
-            return None, reconcile(place)
+            corrected = reconcile(place)
+            refs = place.project.git_refs
+            return None, corrected, None if refs is None else refs.sync(place.name, again=True)
     except LockedError:
         lease = place.store.lease(f"env:{place.name}")
-        return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), []
+        return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), [], None
 
 
 def _known_version(place: Place, number: int) -> VersionInfo | None:
@@ -150,7 +154,7 @@ def _known_version(place: Place, number: int) -> VersionInfo | None:
 
 def _env_status(place: Place, now: float) -> EnvStatus:
     env, settings = place.name, place.settings
-    lock, corrected = _try_reconcile(place)
+    lock, corrected, refs_failed = _try_reconcile(place)
     target = place.target
     live = target.live()
     store = place.store
@@ -195,6 +199,8 @@ def _env_status(place: Place, now: float) -> EnvStatus:
         )
     _health(place, result)
     result.warnings.extend(f"reconciled: {note}" for note in corrected)
+    if refs_failed:
+        result.warnings.append(refs_failed)
     if live is not None and store.version(live.version).source == "drill":
         result.warnings.append(
             f"v{live.version} is a drill's broken variant and is live on {env} (the drill was "
