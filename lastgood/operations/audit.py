@@ -112,9 +112,10 @@ def _held_against(walk: ChainWalk, witness: AuditHeads) -> Break | None:
     newest = witness.heads[0]
     if newest.seq > walk.last_seq:
         end = walk.last_seq
+        lost = (f"seq {end + 1} was" if newest.seq == end + 1
+                else f"seq {end + 1} to {newest.seq} were")  # fmt: skip
         return Break(end + 1, TRUNCATED, f"the table ends at seq {end}, but "
-                     f"{witness.where} holds seq {newest.seq}: seq {end + 1} to {newest.seq} "
-                     "were cut off")  # fmt: skip
+                     f"{witness.where} holds seq {newest.seq}: {lost} cut off")  # fmt: skip
     differing = sorted(head.seq for head in witness.heads
                        if walk.hashes.get(head.seq, head.hash) != head.hash)  # fmt: skip
     if not differing:
