@@ -29,6 +29,7 @@ from typing import IO, Any
 from lastgood.errors import LastgoodError, UsageError
 from lastgood.project import Project
 from lastgood.record import Record, as_dict
+from lastgood.refs import LARGEST_SEQ
 from lastgood.rows import AuditEntry, AuditHead
 from lastgood.store import chain
 from lastgood.store.chain_rows import RowCheck, RowProblem
@@ -179,6 +180,9 @@ def export_audit(project: Project, out: IO[str], *, since: int = 1) -> Exported:
     from one moment of the store. Reads the store; writes only ``out``."""
     if since < 1:
         raise UsageError(f"--since {since} is not a seq: the chain starts at 1")
+    if since > LARGEST_SEQ:  # SQLite cannot even compare with a number past 64 bits
+        raise UsageError(f"--since {since} is not a seq: a seq is at most {LARGEST_SEQ}",
+                         hint="'lastgood audit verify' says where the chain's head is")  # fmt: skip
     count = 0
 
     def write(batch: Iterable[AuditEntry]) -> None:
