@@ -106,19 +106,23 @@ class Project:
             self._targets[env] = open_target(env, spec, self.root)
         return self._targets[env]
 
-    def _keep_audit_head(self, env: str, head: AuditHead) -> None:
+    def _keep_audit_head(self, env: str | None, head: AuditHead) -> None:
         """Write the audit chain's newest head beside the state of ``env``'s target, when the
-        target keeps state (see :meth:`Target.record_audit_head`).
+        target keeps state (see :meth:`Target.record_audit_head`); beside every environment's
+        when the link belongs to none (``None``: a token made or revoked, versions pruned) or
+        to one this configuration no longer has, so a tail of those links cut off is caught
+        as surely as a deploy's.
 
         Never raises: a head that cannot be written only makes truncation harder to prove
-        later, and must not fail the deploy or rollback that caused the append.
+        later, and must not fail the write that caused the append (nor keep the head from
+        the other targets).
         """
-        if env not in self.config.environments:
-            return
-        try:
-            self.target(env).record_audit_head(head)
-        except (LastgoodError, OSError):
-            return
+        known = self.config.environments
+        for each in [env] if env is not None and env in known else list(known):
+            try:
+                self.target(each).record_audit_head(head)
+            except (LastgoodError, OSError):
+                continue
 
     def emit(self, event: Event) -> None:
         self.events.emit(event)

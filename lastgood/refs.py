@@ -22,6 +22,7 @@ _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 """What an environment may be called: exactly what ``ENV:REF`` can name."""
 LARGEST_VERSION = 2**31 - 1  # PostgreSQL keeps version numbers as INTEGER (32 bits)
+LARGEST_SEQ = LARGEST_VERSION  # and the audit chain's seq too; SQLite's INTEGER stops at 2**63-1
 
 
 class Ref(Record):

@@ -19,10 +19,18 @@ import hashlib
 import secrets
 
 from lastgood.errors import AuthError, ForbiddenError, UsageError
+from lastgood.plaintext import described, hidden_characters
 from lastgood.rows import ApiToken
 
 ROLES = ("viewer", "deployer", "approver", "admin")
 PREFIX = "lg_"
+NAME_LIMIT = 200
+"""Characters in a token's name (the API's limit too)."""
+RESERVED_NAMES = frozenset({"lastgood", "schema-upgrade"})
+"""Actors no person may be named after: ``lastgood`` is who automatic actions are recorded as
+(an expiry, the watcher's scheduled apply, an automatic rollback), ``schema-upgrade`` the first
+link of a chain started on an upgraded store. A token's name is the actor of everything done
+with it, so a token named either could pass its work off as lastgood's own."""
 
 
 def rank(role: str) -> int:
@@ -40,15 +48,45 @@ def new_secret() -> str:
 
 
 def check_request(*, name: str, role: str, envs: list[str]) -> None:
-    """UsageError when a token cannot be made as asked: an unknown role, no name, or an
-    environment name the store's comma-separated scope cannot hold."""
+    """UsageError when a token cannot be made as asked: an unknown role, a name that cannot be
+    an actor (:func:`check_name`), or an environment name the store's comma-separated scope
+    cannot hold."""
     if role not in ROLES:
         raise UsageError(f"unknown role {role!r}", hint=f"use one of: {', '.join(ROLES)}")
-    if not name.strip():
-        raise UsageError("a token needs a name", hint="pass --name, e.g. --name ci-deployer")
+    check_name(name)
     bad = [env for env in envs if not env or "," in env]
     if bad:
         raise UsageError(f"bad environment name {bad[0]!r} in --env")
+
+
+def check_name(name: str) -> None:
+    """UsageError unless ``name`` can stand for a person everywhere it is shown: the name is
+    the actor of every change made with the token (the ledger, request timelines, the audit
+    chain, mail), so it must hold no hidden characters (control characters, bidi overrides: see
+    :mod:`lastgood.plaintext`; a NUL byte, which PostgreSQL cannot even store), no spaces at
+    either end, at most :data:`NAME_LIMIT` characters, and none of :data:`RESERVED_NAMES`."""
+    if not name.strip():
+        raise UsageError("a token needs a name", hint="pass --name, e.g. --name ci-deployer")
+    if len(name) > NAME_LIMIT:
+        raise UsageError(f"a token's name is at most {NAME_LIMIT} characters; this one has "
+                         f"{len(name)}", hint="give a shorter --name")  # fmt: skip
+    hidden = hidden_characters(name)
+    if hidden:
+        raise UsageError(
+            f"the token name {name!r} holds {described(hidden[0])}, which is not shown as "
+            "itself: everything done with the token is recorded under its name, and this one "
+            "could pass for another",
+            hint="give a name of visible characters, e.g. --name ci-deployer",
+        )
+    if name != name.strip():
+        raise UsageError(f"the token name {name!r} starts or ends with whitespace",
+                         hint=f"give --name {name.strip()!r}")  # fmt: skip
+    if name.casefold() in RESERVED_NAMES:
+        raise UsageError(
+            f"the token name {name!r} is reserved: automatic actions are recorded as "
+            "'lastgood', and the chain's first link on an upgraded store as 'schema-upgrade'",
+            hint="give the person's or the job's own name, e.g. --name ci-deployer",
+        )
 
 
 def required(secret: str | None) -> str:

@@ -24,6 +24,7 @@ from lastgood.bundle import Bundle
 from lastgood.errors import UsageError
 from lastgood.operations.audit import export_audit, read_head_file, verify_audit
 from lastgood.project import Project
+from lastgood.refs import LARGEST_SEQ
 from lastgood.rows import AuditHead
 from lastgood.store import chain, open_store
 from lastgood.store.chain_rows import RowCheck
@@ -233,6 +234,10 @@ def test_an_export_since_a_seq_holds_the_rest_and_the_head(project: Project) -> 
     assert lines[-1] == {"head": {"hash": exported.head.hash, "seq": 8}}
     with pytest.raises(UsageError):
         export_audit(project, out, since=0)
+    with pytest.raises(UsageError, match="a seq is at most 2147483647"):  # was an OverflowError
+        export_audit(project, out, since=99999999999999999999)
+    beyond = io.StringIO()
+    assert export_audit(project, beyond, since=LARGEST_SEQ).entries == 0
 
 
 def test_a_head_file_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
@@ -422,6 +427,9 @@ def test_verify_and_export_through_the_cli_with_an_export_as_head(
     assert "audit chain is sound: 3 entries, head seq 3, agreeing with 2 head(s)" in sound.stdout
     bad = ws.run("audit", "verify", "--head", str(tmp_path / "nothing.jsonl"))
     assert bad.returncode == 2 and "nothing.jsonl" in bad.stderr
+    huge = ws.run("audit", "export", "--since", "99999999999999999999")
+    assert huge.returncode == 2, huge.stderr  # a range error, not an unexpected OverflowError
+    assert "is not in the range 1<=x<=2147483647" in huge.stderr and huge.stdout == ""
 
 
 # ---- who made each change -------------------------------------------------------------------

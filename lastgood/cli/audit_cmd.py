@@ -14,6 +14,7 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
+from lastgood.refs import LARGEST_SEQ
 
 if TYPE_CHECKING:
     from lastgood.operations.audit import AuditReport
@@ -99,7 +100,7 @@ def _print_report(report: AuditReport) -> None:
 
 
 @audit.command()
-@click.option("--since", type=click.IntRange(1), default=1, metavar="SEQ",
+@click.option("--since", type=click.IntRange(1, LARGEST_SEQ), default=1, metavar="SEQ",
               help="Start at this seq (default: the first).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write to FILE (replaced whole when done) instead of stdout.")  # fmt: skip

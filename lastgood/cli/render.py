@@ -14,6 +14,7 @@ from typing import Any
 
 from lastgood.events import Event, EventKind
 from lastgood.outcome import Outcome
+from lastgood.plaintext import escaped
 
 _QUIET_KINDS = {EventKind.CHECK_ROUND}
 
@@ -31,9 +32,10 @@ def out(text: str) -> None:
 
 
 def printable(name: str) -> str:
-    """A file name on one line: one with a newline or another control character is quoted
-    (``'a\\nb.txt'``), so a listing can never be forged or broken by a name."""
-    return repr(name) if any(ord(c) < 32 or ord(c) == 127 for c in name) else name
+    """A name on one line: one with a newline, another control character or a bidi override
+    is quoted and escaped (``'a\\nb.txt'``), so a listing can never be forged or broken by a
+    name (see :mod:`lastgood.plaintext`)."""
+    return escaped(name)
 
 
 def out_bytes(data: bytes) -> None:
@@ -157,14 +159,15 @@ _STYLES = {
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    """Plain aligned columns (no Rich), for scripts and small outputs alike."""
-    widths = [
-        max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)
-    ]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(headers, widths, strict=False)).rstrip()]
-    for row in rows:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
-    return "\n".join(lines)
+    """Plain aligned columns (no Rich), for scripts and small outputs alike. A cell holding a
+    control character (a token name or reason from a store older than the checks, a version
+    message over two lines) is shown escaped: it can neither break the columns nor rewrite
+    what the terminal shows."""
+    cells = [[escaped(str(cell)) for cell in row] for row in [headers, *rows]]
+    widths = [max(len(cell) for cell in column) for column in zip(*cells, strict=False)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells
+    )
 
 
 def commit(git_commit: str | None, git_dirty: bool | None, width: int = 10) -> str:

@@ -135,7 +135,8 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--name", required=True, help="Who or what uses it (recorded as the actor).")
+@click.option("--name", required=True, help="Who or what uses it (recorded as the actor): "
+              "visible characters, no spaces at either end, not 'lastgood'.")  # fmt: skip
 @click.option("--role", type=click.Choice(ROLES), required=True,
               help="viewer reads; deployer also deploys, rolls back, checks, drills and opens "
               "change requests; approver also approves and rejects them; admin also manages "

@@ -29,6 +29,7 @@ from typing import IO, Any
 from lastgood.errors import LastgoodError, UsageError
 from lastgood.project import Project
 from lastgood.record import Record, as_dict
+from lastgood.refs import LARGEST_SEQ
 from lastgood.rows import AuditEntry, AuditHead
 from lastgood.store import chain
 from lastgood.store.chain_rows import RowCheck, RowProblem
@@ -112,9 +113,10 @@ def _held_against(walk: ChainWalk, witness: AuditHeads) -> Break | None:
     newest = witness.heads[0]
     if newest.seq > walk.last_seq:
         end = walk.last_seq
+        lost = (f"seq {end + 1} was" if newest.seq == end + 1
+                else f"seq {end + 1} to {newest.seq} were")  # fmt: skip
         return Break(end + 1, TRUNCATED, f"the table ends at seq {end}, but "
-                     f"{witness.where} holds seq {newest.seq}: seq {end + 1} to {newest.seq} "
-                     "were cut off")  # fmt: skip
+                     f"{witness.where} holds seq {newest.seq}: {lost} cut off")  # fmt: skip
     differing = sorted(head.seq for head in witness.heads
                        if walk.hashes.get(head.seq, head.hash) != head.hash)  # fmt: skip
     if not differing:
@@ -178,6 +180,9 @@ def export_audit(project: Project, out: IO[str], *, since: int = 1) -> Exported:
     from one moment of the store. Reads the store; writes only ``out``."""
     if since < 1:
         raise UsageError(f"--since {since} is not a seq: the chain starts at 1")
+    if since > LARGEST_SEQ:  # SQLite cannot even compare with a number past 64 bits
+        raise UsageError(f"--since {since} is not a seq: a seq is at most {LARGEST_SEQ}",
+                         hint="'lastgood audit verify' says where the chain's head is")  # fmt: skip
     count = 0
 
     def write(batch: Iterable[AuditEntry]) -> None:

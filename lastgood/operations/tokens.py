@@ -18,13 +18,14 @@ def create_token(
     """Make a token for ``role`` on ``envs`` (all environments when empty), recorded as made by
     the project's actor. Returns its record and the secret, which is never stored or shown
     again. Writes the store. ConfigError for an environment lastgood.toml does not define
-    (listing the known ones), UsageError for a bad role or name."""
+    (listing the known ones), UsageError for a bad role or a name that cannot be an actor (see
+    :func:`lastgood.tokens.check_name`)."""
     for env in envs:
         project.config.environment(env)
     tokens.check_request(name=name, role=role, envs=envs)
     secret = tokens.new_secret()
     record = project.store.add_token(
-        name=name.strip(), role=role, envs=",".join(envs), token_hash=tokens.hash_secret(secret),
+        name=name, role=role, envs=",".join(envs), token_hash=tokens.hash_secret(secret),
         created_by=project.actor,
     )  # fmt: skip
     return record, secret

@@ -88,7 +88,12 @@ class VersionUpload(BaseModel):
 
 
 class TokenRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Who uses it, recorded as the actor: visible characters, no spaces at "
+        "either end, not 'lastgood'",
+    )
     role: str = Field(pattern="^(viewer|deployer|approver|admin)$")
     envs: list[str] = Field(default_factory=list, description="Empty: every environment")
 

@@ -14,7 +14,9 @@ the write it records, and held only until that transaction commits.
 
 After the transaction commits, the newest head of each environment the transaction touched is
 handed to :attr:`AuditStore.head_keeper` (the project writes it beside the target's own state),
-so a table cut short is caught even by a store that is otherwise self-consistent.
+so a table cut short is caught even by a store that is otherwise self-consistent. A link that
+belongs to no environment (a token made or revoked, versions pruned) is handed over for every
+environment (``None``): a tail of such links cut off must be caught as surely as a deploy's.
 """
 
 from __future__ import annotations
@@ -43,17 +45,18 @@ CHAINED_EVENTS = frozenset({"lease-broken", "lease-taken-over", "pruned"})
 broken with --force, a lease taken over from a dead process, versions pruned. A new kind of
 override (a freeze passed in an emergency, say) belongs here too."""
 
-HeadKeeper = Callable[[str, AuditHead], None]
+HeadKeeper = Callable[[str | None, AuditHead], None]
+"""Keeps a head outside the table: for one environment, or for every one (``None``)."""
 
 
 class Auditor:
     """Appends links inside one transaction, and remembers each environment's newest head for
-    after the commit."""
+    after the commit (under ``None``: a link of no environment, whose head goes to all)."""
 
     def __init__(self, db: Database, session: Session) -> None:
         self.db = db
         self.session = session
-        self.heads: dict[str, AuditHead] = {}
+        self.heads: dict[str | None, AuditHead] = {}
 
     def append(
         self,
@@ -63,9 +66,15 @@ class Auditor:
         row: Mapping[str, Any],
         *,
         env: str | None = None,
+        witness: bool = True,
         leave_out: Sequence[str] = (),
     ) -> AuditHead:
-        """Chain ``row`` (as written) as the next link (writes, inside the transaction)."""
+        """Chain ``row`` (as written) as the next link (writes, inside the transaction).
+
+        ``env`` is the environment the link belongs to; None for one that belongs to none (a
+        token, versions pruned), whose head every environment's target then keeps. With
+        ``witness=False`` no head goes out for this link (a later link of the same
+        environment will carry one: a ledger record still running)."""
         self.db.lock_audit(self.session)
         tail = self.session.one(TAIL)
         seq, previous = (1, None) if tail is None else (int(tail[0]) + 1, str(tail[1]))
@@ -80,7 +89,7 @@ class Auditor:
         link["hash"] = chain.link_hash(previous, chain.entry_bytes(**link))
         self.session.run(INSERT, link)
         head = AuditHead(seq, link["hash"])
-        if env is not None:
+        if witness:
             self.heads[env] = head
         return head
 
@@ -90,7 +99,9 @@ class AuditStore(StoreBase):
 
     head_keeper: HeadKeeper | None = None
     """Called with (environment, head) after each transaction that chained something for that
-    environment; set by :class:`lastgood.project.Project`. It must not raise."""
+    environment, and with (None, head) after one that chained a link of no environment (the
+    head every environment's target should keep); set by :class:`lastgood.project.Project`.
+    It must not raise."""
 
     @contextmanager
     def _audited(self, doing: str) -> Iterator[Auditor]:
@@ -99,9 +110,13 @@ class AuditStore(StoreBase):
             auditor = Auditor(self.db, session)
             yield auditor
         keeper = self.head_keeper
-        if keeper is not None:
-            for env, head in auditor.heads.items():
-                keeper(env, head)
+        if keeper is None or not auditor.heads:
+            return
+        if None in auditor.heads:  # every target gets the newest head: one write each
+            keeper(None, max(auditor.heads.values(), key=lambda head: head.seq))
+            return
+        for env, head in auditor.heads.items():
+            keeper(env, head)
 
     def audit_head(self) -> AuditHead | None:
         """The newest link of the chain, or None while it is empty. Reads."""

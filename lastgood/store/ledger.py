@@ -225,11 +225,11 @@ def _chain(audit: Auditor, kind: str, record: Deployment, actor: str) -> None:
     ``running``): a rollback then writes that file once, after it has restored and verified,
     instead of on each of its three ledger writes. A head a little older is as good a witness.
     """
-    settled = record.env if record.status != RUNNING else None
     audit.append(
         kind,
         f"deployment:{record.id}",
         actor,
         statements.row_of(record, DEPLOYMENT_COLUMNS),
-        env=settled,
+        env=record.env,
+        witness=record.status != RUNNING,
     )

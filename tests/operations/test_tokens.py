@@ -20,7 +20,7 @@ def project(workspace: Callable[..., Workspace]) -> Project:
 
 
 def test_a_token_is_kept_as_a_hash_and_found_by_it(project: Project) -> None:
-    record, secret = create_token(project, name=" ci ", role="deployer", envs=["staging"])
+    record, secret = create_token(project, name="ci", role="deployer", envs=["staging"])
     assert secret.startswith(tokens.PREFIX) and secret not in record.to_json().values()
     assert (record.name, record.role, record.env_list, record.created_by) == (
         "ci", "deployer", ["staging"], "tester",
@@ -47,6 +47,15 @@ def test_revoked_tokens_are_listed_only_when_asked(project: Project) -> None:
         ("ci", "deployer", ["nowhere"], ConfigError, "nowhere"),
         ("ci", "root", [], UsageError, "unknown role 'root'"),
         ("  ", "viewer", [], UsageError, "a token needs a name"),
+        (" ci ", "viewer", [], UsageError, "starts or ends with whitespace"),
+        ("ci\t", "viewer", [], UsageError, r"U\+0009 \(a control character\)"),
+        ("c\x00i", "viewer", [], UsageError, r"U\+0000"),
+        ("c\x9bi", "viewer", [], UsageError, r"U\+009B"),
+        ("c\u202ei", "viewer", [], UsageError, r"U\+202E \(RIGHT-TO-LEFT OVERRIDE\)"),
+        ("c\u2028i", "viewer", [], UsageError, r"U\+2028 \(LINE SEPARATOR\)"),
+        ("c\ud800i", "viewer", [], UsageError, r"U\+D800"),
+        ("lastgood", "viewer", [], UsageError, "reserved"),
+        ("x" * 201, "viewer", [], UsageError, "at most 200 characters"),
     ],
 )
 def test_a_token_that_cannot_be_made_is_refused_before_anything_is_written(
