@@ -20,7 +20,9 @@ from lastgood.errors import UsageError
 LAZY_COMMANDS = {
     "audit": "audit_cmd",
     "demo": "demo",
+    "blame": "history_cmd",
     "documents": "documents_cmd",
+    "import-git": "history_cmd",
     "notify": "notify_cmd",
     "prune": "store_cmd",
     "report": "report_cmd",
