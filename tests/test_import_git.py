@@ -232,3 +232,18 @@ def test_the_batch_reads_what_ls_tree_and_cat_file_read(
     at_top = Repo.require(ws.base)  # the same repository from its top: README is a file too
     with Batch(at_top) as batch:
         assert batch.files(shas[-1]) == at_top.files(shas[-1])
+
+
+def test_the_history_of_a_subfolder_workspace_names_its_commits(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """The pathspec is the workspace's folder as git sees it from there ('.'): naming the
+    prefix again (ws/ from inside ws/) found no commit at all."""
+    ws = repo(workspace)
+    commits = history(ws, 2)
+    (ws.base / "README.md").write_text("elsewhere\n")
+    commit_all(ws, "outside")
+    found = Repo.require(ws.root)
+    assert found.commits_touching()[1:] == commits
+    assert [c.sha for c in found.history()][1:] == commits
+    assert found.commits_touching(since=commits[0]) == commits[1:]
