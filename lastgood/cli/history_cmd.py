@@ -6,6 +6,8 @@ file's history for a client, so with ``--server`` they are refused, saying so.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from lastgood.cli import render as r
@@ -13,6 +15,9 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
 from lastgood.errors import UsageError
+
+if TYPE_CHECKING:
+    from lastgood.operations.file_history import LiveSpan
 
 
 def refuse_remote(app: AppContext, command: str) -> None:
@@ -56,3 +61,91 @@ def import_git(app: AppContext, since: str | None, as_json: bool) -> None:
             r.info(f"{commit.commit[:10]}: left out: {left.why}")
     r.info(result.summary if result.commits else "nothing to import: no commit touched the "
            "workspace's folder")  # fmt: skip
+
+
+@cli.command()
+@click.argument("path")
+@click.argument("ref", required=False)
+@json_option
+@pass_app
+def blame(app: AppContext, path: str, ref: str | None, as_json: bool) -> None:
+    """For each line of PATH, the version (and commit) that last changed it.
+
+    REF is the version to read PATH from (default: live on the default environment, else the
+    newest version). Secret values are masked as 'show' masks them.
+
+    \b
+    Example:
+      lastgood blame scoring/thresholds.yaml
+      lastgood blame prompts/score.txt staging:last-good --json
+    """
+    refuse_remote(app, "blame")
+    from lastgood.operations.blame import blame as do_blame
+
+    found = do_blame(app.project(), path, ref)
+    if as_json:
+        r.emit_json(found.to_json())
+        return
+    version = found.version
+    r.info(f"{found.path} in {version.label} ({version.short_hash})")
+    origins = [line.version for line in found.lines]
+    labels = max((len(v.label) for v in origins), default=0)
+    authors = max((len(_name(v.author)) for v in origins), default=0)
+    commits = {v.number: r.commit(v.git_commit, v.git_dirty) for v in origins if v.git_commit}
+    width = max((len(commit) for commit in commits.values()), default=0)
+    for line in found.lines:
+        v = line.version
+        commit = f" {commits.get(v.number, '-'):<{width}}" if commits else ""
+        day = r.when(v.created_at)[:10]
+        r.out(f"{v.label:<{labels}}{commit} {_name(v.author):<{authors}} {day} | {line.text}")
+
+
+def _name(author: str) -> str:
+    """``Ana Lee`` of ``Ana Lee <ana@example.com>``: the name, without the address."""
+    return author.partition(" <")[0] or author
+
+
+def print_file_log(app: AppContext, path: str, limit: int, *, as_json: bool) -> None:
+    """``log PATH``: the versions that changed PATH, each with where it was live."""
+    refuse_remote(app, "log PATH")
+    from lastgood.operations.file_history import file_log
+
+    changes = file_log(app.project(), path, limit=limit)
+    if as_json:
+        r.emit_json([change.to_json() for change in changes])
+        return
+    headers = ["version", "hash", "commit", "when", "author", "change", "message"]
+    rows = [
+        [c.version.label, c.version.short_hash, r.commit(c.version.git_commit, c.version.git_dirty),
+         r.when(c.version.created_at), c.version.author, c.change,
+         c.version.message.partition("\n")[0]]
+        for c in changes
+    ]  # fmt: skip
+    if not any(c.version.git_commit for c in changes):
+        headers.pop(2)
+        for row in rows:
+            row.pop(2)
+    lines = r.table(headers, rows).splitlines()
+    r.out(lines[0])
+    for line, change in zip(lines[1:], changes, strict=True):
+        r.out(line)
+        width = max((len(span.env) for span in change.live), default=0)
+        for span in change.live:
+            r.out(f"    {span.env:<{width}}  {_span_text(span)}")
+        if not change.live:
+            r.out("    never live")
+
+
+def _span_text(span: LiveSpan) -> str:
+    until = "now" if span.until is None else r.when(span.until)
+    started = span.started_by
+    how = "to" if started.is_rollback else "of"
+    text = f"{r.when(span.since)} → {until:<19}  {started.kind} #{started.id} {how} v{span.version}"
+    text += f" by {started.actor}" + (
+        "" if started.status == "succeeded" else f", {started.status}"
+    )
+    ended = span.ended_by
+    if ended is not None:
+        verb, how = ("rolled back by", "to") if ended.is_rollback else ("replaced by", "of")
+        text += f"; {verb} {ended.kind} #{ended.id} {how} v{ended.to_version}"
+    return text
