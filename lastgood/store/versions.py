@@ -253,31 +253,34 @@ class VersionStore(StoreBase):
         """Every version, oldest first, with what it holds at ``path``: ``(kind, hash)``, a
         file's blob (kind ``b``) or a folder's tree (``t``), or None where it holds nothing
         there. Cheap however long the history: one query for the versions, and only the trees
-        on the way to ``path`` are read, each distinct one once (versions that did not touch
-        a folder share its tree)."""
+        on the way to ``path`` are read, a level at a time for all versions, each distinct
+        tree once (versions that did not touch a folder share its tree)."""
         parts = [part for part in path.split("/") if part]
-        found: list[tuple[VersionInfo, tuple[str, str] | None]] = []
-        at_root: dict[str, tuple[str, str] | None] = {}
         with self.db.transaction("read a path's history") as session:
             sql = f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions ORDER BY number"
-            for row in session.rows(sql):
-                root = bytes(row[-1]).hex()
-                if root not in at_root:
-                    at_root[root] = self._entry_at(session, root, parts)
-                found.append((_version(row[:-1]), at_root[root]))
-        return found
+            rows = session.rows(sql)
+            held: list[tuple[str, str] | None] = [(objects.TREE, bytes(row[-1]).hex())
+                                                   for row in rows]  # fmt: skip
+            for part in parts:
+                held = self._step(session, held, part)
+        return [(_version(row[:-1]), entry) for row, entry in zip(rows, held, strict=True)]
 
-    def _entry_at(self, session: Session, root: str, parts: list[str]) -> tuple[str, str] | None:
-        entry: tuple[str, str] | None = (objects.TREE, root)
-        for part in parts:
-            if entry is None or entry[0] != objects.TREE:
-                return None
-            try:
-                entry = self.trees.read(session, entry[1])[0].get(part)
-            except StoreError as exc:
-                raise StoreError(f"a stored tree is damaged: {exc.message}",
-                                 hint=STORE_VERIFY_HINT) from exc  # fmt: skip
-        return entry
+    def _step(
+        self, session: Session, held: list[tuple[str, str] | None], name: str
+    ) -> list[tuple[str, str] | None]:
+        """One level down: what each of ``held`` (a folder's tree, else nothing) holds at
+        ``name``."""
+        folders = list(dict.fromkeys(e[1] for e in held if e is not None and e[0] == objects.TREE))
+        try:
+            read = self.trees.read_many(session, folders)
+        except StoreError as exc:
+            raise StoreError(f"a stored tree is damaged: {exc.message}",
+                             hint=STORE_VERIFY_HINT) from exc  # fmt: skip
+        children = {tree: entries.get(name) for tree, entries in zip(folders, read, strict=True)}
+        return [
+            children[entry[1]] if entry is not None and entry[0] == objects.TREE else None
+            for entry in held
+        ]
 
     def file_content(self, digest: str, *, path: str, number: int) -> bytes:
         """The bytes of blob ``digest`` (``path`` in version ``number``, to name it when
