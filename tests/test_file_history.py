@@ -104,7 +104,8 @@ def test_history_tools_work_on_the_store_not_through_a_server(
 ) -> None:
     ws = repo(workspace)
     remote = {"LASTGOOD_SERVER": "http://127.0.0.1:9"}
-    for command in (["log", RULES], ["blame", RULES]):
+    for command, named in ((["log", RULES], "log PATH"), (["blame", RULES], "blame"),
+                           (["import-git"], "import-git")):  # fmt: skip
         refused = ws.run(*command, env=remote)
         assert refused.returncode == 2, refused.stderr
-        assert "works on the store, not through a server" in refused.stderr
+        assert f"'lastgood {named}' works on a store only, not through a server" in (refused.stderr)

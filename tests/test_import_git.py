@@ -197,8 +197,6 @@ def test_what_cannot_be_imported_is_said_clearly(workspace: Callable[..., Worksp
     git(empty.base, "init", "-q", "-b", "main")
     nothing = empty.run("import-git")
     assert nothing.returncode == 2 and "has no commit yet" in nothing.stderr
-    remote = empty.run("import-git", env={"LASTGOOD_SERVER": "http://127.0.0.1:9"})
-    assert remote.returncode == 2 and "works on the store, not through a server" in remote.stderr
     (empty.base / "README.md").write_text("the workspace is not committed yet\n")
     git(empty.base, "add", "README.md")
     git(empty.base, "commit", "-q", "-m", "readme")

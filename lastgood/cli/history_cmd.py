@@ -1,7 +1,7 @@
 """History tools: ``import-git``, ``blame``, and the rendering of ``log PATH``.
 
-They work on the store itself: a server has neither the repository nor a reason to walk a
-file's history for a client, so with ``--server`` they are refused, saying so.
+They work on the store itself (``app.project()`` refuses while a server is set): a server has
+neither the repository nor a reason to walk a file's history for a client.
 """
 
 from __future__ import annotations
@@ -18,15 +18,6 @@ from lastgood.errors import UsageError
 
 if TYPE_CHECKING:
     from lastgood.operations.file_history import LiveSpan
-
-
-def refuse_remote(app: AppContext, command: str) -> None:
-    """History tools read the store and the repository here, never through a server."""
-    if app.server:
-        raise UsageError(
-            f"'lastgood {command}' works on the store, not through a server",
-            hint="run it where the store is, without --server (and LASTGOOD_SERVER unset)",
-        )
 
 
 @cli.command("import-git")
@@ -46,7 +37,6 @@ def import_git(app: AppContext, since: str | None, as_json: bool) -> None:
       lastgood import-git
       lastgood import-git --since v2.3 --json
     """
-    refuse_remote(app, "import-git")
     from lastgood.operations.importing import IMPORTED
     from lastgood.operations.importing import import_git as do_import
 
@@ -79,7 +69,6 @@ def blame(app: AppContext, path: str, ref: str | None, as_json: bool) -> None:
       lastgood blame scoring/thresholds.yaml
       lastgood blame prompts/score.txt staging:last-good --json
     """
-    refuse_remote(app, "blame")
     from lastgood.operations.blame import blame as do_blame
 
     found = do_blame(app.project(), path, ref)
@@ -107,7 +96,14 @@ def _name(author: str) -> str:
 
 def print_file_log(app: AppContext, path: str, limit: int, *, as_json: bool) -> None:
     """``log PATH``: the versions that changed PATH, each with where it was live."""
-    refuse_remote(app, "log PATH")
+    if app.server:  # plain 'log' works through a server, 'log PATH' does not: say which
+        from lastgood.settings import mask_url
+
+        raise UsageError(
+            f"'lastgood log PATH' works on a store only, not through a server "
+            f"({mask_url(app.server)})",
+            hint="drop --server (and unset LASTGOOD_SERVER) to run it where the store is",
+        )
     from lastgood.operations.file_history import file_log
 
     changes = file_log(app.project(), path, limit=limit)
