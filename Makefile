@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/store_size.py
 	$(BIN)/python bench/watch.py
 	$(BIN)/python bench/consumers.py
+	$(BIN)/python bench/import_git.py
 	-$(BIN)/python bench/config_reads.py  # needs Debian's wrk and nginx; says so when missing
 
 docs: install

@@ -18,6 +18,7 @@ class EventKind(StrEnum):
     """Every kind of event, with the name used in the ledger and the docs."""
 
     SNAPSHOT_CREATED = "snapshot-created"
+    IMPORTED = "imported"
     DEPLOY_PLANNED = "deploy-planned"
     DEPLOY_STARTED = "deploy-started"
     DEPLOY_UNCHANGED = "deploy-unchanged"

@@ -116,18 +116,28 @@ def rebuild(kind: type[R], data: dict[str, Any]) -> R:
 
 
 @cli.command()
+@click.argument("path", required=False)
 @click.option("-n", "--limit", default=20, show_default=True, type=LIMIT, help="How many versions.")
 @json_option
 @pass_app
-def log(app: AppContext, limit: int, as_json: bool) -> None:
+def log(app: AppContext, path: str | None, limit: int, as_json: bool) -> None:
     """List versions, newest first.
+
+    With PATH (a file or folder of the workspace), only the versions that changed it (added,
+    changed, removed), each with where and when it was live, from the ledger.
 
     \b
     Example:
       lastgood log -n 5
+      lastgood log scoring/thresholds.yaml
     """
     from lastgood.rows import VersionInfo
 
+    if path is not None:
+        from lastgood.cli.history_cmd import print_file_log
+
+        print_file_log(app, path, limit, as_json=as_json)
+        return
     if app.server:
         found = app.remote().versions(limit)
     else:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from lastgood.bundle import Bundle
 from lastgood.config import Versioning
 from lastgood.errors import NotFoundError, RawDataError
-from lastgood.gitrepo import Commit, Entry, Repo, blob_id
+from lastgood.gitrepo import Commit, Entry, Objects, Repo, blob_id
 from lastgood.operations.snapshot import SnapshotResult, snapshot_bundle
 from lastgood.project import Project
 from lastgood.record import Record
@@ -25,32 +25,75 @@ LINK = "120000"
 SUBMODULE = "160000"
 
 
+class LeftOut(Record):
+    """A file of a commit that could not be versioned, and why."""
+
+    path: str
+    error: RawDataError
+
+    @property
+    def why(self) -> str:
+        return self.error.message
+
+
 class CommitFiles(Record):
     """What a commit holds for the workspace, and what of it could not be versioned."""
 
     commit: Commit
     bundle: Bundle
-    left_out: tuple[RawDataError, ...] = ()
+    left_out: tuple[LeftOut, ...] = ()
+
+
+class Sieve:
+    """Which files of a commit are versioned: the ``[versioning]`` rules, each entry judged
+    once. An import asks about the same few hundred files at every commit; a file that did
+    not change is the same entry (path, mode, blob, size), so it is not judged again."""
+
+    def __init__(self, versioning: Versioning) -> None:
+        self.versioning = versioning
+        self._judged: dict[tuple[str, str, str, int | None], RawDataError | bool] = {}
+
+    def judge(self, entry: Entry) -> RawDataError | bool:
+        """False when ``entry`` is excluded, True when it is versioned, else why it cannot be."""
+        key = (entry.path, entry.mode, entry.blob, entry.size)
+        found = self._judged.get(key)
+        if found is None:
+            found = not excluded(entry.path, self.versioning)
+            if found:
+                try:
+                    _refuse_unversionable(entry, self.versioning)
+                except RawDataError as exc:
+                    found = exc
+            self._judged[key] = found
+        return found
 
 
 def commit_files(
-    repo: Repo, sha: str, versioning: Versioning, *, strict: bool = True
+    repo: Repo,
+    sha: str,
+    versioning: Versioning,
+    *,
+    strict: bool = True,
+    objects: Objects | None = None,
+    sieve: Sieve | None = None,
 ) -> CommitFiles:
-    """The files commit ``sha`` holds under the workspace's folder (reads git only).
+    """The files commit ``sha`` holds under the workspace's folder (reads git only), through
+    ``objects`` (default: the repository, a git command per question; an import passes a
+    :class:`~lastgood.gitrepo.Batch`, and one ``sieve`` for all its commits).
 
     ``strict``: a file that cannot be versioned refuses the whole commit (RawDataError naming
     every such file), as a snapshot of the folder would; otherwise it is left out and named."""
-    entries = [entry for entry in repo.files(sha) if not excluded(entry.path, versioning)]
-    refused: list[RawDataError] = []
+    source: Objects = objects or repo
+    sieve = sieve or Sieve(versioning)
+    refused: list[LeftOut] = []
     wanted: list[Entry] = []
-    for entry in entries:
-        try:
-            _refuse_unversionable(entry, versioning)
-        except RawDataError as exc:
-            refused.append(exc)
-            continue
-        wanted.append(entry)
-    contents = repo.read([entry.blob for entry in wanted])
+    for entry in source.files(sha):
+        verdict = sieve.judge(entry)
+        if verdict is True:
+            wanted.append(entry)
+        elif verdict is not False:
+            refused.append(LeftOut(entry.path, verdict))
+    contents = source.read([entry.blob for entry in wanted])
     files: dict[str, bytes] = {}
     by_path = {entry.path: entry for entry in wanted}
     for entry in wanted:
@@ -58,13 +101,13 @@ def commit_files(
         if entry.mode == LINK:
             target = _link_target(entry.path, data, by_path)
             if target is None:
-                refused.append(_link_refused(entry.path, data))
+                refused.append(LeftOut(entry.path, _link_refused(entry.path, data)))
                 continue
             data = contents[target.blob]
         files[entry.path] = data
     if refused and strict:
-        raise all_refused(refused)
-    return CommitFiles(repo.commit(sha), Bundle(files), tuple(refused))
+        raise all_refused([left.error for left in refused])
+    return CommitFiles(source.commit(sha), Bundle(files), tuple(refused))
 
 
 def _refuse_unversionable(entry: Entry, versioning: Versioning) -> None:

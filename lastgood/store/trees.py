@@ -121,6 +121,36 @@ class Trees:
             known = self._remember(tree, _Cached(entries, known.depth + 1))
         return known
 
+    def read_many(self, session: Session, digests: Sequence[str]) -> list[objects.Entries]:
+        """Trees ``digests`` (in that order), each rebuilt and checked as :meth:`read` does,
+        their rows fetched one level each, a query per :data:`CHUNK` trees, rather than a
+        chain per tree: for the same folder along a history, oldest first, each tree
+        is a delta on the one before, which is then at hand."""
+        rows: dict[str, tuple[str | None, bytes]] = {}
+        # every row, cached or not: rebuilding the older trees may push the newer out
+        for chunk in chunks(list(dict.fromkeys(digests))):
+            marks, params = statements.among("h", [key(digest) for digest in chunk])
+            sql = f"SELECT hash, base, data FROM trees WHERE hash IN {marks}"
+            for tree, base, data in session.rows(sql, params):
+                rows[bytes(tree).hex()] = (None if base is None else bytes(base).hex(), data)
+        found = []
+        for digest in digests:
+            if digest in rows and self._cached(digest) is None:
+                self._rebuild_from(digest, *rows[digest])
+            found.append(self.read(session, digest)[0])  # checked; a chain only if still unknown
+        return found
+
+    def _rebuild_from(self, digest: str, base: str | None, data: bytes) -> None:
+        """Cache tree ``digest`` (unchecked) from its row, when its base is known already."""
+        changes = objects.decode(objects.unpack_tree(bytes(data)))
+        if base is None:
+            self._remember(digest, _Cached(changes, 0))
+            return
+        known = self._cached(base)
+        if known is not None:
+            entries = objects.apply_delta(known.entries, changes)
+            self._remember(digest, _Cached(entries, known.depth + 1))
+
     def manifest(self, session: Session, root: str) -> dict[str, str]:
         """Path → blob hash of everything under tree ``root``."""
         return objects.walk(root, lambda digest: self.read(session, digest)[0])

@@ -70,12 +70,42 @@ class VersionStore(StoreBase):
         transaction). Two processes recording at once (PostgreSQL) race for the next number:
         the loser retries, and then sees the winner's version. ``git_commit`` and
         ``git_dirty`` record the commit the files were taken from, in a git workspace."""
+        return self._add_version(
+            bundle, author=author, message=message, source=source, at=at,
+            unless_head=unless_head, git_commit=git_commit, git_dirty=git_dirty,
+        )[0]  # fmt: skip
 
+    def add_commit_version(
+        self, bundle: Bundle, *, author: str, message: str, at: float, git_commit: str
+    ) -> tuple[VersionInfo, bool]:
+        """:meth:`add_version` for what a git commit holds (source ``git``), at most once per
+        commit: when a version taken from ``git_commit`` exists already, or the newest version
+        holds this content, that version is returned instead; both are checked in the same
+        transaction as the write, so two imports at once never record a commit twice. The
+        version, and whether it was made now (writes)."""
+        return self._add_version(
+            bundle, author=author, message=message, source="git", at=at, unless_head=True,
+            git_commit=git_commit, git_dirty=False, once_per_commit=True,
+        )  # fmt: skip
+
+    def _add_version(
+        self,
+        bundle: Bundle,
+        *,
+        author: str,
+        message: str,
+        source: str,
+        at: float | None,
+        unless_head: bool,
+        git_commit: str | None,
+        git_dirty: bool | None,
+        once_per_commit: bool = False,
+    ) -> tuple[VersionInfo, bool]:
         manifest = bundle.manifest  # hashing every file is the costly part: once
         content_hash = manifest_hash(manifest.items())
         folders = objects.Folders(manifest)
 
-        def write(session: Session) -> VersionInfo:
+        def write(session: Session) -> tuple[VersionInfo, bool]:
             self.db.lock_history(session, exclusive=False)
             head = session.one(
                 f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions "
@@ -83,7 +113,11 @@ class VersionStore(StoreBase):
             )
             newest = None if head is None else _version(head[:-1])
             if unless_head and newest is not None and newest.content_hash == content_hash:
-                return newest
+                return newest, False
+            if once_per_commit:  # read after the head: a version committed since is seen here
+                taken = _of_commit(session, git_commit)
+                if taken:
+                    return taken[0], False
             info = VersionInfo(
                 number=(newest.number if newest else 0) + 1,
                 content_hash=content_hash,
@@ -104,7 +138,7 @@ class VersionStore(StoreBase):
             self.trees.store(session, folders, parent)
             values = {**statements.row_of(info, VERSION_COLUMNS), "tree": key(folders.root)}
             session.run(statements.insert("versions", values), values)
-            return info
+            return info, True
 
         return self._retrying(
             "record a version",
@@ -170,12 +204,22 @@ class VersionStore(StoreBase):
     def versions_of_commit(self, commit: str) -> list[VersionInfo]:
         """Versions holding exactly what git commit ``commit`` (its full id) holds, newest
         first: taken from it, not from a folder that had changed since."""
-        sql = (
-            _VERSION_SELECT + " WHERE git_commit = :commit AND git_dirty = :dirty "
-            "ORDER BY number DESC"
-        )
         with self.db.transaction("find versions of a commit") as session:
-            return [_version(row) for row in session.rows(sql, {"commit": commit, "dirty": False})]
+            return _of_commit(session, commit)
+
+    def versions_of_commits(self, commits: Sequence[str]) -> dict[str, VersionInfo]:
+        """Commit → the newest version taken from it (as :meth:`versions_of_commit`), for
+        those of ``commits`` that have one; a query per 500 commits."""
+        found: dict[str, VersionInfo] = {}
+        with self.db.transaction("find versions of commits") as session:
+            for chunk in chunks(sorted(set(commits))):
+                marks, params = statements.among("c", chunk)
+                sql = (_VERSION_SELECT + f" WHERE git_commit IN {marks} AND git_dirty = :dirty "
+                       "ORDER BY number")  # fmt: skip
+                for row in session.rows(sql, {**params, "dirty": False}):
+                    version = _version(row)
+                    found[str(version.git_commit)] = version  # the newest last
+        return found
 
     def versions_with_content(self, content_hash: str) -> list[VersionInfo]:
         """Versions holding exactly ``content_hash``, newest first."""
@@ -205,6 +249,48 @@ class VersionStore(StoreBase):
             files[path] = common.verified_blob(blobs[digest], digest, path=path, number=number)
         return files
 
+    def path_history(self, path: str) -> list[tuple[VersionInfo, tuple[str, str] | None]]:
+        """Every version, oldest first, with what it holds at ``path``: ``(kind, hash)``, a
+        file's blob (kind ``b``) or a folder's tree (``t``), or None where it holds nothing
+        there. Cheap however long the history: one query for the versions, and only the trees
+        on the way to ``path`` are read, a level at a time for all versions, each distinct
+        tree once (versions that did not touch a folder share its tree)."""
+        parts = [part for part in path.split("/") if part]
+        with self.db.transaction("read a path's history") as session:
+            sql = f"SELECT {', '.join(VERSION_COLUMNS)}, tree FROM versions ORDER BY number"
+            rows = session.rows(sql)
+            held: list[tuple[str, str] | None] = [(objects.TREE, bytes(row[-1]).hex())
+                                                   for row in rows]  # fmt: skip
+            for part in parts:
+                held = self._step(session, held, part)
+        return [(_version(row[:-1]), entry) for row, entry in zip(rows, held, strict=True)]
+
+    def _step(
+        self, session: Session, held: list[tuple[str, str] | None], name: str
+    ) -> list[tuple[str, str] | None]:
+        """One level down: what each of ``held`` (a folder's tree, else nothing) holds at
+        ``name``."""
+        folders = list(dict.fromkeys(e[1] for e in held if e is not None and e[0] == objects.TREE))
+        try:
+            read = self.trees.read_many(session, folders)
+        except StoreError as exc:
+            raise StoreError(f"a stored tree is damaged: {exc.message}",
+                             hint=STORE_VERIFY_HINT) from exc  # fmt: skip
+        children = {tree: entries.get(name) for tree, entries in zip(folders, read, strict=True)}
+        return [
+            children[entry[1]] if entry is not None and entry[0] == objects.TREE else None
+            for entry in held
+        ]
+
+    def file_content(self, digest: str, *, path: str, number: int) -> bytes:
+        """The bytes of blob ``digest`` (``path`` in version ``number``, to name it when
+        something is wrong), checked against its hash; StoreError when missing or damaged."""
+        with self.db.transaction("read a file") as session:
+            found = read_blobs(session, [digest])
+        if digest not in found:
+            raise damaged(number, f"the content of {path} is missing")
+        return common.verified_blob(found[digest], digest, path=path, number=number)
+
     def blob_count(self) -> int:
         """How many distinct file contents are stored."""
         with self.db.transaction("count blobs") as session:
@@ -226,13 +312,22 @@ class VersionStore(StoreBase):
         return dict(sorted(manifest.items()))
 
 
+def _of_commit(session: Session, commit: str | None) -> list[VersionInfo]:
+    sql = (
+        _VERSION_SELECT + " WHERE git_commit = :commit AND git_dirty = :dirty ORDER BY number DESC"
+    )
+    return [_version(row) for row in session.rows(sql, {"commit": commit, "dirty": False})]
+
+
+STORE_VERIFY_HINT = (
+    "nothing was changed; 'lastgood store verify' lists all the damage; restore the store "
+    "from a backup (meanwhile 'lastgood rollback ENV --offline' works without it)"
+)
+
+
 def damaged(number: int, why: str) -> StoreError:
     """The error for a version whose stored content cannot be trusted."""
-    return StoreError(
-        f"stored content of v{number} is damaged: {why}",
-        hint="nothing was changed; 'lastgood store verify' lists all the damage; restore the "
-        "store from a backup (meanwhile 'lastgood rollback ENV --offline' works without it)",
-    )
+    return StoreError(f"stored content of v{number} is damaged: {why}", hint=STORE_VERIFY_HINT)
 
 
 def blob_row(digest: str, data: bytes, *, in_versions: bool) -> dict[str, object]:
