@@ -95,8 +95,8 @@ def local_files(
     folder, or what git ``commit`` holds for it (its message unless ``message`` is given); the
     message, and the commit the files came from (whether the folder differed from it)."""
     from lastgood import config, workspace
+    from lastgood.gitfiles import commit_files, folder_commit
     from lastgood.gitrepo import Repo
-    from lastgood.operations.commits import commit_files, folder_commit
 
     root = app.root()
     versioning = config.load(root).versioning

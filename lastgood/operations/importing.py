@@ -2,7 +2,7 @@
 
 Every commit reachable from HEAD along the first parent that touched the workspace's folder
 becomes a version with the commit's author, author date and message, ``git_commit`` set and
-source ``git``, through :func:`~lastgood.operations.commits.commit_files` (not strict: a
+source ``git``, through :func:`~lastgood.gitfiles.commit_files` (not strict: a
 commit that added a data file is imported without it, and the result says so).
 
 Running it again adds only what is new. The commits up to the newest one an earlier import
@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from lastgood.errors import UsageError
 from lastgood.events import Event, EventKind
+from lastgood.gitfiles import LeftOut, Sieve, commit_files
 from lastgood.gitrepo import Batch, Commit, Repo
-from lastgood.operations.commits import LeftOut, Sieve, commit_files
 from lastgood.project import Project
 from lastgood.record import Record, field
 from lastgood.rows import VersionInfo

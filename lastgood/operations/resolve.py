@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lastgood import refs
-from lastgood.errors import UsageError
+from lastgood.errors import NotFoundError, UsageError
 from lastgood.operations.place import Place
 from lastgood.project import Project
 from lastgood.rows import VersionInfo
@@ -20,9 +20,7 @@ def resolve(project: Project, text: str, *, env: str | None = None) -> VersionIn
     if ref.kind == "hash":
         return _by_hash(project, ref)
     if ref.kind == refs.GIT:
-        from lastgood.operations.commits import version_of_commit
-
-        return version_of_commit(project, ref.value)
+        return _by_commit(project, ref.value)
     env_name = ref.env or env or project.config.default_environment()
     if env_name is None:
         raise UsageError(f"{text!r} needs an environment", hint="write it as ENV:" + ref.value)
@@ -62,3 +60,25 @@ def _keyword_version(place: Place, keyword: str) -> int | None:
         if switched_here and came_from is not None and came_from != live_number:
             return came_from
     return None
+
+
+def _by_commit(project: Project, ref: str) -> VersionInfo:
+    """The version ``git:REF`` names (reads only): the newest taken from that commit, else the
+    newest holding exactly what the commit holds; NotFoundError when none does."""
+    from lastgood.gitfiles import commit_files
+    from lastgood.gitrepo import Repo
+
+    repo = Repo.require(project.root)
+    sha = repo.resolve(ref)
+    taken = project.store.versions_of_commit(sha)
+    if taken:
+        return taken[0]
+    found = commit_files(repo, sha, project.config.versioning, strict=False)
+    same = project.store.versions_with_content(found.bundle.content_hash)
+    if same and not found.left_out:
+        return same[0]
+    raise NotFoundError(
+        f"git:{ref} (commit {sha[:12]}) is not recorded as a version",
+        hint=f"deploy it with 'lastgood deploy ENV --commit {ref}', or record the history "
+        "with 'lastgood import-git'",
+    )

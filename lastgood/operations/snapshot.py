@@ -50,7 +50,7 @@ def snapshot(
     the newest. In a git repository the version records HEAD's commit and whether the folder
     differed from it (an upload to a server goes through :func:`snapshot_bundle`). Writes the
     store."""
-    from lastgood.operations.commits import folder_commit
+    from lastgood.gitfiles import folder_commit
 
     bundle = bundle or read_workspace(project)
     commit, dirty = folder_commit(project.root, project.config.versioning, bundle)
