@@ -287,6 +287,33 @@ def test_a_review_through_the_server_names_the_content_it_saw(team: Team) -> Non
     assert team.cli("dana", "request", "withdraw", str(number)).returncode == 0
 
 
+def test_a_stale_request_is_refused_a_review_through_the_server_and_shows_stale(
+    team: Team,
+) -> None:
+    team.ws.healthy("overtaken")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "slow", "--json").stdout)
+    number = str(opened["number"])
+    team.ws.healthy("overtaking")
+    jumped = team.cli("dana", "request", "production", "--emergency", "-m", "fix now", "--json")
+    assert jumped.returncode == 0 and json.loads(jumped.stdout)["state"] == "applied"
+    live = json.loads(jumped.stdout)["version"]
+
+    late = team.cli("lee", "request", "approve", number, "-m", "looks fine")
+
+    assert late.returncode == 5, late.stderr
+    assert f"#{number} is stale: production serves v{live}, not " in late.stderr
+    assert f"'lastgood request update {number}'" in late.stderr and "next:" not in late.stderr
+    api = team.api("sam", "POST", f"/requests/{number}/approve", {"message": "x"})
+    assert api.status_code == 409 and api.json()["exit_code"] == 5
+    assert "is stale" in api.json()["error"]
+    shown = team.cli("lee", "request", "show", number, "--no-diff")
+    assert f"state     stale (production serves v{live}, not v" in shown.stdout
+    assert "next:" not in shown.stderr
+    data = team.api("page", "GET", f"/requests/{number}").json()
+    assert data["state"] == "stale" and data["approved_by"] == []
+    assert [e["action"] for e in data["timeline"]] == ["opened", "stale"]
+
+
 def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:

@@ -775,3 +775,29 @@ def test_reasons_and_comments_are_plain_text_of_a_sensible_length(project: Proje
     number = open_request(ws, "staging", reason="line one\nline two").request.number
     with pytest.raises(RequestError, match="rejecting #1 needs a reason"):
         review_request(as_(ws, "lee"), number, approve=False, comment="   ")
+
+
+def test_approving_a_request_whose_environment_moved_on_is_refused_and_marks_it_stale(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, history=("one", "two"))
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    rollback(ws, "staging", reason="two was bad")  # staging serves v1; #1 was based on v2
+    lee = as_(ws, "lee")
+    heard, entries = listen(lee), len(show_request(ws, number).entries)
+
+    for approve in (True, True, False):  # the second time it is marked stale already
+        with pytest.raises(RequestError) as refused:
+            review_request(lee, number, approve=approve, comment="looks fine")
+        assert refused.value.exit_code == 5
+        assert refused.value.message == "#1 is stale: staging serves v1, not v2 it was based on"
+        assert "'lastgood request update 1'" in (refused.value.hint or "")
+
+    stale = show_request(ws, number)
+    assert stale.request.status == "stale" and stale.tally.approved_by == ()
+    assert [e.action for e in stale.entries][entries:] == ["stale"]
+    assert kinds(heard) == ["request-stale"]  # announced once, by the step that found it
+    fresh = update_request(ws, number, reason="on top of v1")
+    assert review_request(lee, number, approve=True).state == "approved"
+    assert fresh.request.base_version == 1

@@ -5,7 +5,7 @@ the outcome recorded.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from lastgood.errors import LastgoodError, RequestError, StaleBaseError
 from lastgood.events import EventKind
@@ -33,6 +33,7 @@ from lastgood.rows import (
     REQUEST_OPEN,
     REQUEST_STALE,
     ChangeRequest,
+    VersionInfo,
 )
 
 
@@ -49,7 +50,7 @@ def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome
     request = unfinished(project, number)
     place = Place(project, request.env)
     view = build_view(place, request)
-    _refuse_unready(place, view)
+    _refuse_unready(place, view, via)
     if request.emergency:
         _record_freeze_passed(place, request, via)
     claimed = place.store.update_request(
@@ -106,7 +107,7 @@ def _finish(
     )  # fmt: skip
 
 
-def _refuse_unready(place: Place, view: RequestView) -> None:
+def _refuse_unready(place: Place, view: RequestView, via: str) -> None:
     request = view.request
     version = place.store.version(request.version)
     if version.content_hash != request.content_hash:  # the store is content-addressed: damage
@@ -123,25 +124,7 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             f"the request with 'lastgood request withdraw {request.number}'",
         )
     if hash_of(live) != request.base_hash:
-        marked = place.store.update_request(
-            request.number,
-            entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
-                   f"{request.env} serves {version_label(live)} now", "cli"),
-            by=place.project.actor,
-            status=REQUEST_STALE,
-            detail=f"{request.env} serves {version_label(live)}, not {base_label(request)} it "
-            "was based on",
-            when_status=(REQUEST_OPEN,),
-        )  # fmt: skip
-        announce_moved(
-            place, marked, REQUEST_STALE, EventKind.REQUEST_STALE,
-            f"change request {request.label} for {request.env} is stale: {marked.detail}",
-        )  # fmt: skip
-        raise RequestError(
-            f"{request.label} is stale: {marked.detail}",
-            hint=f"it needs a fresh look: 'lastgood request update {request.number}' bases it "
-            "on what is live now, and its approvers approve that",
-        )
+        refuse_stale(place, request, live, via)
     if view.state != "approved":
         missing = "; ".join(view.tally.missing)
         why = (
@@ -153,6 +136,33 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             f"{request.label} is not approved: {why}",
             hint=f"'lastgood request show {request.number}' shows its review",
         )
+
+
+def refuse_stale(
+    place: Place, request: ChangeRequest, live: VersionInfo | None, via: str
+) -> NoReturn:
+    """Refuse a step on ``request`` because its environment serves ``live``, not its base: it
+    needs a fresh look first. An open request is marked stale first (writes, and announces it:
+    only the step that moves it from open does)."""
+    if request.status == REQUEST_OPEN:
+        served = f"{request.env} serves {version_label(live)}"
+        request = place.store.update_request(
+            request.number,
+            entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
+                     f"{served} now", via),
+            by=place.project.actor, status=REQUEST_STALE,
+            detail=f"{served}, not {base_label(request)} it was based on",
+            when_status=(REQUEST_OPEN,),
+        )  # fmt: skip
+        announce_moved(
+            place, request, REQUEST_STALE, EventKind.REQUEST_STALE,
+            f"change request {request.label} for {request.env} is stale: {request.detail}",
+        )  # fmt: skip
+    raise RequestError(
+        f"{request.label} is stale: {request.detail or f'{request.env} moved on'}",
+        hint=f"it needs a fresh look: its requester runs 'lastgood request update "
+        f"{request.number}', which bases it on what is live now, and its approvers approve that",
+    )
 
 
 def apply_if_ready(place: Place, view: RequestView, via: str) -> RequestView:
