@@ -78,6 +78,21 @@ def test_bad_input_is_named(workspace: Callable[..., Workspace]) -> None:
         ws.run("request", "staging", "-m", "tonight", "--at", "2099-01-01T06:00", "--json").stdout
     )
     assert scheduled["state"] == "waiting" and scheduled["apply_at"] > 4_000_000_000
+    for empty in ("", " "):
+        for args in (("staging", "-m", "x"), ("update", "1"), ("open", "staging", "-m", "x")):
+            blank = ws.run("request", *args, "--version", empty)
+            assert blank.returncode == 2, (args, blank.stderr)
+            assert "Invalid value for '--version': names no version" in blank.stderr
+    assert "Invalid value for '--version'" in ws.run("deploy", "staging", "--version", "").stderr
+    for number in ("\u0661", "1\u0661", "1.0"):  # U+0661: an Arabic-Indic one
+        shown = ws.run("request", "show", number)
+        assert shown.returncode == 2 and f"{number!r} is not a request number" in shown.stderr
+    bare = ws.run("request", "reject", "1", "-m", "", env={"LASTGOOD_AUTHOR": "sam"})
+    assert bare.returncode == 2 and "rejecting #1 needs a reason" in bare.stderr
+    bidi = ws.run("request", "approve", "1", "-m", "ok \u202eevil", env={"LASTGOOD_AUTHOR": "sam"})
+    assert bidi.returncode == 2 and "a control character (U+202E" in bidi.stderr
+    timeline = json.loads(ws.run("request", "show", "1", "--json").stdout)["timeline"]
+    assert [e["action"] for e in timeline] == ["opened"]  # none of it recorded anything
 
 
 def test_revert_through_the_cli_deploys_one_file_back(workspace: Callable[..., Workspace]) -> None:

@@ -179,6 +179,47 @@ def test_the_server_asks_for_a_recorded_version(team: Team) -> None:
     assert staging.json()["env"] == "staging" and staging.json()["state"] == "waiting"
 
 
+def test_the_api_takes_strict_booleans_and_plain_text_as_the_cli_does(team: Team) -> None:
+    before = team.api("page", "GET", "/requests?limit=1000").json()
+    for truthy in ("yes", "true", 1, "1", "on"):
+        body = {"message": "typo", "version": "v1", "emergency": truthy}
+        sloppy = team.api("dana", "POST", "/envs/production/requests", body)
+        assert sloppy.status_code == 422, (truthy, sloppy.text)
+        assert "emergency: Input should be a valid boolean" in sloppy.json()["error"]
+    for path, field in (("/envs/staging/deploy", "force"), ("/envs/staging/deploy", "dry_run"),
+                        ("/envs/staging/deploy", "ignore_baseline"),
+                        ("/envs/staging/rollback", "force"),
+                        ("/envs/staging/drill", "override_protection")):  # fmt: skip
+        answer = team.api("kim", "POST", path, {"version": "v1", field: "yes"})
+        assert answer.status_code == 422, (path, field, answer.text)
+        assert f"{field}: Input should be a valid boolean" in answer.json()["error"]
+    upload = {"files": {"a.txt": {"content": "a"}}, "git_dirty": "no"}
+    assert team.api("kim", "POST", "/versions", upload).status_code == 422
+    assert team.api("page", "GET", "/requests?limit=1000").json() == before
+
+    team.ws.healthy("plain")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "plain", "--json").stdout)
+    number = str(opened["number"])
+    bare = team.cli("lee", "request", "reject", number, "-m", " ")
+    assert bare.returncode == 2 and f"rejecting #{number} needs a reason" in bare.stderr
+    empty = team.cli("lee", "request", "reject", number, "-m", "")
+    assert empty.returncode == 2 and f"rejecting #{number} needs a reason" in empty.stderr
+    unsaid = team.api("lee", "POST", f"/requests/{number}/reject", {})
+    assert unsaid.status_code == 422 and "message: Field required" in unsaid.json()["error"]
+    for text in ("ok\x1b[2K", "pay \u202eevil"):
+        hostile = team.api("lee", "POST", f"/requests/{number}/approve", {"message": text})
+        assert hostile.status_code == 400 and hostile.json()["exit_code"] == 2
+        assert "holds a control character" in hostile.json()["error"]
+    blank = team.cli("dana", "request", "update", number, "--version", "", "-m", "x")
+    assert blank.returncode == 2 and "names no version" in blank.stderr
+    assert "uploaded" not in blank.stderr
+    shown = team.cli("page", "request", "show", "\u0663")
+    assert shown.returncode == 2 and "is not a request number" in shown.stderr
+    timeline = team.api("page", "GET", f"/requests/{number}").json()["timeline"]
+    assert [e["action"] for e in timeline] == ["opened"]
+    assert team.cli("dana", "request", "withdraw", number).returncode == 0
+
+
 def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team: Team) -> None:
     team.ws.healthy("emergency")
 

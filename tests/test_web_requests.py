@@ -268,6 +268,13 @@ def test_a_form_that_does_not_say_what_it_showed_is_refused(team: Team) -> None:
                 assert answer.status_code == 400, (step, shown, answer.text)
                 assert "does not say which content it showed you" in answer.text
                 assert "Be strict." in answer.text  # the page shows what it holds now
+        page = http.get("/requests/1")
+        form = {"csrf": csrf_of(page.text), "shown": shown_of(page.text)}
+        long = http.post("/requests/1/approve", data={**form, "message": "x" * 2001})
+        assert long.status_code == 400 and "the comment is 2001 characters long" in long.text
+        bidi = http.post("/requests/1/approve", data={**form, "message": "ok \u202eevil"})
+        assert bidi.status_code == 400 and "a control character (U+202E" in bidi.text
+        assert http.get("/requests/\u0661").status_code == 404  # an Arabic-Indic one
         assert team.timeline(1) == changed and changed[: len(before)] == before
         assert verbs.show_request(team.project(), 1).state == "waiting"
 

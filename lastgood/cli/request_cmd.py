@@ -24,6 +24,7 @@ from lastgood.cli.commands import (
     finish_remote,
     freeze_label,
     json_option,
+    named_version,
     pass_app,
     upload_folder,
 )
@@ -49,8 +50,21 @@ if TYPE_CHECKING:
     RemoteStep = Callable[[Remote, int, str, str | None], dict[str, Any]]
     """The same step through a server: (client, number, message, content hash) -> its answer."""
 
-NUMBER = click.IntRange(1, LARGEST_VERSION)
-"""A request's number: what the store can hold (a larger one is a usage error, not a crash)."""
+
+class RequestNumber(click.IntRange):
+    """A request's number: ASCII digits (Python's int() reads ``٣``, an Arabic-Indic three, as
+    3: a number that shows as another must not name a request), and what the store can hold
+    (a larger one is a usage error, not a crash)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.strip().isdigit()):
+            self.fail(f"{value!r} is not a request number: they are 1, 2, …", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+NUMBER = RequestNumber(1, LARGEST_VERSION)
 
 
 class RequestGroup(click.Group):
@@ -97,7 +111,8 @@ def _when(text: str | None) -> float | None:
 @request.command("open")
 @click.argument("env")
 @click.option("-m", "--message", "reason", required=True, help="Why this change (required).")
-@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option("--version", "ref", metavar="REF", callback=named_version,
+              help="Propose this version instead of the folder.")  # fmt: skip
 @click.option(
     "--at", "at", metavar="WHEN",
     help="Apply it then, once approved (ISO 8601); 'lastgood watch' carries it out.",
@@ -136,7 +151,7 @@ def open_command(
       lastgood request production --emergency -m "leads all score zero"
     """
     if app.server:
-        version = ref or upload_folder(app, reason, as_json=as_json)
+        version = upload_folder(app, reason, as_json=as_json, ref=ref)
         answer = app.remote().open_request(
             env, version, reason, apply_at=_when(at), emergency=emergency
         )
@@ -306,7 +321,8 @@ def reject_command() -> None:
 
 @request.command("update")
 @click.argument("number", type=NUMBER)
-@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option("--version", "ref", metavar="REF", callback=named_version,
+              help="Propose this version instead of the folder.")  # fmt: skip
 @click.option("-m", "--message", "reason", default="", help="What changed.")
 @json_option
 @pass_app
@@ -323,7 +339,7 @@ def update_command(
       lastgood request update 3 -m "threshold 0.7, not 0.9"
     """
     if app.server:
-        version = ref or upload_folder(app, reason, as_json=as_json)
+        version = upload_folder(app, reason, as_json=as_json, ref=ref)
         _print_remote(app.remote().update_request(number, version, reason), as_json)
         return
     from lastgood.operations.requests import update_request

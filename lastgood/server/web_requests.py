@@ -62,9 +62,10 @@ DONE = ("opened", "approved", "rejected", "applied", "signed-off")
 
 
 def request_number(text: str) -> int:
-    """``3`` or ``#3`` from the address; NotFoundError for anything that names no request."""
+    """``3`` or ``#3`` from the address; NotFoundError for anything that names no request
+    (ASCII digits only: ``٣``, an Arabic-Indic three, names none)."""
     digits = text.strip().removeprefix("#")
-    if not digits.isdecimal() or not 1 <= int(digits) <= LARGEST_VERSION:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= LARGEST_VERSION:
         raise NotFoundError(
             f"no change request {text[:40]!r}: requests are numbered #1, #2, …",
             hint="see /requests for the requests you may see",
@@ -262,7 +263,7 @@ def review(
     from lastgood.operations.requests import review_request
 
     def verb(project: Project, found: int) -> object:
-        comment = message_text(message)
+        comment = message_text(message, "the comment")
         if not approve and not comment:
             raise UsageError(
                 f"write why you reject #{found}: the requester reads it",
@@ -313,7 +314,8 @@ def sign_off(
     from lastgood.operations.requests import sign_off_request
 
     def verb(project: Project, found: int) -> object:
-        return sign_off_request(project, found, comment=message_text(message), via="web")
+        comment = message_text(message, "the comment")
+        return sign_off_request(project, found, comment=comment, via="web")
 
     return take_step(number, state, request, csrf, shown, role="approver", done="signed-off",
                      verb=verb)  # fmt: skip

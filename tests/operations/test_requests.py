@@ -404,8 +404,9 @@ def test_nothing_to_change_and_no_reason_are_refused(project: ProjectFactory) ->
     with pytest.raises(RequestError, match="is what staging serves now: there is nothing"):
         open_request(ws, "staging", reason="same")
     prompt(ws, "p\n")
-    with pytest.raises(RequestError, match="needs a reason"):
+    with pytest.raises(UsageError, match="needs a reason") as refused:
         open_request(ws, "staging", reason="  ")
+    assert refused.value.exit_code == 2
 
 
 def test_prune_keeps_what_an_open_request_proposes(project: ProjectFactory) -> None:
@@ -766,15 +767,29 @@ def test_a_request_shows_stale_as_soon_as_its_environment_moves(project: Project
 def test_reasons_and_comments_are_plain_text_of_a_sensible_length(project: ProjectFactory) -> None:
     ws = team(project)
     prompt(ws, "p\n")
-    with pytest.raises(RequestError, match="the reason holds control characters"):
-        open_request(ws, "staging", reason="ok\x1b[31mRED\r")
-    with pytest.raises(RequestError, match="the reason is 2001 characters long"):
+    for text, character in (("ok\x1b[31mRED\r", "U+001B, character 3"), ("\x9b2K", "U+009B"),
+                            ("pay \u202eevil\u202c now", "U+202E, character 5"),
+                            ("an \u2066isolate\u2069", "U+2066")):  # fmt: skip
+        with pytest.raises(UsageError) as refused:
+            open_request(ws, "staging", reason=text)
+        assert f"the reason holds a control character ({character}" in refused.value.message
+    with pytest.raises(UsageError, match="the reason is 2001 characters long") as long:
         open_request(ws, "staging", reason="x" * 2001)
+    assert long.value.exit_code == 2
     with pytest.raises(RequestError, match="the time to apply is in the past"):
         open_request(ws, "staging", reason="r", apply_at=time.time() - 3600)
-    number = open_request(ws, "staging", reason="line one\nline two").request.number
-    with pytest.raises(RequestError, match="rejecting #1 needs a reason"):
+    number = open_request(ws, "staging", reason="line one\nline two\tand a tab").request.number
+    with pytest.raises(UsageError, match="rejecting #1 needs a reason") as bare:
         review_request(as_(ws, "lee"), number, approve=False, comment="   ")
+    assert bare.value.exit_code == 2
+    for step in (
+        lambda: review_request(as_(ws, "lee"), number, approve=True, comment="ok \u202dfine"),
+        lambda: update_request(ws, number, reason="\u202a"),
+        lambda: withdraw_request(ws, number, reason="\x85"),
+    ):
+        with pytest.raises(UsageError, match="holds a control character"):
+            step()
+    assert [e.action for e in show_request(ws, number).entries] == ["opened"]
 
 
 def test_approving_a_request_whose_environment_moved_on_is_refused_and_marks_it_stale(

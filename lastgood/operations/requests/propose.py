@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lastgood.errors import RequestError
+from lastgood.errors import RequestError, UsageError
 from lastgood.events import EventKind
 from lastgood.operations.gate import request_command
 from lastgood.operations.place import Place
@@ -56,7 +56,7 @@ def open_request(
     requester signs it off (:func:`~lastgood.operations.requests.review.sign_off_request`)."""
     place = Place(project, env)
     if not reason.strip():
-        raise RequestError(
+        raise UsageError(
             f"a change request for {env} needs a reason",
             hint="say why with -m, e.g. " + request_command(env, "-m 'raise the lead threshold'"),
         )

@@ -128,7 +128,7 @@ def _refuse_reviewer(
         )
     plain_text("the comment", comment)
     if not approve and not comment.strip():
-        raise RequestError(
+        raise UsageError(
             f"rejecting {request.label} needs a reason",
             hint=f"say why with -m: lastgood request reject {number} -m WHY",
         )

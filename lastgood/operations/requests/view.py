@@ -18,7 +18,7 @@ from lastgood.approval import (
     route,
     tally,
 )
-from lastgood.errors import LastgoodError, RequestError
+from lastgood.errors import LastgoodError, RequestError, UsageError
 from lastgood.events import Event, EventKind
 from lastgood.operations.commits import version_to_change
 from lastgood.operations.place import Place
@@ -133,19 +133,35 @@ def refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how: 
         )
 
 
+BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+"""Embeddings, overrides and isolates: they reorder the text around them on screen, so a reason
+could read to an approver otherwise than it is stored."""
+
+
 def plain_text(what: str, text: str) -> None:
-    """Refuse text that would be shown to approvers with control characters (escape
-    sequences, carriage returns that overwrite a line) or that runs to pages."""
+    """Refuse (a usage error: the input is wrong) text that would be shown to approvers with
+    control characters — escape sequences, carriage returns that overwrite a line, bidi
+    overrides that reorder what they read — or that runs to pages."""
     if len(text) > MAX_TEXT:
-        raise RequestError(
+        raise UsageError(
             f"{what} is {len(text)} characters long; at most {MAX_TEXT} are kept",
             hint="say it in a paragraph and link to the rest",
         )
-    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text):
-        raise RequestError(
-            f"{what} holds control characters, which would reach approvers' terminals as they are",
-            hint="write plain text (new lines and tabs are fine)",
-        )
+    for position, character in enumerate(text, 1):
+        if _control(character):
+            raise UsageError(
+                f"{what} holds a control character (U+{ord(character):04X}, character "
+                f"{position}), which would reach approvers' screens as it is",
+                hint="write plain text (new lines and tabs are fine)",
+            )
+
+
+def _control(character: str) -> bool:
+    code = ord(character)
+    return (
+        (code < 32 and character not in "\n\t") or 127 <= code < 160
+        or character in BIDI_CONTROLS
+    )  # fmt: skip
 
 
 def refuse_past(what: str, at: float) -> None:
