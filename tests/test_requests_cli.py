@@ -188,3 +188,28 @@ def test_a_refused_deploys_hint_works_for_an_environment_named_like_a_subcommand
         assert f"opened change request #1 for {env}" in opened.stderr
     finally:
         ws.close()
+
+
+def test_an_approval_whose_apply_on_approval_fails_exits_as_the_apply(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + 'apply = "on-approval"\n')  # in [env.staging.approval]
+    ws.broken("zero")
+    assert ws.run("request", "staging", "-m", "breaks the check").returncode == 0
+
+    approved = ws.run("request", "approve", "1", "-m", "ok", env={"LASTGOOD_AUTHOR": "sam"})
+
+    assert approved.returncode == 3, approved.stderr
+    assert "state     failed (v2 failed 'health-file-ok' on staging" in approved.stdout
+    assert "#1 was applied and failed: v2 failed 'health-file-ok'" in approved.stderr
+    ws.broken("zero again")
+    assert ws.run("request", "staging", "-m", "again").returncode == 0
+    as_json = ws.run("request", "approve", "2", "--json", env={"LASTGOOD_AUTHOR": "kim"})
+    assert as_json.returncode == 3 and json.loads(as_json.stdout)["exit_code"] == 3
+    ws.healthy("fine")
+    assert ws.run("request", "staging", "-m", "fine").returncode == 0
+    fine = ws.run("request", "approve", "3", "--json", env={"LASTGOOD_AUTHOR": "kim"})
+    assert fine.returncode == 0 and json.loads(fine.stdout)["state"] == "applied"
+    assert json.loads(ws.run("request", "show", "3", "--json").stdout).get("exit_code") is None

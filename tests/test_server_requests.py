@@ -389,6 +389,37 @@ def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
     assert quick.json()["outcome"]["fleet"]["complete"] is False
 
 
+def test_an_approval_through_the_server_exits_as_the_apply_on_approval_it_started(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = workspace(bake="0s", interval="10ms")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0  # v1, last known good
+    config = ws.root / "lastgood.toml"
+    config.write_text(
+        config.read_text() + '[env.staging.approval]\napprovers = ["sam"]\napply = "on-approval"\n'
+    )
+    server = serve(ws)
+    dana, sam = server.token("deployer", name="dana"), server.token("approver", name="sam")
+    ws.broken("zero")
+    opened = remote(server, dana, "request", "staging", "-m", "breaks the check", cwd=ws.root)
+    assert opened.returncode == 0, opened.stderr
+
+    approved = remote(server, sam, "request", "approve", "1", "-m", "ok", cwd=ws.root)
+
+    assert approved.returncode == 3, approved.stderr
+    assert "#1 was applied and failed: v2 failed 'health-file-ok' on staging" in approved.stderr
+    assert "restored v1" in approved.stdout
+    with server.client(sam) as http:
+        answer = http.get("/api/v1/requests/1").json()
+    assert answer["state"] == "failed" and "exit_code" not in answer
+    ws.broken("zero again")
+    assert remote(server, dana, "request", "staging", "-m", "again", cwd=ws.root).returncode == 0
+    with server.client(sam) as http:
+        api = http.post("/api/v1/requests/2/approve", json={"message": "ok"})
+    assert api.status_code == 200 and api.json()["exit_code"] == 3, api.text
+
+
 STORE_ONLY = {"init": ["init"], "watch": ["watch"], "serve": ["serve"],
               "notify": ["notify", "log"], "documents": ["documents", "check"],
               "audit": ["audit", "verify"], "store": ["store", "verify"],

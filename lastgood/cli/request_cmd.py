@@ -425,21 +425,36 @@ def view_of(data: dict[str, Any]) -> RequestView:
     entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
     return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
                        data["changes"], moved=data["state"] == "stale" and data["status"] == "open",
-                       freeze=data.get("freeze"), notice=str(data.get("notice", "")))  # fmt: skip
+                       freeze=data.get("freeze"), notice=str(data.get("notice", "")),
+                       exit_code=data.get("exit_code"))  # fmt: skip
 
 
 def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
-    """A server's answer: as it came with --json, as a local view prints otherwise."""
+    """A server's answer: as it came with --json, as a local view prints otherwise; then exit
+    as the apply the step started did, if it started one."""
     if as_json:
         r.emit_json(data)
+        _exit_as_applied(data.get("exit_code"))
     else:
         _print_view(view_of(data), as_json=False, opened=opened)
 
 
 def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> None:
+    """Print ``view``, then exit as the apply its step started did (a failed apply on
+    approval exits 3 or 4, as 'request apply' would), if it started one."""
     if as_json:
         r.emit_json(view.to_json())
-        return
+    else:
+        _print_text(view, opened=opened)
+    _exit_as_applied(view.exit_code)
+
+
+def _exit_as_applied(code: Any) -> None:
+    if isinstance(code, int) and code:
+        click.get_current_context().exit(code)
+
+
+def _print_text(view: RequestView, *, opened: bool) -> None:
     request = view.request
     if view.notice:
         r.info(view.notice)
@@ -449,7 +464,7 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
     lines = [
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
         f"content   {request.content_hash[:SHOWN_HASH]}",
-        f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
+        f"state     {view.state}" + (f" ({view.detail})" if view.detail else ""),
         f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
         f"risk      {request.risk} ({plural(view.routing.files, 'file')}, "
         f"{plural(view.routing.lines, 'line')})",
@@ -483,6 +498,8 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
         said = f": {entry.comment}" if entry.comment else ""
         lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
     r.out("\n".join(lines))
+    if view.exit_code and request.status == "failed":
+        r.info(f"{request.label} was applied and failed: {request.detail}")
     if view.state == "approved" and request.status == "open":
         held = view.freeze is not None and view.freeze["state"] == "active"
         once = f", once {request.env} is open to changes again" if held else ""

@@ -35,7 +35,7 @@ from lastgood.operations.rollback import rollback
 from lastgood.operations.snapshot import snapshot
 from lastgood.outcome import OK
 from lastgood.project import Project
-from tests.conftest import healthy_files
+from tests.conftest import broken_files, healthy_files
 from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, live_folder, write
 
 TEAM = """
@@ -816,3 +816,57 @@ def test_approving_a_request_whose_environment_moved_on_is_refused_and_marks_it_
     fresh = update_request(ws, number, reason="on top of v1")
     assert review_request(lee, number, approve=True).state == "approved"
     assert fresh.request.base_version == 1
+
+
+def test_a_step_that_applies_on_approval_carries_the_applys_exit_code(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra='apply = "on-approval"')
+    write(ws, {**broken_files("x"), "prompts/score.txt": "p\n"})
+    number = open_request(ws, "staging", reason="breaks the check").request.number
+    assert show_request(ws, number).exit_code is None  # nothing applied yet
+
+    failed = review_request(as_(ws, "dana"), number, approve=True)
+
+    assert failed.state == "failed" and failed.exit_code == 3
+    assert failed.to_json()["exit_code"] == 3 and "exit_code" not in show_request(ws, 1).to_json()
+    assert "restored v1" in failed.request.detail
+    prompt(ws, "fine\n")
+    applied = open_request(ws, "staging", reason="fine")
+    assert review_request(as_(ws, "dana"), applied.request.number, approve=True).exit_code == 0
+
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+    ws.config = load(ws.root)
+    prompt(ws, "frozen\n")
+    held = open_request(ws, "staging", reason="during the freeze").request.number
+    refused = review_request(as_(ws, "dana"), held, approve=True)
+    assert refused.exit_code == 5 and refused.state == "approved"  # recorded; not applied
+    assert refused.notice.startswith(f"#{held} was not applied: staging is closed to changes")
+    assert [e.action for e in refused.entries][-3:] == ["approved", "applying", "apply-refused"]
+
+
+def test_a_stale_request_says_why_it_is_stale_not_what_held_it_before(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, history=("one", "two"))
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    config = ws.root / "lastgood.toml"
+    unfrozen = config.read_text()
+    config.write_text(unfrozen + FREEZE)
+    ws.config = load(ws.root)
+    with pytest.raises(FrozenError):
+        apply_request(ws, number)
+    assert "freeze 'year-end'" in show_request(ws, number).detail  # what held it, for now
+    config.write_text(unfrozen)  # the freeze ended, and staging moved on
+    ws.config = load(ws.root)
+    rollback(ws, "staging", reason="two was bad")
+
+    stale = show_request(ws, number)
+
+    assert stale.state == "stale" and stale.request.status == "open"
+    assert stale.detail == "staging no longer serves v2 it was based on"
+    assert stale.summary.endswith(", stale: staging no longer serves v2 it was based on")
+    assert stale.to_json()["detail"] == stale.detail and "freeze" not in stale.summary

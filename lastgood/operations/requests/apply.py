@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any, NoReturn
 
-from lastgood.errors import LastgoodError, RequestError, StaleBaseError
+from lastgood.errors import LastgoodError, RefusedError, RequestError, StaleBaseError
 from lastgood.events import EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.requests.standing import unfinished
@@ -26,6 +26,7 @@ from lastgood.operations.requests.view import (
 )
 from lastgood.outcome import OK, Outcome
 from lastgood.project import Project
+from lastgood.record import replace
 from lastgood.rows import (
     REQUEST_APPLIED,
     REQUEST_APPLYING,
@@ -167,14 +168,23 @@ def refuse_stale(
 
 def apply_if_ready(place: Place, view: RequestView, via: str) -> RequestView:
     """Apply at once when the environment applies on approval and the request is ready and not
-    scheduled for later; the view as it stands afterwards."""
+    scheduled for later (an emergency always); the view as it stands afterwards, with the
+    apply's exit code, so the step that started it can exit as ``request apply`` would. An
+    apply refused before anything went live (a freeze, a lock) leaves the step recorded and
+    the request open: the view says why in its notice."""
     request = view.request
     policy = policy_of(place)
     on_approval = request.emergency or (policy.apply == "on-approval" and not request.apply_at)
     if view.state != "approved" or not on_approval:
         return view
-    apply_request(place.project, request.number, via=via)
-    return build_view(place, place.store.change_request(request.number))
+    try:
+        outcome = apply_request(place.project, request.number, via=via)
+    except RefusedError as refused:  # the step itself was recorded: say so, and why not applied
+        after = build_view(place, place.store.change_request(request.number))
+        notice = f"{request.label} was not applied: {refused.message}"
+        return replace(after, exit_code=refused.exit_code, notice=notice)
+    after = build_view(place, place.store.change_request(request.number))
+    return replace(after, exit_code=outcome.exit_code)
 
 
 def _record_freeze_passed(place: Place, request: ChangeRequest, via: str) -> None:

@@ -61,6 +61,11 @@ class RequestView(Record):
     notice: str = ""
     """What the step that answered with this view did not do, and why (an approval given
     again: nothing recorded); empty otherwise."""
+    exit_code: int | None = None
+    """The exit code of the apply the step that answered with this view started itself (an
+    approval on an environment that applies on approval, an emergency, a change that needed
+    nobody): 0 applied and healthy, 3 or 4 failed as ``deploy`` exits, 5 refused (a freeze);
+    None when the step started no apply."""
 
     @property
     def state(self) -> str:
@@ -69,6 +74,16 @@ class RequestView(Record):
         if self.request.status == REQUEST_OPEN:
             return REQUEST_STALE if self.moved else self.tally.state
         return self.request.status
+
+    @property
+    def detail(self) -> str:
+        """Why the request stands where it does: what its environment serves when that made it
+        stale (not what an earlier step left, such as a freeze that held an apply and has
+        ended since); otherwise what its last step recorded."""
+        request = self.request
+        if request.status == REQUEST_OPEN and self.moved:
+            return f"{request.env} no longer serves {base_label(request)} it was based on"
+        return request.detail
 
     @property
     def review_open(self) -> bool:
@@ -99,11 +114,12 @@ class RequestView(Record):
         if self.state == "rejected":
             return f"{head}, rejected by {', '.join(self.tally.rejected_by)}"
         review = ", review open" if self.review_open else ""
-        return f"{head}, {self.state}{review}" + (f": {request.detail}" if request.detail else "")
+        return f"{head}, {self.state}{review}" + (f": {self.detail}" if self.detail else "")
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.request.to_json(),
+            "detail": self.detail,
             "state": self.state,
             "review_open": self.review_open,
             "summary": self.summary,
@@ -115,6 +131,7 @@ class RequestView(Record):
             "timeline": [entry.to_json() for entry in self.entries],
             "freeze": self.freeze,
             **({"notice": self.notice} if self.notice else {}),
+            **({"exit_code": self.exit_code} if self.exit_code is not None else {}),
         }
 
 
