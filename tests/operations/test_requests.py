@@ -560,10 +560,16 @@ def test_a_due_request_waits_out_a_freeze_and_says_so_once(project: ProjectFacto
     config.write_text(config.read_text() + FREEZE)
     ws.config = load(ws.root)
 
+    heard = listen(ws)
     for _ in range(2):
         held = apply_due_requests(ws)
         assert held["#1"].startswith("held: freeze 'year-end'")
     assert [e.action for e in show_request(ws, number).entries].count("held") == 1
+    assert kinds(heard) == ["request-held"]  # sent once too
+    assert heard[0].message.startswith("change request #1 for staging is due but held until")
+    assert heard[0].data["files_changed"] == [
+        {"path": "prompts/score.txt", "change": "added", "added": 1, "removed": 0}
+    ]
     assert show_request(ws, number).state == "approved"
 
 

@@ -4,6 +4,7 @@ who may take a step from where, plain text, the events a step sends.
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import Any
 
@@ -306,6 +307,10 @@ def announce_moved(
 
 
 def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> None:
+    """Send ``kind`` about the request (emits): who, its state and review, and what it
+    changes — base and version, and each changed file with the lines it adds and removes, so
+    an approver reading the message sees what they are asked to approve (never a value: the
+    diff itself stays on ``request show`` and the page, where secrets are masked)."""
     request = view.request
     place.emit(
         Event(
@@ -320,7 +325,41 @@ def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> 
                 "risk": request.risk,
                 "missing": list(view.tally.missing),
                 "approved_by": list(view.tally.approved_by),
+                "from": request.base_version,
+                "to": request.version,
+                "files_changed": changed_files(place, request),
             },
             key=f"{kind.value}:{request.number}:{len(view.entries)}",
         )
     )
+
+
+def changed_files(place: Place, request: ChangeRequest) -> list[dict[str, Any]]:
+    """Each file the request changes against its base: path, ``added``, ``modified`` or
+    ``removed``, and the lines it adds and removes (text files only; counts, no content)."""
+    store = place.store
+    before = store.files(request.base_version) if request.base_version is not None else {}
+    after = store.files(request.version)
+    rows: list[dict[str, Any]] = []
+    for path in sorted(set(before) | set(after)):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        change = "added" if old is None else "removed" if new is None else "modified"
+        rows.append({"path": path, "change": change, **_line_counts(old or b"", new or b"")})
+    return rows
+
+
+def _line_counts(old: bytes, new: bytes) -> dict[str, int]:
+    """``{"added": N, "removed": M}`` lines from ``old`` to ``new``; nothing for binary files."""
+    try:
+        old_lines, new_lines = old.decode().splitlines(), new.decode().splitlines()
+    except UnicodeDecodeError:
+        return {}
+    added = removed = 0
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, start, end, new_start, new_end in matcher.get_opcodes():
+        if tag != "equal":
+            removed += end - start
+            added += new_end - new_start
+    return {"added": added, "removed": removed}
