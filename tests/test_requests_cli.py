@@ -59,6 +59,10 @@ def test_an_emergency_through_the_cli_is_applied_marked_and_signed_off(
     assert mine.returncode == 5 and "cannot sign off its review" in mine.stderr
     signed = ws.run("request", "signoff", "1", "-m", "ok", env={"LASTGOOD_AUTHOR": "kim"})
     assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
+    timeline = signed.stdout.split("\ntimeline\n", 1)[1].splitlines()
+    actions = [re.match(r"  \S+ \S+  (\S+ +)\S", line) for line in timeline]
+    assert [len(found.group(1)) for found in actions if found] == [11] * 4, timeline
+    assert timeline[-1].endswith("  signed-off kim: ok")  # the actors' column holds
     history = ws.run("history", "staging", "--json")
     assert json.loads(history.stdout)["deployments"][0]["source"] == "emergency"
 

@@ -494,9 +494,10 @@ def _print_text(view: RequestView, *, opened: bool) -> None:
     changed = ", ".join(f"{len(paths)} {kind}" for kind, paths in view.changes.items() if paths)
     lines.append(f"changes   {changed or 'none'}")
     lines.append("timeline")
+    width = max([9, *(len(entry.action) for entry in view.entries)])  # one column for actors
     for entry in view.entries:
         said = f": {entry.comment}" if entry.comment else ""
-        lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
+        lines.append(f"  {r.when(entry.at)}  {entry.action:<{width}} {entry.actor}{said}")
     r.out("\n".join(lines))
     if view.exit_code and request.status == "failed":
         r.info(f"{request.label} was applied and failed: {request.detail}")
