@@ -241,6 +241,8 @@ def test_an_approval_covers_what_the_page_showed_and_a_stale_request_says_so(tea
             "Score each lead from 0 to 100. Be strict.\n"
         )
 
+        with team.signed_in("lee") as lee:  # nor Approve or Reject: a review would be refused
+            assert forms_of(lee.get("/requests/2").text) == set()
         page = http.get("/requests/2")  # production moved on: no Apply button any more
         assert '<span class="tag state-stale">stale</span>' in page.text
         assert forms_of(page.text) == set()

@@ -103,7 +103,7 @@ def buttons_for(project: Project, who: Visitor, view: RequestView) -> Buttons:
     request, person = view.request, who.token.name
     policy = project.config.environment(request.env).approval or OPTIONAL_REVIEW
     approver = who.may("approver", request.env)
-    is_open = request.status == REQUEST_OPEN
+    is_open = request.status == REQUEST_OPEN and not view.moved  # stale: a review is refused
     named = not view.routing.requirements or may_review(person, view.routing, project.config.groups)
     own = person == request.requester and not policy.self_approval
     why_not = ""
