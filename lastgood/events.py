@@ -69,6 +69,7 @@ class EventKind(StrEnum):
     REQUEST_APPLIED = "request-applied"
     REQUEST_FAILED = "request-failed"
     REQUEST_STALE = "request-stale"
+    REQUEST_HELD = "request-held"
     REQUEST_EXPIRED = "request-expired"
     REQUEST_WITHDRAWN = "request-withdrawn"
     REQUEST_SIGNED_OFF = "request-signed-off"
@@ -109,6 +110,11 @@ class EventBus:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    @property
+    def subscribers(self) -> tuple[Subscriber, ...]:
+        """Every subscriber but the ledger, in order."""
+        return tuple(self._subscribers)
 
     def emit(self, event: Event) -> None:
         if self._ledger is not None and event.kind in PERSISTED:

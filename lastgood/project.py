@@ -56,19 +56,24 @@ class Project:
         url = store_url or settings.STORE.read() or cfg.store or default_store_url(root)
         return cls(cfg, url, actor)
 
-    def acting_as(self, actor: str) -> Project:
+    def acting_as(self, actor: str, *, echo: bool = False) -> Project:
         """This project for another actor, sharing the store, targets and notifier.
 
         The server makes one per request, so every action is recorded with the token's name,
-        while every request shares one store connection pool. Closing it closes nothing.
+        while every request shares one store connection pool. Closing it closes nothing. With
+        ``echo`` its events also reach every other subscriber of this project (the watcher's
+        console, for the scheduled apply it performs as the requester), each once.
         """
         other = Project.__new__(Project)
         other.config, other.store_url, other.actor = self.config, self.store_url, actor
         other.events = EventBus()
         other.events.set_ledger(other._write_event)
         other._targets, other._shared, other.notifier = self._targets, True, self.notifier
-        if self.notifier is not None:
+        shared = self.events.subscribers if echo else ()
+        if self.notifier is not None and self.notifier not in shared:
             other.events.subscribe(self.notifier)
+        for subscriber in shared:
+            other.events.subscribe(subscriber)
         other.__dict__["store"] = self.store
         other.git_refs = other._keep_git_refs()
         return other

@@ -17,7 +17,7 @@ from lastgood.record import Record
 KEYWORDS = ("live", "last-good", "previous")
 GIT = "git"
 """The prefix of a commit reference, ``git:REF``; not an environment's name."""
-_NUMBER = re.compile(r"^v?(\d+)$", re.IGNORECASE)
+_NUMBER = re.compile(r"^v?([0-9]+)$", re.IGNORECASE)  # ASCII: \d takes ٣ (Arabic-Indic 3) too
 _HASH = re.compile(r"^[0-9a-f]{6,64}$", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 """What an environment may be called: exactly what ``ENV:REF`` can name."""

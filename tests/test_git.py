@@ -238,10 +238,11 @@ def test_deploy_commit_through_a_server_uploads_the_commit(
         assert f'<code title="{head}">{head[:10]}</code>' in versions
         assert f"<dt>Git commit</dt><dd><code>{head}</code>" in page.get("/versions/v1").text
         assert f"commit {head[:10]}</code>" in page.get("/envs/staging").text
-    (ws.root / "health.txt").write_text("ok\n")
-    (ws.root / "scoring" / "thresholds.yaml").write_text("threshold: 0.5\n")
-    second = commit_all(ws, "proposed rules")
-    proposed = ws.run("request", "staging", "--version", "git:HEAD", "-m", "review it", env=remote)
-    assert proposed.returncode == 0, proposed.stderr
-    assert "uploaded git:HEAD as v2" in proposed.stderr
+    ws.healthy("two")
+    second = commit_all(ws, "rules to review")
+    ws.broken("not committed either")
+    opened = ws.run("request", "staging", "--version", "git:HEAD", "-m", "review", env=remote)
+    assert opened.returncode == 0, opened.stderr  # the commit, not the folder, nor 'git:HEAD'
+    assert "uploaded git:HEAD as v2" in opened.stderr
+    assert opened.stdout.startswith("request   #1  staging  v2 (based on v1)")
     assert version_json(ws, "v2")["git_commit"] == second

@@ -721,6 +721,8 @@ def test_every_step_of_a_change_request_reaches_webhook_and_email(
         """,
     )
     ws.healthy("two")
+    ws.write("prompts/score.txt", "Score each lead.\nBe strict.\n")
+    ws.write("api_key", "sk-live-SECRETVALUE\n")
     assert ws.run("request", "staging", "-m", "new thresholds").returncode == 0
     assert ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "lee"}).returncode == 0
     assert ws.run("request", "apply", "1").returncode == 0
@@ -728,9 +730,22 @@ def test_every_step_of_a_change_request_reaches_webhook_and_email(
     kinds = ["request-opened", "request-approved", "request-applied"]
     eventually(lambda: len(mailbox.messages) >= 3)
     titles = [body["title"] for body in webhook.bodies()]
-    assert [t for t in titles if "request-" in t] == [f"[staging] {k}: v2" for k in kinds]
-    opened = webhook.bodies()[titles.index("[staging] request-opened: v2")]["message"]
+    assert [t for t in titles if "request-" in t] == [f"[staging] {k}: v1 → v2" for k in kinds]
+    opened = webhook.bodies()[titles.index("[staging] request-opened: v1 → v2")]["message"]
     assert "change request #1 for staging: v2 by tester (new thresholds)" in opened
     assert "needs 1 more: 1 approval from ai-team (default)" in opened
-    assert mailbox.subjects() == [f"[staging] {k}: v2" for k in kinds]
+    assert mailbox.subjects() == [f"[staging] {k}: v1 → v2" for k in kinds]
+    mail = plain_body(mailbox.messages[0]).replace("\r\n", "\n")  # what an approver reads
+    assert "Files changed (v1 → v2):" in mail
+    assert "  added     prompts/score.txt (+2 -0)\n" in mail
+    assert "  modified  scoring/thresholds.yaml (+1 -1)\n" in mail
+    assert "  added     api_key (+1 -0)\n" in mail and "SECRETVALUE" not in mail + opened
+    assert "`prompts/score.txt` (added, +2 -0)" in opened  # markdown on the webhook
+    assert "approved by:" not in mail and "missing:" in mail  # no empty lines
     assert "lee approved change request #1 for staging" in plain_body(mailbox.messages[1])
+    assert "approved by: lee" in plain_body(mailbox.messages[1])
+
+
+def test_a_route_without_events_hears_every_step_of_a_change_request() -> None:
+    steps = {kind.value for kind in EventKind if kind.value.startswith("request-")}
+    assert {"request-withdrawn", "request-held"} <= steps <= routing.DEFAULT_EVENTS

@@ -28,7 +28,9 @@ def test_parse(text: str, expected: Ref) -> None:
     assert parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "v", "vx", "abc", "12a", "last_good", "a b:live", ":live"])
+@pytest.mark.parametrize(
+    "text", ["", "v", "vx", "abc", "12a", "last_good", "a b:live", ":live", "v\u0663", "\u0663"]
+)  # U+0663: an Arabic-Indic three, which int() and \d read as 3
 def test_bad_references_explain_the_grammar(text: str) -> None:
     with pytest.raises(UsageError, match="not a version reference") as raised:
         parse(text)

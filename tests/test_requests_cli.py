@@ -59,6 +59,10 @@ def test_an_emergency_through_the_cli_is_applied_marked_and_signed_off(
     assert mine.returncode == 5 and "cannot sign off its review" in mine.stderr
     signed = ws.run("request", "signoff", "1", "-m", "ok", env={"LASTGOOD_AUTHOR": "kim"})
     assert signed.returncode == 0 and "emergency review signed off" in signed.stdout
+    timeline = signed.stdout.split("\ntimeline\n", 1)[1].splitlines()
+    actions = [re.match(r"  \S+ \S+  (\S+ +)\S", line) for line in timeline]
+    assert [len(found.group(1)) for found in actions if found] == [11] * 4, timeline
+    assert timeline[-1].endswith("  signed-off kim: ok")  # the actors' column holds
     history = ws.run("history", "staging", "--json")
     assert json.loads(history.stdout)["deployments"][0]["source"] == "emergency"
 
@@ -78,6 +82,21 @@ def test_bad_input_is_named(workspace: Callable[..., Workspace]) -> None:
         ws.run("request", "staging", "-m", "tonight", "--at", "2099-01-01T06:00", "--json").stdout
     )
     assert scheduled["state"] == "waiting" and scheduled["apply_at"] > 4_000_000_000
+    for empty in ("", " "):
+        for args in (("staging", "-m", "x"), ("update", "1"), ("open", "staging", "-m", "x")):
+            blank = ws.run("request", *args, "--version", empty)
+            assert blank.returncode == 2, (args, blank.stderr)
+            assert "Invalid value for '--version': names no version" in blank.stderr
+    assert "Invalid value for '--version'" in ws.run("deploy", "staging", "--version", "").stderr
+    for number in ("\u0661", "1\u0661", "1.0"):  # U+0661: an Arabic-Indic one
+        shown = ws.run("request", "show", number)
+        assert shown.returncode == 2 and f"{number!r} is not a request number" in shown.stderr
+    bare = ws.run("request", "reject", "1", "-m", "", env={"LASTGOOD_AUTHOR": "sam"})
+    assert bare.returncode == 2 and "rejecting #1 needs a reason" in bare.stderr
+    bidi = ws.run("request", "approve", "1", "-m", "ok \u202eevil", env={"LASTGOOD_AUTHOR": "sam"})
+    assert bidi.returncode == 2 and "a control character (U+202E" in bidi.stderr
+    timeline = json.loads(ws.run("request", "show", "1", "--json").stdout)["timeline"]
+    assert [e["action"] for e in timeline] == ["opened"]  # none of it recorded anything
 
 
 def test_revert_through_the_cli_deploys_one_file_back(workspace: Callable[..., Workspace]) -> None:
@@ -173,3 +192,28 @@ def test_a_refused_deploys_hint_works_for_an_environment_named_like_a_subcommand
         assert f"opened change request #1 for {env}" in opened.stderr
     finally:
         ws.close()
+
+
+def test_an_approval_whose_apply_on_approval_fails_exits_as_the_apply(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = gated(workspace)
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + 'apply = "on-approval"\n')  # in [env.staging.approval]
+    ws.broken("zero")
+    assert ws.run("request", "staging", "-m", "breaks the check").returncode == 0
+
+    approved = ws.run("request", "approve", "1", "-m", "ok", env={"LASTGOOD_AUTHOR": "sam"})
+
+    assert approved.returncode == 3, approved.stderr
+    assert "state     failed (v2 failed 'health-file-ok' on staging" in approved.stdout
+    assert "#1 was applied and failed: v2 failed 'health-file-ok'" in approved.stderr
+    ws.broken("zero again")
+    assert ws.run("request", "staging", "-m", "again").returncode == 0
+    as_json = ws.run("request", "approve", "2", "--json", env={"LASTGOOD_AUTHOR": "kim"})
+    assert as_json.returncode == 3 and json.loads(as_json.stdout)["exit_code"] == 3
+    ws.healthy("fine")
+    assert ws.run("request", "staging", "-m", "fine").returncode == 0
+    fine = ws.run("request", "approve", "3", "--json", env={"LASTGOOD_AUTHOR": "kim"})
+    assert fine.returncode == 0 and json.loads(fine.stdout)["state"] == "applied"
+    assert json.loads(ws.run("request", "show", "3", "--json").stdout).get("exit_code") is None

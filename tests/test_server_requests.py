@@ -179,6 +179,47 @@ def test_the_server_asks_for_a_recorded_version(team: Team) -> None:
     assert staging.json()["env"] == "staging" and staging.json()["state"] == "waiting"
 
 
+def test_the_api_takes_strict_booleans_and_plain_text_as_the_cli_does(team: Team) -> None:
+    before = team.api("page", "GET", "/requests?limit=1000").json()
+    for truthy in ("yes", "true", 1, "1", "on"):
+        body = {"message": "typo", "version": "v1", "emergency": truthy}
+        sloppy = team.api("dana", "POST", "/envs/production/requests", body)
+        assert sloppy.status_code == 422, (truthy, sloppy.text)
+        assert "emergency: Input should be a valid boolean" in sloppy.json()["error"]
+    for path, field in (("/envs/staging/deploy", "force"), ("/envs/staging/deploy", "dry_run"),
+                        ("/envs/staging/deploy", "ignore_baseline"),
+                        ("/envs/staging/rollback", "force"),
+                        ("/envs/staging/drill", "override_protection")):  # fmt: skip
+        answer = team.api("kim", "POST", path, {"version": "v1", field: "yes"})
+        assert answer.status_code == 422, (path, field, answer.text)
+        assert f"{field}: Input should be a valid boolean" in answer.json()["error"]
+    upload = {"files": {"a.txt": {"content": "a"}}, "git_dirty": "no"}
+    assert team.api("kim", "POST", "/versions", upload).status_code == 422
+    assert team.api("page", "GET", "/requests?limit=1000").json() == before
+
+    team.ws.healthy("plain")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "plain", "--json").stdout)
+    number = str(opened["number"])
+    bare = team.cli("lee", "request", "reject", number, "-m", " ")
+    assert bare.returncode == 2 and f"rejecting #{number} needs a reason" in bare.stderr
+    empty = team.cli("lee", "request", "reject", number, "-m", "")
+    assert empty.returncode == 2 and f"rejecting #{number} needs a reason" in empty.stderr
+    unsaid = team.api("lee", "POST", f"/requests/{number}/reject", {})
+    assert unsaid.status_code == 422 and "message: Field required" in unsaid.json()["error"]
+    for text in ("ok\x1b[2K", "pay \u202eevil"):
+        hostile = team.api("lee", "POST", f"/requests/{number}/approve", {"message": text})
+        assert hostile.status_code == 400 and hostile.json()["exit_code"] == 2
+        assert "holds a control character" in hostile.json()["error"]
+    blank = team.cli("dana", "request", "update", number, "--version", "", "-m", "x")
+    assert blank.returncode == 2 and "names no version" in blank.stderr
+    assert "uploaded" not in blank.stderr
+    shown = team.cli("page", "request", "show", "\u0663")
+    assert shown.returncode == 2 and "is not a request number" in shown.stderr
+    timeline = team.api("page", "GET", f"/requests/{number}").json()["timeline"]
+    assert [e["action"] for e in timeline] == ["opened"]
+    assert team.cli("dana", "request", "withdraw", number).returncode == 0
+
+
 def test_an_emergency_through_the_server_applies_at_once_and_is_signed_off(team: Team) -> None:
     team.ws.healthy("emergency")
 
@@ -287,6 +328,33 @@ def test_a_review_through_the_server_names_the_content_it_saw(team: Team) -> Non
     assert team.cli("dana", "request", "withdraw", str(number)).returncode == 0
 
 
+def test_a_stale_request_is_refused_a_review_through_the_server_and_shows_stale(
+    team: Team,
+) -> None:
+    team.ws.healthy("overtaken")
+    opened = json.loads(team.cli("dana", "request", "production", "-m", "slow", "--json").stdout)
+    number = str(opened["number"])
+    team.ws.healthy("overtaking")
+    jumped = team.cli("dana", "request", "production", "--emergency", "-m", "fix now", "--json")
+    assert jumped.returncode == 0 and json.loads(jumped.stdout)["state"] == "applied"
+    live = json.loads(jumped.stdout)["version"]
+
+    late = team.cli("lee", "request", "approve", number, "-m", "looks fine")
+
+    assert late.returncode == 5, late.stderr
+    assert f"#{number} is stale: production serves v{live}, not " in late.stderr
+    assert f"'lastgood request update {number}'" in late.stderr and "next:" not in late.stderr
+    api = team.api("sam", "POST", f"/requests/{number}/approve", {"message": "x"})
+    assert api.status_code == 409 and api.json()["exit_code"] == 5
+    assert "is stale" in api.json()["error"]
+    shown = team.cli("lee", "request", "show", number, "--no-diff")
+    assert f"state     stale (production serves v{live}, not v" in shown.stdout
+    assert "next:" not in shown.stderr
+    data = team.api("page", "GET", f"/requests/{number}").json()
+    assert data["state"] == "stale" and data["approved_by"] == []
+    assert [e["action"] for e in data["timeline"]] == ["opened", "stale"]
+
+
 def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:
@@ -319,6 +387,37 @@ def test_a_revert_through_the_server_waits_for_the_fleet_as_a_rollback_does(
         quick = http.post("/api/v1/envs/staging/revert", json=body)
     assert quick.status_code == 200, quick.text  # nothing to wait for: answers at once
     assert quick.json()["outcome"]["fleet"]["complete"] is False
+
+
+def test_an_approval_through_the_server_exits_as_the_apply_on_approval_it_started(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = workspace(bake="0s", interval="10ms")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0  # v1, last known good
+    config = ws.root / "lastgood.toml"
+    config.write_text(
+        config.read_text() + '[env.staging.approval]\napprovers = ["sam"]\napply = "on-approval"\n'
+    )
+    server = serve(ws)
+    dana, sam = server.token("deployer", name="dana"), server.token("approver", name="sam")
+    ws.broken("zero")
+    opened = remote(server, dana, "request", "staging", "-m", "breaks the check", cwd=ws.root)
+    assert opened.returncode == 0, opened.stderr
+
+    approved = remote(server, sam, "request", "approve", "1", "-m", "ok", cwd=ws.root)
+
+    assert approved.returncode == 3, approved.stderr
+    assert "#1 was applied and failed: v2 failed 'health-file-ok' on staging" in approved.stderr
+    assert "restored v1" in approved.stdout
+    with server.client(sam) as http:
+        answer = http.get("/api/v1/requests/1").json()
+    assert answer["state"] == "failed" and "exit_code" not in answer
+    ws.broken("zero again")
+    assert remote(server, dana, "request", "staging", "-m", "again", cwd=ws.root).returncode == 0
+    with server.client(sam) as http:
+        api = http.post("/api/v1/requests/2/approve", json={"message": "ok"})
+    assert api.status_code == 200 and api.json()["exit_code"] == 3, api.text
 
 
 STORE_ONLY = {"init": ["init"], "watch": ["watch"], "serve": ["serve"],

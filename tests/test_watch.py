@@ -624,3 +624,46 @@ def test_the_same_hand_edit_made_again_after_a_repair_is_reported_again(
     live.write_text("two\nhand edit\n")  # the very same edit, weeks later
     once()
     assert len(w.events("drift-detected")) == 2
+
+
+# ---- change requests ------------------------------------------------------------------------
+
+
+def test_the_watcher_shows_a_scheduled_request_held_once_and_then_applied(
+    watching: Callable[..., Watching],
+) -> None:
+    from datetime import datetime
+
+    w = watching()
+    config = w.ws.root / "lastgood.toml"
+    approval = '\n[groups]\nops = ["sam"]\n\n[env.staging.approval]\napprovers = ["ops"]\n'
+    freeze = textwrap.dedent("""
+        [[env.staging.freeze]]
+        name = "year-end"
+        from = "2000-01-01 00:00"
+        until = "2100-01-01 00:00"
+        """)  # fmt: skip
+    config.write_text(config.read_text() + approval)
+    w.ws.write("marker", "three\n")
+    now = datetime.now().isoformat(timespec="seconds")
+    assert w.ws.run("request", "staging", "-m", "tonight", "--at", now).returncode == 0
+    assert w.ws.run("request", "approve", "1", env={"LASTGOOD_AUTHOR": "sam"}).returncode == 0
+    config.write_text(config.read_text() + freeze)
+
+    held = [w.ws.run("watch", "--once") for _ in range(2)]
+
+    assert [run.returncode for run in held] == [0, 0], held[0].stderr
+    assert "request-held: change request #1 for staging is due but held until the environment " \
+           "opens again: freeze 'year-end'" in held[0].stderr  # fmt: skip
+    assert "request-held" not in held[1].stderr  # once
+    assert len(w.events("request-held")) == 1  # and in the ledger once
+
+    config.write_text(config.read_text().replace(freeze, ""))
+    applied = w.ws.run("watch", "--once")
+
+    assert applied.returncode == 0, applied.stderr
+    for said in ("deploy-started: deploying v2 → v3 on staging by tester",
+                 "deploy-succeeded: v3 is live on staging",
+                 "request-applied: change request #1 for staging applied: v3 is live"):  # fmt: skip
+        assert said in applied.stderr, applied.stderr
+    assert live_marker(w) == "three"

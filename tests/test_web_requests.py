@@ -125,6 +125,13 @@ def shown_of(html: str) -> str:
     return found.group(1)
 
 
+def shown_now(team: Team, number: int) -> str:
+    """What a form for request ``number`` would say it showed, for a post from a page that
+    offers no such form (a step the page does not offer is refused by the verb all the same)."""
+    request = verbs.show_request(team.project(), number).request
+    return f"{request.content_hash}:{request.base_hash}"
+
+
 def test_each_role_sees_only_its_buttons_and_every_post_checks_again(team: Team) -> None:
     v1 = team.version("Score each lead from 0 to 100.", "first prompt")
     verbs.open_request(team.project("alex"), "production", reason="first prompt", ref=v1)
@@ -144,7 +151,7 @@ def test_each_role_sees_only_its_buttons_and_every_post_checks_again(team: Team)
         assert forms_of(page.text) == set()  # a deployer applies, once it is approved
         csrf = csrf_of(page.text)
         assert http.post("/requests/1/approve", data={"csrf": csrf}).status_code == 403
-        early = http.post("/requests/1/apply", data={"csrf": csrf})
+        early = http.post("/requests/1/apply", data={"csrf": csrf, "shown": shown_now(team, 1)})
         assert early.status_code == 409 and "#1 is not approved: it still needs" in early.text
         assert "Change request #1 for" in early.text and "Traceback" not in early.text
     with team.signed_in("kim") as http:
@@ -154,9 +161,10 @@ def test_each_role_sees_only_its_buttons_and_every_post_checks_again(team: Team)
         page = http.get("/requests/1")
         assert forms_of(page.text) == set()  # not a lead
         assert "alex is not among the approvers this request needs" in page.text
-        own = http.post("/requests/1/approve", data={"csrf": csrf_of(page.text), "message": "ok"})
+        form = {"csrf": csrf_of(page.text), "shown": shown_now(team, 1)}
+        own = http.post("/requests/1/approve", data={**form, "message": "ok"})
         assert own.status_code == 409 and "alex opened #1 and cannot approve it too" in own.text
-        other = http.post("/requests/1/reject", data={"csrf": csrf_of(page.text), "message": "no"})
+        other = http.post("/requests/1/reject", data={**form, "message": "no"})
         assert other.status_code == 409 and "alex is not an approver of #1" in other.text
     assert team.timeline(1) == before
     verbs.open_request(team.project("sam"), "production", reason="sam's own", ref=v1)
@@ -164,7 +172,8 @@ def test_each_role_sees_only_its_buttons_and_every_post_checks_again(team: Team)
         page = http.get("/requests/2")
         assert forms_of(page.text) == {"/requests/2/reject"}  # a lead, but its requester
         assert "sam opened this request: someone else approves it" in page.text
-        own = http.post("/requests/2/approve", data={"csrf": csrf_of(page.text), "message": "ok"})
+        form = {"csrf": csrf_of(page.text), "shown": shown_of(page.text), "message": "ok"}
+        own = http.post("/requests/2/approve", data=form)
         assert own.status_code == 409 and "sam opened #2 and cannot approve it too" in own.text
         assert [action for _, action, _ in team.timeline(2)] == ["opened"]
 
@@ -232,13 +241,44 @@ def test_an_approval_covers_what_the_page_showed_and_a_stale_request_says_so(tea
             "Score each lead from 0 to 100. Be strict.\n"
         )
 
+        with team.signed_in("lee") as lee:  # nor Approve or Reject: a review would be refused
+            assert forms_of(lee.get("/requests/2").text) == set()
         page = http.get("/requests/2")  # production moved on: no Apply button any more
         assert '<span class="tag state-stale">stale</span>' in page.text
         assert forms_of(page.text) == set()
-        stale = http.post("/requests/2/apply", data={"csrf": csrf_of(page.text)})  # anyway
+        form = {"csrf": csrf_of(page.text), "shown": shown_now(team, 2)}
+        stale = http.post("/requests/2/apply", data=form)  # anyway
         assert stale.status_code == 409 and "#2 is stale: production serves v2" in stale.text
         assert '<span class="tag state-stale">stale</span>' in stale.text
         assert "request update 2" in stale.text and "Traceback" not in stale.text
+
+
+def test_a_form_that_does_not_say_what_it_showed_is_refused(team: Team) -> None:
+    v1 = team.version("Score each lead from 0 to 100.", "first prompt")
+    v2 = team.version("Score each lead from 0 to 100. Be strict.", "stricter")
+    verbs.open_request(team.project("alex"), "production", reason="first prompt", ref=v1)
+    before = team.timeline(1)
+
+    with team.signed_in("lee") as http:
+        page = http.get("/requests/1")
+        verbs.update_request(team.project("alex"), 1, ref=v2, reason="changed under the reviewer")
+        changed = team.timeline(1)
+        for shown in ({}, {"shown": ""}, {"shown": ":"}, {"shown": "nohashes"}):
+            for step in ("approve", "reject", "apply", "signoff"):
+                form = {"csrf": csrf_of(page.text), "message": "x", **shown}
+                answer = http.post(f"/requests/1/{step}", data=form)
+                assert answer.status_code == 400, (step, shown, answer.text)
+                assert "does not say which content it showed you" in answer.text
+                assert "Be strict." in answer.text  # the page shows what it holds now
+        page = http.get("/requests/1")
+        form = {"csrf": csrf_of(page.text), "shown": shown_of(page.text)}
+        long = http.post("/requests/1/approve", data={**form, "message": "x" * 2001})
+        assert long.status_code == 400 and "the comment is 2001 characters long" in long.text
+        bidi = http.post("/requests/1/approve", data={**form, "message": "ok \u202eevil"})
+        assert bidi.status_code == 400 and "a control character (U+202E" in bidi.text
+        assert http.get("/requests/\u0661").status_code == 404  # an Arabic-Indic one
+        assert team.timeline(1) == changed and changed[: len(before)] == before
+        assert verbs.show_request(team.project(), 1).state == "waiting"
 
 
 def test_the_list_says_what_waits_for_whom_and_emergencies_wait_for_a_sign_off(

@@ -30,6 +30,17 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON t
 LIMIT = click.IntRange(1, 10_000)  # -n: at least one, and never a number no store can take
 
 
+def named_version(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--version REF``: a version named, never an empty one — which would otherwise read as
+    no option at all (the folder) wherever the command falls back to it."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "names no version: give one (12, v12, a hash prefix, staging:last-good), or leave "
+            "--version out to use the folder"
+        )
+    return value
+
+
 @cli.command()
 @click.option("--force", is_flag=True, help="Overwrite an existing lastgood.toml.")
 @pass_app
@@ -302,7 +313,8 @@ def outcome_of(data: dict[str, Any]) -> Outcome:
 @cli.command()
 @click.argument("env")
 @click.option("-m", "--message", default="", help="Why (recorded on the version and deployment).")
-@click.option("--version", "ref", metavar="REF", help="Deploy this version instead of the folder.")
+@click.option("--version", "ref", metavar="REF", callback=named_version,
+              help="Deploy this version instead of the folder.")  # fmt: skip
 @click.option(
     "--commit",
     metavar="REF",

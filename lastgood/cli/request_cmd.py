@@ -24,6 +24,7 @@ from lastgood.cli.commands import (
     finish_remote,
     freeze_label,
     json_option,
+    named_version,
     pass_app,
     upload_folder,
 )
@@ -49,8 +50,21 @@ if TYPE_CHECKING:
     RemoteStep = Callable[[Remote, int, str, str | None], dict[str, Any]]
     """The same step through a server: (client, number, message, content hash) -> its answer."""
 
-NUMBER = click.IntRange(1, LARGEST_VERSION)
-"""A request's number: what the store can hold (a larger one is a usage error, not a crash)."""
+
+class RequestNumber(click.IntRange):
+    """A request's number: ASCII digits (Python's int() reads ``٣``, an Arabic-Indic three, as
+    3: a number that shows as another must not name a request), and what the store can hold
+    (a larger one is a usage error, not a crash)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not (value.isascii() and value.strip().isdigit()):
+            self.fail(f"{value!r} is not a request number: they are 1, 2, …", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+NUMBER = RequestNumber(1, LARGEST_VERSION)
 
 
 class RequestGroup(click.Group):
@@ -97,7 +111,8 @@ def _when(text: str | None) -> float | None:
 @request.command("open")
 @click.argument("env")
 @click.option("-m", "--message", "reason", required=True, help="Why this change (required).")
-@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option("--version", "ref", metavar="REF", callback=named_version,
+              help="Propose this version instead of the folder.")  # fmt: skip
 @click.option(
     "--at", "at", metavar="WHEN",
     help="Apply it then, once approved (ISO 8601); 'lastgood watch' carries it out.",
@@ -306,7 +321,8 @@ def reject_command() -> None:
 
 @request.command("update")
 @click.argument("number", type=NUMBER)
-@click.option("--version", "ref", metavar="REF", help="Propose this version instead of the folder.")
+@click.option("--version", "ref", metavar="REF", callback=named_version,
+              help="Propose this version instead of the folder.")  # fmt: skip
 @click.option("-m", "--message", "reason", default="", help="What changed.")
 @json_option
 @pass_app
@@ -409,21 +425,36 @@ def view_of(data: dict[str, Any]) -> RequestView:
     entries = tuple(rebuild(RequestEntry, entry) for entry in data["timeline"])
     return RequestView(request, entries, Routing.from_json(data["routing"]), tally,
                        data["changes"], moved=data["state"] == "stale" and data["status"] == "open",
-                       freeze=data.get("freeze"), notice=str(data.get("notice", "")))  # fmt: skip
+                       freeze=data.get("freeze"), notice=str(data.get("notice", "")),
+                       exit_code=data.get("exit_code"))  # fmt: skip
 
 
 def _print_remote(data: dict[str, Any], as_json: bool, *, opened: bool = False) -> None:
-    """A server's answer: as it came with --json, as a local view prints otherwise."""
+    """A server's answer: as it came with --json, as a local view prints otherwise; then exit
+    as the apply the step started did, if it started one."""
     if as_json:
         r.emit_json(data)
+        _exit_as_applied(data.get("exit_code"))
     else:
         _print_view(view_of(data), as_json=False, opened=opened)
 
 
 def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> None:
+    """Print ``view``, then exit as the apply its step started did (a failed apply on
+    approval exits 3 or 4, as 'request apply' would), if it started one."""
     if as_json:
         r.emit_json(view.to_json())
-        return
+    else:
+        _print_text(view, opened=opened)
+    _exit_as_applied(view.exit_code)
+
+
+def _exit_as_applied(code: Any) -> None:
+    if isinstance(code, int) and code:
+        click.get_current_context().exit(code)
+
+
+def _print_text(view: RequestView, *, opened: bool) -> None:
     request = view.request
     if view.notice:
         r.info(view.notice)
@@ -433,7 +464,7 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
     lines = [
         f"request   {request.label}  {request.env}  v{request.version} (based on {_base(view)})",
         f"content   {request.content_hash[:SHOWN_HASH]}",
-        f"state     {view.state}" + (f" ({request.detail})" if request.detail else ""),
+        f"state     {view.state}" + (f" ({view.detail})" if view.detail else ""),
         f"by        {request.requester}, {r.when(request.created_at)}: {request.reason}",
         f"risk      {request.risk} ({plural(view.routing.files, 'file')}, "
         f"{plural(view.routing.lines, 'line')})",
@@ -463,10 +494,13 @@ def _print_view(view: RequestView, as_json: bool, *, opened: bool = False) -> No
     changed = ", ".join(f"{len(paths)} {kind}" for kind, paths in view.changes.items() if paths)
     lines.append(f"changes   {changed or 'none'}")
     lines.append("timeline")
+    width = max([9, *(len(entry.action) for entry in view.entries)])  # one column for actors
     for entry in view.entries:
         said = f": {entry.comment}" if entry.comment else ""
-        lines.append(f"  {r.when(entry.at)}  {entry.action:<9} {entry.actor}{said}")
+        lines.append(f"  {r.when(entry.at)}  {entry.action:<{width}} {entry.actor}{said}")
     r.out("\n".join(lines))
+    if view.exit_code and request.status == "failed":
+        r.info(f"{request.label} was applied and failed: {request.detail}")
     if view.state == "approved" and request.status == "open":
         held = view.freeze is not None and view.freeze["state"] == "active"
         once = f", once {request.env} is open to changes again" if held else ""

@@ -120,7 +120,7 @@ def details(event: Event, *, config: Config, store: Store | None) -> dict[str, A
         "diff": _clip(data["diff"]) if isinstance(data.get("diff"), str) else None,
         "next": NEXT_STEPS.get(event.kind, "").format(env=event.env) if event.env else "",
         "severity": SEVERITY.get(event.kind, "info"),
-        "extra": {k: v for k, v in data.items() if k not in SHOWN_KEYS and _plain(v)},
+        "extra": {k: v for k, v in data.items() if k not in SHOWN_KEYS and _plain(v) and _said(v)},
     }
     found["over_budget"] = _over(found["time_to_verified"], found["budget"])
     found["files"], found["more_files"] = _files(event, found, store)
@@ -154,6 +154,11 @@ def _plain(value: Any) -> bool:
     )
 
 
+def _said(value: Any) -> bool:
+    """Whether a value says anything: an empty list or text would print an empty line."""
+    return value not in ("", [])
+
+
 def _clip(text: str) -> str:
     lines = text.splitlines()
     if len(lines) <= DIFF_LINES:
@@ -165,10 +170,15 @@ def _clip(text: str) -> str:
 def _files(
     event: Event, found: dict[str, Any], store: Store | None
 ) -> tuple[list[dict[str, str]], int]:
-    """Files that differ between the from and to versions, as (path, change), at most 20."""
+    """Files that differ between the from and to versions, as (path, change, and lines added
+    and removed when the emitter counted them), at most 20."""
     given = event.data.get("files_changed", event.data.get("files"))
     if isinstance(given, list) and all(isinstance(p, str) for p in given):
         rows = [{"path": path, "change": "changed"} for path in given]
+    elif isinstance(given, list) and all(isinstance(p, dict) for p in given):
+        rows = [
+            _file_row(given_row) for given_row in given if isinstance(given_row.get("path"), str)
+        ]
     elif _both_versions(found) and store is not None:
         try:
             before = store.manifest(found["from_version"])
@@ -178,6 +188,14 @@ def _files(
     else:
         rows = []
     return rows[:FILES_SHOWN], max(0, len(rows) - FILES_SHOWN)
+
+
+def _file_row(given: dict[str, Any]) -> dict[str, str]:
+    """``{"path", "change", "added", "removed"}`` as the templates show it: ``+3 -1``."""
+    added, removed = given.get("added"), given.get("removed")
+    counted = isinstance(added, int) and isinstance(removed, int)
+    return {"path": given["path"], "change": str(given.get("change") or "changed"),
+            "lines": f"+{added} -{removed}" if counted else ""}  # fmt: skip
 
 
 def _both_versions(found: dict[str, Any]) -> bool:

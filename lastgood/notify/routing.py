@@ -38,7 +38,9 @@ DEFAULT_EVENTS: frozenset[str] = frozenset(
         EventKind.REQUEST_APPLIED,
         EventKind.REQUEST_FAILED,
         EventKind.REQUEST_STALE,
+        EventKind.REQUEST_HELD,
         EventKind.REQUEST_EXPIRED,
+        EventKind.REQUEST_WITHDRAWN,
         EventKind.REQUEST_SIGNED_OFF,
         EventKind.REQUEST_REMINDER,
     )

@@ -28,16 +28,26 @@ REQUEST_SUBCOMMANDS = frozenset(
 environment with one of these names cannot be opened with the short ``request ENV``."""
 
 
-def request_command(env: str, options: str = "-m WHY") -> str:
+def request_command(env: str, options: str = "-m WHY", *, server: bool = False) -> str:
     """The command that opens a change request for ``env``, for hints: ``lastgood request ENV
     …``, the everyday short form, unless ``ENV`` is also a ``request`` subcommand's name
     (``lastgood request list -m WHY`` would list requests) — then ``request open ENV …``,
-    and after ``--`` when it starts with a dash, so it is not read as an option."""
+    and after ``--`` when it starts with a dash, so it is not read as an option. With
+    ``server``, through a server (``lastgood --server URL request …``)."""
+    command = "lastgood --server URL request" if server else "lastgood request"
     if env.startswith("-"):
-        return f"lastgood request open {options} -- {env}"
+        return f"{command} open {options} -- {env}"
     if env in REQUEST_SUBCOMMANDS:
-        return f"lastgood request open {env} {options}"
-    return f"lastgood request {env} {options}"
+        return f"{command} open {env} {options}"
+    return f"{command} {env} {options}"
+
+
+def opening_command(place: Place, options: str = "-m WHY") -> str:
+    """:func:`request_command` for ``place``: through a server where its approvals count only
+    there (``approve_via = "server"``), since requests are opened there too."""
+    approval = place.settings.approval
+    server = approval is not None and approval.approve_via == "server"
+    return request_command(place.name, options, server=server)
 
 
 def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = False) -> None:
@@ -64,14 +74,14 @@ def clear_change(place: Place, *, request: ChangeRequest | None, drill: bool = F
     if request is None:
         raise ApprovalRequiredError(
             f"{env} takes changes only through an approved change request",
-            hint=f"open one with '{request_command(env)}' (add --version REF for an "
+            hint=f"open one with '{opening_command(place)}' (add --version REF for an "
             "existing version); once approved, 'lastgood request apply N' deploys it. "
             f"'lastgood rollback {env}' needs no approval",
         )
     if request.env != env:
         raise ApprovalRequiredError(
             f"change request {request.label} is for {request.env}, not {env}",
-            hint=f"open a request for {env} with '{request_command(env)}'",
+            hint=f"open a request for {env} with '{opening_command(place)}'",
         )
 
 

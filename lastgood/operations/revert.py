@@ -97,6 +97,10 @@ def revert(
             f"{', '.join(wanted)} already read on {env} as in the version they would come from",
             hint="name another version with --from REF",
         )
+    if place.settings.approval is not None:  # refused before the version is recorded
+        from lastgood.operations.requests.propose import check_opening
+
+        check_opening(place, reason, via)
     bundle = Bundle(files)
     version = place.store.add_version(bundle, author=project.actor, message=reason, source="revert")
     if place.settings.approval is not None:

@@ -267,9 +267,9 @@ def _ran_here(place: Place, destination: VersionInfo, force: bool) -> VersionInf
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
         )
-    from lastgood.operations.gate import request_command
+    from lastgood.operations.gate import opening_command
 
-    opening = request_command(env, f"--version {destination.label} -m WHY")
+    opening = opening_command(place, f"--version {destination.label} -m WHY")
     raise RefusedError(
         f"{destination.label} never ran on {env}, which takes new content only through an "
         "approved change request",

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from lastgood.errors import NotFoundError, UsageError
 from lastgood.operations.fleet import read_fleet, wait_for_fleet
@@ -36,9 +36,9 @@ TokenId = Annotated[int, Path(ge=1, le=LARGEST_VERSION, description="The token's
 class DeployRequest(BaseModel):
     version: Ref = Field(description="What to deploy: v12, a hash prefix, staging:last-good …")
     message: str = Field("", max_length=2000, description="Why (recorded)")
-    force: bool = Field(False, description="Deploy a version that failed here before")
-    dry_run: bool = Field(False, description="Return the plan; change nothing")
-    ignore_baseline: bool = Field(
+    force: StrictBool = Field(False, description="Deploy a version that failed here before")
+    dry_run: StrictBool = Field(False, description="Return the plan; change nothing")
+    ignore_baseline: StrictBool = Field(
         False, description="Deploy even though the checks already fail on what is live (recorded)"
     )
 
@@ -46,7 +46,9 @@ class DeployRequest(BaseModel):
 class RollbackRequest(BaseModel):
     to: Ref | None = Field(None, description="Restore this version instead of last known good")
     message: str = Field("", max_length=2000, description="Why (recorded)")
-    force: bool = Field(False, description="Break a stuck lock; allow a bad or never-run --to")
+    force: StrictBool = Field(
+        False, description="Break a stuck lock; allow a bad or never-run --to"
+    )
     wait_fleet: float = Field(
         5.0, ge=0, le=60, description="Served environments: seconds to wait for every consumer"
     )
@@ -69,7 +71,9 @@ class RevertRequest(BaseModel):
 
 class DrillRequest(BaseModel):
     message: str = Field("", max_length=2000)
-    override_protection: bool = Field(False, description="Drill a protected environment (admin)")
+    override_protection: StrictBool = Field(
+        False, description="Drill a protected environment (admin)"
+    )
 
 
 class FileUpload(BaseModel):
@@ -84,7 +88,7 @@ class VersionUpload(BaseModel):
         None, pattern="^([0-9a-f]{40}|[0-9a-f]{64})$",
         description="The git commit the files were taken from (as the uploader claims)",
     )  # fmt: skip
-    git_dirty: bool | None = Field(None, description="The folder differed from git_commit")
+    git_dirty: StrictBool | None = Field(None, description="The folder differed from git_commit")
 
 
 class TokenRequest(BaseModel):

@@ -26,7 +26,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from lastgood.errors import UsageError
 from lastgood.refs import LARGEST_VERSION
@@ -58,7 +58,7 @@ class OpenBody(BaseModel):
         None, ge=0, le=1e11,
         description="Apply it at this time (UNIX seconds), once approved: the watcher does",
     )  # fmt: skip
-    emergency: bool = Field(
+    emergency: StrictBool = Field(
         False, description="Apply at once with the reduced approval the environment allows, "
         "past a freeze; its review stays open until someone else signs it off",
     )  # fmt: skip
@@ -85,7 +85,7 @@ class SignOffBody(BaseModel):
 
 
 class RejectBody(BaseModel):
-    message: Message = Field(min_length=1, description="Why (required; recorded)")
+    message: Message = Field(description="Why (required, not blank: the verb says so; recorded)")
     content_hash: ContentHash = None
 
 

@@ -427,9 +427,13 @@ def check_unchanged(env: str, seen: str, now: int | None, again: str) -> None:
         )
 
 
-def message_text(text: str) -> str:
+def message_text(text: str, what: str = "the reason") -> str:
+    """A form's text field, stripped; ``what`` names it in the refusal of an over-long one."""
     if len(text) > MAX_MESSAGE:
-        raise UsageError(f"the reason is {len(text)} characters; keep it under {MAX_MESSAGE}")
+        raise UsageError(
+            f"{what} is {len(text)} characters long; at most {MAX_MESSAGE} are kept",
+            hint="say it in a paragraph and link to the rest",
+        )
     return text.strip()
 
 

@@ -11,11 +11,11 @@ as the API takes them).
 
 A form also carries the content it was shown (the request's content and base hashes): an
 approval covers exact content, so a request updated while its page was open is refused with
-409 and shown again, never approved unseen. The verb gets the content hash too and writes the
-review only while the request still holds it, so an update landing between that check and the
-write cannot slip in either. A verb's refusal (self-approval, stale, not
-approved, a freeze) is shown on the request's page with its status; a step that worked
-redirects to the request's page with a notice (post, redirect, get).
+409 and shown again, never approved unseen; a form without them is refused with 400. The verb
+gets the content hash too and writes the review only while the request still holds it, so an
+update landing between that check and the write cannot slip in either. A verb's refusal
+(self-approval, stale, not approved, a freeze) is shown on the request's page with its status;
+a step that worked redirects to the request's page with a notice (post, redirect, get).
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ DONE = ("opened", "approved", "rejected", "applied", "signed-off")
 
 
 def request_number(text: str) -> int:
-    """``3`` or ``#3`` from the address; NotFoundError for anything that names no request."""
+    """``3`` or ``#3`` from the address; NotFoundError for anything that names no request
+    (ASCII digits only: ``٣``, an Arabic-Indic three, names none)."""
     digits = text.strip().removeprefix("#")
-    if not digits.isdecimal() or not 1 <= int(digits) <= LARGEST_VERSION:
+    if not (digits.isascii() and digits.isdigit()) or not 1 <= int(digits) <= LARGEST_VERSION:
         raise NotFoundError(
             f"no change request {text[:40]!r}: requests are numbered #1, #2, …",
             hint="see /requests for the requests you may see",
@@ -102,7 +103,7 @@ def buttons_for(project: Project, who: Visitor, view: RequestView) -> Buttons:
     request, person = view.request, who.token.name
     policy = project.config.environment(request.env).approval or OPTIONAL_REVIEW
     approver = who.may("approver", request.env)
-    is_open = request.status == REQUEST_OPEN
+    is_open = request.status == REQUEST_OPEN and not view.moved  # stale: a review is refused
     named = not view.routing.requirements or may_review(person, view.routing, project.config.groups)
     own = person == request.requester and not policy.self_approval
     why_not = ""
@@ -181,11 +182,21 @@ def one_request(number: str, state: State, request: Request, done: str = "") -> 
 
 
 def check_shown(project: Project, number: int, shown: str) -> None:
-    """Refuse a step on a request whose content changed since the form was shown."""
+    """Refuse a step on a request whose content changed since the form was shown, or from a
+    form that does not say what it showed (every form on the page does: one without it was
+    made elsewhere, and would approve whatever the request holds by then)."""
     from lastgood.operations.requests import show_request
 
+    content, colon, _ = shown.partition(":")  # the base is empty when nothing was live
+    if not content or not colon:
+        raise UsageError(
+            f"the form for #{number} does not say which content it showed you (its 'shown' "
+            "field is missing or empty), so nothing was recorded",
+            hint="use the buttons on the request's page, which always send it; scripts use "
+            "the API with content_hash",
+        )
     view = show_request(project, number)
-    if shown and shown != content_of(view):
+    if shown != content_of(view):
         base = f"v{view.request.base_version}" if view.request.base_version else "nothing"
         raise RefusedError(
             f"{view.request.label} changed since you opened it: it proposes "
@@ -252,13 +263,13 @@ def review(
     from lastgood.operations.requests import review_request
 
     def verb(project: Project, found: int) -> object:
-        comment = message_text(message)
+        comment = message_text(message, "the comment")
         if not approve and not comment:
             raise UsageError(
                 f"write why you reject #{found}: the requester reads it",
                 hint="fill in the comment and press Reject again",
             )
-        content = shown.partition(":")[0] or None  # recorded only while it holds that
+        content = shown.partition(":")[0]  # recorded only while it holds that
         return review_request(project, found, approve=approve, comment=comment,
                               content=content, via="web")  # fmt: skip
 
@@ -303,7 +314,8 @@ def sign_off(
     from lastgood.operations.requests import sign_off_request
 
     def verb(project: Project, found: int) -> object:
-        return sign_off_request(project, found, comment=message_text(message), via="web")
+        comment = message_text(message, "the comment")
+        return sign_off_request(project, found, comment=comment, via="web")
 
     return take_step(number, state, request, csrf, shown, role="approver", done="signed-off",
                      verb=verb)  # fmt: skip

@@ -35,7 +35,7 @@ from lastgood.operations.rollback import rollback
 from lastgood.operations.snapshot import snapshot
 from lastgood.outcome import OK
 from lastgood.project import Project
-from tests.conftest import healthy_files
+from tests.conftest import broken_files, healthy_files
 from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, live_folder, write
 
 TEAM = """
@@ -404,8 +404,9 @@ def test_nothing_to_change_and_no_reason_are_refused(project: ProjectFactory) ->
     with pytest.raises(RequestError, match="is what staging serves now: there is nothing"):
         open_request(ws, "staging", reason="same")
     prompt(ws, "p\n")
-    with pytest.raises(RequestError, match="needs a reason"):
+    with pytest.raises(UsageError, match="needs a reason") as refused:
         open_request(ws, "staging", reason="  ")
+    assert refused.value.exit_code == 2
 
 
 def test_prune_keeps_what_an_open_request_proposes(project: ProjectFactory) -> None:
@@ -559,10 +560,16 @@ def test_a_due_request_waits_out_a_freeze_and_says_so_once(project: ProjectFacto
     config.write_text(config.read_text() + FREEZE)
     ws.config = load(ws.root)
 
+    heard = listen(ws)
     for _ in range(2):
         held = apply_due_requests(ws)
         assert held["#1"].startswith("held: freeze 'year-end'")
     assert [e.action for e in show_request(ws, number).entries].count("held") == 1
+    assert kinds(heard) == ["request-held"]  # sent once too
+    assert heard[0].message.startswith("change request #1 for staging is due but held until")
+    assert heard[0].data["files_changed"] == [
+        {"path": "prompts/score.txt", "change": "added", "added": 1, "removed": 0}
+    ]
     assert show_request(ws, number).state == "approved"
 
 
@@ -766,12 +773,106 @@ def test_a_request_shows_stale_as_soon_as_its_environment_moves(project: Project
 def test_reasons_and_comments_are_plain_text_of_a_sensible_length(project: ProjectFactory) -> None:
     ws = team(project)
     prompt(ws, "p\n")
-    with pytest.raises(RequestError, match="the reason holds control characters"):
-        open_request(ws, "staging", reason="ok\x1b[31mRED\r")
-    with pytest.raises(RequestError, match="the reason is 2001 characters long"):
+    for text, character in (("ok\x1b[31mRED\r", "U+001B, character 3"), ("\x9b2K", "U+009B"),
+                            ("pay \u202eevil\u202c now", "U+202E, character 5"),
+                            ("an \u2066isolate\u2069", "U+2066")):  # fmt: skip
+        with pytest.raises(UsageError) as refused:
+            open_request(ws, "staging", reason=text)
+        assert f"the reason holds a control character ({character}" in refused.value.message
+    with pytest.raises(UsageError, match="the reason is 2001 characters long") as long:
         open_request(ws, "staging", reason="x" * 2001)
+    assert long.value.exit_code == 2
     with pytest.raises(RequestError, match="the time to apply is in the past"):
         open_request(ws, "staging", reason="r", apply_at=time.time() - 3600)
-    number = open_request(ws, "staging", reason="line one\nline two").request.number
-    with pytest.raises(RequestError, match="rejecting #1 needs a reason"):
+    number = open_request(ws, "staging", reason="line one\nline two\tand a tab").request.number
+    with pytest.raises(UsageError, match="rejecting #1 needs a reason") as bare:
         review_request(as_(ws, "lee"), number, approve=False, comment="   ")
+    assert bare.value.exit_code == 2
+    for step in (
+        lambda: review_request(as_(ws, "lee"), number, approve=True, comment="ok \u202dfine"),
+        lambda: update_request(ws, number, reason="\u202a"),
+        lambda: withdraw_request(ws, number, reason="\x85"),
+    ):
+        with pytest.raises(UsageError, match="holds a control character"):
+            step()
+    assert [e.action for e in show_request(ws, number).entries] == ["opened"]
+
+
+def test_approving_a_request_whose_environment_moved_on_is_refused_and_marks_it_stale(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, history=("one", "two"))
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    rollback(ws, "staging", reason="two was bad")  # staging serves v1; #1 was based on v2
+    lee = as_(ws, "lee")
+    heard, entries = listen(lee), len(show_request(ws, number).entries)
+
+    for approve in (True, True, False):  # the second time it is marked stale already
+        with pytest.raises(RequestError) as refused:
+            review_request(lee, number, approve=approve, comment="looks fine")
+        assert refused.value.exit_code == 5
+        assert refused.value.message == "#1 is stale: staging serves v1, not v2 it was based on"
+        assert "'lastgood request update 1'" in (refused.value.hint or "")
+
+    stale = show_request(ws, number)
+    assert stale.request.status == "stale" and stale.tally.approved_by == ()
+    assert [e.action for e in stale.entries][entries:] == ["stale"]
+    assert kinds(heard) == ["request-stale"]  # announced once, by the step that found it
+    fresh = update_request(ws, number, reason="on top of v1")
+    assert review_request(lee, number, approve=True).state == "approved"
+    assert fresh.request.base_version == 1
+
+
+def test_a_step_that_applies_on_approval_carries_the_applys_exit_code(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, extra='apply = "on-approval"')
+    write(ws, {**broken_files("x"), "prompts/score.txt": "p\n"})
+    number = open_request(ws, "staging", reason="breaks the check").request.number
+    assert show_request(ws, number).exit_code is None  # nothing applied yet
+
+    failed = review_request(as_(ws, "dana"), number, approve=True)
+
+    assert failed.state == "failed" and failed.exit_code == 3
+    assert failed.to_json()["exit_code"] == 3 and "exit_code" not in show_request(ws, 1).to_json()
+    assert "restored v1" in failed.request.detail
+    prompt(ws, "fine\n")
+    applied = open_request(ws, "staging", reason="fine")
+    assert review_request(as_(ws, "dana"), applied.request.number, approve=True).exit_code == 0
+
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + FREEZE)
+    ws.config = load(ws.root)
+    prompt(ws, "frozen\n")
+    held = open_request(ws, "staging", reason="during the freeze").request.number
+    refused = review_request(as_(ws, "dana"), held, approve=True)
+    assert refused.exit_code == 5 and refused.state == "approved"  # recorded; not applied
+    assert refused.notice.startswith(f"#{held} was not applied: staging is closed to changes")
+    assert [e.action for e in refused.entries][-3:] == ["approved", "applying", "apply-refused"]
+
+
+def test_a_stale_request_says_why_it_is_stale_not_what_held_it_before(
+    project: ProjectFactory,
+) -> None:
+    ws = team(project, history=("one", "two"))
+    prompt(ws, "p\n")
+    number = open_request(ws, "staging", reason="r").request.number
+    review_request(as_(ws, "lee"), number, approve=True)
+    config = ws.root / "lastgood.toml"
+    unfrozen = config.read_text()
+    config.write_text(unfrozen + FREEZE)
+    ws.config = load(ws.root)
+    with pytest.raises(FrozenError):
+        apply_request(ws, number)
+    assert "freeze 'year-end'" in show_request(ws, number).detail  # what held it, for now
+    config.write_text(unfrozen)  # the freeze ended, and staging moved on
+    ws.config = load(ws.root)
+    rollback(ws, "staging", reason="two was bad")
+
+    stale = show_request(ws, number)
+
+    assert stale.state == "stale" and stale.request.status == "open"
+    assert stale.detail == "staging no longer serves v2 it was based on"
+    assert stale.summary.endswith(", stale: staging no longer serves v2 it was based on")
+    assert stale.to_json()["detail"] == stale.detail and "freeze" not in stale.summary

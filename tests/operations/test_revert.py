@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lastgood.config import load
-from lastgood.errors import NotFoundError, RefusedError
+from lastgood.errors import ApprovalRequiredError, LastgoodError, NotFoundError, RefusedError
 from lastgood.operations.revert import revert
 from lastgood.outcome import OK
 from tests.conftest import healthy_files
@@ -74,3 +74,29 @@ def test_where_approval_is_required_a_revert_opens_a_request(project: ProjectFac
     assert done.outcome is None and done.request is not None
     assert done.request.state == "waiting" and done.request.request.version == done.version.number
     assert (live_folder(ws) / "prompts" / "score.txt").read_text() == "new\n"  # nothing live yet
+
+
+def test_where_requests_open_only_through_the_server_a_local_revert_records_nothing(
+    project: ProjectFactory,
+) -> None:
+    ws = project()
+    deployed(ws, files=files("one", "old\n"))
+    deployed(ws, files=files("one", "new\n"))
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + '\n[env.staging.approval]\napprove_via = "server"\n')
+    ws.config = load(ws.root)
+    head = ws.store.head()
+
+    for reason in ("wording", "pay \u202eevil"):
+        with pytest.raises(LastgoodError) as refused:
+            revert(ws, "staging", ["prompts/score.txt"], reason=reason)
+        assert "count only through the server" in refused.value.message or (
+            "control character" in refused.value.message
+        )
+    assert ws.store.head() == head  # no version left behind
+    with pytest.raises(ApprovalRequiredError) as deploying:
+        deployed(ws, files=files("one", "newer\n"))
+    assert "'lastgood --server URL request staging -m WHY'" in (deploying.value.hint or "")
+
+    through = revert(ws, "staging", ["prompts/score.txt"], reason="wording", via="server")
+    assert through.request is not None and through.version.number == head.number + 1  # type: ignore[union-attr]

@@ -5,9 +5,9 @@ the outcome recorded.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NoReturn
 
-from lastgood.errors import LastgoodError, RequestError, StaleBaseError
+from lastgood.errors import LastgoodError, RefusedError, RequestError, StaleBaseError
 from lastgood.events import EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.requests.standing import unfinished
@@ -26,6 +26,7 @@ from lastgood.operations.requests.view import (
 )
 from lastgood.outcome import OK, Outcome
 from lastgood.project import Project
+from lastgood.record import replace
 from lastgood.rows import (
     REQUEST_APPLIED,
     REQUEST_APPLYING,
@@ -33,6 +34,7 @@ from lastgood.rows import (
     REQUEST_OPEN,
     REQUEST_STALE,
     ChangeRequest,
+    VersionInfo,
 )
 
 
@@ -49,7 +51,7 @@ def apply_request(project: Project, number: int, *, via: str = "cli") -> Outcome
     request = unfinished(project, number)
     place = Place(project, request.env)
     view = build_view(place, request)
-    _refuse_unready(place, view)
+    _refuse_unready(place, view, via)
     if request.emergency:
         _record_freeze_passed(place, request, via)
     claimed = place.store.update_request(
@@ -106,7 +108,7 @@ def _finish(
     )  # fmt: skip
 
 
-def _refuse_unready(place: Place, view: RequestView) -> None:
+def _refuse_unready(place: Place, view: RequestView, via: str) -> None:
     request = view.request
     version = place.store.version(request.version)
     if version.content_hash != request.content_hash:  # the store is content-addressed: damage
@@ -123,25 +125,7 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
             f"the request with 'lastgood request withdraw {request.number}'",
         )
     if hash_of(live) != request.base_hash:
-        marked = place.store.update_request(
-            request.number,
-            entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
-                   f"{request.env} serves {version_label(live)} now", "cli"),
-            by=place.project.actor,
-            status=REQUEST_STALE,
-            detail=f"{request.env} serves {version_label(live)}, not {base_label(request)} it "
-            "was based on",
-            when_status=(REQUEST_OPEN,),
-        )  # fmt: skip
-        announce_moved(
-            place, marked, REQUEST_STALE, EventKind.REQUEST_STALE,
-            f"change request {request.label} for {request.env} is stale: {marked.detail}",
-        )  # fmt: skip
-        raise RequestError(
-            f"{request.label} is stale: {marked.detail}",
-            hint=f"it needs a fresh look: 'lastgood request update {request.number}' bases it "
-            "on what is live now, and its approvers approve that",
-        )
+        refuse_stale(place, request, live, via)
     if view.state != "approved":
         missing = "; ".join(view.tally.missing)
         why = (
@@ -155,16 +139,52 @@ def _refuse_unready(place: Place, view: RequestView) -> None:
         )
 
 
+def refuse_stale(
+    place: Place, request: ChangeRequest, live: VersionInfo | None, via: str
+) -> NoReturn:
+    """Refuse a step on ``request`` because its environment serves ``live``, not its base: it
+    needs a fresh look first. An open request is marked stale first (writes, and announces it:
+    only the step that moves it from open does)."""
+    if request.status == REQUEST_OPEN:
+        served = f"{request.env} serves {version_label(live)}"
+        request = place.store.update_request(
+            request.number,
+            entry_of(place.project, REQUEST_STALE, request.content_hash, request.base_hash,
+                     f"{served} now", via),
+            by=place.project.actor, status=REQUEST_STALE,
+            detail=f"{served}, not {base_label(request)} it was based on",
+            when_status=(REQUEST_OPEN,),
+        )  # fmt: skip
+        announce_moved(
+            place, request, REQUEST_STALE, EventKind.REQUEST_STALE,
+            f"change request {request.label} for {request.env} is stale: {request.detail}",
+        )  # fmt: skip
+    raise RequestError(
+        f"{request.label} is stale: {request.detail or f'{request.env} moved on'}",
+        hint=f"it needs a fresh look: its requester runs 'lastgood request update "
+        f"{request.number}', which bases it on what is live now, and its approvers approve that",
+    )
+
+
 def apply_if_ready(place: Place, view: RequestView, via: str) -> RequestView:
     """Apply at once when the environment applies on approval and the request is ready and not
-    scheduled for later; the view as it stands afterwards."""
+    scheduled for later (an emergency always); the view as it stands afterwards, with the
+    apply's exit code, so the step that started it can exit as ``request apply`` would. An
+    apply refused before anything went live (a freeze, a lock) leaves the step recorded and
+    the request open: the view says why in its notice."""
     request = view.request
     policy = policy_of(place)
     on_approval = request.emergency or (policy.apply == "on-approval" and not request.apply_at)
     if view.state != "approved" or not on_approval:
         return view
-    apply_request(place.project, request.number, via=via)
-    return build_view(place, place.store.change_request(request.number))
+    try:
+        outcome = apply_request(place.project, request.number, via=via)
+    except RefusedError as refused:  # the step itself was recorded: say so, and why not applied
+        after = build_view(place, place.store.change_request(request.number))
+        notice = f"{request.label} was not applied: {refused.message}"
+        return replace(after, exit_code=refused.exit_code, notice=notice)
+    after = build_view(place, place.store.change_request(request.number))
+    return replace(after, exit_code=outcome.exit_code)
 
 
 def _record_freeze_passed(place: Place, request: ChangeRequest, via: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lastgood.errors import RequestError
+from lastgood.errors import RequestError, UsageError
 from lastgood.events import EventKind
 from lastgood.operations.gate import request_command
 from lastgood.operations.place import Place
@@ -55,15 +55,9 @@ def open_request(
     ledger, its events and every view, and its review stays open until someone other than the
     requester signs it off (:func:`~lastgood.operations.requests.review.sign_off_request`)."""
     place = Place(project, env)
-    if not reason.strip():
-        raise RequestError(
-            f"a change request for {env} needs a reason",
-            hint="say why with -m, e.g. " + request_command(env, "-m 'raise the lead threshold'"),
-        )
-    plain_text("the reason", reason)
+    check_opening(place, reason, via)
     if apply_at is not None:
         refuse_past("the time to apply", apply_at)
-    refuse_unproven(policy_of(place), env, via, "requests", f"request {env} -m WHY")
     if emergency and not policy_of(place).emergency:
         raise RequestError(
             f"{env} allows no emergency changes ([env.{env}.approval] emergency = false)",
@@ -102,6 +96,22 @@ def open_request(
         f" ({reason}); risk {routing.risk}; needs {who}",
     )
     return apply_if_ready(place, view, via)
+
+
+def check_opening(place: Place, reason: str, via: str) -> None:
+    """Refuse to open a request for ``place`` with this reason, from ``via``: no reason, one
+    that is not plain text, or — where approvals count only through the server — from anywhere
+    else (the requester is whom approvals are checked against). Reads only: a verb that
+    records something before it opens a request (a revert's new version) asks first."""
+    env = place.name
+    if not reason.strip():
+        raise UsageError(
+            f"a change request for {env} needs a reason",
+            hint="say why with -m, e.g. " + request_command(env, "-m 'raise the lead threshold'"),
+        )
+    plain_text("the reason", reason)
+    opening = request_command(env).removeprefix("lastgood ")
+    refuse_unproven(policy_of(place), env, via, "requests", opening)
 
 
 def update_request(

@@ -5,10 +5,10 @@ emergency's review.
 from __future__ import annotations
 
 from lastgood.approval import Routing, latest_votes, may_review
-from lastgood.errors import RequestError, UsageError
+from lastgood.errors import LastgoodError, RequestError, UsageError
 from lastgood.events import EventKind
 from lastgood.operations.place import Place
-from lastgood.operations.requests.apply import apply_if_ready
+from lastgood.operations.requests.apply import apply_if_ready, refuse_stale
 from lastgood.operations.requests.standing import unfinished
 from lastgood.operations.requests.view import (
     SIGNED_OFF,
@@ -17,6 +17,8 @@ from lastgood.operations.requests.view import (
     base_label,
     build_view,
     entry_of,
+    hash_of,
+    live_version,
     moved_on,
     plain_text,
     policy_of,
@@ -104,14 +106,10 @@ def review_request(
 def _refuse_reviewer(
     place: Place, request: ChangeRequest, *, approve: bool, comment: str, via: str
 ) -> None:
-    """Refuse a review of a stale request, or by someone who may not give it (the requester
-    approving their own, someone the routing does not name), or a rejection without a reason."""
+    """Refuse a review by someone who may not give it (the requester approving their own,
+    someone the routing does not name), a rejection without a reason, or a review of a stale
+    request (marking it stale when its environment just moved on: writes)."""
     number, project = request.number, place.project
-    if request.status == REQUEST_STALE:
-        raise RequestError(
-            f"{request.label} is stale: {request.env} no longer serves what it was based on",
-            hint=f"the requester refreshes it with 'lastgood request update {number}'",
-        )
     policy = policy_of(place)
     refuse_unproven(policy, request.env, via, "approvals", f"request approve {number}")
     routing = Routing.from_json(request.routing_data)
@@ -130,10 +128,26 @@ def _refuse_reviewer(
         )
     plain_text("the comment", comment)
     if not approve and not comment.strip():
-        raise RequestError(
+        raise UsageError(
             f"rejecting {request.label} needs a reason",
             hint=f"say why with -m: lastgood request reject {number} -m WHY",
         )
+    _refuse_stale(place, request, via)
+
+
+def _refuse_stale(place: Place, request: ChangeRequest, via: str) -> None:
+    """Refuse a review of a stale request — marked so, or whose environment serves something
+    else than its base now (marked stale here): an approval of it could never be applied, and
+    its approvers should look at it again once its requester updated it. A target that cannot
+    say what it serves refuses nothing here: the apply checks again."""
+    if request.status == REQUEST_STALE:
+        refuse_stale(place, request, None, via)
+    try:
+        live = live_version(place)
+    except LastgoodError:
+        return
+    if hash_of(live) not in (request.base_hash, request.content_hash):
+        refuse_stale(place, request, live, via)
 
 
 def _refuse_unseen(request: ChangeRequest, content: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lastgood.errors import RequestError
 from lastgood.events import EventKind
-from lastgood.operations.gate import request_command
+from lastgood.operations.gate import opening_command
 from lastgood.operations.place import Place
 from lastgood.operations.requests.view import announce, build_view, policy_of
 from lastgood.project import Project
@@ -39,7 +39,7 @@ def unfinished(project: Project, number: int) -> ChangeRequest:
         raise RequestError(
             f"{request.label} is {request.status}"
             + (f": {request.detail}" if request.detail else ""),
-            hint=f"open a new request with '{request_command(request.env)}'",
+            hint=f"open a new request with '{opening_command(place)}'",
         )
     return request
 

@@ -4,6 +4,7 @@ who may take a step from where, plain text, the events a step sends.
 
 from __future__ import annotations
 
+import difflib
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from lastgood.approval import (
     route,
     tally,
 )
-from lastgood.errors import LastgoodError, RequestError
+from lastgood.errors import LastgoodError, RequestError, UsageError
 from lastgood.events import Event, EventKind
 from lastgood.operations.commits import version_to_change
 from lastgood.operations.place import Place
@@ -61,6 +62,11 @@ class RequestView(Record):
     notice: str = ""
     """What the step that answered with this view did not do, and why (an approval given
     again: nothing recorded); empty otherwise."""
+    exit_code: int | None = None
+    """The exit code of the apply the step that answered with this view started itself (an
+    approval on an environment that applies on approval, an emergency, a change that needed
+    nobody): 0 applied and healthy, 3 or 4 failed as ``deploy`` exits, 5 refused (a freeze);
+    None when the step started no apply."""
 
     @property
     def state(self) -> str:
@@ -69,6 +75,16 @@ class RequestView(Record):
         if self.request.status == REQUEST_OPEN:
             return REQUEST_STALE if self.moved else self.tally.state
         return self.request.status
+
+    @property
+    def detail(self) -> str:
+        """Why the request stands where it does: what its environment serves when that made it
+        stale (not what an earlier step left, such as a freeze that held an apply and has
+        ended since); otherwise what its last step recorded."""
+        request = self.request
+        if request.status == REQUEST_OPEN and self.moved:
+            return f"{request.env} no longer serves {base_label(request)} it was based on"
+        return request.detail
 
     @property
     def review_open(self) -> bool:
@@ -99,11 +115,12 @@ class RequestView(Record):
         if self.state == "rejected":
             return f"{head}, rejected by {', '.join(self.tally.rejected_by)}"
         review = ", review open" if self.review_open else ""
-        return f"{head}, {self.state}{review}" + (f": {request.detail}" if request.detail else "")
+        return f"{head}, {self.state}{review}" + (f": {self.detail}" if self.detail else "")
 
     def to_json(self) -> dict[str, Any]:
         return {
             **self.request.to_json(),
+            "detail": self.detail,
             "state": self.state,
             "review_open": self.review_open,
             "summary": self.summary,
@@ -115,6 +132,7 @@ class RequestView(Record):
             "timeline": [entry.to_json() for entry in self.entries],
             "freeze": self.freeze,
             **({"notice": self.notice} if self.notice else {}),
+            **({"exit_code": self.exit_code} if self.exit_code is not None else {}),
         }
 
 
@@ -133,19 +151,35 @@ def refuse_unproven(policy: ApprovalPolicy, env: str, via: str, what: str, how: 
         )
 
 
+BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+"""Embeddings, overrides and isolates: they reorder the text around them on screen, so a reason
+could read to an approver otherwise than it is stored."""
+
+
 def plain_text(what: str, text: str) -> None:
-    """Refuse text that would be shown to approvers with control characters (escape
-    sequences, carriage returns that overwrite a line) or that runs to pages."""
+    """Refuse (a usage error: the input is wrong) text that would be shown to approvers with
+    control characters — escape sequences, carriage returns that overwrite a line, bidi
+    overrides that reorder what they read — or that runs to pages."""
     if len(text) > MAX_TEXT:
-        raise RequestError(
+        raise UsageError(
             f"{what} is {len(text)} characters long; at most {MAX_TEXT} are kept",
             hint="say it in a paragraph and link to the rest",
         )
-    if any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text):
-        raise RequestError(
-            f"{what} holds control characters, which would reach approvers' terminals as they are",
-            hint="write plain text (new lines and tabs are fine)",
-        )
+    for position, character in enumerate(text, 1):
+        if _control(character):
+            raise UsageError(
+                f"{what} holds a control character (U+{ord(character):04X}, character "
+                f"{position}), which would reach approvers' screens as it is",
+                hint="write plain text (new lines and tabs are fine)",
+            )
+
+
+def _control(character: str) -> bool:
+    code = ord(character)
+    return (
+        (code < 32 and character not in "\n\t") or 127 <= code < 160
+        or character in BIDI_CONTROLS
+    )  # fmt: skip
 
 
 def refuse_past(what: str, at: float) -> None:
@@ -273,6 +307,10 @@ def announce_moved(
 
 
 def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> None:
+    """Send ``kind`` about the request (emits): who, its state and review, and what it
+    changes — base and version, and each changed file with the lines it adds and removes, so
+    an approver reading the message sees what they are asked to approve (never a value: the
+    diff itself stays on ``request show`` and the page, where secrets are masked)."""
     request = view.request
     place.emit(
         Event(
@@ -287,7 +325,41 @@ def announce(place: Place, kind: EventKind, view: RequestView, message: str) -> 
                 "risk": request.risk,
                 "missing": list(view.tally.missing),
                 "approved_by": list(view.tally.approved_by),
+                "from": request.base_version,
+                "to": request.version,
+                "files_changed": changed_files(place, request),
             },
             key=f"{kind.value}:{request.number}:{len(view.entries)}",
         )
     )
+
+
+def changed_files(place: Place, request: ChangeRequest) -> list[dict[str, Any]]:
+    """Each file the request changes against its base: path, ``added``, ``modified`` or
+    ``removed``, and the lines it adds and removes (text files only; counts, no content)."""
+    store = place.store
+    before = store.files(request.base_version) if request.base_version is not None else {}
+    after = store.files(request.version)
+    rows: list[dict[str, Any]] = []
+    for path in sorted(set(before) | set(after)):
+        old, new = before.get(path), after.get(path)
+        if old == new:
+            continue
+        change = "added" if old is None else "removed" if new is None else "modified"
+        rows.append({"path": path, "change": change, **_line_counts(old or b"", new or b"")})
+    return rows
+
+
+def _line_counts(old: bytes, new: bytes) -> dict[str, int]:
+    """``{"added": N, "removed": M}`` lines from ``old`` to ``new``; nothing for binary files."""
+    try:
+        old_lines, new_lines = old.decode().splitlines(), new.decode().splitlines()
+    except UnicodeDecodeError:
+        return {}
+    added = removed = 0
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, start, end, new_start, new_end in matcher.get_opcodes():
+        if tag != "equal":
+            removed += end - start
+            added += new_end - new_start
+    return {"added": added, "removed": removed}

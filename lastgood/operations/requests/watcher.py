@@ -55,19 +55,26 @@ def _due(project: Project, place: Place, request: ChangeRequest, now: float) -> 
         held = f"held: {place.settings.calendar.describe(closure)}"
         _note_held(place, view, held)
         return held
-    outcome = apply_request(project.acting_as(request.requester), request.number, via="watch")
+    requester = project.acting_as(request.requester, echo=True)  # the watcher's log shows it
+    outcome = apply_request(requester, request.number, via="watch")
     return outcome.summary
 
 
 def _note_held(place: Place, view: RequestView, why: str) -> None:
-    """Say once in the timeline that a due request waits for a freeze to end."""
+    """Say once, in the timeline and as ``request-held``, that a due request waits for a
+    freeze to end (writes the first time)."""
     if view.entries and view.entries[-1].action == "held":
         return
     request = view.request
-    place.store.add_request_entry(
+    held = place.store.add_request_entry(
         request.number,
         {"actor": "lastgood", "action": "held", "content_hash": request.content_hash,
          "base_hash": request.base_hash, "comment": why, "via": "watch"},
+    )  # fmt: skip
+    announce(
+        place, EventKind.REQUEST_HELD, build_view(place, held),
+        f"change request {request.label} for {request.env} is due but held until the "
+        f"environment opens again: {why.removeprefix('held: ')}",
     )  # fmt: skip
 
 
