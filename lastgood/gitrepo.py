@@ -176,6 +176,16 @@ class Repo:
         raw = self.git("rev-list", "--reverse", "--first-parent", span, "--", ".")  # the folder
         return raw.decode().split()
 
+    def commits_between(self, older: str, newer: str) -> list[str] | None:
+        """The commits after ``older`` up to ``newer`` (included) that changed the workspace's
+        folder, oldest first, along ``newer``'s first parents; None when ``older`` is not an
+        ancestor of ``newer`` (then no line of history runs from one to the other)."""
+        done = _run(["merge-base", "--is-ancestor", older, newer], self.root, check=False)
+        if done.returncode != 0:
+            return None
+        raw = self.git("rev-list", "--reverse", "--first-parent", f"{older}..{newer}", "--", ".")
+        return raw.decode().split()
+
     def update_refs(self, refs: dict[str, str | None], *, timeout: float = TIMEOUT) -> None:
         """Point each ref at its commit (None deletes it), in one transaction."""
         lines = [

@@ -168,3 +168,32 @@ def test_live_interrupted_puts_back_what_was_live(
         "marker: 2\n"
     )
     assert not [d for d in project.store.deployments("staging") if d.status == "running"]
+
+
+def test_git_ends_bisect_the_commits_between_in_historys_order(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """Versions imported after the fact are numbered after the one deployed first; a bisect
+    between two commits follows the history, not the numbers."""
+    from tests.test_git import commit_all, repo
+
+    ws = repo(workspace, bake="0s")
+    (ws.root / "lastgood.toml").write_text((ws.root / "lastgood.toml").read_text() + PREFLIGHT)
+    ws.healthy("one")
+    commit_all(ws, "one")
+    assert ws.run("deploy", "staging", "--commit", "HEAD").returncode == 0
+    for marker in ("two", "three"):
+        ws.healthy(marker)
+        commit_all(ws, marker)
+    ws.broken("four")
+    commit_all(ws, "four breaks it")
+    ws.broken("five")
+    commit_all(ws, "five")
+    assert ws.run("deploy", "staging", "--commit", "HEAD").returncode == 5  # preflight: v2
+    assert ws.run("import-git").returncode == 0  # two, three, four: v3-v5
+
+    found = bisected(ws, "--good", "git:HEAD~4", "--bad", "git:HEAD")
+
+    assert found["over"] == "commits" and found["candidates"] == 3
+    assert found["first_bad"]["message"] == "four breaks it"  # type: ignore[index]
+    assert found["last_good"] == 4  # "three", imported as v4

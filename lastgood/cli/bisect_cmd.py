@@ -8,7 +8,7 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
-from lastgood.units import parse_duration
+from lastgood.units import parse_duration, plural
 
 
 @cli.command()
@@ -82,7 +82,12 @@ def bisect(
         r.out(f"  or one of {skipped}: skipped, so they could not be judged")
     r.out(f"  by {first.author} at {r.when(first.created_at)}{commit}")
     r.out(f"  {first.message}")
-    r.out(f"  {len(result.rounds)} rounds over {result.candidates} candidates ({result.mode})")
+    what = "commit" if result.over == "commits" else "version"
+    how = {"preflight": "the preflight checks", "run": "--run", "live": "live deploys"}
+    r.out(
+        f"  {plural(len(result.rounds), 'round')} over the {plural(result.candidates, what)} "
+        f"between, judged by {how[result.mode]}"
+    )
     if result.restored:
         r.out(f"  put back: {result.restored} is live again")
     if result.diff:

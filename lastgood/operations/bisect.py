@@ -14,8 +14,12 @@ Three ways to judge a candidate:
   whatever happens, Ctrl-C included. Refused on protected environments and where changes need
   approval: a bisect must never be the way around a review.
 
-The candidates are the versions numbered between GOOD and BAD (drill variants left out), so
-1,000 versions take at most 10 rounds. The answer is recorded as a ``bisect-finished`` event.
+The candidates are what lies between GOOD and BAD. When both were taken from git commits, one
+an ancestor of the other, that is the commits between them that changed the workspace's folder,
+in history's order (each as its version, recorded from the commit when it is not one yet: an
+``import-git`` after the fact numbers versions out of history's order). Otherwise it is the
+versions numbered between them (drill variants left out). 1,000 candidates take at most 10
+rounds. The answer is recorded as a ``bisect-finished`` event.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class BisectResult(Record, frozen=False):
     undecided: list[int] = field(default_factory=list)  # skipped: the first bad is among these
     diff: str = ""
     restored: str | None = None  # live mode: what was put back
+    over: str = "versions"  # the candidates: versions by number, or commits by history
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +86,7 @@ class BisectResult(Record, frozen=False):
             "undecided": self.undecided,
             "diff": self.diff,
             "restored": self.restored,
+            "over": self.over,
         }
 
 
@@ -102,15 +108,20 @@ def bisect(
     ``on_round`` hears each round as it is judged, with how many candidates are left."""
     place = Place(project, env)
     first_good, known_bad = resolve(project, good, env=env), resolve(project, bad, env=env)
-    if first_good.number >= known_bad.number:
-        raise UsageError(
-            f"--good {good} ({first_good.label}) is not older than --bad {bad} "
-            f"({known_bad.label}): bisect looks for where good turned bad",
-            hint="give the older version as --good",
-        )
-    candidates = _candidates(project, first_good.number, known_bad.number)
+    candidates = _commit_candidates(project, first_good, known_bad)
+    over = "commits"
+    if candidates is None:
+        over = "versions"
+        if first_good.number >= known_bad.number:
+            raise UsageError(
+                f"--good {good} ({first_good.label}) is not older than --bad {bad} "
+                f"({known_bad.label}): bisect looks for where good turned bad",
+                hint="give the older version as --good",
+            )
+        candidates = _candidates(project, first_good.number, known_bad.number)
     mode = "live" if live else "run" if run is not None else "preflight"
     result = BisectResult(env, mode, first_good.number, known_bad.number, len(candidates))
+    result.over = over
     if live:
         _refuse_live(place)
         with _putting_back(place, result):
@@ -119,6 +130,37 @@ def bisect(
         _search(candidates, _offline_judge(place, run, timeout), result, on_round)
     _conclude(project, result, candidates, known_bad)
     return result
+
+
+def _commit_candidates(
+    project: Project, good: VersionInfo, bad: VersionInfo
+) -> list[VersionInfo] | None:
+    """The versions of the commits between ``good``'s commit and ``bad``'s, in history's order,
+    each recorded from its commit when it is not a version yet (a commit that cannot be
+    versioned, holding raw data, is left out); None unless both ends were taken from clean
+    commits of this repository, the good one an ancestor of the bad one."""
+    from lastgood.errors import RawDataError
+    from lastgood.gitrepo import Repo
+    from lastgood.operations.commits import record_commit
+
+    if not (good.git_commit and bad.git_commit) or good.git_dirty or bad.git_dirty:
+        return None
+    repo = Repo.find(project.root)
+    shas = None if repo is None else repo.commits_between(good.git_commit, bad.git_commit)
+    if shas is None:
+        return None
+    found: list[VersionInfo] = []
+    for sha in shas:
+        if sha == bad.git_commit:
+            continue
+        taken = project.store.versions_of_commit(sha)
+        try:
+            version = taken[0] if taken else record_commit(project, sha).version
+        except RawDataError:
+            continue
+        if version.number not in (good.number, bad.number):
+            found.append(version)
+    return found
 
 
 def _candidates(project: Project, good: int, bad: int) -> list[VersionInfo]:
@@ -201,6 +243,7 @@ def _conclude(
                 "last_good": result.last_good,
                 "undecided": result.undecided,
                 "rounds": [round_.__dict__ for round_ in result.rounds],
+                "over": result.over,
             },
         )
     )
