@@ -43,6 +43,7 @@ from lastgood.operations.resolve import resolve
 from lastgood.project import Project
 from lastgood.record import Record, field
 from lastgood.rows import VersionInfo
+from lastgood.units import plural
 
 GOOD, BAD, SKIP = "good", "bad", "skip"
 SKIP_CODE = 125
@@ -274,7 +275,7 @@ def _offline_judge(place: Place, run: str | None, timeout: float) -> Judge:
             return Judgement(
                 version.number, BAD, "; ".join(f"{r.name}: {r.detail}" for r in failed)
             )
-        return Judgement(version.number, GOOD, f"{len(results)} preflight checks passed")
+        return Judgement(version.number, GOOD, f"{plural(len(results), 'preflight check')} passed")
 
     return judge
 
