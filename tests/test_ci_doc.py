@@ -118,8 +118,15 @@ class Origin:
 
 
 @pytest.fixture
-def origin(workspace: Callable[..., Workspace], serve: Callable[..., Any]) -> Iterator[Origin]:
-    ws = workspace()
+def origin(
+    workspace: Callable[..., Workspace], serve: Callable[..., Any], request: pytest.FixtureRequest
+) -> Iterator[Origin]:
+    """The team's repository and its server: the GitHub job's on SQLite, the GitLab job's on
+    PostgreSQL, so the examples are proven on both stores."""
+    postgres = (
+        getattr(request.node, "callspec", None) and request.node.callspec.params["ci"] == "gitlab"
+    )
+    ws = workspace(store=request.getfixturevalue("pg_url") if postgres else None)
     ws.write(".gitignore", ".lastgood/\n")
     git(ws.root, "init", "-q", "-b", "main")
     git(ws.root, "add", "-A")

@@ -164,7 +164,7 @@ def test_killed_at_failpoint(
 # ---- 2. kills at random moments --------------------------------------------------------------
 
 SEED = 20_251_126
-TRIALS = 6  # per target type and scenario (good, bad): 12 per target type
+TRIALS = 4  # per target type and scenario (good, bad): 8 per target type
 STORES = [
     pytest.param("directory", "sqlite", TRIALS, id="directory"),
     pytest.param("files", "sqlite", TRIALS, id="files"),

@@ -2,11 +2,12 @@
 
 Bad input is the caller's mistake and must come back as a clear 4xx ``{"error": …}``; a 5xx is a
 bug in the server. Schemathesis reads ``/openapi.json`` and generates valid and invalid requests
-for every operation (coverage, fuzzing and stateful phases) with an admin token, on a throwaway
-workspace with versions deployed to a served and a directory environment, so it reaches the
-real handlers rather than stopping at 401 or 404. A second, smaller run has the environment, the
-version and the file fixed to ones that exist, so it goes past the lookups into deploy,
-rollback, drill, checks and the live config.
+for every operation (coverage and fuzzing phases; the stateful phase's few sequences took a
+fifth of the suite's slowest test for under a tenth of its cases) with an admin token, on a
+throwaway workspace with versions deployed to a served and a directory environment, so it
+reaches the real handlers rather than stopping at 401 or 404. A second, smaller run has the
+environment, the version and the file fixed to ones that exist, so it goes past the lookups
+into deploy, rollback, drill, checks and the live config.
 
 Two operations are held back from the main run, for reasons that are not about speed:
 
@@ -96,7 +97,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 @pytest.mark.timeout(360)
 def test_no_generated_request_causes_a_server_error(target: Target) -> None:
-    cases = target.schemathesis("--max-examples", "25", "--exclude-path-regex", STREAM_OR_REVOKE)
+    cases = target.schemathesis("--max-examples", "25", "--phases", "coverage,fuzzing",
+                                "--exclude-path-regex", STREAM_OR_REVOKE)  # fmt: skip
     config = target.server.ws.base / "existing.toml"
     config.write_text(EXISTING)
     cases += target.schemathesis(
@@ -106,7 +108,7 @@ def test_no_generated_request_causes_a_server_error(target: Target) -> None:
     cases += target.schemathesis(
         "--max-examples", "40", "--include-path", "/api/v1/tokens/{token_id}"
     )
-    assert cases >= 1500, f"only {cases} cases ran"
+    assert cases >= 1400, f"only {cases} cases ran"
     log = target.server.log.read_text()
     assert "Traceback" not in log and "unexpected" not in log, log
     assert target.token not in log
