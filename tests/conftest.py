@@ -54,23 +54,6 @@ if _PG_REASON and os.environ.get("LASTGOOD_REQUIRE_PG"):
     raise RuntimeError(f"LASTGOOD_REQUIRE_PG is set but {_PG_REASON}")
 
 
-SLOW_FILES_FIRST = (
-    "test_crash.py", "test_store_tools.py", "test_server_cluster.py", "test_server_api.py",
-    "test_bench.py", "test_server_schema.py", "test_races.py", "test_secrets_edges.py",
-    "test_watch.py", "test_cli_remote.py", "test_report.py", "test_web_requests.py",
-    "test_demo.py", "test_web.py", "test_server_crash.py", "test_git_refs.py", "test_ci_doc.py",
-)  # fmt: skip
-"""The files that take longest, longest first. Two workers take whole files in collection order
-(``--dist loadfile``), so a long file collected last keeps one worker busy while the other
-idles; starting with these leaves short files for the end."""
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Put :data:`SLOW_FILES_FIRST` first; the order within every file stays as written."""
-    rank = {name: index for index, name in enumerate(SLOW_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-
-
 def eventually(read: Callable[[], Any], seconds: float = 30) -> Any:
     """``read()`` once it returns something true; fails after a generous ``seconds``."""
     import time

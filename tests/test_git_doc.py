@@ -6,21 +6,24 @@ the page's Ana at a fixed date, so the commit ids on the page are the ones git m
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import LASTGOOD
+from tests.doc_sessions import assert_session_holds, run_session
 
 PAGE = Path(__file__).parent.parent / "docs" / "git.md"
-_VOLATILE = [
-    (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "YYYY-MM-DD HH:MM:SS"),
-    (re.compile(r"^\d\d:\d\d:\d\d ", re.M), "HH:MM:SS "),
-    (re.compile(r"in \d+ ms"), "in N ms"),
-]
 WHEN = "@1796400000 +0000"  # the commits' date on the page: 2026-12-04 16:00 UTC
+ENV = {
+    "LASTGOOD_AUTHOR": "ana",
+    "GIT_AUTHOR_NAME": "Ana Lee",
+    "GIT_AUTHOR_EMAIL": "ana@example.com",
+    "GIT_COMMITTER_NAME": "Ana Lee",
+    "GIT_COMMITTER_EMAIL": "ana@example.com",
+    "GIT_AUTHOR_DATE": WHEN,
+    "GIT_COMMITTER_DATE": WHEN,
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 def walk_through() -> str:
@@ -30,54 +33,13 @@ def walk_through() -> str:
     return text[start : text.index("\n## ", start + 1)]
 
 
-def session() -> list[tuple[str, str]]:
-    """The section's console session: (command, what it printed) pairs."""
-    pairs: list[tuple[str, str]] = []
-    for block in re.findall(r"```console\n(.*?)```", walk_through(), re.S):
-        for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
-            command, _, printed = chunk.partition("\n")
-            pairs.append((command, printed))
-    return pairs
-
-
-def run_session(folder: Path) -> list[tuple[str, str]]:
-    """Run every command of the section in a new folder holding its lastgood.toml."""
-    workspace = folder / "ws"
-    workspace.mkdir(parents=True)
-    (workspace / "lastgood.toml").write_text(
-        re.findall(r"```toml\n(.*?)```", walk_through(), re.S)[0]
-    )
-    env = {**os.environ, "PATH": f"{Path(LASTGOOD).parent}:{os.environ['PATH']}",
-           "LASTGOOD_AUTHOR": "ana", "NO_COLOR": "1", "PYTHONUNBUFFERED": "1",
-           "GIT_AUTHOR_NAME": "Ana Lee", "GIT_AUTHOR_EMAIL": "ana@example.com",
-           "GIT_COMMITTER_NAME": "Ana Lee", "GIT_COMMITTER_EMAIL": "ana@example.com",
-           "GIT_AUTHOR_DATE": WHEN, "GIT_COMMITTER_DATE": WHEN,
-           "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-    env.pop("LASTGOOD_SERVER", None)
-    ran = []
-    for command, _ in session():
-        done = subprocess.run(["bash", "-c", command + " 2>&1"], cwd=workspace, env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-        ran.append((command, done.stdout))
-    return ran
-
-
-def normal(text: str) -> str:
-    for pattern, replacement in _VOLATILE:
-        text = pattern.sub(replacement, text)
-    return text.rstrip("\n")
-
-
 def test_the_walk_through_prints_what_the_page_shows(tmp_path: Path) -> None:
-    shown = session()
-    assert len(shown) >= 10
-    for (command, printed), (_, expected) in zip(run_session(tmp_path), shown, strict=True):
-        assert normal(printed) == normal(expected), f"$ {command}"
+    assert_session_holds(walk_through(), tmp_path, ENV)
 
 
 if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
-        for command, printed in run_session(Path(scratch)):
+        for command, printed in run_session(walk_through(), Path(scratch), ENV):
             sys.stdout.write(f"$ {command}\n{printed}")
