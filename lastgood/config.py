@@ -332,10 +332,9 @@ def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:
     )
 
 
-def _parse_env(
-    name: str, table: Any, where: str, root: Path, groups: dict[str, tuple[str, ...]]
-) -> Environment:
-    prefix = f"env.{name}."
+def _check_env_name(name: str, where: str) -> None:
+    """An environment's name must be writable before the colon of ``ENV:REF``, and not be the
+    ``git:`` prefix of a commit reference."""
     from lastgood.refs import ENV_NAME, GIT
 
     if name == GIT:
@@ -351,6 +350,13 @@ def _parse_env(
             hint="use only letters, digits, '.', '_' and '-', e.g. "
             f"[env.{_suggest_env_name(name)}]",
         )
+
+
+def _parse_env(
+    name: str, table: Any, where: str, root: Path, groups: dict[str, tuple[str, ...]]
+) -> Environment:
+    prefix = f"env.{name}."
+    _check_env_name(name, where)
     if not isinstance(table, dict):
         raise ConfigError(f"[env.{name}] in {where} must be a table")
     _reject_unknown(table, _ENV_KEYS, where, prefix)

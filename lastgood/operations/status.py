@@ -143,6 +143,13 @@ def _try_reconcile(place: Place) -> tuple[str | None, list[str], str | None]:
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), [], None
 
 
+def _commit_of_live(place: Place, result: EnvStatus) -> None:
+    """The git commit the live version was taken from, when the store still holds it."""
+    known = None if result.live_version is None else _known_version(place, result.live_version)
+    if known is not None:
+        result.live_commit, result.live_dirty = known.git_commit, known.git_dirty
+
+
 def _known_version(place: Place, number: int) -> VersionInfo | None:
     """Version ``number``, or None when the store no longer holds it (a target may keep a
     release whose version was pruned)."""
@@ -184,9 +191,7 @@ def _env_status(place: Place, now: float) -> EnvStatus:
         lock=lock,
         freeze=change_standing(settings.calendar, now),
     )
-    known = None if live is None else _known_version(place, live.version)
-    if known is not None:
-        result.live_commit, result.live_dirty = known.git_commit, known.git_dirty
+    _commit_of_live(place, result)
     unverified = [
         f"#{r.id}" for r in outside_drills(records) if r.is_rollback and r.status != "succeeded"
     ]
@@ -210,13 +215,17 @@ def _env_status(place: Place, now: float) -> EnvStatus:
     _warn(result, live is not None)
     _drills(result, settings, records)  # least urgent: last
     if settings.target.type == "served":
-        from lastgood.operations.fleet import standing, switch_of
-
-        version = result.live_version
-        found = standing(env, store.consumers(env), version=version,
-                         change=switch_of(records, version))  # fmt: skip
-        result.fleet = found.to_json()
+        result.fleet = _fleet(place, result.live_version, records)
     return result
+
+
+def _fleet(place: Place, version: int | None, records: list[Deployment]) -> dict[str, Any]:
+    """Where the consumers of a served environment stand, against the live version."""
+    from lastgood.operations.fleet import standing, switch_of
+
+    found = standing(place.name, place.store.consumers(place.name), version=version,
+                     change=switch_of(records, version))  # fmt: skip
+    return found.to_json()
 
 
 class DrillStanding(Record):
