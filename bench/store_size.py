@@ -2,7 +2,7 @@
 
 The history, the same in lastgood and in git: the 200-file folder of ``bench/rollback.py``
 (``conf/fNNNN.yaml``); version 1 holds every file, each later version changes one file. 10,000
-versions (1,000 with ``--quick``).
+versions (400 with ``--quick``).
 
 (S1) Store bytes: lastgood's ``.lastgood/`` (``store.db``) after a WAL checkpoint (and, for
      context, after ``VACUUM``) against git's ``.git/objects`` after ``git gc --aggressive
@@ -85,7 +85,7 @@ class Plan:
 
 
 FULL = Plan(10_000, 200, (100, 1_000, 10_000), 100, 15)
-QUICK = Plan(1_000, 200, (100, 1_000), 100, 3)
+QUICK = Plan(400, 200, (100, 400), 100, 3)
 
 
 # ---- helpers --------------------------------------------------------------------------------

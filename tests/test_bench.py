@@ -53,7 +53,7 @@ STORE_SIZE_COLUMNS = (
     "ratio lastgood / git",
     "same after VACUUM",
     "git .git/objects after gc --aggressive",
-    "v901-v1,000",
+    "v301-v400",
     "flatness:",
     "lastgood snapshot -m",
     "lastgood log -n 20",

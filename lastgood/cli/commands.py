@@ -145,7 +145,7 @@ def log(app: AppContext, path: str | None, limit: int, as_json: bool) -> None:
     from lastgood.rows import VersionInfo
 
     if path is not None:
-        from lastgood.cli.history_cmd import print_file_log
+        from lastgood.cli.file_log import print_file_log
 
         print_file_log(app, path, limit, as_json=as_json)
         return

@@ -1,4 +1,4 @@
-"""History tools: ``import-git``, ``blame``, and the rendering of ``log PATH``.
+"""History tools: ``import-git`` and ``blame`` (``log PATH`` renders in :mod:`lastgood.cli.file_log`).
 
 They work on the store itself (``app.project()`` refuses while a server is set): a server has
 neither the repository nor a reason to walk a file's history for a client.
@@ -14,10 +14,9 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
-from lastgood.errors import UsageError
 
 if TYPE_CHECKING:
-    from lastgood.operations.file_history import LiveSpan
+    pass
 
 
 @cli.command("import-git")
@@ -92,56 +91,3 @@ def blame(app: AppContext, path: str, ref: str | None, as_json: bool) -> None:
 def _name(author: str) -> str:
     """``Ana Lee`` of ``Ana Lee <ana@example.com>``: the name, without the address."""
     return author.partition(" <")[0] or author
-
-
-def print_file_log(app: AppContext, path: str, limit: int, *, as_json: bool) -> None:
-    """``log PATH``: the versions that changed PATH, each with where it was live."""
-    if app.server:  # plain 'log' works through a server, 'log PATH' does not: say which
-        from lastgood.settings import mask_url
-
-        raise UsageError(
-            f"'lastgood log PATH' works on a store only, not through a server "
-            f"({mask_url(app.server)})",
-            hint="drop --server (and unset LASTGOOD_SERVER) to run it where the store is",
-        )
-    from lastgood.operations.file_history import file_log
-
-    changes = file_log(app.project(), path, limit=limit)
-    if as_json:
-        r.emit_json([change.to_json() for change in changes])
-        return
-    headers = ["version", "hash", "commit", "when", "author", "change", "message"]
-    rows = [
-        [c.version.label, c.version.short_hash, r.commit(c.version.git_commit, c.version.git_dirty),
-         r.when(c.version.created_at), c.version.author, c.change,
-         c.version.message.partition("\n")[0]]
-        for c in changes
-    ]  # fmt: skip
-    if not any(c.version.git_commit for c in changes):
-        headers.pop(2)
-        for row in rows:
-            row.pop(2)
-    lines = r.table(headers, rows).splitlines()
-    r.out(lines[0])
-    for line, change in zip(lines[1:], changes, strict=True):
-        r.out(line)
-        width = max((len(span.env) for span in change.live), default=0)
-        for span in change.live:
-            r.out(f"    {span.env:<{width}}  {_span_text(span)}")
-        if not change.live:
-            r.out("    never live")
-
-
-def _span_text(span: LiveSpan) -> str:
-    until = "now" if span.until is None else r.when(span.until)
-    started = span.started_by
-    how = "to" if started.is_rollback else "of"
-    text = f"{r.when(span.since)} → {until:<19}  {started.kind} #{started.id} {how} v{span.version}"
-    text += f" by {started.actor}" + (
-        "" if started.status == "succeeded" else f", {started.status}"
-    )
-    ended = span.ended_by
-    if ended is not None:
-        verb, how = ("rolled back by", "to") if ended.is_rollback else ("replaced by", "of")
-        text += f"; {verb} {ended.kind} #{ended.id} {how} v{ended.to_version}"
-    return text

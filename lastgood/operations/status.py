@@ -22,6 +22,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
 from lastgood.rows import Deployment, EventRecord, VersionInfo
+from lastgood.targets import Release
 from lastgood.units import format_duration, plural
 
 
@@ -192,31 +193,41 @@ def _env_status(place: Place, now: float) -> EnvStatus:
         freeze=change_standing(settings.calendar, now),
     )
     _commit_of_live(place, result)
+    _warn_of_restores(result, records)
+    _health(place, result)
+    result.warnings.extend(f"reconciled: {note}" for note in corrected)
+    if refs_failed:
+        result.warnings.append(refs_failed)
+    _warn_of_drill_left_live(place, result, live)
+    _warn(result, live is not None)
+    _drills(result, settings, records)  # least urgent: last
+    if settings.target.type == "served":
+        result.fleet = _fleet(place, result.live_version, records)
+    return result
+
+
+def _warn_of_restores(result: EnvStatus, records: list[Deployment]) -> None:
+    """Restores never verified count as misses against the budget: say which."""
     unverified = [
         f"#{r.id}" for r in outside_drills(records) if r.is_rollback and r.status != "succeeded"
     ]
     result.unverified_restores = len(unverified)
     if unverified:
         result.warnings.append(
-            f"{plural(len(unverified), 'restore')} on {env} never verified "
+            f"{plural(len(unverified), 'restore')} on {result.env} never verified "
             f"({', '.join(unverified[:5])}); "
-            f"they count as misses against the budget. See 'lastgood history {env}'"
+            f"they count as misses against the budget. See 'lastgood history {result.env}'"
         )
-    _health(place, result)
-    result.warnings.extend(f"reconciled: {note}" for note in corrected)
-    if refs_failed:
-        result.warnings.append(refs_failed)
-    if live is not None and store.version(live.version).source == "drill":
+
+
+def _warn_of_drill_left_live(place: Place, result: EnvStatus, live: Release | None) -> None:
+    """A drill killed before it ended leaves its broken variant live: say how to undo it."""
+    if live is not None and place.store.version(live.version).source == "drill":
         result.warnings.append(
-            f"v{live.version} is a drill's broken variant and is live on {env} (the drill was "
-            f"killed before it could end); put the version before it back: 'lastgood rollback "
-            f"{env}'"
+            f"v{live.version} is a drill's broken variant and is live on {result.env} (the drill "
+            f"was killed before it could end); put the version before it back: 'lastgood "
+            f"rollback {result.env}'"
         )
-    _warn(result, live is not None)
-    _drills(result, settings, records)  # least urgent: last
-    if settings.target.type == "served":
-        result.fleet = _fleet(place, result.live_version, records)
-    return result
 
 
 def _fleet(place: Place, version: int | None, records: list[Deployment]) -> dict[str, Any]:

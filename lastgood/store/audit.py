@@ -40,10 +40,6 @@ INSERT = statements.insert("audit_log", AUDIT_COLUMNS)
 BATCH = 1000
 """Links read per query when the whole chain is walked (verify, export)."""
 
-CHAINED_EVENTS = frozenset({"lease-broken", "lease-taken-over", "pruned"})
-"""Event kinds that record an override or a loss of history, chained besides the rows: a lease
-broken with --force, a lease taken over from a dead process, versions pruned. A new kind of
-override (a freeze passed in an emergency, say) belongs here too."""
 
 HeadKeeper = Callable[[str | None, AuditHead], None]
 """Keeps a head outside the table: for one environment, or for every one (``None``)."""

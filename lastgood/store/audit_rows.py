@@ -17,7 +17,7 @@ from collections.abc import Generator
 from contextlib import closing
 
 from lastgood.store import statements
-from lastgood.store.audit import CHAINED_EVENTS
+from lastgood.store.chain import CHAINED_EVENTS
 from lastgood.store.chain_rows import (
     CHAINED_TABLES,
     EVENT_COLUMNS,

@@ -79,3 +79,9 @@ def row_data(row: Mapping[str, Any], *, leave_out: Iterable[str] = ()) -> str:
     hash has no place in an export)."""
     skipped = set(leave_out)
     return canonical_json({key: value for key, value in row.items() if key not in skipped})
+
+
+CHAINED_EVENTS = frozenset({"lease-broken", "lease-taken-over", "pruned"})
+"""Event kinds that record an override or a loss of history, chained besides the rows: a lease
+broken with --force, a lease taken over from a dead process, versions pruned. A new kind of
+override (a freeze passed in an emergency, say) belongs here too."""

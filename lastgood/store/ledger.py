@@ -10,8 +10,9 @@ from typing import Any
 from lastgood.record import replace
 from lastgood.rows import CheckRecord, Delivery, Deployment, EnvState, EventRecord
 from lastgood.store import common, statements
-from lastgood.store.audit import CHAINED_EVENTS, Auditor, AuditStore
+from lastgood.store.audit import Auditor, AuditStore
 from lastgood.store.base import select_records
+from lastgood.store.chain import CHAINED_EVENTS
 from lastgood.store.connection import Session
 
 ENVIRONMENT_COLUMNS = statements.columns_of(EnvState)
@@ -164,7 +165,7 @@ class LedgerStore(AuditStore):
         actor: str = "",
     ) -> None:
         """Append one event to the ledger's event stream (writes); an override or a loss of
-        history (:data:`~lastgood.store.audit.CHAINED_EVENTS`) is chained too, as ``actor``'s."""
+        history (:data:`~lastgood.store.chain.CHAINED_EVENTS`) is chained too, as ``actor``'s."""
         row = common.event_row(
             kind, message, env=env, version=version, deployment=deployment, data=data, at=at
         )
