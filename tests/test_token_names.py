@@ -102,3 +102,20 @@ def test_names_an_older_store_holds_are_listed_escaped(
     assert "'admin\\u202e'" in tokens.stdout
     listed = json.loads(ws.run("token", "list", "--json").stdout)
     assert ESCAPE in [token["name"] for token in listed]
+
+
+def test_numbers_in_other_scripts_never_name_a_token_or_a_count(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """``int()`` reads U+0663 (an Arabic-Indic three) and U+FF13 (a full-width three) as 3: a
+    token id that shows as another must not revoke token 3, nor a count read as another."""
+    ws = workspace(**FAST)
+    for _ in range(3):
+        assert ws.run("token", "create", "--name", f"t{_}", "--role", "viewer").returncode == 0
+    revoked = ws.run("token", "revoke", "\u0663")
+    assert revoked.returncode == 2, revoked.stdout + revoked.stderr
+    assert "is not a token id: write it in digits 0-9" in revoked.stderr
+    assert all(token.revoked_at is None for token in ws.project().store.tokens())
+    listed = ws.run("log", "-n", "\uff13")
+    assert listed.returncode == 2 and "is not a count" in listed.stderr, listed.stderr
+    assert ws.run("token", "revoke", "3").returncode == 0  # plain digits still work

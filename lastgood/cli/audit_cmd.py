@@ -13,6 +13,7 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.errors import UsageError
 from lastgood.refs import LARGEST_SEQ
 
@@ -100,8 +101,8 @@ def _print_report(report: AuditReport) -> None:
 
 
 @audit.command()
-@click.option("--since", type=click.IntRange(1, LARGEST_SEQ), default=1, metavar="SEQ",
-              help="Start at this seq (default: the first).")  # fmt: skip
+@click.option("--since", type=Digits(1, LARGEST_SEQ, what="a link number"), default=1,
+              metavar="SEQ", help="Start at this seq (default: the first).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Write to FILE (replaced whole when done) instead of stdout.")  # fmt: skip
 @pass_app

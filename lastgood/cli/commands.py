@@ -15,6 +15,7 @@ import click
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.errors import UsageError
 from lastgood.outcome import Outcome
 from lastgood.record import Record, fields_of
@@ -27,7 +28,7 @@ R = TypeVar("R", bound=Record)
 
 pass_app = click.make_pass_decorator(AppContext)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
-LIMIT = click.IntRange(1, 10_000)  # -n: at least one, and never a number no store can take
+LIMIT = Digits(1, 10_000, what="a count")  # -n: at least one, and never a number no store can take
 
 
 def named_version(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

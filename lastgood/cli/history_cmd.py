@@ -1,4 +1,5 @@
-"""History tools: ``import-git`` and ``blame`` (``log PATH`` renders in :mod:`lastgood.cli.file_log`).
+"""History tools: ``import-git`` and ``blame`` (``log PATH`` renders in
+:mod:`lastgood.cli.file_log`).
 
 They work on the store itself (``app.project()`` refuses while a server is set): a server has
 neither the repository nor a reason to walk a file's history for a client.

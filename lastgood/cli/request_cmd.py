@@ -21,6 +21,7 @@ import click
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import (
+    LIMIT,
     finish_remote,
     freeze_label,
     json_option,
@@ -29,6 +30,7 @@ from lastgood.cli.commands import (
     upload_folder,
 )
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.errors import UsageError
 from lastgood.operations.requests import (
     SHOWN_HASH,
@@ -51,20 +53,7 @@ if TYPE_CHECKING:
     """The same step through a server: (client, number, message, content hash) -> its answer."""
 
 
-class RequestNumber(click.IntRange):
-    """A request's number: ASCII digits (Python's int() reads ``٣``, an Arabic-Indic three, as
-    3: a number that shows as another must not name a request), and what the store can hold
-    (a larger one is a usage error, not a crash)."""
-
-    name = "number"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not (value.isascii() and value.strip().isdigit()):
-            self.fail(f"{value!r} is not a request number: they are 1, 2, …", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-NUMBER = RequestNumber(1, LARGEST_VERSION)
+NUMBER = Digits(1, LARGEST_VERSION, what="a request number")
 
 
 class RequestGroup(click.Group):
@@ -171,7 +160,7 @@ def open_command(
 @request.command("list")
 @click.option("--env", metavar="ENV", help="Only this environment's requests.")
 @click.option("--state", type=click.Choice(REQUEST_STATES), help="Only requests in this state.")
-@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000),
+@click.option("-n", "--limit", default=50, show_default=True, type=LIMIT,
               help="How many requests.")  # fmt: skip
 @json_option
 @pass_app

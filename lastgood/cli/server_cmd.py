@@ -8,6 +8,7 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.errors import UsageError
 from lastgood.refs import LARGEST_VERSION
 from lastgood.tokens import ROLES
@@ -16,7 +17,7 @@ from lastgood.tokens import ROLES
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", default=8470, show_default=True, type=click.IntRange(0, 65535), help="Port."
+    "--port", default=8470, show_default=True, type=Digits(0, 65535, what="a port"), help="Port."
 )
 @click.option(
     "--poll",
@@ -195,7 +196,7 @@ def token_list(app: AppContext, show_all: bool, as_json: bool) -> None:
 
 
 @token.command("revoke")
-@click.argument("token_id", type=click.IntRange(1, LARGEST_VERSION))
+@click.argument("token_id", type=Digits(1, LARGEST_VERSION, what="a token id"))
 @pass_app
 def token_revoke(app: AppContext, token_id: int) -> None:
     """Revoke token ID at once (the server stops accepting it within 5 s)."""

@@ -10,6 +10,7 @@ from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.commands import json_option, pass_app
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.errors import UsageError
 from lastgood.units import parse_duration
 
@@ -104,7 +105,7 @@ def copy_command(app: AppContext, destination: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--keep", type=click.IntRange(0, 2**31 - 1), metavar="N",
+@click.option("--keep", type=Digits(0, 2**31 - 1, what="a count"), metavar="N",
               help="The newest N versions stay.")  # fmt: skip
 @click.option("--older-than", "older_than", metavar="AGE",
               help="Only versions created longer ago than AGE (30d, 12h) may go.")  # fmt: skip

@@ -10,6 +10,7 @@ import click
 from lastgood.cli import render as r
 from lastgood.cli.app import AppContext
 from lastgood.cli.group import cli
+from lastgood.cli.numbers import Digits
 from lastgood.events import Event, EventKind
 from lastgood.record import as_dict
 from lastgood.units import format_duration, parse_duration
@@ -25,7 +26,7 @@ pass_app = click.make_pass_decorator(AppContext)
     "--interval", metavar="DURATION", help="Time between cycles (default: [watch] interval)."
 )
 @click.option("--once", is_flag=True, help="Run one cycle and exit (for cron and checks).")
-@click.option("--cycles", type=click.IntRange(min=1), metavar="N", help="Stop after N cycles.")
+@click.option("--cycles", type=Digits(1, what="a count"), metavar="N", help="Stop after N cycles.")
 @click.option("--wait", is_flag=True, help="Wait for a running watcher to stop, then take over.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON line per cycle to stdout.")
 @pass_app
