@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,3 +229,37 @@ def test_the_migration_can_be_undone_to_the_previous_schema(tmp_path: Path) -> N
     for number, content_hash in query(url, "SELECT number, content_hash FROM versions"):
         rows = query(url, f"SELECT path, blob FROM version_files WHERE version = {number}")
         assert manifest_hash([(str(p), str(b)) for p, b in rows]) == content_hash
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from lastgood.store import open_store
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+open_store(sys.argv[1]).close()
+print("opened")
+"""
+
+
+def test_processes_opening_a_new_store_at_the_same_moment_all_succeed(
+    store_url: str,
+) -> None:
+    """The first commands on a new PostgreSQL database often start together (two servers, a
+    server and the CLI): each used to create the tables in its own transaction, and all but one
+    failed with a duplicate-key error from the catalogue. Every one must open the store."""
+    start = f"{time.time() + 1.5:.3f}"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, store_url, start],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for _ in range(4)
+    ]
+    try:
+        for opener in openers:
+            out, err = opener.communicate(timeout=60)
+            assert opener.returncode == 0 and out.strip() == "opened", err
+    finally:
+        for opener in openers:
+            opener.kill()
+            opener.communicate()
+    with create_engine(store_url).connect() as connection:
+        assert schema.current_revision(connection.engine) == schema.HEAD

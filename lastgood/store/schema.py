@@ -18,6 +18,9 @@ from lastgood.errors import StoreError
 
 HEAD = "0008"
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = (0x6C617374_676F6F64 >> 1) + 2
+"""The advisory lock key migrations hold on PostgreSQL: next to the store's own keys
+(:data:`lastgood.store.database.HISTORY_LOCK` and ``AUDIT_LOCK``)."""
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -58,6 +61,10 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":  # one migration may rightly run for minutes
             connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+            # processes starting together on a new database each ran the migrations, and all
+            # but one failed on the catalogue's unique keys: one at a time, and Alembic, reading
+            # the revision after the lock, finds the work done by the one before
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     if before is not None and before < SHRINKS and engine.dialect.name == "sqlite":
