@@ -249,8 +249,12 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_succeed(
     failed with a duplicate-key error from the catalogue. Every one must open the store."""
     start = f"{time.time() + 1.5:.3f}"
     openers = [
-        subprocess.Popen([sys.executable, "-c", OPEN_AT_ONCE, store_url, start],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, store_url, start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     try:
@@ -261,5 +265,8 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_succeed(
         for opener in openers:
             opener.kill()
             opener.communicate()
-    with create_engine(store_url).connect() as connection:
-        assert schema.current_revision(connection.engine) == schema.HEAD
+    engine = create_engine(store_url)
+    try:
+        assert schema.current_revision(engine) == schema.HEAD
+    finally:
+        engine.dispose()
