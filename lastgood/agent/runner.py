@@ -112,10 +112,8 @@ class Agent:
                 log.error("could not put v%d live on %s: %s", snapshot.version,
                           self.target.describe(), exc)  # fmt: skip
                 raise
-        if placement.action == "refused":
-            log.warning("%s", placement.message)
-        else:
-            log.info("%s", placement.message)
+        level = {"refused": logging.WARNING, "kept": logging.DEBUG}.get(placement.action)
+        log.log(level or logging.INFO, "%s", placement.message)
         if placement.changed:
             self._wake.set()  # run the host checks on it now
         return serving_of(placement.live)
