@@ -269,6 +269,11 @@ def test_offline_rollback_on_the_host_holds_until_the_server_serves_another_vers
         fixed = site.deploy("prod", "c")
         eventually(lambda: live_of(live).version == fixed)  # type: ignore[union-attr]
         assert restarted.stop() == 0
+        rolled = ws.run("rollback", "prod", "--to", str(bad), "-m", "b was fine after all")
+        assert rolled.returncode == 0, rolled.stderr
+        taking = agents(site.viewer, *args, "--take-withdrawn")
+        eventually(lambda: live_of(live).version == bad)  # type: ignore[union-attr]
+        assert taking.stop() == 0
     finally:
         server.stop()
 

@@ -70,6 +70,8 @@ def test_place_refuses_a_release_withdrawn_on_the_host_and_repairs_a_hand_edit(
     (tmp_path / "live" / "current" / "health.txt").write_text("edited by hand\n")
     kept = place(target, *first, keep=10)
     assert kept.action == "kept" and target.actual_hash() == first[1]
+    taken = place(target, *second, keep=10, honour_verdicts=False)  # --take-withdrawn
+    assert taken.action == "switched" and target.live() == Release(2, second[1])
 
 
 def test_place_prunes_to_keep_but_never_the_live_one_or_the_way_back(tmp_path: Path) -> None:

@@ -39,11 +39,18 @@ class Placement(Record):
 
 
 def place(
-    target: Target, version: int, content_hash: str, files: Mapping[str, bytes], keep: int
+    target: Target,
+    version: int,
+    content_hash: str,
+    files: Mapping[str, bytes],
+    keep: int,
+    *,
+    honour_verdicts: bool = True,
 ) -> Placement:
     """Make ``version`` (whose ``files`` hash to ``content_hash``, verified by the SDK) live on
-    ``target``. Writes the target. Raises TargetError when it cannot, or when what the target
-    serves afterwards is not that version, byte for byte."""
+    ``target``, unless the host withdrew it (``honour_verdicts=False`` takes it anyway). Writes
+    the target. Raises TargetError when it cannot, or when what the target serves afterwards
+    is not that version, byte for byte."""
     started = time.monotonic()
     target.recover()
     release = Release(version=version, content_hash=content_hash)
@@ -52,7 +59,7 @@ def place(
     if live == release and _intact(target, release, files):
         return Placement(live, "kept", 0.0, f"v{version} is already live on {where}")
     verdict = target.verdict(release)
-    if verdict in REFUSED_VERDICTS:
+    if verdict in REFUSED_VERDICTS and honour_verdicts:
         return _refused(live, release, verdict, where)
     retained = target.holds(release)
     if not retained:

@@ -47,9 +47,18 @@ class Agent:
     """One environment followed onto one target of this host."""
 
     def __init__(
-        self, plan: AgentPlan, *, token: str | None, retry_max: float = 5.0, wait: float = 30.0
+        self,
+        plan: AgentPlan,
+        *,
+        token: str | None,
+        retry_max: float = 5.0,
+        wait: float = 30.0,
+        take_withdrawn: bool = False,
     ) -> None:
+        """``take_withdrawn``: put every served version live, even one an offline rollback
+        withdrew on this host (once a person knows the server's version is good again)."""
         self.plan = plan
+        self.take_withdrawn = take_withdrawn
         settings = plan.config.environment(plan.env)
         self.target = open_target(plan.env, settings.target, plan.root)
         self.keep = option_keep(settings.target.options)
@@ -107,7 +116,8 @@ class Agent:
         with self._lock:
             try:
                 placement = place(self.target, snapshot.version, snapshot.content_hash,
-                                  snapshot.files, self.keep)  # fmt: skip
+                                  snapshot.files, self.keep,
+                                  honour_verdicts=not self.take_withdrawn)  # fmt: skip
             except LastgoodError as exc:
                 log.error("could not put v%d live on %s: %s", snapshot.version,
                           self.target.describe(), exc)  # fmt: skip

@@ -68,6 +68,11 @@ def _seconds(value: str | None, option: str) -> float | None:
     show_default=True,
     help="Longest wait between attempts while the server is unreachable.",
 )
+@click.option(
+    "--take-withdrawn",
+    is_flag=True,
+    help="Put served versions live even if an offline rollback withdrew them here.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Say more about each exchange.")
 @pass_app
 def agent(
@@ -81,6 +86,7 @@ def agent(
     name: str | None,
     check_every: str | None,
     retry_max: str,
+    take_withdrawn: bool,
     verbose: bool,
 ) -> None:
     """Follow a served environment and put each version live on this host.
@@ -92,7 +98,8 @@ def agent(
 
     With --target, the host workspace (--state DIR) gets a lastgood.toml for ENV, so
     'lastgood -C DIR rollback ENV --offline' works here with the server away; a release withdrawn
-    that way is not put back until the server serves another version. Without --target, the
+    that way is not put back until the server serves another version (or --take-withdrawn
+    is given). Without --target, the
     workspace (-C DIR) names them in its [agent] table. The token comes from LASTGOOD_TOKEN
     (a viewer token). SIGTERM or Ctrl-C stops it; what is live stays live.
 
@@ -117,5 +124,5 @@ def agent(
     plan = plan_agent(request)
     configure_logging(verbose)
     seconds = _seconds(retry_max, "--retry-max") or 5.0
-    code = Agent(plan, token=app.token, retry_max=seconds).run()
+    code = Agent(plan, token=app.token, retry_max=seconds, take_withdrawn=take_withdrawn).run()
     click.get_current_context().exit(code)
