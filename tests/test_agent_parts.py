@@ -173,3 +173,28 @@ def test_the_docs_examples_parse_and_the_unit_runs_a_real_command(tmp_path: Path
     shown = subprocess.run([LASTGOOD, "agent", "--help"], capture_output=True, text=True,
                            timeout=60).stdout  # fmt: skip
     assert options and all(option in shown for option in options)
+
+
+def test_agent_reports_keep_their_kind_and_health_through_the_store(store_url: str) -> None:
+    """An agent's kind and host health survive the flush and a second server's read (SQLite
+    and PostgreSQL); a long-poll ending unchanged only renews the time, keeping a newer health
+    sent meanwhile; a kind the server does not know is refused."""
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store = open_store(store_url)
+    try:
+        registry = Consumers(store)
+        registry.report("prod", "agent-1", name="web-2", version=6, content_hash="h",
+                        kind="agent", health=("failing", "app-answers: exit 1"))  # fmt: skip
+        assert registry.touch("prod", "agent-1") and not registry.touch("prod", "nobody")
+        assert registry.flush() == 1
+        other = Consumers(store)
+        (found,) = other.of("prod")
+        assert (found.kind, found.health, found.detail) == (
+            "agent", "failing", "app-answers: exit 1"
+        )  # fmt: skip
+        with pytest.raises(UsageError, match="a consumer kind must be one of sdk, agent"):
+            registry.report("prod", "x", name="x", version=1, content_hash=None, kind="robot")
+    finally:
+        store.close()
