@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lastgood.errors import ConfigError
+from lastgood.errors import ConfigError, UsageError
 from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
@@ -34,7 +34,9 @@ _TOP_KEYS = {
     "groups",
     "secrets",
     "git",
+    "agent",
 }
+_AGENT_KEYS = {"server", "env", "check_every", "name"}
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
 _ENV_KEYS = {
@@ -187,6 +189,18 @@ class GitSettings(Record):
     """Move ``refs/lastgood/ENV/live`` and ``refs/lastgood/ENV/last-good`` on every switch."""
 
 
+class AgentSettings(Record):
+    """``[agent]``: what ``lastgood agent -C DIR`` follows (see docs/agents.md)."""
+
+    servers: tuple[str, ...] = ()
+    """The lastgood server's URL (a list names several; the agent uses the first for now)."""
+    env: str | None = None
+    check_every: float = 30.0
+    """Seconds between runs of the environment's checks on this host."""
+    name: str | None = None
+    """How the fleet view names this host (default: the host name)."""
+
+
 class Config(Record):
     """The whole of ``lastgood.toml``."""
 
@@ -202,6 +216,7 @@ class Config(Record):
     secrets: SecretPolicy | None = None
     """``[secrets]`` as written; None means the defaults (never: nothing is secret)."""
     git: GitSettings = field(default_factory=GitSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def path(self) -> Path:
@@ -292,7 +307,38 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         groups=groups,
         secrets=_parse_secrets(data.get("secrets"), where),
         git=_parse_git(_table(data, "git", where), set(envs), where),
+        agent=_parse_agent(_table(data, "agent", where), set(envs), where),
     )
+
+
+def _parse_agent(table: dict[str, Any], envs: set[str], where: str) -> AgentSettings:
+    _reject_unknown(table, _AGENT_KEYS, where, "agent.")
+    server = table.get("server", [])
+    servers = [server] if isinstance(server, str) else server
+    if not isinstance(servers, list) or not all(isinstance(s, str) and s for s in servers):
+        raise ConfigError(
+            f"agent.server = {server!r} in {where} must be a URL or a list of URLs",
+            hint='write server = "https://lastgood.internal:8470"',
+        )
+    from lastgood.address import parse_server_url
+
+    for url in servers:
+        try:
+            parse_server_url(url, what=f"agent.server in {where}")
+        except UsageError as exc:
+            raise ConfigError(exc.message, hint=exc.hint) from None
+    env, name = table.get("env"), table.get("name")
+    if env is not None and env not in envs:
+        raise ConfigError(
+            f"agent.env = {env!r} in {where} names no [env.*] table",
+            hint=f"add [env.{env}] with the target this host puts versions live on",
+        )
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise ConfigError(f"agent.name = {name!r} in {where} must be 1 to 200 characters")
+    check_every = parse_duration(table.get("check_every", "30s"), name="agent.check_every")
+    if check_every <= 0:
+        raise ConfigError(f"agent.check_every in {where} must be more than 0")
+    return AgentSettings(tuple(servers), env, check_every, name)
 
 
 def _parse_secrets(table: Any, where: str) -> SecretPolicy | None:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
 from lastgood.client.channel import NOT_MODIFIED, Channel
@@ -64,6 +64,9 @@ class LiveConfig:
     Raises AuthError / ForbiddenError when the server refuses the token, and ServerError (or
     NotFoundError) when there is neither a server answer nor a cached copy.
     """
+
+    kind: ClassVar[str] = "sdk"
+    """What the fleet view calls this consumer: ``sdk``; ``agent`` for lastgood agent's."""
 
     def __init__(
         self,
@@ -117,6 +120,7 @@ class LiveConfig:
             name=self.name,
             timeout=self.timeout,
             verify=verify,
+            kind=self.kind,
         )
         try:
             self._first_read(require)

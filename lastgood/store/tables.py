@@ -201,6 +201,9 @@ consumers = Table(
     Column("content_hash", String(64), nullable=True),
     Column("since", Float, nullable=False),
     Column("seen_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False, server_default="sdk"),
+    Column("health", String(20), nullable=True),
+    Column("detail", String(200), nullable=True),
 )
 
 web_sessions = Table(
