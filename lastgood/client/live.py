@@ -72,6 +72,10 @@ def _all_failed(failures: list[ServerError]) -> ServerError:
 class LiveConfig:
     """The live config of environment ``env`` on the lastgood server at ``url``.
 
+    ``url`` may name several servers on one store (a list, or one string with commas): the
+    SDK uses the first until it cannot be reached or fails (a timeout, a 5xx), then the next
+    at once, and sticks with whichever answers; ``url`` is the one in use, ``urls`` all.
+
     ``token`` (default ``$LASTGOOD_TOKEN``) needs the viewer role on ``env``. ``cache_dir``
     (default ``$LASTGOOD_CACHE_DIR`` or ``~/.cache/lastgood``) keeps the last good version so
     the application starts when the server is down; ``cache=False`` turns it off.
