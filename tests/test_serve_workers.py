@@ -151,3 +151,12 @@ def test_workers_must_be_a_sensible_number(workspace: Callable[..., Workspace]) 
         assert "hint: one per core is a good start: --workers" in done.stderr
     done = ws.run("serve", "--workers", "two")
     assert done.returncode == 2 and "'two' is not a valid integer" in done.stderr
+
+
+def test_workers_end_with_a_parent_killed_outright(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    server = serve(served_twice(workspace), "--workers", "2")
+    workers = workers_of(server)
+    server.kill()
+    assert eventually(lambda: all(_state(pid) in ("gone", "Z") for pid in workers), 10)

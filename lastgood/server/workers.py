@@ -53,10 +53,6 @@ _PR_SET_PDEATHSIG = 1
 MAX_WORKERS = 64
 
 
-class StartFailed(LastgoodError):
-    """A worker exited while starting; it printed why."""
-
-
 def check_count(workers: int) -> None:
     """``--workers`` must be 1 to :data:`MAX_WORKERS`."""
     if not 1 <= workers <= MAX_WORKERS:
@@ -101,7 +97,8 @@ class Supervisor:
         self.stopping = False
 
     def run(self) -> None:
-        """Supervise until stopped; StartFailed when a worker fails while starting."""
+        """Supervise until stopped. LastgoodError with a worker's exit code when it failed while
+        starting (it printed why)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in
                     (signal.SIGTERM, signal.SIGINT, WAKE)}  # fmt: skip
         try:
@@ -130,7 +127,7 @@ class Supervisor:
             else:
                 self._fork()
         if failed is not None:
-            error = StartFailed(
+            error = LastgoodError(
                 f"a worker of lastgood serve failed to start (exit {failed}); it said why "
                 "above", hint="fix that, then start the server again"
             )  # fmt: skip
