@@ -18,9 +18,11 @@ What the workers share, and how:
 
 - **Switches.** Each worker has its own live feeds. A deploy or rollback answered by one
   worker publishes on that worker before the answer (as with one process); the worker then asks
-  the parent (``SIGUSR1``) to wake the others, which refresh their feeds at once (measured:
-  about a millisecond, against up to ``--poll`` for the readlink poll that also runs). On
-  PostgreSQL every worker also hears the store's ``NOTIFY``.
+  the parent (``SIGUSR1``) to wake the others, which refresh their feeds at once. Measured
+  with ``--poll 10`` (so through the wake-up alone): consumers held by either of two workers
+  had the new version 7 to 15 ms after the switch, against up to ``--poll`` (20 ms by default)
+  for the readlink poll that also runs. A signal costs no socket or file, and coalesces
+  harmlessly (a wake-up is "look now"). On PostgreSQL every worker also hears ``NOTIFY``.
 - **The fleet.** Each worker flushes its consumers' reports to the store and reads everyone's
   back, as several servers on one store do (see :mod:`lastgood.server.consumers`).
 - **Leases.** Deploys and rollbacks hold the store's leases, which already keep apart several
