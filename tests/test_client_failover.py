@@ -95,6 +95,7 @@ def test_no_server_answering_names_every_one(tmp_path: Path) -> None:
     assert message.startswith("none of the 2 lastgood servers answered: cannot reach")
     assert first in message and second in message
     assert "the cache" in message  # and there is nothing cached to serve either
+    nothing: str | list[str]
     for nothing in ("", " , ", []):
         with pytest.raises(UsageError, match="needs the URL of a lastgood server"):
             LiveConfig(nothing, "staging", cache=False)

@@ -70,11 +70,12 @@ def test_two_servers_behind_nginx_survive_one_killed(
     proxy, a, b = (f"http://127.0.0.1:{port}" for port in ports.values())
     for script, said in started(ws, ports):
         pid_b = int(re.findall(r"server b: pid (\d+)", said)[0])
-        options = {"token": token, "cache_dir": tmp_path, "wait": 20, "poll": 30}
-        with (
-            LiveConfig(proxy, "staging", name="through-proxy", **options) as behind,
-            LiveConfig(f"{a},{b}", "staging", name="both-urls", **options) as direct,
-        ):
+
+        def follow(url: str, name: str) -> LiveConfig:
+            return LiveConfig(url, "staging", token=token, cache_dir=tmp_path, name=name,
+                              wait=20, poll=30)  # fmt: skip
+
+        with follow(proxy, "through-proxy") as behind, follow(f"{a},{b}", "both-urls") as direct:
             assert (behind.version, direct.version) == (2, 2)
             rollback(a, token, "-m", "through a")
             for app in (behind, direct):

@@ -1,7 +1,9 @@
 """``lastgood serve --workers N``: several real server processes on one port, as an operator runs
 them. Consumers long-poll whichever worker the kernel gave their connection; a rollback answered
 by any worker reaches all of them; the fleet view of any worker shows all of them; a killed
-worker is replaced; SIGTERM to the parent stops everything.
+worker is replaced; SIGTERM to the parent stops everything, and so does its death; two deploys
+of one environment sent to two workers at once are one deploy and one ``423`` (the store's
+lease).
 
 The servers run with ``--poll 10`` on SQLite, so a consumer held by another worker than the one
 that rolled back can only follow within a second through the workers' wake-up, never the poll.
@@ -10,8 +12,11 @@ Which worker holds which connection is read from ``/proc``.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -57,9 +62,36 @@ def holding(pids: list[int], port: int) -> set[int]:
     return {pid for pid in pids if _socket_inodes(pid) & established}
 
 
-def served_twice(workspace: Callable[..., Workspace]) -> Workspace:
+def holder_of(pids: list[int], port: int, client_port: int) -> int | None:
+    """Which of ``pids`` holds the server side of the connection from ``client_port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(f.split(":")[1], 16) for f in fields[1:3])
+        if (local, remote) == (port, client_port):
+            return next((pid for pid in pids if fields[9] in _socket_inodes(pid)), None)
+    return None
+
+
+def one_connection_per_worker(server: Server) -> list[http.client.HTTPConnection]:
+    """Kept-alive connections, one held by each worker (the kernel chooses who accepts)."""
+    workers, found = workers_of(server), dict[int, http.client.HTTPConnection]()
+    for _ in range(100):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        holder = holder_of(workers, server.port, connection.sock.getsockname()[1])
+        if holder is None or holder in found:
+            connection.close()
+        else:
+            found[holder] = connection
+        if len(found) == len(workers):
+            return list(found.values())
+    raise AssertionError("every connection went to one worker")
+
+
+def served_twice(workspace: Callable[..., Workspace], **policy: str) -> Workspace:
     """A served staging with v1 and v2 deployed (v2 live)."""
-    ws = workspace(target="served")
+    ws = workspace(target="served", **policy)
     for marker in ("one", "two"):
         ws.healthy(marker)
         done = ws.run("deploy", "staging", "-m", marker)
@@ -76,7 +108,7 @@ def fresh(server: Server, token: str, method: str, path: str, **kwargs: Any) -> 
 def spread_consumers(server: Server, token: str, stack: ExitStack) -> list[LiveConfig]:
     """Start consumers until both workers hold some (the kernel chooses who accepts, and a
     worker still starting accepts nothing)."""
-    workers, apps = workers_of(server), []
+    workers, apps = workers_of(server), list[LiveConfig]()
     deadline = time.monotonic() + 20
     while len(apps) < 6 or holding(workers, server.port) != set(workers):
         assert time.monotonic() < deadline, "every consumer went to one worker"
@@ -160,3 +192,32 @@ def test_workers_end_with_a_parent_killed_outright(
     workers = workers_of(server)
     server.kill()
     assert eventually(lambda: all(_state(pid) in ("gone", "Z") for pid in workers), 10)
+
+
+def test_two_workers_never_run_two_deploys_of_one_env_at_once(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served_twice(workspace, bake="1s")
+    server = serve(ws, "--workers", "2")
+    token = server.token("deployer")
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def deploy(connection: http.client.HTTPConnection) -> None:
+        body = json.dumps({"version": "v1", "message": "at once"})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        connection.request("POST", f"{STAGING}/deploy", body, headers)
+        answer = connection.getresponse()
+        answers.append((answer.status, json.loads(answer.read())))
+        connection.close()
+
+    threads = [
+        threading.Thread(target=deploy, args=(c,)) for c in one_connection_per_worker(server)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 423], answers
+    refused = next(body for status, body in answers if status == 423)
+    assert "deploy" in refused["error"] and refused["exit_code"] == 5, refused
