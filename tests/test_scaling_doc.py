@@ -1,6 +1,6 @@
 """docs/scaling.md's reference deployment, run as written: ``docs/examples/scaling/run.sh``
-starts two ``lastgood serve`` on one real PostgreSQL store and the real nginx in front (on free
-ports). A consumer through the proxy and one given both servers follow a rollback made through
+starts two ``lastgood serve --workers 2`` on one real PostgreSQL store and the real nginx in
+front (on free ports). A consumer through the proxy and one given both servers follow a rollback made through
 one server; server B is killed, and both keep following through what is left.
 """
 
@@ -28,7 +28,7 @@ STAGING = "/api/v1/envs/staging"
 def started(ws: Workspace, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """run.sh in the workspace; yields it and what it printed once it said "ready"."""
     env = {**os.environ, "LASTGOOD": LASTGOOD, "LASTGOOD_STORE": str(ws.store),
-           "RUN_DIR": str(ws.base / "run"), "NO_COLOR": "1",
+           "RUN_DIR": str(ws.base / "run"), "NO_COLOR": "1", "WORKERS": "2",
            **{name: str(port) for name, port in ports.items()}}  # fmt: skip
     script = subprocess.Popen(["sh", str(EXAMPLE / "run.sh")], cwd=ws.root, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
