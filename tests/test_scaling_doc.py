@@ -1,7 +1,8 @@
 """docs/scaling.md's reference deployment, run as written: ``docs/examples/scaling/run.sh``
 starts two ``lastgood serve --workers 2`` on one real PostgreSQL store and the real nginx in
-front (on free ports). A consumer through the proxy and one given both servers follow a rollback made through
-one server; server B is killed, and both keep following through what is left.
+front (on free ports). A consumer through the proxy and one given both servers follow a
+rollback made through one server; server B is killed, and both keep following through what is
+left.
 """
 
 from __future__ import annotations
