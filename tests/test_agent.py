@@ -311,3 +311,26 @@ def test_bad_input_is_refused_with_a_hint(
     assert eventually(lambda: away.says("keeps serving nothing; retrying every 0.2 s at most"))
     assert away.process.poll() is None  # still running, retrying
     assert away.stop() == 0
+
+
+def test_an_agent_given_two_servers_follows_through_the_other_when_one_dies(
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    agents: Callable[..., AgentProcess],
+    tmp_path: Path,
+) -> None:
+    ws = workspace(target="served")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging", "-m", "one").returncode == 0
+    a, b = serve(ws, "--poll", "0.05"), serve(ws, "--poll", "0.05")
+    live = tmp_path / "live"
+    agent = agents(a.token("viewer"), "--server", f"{a.url},{b.url}", "--env", "staging",
+                   "--target", f"directory:{live}", "--state", str(tmp_path / "state"))  # fmt: skip
+    eventually(lambda: live_of(live) is not None)
+    assert agent.says("failing over between 2 server URLs")
+    a.kill()
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "two").returncode == 0
+    eventually(lambda: live_of(live).version == 2)  # type: ignore[union-attr]
+    assert intact(live) and eventually(lambda: agent.says(f"staging now follows {b.url}"))
+    assert agent.stop() == 0 and "Traceback" not in agent.text()

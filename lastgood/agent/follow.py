@@ -16,7 +16,7 @@ follower asks again after its backoff and the server sends it again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from lastgood.client import LiveConfig, Snapshot
@@ -31,7 +31,9 @@ class HostConfig(LiveConfig):
 
     kind: ClassVar[str] = "agent"
 
-    def __init__(self, url: str, env: str, *, placer: Placer, serving: str, **options: Any) -> None:
+    def __init__(
+        self, url: str | Sequence[str], env: str, *, placer: Placer, serving: str, **options: Any
+    ) -> None:
         self._placer = placer
         self._serving = serving
         super().__init__(url, env, cache=False, **options)
@@ -52,7 +54,8 @@ class HostConfig(LiveConfig):
 
     def set_health(self, health: str | None, detail: str | None) -> None:
         """Send the host checks' result on every later request."""
-        self._channel.set_health(health, detail)
+        for channel in self._channels:
+            channel.set_health(health, detail)
 
     def _install(self, new: Snapshot, source: Source, confirmed_at: float) -> bool:
         old = self._snapshot

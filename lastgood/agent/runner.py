@@ -98,9 +98,9 @@ class Agent:
             plan.env, plan.server, plan.name, self.target.describe(), _shown(live),
         )  # fmt: skip
         if len(plan.servers) > 1:
-            log.info("following the first of %d server URLs", len(plan.servers))
+            log.info("failing over between %d server URLs", len(plan.servers))
         self.follower = HostConfig(
-            plan.server, plan.env, placer=self._place, serving=serving_of(live), token=self.token,
+            plan.servers, plan.env, placer=self._place, serving=serving_of(live), token=self.token,
             consumer_id=plan.consumer_id, name=plan.name, wait=self.wait, poll=self.retry_max,
             require=False,
         )  # fmt: skip
