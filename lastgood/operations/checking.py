@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
+from lastgood.comparison import BaselineSource, judge, measured
 from lastgood.config import CheckSpec
 from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
-from lastgood.record import Record
+from lastgood.record import Record, replace
 from lastgood.rows import CheckRecord
 from lastgood.targets import Release
 
@@ -45,6 +46,36 @@ class Round(Record):
         return "; ".join(r.detail for r in self.failed)
 
 
+def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> CheckResult:
+    """``result`` judged against its baseline too, when ``check`` compares (writes nothing).
+
+    Without a baseline the comparison is skipped and the detail says why; the check's own
+    bounds still decided ``ok``. A result that failed without measuring anything is left as is:
+    its own detail already says what went wrong."""
+    comparison = check.spec.compare
+    value = measured(result.data)
+    if comparison is None or (not result.ok and value is None):
+        return result
+    baseline = baselines.baseline(check.name)
+    if baseline is None:
+        note = f"not compared: no baseline ({baselines.missing(check.name)})"
+        return replace(result, detail=f"{result.detail}; {note}")
+    verdict = judge(value, baseline, comparison)
+    data = {**result.data, "baseline": baseline.value}
+    return replace(
+        result, ok=result.ok and verdict.ok, detail=f"{result.detail}; {verdict.text}", data=data
+    )
+
+
+def _record(result: CheckResult, deployment: int | None, env: str, done: Round) -> CheckRecord:
+    baseline = result.data.get("baseline")
+    return CheckRecord(
+        deployment, env, done.phase, done.number, result.name, result.ok, result.detail,
+        result.duration, done.at, value=measured(result.data),
+        baseline=baseline if isinstance(baseline, float) else None,
+    )  # fmt: skip
+
+
 def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
     """Instantiate checks; raises ConfigError on a bad option before anything runs."""
     return [build_check(spec) for spec in specs]
@@ -69,11 +100,13 @@ def run_round(
     number: int,
     deployment: int | None,
     record_passing: bool = True,
+    baselines: BaselineSource | None = None,
 ) -> Round:
     """Run ``checks`` concurrently, record the results in the ledger, emit the round event.
 
     The watcher passes ``record_passing=False``: a round every few seconds for months would
-    bury the ledger, so only rounds with a failure are kept."""
+    bury the ledger, so only rounds with a failure are kept. With ``baselines`` (a deploy's
+    bake), checks with ``max_drop`` / ``max_rise`` are also judged against their baseline."""
     if checks:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -81,13 +114,12 @@ def run_round(
             results = tuple(pool.map(lambda check: run_check(check, context), checks))
     else:
         results = ()
+    if baselines is not None:
+        results = tuple(compared(c, r, baselines) for c, r in zip(checks, results, strict=True))
     done = Round(phase, number, results, time.time())
     env = place.name
     if record_passing or not done.ok:
-        place.store.record_checks(
-            CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
-            for r in results
-        )
+        place.store.record_checks(_record(r, deployment, env, done) for r in results)
     place.emit(
         Event(
             EventKind.CHECK_ROUND,

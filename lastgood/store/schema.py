@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lastgood.errors import StoreError
 
-HEAD = "0008"
+HEAD = "0010"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
