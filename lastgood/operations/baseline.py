@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 
 from lastgood.checks import Check, CheckContext
-from lastgood.comparison import Baseline, measured
+from lastgood.comparison import Baseline, BaselineSource, measured
+from lastgood.config import CheckSpec
 from lastgood.operations.checking import Round, run_round
 from lastgood.operations.place import Place
 from lastgood.record import Record, field
@@ -39,6 +40,21 @@ class MeasuredBaseline(Record):
 
     def missing(self, name: str) -> str:
         return self.reasons.get(name, self.reason)
+
+
+def baseline_note(specs: tuple[CheckSpec, ...], source: BaselineSource) -> str:
+    """What the bake will compare, for the activation message: ``""`` when no check compares,
+    else each comparing check with its baseline or why it has none (writes nothing)."""
+    parts = []
+    for spec in specs:
+        if spec.compare is None:
+            continue
+        found = source.baseline(spec.name)
+        if found is None:
+            parts.append(f"{spec.name} not compared: no baseline ({source.missing(spec.name)})")
+        else:
+            parts.append(f"{spec.name} compared with {found.value:g} ({found.source})")
+    return "; ".join(parts)
 
 
 def no_baseline(reason: str) -> MeasuredBaseline:

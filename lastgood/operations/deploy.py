@@ -24,7 +24,7 @@ from lastgood.errors import (
     QuarantinedError,
 )
 from lastgood.events import Event, EventKind
-from lastgood.operations.baseline import SAMPLES, Sampling, measure, no_baseline
+from lastgood.operations.baseline import SAMPLES, Sampling, baseline_note, measure, no_baseline
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.commits import planned_commit, version_to_change
 from lastgood.operations.gate import clear_change, clear_claimed, clear_version
@@ -430,10 +430,11 @@ class DeployRun:
         )
         failpoint.hit("deploy.after-activate")
         ensure_intact(self.place, self.version, deployment=self.record.id)
+        note = baseline_note(self.settings.checks, self.baselines)
         self._emit(
             EventKind.ACTIVATED,
             f"{self.version.label} is live on {self.env}; baking for "
-            f"{format_duration(self.settings.bake)}",
+            f"{format_duration(self.settings.bake)}" + (f"; {note}" if note else ""),
             bake=self.settings.bake,
             activated_at=activated_at,
         )
