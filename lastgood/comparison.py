@@ -112,21 +112,24 @@ def measured(data: Mapping[str, Any]) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def judge(value: float | None, baseline: Baseline | None, comparison: Comparison) -> Judgement:
-    """Compare ``value`` with ``baseline`` under ``comparison``'s limits (writes nothing).
+def judge(
+    value: float | None, baseline: Baseline | None, comparison: Comparison, name: str = "value"
+) -> Judgement:
+    """Compare ``value`` (called ``name`` in the text) with ``baseline`` under
+    ``comparison``'s limits (writes nothing).
 
     The caller handles a missing baseline; a missing value fails (a metric that cannot be
     measured is not a healthy one)."""
     assert baseline is not None
     if value is None:
-        return Judgement(False, f"no value measured to compare with baseline {baseline.value:g}")
+        return Judgement(False, f"no {name} measured to compare with baseline {baseline.value:g}")
     change = value - baseline.value
-    limit, name = (
+    limit, key = (
         (comparison.max_drop, "max_drop") if change < 0 else (comparison.max_rise, "max_rise")
     )
-    shown = f"value {baseline.value:g} → {value:g} ({_change(baseline.value, change)}"
+    shown = f"{name} {baseline.value:g} → {value:g} ({_change(baseline.value, change)}"
     ok = limit is None or limit.allows(baseline.value, abs(change))
-    verdict = "" if limit is None else f", {'within' if ok else 'over'} {name} {limit}"
+    verdict = "" if limit is None else f", {'within' if ok else 'over'} {key} {limit}"
     return Judgement(
         ok, f"{shown}{verdict}) against the baseline, {baseline.source}", baseline.value
     )

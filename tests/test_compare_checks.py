@@ -109,8 +109,8 @@ def test_a_change_that_halves_the_scores_is_caught_and_rolled_back(
     assert "mean-score not compared: no baseline (nothing was live before v1)" in activated[-1]
     assert halved.exit_code == RESTORED
     assert (
-        "value 36 → 18 (-50%, over max_drop 20%) against the baseline, median of 3 rounds on v2 "
-        "before v3" in halved.summary
+        "scores.mean 36 → 18 (-50%, over max_drop 20%) against the baseline, median of 3 rounds "
+        "on v2 before v3" in halved.summary
     )
     assert "restored v2" in halved.summary
     assert (ws.base / "live" / "current" / "scoring" / "weight.txt").read_text() == "0.9\n"
@@ -143,7 +143,7 @@ def test_the_cli_says_what_was_compared(workspace: Factory, service: ScoringServ
     risen = ws.run("deploy", "staging")
     assert risen.returncode == 3, risen.stderr
     said = " ".join((risen.stdout + risen.stderr).split())
-    assert "value 40 → 100 (+150%, over max_rise 50%) against the baseline" in said
+    assert "scores.mean 40 → 100 (+150%, over max_rise 50%) against the baseline" in said
     assert "restored v1" in said
 
 
@@ -287,3 +287,29 @@ def test_a_zero_baseline_allows_no_share() -> None:
 def test_a_missing_value_fails_the_comparison() -> None:
     ok, text = compare(None, 41.0, max_drop="20%")
     assert not ok and text == "no value measured to compare with baseline 41"
+
+
+def test_an_sql_metric_is_compared_with_its_baseline(tmp_path: Path) -> None:
+    import sqlite3
+
+    from lastgood.operations.baseline import MeasuredBaseline
+    from lastgood.operations.checking import compared
+
+    with sqlite3.connect(tmp_path / "leads.db") as db:
+        db.execute("create table leads (score real)")
+        db.executemany("insert into leads values (?)", [(0.2,), (0.3,)])
+    db.close()
+    options = {"url": "sqlite:///leads.db", "query": "select avg(score) from leads", "min": 0.01}
+    check = build_check(CheckSpec("lead-scores", "sql", 5.0, options, compare=Comparison(
+        max_drop=Limit(20, percent=True))))  # fmt: skip
+    context = CheckContext("staging", 2, tmp_path, tmp_path)
+    before = MeasuredBaseline({"lead-scores": Baseline(0.5, "1 round on v1 before v2")})
+    result = compared(check, run_check(check, context), before)
+    assert not result.ok
+    assert result.detail == (
+        "query returned 0.25 (expected ≥ 0.01); value 0.5 → 0.25 (-50%, over max_drop 20%) "
+        "against the baseline, 1 round on v1 before v2"
+    )
+    assert result.data["baseline"] == 0.5
+    nothing = compared(check, run_check(check, context), MeasuredBaseline(reason="no checks"))
+    assert nothing.ok and nothing.detail.endswith("; not compared: no baseline (no checks)")

@@ -68,6 +68,11 @@ class Check(ABC):
         a type that measures one says so by overriding this."""
         return False
 
+    @property
+    def value_name(self) -> str:
+        """What the measured number is called in messages (``scores.mean 41 → 19.5``)."""
+        return "value"
+
     @abstractmethod
     def probe(self, context: CheckContext) -> CheckResult:
         """Probe once. May raise; must try to honour ``self.spec.timeout`` itself."""

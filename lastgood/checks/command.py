@@ -63,6 +63,10 @@ class CommandCheck(Check):
         return self.value is not None
 
     @property
+    def value_name(self) -> str:
+        return "value" if self.value in (None, LAST_LINE) else str(self.value)
+
+    @property
     def display(self) -> str:
         """The command as a person would type it, for details."""
         return self.run if isinstance(self.run, str) else shlex.join(self.run)

@@ -69,6 +69,10 @@ class HttpCheck(Check):
     def measures_value(self) -> bool:
         return self.value is not None
 
+    @property
+    def value_name(self) -> str:
+        return self.value or "value"
+
     def probe(self, context: CheckContext) -> CheckResult:
         """Send the request and judge the answer; a transport error is a failed result."""
         started = time.monotonic()

@@ -60,7 +60,7 @@ def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> Ch
     if baseline is None:
         note = f"not compared: no baseline ({baselines.missing(check.name)})"
         return replace(result, detail=f"{result.detail}; {note}")
-    verdict = judge(value, baseline, comparison)
+    verdict = judge(value, baseline, comparison, check.value_name)
     data = {**result.data, "baseline": baseline.value}
     return replace(
         result, ok=result.ok and verdict.ok, detail=f"{result.detail}; {verdict.text}", data=data
