@@ -160,6 +160,26 @@ def test_no_baseline_means_absolute_bounds_only(
     assert "sampled 3 times" in " ".join(step.detail for step in plan.plan)
 
 
+def test_a_drill_that_halves_the_scores_is_caught_by_max_drop(
+    workspace: Factory, service: ScoringService
+) -> None:
+    """The drill samples the baseline against the live version, then its variant is judged."""
+    from lastgood.operations.drill import drill
+
+    ws = scoring_workspace(workspace, None, service)
+    config = ws.root / "lastgood.toml"
+    drill_table = '[env.staging.drill]\nfiles = { "scoring/weight.txt" = "drills/halved.txt" }\n'
+    config.write_text(config.read_text() + drill_table + '[versioning]\nexclude = ["drills/**"]\n')
+    ws.write("drills/halved.txt", "0.5\n")
+    weight(ws, 1.0)
+    project = ws.project()
+    assert deploy(project, "staging").exit_code == OK
+    result = drill(project, "staging")
+    assert result.passed, result.summary
+    caught = project.store.deployments("staging", status="failed-restored")[0]
+    assert "scores.mean 40 → 20 (-50%, over max_drop 20%)" in caught.detail
+
+
 # ---- configuration, checked when it is read or when the checks are built ------------------
 
 
