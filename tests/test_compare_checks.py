@@ -19,6 +19,7 @@ from lastgood.checks.command import printed_value
 from lastgood.comparison import Baseline, Comparison, Limit, judge, parse_comparison
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
+from lastgood.events import Event
 from lastgood.operations.deploy import deploy, plan_deploy
 from lastgood.outcome import OK, RESTORED
 from tests.conftest import Workspace
@@ -103,6 +104,8 @@ def test_a_change_that_halves_the_scores_is_caught_and_rolled_back(
     within = deploy(project, "staging", message="a small change")
     assert within.exit_code == OK, within.summary
     weight(ws, 0.45)  # 36 → 18: -50%
+    heard: list[Event] = []
+    project.events.subscribe(heard.append)
     halved = deploy(project, "staging", message="halve the scores")
     activated = [e.message for e in project.store.events("staging") if e.kind == "activated"]
     assert "mean-score compared with 36 (median of 3 rounds on v2 before v3)" in activated[0]
@@ -129,6 +132,9 @@ def test_a_change_that_halves_the_scores_is_caught_and_rolled_back(
     failed = [r for r in store.check_records(deployment=halved.deployment.id) if not r.ok]
     assert [(r.value, r.baseline) for r in failed] == [(18.0, 36.0), (18.0, 36.0)]
     assert "over max_drop 20%" in store.deployment(halved.deployment.id).detail
+    bake_rounds = [e.data for e in heard if e.kind.value == "check-round" and "baselines" in e.data]
+    assert bake_rounds[0]["values"] == {"mean-score": 18.0}
+    assert bake_rounds[0]["baselines"] == {"mean-score": 36.0}
 
 
 def test_the_cli_says_what_was_compared(workspace: Factory, service: ScoringService) -> None:

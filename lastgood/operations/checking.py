@@ -120,25 +120,28 @@ def run_round(
     env = place.name
     if record_passing or not done.ok:
         place.store.record_checks(_record(r, deployment, env, done) for r in results)
+    _announce(place, done, context.version, deployment)
+    return done
+
+
+def _announce(place: Place, done: Round, version: int | None, deployment: int | None) -> None:
+    """Emit the round's event (with the values measured, when any), and check-failed."""
+    env, phase, number = place.name, done.phase, done.number
+    data: dict[str, object] = {"ok": done.ok, "phase": phase, "round": number}
+    values = {r.name: v for r in done.results if (v := measured(r.data)) is not None}
+    if values:
+        data["values"] = values
+        baselines = {r.name: r.data["baseline"] for r in done.results if "baseline" in r.data}
+        if baselines:
+            data["baselines"] = baselines
+    summary = done.summary()
     place.emit(
-        Event(
-            EventKind.CHECK_ROUND,
-            f"{phase} round {number}: {done.summary()}",
-            env=env,
-            version=context.version,
-            deployment=deployment,
-            data={"ok": done.ok, "phase": phase, "round": number},
-        )
-    )
+        Event(EventKind.CHECK_ROUND, f"{phase} round {number}: {summary}", env=env,
+              version=version, deployment=deployment, data=data)
+    )  # fmt: skip
     if not done.ok:
         place.emit(
-            Event(
-                EventKind.CHECK_FAILED,
-                f"{phase} round {number} on {env}: {done.summary()}",
-                env=env,
-                version=context.version,
-                deployment=deployment,
-                data={"failed": [r.name for r in done.failed], "phase": phase},
-            )
-        )
-    return done
+            Event(EventKind.CHECK_FAILED, f"{phase} round {number} on {env}: {summary}", env=env,
+                  version=version, deployment=deployment,
+                  data={"failed": [r.name for r in done.failed], "phase": phase})
+        )  # fmt: skip
