@@ -338,7 +338,7 @@ class DeployRun:
             return f"nothing was live before {self.version.label}"
         verdict = self.store.verdicts(self.env).get(self.from_version)
         if verdict != GOOD:
-            state = "failed here" if verdict else "was never verified here"
+            state = f"is marked {verdict} here" if verdict else "was never verified here"
             return f"v{self.from_version}, live before {self.version.label}, {state}"
         return None
 
