@@ -101,6 +101,8 @@ def test_a_change_that_halves_the_scores_is_caught_and_rolled_back(
     first = deploy(project, "staging", message="first")
     assert first.exit_code == OK, first.summary
     weight(ws, 0.9)  # 40 → 36: -10%, within max_drop 20%
+    heard_within: list[Event] = []
+    project.events.subscribe(heard_within.append)
     within = deploy(project, "staging", message="a small change")
     assert within.exit_code == OK, within.summary
     weight(ws, 0.45)  # 36 → 18: -50%
@@ -129,6 +131,11 @@ def test_a_change_that_halves_the_scores_is_caught_and_rolled_back(
     bake = [r for r in within_rows if r.phase == "bake"]
     assert bake and all((r.ok, r.value, r.baseline) == (True, 36.0, 40.0) for r in bake)
     assert "within max_drop 20%" in bake[0].detail
+    passing = next(e.message for e in heard_within if e.message.startswith("bake round 1:"))
+    assert passing == (
+        "bake round 1: 1/1 checks passed; 'mean-score': scores.mean 40 → 36 (-10%, within "
+        "max_drop 20%) against the baseline, median of 3 rounds on v1 before v2"
+    )
     failed = [r for r in store.check_records(deployment=halved.deployment.id) if not r.ok]
     assert [(r.value, r.baseline) for r in failed] == [(18.0, 36.0), (18.0, 36.0)]
     assert "over max_drop 20%" in store.deployment(halved.deployment.id).detail

@@ -34,8 +34,16 @@ class Round(Record):
         if not self.results:
             return "no checks"
         if self.ok:
-            return f"{len(self.results)}/{len(self.results)} checks passed"
+            passed = f"{len(self.results)}/{len(self.results)} checks passed"
+            return "; ".join([passed, *self._comparisons()])
         return "; ".join(f"'{r.name}' failed: {r.detail}" for r in self.failed)
+
+    def _comparisons(self) -> list[str]:
+        """``'mean-score': scores.mean 40 → 36 (-10%, within max_drop 20%) …`` per compared
+        check, so a passing round still shows how close it came."""
+        return [
+            f"'{r.name}': {r.data['comparison']}" for r in self.results if "comparison" in r.data
+        ]
 
     def failed_names(self) -> str:
         """``'scores-not-zero', 'scorer-up'``, for sentences that say what failed."""
@@ -61,7 +69,7 @@ def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> Ch
         note = f"not compared: no baseline ({baselines.missing(check.name)})"
         return replace(result, detail=f"{result.detail}; {note}")
     verdict = judge(value, baseline, comparison, check.value_name)
-    data = {**result.data, "baseline": baseline.value}
+    data = {**result.data, "baseline": baseline.value, "comparison": verdict.text}
     return replace(
         result, ok=result.ok and verdict.ok, detail=f"{result.detail}; {verdict.text}", data=data
     )
