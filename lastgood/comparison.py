@@ -58,7 +58,7 @@ class Baseline(Record):
     """A check's value before the change, and where it came from (for messages)."""
 
     value: float
-    source: str  # e.g. "median of 3 rounds against v6 before v7"
+    source: str  # e.g. "median of 3 rounds on v6 before v7"
 
 
 class BaselineSource(Protocol):
@@ -113,14 +113,13 @@ def measured(data: Mapping[str, Any]) -> float | None:
 
 
 def judge(
-    value: float | None, baseline: Baseline | None, comparison: Comparison, name: str = "value"
+    value: float | None, baseline: Baseline, comparison: Comparison, name: str = "value"
 ) -> Judgement:
     """Compare ``value`` (called ``name`` in the text) with ``baseline`` under
     ``comparison``'s limits (writes nothing).
 
     The caller handles a missing baseline; a missing value fails (a metric that cannot be
     measured is not a healthy one)."""
-    assert baseline is not None
     if value is None:
         return Judgement(False, f"no {name} measured to compare with baseline {baseline.value:g}")
     change = value - baseline.value
