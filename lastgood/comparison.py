@@ -79,7 +79,6 @@ class Judgement(Record):
 
     ok: bool
     text: str
-    baseline: float | None = None
 
 
 def parse_comparison(item: Mapping[str, Any], where: str) -> Comparison | None:
@@ -129,9 +128,7 @@ def judge(
     shown = f"{name} {baseline.value:g} → {value:g} ({_change(baseline.value, change)}"
     ok = limit is None or limit.allows(baseline.value, abs(change))
     verdict = "" if limit is None else f", {'within' if ok else 'over'} {key} {limit}"
-    return Judgement(
-        ok, f"{shown}{verdict}) against the baseline, {baseline.source}", baseline.value
-    )
+    return Judgement(ok, f"{shown}{verdict}) against the baseline, {baseline.source}")
 
 
 def _change(before: float, change: float) -> str:
