@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lastgood.comparison import Comparison, parse_comparison
 from lastgood.errors import ConfigError, UsageError
 from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
@@ -70,7 +71,7 @@ NORMALIZERS = ("text", "json", "html", "bytes")
 FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
 _GIT_KEYS = {"refs"}
-_CHECK_COMMON = {"name", "type", "timeout"}
+_CHECK_COMMON = {"name", "type", "timeout", "max_drop", "max_rise"}
 
 
 class CheckSpec(Record):
@@ -80,6 +81,9 @@ class CheckSpec(Record):
     type: str
     timeout: float
     options: dict[str, Any]
+    compare: Comparison | None = None
+    """``max_drop`` / ``max_rise``: how far the value it measures may move from its baseline
+    (see :mod:`lastgood.comparison`); None for a check judged by its own bounds alone."""
 
 
 class TargetSpec(Record):
@@ -800,8 +804,24 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
                 hint='every check needs time to answer, e.g. timeout = "10s"',
             )
         options = {k: v for k, v in item.items() if k not in _CHECK_COMMON}
-        specs.append(CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options))
+        compare = _parse_compare(item, key, name, where)
+        specs.append(
+            CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options,
+                      compare=compare)
+        )  # fmt: skip
     return tuple(specs)
+
+
+def _parse_compare(item: dict[str, Any], key: str, name: str, where: str) -> Comparison | None:
+    """``max_drop`` / ``max_rise`` of a check; a preflight has nothing to compare with."""
+    compare = parse_comparison(item, f"{key}.{name} in {where}")
+    if compare is not None and key.endswith(".preflight"):
+        raise ConfigError(
+            f"{key}.{name} in {where}: max_drop and max_rise apply to checks, not preflights",
+            hint="a preflight runs once against the candidate, before anything is measured "
+            "live; move the limit to a [[check]] with the same value",
+        )
+    return compare
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -105,6 +105,10 @@ class CheckRecord(Record):
     detail: str
     duration: float
     at: float
+    value: float | None = None
+    """The number the check measured, when it measures one (``data["value"]``)."""
+    baseline: float | None = None
+    """What ``value`` was compared with (``max_drop`` / ``max_rise``), when it was."""
 
 
 class EventRecord(Record):

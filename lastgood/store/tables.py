@@ -117,6 +117,8 @@ check_results = Table(
     Column("detail", Text, nullable=False),
     Column("duration", Float, nullable=False),
     Column("at", Float, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("baseline", Float, nullable=True),
 )
 
 events = Table(
