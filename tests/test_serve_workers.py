@@ -154,6 +154,8 @@ def test_workers_share_rollbacks_the_fleet_and_are_kept_alive(
         os.kill(killed, signal.SIGKILL)
         assert eventually(lambda: len(workers_of(server)) == 2 and killed not in
                           workers_of(server), 10)  # fmt: skip
+        replaced = f"worker {killed} was killed by SIGKILL; starting another"
+        assert eventually(lambda: replaced in server.log.read_text())  # a crash loop shows
         done = fresh(server, deployer, "POST", f"{STAGING}/rollback", json={"to": "v2"})
         assert done.status_code == 200, done.text
         for app in apps:  # those the killed worker held reconnected to the others

@@ -127,6 +127,8 @@ class Supervisor:
                 failed = code
                 self._stop_all()
             else:
+                sys.stderr.write(f"lastgood serve: worker {pid} {_ended(code)}; starting another\n")
+                sys.stderr.flush()
                 self._fork()
         if failed is not None:
             error = LastgoodError(
@@ -175,6 +177,16 @@ class Supervisor:
         for pid in list(self.children):
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGTERM)
+
+
+def _ended(code: int) -> str:
+    """How a worker ended, for the line that says it was replaced (a crash loop shows)."""
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with {code}"
 
 
 def _die_with_parent() -> None:
