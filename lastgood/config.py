@@ -71,7 +71,8 @@ NORMALIZERS = ("text", "json", "html", "bytes")
 FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
 _GIT_KEYS = {"refs"}
-_CHECK_COMMON = {"name", "type", "timeout", "max_drop", "max_rise"}
+CHECK_COMMON_KEYS = frozenset({"name", "type", "timeout", "max_drop", "max_rise"})
+"""Keys every check takes, whatever its type (the rest are the type's own options)."""
 
 
 class CheckSpec(Record):
@@ -803,7 +804,7 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
                 f"{key}.{name}.timeout in {where} must be more than 0",
                 hint='every check needs time to answer, e.g. timeout = "10s"',
             )
-        options = {k: v for k, v in item.items() if k not in _CHECK_COMMON}
+        options = {k: v for k, v in item.items() if k not in CHECK_COMMON_KEYS}
         compare = _parse_compare(item, key, name, where)
         specs.append(
             CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options,

@@ -570,6 +570,9 @@ def test_sql_postgresql_error_masks_the_password(postgres: str, context: CheckCo
         ("http", {"url": "http://x", "max_latency": "fast"}, "max_latency = 'fast' is not", "ms"),
         ("command", {}, "command check 'command-check': run is missing", "run ="),
         ("command", {"run": "true", "exitt": 1}, "exitt is not an option", "did you mean exit?"),
+        # a key every check takes, mistyped: the closest of all keys, not only the type's own
+        ("command", {"run": "true", "max_dorp": "9%"}, "max_dorp is not", "mean max_drop?"),
+        ("http", {"url": "http://x", "zzz": 1}, "zzz is not an option", "max_drop, max_rise"),
         ("command", {"run": "true", "exit": "0"}, "exit = '0' is not an exit code", "exit = 0"),
         ("command", {"run": "true", "cwd": 1}, "cwd = 1 must be a path", "cwd ="),
         ("sql", {"url": "sqlite://", "query": "select 1"}, "min, max or equals is needed", "min"),

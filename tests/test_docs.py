@@ -106,7 +106,7 @@ def test_every_error_class_is_documented(cls: type[LastgoodError]) -> None:
 
 CONFIG_KEYS = sorted(
     {*config._TOP_KEYS, *config._VERSIONING_KEYS, *config._VALIDATE_KEYS, *config._ENV_KEYS}
-    | config._CHECK_COMMON
+    | config.CHECK_COMMON_KEYS
     | config._WATCH_KEYS
     | config._DOCUMENT_KEYS
     | config._NOTIFY_KEYS

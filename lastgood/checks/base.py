@@ -10,13 +10,15 @@ its timeout on a worker thread, so a hang is a failure, never a stuck deploy.
 
 from __future__ import annotations
 
+import difflib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lastgood.config import CheckSpec
+from lastgood.config import CHECK_COMMON_KEYS, CheckSpec
+from lastgood.errors import ConfigError
 from lastgood.record import Record, field
 
 
@@ -76,6 +78,20 @@ class Check(ABC):
     @abstractmethod
     def probe(self, context: CheckContext) -> CheckResult:
         """Probe once. May raise; must try to honour ``self.spec.timeout`` itself."""
+
+
+def reject_unknown_options(spec: CheckSpec, own: Sequence[str]) -> None:
+    """Refuse a key that is neither one of this check type's ``own`` options nor a key every
+    check takes, suggesting the closest of all of them (``max_dorp``: did you mean max_drop?)."""
+    known = [*own, *sorted(CHECK_COMMON_KEYS)]
+    for key in spec.options:
+        if key not in own:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
+            raise ConfigError(
+                f"{spec.type} check {spec.name!r}: {key} is not an option of {spec.type} checks",
+                hint=hint,
+            )
 
 
 def run_check(check: Check, context: CheckContext) -> CheckResult:

@@ -17,7 +17,6 @@ command that exits as expected but prints no such number fails.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import selectors
@@ -27,7 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lastgood.checks.base import Check, CheckContext, CheckResult, number_at
+from lastgood.checks.base import Check, CheckContext, CheckResult, number_at, reject_unknown_options
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 
@@ -49,7 +48,7 @@ class CommandCheck(Check):
     def __init__(self, spec: CheckSpec) -> None:
         """Validate the options now, so a typo stops the deploy before anything goes live."""
         super().__init__(spec)
-        _reject_unknown(spec)
+        reject_unknown_options(spec, _OPTIONS)
         self.run = _command(spec)
         self.expected_exit = _exit_code(spec)
         cwd = spec.options.get("cwd")
@@ -270,15 +269,6 @@ def _exit_code(spec: CheckSpec) -> int:
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= 255:
         raise _option_error(spec, "exit", f"= {code!r} is not an exit code", "write exit = 0")
     return code
-
-
-def _reject_unknown(spec: CheckSpec) -> None:
-    """Refuse keys this check does not know, suggesting the closest one."""
-    for key in spec.options:
-        if key not in _OPTIONS:
-            close = difflib.get_close_matches(key, _OPTIONS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(_OPTIONS)}"
-            raise _option_error(spec, key, "is not an option of command checks", hint)
 
 
 def _option_error(spec: CheckSpec, key: str, problem: str, hint: str) -> ConfigError:

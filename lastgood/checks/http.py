@@ -12,14 +12,13 @@ followed, so a health endpoint that starts redirecting to a login page shows up 
 
 from __future__ import annotations
 
-import difflib
 import json
 import time
 from typing import Any
 
 import httpx
 
-from lastgood.checks.base import Check, CheckContext, CheckResult, number_at
+from lastgood.checks.base import Check, CheckContext, CheckResult, number_at, reject_unknown_options
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 from lastgood.units import parse_duration
@@ -49,7 +48,7 @@ class HttpCheck(Check):
         """Validate every option now, so a typo stops the deploy before anything goes live."""
         super().__init__(spec)
         options = spec.options
-        _reject_unknown(spec)
+        reject_unknown_options(spec, _OPTIONS)
         self.url = _require_url(spec)
         self.method = _string(spec, "method", "GET").upper()
         self.statuses = _statuses(spec)
@@ -277,15 +276,6 @@ def _headers(spec: CheckSpec) -> dict[str, str]:
             spec, "headers", "values must be text", 'write headers = { Authorization = "Bearer …" }'
         )
     return table
-
-
-def _reject_unknown(spec: CheckSpec) -> None:
-    """Refuse keys this check does not know, suggesting the closest one."""
-    for key in spec.options:
-        if key not in _OPTIONS:
-            close = difflib.get_close_matches(key, _OPTIONS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(_OPTIONS)}"
-            raise _option_error(spec, key, "is not an option of http checks", hint)
 
 
 def _option_error(spec: CheckSpec, key: str, problem: str, hint: str) -> ConfigError:

@@ -13,14 +13,13 @@ Reads only (the query is the team's; a missing SQLite file is reported, never cr
 
 from __future__ import annotations
 
-import difflib
 import re
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from lastgood.checks.base import Check, CheckContext, CheckResult
+from lastgood.checks.base import Check, CheckContext, CheckResult, reject_unknown_options
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 
@@ -41,7 +40,7 @@ class SqlCheck(Check):
     def __init__(self, spec: CheckSpec) -> None:
         """Validate the options now, so a typo stops the deploy before anything goes live."""
         super().__init__(spec)
-        _reject_unknown(spec)
+        reject_unknown_options(spec, _OPTIONS)
         self.url = _required_text(spec, "url", 'write url = "sqlite:///../data/leads.db"')
         if not _URL_SHAPE.match(self.url):
             hint = 'write it like "sqlite:///../data/leads.db" or "postgresql://user@host/db"'
@@ -247,15 +246,6 @@ def _scalar(spec: CheckSpec, key: str) -> Any:
             spec, key, f"= {value!r} must be a number, text or true/false", f"write {key} = 1"
         )
     return value
-
-
-def _reject_unknown(spec: CheckSpec) -> None:
-    """Refuse keys this check does not know, suggesting the closest one."""
-    for key in spec.options:
-        if key not in _OPTIONS:
-            close = difflib.get_close_matches(key, _OPTIONS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(_OPTIONS)}"
-            raise _option_error(spec, key, "is not an option of sql checks", hint)
 
 
 def _option_error(spec: CheckSpec, key: str, problem: str, hint: str) -> ConfigError:
