@@ -97,8 +97,9 @@ def _parse_limit(raw: object, key: str, where: str) -> Limit:
             return Limit(float(raw), percent=False)
     elif isinstance(raw, str) and (match := _LIMIT.match(raw)):
         return Limit(float(match.group(1)), percent=True)
+    shown = str(raw).lower() if isinstance(raw, bool) else repr(raw)  # as TOML writes it
     raise ConfigError(
-        f"{where}: {key} = {raw!r} is not a percentage or a number ≥ 0",
+        f"{where}: {key} = {shown} is not a percentage or a number ≥ 0",
         hint=_HINT.format(key=key),
     )
 

@@ -240,8 +240,21 @@ def load_error(tmp_path: Path, check: str) -> ConfigError:
             "max_drop and max_rise apply to checks, not preflights",
             "[[check]]",
         ),
+        (  # shown as the file has it, not as Python spells it
+            '[[env.staging.check]]\nname = "db"\ntype = "sql"\nurl = "sqlite://"\n'
+            'query = "select 1"\nmax_drop = true\n',
+            "max_drop = true is not a percentage or a number",
+            'max_drop = "20%"',
+        ),
     ],
-    ids=["percent-syntax", "negative", "http-without-value", "command-without-value", "preflight"],
+    ids=[
+        "percent-syntax",
+        "negative",
+        "http-without-value",
+        "command-without-value",
+        "preflight",
+        "boolean",
+    ],
 )
 def test_bad_comparison_config_is_refused(tmp_path: Path, check: str, says: str, hint: str) -> None:
     error = load_error(tmp_path, check)
