@@ -230,8 +230,22 @@ class DeployRun:
             )
             self._baseline()
             self._stage_and_preflight()
+            if self._rolls_out():
+                return self._roll_out()
             self._activate()
             return self._bake()
+
+    def _rolls_out(self) -> bool:
+        """A gradual rollout needs something stable to keep serving the rest: with nothing live
+        (or the same version live) a deploy switches everyone at once; a drill too."""
+        live_other = self.from_version not in (None, self.version.number)
+        return self.settings.rollout is not None and live_other and self.drill_checks is None
+
+    def _roll_out(self) -> Outcome:
+        from lastgood.operations.rollout import RolloutRun
+
+        assert self.settings.rollout is not None
+        return RolloutRun(self, self.settings.rollout).run()
 
     def _arrow(self) -> str:
         before = f"v{self.from_version}" if self.from_version else "nothing"
@@ -462,11 +476,14 @@ class DeployRun:
             protect.append(release_of(self.store.version(state.last_good)))
         self.target.prune(keep, protect)
 
-    def _fail(self, trigger_at: float, last: Round | None) -> Outcome:
+    def _fail(self, trigger_at: float, last: Round | None, *, during: str = "") -> Outcome:
+        """Mark the version bad and restore last known good. ``during`` says where a gradual
+        rollout stood (``at step 1/3 (5%)``), for the record and the summary."""
         assert self.record is not None
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
+        why = f"{why} {during}" if during else why
         mark_bad(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(

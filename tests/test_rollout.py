@@ -1,0 +1,319 @@
+"""Gradual rollout end to end: a real server, real SDK consumers with chosen ids (so each one's
+cohort is known), the real CLI deploying, promoting, aborting and being killed mid-step.
+
+``step_bake`` is long (30 s) wherever a test steers the steps with ``rollout promote``, so what
+each consumer sees at each step is deterministic; a bad version trips in two rounds of 0.1 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lastgood.client import LiveConfig
+from lastgood.config import load
+from lastgood.errors import ConfigError
+from lastgood.rollout import POINTER, cohort, gets_new
+from tests.conftest import LASTGOOD, Workspace, config_text
+from tests.serving import Server
+
+ROLLOUT = """
+[env.staging.rollout]
+steps = ["5%", "25%", "100%"]
+step_bake = "{step_bake}"
+"""
+
+
+def _first(low: float, high: float) -> str:
+    """A consumer id whose cohort on staging lies in [low, high)."""
+    return next(f"c{n}" for n in range(10_000) if low <= cohort("staging", f"c{n}") < high)
+
+
+EARLY, MIDDLE, LATE = _first(0, 5), _first(5, 25), _first(25, 100)
+
+
+def rolling_workspace(make: Callable[..., Workspace], step_bake: str = "30s") -> Workspace:
+    ws = make(target="served")
+    (ws.root / "lastgood.toml").write_text(
+        config_text(target="served") + ROLLOUT.format(step_bake=step_bake)
+    )
+    return ws
+
+
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_deploy_left() -> Iterator[None]:
+    """A failed test leaves no deploy running behind it."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+def start_deploy(ws: Workspace, *args: str, failpoint: str = "") -> subprocess.Popen[str]:
+    env = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    if failpoint:
+        env["LASTGOOD_FAILPOINT"] = failpoint
+    process = subprocess.Popen([LASTGOOD, "-C", str(ws.root), "deploy", "staging", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)  # fmt: skip
+    STARTED.append(process)
+    return process
+
+
+def pointer_of(ws: Workspace) -> dict[str, object] | None:
+    path = ws.base / "app" / POINTER
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def wait_for_step(ws: Workspace, step: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while (pointer_of(ws) or {}).get("step") != step:
+        assert time.monotonic() < deadline, f"the rollout never reached step {step}"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def consumers(tmp_path: Path) -> Iterator[Callable[[Server, str], dict[str, LiveConfig]]]:
+    opened: list[LiveConfig] = []
+
+    def open_all(server: Server, token: str) -> dict[str, LiveConfig]:
+        made = {
+            who: LiveConfig(
+                server.url,
+                "staging",
+                token=token,
+                consumer_id=who,
+                name=who,
+                cache=False,
+                wait=5,
+                poll=0.2,
+            )
+            for who in (EARLY, MIDDLE, LATE)
+        }
+        opened.extend(made.values())
+        return made
+
+    yield open_all
+    for live in opened:
+        live.close()
+
+
+def versions(live: dict[str, LiveConfig]) -> list[int | None]:
+    return [live[who].version for who in (EARLY, MIDDLE, LATE)]
+
+
+def settle(live: dict[str, LiveConfig], wanted: list[int]) -> None:
+    for who, version in zip((EARLY, MIDDLE, LATE), wanted, strict=True):
+        live[who].wait_for_version(version, timeout=10)
+
+
+def test_cohorts_are_stable_and_grow_with_the_percentage() -> None:
+    ids = [f"app-{n}" for n in range(2000)]
+    five = {i for i in ids if gets_new("prod", i, 5)}
+    quarter = {i for i in ids if gets_new("prod", i, 25)}
+    assert five <= quarter  # the 5 % cohort stays in at 25 %
+    assert 50 <= len(five) <= 150 and 400 <= len(quarter) <= 600
+    assert all(gets_new("prod", i, 100) for i in ids)
+    assert not gets_new("prod", None, 99) and not gets_new("prod", "", 99)
+    assert cohort("prod", "app-1") == cohort("prod", "app-1") != cohort("staging", "app-1")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('steps = ["5%", "100%"]\nstep_bake = "1s"', None),
+        ('steps = ["25%", "5%", "100%"]', "must rise step by step"),
+        ('steps = ["5%", "50%"]', 'must end at "100%"'),
+        ('steps = ["100%"]', "has no step below 100%"),
+        ('steps = [5, "100%"]', "is not a percentage"),
+        ('steps = ["0%", "100%"]', "above 0% and up to 100%"),
+        ('steps = ["5%", "100%"]\nstep_bake = "0s"', "step_bake in"),
+        ('steps = ["5%", "100%"]\nspeed = 2', "unknown key env.staging.rollout.speed"),
+        ("", "must be a list of percentages"),
+    ],
+)
+def test_rollout_settings_are_checked_when_read(
+    tmp_path: Path, table: str, message: str | None
+) -> None:
+    (tmp_path / "lastgood.toml").write_text(
+        config_text(target="served") + f"\n[env.staging.rollout]\n{table}\n"
+    )
+    if message is None:
+        plan = load(tmp_path).environment("staging").rollout
+        assert plan is not None and plan.steps == (5.0, 100.0) and plan.step_bake == 1.0
+        return
+    with pytest.raises(ConfigError, match=r"env\.staging\.rollout") as caught:
+        load(tmp_path)
+    assert message in caught.value.message
+
+
+def test_a_rollout_needs_a_served_target(tmp_path: Path) -> None:
+    (tmp_path / "lastgood.toml").write_text(
+        config_text() + '\n[env.staging.rollout]\nsteps = ["5%", "100%"]\n'
+    )
+    with pytest.raises(ConfigError, match="needs a served target, not 'directory'"):
+        load(tmp_path)
+    (tmp_path / "lastgood.toml").write_text(
+        config_text(target="served") + '\n[env.staging.rollout]\nsteps = ["5%", "100%"]\n'
+    )
+    assert load(tmp_path).environment("staging").rollout.step_bake == 0.3  # type: ignore[union-attr]
+
+
+def test_rollout_steps_promote_fail_and_abort_with_real_consumers(
+    workspace: Callable[..., Workspace],
+    consumers: Callable[[Server, str], dict[str, LiveConfig]],
+) -> None:
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    first = ws.run("deploy", "staging")  # nothing live yet: everyone at once
+    assert first.returncode == 0, first.stderr
+    assert pointer_of(ws) is None
+    server = Server(ws, "--poll", "0.05").start()
+    try:
+        token = server.token("deployer", "staging")
+        live = consumers(server, token)
+        assert versions(live) == [1, 1, 1]
+        steps_promoted_to_everyone(ws, server, token, live)
+        bad_version_stopped_at_five_percent(ws, live)
+        rollback_during_a_rollout_aborts_it(ws, live)
+    finally:
+        server.stop()
+
+
+def steps_promoted_to_everyone(
+    ws: Workspace, server: Server, token: str, live: dict[str, LiveConfig]
+) -> None:
+    ws.healthy("two")
+    deploying = start_deploy(ws)
+    wait_for_step(ws, 1)
+    settle(live, [2, 1, 1])
+    shown = ws.run("rollout", "status", "staging")
+    assert shown.returncode == 0, shown.stderr
+    assert "rolling out v2 on staging: step 1/3 (5%)" in shown.stdout
+    assert "the others get v1" in shown.stdout
+    with server.client(token) as http:
+        status = http.get("/api/v1/envs/staging/rollout").json()
+        assert status["pointer"]["percent"] == 5 and status["pointer"]["stable_version"] == 1
+        assert status["new"] == {"version": 2, "total": 1, "following": 1}
+        assert status["stable"] == {"version": 1, "total": 2, "following": 2}
+        fleet = http.get("/api/v1/envs/staging/consumers").json()["fleet"]
+        assert fleet["complete"], fleet  # the stable cohort is not "behind"
+    promoted = ws.run("rollout", "promote", "staging")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "leaves step 1/3 (5%) after its next green round" in promoted.stdout
+    wait_for_step(ws, 2)
+    settle(live, [2, 2, 1])
+    through_server = ws.run("--server", server.url, "rollout", "promote", "staging",
+                            env={"LASTGOOD_TOKEN": token})  # fmt: skip
+    assert through_server.returncode == 0, through_server.stderr
+    wait_for_step(ws, 3)  # 100 %: everyone on v2 through the pointer, current still v1
+    settle(live, [2, 2, 2])
+    assert "step 3/3 (100%)" in ws.run("rollout", "status", "staging").stdout
+    assert ws.run("rollout", "promote", "staging").returncode == 0
+    out, err = deploying.communicate(timeout=30)
+    assert deploying.returncode == 0, err
+    assert "v2 is live on staging and passed its bake" in out + err
+    assert pointer_of(ws) is None
+    settle(live, [2, 2, 2])
+    state = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+    assert state["live_version"] == 2 and state["last_good"] == 2
+    kinds = [e["kind"] for e in timeline(ws)[1]]
+    assert kinds.count("rollout-step") == 3 and kinds.count("rollout-promoted") == 3
+
+
+def bad_version_stopped_at_five_percent(ws: Workspace, live: dict[str, LiveConfig]) -> None:
+    ws.broken("three")
+    done = ws.run("deploy", "staging")
+    assert done.returncode == 3, done.stderr
+    assert "v3 failed 'health-file-ok' on staging" in done.stdout
+    assert "at step 1/3 (5%); restored v2" in done.stdout
+    assert pointer_of(ws) is None
+    settle(live, [2, 2, 2])
+    history, events = timeline(ws)
+    kinds = [e["kind"] for e in events]
+    stopped = kinds.index("rollout-stopped")  # everyone back on v2 first, then the ledger
+    assert stopped < kinds.index("deploy-failed") < kinds.index("auto-rolled-back")
+    assert history[0]["kind"] == "auto-rollback" and history[0]["status"] == "succeeded"
+    assert history[1]["status"] == "failed-restored" and "at step 1/3 (5%)" in history[1]["detail"]
+
+
+def rollback_during_a_rollout_aborts_it(ws: Workspace, live: dict[str, LiveConfig]) -> None:
+    ws.healthy("four")
+    deploying = start_deploy(ws)
+    wait_for_step(ws, 1)
+    settle(live, [4, 2, 2])
+    back = ws.run("rollback", "staging", "-m", "errors in the canary")
+    assert back.returncode == 0, back.stderr
+    assert "tester aborted the rollout of v4 on staging at step 1/3 (5%)" in back.stdout
+    assert "every consumer is back on v2" in back.stdout
+    assert pointer_of(ws) is None
+    settle(live, [2, 2, 2])
+    out, err = deploying.communicate(timeout=30)
+    assert deploying.returncode == 0, err
+    assert "was aborted at step 1/3 (5%)" in out + err
+    history = timeline(ws)[0]
+    assert history[0]["to_version"] == 4 and history[0]["status"] == "aborted"
+    nothing = ws.run("rollout", "abort", "staging")
+    assert nothing.returncode != 0 and "no rollout is under way on staging" in nothing.stderr
+
+
+def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.healthy("two")
+    killed = start_deploy(ws, failpoint="rollout.mid-step")
+    killed.communicate(timeout=30)
+    assert killed.returncode == -9
+    assert (pointer_of(ws) or {}).get("percent") == 5
+    server = Server(ws, "--poll", "0.05").start()  # a server started now keeps the cohorts
+    try:
+        token = server.token("viewer", "staging")
+        assert served_to(server, token, EARLY) == 2
+        assert served_to(server, token, LATE) == 1
+        assert served_to(server, token, None) == 1
+        shown = ws.run("status", "staging")  # the next command reconciles
+        assert shown.returncode == 0, shown.stderr
+        assert pointer_of(ws) is None
+        deadline = time.monotonic() + 5
+        while served_to(server, token, EARLY) != 1:
+            assert time.monotonic() < deadline, "the early cohort never went back to v1"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    history, events = timeline(ws)
+    assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
+    ended = [e for e in events if e["kind"] == "rollout-interrupted"]
+    assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def timeline(ws: Workspace) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The ledger records, newest first, and the events, oldest first."""
+    shown = ws.run("history", "staging", "-n", "100", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    events = sorted(data["events"], key=lambda e: e["id"])
+    return data["deployments"], events
+
+
+def served_to(server: Server, token: str, consumer: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    if consumer:
+        headers["X-Lastgood-Consumer"] = consumer
+    answer = httpx.get(f"{server.url}/api/v1/envs/staging/config", headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["version"])
