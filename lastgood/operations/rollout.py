@@ -167,6 +167,7 @@ class RolloutRun:
         job.target.activate(job.release)
         job.store.set_env(job.env, live_version=job.version.number)
         remove_pointer(self.target.path)
+        job.store.announce_switch(job.env)  # readers without an id get the new version now
         ensure_intact(self.place, job.version, deployment=job.record.id)
         job._emit(EventKind.ACTIVATED, f"{job.version.label} is live on {job.env} for everyone, "
                   f"after {format_duration(time.time() - self.started_at)} of rollout",
