@@ -24,6 +24,7 @@ from lastgood.rollout import POINTER, cohort, gets_new
 from tests.conftest import LASTGOOD, Workspace, config_text
 from tests.serving import Server
 from tests.test_cli_remote import remote
+from tests.test_web import csrf_of, signed_in
 
 ROLLOUT = """
 [env.staging.rollout]
@@ -228,7 +229,12 @@ def steps_promoted_to_everyone(
     wait_for_step(ws, 3)  # 100 %: everyone on v2 through the pointer, current still v1
     settle(live, [2, 2, 2])
     assert "step 3/3 (100%)" in ws.run("rollout", "status", "staging").stdout
-    assert ws.run("rollout", "promote", "staging").returncode == 0
+    with signed_in(server, token) as browser:  # the page shows the step and promotes it
+        page = browser.get("/envs/staging").text
+        assert "rolling out v2 on staging: step 3/3 (100%)" in page and "Abort rollout" in page
+        assert "rolling out v2" in browser.get("/").text
+        promoted = browser.post("/envs/staging/rollout/promote", data={"csrf": csrf_of(page)})
+        assert promoted.status_code == 303, promoted.text
     out, err = deploying.communicate(timeout=30)
     assert deploying.returncode == 0, err
     assert "v2 is live on staging and passed its bake" in out + err

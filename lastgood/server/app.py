@@ -118,6 +118,7 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         web,
         web_propose,
         web_requests,
+        web_rollout,
     )
 
     app.include_router(api.router)
@@ -129,6 +130,7 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     app.include_router(web.router)
     app.include_router(web_requests.router)
     app.include_router(web_propose.router)
+    app.include_router(web_rollout.router)
     return app
 
 

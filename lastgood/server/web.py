@@ -34,6 +34,7 @@ from lastgood import tokens
 from lastgood.errors import AuthError, ForbiddenError, LastgoodError, RefusedError, UsageError
 from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wait_for_fleet
 from lastgood.operations.gate import request_command
+from lastgood.operations.rollout_control import RolloutStatus
 from lastgood.operations.status import EnvStatus
 from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED, Outcome
@@ -275,6 +276,7 @@ class EnvView(Record):
     fleet: FleetStanding | None
     standing: Standing
     error: LastgoodError | None = None
+    rollout: RolloutStatus | None = None  # a gradual rollout under way
 
 
 def env_view(state: State, token: ApiToken, env: str) -> EnvView:
@@ -287,7 +289,24 @@ def env_view(state: State, token: ApiToken, env: str) -> EnvView:
     except LastgoodError as exc:
         return EnvView(env, None, None, Standing("incident", "cannot read its status"), exc)
     fleet = read_fleet(state.project, env, state.consumers)
+    rolling = rollout_of(state, env)
+    if rolling is not None:
+        words = rolling.summary().split(";")[0]
+        return EnvView(env, found, fleet, Standing("busy", words), rollout=rolling)
     return EnvView(env, found, fleet, standing_of(found, fleet))
+
+
+def rollout_of(state: State, env: str) -> RolloutStatus | None:
+    """The gradual rollout under way on a served ``env``, with its fleet per cohort, or None."""
+    from lastgood.operations.rollout_control import rollout_status
+
+    if state.project.config.environment(env).target.type != "served":
+        return None
+    try:
+        found = rollout_status(state.project, env, state.consumers.of(env))
+    except LastgoodError:
+        return None
+    return found if found.rolling else None
 
 
 @router.get("/")
