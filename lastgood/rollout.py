@@ -18,10 +18,12 @@ temporary file, fsync, rename, fsync of the folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from lastgood.units import parse_duration
 
 POINTER = "rollout.json"
 PROMOTE = "rollout-promote.json"
+LOCK = "rollout.lock"
 _KEYS = {"steps", "step_bake"}
 
 
@@ -160,6 +163,23 @@ def read_pointer(folder: Path) -> Pointer | None:
     except OSError as exc:
         raise TargetError(f"cannot read {path}: {exc.strerror}") from exc
     return parse_pointer(raw, path)
+
+
+@contextlib.contextmanager
+def pointer_lock(folder: Path) -> Iterator[None]:
+    """Hold the pointer still: the deploy checks that its rollout was not aborted and moves the
+    pointer (next step, or ``current`` switched) under this lock, and an abort removes it under
+    the same lock, so an abort can never be undone by a step that was about to begin. An
+    ``flock`` on ``PATH/rollout.lock``: the deploy, the server and the CLI share the machine
+    that holds a served target."""
+    import fcntl
+
+    with open(folder / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_pointer(folder: Path, pointer: Pointer) -> None:

@@ -205,6 +205,12 @@ def steps_promoted_to_everyone(
     ws: Workspace, server: Server, token: str, live: dict[str, LiveConfig]
 ) -> None:
     ws.healthy("two")
+    plan = ws.run("deploy", "staging", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert (
+        "rollout    a new version to 5% → 25% → 100% of the consumers (the others keep v1)"
+        in plan.stdout
+    )
     deploying = start_deploy(ws)
     wait_for_step(ws, 1)
     settle(live, [2, 1, 1])
@@ -314,6 +320,44 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     ended = [e for e in events if e["kind"] == "rollout-interrupted"]
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
+    workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy runs inside the server (``deploy --server``); the server dies (SIGKILL, by a
+    failpoint armed in its own environment) right after it wrote step 1's pointer. Started
+    again, it serves the same cohorts; the next command ends the rollout truthfully."""
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.healthy("two")
+    assert ws.run("snapshot", "-m", "two").returncode == 0
+    monkeypatch.setenv("LASTGOOD_FAILPOINT", "rollout.after-pointer")
+    doomed = Server(ws, "--poll", "0.05").start()
+    monkeypatch.delenv("LASTGOOD_FAILPOINT")
+    token = doomed.token("deployer", "staging")
+    sent = remote(doomed, token, "deploy", "staging", "--version", "v2", cwd=ws.base)
+    assert sent.returncode != 0  # the server died under the request
+    assert doomed.process is not None and doomed.process.wait(10) == -9
+    assert (pointer_of(ws) or {}).get("step") == 1
+    server = Server(ws, "--poll", "0.05").start()
+    try:
+        assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [2, 1, 1]
+        shown = ws.run("rollout", "status", "staging")
+        assert "rolling out v2 on staging: step 1/3 (5%)" in shown.stdout, shown.stderr
+        assert ws.run("status", "staging").returncode == 0  # reconciles
+        assert pointer_of(ws) is None
+        deadline = time.monotonic() + 5
+        while served_to(server, token, EARLY) != 1:
+            assert time.monotonic() < deadline, "the early cohort never went back to v1"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    history, events = timeline(ws)
+    assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
+    assert history[0]["source"] == "server"
+    assert "rollout-interrupted" in [e["kind"] for e in events]
 
 
 def timeline(ws: Workspace) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

@@ -118,10 +118,12 @@ def _plan_steps(
     steps.append(PlanStep("stage", f"{label} on {place.target.describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))
-    live_text = f"v{live}" if live else "nothing"
-    steps.append(PlanStep("activate", f"{label} (live now: {live_text})"))
     checks = ", ".join(spec.name for spec in settings.checks) or "no checks configured"
     fallback = f"v{last_good}" if last_good else "no last known good yet"
+    if settings.rollout is not None and live not in (None, _number(candidate)):
+        return [*steps, _rollout_step(place, label, live, checks, fallback)]
+    live_text = f"v{live}" if live else "nothing"
+    steps.append(PlanStep("activate", f"{label} (live now: {live_text})"))
     steps.append(
         PlanStep(
             "bake",
@@ -131,6 +133,26 @@ def _plan_steps(
         )
     )
     return steps
+
+
+def _number(candidate: Candidate) -> int | None:
+    return candidate.version.number if candidate.version else None
+
+
+def _rollout_step(
+    place: Place, label: str, live: int | None, checks: str, fallback: str
+) -> PlanStep:
+    """The plan's step for a gradual rollout (see :mod:`lastgood.operations.rollout`)."""
+    settings = place.settings
+    plan = settings.rollout
+    assert plan is not None
+    return PlanStep(
+        "rollout",
+        f"{label} to {plan.describe()} of the consumers (the others keep v{live}), each step "
+        f"{format_duration(plan.step_bake)} of {checks} every "
+        f"{format_duration(settings.interval)}; {settings.failures} failed rounds put everyone "
+        f"back on {fallback}",
+    )
 
 
 def deploy(

@@ -34,6 +34,7 @@ from lastgood.rollout import (
     Pointer,
     RolloutPlan,
     percent_text,
+    pointer_lock,
     promote_requested,
     remove_pointer,
     write_pointer,
@@ -72,17 +73,26 @@ class RolloutRun:
 
     def run(self) -> Outcome:
         """Every step, the last (100 %) included, then the switch of ``current``."""
+        pointer: Pointer | None = None
+        last: Round | None = None
         for step, percent in enumerate(self.plan.steps, start=1):
-            pointer = self._begin_step(step, percent)
+            moved = self._begin_step(step, percent, pointer)
+            if moved is None:
+                assert pointer is not None
+                return self._aborted(pointer)
+            pointer = moved
             result = self._bake_step(pointer)
             if result.aborted:
                 return self._aborted(pointer)
             if result.tripped:
                 return self._stop(pointer, result)
-        return self._switch_current(pointer, result.last)
+            last = result.last
+        assert pointer is not None
+        return self._switch_current(pointer, last)
 
-    def _begin_step(self, step: int, percent: float) -> Pointer:
-        """Write the pointer for ``step`` (after renewing the lease) and record it."""
+    def _begin_step(self, step: int, percent: float, before: Pointer | None) -> Pointer | None:
+        """Write the pointer for ``step`` (after renewing the lease) and record it; None when
+        the rollout was aborted since ``before`` (the previous step's pointer) was written."""
         job = self.job
         assert job.record is not None
         now = time.time()
@@ -93,8 +103,11 @@ class RolloutRun:
             percent=percent, step=step, steps=self.plan.steps, started_at=self.started_at,
             step_started_at=now, deployment=job.record.id,
         )  # fmt: skip
-        job.lease.fence()
-        write_pointer(self.target.path, pointer)
+        with pointer_lock(self.target.path):
+            if before is not None and not self._still_rolling(before):
+                return None
+            job.lease.fence()
+            write_pointer(self.target.path, pointer)
         failpoint.hit("rollout.after-pointer")
         if step == 1:  # the version went live, for some: the record says when (and announces)
             job.record = job.store.update_deployment(job.record.id, by=job.project.actor,
@@ -161,12 +174,13 @@ class RolloutRun:
         deploy. Consumers see no change: they already had the new version."""
         job = self.job
         assert job.record is not None
-        if not self._still_rolling(pointer):
-            return self._aborted(pointer)
-        job.lease.fence()
-        job.target.activate(job.release)
+        with pointer_lock(self.target.path):
+            if not self._still_rolling(pointer):
+                return self._aborted(pointer)
+            job.lease.fence()
+            job.target.activate(job.release)
+            remove_pointer(self.target.path)
         job.store.set_env(job.env, live_version=job.version.number)
-        remove_pointer(self.target.path)
         job.store.announce_switch(job.env)  # readers without an id get the new version now
         ensure_intact(self.place, job.version, deployment=job.record.id)
         job._emit(EventKind.ACTIVATED, f"{job.version.label} is live on {job.env} for everyone, "

@@ -23,7 +23,14 @@ from lastgood.operations.fleet import STALE_AFTER
 from lastgood.operations.place import Place
 from lastgood.outcome import OK, Outcome
 from lastgood.record import Record, as_dict
-from lastgood.rollout import Pointer, gets_new, percent_text, remove_pointer, request_promote
+from lastgood.rollout import (
+    Pointer,
+    gets_new,
+    percent_text,
+    pointer_lock,
+    remove_pointer,
+    request_promote,
+)
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:
@@ -184,8 +191,9 @@ def abort_rollout(project: Project, env: str, *, reason: str = "") -> Outcome:
     (through the running deploy, or reconcile when none is left)."""
     place = Place(project, env)
     pointer = _under_way(place)
-    started = time.time()
-    remove_pointer(served_target(place).path)
+    started, folder = time.time(), served_target(place).path
+    with pointer_lock(folder):  # never while a step is about to begin: see pointer_lock
+        remove_pointer(folder)
     took = time.time() - started
     place.store.announce_switch(env)
     because = f" ({reason})" if reason else ""
