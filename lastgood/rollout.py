@@ -93,7 +93,8 @@ def gets_new(env: str, consumer: str | None, percent: float) -> bool:
 
 def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float) -> RolloutPlan:
     """``[env.NAME.rollout]`` checked completely: a served target, percentages strictly rising
-    to 100, a positive step bake (default: the environment's bake). Reads only."""
+    to 100, a step bake (default: the environment's bake; 0 ends each step on its first green
+    round). Reads only."""
     where_key = f"{prefix}rollout"
     if not isinstance(table, dict):
         raise ConfigError(f'{where_key} in {where} must be a table, like steps = ["5%", "100%"]')
@@ -111,8 +112,6 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
         )
     steps = _parse_steps(table.get("steps"), f"{where_key}.steps", where)
     step_bake = parse_duration(table.get("step_bake", bake), name=f"{where_key}.step_bake")
-    if step_bake <= 0:
-        raise ConfigError(f"{where_key}.step_bake in {where} must be more than 0")
     return RolloutPlan(steps=steps, step_bake=step_bake)
 
 

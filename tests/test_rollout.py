@@ -145,7 +145,7 @@ def test_cohorts_are_stable_and_grow_with_the_percentage() -> None:
         ('steps = ["100%"]', "has no step below 100%"),
         ('steps = [5, "100%"]', "is not a percentage"),
         ('steps = ["0%", "100%"]', "above 0% and up to 100%"),
-        ('steps = ["5%", "100%"]\nstep_bake = "0s"', "step_bake in"),
+        ('steps = ["5%", "100%"]\nstep_bake = "soon"', "step_bake = 'soon' is not a duration"),
         ('steps = ["5%", "100%"]\nspeed = 2', "unknown key env.staging.rollout.speed"),
         ("", "must be a list of percentages"),
     ],

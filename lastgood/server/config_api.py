@@ -199,6 +199,8 @@ class FastReads:
         self.state: ServerState = app.state.lastgood
         self._built: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
         self._built = None
+        self._kept: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
+        self._kept = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -239,10 +241,17 @@ class FastReads:
         return True
 
     def _answers(self, served: Served) -> tuple[list[tuple[bytes, bytes]], ...]:
-        """The raw 304 and 200 header lists of ``served``, built once per published version."""
-        if self._built is None or self._built[0] is not served:
-            common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
-            full = [*common, (b"content-type", b"application/json"),
-                    (b"content-length", str(len(served.body)).encode())]  # fmt: skip
-            self._built = (served, common, full)
-        return self._built[1], self._built[2]
+        """The raw 304 and 200 header lists of ``served``, built once per published version
+        (two at a time during a gradual rollout: the stable one is kept beside the newest)."""
+        built = self._built
+        if built is not None and built[0] is served:
+            return built[1], built[2]
+        kept = self._kept
+        if kept is not None and kept[0] is served:
+            self._built, self._kept = kept, built
+            return kept[1], kept[2]
+        common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
+        full = [*common, (b"content-type", b"application/json"),
+                (b"content-length", str(len(served.body)).encode())]  # fmt: skip
+        self._built, self._kept = (served, common, full), built
+        return common, full
