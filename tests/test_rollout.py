@@ -225,22 +225,23 @@ def steps_promoted_to_everyone(
         assert status["stable"] == {"version": 1, "total": 2, "following": 2}
         fleet = http.get("/api/v1/envs/staging/consumers").json()["fleet"]
         assert fleet["complete"], fleet  # the stable cohort is not "behind"
-    promoted = ws.run("rollout", "promote", "staging")
-    assert promoted.returncode == 0, promoted.stderr
-    assert "leaves step 1/3 (5%) after its next green round" in promoted.stdout
+        assert fleet["summary"].startswith("v2 or v1 by cohort (step 1/3 (5%)) on 3/3")
+    with signed_in(server, token) as browser:  # the page shows the step and promotes it
+        page = browser.get("/envs/staging").text
+        assert "rolling out v2 on staging: step 1/3 (5%)" in page and "Abort rollout" in page
+        assert "behind</span>" not in page  # each consumer is on its cohort's version
+        assert "rolling out v2" in browser.get("/").text
+        promoted = browser.post("/envs/staging/rollout/promote", data={"csrf": csrf_of(page)})
+        assert promoted.status_code == 303, promoted.text
     wait_for_step(ws, 2)
     settle(live, [2, 2, 1])
     through_server = remote(server, token, "rollout", "promote", "staging", cwd=ws.base)
     assert through_server.returncode == 0, through_server.stderr
+    assert "leaves step 2/3 (25%) after its next green round" in through_server.stdout
     wait_for_step(ws, 3)  # 100 %: everyone on v2 through the pointer, current still v1
     settle(live, [2, 2, 2])
     assert "step 3/3 (100%)" in ws.run("rollout", "status", "staging").stdout
-    with signed_in(server, token) as browser:  # the page shows the step and promotes it
-        page = browser.get("/envs/staging").text
-        assert "rolling out v2 on staging: step 3/3 (100%)" in page and "Abort rollout" in page
-        assert "rolling out v2" in browser.get("/").text
-        promoted = browser.post("/envs/staging/rollout/promote", data={"csrf": csrf_of(page)})
-        assert promoted.status_code == 303, promoted.text
+    assert ws.run("rollout", "promote", "staging").returncode == 0
     out, err = deploying.communicate(timeout=30)
     assert deploying.returncode == 0, err
     assert "v2 is live on staging and passed its bake" in out + err

@@ -158,15 +158,21 @@ def rolling_standing(env: str, consumers: Iterable[Consumer], pointer: Pointer) 
     live = [c for c in everyone if now - c.seen_at <= STALE_AFTER]
     behind = []
     for consumer in live:
-        wanted = (pointer.version if gets_new(env, consumer.consumer_id, pointer.percent)
-                  else pointer.stable_version)  # fmt: skip
+        wanted = wanted_by(env, consumer, pointer)
         if consumer.version != wanted:
             shown = "-" if consumer.version is None else f"v{consumer.version}"
             behind.append(f"{consumer.name} ({shown}, wants {_label(wanted)})")
-    verb = f"rolling out ({pointer.progress()}), each cohort's version"
+    verb = f"or {_label(pointer.stable_version)} by cohort ({pointer.progress()})"
     return FleetStanding(env=env, version=pointer.version, total=len(live),
                          following=len(live) - len(behind), behind=sorted(behind), verb=verb,
                          gone=len(everyone) - len(live))  # fmt: skip
+
+
+def wanted_by(env: str, consumer: Consumer, pointer: Pointer) -> int | None:
+    """The version ``consumer`` should serve during the rollout: its cohort's."""
+    if gets_new(env, consumer.consumer_id, pointer.percent):
+        return pointer.version
+    return pointer.stable_version
 
 
 def promote_rollout(project: Project, env: str) -> Outcome:

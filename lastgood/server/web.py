@@ -324,15 +324,22 @@ class ConsumerRow(Record):
     gone: bool
 
 
-def consumer_rows(state: State, env: str, fleet: FleetStanding | None) -> list[ConsumerRow]:
-    """The fleet table: live ones not serving the live version are *behind*; silent ones gone."""
+def consumer_rows(
+    state: State, env: str, fleet: FleetStanding | None, rollout: RolloutStatus | None = None
+) -> list[ConsumerRow]:
+    """The fleet table: live ones not serving the live version (during a rollout: their
+    cohort's version) are *behind*; silent ones gone."""
+    from lastgood.operations.rollout_control import wanted_by
+
     if fleet is None:
         return []
     now = time.time()
     rows = []
+    pointer = rollout.pointer if rollout is not None else None
     for consumer in sorted(state.consumers.of(env), key=lambda c: (c.name, c.consumer_id)):
         gone = now - consumer.seen_at > STALE_AFTER
-        rows.append(ConsumerRow(consumer, not gone and consumer.version != fleet.version, gone))
+        wanted = fleet.version if pointer is None else wanted_by(env, consumer, pointer)
+        rows.append(ConsumerRow(consumer, not gone and consumer.version != wanted, gone))
     return rows
 
 
@@ -363,7 +370,7 @@ def environment_page(
     policy = state.project.config.environment(env).approval
     return render("env.html", who, status, view=view, records=timeline.deployments,
                   events=timeline.events[:30], svg=timeline_svg(timeline.deployments),
-                  consumers=consumer_rows(state, env, view.fleet), choices=choices,
+                  consumers=consumer_rows(state, env, view.fleet, view.rollout), choices=choices,
                   live=live, requests=requests, protected=policy is not None,
                   emergency=policy is None or policy.emergency, problem=problem,
                   proposal=proposal or Proposal(), zone=server_zone())  # fmt: skip
