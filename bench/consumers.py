@@ -54,7 +54,12 @@ ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")
 HEADING = "(P4) rollback to every SDK consumer"
 WAIT = 60.0  # seconds any consumer may take to follow before the run is declared broken
-TARGET = 0.250
+TARGET = 0.250  # up to 1,000 consumers
+TARGET_MANY = 0.300  # beyond: the target for 10,000 (issue 16)
+
+
+def target_for(consumers: int) -> float:
+    return TARGET if consumers <= 1000 else TARGET_MANY
 
 
 @dataclass(frozen=True)
@@ -145,8 +150,9 @@ class Switch:
 class Bench:
     """A workspace with two versions, a viewer token and a real ``lastgood serve``."""
 
-    def __init__(self, scratch: Path) -> None:
+    def __init__(self, scratch: Path, workers: int = 1) -> None:
         self.scratch = scratch
+        self.workers = workers
         self.root = scratch / "ws"
         self.env = child_environment(scratch)
         self.root.mkdir(parents=True)
@@ -168,7 +174,7 @@ class Bench:
         self.url = f"http://127.0.0.1:{port}"
         with open(self.scratch / "serve.log", "wb") as log:
             self.server = subprocess.Popen(
-                [str(LASTGOOD), "serve", "--port", str(port)],
+                [str(LASTGOOD), "serve", "--port", str(port), "--workers", str(self.workers)],
                 cwd=self.root,
                 env=self.env,
                 stdout=log,
@@ -340,6 +346,28 @@ class Work:
     switches: int = 0
 
 
+def server_pids(pid: int) -> list[int]:
+    """The server process and its workers (``serve --workers``), from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(child) for child in children)]
+
+
+def raise_open_files() -> None:
+    """Lift this process's (and so its children's) limit of open files to the hard limit:
+    10,000 consumers hold 10,000 connections, and the server one per consumer."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            print(f"cannot raise the open files limit from {soft}: {exc}", file=sys.stderr)
+
+
 def _cpu_of(pids: Sequence[int]) -> float | None:
     each = [cpu_seconds(pid) for pid in pids]
     return None if None in each else sum(t for t in each if t is not None)
@@ -353,7 +381,7 @@ def measure(
     CPU time the server and the consumers spent over the switches to ``work``."""
     workers = Workers(bench, consumers, processes, tag)
     assert bench.server is not None
-    pids = [bench.server.pid], [process.pid for process in workers.processes]
+    pids = server_pids(bench.server.pid), [process.pid for process in workers.processes]
     try:
         workers.applied(bench.live)  # everyone is on the live version before the first switch
         before = [_cpu_of(group) for group in pids]
@@ -399,14 +427,14 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
     ]
     print_table(
         f"{HEADING} ({plan.consumers} consumers in {plan.processes} processes, "
-        f"{plan.switches} rollbacks; target p99 <= {ms(TARGET)} ms)",
+        f"{plan.switches} rollbacks; target p99 <= {ms(target_for(plan.consumers))} ms)",
         ["figure", "p50 ms", "p99 ms", "max ms", "samples", "vs one"],
         rows,
     )
-    worst = percentile(to_all, 0.99)
+    worst, goal = percentile(to_all, 0.99), target_for(plan.consumers)
     print(
-        f"p99 time to all = {ms(worst)} ms ({'within' if worst <= TARGET else 'OVER'} the "
-        f"{ms(TARGET)} ms target); p50 {statistics.median(to_all) / baseline:.1f}x one consumer"
+        f"p99 time to all = {ms(worst)} ms ({'within' if worst <= goal else 'OVER'} the "
+        f"{ms(goal)} ms target); p50 {statistics.median(to_all) / baseline:.1f}x one consumer"
     )
     if work.server is not None and work.consumers is not None and work.switches:
         print(
@@ -422,10 +450,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--consumers", type=int, help="how many SDK consumers (default 1000)")
     parser.add_argument("--processes", type=int, help="worker processes (default 4)")
     parser.add_argument("--switches", type=int, help="rollbacks to time (default 10)")
+    parser.add_argument("--workers", type=int, default=1, help="lastgood serve --workers")
     parser.add_argument(
         "--worker", nargs=3, metavar=("URL", "COUNT", "TAG"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
+    raise_open_files()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.worker[2])
         return
@@ -438,11 +468,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     mode = "quick" if args.quick else "full"
     python = sys.version.split()[0]
-    print(f"lastgood SDK fleet benchmark ({mode}); python {python}, {os.cpu_count()} CPUs")
+    print(f"lastgood SDK fleet benchmark ({mode}); python {python}, {os.cpu_count()} CPUs, "
+          f"lastgood serve --workers {args.workers}")  # fmt: skip
     sys.stdout.flush()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lastgood-bench-consumers-") as folder:
-        bench = Bench(Path(folder))
+        bench = Bench(Path(folder), args.workers)
         try:
             bench.serve()
             # the fleet first: consumers stay "live" in the fleet view 90 s after they stop

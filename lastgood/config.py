@@ -11,7 +11,8 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lastgood.errors import ConfigError
+from lastgood.comparison import Comparison, parse_comparison
+from lastgood.errors import ConfigError, UsageError
 from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
 from lastgood.units import parse_duration, parse_size
@@ -35,7 +36,9 @@ _TOP_KEYS = {
     "groups",
     "secrets",
     "git",
+    "agent",
 }
+_AGENT_KEYS = {"server", "env", "check_every", "name"}
 _VERSIONING_KEYS = {"exclude", "max_file_size", "allow"}
 _VALIDATE_KEYS = {"schemas"}
 _ENV_KEYS = {
@@ -70,7 +73,7 @@ NORMALIZERS = ("text", "json", "html", "bytes")
 FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
 _GIT_KEYS = {"refs"}
-_CHECK_COMMON = {"name", "type", "timeout"}
+_CHECK_COMMON = {"name", "type", "timeout", "max_drop", "max_rise"}
 
 
 class CheckSpec(Record):
@@ -80,6 +83,9 @@ class CheckSpec(Record):
     type: str
     timeout: float
     options: dict[str, Any]
+    compare: Comparison | None = None
+    """``max_drop`` / ``max_rise``: how far the value it measures may move from its baseline
+    (see :mod:`lastgood.comparison`); None for a check judged by its own bounds alone."""
 
 
 class TargetSpec(Record):
@@ -192,6 +198,18 @@ class GitSettings(Record):
     """Move ``refs/lastgood/ENV/live`` and ``refs/lastgood/ENV/last-good`` on every switch."""
 
 
+class AgentSettings(Record):
+    """``[agent]``: what ``lastgood agent -C DIR`` follows (see docs/agents.md)."""
+
+    servers: tuple[str, ...] = ()
+    """The lastgood server's URL (a list names several; the agent uses the first for now)."""
+    env: str | None = None
+    check_every: float = 30.0
+    """Seconds between runs of the environment's checks on this host."""
+    name: str | None = None
+    """How the fleet view names this host (default: the host name)."""
+
+
 class Config(Record):
     """The whole of ``lastgood.toml``."""
 
@@ -207,6 +225,7 @@ class Config(Record):
     secrets: SecretPolicy | None = None
     """``[secrets]`` as written; None means the defaults (never: nothing is secret)."""
     git: GitSettings = field(default_factory=GitSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
 
     @property
     def path(self) -> Path:
@@ -297,7 +316,38 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         groups=groups,
         secrets=_parse_secrets(data.get("secrets"), where),
         git=_parse_git(_table(data, "git", where), set(envs), where),
+        agent=_parse_agent(_table(data, "agent", where), set(envs), where),
     )
+
+
+def _parse_agent(table: dict[str, Any], envs: set[str], where: str) -> AgentSettings:
+    _reject_unknown(table, _AGENT_KEYS, where, "agent.")
+    server = table.get("server", [])
+    servers = [server] if isinstance(server, str) else server
+    if not isinstance(servers, list) or not all(isinstance(s, str) and s for s in servers):
+        raise ConfigError(
+            f"agent.server = {server!r} in {where} must be a URL or a list of URLs",
+            hint='write server = "https://lastgood.internal:8470"',
+        )
+    from lastgood.address import parse_server_url
+
+    for url in servers:
+        try:
+            parse_server_url(url, what=f"agent.server in {where}")
+        except UsageError as exc:
+            raise ConfigError(exc.message, hint=exc.hint) from None
+    env, name = table.get("env"), table.get("name")
+    if env is not None and env not in envs:
+        raise ConfigError(
+            f"agent.env = {env!r} in {where} names no [env.*] table",
+            hint=f"add [env.{env}] with the target this host puts versions live on",
+        )
+    if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 200):
+        raise ConfigError(f"agent.name = {name!r} in {where} must be 1 to 200 characters")
+    check_every = parse_duration(table.get("check_every", "30s"), name="agent.check_every")
+    if check_every <= 0:
+        raise ConfigError(f"agent.check_every in {where} must be more than 0")
+    return AgentSettings(tuple(servers), env, check_every, name)
 
 
 def _parse_secrets(table: Any, where: str) -> SecretPolicy | None:
@@ -771,8 +821,24 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
                 hint='every check needs time to answer, e.g. timeout = "10s"',
             )
         options = {k: v for k, v in item.items() if k not in _CHECK_COMMON}
-        specs.append(CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options))
+        compare = _parse_compare(item, key, name, where)
+        specs.append(
+            CheckSpec(name=name, type=str(item["type"]), timeout=timeout, options=options,
+                      compare=compare)
+        )  # fmt: skip
     return tuple(specs)
+
+
+def _parse_compare(item: dict[str, Any], key: str, name: str, where: str) -> Comparison | None:
+    """``max_drop`` / ``max_rise`` of a check; a preflight has nothing to compare with."""
+    compare = parse_comparison(item, f"{key}.{name} in {where}")
+    if compare is not None and key.endswith(".preflight"):
+        raise ConfigError(
+            f"{key}.{name} in {where}: max_drop and max_rise apply to checks, not preflights",
+            hint="a preflight runs once against the candidate, before anything is measured "
+            "live; move the limit to a [[check]] with the same value",
+        )
+    return compare
 
 
 def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:

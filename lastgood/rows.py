@@ -105,6 +105,10 @@ class CheckRecord(Record):
     detail: str
     duration: float
     at: float
+    value: float | None = None
+    """The number the check measured, when it measures one (``data["value"]``)."""
+    baseline: float | None = None
+    """What ``value`` was compared with (``max_drop`` / ``max_rise``), when it was."""
 
 
 class EventRecord(Record):
@@ -216,10 +220,20 @@ class WebSession(Record):
     last_seen: float
 
 
+CONSUMER_KINDS = ("sdk", "agent")
+"""``sdk``: an application reading live config through the SDK; ``agent``: ``lastgood agent``
+putting each version live on a host's own target (see docs/agents.md)."""
+HEALTH_OK = "ok"
+HEALTH_FAILING = "failing"
+
+
 class Consumer(Record):
-    """One application reading an environment's live config through the SDK, as last reported.
+    """One reader of an environment's live config (an SDK process or a host agent), as last
+    reported.
 
     ``since`` is when it started serving ``version``; ``seen_at`` when it last spoke to the server.
+    ``health`` is an agent's host-local checks (``ok``, ``failing``, None when none ran) and
+    ``detail`` what failed.
     """
 
     env: str
@@ -229,6 +243,9 @@ class Consumer(Record):
     content_hash: str | None
     since: float
     seen_at: float
+    kind: str = "sdk"
+    health: str | None = None
+    detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)

@@ -27,7 +27,7 @@ def test_quick_config_reads_benchmark_prints_its_table(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"  # the benchmark's temporary folder goes here, to see it removed
     scratch.mkdir()
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"],
+        [sys.executable, str(SCRIPT), "--quick", "--workers", "2"],
         capture_output=True,
         text=True,
         timeout=90,

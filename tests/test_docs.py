@@ -112,6 +112,7 @@ CONFIG_KEYS = sorted(
     | config._NOTIFY_KEYS
     | config._ROUTE_KEYS
     | config._GIT_KEYS
+    | config._AGENT_KEYS
     | secrets_policy.KEYS
 )
 

@@ -2,7 +2,9 @@
 
 A check type is a subclass of :class:`Check` registered by name (``lastgood.checks.registry``).
 ``probe(context)`` does the work and returns a :class:`CheckResult`, or raises any exception,
-which counts as a failure with the exception's message. :func:`run_check` wraps every probe in
+which counts as a failure with the exception's message. A check that measures a number puts it
+in ``data["value"]`` and says so with :attr:`Check.measures_value`, which lets it be compared
+with its baseline (``max_drop``, ``max_rise``). :func:`run_check` wraps every probe in
 its timeout on a worker thread, so a hang is a failure, never a stuck deploy.
 """
 
@@ -58,6 +60,19 @@ class Check(ABC):
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def measures_value(self) -> bool:
+        """Whether every result carries the number it measured as ``data["value"]``.
+
+        Only such a check may have ``max_drop`` / ``max_rise`` (see :mod:`lastgood.comparison`);
+        a type that measures one says so by overriding this."""
+        return False
+
+    @property
+    def value_name(self) -> str:
+        """What the measured number is called in messages (``scores.mean 41 → 19.5``)."""
+        return "value"
+
     @abstractmethod
     def probe(self, context: CheckContext) -> CheckResult:
         """Probe once. May raise; must try to honour ``self.spec.timeout`` itself."""
@@ -84,3 +99,21 @@ def run_check(check: Check, context: CheckContext) -> CheckResult:
         return CheckResult(check.name, False, f"no answer within {check.spec.timeout:g} s", elapsed)
     result = box["result"]
     return CheckResult(result.name, result.ok, result.detail, elapsed, result.data)
+
+
+def number_at(document: Any, path: str) -> float | None:
+    """The number at a dotted ``path`` (``scores.mean``, ``items.0.n``) in a JSON document.
+
+    None when the path leads nowhere or to something that is not a number (``true`` is not 1).
+    The one spelling of "the value a check measures" for every check type that reads JSON."""
+    current = document
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        return None
+    return float(current)

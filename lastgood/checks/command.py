@@ -7,12 +7,18 @@ at. It is judged by its own exit code, when it exits: a daemon it starts in the 
 is left running. It runs in its own process group, so on timeout the whole group (the shell and
 everything it started) is stopped, SIGTERM then SIGKILL: a hung check never leaves a stray
 process behind. Writes nothing itself; what the command does is the team's business.
+
+``value`` makes it measure a number from what it prints last: ``value = "last-line"`` reads the
+last non-empty line as a number, any other text is a dotted path into the JSON object on that
+line (``value = "scores.mean"``). ``max_drop`` / ``max_rise`` compare it with its baseline; a
+command that exits as expected but prints no such number fails.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import os
 import selectors
 import shlex
@@ -21,11 +27,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from lastgood.checks.base import Check, CheckContext, CheckResult
+from lastgood.checks.base import Check, CheckContext, CheckResult, number_at
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 
-_OPTIONS = ("run", "exit", "cwd")
+_OPTIONS = ("run", "exit", "cwd", "value")
+LAST_LINE = "last-line"
 _OUTPUT_TAIL = 300
 _OUTPUT_KEPT = 64 * 1024  # bytes of output held in memory; only the tail is ever shown
 _POLL = 0.05  # how often the wait looks at whether the command exited while it still prints
@@ -49,6 +56,15 @@ class CommandCheck(Check):
         if cwd is not None and not isinstance(cwd, str):
             raise _option_error(spec, "cwd", f"= {cwd!r} must be a path", 'write cwd = "checks"')
         self.cwd = cwd
+        self.value = _value_source(spec)
+
+    @property
+    def measures_value(self) -> bool:
+        return self.value is not None
+
+    @property
+    def value_name(self) -> str:
+        return "value" if self.value in (None, LAST_LINE) else str(self.value)
 
     @property
     def display(self) -> str:
@@ -80,8 +96,31 @@ class CommandCheck(Check):
         ok = code == self.expected_exit
         ended = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited {code}"
         expected = "" if ok else f" (expected {self.expected_exit})"
+        data: dict[str, object] = {"exit": code}
+        if self.value is not None:
+            data["value"] = value = printed_value(output, self.value)
+            if value is None and ok:
+                ok, expected = False, f" but printed no {_value_wanted(self.value)} last"
         detail = _with_output(f"`{self.display}` {ended}{expected}", output)
-        return CheckResult(self.name, ok, detail, data={"exit": code})
+        return CheckResult(self.name, ok, detail, data=data)
+
+
+def printed_value(output: bytes, source: str) -> float | None:
+    """The number on the last non-empty line of ``output`` (``source`` = "last-line"), or at
+    the dotted path ``source`` in the JSON object on that line; None when there is none."""
+    lines = output.decode("utf-8", errors="replace").strip().splitlines()
+    last = lines[-1].strip() if lines else ""
+    try:
+        document = json.loads(last) if last else None
+    except ValueError:
+        return None
+    if source == LAST_LINE:
+        return number_at({"n": document}, "n")
+    return number_at(document, source)
+
+
+def _value_wanted(source: str) -> str:
+    return "number" if source == LAST_LINE else f"JSON object with a number at {source}"
 
 
 def _start(run: str | list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -216,6 +255,14 @@ def _command(spec: CheckSpec) -> str | list[str]:
         "is missing" if run is None else f"= {run!r} must be a command line or a list of args",
         'write run = "python checks/score_sample.py" or run = ["python", "checks/score.py"]',
     )
+
+
+def _value_source(spec: CheckSpec) -> str | None:
+    value = spec.options.get("value")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        hint = f'write value = "{LAST_LINE}" or a dotted path into the JSON it prints last'
+        raise _option_error(spec, "value", f"= {value!r} must be text", hint)
+    return value
 
 
 def _exit_code(spec: CheckSpec) -> int:

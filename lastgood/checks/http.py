@@ -3,9 +3,11 @@
 One request per probe, with the check's timeout. The probe passes when the status matches (any
 2xx unless ``status`` says otherwise), the body contains ``contains``, the JSON body has the
 values in ``json`` and the bounds in ``json_min`` / ``json_max``, and the answer came within
-``max_latency``. Every problem found is reported, each with what was expected and what was seen,
-so one failed round tells the whole story. Reads only; redirects are not followed, so a health
-endpoint that starts redirecting to a login page shows up as a failure.
+``max_latency``. ``value`` names the number the check measures (a dotted path into the JSON
+answer, as in ``json_min``), which ``max_drop`` / ``max_rise`` compare with its baseline; an
+answer without that number fails. Every problem found is reported, each with what was expected
+and what was seen, so one failed round tells the whole story. Reads only; redirects are not
+followed, so a health endpoint that starts redirecting to a login page shows up as a failure.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from lastgood.checks.base import Check, CheckContext, CheckResult
+from lastgood.checks.base import Check, CheckContext, CheckResult, number_at
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 from lastgood.units import parse_duration
@@ -32,6 +34,7 @@ _OPTIONS = (
     "json_max",
     "max_latency",
     "headers",
+    "value",
 )
 _MISSING = object()
 _BODY_EXCERPT = 120
@@ -57,9 +60,18 @@ class HttpCheck(Check):
         self.json_min = _number_table(spec, "json_min")
         self.json_max = _number_table(spec, "json_max")
         self.headers = _headers(spec)
+        self.value = _value_path(spec)
         latency = options.get("max_latency")
         where = f"check {spec.name!r} max_latency"
         self.max_latency = None if latency is None else parse_duration(latency, name=where)
+
+    @property
+    def measures_value(self) -> bool:
+        return self.value is not None
+
+    @property
+    def value_name(self) -> str:
+        return self.value or "value"
 
     def probe(self, context: CheckContext) -> CheckResult:
         """Send the request and judge the answer; a transport error is a failed result."""
@@ -92,7 +104,7 @@ class HttpCheck(Check):
         if self.contains is not None and self.contains not in response.text:
             excerpt = _excerpt(response.text)
             problems.append(f"body does not contain {self.contains!r} (body: {excerpt})")
-        if self.json_equals or self.json_min or self.json_max:
+        if self.json_equals or self.json_min or self.json_max or self.value:
             problems.extend(self._judge_json(response))
         return problems
 
@@ -111,6 +123,10 @@ class HttpCheck(Check):
             problems.extend(_compare_bound(document, path, bound, "≥"))
         for path, bound in self.json_max.items():
             problems.extend(_compare_bound(document, path, bound, "≤"))
+        if self.value is not None and number_at(document, self.value) is None:
+            shown = _lookup(document, self.value)
+            seen = "is missing" if shown is _MISSING else f"= {_show(shown)} is not a number"
+            problems.append(f"json {self.value} {seen} (the value this check measures)")
         return problems
 
     def _status_ok(self, status: int) -> bool:
@@ -129,8 +145,18 @@ class HttpCheck(Check):
     def _result(
         self, ok: bool, detail: str, response: httpx.Response, latency: float
     ) -> CheckResult:
-        data = {"status": response.status_code, "latency": latency}
+        data: dict[str, Any] = {"status": response.status_code, "latency": latency}
+        if self.value is not None:
+            data["value"] = _measured(response, self.value)
         return CheckResult(self.name, ok, detail, data=data)
+
+
+def _measured(response: httpx.Response, path: str) -> float | None:
+    """The number at ``path`` in the JSON answer, or None."""
+    try:
+        return number_at(json.loads(response.content), path)
+    except ValueError:
+        return None
 
 
 def _compare_equal(document: Any, path: str, expected: Any) -> str | None:
@@ -234,6 +260,14 @@ def _number_table(spec: CheckSpec, key: str) -> dict[str, float]:
             hint = f'write {key} = {{ "{path}" = 1 }}'
             raise _option_error(spec, key, f"{path} = {bound!r} is not a number", hint)
     return table
+
+
+def _value_path(spec: CheckSpec) -> str | None:
+    value = spec.options.get("value")
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        hint = 'write value = "scores.mean" (a dotted path to a number in the JSON answer)'
+        raise _option_error(spec, "value", f"= {value!r} must be a dotted path", hint)
+    return value
 
 
 def _headers(spec: CheckSpec) -> dict[str, str]:

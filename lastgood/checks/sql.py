@@ -2,10 +2,12 @@
 
 "The scorer is up" is not enough when every lead scores zero; ``select avg(score) …`` with
 ``min = 0.01`` is what catches it. The first column of the first row is compared with ``min``,
-``max`` and/or ``equals``; no rows or NULL is a failure, since a metric that cannot be computed
-is not a healthy one. SQLAlchemy is imported only when a probe runs, so reading the config stays
-light. Each probe opens one connection and disposes of the engine afterwards: checks run every
-few seconds for a long time, and must never hold connections or file handles between rounds.
+``max`` and/or ``equals`` (or only with its baseline, under ``max_drop`` / ``max_rise``: that
+first value is what the check measures); no rows or NULL is a failure, since a metric that
+cannot be computed is not a healthy one. SQLAlchemy is imported only when a probe runs, so
+reading the config stays light. Each probe opens one connection and disposes of the engine
+afterwards: checks run every few seconds for a long time, and must never hold connections or
+file handles between rounds.
 Reads only (the query is the team's; a missing SQLite file is reported, never created).
 """
 
@@ -48,10 +50,18 @@ class SqlCheck(Check):
         self.minimum = _number(spec, "min")
         self.maximum = _number(spec, "max")
         self.equals = _scalar(spec, "equals")
-        if self.minimum is None and self.maximum is None and self.equals is None:
+        unbounded = self.minimum is None and self.maximum is None and self.equals is None
+        if unbounded and spec.compare is None:
             raise _option_error(
-                spec, "min, max or equals", "is needed", "add min = 0.01 (or max = …, equals = …)"
+                spec,
+                "min, max or equals",
+                "is needed",
+                'add min = 0.01 (or max = …, equals = …, or max_drop = "20%")',
             )
+
+    @property
+    def measures_value(self) -> bool:
+        return True
 
     def probe(self, context: CheckContext) -> CheckResult:
         """Run the query once; connection and query errors are failed results, not crashes."""
@@ -99,14 +109,14 @@ class SqlCheck(Check):
         return not (below or above)
 
     def _expectation(self) -> str:
-        parts = []
+        parts = ["a value"]
         if self.minimum is not None:
             parts.append(f"≥ {_show(self.minimum)}")
         if self.maximum is not None:
             parts.append(f"≤ {_show(self.maximum)}")
         if self.equals is not None:
             parts.append(f"= {_show(self.equals)}")
-        return " and ".join(parts)
+        return " and ".join(parts[1:] or parts)
 
     def _failed(self, detail: str, value: Any = None) -> CheckResult:
         return CheckResult(self.name, False, detail, data={"value": value})

@@ -77,6 +77,13 @@ class AppContext:
             self._project.events.subscribe(warn_of_suspects)
         return self._project
 
+    def reopen(self) -> None:
+        """Close the project, so that the next :meth:`project` opens it anew: each worker of
+        ``serve --workers`` forked after this opens its own store connections."""
+        if self._project is not None:
+            self._project.close()
+            self._project = None
+
     def remote(self) -> Remote:
         """The server to act through (only when ``server`` is set)."""
         if self._remote is None:

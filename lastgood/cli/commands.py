@@ -649,11 +649,13 @@ def check(app: AppContext, env: str, as_json: bool) -> None:
     if app.server:
         data = app.remote().check(env)
     else:
+        from lastgood.comparison import measured
         from lastgood.operations.status import check_now
 
         done = check_now(app.project(), env)
         data = {"ok": done.ok, "results": [
-            {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration}
+            {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration,
+         "value": measured(x.data)}
             for x in done.results]}  # fmt: skip
     if as_json:
         r.emit_json(data)

@@ -18,6 +18,7 @@ from lastgood.cli.app import AppContext, guarded
 from lastgood.errors import UsageError
 
 LAZY_COMMANDS = {
+    "agent": "agent_cmd",
     "audit": "audit_cmd",
     "bisect": "bisect_cmd",
     "demo": "demo",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from lastgood.cli import render as r
@@ -34,6 +36,14 @@ from lastgood.tokens import ROLES
     "a token or a body).",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=int,
+    help="Server processes sharing the port (1 to 64). More than one helps when the CPU of one "
+    "process is the limit: many config reads, thousands of consumers; about one per core.",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(exists=True, dir_okay=False, readable=True),
     help="Serve HTTPS with this PEM certificate (chain), with --tls-key.",
@@ -50,6 +60,7 @@ def serve(
     port: int,
     poll: float,
     access_log: bool,
+    workers: int,
     tls_cert: str | None,
     tls_key: str | None,
 ) -> None:
@@ -62,6 +73,7 @@ def serve(
     Example:
       lastgood token create --name ops --role admin
       lastgood serve --host 0.0.0.0 --port 8470
+      lastgood serve --host 0.0.0.0 --workers 2
       lastgood serve --host 0.0.0.0 --tls-cert cert.pem --tls-key key.pem
     """
     from lastgood.server import require_extra
@@ -69,20 +81,56 @@ def serve(
     require_extra()
     check_tls(tls_cert, tls_key)
     from lastgood.operations.tokens import list_tokens
-    from lastgood.server import runner
-    from lastgood.server.app import asgi_app
+    from lastgood.server.workers import check_count
 
-    project = app.project()
-    web_app = asgi_app(project, poll=poll)
-    if not list_tokens(project):
+    check_count(workers)
+    if not list_tokens(app.project()):
         r.info(
             "no API tokens yet: create one with 'lastgood token create --name NAME --role admin'"
         )
-    scheme = "https" if tls_cert else "http"
+    options = {"access": access_log, "ssl_certfile": tls_cert, "ssl_keyfile": tls_key}
+    if workers == 1:
+        _serve_one(app, host, port, poll, options)
+    else:
+        _serve_workers(app, workers, host, port, poll, options)
+
+
+def _address(host: str, port: int, tls: bool) -> str:
     shown_host = f"[{host}]" if ":" in host else host
-    r.info(f"lastgood serving {scheme}://{shown_host}:{port} (API docs at /docs, page at /)")
-    runner.run(web_app, host=host, port=port, access=access_log, ssl_certfile=tls_cert,
-               ssl_keyfile=tls_key)  # fmt: skip
+    return f"{'https' if tls else 'http'}://{shown_host}:{port}"
+
+
+def _serve_one(app: AppContext, host: str, port: int, poll: float, options: dict[str, Any]) -> None:
+    """One process: the server runs in this one."""
+    from lastgood.server import runner
+    from lastgood.server.app import asgi_app
+
+    web_app = asgi_app(app.project(), poll=poll)
+    where = _address(host, port, bool(options["ssl_certfile"]))
+    r.info(f"lastgood serving {where} (API docs at /docs, page at /)")
+    runner.run(web_app, host=host, port=port, **options)
+
+
+def _serve_workers(
+    app: AppContext, workers: int, host: str, port: int, poll: float, options: dict[str, Any]
+) -> None:
+    """``workers`` forked processes on one socket bound here (see lastgood.server.workers)."""
+    from lastgood.server import workers as pool
+
+    sock = pool.bind(host, port)
+    where = _address(host, sock.getsockname()[1], bool(options["ssl_certfile"]))
+    r.info(f"lastgood serving {where} with {workers} workers (API docs at /docs, page at /)")
+    app.reopen()  # every worker opens its own store connections, never the parent's
+
+    def work() -> int:
+        from lastgood.server import runner
+        from lastgood.server.app import asgi_app
+
+        web_app = asgi_app(app.project(), poll=poll, wake_others=pool.wake_siblings)
+        runner.run(web_app, host=host, port=port, sock=sock, **options)
+        return 0
+
+    pool.Supervisor(workers, work).run()
 
 
 def check_tls(cert: str | None, key: str | None) -> None:

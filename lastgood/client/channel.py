@@ -185,6 +185,7 @@ class Channel:
         name: str,
         timeout: float,
         verify: ssl.SSLContext | None = None,
+        kind: str = "sdk",
     ) -> None:
         address = parse_server_url(url)
         host, port, path, tls = address.host, address.port, address.path, address.tls
@@ -203,13 +204,28 @@ class Channel:
             f"X-Lastgood-Consumer: {_header_safe('consumer id', consumer_id)}",
             f"X-Lastgood-Consumer-Name: {_header_safe('consumer name', name)}",
         ]
+        if kind != "sdk":
+            lines.append(f"X-Lastgood-Consumer-Kind: {_header_safe('consumer kind', kind)}")
         if token:
             lines.append(f"Authorization: Bearer {_header_safe('token', token)}")
         self._headers = "".join(f"{line}\r\n" for line in lines)
+        self._health = ""  # a host agent's X-Lastgood-Health line (see set_health)
         self._lock = threading.Lock()  # guards the three below against other threads
         self._idle: socket.socket | None = None
         self._busy: set[socket.socket] = set()  # in an exchange, or connecting: close() breaks
         self._closed = False
+
+    def set_health(self, health: str | None, detail: str | None = None) -> None:
+        """Send ``X-Lastgood-Health: ok`` or ``failing: DETAIL`` on every later request (a host
+        agent's checks); None sends nothing. The detail is made header-safe and cut short."""
+        if health is None:
+            self._health = ""
+            return
+        text = health
+        if detail:
+            safe = "".join(c if c.isascii() and c.isprintable() else "?" for c in detail)
+            text = f"{health}: {safe[:200]}"
+        self._health = f"X-Lastgood-Health: {text}\r\n"
 
     def fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
         """The payload (decoded JSON) when the config differs from ``etag``, else
@@ -219,7 +235,7 @@ class Channel:
         match = f'If-None-Match: "{_header_safe("ETag", etag)}"\r\n' if etag is not None else ""
         request = (
             f"GET {target} HTTP/1.1\r\n{self._headers}"
-            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{match}\r\n"
+            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{self._health}{match}\r\n"
         ).encode("ascii")
         try:
             status, body = self._exchange(request, answer_within=wait + self.timeout)

@@ -97,6 +97,6 @@ class Follower(threading.Thread):
         """Stop following: close the channel (breaking the request in flight) and wait for the
         thread to end."""
         self._stopping.set()
-        self.live._channel.close()
+        self.live._close_channels()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)

@@ -15,10 +15,10 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
 from lastgood.client.channel import NOT_MODIFIED, Channel
@@ -46,8 +46,35 @@ def _check_identity(consumer_id: str, name: str) -> None:
             )
 
 
+def server_urls(url: str | Sequence[str]) -> tuple[str, ...]:
+    """The servers to follow, in order: a list, or one string with commas between URLs."""
+    given = url.split(",") if isinstance(url, str) else list(url)
+    urls = tuple(dict.fromkeys(str(one).strip().rstrip("/") for one in given if str(one).strip()))
+    if not urls:
+        raise UsageError(
+            "LiveConfig needs the URL of a lastgood server, got none",
+            hint="pass e.g. 'http://lastgood.internal:8470', or several: ['http://a', 'http://b']",
+        )
+    return urls
+
+
+def _all_failed(failures: list[ServerError]) -> ServerError:
+    """One server's error as it is; with several, one error that names what each said."""
+    if len(failures) == 1:
+        return failures[0]
+    said = "; ".join(exc.message for exc in failures)
+    error = ServerError(f"none of the {len(failures)} lastgood servers answered: {said}",
+                        hint=failures[0].hint)  # fmt: skip
+    error.__cause__ = failures[-1]
+    return error
+
+
 class LiveConfig:
     """The live config of environment ``env`` on the lastgood server at ``url``.
+
+    ``url`` may name several servers on one store (a list, or one string with commas): the
+    SDK uses the first until it cannot be reached or fails (a timeout, a 5xx), then the next
+    at once, and sticks with whichever answers; ``url`` is the one in use, ``urls`` all.
 
     ``token`` (default ``$LASTGOOD_TOKEN``) needs the viewer role on ``env``. ``cache_dir``
     (default ``$LASTGOOD_CACHE_DIR`` or ``~/.cache/lastgood``) keeps the last good version so
@@ -65,9 +92,12 @@ class LiveConfig:
     NotFoundError) when there is neither a server answer nor a cached copy.
     """
 
+    kind: ClassVar[str] = "sdk"
+    """What the fleet view calls this consumer: ``sdk``; ``agent`` for lastgood agent's."""
+
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         env: str,
         *,
         token: str | None = None,
@@ -83,7 +113,8 @@ class LiveConfig:
         require: bool = True,
         start: bool = True,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = server_urls(url)
+        self._using = 0  # index in urls of the server that answered last
         self.env = env
         self.consumer_id = consumer_id or uuid.uuid4().hex
         self.name = name if name is not None else f"{socket.gethostname()}:{os.getpid()}"
@@ -95,7 +126,8 @@ class LiveConfig:
             )
         self.wait, self.poll, self.timeout = float(wait), float(poll), float(timeout)
         folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.cache_path: Path | None = cache_file(folder, self.url, env) if cache else None
+        key = ",".join(sorted(self.urls))  # one cache whichever server answers, in any order
+        self.cache_path: Path | None = cache_file(folder, key, env) if cache else None
         self._cache = ConfigCache(self.cache_path, env) if self.cache_path else None
         self._changed = threading.Condition()
         self._snapshot: Snapshot | None = None
@@ -109,23 +141,47 @@ class LiveConfig:
         self._closed = False
         self._starting = True  # the first read saves the cache itself and calls no callback
         token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
-        self._channel = Channel(
-            self.url,
-            env,
-            token=token,
-            consumer_id=self.consumer_id,
-            name=self.name,
-            timeout=self.timeout,
-            verify=verify,
-        )
+        self._channels = [
+            Channel(url, env, token=token, consumer_id=self.consumer_id, name=self.name,
+                    timeout=self.timeout, verify=verify, kind=self.kind)
+            for url in self.urls
+        ]  # fmt: skip
         try:
             self._first_read(require)
         except BaseException:
-            self._channel.close()
+            self._close_channels()
             raise
         self._starting = False
         if start:
             self.start()
+
+    @property
+    def url(self) -> str:
+        """The server in use: the one that answered last (the first until one fails)."""
+        return self.urls[self._using]
+
+    def _fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
+        """One request to the server in use; when it cannot be reached or fails (ServerError:
+        no connection, a timeout, a 5xx), the same request to the next server at once, each
+        at most once. The one that answers is used from then on. Raises the server's error, or
+        one ServerError naming every server when none answered."""
+        failures: list[ServerError] = []
+        first = self._using
+        for step in range(len(self._channels)):
+            index = (first + step) % len(self._channels)
+            try:
+                payload = self._channels[index].fetch(serving=serving, etag=etag, wait=wait)
+            except ServerError as exc:
+                if self._closed:
+                    raise
+                failures.append(exc)
+                continue
+            if index != first:
+                log.warning("%s; %s now follows %s", failures[-1].message, self.env,
+                            self.urls[index])  # fmt: skip
+                self._using = index
+            return payload
+        raise _all_failed(failures)
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -230,7 +286,7 @@ class LiveConfig:
         if holding:
             self._holding_since = time.monotonic()
         try:
-            payload = self._channel.fetch(
+            payload = self._fetch(
                 serving=self.serving, wait=wait, etag=snapshot.content_hash if snapshot else None
             )
         except LastgoodError:
@@ -337,7 +393,12 @@ class LiveConfig:
             self._follower.stop()
         if self._notifier is not None:
             self._notifier.stop()
-        self._channel.close()
+        self._close_channels()
+
+    def _close_channels(self) -> None:
+        """Break every exchange in flight (from any thread) and close the connections."""
+        for channel in self._channels:
+            channel.close()
 
     def __enter__(self) -> LiveConfig:
         return self

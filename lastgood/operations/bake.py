@@ -53,6 +53,7 @@ class Bake:
                 phase="bake",
                 number=number,
                 deployment=self.job.record.id,
+                baselines=self.job.baselines,
             )
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= self.settings.failures:

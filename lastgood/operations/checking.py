@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 from lastgood.checks import Check, CheckContext, CheckResult, build_check, run_check
+from lastgood.comparison import BaselineSource, judge, measured
 from lastgood.config import CheckSpec
 from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
-from lastgood.record import Record
+from lastgood.record import Record, replace
 from lastgood.rows import CheckRecord
 from lastgood.targets import Release
 
@@ -33,8 +34,16 @@ class Round(Record):
         if not self.results:
             return "no checks"
         if self.ok:
-            return f"{len(self.results)}/{len(self.results)} checks passed"
+            passed = f"{len(self.results)}/{len(self.results)} checks passed"
+            return "; ".join([passed, *self._comparisons()])
         return "; ".join(f"'{r.name}' failed: {r.detail}" for r in self.failed)
+
+    def _comparisons(self) -> list[str]:
+        """``'mean-score': scores.mean 40 → 36 (-10%, within max_drop 20%) …`` per compared
+        check, so a passing round still shows how close it came."""
+        return [
+            f"'{r.name}': {r.data['comparison']}" for r in self.results if "comparison" in r.data
+        ]
 
     def failed_names(self) -> str:
         """``'scores-not-zero', 'scorer-up'``, for sentences that say what failed."""
@@ -43,6 +52,36 @@ class Round(Record):
     def failed_details(self) -> str:
         """What each failed check saw, ``; ``-separated."""
         return "; ".join(r.detail for r in self.failed)
+
+
+def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> CheckResult:
+    """``result`` judged against its baseline too, when ``check`` compares (writes nothing).
+
+    Without a baseline the comparison is skipped and the detail says why; the check's own
+    bounds still decided ``ok``. A result that failed without measuring anything is left as is:
+    its own detail already says what went wrong."""
+    comparison = check.spec.compare
+    value = measured(result.data)
+    if comparison is None or (not result.ok and value is None):
+        return result
+    baseline = baselines.baseline(check.name)
+    if baseline is None:
+        note = f"not compared: no baseline ({baselines.missing(check.name)})"
+        return replace(result, detail=f"{result.detail}; {note}")
+    verdict = judge(value, baseline, comparison, check.value_name)
+    data = {**result.data, "baseline": baseline.value, "comparison": verdict.text}
+    return replace(
+        result, ok=result.ok and verdict.ok, detail=f"{result.detail}; {verdict.text}", data=data
+    )
+
+
+def _record(result: CheckResult, deployment: int | None, env: str, done: Round) -> CheckRecord:
+    baseline = result.data.get("baseline")
+    return CheckRecord(
+        deployment, env, done.phase, done.number, result.name, result.ok, result.detail,
+        result.duration, done.at, value=measured(result.data),
+        baseline=baseline if isinstance(baseline, float) else None,
+    )  # fmt: skip
 
 
 def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
@@ -69,11 +108,13 @@ def run_round(
     number: int,
     deployment: int | None,
     record_passing: bool = True,
+    baselines: BaselineSource | None = None,
 ) -> Round:
     """Run ``checks`` concurrently, record the results in the ledger, emit the round event.
 
     The watcher passes ``record_passing=False``: a round every few seconds for months would
-    bury the ledger, so only rounds with a failure are kept."""
+    bury the ledger, so only rounds with a failure are kept. With ``baselines`` (a deploy's
+    bake), checks with ``max_drop`` / ``max_rise`` are also judged against their baseline."""
     if checks:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -81,32 +122,34 @@ def run_round(
             results = tuple(pool.map(lambda check: run_check(check, context), checks))
     else:
         results = ()
+    if baselines is not None:
+        results = tuple(compared(c, r, baselines) for c, r in zip(checks, results, strict=True))
     done = Round(phase, number, results, time.time())
     env = place.name
     if record_passing or not done.ok:
-        place.store.record_checks(
-            CheckRecord(deployment, env, phase, number, r.name, r.ok, r.detail, r.duration, done.at)
-            for r in results
-        )
+        place.store.record_checks(_record(r, deployment, env, done) for r in results)
+    _announce(place, done, context.version, deployment)
+    return done
+
+
+def _announce(place: Place, done: Round, version: int | None, deployment: int | None) -> None:
+    """Emit the round's event (with the values measured, when any), and check-failed."""
+    env, phase, number = place.name, done.phase, done.number
+    data: dict[str, object] = {"ok": done.ok, "phase": phase, "round": number}
+    values = {r.name: v for r in done.results if (v := measured(r.data)) is not None}
+    if values:
+        data["values"] = values
+        baselines = {r.name: r.data["baseline"] for r in done.results if "baseline" in r.data}
+        if baselines:
+            data["baselines"] = baselines
+    summary = done.summary()
     place.emit(
-        Event(
-            EventKind.CHECK_ROUND,
-            f"{phase} round {number}: {done.summary()}",
-            env=env,
-            version=context.version,
-            deployment=deployment,
-            data={"ok": done.ok, "phase": phase, "round": number},
-        )
-    )
+        Event(EventKind.CHECK_ROUND, f"{phase} round {number}: {summary}", env=env,
+              version=version, deployment=deployment, data=data)
+    )  # fmt: skip
     if not done.ok:
         place.emit(
-            Event(
-                EventKind.CHECK_FAILED,
-                f"{phase} round {number} on {env}: {done.summary()}",
-                env=env,
-                version=context.version,
-                deployment=deployment,
-                data={"failed": [r.name for r in done.failed], "phase": phase},
-            )
-        )
-    return done
+            Event(EventKind.CHECK_FAILED, f"{phase} round {number} on {env}: {summary}", env=env,
+                  version=version, deployment=deployment,
+                  data={"failed": [r.name for r in done.failed], "phase": phase})
+        )  # fmt: skip

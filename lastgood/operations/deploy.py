@@ -15,6 +15,7 @@ from pathlib import Path
 from lastgood import failpoint, refs
 from lastgood.bundle import Bundle
 from lastgood.checks import Check, CheckContext
+from lastgood.comparison import BaselineSource
 from lastgood.errors import (
     BaselineError,
     LastgoodError,
@@ -23,6 +24,7 @@ from lastgood.errors import (
     QuarantinedError,
 )
 from lastgood.events import Event, EventKind
+from lastgood.operations.baseline import SAMPLES, Sampling, baseline_note, measure, no_baseline
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.commits import planned_commit, version_to_change
 from lastgood.operations.gate import clear_change, clear_claimed, clear_version
@@ -112,9 +114,11 @@ def _plan_steps(
     proven = live is not None and place.store.verdicts(place.name).get(live) == GOOD
     if proven and settings.checks:
         names = ", ".join(spec.name for spec in settings.checks)
-        steps.append(
-            PlanStep("baseline", f"one round of {names} against v{live}; a failure refuses")
-        )
+        what = f"one round of {names} against v{live}; a failure refuses"
+        comparing = [spec.name for spec in settings.checks if spec.compare is not None]
+        if comparing:
+            what += f"; {', '.join(comparing)} sampled {SAMPLES} times for their baseline"
+        steps.append(PlanStep("baseline", what))
     steps.append(PlanStep("stage", f"{label} on {place.target.describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))
@@ -224,6 +228,7 @@ class DeployRun:
         self.source = source
         self.drill_checks: list[Check] | None = None
         self.ignore_baseline = False
+        self.baselines: BaselineSource = no_baseline("no baseline was measured")
         self.target = place.target
         self.release = release_of(version)
         live = self.target.live()
@@ -332,33 +337,55 @@ class DeployRun:
         )
 
     def _baseline(self) -> None:
-        """One round of the checks against what is live now, before anything changes.
+        """One round of the checks against what is live now, before anything changes, and the
+        baselines of the checks that compare (:mod:`lastgood.operations.baseline`).
 
         A failure here is the environment's (or a check's), never the new version's: the deploy
         is refused and no version is blamed. Only a live version proven good here is a baseline:
         skipped with nothing live, a live version that failed here or was never verified (the
-        deploy is then the fix, judged by its bake), no checks, in a drill (which checked the
-        live version itself); ``ignore_baseline`` runs it and goes ahead anyway (recorded)."""
+        deploy is then the fix, judged by its bake), no checks; a drill (which checked the live
+        version itself) runs no refusing round but still samples the checks that compare;
+        ``ignore_baseline`` runs it and goes ahead anyway (recorded)."""
         assert self.record is not None
-        if self.from_version is None or not self.settings.checks or self.drill_checks is not None:
-            return
-        if self.store.verdicts(self.env).get(self.from_version) != GOOD:
+        reason = self._why_no_baseline()
+        if reason is not None:
+            self.baselines = no_baseline(reason)
             return
         live = self.target.live()
-        done = run_round(
-            self.place, build_checks(self.settings.checks), live_context(self.place, live),
-            phase="baseline", number=1, deployment=self.record.id,
-        )  # fmt: skip
-        if done.ok:
-            return
-        if self.ignore_baseline:
-            self._emit(
-                EventKind.BASELINE_IGNORED,
-                f"the checks already fail on {self.env} before the change ({done.summary()}); "
-                f"deploying {self.version.label} anyway (--ignore-baseline)",
-            )
-            return
-        self._refuse_baseline(done)
+        checks, context = build_checks(self.settings.checks), live_context(self.place, live)
+        done = None
+        if self.drill_checks is None:
+            done = run_round(
+                self.place, checks, context, phase="baseline", number=1,
+                deployment=self.record.id,
+            )  # fmt: skip
+            if not done.ok:
+                self._baseline_failed(done)
+        before = f"v{self.from_version} before {self.version.label}"
+        sampling = Sampling(self.place, context, self.record.id, before, self.settings.interval,
+                            self.lease.fence)  # fmt: skip
+        self.baselines = measure(sampling, checks, done)
+
+    def _why_no_baseline(self) -> str | None:
+        """Why nothing live can serve as a baseline, or None when it can."""
+        if not self.settings.checks:
+            return "no checks"
+        if self.from_version is None:
+            return f"nothing was live before {self.version.label}"
+        verdict = self.store.verdicts(self.env).get(self.from_version)
+        if verdict != GOOD:
+            state = f"is marked {verdict} here" if verdict else "was never verified here"
+            return f"v{self.from_version}, live before {self.version.label}, {state}"
+        return None
+
+    def _baseline_failed(self, done: Round) -> None:
+        if not self.ignore_baseline:
+            self._refuse_baseline(done)
+        self._emit(
+            EventKind.BASELINE_IGNORED,
+            f"the checks already fail on {self.env} before the change ({done.summary()}); "
+            f"deploying {self.version.label} anyway (--ignore-baseline)",
+        )
 
     def _refuse_baseline(self, done: Round) -> None:
         assert self.record is not None
@@ -439,10 +466,11 @@ class DeployRun:
         )
         failpoint.hit("deploy.after-activate")
         ensure_intact(self.place, self.version, deployment=self.record.id)
+        note = baseline_note(self.settings.checks, self.baselines)
         self._emit(
             EventKind.ACTIVATED,
             f"{self.version.label} is live on {self.env}; baking for "
-            f"{format_duration(self.settings.bake)}",
+            f"{format_duration(self.settings.bake)}" + (f"; {note}" if note else ""),
             bake=self.settings.bake,
             activated_at=activated_at,
         )

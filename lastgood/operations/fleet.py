@@ -2,9 +2,12 @@
 has reached all of them.
 
 A rollback on a served environment is *complete* when every live consumer reports the restored
-version. "Live" means the consumer spoke to the server within ``STALE_AFTER`` seconds (an SDK
-holding a long-poll speaks at least every 30 s). The time to all is measured from the switch
-(the ledger's ``activated_at``) to the moment the last live consumer reported the new version.
+version. Consumers are SDK processes and host agents (``lastgood agent``) alike: an agent reports
+the version its host's target really serves, and its host-local checks, which the standing
+shows beside the count ("1 host check failing: web-2"). "Live" means the consumer spoke to the
+server within ``STALE_AFTER`` seconds (an SDK holding a long-poll speaks at least every 30 s).
+The time to all is measured from the switch (the ledger's ``activated_at``) to the moment the
+last live consumer reported the new version.
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -20,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lastgood.errors import StoreError
 from lastgood.operations.place import Place
 from lastgood.record import Record, as_dict, field
-from lastgood.rows import Consumer, Deployment
-from lastgood.units import format_duration
+from lastgood.rows import HEALTH_FAILING, Consumer, Deployment
+from lastgood.units import format_duration, plural
 
 if TYPE_CHECKING:
     from lastgood.project import Project
@@ -55,6 +58,8 @@ class FleetStanding(Record):
     time_to_all: float | None = None
     verb: str = "live"  # "restored" after a rollback
     gone: int = 0  # consumers not heard from within STALE_AFTER (not counted)
+    agents: int = 0  # of the live consumers, how many are host agents
+    failing: list[str] = field(default_factory=list)  # "name: detail" of agents failing checks
 
     @property
     def complete(self) -> bool:
@@ -71,11 +76,17 @@ class FleetStanding(Record):
             if self.complete and self.time_to_all is not None
             else ""
         )
-        text = f"{label} {self.verb} on {self.following}/{self.total} consumers{took}"
+        agents = f" ({plural(self.agents, 'agent')})" if self.agents else ""
+        text = f"{label} {self.verb} on {self.following}/{self.total} consumers{agents}{took}"
         if self.behind:
             shown = ", ".join(self.behind[:10])
             more = f" and {len(self.behind) - 10} more" if len(self.behind) > 10 else ""
             text += f"; not following: {shown}{more}"
+        if self.failing:
+            names = ", ".join(entry.partition(": ")[0] for entry in self.failing[:10])
+            more = f" and {len(self.failing) - 10} more" if len(self.failing) > 10 else ""
+            count = len(self.failing)
+            text += f"; {plural(count, 'host check')} failing: {names}{more}"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -116,6 +127,10 @@ def standing(
         time_to_all=time_to_all,
         verb="restored" if change is not None and change.is_rollback else "live",
         gone=len(everyone) - len(live),
+        agents=sum(1 for c in live if c.kind == "agent"),
+        failing=sorted(
+            f"{c.name}: {c.detail or 'a check failed'}" for c in live if c.health == HEALTH_FAILING
+        ),
     )
 
 

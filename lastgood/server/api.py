@@ -214,12 +214,14 @@ def revert(env: str, body: RevertRequest, state: State, token: Caller) -> dict[s
 
 @router.post("/envs/{env}/check", summary="Run the health checks now")
 def check(env: str, state: State, token: Caller) -> dict[str, Any]:
+    from lastgood.comparison import measured
     from lastgood.operations.status import check_now
 
     allowed(token, "deployer", known_env(state, env))
     done = check_now(state.acting(token), env)
     return {"ok": done.ok, "results": [
-        {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration}
+        {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration,
+         "value": measured(x.data)}
         for x in done.results]}  # fmt: skip
 
 

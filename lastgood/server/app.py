@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -45,9 +45,10 @@ class ServerState:
 
     def __init__(
         self, project: Project, *, poll: float = 0.05, flush_every: float = 0.5,
-        fleet_wait: float = 5.0,
+        fleet_wait: float = 5.0, wake_others: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
         self.project = project
+        self.wake_others = wake_others  # a worker of ``serve --workers``: wakes its siblings
         self.feeds = Feeds(project, poll)
         self.consumers = Consumers(project.store, flush_every)
         self.auth = Authenticator(project)
@@ -63,6 +64,8 @@ class ServerState:
     def _on_event(self, event: Event) -> None:
         if event.kind in _SWITCHES:
             self.feeds.poke()
+            if self.wake_others is not None:
+                self.wake_others()
 
 
 # what makes a consumer's version change: this server looks at its targets at once
@@ -83,6 +86,10 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(state.feeds.run()),
                  asyncio.create_task(state.consumers.run())]  # fmt: skip
+        if state.wake_others is not None:  # a sibling worker switched something: look now
+            from lastgood.server.workers import WAKE
+
+            asyncio.get_running_loop().add_signal_handler(WAKE, state.feeds.poke)
         try:
             yield
         finally:

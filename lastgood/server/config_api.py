@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from lastgood.errors import NotFoundError, UsageError
 from lastgood.rows import ApiToken
 from lastgood.server.app import ServerState
-from lastgood.server.consumers import MAX_VERSION, parse_serving
+from lastgood.server.consumers import MAX_VERSION, parse_health, parse_serving
 from lastgood.server.deps import Caller, State, allowed, known_env
 from lastgood.server.live import Feed, Served, etag_matches
 from lastgood.tokens import allows
@@ -39,6 +39,9 @@ class ConsumerReport(BaseModel):
     name: str = Field("", max_length=200, description="Who it is, for people: host:pid, app")
     version: int | None = Field(None, ge=1, le=MAX_VERSION, description="The version it serves now")
     content_hash: str | None = Field(None, max_length=64)
+    kind: Literal["sdk", "agent"] = Field("sdk", description="sdk, or agent for lastgood agent")
+    health: Literal["ok", "failing"] | None = Field(None, description="An agent's host checks")
+    detail: str | None = Field(None, max_length=200, description="What failed on the host")
 
 
 def _feed(state: ServerState, env: str, token: ApiToken) -> Feed:
@@ -79,7 +82,19 @@ def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> No
         return
     version, content_hash = parse_serving(headers.get("x-lastgood-serving"))
     name = headers.get("x-lastgood-consumer-name") or consumer
-    state.consumers.report(env, consumer, name=name, version=version, content_hash=content_hash)
+    kind = headers.get("x-lastgood-consumer-kind") or "sdk"
+    health = parse_health(headers.get("x-lastgood-health"))
+    state.consumers.report(env, consumer, name=name, version=version, content_hash=content_hash,
+                           kind=kind, health=health)  # fmt: skip
+
+
+def _still_there(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
+    """A long-poll ended unchanged: the consumer is alive. Only its time is recorded when it is
+    known, since a report it sent while this request was held (an agent's new host health)
+    is newer than this request's headers."""
+    consumer = headers.get("x-lastgood-consumer")
+    if consumer is not None and not state.consumers.touch(env, consumer):
+        _report_from(state, env, headers)
 
 
 @router.get("/config", summary="The live config: every file, the version and its content hash",
@@ -98,7 +113,7 @@ async def config(
     picked = feed.pick(consumer)
     if wait and (picked is None or etag_matches(if_none_match, picked.etag)):
         await feed.wait_change(picked.etag if picked else None, wait, consumer)
-        _report(state, env, request)  # still here: the consumer is alive
+        _still_there(state, env, request.headers)
     served = _published(feed, consumer)
     if etag_matches(if_none_match, served.etag):
         return Response(status_code=304, headers=_headers(served))
@@ -158,14 +173,16 @@ async def config_stream(env: str, request: Request, state: State, token: Caller)
 def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller) -> Response:
     _feed(state, env, token)
     state.consumers.report(env, body.consumer, name=body.name or body.consumer,
-                           version=body.version, content_hash=body.content_hash)  # fmt: skip
+                           version=body.version, content_hash=body.content_hash, kind=body.kind,
+                           health=(body.health, body.detail))  # fmt: skip
     return Response(status_code=204)
 
 
 PREFIX = "/api/v1/envs/"
 # the request headers the fast path looks at (uvicorn hands them over lower-cased)
 _READ_BY = frozenset((b"authorization", b"if-none-match", b"x-lastgood-consumer",
-                      b"x-lastgood-consumer-name", b"x-lastgood-serving"))  # fmt: skip
+                      b"x-lastgood-consumer-name", b"x-lastgood-serving",
+                      b"x-lastgood-consumer-kind", b"x-lastgood-health"))  # fmt: skip
 
 
 def _plain_wait(query: bytes) -> float | None:
@@ -233,7 +250,7 @@ class FastReads:
             served = feed.pick(consumer) or served  # type: ignore[union-attr]
             fresh = etag_matches(headers.get("if-none-match"), served.etag)
             if fresh:  # timed out: the consumer is still alive (after a change, it reports on
-                _report_from(state, env, headers)  # its next read, which follows at once)
+                _still_there(state, env, headers)  # its next read, which follows at once)
         not_modified, full = self._answers(served)
         await send({"type": "http.response.start", "status": 304 if fresh else 200,
                     "headers": not_modified if fresh else full})  # fmt: skip

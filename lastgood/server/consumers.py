@@ -1,7 +1,8 @@
 """The fleet as the server sees it: which consumer serves which version, reported by the SDK.
 
 Reports arrive on every config request (headers ``X-Lastgood-Consumer``,
-``X-Lastgood-Consumer-Name`` and ``X-Lastgood-Serving: VERSION:HASH``) and on
+``X-Lastgood-Consumer-Name`` and ``X-Lastgood-Serving: VERSION:HASH``; a host agent adds
+``X-Lastgood-Consumer-Kind: agent`` and ``X-Lastgood-Health: ok`` or ``failing: WHAT``) and on
 ``POST /api/v1/envs/{env}/consumers``. They are kept in memory, so a thousand consumers reporting
 at once cost a thousand dictionary writes, and flushed to the store in one transaction every
 ``flush_every`` seconds, so ``lastgood status``, a restarted server and every other server on the
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
 from lastgood.refs import LARGEST_VERSION
-from lastgood.rows import Consumer
+from lastgood.rows import CONSUMER_KINDS, HEALTH_FAILING, HEALTH_OK, Consumer
 
 if TYPE_CHECKING:
     from lastgood.store.core import Store
@@ -55,6 +56,29 @@ def parse_serving(value: str | None) -> tuple[int | None, str | None]:
     return version, content_hash or None
 
 
+def parse_health(value: str | None) -> tuple[str | None, str | None]:
+    """``X-Lastgood-Health: ok`` → ("ok", None); ``failing: web-check: 502`` → ("failing",
+    "web-check: 502"); absent or ``none`` → (None, None). The detail is cut to 200 characters."""
+    if value is None or value.strip() in ("", "none"):
+        return None, None
+    health, _, detail = value.strip().partition(":")
+    health = health.strip()
+    if health not in (HEALTH_OK, HEALTH_FAILING):
+        raise UsageError(
+            f"X-Lastgood-Health must be 'ok' or 'failing: WHAT', got {value[:80]!r}",
+            hint="send e.g. 'X-Lastgood-Health: failing: web answered 502'",
+        )
+    return health, (detail.strip()[:MAX_ID] or None)
+
+
+def check_kind(kind: str) -> str:
+    if kind not in CONSUMER_KINDS:
+        raise UsageError(
+            f"a consumer kind must be one of {', '.join(CONSUMER_KINDS)}, got {kind[:40]!r}"
+        )
+    return kind
+
+
 def check_identity(consumer_id: str, name: str) -> None:
     if not consumer_id or len(consumer_id) > MAX_ID or not consumer_id.isprintable():
         raise UsageError(
@@ -69,25 +93,31 @@ class _Entry:
     """What the registry keeps of one consumer: mutable, so a report that changes nothing but
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
-    __slots__ = ("consumer_id", "content_hash", "env", "name", "seen_at", "since", "version")
+    __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "name",
+                 "seen_at", "since", "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
         self.env, self.consumer_id, self.name = env, consumer_id, name
         self.version: int | None = None
         self.content_hash: str | None = None
         self.since = self.seen_at = now
+        self.kind = "sdk"
+        self.health: str | None = None
+        self.detail: str | None = None
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Entry:
         entry = cls(consumer.env, consumer.consumer_id, consumer.name, consumer.since)
         entry.version, entry.content_hash = consumer.version, consumer.content_hash
-        entry.seen_at = consumer.seen_at
+        entry.seen_at, entry.kind = consumer.seen_at, consumer.kind
+        entry.health, entry.detail = consumer.health, consumer.detail
         return entry
 
     def record(self) -> Consumer:
         return Consumer(env=self.env, consumer_id=self.consumer_id, name=self.name,
                         version=self.version, content_hash=self.content_hash,
-                        since=self.since, seen_at=self.seen_at)  # fmt: skip
+                        since=self.since, seen_at=self.seen_at, kind=self.kind,
+                        health=self.health, detail=self.detail)  # fmt: skip
 
 
 class Consumers:
@@ -112,9 +142,13 @@ class Consumers:
         version: int | None,
         content_hash: str | None,
         now: float | None = None,
+        kind: str = "sdk",
+        health: tuple[str | None, str | None] = (None, None),
     ) -> None:
-        """Record that ``consumer_id`` serves ``version`` of ``env`` now."""
+        """Record that ``consumer_id`` (an ``sdk`` or ``agent`` ``kind``) serves ``version`` of
+        ``env`` now, with ``health`` = (ok/failing/None, detail) from an agent's host checks."""
         check_identity(consumer_id, name)
+        check_kind(kind)
         now = time.time() if now is None else now
         key = (env, consumer_id)
         with self._lock:
@@ -124,8 +158,24 @@ class Consumers:
             if (entry.version, entry.content_hash) != (version, content_hash):
                 entry.version, entry.content_hash, entry.since = version, content_hash, now
             entry.name, entry.seen_at = name or consumer_id, now
+            entry.kind, (entry.health, entry.detail) = kind, health
             self._dirty.add(key)
             self.reports += 1
+
+    def touch(self, env: str, consumer_id: str, now: float | None = None) -> bool:
+        """Record only that ``consumer_id`` is still there (a long-poll that ended unchanged);
+        False when it is not known here. What it serves stays as its newest report said: the
+        headers of a request held for 30 s may be older than a report sent meanwhile."""
+        now = time.time() if now is None else now
+        key = (env, consumer_id)
+        with self._lock:
+            entry = self._known.get(key)
+            if entry is None:
+                return False
+            entry.seen_at = now
+            self._dirty.add(key)
+            self.reports += 1
+        return True
 
     def of(self, env: str) -> list[Consumer]:
         """The consumers of ``env``: this server's reports and every other server's."""

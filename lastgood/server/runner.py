@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -148,9 +149,14 @@ class StoppingServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def run(app: Any, *, host: str, port: int, access: bool, **options: Any) -> None:
+def run(
+    app: Any, *, host: str, port: int, access: bool, sock: socket.socket | None = None,
+    **options: Any,
+) -> None:  # fmt: skip
     """Serve ``app`` until SIGTERM or SIGINT; writes nothing but the logs. ``options`` go to
-    :class:`uvicorn.Config` (TLS files). UsageError when it cannot listen on ``host:port``."""
+    :class:`uvicorn.Config` (TLS files). ``sock``: a listening socket to accept from instead
+    of binding ``host:port`` (a worker of ``serve --workers``). UsageError when it cannot
+    listen on ``host:port``."""
     stopper = GracefulStop(app)
     outermost: Any = stopper
     if access:  # outside the stopper, so that the 503s it answers are logged too
@@ -168,7 +174,7 @@ def run(app: Any, *, host: str, port: int, access: bool, **options: Any) -> None
     )
     server = StoppingServer(config, stopper)
     try:
-        server.run()
+        server.run(sockets=[sock] if sock is not None else None)
     except SystemExit:  # uvicorn's way out when it cannot start; it has logged why
         if server.started:
             raise

@@ -117,6 +117,8 @@ check_results = Table(
     Column("detail", Text, nullable=False),
     Column("duration", Float, nullable=False),
     Column("at", Float, nullable=False),
+    Column("value", Float, nullable=True),
+    Column("baseline", Float, nullable=True),
 )
 
 events = Table(
@@ -201,6 +203,9 @@ consumers = Table(
     Column("content_hash", String(64), nullable=True),
     Column("since", Float, nullable=False),
     Column("seen_at", Float, nullable=False),
+    Column("kind", String(20), nullable=False, server_default="sdk"),
+    Column("health", String(20), nullable=True),
+    Column("detail", String(200), nullable=True),
 )
 
 web_sessions = Table(

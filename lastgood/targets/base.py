@@ -17,6 +17,7 @@ A target type is a subclass of :class:`Target` registered under a name (see
   operation; cheap when there is nothing to do.
 - ``record_verdict(release, verdict)`` remembers on the target itself that a release was proven
   good or bad, so an offline rollback never lands on a bad one.
+- ``verdict(release)`` reads back what ``record_verdict`` kept (None by default).
 - ``previous()`` is the release that was live before the current one and is retained and not
   known bad: the offline rollback's destination.
 - ``prune(keep, protect)`` drops old releases, never one in ``protect``.
@@ -128,6 +129,12 @@ class Target(ABC):
 
         An offline rollback reads these, so it never lands on a bad or withdrawn release.
         The default does nothing."""
+
+    def verdict(self, release: Release) -> str | None:
+        """The verdict :meth:`record_verdict` kept for ``release`` (``good``, ``bad``,
+        ``withdrawn``), or None. A host agent reads it so that a release withdrawn by an offline
+        rollback on this host is not put back by the server serving it again. Default: None."""
+        return None
 
     def previous(self) -> Release | None:
         """The release live before the current one, retained, not bad or withdrawn (or None)."""

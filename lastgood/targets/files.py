@@ -476,6 +476,11 @@ class FilesTarget(Target):
         """Remember ``good`` or ``bad`` for ``release`` in ``STATE/meta/state.json``."""
         self.store.record_verdict(release.name, verdict)
 
+    def verdict(self, release: Release) -> str | None:
+        """The verdict kept for ``release`` in ``meta/state.json``, or None. Reads only."""
+        found = self.store.read_state()["verdicts"].get(release.name)
+        return str(found) if found is not None else None
+
     def record_audit_head(self, head: AuditHead) -> None:
         """Keep the audit chain's newest head in ``STATE/meta/audit-head.json`` (no fsync)."""
         self.store.record_audit_head(head)

@@ -1,0 +1,226 @@
+"""The agent process: follow the server, place each version, check the host, report, until
+SIGTERM or SIGINT.
+
+Threads: the SDK's follower places new versions (:mod:`lastgood.agent.follow`); the main thread
+runs the host checks after each switch and every ``check_every`` seconds, notices a switch made
+by hand (an offline rollback), and reports what changed at once. One lock keeps a placement and
+the main thread's read-back of the target apart.
+
+When the server cannot be reached at start, the agent keeps serving the release its target
+holds and the follower retries with backoff; nothing on the host changes until a version
+arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lastgood.agent.follow import HostConfig
+from lastgood.agent.health import HostHealth, build_host_checks, check_host
+from lastgood.agent.hostspace import AgentPlan
+from lastgood.agent.placing import REFUSED_VERDICTS, place
+from lastgood.client import Snapshot
+from lastgood.errors import LastgoodError
+from lastgood.targets._fs import option_keep
+from lastgood.targets.base import Release
+from lastgood.targets.registry import open_target
+
+log = logging.getLogger("lastgood.agent")
+
+
+def serving_of(release: Release | None) -> str:
+    """The ``X-Lastgood-Serving`` value of what a target serves."""
+    return "none" if release is None else f"{release.version}:{release.content_hash}"
+
+
+def _shown(release: Release | None) -> str:
+    return "nothing" if release is None else f"v{release.version}"
+
+
+class Agent:
+    """One environment followed onto one target of this host."""
+
+    def __init__(
+        self,
+        plan: AgentPlan,
+        *,
+        token: str | None,
+        retry_max: float = 5.0,
+        wait: float = 30.0,
+        take_withdrawn: bool = False,
+    ) -> None:
+        """``take_withdrawn``: put every served version live, even one an offline rollback
+        withdrew on this host (once a person knows the server's version is good again)."""
+        self.plan = plan
+        self.take_withdrawn = take_withdrawn
+        settings = plan.config.environment(plan.env)
+        self.target = open_target(plan.env, settings.target, plan.root)
+        self.keep = option_keep(settings.target.options)
+        self.checks = build_host_checks(plan.config, plan.env)
+        self.token, self.retry_max, self.wait = token, retry_max, wait
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._reported: tuple[str, HostHealth] | None = None
+        self._proven: str | None = None  # the release last marked good here
+        self.follower: HostConfig | None = None
+
+    def run(self) -> int:
+        """Follow until stopped; 0 on a clean stop. Raises AuthError when the token is refused
+        and TargetError / ConfigError when the target cannot be read at start."""
+        restore = self._handle_signals()
+        try:
+            self._start()
+            while not self.stopping.is_set():
+                self._wake.wait(self.plan.check_every)
+                self._wake.clear()
+                if not self.stopping.is_set():
+                    self.check()
+        finally:
+            restore()
+            self.close()
+        return 0
+
+    def _start(self) -> None:
+        note = self.target.recover()
+        if note:
+            log.info("%s", note)
+        live = self.target.live()
+        plan = self.plan
+        log.info(
+            "following %s at %s as %s; %s serves %s",
+            plan.env, plan.server, plan.name, self.target.describe(), _shown(live),
+        )  # fmt: skip
+        if len(plan.servers) > 1:
+            log.info("failing over between %d server URLs", len(plan.servers))
+        self.follower = HostConfig(
+            plan.servers, plan.env, placer=self._place, serving=serving_of(live), token=self.token,
+            consumer_id=plan.consumer_id, name=plan.name, wait=self.wait, poll=self.retry_max,
+            require=False,
+        )  # fmt: skip
+        if self.follower.snapshot is None:
+            log.warning(
+                "no answer from %s yet: %s keeps serving %s; retrying every %g s at most",
+                plan.server, self.target.describe(), _shown(live), self.retry_max,
+            )  # fmt: skip
+        self.check()
+
+    def _place(self, snapshot: Snapshot) -> str:
+        """Put ``snapshot`` live (the follower's thread); returns what the target serves."""
+        with self._lock:
+            try:
+                placement = place(self.target, snapshot.version, snapshot.content_hash,
+                                  snapshot.files, self.keep,
+                                  honour_verdicts=not self.take_withdrawn)  # fmt: skip
+            except LastgoodError as exc:
+                log.error("could not put v%d live on %s: %s", snapshot.version,
+                          self.target.describe(), exc)  # fmt: skip
+                raise
+        level = {"refused": logging.WARNING, "kept": logging.DEBUG}.get(placement.action)
+        log.log(level or logging.INFO, "%s", placement.message)
+        if placement.changed:
+            self._wake.set()  # run the host checks on it now
+        return serving_of(placement.live)
+
+    def check(self) -> None:
+        """Read back what the target serves, run the host checks, report what changed."""
+        with self._lock:
+            live = self.target.live()
+            if self.follower is not None:
+                self._notice_switch_by_hand(live)
+                self.follower.set_serving(serving_of(live))
+        health = check_host(self.checks, self.plan.config, self.plan.env, self.target, live)
+        if live is not None and not health.failing:
+            self._prove(live)
+        state = (serving_of(live), health)
+        if state == self._reported or self.follower is None:
+            return
+        if self._reported is not None and self._reported[1] != health:
+            level = logging.WARNING if health.failing else logging.INFO
+            log.log(level, "%s on %s", health.describe(), _shown(live))
+        self._reported = state
+        self.follower.set_health(health.health, health.detail)
+        with contextlib.suppress(LastgoodError):  # the server is away: later requests carry it
+            self.follower.refresh()  # report now, not at the end of the long-poll
+
+    def _notice_switch_by_hand(self, live: Release | None) -> None:
+        """Say so when the target serves something this agent did not put there (an offline
+        rollback on the host): it is reported as it is, and not undone."""
+        assert self.follower is not None
+        if self.follower.serving == serving_of(live):
+            return
+        received = self.follower.snapshot
+        served = f"; the server serves v{received.version}" if received is not None else ""
+        log.warning(
+            "%s now serves %s, switched outside this agent (an offline rollback?): reporting "
+            "it as it is%s", self.target.describe(), _shown(live), served,
+        )  # fmt: skip
+
+    def _prove(self, live: Release) -> None:
+        """Mark ``live`` good on the target once its host checks passed (or none are set), so
+        an offline rollback on this host may go back to it; never over a withdrawn verdict."""
+        if live.name == self._proven:
+            return
+        with self._lock:
+            if self.target.verdict(live) not in REFUSED_VERDICTS:
+                self.target.record_verdict(live, "good")
+        self._proven = live.name
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wake.set()
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.close()
+            self.follower = None
+            with self._lock:
+                live = self.target.live()
+            log.info("stopped; %s stays live on %s", _shown(live), self.target.describe())
+
+    def _handle_signals(self) -> Callable[[], None]:
+        """SIGTERM and SIGINT stop the agent after the step in progress (a switch under way
+        always finishes). Only the main thread may install handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def stop(_signum: int, _frame: Any) -> None:
+            self.stop()
+
+        for sig in signals:
+            signal.signal(sig, stop)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """The agent's and the SDK's messages on stderr, one line each (journald adds the time)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Lines())
+    for name in ("lastgood.agent", "lastgood.client"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        logger.propagate = False
+
+
+class _Lines(logging.Formatter):
+    """``v7 live on …`` for information, ``warning: …`` and ``error: …`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"error: {text}"
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text

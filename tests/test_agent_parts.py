@@ -1,0 +1,200 @@
+"""The agent's parts in process: placing a version on real directory and files targets, the
+host workspace, the ``[agent]`` table, the server's registry of agent reports and the fleet
+standing. (Real agent processes against a real server: tests/test_agent.py.)"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lastgood import config as config_module
+from lastgood.agent.hostspace import AgentRequest, parse_target, plan_agent, write_hostspace
+from lastgood.agent.placing import place
+from lastgood.client import content_hash_of
+from lastgood.errors import ConfigError, UsageError
+from lastgood.operations.fleet import standing
+from lastgood.rows import Consumer
+from lastgood.server.consumers import parse_health
+from lastgood.targets.base import Release
+from lastgood.targets.directory import DirectoryTarget
+from lastgood.targets.files import FilesTarget
+from tests.conftest import LASTGOOD
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def version(number: int) -> tuple[int, str, dict[str, bytes]]:
+    files = {"conf/app.yaml": f"marker: {number}\n".encode(), "health.txt": b"ok\n"}
+    return number, content_hash_of(files), files
+
+
+@pytest.mark.parametrize("kind", ["directory", "files"])
+def test_place_stages_then_switches_retained_releases_and_keeps_what_is_live(
+    tmp_path: Path, kind: str
+) -> None:
+    folder = tmp_path / "live"
+    folder.mkdir()
+    target = (DirectoryTarget if kind == "directory" else FilesTarget)(
+        "prod", {"path": str(folder)}, tmp_path
+    )
+    first, second = version(1), version(2)
+    assert place(target, *first, keep=10).action == "staged"
+    done = place(target, *second, keep=10)
+    assert done.action == "staged" and done.live == Release(2, second[1])
+    assert re.fullmatch(rf"v2 live on {kind} {folder} in \S+ m?s, verified \(staged and "
+                        r"switched\)", done.message), done.message  # fmt: skip
+    back = place(target, *first, keep=10)
+    assert back.action == "switched" and "a pointer switch to the retained release" in back.message
+    assert target.actual_hash() == first[1]
+    assert place(target, *first, keep=10).action == "kept"
+
+
+def test_place_refuses_a_release_withdrawn_on_the_host_and_repairs_a_hand_edit(
+    tmp_path: Path,
+) -> None:
+    target = DirectoryTarget("prod", {"path": str(tmp_path / "live")}, tmp_path)
+    first, second = version(1), version(2)
+    place(target, *first, keep=10)
+    place(target, *second, keep=10)
+    target.activate(Release(1, first[1]))
+    target.record_verdict(Release(2, second[1]), "withdrawn")
+    refused = place(target, *second, keep=10)
+    assert refused.action == "refused" and refused.live == Release(1, first[1])
+    assert refused.message.startswith("v2 is withdrawn on this host")
+    assert "keeps v1, until the server serves another version" in refused.message
+    (tmp_path / "live" / "current" / "health.txt").write_text("edited by hand\n")
+    kept = place(target, *first, keep=10)
+    assert kept.action == "kept" and target.actual_hash() == first[1]
+    taken = place(target, *second, keep=10, honour_verdicts=False)  # --take-withdrawn
+    assert taken.action == "switched" and target.live() == Release(2, second[1])
+
+
+def test_place_prunes_to_keep_but_never_the_live_one_or_the_way_back(tmp_path: Path) -> None:
+    target = DirectoryTarget("prod", {"path": str(tmp_path / "live")}, tmp_path)
+    for number in range(1, 6):
+        place(target, *version(number), keep=2)
+        live = target.live()
+        assert live is not None
+        target.record_verdict(live, "good")
+    assert [r.version for r in target.retained()] == [4, 5]
+
+
+def test_target_syntax_and_the_host_workspace(tmp_path: Path) -> None:
+    assert parse_target("directory:/srv/app", keep=3) == {
+        "type": "directory", "path": "/srv/app", "keep": 3
+    }  # fmt: skip
+    for bad, words in (("/srv/app", "is not TYPE:PATH"), ("directory:", "is not TYPE:PATH"),
+                       ("served:/x", "not 'served'")):  # fmt: skip
+        with pytest.raises(UsageError, match=words) as caught:
+            parse_target(bad)
+        assert caught.value.exit_code == 2 and "directory:/srv/app/config" in str(caught.value.hint)
+    state = tmp_path / "state"
+    table = parse_target(f"directory:{tmp_path / 'live'}")
+    write_hostspace(state, "prod", ["http://127.0.0.1:1"], table)
+    written = config_module.load(state)
+    assert written.agent.env == "prod" and written.agent.servers == ("http://127.0.0.1:1",)
+    (state / "lastgood.toml").write_text((state / "lastgood.toml").read_text() + "# mine\n")
+    write_hostspace(state, "prod", ["http://127.0.0.1:1"], table)  # the same: left as it is
+    assert (state / "lastgood.toml").read_text().endswith("# mine\n")
+    with pytest.raises(UsageError, match="host workspace of another environment or target"):
+        write_hostspace(state, "prod", ["http://127.0.0.1:1"], parse_target("directory:/other"))
+
+
+def test_plan_agent_names_what_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "lastgood.toml").write_text(
+        '[env.a]\ntarget = { type = "directory", path = "../a" }\n'
+        '[env.b]\ntarget = { type = "served" }\n'
+    )
+    with pytest.raises(UsageError, match="which environment should this agent follow"):
+        plan_agent(AgentRequest(root=tmp_path, servers=("http://127.0.0.1:1",)))
+    with pytest.raises(ConfigError, match="is the served target"):
+        plan_agent(AgentRequest(root=tmp_path, env="b", servers=("http://127.0.0.1:1",)))
+    with pytest.raises(UsageError, match="no server to follow for a"):
+        plan_agent(AgentRequest(root=tmp_path, env="a"))
+    with pytest.raises(UsageError, match="is not an http:// or https:// URL"):
+        plan_agent(AgentRequest(root=tmp_path, env="a", servers=("ftp://x",)))
+    plan = plan_agent(AgentRequest(root=tmp_path, env="a", fallback="http://127.0.0.1:1"))
+    assert plan.server == "http://127.0.0.1:1" and plan.consumer_id.startswith("agent-")
+    again = plan_agent(AgentRequest(root=tmp_path, env="a", fallback="http://127.0.0.1:1"))
+    assert again.consumer_id == plan.consumer_id  # a restarted agent is the same consumer
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ("server = 3", "must be a URL or a list of URLs"),
+        ('server = "nope"', "is not an http:// or https:// URL"),
+        ('env = "c"', "names no [env.*] table"),
+        ('check_every = "0s"', "must be more than 0"),
+        ('servr = "x"', "servr"),
+    ],
+)
+def test_the_agent_table_refuses_bad_values(tmp_path: Path, table: str, words: str) -> None:
+    data = tomllib.loads(f'[agent]\n{table}\n[env.a]\ntarget = {{ type = "served" }}\n')
+    with pytest.raises(ConfigError) as caught:
+        config_module.parse(data, tmp_path)
+    assert words in str(caught.value)
+
+
+def test_the_fleet_counts_agents_and_names_failing_hosts() -> None:
+    now = time.time()
+
+    def consumer(name: str, kind: str, health: str | None = None) -> Consumer:
+        return Consumer(env="prod", consumer_id=name, name=name, version=6, content_hash="h",
+                        since=now, seen_at=now, kind=kind, health=health,
+                        detail="app-answers: exit 1" if health == "failing" else None)  # fmt: skip
+
+    fleet = standing("prod", [consumer("api-1", "sdk"), consumer("web-1", "agent", "ok"),
+                              consumer("web-2", "agent", "failing")],
+                     version=6, change=None, now=now)  # fmt: skip
+    assert fleet.agents == 2 and fleet.failing == ["web-2: app-answers: exit 1"]
+    assert fleet.summary == "v6 live on 3/3 consumers (2 agents); 1 host check failing: web-2"
+    assert parse_health("failing: web: 502") == ("failing", "web: 502")
+    assert parse_health(None) == parse_health("none") == (None, None)
+    with pytest.raises(UsageError, match="must be 'ok' or 'failing: WHAT'"):
+        parse_health("sick")
+
+
+def test_the_docs_examples_parse_and_the_unit_runs_a_real_command(tmp_path: Path) -> None:
+    text = (DOCS / "agents.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        config_module.parse(tomllib.loads(block), tmp_path)
+    unit = (DOCS / "examples" / "lastgood-agent.service").read_text()
+    command = re.search(r"^ExecStart=\S+ (agent .*)$", unit, re.M)
+    assert command is not None and command.group(1) in text  # the page shows the shipped unit
+    options = set(re.findall(r"(--[a-z-]+)", command.group(1)))
+    shown = subprocess.run([LASTGOOD, "agent", "--help"], capture_output=True, text=True,
+                           timeout=60).stdout  # fmt: skip
+    assert options and all(option in shown for option in options)
+
+
+def test_agent_reports_keep_their_kind_and_health_through_the_store(store_url: str) -> None:
+    """An agent's kind and host health survive the flush and a second server's read (SQLite
+    and PostgreSQL); a long-poll ending unchanged only renews the time, keeping a newer health
+    sent meanwhile; a kind the server does not know is refused."""
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store = open_store(store_url)
+    try:
+        registry = Consumers(store)
+        registry.report("prod", "agent-1", name="web-2", version=6, content_hash="h",
+                        kind="agent", health=("failing", "app-answers: exit 1"))  # fmt: skip
+        assert registry.touch("prod", "agent-1") and not registry.touch("prod", "nobody")
+        assert registry.flush() == 1
+        other = Consumers(store)
+        (found,) = other.of("prod")
+        assert (found.kind, found.health, found.detail) == (
+            "agent", "failing", "app-answers: exit 1"
+        )  # fmt: skip
+        with pytest.raises(UsageError, match="a consumer kind must be one of sdk, agent"):
+            registry.report("prod", "x", name="x", version=1, content_hash=None, kind="robot")
+    finally:
+        store.close()

@@ -1,0 +1,223 @@
+"""``lastgood serve --workers N``: several real server processes on one port, as an operator runs
+them. Consumers long-poll whichever worker the kernel gave their connection; a rollback answered
+by any worker reaches all of them; the fleet view of any worker shows all of them; a killed
+worker is replaced; SIGTERM to the parent stops everything, and so does its death; two deploys
+of one environment sent to two workers at once are one deploy and one ``423`` (the store's
+lease).
+
+The servers run with ``--poll 10`` on SQLite, so a consumer held by another worker than the one
+that rolled back can only follow within a second through the workers' wake-up, never the poll.
+Which worker holds which connection is read from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lastgood.client import LiveConfig
+from tests.conftest import Workspace, eventually
+from tests.serving import Server
+
+STAGING = "/api/v1/envs/staging"
+
+
+def workers_of(server: Server) -> list[int]:
+    """The worker pids of a server, from ``/proc`` (Linux)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sorted(int(child) for child in children)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(link[8:-1])
+    return found
+
+
+def holding(pids: list[int], port: int) -> set[int]:
+    """The pids among ``pids`` that hold an established connection on local ``port``."""
+    established = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            established.add(fields[9])
+    return {pid for pid in pids if _socket_inodes(pid) & established}
+
+
+def holder_of(pids: list[int], port: int, client_port: int) -> int | None:
+    """Which of ``pids`` holds the server side of the connection from ``client_port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(f.split(":")[1], 16) for f in fields[1:3])
+        if (local, remote) == (port, client_port):
+            return next((pid for pid in pids if fields[9] in _socket_inodes(pid)), None)
+    return None
+
+
+def one_connection_per_worker(server: Server) -> list[http.client.HTTPConnection]:
+    """Kept-alive connections, one held by each worker (the kernel chooses who accepts)."""
+    workers, found = workers_of(server), dict[int, http.client.HTTPConnection]()
+    for _ in range(100):
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        holder = holder_of(workers, server.port, connection.sock.getsockname()[1])
+        if holder is None or holder in found:
+            connection.close()
+        else:
+            found[holder] = connection
+        if len(found) == len(workers):
+            return list(found.values())
+    raise AssertionError("every connection went to one worker")
+
+
+def served_twice(workspace: Callable[..., Workspace], **policy: str) -> Workspace:
+    """A served staging with v1 and v2 deployed (v2 live)."""
+    ws = workspace(target="served", **policy)
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        done = ws.run("deploy", "staging", "-m", marker)
+        assert done.returncode == 0, done.stderr
+    return ws
+
+
+def fresh(server: Server, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One request on a new connection, so that any worker may take it."""
+    with server.client(token) as http:
+        return http.request(method, path, **kwargs)
+
+
+def spread_consumers(server: Server, token: str, stack: ExitStack) -> list[LiveConfig]:
+    """Start consumers until both workers hold some (the kernel chooses who accepts, and a
+    worker still starting accepts nothing)."""
+    workers, apps = workers_of(server), list[LiveConfig]()
+    deadline = time.monotonic() + 20
+    while len(apps) < 6 or holding(workers, server.port) != set(workers):
+        assert time.monotonic() < deadline, "every consumer went to one worker"
+        apps.append(stack.enter_context(
+            LiveConfig(server.url, "staging", token=token, cache=False,
+                       name=f"app-{len(apps)}", wait=20)
+        ))  # fmt: skip
+        time.sleep(0.05)
+    return apps
+
+
+def test_workers_share_rollbacks_the_fleet_and_are_kept_alive(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served_twice(workspace)
+    server = serve(ws, "--workers", "2", "--poll", "10")
+    assert "with 2 workers" in server.log.read_text()
+    assert len(workers_of(server)) == 2
+    deployer = server.token("deployer")
+    with ExitStack() as stack:
+        apps = spread_consumers(server, deployer, stack)
+        names = {app.name for app in apps}
+
+        def fleet_names() -> set[str]:
+            found = fresh(server, deployer, "GET", f"{STAGING}/consumers").json()
+            return {c["name"] for c in found["consumers"]}
+
+        for _ in range(4):  # whichever worker answers, it sees every worker's consumers
+            assert eventually(lambda: fleet_names() == names, 5)
+
+        for target in (1, 2, 1):  # switches answered by whichever worker takes the connection
+            started = time.monotonic()
+            done = fresh(server, deployer, "POST", f"{STAGING}/rollback",
+                         json={"to": f"v{target}", "wait_fleet": 10})  # fmt: skip
+            assert done.status_code == 200, done.text
+            fleet = done.json()["fleet"]
+            assert fleet["complete"] and fleet["total"] == len(apps), fleet
+            assert time.monotonic() - started < 5  # confirmed long before the 10 s poll
+            for app in apps:
+                app.wait_for_version(target, timeout=1)  # not the 10 s poll: the wake-up
+
+        killed = workers_of(server)[0]
+        os.kill(killed, signal.SIGKILL)
+        assert eventually(lambda: len(workers_of(server)) == 2 and killed not in
+                          workers_of(server), 10)  # fmt: skip
+        done = fresh(server, deployer, "POST", f"{STAGING}/rollback", json={"to": "v2"})
+        assert done.status_code == 200, done.text
+        for app in apps:  # those the killed worker held reconnected to the others
+            app.wait_for_version(2, timeout=5)
+
+    workers = workers_of(server)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(10) == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_workers_must_be_a_sensible_number(workspace: Callable[..., Workspace]) -> None:
+    ws = workspace(target="served")
+    for value in ("0", "65"):
+        done = ws.run("serve", "--workers", value, "--port", "0")
+        assert done.returncode == 2, done.stderr
+        assert f"--workers must be 1 to 64, got {value}" in done.stderr
+        assert "hint: one per core is a good start: --workers" in done.stderr
+    done = ws.run("serve", "--workers", "two")
+    assert done.returncode == 2 and "'two' is not a valid integer" in done.stderr
+
+
+def test_workers_end_with_a_parent_killed_outright(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    server = serve(served_twice(workspace), "--workers", "2")
+    workers = workers_of(server)
+    server.kill()
+    assert eventually(lambda: all(_state(pid) in ("gone", "Z") for pid in workers), 10)
+
+
+def test_two_workers_never_run_two_deploys_of_one_env_at_once(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served_twice(workspace, bake="1s")
+    server = serve(ws, "--workers", "2")
+    token = server.token("deployer")
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def deploy(connection: http.client.HTTPConnection) -> None:
+        body = json.dumps({"version": "v1", "message": "at once"})
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        connection.request("POST", f"{STAGING}/deploy", body, headers)
+        answer = connection.getresponse()
+        answers.append((answer.status, json.loads(answer.read())))
+        connection.close()
+
+    threads = [
+        threading.Thread(target=deploy, args=(c,)) for c in one_connection_per_worker(server)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200, 423], answers
+    refused = next(body for status, body in answers if status == 423)
+    assert "deploy" in refused["error"] and refused["exit_code"] == 5, refused
