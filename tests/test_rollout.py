@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -359,6 +360,54 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     assert history[0]["source"] == "server"
     assert "rollout-interrupted" in [e["kind"] for e in events]
+
+
+# what the early cohort earns: it reads the config as EARLY, from the server, and prints the
+# score its weight gives (40 times the weight), so a version that halves the weight halves the score
+SCORE = f"""
+import json, os, sys, urllib.request
+request = urllib.request.Request(os.environ["LG_URL"] + "/api/v1/envs/staging/config", headers={{
+    "Authorization": "Bearer " + os.environ["LG_TOKEN"], "X-Lastgood-Consumer": "{EARLY}"}})
+files = json.load(urllib.request.urlopen(request, timeout=5))["files"]
+print(40 * float(files["scoring/weight.txt"]["content"]))
+"""
+
+CANARY_CHECK = """
+[[env.staging.check]]
+name = "canary-score"
+type = "command"
+run = ["{python}", "../score.py"]
+value = "last-line"
+max_drop = "20%"
+timeout = "5s"
+"""
+
+
+def test_a_version_that_halves_the_canary_cohorts_score_is_stopped_at_five_percent(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """The issue's own case: the score measured for the 5 % cohort falls by half against the
+    baseline measured before the switch (``max_drop``), the step trips, everyone is back."""
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    ws.write("scoring/weight.txt", "1\n")
+    assert ws.run("deploy", "staging").returncode == 0
+    server = Server(ws, "--poll", "0.05").start()
+    try:
+        token = server.token("viewer", "staging")
+        (ws.base / "score.py").write_text(SCORE)
+        config = ws.root / "lastgood.toml"
+        config.write_text(config.read_text() + CANARY_CHECK.format(python=sys.executable))
+        ws.write("scoring/weight.txt", "0.5\n")
+        done = ws.run("deploy", "staging", env={"LG_URL": server.url, "LG_TOKEN": token})
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "v2 failed 'canary-score' on staging" in done.stdout
+        assert "40 → 20 (-50%, over max_drop 20%)" in done.stdout
+        assert "at step 1/3 (5%); restored v1" in done.stdout
+        assert pointer_of(ws) is None
+        assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [1, 1, 1]
+    finally:
+        server.stop()
 
 
 def timeline(ws: Workspace) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

@@ -166,7 +166,7 @@ class RolloutRun:
         self.rounds += 1
         assert self.job.record is not None
         return run_round(self.place, self.checks, context, phase="bake", number=self.rounds,
-                         deployment=self.job.record.id)  # fmt: skip
+                         deployment=self.job.record.id, baselines=self.job.baselines)  # fmt: skip
 
     def _switch_current(self, pointer: Pointer, last: Round | None) -> Outcome:
         """Every step baked (the last one with everyone on the new version through the
