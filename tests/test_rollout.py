@@ -348,6 +348,9 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
         assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [2, 1, 1]
         shown = ws.run("rollout", "status", "staging")
         assert "rolling out v2 on staging: step 1/3 (5%)" in shown.stdout, shown.stderr
+        assert "the deploy running it is gone" in shown.stdout
+        refused = ws.run("rollout", "promote", "staging")
+        assert refused.returncode != 0 and "nothing would act on a promote" in refused.stderr
         assert ws.run("status", "staging").returncode == 0  # reconciles
         assert pointer_of(ws) is None
         deadline = time.monotonic() + 5

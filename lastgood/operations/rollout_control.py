@@ -17,9 +17,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from lastgood.errors import LockedError, NotFoundError
+from lastgood.errors import LockedError, NotFoundError, RefusedError
 from lastgood.events import Event, EventKind
 from lastgood.operations.fleet import STALE_AFTER
+from lastgood.operations.lease import env_is_busy
 from lastgood.operations.place import Place
 from lastgood.outcome import OK, Outcome
 from lastgood.record import Record, as_dict
@@ -65,6 +66,7 @@ class RolloutStatus(Record):
     new: CohortFleet | None = None
     stable: CohortFleet | None = None
     promote_requested_by: str | None = None
+    orphaned: bool = False  # no live deploy holds the environment: the next command ends it
 
     def summary(self) -> str:
         pointer = self.pointer
@@ -77,6 +79,12 @@ class RolloutStatus(Record):
         )
         if self.new is not None and self.stable is not None:
             text += f"; {self.new.summary()}, {self.stable.summary()}"
+        if self.orphaned:
+            text += (
+                f"; the deploy running it is gone: the next command on {self.env} (e.g. "
+                f"'lastgood status {self.env}') puts everyone back on "
+                f"{_label(pointer.stable_version)}"
+            )
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -123,10 +131,11 @@ def rollout_status(
     consumers = place.store.consumers(env) if reports is None else list(reports)
     new, stable = cohort_fleets(env, consumers, pointer)
     plan = place.settings.rollout
+    now = time.time()
     return RolloutStatus(
-        env, True, pointer, time.time() - pointer.step_started_at,
-        plan.step_bake if plan else None, new, stable,
-        promote_requested(target.path, pointer.step),
+        env, True, pointer, now - pointer.step_started_at, plan.step_bake if plan else None,
+        new, stable, promote_requested(target.path, pointer.step),
+        not env_is_busy(project, env, now),
     )  # fmt: skip
 
 
@@ -180,6 +189,13 @@ def promote_rollout(project: Project, env: str) -> Outcome:
     flag on the target and the ledger's event."""
     place = Place(project, env)
     pointer = _under_way(place)
+    if not env_is_busy(project, env, time.time()):
+        raise RefusedError(
+            f"the deploy that ran the rollout of v{pointer.version} on {env} is gone, so "
+            "nothing would act on a promote",
+            hint=f"'lastgood status {env}' ends the rollout (everyone back on "
+            f"{_label(pointer.stable_version)}); deploy again to start a new one",
+        )
     request_promote(served_target(place).path, pointer.step, project.actor)
     summary = (
         f"{project.actor} promoted the rollout of v{pointer.version} on {env}: it leaves "
