@@ -180,7 +180,16 @@ class Feed:
         known = self.canary
         if known is not None and known.served.release == pointer.release:
             return Canary(pointer, known.served)
-        return Canary(pointer, self._load_release(self.target.store.release(pointer.release)))
+        try:
+            release = self.target.store.release(pointer.release)
+            if not self.target.store.is_retained(release):
+                raise FileNotFoundError("not kept on the target")
+            served = self._load_release(release)
+        except (OSError, ValueError, LastgoodError) as exc:
+            log.warning("cannot read %s, which the rollout on %s names (%s): everyone gets the "
+                        "stable version", pointer.release, self.env, exc)  # fmt: skip
+            return None
+        return Canary(pointer, served)
 
     def pick(self, consumer: str | None) -> Served | None:
         """What ``consumer`` gets: the rollout's new version when its cohort is in, else the

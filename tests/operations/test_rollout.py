@@ -104,3 +104,57 @@ def test_the_fleet_of_a_rollout_counts_each_cohort_against_its_version() -> None
                                     content_hash=None, since=now, seen_at=now)]  # fmt: skip
     behind = rolling_standing("prod", lagging, pointer)
     assert not behind.complete and behind.behind[0].startswith("late (v6, wants v")
+
+
+def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
+    project: ProjectFactory,
+) -> None:
+    """The server's feed in process: the pointer read beside ``current``, a pick per consumer,
+    a long-poll that a step leaving its consumer where it was does not answer."""
+    import asyncio
+
+    from lastgood.operations.restore import release_of, stage
+    from lastgood.rollout import write_pointer
+    from lastgood.server.live import Feed
+    from tests.test_rollout import EARLY, LATE, MIDDLE
+
+    proj = project(target="served")
+    deployed(proj, marker="one")
+    two = deployed(proj, marker="two")  # v2 live; v1 is kept on the target
+    target = served(proj)
+    v1 = proj.store.version(1)
+    stage(target, release_of(v1), proj.store.files(1))
+    now = time.time()
+
+    def point(percent: float, release: str) -> None:
+        write_pointer(target.path, Pointer(release=release, version=1, stable=None,
+                                           stable_version=two.version, percent=percent, step=1,
+                                           steps=(percent, 100.0), started_at=now,
+                                           step_started_at=now, deployment=None))  # fmt: skip
+
+    async def scenario() -> None:
+        feed = Feed("staging", target)
+        await feed.refresh()
+        point(5.0, release_of(v1).name)
+        assert await feed.refresh()
+        versions = [feed.pick(who).version for who in (EARLY, MIDDLE, LATE, None)]  # type: ignore[union-attr]
+        assert versions == [1, 2, 2, 2]
+        late, middle = feed.pick(LATE).etag, feed.pick(MIDDLE).etag  # type: ignore[union-attr]
+        waits = [asyncio.create_task(feed.wait_change(etag, 0.5, who))
+                 for who, etag in ((LATE, late), (MIDDLE, middle))]  # fmt: skip
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        point(25.0, release_of(v1).name)
+        await feed.refresh()
+        await waits[1]
+        assert time.monotonic() - started < 0.2  # MIDDLE moved to v1 at 25 %: answered now
+        assert not waits[0].done()  # LATE stays on v2: still waiting
+        await waits[0]
+        point(25.0, "v9-00000000")  # a release the target does not hold: everyone stable
+        await feed.refresh()
+        assert feed.canary is None and feed.pick(EARLY).version == 2  # type: ignore[union-attr]
+        remove_pointer(target.path)
+        await feed.refresh()
+        assert feed.canary is None and feed.pick(EARLY).version == 2  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
