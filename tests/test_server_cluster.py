@@ -207,3 +207,43 @@ def test_every_server_serves_a_cli_rollback_by_the_time_the_cli_returns(
                     if served == want or time.monotonic() - returned > 0.25:
                         break
             assert served == want, f"{server.url} still served v{served} after the CLI returned"
+
+
+def test_a_rollback_is_confirmed_across_two_servers_an_agent_and_an_sdk_consumer(
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    pg_url: str,
+    tmp_path: Path,
+) -> None:
+    """Issue 16's end to end: server A (two workers) and server B on one PostgreSQL store, a host
+    agent putting the served version live on its own folder through A, an application following
+    B. A rollback through B waits until both report the restored version, and says so."""
+    from tests.test_agent import AgentProcess, intact, live_of
+
+    ws = workspace(target="served", store=pg_url)
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging", "-m", marker).returncode == 0
+    a, b = serve(ws, "--poll", "10", "--workers", "2"), serve(ws, "--poll", "10")
+    deployer, live = a.token("deployer"), tmp_path / "host"
+    agent = AgentProcess(tmp_path, deployer, "--server", f"{a.url},{b.url}", "--env", "staging",
+                         "--target", f"directory:{live}", "--state", str(tmp_path / "state"),
+                         "--name", "web-1")  # fmt: skip
+    try:
+        with (
+            LiveConfig(b.url, "staging", token=deployer, cache=False, name="api-1") as app,
+            b.client(deployer) as http,
+        ):
+            assert eventually(lambda: live_of(live) is not None and live_of(live).version == 2)  # type: ignore[union-attr]
+            done = http.post(f"{STAGING}/rollback", json={"message": "two is bad",
+                                                          "wait_fleet": 30})  # fmt: skip
+            assert done.status_code == 200 and done.json()["exit_code"] == 0, done.text
+            fleet = done.json()["fleet"]
+            assert fleet["complete"], fleet
+            assert fleet["summary"].startswith("v1 restored on 2/2 consumers (1 agent) in "), fleet
+            assert app.version == 1 and live_of(live).version == 1 and intact(live)  # type: ignore[union-attr]
+        assert agent.stop() == 0 and "Traceback" not in agent.text()
+    finally:
+        if agent.process.poll() is None:
+            agent.process.kill()
+            agent.process.wait(10)

@@ -1,0 +1,36 @@
+"""Running a benchmark script's quick mode in a smoke test.
+
+The smoke tests assert no timing (figures depend on the machine): they keep each script from
+rotting. Each runs ``bench/NAME.py`` with its arguments in a scratch folder that is its
+``TMPDIR``, and checks that it exits 0, prints every expected heading and label, and removes
+everything it made there (workspaces, stores, servers' logs, nginx prefixes).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run_quick(name: str, *args: str, folder: Path, expect: Iterable[str], timeout: float) -> str:
+    """Run ``bench/NAME.py ARGS`` in ``folder``; its output, once every check above passed."""
+    scratch = folder / "tmp"
+    scratch.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=folder,
+        env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    for text in expect:
+        assert text in done.stdout, f"{text!r} is missing from:\n{done.stdout}"
+    assert list(scratch.iterdir()) == [], "the benchmark left files behind"
+    return done.stdout
