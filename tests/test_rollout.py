@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -322,6 +323,39 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     ended = [e for e in events if e["kind"] == "rollout-interrupted"]
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def test_a_deploy_killed_at_random_moments_of_its_rollout_leaves_complete_versions(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """SIGKILL at a moment drawn at random over a whole rollout (before, during or after any
+    step): what ``current`` and the pointer name are complete releases, and the next command
+    leaves no pointer, no record ``running`` and a ledger that says what the target serves."""
+    ws = rolling_workspace(workspace, step_bake="0.3s")
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    rng = random.Random(1616)
+    for marker in ("two", "three"):
+        ws.healthy(marker)
+        running = start_deploy(ws)
+        delay = rng.uniform(0.3, 1.2)
+        time.sleep(delay)
+        running.kill()
+        running.communicate(timeout=10)
+        context = f"{marker}: killed after {delay:.2f} s (exit {running.returncode})"
+        project = ws.project()
+        target = project.target("staging")
+        live, pointer = target.live(), target.rollout()
+        assert live is not None, context
+        assert target.actual_hash() == project.store.version(live.version).content_hash, context
+        if pointer is not None:
+            assert target.store.is_retained(target.store.release(pointer.release)), context
+        assert ws.run("status", "staging").returncode == 0, context  # reconciles
+        assert pointer_of(ws) is None, context
+        history, _ = timeline(ws)
+        assert all(record["status"] != "running" for record in history), context
+        state = json.loads(ws.run("status", "staging", "--json").stdout)[0]
+        assert state["live_version"] == target.live().version, context  # type: ignore[union-attr]
 
 
 def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
