@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -323,6 +324,26 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     ended = [e for e in events if e["kind"] == "rollout-interrupted"]
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def test_a_deploy_stopped_with_sigterm_ends_its_rollout_on_the_way_out(
+    workspace: Callable[..., Workspace],
+) -> None:
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.healthy("two")
+    running = start_deploy(ws)
+    wait_for_step(ws, 1)
+    running.send_signal(signal.SIGTERM)
+    running.communicate(timeout=30)
+    assert running.returncode != 0
+    assert pointer_of(ws) is None  # everyone on v1 again, before anyone reconciles
+    history, events = timeline(ws)
+    assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
+    stopped = [e["message"] for e in events if e["kind"] == "rollout-interrupted"]
+    assert stopped == ["the rollout of v2 on staging was stopped (SIGTERM or Ctrl-C); every "
+                       "consumer now gets v1"]  # fmt: skip
 
 
 def test_a_deploy_killed_at_random_moments_of_its_rollout_leaves_complete_versions(

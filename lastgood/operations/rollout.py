@@ -14,11 +14,12 @@ version — and only then marks the version bad and records the automatic rollba
 last known good). Nothing is replayed: no step, no bake. A pointer that disappears under a
 running step (``rollout abort``, ``rollback``) ends the deploy as *aborted*; a deploy killed
 mid-rollout leaves the pointer, so consumers keep their versions until the next command's
-reconcile ends it (see :func:`end_orphaned`).
+reconcile ends it (see :func:`end_orphaned`); one stopped by SIGTERM or Ctrl-C ends it itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING
 
@@ -72,7 +73,32 @@ class RolloutRun:
         self.started_at = time.time()
 
     def run(self) -> Outcome:
-        """Every step, the last (100 %) included, then the switch of ``current``."""
+        """Every step, the last (100 %) included, then the switch of ``current``. Stopped by
+        SIGTERM or Ctrl-C, it ends the rollout on its way out (everyone on ``current``), as the
+        next command would after a kill."""
+        try:
+            return self._steps()
+        except KeyboardInterrupt:  # termination.Terminated too
+            self._end_on_stop()
+            raise
+
+    def _end_on_stop(self) -> None:
+        """Remove the pointer and say so; never masks the interruption (errors are dropped:
+        the next command's reconcile ends a rollout left behind)."""
+        with contextlib.suppress(Exception):
+            with pointer_lock(self.target.path):
+                removed = remove_pointer(self.target.path)
+            if removed:
+                self.job.store.announce_switch(self.job.env)
+                live = self.target.live()
+                self.job._emit(
+                    EventKind.ROLLOUT_INTERRUPTED,
+                    f"the rollout of {self.job.version.label} on {self.job.env} was stopped "
+                    f"(SIGTERM or Ctrl-C); every consumer now gets "
+                    f"{_label(live.version if live else None)}",
+                )
+
+    def _steps(self) -> Outcome:
         pointer: Pointer | None = None
         last: Round | None = None
         for step, percent in enumerate(self.plan.steps, start=1):
