@@ -158,3 +158,24 @@ def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
         assert feed.canary is None and feed.pick(EARLY).version == 2  # type: ignore[union-attr]
 
     asyncio.run(scenario())
+
+
+def test_an_offline_rollback_ends_a_rollout_too(project: ProjectFactory) -> None:
+    from lastgood.config import load
+    from lastgood.operations.rollback import rollback_offline
+    from lastgood.rollout import write_pointer
+
+    proj = project(target="served", toml=ROLLOUT)
+    deployed(proj, marker="one")
+    deployed(proj, marker="two")
+    target = served(proj)
+    now = time.time()
+    release = target.live()
+    assert release is not None
+    pointer = Pointer(release=release.name, version=2, stable=None, stable_version=2,
+                      percent=5.0, step=1, steps=(5.0, 100.0), started_at=now,
+                      step_started_at=now, deployment=None)  # fmt: skip
+    write_pointer(target.path, pointer)
+    done = rollback_offline(load(proj.root), "staging", reason="store down")
+    assert done.exit_code == OK and done.version == 1
+    assert target.rollout() is None and target.live().version == 1  # type: ignore[union-attr]
