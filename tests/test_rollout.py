@@ -233,6 +233,8 @@ def steps_promoted_to_everyone(
         page = browser.get("/envs/staging").text
         assert "rolling out v2 on staging: step 1/3 (5%)" in page and "Abort rollout" in page
         assert "behind</span>" not in page  # each consumer is on its cohort's version
+        back = browser.get("/envs/staging/rollback", follow_redirects=False)
+        assert back.status_code == 303  # no rollback form: the page offers Abort instead
         assert "rolling out v2" in browser.get("/").text
         promoted = browser.post("/envs/staging/rollout/promote", data={"csrf": csrf_of(page)})
         assert promoted.status_code == 303, promoted.text

@@ -471,6 +471,8 @@ def rollback_form(env: str, state: State, request: Request) -> Response:
 
     who = visitor(state, request)
     tokens.require(who.token, "deployer", known_env(state, env))
+    if rollout_of(state, env) is not None:  # rolling back is aborting: the page has the button
+        return RedirectResponse(f"/envs/{env}", status_code=303)
     live = live_now(state.project, env)
     destination = choose_destination(Place(state.project, env), live)
     before, after = side_of(state.project, live), side_of(state.project, destination.number)
