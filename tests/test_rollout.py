@@ -254,6 +254,7 @@ def steps_promoted_to_everyone(
     settle(live, [2, 2, 2])
     state = json.loads(ws.run("status", "staging", "--json").stdout)[0]
     assert state["live_version"] == 2 and state["last_good"] == 2
+    assert timeline(ws)[0][0]["detail"].startswith("rolled out 5% → 25% → 100% in ")
     kinds = [e["kind"] for e in timeline(ws)[1]]
     assert kinds.count("rollout-step") == 3 and kinds.count("rollout-promoted") == 3
 
@@ -307,6 +308,7 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     killed.communicate(timeout=30)
     assert killed.returncode == -9
     assert (pointer_of(ws) or {}).get("percent") == 5
+    assert timeline(ws)[0][0]["detail"] == "rolling out: step 1/3 (5%)"
     server = Server(ws, "--poll", "0.05").start()  # a server started now keeps the cohorts
     try:
         token = server.token("viewer", "staging")

@@ -135,10 +135,11 @@ class RolloutRun:
             job.lease.fence()
             write_pointer(self.target.path, pointer)
         failpoint.hit("rollout.after-pointer")
+        progress: dict[str, object] = {"detail": f"rolling out: {pointer.progress()}"}
         if step == 1:  # the version went live, for some: the record says when (and announces)
-            job.record = job.store.update_deployment(job.record.id, by=job.project.actor,
-                                                     activated_at=now)  # fmt: skip
-        else:
+            progress["activated_at"] = now
+        job.record = job.store.update_deployment(job.record.id, by=job.project.actor, **progress)
+        if step > 1:
             job.store.announce_switch(job.env)
         self._announce_step(pointer)
         return pointer
@@ -208,6 +209,12 @@ class RolloutRun:
             remove_pointer(self.target.path)
         job.store.set_env(job.env, live_version=job.version.number)
         job.store.announce_switch(job.env)  # readers without an id get the new version now
+        took = format_duration(time.time() - self.started_at)
+        job.record = job.store.update_deployment(
+            job.record.id,
+            by=job.project.actor,
+            detail=f"rolled out {self.plan.describe()} in {took}",
+        )
         ensure_intact(self.place, job.version, deployment=job.record.id)
         job._emit(EventKind.ACTIVATED, f"{job.version.label} is live on {job.env} for everyone, "
                   f"after {format_duration(time.time() - self.started_at)} of rollout",
