@@ -201,8 +201,11 @@ def _fleet(place: Place, reports: Reports | None) -> FleetStanding:
 def _rollout(place: Place) -> Pointer | None:
     """The gradual rollout under way on ``place``'s served target, if any (unreadable: none)."""
     from lastgood.errors import LastgoodError
+    from lastgood.targets.served import ServedTarget
 
+    if not isinstance(place.target, ServedTarget):
+        return None
     try:
-        return place.target.rollout()  # type: ignore[attr-defined, no-any-return]
+        return place.target.rollout()
     except LastgoodError:
         return None

@@ -127,11 +127,13 @@ def rollback(
 
 def _rolling_out(place: Place) -> bool:
     """A gradual rollout is under way (its pointer is on the served target). Reads only."""
-    rollout = getattr(place.target, "rollout", None)
-    if rollout is None:
+    from lastgood.targets.served import ServedTarget
+
+    target = place.target
+    if not isinstance(target, ServedTarget):
         return False
     try:
-        return rollout() is not None
+        return target.rollout() is not None
     except TargetError:
         return True  # an unreadable pointer: the abort removes it
 
@@ -570,10 +572,10 @@ def _end_rollout_offline(target: object) -> None:
     """An offline rollback of a served environment ends its gradual rollout too: every consumer
     gets what was just switched to. Writes the target."""
     from lastgood.rollout import remove_pointer
+    from lastgood.targets.served import ServedTarget
 
-    path = getattr(target, "path", None)
-    if hasattr(target, "rollout") and path is not None:
-        remove_pointer(path)
+    if isinstance(target, ServedTarget):
+        remove_pointer(target.path)
 
 
 def _verify_offline(

@@ -6,6 +6,10 @@ dictionary lookup and a revalidation is a string compare. Waiters (long-polls, e
 wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
 the whole fleet at once.
 
+During a gradual rollout (see :mod:`lastgood.rollout`) the feed publishes a second version, the
+one the pointer beside ``current`` names, and :meth:`Feed.pick` gives each consumer the version
+of its cohort; each waiter is answered only when its own version changes.
+
 Changes are seen three ways: the server's own deploys and rollbacks refresh the feed before they
 answer (see :meth:`Feeds.publish_now`), so a read right after the answer gets the new version;
 on PostgreSQL every switch recorded in the store is announced with ``NOTIFY`` and refreshes that
