@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from tests.conftest import Workspace
 from tests.serving import Server
@@ -215,3 +217,49 @@ def test_a_config_read_right_after_a_rollback_on_the_web_page_returns_the_new_ve
             forth = page.post("/envs/staging/deploy", data={"csrf": csrf.group(1), "version": "v3"})
             assert forth.status_code == 200 and "v3" in forth.text, forth.text
             assert reader.get("/api/v1/envs/staging/config").json()["version"] == 3
+
+
+def test_a_deploy_through_a_server_whose_config_is_older_than_the_file_is_refused(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """The server reads lastgood.toml once: a check added since would not guard a deploy made
+    through it. Such a deploy (and a check, a drill) is refused with exit 5 and why; status
+    says so; a rollback is never held for it."""
+    ws = served(workspace)
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    server = serve(ws)
+    token = server.token("deployer")
+    config = ws.root / "lastgood.toml"
+    config.write_text(config.read_text() + "\n# a check is being added\n")
+    environ = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}
+    refused = ws.run("deploy", "staging", "--version", "v1", env=environ)
+    assert refused.returncode == 5, refused.stdout + refused.stderr
+    assert "refused to deploy through this server" in refused.stderr
+    assert "changed since this server started" in refused.stderr
+    assert "restart the server" in refused.stderr
+    shown = ws.run("status", "staging", env=environ)
+    assert "changed since this server started" in shown.stdout + shown.stderr
+    rolled = ws.run("rollback", "staging", "-m", "two is bad", env=environ)
+    assert rolled.returncode == 0, rolled.stderr
+
+
+def test_a_deploy_through_the_api_answers_once_its_consumers_serve_it(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server], tmp_path: Path
+) -> None:
+    """As a rollback does: the fleet in the answer is where the consumers are once they followed
+    (or the wait is over), not a picture taken before they could."""
+    from lastgood.client import LiveConfig
+
+    ws = served(workspace, bake="0s")  # the answer comes at once: nothing waits in the bake
+    ws.healthy("two")
+    server = serve(ws, "--poll", "0.05")
+    token = server.token("deployer")
+    # polling every 0.5 s rather than holding a long-poll: it sees the switch only later
+    with LiveConfig(server.url, "staging", token=token, cache_dir=tmp_path, name="app-1",
+                    wait=0, poll=0.5):  # fmt: skip
+        environ = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}
+        done = ws.run("deploy", "staging", "-m", "second", "--json", env=environ)
+        assert done.returncode == 0, done.stderr
+        fleet = json.loads(done.stdout)["fleet"]
+        assert fleet["summary"].startswith("v2 live on 1/1 consumers in "), fleet

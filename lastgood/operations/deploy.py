@@ -505,7 +505,8 @@ class DeployRun:
         else:
             summary = (
                 f"{self.version.label} is live on {self.env}; no checks are configured, so "
-                f"nothing proved it healthy (it became last known good when the bake time passed)"
+                "nothing proved it healthy (it became last known good at once: with no checks "
+                "there is nothing to bake)"
             )
         self._emit(EventKind.DEPLOY_SUCCEEDED, summary)
         return Outcome(

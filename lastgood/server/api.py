@@ -41,6 +41,10 @@ class DeployRequest(BaseModel):
     ignore_baseline: StrictBool = Field(
         False, description="Deploy even though the checks already fail on what is live (recorded)"
     )
+    wait_fleet: float = Field(
+        5.0, ge=0, le=60, description="Served environments: seconds to wait for every consumer "
+        "once the version is live (as a rollback does)",
+    )  # fmt: skip
 
 
 class RollbackRequest(BaseModel):
@@ -106,10 +110,14 @@ class TokenRequest(BaseModel):
 
 
 def with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Replace the store's view of the fleet with the server's own, fresher one."""
+    """Replace the store's view of the fleet with the server's own, fresher one; and say when
+    the server runs on an older lastgood.toml than the one on disk."""
     fleet = read_fleet(state.project, env, state.consumers)
     if fleet is not None:
         data["fleet"] = fleet.to_json()
+    stale = state.stale_config()
+    if stale is not None and "warnings" in data:
+        data["warnings"] = [stale, *data["warnings"]]
     return data
 
 
@@ -159,6 +167,7 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
     from lastgood.operations import deploy as verbs
 
     allowed(token, "deployer", known_env(state, env))
+    state.require_current_config("deploy")
     project = state.acting(token)
     if body.dry_run:
         return verbs.plan_deploy(project, env, ref=body.version).to_json()
@@ -166,7 +175,11 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
                            force=body.force, source="server",
                            ignore_baseline=body.ignore_baseline)  # fmt: skip
     state.feeds.publish_now(env)
-    return with_fleet(state, env, outcome.to_json())
+    data = outcome.to_json()
+    fleet = wait_for_fleet(state.project, env, state.consumers, body.wait_fleet)
+    if fleet is not None:  # how far the new version reached, once it did (or the wait is over)
+        data["fleet"] = fleet.to_json()
+    return data
 
 
 @router.post("/envs/{env}/rollback", summary="Restore last known good (or a chosen version)")
@@ -218,6 +231,7 @@ def check(env: str, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.status import check_now
 
     allowed(token, "deployer", known_env(state, env))
+    state.require_current_config("check")
     done = check_now(state.acting(token), env)
     return {"ok": done.ok, "results": [
         {"name": x.name, "ok": x.ok, "detail": x.detail, "duration": x.duration,
@@ -230,6 +244,7 @@ def drill(env: str, body: DrillRequest, state: State, token: Caller) -> dict[str
     from lastgood.operations.drill import drill as do_drill
 
     allowed(token, "admin" if body.override_protection else "deployer", known_env(state, env))
+    state.require_current_config("drill")
     result = do_drill(state.acting(token), env, override_protection=body.override_protection,
                       reason=body.message)  # fmt: skip
     state.feeds.publish_now(env)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -22,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lastgood import __version__
-from lastgood.errors import LastgoodError
+from lastgood.errors import LastgoodError, RefusedError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.rows import ApiToken
@@ -53,6 +55,30 @@ class ServerState:
         self.consumers = Consumers(project.store, flush_every)
         self.auth = Authenticator(project)
         self.fleet_wait = fleet_wait
+        self._config_read = _digest(project.config.path)
+
+    def stale_config(self) -> str | None:
+        """Why the server's configuration is older than ``lastgood.toml`` on disk, or None.
+
+        The server reads the file once, when it starts: a check added since would not guard a
+        deploy made through it, which must not pass in silence."""
+        if _digest(self.project.config.path) == self._config_read:
+            return None
+        return (
+            f"{self.project.config.path} changed since this server started: it still runs "
+            "with the environments and checks it read then; restart 'lastgood serve' to load it"
+        )
+
+    def require_current_config(self, doing: str) -> None:
+        """Refuse a ``doing`` (deploy, drill, check) that would run on an older configuration
+        than the file's; a rollback is never refused for it."""
+        stale = self.stale_config()
+        if stale is not None:
+            raise RefusedError(
+                f"refused to {doing} through this server: {stale}",
+                hint="restart the server (a rollback through it still works meanwhile), or run "
+                "the command without --server where the workspace is",
+            )
 
     def acting(self, token: ApiToken) -> Project:
         """The project acting for ``token``: its actions are recorded under the token's name,
@@ -72,6 +98,14 @@ class ServerState:
 _SWITCHES = frozenset((EventKind.ACTIVATED, EventKind.ROLLBACK_PERFORMED, EventKind.ROLLOUT_STEP,
                        EventKind.ROLLOUT_STOPPED, EventKind.ROLLOUT_ABORTED,
                        EventKind.ROLLOUT_INTERRUPTED))  # fmt: skip
+
+
+def _digest(path: Path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (gone, or unreadable now)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def error_body(exc: LastgoodError) -> dict[str, Any]:

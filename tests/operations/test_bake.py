@@ -45,7 +45,7 @@ def test_without_checks_a_long_bake_ends_at_once_and_says_nothing_proved_it(
     assert outcome.exit_code == OK
     assert outcome.summary == (
         "v1 is live on staging; no checks are configured, so nothing proved it healthy (it "
-        "became last known good when the bake time passed)"
+        "became last known good at once: with no checks there is nothing to bake)"
     )
 
 
