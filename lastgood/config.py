@@ -19,6 +19,7 @@ from lastgood.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
     from lastgood.approval import ApprovalPolicy
+    from lastgood.rollout import RolloutPlan
     from lastgood.secrets.policy import SecretPolicy
 
 CONFIG_NAME = "lastgood.toml"
@@ -60,6 +61,7 @@ _ENV_KEYS = {
     "approval",
     "freeze",
     "window",
+    "rollout",
 }
 _WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
 _DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
@@ -118,6 +120,9 @@ class Environment(Record):
     """``[env.NAME.approval]``: deploys here need an approved change request (None: they do
     not, though requests may still be opened for review)."""
     calendar: ChangeCalendar = field(default_factory=ChangeCalendar)  # freezes and windows
+    rollout: RolloutPlan | None = None
+    """``[env.NAME.rollout]``: deploys reach a growing share of the consumers step by step (a
+    served environment only; see :mod:`lastgood.rollout`)."""
 
     @property
     def lease_ttl(self) -> float:
@@ -434,10 +439,11 @@ def _parse_env(
     on_failure = _choice(table, "on_failure", ON_FAILURE, prefix, where)
     on_drift = _choice(table, "on_drift", ON_DRIFT, prefix, where)
     drill_schedule = _cron(table.get("drill_schedule"), f"{prefix}drill_schedule", where)
+    bake = parse_duration(table.get("bake", "30s"), name=f"{prefix}bake")
     return Environment(
         name=name,
         target=TargetSpec(type=str(target["type"]), options=options),
-        bake=parse_duration(table.get("bake", "30s"), name=f"{prefix}bake"),
+        bake=bake,
         interval=interval,
         failures=failures,
         budget=parse_duration(table.get("budget", "5m"), name=f"{prefix}budget"),
@@ -454,7 +460,18 @@ def _parse_env(
         on_drift=on_drift or "alert",
         approval=_parse_approval(table.get("approval"), groups, prefix, where),
         calendar=parse_calendar(table, prefix, where),
+        rollout=_parse_rollout(table.get("rollout"), prefix, where, str(target["type"]), bake),
     )
+
+
+def _parse_rollout(
+    table: Any, prefix: str, where: str, target: str, bake: float
+) -> RolloutPlan | None:
+    if table is None:
+        return None
+    from lastgood.rollout import parse_plan  # only where a rollout is configured
+
+    return parse_plan(table, prefix, where, target=target, bake=bake)
 
 
 def _parse_groups(table: Any, where: str) -> dict[str, tuple[str, ...]]:

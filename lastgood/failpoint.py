@@ -29,7 +29,12 @@ NAMES = (
     "target.mid-switch",
     "target.after-switch",
     "migration.mid-trees",
+    "rollout.after-pointer",
+    "rollout.mid-step",
 )
+
+ROLLOUT_NAMES = ("rollout.after-pointer", "rollout.mid-step")
+"""Failpoints of a gradual rollout; ``tests/test_rollout.py`` kills those."""
 
 MIGRATION_NAMES = ("migration.mid-trees",)
 """Failpoints inside store migrations; ``tests/test_store_migration.py`` kills those, the

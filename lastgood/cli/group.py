@@ -30,6 +30,7 @@ LAZY_COMMANDS = {
     "report": "report_cmd",
     "request": "request_cmd",
     "revert": "revert_cmd",
+    "rollout": "rollout_cmd",
     "serve": "server_cmd",
     "store": "store_cmd",
     "token": "server_cmd",

@@ -127,6 +127,13 @@ class Remote:
             body["from"] = source
         return self._action(env, "revert", body)
 
+    def rollout(self, env: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/envs/{_segment(env)}/rollout"))
+
+    def steer_rollout(self, env: str, action: str, reason: str) -> dict[str, Any]:
+        body = {"action": action, "message": reason}
+        return self._action(env, "rollout", body)
+
     def check(self, env: str) -> dict[str, Any]:
         return self._action(env, "check", None)
 

@@ -19,6 +19,8 @@ DEFAULT_EVENTS: frozenset[str] = frozenset(
         EventKind.AUTO_ROLLED_BACK,
         EventKind.ROLLBACK_PERFORMED,
         EventKind.RESTORE_FAILED,
+        EventKind.ROLLOUT_ABORTED,
+        EventKind.ROLLOUT_INTERRUPTED,
         EventKind.DRIFT_DETECTED,
         EventKind.DOCUMENT_CHANGED,
         EventKind.DRILL_FINISHED,

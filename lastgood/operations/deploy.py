@@ -122,10 +122,12 @@ def _plan_steps(
     steps.append(PlanStep("stage", f"{label} on {place.target.describe()}"))
     names = ", ".join(spec.name for spec in settings.preflight) or "none configured"
     steps.append(PlanStep("preflight", names))
-    live_text = f"v{live}" if live else "nothing"
-    steps.append(PlanStep("activate", f"{label} (live now: {live_text})"))
     checks = ", ".join(spec.name for spec in settings.checks) or "no checks configured"
     fallback = f"v{last_good}" if last_good else "no last known good yet"
+    if settings.rollout is not None and live not in (None, _number(candidate)):
+        return [*steps, _rollout_step(place, label, live, checks, fallback)]
+    live_text = f"v{live}" if live else "nothing"
+    steps.append(PlanStep("activate", f"{label} (live now: {live_text})"))
     steps.append(
         PlanStep(
             "bake",
@@ -135,6 +137,26 @@ def _plan_steps(
         )
     )
     return steps
+
+
+def _number(candidate: Candidate) -> int | None:
+    return candidate.version.number if candidate.version else None
+
+
+def _rollout_step(
+    place: Place, label: str, live: int | None, checks: str, fallback: str
+) -> PlanStep:
+    """The plan's step for a gradual rollout (see :mod:`lastgood.operations.rollout`)."""
+    settings = place.settings
+    plan = settings.rollout
+    assert plan is not None
+    return PlanStep(
+        "rollout",
+        f"{label} to {plan.describe()} of the consumers (the others keep v{live}), each step "
+        f"{format_duration(plan.step_bake)} of {checks} every "
+        f"{format_duration(settings.interval)}; {settings.failures} failed rounds put everyone "
+        f"back on {fallback}",
+    )
 
 
 def deploy(
@@ -235,8 +257,22 @@ class DeployRun:
             )
             self._baseline()
             self._stage_and_preflight()
+            if self._rolls_out():
+                return self._roll_out()
             self._activate()
             return self._bake()
+
+    def _rolls_out(self) -> bool:
+        """A gradual rollout needs something stable to keep serving the rest: with nothing live
+        (or the same version live) a deploy switches everyone at once; a drill too."""
+        live_other = self.from_version not in (None, self.version.number)
+        return self.settings.rollout is not None and live_other and self.drill_checks is None
+
+    def _roll_out(self) -> Outcome:
+        from lastgood.operations.rollout import RolloutRun
+
+        assert self.settings.rollout is not None
+        return RolloutRun(self, self.settings.rollout).run()
 
     def _arrow(self) -> str:
         before = f"v{self.from_version}" if self.from_version else "nothing"
@@ -491,11 +527,14 @@ class DeployRun:
             protect.append(release_of(self.store.version(state.last_good)))
         self.target.prune(keep, protect)
 
-    def _fail(self, trigger_at: float, last: Round | None) -> Outcome:
+    def _fail(self, trigger_at: float, last: Round | None, *, during: str = "") -> Outcome:
+        """Mark the version bad and restore last known good. ``during`` says where a gradual
+        rollout stood (``at step 1/3 (5%)``), for the record and the summary."""
         assert self.record is not None
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
+        why = f"{why} {during}" if during else why
         mark_bad(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(

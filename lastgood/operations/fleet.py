@@ -28,6 +28,7 @@ from lastgood.units import format_duration, plural
 
 if TYPE_CHECKING:
     from lastgood.project import Project
+    from lastgood.rollout import Pointer
 
 STALE_AFTER = 90.0
 
@@ -189,4 +190,22 @@ def _fleet(place: Place, reports: Reports | None) -> FleetStanding:
     version = live.version if live else None
     records = place.store.deployments(env, limit=50)
     consumers = place.store.consumers(env) if reports is None else reports.of(env)
+    rolling = _rollout(place)
+    if rolling is not None:
+        from lastgood.operations.rollout_control import rolling_standing
+
+        return rolling_standing(env, consumers, rolling)
     return standing(env, consumers, version=version, change=switch_of(records, version))
+
+
+def _rollout(place: Place) -> Pointer | None:
+    """The gradual rollout under way on ``place``'s served target, if any (unreadable: none)."""
+    from lastgood.errors import LastgoodError
+    from lastgood.targets.served import ServedTarget
+
+    if not isinstance(place.target, ServedTarget):
+        return None
+    try:
+        return place.target.rollout()
+    except LastgoodError:
+        return None

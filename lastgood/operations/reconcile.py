@@ -44,9 +44,18 @@ def reconcile(place: Place) -> list[str]:
         notes.append(recovered)
         place.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))
     notes.extend(_ingest_offline(place))
+    notes.extend(_end_rollout(place))
     notes.extend(_close_interrupted(place))
     notes.extend(_align_live(place))
     return notes
+
+
+def _end_rollout(place: Place) -> list[str]:
+    """A gradual rollout left by a deploy that is gone ends: everyone on the stable version."""
+    from lastgood.operations.rollout import end_orphaned
+
+    note = end_orphaned(place)
+    return [note] if note else []
 
 
 def _close_interrupted(place: Place) -> list[str]:

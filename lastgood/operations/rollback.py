@@ -82,6 +82,10 @@ def rollback(
     """
     requested_at = time.time()
     place = Place(project, env)  # an unknown name fails here, before the lease
+    if to is None and _rolling_out(place):  # everyone back on stable: nothing to switch
+        from lastgood.operations.rollout_control import abort_rollout
+
+        return abort_rollout(project, env, reason=reason)
     with EnvLease(place, "rollback", force=force) as lease:
         failpoint.hit("rollback.after-lease")
         reconcile(place)
@@ -119,6 +123,19 @@ def rollback(
         failpoint.hit("rollback.after-verify")
         checked = bool(place.settings.checks)
         return _outcome(env, done, live_number, checked=checked)
+
+
+def _rolling_out(place: Place) -> bool:
+    """A gradual rollout is under way (its pointer is on the served target). Reads only."""
+    from lastgood.targets.served import ServedTarget
+
+    target = place.target
+    if not isinstance(target, ServedTarget):
+        return False
+    try:
+        return target.rollout() is not None
+    except TargetError:
+        return True  # an unreadable pointer: the abort removes it
 
 
 def _restore_failed(
@@ -514,6 +531,7 @@ def rollback_offline(
         )
     target.activate(previous)
     activated_at = time.time()
+    _end_rollout_offline(target)
     if live is not None:
         target.record_verdict(live, WITHDRAWN)  # a second offline rollback must not go back
     checked = _verify_offline(project_config, env, settings, previous.version)
@@ -548,6 +566,16 @@ def rollback_offline(
         )
     summary = f"switched {env} to {previous.name} offline in {took}, but its checks fail"
     return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=previous.version)
+
+
+def _end_rollout_offline(target: object) -> None:
+    """An offline rollback of a served environment ends its gradual rollout too: every consumer
+    gets what was just switched to. Writes the target."""
+    from lastgood.rollout import remove_pointer
+    from lastgood.targets.served import ServedTarget
+
+    if isinstance(target, ServedTarget):
+        remove_pointer(target.path)
 
 
 def _verify_offline(

@@ -88,10 +88,16 @@ class ServerState:
         return project
 
     def _on_event(self, event: Event) -> None:
-        if event.kind is EventKind.ACTIVATED or event.kind is EventKind.ROLLBACK_PERFORMED:
+        if event.kind in _SWITCHES:
             self.feeds.poke()
             if self.wake_others is not None:
                 self.wake_others()
+
+
+# what makes a consumer's version change: this server looks at its targets at once
+_SWITCHES = frozenset((EventKind.ACTIVATED, EventKind.ROLLBACK_PERFORMED, EventKind.ROLLOUT_STEP,
+                       EventKind.ROLLOUT_STOPPED, EventKind.ROLLOUT_ABORTED,
+                       EventKind.ROLLOUT_INTERRUPTED))  # fmt: skip
 
 
 def _digest(path: Path) -> str | None:
@@ -149,19 +155,23 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         api_docs,
         metrics,
         requests_api,
+        rollout_api,
         web,
         web_propose,
         web_requests,
+        web_rollout,
     )
 
     app.include_router(api.router)
     app.include_router(requests_api.router)
+    app.include_router(rollout_api.router)
     app.include_router(api_docs.router)
     app.include_router(config_api.router)
     app.include_router(metrics.router)
     app.include_router(web.router)
     app.include_router(web_requests.router)
     app.include_router(web_propose.router)
+    app.include_router(web_rollout.router)
     return app
 
 

@@ -55,13 +55,15 @@ def _feed(state: ServerState, env: str, token: ApiToken) -> Feed:
     return feed
 
 
-def _published(feed: Feed) -> Served:
-    if feed.current is None:
+def _published(feed: Feed, consumer: str | None = None) -> Served:
+    """What ``consumer`` gets (see :meth:`Feed.pick`); NotFoundError when nothing is live."""
+    served = feed.pick(consumer)
+    if served is None:
         raise NotFoundError(
             f"nothing is live on {feed.env} yet",
             hint=f"deploy a version first: 'lastgood deploy {feed.env}'",
         )
-    return feed.current
+    return served
 
 
 def _headers(served: Served) -> dict[str, str]:
@@ -107,11 +109,12 @@ async def config(
 ) -> Response:
     feed = _feed(state, env, token)
     _report(state, env, request)
-    if wait and (feed.current is None or etag_matches(if_none_match, feed.current.etag)):
-        current = feed.current.etag if feed.current else None
-        await feed.wait_change(current, wait)
+    consumer = request.headers.get("x-lastgood-consumer")
+    picked = feed.pick(consumer)
+    if wait and (picked is None or etag_matches(if_none_match, picked.etag)):
+        await feed.wait_change(picked.etag if picked else None, wait, consumer)
         _still_there(state, env, request.headers)
-    served = _published(feed)
+    served = _published(feed, consumer)
     if etag_matches(if_none_match, served.etag):
         return Response(status_code=304, headers=_headers(served))
     return Response(served.body, media_type="application/json", headers=_headers(served))
@@ -125,8 +128,9 @@ async def config_file(
     state: State,
     token: Caller,
     if_none_match: Annotated[str | None, Header()] = None,
+    x_lastgood_consumer: Annotated[str | None, Header()] = None,
 ) -> Response:
-    served = _published(_feed(state, env, token))
+    served = _published(_feed(state, env, token), x_lastgood_consumer)
     if path not in served.files:
         raise NotFoundError(f"v{served.version} on {env} has no file {path[:200]!r}",
                             hint=f"GET /api/v1/envs/{env}/config lists the files")  # fmt: skip
@@ -140,19 +144,21 @@ async def config_file(
             response_class=StreamingResponse)  # fmt: skip
 async def config_stream(env: str, request: Request, state: State, token: Caller) -> Response:
     feed = _feed(state, env, token)
+    consumer = request.headers.get("x-lastgood-consumer")
 
     async def events() -> AsyncIterator[str]:
         sent: str | None = None
         while not await request.is_disconnected():
-            current = feed.current
+            current = feed.pick(consumer)
             if current is not None and current.etag != sent:
                 sent = current.etag
                 yield f"event: config\ndata: {json.dumps(current.summary())}\n\n"
                 continue
-            before = feed.current.etag if feed.current else None
-            waiter = asyncio.create_task(feed.wait_change(before, KEEPALIVE))
+            before = current.etag if current else None
+            waiter = asyncio.create_task(feed.wait_change(before, KEEPALIVE, consumer))
             await waiter
-            if feed.current is None or feed.current.etag == sent:
+            current = feed.pick(consumer)
+            if current is None or current.etag == sent:
                 yield ": keepalive\n\n"
 
     return StreamingResponse(
@@ -210,6 +216,8 @@ class FastReads:
         self.state: ServerState = app.state.lastgood
         self._built: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
         self._built = None
+        self._kept: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
+        self._kept = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "")
@@ -226,8 +234,9 @@ class FastReads:
         FastAPI answers it (and words whatever is wrong)."""
         state = self.state
         feed = state.feeds.get(env)
-        served = feed.current if feed is not None else None
         headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _READ_BY}
+        consumer = headers.get("x-lastgood-consumer")
+        served = feed.pick(consumer) if feed is not None else None
         token = state.auth.cached(headers.get("authorization"))
         if served is None or token is None or not allows(token, "viewer", env):
             return False
@@ -237,8 +246,8 @@ class FastReads:
             return False
         fresh = etag_matches(headers.get("if-none-match"), served.etag)
         if fresh and wait:  # long-poll: answer the moment the version changes
-            await feed.wait_change(served.etag, wait)  # type: ignore[union-attr]
-            served = feed.current or served  # type: ignore[union-attr]
+            await feed.wait_change(served.etag, wait, consumer)  # type: ignore[union-attr]
+            served = feed.pick(consumer) or served  # type: ignore[union-attr]
             fresh = etag_matches(headers.get("if-none-match"), served.etag)
             if fresh:  # timed out: the consumer is still alive (after a change, it reports on
                 _still_there(state, env, headers)  # its next read, which follows at once)
@@ -249,10 +258,17 @@ class FastReads:
         return True
 
     def _answers(self, served: Served) -> tuple[list[tuple[bytes, bytes]], ...]:
-        """The raw 304 and 200 header lists of ``served``, built once per published version."""
-        if self._built is None or self._built[0] is not served:
-            common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
-            full = [*common, (b"content-type", b"application/json"),
-                    (b"content-length", str(len(served.body)).encode())]  # fmt: skip
-            self._built = (served, common, full)
-        return self._built[1], self._built[2]
+        """The raw 304 and 200 header lists of ``served``, built once per published version
+        (two at a time during a gradual rollout: the stable one is kept beside the newest)."""
+        built = self._built
+        if built is not None and built[0] is served:
+            return built[1], built[2]
+        kept = self._kept
+        if kept is not None and kept[0] is served:
+            self._built, self._kept = kept, built
+            return kept[1], kept[2]
+        common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
+        full = [*common, (b"content-type", b"application/json"),
+                (b"content-length", str(len(served.body)).encode())]  # fmt: skip
+        self._built, self._kept = (served, common, full), built
+        return common, full

@@ -6,6 +6,10 @@ dictionary lookup and a revalidation is a string compare. Waiters (long-polls, e
 wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
 the whole fleet at once.
 
+During a gradual rollout (see :mod:`lastgood.rollout`) the feed publishes a second version, the
+one the pointer beside ``current`` names, and :meth:`Feed.pick` gives each consumer the version
+of its cohort; each waiter is answered only when its own version changes.
+
 Changes are seen three ways: the server's own deploys and rollbacks refresh the feed before they
 answer (see :meth:`Feeds.publish_now`), so a read right after the answer gets the new version;
 on PostgreSQL every switch recorded in the store is announced with ``NOTIFY`` and refreshes that
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from lastgood.bundle import Bundle
 from lastgood.errors import LastgoodError
 from lastgood.record import Record
+from lastgood.rollout import POINTER, Pointer, gets_new, parse_pointer
 
 if TYPE_CHECKING:
     from lastgood.project import Project
@@ -65,6 +70,13 @@ class Served(Record):
                 "drifted": self.drifted, "published_at": self.published_at}  # fmt: skip
 
 
+class Canary(Record):
+    """The new version of a gradual rollout, served to the consumers its step's cohort holds."""
+
+    pointer: Pointer
+    served: Served
+
+
 def encode_file(data: bytes) -> dict[str, str]:
     """A file as JSON: UTF-8 text as is, anything else base64."""
     try:
@@ -97,8 +109,10 @@ class Feed:
     def __init__(self, env: str, target: ServedTarget) -> None:
         self.env = env
         self.target = target
-        self.current: Served | None = None
+        self.current: Served | None = None  # the stable version: ``current``
+        self.canary: Canary | None = None  # the new version while a rollout is under way
         self._link: str | None = None
+        self._pointer: bytes | None = None
         self._changed = asyncio.Event()
         self._refreshing = asyncio.Lock()
 
@@ -110,8 +124,9 @@ class Feed:
 
     def _load(self) -> Served | None:
         release = self.target.live()
-        if release is None:
-            return None
+        return None if release is None else self._load_release(release)
+
+    def _load_release(self, release: Release) -> Served:
         folder = self.target.store.release_path(release.name)
         files = _read_tree(folder)
         actual = Bundle(files).content_hash
@@ -136,17 +151,57 @@ class Feed:
             return await self._refresh()
 
     async def _refresh(self) -> bool:
-        link = self._readlink()
-        if link == self._link and (link is None or self.current is not None):
+        link, pointer = self._readlink(), self._read_pointer()
+        same = link == self._link and (link is None or self.current is not None)
+        if same and pointer == self._pointer:
             return False
         try:
-            served = await asyncio.to_thread(self._load)
+            served = self.current if same else await asyncio.to_thread(self._load)
+            canary = await asyncio.to_thread(self._load_canary, pointer)
         except (OSError, ValueError):
             return False  # a release half-pruned under us: the next poll reads it again
-        self._link, self.current = link, served
+        self._link, self.current, self._pointer, self.canary = link, served, pointer, canary
         woken, self._changed = self._changed, asyncio.Event()
         woken.set()
         return True
+
+    def _read_pointer(self) -> bytes | None:
+        try:
+            return (self.target.path / POINTER).read_bytes()
+        except OSError:
+            return None
+
+    def _load_canary(self, raw: bytes | None) -> Canary | None:
+        """The rollout's new version; the files are read again only when the release changes.
+        An unreadable pointer gives everyone the stable version (and is logged)."""
+        if raw is None:
+            return None
+        try:
+            pointer = parse_pointer(raw, self.target.path / POINTER)
+        except LastgoodError as exc:
+            log.warning("%s: everyone gets the stable version", exc.message)
+            return None
+        known = self.canary
+        if known is not None and known.served.release == pointer.release:
+            return Canary(pointer, known.served)
+        try:
+            release = self.target.store.release(pointer.release)
+            if not self.target.store.is_retained(release):
+                raise FileNotFoundError("not kept on the target")
+            served = self._load_release(release)
+        except (OSError, ValueError, LastgoodError) as exc:
+            log.warning("cannot read %s, which the rollout on %s names (%s): everyone gets the "
+                        "stable version", pointer.release, self.env, exc)  # fmt: skip
+            return None
+        return Canary(pointer, served)
+
+    def pick(self, consumer: str | None) -> Served | None:
+        """What ``consumer`` gets: the rollout's new version when its cohort is in, else the
+        stable one (see :func:`lastgood.rollout.gets_new`)."""
+        canary = self.canary
+        if canary is not None and gets_new(self.env, consumer, canary.pointer.percent):
+            return canary.served
+        return self.current
 
     def publishes(self, release: Release | None) -> bool:
         """Whether what this feed publishes is ``release`` (same version and recorded hash)."""
@@ -154,16 +209,22 @@ class Feed:
             return self.current is None
         return self.current is not None and self.current.release == release.name
 
-    async def wait_change(self, etag: str | None, timeout: float) -> None:
-        """Return once what is published differs from ``etag``, or after ``timeout`` seconds."""
-        if self.current is None and etag is None:
-            pass
-        elif self.current is None or self.current.etag != etag:
-            return
-        changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):  # no task per waiter, unlike wait_for
-                await changed.wait()
+    async def wait_change(
+        self, etag: str | None, timeout: float, consumer: str | None = None
+    ) -> None:
+        """Return once what ``consumer`` gets differs from ``etag``, or after ``timeout``
+        seconds. Every change wakes every waiter; during a rollout a step that leaves this
+        consumer's version as it was sends it back to waiting."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now = self.pick(consumer)
+            left = deadline - time.monotonic()
+            if (now.etag if now else None) != etag or left <= 0:
+                return
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):  # no task per waiter, unlike wait_for
+                    await changed.wait()
 
 
 class Feeds:

@@ -34,6 +34,7 @@ from lastgood import tokens
 from lastgood.errors import AuthError, ForbiddenError, LastgoodError, RefusedError, UsageError
 from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wait_for_fleet
 from lastgood.operations.gate import request_command
+from lastgood.operations.rollout_control import RolloutStatus
 from lastgood.operations.status import EnvStatus
 from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED, Outcome
@@ -275,6 +276,7 @@ class EnvView(Record):
     fleet: FleetStanding | None
     standing: Standing
     error: LastgoodError | None = None
+    rollout: RolloutStatus | None = None  # a gradual rollout under way
 
 
 def env_view(state: State, token: ApiToken, env: str) -> EnvView:
@@ -287,7 +289,24 @@ def env_view(state: State, token: ApiToken, env: str) -> EnvView:
     except LastgoodError as exc:
         return EnvView(env, None, None, Standing("incident", "cannot read its status"), exc)
     fleet = read_fleet(state.project, env, state.consumers)
+    rolling = rollout_of(state, env)
+    if rolling is not None:
+        words = rolling.summary().split(";")[0]
+        return EnvView(env, found, fleet, Standing("busy", words), rollout=rolling)
     return EnvView(env, found, fleet, standing_of(found, fleet))
+
+
+def rollout_of(state: State, env: str) -> RolloutStatus | None:
+    """The gradual rollout under way on a served ``env``, with its fleet per cohort, or None."""
+    from lastgood.operations.rollout_control import rollout_status
+
+    if state.project.config.environment(env).target.type != "served":
+        return None
+    try:
+        found = rollout_status(state.project, env, state.consumers.of(env))
+    except LastgoodError:
+        return None
+    return found if found.rolling else None
 
 
 @router.get("/")
@@ -305,15 +324,22 @@ class ConsumerRow(Record):
     gone: bool
 
 
-def consumer_rows(state: State, env: str, fleet: FleetStanding | None) -> list[ConsumerRow]:
-    """The fleet table: live ones not serving the live version are *behind*; silent ones gone."""
+def consumer_rows(
+    state: State, env: str, fleet: FleetStanding | None, rollout: RolloutStatus | None = None
+) -> list[ConsumerRow]:
+    """The fleet table: live ones not serving the live version (during a rollout: their
+    cohort's version) are *behind*; silent ones gone."""
+    from lastgood.operations.rollout_control import wanted_by
+
     if fleet is None:
         return []
     now = time.time()
     rows = []
+    pointer = rollout.pointer if rollout is not None else None
     for consumer in sorted(state.consumers.of(env), key=lambda c: (c.name, c.consumer_id)):
         gone = now - consumer.seen_at > STALE_AFTER
-        rows.append(ConsumerRow(consumer, not gone and consumer.version != fleet.version, gone))
+        wanted = fleet.version if pointer is None else wanted_by(env, consumer, pointer)
+        rows.append(ConsumerRow(consumer, not gone and consumer.version != wanted, gone))
     return rows
 
 
@@ -344,7 +370,7 @@ def environment_page(
     policy = state.project.config.environment(env).approval
     return render("env.html", who, status, view=view, records=timeline.deployments,
                   events=timeline.events[:30], svg=timeline_svg(timeline.deployments),
-                  consumers=consumer_rows(state, env, view.fleet), choices=choices,
+                  consumers=consumer_rows(state, env, view.fleet, view.rollout), choices=choices,
                   live=live, requests=requests, protected=policy is not None,
                   emergency=policy is None or policy.emergency, problem=problem,
                   proposal=proposal or Proposal(), zone=server_zone())  # fmt: skip
@@ -445,6 +471,8 @@ def rollback_form(env: str, state: State, request: Request) -> Response:
 
     who = visitor(state, request)
     tokens.require(who.token, "deployer", known_env(state, env))
+    if rollout_of(state, env) is not None:  # rolling back is aborting: the page has the button
+        return RedirectResponse(f"/envs/{env}", status_code=303)
     live = live_now(state.project, env)
     destination = choose_destination(Place(state.project, env), live)
     before, after = side_of(state.project, live), side_of(state.project, destination.number)

@@ -45,6 +45,13 @@ class LedgerStore(AuditStore):
                 row = {"name": env, **changes}
                 session.run(statements.insert("environments", row), row)
 
+    def announce_switch(self, env: str) -> None:
+        """Tell every server on this store that what ``env``'s target serves changed outside a
+        recorded switch (a rollout step, its end): ``NOTIFY`` on PostgreSQL, nothing where the
+        database has no channel (servers poll). Writes nothing."""
+        with self.db.transaction("announce a switch") as session:
+            self.db.announce_switch(session, env)
+
     def verdicts(self, env: str) -> dict[int, str]:
         """Version → good, bad or withdrawn in ``env``."""
         sql = "SELECT version, verdict FROM verdicts WHERE env = :env"

@@ -14,10 +14,12 @@ else within its poll interval, and pushes it to every waiting consumer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lastgood.rollout import Pointer, read_pointer
+from lastgood.targets.base import Release
 from lastgood.targets.directory import DirectoryTarget
 
 SERVED_DIR = Path(".lastgood") / "served"
@@ -40,3 +42,14 @@ class ServedTarget(DirectoryTarget):
 
     def describe(self) -> str:
         return f"served (releases in {self.path})"
+
+    def rollout(self) -> Pointer | None:
+        """The gradual rollout in progress here (``PATH/rollout.json``), or None. Reads only."""
+        return read_pointer(self.path)
+
+    def prune(self, keep: int, protect: Iterable[Release]) -> list[Release]:
+        """As a directory target, but never the release a rollout is giving to some consumers."""
+        pointer = self.rollout()
+        if pointer is not None:
+            protect = [*protect, self.store.release(pointer.release)]
+        return super().prune(keep, protect)

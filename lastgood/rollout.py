@@ -1,0 +1,238 @@
+"""Gradual rollout: the settings, the pointer on the served target, and who is in which cohort.
+
+A served environment with ``[env.NAME.rollout]`` deploys a new version to a growing share of its
+consumers before everyone gets it. Its target keeps ``current`` on the stable version for the
+whole rollout; beside it, ``PATH/rollout.json`` (the *pointer*) names the new release and the
+share of consumers that get it now. The server publishes both and gives each consumer the one
+its cohort calls for; ending the rollout either way is one atomic change on disk: ``current``
+switched to the new release (promoted), or the pointer removed (everyone back on stable).
+
+A consumer's cohort is a stable hash of the environment and its id, a number in [0, 100): it
+gets the new version while that number is below the step's percentage. The same consumer keeps
+its number for the whole rollout, so the 5 % who got the new version first are still in at 25 %.
+
+This module sits below the verbs (it reads and writes files, never the store), so the server's
+read path, the target and the operations share it. Writes go through ``_fs.write_json``: a
+temporary file, fsync, rename, fsync of the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from lastgood.errors import ConfigError, TargetError
+from lastgood.record import Record, as_dict
+from lastgood.units import parse_duration
+
+POINTER = "rollout.json"
+PROMOTE = "rollout-promote.json"
+LOCK = "rollout.lock"
+_KEYS = {"steps", "step_bake"}
+
+
+class RolloutPlan(Record):
+    """``[env.NAME.rollout]``: the percentages, in order, and how long each step bakes."""
+
+    steps: tuple[float, ...]
+    step_bake: float
+
+    def describe(self) -> str:
+        return " → ".join(percent_text(step) for step in self.steps)
+
+
+class Pointer(Record):
+    """What ``PATH/rollout.json`` says: the release being rolled out, to what share, since when."""
+
+    release: str  # the new release's name (``v8-3f2a9c1d``)
+    version: int
+    stable: str | None  # the release ``current`` kept during the rollout
+    stable_version: int | None
+    percent: float
+    step: int  # 1-based index into ``steps``
+    steps: tuple[float, ...]
+    started_at: float
+    step_started_at: float
+    deployment: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return as_dict(self)
+
+    def progress(self) -> str:
+        """``step 2/3 (25%)``: where the rollout stands, for people."""
+        return f"step {self.step}/{len(self.steps)} ({percent_text(self.percent)})"
+
+
+def percent_text(percent: float) -> str:
+    return f"{percent:g}%"
+
+
+def cohort(env: str, consumer: str) -> float:
+    """The consumer's place in [0, 100): the same for the whole rollout (and every rollout of
+    ``env``), spread evenly by SHA-256, so a step's share of consumers is about its percentage."""
+    digest = hashlib.sha256(f"{env}:{consumer}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+def gets_new(env: str, consumer: str | None, percent: float) -> bool:
+    """Whether ``consumer`` is in the cohort that gets the new version at ``percent``. A reader
+    that gives no id cannot be kept in a cohort, so it always gets the stable version."""
+    if not consumer:
+        return False
+    return percent >= 100 or cohort(env, consumer) < percent
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+
+def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float) -> RolloutPlan:
+    """``[env.NAME.rollout]`` checked completely: a served target, percentages strictly rising
+    to 100, a step bake (default: the environment's bake; 0 ends each step on its first green
+    round). Reads only."""
+    where_key = f"{prefix}rollout"
+    if not isinstance(table, dict):
+        raise ConfigError(f'{where_key} in {where} must be a table, like steps = ["5%", "100%"]')
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key {where_key}.{unknown[0]} in {where}",
+            hint="[env.NAME.rollout] takes steps and step_bake",
+        )
+    if target != "served":
+        raise ConfigError(
+            f"{where_key} in {where} needs a served target, not {target!r}: only the server can "
+            "give some consumers the new version and the others the old one",
+            hint='set target = { type = "served" }, or remove the rollout table',
+        )
+    steps = _parse_steps(table.get("steps"), f"{where_key}.steps", where)
+    step_bake = parse_duration(table.get("step_bake", bake), name=f"{where_key}.step_bake")
+    return RolloutPlan(steps=steps, step_bake=step_bake)
+
+
+def _parse_steps(value: Any, key: str, where: str) -> tuple[float, ...]:
+    example = 'steps = ["5%", "25%", "100%"]'
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{key} in {where} must be a list of percentages", hint=example)
+    steps = tuple(_percent(item, key, where) for item in value)
+    if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
+        raise ConfigError(f"{key} = {value!r} in {where} must rise step by step", hint=example)
+    if steps[-1] != 100:
+        raise ConfigError(f'{key} = {value!r} in {where} must end at "100%"', hint=example)
+    if len(steps) < 2:
+        raise ConfigError(
+            f"{key} = {value!r} in {where} has no step below 100%: that is a plain deploy",
+            hint=example,
+        )
+    return steps
+
+
+def _percent(item: Any, key: str, where: str) -> float:
+    text = item.strip() if isinstance(item, str) else None
+    if text is None or not text.endswith("%"):
+        raise ConfigError(f"{key}: {item!r} in {where} is not a percentage", hint='write "5%"')
+    try:
+        percent = float(text[:-1])
+    except ValueError:
+        percent = -1.0
+    if not 0 < percent <= 100:
+        raise ConfigError(
+            f"{key}: {item!r} in {where} is not a percentage above 0% and up to 100%",
+            hint='write "5%"',
+        )
+    return percent
+
+
+# ---- the pointer on the target ----------------------------------------------------------------
+
+
+def read_pointer(folder: Path) -> Pointer | None:
+    """The rollout in progress on the served target in ``folder``, or None. Reads only;
+    TargetError for a pointer edited by hand into something unreadable."""
+    path = folder / POINTER
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise TargetError(f"cannot read {path}: {exc.strerror}") from exc
+    return parse_pointer(raw, path)
+
+
+@contextlib.contextmanager
+def pointer_lock(folder: Path) -> Iterator[None]:
+    """Hold the pointer still: the deploy checks that its rollout was not aborted and moves the
+    pointer (next step, or ``current`` switched) under this lock, and an abort removes it under
+    the same lock, so an abort can never be undone by a step that was about to begin. An
+    ``flock`` on ``PATH/rollout.lock``: the deploy, the server and the CLI share the machine
+    that holds a served target."""
+    import fcntl
+
+    with open(folder / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_pointer(folder: Path, pointer: Pointer) -> None:
+    """Start or move the rollout (atomic: consumers see the old step or the new, never half)."""
+    from lastgood.targets import _fs
+
+    _fs.write_json(folder / POINTER, pointer.to_json())
+
+
+def remove_pointer(folder: Path) -> bool:
+    """End the rollout: one unlink puts every consumer back on ``current``. True if there was one.
+    The promote flag goes with it. Durable once it returns (the folder is fsynced)."""
+    from lastgood.targets import _fs
+
+    try:
+        os.unlink(folder / POINTER)
+    except FileNotFoundError:
+        return False
+    with_flag = folder / PROMOTE
+    with_flag.unlink(missing_ok=True)
+    _fs.fsync_dir(folder)
+    return True
+
+
+def request_promote(folder: Path, step: int, by: str) -> None:
+    """Ask the running deploy to end step ``step`` now (it reads the flag between rounds)."""
+    from lastgood.targets import _fs
+
+    _fs.write_json(folder / PROMOTE, {"step": step, "by": by, "at": time.time()})
+
+
+def promote_requested(folder: Path, step: int) -> str | None:
+    """Who asked to promote past ``step``, or None. Reads only; a torn flag counts as none."""
+    from lastgood.targets import _fs
+
+    try:
+        data = _fs.read_json(folder / PROMOTE)
+    except TargetError:
+        return None
+    if isinstance(data, dict) and data.get("step") == step:
+        return str(data.get("by") or "someone")
+    return None
+
+
+def parse_pointer(raw: bytes, path: Path) -> Pointer:
+    """A pointer from the bytes of ``path``; TargetError when they do not describe a rollout."""
+    import json
+
+    try:
+        data = json.loads(raw)
+        return Pointer(**{**data, "steps": tuple(data["steps"])})
+    except (ValueError, TypeError, KeyError) as exc:
+        raise TargetError(
+            f"{path} does not describe a rollout ({exc})",
+            hint="lastgood writes it atomically, so it was edited by hand: remove it to put "
+            "every consumer back on the stable version",
+        ) from exc

@@ -1,0 +1,181 @@
+"""The rollout verbs in process: the steps, an abort between two steps, a failed step with no
+last known good, and the fleet counted per cohort. (End to end with a server and real
+consumers: ``tests/test_rollout.py``.)"""
+
+from __future__ import annotations
+
+import time
+
+from lastgood.events import Event, EventKind
+from lastgood.operations.place import Place
+from lastgood.operations.rollout_control import cohort_fleets, rolling_standing
+from lastgood.outcome import OK, RESTORED
+from lastgood.rollout import Pointer, gets_new, remove_pointer
+from lastgood.rows import WITHDRAWN, Consumer
+from lastgood.targets.served import ServedTarget
+from tests.conftest import broken_files
+from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, outage
+
+ROLLOUT = """
+[env.staging.rollout]
+steps = ["5%", "25%", "100%"]
+step_bake = "0s"
+"""
+
+
+def served(project: object) -> ServedTarget:
+    target = Place(project, "staging").target  # type: ignore[arg-type]
+    assert isinstance(target, ServedTarget)
+    return target
+
+
+def test_every_step_bakes_then_current_is_switched(project: ProjectFactory) -> None:
+    proj = project(target="served", toml=ROLLOUT)
+    assert deployed(proj, marker="one").exit_code == OK  # nothing live: everyone at once
+    heard = listen(proj)
+    done = deployed(proj, marker="two")
+    assert done.exit_code == OK, done.summary
+    steps = [e.data["percent"] for e in heard if e.kind is EventKind.ROLLOUT_STEP]
+    assert steps == [5.0, 25.0, 100.0]
+    order = kinds(heard)
+    assert order.index("rollout-step") < order.index("activated") < order.index("bake-passed")
+    assert served(proj).rollout() is None and served(proj).live().version == 2  # type: ignore[union-attr]
+    state = proj.store.env_state("staging")
+    assert state.live_version == 2 and state.last_good == 2
+
+
+def test_an_abort_between_two_steps_is_never_undone(project: ProjectFactory) -> None:
+    """The pointer goes while step 1's last round runs: the deploy must not write step 2's."""
+    proj = project(target="served", toml=ROLLOUT)
+    deployed(proj, marker="one")
+    target = served(proj)
+
+    def abort_in_round(event: Event) -> None:
+        if event.kind is EventKind.CHECK_ROUND and target.rollout() is not None:
+            remove_pointer(target.path)
+
+    proj.events.subscribe(abort_in_round)
+    done = deployed(proj, marker="two")
+    assert done.exit_code == OK
+    assert "was aborted at step 1/3 (5%); every consumer is back on v1" in done.summary
+    assert target.rollout() is None and target.live().version == 1  # type: ignore[union-attr]
+    assert done.deployment is not None and done.deployment.status == "aborted"
+    assert proj.store.verdicts("staging")[2] == WITHDRAWN
+
+
+def test_a_failed_step_with_no_last_known_good_leaves_the_stable_version(
+    project: ProjectFactory,
+) -> None:
+    proj = project(target="served", toml=ROLLOUT)
+    outage(proj)
+    assert deployed(proj, marker="one").exit_code != OK  # v1 live, never proven good
+    (proj.root.parent / "outage").unlink()
+    done = deployed(proj, files=broken_files("two"))
+    assert done.exit_code == RESTORED
+    assert "at step 1/3 (5%); every consumer is back on v1" in done.summary
+    assert "never proven good here" in done.summary
+    assert served(proj).rollout() is None and served(proj).live().version == 1  # type: ignore[union-attr]
+    assert proj.store.verdicts("staging")[2] == "bad"
+
+
+def test_the_fleet_of_a_rollout_counts_each_cohort_against_its_version() -> None:
+    now = time.time()
+    pointer = Pointer(release="v8-x", version=8, stable="v7-y", stable_version=7, percent=25.0,
+                      step=2, steps=(5.0, 25.0, 100.0), started_at=now, step_started_at=now,
+                      deployment=1)  # fmt: skip
+    ids = [f"app-{n}" for n in range(40)]
+    rows = [
+        Consumer(
+            env="prod",
+            consumer_id=i,
+            name=i,
+            content_hash=None,
+            since=now,
+            seen_at=now,
+            version=8 if gets_new("prod", i, 25.0) else 7,
+        )
+        for i in ids
+    ]
+    standing = rolling_standing("prod", rows, pointer)
+    assert standing.complete and standing.total == 40 and not standing.behind
+    new, stable = cohort_fleets("prod", rows, pointer)
+    assert new.total + stable.total == 40 and new.following == new.total
+    lagging = [*rows[:-1], Consumer(env="prod", consumer_id="late", name="late", version=6,
+                                    content_hash=None, since=now, seen_at=now)]  # fmt: skip
+    behind = rolling_standing("prod", lagging, pointer)
+    assert not behind.complete and behind.behind[0].startswith("late (v6, wants v")
+
+
+def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
+    project: ProjectFactory,
+) -> None:
+    """The server's feed in process: the pointer read beside ``current``, a pick per consumer,
+    a long-poll that a step leaving its consumer where it was does not answer."""
+    import asyncio
+
+    from lastgood.operations.restore import release_of, stage
+    from lastgood.rollout import write_pointer
+    from lastgood.server.live import Feed
+    from tests.test_rollout import EARLY, LATE, MIDDLE
+
+    proj = project(target="served")
+    deployed(proj, marker="one")
+    two = deployed(proj, marker="two")  # v2 live; v1 is kept on the target
+    target = served(proj)
+    v1 = proj.store.version(1)
+    stage(target, release_of(v1), proj.store.files(1))
+    now = time.time()
+
+    def point(percent: float, release: str) -> None:
+        write_pointer(target.path, Pointer(release=release, version=1, stable=None,
+                                           stable_version=two.version, percent=percent, step=1,
+                                           steps=(percent, 100.0), started_at=now,
+                                           step_started_at=now, deployment=None))  # fmt: skip
+
+    async def scenario() -> None:
+        feed = Feed("staging", target)
+        await feed.refresh()
+        point(5.0, release_of(v1).name)
+        assert await feed.refresh()
+        versions = [feed.pick(who).version for who in (EARLY, MIDDLE, LATE, None)]  # type: ignore[union-attr]
+        assert versions == [1, 2, 2, 2]
+        late, middle = feed.pick(LATE).etag, feed.pick(MIDDLE).etag  # type: ignore[union-attr]
+        waits = [asyncio.create_task(feed.wait_change(etag, 0.5, who))
+                 for who, etag in ((LATE, late), (MIDDLE, middle))]  # fmt: skip
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        point(25.0, release_of(v1).name)
+        await feed.refresh()
+        await waits[1]
+        assert time.monotonic() - started < 0.2  # MIDDLE moved to v1 at 25 %: answered now
+        assert not waits[0].done()  # LATE stays on v2: still waiting
+        await waits[0]
+        point(25.0, "v9-00000000")  # a release the target does not hold: everyone stable
+        await feed.refresh()
+        assert feed.canary is None and feed.pick(EARLY).version == 2  # type: ignore[union-attr]
+        remove_pointer(target.path)
+        await feed.refresh()
+        assert feed.canary is None and feed.pick(EARLY).version == 2  # type: ignore[union-attr]
+
+    asyncio.run(scenario())
+
+
+def test_an_offline_rollback_ends_a_rollout_too(project: ProjectFactory) -> None:
+    from lastgood.config import load
+    from lastgood.operations.rollback import rollback_offline
+    from lastgood.rollout import write_pointer
+
+    proj = project(target="served", toml=ROLLOUT)
+    deployed(proj, marker="one")
+    deployed(proj, marker="two")
+    target = served(proj)
+    now = time.time()
+    release = target.live()
+    assert release is not None
+    pointer = Pointer(release=release.name, version=2, stable=None, stable_version=2,
+                      percent=5.0, step=1, steps=(5.0, 100.0), started_at=now,
+                      step_started_at=now, deployment=None)  # fmt: skip
+    write_pointer(target.path, pointer)
+    done = rollback_offline(load(proj.root), "staging", reason="store down")
+    assert done.exit_code == OK and done.version == 1
+    assert target.rollout() is None and target.live().version == 1  # type: ignore[union-attr]
