@@ -235,6 +235,13 @@ def test_a_rollback_is_confirmed_across_two_servers_an_agent_and_an_sdk_consumer
             b.client(deployer) as http,
         ):
             assert eventually(lambda: live_of(live) is not None and live_of(live).version == 2)  # type: ignore[union-attr]
+
+            def fleet_of_b() -> str:
+                return str(http.get(f"{STAGING}/consumers").json()["fleet"]["summary"])
+
+            # B knows the agent once A flushed its report (within a second): only then can a
+            # rollback through B wait for it
+            assert eventually(lambda: fleet_of_b().startswith("v2 live on 2/2 consumers"))
             done = http.post(f"{STAGING}/rollback", json={"message": "two is bad",
                                                           "wait_fleet": 30})  # fmt: skip
             assert done.status_code == 200 and done.json()["exit_code"] == 0, done.text

@@ -90,6 +90,11 @@ ENDPOINTS = (
     ),
     Endpoint("POST", "/api/v1/envs/{env}/deploy", "deployer", per_env=True),
     Endpoint("POST", "/api/v1/envs/{env}/rollback", "deployer", per_env=True),
+    Endpoint("GET", "/api/v1/envs/{env}/rollout", "viewer", per_env=True, served_only=True),
+    # no rollout is under way on staging: there is none to abort (404, nothing changes)
+    Endpoint(
+        "POST", "/api/v1/envs/{env}/rollout", "deployer", per_env=True, served_only=True, ok=404
+    ),
     # taking health.txt back from the version that is live changes nothing: refused
     Endpoint("POST", "/api/v1/envs/{env}/revert", "deployer", per_env=True, refused_on=BOTH),
     Endpoint("POST", "/api/v1/envs/{env}/check", "deployer", per_env=True),
@@ -187,6 +192,7 @@ class Matrix:
             "/api/v1/envs/{env}/deploy": {"version": live, "message": "matrix"},
             "/api/v1/envs/{env}/rollback": {"to": live, "message": "matrix", "wait_fleet": 0},
             "/api/v1/envs/{env}/drill": {"message": "matrix"},
+            "/api/v1/envs/{env}/rollout": {"action": "abort", "message": "matrix"},
             "/api/v1/envs/{env}/revert": {"paths": ["health.txt"], "from": live, "message": "m"},
             "/api/v1/versions": {"files": {"health.txt": {"content": "ok\n"}}, "message": "m"},
             "/api/v1/tokens": {"name": "made-by-matrix", "role": "viewer", "envs": ["staging"]},
