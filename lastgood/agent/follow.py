@@ -21,9 +21,15 @@ from typing import Any, ClassVar
 
 from lastgood.client import LiveConfig, Snapshot
 from lastgood.client.live import Source
+from lastgood.errors import AuthError, LastgoodError, NotFoundError
 
 Placer = Callable[[Snapshot], str]
 """Puts a version live on the host; returns ``VERSION:HASH`` of what the target serves then."""
+
+
+def nothing_live_yet(error: LastgoodError) -> bool:
+    """The server serves the environment but nothing is deployed there yet: a deploy fixes it."""
+    return isinstance(error, NotFoundError) and "nothing is live on" in error.message
 
 
 class HostConfig(LiveConfig):
@@ -36,7 +42,23 @@ class HostConfig(LiveConfig):
     ) -> None:
         self._placer = placer
         self._serving = serving
+        self.first_failure: LastgoodError | None = None
         super().__init__(url, env, cache=False, **options)
+
+    def _first_read(self, require: bool) -> None:
+        """The first request. A refused token, an environment the server does not serve (a
+        404 other than "nothing live yet") raise: retrying cannot fix them. Any other failure
+        is kept in ``first_failure`` for the agent to word, and the follower retries."""
+        try:
+            self._refresh(wait=0)
+        except NotFoundError as exc:
+            if not nothing_live_yet(exc):
+                raise
+            self.first_failure = exc
+        except AuthError:
+            raise
+        except LastgoodError as exc:
+            self.first_failure = exc
 
     @property
     def serving(self) -> str:

@@ -21,12 +21,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from lastgood.agent.follow import HostConfig
+from lastgood.agent.follow import HostConfig, nothing_live_yet
+from lastgood.agent.guard import AgentLock, check_target, lock_folders
 from lastgood.agent.health import HostHealth, build_host_checks, check_host
 from lastgood.agent.hostspace import AgentPlan
 from lastgood.agent.placing import REFUSED_VERDICTS, place
 from lastgood.client import Snapshot
-from lastgood.errors import LastgoodError
+from lastgood.errors import LastgoodError, TargetError
 from lastgood.targets._fs import option_keep
 from lastgood.targets.base import Release
 from lastgood.targets.registry import open_target
@@ -69,6 +70,8 @@ class Agent:
         self._lock = threading.Lock()
         self._reported: tuple[str, HostHealth] | None = None
         self._proven: str | None = None  # the release last marked good here
+        self._held_back: str | None = None  # the withdrawn release last said to be held back
+        self._claim = AgentLock()
         self.follower: HostConfig | None = None
 
     def run(self) -> int:
@@ -81,13 +84,27 @@ class Agent:
                 self._wake.wait(self.plan.check_every)
                 self._wake.clear()
                 if not self.stopping.is_set():
-                    self.check()
+                    self._check_logged()
         finally:
+            self.close()  # before the handlers go back: a second SIGTERM still only stops
+            self._claim.release()
             restore()
-            self.close()
         return 0
 
+    def _check_logged(self) -> None:
+        """:meth:`check`, logging an error's message (the traceback only with -v) and going
+        on: the next round may succeed, and what is live stays live."""
+        try:
+            self.check()
+        except LastgoodError as exc:
+            log.error("could not check %s: %s", self.target.describe(), exc)
+        except Exception as exc:
+            log.error("could not check %s: %s", self.target.describe(), _said(exc))
+            log.debug("the error in full", exc_info=True)
+
     def _start(self) -> None:
+        check_target(self.target, self.plan.target_where)
+        self._claim.take(lock_folders(self.target, self.plan.root))
         note = self.target.recover()
         if note:
             log.info("%s", note)
@@ -104,12 +121,22 @@ class Agent:
             consumer_id=plan.consumer_id, name=plan.name, wait=self.wait, poll=self.retry_max,
             require=False,
         )  # fmt: skip
-        if self.follower.snapshot is None:
-            log.warning(
-                "no answer from %s yet: %s keeps serving %s; retrying every %g s at most",
-                plan.server, self.target.describe(), _shown(live), self.retry_max,
-            )  # fmt: skip
+        self._say_first_answer(live)
         self.check()
+
+    def _say_first_answer(self, live: Release | None) -> None:
+        """Say why nothing arrived at start: the server is away, or has nothing live yet."""
+        assert self.follower is not None
+        failure = self.follower.first_failure
+        if failure is None:
+            return
+        keeps = f"{self.target.describe()} keeps serving {_shown(live)}"
+        if nothing_live_yet(failure):
+            log.warning("%s answered: nothing is live on %s yet; %s until a deploy there",
+                        self.plan.server, self.plan.env, keeps)  # fmt: skip
+            return
+        log.warning("%s: %s; retrying every %g s at most", failure.message, keeps,
+                    self.retry_max)  # fmt: skip
 
     def _place(self, snapshot: Snapshot) -> str:
         """Put ``snapshot`` live (the follower's thread); returns what the target serves."""
@@ -118,15 +145,28 @@ class Agent:
                 placement = place(self.target, snapshot.version, snapshot.content_hash,
                                   snapshot.files, self.keep,
                                   honour_verdicts=not self.take_withdrawn)  # fmt: skip
-            except LastgoodError as exc:
-                log.error("could not put v%d live on %s: %s", snapshot.version,
-                          self.target.describe(), exc)  # fmt: skip
-                raise
+            except Exception as exc:
+                raise self._failed_placement(snapshot, exc) from exc
+        if placement.action == "refused":
+            self._held_back = Release(snapshot.version, snapshot.content_hash).name
         level = {"refused": logging.WARNING, "kept": logging.DEBUG}.get(placement.action)
         log.log(level or logging.INFO, "%s", placement.message)
         if placement.changed:
             self._wake.set()  # run the host checks on it now
         return serving_of(placement.live)
+
+    def _failed_placement(self, snapshot: Snapshot, exc: Exception) -> LastgoodError:
+        """Log why ``snapshot`` could not go live (the message; the traceback only with -v),
+        tell the fleet, and give the follower a LastgoodError to retry on."""
+        said = str(exc) if isinstance(exc, LastgoodError) else _said(exc)
+        message = f"could not put v{snapshot.version} live on {self.target.describe()}: {said}"
+        log.error("%s", message)
+        if not isinstance(exc, LastgoodError):
+            log.debug("the error in full", exc_info=exc)
+        if self.follower is not None:  # the fleet sees why this host lags while it retries
+            self.follower.set_health("failing", message)
+            self._reported = None
+        return exc if isinstance(exc, LastgoodError) else TargetError(message)
 
     def check(self) -> None:
         """Read back what the target serves, run the host checks, report what changed."""
@@ -141,7 +181,7 @@ class Agent:
         state = (serving_of(live), health)
         if state == self._reported or self.follower is None:
             return
-        if self._reported is not None and self._reported[1] != health:
+        if self._reported is None or self._reported[1] != health:
             level = logging.WARNING if health.failing else logging.INFO
             log.log(level, "%s on %s", health.describe(), _shown(live))
         self._reported = state
@@ -161,6 +201,19 @@ class Agent:
             "%s now serves %s, switched outside this agent (an offline rollback?): reporting "
             "it as it is%s", self.target.describe(), _shown(live), served,
         )  # fmt: skip
+        if received is not None:
+            self._say_held_back(Release(received.version, received.content_hash), live)
+
+    def _say_held_back(self, received: Release, live: Release | None) -> None:
+        """Once per release: the server's version is withdrawn here, so it stays off."""
+        if self.take_withdrawn or received.name == self._held_back or received == live:
+            return
+        verdict = self.target.verdict(received)
+        if verdict in REFUSED_VERDICTS:
+            self._held_back = received.name
+            log.warning("v%d is %s on this host (an offline rollback took it back): %s keeps "
+                        "%s, until the server serves another version", received.version,
+                        verdict, self.target.describe(), _shown(live))  # fmt: skip
 
     def _prove(self, live: Release) -> None:
         """Mark ``live`` good on the target once its host checks passed (or none are set), so
@@ -203,6 +256,14 @@ class Agent:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _said(exc: BaseException) -> str:
+    """An unexpected error in one sentence: an OSError's reason and file, never a traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -22,6 +22,7 @@ import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
@@ -58,7 +59,9 @@ def parse_serving(value: str | None) -> tuple[int | None, str | None]:
 
 def parse_health(value: str | None) -> tuple[str | None, str | None]:
     """``X-Lastgood-Health: ok`` → ("ok", None); ``failing: web-check: 502`` → ("failing",
-    "web-check: 502"); absent or ``none`` → (None, None). The detail is cut to 200 characters."""
+    "web-check: 502"); absent or ``none`` → (None, None). The detail arrives percent-encoded
+    (headers are latin-1: the agent encodes ``%`` and anything not printable ASCII as UTF-8)
+    and is cut to 200 characters."""
     if value is None or value.strip() in ("", "none"):
         return None, None
     health, _, detail = value.strip().partition(":")
@@ -68,7 +71,7 @@ def parse_health(value: str | None) -> tuple[str | None, str | None]:
             f"X-Lastgood-Health must be 'ok' or 'failing: WHAT', got {value[:80]!r}",
             hint="send e.g. 'X-Lastgood-Health: failing: web answered 502'",
         )
-    return health, (detail.strip()[:MAX_ID] or None)
+    return health, (unquote(detail.strip(), errors="replace")[:MAX_ID] or None)
 
 
 def check_kind(kind: str) -> str:
