@@ -198,3 +198,122 @@ def test_agent_reports_keep_their_kind_and_health_through_the_store(store_url: s
             registry.report("prod", "x", name="x", version=1, content_hash=None, kind="robot")
     finally:
         store.close()
+
+
+def test_plan_checks_every_value_before_writing_the_host_workspace(tmp_path: Path) -> None:
+    """A typo in --server or --target is refused (exit 2, naming the option) and writes
+    nothing, so a corrected start is never blocked by it."""
+    state, live = tmp_path / "state", tmp_path / "live"
+    good = {"env": "prod", "state": state, "target": f"directory:{live}"}
+    cases = [
+        ({"servers": ("ftp://x",)}, "--server 'ftp://x' is not an http", "http(s)://host"),
+        ({"servers": ("localhost:18470",)}, "--server 'localhost:18470'",
+         "write http://localhost:18470"),
+        ({"fallback": "ftp://y"}, "LASTGOOD_SERVER 'ftp://y'", "http(s)://host"),
+    ]  # fmt: skip
+    for override, words, hint in cases:
+        request = AgentRequest(**{**good, "servers": ("http://127.0.0.1:1",), **override})
+        if "fallback" in override:
+            request = AgentRequest(**{**good, **override})
+        with pytest.raises(UsageError) as caught:
+            plan_agent(request)
+        assert words in caught.value.message and hint in str(caught.value.hint)
+    (tmp_path / "a-file").write_text("x\n")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "app.conf").write_text("x\n")
+    targets = [
+        (f"directory:{tmp_path / 'a-file'}", "is a file, not a folder"),
+        (f"directory:{tmp_path / 'theirs'}", "is a non-empty folder that is not a lastgood"),
+        (f"files:{tmp_path / 'missing'}", "does not exist: a files target writes into"),
+    ]
+    for target, words in targets:
+        request = AgentRequest(**{**good, "target": target, "servers": ("http://127.0.0.1:1",)})
+        with pytest.raises(UsageError, match=words) as caught:
+            plan_agent(request)
+        assert caught.value.exit_code == 2 and "lastgood.toml" not in str(caught.value.hint)
+    assert not state.exists() and not live.exists()
+
+
+def test_server_on_the_command_line_corrects_the_host_workspace(tmp_path: Path) -> None:
+    """A host workspace that kept a bad server (written by an older agent) does not block a
+    start with a corrected --server: the line is rewritten, checks added there are kept."""
+    state, live = tmp_path / "state", tmp_path / "live"
+    table = parse_target(f"directory:{live}")
+    write_hostspace(state, "prod", ["ftp://typo"], table)
+    checks = '\n[[env.prod.check]]\nname = "up"\ntype = "command"\nrun = "true"\n'
+    (state / "lastgood.toml").write_text((state / "lastgood.toml").read_text() + checks)
+    with pytest.raises(ConfigError, match=r"agent\.server in"):  # from the file: it says so
+        plan_agent(AgentRequest(root=state))
+    request = AgentRequest(env="prod", state=state, target=f"directory:{live}",
+                           servers=("http://127.0.0.1:2",))  # fmt: skip
+    plan = plan_agent(request)
+    assert plan.servers == ("http://127.0.0.1:2",)
+    text = (state / "lastgood.toml").read_text()
+    assert 'server = "http://127.0.0.1:2"' in text and "ftp://typo" not in text
+    assert text.endswith(checks)
+    moved = plan_agent(AgentRequest(root=state, servers=("http://a:1", "http://b:1")))
+    assert moved.servers == ("http://a:1", "http://b:1")
+    assert config_module.load(state).agent.servers == ("http://a:1", "http://b:1")
+    assert plan.name.endswith(f":{live}") and plan.target_where == "--target"
+    with pytest.raises(UsageError, match=r"is not a host workspace: it has no lastgood\.toml"):
+        plan_agent(AgentRequest(root=tmp_path / "nowhere"))
+
+
+def test_one_agent_per_target_the_lock_names_the_holder(tmp_path: Path) -> None:
+    import os
+
+    from lastgood.agent.guard import AgentLock, lock_folders
+
+    target = DirectoryTarget("prod", {"path": str(tmp_path / "live")}, tmp_path)
+    first, second = AgentLock(), AgentLock()
+    first.take(lock_folders(target, tmp_path / "state"))
+    with pytest.raises(UsageError) as caught:
+        second.take(lock_folders(target, tmp_path / "other-state"))
+    message = caught.value.message
+    assert f"(pid {os.getpid()}) already works on directory {tmp_path / 'live'}" in message
+    first.release()
+    second.take(lock_folders(target, tmp_path / "other-state"))  # free again
+    second.release()
+    assert place(target, *version(1), keep=2).action == "staged"  # the lock did not get in the way
+
+
+def test_host_check_detail_travels_through_the_header_intact() -> None:
+    from lastgood.client.channel import Channel
+
+    channel = Channel("http://127.0.0.1:1", "prod", token=None, consumer_id="c", name="n",
+                      timeout=1.0, verify=None, kind="agent")  # fmt: skip
+    try:
+        channel.set_health("failing", "app: 502 → 100% down\nnext")
+        line = channel._health
+        assert line.isascii() and line.count("\r\n") == 1
+        value = line.removeprefix("X-Lastgood-Health: ").removesuffix("\r\n")
+        assert parse_health(value) == ("failing", "app: 502 → 100% down next")
+    finally:
+        channel.close()
+
+
+def test_an_unreachable_server_is_said_in_words(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from lastgood.client.channel import Channel
+    from lastgood.errors import ServerError
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for url, words, hint in (
+            (f"https://127.0.0.1:{port}", "does not speak TLS", f"write http://127.0.0.1:{port}"),
+            ("http://127.0.0.1:1", "nothing answers on that port (connection refused)", "running"),
+        ):
+            channel = Channel(url, "prod", token=None, consumer_id="c", name="n", timeout=2.0,
+                              verify=None, kind="agent")  # fmt: skip
+            with pytest.raises(ServerError) as caught:
+                channel.fetch(serving="none", etag=None, wait=0)
+            channel.close()
+            assert words in caught.value.message and hint in str(caught.value.hint)
+            assert "Errno" not in caught.value.message and "SSLError" not in caught.value.message
+    finally:
+        server.shutdown()
+        server.server_close()

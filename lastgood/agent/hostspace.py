@@ -26,6 +26,10 @@ from lastgood.record import Record
 
 HOST_TARGETS = ("directory", "files")
 TARGET_HINT = "write --target directory:/srv/app/config (or files:/srv/app/config)"
+WHERE_HINT = (
+    "pass --target directory:/srv/app/config (or files:PATH), or -C DIR: a folder whose "
+    "lastgood.toml has an [agent] table"
+)
 
 
 class AgentPlan(Record):
@@ -154,15 +158,15 @@ def plan_agent(request: AgentRequest) -> AgentPlan:
     if request.target is not None:
         root = _write_for_target(request)
     elif request.root is None:
-        raise UsageError("no host workspace: which target should this agent put versions on?",
-                         hint=f"pass --target ({TARGET_HINT}), or -C DIR: a folder whose "
-                         "lastgood.toml has an [agent] table")  # fmt: skip
+        raise UsageError(
+            "no host workspace: which target should this agent put versions on?", hint=WHERE_HINT
+        )
     else:
         root = request.root
         if not (root / CONFIG_NAME).is_file():
-            raise UsageError(f"{root} is not a host workspace: it has no {CONFIG_NAME}",
-                             hint=f"pass --target ({TARGET_HINT}), or -C DIR: a folder whose "
-                             "lastgood.toml has an [agent] table")  # fmt: skip
+            raise UsageError(
+                f"{root} is not a host workspace: it has no {CONFIG_NAME}", hint=WHERE_HINT
+            )
         if request.servers:
             update_server(root / CONFIG_NAME, request.servers)
     config = config_module.load(root)

@@ -239,13 +239,17 @@ class Agent:
 
     def _handle_signals(self) -> Callable[[], None]:
         """SIGTERM and SIGINT stop the agent after the step in progress (a switch under way
-        always finishes). Only the main thread may install handlers."""
+        always finishes); a second one while it stops changes nothing (it stays blocked until
+        the process exits). Only the main thread may install handlers."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.getsignal(sig) for sig in signals}
 
         def stop(_signum: int, _frame: Any) -> None:
+            # later signals are held (blocked, never delivered) until the process exits: the
+            # stop under way finishes, whatever handler Python puts back meanwhile
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
             self.stop()
 
         for sig in signals:
