@@ -159,6 +159,8 @@ def test_agent_follows_deploys_and_rollbacks_and_the_fleet_confirms_the_host(
     assert agent.stop() == 0
     assert f"stopped; v{first} stays live on directory {live}" in agent.text()
     assert "Traceback" not in agent.text()
+    gone = site.fleet("follow")["fleet"]  # it said it left: not "not following" for 90 s
+    assert gone["agents"] == 0 and "web-1" not in gone["summary"], gone
 
 
 def test_a_failing_host_check_is_shown_in_the_fleet(

@@ -317,3 +317,28 @@ def test_an_unreachable_server_is_said_in_words(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_consumer_that_leaves_is_gone_at_once_until_it_reports_again(tmp_path: Path) -> None:
+    """An agent stopping cleanly says so: it drops out of the fleet (on this server and, once
+    flushed, every server on the store), and the long-poll it held ending later does not
+    bring it back; its next report does."""
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        registry = Consumers(store)
+        registry.report("prod", "agent-1", name="web-1", version=6, content_hash="h", kind="agent")
+        assert registry.flush() == 1
+        registry.read_shared()
+        assert registry.leave("prod", "agent-1") and not registry.leave("prod", "nobody")
+        assert registry.touch("prod", "agent-1")  # its held long-poll ends: still gone
+        registry.flush()
+        for seen in (registry, Consumers(store)):
+            fleet = standing("prod", seen.of("prod"), version=6, change=None)
+            assert fleet.total == 0 and fleet.gone == 1, seen
+        registry.report("prod", "agent-1", name="web-1", version=6, content_hash="h", kind="agent")
+        assert standing("prod", registry.of("prod"), version=6, change=None).total == 1
+    finally:
+        store.close()

@@ -230,9 +230,15 @@ class Agent:
         self._wake.set()
 
     def close(self) -> None:
+        """Stop following, tell the server this agent left (so the fleet does not count it as
+        not following for 90 s), and say what stays live."""
         if self.follower is not None:
-            self.follower.close()
-            self.follower = None
+            follower, self.follower = self.follower, None
+            follower.close()
+            try:
+                follower.leave()
+            except LastgoodError as exc:
+                log.debug("could not tell %s this agent stops: %s", follower.url, exc.message)
             with self._lock:
                 live = self.target.live()
             log.info("stopped; %s stays live on %s", _shown(live), self.target.describe())

@@ -218,6 +218,7 @@ class Channel:
         self.url = url
         self.env = env
         self.timeout = timeout
+        self.consumer_id = consumer_id
         base = quote(path.rstrip("/"), safe="/%:@!$&'()*+,;=-._~")
         self.path = f"{base}/api/v1/envs/{quote(env, safe='')}/config"
         self._address = (host, port or (443 if tls else 80))
@@ -251,6 +252,22 @@ class Channel:
         if detail:
             text = f"{health}: {_percent_encoded(detail[:200])}"
         self._health = f"X-Lastgood-Health: {text}\r\n"
+
+    def leave(self) -> None:
+        """Tell the server this consumer stops now (``POST …/consumers`` with ``leaving``), so
+        the fleet drops it at once rather than after 90 s of silence. Raises like fetch."""
+        body = json.dumps({"consumer": self.consumer_id, "leaving": True}).encode()
+        path = self.path.removesuffix("/config") + "/consumers"
+        request = (
+            f"POST {path} HTTP/1.1\r\n{self._headers}Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii") + body
+        try:
+            status, answer = self._exchange(request, answer_within=self.timeout)
+        except (OSError, _Stale) as exc:
+            raise _unreachable(self.url, exc) from exc
+        if status != 204:
+            self._answer(status, answer)
 
     def fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
         """The payload (decoded JSON) when the config differs from ``etag``, else
