@@ -342,3 +342,26 @@ def test_a_consumer_that_leaves_is_gone_at_once_until_it_reports_again(tmp_path:
         assert standing("prod", registry.of("prod"), version=6, change=None).total == 1
     finally:
         store.close()
+
+
+def test_commands_that_need_the_store_refuse_a_host_workspace(tmp_path: Path) -> None:
+    """The host workspace has no store: status, history and an online rollback are refused
+    with the way that works (offline here, or the server), and create nothing there."""
+    import os
+
+    state = tmp_path / "state"
+    write_hostspace(state, "prod", ["http://127.0.0.1:1"],
+                    parse_target(f"directory:{tmp_path / 'live'}"))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("LASTGOOD_STORE", "LASTGOOD_SERVER")}
+    for args in (["status"], ["history", "prod"], ["rollback", "prod"]):
+        done = subprocess.run([LASTGOOD, "-C", str(state), *args], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 2, (args, done.stderr)
+        assert f"{state} is lastgood agent's host workspace" in done.stderr
+        assert f"'lastgood -C {state} rollback prod --offline'" in done.stderr
+        assert "(--server URL)" in done.stderr and "Traceback" not in done.stderr
+    assert not (state / ".lastgood").exists()
+    offline = subprocess.run([LASTGOOD, "-C", str(state), "rollback", "prod", "--offline"],
+                             capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert offline.returncode == 2 and "roll back on the server" in offline.stderr
+    assert "--to REF" not in offline.stderr
