@@ -56,7 +56,9 @@ def _seconds(value: str | None, option: str) -> float | None:
     metavar="N",
     help="Releases kept on the host with --target (default 10).",
 )
-@click.option("--name", metavar="NAME", help="This host in the fleet view (default: host name).")
+@click.option(
+    "--name", metavar="NAME", help="This agent in the fleet view (default: HOST:TARGET-PATH)."
+)
 @click.option(
     "--check-every",
     metavar="DURATION",
