@@ -261,6 +261,8 @@ def test_offline_rollback_on_the_host_holds_until_the_server_serves_another_vers
         assert offline.returncode == 0, offline.stderr
         assert live_of(live).version == good  # type: ignore[union-attr]
         assert eventually(lambda: agent.says("switched outside this agent"))
+        held = f"v{bad} is withdrawn on this host (an offline rollback took it back)"
+        assert eventually(lambda: agent.says(held))  # said when it happens, not on a restart
         assert agent.stop() == 0
         restarted = agents(site.viewer, *args)  # the server is still away
         assert eventually(lambda: restarted.says(f"keeps serving v{good}; retrying"))

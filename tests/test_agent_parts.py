@@ -365,3 +365,43 @@ def test_commands_that_need_the_store_refuse_a_host_workspace(tmp_path: Path) ->
                              capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
     assert offline.returncode == 2 and "roll back on the server" in offline.stderr
     assert "--to REF" not in offline.stderr
+
+
+def test_a_placement_that_fails_unexpectedly_is_one_line_and_the_fleet_gets_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OSError inside the target (here a file where meta/ must be) reaches the log as
+    its reason, not a traceback; the follower gets a LastgoodError to retry on, and the next
+    report carries the reason to the fleet."""
+    import logging
+
+    from lastgood.agent.follow import HostConfig
+    from lastgood.agent.runner import Agent
+    from lastgood.client import Snapshot
+    from lastgood.errors import TargetError
+
+    state, live = tmp_path / "state", tmp_path / "live"
+    request = AgentRequest(env="prod", state=state, target=f"directory:{live}",
+                           servers=("http://127.0.0.1:1",))  # fmt: skip
+    agent = Agent(plan_agent(request), token=None)
+    agent.follower = HostConfig("http://127.0.0.1:1", "prod", placer=agent._place,
+                                serving="none", poll=60.0, require=False)  # fmt: skip
+    try:
+        (live / "releases").mkdir(parents=True)
+        (live / "meta").write_text("not a folder\n")
+        number, content_hash, files = version(1)
+        with caplog.at_level(logging.INFO, "lastgood.agent"), pytest.raises(TargetError):
+            agent._place(Snapshot(number, content_hash, files, received_at=time.time()))
+        (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert record.getMessage().startswith(f"could not put v1 live on directory {live}: ")
+        assert "Not a directory" in record.getMessage() and record.exc_info is None
+        live.joinpath("meta").unlink()
+        live.joinpath("releases").rmdir()
+        live.joinpath("app.conf").write_text("theirs\n")  # someone else's folder now
+        with pytest.raises(TargetError):
+            agent._place(Snapshot(number, content_hash, files, received_at=time.time()))
+        assert "point --target at a new or empty folder" in caplog.records[-1].getMessage()
+        health = agent.follower._channels[0]._health
+        assert health.startswith("X-Lastgood-Health: failing: could not put v1 live on ")
+    finally:
+        agent.follower.close()

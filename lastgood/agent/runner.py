@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import sys
 import threading
@@ -159,6 +160,8 @@ class Agent:
         """Log why ``snapshot`` could not go live (the message; the traceback only with -v),
         tell the fleet, and give the follower a LastgoodError to retry on."""
         said = str(exc) if isinstance(exc, LastgoodError) else _said(exc)
+        if self.plan.target_where == "--target":  # the user typed it: name what they typed
+            said = re.sub(r"target\.path( in lastgood\.toml)?", "--target", said)
         message = f"could not put v{snapshot.version} live on {self.target.describe()}: {said}"
         log.error("%s", message)
         if not isinstance(exc, LastgoodError):
