@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -405,3 +406,20 @@ def test_a_placement_that_fails_unexpectedly_is_one_line_and_the_fleet_gets_the_
         assert health.startswith("X-Lastgood-Health: failing: could not put v1 live on ")
     finally:
         agent.follower.close()
+
+
+def test_the_agent_log_is_one_line_per_event_tracebacks_only_with_verbose() -> None:
+    import logging
+
+    from lastgood.agent.runner import _Lines
+
+    try:
+        raise OSError(39, "Directory not empty", "/srv/app/config/releases/.tmp-v8")
+    except OSError:
+        record = logging.LogRecord("lastgood.client", logging.ERROR, __file__, 1,
+                                   "unexpected error following %s", ("prod",),
+                                   sys.exc_info())  # fmt: skip
+    line = _Lines().format(record)
+    assert line == ("error: unexpected error following prod: Directory not empty "
+                    "(/srv/app/config/releases/.tmp-v8)")  # fmt: skip
+    assert "Traceback" in _Lines(tracebacks=True).format(record)

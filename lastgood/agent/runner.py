@@ -282,7 +282,7 @@ def _said(exc: BaseException) -> str:
 def configure_logging(verbose: bool = False) -> None:
     """The agent's and the SDK's messages on stderr, one line each (journald adds the time)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Lines())
+    handler.setFormatter(_Lines(tracebacks=verbose))
     for name in ("lastgood.agent", "lastgood.client"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
@@ -291,9 +291,20 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 class _Lines(logging.Formatter):
-    """``v7 live on …`` for information, ``warning: …`` and ``error: …`` otherwise."""
+    """``v7 live on …`` for information, ``warning: …`` and ``error: …`` otherwise. A record
+    carrying an exception (the SDK's "unexpected error") gets the exception's message; the
+    traceback only with ``tracebacks`` (``-v``)."""
+
+    def __init__(self, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not self.tracebacks:
+            error = record.exc_info[1]
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            if error is not None:
+                record.msg, record.args = f"{record.getMessage()}: {_said(error)}", None
         text = super().format(record)
         if record.levelno >= logging.ERROR:
             return f"error: {text}"
