@@ -5,6 +5,10 @@ environment and its target the first time (``STATE`` is ``--state``, by default
 :func:`default_state`), so that ``lastgood -C STATE rollback ENV --offline`` works on the host
 with the server away, and so that host-local checks can be added there as ``[[env.ENV.check]]``
 tables. ``lastgood agent -C DIR`` reads an existing workspace's ``[agent]`` table instead.
+
+Every value from the command line is checked before anything is written, so a typo never lands
+in the file; ``--server`` overrides ``[agent] server`` and, when it differs, rewrites that one
+line (so the file never keeps a server the command line corrected).
 """
 
 from __future__ import annotations
