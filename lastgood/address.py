@@ -50,9 +50,10 @@ def parse_server_url(
         raise UsageError(f"{what} {shown} is not a URL: {exc}", hint=_HINT) from None
     shown = repr(_shown(url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
+        bare = "://" not in url and "@" not in url  # host:port without a scheme
         raise UsageError(f"{what} {shown} is not an http:// or https:// URL",
-                         hint="it must be http(s)://host[:port][/path], like "
-                         "http://127.0.0.1:8470")  # fmt: skip
+                         hint=f"write http://{url.strip()}" if bare else "it must be "
+                         "http(s)://host[:port][/path], like http://127.0.0.1:8470")  # fmt: skip
     port = _port(parts, what, shown)
     if parts.query or parts.fragment:
         raise UsageError(

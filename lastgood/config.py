@@ -203,12 +203,12 @@ class AgentSettings(Record):
     """``[agent]``: what ``lastgood agent -C DIR`` follows (see docs/agents.md)."""
 
     servers: tuple[str, ...] = ()
-    """The lastgood server's URL (a list names several; the agent uses the first for now)."""
+    """The lastgood server's URL (a list names several: the agent fails over between them)."""
     env: str | None = None
     check_every: float = 30.0
     """Seconds between runs of the environment's checks on this host."""
     name: str | None = None
-    """How the fleet view names this host (default: the host name)."""
+    """How the fleet view names this host (default: ``HOST:TARGET-PATH``)."""
 
 
 class Config(Record):

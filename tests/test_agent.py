@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tests.conftest import LASTGOOD, Workspace, eventually
 from tests.serving import Server, free_port
 
 ENVS = ("follow", "checks", "crash")
+EMPTY = "empty"  # served, never deployed: nothing is live there
 
 
 def served_config(*envs: str) -> str:
@@ -98,7 +100,7 @@ def intact(folder: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    ws = Workspace(tmp_path_factory.mktemp("agents"), served_config(*ENVS))
+    ws = Workspace(tmp_path_factory.mktemp("agents"), served_config(*ENVS, EMPTY))
     ws.write("conf/app.yaml", "marker: first\n")
     for env in ENVS:
         assert ws.run("deploy", env, "-m", "first").returncode == 0
@@ -157,6 +159,8 @@ def test_agent_follows_deploys_and_rollbacks_and_the_fleet_confirms_the_host(
     assert agent.stop() == 0
     assert f"stopped; v{first} stays live on directory {live}" in agent.text()
     assert "Traceback" not in agent.text()
+    gone = site.fleet("follow")["fleet"]  # it said it left: not "not following" for 90 s
+    assert gone["agents"] == 0 and "web-1" not in gone["summary"], gone
 
 
 def test_a_failing_host_check_is_shown_in_the_fleet(
@@ -257,6 +261,8 @@ def test_offline_rollback_on_the_host_holds_until_the_server_serves_another_vers
         assert offline.returncode == 0, offline.stderr
         assert live_of(live).version == good  # type: ignore[union-attr]
         assert eventually(lambda: agent.says("switched outside this agent"))
+        held = f"v{bad} is withdrawn on this host (an offline rollback took it back)"
+        assert eventually(lambda: agent.says(held))  # said when it happens, not on a restart
         assert agent.stop() == 0
         restarted = agents(site.viewer, *args)  # the server is still away
         assert eventually(lambda: restarted.says(f"keeps serving v{good}; retrying"))
@@ -334,3 +340,69 @@ def test_an_agent_given_two_servers_follows_through_the_other_when_one_dies(
     eventually(lambda: live_of(live).version == 2)  # type: ignore[union-attr]
     assert intact(live) and eventually(lambda: agent.says(f"staging now follows {b.url}"))
     assert agent.stop() == 0 and "Traceback" not in agent.text()
+
+
+def test_a_second_agent_on_a_target_is_refused_and_what_retrying_cannot_fix_stops_at_once(
+    site: Site, agents: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    live = tmp_path / "live"
+    args = ("--server", site.server.url, "--env", "follow", "--target", f"directory:{live}")
+    first = agents(site.viewer, *args, "--state", str(tmp_path / "s1"))
+    eventually(lambda: first.says("following "))
+
+    def run(*more: str, token: str | None = site.viewer) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "LASTGOOD_TOKEN"}
+        return subprocess.run([LASTGOOD, "agent", *more], capture_output=True, text=True,
+                              timeout=60, env={**env, **({"LASTGOOD_TOKEN": token} if token
+                                                        else {})})  # fmt: skip
+
+    second = run(*args, "--state", str(tmp_path / "s2"))
+    assert second.returncode == 2, second.stderr
+    pid = first.process.pid
+    assert f"another lastgood agent (pid {pid}) already works on directory {live}" in second.stderr
+    nosuch = run("--server", site.server.url, "--env", "nosuch", "--target",
+                 f"directory:{tmp_path / 'l3'}", "--state", str(tmp_path / "s3"))  # fmt: skip
+    assert nosuch.returncode == 2 and "nosuch" in nosuch.stderr, nosuch.stderr
+    where = ("--target", f"directory:{tmp_path / 'l4'}", "--state", str(tmp_path / "s4"))
+    tokenless = run("--server", site.server.url, "--env", "follow", *where, token=None)
+    assert tokenless.returncode == 5 and "set LASTGOOD_TOKEN" in tokenless.stderr
+    waiting = agents(site.viewer, "--server", site.server.url, "--env", EMPTY, "--target",
+                     f"directory:{tmp_path / 'l5'}", "--state", str(tmp_path / "s5"))  # fmt: skip
+    assert eventually(lambda: waiting.says(f"nothing is live on {EMPTY} yet; directory "))
+    assert "no answer" not in waiting.text() and "the cache is off" not in waiting.text()
+    assert waiting.stop() == 0
+    eventually(lambda: first.says(" live on directory "))
+    first.process.send_signal(signal.SIGTERM)  # twice, 1 ms apart: still a clean stop
+    time.sleep(0.001)
+    first.process.send_signal(signal.SIGTERM)
+    assert first.process.wait(15) == 0
+    assert "stopped; " in first.text() and "terminated" not in first.text()
+    for text in (first.text(), second.stderr, nosuch.stderr, waiting.text()):
+        assert "Traceback" not in text
+
+
+def test_a_host_check_failing_from_the_start_is_logged_and_its_detail_arrives_intact(
+    site: Site, agents: Callable[..., AgentProcess], tmp_path: Path
+) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "lastgood.toml").write_text(textwrap.dedent(f"""
+        [agent]
+        server = "{site.server.url}"
+        env = "crash"
+        name = "web-9"
+
+        [env.crash]
+        target = {{ type = "directory", path = "{tmp_path / 'live'}" }}
+
+        [[env.crash.check]]
+        name = "app-answers"
+        type = "command"
+        run = 'echo "502 → down" >&2; exit 1'
+        """))  # fmt: skip
+    agent = agents(site.viewer, "-C", str(host))
+    assert eventually(lambda: agent.says("warning: host check failing: app-answers"))
+    found = eventually(lambda: [c for c in site.fleet("crash")["consumers"]
+                                if c["name"] == "web-9" and c["health"] == "failing"])  # fmt: skip
+    assert "502 → down" in found[0]["detail"], found[0]["detail"]
+    assert agent.stop() == 0

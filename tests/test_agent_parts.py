@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -198,3 +199,227 @@ def test_agent_reports_keep_their_kind_and_health_through_the_store(store_url: s
             registry.report("prod", "x", name="x", version=1, content_hash=None, kind="robot")
     finally:
         store.close()
+
+
+def test_plan_checks_every_value_before_writing_the_host_workspace(tmp_path: Path) -> None:
+    """A typo in --server or --target is refused (exit 2, naming the option) and writes
+    nothing, so a corrected start is never blocked by it."""
+    state, live = tmp_path / "state", tmp_path / "live"
+    good = {"env": "prod", "state": state, "target": f"directory:{live}"}
+    cases = [
+        ({"servers": ("ftp://x",)}, "--server 'ftp://x' is not an http", "http(s)://host"),
+        ({"servers": ("localhost:18470",)}, "--server 'localhost:18470'",
+         "write http://localhost:18470"),
+        ({"fallback": "ftp://y"}, "LASTGOOD_SERVER 'ftp://y'", "http(s)://host"),
+    ]  # fmt: skip
+    for override, words, hint in cases:
+        request = AgentRequest(**{**good, "servers": ("http://127.0.0.1:1",), **override})
+        if "fallback" in override:
+            request = AgentRequest(**{**good, **override})
+        with pytest.raises(UsageError) as caught:
+            plan_agent(request)
+        assert words in caught.value.message and hint in str(caught.value.hint)
+    (tmp_path / "a-file").write_text("x\n")
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "app.conf").write_text("x\n")
+    targets = [
+        (f"directory:{tmp_path / 'a-file'}", "is a file, not a folder"),
+        (f"directory:{tmp_path / 'theirs'}", "is a non-empty folder that is not a lastgood"),
+        (f"files:{tmp_path / 'missing'}", "does not exist: a files target writes into"),
+    ]
+    for target, words in targets:
+        request = AgentRequest(**{**good, "target": target, "servers": ("http://127.0.0.1:1",)})
+        with pytest.raises(UsageError, match=words) as caught:
+            plan_agent(request)
+        assert caught.value.exit_code == 2 and "lastgood.toml" not in str(caught.value.hint)
+    assert not state.exists() and not live.exists()
+
+
+def test_server_on_the_command_line_corrects_the_host_workspace(tmp_path: Path) -> None:
+    """A host workspace that kept a bad server (written by an older agent) does not block a
+    start with a corrected --server: the line is rewritten, checks added there are kept."""
+    state, live = tmp_path / "state", tmp_path / "live"
+    table = parse_target(f"directory:{live}")
+    write_hostspace(state, "prod", ["ftp://typo"], table)
+    checks = '\n[[env.prod.check]]\nname = "up"\ntype = "command"\nrun = "true"\n'
+    (state / "lastgood.toml").write_text((state / "lastgood.toml").read_text() + checks)
+    with pytest.raises(ConfigError, match=r"agent\.server in"):  # from the file: it says so
+        plan_agent(AgentRequest(root=state))
+    request = AgentRequest(env="prod", state=state, target=f"directory:{live}",
+                           servers=("http://127.0.0.1:2",))  # fmt: skip
+    plan = plan_agent(request)
+    assert plan.servers == ("http://127.0.0.1:2",)
+    text = (state / "lastgood.toml").read_text()
+    assert 'server = "http://127.0.0.1:2"' in text and "ftp://typo" not in text
+    assert text.endswith(checks)
+    moved = plan_agent(AgentRequest(root=state, servers=("http://a:1", "http://b:1")))
+    assert moved.servers == ("http://a:1", "http://b:1")
+    assert config_module.load(state).agent.servers == ("http://a:1", "http://b:1")
+    assert plan.name.endswith(f":{live}") and plan.target_where == "--target"
+    with pytest.raises(UsageError, match=r"is not a host workspace: it has no lastgood\.toml"):
+        plan_agent(AgentRequest(root=tmp_path / "nowhere"))
+
+
+def test_one_agent_per_target_the_lock_names_the_holder(tmp_path: Path) -> None:
+    import os
+
+    from lastgood.agent.guard import AgentLock, lock_folders
+
+    target = DirectoryTarget("prod", {"path": str(tmp_path / "live")}, tmp_path)
+    first, second = AgentLock(), AgentLock()
+    first.take(lock_folders(target, tmp_path / "state"))
+    with pytest.raises(UsageError) as caught:
+        second.take(lock_folders(target, tmp_path / "other-state"))
+    message = caught.value.message
+    assert f"(pid {os.getpid()}) already works on directory {tmp_path / 'live'}" in message
+    first.release()
+    second.take(lock_folders(target, tmp_path / "other-state"))  # free again
+    second.release()
+    assert place(target, *version(1), keep=2).action == "staged"  # the lock did not get in the way
+
+
+def test_host_check_detail_travels_through_the_header_intact() -> None:
+    from lastgood.client.channel import Channel
+
+    channel = Channel("http://127.0.0.1:1", "prod", token=None, consumer_id="c", name="n",
+                      timeout=1.0, verify=None, kind="agent")  # fmt: skip
+    try:
+        channel.set_health("failing", "app: 502 → 100% down\nnext")
+        line = channel._health
+        assert line.isascii() and line.count("\r\n") == 1
+        value = line.removeprefix("X-Lastgood-Health: ").removesuffix("\r\n")
+        assert parse_health(value) == ("failing", "app: 502 → 100% down next")
+    finally:
+        channel.close()
+
+
+def test_an_unreachable_server_is_said_in_words(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    from lastgood.client.channel import Channel
+    from lastgood.errors import ServerError
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for url, words, hint in (
+            (f"https://127.0.0.1:{port}", "does not speak TLS", f"write http://127.0.0.1:{port}"),
+            ("http://127.0.0.1:1", "nothing answers on that port (connection refused)", "running"),
+        ):
+            channel = Channel(url, "prod", token=None, consumer_id="c", name="n", timeout=2.0,
+                              verify=None, kind="agent")  # fmt: skip
+            with pytest.raises(ServerError) as caught:
+                channel.fetch(serving="none", etag=None, wait=0)
+            channel.close()
+            assert words in caught.value.message and hint in str(caught.value.hint)
+            assert "Errno" not in caught.value.message and "SSLError" not in caught.value.message
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_consumer_that_leaves_is_gone_at_once_until_it_reports_again(tmp_path: Path) -> None:
+    """An agent stopping cleanly says so: it drops out of the fleet (on this server and, once
+    flushed, every server on the store), and the long-poll it held ending later does not
+    bring it back; its next report does."""
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        registry = Consumers(store)
+        registry.report("prod", "agent-1", name="web-1", version=6, content_hash="h", kind="agent")
+        assert registry.flush() == 1
+        registry.read_shared()
+        assert registry.leave("prod", "agent-1") and not registry.leave("prod", "nobody")
+        assert registry.touch("prod", "agent-1")  # its held long-poll ends: still gone
+        registry.flush()
+        for seen in (registry, Consumers(store)):
+            fleet = standing("prod", seen.of("prod"), version=6, change=None)
+            assert fleet.total == 0 and fleet.gone == 1, seen
+        registry.report("prod", "agent-1", name="web-1", version=6, content_hash="h", kind="agent")
+        assert standing("prod", registry.of("prod"), version=6, change=None).total == 1
+    finally:
+        store.close()
+
+
+def test_commands_that_need_the_store_refuse_a_host_workspace(tmp_path: Path) -> None:
+    """The host workspace has no store: status, history and an online rollback are refused
+    with the way that works (offline here, or the server), and create nothing there."""
+    import os
+
+    state = tmp_path / "state"
+    write_hostspace(state, "prod", ["http://127.0.0.1:1"],
+                    parse_target(f"directory:{tmp_path / 'live'}"))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("LASTGOOD_STORE", "LASTGOOD_SERVER")}
+    for args in (["status"], ["history", "prod"], ["rollback", "prod"]):
+        done = subprocess.run([LASTGOOD, "-C", str(state), *args], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 2, (args, done.stderr)
+        assert f"{state} is lastgood agent's host workspace" in done.stderr
+        assert f"'lastgood -C {state} rollback prod --offline'" in done.stderr
+        assert "(--server URL)" in done.stderr and "Traceback" not in done.stderr
+    assert not (state / ".lastgood").exists()
+    offline = subprocess.run([LASTGOOD, "-C", str(state), "rollback", "prod", "--offline"],
+                             capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert offline.returncode == 2 and "roll back on the server" in offline.stderr
+    assert "--to REF" not in offline.stderr
+
+
+def test_a_placement_that_fails_unexpectedly_is_one_line_and_the_fleet_gets_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An OSError inside the target (here a file where meta/ must be) reaches the log as
+    its reason, not a traceback; the follower gets a LastgoodError to retry on, and the next
+    report carries the reason to the fleet."""
+    import logging
+
+    from lastgood.agent.follow import HostConfig
+    from lastgood.agent.runner import Agent
+    from lastgood.client import Snapshot
+    from lastgood.errors import TargetError
+
+    state, live = tmp_path / "state", tmp_path / "live"
+    request = AgentRequest(env="prod", state=state, target=f"directory:{live}",
+                           servers=("http://127.0.0.1:1",))  # fmt: skip
+    agent = Agent(plan_agent(request), token=None)
+    agent.follower = HostConfig("http://127.0.0.1:1", "prod", placer=agent._place,
+                                serving="none", poll=60.0, require=False)  # fmt: skip
+    try:
+        (live / "releases").mkdir(parents=True)
+        (live / "meta").write_text("not a folder\n")
+        number, content_hash, files = version(1)
+        with caplog.at_level(logging.INFO, "lastgood.agent"), pytest.raises(TargetError):
+            agent._place(Snapshot(number, content_hash, files, received_at=time.time()))
+        (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert record.getMessage().startswith(f"could not put v1 live on directory {live}: ")
+        assert "Not a directory" in record.getMessage() and record.exc_info is None
+        live.joinpath("meta").unlink()
+        live.joinpath("releases").rmdir()
+        live.joinpath("app.conf").write_text("theirs\n")  # someone else's folder now
+        with pytest.raises(TargetError):
+            agent._place(Snapshot(number, content_hash, files, received_at=time.time()))
+        assert "point --target at a new or empty folder" in caplog.records[-1].getMessage()
+        health = agent.follower._channels[0]._health
+        assert health.startswith("X-Lastgood-Health: failing: could not put v1 live on ")
+    finally:
+        agent.follower.close()
+
+
+def test_the_agent_log_is_one_line_per_event_tracebacks_only_with_verbose() -> None:
+    import logging
+
+    from lastgood.agent.runner import _Lines
+
+    try:
+        raise OSError(39, "Directory not empty", "/srv/app/config/releases/.tmp-v8")
+    except OSError:
+        record = logging.LogRecord("lastgood.client", logging.ERROR, __file__, 1,
+                                   "unexpected error following %s", ("prod",),
+                                   sys.exc_info())  # fmt: skip
+    line = _Lines().format(record)
+    assert line == ("error: unexpected error following prod: Directory not empty "
+                    "(/srv/app/config/releases/.tmp-v8)")  # fmt: skip
+    assert "Traceback" in _Lines(tracebacks=True).format(record)

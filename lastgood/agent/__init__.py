@@ -11,7 +11,8 @@ The host keeps a small workspace (a ``lastgood.toml`` naming the environment and
 ``lastgood -C DIR rollback ENV --offline`` works on the host with the server away; a release
 withdrawn that way is never put back by the agent (see docs/agents.md).
 
-Modules: :mod:`~lastgood.agent.hostspace` (the host workspace), :mod:`~lastgood.agent.placing`
+Modules: :mod:`~lastgood.agent.hostspace` (the host workspace), :mod:`~lastgood.agent.guard`
+(one agent per target: the lock, and targets no retry could fix), :mod:`~lastgood.agent.placing`
 (one version onto the target), :mod:`~lastgood.agent.health` (host checks),
 :mod:`~lastgood.agent.follow` (the SDK follower that places), :mod:`~lastgood.agent.runner`
 (the process).

@@ -5,6 +5,10 @@ environment and its target the first time (``STATE`` is ``--state``, by default
 :func:`default_state`), so that ``lastgood -C STATE rollback ENV --offline`` works on the host
 with the server away, and so that host-local checks can be added there as ``[[env.ENV.check]]``
 tables. ``lastgood agent -C DIR`` reads an existing workspace's ``[agent]`` table instead.
+
+Every value from the command line is checked before anything is written, so a typo never lands
+in the file; ``--server`` overrides ``[agent] server`` and, when it differs, rewrites that one
+line (so the file never keeps a server the command line corrected).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 import os
 import socket
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,10 @@ from lastgood.record import Record
 
 HOST_TARGETS = ("directory", "files")
 TARGET_HINT = "write --target directory:/srv/app/config (or files:/srv/app/config)"
+WHERE_HINT = (
+    "pass --target directory:/srv/app/config (or files:PATH), or -C DIR: a folder whose "
+    "lastgood.toml has an [agent] table"
+)
 
 
 class AgentPlan(Record):
@@ -37,6 +46,7 @@ class AgentPlan(Record):
     name: str
     consumer_id: str
     check_every: float
+    target_where: str = "--target"  # where the target's path was given, for hints
 
     @property
     def server(self) -> str:
@@ -56,6 +66,9 @@ def parse_target(text: str, keep: int | None = None) -> dict[str, Any]:
             hint=TARGET_HINT,
         )
     folder = (Path.cwd() / Path(path).expanduser()).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--target {text!r}: {folder} is a file, not a folder",
+                         hint=f"{kind}:PATH names the folder versions go live in")  # fmt: skip
     table: dict[str, Any] = {"type": kind, "path": str(folder)}
     if keep is not None:
         table["keep"] = keep
@@ -95,26 +108,26 @@ def write_hostspace(state: Path, env: str, servers: Sequence[str], target: dict[
     environment or target (it may hold checks someone added: it is never overwritten)."""
     path = state / CONFIG_NAME
     if path.is_file():
-        existing = config_module.load(state).environments.get(env)
-        wanted = TargetSpec(type=target["type"], options={k: v for k, v in target.items()
-                                                          if k != "type"})  # fmt: skip
-        if existing is None or existing.target != wanted:
+        if _target_in(path, env) != target:
             raise UsageError(
                 f"{path} is the host workspace of another environment or target, not {env} "
                 f"on {target['type']} {target['path']}",
                 hint="pass another --state DIR, or edit that file's [env.*] table to match",
             )
         return
-    from lastgood.targets._fs import write_atomic
+    _write(path, hostspace_text(env, servers, target).encode())
 
+
+def _target_in(path: Path, env: str) -> Any:
+    """The raw ``[env.ENV] target`` table of ``path`` (read as plain TOML, so that a value the
+    next start corrects, like a bad server, does not stop the comparison); None if none."""
     try:
-        state.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, hostspace_text(env, servers, target).encode())
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the host workspace {path}: {exc.strerror}",
-            hint="pass --state DIR with a folder this user may write",
-        ) from exc
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read the host workspace {path}: {exc}",
+                          hint="fix that file, or pass another --state DIR") from exc  # fmt: skip
+    table = data.get("env", {}).get(env, {})
+    return table.get("target") if isinstance(table, dict) else None
 
 
 def consumer_id_of(name: str, env: str, config: Config) -> str:
@@ -141,39 +154,127 @@ class AgentRequest(Record):
 
 
 def plan_agent(request: AgentRequest) -> AgentPlan:
-    """Resolve the request against the host workspace, writing it first for ``--target``.
-    Raises UsageError or ConfigError naming what is missing or wrong."""
+    """Resolve the request against the host workspace, writing it first for ``--target``
+    (every value checked before anything is written). Raises UsageError or ConfigError naming
+    what is missing or wrong, and where it came from."""
+    for url in request.servers:
+        parse_server_url(url, what="--server")
     if request.target is not None:
-        if not request.env:
-            raise UsageError("--target needs --env ENV: the environment to follow",
-                             hint="lastgood agent --server URL --env production "
-                             "--target directory:/srv/app/config")  # fmt: skip
-        if not request.servers and not request.fallback:
-            raise UsageError("--target needs --server URL: the lastgood server to follow")
-        table = parse_target(request.target, request.keep)
-        root = (request.state or default_state(request.env)).expanduser().resolve()
-        listed = request.servers or (str(request.fallback),)
-        write_hostspace(root, request.env, listed, table)
+        root = _write_for_target(request)
     elif request.root is None:
-        raise UsageError("no host workspace", hint=f"pass --target ({TARGET_HINT}) or -C DIR")
+        raise UsageError(
+            "no host workspace: which target should this agent put versions on?", hint=WHERE_HINT
+        )
     else:
         root = request.root
+        if not (root / CONFIG_NAME).is_file():
+            raise UsageError(
+                f"{root} is not a host workspace: it has no {CONFIG_NAME}", hint=WHERE_HINT
+            )
+        if request.servers:
+            update_server(root / CONFIG_NAME, request.servers)
     config = config_module.load(root)
     env = _env_of(request.env or config.agent.env, config)
+    servers = _servers_of(request, config, env)
+    name = request.name or config.agent.name or default_name(env, config)
+    where = "--target" if request.target is not None else f"target.path in {config.path}"
+    return AgentPlan(root=root, config=config, env=env, servers=servers, name=name,
+                     consumer_id=consumer_id_of(name, env, config),
+                     check_every=request.check_every or config.agent.check_every,
+                     target_where=where)  # fmt: skip
+
+
+def _write_for_target(request: AgentRequest) -> Path:
+    """Check ``--env``, ``--server`` and ``--target``, then write (or update) the host
+    workspace; its folder."""
+    if not request.env:
+        raise UsageError("--target needs --env ENV: the environment to follow",
+                         hint="lastgood agent --server URL --env production "
+                         "--target directory:/srv/app/config")  # fmt: skip
+    if not request.servers and not request.fallback:
+        raise UsageError("--target needs --server URL: the lastgood server to follow",
+                         hint="pass --server http://HOST:8470, or set LASTGOOD_SERVER")  # fmt: skip
+    if not request.servers:
+        parse_server_url(str(request.fallback), what="LASTGOOD_SERVER")
+    table = parse_target(request.target or "", request.keep)
+    _check_new_target(request.env, table)
+    root = (request.state or default_state(request.env)).expanduser().resolve()
+    listed = request.servers or (str(request.fallback),)
+    write_hostspace(root, request.env, listed, table)
+    if request.servers:
+        update_server(root / CONFIG_NAME, request.servers)
+    return root
+
+
+def _check_new_target(env: str, table: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a ``--target`` no version could ever go live on."""
+    from lastgood.agent.guard import check_target
+    from lastgood.targets.registry import open_target
+
+    options = {key: value for key, value in table.items() if key != "type"}
+    target = open_target(env, TargetSpec(type=table["type"], options=options), Path.cwd())
+    check_target(target, "--target")
+
+
+def _servers_of(request: AgentRequest, config: Config, env: str) -> tuple[str, ...]:
+    """``--server``, else ``[agent] server``, else ``LASTGOOD_SERVER``; each checked."""
     servers = request.servers or config.agent.servers
+    what = "--server" if request.servers else f"agent.server in {config.path}"
     if not servers and request.fallback:
-        servers = (request.fallback,)
+        servers, what = (request.fallback,), "LASTGOOD_SERVER"
     if not servers:
         raise UsageError(
             f"no server to follow for {env}",
             hint=f'pass --server URL, or write server = "URL" under [agent] in {config.path}',
         )
     for url in servers:
-        parse_server_url(url, what="--server")
-    name = request.name or config.agent.name or socket.gethostname()
-    return AgentPlan(root=root, config=config, env=env, servers=tuple(servers), name=name,
-                     consumer_id=consumer_id_of(name, env, config),
-                     check_every=request.check_every or config.agent.check_every)  # fmt: skip
+        parse_server_url(url, what=what)
+    return tuple(servers)
+
+
+def default_name(env: str, config: Config) -> str:
+    """``HOST:TARGET-PATH``: two agents on one host (two targets) tell themselves apart."""
+    path = config.environments[env].target.options.get("path", env)
+    return f"{socket.gethostname()}:{path}"[:200]
+
+
+def update_server(path: Path, servers: Sequence[str]) -> None:
+    """Rewrite ``server = …`` under ``[agent]`` in ``path`` when ``--server`` says otherwise,
+    so the file never keeps a server the command line corrected. Only that line changes
+    (checks someone added stay); a file without an ``[agent]`` table is left alone."""
+    lines = path.read_text().splitlines(keepends=True)
+    listed = json.dumps(servers[0]) if len(servers) == 1 else json.dumps(list(servers))
+    wanted = f"server = {listed}\n"
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "[agent]")
+    except StopIteration:
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+               len(lines))  # fmt: skip
+    found = [i for i in range(start + 1, end) if lines[i].split("=")[0].strip() == "server"]
+    if found and lines[found[0]] == wanted:
+        return
+    if found and lines[found[0]].count("[") != lines[found[0]].count("]"):
+        raise UsageError(f"--server differs from the server list in {path}, written over "
+                         "several lines", hint="edit that [agent] server by hand")  # fmt: skip
+    if found:
+        lines[found[0]] = wanted
+    else:
+        lines.insert(start + 1, wanted)
+    _write(path, "".join(lines).encode())
+
+
+def _write(path: Path, data: bytes) -> None:
+    from lastgood.targets._fs import write_atomic
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the host workspace {path}: {exc.strerror}",
+            hint="pass --state DIR with a folder this user may write",
+        ) from exc
 
 
 def _env_of(env: str | None, config: Config) -> str:

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from lastgood.agent.follow import HostConfig
+from lastgood.agent.follow import HostConfig, nothing_live_yet
+from lastgood.agent.guard import AgentLock, check_target, lock_folders
 from lastgood.agent.health import HostHealth, build_host_checks, check_host
 from lastgood.agent.hostspace import AgentPlan
 from lastgood.agent.placing import REFUSED_VERDICTS, place
 from lastgood.client import Snapshot
-from lastgood.errors import LastgoodError
+from lastgood.errors import LastgoodError, TargetError
 from lastgood.targets._fs import option_keep
 from lastgood.targets.base import Release
 from lastgood.targets.registry import open_target
@@ -69,6 +71,8 @@ class Agent:
         self._lock = threading.Lock()
         self._reported: tuple[str, HostHealth] | None = None
         self._proven: str | None = None  # the release last marked good here
+        self._held_back: str | None = None  # the withdrawn release last said to be held back
+        self._claim = AgentLock()
         self.follower: HostConfig | None = None
 
     def run(self) -> int:
@@ -81,13 +85,27 @@ class Agent:
                 self._wake.wait(self.plan.check_every)
                 self._wake.clear()
                 if not self.stopping.is_set():
-                    self.check()
+                    self._check_logged()
         finally:
+            self.close()  # before the handlers go back: a second SIGTERM still only stops
+            self._claim.release()
             restore()
-            self.close()
         return 0
 
+    def _check_logged(self) -> None:
+        """:meth:`check`, logging an error's message (the traceback only with -v) and going
+        on: the next round may succeed, and what is live stays live."""
+        try:
+            self.check()
+        except LastgoodError as exc:
+            log.error("could not check %s: %s", self.target.describe(), exc)
+        except Exception as exc:
+            log.error("could not check %s: %s", self.target.describe(), _said(exc))
+            log.debug("the error in full", exc_info=True)
+
     def _start(self) -> None:
+        check_target(self.target, self.plan.target_where)
+        self._claim.take(lock_folders(self.target, self.plan.root))
         note = self.target.recover()
         if note:
             log.info("%s", note)
@@ -104,12 +122,22 @@ class Agent:
             consumer_id=plan.consumer_id, name=plan.name, wait=self.wait, poll=self.retry_max,
             require=False,
         )  # fmt: skip
-        if self.follower.snapshot is None:
-            log.warning(
-                "no answer from %s yet: %s keeps serving %s; retrying every %g s at most",
-                plan.server, self.target.describe(), _shown(live), self.retry_max,
-            )  # fmt: skip
+        self._say_first_answer(live)
         self.check()
+
+    def _say_first_answer(self, live: Release | None) -> None:
+        """Say why nothing arrived at start: the server is away, or has nothing live yet."""
+        assert self.follower is not None
+        failure = self.follower.first_failure
+        if failure is None:
+            return
+        keeps = f"{self.target.describe()} keeps serving {_shown(live)}"
+        if nothing_live_yet(failure):
+            log.warning("%s answered: nothing is live on %s yet; %s until a deploy there",
+                        self.plan.server, self.plan.env, keeps)  # fmt: skip
+            return
+        log.warning("%s: %s; retrying every %g s at most", failure.message, keeps,
+                    self.retry_max)  # fmt: skip
 
     def _place(self, snapshot: Snapshot) -> str:
         """Put ``snapshot`` live (the follower's thread); returns what the target serves."""
@@ -118,15 +146,30 @@ class Agent:
                 placement = place(self.target, snapshot.version, snapshot.content_hash,
                                   snapshot.files, self.keep,
                                   honour_verdicts=not self.take_withdrawn)  # fmt: skip
-            except LastgoodError as exc:
-                log.error("could not put v%d live on %s: %s", snapshot.version,
-                          self.target.describe(), exc)  # fmt: skip
-                raise
+            except Exception as exc:
+                raise self._failed_placement(snapshot, exc) from exc
+        if placement.action == "refused":
+            self._held_back = Release(snapshot.version, snapshot.content_hash).name
         level = {"refused": logging.WARNING, "kept": logging.DEBUG}.get(placement.action)
         log.log(level or logging.INFO, "%s", placement.message)
         if placement.changed:
             self._wake.set()  # run the host checks on it now
         return serving_of(placement.live)
+
+    def _failed_placement(self, snapshot: Snapshot, exc: Exception) -> LastgoodError:
+        """Log why ``snapshot`` could not go live (the message; the traceback only with -v),
+        tell the fleet, and give the follower a LastgoodError to retry on."""
+        said = str(exc) if isinstance(exc, LastgoodError) else _said(exc)
+        if self.plan.target_where == "--target":  # the user typed it: name what they typed
+            said = re.sub(r"target\.path( in lastgood\.toml)?", "--target", said)
+        message = f"could not put v{snapshot.version} live on {self.target.describe()}: {said}"
+        log.error("%s", message)
+        if not isinstance(exc, LastgoodError):
+            log.debug("the error in full", exc_info=exc)
+        if self.follower is not None:  # the fleet sees why this host lags while it retries
+            self.follower.set_health("failing", message)
+            self._reported = None
+        return exc if isinstance(exc, LastgoodError) else TargetError(message)
 
     def check(self) -> None:
         """Read back what the target serves, run the host checks, report what changed."""
@@ -141,7 +184,7 @@ class Agent:
         state = (serving_of(live), health)
         if state == self._reported or self.follower is None:
             return
-        if self._reported is not None and self._reported[1] != health:
+        if self._reported is None or self._reported[1] != health:
             level = logging.WARNING if health.failing else logging.INFO
             log.log(level, "%s on %s", health.describe(), _shown(live))
         self._reported = state
@@ -161,6 +204,19 @@ class Agent:
             "%s now serves %s, switched outside this agent (an offline rollback?): reporting "
             "it as it is%s", self.target.describe(), _shown(live), served,
         )  # fmt: skip
+        if received is not None:
+            self._say_held_back(Release(received.version, received.content_hash), live)
+
+    def _say_held_back(self, received: Release, live: Release | None) -> None:
+        """Once per release: the server's version is withdrawn here, so it stays off."""
+        if self.take_withdrawn or received.name == self._held_back or received == live:
+            return
+        verdict = self.target.verdict(received)
+        if verdict in REFUSED_VERDICTS:
+            self._held_back = received.name
+            log.warning("v%d is %s on this host (an offline rollback took it back): %s keeps "
+                        "%s, until the server serves another version", received.version,
+                        verdict, self.target.describe(), _shown(live))  # fmt: skip
 
     def _prove(self, live: Release) -> None:
         """Mark ``live`` good on the target once its host checks passed (or none are set), so
@@ -177,22 +233,32 @@ class Agent:
         self._wake.set()
 
     def close(self) -> None:
+        """Stop following, tell the server this agent left (so the fleet does not count it as
+        not following for 90 s), and say what stays live."""
         if self.follower is not None:
-            self.follower.close()
-            self.follower = None
+            follower, self.follower = self.follower, None
+            follower.close()
+            try:
+                follower.leave()
+            except LastgoodError as exc:
+                log.debug("could not tell %s this agent stops: %s", follower.url, exc.message)
             with self._lock:
                 live = self.target.live()
             log.info("stopped; %s stays live on %s", _shown(live), self.target.describe())
 
     def _handle_signals(self) -> Callable[[], None]:
         """SIGTERM and SIGINT stop the agent after the step in progress (a switch under way
-        always finishes). Only the main thread may install handlers."""
+        always finishes); a second one while it stops changes nothing (it stays blocked until
+        the process exits). Only the main thread may install handlers."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         signals = (signal.SIGTERM, signal.SIGINT)
         previous = {sig: signal.getsignal(sig) for sig in signals}
 
         def stop(_signum: int, _frame: Any) -> None:
+            # later signals are held (blocked, never delivered) until the process exits: the
+            # stop under way finishes, whatever handler Python puts back meanwhile
+            signal.pthread_sigmask(signal.SIG_BLOCK, signals)
             self.stop()
 
         for sig in signals:
@@ -205,10 +271,18 @@ class Agent:
         return restore
 
 
+def _said(exc: BaseException) -> str:
+    """An unexpected error in one sentence: an OSError's reason and file, never a traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def configure_logging(verbose: bool = False) -> None:
     """The agent's and the SDK's messages on stderr, one line each (journald adds the time)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Lines())
+    handler.setFormatter(_Lines(tracebacks=verbose))
     for name in ("lastgood.agent", "lastgood.client"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)
@@ -217,9 +291,20 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 class _Lines(logging.Formatter):
-    """``v7 live on …`` for information, ``warning: …`` and ``error: …`` otherwise."""
+    """``v7 live on …`` for information, ``warning: …`` and ``error: …`` otherwise. A record
+    carrying an exception (the SDK's "unexpected error") gets the exception's message; the
+    traceback only with ``tracebacks`` (``-v``)."""
+
+    def __init__(self, tracebacks: bool = False) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info and not self.tracebacks:
+            error = record.exc_info[1]
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+            if error is not None:
+                record.msg, record.args = f"{record.getMessage()}: {_said(error)}", None
         text = super().format(record)
         if record.levelno >= logging.ERROR:
             return f"error: {text}"

@@ -8,6 +8,7 @@ import click
 
 from lastgood.cli.app import AppContext
 from lastgood.cli.group import cli
+from lastgood.errors import AuthError, ConfigError
 from lastgood.units import parse_duration
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -55,7 +56,9 @@ def _seconds(value: str | None, option: str) -> float | None:
     metavar="N",
     help="Releases kept on the host with --target (default 10).",
 )
-@click.option("--name", metavar="NAME", help="This host in the fleet view (default: host name).")
+@click.option(
+    "--name", metavar="NAME", help="This agent in the fleet view (default: HOST:TARGET-PATH)."
+)
 @click.option(
     "--check-every",
     metavar="DURATION",
@@ -117,12 +120,29 @@ def agent(
         app.workspace = workspace
     listed = tuple(url.strip() for each in servers for url in each.split(",") if url.strip())
     request = AgentRequest(
-        root=None if target is not None else app.root(), target=target, state=state, env=env,
-        servers=listed, fallback=app.server, name=name, keep=keep,
+        root=None if target is not None else _host_root(app), target=target, state=state,
+        env=env, servers=listed, fallback=app.server, name=name, keep=keep,
         check_every=_seconds(check_every, "--check-every"),
     )  # fmt: skip
     plan = plan_agent(request)
     configure_logging(verbose)
     seconds = _seconds(retry_max, "--retry-max") or 5.0
-    code = Agent(plan, token=app.token, retry_max=seconds, take_withdrawn=take_withdrawn).run()
+    agent = Agent(plan, token=app.token, retry_max=seconds, take_withdrawn=take_withdrawn)
+    try:
+        code = agent.run()
+    except AuthError as exc:
+        if app.token:
+            raise
+        raise AuthError(f"{exc.message} (no token was sent)",
+                        hint="set LASTGOOD_TOKEN to a viewer token: 'lastgood token create "
+                        "--name agents --role viewer' on the server") from exc  # fmt: skip
     click.get_current_context().exit(code)
+
+
+def _host_root(app: AppContext) -> Path | None:
+    """-C DIR (or LASTGOOD_WORKSPACE, or the nearest lastgood.toml); None when none is found,
+    so the agent's own hint (--target or -C DIR) is shown, not 'lastgood init'."""
+    try:
+        return app.root()
+    except ConfigError:
+        return None

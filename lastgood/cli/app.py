@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lastgood import holder, settings
-from lastgood.config import find_root
+from lastgood.config import CONFIG_NAME, find_root
 from lastgood.errors import ConfigError, LastgoodError, UsageError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
@@ -71,8 +71,11 @@ class AppContext:
         that cannot act through a server never quietly acts on a store instead."""
         self.require_store()
         if self._project is None:
+            root = self.root()
+            if not (self.store or settings.STORE.read()):
+                _refuse_host_workspace(root)
             self._project = Project.open(
-                self.root(), store_url=self.store, actor=holder.author(self.author)
+                root, store_url=self.store, actor=holder.author(self.author)
             )
             self._project.events.subscribe(warn_of_suspects)
         return self._project
@@ -108,6 +111,28 @@ class AppContext:
             self._project.close()
         if self._remote is not None:
             self._remote.close()
+
+
+def _refuse_host_workspace(root: Path) -> None:
+    """A host workspace (``lastgood.toml`` with an ``[agent]`` table, as ``lastgood agent``
+    writes it) has no store: the versions live on the server. A command that needs the store
+    there would make an empty one and fail oddly ("no version v12"), so it is refused."""
+    import tomllib
+
+    try:
+        data = tomllib.loads((root / CONFIG_NAME).read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return  # Project.open reports what is wrong with the file
+    agent = data.get("agent")
+    if not isinstance(agent, dict):
+        return
+    env = agent.get("env") if isinstance(agent.get("env"), str) else "ENV"
+    raise UsageError(
+        f"{root} is lastgood agent's host workspace: it has no store (the versions are on the "
+        "server)",
+        hint=f"use 'lastgood -C {root} rollback {env} --offline' here, or act on the server "
+        "(--server URL)",
+    )
 
 
 def warn_of_suspects(event: Event) -> None:

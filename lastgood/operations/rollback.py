@@ -507,6 +507,22 @@ def _label(version: int | None) -> str:
     return "nothing" if version is None else f"v{version}"
 
 
+def _offline_hint(project_config: config_module.Config, env: str) -> str:
+    """What to do when the target holds nothing to go back to; a host agent's workspace has
+    no store, so there the way is the server."""
+    kept = ("without the store, only releases kept whole on the target can be restored, never "
+            "one withdrawn or bad there (nor one whose metadata file was damaged); ")  # fmt: skip
+    if project_config.agent.env is not None or project_config.agent.servers:
+        return (
+            kept + f"roll back on the server ('lastgood --server URL rollback {env}'): "
+            "this host's agent puts that version live"
+        )
+    return (
+        kept + f"with the store, 'lastgood rollback {env} --to REF' stages any version "
+        "that ran here"
+    )
+
+
 def rollback_offline(
     project_config: config_module.Config, env: str, *, reason: str = ""
 ) -> Outcome:
@@ -525,9 +541,7 @@ def rollback_offline(
         raise NotFoundError(
             f"the {env} target holds no earlier good release to switch to "
             f"({target.describe()}, live: {live.name if live else 'nothing'})",
-            hint="without the store, only releases kept whole on the target can be restored, "
-            "never one withdrawn or bad there (nor one whose metadata file was damaged); with "
-            f"the store, 'lastgood rollback {env} --to REF' stages any version that ran here",
+            hint=_offline_hint(project_config, env),
         )
     target.activate(previous)
     activated_at = time.time()

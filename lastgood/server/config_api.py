@@ -42,6 +42,7 @@ class ConsumerReport(BaseModel):
     kind: Literal["sdk", "agent"] = Field("sdk", description="sdk, or agent for lastgood agent")
     health: Literal["ok", "failing"] | None = Field(None, description="An agent's host checks")
     detail: str | None = Field(None, max_length=200, description="What failed on the host")
+    leaving: bool = Field(False, description="It stops now: drop it from the fleet at once")
 
 
 def _feed(state: ServerState, env: str, token: ApiToken) -> Feed:
@@ -172,6 +173,9 @@ async def config_stream(env: str, request: Request, state: State, token: Caller)
              response_class=Response)  # fmt: skip
 def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller) -> Response:
     _feed(state, env, token)
+    if body.leaving:
+        state.consumers.leave(env, body.consumer)
+        return Response(status_code=204)
     state.consumers.report(env, body.consumer, name=body.name or body.consumer,
                            version=body.version, content_hash=body.content_hash, kind=body.kind,
                            health=(body.health, body.detail))  # fmt: skip

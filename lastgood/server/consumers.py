@@ -22,6 +22,7 @@ import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
@@ -58,7 +59,9 @@ def parse_serving(value: str | None) -> tuple[int | None, str | None]:
 
 def parse_health(value: str | None) -> tuple[str | None, str | None]:
     """``X-Lastgood-Health: ok`` → ("ok", None); ``failing: web-check: 502`` → ("failing",
-    "web-check: 502"); absent or ``none`` → (None, None). The detail is cut to 200 characters."""
+    "web-check: 502"); absent or ``none`` → (None, None). The detail arrives percent-encoded
+    (headers are latin-1: the agent encodes ``%`` and anything not printable ASCII as UTF-8)
+    and is cut to 200 characters."""
     if value is None or value.strip() in ("", "none"):
         return None, None
     health, _, detail = value.strip().partition(":")
@@ -68,7 +71,7 @@ def parse_health(value: str | None) -> tuple[str | None, str | None]:
             f"X-Lastgood-Health must be 'ok' or 'failing: WHAT', got {value[:80]!r}",
             hint="send e.g. 'X-Lastgood-Health: failing: web answered 502'",
         )
-    return health, (detail.strip()[:MAX_ID] or None)
+    return health, (unquote(detail.strip(), errors="replace")[:MAX_ID] or None)
 
 
 def check_kind(kind: str) -> str:
@@ -93,8 +96,8 @@ class _Entry:
     """What the registry keeps of one consumer: mutable, so a report that changes nothing but
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
-    __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "name",
-                 "seen_at", "since", "version")  # fmt: skip
+    __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "left",
+                 "name", "seen_at", "since", "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
         self.env, self.consumer_id, self.name = env, consumer_id, name
@@ -104,6 +107,7 @@ class _Entry:
         self.kind = "sdk"
         self.health: str | None = None
         self.detail: str | None = None
+        self.left = False  # said it stopped: a long-poll it held ending later is no sign of life
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Entry:
@@ -159,6 +163,7 @@ class Consumers:
                 entry.version, entry.content_hash, entry.since = version, content_hash, now
             entry.name, entry.seen_at = name or consumer_id, now
             entry.kind, (entry.health, entry.detail) = kind, health
+            entry.left = False
             self._dirty.add(key)
             self.reports += 1
 
@@ -172,9 +177,26 @@ class Consumers:
             entry = self._known.get(key)
             if entry is None:
                 return False
+            if entry.left:
+                return True
             entry.seen_at = now
             self._dirty.add(key)
             self.reports += 1
+        return True
+
+    def leave(self, env: str, consumer_id: str, now: float | None = None) -> bool:
+        """``consumer_id`` stopped cleanly (an agent on SIGTERM): it counts as gone at once,
+        here and, after the next flush, on every server, instead of after ``STALE_AFTER``. Its
+        next report brings it back. False when it is not known here."""
+        gone = (time.time() if now is None else now) - STALE_AFTER - 1.0
+        key = (env, consumer_id)
+        with self._lock:
+            entry = self._known.get(key)
+            self._shared.pop(key, None)
+            if entry is None:
+                return False
+            entry.seen_at, entry.left = gone, True
+            self._dirty.add(key)
         return True
 
     def of(self, env: str) -> list[Consumer]:
