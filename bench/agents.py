@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,10 +39,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
-from benchkit import child_environment, percentile, print_table, run
+from benchkit import child_environment, percentile, print_table, run, start_server, stop
 
 LASTGOOD = Path(sys.executable).with_name("lastgood")
 HEADING = "rollback confirmed on every host agent"
@@ -65,18 +63,6 @@ QUICK = Plan(6, 2, 2)
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
-
-
-def stop(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 # ---- the workspace and the server --------------------------------------------------------------
@@ -112,26 +98,8 @@ class Bench:
         return run([str(LASTGOOD), *args], cwd=self.root, env=self.env)
 
     def serve(self) -> None:
-        import socket
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{port}"
-        with open(self.scratch / "serve.log", "wb") as log:
-            self.server = subprocess.Popen(
-                [str(LASTGOOD), "serve", "--port", str(port), "--poll", "0.02"],
-                cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.server.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise SystemExit(
-            f"lastgood serve did not start: {(self.scratch / 'serve.log').read_text()}"
+        self.server, self.url = start_server(
+            LASTGOOD, "--poll", "0.02", cwd=self.root, env=self.env, log=self.scratch / "serve.log"
         )
 
     def close(self) -> None:

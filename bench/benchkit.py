@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def percentile(samples: Sequence[float], fraction: float) -> float:
@@ -99,3 +102,43 @@ def regular_install(scratch: Path, env: dict[str, str]) -> Path:
         cwd=scratch, env=env,
     )  # fmt: skip
     return venv / "bin"
+
+
+def stop(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(
+    lastgood: Path, *options: str, cwd: Path, env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``lastgood serve OPTIONS`` on a free port, its output in ``log``; the process and its
+    URL once ``/healthz`` answers. Stops the benchmark with the log when it does not start."""
+    import httpx
+
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    with open(log, "wb") as out:
+        command = [str(lastgood), "serve", "--port", str(port), *options]
+        server = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    stop(server, grace=1.0)
+    raise SystemExit(f"lastgood serve did not start: {log.read_text()}")

@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+from benchkit import start_server, stop
 
 ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")
@@ -117,18 +117,6 @@ def run(command: Sequence[str], *, cwd: Path, env: dict[str, str]) -> str:
     return done.stdout
 
 
-def stop(process: subprocess.Popen[Any], grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-
-
 # ---- the workspace and the server --------------------------------------------------------------
 
 CONFIG = f"""
@@ -170,26 +158,10 @@ class Bench:
         return run([str(LASTGOOD), *args], cwd=self.root, env=self.env)
 
     def serve(self) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        with open(self.scratch / "serve.log", "wb") as log:
-            self.server = subprocess.Popen(
-                [str(LASTGOOD), "serve", "--port", str(port), "--workers", str(self.workers)],
-                cwd=self.root,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and self.server.poll() is None:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise SystemExit(
-            f"lastgood serve did not start: {(self.scratch / 'serve.log').read_text()}"
-        )
+        self.server, self.url = start_server(
+            LASTGOOD, "--workers", str(self.workers), cwd=self.root, env=self.env,
+            log=self.scratch / "serve.log",
+        )  # fmt: skip
 
     def close(self) -> None:
         if self.server is not None:
@@ -211,14 +183,6 @@ class Bench:
         answer = httpx.get(f"{self.url}/api/v1/envs/{ENV}/consumers", headers=headers, timeout=30)
         answer.raise_for_status()
         return dict(answer.json()["fleet"])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- consumers in worker processes -------------------------------------------------------------

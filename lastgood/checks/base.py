@@ -117,11 +117,13 @@ def run_check(check: Check, context: CheckContext) -> CheckResult:
     return CheckResult(result.name, result.ok, result.detail, elapsed, result.data)
 
 
-def number_at(document: Any, path: str) -> float | None:
-    """The number at a dotted ``path`` (``scores.mean``, ``items.0.n``) in a JSON document.
+MISSING: Any = object()
+"""What :func:`value_at` answers when the path leads nowhere."""
 
-    None when the path leads nowhere or to something that is not a number (``true`` is not 1).
-    The one spelling of "the value a check measures" for every check type that reads JSON."""
+
+def value_at(document: Any, path: str) -> Any:
+    """The value at a dotted ``path`` (``scores.mean``, ``items.0.n``) in a JSON document, through
+    objects and lists; :data:`MISSING` when the path leads nowhere."""
     current = document
     for part in path.split("."):
         if isinstance(current, dict) and part in current:
@@ -129,7 +131,16 @@ def number_at(document: Any, path: str) -> float | None:
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
-            return None
-    if isinstance(current, bool) or not isinstance(current, int | float):
+            return MISSING
+    return current
+
+
+def number_at(document: Any, path: str) -> float | None:
+    """The number at a dotted ``path`` in a JSON document (see :func:`value_at`).
+
+    None when the path leads nowhere or to something that is not a number (``true`` is not 1).
+    The one spelling of "the value a check measures" for every check type that reads JSON."""
+    found = value_at(document, path)
+    if isinstance(found, bool) or not isinstance(found, int | float):
         return None
-    return float(current)
+    return float(found)

@@ -18,7 +18,15 @@ from typing import Any
 
 import httpx
 
-from lastgood.checks.base import Check, CheckContext, CheckResult, number_at, reject_unknown_options
+from lastgood.checks.base import (
+    MISSING,
+    Check,
+    CheckContext,
+    CheckResult,
+    number_at,
+    reject_unknown_options,
+    value_at,
+)
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
 from lastgood.units import parse_duration
@@ -35,7 +43,6 @@ _OPTIONS = (
     "headers",
     "value",
 )
-_MISSING = object()
 _BODY_EXCERPT = 120
 
 
@@ -123,8 +130,8 @@ class HttpCheck(Check):
         for path, bound in self.json_max.items():
             problems.extend(_compare_bound(document, path, bound, "≤"))
         if self.value is not None and number_at(document, self.value) is None:
-            shown = _lookup(document, self.value)
-            seen = "is missing" if shown is _MISSING else f"= {_show(shown)} is not a number"
+            shown = value_at(document, self.value)
+            seen = "is missing" if shown is MISSING else f"= {_show(shown)} is not a number"
             problems.append(f"json {self.value} {seen} (the value this check measures)")
         return problems
 
@@ -160,8 +167,8 @@ def _measured(response: httpx.Response, path: str) -> float | None:
 
 def _compare_equal(document: Any, path: str, expected: Any) -> str | None:
     """A phrase when the value at ``path`` is not ``expected`` (``True`` never equals ``1``)."""
-    actual = _lookup(document, path)
-    if actual is _MISSING:
+    actual = value_at(document, path)
+    if actual is MISSING:
         return f"json {path} is missing (expected {_show(expected)})"
     same_kind = isinstance(actual, bool) == isinstance(expected, bool)
     if same_kind and actual == expected:
@@ -171,27 +178,14 @@ def _compare_equal(document: Any, path: str, expected: Any) -> str | None:
 
 def _compare_bound(document: Any, path: str, bound: float, sign: str) -> list[str]:
     """Phrases when the value at ``path`` is missing, not a number, or beyond ``bound``."""
-    actual = _lookup(document, path)
-    if actual is _MISSING:
+    actual = value_at(document, path)
+    if actual is MISSING:
         return [f"json {path} is missing (expected {sign} {bound:g})"]
     if isinstance(actual, bool) or not isinstance(actual, int | float):
         return [f"json {path} = {_show(actual)} is not a number (expected {sign} {bound:g})"]
     if (actual < bound) if sign == "≥" else (actual > bound):
         return [f"json {path} = {_show(actual)} (expected {sign} {bound:g})"]
     return []
-
-
-def _lookup(document: Any, path: str) -> Any:
-    """Follow a dotted path through objects and lists (``items.0.name``)."""
-    current = document
-    for part in path.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return _MISSING
-    return current
 
 
 def _show(value: Any) -> str:
