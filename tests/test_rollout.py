@@ -24,7 +24,7 @@ from lastgood.client import LiveConfig
 from lastgood.config import load
 from lastgood.errors import ConfigError
 from lastgood.rollout import POINTER, cohort, gets_new
-from tests.conftest import LASTGOOD, Workspace, config_text
+from tests.conftest import LASTGOOD, Workspace, config_text, eventually
 from tests.serving import Server
 from tests.test_cli_remote import remote
 from tests.test_web import csrf_of, signed_in
@@ -318,10 +318,7 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
         shown = ws.run("status", "staging")  # the next command reconciles
         assert shown.returncode == 0, shown.stderr
         assert pointer_of(ws) is None
-        deadline = time.monotonic() + 5
-        while served_to(server, token, EARLY) != 1:
-            assert time.monotonic() < deadline, "the early cohort never went back to v1"
-            time.sleep(0.05)
+        assert eventually(lambda: served_to(server, token, EARLY) == 1, 5)  # back to v1
     finally:
         server.stop()
     history, events = timeline(ws)
@@ -412,10 +409,7 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
         assert refused.returncode != 0 and "nothing would act on a promote" in refused.stderr
         assert ws.run("status", "staging").returncode == 0  # reconciles
         assert pointer_of(ws) is None
-        deadline = time.monotonic() + 5
-        while served_to(server, token, EARLY) != 1:
-            assert time.monotonic() < deadline, "the early cohort never went back to v1"
-            time.sleep(0.05)
+        assert eventually(lambda: served_to(server, token, EARLY) == 1, 5)  # back to v1
     finally:
         server.stop()
     history, events = timeline(ws)
