@@ -416,14 +416,7 @@ def _parse_env(
     if not isinstance(table, dict):
         raise ConfigError(f"[env.{name}] in {where} must be a table")
     _reject_unknown(table, _ENV_KEYS, where, prefix)
-    target = table.get("target")
-    if not isinstance(target, dict) or "type" not in target:
-        raise ConfigError(
-            f"{prefix}target is missing or has no type in {where}",
-            hint=f'add target = {{ type = "directory", path = "../live/{name}" }}',
-        )
-    options = {k: v for k, v in target.items() if k != "type"}
-    _refuse_target_in_workspace(options, f"{prefix}target", where, root)
+    target = _parse_target(table.get("target"), name, where, root)
     failures = table.get("failures", 2)
     if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
         raise ConfigError(f"{prefix}failures = {failures!r} in {where} must be a whole number ≥ 1")
@@ -442,7 +435,7 @@ def _parse_env(
     bake = parse_duration(table.get("bake", "30s"), name=f"{prefix}bake")
     return Environment(
         name=name,
-        target=TargetSpec(type=str(target["type"]), options=options),
+        target=target,
         bake=bake,
         interval=interval,
         failures=failures,
@@ -460,8 +453,21 @@ def _parse_env(
         on_drift=on_drift or "alert",
         approval=_parse_approval(table.get("approval"), groups, prefix, where),
         calendar=parse_calendar(table, prefix, where),
-        rollout=_parse_rollout(table.get("rollout"), prefix, where, str(target["type"]), bake),
+        rollout=_parse_rollout(table.get("rollout"), prefix, where, target.type, bake),
     )
+
+
+def _parse_target(target: Any, name: str, where: str, root: Path) -> TargetSpec:
+    """``[env.NAME] target``: a table with a type; its other keys are the target's options."""
+    key = f"env.{name}.target"
+    if not isinstance(target, dict) or "type" not in target:
+        raise ConfigError(
+            f"{key} is missing or has no type in {where}",
+            hint=f'add target = {{ type = "directory", path = "../live/{name}" }}',
+        )
+    options = {k: v for k, v in target.items() if k != "type"}
+    _refuse_target_in_workspace(options, key, where, root)
+    return TargetSpec(type=str(target["type"]), options=options)
 
 
 def _parse_rollout(

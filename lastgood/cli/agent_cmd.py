@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +11,9 @@ from lastgood.cli.app import AppContext
 from lastgood.cli.group import cli
 from lastgood.errors import AuthError, ConfigError
 from lastgood.units import parse_duration
+
+if TYPE_CHECKING:
+    from lastgood.agent import Agent
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -102,9 +106,9 @@ def agent(
     With --target, the host workspace (--state DIR) gets a lastgood.toml for ENV, so
     'lastgood -C DIR rollback ENV --offline' works here with the server away; a release withdrawn
     that way is not put back until the server serves another version (or --take-withdrawn
-    is given). Without --target, the
-    workspace (-C DIR) names them in its [agent] table. The token comes from LASTGOOD_TOKEN
-    (a viewer token). SIGTERM or Ctrl-C stops it; what is live stays live.
+    is given). Without --target, the workspace (-C DIR) names them in its [agent] table. The
+    token comes from LASTGOOD_TOKEN (a viewer token). SIGTERM or Ctrl-C stops it; what is live
+    stays live.
 
     \b
     Example:
@@ -128,15 +132,19 @@ def agent(
     configure_logging(verbose)
     seconds = _seconds(retry_max, "--retry-max") or 5.0
     agent = Agent(plan, token=app.token, retry_max=seconds, take_withdrawn=take_withdrawn)
+    click.get_current_context().exit(_run(agent, app.token))
+
+
+def _run(agent: Agent, token: str | None) -> int:
+    """Run ``agent`` to its end; a refusal for want of a token says which variable to set."""
     try:
-        code = agent.run()
+        return agent.run()
     except AuthError as exc:
-        if app.token:
+        if token:
             raise
         raise AuthError(f"{exc.message} (no token was sent)",
                         hint="set LASTGOOD_TOKEN to a viewer token: 'lastgood token create "
                         "--name agents --role viewer' on the server") from exc  # fmt: skip
-    click.get_current_context().exit(code)
 
 
 def _host_root(app: AppContext) -> Path | None:

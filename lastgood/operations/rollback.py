@@ -106,15 +106,9 @@ def rollback(
         if destination.number == live_number:
             return _already_live(place, destination)
         record = _open_record(
-            place,
-            live_number,
-            destination,
-            reason,
-            source,
-            requested_at,
-            trigger_at=trigger_at,
-            automatic=automatic,
-        )
+            place, live_number, destination, reason, source, requested_at,
+            trigger_at=trigger_at, automatic=automatic,
+        )  # fmt: skip
         try:
             with closed_on_error(project, lambda: record.id):
                 done = restore(place, lease, destination, record, point="rollback.before-activate")

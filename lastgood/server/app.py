@@ -132,8 +132,6 @@ def create_app(project: Project, **options: Any) -> FastAPI:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(state.consumers.flush)
 
-    from lastgood.server import config_api
-
     app = FastAPI(
         **_without_telemetry(),
         title="lastgood",
@@ -150,9 +148,16 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     app.add_middleware(BodyLimit, limit=options.get("max_body", MAX_BODY))
     _install_error_handlers(app)
 
+    _include_routers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every part of the server: the API, its documentation, live config, metrics, the page."""
     from lastgood.server import (
         api,
         api_docs,
+        config_api,
         metrics,
         requests_api,
         rollout_api,
@@ -162,17 +167,9 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         web_rollout,
     )
 
-    app.include_router(api.router)
-    app.include_router(requests_api.router)
-    app.include_router(rollout_api.router)
-    app.include_router(api_docs.router)
-    app.include_router(config_api.router)
-    app.include_router(metrics.router)
-    app.include_router(web.router)
-    app.include_router(web_requests.router)
-    app.include_router(web_propose.router)
-    app.include_router(web_rollout.router)
-    return app
+    for part in (api, requests_api, rollout_api, api_docs, config_api, metrics, web,
+                 web_requests, web_propose, web_rollout):  # fmt: skip
+        app.include_router(part.router)
 
 
 def asgi_app(project: Project, **options: Any) -> Any:
