@@ -43,7 +43,8 @@ EXIT_MEANINGS = {
     "`lastgood check` when a check fails.",
     2: "Usage or configuration error: a bad option, reference or `lastgood.toml`; nothing was "
     "changed.",
-    3: "The new version failed its checks; the last known good version was restored and verified.",
+    3: "The new version failed its checks, or its gradual rollout was aborted; the last known "
+    "good version was restored and verified (after an abort: every consumer is back on it).",
     4: "It failed and the restore failed or could not be verified (or there was nothing to "
     "restore): a person is needed.",
     5: "Refused before anything live changed: raw data, validation, preflight, quarantine or lock.",

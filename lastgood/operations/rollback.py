@@ -529,6 +529,9 @@ def rollback_offline(
     settings = project_config.environment(env)
     target = open_target(env, settings.target, project_config.root)
     target.recover()
+    ended = _end_rollout_offline(project_config, env, target, reason, requested_at)
+    if ended is not None:  # as online: a rollout under way is ended, and nothing else switched
+        return ended
     live = target.live()
     previous = target.previous()
     if previous is None:  # as online: nothing to go back to is not a failure of the target
@@ -539,7 +542,6 @@ def rollback_offline(
         )
     target.activate(previous)
     activated_at = time.time()
-    _end_rollout_offline(target)
     if live is not None:
         target.record_verdict(live, WITHDRAWN)  # a second offline rollback must not go back
     checked = _verify_offline(project_config, env, settings, previous.version)
@@ -576,14 +578,35 @@ def rollback_offline(
     return Outcome(env, "rollback", NEEDS_HUMAN, summary, version=previous.version)
 
 
-def _end_rollout_offline(target: object) -> None:
-    """An offline rollback of a served environment ends its gradual rollout too: every consumer
-    gets what was just switched to. Writes the target."""
-    from lastgood.rollout import remove_pointer
+def _end_rollout_offline(
+    project_config: config_module.Config, env: str, target: object, reason: str, at: float
+) -> Outcome | None:
+    """During a gradual rollout an offline rollback ends the rollout, as the online one does:
+    the pointer goes (everyone back on the stable version ``current`` kept), the new release is
+    withdrawn on the target, and nothing else is switched. None when no rollout is under way.
+    Writes the target and the workspace's offline log."""
+    from lastgood.rollout import pointer_lock, read_pointer, remove_pointer
     from lastgood.targets.served import ServedTarget
 
-    if isinstance(target, ServedTarget):
+    if not isinstance(target, ServedTarget) or (pointer := read_pointer(target.path)) is None:
+        return None
+    with pointer_lock(target.path):
         remove_pointer(target.path)
+    ended_at = time.time()
+    for release in target.retained():
+        if release.name == pointer.release:
+            target.record_verdict(release, WITHDRAWN)
+    stable = pointer.stable_version
+    _append_offline(project_config, {
+        "env": env, "from_version": pointer.version, "to_version": stable,
+        "actor": holder.author(), "reason": reason, "requested_at": at, "activated_at": ended_at,
+        "verified_at": None, "status": "succeeded",
+    })  # fmt: skip
+    summary = (
+        f"ended the rollout of v{pointer.version} on {env} offline at {pointer.progress()} in "
+        f"{format_duration(ended_at - at)}: every consumer is back on {_label(stable)}"
+    )
+    return Outcome(env, "rollback", OK, summary, version=stable, from_version=pointer.version)
 
 
 def _verify_offline(

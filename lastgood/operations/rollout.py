@@ -29,7 +29,7 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.checking import Round, build_checks, run_round
 from lastgood.operations.place import Place
 from lastgood.operations.restore import ensure_intact
-from lastgood.outcome import Outcome
+from lastgood.outcome import RESTORED, Outcome
 from lastgood.record import Record
 from lastgood.rollout import (
     Pointer,
@@ -242,7 +242,6 @@ class RolloutRun:
         """A step tripped with no last known good to restore: the stable version keeps serving
         everyone (it did before the rollout), the new one is bad; exit 3 as after a restore."""
         from lastgood.operations.verdicts import mark_bad
-        from lastgood.outcome import RESTORED
 
         job = self.job
         assert job.record is not None
@@ -279,9 +278,9 @@ class RolloutRun:
             job.record.id, by=job.project.actor, status=ABORTED, finished_at=time.time(),
             detail=summary,
         )  # fmt: skip
-        from lastgood.outcome import OK
-
-        return Outcome(job.env, "deploy", OK, summary, version=job.version.number,
+        # exit 3, as a failed bake: the version is not live, every consumer is on last known
+        # good, and a pipeline that goes on to announce the release on exit 0 must not
+        return Outcome(job.env, "deploy", RESTORED, summary, version=job.version.number,
                        from_version=job.from_version, deployment=job.record)  # fmt: skip
 
 

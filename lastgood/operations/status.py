@@ -202,7 +202,7 @@ def _env_status(place: Place, now: float) -> EnvStatus:
     _warn(result, live is not None)
     _drills(result, settings, records)  # least urgent: last
     if settings.target.type == "served":
-        result.fleet = _fleet(place, result.live_version, records)
+        result.fleet = _fleet(place)
     return result
 
 
@@ -230,13 +230,13 @@ def _warn_of_drill_left_live(place: Place, result: EnvStatus, live: Release | No
         )
 
 
-def _fleet(place: Place, version: int | None, records: list[Deployment]) -> dict[str, Any]:
-    """Where the consumers of a served environment stand, against the live version."""
-    from lastgood.operations.fleet import standing, switch_of
+def _fleet(place: Place) -> dict[str, Any] | None:
+    """Where the consumers of a served environment stand: against the live version, or during a
+    gradual rollout each against its cohort's version (as the server's fleet view counts)."""
+    from lastgood.operations.fleet import read_fleet
 
-    found = standing(place.name, place.store.consumers(place.name), version=version,
-                     change=switch_of(records, version))  # fmt: skip
-    return found.to_json()
+    found = read_fleet(place.project, place.name)
+    return None if found is None else found.to_json()
 
 
 class DrillStanding(Record):

@@ -56,7 +56,7 @@ def test_an_abort_between_two_steps_is_never_undone(project: ProjectFactory) -> 
 
     proj.events.subscribe(abort_in_round)
     done = deployed(proj, marker="two")
-    assert done.exit_code == OK
+    assert done.exit_code == RESTORED
     assert "was aborted at step 1/3 (5%); every consumer is back on v1" in done.summary
     assert target.rollout() is None and target.live().version == 1  # type: ignore[union-attr]
     assert done.deployment is not None and done.deployment.status == "aborted"
@@ -160,7 +160,12 @@ def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
     asyncio.run(scenario())
 
 
-def test_an_offline_rollback_ends_a_rollout_too(project: ProjectFactory) -> None:
+def test_an_offline_rollback_ends_a_rollout_and_switches_nothing_else(
+    project: ProjectFactory,
+) -> None:
+    """As the online rollback: the canary cohort goes back to the stable version ``current``
+    kept, the new release is withdrawn on the target, and ``current`` (last known good) stays.
+    It used to switch ``current`` to the version before it as well, costing everyone v2."""
     from lastgood.config import load
     from lastgood.operations.rollback import rollback_offline
     from lastgood.rollout import write_pointer
@@ -169,13 +174,57 @@ def test_an_offline_rollback_ends_a_rollout_too(project: ProjectFactory) -> None
     deployed(proj, marker="one")
     deployed(proj, marker="two")
     target = served(proj)
+    stable = target.live()
+    assert stable is not None and stable.version == 2
+    target.stage(canary := type(stable)(version=3, content_hash="c" * 64), {"a.txt": b"three"})
     now = time.time()
-    release = target.live()
-    assert release is not None
-    pointer = Pointer(release=release.name, version=2, stable=None, stable_version=2,
+    pointer = Pointer(release=canary.name, version=3, stable=stable.name, stable_version=2,
                       percent=5.0, step=1, steps=(5.0, 100.0), started_at=now,
                       step_started_at=now, deployment=None)  # fmt: skip
     write_pointer(target.path, pointer)
     done = rollback_offline(load(proj.root), "staging", reason="store down")
-    assert done.exit_code == OK and done.version == 1
-    assert target.rollout() is None and target.live().version == 1  # type: ignore[union-attr]
+    assert done.exit_code == OK and done.version == 2, done.summary
+    assert "ended the rollout of v3 on staging offline at step 1/2 (5%)" in done.summary
+    assert "every consumer is back on v2" in done.summary
+    assert target.rollout() is None and target.live() == stable
+    assert target.verdict(canary) == WITHDRAWN
+
+
+def test_local_status_counts_a_rollouts_consumers_by_cohort(project: ProjectFactory) -> None:
+    """``lastgood status`` on the store used to count the canary cohort as not following."""
+    from lastgood.operations.status import status
+    from lastgood.rollout import write_pointer
+
+    proj = project(target="served", toml=ROLLOUT)
+    deployed(proj, marker="one")
+    deployed(proj, marker="two")
+    target = served(proj)
+    stable = target.live()
+    assert stable is not None
+    canary = type(stable)(version=3, content_hash="c" * 64)
+    target.stage(canary, {"a.txt": b"three"})
+    now = time.time()
+    write_pointer(target.path, Pointer(
+        release=canary.name, version=3, stable=stable.name, stable_version=2, percent=25.0,
+        step=2, steps=(5.0, 25.0, 100.0), started_at=now, step_started_at=now, deployment=None,
+    ))  # fmt: skip
+    ids = [f"app-{n}" for n in range(20)]
+    proj.store.save_consumers(
+        Consumer(
+            env="staging",
+            consumer_id=i,
+            name=i,
+            content_hash=None,
+            since=now,
+            seen_at=now,
+            version=3 if gets_new("staging", i, 25.0) else 2,
+        )
+        for i in ids
+    )
+    assert any(gets_new("staging", i, 25.0) for i in ids)  # the canary cohort is not empty
+    from lastgood.operations.lease import EnvLease
+
+    with EnvLease(Place(proj, "staging"), "deploy"):  # the deploy running the rollout
+        fleet = status(proj, "staging")[0].fleet
+    assert fleet is not None and fleet["complete"], fleet
+    assert "by cohort" in fleet["summary"] and "not following" not in fleet["summary"]
