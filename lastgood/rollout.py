@@ -97,7 +97,10 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
     round). Reads only."""
     where_key = f"{prefix}rollout"
     if not isinstance(table, dict):
-        raise ConfigError(f'{where_key} in {where} must be a table, like steps = ["5%", "100%"]')
+        raise ConfigError(
+            f"{where_key} in {where} must be a table",
+            hint=f'write [{where_key}] with steps = ["5%", "25%", "100%"] under it',
+        )
     unknown = sorted(set(table) - _KEYS)
     if unknown:
         raise ConfigError(
@@ -117,8 +120,11 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
 
 def _parse_steps(value: Any, key: str, where: str) -> tuple[float, ...]:
     example = 'steps = ["5%", "25%", "100%"]'
+    if value is None:
+        raise ConfigError(f"{key} is missing in {where}: a rollout needs its steps", hint=example)
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"{key} in {where} must be a list of percentages", hint=example)
+        problem = "is empty" if value == [] else "must be a list of percentages"
+        raise ConfigError(f"{key} in {where} {problem}", hint=example)
     steps = tuple(_percent(item, key, where) for item in value)
     if any(later <= earlier for earlier, later in itertools.pairwise(steps)):
         raise ConfigError(f"{key} = {value!r} in {where} must rise step by step", hint=example)

@@ -150,7 +150,9 @@ def test_cohorts_are_stable_and_grow_with_the_percentage() -> None:
         ('steps = ["0%", "100%"]', "above 0% and up to 100%"),
         ('steps = ["5%", "100%"]\nstep_bake = "soon"', "step_bake = 'soon' is not a duration"),
         ('steps = ["5%", "100%"]\nspeed = 2', "unknown key env.staging.rollout.speed"),
-        ("", "must be a list of percentages"),
+        ("", "steps is missing in"),  # told apart from an empty list, and from a string
+        ("steps = []", "is empty"),
+        ('steps = "5%"', "must be a list of percentages"),
     ],
 )
 def test_rollout_settings_are_checked_when_read(
