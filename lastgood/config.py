@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lastgood.comparison import Comparison, parse_comparison
+from lastgood.config_notify import NotifySettings, parse_notify
+from lastgood.config_tables import inside, reject_unknown, string_list, table_at
 from lastgood.errors import ConfigError, UsageError
 from lastgood.freezes import ChangeCalendar, parse_calendar
 from lastgood.record import Record, field
@@ -65,12 +67,9 @@ _ENV_KEYS = {
 }
 _WATCH_KEYS = {"interval", "stall", "alert_every", "lease", "digest", "digest_period", "document"}
 _DOCUMENT_KEYS = {"name", "path", "url", "normalize", "keep", "max_age", "timeout"}
-_NOTIFY_KEYS = {"timeout", "retries", "drain", "route"}
-_ROUTE_KEYS = {"name", "to", "events", "envs", "format", "template", "title"}
 ON_FAILURE = ("alert", "rollback")
 ON_DRIFT = ("alert", "restore")
 NORMALIZERS = ("text", "json", "html", "bytes")
-FORMATS = ("text", "markdown", "html")
 _DRILL_KEYS = {"files"}
 _GIT_KEYS = {"refs"}
 CHECK_COMMON_KEYS = frozenset({"name", "type", "timeout", "max_drop", "max_rise"})
@@ -168,30 +167,6 @@ class WatchSettings(Record):
     documents: tuple[DocumentSpec, ...] = ()
 
 
-class Route(Record):
-    """Where chosen events of chosen environments are sent (``[[notify.route]]``).
-
-    ``events`` and ``envs`` empty mean the default event set and every environment.
-    """
-
-    name: str
-    to: tuple[str, ...]
-    events: tuple[str, ...] = ()
-    envs: tuple[str, ...] = ()
-    format: str = "markdown"
-    template: str | None = None
-    title: str | None = None
-
-
-class NotifySettings(Record):
-    """Delivery limits and routes (``[notify]``)."""
-
-    timeout: float = 10.0
-    retries: int = 2
-    drain: float = 15.0
-    routes: tuple[Route, ...] = ()
-
-
 class GitSettings(Record):
     """How lastgood shows itself in the workspace's git repository (``[git]``)."""
 
@@ -282,10 +257,10 @@ def load(root: Path) -> Config:
 def parse(data: dict[str, Any], root: Path) -> Config:
     """Build a :class:`Config` from parsed TOML, rejecting anything unknown."""
     where = str(root / CONFIG_NAME)
-    _reject_unknown(data, _TOP_KEYS, where, "")
-    versioning = _parse_versioning(_table(data, "versioning", where), where)
-    validate = _table(data, "validate", where)
-    _reject_unknown(validate, _VALIDATE_KEYS, where, "validate.")
+    reject_unknown(data, _TOP_KEYS, where, "")
+    versioning = _parse_versioning(table_at(data, "versioning", where), where)
+    validate = table_at(data, "validate", where)
+    reject_unknown(validate, _VALIDATE_KEYS, where, "validate.")
     schemas = validate.get("schemas", {})
     if not isinstance(schemas, dict) or not all(isinstance(v, str) for v in schemas.values()):
         raise ConfigError(
@@ -295,7 +270,7 @@ def parse(data: dict[str, Any], root: Path) -> Config:
     groups = _parse_groups(data.get("groups"), where)
     envs = {
         name: _parse_env(name, table, where, root, groups)
-        for name, table in _table(data, "env", where).items()
+        for name, table in table_at(data, "env", where).items()
     }
     _refuse_shared_targets(envs, where, root)
     default_env = data.get("default_env")
@@ -312,17 +287,17 @@ def parse(data: dict[str, Any], root: Path) -> Config:
         environments=envs,
         default_env=default_env,
         store=store,
-        watch=_parse_watch(_table(data, "watch", where), where),
-        notify=_parse_notify(_table(data, "notify", where), set(envs), where, root),
+        watch=_parse_watch(table_at(data, "watch", where), where),
+        notify=parse_notify(table_at(data, "notify", where), set(envs), where, root),
         groups=groups,
         secrets=_parse_secrets(data.get("secrets"), where),
-        git=_parse_git(_table(data, "git", where), set(envs), where),
-        agent=_parse_agent(_table(data, "agent", where), set(envs), where),
+        git=_parse_git(table_at(data, "git", where), set(envs), where),
+        agent=_parse_agent(table_at(data, "agent", where), set(envs), where),
     )
 
 
 def _parse_agent(table: dict[str, Any], envs: set[str], where: str) -> AgentSettings:
-    _reject_unknown(table, _AGENT_KEYS, where, "agent.")
+    reject_unknown(table, _AGENT_KEYS, where, "agent.")
     server = table.get("server", [])
     servers = [server] if isinstance(server, str) else server
     if not isinstance(servers, list) or not all(isinstance(s, str) and s for s in servers):
@@ -362,7 +337,7 @@ def _parse_secrets(table: Any, where: str) -> SecretPolicy | None:
 def _parse_git(table: dict[str, Any], envs: set[str], where: str) -> GitSettings:
     """``[git]``; with ``refs = true``, every environment's name must be usable in a git ref
     (``refs/lastgood/NAME/live``), so the first switch does not find out."""
-    _reject_unknown(table, _GIT_KEYS, where, "git.")
+    reject_unknown(table, _GIT_KEYS, where, "git.")
     refs = table.get("refs", False)
     if not isinstance(refs, bool):
         raise ConfigError(f"git.refs = {refs!r} in {where} must be true or false")
@@ -378,10 +353,10 @@ def _parse_git(table: dict[str, Any], envs: set[str], where: str) -> GitSettings
 
 
 def _parse_versioning(table: dict[str, Any], where: str) -> Versioning:
-    _reject_unknown(table, _VERSIONING_KEYS, where, "versioning.")
+    reject_unknown(table, _VERSIONING_KEYS, where, "versioning.")
     return Versioning(
-        exclude=tuple(_string_list(table.get("exclude", []), "versioning.exclude", where)),
-        allow=tuple(_string_list(table.get("allow", []), "versioning.allow", where)),
+        exclude=tuple(string_list(table.get("exclude", []), "versioning.exclude", where)),
+        allow=tuple(string_list(table.get("allow", []), "versioning.allow", where)),
         max_file_size=parse_size(
             table.get("max_file_size", "1MiB"), name="versioning.max_file_size"
         ),
@@ -415,7 +390,7 @@ def _parse_env(
     _check_env_name(name, where)
     if not isinstance(table, dict):
         raise ConfigError(f"[env.{name}] in {where} must be a table")
-    _reject_unknown(table, _ENV_KEYS, where, prefix)
+    reject_unknown(table, _ENV_KEYS, where, prefix)
     target = _parse_target(table.get("target"), name, where, root)
     failures = table.get("failures", 2)
     if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
@@ -533,7 +508,7 @@ def _cron(value: Any, key: str, where: str) -> str | None:
 
 
 def _parse_watch(table: dict[str, Any], where: str) -> WatchSettings:
-    _reject_unknown(table, _WATCH_KEYS, where, "watch.")
+    reject_unknown(table, _WATCH_KEYS, where, "watch.")
     durations = {
         key: parse_duration(table[key], name=f"watch.{key}")
         for key in ("interval", "stall", "alert_every", "lease", "digest_period")
@@ -564,7 +539,7 @@ def _parse_document(item: Any, index: int, where: str) -> DocumentSpec:
     key = f"watch.document #{index + 1}"
     if not isinstance(item, dict):
         raise ConfigError(f"{key} in {where} must be a table")
-    _reject_unknown(item, _DOCUMENT_KEYS, where, "watch.document.")
+    reject_unknown(item, _DOCUMENT_KEYS, where, "watch.document.")
     path, url = item.get("path"), item.get("url")
     if (path is None) == (url is None):
         raise ConfigError(
@@ -594,133 +569,6 @@ def _parse_document(item: Any, index: int, where: str) -> DocumentSpec:
         keep=keep,
         max_age=parse_duration(item.get("max_age", "365d"), name=f"{key}.max_age"),
         timeout=parse_duration(item.get("timeout", DEFAULT_TIMEOUT), name=f"{key}.timeout"),
-    )
-
-
-def _parse_notify(table: dict[str, Any], envs: set[str], where: str, root: Path) -> NotifySettings:
-    _reject_unknown(table, _NOTIFY_KEYS, where, "notify.")
-    retries = table.get("retries", 2)
-    if not isinstance(retries, int) or isinstance(retries, bool) or not 0 <= retries <= 10:
-        raise ConfigError(
-            f"notify.retries = {retries!r} in {where} must be a whole number from 0 to 10"
-        )
-    durations = {
-        key: parse_duration(table[key], name=f"notify.{key}")
-        for key in ("timeout", "drain")
-        if key in table
-    }
-    items = table.get("route", [])
-    if not isinstance(items, list):
-        raise ConfigError(f"notify.route in {where} must be an array of tables ([[notify.route]])")
-    routes: list[Route] = []
-    for index, item in enumerate(items):
-        route = _parse_route(item, index, envs, where)
-        _check_templates(route, where, root)
-        if any(r.name == route.name for r in routes):
-            raise ConfigError(f"notify.route: two routes are named {route.name!r} in {where}")
-        routes.append(route)
-    return NotifySettings(retries=retries, routes=tuple(routes), **durations)
-
-
-def _parse_route(item: Any, index: int, envs: set[str], where: str) -> Route:
-    key = f"notify.route #{index + 1}"
-    if not isinstance(item, dict):
-        raise ConfigError(f"{key} in {where} must be a table")
-    _reject_unknown(item, _ROUTE_KEYS, where, "notify.route.")
-    name = item.get("name", f"route-{index + 1}")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{key}.name in {where} must be a non-empty string")
-    key = f"notify.route {name!r}"
-    to = item.get("to")
-    if isinstance(to, str):
-        to = [to]
-    if not to:
-        raise ConfigError(
-            f"{key} in {where} has no destination",
-            hint='add to = ["mailto://user:pass@example.com"] (any apprise URL)',
-        )
-    to = _string_list(to, f"{key}.to", where)
-    for number, url in enumerate(to, 1):
-        _require_scheme(url, f"{key}.to entry {number}", where)
-    events = _string_list(item.get("events", []), f"{key}.events", where)
-    from lastgood.events import EventKind
-
-    known = {kind.value for kind in EventKind}
-    for event in events:
-        if event != "*" and event not in known:
-            import difflib
-
-            close = difflib.get_close_matches(event, sorted(known), n=1)
-            hint = f"did you mean {close[0]}?" if close else "docs/operations.md lists every event"
-            raise ConfigError(
-                f"{key}.events names an unknown event {event!r} in {where}", hint=hint
-            )
-    route_envs = _string_list(item.get("envs", []), f"{key}.envs", where)
-    for env in route_envs:
-        if env not in envs:
-            known_envs = ", ".join(sorted(envs)) or "none"
-            raise ConfigError(
-                f"{key}.envs names {env!r}, which has no [env.{env}] table in {where}",
-                hint=f"known environments: {known_envs}",
-            )
-    fmt = item.get("format", "markdown")
-    if fmt not in FORMATS:
-        choices = ", ".join(f'"{f}"' for f in FORMATS)
-        raise ConfigError(f"{key}.format = {fmt!r} in {where} must be one of {choices}")
-    for optional in ("template", "title"):
-        if optional in item and not isinstance(item[optional], str):
-            raise ConfigError(f"{key}.{optional} in {where} must be a string")
-    return Route(
-        name=name,
-        to=tuple(to),
-        events=tuple(events),
-        envs=tuple(route_envs),
-        format=fmt,
-        template=item.get("template"),
-        title=item.get("title"),
-    )
-
-
-def _check_templates(route: Route, where: str, root: Path) -> None:
-    """What ``lastgood.toml`` itself says about a route's templates is checked now: the body
-    template's path stays in the workspace and the inline title parses as Jinja2. The body
-    file's content is not read here: every command reads this file, rollback included, and a
-    broken notification template must never stand in a rollback's way (a template that fails
-    when an alert is sent falls back to the default message; 'lastgood notify test' shows it)."""
-    key = f"notify.route {route.name!r}"
-    if route.template is not None and not _inside(root, route.template):
-        raise ConfigError(
-            f"{key}.template = {route.template!r} in {where} is outside the workspace",
-            hint="keep the template in the workspace, e.g. templates/alert.md.j2",
-        )
-    if route.title is not None:
-        _parse_jinja(route.title, f"{key}.title", where)
-
-
-def _parse_jinja(source: str, key: str, where: str) -> None:
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import SandboxedEnvironment
-
-    try:
-        SandboxedEnvironment().parse(source)
-    except TemplateSyntaxError as exc:
-        raise ConfigError(
-            f"{key} in {where} is not a valid Jinja2 template: line {exc.lineno}: {exc.message}",
-            hint="see docs/notifications.md for the variables and filters a template gets",
-        ) from None
-
-
-def _require_scheme(url: str, key: str, where: str) -> None:
-    """A destination is an apprise URL: ``scheme://…``. Anything else would lose every alert."""
-    import re
-
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S", url):
-        return
-    raise ConfigError(  # the value is not shown: a webhook path or an address may be a secret
-        f"{key} in {where} is not a URL with a scheme (scheme://…): every alert sent there "
-        "would be lost",
-        hint='write an apprise URL such as "mailto://user:pass@example.com", '
-        '"slack://TokenA/TokenB/TokenC" or "json://hooks.example.com/lastgood"',
     )
 
 
@@ -763,26 +611,16 @@ def _refuse_target_in_workspace(options: dict[str, Any], key: str, where: str, r
             )
 
 
-def _inside(root: Path, relative: str) -> bool:
-    """``relative`` names a path under ``root`` (no absolute path, no ``..`` out of it)."""
-    from pathlib import PurePosixPath
-
-    pure = PurePosixPath(relative)
-    if pure.is_absolute() or not relative.strip() or ".." in pure.parts:
-        return False
-    return (root / relative).resolve().is_relative_to(root.resolve())
-
-
 def _check_drill_paths(files: dict[str, str], key: str, where: str, root: Path) -> None:
     for live, source in files.items():
-        if not _inside(root, live) or live.split("/")[0] in (".lastgood", ".git"):
+        if not inside(root, live) or live.split("/")[0] in (".lastgood", ".git"):
             raise ConfigError(
                 f"{key}.files names the live path {live!r} in {where}, which is not inside the "
                 "release",
                 hint="use the file's path inside the version, as 'lastgood show live' lists it "
                 '(e.g. "scoring/thresholds.yaml")',
             )
-        if not _inside(root, source):
+        if not inside(root, source):
             raise ConfigError(
                 f"{key}.files reads {live!r} from {source!r} in {where}, which is outside the "
                 f"workspace {root}",
@@ -795,7 +633,7 @@ def _parse_drill(table: Any, key: str, where: str, root: Path) -> dict[str, str]
     """``[env.NAME.drill] files = { "live/path" = "workspace/file" }``: the broken variant."""
     if not isinstance(table, dict):
         raise ConfigError(f"[{key}] in {where} must be a table")
-    _reject_unknown(table, _DRILL_KEYS, where, key + ".")
+    reject_unknown(table, _DRILL_KEYS, where, key + ".")
     files = table.get("files", {})
     if not isinstance(files, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in files.items()
@@ -846,30 +684,3 @@ def _parse_compare(item: dict[str, Any], key: str, name: str, where: str) -> Com
             "live; move the limit to a [[check]] with the same value",
         )
     return compare
-
-
-def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{key}] in {where} must be a table")
-    return value
-
-
-def _string_list(value: Any, key: str, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{key} in {where} must be a list of strings")
-    return value
-
-
-def _reject_unknown(table: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
-    for key in table:
-        if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = (
-                f"did you mean {prefix}{close[0]}?"
-                if close
-                else f"known keys: {', '.join(sorted(known))}"
-            )
-            raise ConfigError(f"unknown key {prefix}{key} in {where}", hint=hint)

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from lastgood import config, failpoint, settings
+from lastgood import config, config_notify, failpoint, settings
 from lastgood.checks import command as command_check
 from lastgood.checks import http as http_check
 from lastgood.checks import registry as check_registry
@@ -109,8 +109,8 @@ CONFIG_KEYS = sorted(
     | config.CHECK_COMMON_KEYS
     | config._WATCH_KEYS
     | config._DOCUMENT_KEYS
-    | config._NOTIFY_KEYS
-    | config._ROUTE_KEYS
+    | config_notify._NOTIFY_KEYS
+    | config_notify._ROUTE_KEYS
     | config._GIT_KEYS
     | config._AGENT_KEYS
     | secrets_policy.KEYS

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from lastgood.config import Route
+from lastgood.config_notify import Route
 from lastgood.events import Event, EventKind
 from lastgood.notify import routing
 from lastgood.operations.notify import send

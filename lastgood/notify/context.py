@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from lastgood.config import Config, Route
+from lastgood.config import Config
+from lastgood.config_notify import Route
 from lastgood.errors import LastgoodError
 from lastgood.events import Event, EventKind
 

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lastgood.config import Route
+from lastgood.config_notify import Route
 from lastgood.events import Event, EventKind
 from lastgood.record import Record
 from lastgood.units import format_duration

@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lastgood.config import Config, Route
+from lastgood.config import Config
+from lastgood.config_notify import Route
 from lastgood.errors import LastgoodError
 from lastgood.events import Event
 from lastgood.notify.routing import dedupe_key, wants

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-from lastgood.config import Config, Route
+from lastgood.config import Config
+from lastgood.config_notify import Route
 from lastgood.errors import ConfigError, NotFoundError
 from lastgood.events import Event, EventKind
 
