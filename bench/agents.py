@@ -41,7 +41,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from benchkit import child_environment, percentile, print_table, run, start_server, stop
+from benchkit import (
+    child_environment,
+    percentile,
+    print_table,
+    read_line,
+    run,
+    send_line,
+    start_server,
+    stop,
+)
 
 LASTGOOD = Path(sys.executable).with_name("lastgood")
 HEADING = "rollback confirmed on every host agent"
@@ -144,24 +153,15 @@ class Workers:
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
                 ))  # fmt: skip
         for process in self.processes:
-            self._line(process, "ready")
-
-    def _line(self, process: subprocess.Popen[str], expected: str) -> str:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith(expected):
-            raise SystemExit(f"a worker said {line!r} instead of {expected!r}; see its log")
-        return line
+            read_line(process, "ready")
 
     def switched(self, version: int) -> list[float]:
         """Every agent's moment its target served ``version`` (waits until all do)."""
         for process in self.processes:
-            assert process.stdin is not None
-            process.stdin.write(f"expect {version}\n")
-            process.stdin.flush()
+            send_line(process, f"expect {version}")
         times: list[float] = []
         for process in self.processes:
-            answer = json.loads(self._line(process, "{"))
+            answer = json.loads(read_line(process, "{"))
             if answer["missing"]:
                 raise SystemExit(f"{answer['missing']} agents did not put v{version} live")
             times += answer["switched"]
@@ -169,9 +169,8 @@ class Workers:
 
     def close(self) -> None:
         for process in self.processes:
-            if process.poll() is None and process.stdin is not None:
-                process.stdin.write("quit\n")
-                process.stdin.flush()
+            if process.poll() is None:
+                send_line(process, "quit")
         for process in self.processes:
             try:
                 process.wait(30)

@@ -142,3 +142,19 @@ def start_server(
             time.sleep(0.05)
     stop(server, grace=1.0)
     raise SystemExit(f"lastgood serve did not start: {log.read_text()}")
+
+
+def send_line(process: subprocess.Popen[str], line: str) -> None:
+    """One command to a worker process that reads its stdin line by line."""
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+def read_line(process: subprocess.Popen[str], expected: str) -> str:
+    """A worker's next line, which must start with ``expected``; else the benchmark stops."""
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith(expected):
+        raise SystemExit(f"a worker said {line!r} instead of {expected!r}; see its log")
+    return line

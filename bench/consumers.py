@@ -45,10 +45,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
-from benchkit import start_server, stop
+from benchkit import read_line, send_line, start_server, stop
 
 ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")
@@ -209,22 +209,15 @@ class Workers:
                     )
                 )
         for process in self.processes:
-            self._line(process, "ready")
-
-    def _line(self, process: subprocess.Popen[str], expected: str) -> str:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line.startswith(expected):
-            raise SystemExit(f"a worker said {line!r} instead of {expected!r}; see its log")
-        return line
+            read_line(process, "ready")
 
     def applied(self, version: int) -> list[float]:
         """Every consumer's applied-at for ``version`` (waits until all have it)."""
         for process in self.processes:
-            _send(process.stdin, f"expect {version}")
+            send_line(process, f"expect {version}")
         times: list[float] = []
         for process in self.processes:
-            answer = json.loads(self._line(process, "{"))
+            answer = json.loads(read_line(process, "{"))
             if answer["missing"]:
                 raise SystemExit(f"{answer['missing']} consumers did not follow v{version}")
             times += answer["applied"]
@@ -233,18 +226,12 @@ class Workers:
     def close(self) -> None:
         for process in self.processes:
             if process.poll() is None:
-                _send(process.stdin, "quit")
+                send_line(process, "quit")
         for process in self.processes:
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 stop(process)
-
-
-def _send(stream: IO[str] | None, line: str) -> None:
-    assert stream is not None
-    stream.write(line + "\n")
-    stream.flush()
 
 
 def worker(url: str, count: int, tag: str) -> None:
