@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lastgood.comparison import Comparison, parse_comparison
 from lastgood.config_notify import NotifySettings, parse_notify
 from lastgood.config_tables import inside, reject_unknown, string_list, table_at
 from lastgood.errors import ConfigError, UsageError
@@ -21,6 +20,7 @@ from lastgood.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
     from lastgood.approval import ApprovalPolicy
+    from lastgood.comparison import Comparison
     from lastgood.rollout import RolloutPlan
     from lastgood.secrets.policy import SecretPolicy
 
@@ -305,9 +305,9 @@ def _parse_agent(table: dict[str, Any], envs: set[str], where: str) -> AgentSett
             f"agent.server = {server!r} in {where} must be a URL or a list of URLs",
             hint='write server = "https://lastgood.internal:8470"',
         )
-    from lastgood.address import parse_server_url
-
     for url in servers:
+        from lastgood.address import parse_server_url  # only a workspace with an [agent] table
+
         try:
             parse_server_url(url, what=f"agent.server in {where}")
         except UsageError as exc:
@@ -675,7 +675,12 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
 
 
 def _parse_compare(item: dict[str, Any], key: str, name: str, where: str) -> Comparison | None:
-    """``max_drop`` / ``max_rise`` of a check; a preflight has nothing to compare with."""
+    """``max_drop`` / ``max_rise`` of a check; a preflight has nothing to compare with. The
+    comparison module loads only for a config that compares: every command reads this file."""
+    if "max_drop" not in item and "max_rise" not in item:
+        return None
+    from lastgood.comparison import parse_comparison
+
     compare = parse_comparison(item, f"{key}.{name} in {where}")
     if compare is not None and key.endswith(".preflight"):
         raise ConfigError(

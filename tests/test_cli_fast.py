@@ -123,7 +123,9 @@ def test_every_command_module_registers_what_the_lazy_group_names() -> None:
     assert set(group.LAZY_COMMANDS) <= set(group.cli.commands)
 
 
-CLICK_COMMANDS_NEVER_IMPORT = ("lastgood.cli.request_cmd", "lastgood.server", "jsonschema", "yaml")
+# comparative checks and server addresses load only for a config that has them
+CLICK_COMMANDS_NEVER_IMPORT = ("lastgood.cli.request_cmd", "lastgood.server", "jsonschema", "yaml",
+                               "lastgood.comparison", "lastgood.address")  # fmt: skip
 
 
 def test_an_everyday_command_loads_only_what_it_uses(workspace) -> None:  # type: ignore[no-untyped-def]
