@@ -103,9 +103,9 @@ def _address(host: str, port: int, tls: bool) -> str:
 def _serve_one(app: AppContext, host: str, port: int, poll: float, options: dict[str, Any]) -> None:
     """One process: the server runs in this one."""
     from lastgood.server import runner
-    from lastgood.server.app import asgi_app
+    from lastgood.server.app import create_app
 
-    web_app = asgi_app(app.project(), poll=poll)
+    web_app = create_app(app.project(), poll=poll)
     where = _address(host, port, bool(options["ssl_certfile"]))
     r.info(f"lastgood serving {where} (API docs at /docs, page at /)")
     runner.run(web_app, host=host, port=port, **options)
@@ -124,9 +124,9 @@ def _serve_workers(
 
     def work() -> int:
         from lastgood.server import runner
-        from lastgood.server.app import asgi_app
+        from lastgood.server.app import create_app
 
-        web_app = asgi_app(app.project(), poll=poll, wake_others=pool.wake_siblings)
+        web_app = create_app(app.project(), poll=poll, wake_others=pool.wake_siblings)
         runner.run(web_app, host=host, port=port, sock=sock, **options)
         return 0
 

@@ -172,13 +172,6 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(part.router)
 
 
-def asgi_app(project: Project, **options: Any) -> Any:
-    """What uvicorn runs: :func:`create_app` behind the fast path for config reads."""
-    from lastgood.server.config_api import FastReads
-
-    return FastReads(create_app(project, **options))
-
-
 def _without_telemetry() -> dict[str, Any]:
     """FastAPI's built-in OpenTelemetry hooks ask, on every request, whether anyone listens:
     about 30 µs a read for nothing (lastgood exports /metrics itself). Off where it exists."""

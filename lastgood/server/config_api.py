@@ -15,19 +15,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from lastgood.errors import NotFoundError, UsageError
+from lastgood.errors import NotFoundError
 from lastgood.rows import ApiToken
 from lastgood.server.app import ServerState
 from lastgood.server.consumers import MAX_VERSION, parse_health, parse_serving
 from lastgood.server.deps import Caller, State, allowed, known_env
 from lastgood.server.live import Feed, Served, etag_matches
-from lastgood.tokens import allows
 
 router = APIRouter(prefix="/api/v1/envs/{env}", tags=["live config"])
 
@@ -180,99 +179,3 @@ def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller)
                            version=body.version, content_hash=body.content_hash, kind=body.kind,
                            health=(body.health, body.detail))  # fmt: skip
     return Response(status_code=204)
-
-
-PREFIX = "/api/v1/envs/"
-# the request headers the fast path looks at (uvicorn hands them over lower-cased)
-_READ_BY = frozenset((b"authorization", b"if-none-match", b"x-lastgood-consumer",
-                      b"x-lastgood-consumer-name", b"x-lastgood-serving",
-                      b"x-lastgood-consumer-kind", b"x-lastgood-health"))  # fmt: skip
-
-
-def _plain_wait(query: bytes) -> float | None:
-    """The long-poll seconds of a query the fast path takes (none: 0), or None to let FastAPI
-    answer (any other parameter, or a value it must refuse with its own words)."""
-    if not query:
-        return 0.0
-    name, _, value = query.partition(b"=")
-    if name != b"wait" or b"&" in value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 60 else None
-
-
-class FastReads:
-    """The ASGI app uvicorn runs: the plain config read answered here, all else by FastAPI.
-
-    A following consumer's read (``GET …/config``, plain or ``?wait=`` to long-poll, with a
-    cached token that may read the environment) is the server's hottest path, and FastAPI's
-    routing and dependency solving cost several times the read itself. This answers exactly
-    that case from the feed, with the same headers, consumer report, long-poll and 304 as
-    :func:`config`; anything else (an unknown or uncached token, a bad report header, nothing
-    published) goes on to FastAPI, which stays the one place that words errors. It wraps the
-    FastAPI app from the outside, so the read also skips FastAPI's own middleware stack."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.state: ServerState = app.state.lastgood
-        self._built: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
-        self._built = None
-        self._kept: tuple[Served, list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]] | None
-        self._kept = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and scope["method"] == "GET":
-            wait = _plain_wait(scope["query_string"])
-            if wait is not None and path.startswith(PREFIX) and path.endswith("/config"):
-                env = path[len(PREFIX) : -len("/config")]
-                if "/" not in env and await self._answer(scope, env, send, wait):
-                    return
-        await self.app(scope, receive, send)
-
-    async def _answer(self, scope: Any, env: str, send: Any, wait: float) -> bool:
-        """Answer the read and return True, or return False before sending anything so that
-        FastAPI answers it (and words whatever is wrong)."""
-        state = self.state
-        feed = state.feeds.get(env)
-        headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _READ_BY}
-        consumer = headers.get("x-lastgood-consumer")
-        served = feed.pick(consumer) if feed is not None else None
-        token = state.auth.cached(headers.get("authorization"))
-        if served is None or token is None or not allows(token, "viewer", env):
-            return False
-        try:
-            _report_from(state, env, headers)
-        except UsageError:
-            return False
-        fresh = etag_matches(headers.get("if-none-match"), served.etag)
-        if fresh and wait:  # long-poll: answer the moment the version changes
-            await feed.wait_change(served.etag, wait, consumer)  # type: ignore[union-attr]
-            served = feed.pick(consumer) or served  # type: ignore[union-attr]
-            fresh = etag_matches(headers.get("if-none-match"), served.etag)
-            if fresh:  # timed out: the consumer is still alive (after a change, it reports on
-                _still_there(state, env, headers)  # its next read, which follows at once)
-        not_modified, full = self._answers(served)
-        await send({"type": "http.response.start", "status": 304 if fresh else 200,
-                    "headers": not_modified if fresh else full})  # fmt: skip
-        await send({"type": "http.response.body", "body": b"" if fresh else served.body})
-        return True
-
-    def _answers(self, served: Served) -> tuple[list[tuple[bytes, bytes]], ...]:
-        """The raw 304 and 200 header lists of ``served``, built once per published version
-        (two at a time during a gradual rollout: the stable one is kept beside the newest)."""
-        built = self._built
-        if built is not None and built[0] is served:
-            return built[1], built[2]
-        kept = self._kept
-        if kept is not None and kept[0] is served:
-            self._built, self._kept = kept, built
-            return kept[1], kept[2]
-        common = [(k.lower().encode(), v.encode()) for k, v in _headers(served).items()]
-        full = [*common, (b"content-type", b"application/json"),
-                (b"content-length", str(len(served.body)).encode())]  # fmt: skip
-        self._built, self._kept = (served, common, full), built
-        return common, full

@@ -2,9 +2,10 @@
 
 One :class:`Feed` per served environment follows the target's ``current`` link. The payload is
 built once per version (files, version number, content hash, JSON body, ETag), so a read is a
-dictionary lookup and a revalidation is a string compare. Waiters (long-polls, event streams)
-wait on an :class:`asyncio.Event` that is replaced and set on every change: one switch wakes
-the whole fleet at once.
+dictionary lookup and a revalidation is a string compare. Waiters (event streams, reads FastAPI
+answers) wait on an :class:`asyncio.Event` that is replaced and set on every change; the fast
+path's held long-polls (:mod:`lastgood.server.fastpath`) wait as :class:`Holder` entries, with
+no task, and the refresh answers each directly: one switch reaches the whole fleet at once.
 
 During a gradual rollout (see :mod:`lastgood.rollout`) the feed publishes a second version, the
 one the pointer beside ``current`` names, and :meth:`Feed.pick` gives each consumer the version
@@ -29,7 +30,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lastgood.bundle import Bundle
 from lastgood.errors import LastgoodError
@@ -47,6 +48,13 @@ log = logging.getLogger("lastgood.server")
 # How long a deploy or rollback answer waits for its feed to publish the new version. Loading a
 # release takes milliseconds; this bound only matters when the release cannot be read.
 PUBLISH_WAIT = 5.0
+
+
+class Holder(Protocol):
+    """A read waiting for its version to change without a task (see
+    :mod:`lastgood.server.fastpath`)."""
+
+    def changed(self, served: Served) -> None: ...
 
 
 class Served(Record):
@@ -115,6 +123,7 @@ class Feed:
         self._pointer: bytes | None = None
         self._changed = asyncio.Event()
         self._refreshing = asyncio.Lock()
+        self._holders: dict[Holder, tuple[str | None, str]] = {}
 
     def _readlink(self) -> str | None:
         try:
@@ -163,7 +172,26 @@ class Feed:
         self._link, self.current, self._pointer, self.canary = link, served, pointer, canary
         woken, self._changed = self._changed, asyncio.Event()
         woken.set()
+        self._answer_holders()
         return True
+
+    def hold(self, holder: Holder, consumer: str | None, etag: str) -> None:
+        """Answer ``holder`` (a held long-poll of the fast path) once what ``consumer`` gets
+        differs from ``etag``: no task waits, the refresh calls ``holder.changed``."""
+        self._holders[holder] = (consumer, etag)
+
+    def release(self, holder: Holder) -> None:
+        """``holder`` no longer waits (answered, timed out, or its connection closed)."""
+        self._holders.pop(holder, None)
+
+    def _answer_holders(self) -> None:
+        """Send every holder whose version changed its new one; during a rollout a step that
+        leaves a consumer's version as it was leaves it holding."""
+        for holder, (consumer, etag) in list(self._holders.items()):
+            served = self.pick(consumer)
+            if served is not None and served.etag != etag:
+                del self._holders[holder]
+                holder.changed(served)
 
     def _read_pointer(self) -> bytes | None:
         try:

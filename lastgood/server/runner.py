@@ -1,8 +1,10 @@
 """Running the server process: uvicorn with an access log that sees every request, and a stop
 that ends held requests at once instead of waiting for them.
 
-Two ASGI wrappers sit outside everything else (the fast path for config reads included), so
-what they do applies to every request whichever code answers it:
+Two ASGI wrappers sit outside everything else, so what they do applies to every request the
+ASGI app answers; the config reads taken inside the HTTP protocol (see
+:mod:`lastgood.server.fastpath`, which uvicorn runs as its protocol) do the same by themselves:
+they write the same access line, and a held one is answered ``503`` when the server stops.
 
 - :class:`AccessLog` (only with ``--access-log``) writes one line per request to the
   ``lastgood.access`` logger: client, method, path, status and duration. Never a query string,
@@ -66,18 +68,17 @@ class AccessLog:
 
 
 def _log_request(scope: Scope, status: int | None, seconds: float) -> None:
+    log_access(scope.get("client"), scope.get("method", "-"), scope.get("path", ""), status,
+               seconds)  # fmt: skip
+
+
+def log_access(
+    client: tuple[str, int] | None, method: str, path: str, status: int | None, seconds: float
+) -> None:
     """One access line: ``CLIENT METHOD PATH STATUS DURATION`` (``-`` when nothing was sent)."""
-    client = scope.get("client")
     where = f"{client[0]}:{client[1]}" if client else "-"
-    path = scope.get("path", "")
-    access_log.info(
-        "%s %s %s %s %.1f ms",
-        where,
-        scope.get("method", "-"),
-        path,
-        status if status is not None else "-",
-        seconds * 1000,
-    )
+    access_log.info("%s %s %s %s %.1f ms", where, method, path,
+                    status if status is not None else "-", seconds * 1000)  # fmt: skip
 
 
 class GracefulStop:
@@ -162,8 +163,11 @@ def run(
     if access:  # outside the stopper, so that the 503s it answers are logged too
         _log_access_to_stderr()
         outermost = AccessLog(stopper)
+    from lastgood.server.fastpath import protocol_for
+
     config = uvicorn.Config(
         outermost,
+        http=protocol_for(app.state.lastgood, access=access),
         host=host,
         port=port,
         log_level="warning",

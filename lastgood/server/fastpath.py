@@ -1,0 +1,298 @@
+"""The server's hottest request, answered at the protocol level: a consumer reading its config.
+
+A following consumer (the SDK, an agent) reads ``GET /api/v1/envs/{env}/config``, plain or
+``?wait=N`` to long-poll, over and over; when a rollback lands, every consumer of the fleet
+reads at once. Through ASGI each read costs a task, a scope, the ASGI message dictionaries and
+uvicorn's response writer: several times the read itself. So the read is taken here, inside
+uvicorn's own HTTP protocol (:class:`FastProtocol` subclasses uvicorn's ``httptools``
+protocol), right after the request's headers are parsed:
+
+- an answer is one prepared buffer per published version (status line, headers, body), written
+  to the socket with the current ``Date``;
+- a long-poll holds no task and no coroutine: the connection registers with the environment's
+  feed (:meth:`lastgood.server.live.Feed.hold`), and the feed's refresh writes the new version
+  to every holder whose version changed; a timer answers ``304`` at the deadline. One switch
+  reaching ten thousand held consumers is ten thousand writes of the same bytes.
+
+Only the plain case is taken: a ``GET`` over keep-alive HTTP/1.1 with no other parameter, a
+token the server has cached that may read the environment, report headers that parse, a
+version published, and no earlier request on the connection still being answered. Anything
+else goes on to uvicorn and FastAPI unchanged (the same read, answered by the ``config`` route
+of :mod:`lastgood.server.config_api`), which stay the one place that words errors. What is
+answered here is what that route answers: the same status, headers, body, consumer report and
+long-poll rules.
+
+When the server stops, a held read is answered ``503`` at once ("the server is stopping"), as
+:class:`lastgood.server.runner.GracefulStop` answers the held reads that run as tasks, and the
+connection is closed; the SDK moves to its next server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from asyncio import TimerHandle, Transport
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from lastgood.errors import UsageError
+from lastgood.server.config_api import _report_from, _still_there
+from lastgood.server.live import Feed, Served, etag_matches
+from lastgood.tokens import allows
+
+if TYPE_CHECKING:
+    from lastgood.server.app import ServerState
+
+PREFIX = b"/api/v1/envs/"
+SUFFIX = b"/config"
+MAX_WAIT = 60.0
+# the request headers a read looks at (uvicorn hands them over lower-cased)
+READ_BY = frozenset((b"authorization", b"if-none-match", b"x-lastgood-consumer",
+                     b"x-lastgood-consumer-name", b"x-lastgood-serving",
+                     b"x-lastgood-consumer-kind", b"x-lastgood-health"))  # fmt: skip
+
+
+def plain_wait(query: bytes) -> float | None:
+    """The long-poll seconds of a query taken here (none: 0), or None to let FastAPI answer
+    (any other parameter, or a value it must refuse with its own words)."""
+    if not query:
+        return 0.0
+    name, _, value = query.partition(b"=")
+    if name != b"wait" or b"&" in value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_WAIT else None
+
+
+def _header_lines(pairs: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(name + b": " + value + b"\r\n" for name, value in pairs)
+
+
+class Answers:
+    """The 200 and 304 answers of one published version, as bytes after the status line and
+    the server's default headers (``Date``), which change every second."""
+
+    def __init__(self, served: Served) -> None:
+        self.served = served
+        common = [(b"etag", served.etag.encode()),
+                  (b"x-lastgood-version", str(served.version).encode()),
+                  (b"cache-control", b"no-cache")]  # fmt: skip
+        self.not_modified = _header_lines(common) + b"\r\n"  # a 304 has no body, by definition
+        length = str(len(served.body)).encode()
+        full = [*common, (b"content-type", b"application/json"), (b"content-length", length)]
+        self.full = _header_lines(full) + b"\r\n" + served.body
+
+
+class Read:
+    """One read taken here: what to answer, and what a long-poll holds against."""
+
+    __slots__ = ("consumer", "cycle", "env", "feed", "headers", "served", "started", "wait")
+
+    def __init__(self, feed: Feed, served: Served, headers: dict[str, str], wait: float) -> None:
+        self.feed, self.env, self.served = feed, feed.env, served
+        self.headers, self.wait = headers, wait
+        self.consumer = headers.get("x-lastgood-consumer")
+        self.started = time.perf_counter()
+        self.cycle = _Cycle()  # what uvicorn's protocol sees of this request
+
+    def fresh(self, served: Served) -> bool:
+        """Whether the consumer already holds ``served`` (its ``If-None-Match``)."""
+        return etag_matches(self.headers.get("if-none-match"), served.etag)
+
+
+class FastReads:
+    """The server's side of the fast path: which reads it takes, and their prepared answers."""
+
+    def __init__(self, state: ServerState, access: bool = False) -> None:
+        self.state = state
+        self.access = access  # log each read as the access log does (``serve --access-log``)
+        self._answers: list[Answers] = []  # the newest first: two during a gradual rollout
+        self._date_source: object = None
+        self._date = b""
+
+    def take(self, env: str, query: bytes, raw: list[tuple[bytes, bytes]]) -> Read | None:
+        """The read of ``env`` with this query and these headers, its report recorded; or None,
+        before anything is recorded or sent, when FastAPI must answer it."""
+        wait = plain_wait(query)
+        feed = self.state.feeds.get(env)
+        if wait is None or feed is None:
+            return None
+        headers = {k.decode(): v.decode("latin-1") for k, v in raw if k in READ_BY}
+        served = feed.pick(headers.get("x-lastgood-consumer"))
+        token = self.state.auth.cached(headers.get("authorization"))
+        if served is None or token is None or not allows(token, "viewer", env):
+            return None
+        try:
+            _report_from(self.state, env, headers)
+        except UsageError:
+            return None
+        return Read(feed, served, headers, wait)
+
+    def answer(
+        self, read: Read, served: Served, default_headers: list[tuple[bytes, bytes]]
+    ) -> bytes:
+        """The whole answer to ``read`` with ``served`` live for it: ``304`` when it holds it."""
+        answers = self._answers_of(served)
+        if default_headers is not self._date_source:
+            self._date_source, self._date = default_headers, _header_lines(default_headers)
+        if read.fresh(served):
+            return b"HTTP/1.1 304 Not Modified\r\n" + self._date + answers.not_modified
+        return b"".join((b"HTTP/1.1 200 OK\r\n", self._date, answers.full))
+
+    def _answers_of(self, served: Served) -> Answers:
+        for answers in self._answers:
+            if answers.served is served:
+                return answers
+        answers = Answers(served)
+        self._answers = [answers, *self._answers[:1]]
+        return answers
+
+    def still_there(self, read: Read) -> None:
+        """A long-poll ended unchanged: the consumer is alive."""
+        _still_there(self.state, read.env, read.headers)
+
+
+class _Cycle:
+    """What uvicorn's protocol looks at of the request it is answering, for a read taken here
+    (its ``connection_lost``, ``on_body`` and pipelining read these attributes)."""
+
+    __slots__ = ("body", "disconnected", "keep_alive", "more_body", "response_complete")
+
+    message_event: ClassVar[Any]  # set below: an event nobody waits on
+
+    def __init__(self) -> None:
+        self.response_complete = False
+        self.keep_alive = True
+        self.disconnected = False
+        self.more_body = False
+        self.body = b""
+
+
+class _Unwatched:
+    def set(self) -> None:
+        pass
+
+
+_Cycle.message_event = _Unwatched()
+
+
+def _stopping_answer() -> bytes:
+    error = {"error": "the server is stopping and did not answer this request",
+             "hint": "ask again when it is back", "exit_code": 1}  # fmt: skip
+    body = json.dumps(error).encode()
+    head = _header_lines([(b"content-type", b"application/json"), (b"connection", b"close"),
+                          (b"content-length", str(len(body)).encode())])  # fmt: skip
+    return b"HTTP/1.1 503 Service Unavailable\r\n" + head + b"\r\n" + body
+
+
+STOPPING = _stopping_answer()
+
+
+class FastProtocol(HttpToolsProtocol):
+    """Uvicorn's ``httptools`` protocol, taking the plain config read itself (see the module
+    docstring). :func:`protocol_for` makes the subclass that knows the server's state."""
+
+    reads: ClassVar[FastReads]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: Read | None = None
+        self._deadline: TimerHandle | None = None
+
+    def on_headers_complete(self) -> None:
+        if not self._take():
+            super().on_headers_complete()
+
+    def _take(self) -> bool:
+        """Answer or hold the request if it is the plain read; False to let uvicorn run it."""
+        parser, cycle = self.parser, self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False  # an earlier request on this connection is still being answered
+        if parser.get_method() != b"GET" or parser.get_http_version() != "1.1":
+            return False
+        if not parser.should_keep_alive() or parser.should_upgrade():
+            return False
+        url = httptools.parse_url(self.url)
+        path = url.path
+        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+            return False
+        env = path[len(PREFIX) : -len(SUFFIX)]
+        if not env.isascii() or b"/" in env or b"%" in env:
+            return False
+        read = self.reads.take(env.decode(), url.query or b"", self.headers)
+        if read is None:
+            return False
+        self.cycle = read.cycle  # type: ignore[assignment]
+        if read.wait and read.fresh(read.served):
+            self._hold(read)
+        else:
+            self._send(read, read.served)
+        return True
+
+    def _hold(self, read: Read) -> None:
+        self._held = read
+        read.feed.hold(self, read.consumer, read.served.etag)
+        self._deadline = self.loop.call_later(read.wait, self._expired)
+
+    def changed(self, served: Served) -> None:
+        """The feed published a new version for this held read (see :meth:`Feed.hold`)."""
+        read = self._release()
+        if read is not None:
+            self._send(read, served)
+
+    def _expired(self) -> None:
+        self._deadline = None
+        read = self._release()
+        if read is None:
+            return
+        served = read.feed.pick(read.consumer) or read.served
+        if read.fresh(served):  # unchanged: the consumer is alive (after a change, it reports
+            self.reads.still_there(read)  # on its next read, which follows at once)
+        self._send(read, served)
+
+    def _release(self) -> Read | None:
+        read, self._held = self._held, None
+        if read is not None:
+            read.feed.release(self)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        return read
+
+    def _send(self, read: Read, served: Served) -> None:
+        transport: Transport = self.transport
+        if transport.is_closing():
+            return
+        answer = self.reads.answer(read, served, self.server_state.default_headers)
+        transport.write(answer)
+        read.cycle.response_complete = True  # not self.cycle: pipelined requests may follow
+        if self.reads.access:
+            from lastgood.server.runner import log_access
+
+            status = 304 if answer.startswith(b"HTTP/1.1 304") else 200
+            log_access(self.client, "GET", self.url.partition(b"?")[0].decode(), status,
+                       time.perf_counter() - read.started)  # fmt: skip
+        self.on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops: a held read is answered ``503`` and its connection closed."""
+        if self._release() is not None and not self.transport.is_closing():
+            self.transport.write(STOPPING)
+            self.transport.close()
+            return
+        super().shutdown()
+
+
+def protocol_for(state: ServerState, access: bool = False) -> type[FastProtocol]:
+    """The protocol class uvicorn runs for the server whose state is ``state``."""
+    reads = FastReads(state, access)
+    return type("ServerProtocol", (FastProtocol,), {"reads": reads})

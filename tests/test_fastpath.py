@@ -1,0 +1,188 @@
+"""The config read answered inside the server's HTTP protocol (lastgood.server.fastpath), from
+the outside: what a consumer sees must be what the FastAPI route answers, held long-polls must
+all be answered by one switch and stay usable, pipelined requests keep their order, and a
+connection that goes away while held leaves the server well. Real ``lastgood serve``
+processes, raw sockets on 127.0.0.1 (so the bytes are exactly what a client gets)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+
+import httptools
+
+from tests.conftest import Workspace
+from tests.serving import Server
+from tests.test_serve import served
+
+CONFIG = "/api/v1/envs/staging/config"
+
+
+class Answer:
+    """One HTTP answer as a raw client reads it."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body = b""
+        self.done = False
+
+
+class Reader:
+    """Answers read off one socket, in order (httptools parses them)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.answers: list[Answer] = []
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_begin(self) -> None:
+        self.answers.append(Answer())
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.answers[-1].headers[name.decode().lower()] = value.decode()
+
+    def on_headers_complete(self) -> None:
+        self.answers[-1].status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.answers[-1].body += body
+
+    def on_message_complete(self) -> None:
+        self.answers[-1].done = True
+
+    def read(self, count: int, timeout: float = 10) -> list[Answer]:
+        """Read until ``count`` answers are complete; returns them and forgets them."""
+        self.sock.settimeout(timeout)
+        while sum(answer.done for answer in self.answers) < count:
+            data = self.sock.recv(65536)
+            assert data, "the server closed the connection"
+            self.parser.feed_data(data)
+        done, self.answers = self.answers[:count], self.answers[count:]
+        return done
+
+
+def request(path: str, token: str, **headers: str) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", f"Authorization: Bearer {token}"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def connect(server: Server) -> tuple[socket.socket, Reader]:
+    port = int(server.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock, Reader(sock)
+
+
+def ask(server: Server, path: str, token: str, **headers: str) -> Answer:
+    sock, reader = connect(server)
+    with sock:
+        sock.sendall(request(path, token, **headers))
+        return reader.read(1)[0]
+
+
+def comparable(answer: Answer) -> tuple[int, dict[str, str], bytes]:
+    headers = {k: v for k, v in answer.headers.items() if k != "date"}
+    return answer.status, headers, answer.body
+
+
+def test_the_fast_answer_is_the_routes_answer_byte_for_byte(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A plain read is answered by the protocol; one with an extra query parameter goes to
+    FastAPI's route. Status, headers (but the date) and body are the same, 200 and 304."""
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    with server.client(token) as http:  # the first use of a token is checked by FastAPI
+        assert http.get(CONFIG).status_code == 200
+    fast, routed = ask(server, CONFIG, token), ask(server, CONFIG + "?via=route", token)
+    assert fast.status == 200 and "date" in fast.headers
+    assert comparable(fast) == comparable(routed)
+    etag = fast.headers["etag"]
+    fast = ask(server, CONFIG + "?wait=0", token, If_None_Match=etag)
+    routed = ask(server, CONFIG + "?wait=0&via=route", token, If_None_Match=etag)
+    assert fast.status == 304 and comparable(fast) == comparable(routed)
+
+
+def test_one_switch_answers_every_held_long_poll_and_the_connections_stay_usable(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served(workspace)
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    server = serve(ws, "--poll", "0.05")
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    held = [connect(server) for _ in range(200)]
+    for number, (sock, _reader) in enumerate(held):
+        sock.sendall(request(CONFIG + "?wait=30", token, If_None_Match=etag,
+                             X_Lastgood_Consumer=f"raw-{number}"))  # fmt: skip
+    with server.client(token) as http:  # every one has reported before it is held
+        deadline = time.monotonic() + 10
+        while len(http.get("/api/v1/envs/staging/consumers").json()["consumers"]) < 200:
+            assert time.monotonic() < deadline, "the server did not hold every long-poll"
+            time.sleep(0.05)
+    assert ws.run("rollback", "staging", "-m", "back").returncode == 0
+    answers = [reader.read(1)[0] for _sock, reader in held]
+    assert {answer.status for answer in answers} == {200}
+    assert {answer.headers["x-lastgood-version"] for answer in answers} == {"1"}
+    new = answers[0].headers["etag"]
+    assert len({answer.body for answer in answers}) == 1
+    for sock, _reader in held:  # the same connections: a plain read of the new version
+        sock.sendall(request(CONFIG, token, If_None_Match=new))
+    assert {reader.read(1)[0].status for _sock, reader in held} == {304}
+    for sock, _reader in held:
+        sock.close()
+
+
+def test_a_held_long_poll_ends_with_304_at_its_deadline(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    started = time.monotonic()
+    answer = ask(server, CONFIG + "?wait=1", token, If_None_Match=etag)
+    assert answer.status == 304 and answer.headers["etag"] == etag
+    assert time.monotonic() - started >= 0.9  # held, not answered at once
+
+
+def test_pipelined_requests_are_answered_in_their_order(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A held read followed on the same connection by two more requests: the held one is
+    answered first (at its deadline), then the others, each with its own answer."""
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    sock, reader = connect(server)
+    with sock:
+        sock.sendall(request(CONFIG + "?wait=0.3", token, If_None_Match=etag)
+                     + request("/healthz", token) + request(CONFIG, token))  # fmt: skip
+        first, second, third = reader.read(3)
+    assert (first.status, second.status, third.status) == (304, 200, 200)
+    assert b"ok" in second.body
+    assert third.headers["etag"] == etag and third.body
+
+
+def test_a_consumer_gone_while_held_leaves_the_server_well(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = served(workspace)
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    server = serve(ws, "--poll", "0.05")
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    for _ in range(20):  # held, then dropped without a word
+        sock, _reader = connect(server)
+        sock.sendall(request(CONFIG + "?wait=30", token, If_None_Match=etag))
+        sock.close()
+    time.sleep(0.2)
+    assert ws.run("rollback", "staging", "-m", "back").returncode == 0
+    deadline = time.monotonic() + 10
+    while ask(server, CONFIG, token).headers["x-lastgood-version"] != "1":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert "Traceback" not in server.log.read_text()
