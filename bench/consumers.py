@@ -70,6 +70,7 @@ class Plan:
     processes: int
     switches: int
     baseline_switches: int
+    kind: str = "SDK applied"
 
 
 FULL = Plan(1000, 4, 10, 10)
@@ -138,9 +139,10 @@ class Switch:
 class Bench:
     """A workspace with two versions, a viewer token and a real ``lastgood serve``."""
 
-    def __init__(self, scratch: Path, workers: int = 1) -> None:
+    def __init__(self, scratch: Path, workers: int = 1, light: bool = False) -> None:
         self.scratch = scratch
         self.workers = workers
+        self.light = light  # consumers of bench/light_consumers.py instead of LiveConfigs
         self.root = scratch / "ws"
         self.env = child_environment(scratch)
         self.root.mkdir(parents=True)
@@ -194,8 +196,9 @@ class Workers:
     def __init__(self, bench: Bench, consumers: int, processes: int, tag: str) -> None:
         counts = [consumers // processes + (i < consumers % processes) for i in range(processes)]
         self.processes: list[subprocess.Popen[str]] = []
+        mode = "--light-worker" if bench.light else "--worker"
         for number, count in enumerate(c for c in counts if c):
-            command = [sys.executable, __file__, "--worker", bench.url, str(count)]
+            command = [sys.executable, __file__, mode, bench.url, str(count)]
             command.append(f"{tag}-{number}")
             with open(bench.scratch / f"worker-{tag}-{number}.log", "w") as log:
                 self.processes.append(
@@ -370,7 +373,7 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
                 ms(max(samples)), str(len(samples)), versus]  # fmt: skip
 
     rows = [
-        row(f"time to all {plan.consumers} consumers (SDK applied)", to_all),
+        row(f"time to all {plan.consumers} consumers ({plan.kind})", to_all),
         row("per-consumer latency (every consumer, every switch)", each),
         row("time to all, server fleet view (last report)", server),
         row("baseline: one consumer alone, time to see", single),
@@ -402,13 +405,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, help="worker processes (default 4)")
     parser.add_argument("--switches", type=int, help="rollbacks to time (default 10)")
     parser.add_argument("--workers", type=int, default=1, help="lastgood serve --workers")
-    parser.add_argument(
-        "--worker", nargs=3, metavar=("URL", "COUNT", "TAG"), help=argparse.SUPPRESS
-    )
+    parser.add_argument("--light", action="store_true",
+                        help="consumers of bench/light_consumers.py: one selector loop per "
+                        "process instead of one LiveConfig thread each")  # fmt: skip
+    for mode in ("--worker", "--light-worker"):
+        parser.add_argument(mode, nargs=3, metavar=("URL", "COUNT", "TAG"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     raise_open_files()
     if args.worker:
         worker(args.worker[0], int(args.worker[1]), args.worker[2])
+        return
+    if args.light_worker:
+        import light_consumers
+
+        light_consumers.run(args.light_worker[0], int(args.light_worker[1]), args.light_worker[2])
         return
     base = QUICK if args.quick else FULL
     plan = Plan(
@@ -416,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.processes or base.processes,
         args.switches or base.switches,
         args.switches or base.baseline_switches,
+        "light consumers, verified" if args.light else "SDK applied",
     )
     mode = "quick" if args.quick else "full"
     python = sys.version.split()[0]
@@ -424,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.stdout.flush()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lastgood-bench-consumers-") as folder:
-        bench = Bench(Path(folder), args.workers)
+        bench = Bench(Path(folder), args.workers, args.light)
         try:
             bench.serve()
             # the fleet first: consumers stay "live" in the fleet view 90 s after they stop

@@ -119,7 +119,8 @@ def create_app(project: Project, **options: Any) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(state.feeds.run()),
-                 asyncio.create_task(state.consumers.run())]  # fmt: skip
+                 asyncio.create_task(state.consumers.run()),
+                 asyncio.create_task(state.auth.run())]  # fmt: skip
         if state.wake_others is not None:  # a sibling worker switched something: look now
             from lastgood.server.workers import WAKE
 

@@ -9,11 +9,17 @@ last use is written at most every ``TOUCH_EVERY`` seconds, so reading pages does
 store on every click.
 
 Token lookups are cached for ``CACHE_TTL`` seconds so a busy config endpoint does not query the
-store on every read; a revoked token stops working within that time.
+store on every read; a revoked token stops working within that time. The tokens in use are read
+again every ``CACHE_TTL / 2`` seconds in the background (:meth:`Authenticator.run`), so their
+entries never expire while they are used: otherwise, every ``CACHE_TTL`` seconds, every read of
+a whole fleet arriving at once (the moment a rollback lands) would miss the cache together and
+take the slow path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import secrets
 import threading
@@ -31,6 +37,7 @@ if TYPE_CHECKING:
     from lastgood.store.core import Store
 
 CACHE_TTL = 5.0
+KEEP_FRESH_FOR = 600.0  # seconds after its last use that a token's entry is kept fresh
 SESSION_TTL = 8 * 3600.0
 TOUCH_EVERY = 60.0
 COOKIE = "lastgood_session"
@@ -43,6 +50,7 @@ class Authenticator:
         self.project = project
         self.store: Store = project.store  # sessions; tokens go through the verbs
         self._cache: dict[str, tuple[float, ApiToken | None]] = {}
+        self._used: dict[str, float] = {}  # token hash: when a read last found it cached
         # by hash: (when read, the session as the store holds it); read again after CACHE_TTL,
         # so signing out on one server ends the session on the others too
         self._sessions: dict[str, tuple[float, WebSession]] = {}
@@ -59,6 +67,27 @@ class Authenticator:
         self._cache[token_hash] = (now, found)
         return found
 
+    def refresh_used(self) -> int:
+        """Read again every cached token used within ``KEEP_FRESH_FOR`` seconds (store reads;
+        run in a thread); returns how many. One that fails to read keeps its entry, which
+        expires as usual, so a store that is down is still noticed by the reads."""
+        cutoff = time.monotonic() - KEEP_FRESH_FOR
+        used = self._used.copy()  # one C call: the event loop's reads go on adding to it
+        for token_hash in [h for h, when in used.items() if when < cutoff]:
+            self._used.pop(token_hash, None)
+        hashes = [h for h, when in used.items() if when >= cutoff]
+        for token_hash in hashes:
+            found = find_token(self.project, token_hash)
+            self._cache[token_hash] = (time.monotonic(), found)
+        return len(hashes)
+
+    async def run(self) -> None:
+        """Keep the tokens in use fresh, forever (see the module docstring)."""
+        while True:
+            await asyncio.sleep(CACHE_TTL / 2)
+            with contextlib.suppress(Exception):  # the store is down: the entries expire
+                await asyncio.to_thread(self.refresh_used)
+
     def by_secret(self, secret: str | None) -> ApiToken:
         """The live token for ``secret``; AuthError (never saying more than needed) otherwise."""
         return tokens.live(self._lookup(tokens.hash_secret(tokens.required(secret))))
@@ -72,9 +101,12 @@ class Authenticator:
         secret = _bearer(authorization)
         if not secret:
             return None
-        cached = self._cache.get(tokens.hash_secret(secret))
-        if cached is None or time.monotonic() - cached[0] >= CACHE_TTL:
+        token_hash = tokens.hash_secret(secret)
+        cached = self._cache.get(token_hash)
+        now = time.monotonic()
+        if cached is None or now - cached[0] >= CACHE_TTL:
             return None
+        self._used[token_hash] = now
         found = cached[1]
         return found if found is not None and found.revoked_at is None else None
 

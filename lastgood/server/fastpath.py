@@ -86,12 +86,14 @@ class Answers:
         length = str(len(served.body)).encode()
         full = [*common, (b"content-type", b"application/json"), (b"content-length", length)]
         self.full = _header_lines(full) + b"\r\n" + served.body
+        self.dated = (b"", b"")  # (the Date lines, the whole 200 answer with them)
 
 
 class Read:
     """One read taken here: what to answer, and what a long-poll holds against."""
 
-    __slots__ = ("consumer", "cycle", "env", "feed", "headers", "served", "started", "wait")
+    __slots__ = ("consumer", "cycle", "env", "feed", "headers", "holds", "served", "started",
+                 "wait")  # fmt: skip
 
     def __init__(self, feed: Feed, served: Served, headers: dict[str, str], wait: float) -> None:
         self.feed, self.env, self.served = feed, feed.env, served
@@ -99,9 +101,13 @@ class Read:
         self.consumer = headers.get("x-lastgood-consumer")
         self.started = time.perf_counter()
         self.cycle = _Cycle()  # what uvicorn's protocol sees of this request
+        # whether the consumer already has what is live for it (its If-None-Match)
+        self.holds = etag_matches(headers.get("if-none-match"), served.etag)
 
     def fresh(self, served: Served) -> bool:
         """Whether the consumer already holds ``served`` (its ``If-None-Match``)."""
+        if served is self.served:
+            return self.holds
         return etag_matches(self.headers.get("if-none-match"), served.etag)
 
 
@@ -142,7 +148,9 @@ class FastReads:
             self._date_source, self._date = default_headers, _header_lines(default_headers)
         if read.fresh(served):
             return b"HTTP/1.1 304 Not Modified\r\n" + self._date + answers.not_modified
-        return b"".join((b"HTTP/1.1 200 OK\r\n", self._date, answers.full))
+        if answers.dated[0] is not self._date:  # one buffer per version and second, however
+            answers.dated = (self._date, b"HTTP/1.1 200 OK\r\n" + self._date + answers.full)
+        return answers.dated[1]  # many consumers it reaches
 
     def _answers_of(self, served: Served) -> Answers:
         for answers in self._answers:
@@ -228,7 +236,7 @@ class FastProtocol(HttpToolsProtocol):
         if read is None:
             return False
         self.cycle = read.cycle  # type: ignore[assignment]
-        if read.wait and read.fresh(read.served):
+        if read.wait and read.holds:
             self._hold(read)
         else:
             self._send(read, read.served)

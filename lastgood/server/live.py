@@ -107,6 +107,10 @@ def etag_matches(header: str | None, etag: str) -> bool:
     """``If-None-Match`` against our ETag (a list, ``*`` and weak tags included)."""
     if not header:
         return False
+    if header == etag:  # what every consumer sends: the tag it was given, alone
+        return True
+    if etag not in header and "*" not in header:  # the common miss, without splitting
+        return False
     tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
     return "*" in tags or etag in tags
 
