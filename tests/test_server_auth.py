@@ -89,3 +89,49 @@ def test_expired_and_revoked_sessions_end(
     revoke_token(project, token.id)
     monkeypatch.setattr(server, "_cache", {})  # the token cache's 5 s, elapsed
     assert server.session(active) is None
+
+
+def _age(authenticator: Authenticator, secret: str, seconds: float) -> None:
+    """Make the cache entry of ``secret`` ``seconds`` older, as if that much time had passed."""
+    token_hash = tokens.hash_secret(secret)
+    when, token = authenticator._cache[token_hash]
+    authenticator._cache[token_hash] = (when - seconds, token)
+
+
+def test_a_token_in_use_is_read_again_in_the_background_and_never_expires_from_the_cache(
+    project: Project, secret: str
+) -> None:
+    """Without the refresh, every read of a whole fleet missed the cache together once every
+    CACHE_TTL and took the slow path at once (the moment a rollback landed, say)."""
+    authenticator = Authenticator(project)
+    header = f"Bearer {secret}"
+    authenticator.by_header(header)
+    assert authenticator.cached(header) is not None  # a read found it: it is in use
+    _age(authenticator, secret, auth.CACHE_TTL + 1)
+    assert authenticator.cached(header) is None  # stale: the slow path would answer
+    assert authenticator.refresh_used() == 1
+    found = authenticator.cached(header)
+    assert found is not None and found.name == "ops"
+
+
+def test_a_revoked_token_stops_working_at_the_next_background_read(
+    project: Project, secret: str
+) -> None:
+    authenticator = Authenticator(project)
+    header = f"Bearer {secret}"
+    token = authenticator.by_header(header)
+    assert authenticator.cached(header) is not None
+    revoke_token(project, token.id)
+    assert authenticator.refresh_used() == 1
+    assert authenticator.cached(header) is None
+
+
+def test_a_token_unused_for_long_is_no_longer_read_again(project: Project, secret: str) -> None:
+    authenticator = Authenticator(project)
+    header = f"Bearer {secret}"
+    authenticator.by_header(header)
+    assert authenticator.cached(header) is not None
+    token_hash = tokens.hash_secret(secret)
+    authenticator._used[token_hash] -= auth.KEEP_FRESH_FOR + 1
+    assert authenticator.refresh_used() == 0
+    assert token_hash not in authenticator._used

@@ -29,6 +29,7 @@ from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from lastgood.rows import ApiToken
 from lastgood.server.auth import Authenticator
+from lastgood.server.collection import Collection
 from lastgood.server.consumers import Consumers
 from lastgood.server.live import Feeds
 
@@ -118,9 +119,12 @@ def create_app(project: Project, **options: Any) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        collection = Collection()
+        collection.start()
         tasks = [asyncio.create_task(state.feeds.run()),
                  asyncio.create_task(state.consumers.run()),
-                 asyncio.create_task(state.auth.run())]  # fmt: skip
+                 asyncio.create_task(state.auth.run()),
+                 asyncio.create_task(collection.run())]  # fmt: skip
         if state.wake_others is not None:  # a sibling worker switched something: look now
             from lastgood.server.workers import WAKE
 
@@ -130,6 +134,7 @@ def create_app(project: Project, **options: Any) -> FastAPI:
         finally:
             for task in tasks:
                 task.cancel()
+            collection.stop()
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(state.consumers.flush)
 
