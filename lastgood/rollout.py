@@ -1,4 +1,4 @@
-"""Gradual rollout: the settings, the pointer on the served target, and who is in which cohort.
+"""Gradual rollout: the settings, what the pointer says, and who is in which cohort.
 
 A served environment with ``[env.NAME.rollout]`` deploys a new version to a growing share of its
 consumers before everyone gets it. Its target keeps ``current`` on the stable version for the
@@ -11,19 +11,16 @@ A consumer's cohort is a stable hash of the environment and its id, a number in 
 gets the new version while that number is below the step's percentage. The same consumer keeps
 its number for the whole rollout, so the 5 % who got the new version first are still in at 25 %.
 
-This module sits below the verbs (it reads and writes files, never the store), so the server's
-read path, the target and the operations share it. Writes go through ``_fs.write_json``: a
-temporary file, fsync, rename, fsync of the folder.
+This module is pure logic (it parses and computes; it never touches a file or the store), so the
+server's read path, the served target and the operations all import it. The pointer's files on
+the target (read, written and removed atomically) belong to the target layer:
+:mod:`lastgood.targets.rollout_pointer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +29,6 @@ from lastgood.record import Record, as_dict
 from lastgood.units import parse_duration
 
 POINTER = "rollout.json"
-PROMOTE = "rollout-promote.json"
-LOCK = "rollout.lock"
 _KEYS = {"steps", "step_bake"}
 
 
@@ -152,81 +147,6 @@ def _percent(item: Any, key: str, where: str) -> float:
             hint='write "5%"',
         )
     return percent
-
-
-# ---- the pointer on the target ----------------------------------------------------------------
-
-
-def read_pointer(folder: Path) -> Pointer | None:
-    """The rollout in progress on the served target in ``folder``, or None. Reads only;
-    TargetError for a pointer edited by hand into something unreadable."""
-    path = folder / POINTER
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror}") from exc
-    return parse_pointer(raw, path)
-
-
-@contextlib.contextmanager
-def pointer_lock(folder: Path) -> Iterator[None]:
-    """Hold the pointer still: the deploy checks that its rollout was not aborted and moves the
-    pointer (next step, or ``current`` switched) under this lock, and an abort removes it under
-    the same lock, so an abort can never be undone by a step that was about to begin. An
-    ``flock`` on ``PATH/rollout.lock``: the deploy, the server and the CLI share the machine
-    that holds a served target."""
-    import fcntl
-
-    with open(folder / LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_pointer(folder: Path, pointer: Pointer) -> None:
-    """Start or move the rollout (atomic: consumers see the old step or the new, never half)."""
-    from lastgood.targets import _fs
-
-    _fs.write_json(folder / POINTER, pointer.to_json())
-
-
-def remove_pointer(folder: Path) -> bool:
-    """End the rollout: one unlink puts every consumer back on ``current``. True if there was one.
-    The promote flag goes with it. Durable once it returns (the folder is fsynced)."""
-    from lastgood.targets import _fs
-
-    try:
-        os.unlink(folder / POINTER)
-    except FileNotFoundError:
-        return False
-    with_flag = folder / PROMOTE
-    with_flag.unlink(missing_ok=True)
-    _fs.fsync_dir(folder)
-    return True
-
-
-def request_promote(folder: Path, step: int, by: str) -> None:
-    """Ask the running deploy to end step ``step`` now (it reads the flag between rounds)."""
-    from lastgood.targets import _fs
-
-    _fs.write_json(folder / PROMOTE, {"step": step, "by": by, "at": time.time()})
-
-
-def promote_requested(folder: Path, step: int) -> str | None:
-    """Who asked to promote past ``step``, or None. Reads only; a torn flag counts as none."""
-    from lastgood.targets import _fs
-
-    try:
-        data = _fs.read_json(folder / PROMOTE)
-    except TargetError:
-        return None
-    if isinstance(data, dict) and data.get("step") == step:
-        return str(data.get("by") or "someone")
-    return None
 
 
 def parse_pointer(raw: bytes, path: Path) -> Pointer:

@@ -31,10 +31,8 @@ from lastgood.operations.place import Place
 from lastgood.operations.restore import ensure_intact
 from lastgood.outcome import RESTORED, Outcome
 from lastgood.record import Record
-from lastgood.rollout import (
-    Pointer,
-    RolloutPlan,
-    percent_text,
+from lastgood.rollout import Pointer, RolloutPlan, percent_text
+from lastgood.targets.rollout_pointer import (
     pointer_lock,
     promote_requested,
     remove_pointer,

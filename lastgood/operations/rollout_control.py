@@ -24,14 +24,8 @@ from lastgood.operations.lease import env_is_busy
 from lastgood.operations.place import Place
 from lastgood.outcome import OK, Outcome
 from lastgood.record import Record, as_dict
-from lastgood.rollout import (
-    Pointer,
-    gets_new,
-    percent_text,
-    pointer_lock,
-    remove_pointer,
-    request_promote,
-)
+from lastgood.rollout import Pointer, gets_new, percent_text
+from lastgood.targets.rollout_pointer import pointer_lock, remove_pointer, request_promote
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:
@@ -121,7 +115,7 @@ def rollout_status(
     project: Project, env: str, reports: Iterable[Consumer] | None = None
 ) -> RolloutStatus:
     """Where ``env``'s rollout stands, with its fleet per cohort. Reads only."""
-    from lastgood.rollout import promote_requested
+    from lastgood.targets.rollout_pointer import promote_requested
 
     place = Place(project, env)
     target = served_target(place)

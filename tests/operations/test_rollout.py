@@ -10,8 +10,9 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.rollout_control import cohort_fleets, rolling_standing
 from lastgood.outcome import OK, RESTORED
-from lastgood.rollout import Pointer, gets_new, remove_pointer
+from lastgood.rollout import Pointer, gets_new
 from lastgood.rows import WITHDRAWN, Consumer
+from lastgood.targets.rollout_pointer import remove_pointer
 from lastgood.targets.served import ServedTarget
 from tests.conftest import broken_files
 from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, outage
@@ -114,8 +115,8 @@ def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
     import asyncio
 
     from lastgood.operations.restore import release_of, stage
-    from lastgood.rollout import write_pointer
     from lastgood.server.live import Feed
+    from lastgood.targets.rollout_pointer import write_pointer
     from tests.test_rollout import EARLY, LATE, MIDDLE
 
     proj = project(target="served")
@@ -168,7 +169,7 @@ def test_an_offline_rollback_ends_a_rollout_and_switches_nothing_else(
     It used to switch ``current`` to the version before it as well, costing everyone v2."""
     from lastgood.config import load
     from lastgood.operations.rollback import rollback_offline
-    from lastgood.rollout import write_pointer
+    from lastgood.targets.rollout_pointer import write_pointer
 
     proj = project(target="served", toml=ROLLOUT)
     deployed(proj, marker="one")
@@ -193,7 +194,7 @@ def test_an_offline_rollback_ends_a_rollout_and_switches_nothing_else(
 def test_local_status_counts_a_rollouts_consumers_by_cohort(project: ProjectFactory) -> None:
     """``lastgood status`` on the store used to count the canary cohort as not following."""
     from lastgood.operations.status import status
-    from lastgood.rollout import write_pointer
+    from lastgood.targets.rollout_pointer import write_pointer
 
     proj = project(target="served", toml=ROLLOUT)
     deployed(proj, marker="one")
