@@ -44,9 +44,11 @@ from lastgood.units import format_duration
 if TYPE_CHECKING:
     from lastgood.checks import Check, CheckContext
     from lastgood.operations.deploy import DeployRun
+    from lastgood.rows import Deployment
     from lastgood.targets.served import ServedTarget
 
 ABORTED = "aborted"
+INTERRUPTED = "interrupted"
 
 
 class StepResult(Record):
@@ -306,6 +308,7 @@ def end_orphaned(place: Place) -> str | None:
         pointer = None  # unreadable: removed all the same
     if not remove_pointer(target.path):
         return None
+    ended_at = time.time()
     place.store.announce_switch(place.name)
     live = target.live()
     where = f"v{pointer.version} at {pointer.progress()}" if pointer else "an unreadable rollout"
@@ -316,7 +319,34 @@ def end_orphaned(place: Place) -> str | None:
     data = {"step": pointer.step, "percent": pointer.percent} if pointer else {}
     place.emit(Event(EventKind.ROLLOUT_INTERRUPTED, note, env=place.name,
                      deployment=pointer.deployment if pointer else None, data=data))  # fmt: skip
+    if pointer is not None:
+        close_ended(place, pointer, status=INTERRUPTED, ended_at=ended_at, detail=note)
     return note
 
 
-__all__ = ["ABORTED", "RolloutRun", "end_orphaned", "percent_text"]
+def close_ended(
+    place: Place, pointer: Pointer, *, status: str, ended_at: float, detail: str
+) -> Deployment | None:
+    """Close the record of a rollout whose deploy is gone, ended at ``ended_at`` (the removal
+    of the pointer, which the fleet's time to restore counts from): ``aborted`` when a person
+    ended it (the version withdrawn, as the deploy itself would), ``interrupted`` when reconcile
+    found it. Call under the lease. A record already closed is left as it is; writes."""
+    from lastgood.errors import NotFoundError
+    from lastgood.operations.verdicts import withdraw
+
+    if pointer.deployment is None:
+        return None
+    try:
+        record = place.store.deployment(pointer.deployment)
+    except NotFoundError:  # a pointer edited by hand: no record to close
+        return None
+    if record.status != "running" or record.to_version != pointer.version:
+        return record
+    if status == ABORTED and pointer.stable_version is not None:
+        withdraw(place, pointer.version, pointer.stable_version, record.id)
+    return place.store.update_deployment(
+        record.id, by=place.project.actor, status=status, finished_at=ended_at, detail=detail
+    )
+
+
+__all__ = ["ABORTED", "INTERRUPTED", "RolloutRun", "close_ended", "end_orphaned", "percent_text"]

@@ -210,7 +210,8 @@ def abort_rollout(project: Project, env: str, *, reason: str = "") -> Outcome:
     started, folder = time.time(), served_target(place).path
     with pointer_lock(folder):  # never while a step is about to begin: see pointer_lock
         remove_pointer(folder)
-    took = time.time() - started
+    ended_at = time.time()
+    took = ended_at - started
     place.store.announce_switch(env)
     because = f" ({reason})" if reason else ""
     summary = (
@@ -222,29 +223,40 @@ def abort_rollout(project: Project, env: str, *, reason: str = "") -> Outcome:
                      deployment=pointer.deployment,
                      data={"step": pointer.step, "percent": pointer.percent,
                            "reason": reason}))  # fmt: skip
-    record = _settle(place, pointer)
+    record = _settle(place, pointer, ended_at, summary)
     return Outcome(env, "rollout-abort", OK, summary, version=pointer.stable_version,
                    from_version=pointer.version, deployment=record)  # fmt: skip
 
 
-def _settle(place: Place, pointer: Pointer) -> Deployment | None:
-    """Wait until the rollout's record is closed: by its deploy (which notices the pointer gone
-    between two rounds) or, once the lease is free, by reconcile. Bounded by the lease's
-    lifetime: a deploy that has not closed it by then is stuck, and the next command will."""
+def _settle(place: Place, pointer: Pointer, ended_at: float, summary: str) -> Deployment | None:
+    """Wait until the rollout's record is closed ``aborted``: by its deploy (which notices the
+    pointer gone between two rounds) or, once the lease is free (its deploy is gone), here, in
+    the name of the person who aborted it. Bounded by the lease's lifetime: a deploy that has
+    not closed it by then is stuck, and the next command will. The record's ``finished_at``
+    is then ``ended_at``, when the consumers were sent back (the deploy notices later)."""
     from lastgood.operations.lease import EnvLease
     from lastgood.operations.reconcile import reconcile
+    from lastgood.operations.rollout import ABORTED, close_ended
 
     deadline = time.monotonic() + place.settings.lease_ttl
     while True:
         try:
             with EnvLease(place, "rollback"):
+                detail = f"{summary}; the deploy that ran it was no longer running"
+                close_ended(place, pointer, status=ABORTED, ended_at=ended_at, detail=detail)
                 reconcile(place)
             break
         except LockedError:
             if _closed(place, pointer) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-    return place.store.deployment(pointer.deployment) if pointer.deployment else None
+    if pointer.deployment is None:
+        return None
+    record = place.store.deployment(pointer.deployment)
+    if record.status == ABORTED and (record.finished_at or ended_at) > ended_at:
+        record = place.store.update_deployment(record.id, by=place.project.actor,
+                                               finished_at=ended_at)  # fmt: skip
+    return record
 
 
 def _closed(place: Place, pointer: Pointer) -> bool:
