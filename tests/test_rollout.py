@@ -317,6 +317,13 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
         assert served_to(server, token, EARLY) == 2
         assert served_to(server, token, LATE) == 1
         assert served_to(server, token, None) == 1
+        looked = only_looking(server, ws)  # reads: the page, the API's status and rollout
+        assert (pointer_of(ws) or {}).get("percent") == 5  # nobody ended it by looking
+        assert timeline(ws)[0][0]["status"] == "running"
+        assert (
+            "rollout of v2 on staging interrupted at step 1/3 (5%): its deploy is no "
+            "longer running" in looked
+        )
         shown = ws.run("status", "staging")  # the next command reconciles
         assert shown.returncode == 0, shown.stderr
         assert pointer_of(ws) is None
@@ -327,6 +334,22 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     ended = [e for e in events if e["kind"] == "rollout-interrupted"]
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def only_looking(server: Server, ws: Workspace) -> str:
+    """What someone looking sees of staging on the web page and through the API's reads (which used
+    to reconcile, ending an orphaned rollout in the name of whoever looked); the page's text."""
+    secret = server.token("deployer", "staging", name="looker")  # who could also act
+    headers = {"Authorization": f"Bearer {secret}"}
+    for path in ("/api/v1/envs", "/api/v1/envs/staging", "/api/v1/envs/staging/rollout"):
+        answer = httpx.get(server.url + path, headers=headers, timeout=10)
+        assert answer.status_code == 200, (path, answer.text)
+    with signed_in(server, secret) as http:
+        assert http.get("/").status_code == 200
+        page = http.get("/envs/staging")
+    assert page.status_code == 200, page.text
+    assert "Promote to the next step" not in page.text  # nothing would act on it
+    return page.text
 
 
 def test_a_deploy_stopped_with_sigterm_ends_its_rollout_on_the_way_out(
@@ -405,8 +428,10 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     try:
         assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [2, 1, 1]
         shown = ws.run("rollout", "status", "staging")
-        assert "rolling out v2 on staging: step 1/3 (5%)" in shown.stdout, shown.stderr
-        assert "the deploy running it is gone" in shown.stdout
+        assert (
+            "rollout of v2 on staging interrupted at step 1/3 (5%): its deploy is no longer "
+            "running; abort it" in shown.stdout
+        ), shown.stderr
         refused = ws.run("rollout", "promote", "staging")
         assert refused.returncode != 0 and "nothing would act on a promote" in refused.stderr
         assert ws.run("status", "staging").returncode == 0  # reconciles

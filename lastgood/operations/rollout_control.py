@@ -60,25 +60,28 @@ class RolloutStatus(Record):
     new: CohortFleet | None = None
     stable: CohortFleet | None = None
     promote_requested_by: str | None = None
-    orphaned: bool = False  # no live deploy holds the environment: the next command ends it
+    orphaned: bool = False  # no live deploy holds the environment: the next write ends it
 
     def summary(self) -> str:
         pointer = self.pointer
         if pointer is None:
             return f"no rollout is under way on {self.env}"
         took = format_duration(self.in_step or 0.0)
-        text = (
-            f"rolling out v{pointer.version} on {self.env}: {pointer.progress()}, {took} in this "
-            f"step; the others get {_label(pointer.stable_version)}"
-        )
+        stable = _label(pointer.stable_version)
+        if self.orphaned:
+            text = (
+                f"rollout of v{pointer.version} on {self.env} interrupted at "
+                f"{pointer.progress()}: its deploy is no longer running; abort it ('lastgood "
+                f"rollout abort {self.env}': everyone back on {stable}) or deploy again; until "
+                f"then the others get {stable}"
+            )
+        else:
+            text = (
+                f"rolling out v{pointer.version} on {self.env}: {pointer.progress()}, {took} in "
+                f"this step; the others get {stable}"
+            )
         if self.new is not None and self.stable is not None:
             text += f"; {self.new.summary()}, {self.stable.summary()}"
-        if self.orphaned:
-            text += (
-                f"; the deploy running it is gone: the next command on {self.env} (e.g. "
-                f"'lastgood status {self.env}') puts everyone back on "
-                f"{_label(pointer.stable_version)}"
-            )
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +190,7 @@ def promote_rollout(project: Project, env: str) -> Outcome:
         raise RefusedError(
             f"the deploy that ran the rollout of v{pointer.version} on {env} is gone, so "
             "nothing would act on a promote",
-            hint=f"'lastgood status {env}' ends the rollout (everyone back on "
+            hint=f"'lastgood rollout abort {env}' ends the rollout (everyone back on "
             f"{_label(pointer.stable_version)}); deploy again to start a new one",
         )
     request_promote(served_target(place).path, pointer.step, project.actor)

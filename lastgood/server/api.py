@@ -128,7 +128,8 @@ def list_envs(state: State, token: Caller) -> list[dict[str, Any]]:
 
     project = state.acting(token)
     names = [name for name in project.config.environments if allows(token, "viewer", name)]
-    return [with_fleet(state, name, status(project, name)[0].to_json()) for name in names]
+    found = [status(project, name, repair=False)[0] for name in names]  # a read: writes nothing
+    return [with_fleet(state, one.env, one.to_json()) for one in found]
 
 
 @router.get("/envs/{env}", summary="Status of one environment")
@@ -136,7 +137,8 @@ def env_status(env: str, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.status import status
 
     allowed(token, "viewer", known_env(state, env))
-    return with_fleet(state, env, status(state.acting(token), env)[0].to_json())
+    found = status(state.acting(token), env, repair=False)[0]  # a read: writes nothing
+    return with_fleet(state, env, found.to_json())
 
 
 @router.get("/envs/{env}/history", summary="The timeline: deployments and events")
