@@ -20,6 +20,7 @@ reconcile ends it (see :func:`end_orphaned`); one stopped by SIGTERM or Ctrl-C e
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,6 @@ class RolloutRun:
         self.place = job.place
         self.target: ServedTarget = job.target  # type: ignore[assignment]
         self.checks: list[Check] = build_checks(job.settings.checks)
-        self.rounds = 0
         self.started_at = time.time()
 
     def run(self) -> Outcome:
@@ -160,11 +160,12 @@ class RolloutRun:
         asked to move on after one), ``failures`` rounds in a row failed, or the pointer went."""
         settings = self.job.settings
         deadline = pointer.step_started_at + self.plan.step_bake
-        consecutive, last = 0, None
+        consecutive, last, number = 0, None, 0
         while True:
             if not self._still_rolling(pointer):
                 return StepResult(False, True, time.time(), last)
-            last = self._round(self._context())
+            number += 1
+            last = self._round(self._context(), pointer, number)
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= settings.failures:
                 return StepResult(True, False, last.at, last)
@@ -189,11 +190,25 @@ class RolloutRun:
         return CheckContext(job.env, job.version.number, self.target.staged_path(job.release),
                             job.project.root)  # fmt: skip
 
-    def _round(self, context: CheckContext) -> Round:
-        self.rounds += 1
+    def _round(self, context: CheckContext, pointer: Pointer, number: int) -> Round:
+        """Round ``number`` of this step (numbered per step, as people count them)."""
         assert self.job.record is not None
-        return run_round(self.place, self.checks, context, phase="bake", number=self.rounds,
-                         deployment=self.job.record.id, baselines=self.job.baselines)  # fmt: skip
+        label = f"{pointer.progress()} round {number}"
+        planned = self._planned_rounds()
+        if number <= planned:  # past it, failed rounds are being retried: no "of" to give
+            label += f"/{planned}"
+        return run_round(self.place, self.checks, context, phase="bake", number=number,
+                         deployment=self.job.record.id, baselines=self.job.baselines,
+                         label=label)  # fmt: skip
+
+    def _planned_rounds(self) -> int:
+        """Rounds a green step takes at most: one at once, then one every ``interval`` until
+        ``step_bake`` has passed (the last one on the deadline, see :func:`_pause`); fewer
+        when the rounds themselves take time."""
+        interval = self.job.settings.interval
+        if self.plan.step_bake <= 0 or interval <= 0:
+            return 1
+        return 1 + math.ceil(self.plan.step_bake / interval - 1e-9)
 
     def _switch_current(self, pointer: Pointer, last: Round | None) -> Outcome:
         """Every step baked (the last one with everyone on the new version through the

@@ -330,3 +330,24 @@ def test_aborting_an_orphaned_rollout_closes_its_record_aborted_by_whom(
     assert record.status == "aborted", record
     assert f"{proj.actor} aborted the rollout of v3 on staging" in record.detail, record.detail
     assert proj.store.verdicts("staging")[3] == WITHDRAWN
+
+
+def test_bake_rounds_are_numbered_per_step_and_name_it(project: ProjectFactory) -> None:
+    """Step 2's first round used to be numbered after step 1's last (``bake round 4``)."""
+    proj = project(target="served", interval="10ms", toml=ROLLOUT.replace('"0s"', '"30ms"'))
+    deployed(proj, marker="one")
+    heard = listen(proj)
+    assert deployed(proj, marker="two").exit_code == OK
+    step, firsts = 0, []
+    for event in heard:
+        if event.kind is EventKind.ROLLOUT_STEP:
+            step = int(event.data["step"])
+        elif (
+            event.kind is EventKind.CHECK_ROUND
+            and event.data["phase"] == "bake"
+            and (not firsts or firsts[-1][0] != step)
+        ):
+            firsts.append((step, event.data["round"], event.message))
+    assert [(s, n) for s, n, _ in firsts] == [(1, 1), (2, 1), (3, 1)], firsts
+    # 4: the rounds a green step takes at most (one at once, then one every 10 ms for 30 ms)
+    assert firsts[1][2].startswith("bake step 2/3 (25%) round 1/4: 1/1 checks passed"), firsts
