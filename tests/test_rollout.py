@@ -242,6 +242,7 @@ def steps_promoted_to_everyone(
         assert promoted.status_code == 303, promoted.text
     wait_for_step(ws, 2)
     settle(live, [2, 2, 1])
+    status_shows_the_rollout(ws, server, token)
     through_server = remote(server, token, "rollout", "promote", "staging", cwd=ws.base)
     assert through_server.returncode == 0, through_server.stderr
     assert "leaves step 2/3 (25%) after its next green round" in through_server.stdout
@@ -259,6 +260,24 @@ def steps_promoted_to_everyone(
     assert timeline(ws)[0][0]["detail"].startswith("rolled out 5% → 25% → 100% in ")
     kinds = [e["kind"] for e in timeline(ws)[1]]
     assert kinds.count("rollout-step") == 3 and kinds.count("rollout-promoted") == 3
+    scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'lastgood_rollout_percent{env="staging"} 0.0' in scrape
+    assert "lastgood_rollout_version{" not in scrape
+
+
+def status_shows_the_rollout(ws: Workspace, server: Server, token: str) -> None:
+    """At step 2: ``lastgood status`` has a rollout line (it had none), locally and through
+    the server (with the server's own count of each cohort), and /metrics has the gauges."""
+    shown = ws.run("status", "staging")  # the deploy holds the lease: nothing reconciled
+    assert shown.returncode == 0, shown.stderr
+    assert "  rollout       v2 to 25% of consumers at step 2/3 since " in shown.stdout
+    assert "the others get v1" in shown.stdout
+    through = remote(server, token, "status", "staging", cwd=ws.base)
+    assert through.returncode == 0, through.stderr
+    assert "v2 on 2/2 of its cohort, v1 on 1/1 of its cohort" in through.stdout, through.stdout
+    scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'lastgood_rollout_percent{env="staging"} 25.0' in scrape
+    assert 'lastgood_rollout_version{env="staging"} 2.0' in scrape
 
 
 def bad_version_stopped_at_five_percent(ws: Workspace, live: dict[str, LiveConfig]) -> None:

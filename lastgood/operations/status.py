@@ -58,6 +58,7 @@ class EnvStatus(Record, frozen=False):
     live_commit: str | None = None  # the git commit the live version was taken from
     live_dirty: bool | None = None  # ... from a folder with uncommitted changes
     fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
+    rollout: dict[str, Any] | None = None  # a gradual rollout under way: RolloutStatus.to_json
     freeze: dict[str, Any] | None = None  # a closure in force, or one starting within a day
 
     @property
@@ -220,6 +221,7 @@ def _env_status(place: Place, now: float, repair: bool) -> EnvStatus:
     _drills(result, settings, records)  # least urgent: last
     if settings.target.type == "served":
         result.fleet = _fleet(place)
+        result.rollout = _rollout(place)
     return result
 
 
@@ -254,6 +256,20 @@ def _fleet(place: Place) -> dict[str, Any] | None:
 
     found = read_fleet(place.project, place.name)
     return None if found is None else found.to_json()
+
+
+def _rollout(place: Place) -> dict[str, Any] | None:
+    """The gradual rollout under way on a served environment (with its cohorts, from the
+    store's reports), or None; an unreadable pointer is a warning elsewhere, not a failure of
+    status. Reads only."""
+    from lastgood.errors import LastgoodError
+    from lastgood.operations.rollout_control import rollout_status
+
+    try:
+        found = rollout_status(place.project, place.name)
+    except LastgoodError:
+        return None
+    return found.to_json() if found.rolling else None
 
 
 class DrillStanding(Record):
