@@ -7,9 +7,12 @@ share of consumers that get it now. The server publishes both and gives each con
 its cohort calls for; ending the rollout either way is one atomic change on disk: ``current``
 switched to the new release (promoted), or the pointer removed (everyone back on stable).
 
-A consumer's cohort is a stable hash of the environment and its id, a number in [0, 100): it
-gets the new version while that number is below the step's percentage. The same consumer keeps
-its number for the whole rollout, so the 5 % who got the new version first are still in at 25 %.
+A consumer's cohort is a stable hash of the environment, the rollout's *salt* and its id, a
+number in [0, 100): it gets the new version while that number is below the step's percentage.
+The same consumer keeps its number for the whole rollout, so the 5 % who got the new version
+first are still in at 25 %. The salt is drawn at random when a rollout starts and kept in the
+pointer, so the next rollout of the environment sends a different 5 % first (a pointer written
+before salts existed has none: its cohorts are the unsalted hash).
 
 This module is pure logic (it parses and computes; it never touches a file or the store), so the
 server's read path, the served target and the operations all import it. The pointer's files on
@@ -55,9 +58,14 @@ class Pointer(Record):
     started_at: float
     step_started_at: float
     deployment: int | None
+    salt: str = ""  # drawn when the rollout starts; "" in a pointer from before salts
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)
+
+    def includes(self, env: str, consumer: str | None) -> bool:
+        """Whether ``consumer`` of ``env`` gets the new version at this step."""
+        return gets_new(env, consumer, self.percent, self.salt)
 
     def progress(self) -> str:
         """``step 2/3 (25%)``: where the rollout stands, for people."""
@@ -68,19 +76,30 @@ def percent_text(percent: float) -> str:
     return f"{percent:g}%"
 
 
-def cohort(env: str, consumer: str) -> float:
-    """The consumer's place in [0, 100): the same for the whole rollout (and every rollout of
-    ``env``), spread evenly by SHA-256, so a step's share of consumers is about its percentage."""
-    digest = hashlib.sha256(f"{env}:{consumer}".encode()).digest()
+def cohort(env: str, consumer: str, salt: str = "") -> float:
+    """The consumer's place in [0, 100): the same for the whole rollout whose pointer holds
+    ``salt`` (another rollout draws another salt, so other consumers go first), spread evenly
+    by SHA-256, so a step's share of consumers is about its percentage. Without a salt (a
+    pointer written by an older lastgood): SHA-256 of ``env:consumer``, as it was."""
+    key = f"{env}:{salt}:{consumer}" if salt else f"{env}:{consumer}"
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
-def gets_new(env: str, consumer: str | None, percent: float) -> bool:
-    """Whether ``consumer`` is in the cohort that gets the new version at ``percent``. A reader
-    that gives no id cannot be kept in a cohort, so it always gets the stable version."""
+def new_salt() -> str:
+    """A rollout's salt: random, so no consumer is always first."""
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def gets_new(env: str, consumer: str | None, percent: float, salt: str = "") -> bool:
+    """Whether ``consumer`` is in the cohort that gets the new version at ``percent`` in the
+    rollout salted with ``salt``. A reader that gives no id cannot be kept in a cohort, so it
+    always gets the stable version."""
     if not consumer:
         return False
-    return percent >= 100 or cohort(env, consumer) < percent
+    return percent >= 100 or cohort(env, consumer, salt) < percent
 
 
 # ---- settings ---------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from lastgood.operations.place import Place
 from lastgood.operations.restore import ensure_intact
 from lastgood.outcome import RESTORED, Outcome
 from lastgood.record import Record
-from lastgood.rollout import Pointer, RolloutPlan, percent_text
+from lastgood.rollout import Pointer, RolloutPlan, new_salt, percent_text
 from lastgood.targets.rollout_pointer import (
     pointer_lock,
     promote_requested,
@@ -71,6 +71,7 @@ class RolloutRun:
         self.target: ServedTarget = job.target  # type: ignore[assignment]
         self.checks: list[Check] = build_checks(job.settings.checks)
         self.started_at = time.time()
+        self.salt = new_salt()  # this rollout's cohorts: others go first next time
 
     def run(self) -> Outcome:
         """Every step, the last (100 %) included, then the switch of ``current``. Stopped by
@@ -127,7 +128,7 @@ class RolloutRun:
             release=job.release.name, version=job.version.number,
             stable=stable.name if stable else None, stable_version=job.from_version,
             percent=percent, step=step, steps=self.plan.steps, started_at=self.started_at,
-            step_started_at=now, deployment=job.record.id,
+            step_started_at=now, deployment=job.record.id, salt=self.salt,
         )  # fmt: skip
         with pointer_lock(self.target.path):
             if before is not None and not self._still_rolling(before):

@@ -24,7 +24,7 @@ from lastgood.operations.lease import env_is_busy
 from lastgood.operations.place import Place
 from lastgood.outcome import OK, Outcome
 from lastgood.record import Record, as_dict
-from lastgood.rollout import Pointer, gets_new, percent_text
+from lastgood.rollout import Pointer, percent_text
 from lastgood.targets.rollout_pointer import pointer_lock, remove_pointer, request_promote
 from lastgood.units import format_duration
 
@@ -145,7 +145,7 @@ def cohort_fleets(
     for consumer in consumers:
         if now - consumer.seen_at > STALE_AFTER:
             continue
-        if gets_new(env, consumer.consumer_id, pointer.percent):
+        if pointer.includes(env, consumer.consumer_id):
             new_total += 1
             new_on += consumer.version == pointer.version
         else:
@@ -176,7 +176,7 @@ def rolling_standing(env: str, consumers: Iterable[Consumer], pointer: Pointer) 
 
 def wanted_by(env: str, consumer: Consumer, pointer: Pointer) -> int | None:
     """The version ``consumer`` should serve during the rollout: its cohort's."""
-    if gets_new(env, consumer.consumer_id, pointer.percent):
+    if pointer.includes(env, consumer.consumer_id):
         return pointer.version
     return pointer.stable_version
 

@@ -99,7 +99,6 @@ class LedgerCollector(Collector):
                 live.add_metric([env], feed.current.version)
         yield live
 
-
     def _rollouts(self) -> Iterator[Metric]:
         """Per served environment, the share of consumers a gradual rollout gives its new
         version (0 when none is under way) and, during one, that version. Read from the
