@@ -488,7 +488,13 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     monkeypatch.delenv("LASTGOOD_FAILPOINT")
     token = doomed.token("deployer", "staging")
     sent = remote(doomed, token, "deploy", "staging", "--version", "v2", cwd=ws.base)
-    assert sent.returncode != 0  # the server died under the request
+    assert sent.returncode == 1  # the server died under the request: said so, not httpx's words
+    assert (
+        f"the lastgood server at {doomed.url} closed the connection before it answered the "
+        "deploy of staging" in sent.stderr
+    ), sent.stderr
+    assert "whether it happened is unknown from here" in sent.stderr
+    assert "'lastgood status staging'" in sent.stderr
     assert doomed.process is not None and doomed.process.wait(10) == -9
     assert (pointer_of(ws) or {}).get("step") == 1
     server = Server(ws, "--poll", "0.05").start()
