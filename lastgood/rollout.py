@@ -1,4 +1,4 @@
-"""Gradual rollout: the settings, the pointer on the served target, and who is in which cohort.
+"""Gradual rollout: the settings, what the pointer says, and who is in which cohort.
 
 A served environment with ``[env.NAME.rollout]`` deploys a new version to a growing share of its
 consumers before everyone gets it. Its target keeps ``current`` on the stable version for the
@@ -7,23 +7,23 @@ share of consumers that get it now. The server publishes both and gives each con
 its cohort calls for; ending the rollout either way is one atomic change on disk: ``current``
 switched to the new release (promoted), or the pointer removed (everyone back on stable).
 
-A consumer's cohort is a stable hash of the environment and its id, a number in [0, 100): it
-gets the new version while that number is below the step's percentage. The same consumer keeps
-its number for the whole rollout, so the 5 % who got the new version first are still in at 25 %.
+A consumer's cohort is a stable hash of the environment, the rollout's *salt* and its id, a
+number in [0, 100): it gets the new version while that number is below the step's percentage.
+The same consumer keeps its number for the whole rollout, so the 5 % who got the new version
+first are still in at 25 %. The salt is drawn at random when a rollout starts and kept in the
+pointer, so the next rollout of the environment sends a different 5 % first (a pointer written
+before salts existed has none: its cohorts are the unsalted hash).
 
-This module sits below the verbs (it reads and writes files, never the store), so the server's
-read path, the target and the operations share it. Writes go through ``_fs.write_json``: a
-temporary file, fsync, rename, fsync of the folder.
+This module is pure logic (it parses and computes; it never touches a file or the store), so the
+server's read path, the served target and the operations all import it. The pointer's files on
+the target (read, written and removed atomically) belong to the target layer:
+:mod:`lastgood.targets.rollout_pointer`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,6 @@ from lastgood.record import Record, as_dict
 from lastgood.units import parse_duration
 
 POINTER = "rollout.json"
-PROMOTE = "rollout-promote.json"
-LOCK = "rollout.lock"
 _KEYS = {"steps", "step_bake"}
 
 
@@ -60,9 +58,14 @@ class Pointer(Record):
     started_at: float
     step_started_at: float
     deployment: int | None
+    salt: str = ""  # drawn when the rollout starts; "" in a pointer from before salts
 
     def to_json(self) -> dict[str, Any]:
         return as_dict(self)
+
+    def includes(self, env: str, consumer: str | None) -> bool:
+        """Whether ``consumer`` of ``env`` gets the new version at this step."""
+        return gets_new(env, consumer, self.percent, self.salt)
 
     def progress(self) -> str:
         """``step 2/3 (25%)``: where the rollout stands, for people."""
@@ -73,19 +76,30 @@ def percent_text(percent: float) -> str:
     return f"{percent:g}%"
 
 
-def cohort(env: str, consumer: str) -> float:
-    """The consumer's place in [0, 100): the same for the whole rollout (and every rollout of
-    ``env``), spread evenly by SHA-256, so a step's share of consumers is about its percentage."""
-    digest = hashlib.sha256(f"{env}:{consumer}".encode()).digest()
+def cohort(env: str, consumer: str, salt: str = "") -> float:
+    """The consumer's place in [0, 100): the same for the whole rollout whose pointer holds
+    ``salt`` (another rollout draws another salt, so other consumers go first), spread evenly
+    by SHA-256, so a step's share of consumers is about its percentage. Without a salt (a
+    pointer written by an older lastgood): SHA-256 of ``env:consumer``, as it was."""
+    key = f"{env}:{salt}:{consumer}" if salt else f"{env}:{consumer}"
+    digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
-def gets_new(env: str, consumer: str | None, percent: float) -> bool:
-    """Whether ``consumer`` is in the cohort that gets the new version at ``percent``. A reader
-    that gives no id cannot be kept in a cohort, so it always gets the stable version."""
+def new_salt() -> str:
+    """A rollout's salt: random, so no consumer is always first."""
+    import secrets
+
+    return secrets.token_hex(8)
+
+
+def gets_new(env: str, consumer: str | None, percent: float, salt: str = "") -> bool:
+    """Whether ``consumer`` is in the cohort that gets the new version at ``percent`` in the
+    rollout salted with ``salt``. A reader that gives no id cannot be kept in a cohort, so it
+    always gets the stable version."""
     if not consumer:
         return False
-    return percent >= 100 or cohort(env, consumer) < percent
+    return percent >= 100 or cohort(env, consumer, salt) < percent
 
 
 # ---- settings ---------------------------------------------------------------------------------
@@ -152,81 +166,6 @@ def _percent(item: Any, key: str, where: str) -> float:
             hint='write "5%"',
         )
     return percent
-
-
-# ---- the pointer on the target ----------------------------------------------------------------
-
-
-def read_pointer(folder: Path) -> Pointer | None:
-    """The rollout in progress on the served target in ``folder``, or None. Reads only;
-    TargetError for a pointer edited by hand into something unreadable."""
-    path = folder / POINTER
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise TargetError(f"cannot read {path}: {exc.strerror}") from exc
-    return parse_pointer(raw, path)
-
-
-@contextlib.contextmanager
-def pointer_lock(folder: Path) -> Iterator[None]:
-    """Hold the pointer still: the deploy checks that its rollout was not aborted and moves the
-    pointer (next step, or ``current`` switched) under this lock, and an abort removes it under
-    the same lock, so an abort can never be undone by a step that was about to begin. An
-    ``flock`` on ``PATH/rollout.lock``: the deploy, the server and the CLI share the machine
-    that holds a served target."""
-    import fcntl
-
-    with open(folder / LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_pointer(folder: Path, pointer: Pointer) -> None:
-    """Start or move the rollout (atomic: consumers see the old step or the new, never half)."""
-    from lastgood.targets import _fs
-
-    _fs.write_json(folder / POINTER, pointer.to_json())
-
-
-def remove_pointer(folder: Path) -> bool:
-    """End the rollout: one unlink puts every consumer back on ``current``. True if there was one.
-    The promote flag goes with it. Durable once it returns (the folder is fsynced)."""
-    from lastgood.targets import _fs
-
-    try:
-        os.unlink(folder / POINTER)
-    except FileNotFoundError:
-        return False
-    with_flag = folder / PROMOTE
-    with_flag.unlink(missing_ok=True)
-    _fs.fsync_dir(folder)
-    return True
-
-
-def request_promote(folder: Path, step: int, by: str) -> None:
-    """Ask the running deploy to end step ``step`` now (it reads the flag between rounds)."""
-    from lastgood.targets import _fs
-
-    _fs.write_json(folder / PROMOTE, {"step": step, "by": by, "at": time.time()})
-
-
-def promote_requested(folder: Path, step: int) -> str | None:
-    """Who asked to promote past ``step``, or None. Reads only; a torn flag counts as none."""
-    from lastgood.targets import _fs
-
-    try:
-        data = _fs.read_json(folder / PROMOTE)
-    except TargetError:
-        return None
-    if isinstance(data, dict) and data.get("step") == step:
-        return str(data.get("by") or "someone")
-    return None
 
 
 def parse_pointer(raw: bytes, path: Path) -> Pointer:

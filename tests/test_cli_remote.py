@@ -3,6 +3,7 @@ the store, from a folder with no store at all, against a real ``lastgood serve``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -258,6 +259,41 @@ def test_something_else_at_the_url_is_not_taken_for_lastgood(tmp_path: Path) -> 
         httpd.server_close()
     assert done.returncode == 1
     assert f"error: {url} answered HTTP 200 (text/html), not lastgood's JSON" in done.stderr
+
+
+def test_a_server_that_dies_under_a_change_says_its_outcome_is_unknown(tmp_path: Path) -> None:
+    """A server that takes the request and drops the connection (it crashed while it worked)
+    used to surface as httpx's own 'Server disconnected without sending a response.'"""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def take_and_drop() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                peer, _ = listener.accept()
+                with peer:
+                    peer.recv(65536)  # the request arrived; no answer ever comes
+
+    threading.Thread(target=take_and_drop, daemon=True).start()
+    try:
+        done = remote(url, "s3cret-token", "rollback", "production", cwd=tmp_path)
+        read = remote(url, "s3cret-token", "status", "production", cwd=tmp_path)
+    finally:
+        listener.close()
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr.startswith(
+        f"error: the lastgood server at {url} closed the connection before it answered the "
+        "rollback of production (it stopped or crashed while it worked): whether it happened "
+        "is unknown from here"
+    ), done.stderr
+    assert "'lastgood status production' shows what is live on production" in done.stderr
+    assert "Server disconnected" not in done.stderr
+    no_secret(done, "s3cret-token")
+    assert read.returncode == 1 and "closed the connection before it answered" in read.stderr
+    assert "unknown from here" not in read.stderr  # a read is only tried again
 
 
 def test_server_lines_never_take_the_fast_lane_or_the_local_store(workspace: Factory) -> None:

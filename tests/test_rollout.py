@@ -23,7 +23,7 @@ import pytest
 from lastgood.client import LiveConfig
 from lastgood.config import load
 from lastgood.errors import ConfigError
-from lastgood.rollout import POINTER, cohort, gets_new
+from lastgood.rollout import POINTER, cohort, gets_new, new_salt, parse_pointer
 from tests.conftest import LASTGOOD, Workspace, config_text, eventually
 from tests.serving import Server
 from tests.test_cli_remote import remote
@@ -36,12 +36,24 @@ step_bake = "{step_bake}"
 """
 
 
-def _first(low: float, high: float) -> str:
-    """A consumer id whose cohort on staging lies in [low, high)."""
-    return next(f"c{n}" for n in range(10_000) if low <= cohort("staging", f"c{n}") < high)
+def _first(low: float, high: float, salt: str = "") -> str:
+    """A consumer id whose cohort on staging lies in [low, high) in the rollout with ``salt``."""
+    return next(f"c{n}" for n in range(10_000) if low <= cohort("staging", f"c{n}", salt) < high)
 
 
-EARLY, MIDDLE, LATE = _first(0, 5), _first(5, 25), _first(25, 100)
+def cohorts(salt: str = "") -> tuple[str, str, str]:
+    """Ids in the 5 %, the 25 % (not the 5 %) and the rest, in the rollout with ``salt``."""
+    return _first(0, 5, salt), _first(5, 25, salt), _first(25, 100, salt)
+
+
+EARLY, MIDDLE, LATE = cohorts()  # of a pointer without a salt (the feed's test writes one)
+
+
+def salt_of(ws: Workspace) -> str:
+    """The salt of the rollout under way (each rollout draws its own)."""
+    salt = (pointer_of(ws) or {}).get("salt")
+    assert isinstance(salt, str) and salt, pointer_of(ws)
+    return salt
 
 
 def rolling_workspace(
@@ -93,11 +105,18 @@ def wait_for_step(ws: Workspace, step: int, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
+Consumers = Callable[..., dict[str, LiveConfig]]
+
+
 @pytest.fixture
-def consumers(tmp_path: Path) -> Iterator[Callable[[Server, str], dict[str, LiveConfig]]]:
+def consumers(tmp_path: Path) -> Iterator[Consumers]:
+    """``consumers(server, token, ids)``: SDK consumers named by ``ids`` (an early, a middle
+    and a late one of some rollout's cohorts, in that order; default: unsalted ones)."""
     opened: list[LiveConfig] = []
 
-    def open_all(server: Server, token: str) -> dict[str, LiveConfig]:
+    def open_all(
+        server: Server, token: str, ids: tuple[str, str, str] = (EARLY, MIDDLE, LATE)
+    ) -> dict[str, LiveConfig]:
         made = {
             who: LiveConfig(
                 server.url,
@@ -109,7 +128,7 @@ def consumers(tmp_path: Path) -> Iterator[Callable[[Server, str], dict[str, Live
                 wait=5,
                 poll=0.2,
             )
-            for who in (EARLY, MIDDLE, LATE)
+            for who in ids
         }
         opened.extend(made.values())
         return made
@@ -120,12 +139,12 @@ def consumers(tmp_path: Path) -> Iterator[Callable[[Server, str], dict[str, Live
 
 
 def versions(live: dict[str, LiveConfig]) -> list[int | None]:
-    return [live[who].version for who in (EARLY, MIDDLE, LATE)]
+    return [one.version for one in live.values()]
 
 
 def settle(live: dict[str, LiveConfig], wanted: list[int]) -> None:
-    for who, version in zip((EARLY, MIDDLE, LATE), wanted, strict=True):
-        live[who].wait_for_version(version, timeout=10)
+    for one, version in zip(live.values(), wanted, strict=True):
+        one.wait_for_version(version, timeout=10)
 
 
 def test_cohorts_are_stable_and_grow_with_the_percentage() -> None:
@@ -137,6 +156,27 @@ def test_cohorts_are_stable_and_grow_with_the_percentage() -> None:
     assert all(gets_new("prod", i, 100) for i in ids)
     assert not gets_new("prod", None, 99) and not gets_new("prod", "", 99)
     assert cohort("prod", "app-1") == cohort("prod", "app-1") != cohort("staging", "app-1")
+
+
+def test_each_rollout_salts_its_cohorts() -> None:
+    """Cohorts used to be unsalted: the same consumers went first in every rollout. Within one
+    rollout (one salt) a consumer keeps its place; another salt sends others first; a pointer
+    from before salts (none) keeps the unsalted hash."""
+    ids = [f"app-{n}" for n in range(2000)]
+    first, second = new_salt(), new_salt()
+    assert first != second
+    early = {i for i in ids if gets_new("prod", i, 5, first)}
+    assert early <= {i for i in ids if gets_new("prod", i, 25, first)}
+    assert 50 <= len(early) <= 150
+    assert early != {i for i in ids if gets_new("prod", i, 5, second)}
+    assert cohort("prod", "app-1", first) != cohort("prod", "app-1", second)
+    assert cohort("prod", "app-1", "") == cohort("prod", "app-1")
+    old = json.dumps({"release": "v2-ab", "version": 2, "stable": "v1-cd", "stable_version": 1,
+                      "percent": 5, "step": 1, "steps": [5, 100], "started_at": 1.0,
+                      "step_started_at": 1.0, "deployment": None}).encode()  # fmt: skip
+    pointer = parse_pointer(old, Path("rollout.json"))
+    unsalted_early = next(i for i in ids if cohort("prod", i) < 5)
+    assert pointer.salt == "" and pointer.includes("prod", unsalted_early)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +224,7 @@ def test_a_rollout_needs_a_served_target(tmp_path: Path) -> None:
 
 def test_rollout_steps_promote_fail_and_abort_with_real_consumers(
     workspace: Callable[..., Workspace],
-    consumers: Callable[[Server, str], dict[str, LiveConfig]],
+    consumers: Consumers,
     store_url: str,
 ) -> None:
     """On PostgreSQL the server hears each step announced (its poll slows to the safety
@@ -197,18 +237,18 @@ def test_rollout_steps_promote_fail_and_abort_with_real_consumers(
     server = Server(ws, "--poll", "0.05").start()
     try:
         token = server.token("deployer", "staging")
-        live = consumers(server, token)
-        assert versions(live) == [1, 1, 1]
-        steps_promoted_to_everyone(ws, server, token, live)
+        salt, live = steps_promoted_to_everyone(ws, server, token, consumers)
         bad_version_stopped_at_five_percent(ws, live)
-        rollback_during_a_rollout_aborts_it(ws, live)
+        rollback_during_a_rollout_aborts_it(ws, server, token, consumers, salt)
     finally:
         server.stop()
 
 
 def steps_promoted_to_everyone(
-    ws: Workspace, server: Server, token: str, live: dict[str, LiveConfig]
-) -> None:
+    ws: Workspace, server: Server, token: str, consumers: Consumers
+) -> tuple[str, dict[str, LiveConfig]]:
+    """The first rollout, steered step by step; its salt, and its consumers (an early, a
+    middle and a late one in its cohorts, opened once it drew the salt)."""
     ws.healthy("two")
     plan = ws.run("deploy", "staging", "--dry-run")
     assert plan.returncode == 0, plan.stderr
@@ -218,6 +258,8 @@ def steps_promoted_to_everyone(
     )
     deploying = start_deploy(ws)
     wait_for_step(ws, 1)
+    salt = salt_of(ws)
+    live = consumers(server, token, cohorts(salt))  # this rollout's early, middle and late
     settle(live, [2, 1, 1])
     shown = ws.run("rollout", "status", "staging")
     assert shown.returncode == 0, shown.stderr
@@ -242,6 +284,7 @@ def steps_promoted_to_everyone(
         assert promoted.status_code == 303, promoted.text
     wait_for_step(ws, 2)
     settle(live, [2, 2, 1])
+    status_shows_the_rollout(ws, server, token)
     through_server = remote(server, token, "rollout", "promote", "staging", cwd=ws.base)
     assert through_server.returncode == 0, through_server.stderr
     assert "leaves step 2/3 (25%) after its next green round" in through_server.stdout
@@ -259,6 +302,25 @@ def steps_promoted_to_everyone(
     assert timeline(ws)[0][0]["detail"].startswith("rolled out 5% → 25% → 100% in ")
     kinds = [e["kind"] for e in timeline(ws)[1]]
     assert kinds.count("rollout-step") == 3 and kinds.count("rollout-promoted") == 3
+    scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'lastgood_rollout_percent{env="staging"} 0.0' in scrape
+    assert "lastgood_rollout_version{" not in scrape
+    return salt, live
+
+
+def status_shows_the_rollout(ws: Workspace, server: Server, token: str) -> None:
+    """At step 2: ``lastgood status`` has a rollout line (it had none), locally and through
+    the server (with the server's own count of each cohort), and /metrics has the gauges."""
+    shown = ws.run("status", "staging")  # the deploy holds the lease: nothing reconciled
+    assert shown.returncode == 0, shown.stderr
+    assert "  rollout       v2 to 25% of consumers at step 2/3 since " in shown.stdout
+    assert "the others get v1" in shown.stdout
+    through = remote(server, token, "status", "staging", cwd=ws.base)
+    assert through.returncode == 0, through.stderr
+    assert "v2 on 2/2 of its cohort, v1 on 1/1 of its cohort" in through.stdout, through.stdout
+    scrape = httpx.get(f"{server.url}/metrics", timeout=30).text
+    assert 'lastgood_rollout_percent{env="staging"} 25.0' in scrape
+    assert 'lastgood_rollout_version{env="staging"} 2.0' in scrape
 
 
 def bad_version_stopped_at_five_percent(ws: Workspace, live: dict[str, LiveConfig]) -> None:
@@ -279,10 +341,14 @@ def bad_version_stopped_at_five_percent(ws: Workspace, live: dict[str, LiveConfi
     assert history[1]["status"] == "failed-restored" and "at step 1/3 (5%)" in history[1]["detail"]
 
 
-def rollback_during_a_rollout_aborts_it(ws: Workspace, live: dict[str, LiveConfig]) -> None:
+def rollback_during_a_rollout_aborts_it(
+    ws: Workspace, server: Server, token: str, consumers: Consumers, earlier: str
+) -> None:
     ws.healthy("four")
     deploying = start_deploy(ws)
     wait_for_step(ws, 1)
+    assert salt_of(ws) != earlier  # another rollout: other consumers go first
+    live = consumers(server, token, cohorts(salt_of(ws)))
     settle(live, [4, 2, 2])
     back = ws.run("rollback", "staging", "-m", "errors in the canary")
     assert back.returncode == 0, back.stderr
@@ -314,19 +380,43 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     server = Server(ws, "--poll", "0.05").start()  # a server started now keeps the cohorts
     try:
         token = server.token("viewer", "staging")
-        assert served_to(server, token, EARLY) == 2
-        assert served_to(server, token, LATE) == 1
+        early, _, late = cohorts(salt_of(ws))
+        assert served_to(server, token, early) == 2
+        assert served_to(server, token, late) == 1
         assert served_to(server, token, None) == 1
+        looked = only_looking(server, ws)  # reads: the page, the API's status and rollout
+        assert (pointer_of(ws) or {}).get("percent") == 5  # nobody ended it by looking
+        assert timeline(ws)[0][0]["status"] == "running"
+        assert (
+            "rollout of v2 on staging interrupted at step 1/3 (5%): its deploy is no "
+            "longer running" in looked
+        )
         shown = ws.run("status", "staging")  # the next command reconciles
         assert shown.returncode == 0, shown.stderr
         assert pointer_of(ws) is None
-        assert eventually(lambda: served_to(server, token, EARLY) == 1, 5)  # back to v1
+        assert eventually(lambda: served_to(server, token, early) == 1, 5)  # back to v1
     finally:
         server.stop()
     history, events = timeline(ws)
     assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
     ended = [e for e in events if e["kind"] == "rollout-interrupted"]
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
+
+
+def only_looking(server: Server, ws: Workspace) -> str:
+    """What someone looking sees of staging on the web page and through the API's reads (which used
+    to reconcile, ending an orphaned rollout in the name of whoever looked); the page's text."""
+    secret = server.token("deployer", "staging", name="looker")  # who could also act
+    headers = {"Authorization": f"Bearer {secret}"}
+    for path in ("/api/v1/envs", "/api/v1/envs/staging", "/api/v1/envs/staging/rollout"):
+        answer = httpx.get(server.url + path, headers=headers, timeout=10)
+        assert answer.status_code == 200, (path, answer.text)
+    with signed_in(server, secret) as http:
+        assert http.get("/").status_code == 200
+        page = http.get("/envs/staging")
+    assert page.status_code == 200, page.text
+    assert "Promote to the next step" not in page.text  # nothing would act on it
+    return page.text
 
 
 def test_a_deploy_stopped_with_sigterm_ends_its_rollout_on_the_way_out(
@@ -398,20 +488,29 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     monkeypatch.delenv("LASTGOOD_FAILPOINT")
     token = doomed.token("deployer", "staging")
     sent = remote(doomed, token, "deploy", "staging", "--version", "v2", cwd=ws.base)
-    assert sent.returncode != 0  # the server died under the request
+    assert sent.returncode == 1  # the server died under the request: said so, not httpx's words
+    assert (
+        f"the lastgood server at {doomed.url} closed the connection before it answered the "
+        "deploy of staging" in sent.stderr
+    ), sent.stderr
+    assert "whether it happened is unknown from here" in sent.stderr
+    assert "'lastgood status staging'" in sent.stderr
     assert doomed.process is not None and doomed.process.wait(10) == -9
     assert (pointer_of(ws) or {}).get("step") == 1
     server = Server(ws, "--poll", "0.05").start()
     try:
-        assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [2, 1, 1]
+        ids = cohorts(salt_of(ws))
+        assert [served_to(server, token, who) for who in ids] == [2, 1, 1]
         shown = ws.run("rollout", "status", "staging")
-        assert "rolling out v2 on staging: step 1/3 (5%)" in shown.stdout, shown.stderr
-        assert "the deploy running it is gone" in shown.stdout
+        assert (
+            "rollout of v2 on staging interrupted at step 1/3 (5%): its deploy is no longer "
+            "running; abort it" in shown.stdout
+        ), shown.stderr
         refused = ws.run("rollout", "promote", "staging")
         assert refused.returncode != 0 and "nothing would act on a promote" in refused.stderr
         assert ws.run("status", "staging").returncode == 0  # reconciles
         assert pointer_of(ws) is None
-        assert eventually(lambda: served_to(server, token, EARLY) == 1, 5)  # back to v1
+        assert eventually(lambda: served_to(server, token, ids[0]) == 1, 5)  # back to v1
     finally:
         server.stop()
     history, events = timeline(ws)
@@ -420,13 +519,22 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     assert "rollout-interrupted" in [e["kind"] for e in events]
 
 
-# what the early cohort earns: it reads the config as EARLY, from the server, and prints the
-# score its weight gives (40 times the weight), so a version that halves the weight halves the score
-SCORE = f"""
-import json, os, sys, urllib.request
-request = urllib.request.Request(os.environ["LG_URL"] + "/api/v1/envs/staging/config", headers={{
-    "Authorization": "Bearer " + os.environ["LG_TOKEN"], "X-Lastgood-Consumer": "{EARLY}"}})
-files = json.load(urllib.request.urlopen(request, timeout=5))["files"]
+# what the early cohort earns: it asks the server for the rollout's salt, reads the config as
+# an id of the first 5 % in that rollout (any id before one starts) and prints the score its
+# weight gives (40 times the weight), so a version that halves the weight halves the score
+SCORE = """
+import json, os, urllib.request
+from lastgood.rollout import cohort
+def get(path, consumer=None):
+    headers = {"Authorization": "Bearer " + os.environ["LG_TOKEN"]}
+    if consumer:
+        headers["X-Lastgood-Consumer"] = consumer
+    request = urllib.request.Request(os.environ["LG_URL"] + path, headers=headers)
+    return json.load(urllib.request.urlopen(request, timeout=5))
+pointer = get("/api/v1/envs/staging/rollout")["pointer"]
+salt = pointer["salt"] if pointer else ""
+canary = next(f"c{n}" for n in range(10_000) if cohort("staging", f"c{n}", salt) < 5)
+files = get("/api/v1/envs/staging/config", canary)["files"]
 print(40 * float(files["scoring/weight.txt"]["content"]))
 """
 
@@ -464,6 +572,7 @@ def test_a_version_that_halves_the_canary_cohorts_score_is_stopped_at_five_perce
         assert "at step 1/3 (5%); restored v1" in done.stdout
         assert pointer_of(ws) is None
         assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [1, 1, 1]
+        # (no pointer is left to salt them: every id reads the stable version)
     finally:
         server.stop()
 

@@ -563,6 +563,8 @@ def _print_status(s: EnvStatus) -> None:
     if s.last_drill:
         d = s.last_drill
         r.out(f"  last drill    #{d['id']} {d['status']} {format_duration(d['age'])} ago")
+    if s.rollout is not None:
+        r.out(f"  rollout       {rollout_line(s.rollout)}")
     if s.fleet is not None:
         r.out(f"  consumers     {s.fleet['summary']}")
     if s.lock:
@@ -571,6 +573,28 @@ def _print_status(s: EnvStatus) -> None:
         r.out(f"  {freeze_label(s.freeze):<14}{s.freeze['text']}")
     for warning in s.warnings:
         r.out(f"  ! {warning}")
+
+
+def rollout_line(rollout: dict[str, Any]) -> str:
+    """``v3 to 25% of consumers at step 2/3 since …`` with the cohorts, from the JSON of a
+    :class:`lastgood.operations.rollout_control.RolloutStatus` (local, or the server's)."""
+    pointer = rollout["pointer"]
+    stable = _label(pointer["stable_version"])
+    text = (
+        f"v{pointer['version']} to {pointer['percent']:g}% of consumers at step "
+        f"{pointer['step']}/{len(pointer['steps'])} since {r.when(pointer['step_started_at'])} "
+        f"(rollout began {r.when(pointer['started_at'])}); the others get {stable}"
+    )
+    new, old = rollout.get("new"), rollout.get("stable")
+    if new and old:
+        text += (
+            f"; {_label(new['version'])} on {new['following']}/{new['total']} of its cohort, "
+            f"{_label(old['version'])} on {old['following']}/{old['total']} of its cohort"
+        )
+    if rollout.get("orphaned"):
+        abort = f"lastgood rollout abort {rollout['env']}"
+        text += f"; INTERRUPTED: its deploy is no longer running ('{abort}' ends it)"
+    return text
 
 
 def freeze_label(standing: dict[str, Any]) -> str:

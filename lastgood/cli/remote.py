@@ -5,7 +5,9 @@ commands render a server's answer with the same code as a local result. Errors c
 ``{"error", "hint", "exit_code"}``; they are raised again here as the :class:`LastgoodError` the
 HTTP status stands for, carrying the server's exit code, so ``guarded`` prints them and exits
 exactly as if the verb had run here. A server that cannot be reached, or something at the URL
-that is not a lastgood server, is a :class:`ServerError` (exit 1) naming the URL.
+that is not a lastgood server, is a :class:`ServerError` (exit 1) naming the URL; so is one that
+drops the connection after it took a request (it stopped or crashed), which says that the
+outcome of a change is unknown from here and where to look.
 
 The token travels only in the ``Authorization`` header; it is scrubbed from anything printed.
 Reads time out after 30 s; deploys, rollbacks, reverts, checks and drills answer when they are
@@ -241,6 +243,8 @@ class Remote:
             )
         except httpx.TimeoutException as exc:
             raise self._timed_out(exc) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError):  # sent, then the server went
+            raise self._dropped(method, path) from None
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         if response.status_code >= 400:
@@ -307,6 +311,30 @@ class Remote:
             "is its address",
         )
 
+    def _dropped(self, method: str, path: str) -> errors.ServerError:
+        """The server took the request and closed the connection without an answer: it was
+        stopped or crashed while it worked. A read can simply be tried again; a change (a
+        deploy through the server runs there) may or may not have happened."""
+        went = f"the lastgood server at {self.shown} closed the connection before it answered"
+        if method == "GET":
+            return errors.ServerError(
+                f"{went} (it stopped or crashed)",
+                hint="check that 'lastgood serve' runs there (its log says why it stopped), "
+                "then try again",
+            )
+        what, env = _change_of(path)
+        look = (
+            f"'lastgood status {env}' shows what is live on {env} now (and closes a record the "
+            f"crash left running), 'lastgood history {env}' what was recorded"
+            if env
+            else "'lastgood status' shows what is live, 'lastgood log' the versions recorded"
+        )
+        return errors.ServerError(
+            f"{went} {what} (it stopped or crashed while it worked): whether it happened is "
+            "unknown from here",
+            hint=f"{look}; look there before you try again, with this server or without",
+        )
+
     def _timed_out(self, exc: httpx.TimeoutException) -> errors.ServerError:
         if isinstance(exc, httpx.ConnectTimeout):
             return errors.ServerError(
@@ -327,6 +355,20 @@ class Remote:
             return base64.b64decode(item.get("content", ""), validate=True)
         except (binascii.Error, ValueError):
             raise errors.ServerError(f"the server sent {path!r} as invalid base64") from None
+
+
+def _change_of(path: str) -> tuple[str, str | None]:
+    """``the deploy of staging`` and ``staging`` for ``/envs/staging/deploy``; the request
+    itself, and no environment, for any other path."""
+    from urllib.parse import unquote
+
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[0] == "envs":
+        env = unquote(parts[1])
+        return f"the {parts[2]} of {env}", env
+    if parts[0] == "versions":
+        return "the upload of the version", None
+    return f"the request to /api/v1{path}", None
 
 
 def _encode(data: bytes) -> dict[str, str]:

@@ -133,7 +133,8 @@ class ProgressPrinter:
         if not event.data.get("ok", True):
             return  # the check-failed event that follows says it louder
         if self._countdown is not None:
-            self._countdown.last_round = f"round {event.data.get('round')} ok"
+            label = event.data.get("label") or f"round {event.data.get('round')}"
+            self._countdown.last_round = f"{label} ok"
             return
         stamp = time.strftime("%H:%M:%S")
         text = f"{event.message}{self._left()}"

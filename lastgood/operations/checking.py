@@ -109,12 +109,15 @@ def run_round(
     deployment: int | None,
     record_passing: bool = True,
     baselines: BaselineSource | None = None,
+    label: str | None = None,
 ) -> Round:
     """Run ``checks`` concurrently, record the results in the ledger, emit the round event.
 
     The watcher passes ``record_passing=False``: a round every few seconds for months would
     bury the ledger, so only rounds with a failure are kept. With ``baselines`` (a deploy's
-    bake), checks with ``max_drop`` / ``max_rise`` are also judged against their baseline."""
+    bake), checks with ``max_drop`` / ``max_rise`` are also judged against their baseline.
+    ``label`` names the round for people where ``round N`` is not enough (a rollout's
+    ``step 2/3 (25%) round 1/3``)."""
     if checks:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -128,14 +131,19 @@ def run_round(
     env = place.name
     if record_passing or not done.ok:
         place.store.record_checks(_record(r, deployment, env, done) for r in results)
-    _announce(place, done, context.version, deployment)
+    _announce(place, done, context.version, deployment, label)
     return done
 
 
-def _announce(place: Place, done: Round, version: int | None, deployment: int | None) -> None:
+def _announce(
+    place: Place, done: Round, version: int | None, deployment: int | None, label: str | None
+) -> None:
     """Emit the round's event (with the values measured, when any), and check-failed."""
     env, phase, number = place.name, done.phase, done.number
     data: dict[str, object] = {"ok": done.ok, "phase": phase, "round": number}
+    if label:
+        data["label"] = label
+    label = label or f"round {number}"
     values = {r.name: v for r in done.results if (v := measured(r.data)) is not None}
     if values:
         data["values"] = values
@@ -144,12 +152,12 @@ def _announce(place: Place, done: Round, version: int | None, deployment: int | 
             data["baselines"] = baselines
     summary = done.summary()
     place.emit(
-        Event(EventKind.CHECK_ROUND, f"{phase} round {number}: {summary}", env=env,
+        Event(EventKind.CHECK_ROUND, f"{phase} {label}: {summary}", env=env,
               version=version, deployment=deployment, data=data)
     )  # fmt: skip
     if not done.ok:
         place.emit(
-            Event(EventKind.CHECK_FAILED, f"{phase} round {number} on {env}: {summary}", env=env,
+            Event(EventKind.CHECK_FAILED, f"{phase} {label} on {env}: {summary}", env=env,
                   version=version, deployment=deployment,
                   data={"failed": [r.name for r in done.failed], "phase": phase})
         )  # fmt: skip

@@ -7,7 +7,9 @@ the version its host's target really serves, and its host-local checks, which th
 shows beside the count ("1 host check failing: web-2"). "Live" means the consumer spoke to the
 server within ``STALE_AFTER`` seconds (an SDK holding a long-poll speaks at least every 30 s).
 The time to all is measured from the switch (the ledger's ``activated_at``) to the moment the
-last live consumer reported the new version.
+last live consumer reported the new version; after a gradual rollout ended before it finished
+(aborted, or its deploy gone), from the moment its consumers were sent back to the stable
+version (that record's ``finished_at``, the removal of the pointer).
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from lastgood.rollout import Pointer
 
 STALE_AFTER = 90.0
+ENDED_EARLY = ("aborted", "interrupted")
+"""A deploy record's statuses when its rollout ended before it finished (see :func:`sent_back`)."""
 
 
 class Reports(Protocol):
@@ -115,9 +119,10 @@ def standing(
         if version is None or c.version != version
     )
     time_to_all = None
-    switched_at = change.activated_at if change is not None else None
+    switched_at = _switched_at(change, version)
     if live and len(on_it) == len(live) and switched_at is not None:
         time_to_all = max(0.0, max(c.since for c in on_it) - switched_at)
+    restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
         env=env,
         version=version,
@@ -125,7 +130,7 @@ def standing(
         following=len(on_it),
         behind=behind,
         time_to_all=time_to_all,
-        verb="restored" if change is not None and change.is_rollback else "live",
+        verb="restored" if restored else "live",
         gone=len(everyone) - len(live),
         agents=sum(1 for c in live if c.kind == "agent"),
         failing=sorted(
@@ -135,11 +140,33 @@ def standing(
 
 
 def switch_of(records: Iterable[Deployment], version: int | None) -> Deployment | None:
-    """The newest ledger record that made ``version`` live (the change the fleet must follow)."""
+    """The newest ledger record that made ``version`` live, or that sent consumers back to it
+    by ending a rollout before it finished (the change the fleet must follow)."""
     for record in records:
         if record.to_version == version and record.activated_at is not None:
             return record
+        if sent_back(record, version):
+            return record
     return None
+
+
+def sent_back(record: Deployment, version: int | None) -> bool:
+    """Whether ``record`` is a deploy that went live for some consumers (a gradual rollout) and
+    ended before it finished, which put them back on ``version``, the one it started from."""
+    return (
+        record.kind == "deploy"
+        and record.status in ENDED_EARLY
+        and record.from_version == version
+        and record.activated_at is not None
+        and record.finished_at is not None
+    )
+
+
+def _switched_at(change: Deployment | None, version: int | None) -> float | None:
+    """When the fleet was told to serve ``version``: the switch, or the end of a rollout."""
+    if change is None:
+        return None
+    return change.activated_at if change.to_version == version else change.finished_at
 
 
 def read_fleet(project: Project, env: str, reports: Reports | None = None) -> FleetStanding | None:

@@ -585,7 +585,7 @@ def _end_rollout_offline(
     the pointer goes (everyone back on the stable version ``current`` kept), the new release is
     withdrawn on the target, and nothing else is switched. None when no rollout is under way.
     Writes the target and the workspace's offline log."""
-    from lastgood.rollout import pointer_lock, read_pointer, remove_pointer
+    from lastgood.targets.rollout_pointer import pointer_lock, read_pointer, remove_pointer
     from lastgood.targets.served import ServedTarget
 
     if not isinstance(target, ServedTarget) or (pointer := read_pointer(target.path)) is None:

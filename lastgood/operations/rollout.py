@@ -20,6 +20,7 @@ reconcile ends it (see :func:`end_orphaned`); one stopped by SIGTERM or Ctrl-C e
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -31,10 +32,8 @@ from lastgood.operations.place import Place
 from lastgood.operations.restore import ensure_intact
 from lastgood.outcome import RESTORED, Outcome
 from lastgood.record import Record
-from lastgood.rollout import (
-    Pointer,
-    RolloutPlan,
-    percent_text,
+from lastgood.rollout import Pointer, RolloutPlan, new_salt, percent_text
+from lastgood.targets.rollout_pointer import (
     pointer_lock,
     promote_requested,
     remove_pointer,
@@ -46,9 +45,11 @@ from lastgood.units import format_duration
 if TYPE_CHECKING:
     from lastgood.checks import Check, CheckContext
     from lastgood.operations.deploy import DeployRun
+    from lastgood.rows import Deployment
     from lastgood.targets.served import ServedTarget
 
 ABORTED = "aborted"
+INTERRUPTED = "interrupted"
 
 
 class StepResult(Record):
@@ -69,8 +70,8 @@ class RolloutRun:
         self.place = job.place
         self.target: ServedTarget = job.target  # type: ignore[assignment]
         self.checks: list[Check] = build_checks(job.settings.checks)
-        self.rounds = 0
         self.started_at = time.time()
+        self.salt = new_salt()  # this rollout's cohorts: others go first next time
 
     def run(self) -> Outcome:
         """Every step, the last (100 %) included, then the switch of ``current``. Stopped by
@@ -127,7 +128,7 @@ class RolloutRun:
             release=job.release.name, version=job.version.number,
             stable=stable.name if stable else None, stable_version=job.from_version,
             percent=percent, step=step, steps=self.plan.steps, started_at=self.started_at,
-            step_started_at=now, deployment=job.record.id,
+            step_started_at=now, deployment=job.record.id, salt=self.salt,
         )  # fmt: skip
         with pointer_lock(self.target.path):
             if before is not None and not self._still_rolling(before):
@@ -160,11 +161,12 @@ class RolloutRun:
         asked to move on after one), ``failures`` rounds in a row failed, or the pointer went."""
         settings = self.job.settings
         deadline = pointer.step_started_at + self.plan.step_bake
-        consecutive, last = 0, None
+        consecutive, last, number = 0, None, 0
         while True:
             if not self._still_rolling(pointer):
                 return StepResult(False, True, time.time(), last)
-            last = self._round(self._context())
+            number += 1
+            last = self._round(self._context(), pointer, number)
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= settings.failures:
                 return StepResult(True, False, last.at, last)
@@ -189,11 +191,25 @@ class RolloutRun:
         return CheckContext(job.env, job.version.number, self.target.staged_path(job.release),
                             job.project.root)  # fmt: skip
 
-    def _round(self, context: CheckContext) -> Round:
-        self.rounds += 1
+    def _round(self, context: CheckContext, pointer: Pointer, number: int) -> Round:
+        """Round ``number`` of this step (numbered per step, as people count them)."""
         assert self.job.record is not None
-        return run_round(self.place, self.checks, context, phase="bake", number=self.rounds,
-                         deployment=self.job.record.id, baselines=self.job.baselines)  # fmt: skip
+        label = f"{pointer.progress()} round {number}"
+        planned = self._planned_rounds()
+        if number <= planned:  # past it, failed rounds are being retried: no "of" to give
+            label += f"/{planned}"
+        return run_round(self.place, self.checks, context, phase="bake", number=number,
+                         deployment=self.job.record.id, baselines=self.job.baselines,
+                         label=label)  # fmt: skip
+
+    def _planned_rounds(self) -> int:
+        """Rounds a green step takes at most: one at once, then one every ``interval`` until
+        ``step_bake`` has passed (the last one on the deadline, see :func:`_pause`); fewer
+        when the rounds themselves take time."""
+        interval = self.job.settings.interval
+        if self.plan.step_bake <= 0 or interval <= 0:
+            return 1
+        return 1 + math.ceil(self.plan.step_bake / interval - 1e-9)
 
     def _switch_current(self, pointer: Pointer, last: Round | None) -> Outcome:
         """Every step baked (the last one with everyone on the new version through the
@@ -308,6 +324,7 @@ def end_orphaned(place: Place) -> str | None:
         pointer = None  # unreadable: removed all the same
     if not remove_pointer(target.path):
         return None
+    ended_at = time.time()
     place.store.announce_switch(place.name)
     live = target.live()
     where = f"v{pointer.version} at {pointer.progress()}" if pointer else "an unreadable rollout"
@@ -318,7 +335,34 @@ def end_orphaned(place: Place) -> str | None:
     data = {"step": pointer.step, "percent": pointer.percent} if pointer else {}
     place.emit(Event(EventKind.ROLLOUT_INTERRUPTED, note, env=place.name,
                      deployment=pointer.deployment if pointer else None, data=data))  # fmt: skip
+    if pointer is not None:
+        close_ended(place, pointer, status=INTERRUPTED, ended_at=ended_at, detail=note)
     return note
 
 
-__all__ = ["ABORTED", "RolloutRun", "end_orphaned", "percent_text"]
+def close_ended(
+    place: Place, pointer: Pointer, *, status: str, ended_at: float, detail: str
+) -> Deployment | None:
+    """Close the record of a rollout whose deploy is gone, ended at ``ended_at`` (the removal
+    of the pointer, which the fleet's time to restore counts from): ``aborted`` when a person
+    ended it (the version withdrawn, as the deploy itself would), ``interrupted`` when reconcile
+    found it. Call under the lease. A record already closed is left as it is; writes."""
+    from lastgood.errors import NotFoundError
+    from lastgood.operations.verdicts import withdraw
+
+    if pointer.deployment is None:
+        return None
+    try:
+        record = place.store.deployment(pointer.deployment)
+    except NotFoundError:  # a pointer edited by hand: no record to close
+        return None
+    if record.status != "running" or record.to_version != pointer.version:
+        return record
+    if status == ABORTED and pointer.stable_version is not None:
+        withdraw(place, pointer.version, pointer.stable_version, record.id)
+    return place.store.update_deployment(
+        record.id, by=place.project.actor, status=status, finished_at=ended_at, detail=detail
+    )
+
+
+__all__ = ["ABORTED", "INTERRUPTED", "RolloutRun", "close_ended", "end_orphaned", "percent_text"]

@@ -24,14 +24,8 @@ from lastgood.operations.lease import env_is_busy
 from lastgood.operations.place import Place
 from lastgood.outcome import OK, Outcome
 from lastgood.record import Record, as_dict
-from lastgood.rollout import (
-    Pointer,
-    gets_new,
-    percent_text,
-    pointer_lock,
-    remove_pointer,
-    request_promote,
-)
+from lastgood.rollout import Pointer, percent_text
+from lastgood.targets.rollout_pointer import pointer_lock, remove_pointer, request_promote
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:
@@ -66,25 +60,28 @@ class RolloutStatus(Record):
     new: CohortFleet | None = None
     stable: CohortFleet | None = None
     promote_requested_by: str | None = None
-    orphaned: bool = False  # no live deploy holds the environment: the next command ends it
+    orphaned: bool = False  # no live deploy holds the environment: the next write ends it
 
     def summary(self) -> str:
         pointer = self.pointer
         if pointer is None:
             return f"no rollout is under way on {self.env}"
         took = format_duration(self.in_step or 0.0)
-        text = (
-            f"rolling out v{pointer.version} on {self.env}: {pointer.progress()}, {took} in this "
-            f"step; the others get {_label(pointer.stable_version)}"
-        )
+        stable = _label(pointer.stable_version)
+        if self.orphaned:
+            text = (
+                f"rollout of v{pointer.version} on {self.env} interrupted at "
+                f"{pointer.progress()}: its deploy is no longer running; abort it ('lastgood "
+                f"rollout abort {self.env}': everyone back on {stable}) or deploy again; until "
+                f"then the others get {stable}"
+            )
+        else:
+            text = (
+                f"rolling out v{pointer.version} on {self.env}: {pointer.progress()}, {took} in "
+                f"this step; the others get {stable}"
+            )
         if self.new is not None and self.stable is not None:
             text += f"; {self.new.summary()}, {self.stable.summary()}"
-        if self.orphaned:
-            text += (
-                f"; the deploy running it is gone: the next command on {self.env} (e.g. "
-                f"'lastgood status {self.env}') puts everyone back on "
-                f"{_label(pointer.stable_version)}"
-            )
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +118,7 @@ def rollout_status(
     project: Project, env: str, reports: Iterable[Consumer] | None = None
 ) -> RolloutStatus:
     """Where ``env``'s rollout stands, with its fleet per cohort. Reads only."""
-    from lastgood.rollout import promote_requested
+    from lastgood.targets.rollout_pointer import promote_requested
 
     place = Place(project, env)
     target = served_target(place)
@@ -148,7 +145,7 @@ def cohort_fleets(
     for consumer in consumers:
         if now - consumer.seen_at > STALE_AFTER:
             continue
-        if gets_new(env, consumer.consumer_id, pointer.percent):
+        if pointer.includes(env, consumer.consumer_id):
             new_total += 1
             new_on += consumer.version == pointer.version
         else:
@@ -179,7 +176,7 @@ def rolling_standing(env: str, consumers: Iterable[Consumer], pointer: Pointer) 
 
 def wanted_by(env: str, consumer: Consumer, pointer: Pointer) -> int | None:
     """The version ``consumer`` should serve during the rollout: its cohort's."""
-    if gets_new(env, consumer.consumer_id, pointer.percent):
+    if pointer.includes(env, consumer.consumer_id):
         return pointer.version
     return pointer.stable_version
 
@@ -193,7 +190,7 @@ def promote_rollout(project: Project, env: str) -> Outcome:
         raise RefusedError(
             f"the deploy that ran the rollout of v{pointer.version} on {env} is gone, so "
             "nothing would act on a promote",
-            hint=f"'lastgood status {env}' ends the rollout (everyone back on "
+            hint=f"'lastgood rollout abort {env}' ends the rollout (everyone back on "
             f"{_label(pointer.stable_version)}); deploy again to start a new one",
         )
     request_promote(served_target(place).path, pointer.step, project.actor)
@@ -216,7 +213,8 @@ def abort_rollout(project: Project, env: str, *, reason: str = "") -> Outcome:
     started, folder = time.time(), served_target(place).path
     with pointer_lock(folder):  # never while a step is about to begin: see pointer_lock
         remove_pointer(folder)
-    took = time.time() - started
+    ended_at = time.time()
+    took = ended_at - started
     place.store.announce_switch(env)
     because = f" ({reason})" if reason else ""
     summary = (
@@ -228,29 +226,40 @@ def abort_rollout(project: Project, env: str, *, reason: str = "") -> Outcome:
                      deployment=pointer.deployment,
                      data={"step": pointer.step, "percent": pointer.percent,
                            "reason": reason}))  # fmt: skip
-    record = _settle(place, pointer)
+    record = _settle(place, pointer, ended_at, summary)
     return Outcome(env, "rollout-abort", OK, summary, version=pointer.stable_version,
                    from_version=pointer.version, deployment=record)  # fmt: skip
 
 
-def _settle(place: Place, pointer: Pointer) -> Deployment | None:
-    """Wait until the rollout's record is closed: by its deploy (which notices the pointer gone
-    between two rounds) or, once the lease is free, by reconcile. Bounded by the lease's
-    lifetime: a deploy that has not closed it by then is stuck, and the next command will."""
+def _settle(place: Place, pointer: Pointer, ended_at: float, summary: str) -> Deployment | None:
+    """Wait until the rollout's record is closed ``aborted``: by its deploy (which notices the
+    pointer gone between two rounds) or, once the lease is free (its deploy is gone), here, in
+    the name of the person who aborted it. Bounded by the lease's lifetime: a deploy that has
+    not closed it by then is stuck, and the next command will. The record's ``finished_at``
+    is then ``ended_at``, when the consumers were sent back (the deploy notices later)."""
     from lastgood.operations.lease import EnvLease
     from lastgood.operations.reconcile import reconcile
+    from lastgood.operations.rollout import ABORTED, close_ended
 
     deadline = time.monotonic() + place.settings.lease_ttl
     while True:
         try:
             with EnvLease(place, "rollback"):
+                detail = f"{summary}; the deploy that ran it was no longer running"
+                close_ended(place, pointer, status=ABORTED, ended_at=ended_at, detail=detail)
                 reconcile(place)
             break
         except LockedError:
             if _closed(place, pointer) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-    return place.store.deployment(pointer.deployment) if pointer.deployment else None
+    if pointer.deployment is None:
+        return None
+    record = place.store.deployment(pointer.deployment)
+    if record.status == ABORTED and (record.finished_at or ended_at) > ended_at:
+        record = place.store.update_deployment(record.id, by=place.project.actor,
+                                               finished_at=ended_at)  # fmt: skip
+    return record
 
 
 def _closed(place: Place, pointer: Pointer) -> bool:

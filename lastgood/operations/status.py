@@ -1,8 +1,11 @@
 """``status``, ``history`` and ``check``: where each environment stands, read from the target.
 
 Status reads what the target really serves (and hashes it), compares it with the ledger and says
-so when they disagree. When no other process holds the environment's lease it reconciles first,
-so a status after a crash already tells the truth.
+so when they disagree. ``lastgood status`` (a command someone runs to act on what it says)
+reconciles first when no other process holds the environment's lease, so a status after a crash
+already tells the truth. The server's pages and API reads ask with ``repair=False``: a viewer
+looking must change nothing (reconcile may end an orphaned rollout, which moves consumers), so
+they show the crashed state as it is, and the next write repairs it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class EnvStatus(Record, frozen=False):
     live_commit: str | None = None  # the git commit the live version was taken from
     live_dirty: bool | None = None  # ... from a folder with uncommitted changes
     fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
+    rollout: dict[str, Any] | None = None  # a gradual rollout under way: RolloutStatus.to_json
     freeze: dict[str, Any] | None = None  # a closure in force, or one starting within a day
 
     @property
@@ -99,13 +103,14 @@ FREEZE_NOTICE = 86400.0  # status announces a freeze or window closing this long
 
 
 def status(
-    project: Project, env: str | None = None, *, now: float | None = None
+    project: Project, env: str | None = None, *, now: float | None = None, repair: bool = True
 ) -> list[EnvStatus]:
     """Status of one environment, or of all of them in config order; ``now`` (default: the
-    clock) is the moment freezes and change windows are judged at."""
+    clock) is the moment freezes and change windows are judged at. With ``repair`` (the CLI)
+    it reconciles first, which writes; without (a page or an API read) it reads only."""
     names = [env] if env else list(project.config.environments)
     at = time.time() if now is None else now
-    return [_env_status(Place(project, name), at) for name in names]
+    return [_env_status(Place(project, name), at, repair) for name in names]
 
 
 def change_standing(calendar: ChangeCalendar, now: float) -> dict[str, Any] | None:
@@ -128,6 +133,16 @@ def change_standing(calendar: ChangeCalendar, now: float) -> dict[str, Any] | No
 
 def _next_freeze(calendar: ChangeCalendar, now: float) -> Closure | None:
     return ChangeCalendar(freezes=calendar.freezes).next_closure(now, FREEZE_NOTICE)
+
+
+def _lock_of(place: Place) -> str | None:
+    """Who holds the environment's lease now (a live holder), without taking it. Reads only."""
+    from lastgood import holder
+
+    lease = place.store.lease(f"env:{place.name}")
+    if lease is None or not holder.lease_is_alive(lease, time.time()):
+        return None
+    return f"{lease.purpose} by {lease.holder}"
 
 
 def _try_reconcile(place: Place) -> tuple[str | None, list[str], str | None]:
@@ -160,9 +175,12 @@ def _known_version(place: Place, number: int) -> VersionInfo | None:
         return None
 
 
-def _env_status(place: Place, now: float) -> EnvStatus:
+def _env_status(place: Place, now: float, repair: bool) -> EnvStatus:
     env, settings = place.name, place.settings
-    lock, corrected, refs_failed = _try_reconcile(place)
+    if repair:
+        lock, corrected, refs_failed = _try_reconcile(place)
+    else:
+        lock, corrected, refs_failed = _lock_of(place), [], None
     target = place.target
     live = target.live()
     store = place.store
@@ -203,6 +221,7 @@ def _env_status(place: Place, now: float) -> EnvStatus:
     _drills(result, settings, records)  # least urgent: last
     if settings.target.type == "served":
         result.fleet = _fleet(place)
+        result.rollout = _rollout(place)
     return result
 
 
@@ -237,6 +256,20 @@ def _fleet(place: Place) -> dict[str, Any] | None:
 
     found = read_fleet(place.project, place.name)
     return None if found is None else found.to_json()
+
+
+def _rollout(place: Place) -> dict[str, Any] | None:
+    """The gradual rollout under way on a served environment (with its cohorts, from the
+    store's reports), or None; an unreadable pointer is a warning elsewhere, not a failure of
+    status. Reads only."""
+    from lastgood.errors import LastgoodError
+    from lastgood.operations.rollout_control import rollout_status
+
+    try:
+        found = rollout_status(place.project, place.name)
+    except LastgoodError:
+        return None
+    return found.to_json() if found.rolling else None
 
 
 class DrillStanding(Record):

@@ -10,6 +10,7 @@ fleet followed.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field, StrictBool
 
-from lastgood.errors import NotFoundError, UsageError
+from lastgood.errors import LastgoodError, NotFoundError, UsageError
 from lastgood.operations.fleet import read_fleet, wait_for_fleet
 from lastgood.record import as_dict
 from lastgood.refs import LARGEST_VERSION
@@ -115,6 +116,12 @@ def with_fleet(state: ServerState, env: str, data: dict[str, Any]) -> dict[str, 
     fleet = read_fleet(state.project, env, state.consumers)
     if fleet is not None:
         data["fleet"] = fleet.to_json()
+    if data.get("rollout"):  # the cohorts as this server counts them too
+        from lastgood.operations.rollout_control import rollout_status
+
+        with contextlib.suppress(LastgoodError):
+            found = rollout_status(state.project, env, state.consumers.of(env))
+            data["rollout"] = found.to_json() if found.rolling else None
     stale = state.stale_config()
     if stale is not None and "warnings" in data:
         data["warnings"] = [stale, *data["warnings"]]
@@ -128,7 +135,8 @@ def list_envs(state: State, token: Caller) -> list[dict[str, Any]]:
 
     project = state.acting(token)
     names = [name for name in project.config.environments if allows(token, "viewer", name)]
-    return [with_fleet(state, name, status(project, name)[0].to_json()) for name in names]
+    found = [status(project, name, repair=False)[0] for name in names]  # a read: writes nothing
+    return [with_fleet(state, one.env, one.to_json()) for one in found]
 
 
 @router.get("/envs/{env}", summary="Status of one environment")
@@ -136,7 +144,8 @@ def env_status(env: str, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.status import status
 
     allowed(token, "viewer", known_env(state, env))
-    return with_fleet(state, env, status(state.acting(token), env)[0].to_json())
+    found = status(state.acting(token), env, repair=False)[0]  # a read: writes nothing
+    return with_fleet(state, env, found.to_json())
 
 
 @router.get("/envs/{env}/history", summary="The timeline: deployments and events")

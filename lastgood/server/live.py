@@ -231,7 +231,9 @@ class Feed:
         """What ``consumer`` gets: the rollout's new version when its cohort is in, else the
         stable one (see :func:`lastgood.rollout.gets_new`)."""
         canary = self.canary
-        if canary is not None and gets_new(self.env, consumer, canary.pointer.percent):
+        if canary is not None and gets_new(
+            self.env, consumer, canary.pointer.percent, canary.pointer.salt
+        ):
             return canary.served
         return self.current
 

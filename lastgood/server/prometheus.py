@@ -76,6 +76,7 @@ class LedgerCollector(Collector):
             labels=["env", "version"],
         )  # fmt: skip
         yield from self._consumers(consumers)
+        yield from self._rollouts()
 
     def _consumers(self, family: GaugeMetricFamily) -> Iterator[Metric]:
         import time
@@ -97,6 +98,36 @@ class LedgerCollector(Collector):
             if feed.current is not None:
                 live.add_metric([env], feed.current.version)
         yield live
+
+    def _rollouts(self) -> Iterator[Metric]:
+        """Per served environment, the share of consumers a gradual rollout gives its new
+        version (0 when none is under way) and, during one, that version. Read from the
+        pointer on each target, as the server's feeds are."""
+        from lastgood.errors import LastgoodError
+        from lastgood.targets.served import ServedTarget
+
+        percent = GaugeMetricFamily(
+            "lastgood_rollout_percent", "Share of consumers a gradual rollout gives its new "
+            "version, in percent (0: no rollout under way)", labels=["env"],
+        )  # fmt: skip
+        canary = GaugeMetricFamily(
+            "lastgood_rollout_version", "The version a gradual rollout is giving to some "
+            "consumers (only while one is under way)", labels=["env"],
+        )  # fmt: skip
+        project = self.state.project
+        for env, settings in sorted(project.config.environments.items()):
+            if settings.target.type != "served":
+                continue
+            try:
+                target = project.target(env)
+                pointer = target.rollout() if isinstance(target, ServedTarget) else None
+            except LastgoodError:
+                pointer = None  # unreadable: the feed gives everyone the stable version
+            percent.add_metric([env], pointer.percent if pointer else 0.0)
+            if pointer is not None:
+                canary.add_metric([env], pointer.version)
+        yield percent
+        yield canary
 
 
 def render(state: ServerState) -> tuple[bytes, str]:

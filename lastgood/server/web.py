@@ -280,19 +280,21 @@ class EnvView(Record):
 
 
 def env_view(state: State, token: ApiToken, env: str) -> EnvView:
-    """Read one environment's status and fleet; an error becomes part of the view. Reads (and,
-    like ``lastgood status``, may reconcile a crashed change)."""
+    """Read one environment's status and fleet; an error becomes part of the view. Reads only:
+    a crashed change (an orphaned rollout) is shown as it stands, and the next write (a
+    command, or a form posted here) reconciles it."""
     from lastgood.operations.status import status
 
     try:
-        found = status(state.acting(token), env)[0]
+        found = status(state.acting(token), env, repair=False)[0]
     except LastgoodError as exc:
         return EnvView(env, None, None, Standing("incident", "cannot read its status"), exc)
     fleet = read_fleet(state.project, env, state.consumers)
     rolling = rollout_of(state, env)
     if rolling is not None:
         words = rolling.summary().split(";")[0]
-        return EnvView(env, found, fleet, Standing("busy", words), rollout=rolling)
+        look = "incident" if rolling.orphaned else "busy"
+        return EnvView(env, found, fleet, Standing(look, words), rollout=rolling)
     return EnvView(env, found, fleet, standing_of(found, fleet))
 
 

@@ -18,9 +18,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lastgood.rollout import Pointer, read_pointer
+from lastgood.rollout import Pointer
 from lastgood.targets.base import Release
 from lastgood.targets.directory import DirectoryTarget
+from lastgood.targets.rollout_pointer import read_pointer
 
 SERVED_DIR = Path(".lastgood") / "served"
 

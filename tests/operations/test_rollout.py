@@ -10,10 +10,12 @@ from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.operations.rollout_control import cohort_fleets, rolling_standing
 from lastgood.outcome import OK, RESTORED
-from lastgood.rollout import Pointer, gets_new, remove_pointer
+from lastgood.project import Project
+from lastgood.rollout import Pointer, gets_new
 from lastgood.rows import WITHDRAWN, Consumer
+from lastgood.targets.rollout_pointer import remove_pointer
 from lastgood.targets.served import ServedTarget
-from tests.conftest import broken_files
+from tests.conftest import broken_files, healthy_files
 from tests.operations.conftest import ProjectFactory, deployed, kinds, listen, outage
 
 ROLLOUT = """
@@ -114,8 +116,8 @@ def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
     import asyncio
 
     from lastgood.operations.restore import release_of, stage
-    from lastgood.rollout import write_pointer
     from lastgood.server.live import Feed
+    from lastgood.targets.rollout_pointer import write_pointer
     from tests.test_rollout import EARLY, LATE, MIDDLE
 
     proj = project(target="served")
@@ -168,7 +170,7 @@ def test_an_offline_rollback_ends_a_rollout_and_switches_nothing_else(
     It used to switch ``current`` to the version before it as well, costing everyone v2."""
     from lastgood.config import load
     from lastgood.operations.rollback import rollback_offline
-    from lastgood.rollout import write_pointer
+    from lastgood.targets.rollout_pointer import write_pointer
 
     proj = project(target="served", toml=ROLLOUT)
     deployed(proj, marker="one")
@@ -193,7 +195,7 @@ def test_an_offline_rollback_ends_a_rollout_and_switches_nothing_else(
 def test_local_status_counts_a_rollouts_consumers_by_cohort(project: ProjectFactory) -> None:
     """``lastgood status`` on the store used to count the canary cohort as not following."""
     from lastgood.operations.status import status
-    from lastgood.rollout import write_pointer
+    from lastgood.targets.rollout_pointer import write_pointer
 
     proj = project(target="served", toml=ROLLOUT)
     deployed(proj, marker="one")
@@ -228,3 +230,124 @@ def test_local_status_counts_a_rollouts_consumers_by_cohort(project: ProjectFact
         fleet = status(proj, "staging")[0].fleet
     assert fleet is not None and fleet["complete"], fleet
     assert "by cohort" in fleet["summary"] and "not following" not in fleet["summary"]
+
+
+def orphaned_rollout(proj: Project, *, started_at: float) -> tuple[ServedTarget, Pointer]:
+    """v2 live and good, v3 rolled out to 5 % by a deploy that is gone (killed): its record
+    still ``running``, its pointer on the target, nobody holding the lease."""
+    from lastgood.operations.restore import release_of, stage
+    from lastgood.targets.rollout_pointer import write_pointer
+    from tests.operations.conftest import version
+
+    deployed(proj, marker="one")
+    two = deployed(proj, marker="two").deployment
+    assert two is not None  # v2 went live two hours before the rollout began
+    proj.store.update_deployment(two.id, by="test", activated_at=started_at - 7200)
+    target = served(proj)
+    stable = target.live()
+    assert stable is not None
+    three = version(proj, healthy_files("three"))
+    stage(target, release_of(three), proj.store.files(three.number))
+    record = proj.store.begin_deployment(
+        env="staging", kind="deploy", from_version=2, to_version=three.number, actor="ci",
+        source="cli", requested_at=started_at, activated_at=started_at,
+        detail="rolling out: step 1/3 (5%)",
+    )  # fmt: skip
+    pointer = Pointer(release=release_of(three).name, version=three.number, stable=stable.name,
+                      stable_version=2, percent=5.0, step=1, steps=(5.0, 25.0, 100.0),
+                      started_at=started_at, step_started_at=started_at,
+                      deployment=record.id)  # fmt: skip
+    write_pointer(target.path, pointer)
+    return target, pointer
+
+
+def back_on_stable(proj: Project, pointer: Pointer, *, at: float) -> None:
+    """Sixty consumers report v2: the stable cohort since long before, the canary cohort
+    since ``at`` (when it followed the end of the rollout)."""
+    ids = [f"app-{n}" for n in range(60)]
+    assert any(gets_new("staging", i, pointer.percent) for i in ids)
+    canary = {i for i in ids if gets_new("staging", i, pointer.percent)}
+    rows = [
+        Consumer(env="staging", consumer_id=i, name=i, content_hash=None, seen_at=time.time(),
+                 since=at if i in canary else at - 7200, version=2)
+        for i in ids
+    ]  # fmt: skip
+    proj.store.save_consumers(rows)
+
+
+def test_the_fleet_after_an_abort_is_timed_from_the_abort(project: ProjectFactory) -> None:
+    """The restore time of the consumers sent back by an abort used to be measured from an
+    earlier switch (hours before, here), not from the moment the pointer went."""
+    from lastgood.operations.fleet import read_fleet
+    from lastgood.operations.rollout_control import abort_rollout
+
+    proj = project(target="served", toml=ROLLOUT)
+    _, pointer = orphaned_rollout(proj, started_at=time.time() - 3600)
+    done = abort_rollout(proj, "staging", reason="canary errors")
+    assert done.deployment is not None and done.deployment.finished_at is not None
+    back_on_stable(proj, pointer, at=done.deployment.finished_at + 0.25)
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.complete, fleet
+    assert fleet.time_to_all is not None and fleet.time_to_all < 60, fleet.summary
+    assert fleet.summary.startswith("v2 restored on 60/60 consumers in "), fleet.summary
+
+
+def test_the_fleet_after_reconcile_ends_a_rollout_is_timed_from_the_unlink(
+    project: ProjectFactory,
+) -> None:
+    from lastgood.operations.fleet import read_fleet
+    from lastgood.operations.lease import EnvLease
+    from lastgood.operations.reconcile import reconcile
+
+    proj = project(target="served", toml=ROLLOUT)
+    target, pointer = orphaned_rollout(proj, started_at=time.time() - 3600)
+    place = Place(proj, "staging")
+    with EnvLease(place, "deploy"):
+        reconcile(place)
+    assert target.rollout() is None
+    assert pointer.deployment is not None
+    record = proj.store.deployment(pointer.deployment)
+    assert record.status == "interrupted" and record.finished_at is not None
+    back_on_stable(proj, pointer, at=record.finished_at + 0.25)
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.time_to_all is not None, fleet
+    assert fleet.time_to_all < 60, fleet.summary
+
+
+def test_aborting_an_orphaned_rollout_closes_its_record_aborted_by_whom(
+    project: ProjectFactory,
+) -> None:
+    """The record used to say ``interrupted`` (reconcile's word for a deploy nobody stopped)
+    although a person ended the rollout."""
+    from lastgood.operations.rollout_control import abort_rollout
+
+    proj = project(target="served", toml=ROLLOUT)
+    target, pointer = orphaned_rollout(proj, started_at=time.time() - 60)
+    done = abort_rollout(proj, "staging", reason="canary errors")
+    assert target.rollout() is None
+    record = done.deployment
+    assert record is not None and record.id == pointer.deployment
+    assert record.status == "aborted", record
+    assert f"{proj.actor} aborted the rollout of v3 on staging" in record.detail, record.detail
+    assert proj.store.verdicts("staging")[3] == WITHDRAWN
+
+
+def test_bake_rounds_are_numbered_per_step_and_name_it(project: ProjectFactory) -> None:
+    """Step 2's first round used to be numbered after step 1's last (``bake round 4``)."""
+    proj = project(target="served", interval="10ms", toml=ROLLOUT.replace('"0s"', '"30ms"'))
+    deployed(proj, marker="one")
+    heard = listen(proj)
+    assert deployed(proj, marker="two").exit_code == OK
+    step, firsts = 0, []
+    for event in heard:
+        if event.kind is EventKind.ROLLOUT_STEP:
+            step = int(event.data["step"])
+        elif (
+            event.kind is EventKind.CHECK_ROUND
+            and event.data["phase"] == "bake"
+            and (not firsts or firsts[-1][0] != step)
+        ):
+            firsts.append((step, event.data["round"], event.message))
+    assert [(s, n) for s, n, _ in firsts] == [(1, 1), (2, 1), (3, 1)], firsts
+    # 4: the rounds a green step takes at most (one at once, then one every 10 ms for 30 ms)
+    assert firsts[1][2].startswith("bake step 2/3 (25%) round 1/4: 1/1 checks passed"), firsts
