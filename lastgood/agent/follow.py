@@ -38,6 +38,7 @@ class HostConfig(LiveConfig):
     """A LiveConfig that places versions with ``placer`` and reports ``serving`` as set."""
 
     kind: ClassVar[str] = "agent"
+    shares_hub: ClassVar[bool] = False  # placing a version writes the disk: its own thread
 
     def __init__(
         self, url: str | Sequence[str], env: str, *, placer: Placer, serving: str, **options: Any

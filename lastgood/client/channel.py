@@ -82,12 +82,12 @@ class _Trailing(Exception):
     """A second message began after the answer (raised inside the parser, never escapes)."""
 
 
-class _Answer:
+class Answer:
     """One response, as httptools' callbacks hand it over."""
 
     __slots__ = (
         "body", "complete", "delimited", "headers_done", "keep_alive", "oversized", "parser",
-        "trailing",
+        "received", "trailing",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -99,6 +99,7 @@ class _Answer:
         self.headers_done = False
         self.trailing = False  # bytes came after the answer: the connection is out of step
         self.oversized = False  # its Content-Length passes MAX_ANSWER: refused before the body
+        self.received = 0  # bytes so far
 
     def on_message_begin(self) -> None:
         if self.complete:  # a second message nobody asked for: stop before its body is taken
@@ -126,6 +127,26 @@ class _Answer:
             self.delimited = self.headers_done = False
             return
         self.complete = True
+
+    def take(self, data: bytes) -> bool:
+        """Take what one ``recv`` returned (``b""``: the server closed); True when the answer
+        ended with the connection (no length: the body is what came before the close)."""
+        if not data:
+            if not self.received:
+                raise _Stale("the server closed the connection")
+            if self.headers_done and not self.delimited:
+                return True  # an answer without a length ends where the connection does
+            raise ConnectionAbortedError("the server closed the connection mid-answer")
+        self.received += len(data)
+        if self.received > MAX_ANSWER:
+            raise _TooLarge
+        self.feed(data)
+        return False
+
+    def result(self) -> tuple[int, bytes, bool]:
+        """Status, body, and whether the connection may carry the next request."""
+        keep = self.complete and self.keep_alive and not self.trailing
+        return self.parser.get_status_code(), b"".join(self.body), keep
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; bytes after a complete answer mark it ``trailing`` instead of
@@ -273,12 +294,7 @@ class Channel:
         """The payload (decoded JSON) when the config differs from ``etag``, else
         :data:`NOT_MODIFIED`. With ``wait``, the server holds the request until a change or
         ``wait`` seconds. Raises AuthError, ForbiddenError, NotFoundError or ServerError."""
-        target = f"{self.path}?wait={wait:g}" if wait else self.path
-        match = f'If-None-Match: "{_header_safe("ETag", etag)}"\r\n' if etag is not None else ""
-        request = (
-            f"GET {target} HTTP/1.1\r\n{self._headers}"
-            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{self._health}{match}\r\n"
-        ).encode("ascii")
+        request = self.request_for(serving=serving, etag=etag, wait=wait)
         try:
             status, body = self._exchange(request, answer_within=wait + self.timeout)
         except httptools.HttpParserUpgrade as exc:
@@ -315,6 +331,40 @@ class Channel:
                     "that drops packets also looks like this",
                 ) from exc
             raise _unreachable(self.url, exc) from exc
+        return self._answer(status, body)
+
+    def request_for(self, *, serving: str, etag: str | None, wait: float) -> bytes:
+        """The bytes of one read of the config (see :meth:`fetch`)."""
+        target = f"{self.path}?wait={wait:g}" if wait else self.path
+        match = f'If-None-Match: "{_header_safe("ETag", etag)}"\r\n' if etag is not None else ""
+        return (
+            f"GET {target} HTTP/1.1\r\n{self._headers}"
+            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{self._health}{match}\r\n"
+        ).encode("ascii")
+
+    # ---- a read whose answer another thread waits for (lastgood.client.hub) ---------------
+
+    def lend(self) -> socket.socket | None:
+        """The kept-alive plain-TCP connection, checked out for a read that the hub waits on;
+        None when there is none (or it is TLS: the hub reads plain sockets only)."""
+        sock = self._idle_connection()
+        if sock is not None and isinstance(sock, ssl.SSLSocket):
+            self._check_in(sock, keep=True)
+            return None
+        return sock
+
+    def give_back(self, sock: socket.socket, keep: bool) -> None:
+        """A lent connection is done with: kept for the next exchange when ``keep``."""
+        if keep:
+            sock.setblocking(True)
+        self._check_in(sock, keep)
+
+    def drop(self, sock: socket.socket) -> None:
+        """A lent connection is out of step or broken: closed."""
+        self._discard(sock)
+
+    def decode(self, status: int, body: bytes) -> Any:
+        """An answer as :meth:`fetch` returns it (or raises it)."""
         return self._answer(status, body)
 
     # ---- one exchange ---------------------------------------------------------------------
@@ -358,8 +408,7 @@ class Channel:
             sock.sendall(request)
         except (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError) as exc:
             raise _Stale("the server closed the connection") from exc
-        answer = _Answer()
-        received = 0
+        answer = Answer()
         while not answer.complete:
             sock.settimeout(_remaining(deadline, late))
             try:
@@ -367,21 +416,12 @@ class Channel:
             except TimeoutError:
                 raise TimeoutError(late) from None
             except (ConnectionResetError, ssl.SSLEOFError) as exc:
-                if received:
+                if answer.received:
                     raise
                 raise _Stale("the server closed the connection") from exc
-            if not data:
-                if not received:
-                    raise _Stale("the server closed the connection")
-                if answer.headers_done and not answer.delimited:
-                    break  # an answer without a length ends where the connection does
-                raise ConnectionAbortedError("the server closed the connection mid-answer")
-            received += len(data)
-            if received > MAX_ANSWER:
-                raise _TooLarge
-            answer.feed(data)
-        keep = answer.complete and answer.keep_alive and not answer.trailing
-        return answer.parser.get_status_code(), b"".join(answer.body), keep
+            if answer.take(data):
+                break
+        return answer.result()
 
     def _answer(self, status: int, body: bytes) -> Any:
         if status == 304:

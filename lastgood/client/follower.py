@@ -47,13 +47,27 @@ class Follower(threading.Thread):
         super().__init__(name=f"lastgood-follow-{live.env}", daemon=True)
         self.live = live
         self._stopping = threading.Event()
+        self._resumed = threading.Event()  # the hub handed the held read back
         self._rng = random.Random()
         self.failures = 0
+        self._hub_next = live.shares_hub  # whether the next long-poll may wait in the hub
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def resume(self) -> None:
+        """The hub is done with this follower's read: wake up (any thread)."""
+        self._resumed.set()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             confirming = not self.live._connected  # started from the cache, or reconnecting
             wait = 0.0 if confirming else self.live.wait
+            if wait and self._hub_next and self._parked(wait):
+                self._hub_next = False  # handed back: one read the usual way, then the hub
+                continue
+            self._hub_next = self.live.shares_hub
             started = time.monotonic()
             try:
                 changed = self.live._refresh(wait=wait)
@@ -71,6 +85,32 @@ class Follower(threading.Thread):
                 continue  # confirmed without waiting: now hold the long-poll
             if not wait or (not changed and time.monotonic() - started < TOO_FAST):
                 self._stopping.wait(self.live.poll)  # polling, or a proxy not holding the poll
+
+    def _parked(self, wait: float) -> bool:
+        """Send the long-poll on the kept-alive connection and sleep while the hub waits on it
+        and on the reads after it (see lastgood.client.hub); False, having changed nothing,
+        when there is no such connection."""
+        from lastgood.client.hub import Held, hub
+
+        live = self.live
+        channel = live._channels[live._using]
+        sock = channel.lend()
+        if sock is None:
+            return False
+        snapshot = live.snapshot
+        etag = snapshot.content_hash if snapshot else None
+        try:
+            sock.settimeout(live.timeout)
+            sock.sendall(channel.request_for(serving=live.serving, etag=etag, wait=wait))
+            sock.setblocking(False)
+        except OSError:
+            channel.drop(sock)
+            return False
+        self._resumed.clear()
+        live._holding_since = time.monotonic()
+        hub().hold(Held(self, channel, sock, time.monotonic() + wait + live.timeout))
+        self._resumed.wait()
+        return True
 
     def _failed(self, exc: Exception) -> None:
         """Log (a warning for the first failure of a streak), then back off."""
@@ -97,6 +137,7 @@ class Follower(threading.Thread):
         """Stop following: close the channel (breaking the request in flight) and wait for the
         thread to end."""
         self._stopping.set()
+        self._resumed.set()
         self.live._close_channels()
         if self.is_alive() and threading.current_thread() is not self:
             self.join(timeout)

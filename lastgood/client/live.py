@@ -94,6 +94,8 @@ class LiveConfig:
 
     kind: ClassVar[str] = "sdk"
     """What the fleet view calls this consumer: ``sdk``; ``agent`` for lastgood agent's."""
+    shares_hub: ClassVar[bool] = True
+    """Whether its held long-polls may wait in the process's hub (see lastgood.client.hub)."""
 
     def __init__(
         self,
@@ -295,6 +297,11 @@ class LiveConfig:
         finally:
             if holding:  # a refresh() meanwhile must not end the follower's hold
                 self._holding_since = None
+        return self._take(payload)
+
+    def _take(self, payload: Any) -> bool:
+        """Apply what a read answered (a payload, or NOT_MODIFIED); True if a new version was
+        applied. ServerError when the payload does not verify; what is served stays."""
         now = time.time()
         self._connected = True
         if payload is NOT_MODIFIED:
