@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
 from lastgood.client.channel import NOT_MODIFIED, Channel
 from lastgood.client.follower import Follower
+from lastgood.client.metrics import MAX_METRICS, checked_metric, header_value
 from lastgood.client.notifier import ChangeCallback, Notifier
 from lastgood.client.payload import verify_payload
 from lastgood.client.snapshot import _MISSING, Snapshot
@@ -140,6 +141,8 @@ class LiveConfig:
         self._follower: Follower | None = None
         self._closed = False
         self._starting = True  # the first read saves the cache itself and calls no callback
+        self._metrics: dict[str, tuple[float, int | None]] = {}  # name → (value, version)
+        self._metrics_lock = threading.Lock()
         token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
         self._channels = [
             Channel(url, env, token=token, consumer_id=self.consumer_id, name=self.name,
@@ -160,7 +163,7 @@ class LiveConfig:
         """The server in use: the one that answered last (the first until one fails)."""
         return self.urls[self._using]
 
-    def _fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
+    def _fetch(self, *, serving: str, etag: str | None, wait: float, metrics: str = "") -> Any:
         """One request to the server in use; when it cannot be reached or fails (ServerError:
         no connection, a timeout, a 5xx), the same request to the next server at once, each
         at most once. The one that answers is used from then on. Raises the server's error, or
@@ -170,7 +173,9 @@ class LiveConfig:
         for step in range(len(self._channels)):
             index = (first + step) % len(self._channels)
             try:
-                payload = self._channels[index].fetch(serving=serving, etag=etag, wait=wait)
+                payload = self._channels[index].fetch(
+                    serving=serving, etag=etag, wait=wait, metrics=metrics
+                )
             except ServerError as exc:
                 if self._closed:
                     raise
@@ -255,6 +260,44 @@ class LiveConfig:
         snapshot = self._snapshot
         return snapshot.serving if snapshot is not None else "none"
 
+    # ---- metrics ----------------------------------------------------------------------------
+
+    def report(self, name: str, value: float) -> None:
+        """Report a business metric (``report("lead_score", 36.5)``) measured while serving the
+        current version. Costs no request: the latest value per name goes to the server with
+        this consumer's next request (at the latest when the follower's long-poll ends, within
+        ``wait`` seconds; :meth:`refresh` sends it at once), where ``fleet`` checks compare the
+        consumers of a new version with the rest. A value still unsent when another version
+        arrives is dropped: it describes the version it was measured under. Each value is sent
+        once, so one that is never reported again grows old on the server instead of looking
+        fresh. Raises UsageError for a name that is not a short identifier or a value that is
+        not a finite number."""
+        name, number = checked_metric(name, value)
+        with self._metrics_lock:
+            if name not in self._metrics and len(self._metrics) >= MAX_METRICS:
+                raise UsageError(
+                    f"metric {name!r}: this consumer already reports {MAX_METRICS} other "
+                    "metrics, the most one may",
+                    hint="report fewer, broader metrics; a consumer is not a metrics pipeline",
+                )
+            self._metrics[name] = (number, self.version)
+
+    def _unsent_metrics(self) -> dict[str, tuple[float, int | None]]:
+        """The values reported since the last request, measured under the version served now
+        (the others are dropped: the server would take them for this version's)."""
+        version = self.version
+        with self._metrics_lock:
+            for name in [n for n, (_, v) in self._metrics.items() if v != version]:
+                del self._metrics[name]
+            return dict(self._metrics)
+
+    def _metrics_sent(self, sent: Mapping[str, tuple[float, int | None]]) -> None:
+        """Forget the values the server took, unless one was reported again meanwhile."""
+        with self._metrics_lock:
+            for name, reading in sent.items():
+                if self._metrics.get(name) is reading:
+                    del self._metrics[name]
+
     # ---- changes ----------------------------------------------------------------------------
 
     def on_change(self, callback: ChangeCallback) -> ChangeCallback:
@@ -285,16 +328,18 @@ class LiveConfig:
         holding = bool(wait) and self._connected  # only the follower's long-poll holds
         if holding:
             self._holding_since = time.monotonic()
+        unsent = self._unsent_metrics()
+        metrics = header_value({name: value for name, (value, _) in unsent.items()})
         try:
-            payload = self._fetch(
-                serving=self.serving, wait=wait, etag=snapshot.content_hash if snapshot else None
-            )
+            payload = self._fetch(serving=self.serving, wait=wait, metrics=metrics,
+                                  etag=snapshot.content_hash if snapshot else None)  # fmt: skip
         except LastgoodError:
             self._connected = False
             raise
         finally:
             if holding:  # a refresh() meanwhile must not end the follower's hold
                 self._holding_since = None
+        self._metrics_sent(unsent)
         now = time.time()
         self._connected = True
         if payload is NOT_MODIFIED:
