@@ -164,12 +164,13 @@ class RolloutRun:
         while True:
             if not self._still_rolling(pointer):
                 return StepResult(False, True, time.time(), last)
-            last = self._round(self._context())
+            last = self._round(self._context(), deadline)
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= settings.failures:
                 return StepResult(True, False, last.at, last)
             promoted = promote_requested(self.target.path, pointer.step) is not None
-            if last.ok and (time.time() >= deadline or not self.checks or promoted):
+            green = last.ok and not last.inconclusive  # inconclusive: wait for the reports
+            if green and (time.time() >= deadline or not self.checks or promoted):
                 return StepResult(False, False, last.at, last)
             failpoint.hit("rollout.mid-step")
             raise_if_terminated()
@@ -187,13 +188,21 @@ class RolloutRun:
 
         job = self.job
         return CheckContext(job.env, job.version.number, self.target.staged_path(job.release),
-                            job.project.root)  # fmt: skip
+                            job.project.root, fleet=job.store.consumers)  # fmt: skip
 
-    def _round(self, context: CheckContext) -> Round:
+    def _round(self, context: CheckContext, deadline: float) -> Round:
+        """One round of a step; ``fleet`` checks compare the step's cohort with the consumers
+        still on the stable version (:mod:`lastgood.operations.cohorts`)."""
+        from lastgood.operations.cohorts import against_the_rest
+
         self.rounds += 1
-        assert self.job.record is not None
+        job = self.job
+        assert job.record is not None
+        baselines = against_the_rest(job.baselines, self.checks, job.store.consumers, job.env,
+                                     job.from_version)  # fmt: skip
         return run_round(self.place, self.checks, context, phase="bake", number=self.rounds,
-                         deployment=self.job.record.id, baselines=self.job.baselines)  # fmt: skip
+                         deployment=job.record.id, baselines=baselines,
+                         settles_at=deadline)  # fmt: skip
 
     def _switch_current(self, pointer: Pointer, last: Round | None) -> Outcome:
         """Every step baked (the last one with everyone on the new version through the
