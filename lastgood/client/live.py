@@ -282,10 +282,11 @@ class LiveConfig:
                 )
             self._metrics[name] = (number, self.version)
 
-    def _unsent_metrics(self) -> dict[str, tuple[float, int | None]]:
-        """The values reported since the last request, measured under the version served now
-        (the others are dropped: the server would take them for this version's)."""
-        version = self.version
+    def _unsent_metrics(self, serving: str) -> dict[str, tuple[float, int | None]]:
+        """The values reported since the last request, measured under the version ``serving``
+        names (the others are dropped: the server would take them for that version's)."""
+        number = serving.partition(":")[0]
+        version = int(number) if number.isdigit() else None
         with self._metrics_lock:
             for name in [n for n, (_, v) in self._metrics.items() if v != version]:
                 del self._metrics[name]
@@ -328,10 +329,11 @@ class LiveConfig:
         holding = bool(wait) and self._connected  # only the follower's long-poll holds
         if holding:
             self._holding_since = time.monotonic()
-        unsent = self._unsent_metrics()
+        serving = self.serving  # read once: the metrics sent must be of the version it names
+        unsent = self._unsent_metrics(serving)
         metrics = header_value({name: value for name, (value, _) in unsent.items()})
         try:
-            payload = self._fetch(serving=self.serving, wait=wait, metrics=metrics,
+            payload = self._fetch(serving=serving, wait=wait, metrics=metrics,
                                   etag=snapshot.content_hash if snapshot else None)  # fmt: skip
         except LastgoodError:
             self._connected = False
