@@ -161,8 +161,8 @@ def test_a_rollout_stops_the_version_that_halves_the_score_against_the_rest_of_t
         ("lead-score", 20.0, 40.0)
     }
     assert "over max_drop 20%" in (store.deployment(deployment).detail or "")
-    fleet.live[NEW_COHORT[0]].wait_for_version(2, timeout=10)  # everyone back on v2
-    assert fleet.versions(NEW_COHORT + REST) == {2}
+    for who in NEW_COHORT + REST:  # everyone back on v2
+        fleet.live[who].wait_for_version(2, timeout=10)
 
 
 def _last_deployment(store: object) -> int:
@@ -372,8 +372,8 @@ def test_a_bad_metrics_header_is_a_400_that_says_why_on_both_paths(
     server, token = served
     report = {"X-Lastgood-Consumer": "c1", "X-Lastgood-Serving": "1:abc"}
     with server.client(token) as http:
-        for _ in range(2):  # the first read caches the token: the second takes the fast path
-            headers = {**report, "X-Lastgood-Metrics": "lead_score=36.5"}
+        for score in (1, 36.5):  # the first read caches the token: the second takes the fast path
+            headers = {**report, "X-Lastgood-Metrics": f"lead_score={score}"}
             good = http.get("/api/v1/envs/staging/config", headers=headers)
             assert good.status_code == 200, good.text
         bad = http.get("/api/v1/envs/staging/config",
