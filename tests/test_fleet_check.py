@@ -473,3 +473,30 @@ def test_agents_report_their_host_checks_values_under_the_check_name(tmp_path: P
                                        target, None)  # fmt: skip
     assert health.health == "ok"
     assert values == {"queue-depth": 12.0}  # a name that is no metric name is not reported
+
+
+def test_a_bake_that_ends_without_enough_reports_fails_and_restores(workspace: Factory) -> None:
+    """No consumer reports: rounds pass as inconclusive while the bake runs, cannot end it, and
+    fail from its end on, so the version is rolled back rather than made known good unjudged."""
+    from lastgood.operations.deploy import deploy
+    from lastgood.outcome import OK, RESTORED
+
+    ws = workspace(target="served")
+    plain = SERVED.split("[env.staging.rollout]")[0].replace('bake = "0.3s"', 'bake = "2s"')
+    (ws.root / "lastgood.toml").write_text(plain)
+    ws.healthy("one")
+    project = ws.project()
+    assert deploy(project, "staging").exit_code == OK
+    (ws.root / "lastgood.toml").write_text(plain + FLEET_CHECK)
+    ws.healthy("two")
+    project = ws.project()
+    unjudged = deploy(project, "staging", message="nobody reports")
+    assert unjudged.exit_code == RESTORED, unjudged.summary
+    assert (
+        "inconclusive: 0 consumers on v2 reported lead_score within 5m 00s, fewer than "
+        "min_consumers 3, and the bake time is over" in unjudged.summary
+    )
+    rows = [r for r in project.store.check_records(deployment=unjudged.deployment.id)
+            if r.phase == "bake" and r.name == "lead-score"]  # fmt: skip
+    assert any(r.ok and r.detail.startswith("inconclusive: ") for r in rows)  # during the bake
+    assert [r.ok for r in rows if r.detail.endswith("the bake time is over")] == [False, False]
