@@ -6,9 +6,9 @@ the value with its **baseline**, the same check's value measured against what wa
 switch, so a change that halves the lead scores is caught, not only one that zeroes them.
 
 A limit is written ``"20%"`` (a share of the baseline) or as a plain number (an absolute amount,
-in the value's own units). Where the baseline comes from is a :class:`BaselineSource`: today the
-values measured before the switch (``lastgood.operations.baseline``); a rollout's cohort
-comparison can answer the same question with the rest of the fleet's reports.
+in the value's own units). Where the baseline comes from is a :class:`BaselineSource`: the
+values measured before the switch (``lastgood.operations.baseline``), or, for a ``fleet`` check
+during a gradual rollout, the rest of the fleet's reports (``lastgood.operations.cohorts``).
 
 This module is imported while the config is read: it stays free of heavy imports and writes
 nothing.
@@ -59,6 +59,7 @@ class Baseline(Record):
 
     value: float
     source: str  # e.g. "median of 3 rounds on v6 before v7"
+    against: str = "the baseline"  # "the rest of the fleet" during a rollout's cohort comparison
 
 
 class BaselineSource(Protocol):
@@ -129,7 +130,7 @@ def judge(
     shown = f"{name} {baseline.value:g} → {value:g} ({_change(baseline.value, change)}"
     ok = limit is None or limit.allows(baseline.value, abs(change))
     verdict = "" if limit is None else f", {'within' if ok else 'over'} {key} {limit}"
-    return Judgement(ok, f"{shown}{verdict}) against the baseline, {baseline.source}")
+    return Judgement(ok, f"{shown}{verdict}) against {baseline.against}, {baseline.source}")
 
 
 def _change(before: float, change: float) -> str:

@@ -654,7 +654,7 @@ def _parse_checks(items: Any, key: str, where: str) -> tuple[CheckSpec, ...]:
         if not isinstance(item, dict) or "type" not in item:
             raise ConfigError(
                 f"{key} #{index + 1} in {where} has no type",
-                hint='add type = "http", "command" or "sql"',
+                hint='add type = "http", "command", "sql" or "fleet"',
             )
         name = str(item.get("name") or f"{item['type']}-{index + 1}")
         if any(spec.name == name for spec in specs):

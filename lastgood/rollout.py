@@ -32,7 +32,7 @@ from lastgood.record import Record, as_dict
 from lastgood.units import parse_duration
 
 POINTER = "rollout.json"
-_KEYS = {"steps", "step_bake"}
+_KEYS = {"steps", "step_bake", "salt"}
 
 
 class RolloutPlan(Record):
@@ -40,6 +40,7 @@ class RolloutPlan(Record):
 
     steps: tuple[float, ...]
     step_bake: float
+    salt: str = ""  # fixed by the config: the same consumers go first in every rollout
 
     def describe(self) -> str:
         return " → ".join(percent_text(step) for step in self.steps)
@@ -119,7 +120,7 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
     if unknown:
         raise ConfigError(
             f"unknown key {where_key}.{unknown[0]} in {where}",
-            hint="[env.NAME.rollout] takes steps and step_bake",
+            hint="[env.NAME.rollout] takes steps, step_bake and salt",
         )
     if target != "served":
         raise ConfigError(
@@ -129,7 +130,15 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
         )
     steps = _parse_steps(table.get("steps"), f"{where_key}.steps", where)
     step_bake = parse_duration(table.get("step_bake", bake), name=f"{where_key}.step_bake")
-    return RolloutPlan(steps=steps, step_bake=step_bake)
+    salt = table.get("salt", "")
+    if not isinstance(salt, str) or not salt.isprintable() or len(salt) > 64:
+        raise ConfigError(
+            f"{where_key}.salt in {where} must be printable text of at most 64 characters, "
+            f"not {salt!r}",
+            hint='write salt = "canaries-first" to put the same consumers first in every '
+            "rollout, or leave it out for a new random order each time",
+        )
+    return RolloutPlan(steps=steps, step_bake=step_bake, salt=salt)
 
 
 def _parse_steps(value: Any, key: str, where: str) -> tuple[float, ...]:

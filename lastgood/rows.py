@@ -233,7 +233,10 @@ class Consumer(Record):
 
     ``since`` is when it started serving ``version``; ``seen_at`` when it last spoke to the server.
     ``health`` is an agent's host-local checks (``ok``, ``failing``, None when none ran) and
-    ``detail`` what failed.
+    ``detail`` what failed. ``metrics`` is the business metrics it reported, as JSON text
+    (``{"lead_score": {"value": 36.5, "version": 7, "at": 1765000000.0}}``: the latest value of
+    each, the version it served when it reported it, and when that arrived); see
+    :meth:`readings`.
     """
 
     env: str
@@ -246,9 +249,46 @@ class Consumer(Record):
     kind: str = "sdk"
     health: str | None = None
     detail: str | None = None
+    metrics: str | None = None
+
+    def readings(self) -> dict[str, Reading]:
+        """The metrics it reported, by name (empty when none, or when the text is unreadable:
+        a row written by hand is no reason to fail a check or a page)."""
+        if not self.metrics:
+            return {}
+        try:
+            raw = json.loads(self.metrics)
+            return {str(name): Reading(float(item["value"]), _version(item.get("version")),
+                                       float(item["at"]))
+                    for name, item in raw.items()}  # fmt: skip
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return {}
 
     def to_json(self) -> dict[str, Any]:
-        return as_dict(self)
+        data = as_dict(self)
+        data["metrics"] = {name: as_dict(reading) for name, reading in self.readings().items()}
+        return data
+
+
+class Reading(Record):
+    """One metric as a consumer last reported it: the value, the version it served then, and
+    when the report arrived (so a value nobody reports again grows old instead of fresh)."""
+
+    value: float
+    version: int | None
+    at: float
+
+
+def readings_text(readings: dict[str, Reading]) -> str | None:
+    """``readings`` as the JSON text a :class:`Consumer` keeps (None when there are none)."""
+    if not readings:
+        return None
+    return json.dumps({name: as_dict(reading) for name, reading in readings.items()},
+                      separators=(",", ":"))  # fmt: skip
+
+
+def _version(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 REQUEST_OPEN = "open"

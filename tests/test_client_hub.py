@@ -5,8 +5,11 @@ unusual back to the follower. Real ``lastgood serve`` processes, real sockets.""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from lastgood.client import LiveConfig
 from lastgood.client import hub as hubs
@@ -24,13 +27,17 @@ def watched() -> int:
 
 
 def test_many_liveconfigs_in_one_process_follow_a_rollback_through_one_thread(
-    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     ws = served(workspace)
     ws.healthy("two")
     deploy(ws, "second")
     server = serve(ws, "--poll", "0.05")
-    options: dict[str, Any] = {"token": server.token("viewer"), "cache": False}
+    # short holds: the reads' deadlines (wait + timeout) pass within the test
+    options: dict[str, Any] = {"token": server.token("viewer"), "cache": False, "wait": 1,
+                               "timeout": 1}  # fmt: skip
     configs = [LiveConfig(server.url, "staging", **options) for _ in range(MANY)]
     try:
         eventually(lambda: watched() >= MANY)  # every long-poll waits in the hub
@@ -44,10 +51,14 @@ def test_many_liveconfigs_in_one_process_follow_a_rollback_through_one_thread(
             live.close()
     assert watched() == 0  # close() broke the held reads; the hub let go of them
     assert not any(t.name.startswith("lastgood-follow") for t in threading.enumerate())
+    time.sleep(2.5)  # the hub passes the closed reads' deadlines without tripping on them
+    assert "hub failed" not in caplog.text
 
 
 def test_a_server_killed_while_the_hub_holds_the_reads_is_followed_again_when_it_is_back(
-    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The hub hands the broken reads back; each follower retries the usual way, with its
     backoff, and returns to the hub once the server answers."""
@@ -68,3 +79,4 @@ def test_a_server_killed_while_the_hub_holds_the_reads_is_followed_again_when_it
     finally:
         for live in configs:
             live.close()
+    assert "hub failed" not in caplog.text

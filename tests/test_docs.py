@@ -15,6 +15,7 @@ import pytest
 
 from lastgood import config, config_notify, failpoint, settings
 from lastgood.checks import command as command_check
+from lastgood.checks import fleet as fleet_check
 from lastgood.checks import http as http_check
 from lastgood.checks import registry as check_registry
 from lastgood.checks import sql as sql_check
@@ -134,6 +135,7 @@ OPTIONS = [
     *(("http check", o) for o in http_check._OPTIONS),
     *(("command check", o) for o in command_check._OPTIONS),
     *(("sql check", o) for o in sql_check._OPTIONS),
+    *(("fleet check", o) for o in fleet_check._OPTIONS),
 ]
 
 

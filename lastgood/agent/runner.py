@@ -24,11 +24,11 @@ from typing import Any
 
 from lastgood.agent.follow import HostConfig, nothing_live_yet
 from lastgood.agent.guard import AgentLock, check_target, lock_folders
-from lastgood.agent.health import HostHealth, build_host_checks, check_host
+from lastgood.agent.health import HostHealth, build_host_checks, check_host_values
 from lastgood.agent.hostspace import AgentPlan
 from lastgood.agent.placing import REFUSED_VERDICTS, place
 from lastgood.client import Snapshot
-from lastgood.errors import LastgoodError, TargetError
+from lastgood.errors import LastgoodError, TargetError, UsageError
 from lastgood.targets._fs import option_keep
 from lastgood.targets.base import Release
 from lastgood.targets.registry import open_target
@@ -178,7 +178,12 @@ class Agent:
             if self.follower is not None:
                 self._notice_switch_by_hand(live)
                 self.follower.set_serving(serving_of(live))
-        health = check_host(self.checks, self.plan.config, self.plan.env, self.target, live)
+        health, values = check_host_values(self.checks, self.plan.config, self.plan.env,
+                                           self.target, live)  # fmt: skip
+        if self.follower is not None:  # carried by the next request, as an SDK's are
+            for name, value in values.items():
+                with contextlib.suppress(UsageError):  # past the most metrics one may report
+                    self.follower.report(name, value)
         if live is not None and not health.failing:
             self._prove(live)
         state = (serving_of(live), health)

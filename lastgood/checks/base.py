@@ -13,22 +13,30 @@ from __future__ import annotations
 import difflib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lastgood.config import CHECK_COMMON_KEYS, CheckSpec
 from lastgood.errors import ConfigError
 from lastgood.record import Record, field
 
+if TYPE_CHECKING:
+    from lastgood.rows import Consumer
+
 
 class CheckContext(Record):
-    """What a check may know: the environment, the version, and where its files are."""
+    """What a check may know: the environment, the version, and where its files are.
+
+    ``fleet`` reads the consumers of an environment as the store holds them (their versions
+    and reported metrics), where lastgood has a store at hand (a deploy, the watcher); None
+    elsewhere (a host agent, a preflight), where a ``fleet`` check says it cannot judge."""
 
     env: str
     version: int | None
     path: Path | None
     root: Path
+    fleet: Callable[[str], Sequence[Consumer]] | None = None
 
     def environ(self) -> dict[str, str]:
         """The ``LASTGOOD_*`` variables given to commands run by checks and preflights."""
@@ -40,7 +48,12 @@ class CheckContext(Record):
 
 
 class CheckResult(Record):
-    """The outcome of one probe."""
+    """The outcome of one probe.
+
+    ``data["value"]`` is the number it measured, if any; ``data["inconclusive"]`` (true) marks
+    a result that could not judge yet (a ``fleet`` check with too few reports): it passes, but
+    a bake cannot end on it, and from the bake's end on it fails (see
+    :func:`lastgood.operations.checking.run_round`)."""
 
     name: str
     ok: bool

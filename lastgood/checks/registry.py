@@ -14,6 +14,7 @@ BUILTIN = {
     "http": "lastgood.checks.http:HttpCheck",
     "command": "lastgood.checks.command:CommandCheck",
     "sql": "lastgood.checks.sql:SqlCheck",
+    "fleet": "lastgood.checks.fleet:FleetCheck",
 }
 _VALUE_HINTS = {
     "http": 'add value = "scores.mean" (a dotted path to a number in its JSON answer)',

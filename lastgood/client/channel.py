@@ -290,11 +290,13 @@ class Channel:
         if status != 204:
             self._answer(status, answer)
 
-    def fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
+    def fetch(self, *, serving: str, etag: str | None, wait: float, metrics: str = "") -> Any:
         """The payload (decoded JSON) when the config differs from ``etag``, else
         :data:`NOT_MODIFIED`. With ``wait``, the server holds the request until a change or
-        ``wait`` seconds. Raises AuthError, ForbiddenError, NotFoundError or ServerError."""
-        request = self.request_for(serving=serving, etag=etag, wait=wait)
+        ``wait`` seconds. ``metrics`` is the ``X-Lastgood-Metrics`` value to send (see
+        :mod:`lastgood.client.metrics`; empty: none). Raises AuthError, ForbiddenError,
+        NotFoundError or ServerError."""
+        request = self.request_for(serving=serving, etag=etag, wait=wait, metrics=metrics)
         try:
             status, body = self._exchange(request, answer_within=wait + self.timeout)
         except httptools.HttpParserUpgrade as exc:
@@ -333,13 +335,17 @@ class Channel:
             raise _unreachable(self.url, exc) from exc
         return self._answer(status, body)
 
-    def request_for(self, *, serving: str, etag: str | None, wait: float) -> bytes:
+    def request_for(
+        self, *, serving: str, etag: str | None, wait: float, metrics: str = ""
+    ) -> bytes:
         """The bytes of one read of the config (see :meth:`fetch`)."""
         target = f"{self.path}?wait={wait:g}" if wait else self.path
         match = f'If-None-Match: "{_header_safe("ETag", etag)}"\r\n' if etag is not None else ""
+        reported = f"X-Lastgood-Metrics: {_header_safe('metrics', metrics)}\r\n" if metrics else ""
         return (
             f"GET {target} HTTP/1.1\r\n{self._headers}"
-            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{self._health}{match}\r\n"
+            f"X-Lastgood-Serving: {_header_safe('version', serving)}\r\n{self._health}{reported}"
+            f"{match}\r\n"
         ).encode("ascii")
 
     # ---- a read whose answer another thread waits for (lastgood.client.hub) ---------------

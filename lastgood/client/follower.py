@@ -97,18 +97,19 @@ class Follower(threading.Thread):
         sock = channel.lend()
         if sock is None:
             return False
-        snapshot = live.snapshot
-        etag = snapshot.content_hash if snapshot else None
+        request, unsent = live._request(channel, wait)
         try:
             sock.settimeout(live.timeout)
-            sock.sendall(channel.request_for(serving=live.serving, etag=etag, wait=wait))
+            sock.sendall(request)
             sock.setblocking(False)
         except OSError:
             channel.drop(sock)
             return False
         self._resumed.clear()
         live._holding_since = time.monotonic()
-        hub().hold(Held(self, channel, sock, time.monotonic() + wait + live.timeout))
+        held = Held(self, channel, sock, time.monotonic() + wait + live.timeout)
+        held.unsent = unsent
+        hub().hold(held)
         self._resumed.wait()
         return True
 

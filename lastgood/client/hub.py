@@ -32,6 +32,7 @@ import selectors
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from lastgood.client.channel import READ_SIZE, Answer, Channel
@@ -47,15 +48,19 @@ TOO_FAST = 0.5  # as the follower: a "304 unchanged" sooner than this was not he
 class Held:
     """One long-poll the hub waits on."""
 
-    __slots__ = ("answer", "channel", "deadline", "follower", "sent_at", "sock")
+    __slots__ = ("answer", "channel", "deadline", "fd", "follower", "sent_at", "sock", "unsent",
+                 "watched")  # fmt: skip
 
     def __init__(
         self, follower: Follower, channel: Channel, sock: socket.socket, deadline: float
     ) -> None:
         self.follower, self.channel, self.sock = follower, channel, sock
+        self.fd = sock.fileno()  # the selector's key: still valid once the socket is closed
+        self.watched = False
         self.deadline = deadline
         self.sent_at = time.monotonic()
         self.answer = Answer()
+        self.unsent: Mapping[str, tuple[float, int | None]] = {}  # metrics the read carries
 
     def rearm(self, deadline: float) -> None:
         """The next read was sent on the same connection: wait for its answer."""
@@ -115,19 +120,19 @@ class Hub(threading.Thread):
 
     def _watch(self, held: Held) -> None:
         try:
-            self._selector.register(held.sock, selectors.EVENT_READ, held)
-        except (ValueError, OSError):  # closed meanwhile (LiveConfig.close)
-            self._hand_back(held, keep=False, watched=False)
+            self._selector.register(held.fd, selectors.EVENT_READ, held)
+        except (ValueError, KeyError, OSError):  # closed meanwhile (LiveConfig.close)
+            self._hand_back(held, keep=False)
             return
+        held.watched = True
         heapq.heappush(self._deadlines, (held.deadline, next(self._order), held))
 
     def _expire(self, now: float) -> None:
         """Hand back the reads past their deadline (the follower words the timeout)."""
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, _order, held = heapq.heappop(self._deadlines)
-            watched = self._selector.get_map().get(held.sock)
-            if held.deadline == deadline and watched is not None and watched.data is held:
-                self._hand_back(held, keep=False)  # not a read since answered and re-sent
+            if held.deadline == deadline and held.watched:  # not answered and sent again since
+                self._hand_back(held, keep=False)
 
     def _readable(self, held: Held) -> None:
         try:
@@ -155,7 +160,9 @@ class Hub(threading.Thread):
             return
         try:
             live._holding_since = None
-            live._take(held.channel.decode(status, body))
+            payload = held.channel.decode(status, body)
+            live._metrics_sent(held.unsent)
+            live._take(payload)
         except Exception:  # a payload that does not verify: the follower asks again and logs
             self._hand_back(held, keep=True)
             return
@@ -165,12 +172,7 @@ class Hub(threading.Thread):
         """The next long-poll on the same connection, waited on here (the socket stays
         registered with the selector: no system call but the send)."""
         follower, live = held.follower, held.follower.live
-        snapshot = live.snapshot
-        request = held.channel.request_for(
-            serving=live.serving,
-            etag=snapshot.content_hash if snapshot else None,
-            wait=live.wait,
-        )
+        request, unsent = live._request(held.channel, live.wait)
         try:
             sent = held.sock.send(request)
         except OSError:
@@ -180,17 +182,19 @@ class Hub(threading.Thread):
             return
         live._holding_since = time.monotonic()
         held.rearm(time.monotonic() + live.wait + live.timeout)
+        held.unsent = unsent
         heapq.heappush(self._deadlines, (held.deadline, next(self._order), held))
 
     def _unwatch(self, held: Held) -> None:
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self._selector.unregister(held.sock)
+        if held.watched:
+            held.watched = False
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.unregister(held.fd)
 
-    def _hand_back(self, held: Held, *, keep: bool, watched: bool = True) -> None:
+    def _hand_back(self, held: Held, *, keep: bool) -> None:
         """Give the connection back to its channel (kept when it can carry a request) and wake
         the follower, which does the rest the usual way."""
-        if watched:
-            self._unwatch(held)
+        self._unwatch(held)
         held.follower.live._holding_since = None
         if keep:
             held.channel.give_back(held.sock, keep=True)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from lastgood.client.cache import ConfigCache, cache_file, default_cache_dir
 from lastgood.client.channel import NOT_MODIFIED, Channel
 from lastgood.client.follower import Follower
+from lastgood.client.metrics import MAX_METRICS, checked_metric, header_value
 from lastgood.client.notifier import ChangeCallback, Notifier
 from lastgood.client.payload import verify_payload
 from lastgood.client.snapshot import _MISSING, Snapshot
@@ -142,6 +143,8 @@ class LiveConfig:
         self._follower: Follower | None = None
         self._closed = False
         self._starting = True  # the first read saves the cache itself and calls no callback
+        self._metrics: dict[str, tuple[float, int | None]] = {}  # name → (value, version)
+        self._metrics_lock = threading.Lock()
         token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
         self._channels = [
             Channel(url, env, token=token, consumer_id=self.consumer_id, name=self.name,
@@ -162,7 +165,7 @@ class LiveConfig:
         """The server in use: the one that answered last (the first until one fails)."""
         return self.urls[self._using]
 
-    def _fetch(self, *, serving: str, etag: str | None, wait: float) -> Any:
+    def _fetch(self, *, serving: str, etag: str | None, wait: float, metrics: str = "") -> Any:
         """One request to the server in use; when it cannot be reached or fails (ServerError:
         no connection, a timeout, a 5xx), the same request to the next server at once, each
         at most once. The one that answers is used from then on. Raises the server's error, or
@@ -172,7 +175,9 @@ class LiveConfig:
         for step in range(len(self._channels)):
             index = (first + step) % len(self._channels)
             try:
-                payload = self._channels[index].fetch(serving=serving, etag=etag, wait=wait)
+                payload = self._channels[index].fetch(
+                    serving=serving, etag=etag, wait=wait, metrics=metrics
+                )
             except ServerError as exc:
                 if self._closed:
                     raise
@@ -257,6 +262,45 @@ class LiveConfig:
         snapshot = self._snapshot
         return snapshot.serving if snapshot is not None else "none"
 
+    # ---- metrics ----------------------------------------------------------------------------
+
+    def report(self, name: str, value: float) -> None:
+        """Report a business metric (``report("lead_score", 36.5)``) measured while serving the
+        current version. Costs no request: the latest value per name goes to the server with
+        this consumer's next request (at the latest when the follower's long-poll ends, within
+        ``wait`` seconds; :meth:`refresh` sends it at once), where ``fleet`` checks compare the
+        consumers of a new version with the rest. A value still unsent when another version
+        arrives is dropped: it describes the version it was measured under. Each value is sent
+        once, so one that is never reported again grows old on the server instead of looking
+        fresh. Raises UsageError for a name that is not a short identifier or a value that is
+        not a finite number."""
+        name, number = checked_metric(name, value)
+        with self._metrics_lock:
+            if name not in self._metrics and len(self._metrics) >= MAX_METRICS:
+                raise UsageError(
+                    f"metric {name!r}: this consumer already reports {MAX_METRICS} other "
+                    "metrics, the most one may",
+                    hint="report fewer, broader metrics; a consumer is not a metrics pipeline",
+                )
+            self._metrics[name] = (number, self.version)
+
+    def _unsent_metrics(self, serving: str) -> dict[str, tuple[float, int | None]]:
+        """The values reported since the last request, measured under the version ``serving``
+        names (the others are dropped: the server would take them for that version's)."""
+        number = serving.partition(":")[0]
+        version = int(number) if number.isdigit() else None
+        with self._metrics_lock:
+            for name in [n for n, (_, v) in self._metrics.items() if v != version]:
+                del self._metrics[name]
+            return dict(self._metrics)
+
+    def _metrics_sent(self, sent: Mapping[str, tuple[float, int | None]]) -> None:
+        """Forget the values the server took, unless one was reported again meanwhile."""
+        with self._metrics_lock:
+            for name, reading in sent.items():
+                if self._metrics.get(name) is reading:
+                    del self._metrics[name]
+
     # ---- changes ----------------------------------------------------------------------------
 
     def on_change(self, callback: ChangeCallback) -> ChangeCallback:
@@ -287,17 +331,31 @@ class LiveConfig:
         holding = bool(wait) and self._connected  # only the follower's long-poll holds
         if holding:
             self._holding_since = time.monotonic()
+        serving = self.serving  # read once: the metrics sent must be of the version it names
+        unsent = self._unsent_metrics(serving)
+        metrics = header_value({name: value for name, (value, _) in unsent.items()})
         try:
-            payload = self._fetch(
-                serving=self.serving, wait=wait, etag=snapshot.content_hash if snapshot else None
-            )
+            payload = self._fetch(serving=serving, wait=wait, metrics=metrics,
+                                  etag=snapshot.content_hash if snapshot else None)  # fmt: skip
         except LastgoodError:
             self._connected = False
             raise
         finally:
             if holding:  # a refresh() meanwhile must not end the follower's hold
                 self._holding_since = None
+        self._metrics_sent(unsent)
         return self._take(payload)
+
+    def _request(
+        self, channel: Channel, wait: float
+    ) -> tuple[builtins.bytes, Mapping[str, tuple[float, int | None]]]:
+        """The bytes of the next read on ``channel``, and the metrics they carry (for the hub,
+        which sends them itself: see lastgood.client.hub)."""
+        serving, snapshot = self.serving, self._snapshot
+        unsent = self._unsent_metrics(serving)
+        metrics = header_value({name: value for name, (value, _) in unsent.items()})
+        etag = snapshot.content_hash if snapshot else None
+        return channel.request_for(serving=serving, etag=etag, wait=wait, metrics=metrics), unsent
 
     def _take(self, payload: Any) -> bool:
         """Apply what a read answered (a payload, or NOT_MODIFIED); True if a new version was

@@ -2,7 +2,9 @@
 
 ``failures`` consecutive failed rounds trip it. It passes when the bake time is over and the
 latest round is green; while rounds keep failing past the bake time it goes on until they pass or
-trip, so a version never becomes known good on a red round.
+trip, so a version never becomes known good on a red round. A round that is green only because
+a check could not judge yet (inconclusive: a ``fleet`` check short of reports) does not end it,
+and from the end of the bake time such a result fails.
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ class Bake:
                 number=number,
                 deployment=self.job.record.id,
                 baselines=self.job.baselines,
+                settles_at=deadline,
             )
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= self.settings.failures:
                 return BakeResult(True, last.at, last, number)
-            if last.ok and (time.time() >= deadline or not self.checks):
+            if last.ok and not last.inconclusive and (time.time() >= deadline or not self.checks):
                 return BakeResult(False, last.at, last, number)
             failpoint.hit("deploy.mid-bake")
             raise_if_terminated()  # a SIGTERM whose first raise a GC callback swallowed

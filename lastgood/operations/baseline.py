@@ -103,5 +103,6 @@ def _summarize(checks: list[Check], rounds: list[Round], before: str) -> Measure
             values[check.name] = Baseline(statistics.median(samples), f"{how} on {before}")
         else:
             detail = results[-1].detail if results else "it did not run"
-            reasons[check.name] = f"it failed every baseline round on {before}: {detail}"
+            failed = "failed" if not results or not results[-1].ok else "measured nothing in"
+            reasons[check.name] = f"it {failed} every baseline round on {before}: {detail}"
     return MeasuredBaseline(values, reasons)

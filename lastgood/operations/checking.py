@@ -30,12 +30,19 @@ class Round(Record):
     def failed(self) -> list[CheckResult]:
         return [result for result in self.results if not result.ok]
 
+    @property
+    def inconclusive(self) -> bool:
+        """Whether a check passed only for want of what it needs to judge (a ``fleet`` check
+        with too few reports): a bake goes on rather than end on such a round."""
+        return any(result.ok and result.data.get("inconclusive") for result in self.results)
+
     def summary(self) -> str:
         if not self.results:
             return "no checks"
         if self.ok:
             passed = f"{len(self.results)}/{len(self.results)} checks passed"
-            return "; ".join([passed, *self._comparisons()])
+            waiting = [f"'{r.name}' {r.detail}" for r in self.results if r.data.get("inconclusive")]
+            return "; ".join([passed, *self._comparisons(), *waiting])
         return "; ".join(f"'{r.name}' failed: {r.detail}" for r in self.failed)
 
     def _comparisons(self) -> list[str]:
@@ -62,7 +69,7 @@ def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> Ch
     its own detail already says what went wrong."""
     comparison = check.spec.compare
     value = measured(result.data)
-    if comparison is None or (not result.ok and value is None):
+    if comparison is None or (not result.ok and value is None) or result.data.get("inconclusive"):
         return result
     baseline = baselines.baseline(check.name)
     if baseline is None:
@@ -73,6 +80,15 @@ def compared(check: Check, result: CheckResult, baselines: BaselineSource) -> Ch
     return replace(
         result, ok=result.ok and verdict.ok, detail=f"{result.detail}; {verdict.text}", data=data
     )
+
+
+def settled(result: CheckResult) -> CheckResult:
+    """An inconclusive ``result`` at the end of a bake: a failure, since a version must not
+    become known good without the evidence its checks need (writes nothing)."""
+    if not (result.ok and result.data.get("inconclusive")):
+        return result
+    detail = f"{result.detail}, and the bake time is over"
+    return replace(result, ok=False, detail=detail)
 
 
 def _record(result: CheckResult, deployment: int | None, env: str, done: Round) -> CheckRecord:
@@ -96,6 +112,7 @@ def live_context(place: Place, release: Release | None) -> CheckContext:
         version=None if release is None else release.version,
         path=place.target.live_path(),
         root=place.project.root,
+        fleet=place.store.consumers,
     )
 
 
@@ -110,6 +127,7 @@ def run_round(
     record_passing: bool = True,
     baselines: BaselineSource | None = None,
     label: str | None = None,
+    settles_at: float | None = None,
 ) -> Round:
     """Run ``checks`` concurrently, record the results in the ledger, emit the round event.
 
@@ -117,7 +135,9 @@ def run_round(
     bury the ledger, so only rounds with a failure are kept. With ``baselines`` (a deploy's
     bake), checks with ``max_drop`` / ``max_rise`` are also judged against their baseline.
     ``label`` names the round for people where ``round N`` is not enough (a rollout's
-    ``step 2/3 (25%) round 1/3``)."""
+    ``step 2/3 (25%) round 1/3``). ``settles_at`` is the end of a bake: a round judged from
+    then on fails an inconclusive result (:func:`settled`); before it, or without it, such a
+    result passes."""
     if checks:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -127,6 +147,8 @@ def run_round(
         results = ()
     if baselines is not None:
         results = tuple(compared(c, r, baselines) for c, r in zip(checks, results, strict=True))
+    if settles_at is not None and time.time() >= settles_at:
+        results = tuple(settled(result) for result in results)
     done = Round(phase, number, results, time.time())
     env = place.name
     if record_passing or not done.ok:

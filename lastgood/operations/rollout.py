@@ -71,7 +71,8 @@ class RolloutRun:
         self.target: ServedTarget = job.target  # type: ignore[assignment]
         self.checks: list[Check] = build_checks(job.settings.checks)
         self.started_at = time.time()
-        self.salt = new_salt()  # this rollout's cohorts: others go first next time
+        # this rollout's cohorts: others go first next time, unless the config fixes them
+        self.salt = self.plan.salt or new_salt()
 
     def run(self) -> Outcome:
         """Every step, the last (100 %) included, then the switch of ``current``. Stopped by
@@ -166,12 +167,13 @@ class RolloutRun:
             if not self._still_rolling(pointer):
                 return StepResult(False, True, time.time(), last)
             number += 1
-            last = self._round(self._context(), pointer, number)
+            last = self._round(self._context(), pointer, number, deadline)
             consecutive = 0 if last.ok else consecutive + 1
             if consecutive >= settings.failures:
                 return StepResult(True, False, last.at, last)
             promoted = promote_requested(self.target.path, pointer.step) is not None
-            if last.ok and (time.time() >= deadline or not self.checks or promoted):
+            green = last.ok and not last.inconclusive  # inconclusive: wait for the reports
+            if green and (time.time() >= deadline or not self.checks or promoted):
                 return StepResult(False, False, last.at, last)
             failpoint.hit("rollout.mid-step")
             raise_if_terminated()
@@ -189,18 +191,27 @@ class RolloutRun:
 
         job = self.job
         return CheckContext(job.env, job.version.number, self.target.staged_path(job.release),
-                            job.project.root)  # fmt: skip
+                            job.project.root, fleet=job.store.consumers)  # fmt: skip
 
-    def _round(self, context: CheckContext, pointer: Pointer, number: int) -> Round:
-        """Round ``number`` of this step (numbered per step, as people count them)."""
-        assert self.job.record is not None
+    def _round(
+        self, context: CheckContext, pointer: Pointer, number: int, deadline: float
+    ) -> Round:
+        """Round ``number`` of this step (numbered per step, as people count them); ``fleet``
+        checks compare the step's cohort with the consumers still on the stable version
+        (:mod:`lastgood.operations.cohorts`)."""
+        from lastgood.operations.cohorts import against_the_rest
+
+        job = self.job
+        assert job.record is not None
         label = f"{pointer.progress()} round {number}"
         planned = self._planned_rounds()
         if number <= planned:  # past it, failed rounds are being retried: no "of" to give
             label += f"/{planned}"
+        baselines = against_the_rest(job.baselines, self.checks, job.store.consumers, job.env,
+                                     job.from_version)  # fmt: skip
         return run_round(self.place, self.checks, context, phase="bake", number=number,
-                         deployment=self.job.record.id, baselines=self.job.baselines,
-                         label=label)  # fmt: skip
+                         deployment=job.record.id, baselines=baselines, label=label,
+                         settles_at=deadline)  # fmt: skip
 
     def _planned_rounds(self) -> int:
         """Rounds a green step takes at most: one at once, then one every ``interval`` until

@@ -24,7 +24,13 @@ from pydantic import BaseModel, Field
 from lastgood.errors import NotFoundError
 from lastgood.rows import ApiToken
 from lastgood.server.app import ServerState
-from lastgood.server.consumers import MAX_VERSION, parse_health, parse_serving
+from lastgood.server.consumers import (
+    MAX_VERSION,
+    checked_metrics,
+    parse_health,
+    parse_metrics,
+    parse_serving,
+)
 from lastgood.server.deps import Caller, State, allowed, known_env
 from lastgood.server.live import Feed, Served, etag_matches
 
@@ -42,6 +48,9 @@ class ConsumerReport(BaseModel):
     health: Literal["ok", "failing"] | None = Field(None, description="An agent's host checks")
     detail: str | None = Field(None, max_length=200, description="What failed on the host")
     leaving: bool = Field(False, description="It stops now: drop it from the fleet at once")
+    metrics: dict[str, float] | None = Field(
+        None, description="Business metrics measured on the version it serves: {name: number}"
+    )
 
 
 def _feed(state: ServerState, env: str, token: ApiToken) -> Feed:
@@ -76,7 +85,9 @@ def _report(state: ServerState, env: str, request: Request) -> None:
 
 
 def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
-    """Record the consumer's report headers, if it sent them (lower-case names)."""
+    """Record the consumer's report headers, if it sent them (lower-case names). Raises
+    UsageError for a malformed one: FastAPI answers 400 with its words, the fast path hands the
+    request to FastAPI."""
     consumer = headers.get("x-lastgood-consumer")
     if consumer is None:
         return
@@ -84,8 +95,9 @@ def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> No
     name = headers.get("x-lastgood-consumer-name") or consumer
     kind = headers.get("x-lastgood-consumer-kind") or "sdk"
     health = parse_health(headers.get("x-lastgood-health"))
+    metrics = parse_metrics(headers.get("x-lastgood-metrics"))
     state.consumers.report(env, consumer, name=name, version=version, content_hash=content_hash,
-                           kind=kind, health=health)  # fmt: skip
+                           kind=kind, health=health, metrics=metrics)  # fmt: skip
 
 
 def _still_there(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
@@ -175,7 +187,8 @@ def report_consumer(env: str, body: ConsumerReport, state: State, token: Caller)
     if body.leaving:
         state.consumers.leave(env, body.consumer)
         return Response(status_code=204)
+    metrics = checked_metrics(body.metrics or {})
     state.consumers.report(env, body.consumer, name=body.name or body.consumer,
                            version=body.version, content_hash=body.content_hash, kind=body.kind,
-                           health=(body.health, body.detail))  # fmt: skip
+                           health=(body.health, body.detail), metrics=metrics)  # fmt: skip
     return Response(status_code=204)

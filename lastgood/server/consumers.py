@@ -2,7 +2,9 @@
 
 Reports arrive on every config request (headers ``X-Lastgood-Consumer``,
 ``X-Lastgood-Consumer-Name`` and ``X-Lastgood-Serving: VERSION:HASH``; a host agent adds
-``X-Lastgood-Consumer-Kind: agent`` and ``X-Lastgood-Health: ok`` or ``failing: WHAT``) and on
+``X-Lastgood-Consumer-Kind: agent`` and ``X-Lastgood-Health: ok`` or ``failing: WHAT``; a
+consumer that reported business metrics adds ``X-Lastgood-Metrics: lead_score=36.5,errors=0``,
+each kept with the version the request says it serves and the time it arrived) and on
 ``POST /api/v1/envs/{env}/consumers``. They are kept in memory, so a thousand consumers reporting
 at once cost a thousand dictionary writes, and flushed to the store in one transaction every
 ``flush_every`` seconds, so ``lastgood status``, a restarted server and every other server on the
@@ -24,10 +26,18 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from lastgood.client.metrics import HEADER, MAX_METRICS, NAME_HINT, checked_metric
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
 from lastgood.refs import LARGEST_VERSION
-from lastgood.rows import CONSUMER_KINDS, HEALTH_FAILING, HEALTH_OK, Consumer
+from lastgood.rows import (
+    CONSUMER_KINDS,
+    HEALTH_FAILING,
+    HEALTH_OK,
+    Consumer,
+    Reading,
+    readings_text,
+)
 
 if TYPE_CHECKING:
     from lastgood.store.core import Store
@@ -74,6 +84,46 @@ def parse_health(value: str | None) -> tuple[str | None, str | None]:
     return health, (unquote(detail.strip(), errors="replace")[:MAX_ID] or None)
 
 
+def parse_metrics(value: str | None) -> dict[str, float]:
+    """``X-Lastgood-Metrics: lead_score=36.5,errors=0`` → {"lead_score": 36.5, "errors": 0.0};
+    absent or empty → {}. UsageError, naming the part that is wrong, for anything else."""
+    if value is None or not value.strip():
+        return {}
+    parts = value.split(",")
+    if len(parts) > MAX_METRICS:
+        raise UsageError(
+            f"{HEADER} carries {len(parts)} metrics; at most {MAX_METRICS} are taken",
+            hint="report fewer, broader metrics",
+        )
+    metrics: dict[str, float] = {}
+    for part in parts:
+        name, equals, number = part.strip().partition("=")
+        try:
+            if not equals:
+                raise UsageError(f"{part.strip()[:80]!r} has no '='")
+            metrics.update([checked_metric(name, _number(name, number))])
+        except UsageError as exc:
+            raise UsageError(
+                f"{HEADER} must be NAME=NUMBER pairs separated by commas; {exc.message}",
+                hint=f"send e.g. '{HEADER}: lead_score=36.5,errors=0'; {NAME_HINT}",
+            ) from None
+    return metrics
+
+
+def checked_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` of a report's JSON body, checked by the header's rules (UsageError)."""
+    if len(metrics) > MAX_METRICS:
+        raise UsageError(f"a report carries at most {MAX_METRICS} metrics, got {len(metrics)}")
+    return dict(checked_metric(name, value) for name, value in metrics.items())
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"metric {name[:80]!r}: {text.strip()[:40]!r} is not a number") from None
+
+
 def check_kind(kind: str) -> str:
     if kind not in CONSUMER_KINDS:
         raise UsageError(
@@ -97,7 +147,7 @@ class _Entry:
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
     __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "left",
-                 "name", "seen_at", "since", "version")  # fmt: skip
+                 "metrics", "metrics_text", "name", "seen_at", "since", "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
         self.env, self.consumer_id, self.name = env, consumer_id, name
@@ -108,6 +158,8 @@ class _Entry:
         self.health: str | None = None
         self.detail: str | None = None
         self.left = False  # said it stopped: a long-poll it held ending later is no sign of life
+        self.metrics: dict[str, Reading] = {}
+        self.metrics_text: str | None = None  # the JSON of ``metrics``, made once per change
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Entry:
@@ -115,13 +167,25 @@ class _Entry:
         entry.version, entry.content_hash = consumer.version, consumer.content_hash
         entry.seen_at, entry.kind = consumer.seen_at, consumer.kind
         entry.health, entry.detail = consumer.health, consumer.detail
+        entry.metrics, entry.metrics_text = consumer.readings(), consumer.metrics
         return entry
+
+    def take(self, metrics: dict[str, float], now: float) -> None:
+        """Keep ``metrics`` as measured on the version served now; the newest value per name,
+        at most :data:`MAX_METRICS` names (the longest unreported give way)."""
+        for name, value in metrics.items():
+            self.metrics[name] = Reading(value, self.version, now)
+        if len(self.metrics) > MAX_METRICS:
+            newest = sorted(self.metrics.items(), key=lambda item: item[1].at)[-MAX_METRICS:]
+            self.metrics = dict(newest)
+        self.metrics_text = readings_text(self.metrics)
 
     def record(self) -> Consumer:
         return Consumer(env=self.env, consumer_id=self.consumer_id, name=self.name,
                         version=self.version, content_hash=self.content_hash,
                         since=self.since, seen_at=self.seen_at, kind=self.kind,
-                        health=self.health, detail=self.detail)  # fmt: skip
+                        health=self.health, detail=self.detail,
+                        metrics=self.metrics_text)  # fmt: skip
 
 
 class Consumers:
@@ -148,9 +212,11 @@ class Consumers:
         now: float | None = None,
         kind: str = "sdk",
         health: tuple[str | None, str | None] = (None, None),
+        metrics: dict[str, float] | None = None,
     ) -> None:
         """Record that ``consumer_id`` (an ``sdk`` or ``agent`` ``kind``) serves ``version`` of
-        ``env`` now, with ``health`` = (ok/failing/None, detail) from an agent's host checks."""
+        ``env`` now, with ``health`` = (ok/failing/None, detail) from an agent's host checks,
+        and the business ``metrics`` it reported while serving it."""
         check_identity(consumer_id, name)
         check_kind(kind)
         now = time.time() if now is None else now
@@ -164,6 +230,8 @@ class Consumers:
             entry.name, entry.seen_at = name or consumer_id, now
             entry.kind, (entry.health, entry.detail) = kind, health
             entry.left = False
+            if metrics:
+                entry.take(metrics, now)
             self._dirty.add(key)
             self.reports += 1
 

@@ -51,7 +51,8 @@ MAX_WAIT = 60.0
 # the request headers a read looks at (uvicorn hands them over lower-cased)
 READ_BY = frozenset((b"authorization", b"if-none-match", b"x-lastgood-consumer",
                      b"x-lastgood-consumer-name", b"x-lastgood-serving",
-                     b"x-lastgood-consumer-kind", b"x-lastgood-health"))  # fmt: skip
+                     b"x-lastgood-consumer-kind", b"x-lastgood-health",
+                     b"x-lastgood-metrics"))  # fmt: skip
 
 
 def plain_wait(query: bytes) -> float | None:

@@ -206,6 +206,7 @@ consumers = Table(
     Column("kind", String(20), nullable=False, server_default="sdk"),
     Column("health", String(20), nullable=True),
     Column("detail", String(200), nullable=True),
+    Column("metrics", Text, nullable=True),
 )
 
 web_sessions = Table(
