@@ -193,6 +193,8 @@ def test_each_rollout_salts_its_cohorts() -> None:
         ("", "steps is missing in"),  # told apart from an empty list, and from a string
         ("steps = []", "is empty"),
         ('steps = "5%"', "must be a list of percentages"),
+        ('steps = ["5%", "100%"]\nsalt = 7', "salt in"),
+        ('steps = ["5%", "100%"]\nsalt = "a\\u0007b"', "must be printable text"),
     ],
 )
 def test_rollout_settings_are_checked_when_read(
@@ -204,6 +206,7 @@ def test_rollout_settings_are_checked_when_read(
     if message is None:
         plan = load(tmp_path).environment("staging").rollout
         assert plan is not None and plan.steps == (5.0, 100.0) and plan.step_bake == 1.0
+        assert plan.salt == ""  # a new random one per rollout
         return
     with pytest.raises(ConfigError, match=r"env\.staging\.rollout") as caught:
         load(tmp_path)
