@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from lastgood.errors import LastgoodError
 
 if TYPE_CHECKING:
+    from lastgood.client.hub import Held, Unsent
     from lastgood.client.live import LiveConfig
 
 log = logging.getLogger("lastgood.client")
@@ -112,6 +113,24 @@ class Follower(threading.Thread):
         hub().hold(held)
         self._resumed.wait()
         return True
+
+    # ---- what the hub asks of a follower whose read it holds (lastgood.client.hub.Parked) --
+
+    def let_go(self) -> None:
+        self.live._holding_since = None
+
+    def took(self, held: Held, status: int, body: bytes) -> None:
+        live = self.live
+        live._holding_since = None
+        payload = held.channel.decode(status, body)
+        live._metrics_sent(held.unsent)
+        live._take(payload)
+
+    def next_read(self, held: Held) -> tuple[bytes, Unsent, float]:
+        live = self.live
+        request, unsent = live._request(held.channel, live.wait)
+        live._holding_since = time.monotonic()
+        return request, unsent, time.monotonic() + live.wait + live.timeout
 
     def _failed(self, exc: Exception) -> None:
         """Log (a warning for the first failure of a streak), then back off."""

@@ -33,16 +33,34 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from lastgood.client.channel import READ_SIZE, Answer, Channel
 
-if TYPE_CHECKING:
-    from lastgood.client.follower import Follower
+Unsent = Mapping[str, tuple[float, int | None]]  # the metrics a read carries (LiveConfig.report)
 
 log = logging.getLogger("lastgood.client")
 
 TOO_FAST = 0.5  # as the follower: a "304 unchanged" sooner than this was not held
+
+
+class Parked(Protocol):
+    """What the hub asks of the follower whose read it holds (lastgood.client.follower)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def resume(self) -> None:
+        """Wake up and do the rest the usual way."""
+
+    def let_go(self) -> None:
+        """The read is no longer held (answered, handed back)."""
+
+    def took(self, held: Held, status: int, body: bytes) -> None:
+        """Apply a 200 or 304 answer as the follower would; raises when it cannot."""
+
+    def next_read(self, held: Held) -> tuple[bytes, Unsent, float]:
+        """The next long-poll's bytes, the metrics they carry, and its deadline."""
 
 
 class Held:
@@ -52,7 +70,7 @@ class Held:
                  "watched")  # fmt: skip
 
     def __init__(
-        self, follower: Follower, channel: Channel, sock: socket.socket, deadline: float
+        self, follower: Parked, channel: Channel, sock: socket.socket, deadline: float
     ) -> None:
         self.follower, self.channel, self.sock = follower, channel, sock
         self.fd = sock.fileno()  # the selector's key: still valid once the socket is closed
@@ -60,7 +78,7 @@ class Held:
         self.deadline = deadline
         self.sent_at = time.monotonic()
         self.answer = Answer()
-        self.unsent: Mapping[str, tuple[float, int | None]] = {}  # metrics the read carries
+        self.unsent: Unsent = {}
 
     def rearm(self, deadline: float) -> None:
         """The next read was sent on the same connection: wait for its answer."""
@@ -153,16 +171,13 @@ class Hub(threading.Thread):
     def _answered(self, held: Held) -> None:
         """Apply a whole answer and ask again, or hand it back (see the module docstring)."""
         status, body, keep = held.answer.result()
-        follower, live = held.follower, held.follower.live
+        follower = held.follower
         quick = status == 304 and time.monotonic() - held.sent_at < TOO_FAST
         if not keep or status not in (200, 304) or quick or follower.stopping:
             self._hand_back(held, keep=keep)
             return
         try:
-            live._holding_since = None
-            payload = held.channel.decode(status, body)
-            live._metrics_sent(held.unsent)
-            live._take(payload)
+            follower.took(held, status, body)
         except Exception:  # a payload that does not verify: the follower asks again and logs
             self._hand_back(held, keep=True)
             return
@@ -171,8 +186,8 @@ class Hub(threading.Thread):
     def _ask_again(self, held: Held) -> None:
         """The next long-poll on the same connection, waited on here (the socket stays
         registered with the selector: no system call but the send)."""
-        follower, live = held.follower, held.follower.live
-        request, unsent = live._request(held.channel, live.wait)
+        follower = held.follower
+        request, unsent, deadline = follower.next_read(held)
         try:
             sent = held.sock.send(request)
         except OSError:
@@ -180,8 +195,7 @@ class Hub(threading.Thread):
         if sent != len(request) or follower.stopping:  # a part sent: the connection is spoiled
             self._hand_back(held, keep=False)
             return
-        live._holding_since = time.monotonic()
-        held.rearm(time.monotonic() + live.wait + live.timeout)
+        held.rearm(deadline)
         held.unsent = unsent
         heapq.heappush(self._deadlines, (held.deadline, next(self._order), held))
 
@@ -195,7 +209,7 @@ class Hub(threading.Thread):
         """Give the connection back to its channel (kept when it can carry a request) and wake
         the follower, which does the rest the usual way."""
         self._unwatch(held)
-        held.follower.live._holding_since = None
+        held.follower.let_go()
         if keep:
             held.channel.give_back(held.sock, keep=True)
         else:

@@ -81,10 +81,10 @@ def _headers(served: Served) -> dict[str, str]:
 
 
 def _report(state: ServerState, env: str, request: Request) -> None:
-    _report_from(state, env, request.headers)
+    report_from(state, env, request.headers)
 
 
-def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
+def report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
     """Record the consumer's report headers, if it sent them (lower-case names). Raises
     UsageError for a malformed one: FastAPI answers 400 with its words, the fast path hands the
     request to FastAPI."""
@@ -100,13 +100,13 @@ def _report_from(state: ServerState, env: str, headers: Mapping[str, str]) -> No
                            kind=kind, health=health, metrics=metrics)  # fmt: skip
 
 
-def _still_there(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
+def still_there(state: ServerState, env: str, headers: Mapping[str, str]) -> None:
     """A long-poll ended unchanged: the consumer is alive. Only its time is recorded when it is
     known, since a report it sent while this request was held (an agent's new host health)
     is newer than this request's headers."""
     consumer = headers.get("x-lastgood-consumer")
     if consumer is not None and not state.consumers.touch(env, consumer):
-        _report_from(state, env, headers)
+        report_from(state, env, headers)
 
 
 @router.get("/config", summary="The live config: every file, the version and its content hash",
@@ -125,7 +125,7 @@ async def config(
     picked = feed.pick(consumer)
     if wait and (picked is None or etag_matches(if_none_match, picked.etag)):
         await feed.wait_change(picked.etag if picked else None, wait, consumer)
-        _still_there(state, env, request.headers)
+        still_there(state, env, request.headers)
     served = _published(feed, consumer)
     if etag_matches(if_none_match, served.etag):
         return Response(status_code=304, headers=_headers(served))

@@ -38,7 +38,8 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lastgood.errors import UsageError
-from lastgood.server.config_api import _report_from, _still_there
+from lastgood.server.access import log_access
+from lastgood.server.config_api import report_from, still_there
 from lastgood.server.live import Feed, Served, etag_matches
 from lastgood.tokens import allows
 
@@ -135,7 +136,7 @@ class FastReads:
         if served is None or token is None or not allows(token, "viewer", env):
             return None
         try:
-            _report_from(self.state, env, headers)
+            report_from(self.state, env, headers)
         except UsageError:
             return None
         return Read(feed, served, headers, wait)
@@ -163,7 +164,7 @@ class FastReads:
 
     def still_there(self, read: Read) -> None:
         """A long-poll ended unchanged: the consumer is alive."""
-        _still_there(self.state, read.env, read.headers)
+        still_there(self.state, read.env, read.headers)
 
 
 class _Cycle:
@@ -281,8 +282,6 @@ class FastProtocol(HttpToolsProtocol):
         transport.write(answer)
         read.cycle.response_complete = True  # not self.cycle: pipelined requests may follow
         if self.reads.access:
-            from lastgood.server.runner import log_access
-
             status = 304 if answer.startswith(b"HTTP/1.1 304") else 200
             log_access(self.client, "GET", self.url.partition(b"?")[0].decode(), status,
                        time.perf_counter() - read.started)  # fmt: skip

@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from lastgood.errors import UsageError
+from lastgood.server.access import access_log, log_access
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-access_log = logging.getLogger("lastgood.access")
 
 # A GET still running this long after the stop began is held (a long-poll, an event stream):
 # ended then. Reads that are merely in progress finish well within it.
@@ -70,15 +70,6 @@ class AccessLog:
 def _log_request(scope: Scope, status: int | None, seconds: float) -> None:
     log_access(scope.get("client"), scope.get("method", "-"), scope.get("path", ""), status,
                seconds)  # fmt: skip
-
-
-def log_access(
-    client: tuple[str, int] | None, method: str, path: str, status: int | None, seconds: float
-) -> None:
-    """One access line: ``CLIENT METHOD PATH STATUS DURATION`` (``-`` when nothing was sent)."""
-    where = f"{client[0]}:{client[1]}" if client else "-"
-    access_log.info("%s %s %s %s %.1f ms", where, method, path,
-                    status if status is not None else "-", seconds * 1000)  # fmt: skip
 
 
 class GracefulStop:
