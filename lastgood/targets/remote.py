@@ -214,10 +214,9 @@ class RemoteTarget(Target):
                 return None
             if not self.can_fetch:
                 return unknown_hash(reading.output)
-        base = reading.release or recorded
-        served = _fs.tree_hash(self._refresh_fetched(base))
-        if reading.release is None and (base is None or served == base.content_hash):
-            return unknown_hash(reading.output)  # the label is foreign even if the bytes are not
+        served = _fs.tree_hash(self._refresh_fetched(reading.release or recorded))
+        if reading.release is None:  # a foreign label, whatever the bytes (fetched for the diff)
+            return unknown_hash(f"{reading.output}\n{served}")
         return served
 
     def _refresh_fetched(self, base: Release | None) -> Path:
