@@ -134,14 +134,20 @@ class RemoteTarget(Target):
         return Reading(output, match_label(output, self.store.retained()) if output else None)
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
-        """Keep a complete copy of ``release`` in ``STATE/releases/<name>/`` (mending a damaged
-        one from ``files``), then let the tool stage it (:meth:`prepare`). Nothing goes live."""
+        """Keep a complete copy of ``release`` in ``STATE/releases/<name>/`` and let the tool
+        stage it (:meth:`prepare`). A release kept here already is only mended from ``files``
+        if its copy was damaged: the tool staged it before, and a rollback never re-stages.
+        Nothing goes live."""
         if self.store.is_retained(release):
             if self.store.copy_problems(release):
                 self.store.rewrite(release, files)
-        else:
-            self.store.stage(release, files)
-        self.prepare(release, self.store.release_path(release.name))
+            return
+        self.store.stage(release, files)
+        try:
+            self.prepare(release, self.store.release_path(release.name))
+        except TargetError:
+            self.store.prune(0, [r.name for r in self.store.retained() if r != release])
+            raise  # not kept: the next deploy stages it in the tool again
 
     def activate(self, release: Release) -> None:
         """Push the kept copy of ``release`` to the tool and read it back; retried only when the
@@ -293,7 +299,9 @@ class RemoteTarget(Target):
         )
 
     def holds(self, release: Release) -> bool:
-        return self.store.is_retained(release)
+        """Kept here with an intact copy: a damaged copy is not held, so a rollback stages it
+        again from the store (mending it) before pushing. Reads only."""
+        return self.store.is_retained(release) and not self.store.copy_problems(release)
 
     def retained(self) -> list[Release]:
         return self.store.retained()
