@@ -317,3 +317,24 @@ def test_a_misspelt_option_stops_every_command_with_a_suggestion(
     assert "unknown option env.production.target.fetsh" in done.stderr
     assert "did you mean env.production.target.fetch?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---- drills ---------------------------------------------------------------------------------
+
+
+def test_a_drill_pushes_a_broken_threshold_and_the_good_one_comes_back(
+    tmp_path: Path, api: ScoringApi
+) -> None:
+    config = '[versioning]\nexclude = ["drills/**"]\n\n' + recipe()
+    config += (
+        '\n[env.production.drill]\nfiles = { "scoring/threshold.json" = "drills/strict.json" }\n'
+    )
+    setup = make_setup(tmp_path, api, config)
+    (setup.root / "drills").mkdir()
+    (setup.root / "drills" / "strict.json").write_bytes(BAD)
+    setup.deploy(GOOD, "one")
+    done = setup.ok("drill", ENV)
+    assert "drill passed" in done.stdout + done.stderr
+    assert served(api) == (GOOD, "v1")
+    assert api.writes[-2:] == ["v2", "v1"]
+    assert setup.status()["live_version"] == 1

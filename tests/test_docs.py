@@ -21,6 +21,7 @@ from lastgood.checks import sql as sql_check
 from lastgood.errors import LastgoodError
 from lastgood.events import EventKind
 from lastgood.secrets import policy as secrets_policy
+from lastgood.targets import command as command_target
 from lastgood.targets import directory as directory_target
 from lastgood.targets import files as files_target
 from lastgood.targets import registry as target_registry
@@ -131,6 +132,7 @@ def test_every_secrets_key_is_in_its_section() -> None:
 OPTIONS = [
     *(("directory target", o) for o in directory_target._OPTIONS),
     *(("files target", o) for o in files_target._OPTIONS),
+    *(("command target", o) for o in command_target.OPTIONS),
     *(("http check", o) for o in http_check._OPTIONS),
     *(("command check", o) for o in command_check._OPTIONS),
     *(("sql check", o) for o in sql_check._OPTIONS),
