@@ -8,7 +8,8 @@ scoring threshold, behind a bearer token, with the version label it was given::
     GET  /threshold/version  the label, or nothing                               (auth)
 
 ``mode`` makes it misbehave the way real ones do: ``"slow"`` answers after ``delay`` seconds,
-``"error"`` answers 500 to every write. :meth:`ScoringApi.edit_by_hand` changes the document the
+``"slow-writes"`` only writes so (and still applies them after the client gave up), ``"error"``
+answers 500 to every write. :meth:`ScoringApi.edit_by_hand` changes the document the
 way someone clicking in the tool's admin page would.
 """
 
@@ -55,7 +56,7 @@ def _handler(api: ScoringApi) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _allowed(self) -> bool:
-            if api.mode == "slow":
+            if api.mode == "slow" or (api.mode == "slow-writes" and self.command == "PUT"):
                 time.sleep(api.delay)
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self._answer(401, b'{"error": "unauthorized"}\n')

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,9 +223,32 @@ def test_a_slow_api_times_out_and_names_the_command(tmp_path: Path, api: Scoring
     done = setup.run("deploy", ENV, "-m", "two")
     api.mode = "normal"
     assert done.returncode != 0
-    assert "gave no answer within 1 s" in done.stderr
-    assert "the live command of production" in done.stderr or "activate command" in done.stderr
+    assert "the live command of production `curl" in done.stderr
+    assert "gave no answer within 1 s and was stopped" in done.stderr
     assert scoring_api.TOKEN not in done.stdout + done.stderr
+    assert served(api) == (GOOD, "v1")
+
+
+def test_a_push_that_times_out_but_lands_later_is_recorded_truthfully(
+    tmp_path: Path, api: ScoringApi
+) -> None:
+    config = recipe().replace('timeout = "10s"', 'timeout = "1s"')
+    setup = make_setup(tmp_path, api, config.replace("idempotent = true", "idempotent = false"))
+    setup.deploy(GOOD, "one")
+    api.mode, api.delay = "slow-writes", 1.5
+    setup.write(BETTER)
+    done = setup.run("deploy", ENV, "-m", "two")
+    assert done.returncode != 0
+    assert "the activate command of production" in done.stderr
+    assert "gave no answer within 1 s" in done.stderr and "not retried" in done.stderr
+    deadline = time.monotonic() + 10
+    while api.version != "v2" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the API applies the write after curl gave up
+    api.mode = "normal"
+    assert served(api) == (BETTER, "v2")
+    report = setup.status()
+    assert (report["live_version"], report["ledger_version"]) == (2, 2)
+    assert any("never verified" in warning for warning in report["warnings"])
 
 
 def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
