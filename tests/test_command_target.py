@@ -362,3 +362,23 @@ def test_a_drill_pushes_a_broken_threshold_and_the_good_one_comes_back(
     assert served(api) == (GOOD, "v1")
     assert api.writes[-2:] == ["v2", "v1"]
     assert setup.status()["live_version"] == 1
+
+
+# ---- two machines, one store ----------------------------------------------------------------
+
+
+def test_a_version_another_machine_put_live_is_reported_not_lied_about(
+    tmp_path: Path, api: ScoringApi, pg_url: str
+) -> None:
+    laptop = make_setup(tmp_path / "laptop", api, recipe(), pg_url)
+    runner = make_setup(tmp_path / "runner", api, recipe(), pg_url)
+    laptop.deploy(GOOD, "one")
+    runner.deploy(BETTER, "two")  # kept in the runner's state folder only
+    assert served(api) == (BETTER, "v2")
+    report = laptop.status()
+    assert (report["live_version"], report["ledger_version"]) == (2, 2)
+    assert not report["drifted"] and not report["live_unknown"]
+    assert "v2 (not kept on this machine)" in laptop.ok("status", ENV).stdout
+    laptop.ok("rollback", ENV, "-m", "back from the laptop")
+    assert served(api) == (GOOD, "v1")
+    assert runner.status()["live_version"] == 1

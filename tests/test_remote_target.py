@@ -271,3 +271,22 @@ def test_the_stage_command_runs_once_per_release(tmp_path: Path) -> None:
     assert target.holds(one)
     (target.store.release_path(one.name) / "value.txt").write_text("tampered\n")
     assert not target.holds(one)  # a rollback then stages it again from the store
+
+
+def test_a_version_kept_on_another_machine_is_known_by_its_number(tmp_path: Path) -> None:
+    here = make(tmp_path)
+    there = CommandTarget("prod", {"activate": PUSH, "live": LIVE}, tmp_path / "ws")
+    there.state = tmp_path / "elsewhere"
+    there.store = type(there.store)(there.state)
+    one, files_one = release_of(1, "one")
+    two, files_two = release_of(2, "two")
+    here.stage(one, files_one)
+    here.activate(one)
+    there.stage(two, files_two)
+    there.activate(two)
+    live = here.live()
+    assert live is not None and (live.version, live.content_hash) == (2, "")
+    assert here.actual_hash() == ""  # nothing here to compare with: not drift, not verified
+    assert here.recover() is None and here.recorded() == one
+    assert here.repair(two, files_two) == ["value.txt"]  # kept here from the store's files
+    assert here.live() == two and here.retained() == [one, two]

@@ -11,10 +11,12 @@ truth about what is live lives in the tool, reached over the network. What they 
 - **Live is read back from the tool.** :meth:`RemoteTarget.read_live` returns what the tool says
   it serves: the version label lastgood gave it (``v12``), the release name (``v12-3f2a9c1d``)
   or a content hash (or a prefix of 8 or more hex digits). :func:`match_label` maps it to a
-  retained release. Anything else means the tool serves something lastgood did not put there:
-  ``live()`` then still names the release lastgood put there last and ``actual_hash()`` returns
-  a value starting with :data:`lastgood.targets.base.UNKNOWN`, which status shows as
-  ``live: unknown`` and the watcher treats as drift (restored where ``on_drift = "restore"``).
+  retained release; a plain ``v12`` kept on another machine only (several machines share the
+  store) is that version with an unverified hash (:func:`kept_elsewhere`). Anything else means
+  the tool serves something lastgood did not put there: ``live()`` then still names the release
+  lastgood put there last and ``actual_hash()`` returns a value starting with
+  :data:`lastgood.targets.base.UNKNOWN`, which status shows as ``live: unknown`` and the
+  watcher treats as drift (restored where ``on_drift = "restore"``).
 - **Activation is verified.** After the push, the live reading must name the release, otherwise
   the activation failed; when the subclass says pushing is idempotent, a failed push is tried
   again (:data:`ATTEMPTS` in all), never otherwise.
@@ -44,7 +46,7 @@ from lastgood.errors import DamagedCopyError, TargetError
 from lastgood.record import Record
 from lastgood.rows import AuditHead
 from lastgood.targets import _fs
-from lastgood.targets.base import UNKNOWN, AuditHeads, Release, Target
+from lastgood.targets.base import UNKNOWN, UNVERIFIED, AuditHeads, Release, Target
 
 ATTEMPTS = 3
 """Pushes of one activation when the push is idempotent (one otherwise)."""
@@ -52,6 +54,8 @@ RETRY_PAUSE = 0.5
 """Seconds before the second push; doubled before each further one."""
 STATE_DIR = Path(".lastgood") / "targets"
 FETCH_PREFIX = ".tmp-fetch-"
+NOT_HERE = UNVERIFIED
+"""The content hash of a release named by the tool but kept on another machine only."""
 _LABEL = re.compile(r"^v(\d+)(?:-([0-9a-f]{4,64}))?$")
 _HASH = re.compile(r"^[0-9a-f]{8,64}$")
 
@@ -74,6 +78,17 @@ def match_label(line: str, retained: Iterable[Release]) -> Release | None:
     else:
         found = []
     return found[0] if len(found) == 1 else None
+
+
+def kept_elsewhere(line: str, retained: Iterable[Release]) -> Release | None:
+    """A version label (``v12``) of a version this machine keeps no copy of: another machine
+    sharing the store put it live. Its number is known, its hash is not (``content_hash`` is
+    ``""``), so status reports the version without claiming to have verified its bytes."""
+    label = _LABEL.match(line.strip().strip("\"'").strip())
+    if label is None or label.group(2):
+        return None
+    number = int(label.group(1))
+    return None if any(r.version == number for r in retained) else Release(number, NOT_HERE)
 
 
 def unknown_hash(output: str) -> str:
@@ -128,10 +143,14 @@ class RemoteTarget(Target):
     # ---- the contract ------------------------------------------------------------------------
 
     def read(self) -> Reading:
-        """Ask the tool what it serves and map the answer to a retained release. Reads only."""
+        """Ask the tool what it serves and map the answer to a retained release, or to a
+        version kept on another machine only (see :func:`kept_elsewhere`). Reads only."""
         lines = [line.strip() for line in self.read_live().splitlines() if line.strip()]
         output = lines[-1] if lines else ""
-        return Reading(output, match_label(output, self.store.retained()) if output else None)
+        if not output:
+            return Reading(output, None)
+        retained = self.store.retained()
+        return Reading(output, match_label(output, retained) or kept_elsewhere(output, retained))
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
         """Keep a complete copy of ``release`` in ``STATE/releases/<name>/`` and let the tool
@@ -212,6 +231,8 @@ class RemoteTarget(Target):
         fetch, else of the release its label names; an ``unknown:`` value when the label names
         no release lastgood put there; None when nothing was ever put there."""
         reading = self.read()
+        if reading.release is not None and reading.release.content_hash == NOT_HERE:
+            return NOT_HERE  # not kept here: nothing to compare the tool's files with
         if reading.release is not None and not self.can_fetch:
             return reading.release.content_hash
         recorded = self.recorded()
@@ -245,9 +266,11 @@ class RemoteTarget(Target):
 
     def repair(self, release: Release, files: Mapping[str, bytes]) -> list[str]:
         """Push the live ``release`` again (the tool's copy was edited by hand); returns the
-        paths that differed as far as a fetch shows (every path of the release without one)."""
-        self._require_retained(release)
-        if self.store.copy_problems(release):
+        paths that differed as far as a fetch shows (every path of the release without one).
+        A release not kept here (another machine put it live) is kept from ``files`` first."""
+        if not self.store.is_retained(release):
+            self.store.stage(release, files)
+        elif self.store.copy_problems(release):
             self.store.rewrite(release, files)
         changed = self._differing(release, files)
         self.activate(release)
@@ -267,7 +290,7 @@ class RemoteTarget(Target):
         if removed:
             done.append(f"removed leftover temporaries {', '.join(sorted(removed))}")
         served = self.read().release
-        if served is not None and self.store.record_activation(served.name):
+        if served is not None and self.holds(served) and self.store.record_activation(served.name):
             done.append(f"recorded that the tool serves {served.name}")
         if not done:
             return None
