@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -382,3 +384,30 @@ def test_a_version_another_machine_put_live_is_reported_not_lied_about(
     laptop.ok("rollback", ENV, "-m", "back from the laptop")
     assert served(api) == (GOOD, "v1")
     assert runner.status()["live_version"] == 1
+
+
+def test_kill_9_at_random_moments_leaves_the_ledger_truthful(setup: Setup, api: ScoringApi) -> None:
+    """Deploys killed at random moments (before, during and after the push); after each, the
+    next command's status must name exactly the version the API serves, and deploys go on."""
+    rng = random.Random(17)
+    setup.deploy(GOOD, "one")
+    for trial in range(6):
+        setup.write(b'{"threshold": 0.%d}\n' % (50 + trial))
+        process = subprocess.Popen(
+            [LASTGOOD, "-C", str(setup.root), "deploy", ENV, "-m", f"trial {trial}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=setup.environ(),
+        )
+        try:
+            process.wait(rng.uniform(0.2, 1.5))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        report = setup.status()
+        label = api.version
+        assert f"v{report['live_version']}" == label, (trial, report, label)
+        assert report["ledger_version"] == report["live_version"]
+        assert not report["drifted"], report["warnings"]
+    setup.deploy(GOOD, "after the trials")
+    assert served(api)[0] == GOOD
