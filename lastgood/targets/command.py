@@ -12,9 +12,11 @@ prompt-management service, an internal admin API)::
   (the full content hash) and ``LASTGOOD_ENV``.
 - ``live`` prints what is live now: the ``LASTGOOD_VERSION`` (or release name, or content hash)
   the tool was given; its last non-empty line counts. Nothing printed: nothing live.
-- ``stage`` (optional) runs on deploy before anything goes live, with the same variables.
-- ``fetch`` (optional) writes the files the tool serves into ``LASTGOOD_PATH`` (an empty folder),
-  so drift shows a real diff and a value edited in the tool is caught under an unchanged label.
+- ``stage`` (optional) runs when a version is first staged on deploy, before anything goes live,
+  with the same variables; never on a rollback.
+- ``fetch`` (optional) writes the files the tool serves into ``LASTGOOD_PATH`` (over a copy of
+  the kept files of the version the tool names), so drift shows a real diff and a value edited
+  in the tool is caught under an unchanged label.
 
 A command given as a string runs through ``/bin/sh -c`` in the workspace (or ``cwd``), so
 ``$VARS`` expand there; a list runs as argv with no shell. Every command runs under ``timeout``

@@ -137,7 +137,8 @@ class RemoteTarget(Target):
         return False
 
     def fetch(self, folder: Path) -> None:
-        """Write the files the tool serves into the empty ``folder``."""
+        """Write the files the tool serves into ``folder``, over the copy of the kept files of
+        the release the tool names that it holds (paths the tool lacks keep those bytes)."""
         raise TargetError(f"the {self.type_name} target of {self.env} cannot fetch")
 
     # ---- the contract ------------------------------------------------------------------------
