@@ -290,3 +290,9 @@ def test_a_version_kept_on_another_machine_is_known_by_its_number(tmp_path: Path
     assert here.recover() is None and here.recorded() == one
     assert here.repair(two, files_two) == ["value.txt"]  # kept here from the store's files
     assert here.live() == two and here.retained() == [one, two]
+
+
+def test_a_state_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        make(tmp_path, state="../not-a-folder")

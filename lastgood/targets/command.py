@@ -131,6 +131,11 @@ class CommandTarget(RemoteTarget):
         self.settings = parse_options(options, f"env.{env}.target")
         state = _fs.option_path({"state": self.settings.state or default_state(env)}, "state", root)
         assert state is not None
+        if state.exists() and not state.is_dir():
+            raise ConfigError(
+                f"env.{env}.target.state {state} is a file, not a folder",
+                hint="point state at a new folder (or leave it out: .lastgood/targets/ENV)",
+            )
         super().__init__(env, options, root, state=state)
         self.idempotent = self.settings.idempotent
         self.keep = self.settings.keep

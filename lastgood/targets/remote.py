@@ -250,9 +250,9 @@ class RemoteTarget(Target):
     def _refresh_fetched(self, base: Release | None) -> Path:
         """Fetch what the tool serves into ``STATE/fetched/``, laid over the kept copy of
         ``base`` (paths the tool does not hold). Writes only inside ``STATE``."""
-        self.state.mkdir(parents=True, exist_ok=True)
         fresh = self.state / f"{FETCH_PREFIX}{_fs.random_suffix()}"
         try:
+            self.state.mkdir(parents=True, exist_ok=True)
             if base is not None and self.store.is_retained(base):
                 shutil.copytree(self.store.release_path(base.name), fresh, symlinks=True)
             else:
@@ -260,6 +260,11 @@ class RemoteTarget(Target):
             self.fetch(fresh)
             shutil.rmtree(self.fetched, ignore_errors=True)
             fresh.rename(self.fetched)
+        except OSError as exc:
+            raise TargetError(
+                f"could not keep what the tool of {self.env} serves in {self.fetched}: {exc}",
+                hint=f"free space or fix the permissions of {self.state}, then run it again",
+            ) from exc
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
         self._fetched_for = base
