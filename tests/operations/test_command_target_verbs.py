@@ -5,6 +5,7 @@ label. The end-to-end tests against a real HTTP service are in ``tests/test_comm
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,12 +38,14 @@ run = "grep -qx ok ../tool/value"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
+def project(tmp_path: Path) -> Iterator[Project]:
     root = tmp_path / "ws"
     root.mkdir()
     (tmp_path / "tool").mkdir()
     (root / "lastgood.toml").write_text(CONFIG)
-    return Project.open(root, actor="verbs-test")
+    opened = Project.open(root, actor="verbs-test")
+    yield opened
+    opened.close()
 
 
 def write(project: Project, value: str) -> None:
