@@ -442,6 +442,13 @@ def _parse_target(target: Any, name: str, where: str, root: Path) -> TargetSpec:
         )
     options = {k: v for k, v in target.items() if k != "type"}
     _refuse_target_in_workspace(options, key, where, root)
+    if target["type"] == "command":  # built from commands alone: checked now, every option
+        from lastgood.targets.command import parse_options
+
+        try:
+            parse_options(options, key)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message} in {where}", hint=exc.hint) from None
     return TargetSpec(type=str(target["type"]), options=options)
 
 

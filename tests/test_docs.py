@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from lastgood.checks import sql as sql_check
 from lastgood.errors import LastgoodError
 from lastgood.events import EventKind
 from lastgood.secrets import policy as secrets_policy
+from lastgood.targets import command as command_target
 from lastgood.targets import directory as directory_target
 from lastgood.targets import files as files_target
 from lastgood.targets import registry as target_registry
@@ -132,6 +134,7 @@ def test_every_secrets_key_is_in_its_section() -> None:
 OPTIONS = [
     *(("directory target", o) for o in directory_target._OPTIONS),
     *(("files target", o) for o in files_target._OPTIONS),
+    *(("command target", o) for o in command_target.OPTIONS),
     *(("http check", o) for o in http_check._OPTIONS),
     *(("command check", o) for o in command_check._OPTIONS),
     *(("sql check", o) for o in sql_check._OPTIONS),
@@ -236,3 +239,53 @@ def test_links_between_pages_resolve(page: str) -> None:
         assert (DOCS / target).is_file(), f"{page}: link to missing {target}"
         if anchor:
             assert anchor in anchors(target), f"{page}: no heading #{anchor} in {target}"
+
+
+def test_target_examples_parse(tmp_path: Path) -> None:
+    blocks = fences("targets.md", "toml")
+    assert len(blocks) >= 2
+    for block in blocks:
+        parsed = config.parse(config.tomllib.loads(block), tmp_path)
+        for env in parsed.environments.values():
+            target_registry.target_class(env.target.type)(env.name, env.target.options, tmp_path)
+            for spec in env.checks + env.preflight:
+                check_registry.build_check(spec)
+
+
+def test_the_remote_target_plugin_example_works(tmp_path: Path) -> None:
+    """The CRM example of plugins.md, with an in-memory CRM standing in for its HTTP client."""
+    namespace: dict[str, object] = {"__name__": "docs_plugins_example"}
+    for block in fences("plugins.md", "python"):
+        exec(compile(block, "docs/plugins.md", "exec"), namespace)
+    target_registry.TARGETS.registered.pop("json-bundle", None)
+    check_registry.CHECKS.registered.pop("file-not-empty", None)
+
+    class Crm:
+        rules, label = b"", ""
+
+        def put_rules(self, rules: bytes, label: str) -> Any:
+            self.rules, self.label = rules, label
+            return type("Response", (), {"ok": True, "text": ""})()
+
+        def rules_label(self) -> str:
+            return self.label
+
+    crm = Crm()
+    namespace["crm_client"] = lambda url: crm
+    from lastgood.bundle import Bundle
+    from lastgood.targets import Release
+
+    target_class: Any = namespace["CrmRulesTarget"]
+    target = target_class("production", {"url": "https://crm.invalid/api"}, tmp_path)
+    versions = []
+    for number, text in ((1, b"[]\n"), (2, b'[{"route": "emea"}]\n')):
+        bundle = Bundle({"routing/rules.json": text})
+        release = Release(number, bundle.content_hash)
+        target.stage(release, bundle.files)
+        target.activate(release)
+        target.record_verdict(release, "good")
+        versions.append(release)
+    assert target.live() == versions[1] and crm.label == "v2"
+    assert target.previous() == versions[0]
+    target.activate(versions[0])  # a rollback: the kept files pushed again
+    assert crm.rules == b"[]\n" and target.actual_hash() == versions[0].content_hash

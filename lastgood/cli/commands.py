@@ -544,12 +544,11 @@ def _restores_text(s: EnvStatus) -> str:
 
 def _print_status(s: EnvStatus) -> None:
     commit = f", commit {r.commit(s.live_commit, s.live_dirty)}" if s.live_commit else ""
-    live = (
-        f"{_label(s.live_version)} ({(s.live_hash or '')[:8]}{commit})"
-        if s.live_version
-        else "nothing"
-    )
+    short = (s.live_hash or "")[:8] or "not kept on this machine"
+    live = f"{_label(s.live_version)} ({short}{commit})" if s.live_version else "nothing"
     r.out(f"{s.env}  [{s.target}]")
+    if s.live_unknown:
+        live = f"unknown (lastgood put {live} there last)"
     r.out(f"  live          {live}{'  DRIFTED' if s.drifted else ''}")
     r.out(f"  last good     {_label(s.last_good)}")
     r.out(f"  health        {s.health}" + (f" at {r.when(s.health_at)}" if s.health_at else ""))

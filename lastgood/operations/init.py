@@ -39,6 +39,8 @@ budget = "5m"         # restore-time budget (the five-minute rule)
 
 [env.production]
 target = { type = "directory", path = "../live/production", keep = 20 }
+# configuration that lives in a tool behind an API instead (see docs/targets.md):
+# target = { type = "command", activate = "tools/push.sh", live = "tools/live-version.sh" }
 bake = "2m"
 interval = "5s"
 failures = 2

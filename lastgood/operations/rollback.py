@@ -37,6 +37,7 @@ from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.rows import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
 from lastgood.targets import open_target
+from lastgood.targets.base import UNVERIFIED
 from lastgood.units import format_duration, plural
 
 
@@ -155,8 +156,10 @@ def _drifted_last_good(place: Place, live: int | None) -> bool:
     the edit, so a plain rollback rewrites those bytes instead of walking back a version."""
     if live is None or place.store.env_state(place.name).last_good != live:
         return False
-    target = place.target
-    return target.actual_hash() != place.store.version(live).content_hash
+    actual = place.target.actual_hash()
+    if actual == UNVERIFIED:  # kept on another machine only: nothing here says it was edited
+        return False
+    return actual != place.store.version(live).content_hash
 
 
 def _restore_in_place(

@@ -26,6 +26,7 @@ from lastgood.project import Project
 from lastgood.record import Record, as_dict, field
 from lastgood.rows import Deployment, EventRecord, VersionInfo
 from lastgood.targets import Release
+from lastgood.targets.base import UNKNOWN
 from lastgood.units import format_duration, plural
 
 
@@ -66,6 +67,11 @@ class EnvStatus(Record, frozen=False):
         return self.actual_hash is not None and self.actual_hash != self.live_hash
 
     @property
+    def live_unknown(self) -> bool:
+        """The target cannot tell what it serves: not what lastgood put there (a drift)."""
+        return self.actual_hash is not None and self.actual_hash.startswith(UNKNOWN)
+
+    @property
     def restore_p50(self) -> float | None:
         return statistics.median(self.restores) if self.restores else None
 
@@ -90,6 +96,7 @@ class EnvStatus(Record, frozen=False):
         data = as_dict(self)
         data.update(
             drifted=self.drifted,
+            live_unknown=self.live_unknown,
             restore_p50=self.restore_p50,
             restore_max=self.restore_max,
             verified_p50=self.verified_p50,
@@ -366,7 +373,14 @@ def _health(place: Place, result: EnvStatus) -> None:
 
 
 def _warn(result: EnvStatus, has_live: bool) -> None:
-    if result.drifted:
+    if result.live_unknown:
+        result.warnings.append(
+            f"live: unknown (the tool serves something lastgood did not put there); lastgood "
+            f"put v{result.live_version} there last: 'lastgood deploy {result.env} --version "
+            f"v{result.live_version}' pushes it again, 'lastgood rollback {result.env}' goes to "
+            "last known good"
+        )
+    elif result.drifted:
         result.warnings.append(
             f"drift: the files live on {result.env} do not match v{result.live_version} "
             f"(edited by hand?); 'lastgood deploy {result.env} --version v{result.live_version}' "

@@ -11,7 +11,10 @@ A target type is a subclass of :class:`Target` registered under a name (see
 - ``live()`` reads back from the target itself which release it serves now (``None`` if nothing).
 - ``retained()`` lists releases staged there and still complete, so a rollback to one of them is
   ``activate`` alone: a pointer switch.
-- ``actual_hash()`` hashes what the target really serves now, for drift and verification.
+- ``actual_hash()`` hashes what the target really serves now, for drift and verification. A
+  target that cannot tell what it serves (a tool whose answer names no release lastgood put
+  there) returns a value starting with :data:`UNKNOWN`: status then says ``live: unknown``; one
+  that serves a version it keeps no copy of returns :data:`UNVERIFIED`.
 - ``repair(release, files)`` rewrites a live release whose files were edited by hand.
 - ``recover()`` finishes or undoes whatever a killed process left half-done. Called before every
   operation; cheap when there is nothing to do.
@@ -39,6 +42,13 @@ from lastgood.bundle import release_name
 from lastgood.errors import TargetError
 from lastgood.record import Record
 from lastgood.rows import AuditHead
+
+UNVERIFIED = ""
+"""The ``actual_hash()`` (and ``live().content_hash``) of a release the target serves but keeps
+no copy of, so cannot hash: another machine sharing the store put it live. Not drift."""
+UNKNOWN = "unknown:"
+"""How an ``actual_hash()`` starts when the target serves something lastgood did not put there
+and cannot hash it (see :mod:`lastgood.targets.remote`)."""
 
 
 class Release(Record, order=True):

@@ -17,6 +17,7 @@ from lastgood.registry import Registry
 from lastgood.targets.base import Target
 
 BUILTIN = {
+    "command": "lastgood.targets.command:CommandTarget",
     "directory": "lastgood.targets.directory:DirectoryTarget",
     "files": "lastgood.targets.files:FilesTarget",
     "served": "lastgood.targets.served:ServedTarget",
