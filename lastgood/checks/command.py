@@ -24,11 +24,11 @@ import shlex
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 from lastgood.checks.base import Check, CheckContext, CheckResult, number_at, reject_unknown_options
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
+from lastgood.process_group import signal_group, signal_name, start
 
 _OPTIONS = ("run", "exit", "cwd", "value")
 LAST_LINE = "last-line"
@@ -74,7 +74,7 @@ class CommandCheck(Check):
         """Run the command once, judged by its own exit; a timeout stops its whole group."""
         cwd = context.root / self.cwd if self.cwd else context.root
         try:
-            process = _start(self.run, cwd, {**os.environ, **context.environ()})
+            process = start(self.run, cwd, {**os.environ, **context.environ()}, merge_stderr=True)
         except OSError as exc:
             reason = f"{exc.strerror}: {exc.filename}" if exc.strerror else str(exc)
             return CheckResult(self.name, False, f"cannot run `{self.display}` in {cwd}: {reason}")
@@ -93,7 +93,7 @@ class CommandCheck(Check):
     def _judge(self, code: int, output: bytes) -> CheckResult:
         """Pass on the expected exit code; say how it ended and what it printed last."""
         ok = code == self.expected_exit
-        ended = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited {code}"
+        ended = f"was killed by {signal_name(-code)}" if code < 0 else f"exited {code}"
         expected = "" if ok else f" (expected {self.expected_exit})"
         data: dict[str, object] = {"exit": code}
         if self.value is not None:
@@ -120,20 +120,6 @@ def printed_value(output: bytes, source: str) -> float | None:
 
 def _value_wanted(source: str) -> str:
     return "number" if source == LAST_LINE else f"JSON object with a number at {source}"
-
-
-def _start(run: str | list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start the command in a new session, so it and its children share one killable group."""
-    return subprocess.Popen(
-        run,
-        shell=isinstance(run, str),
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 class _Output:
@@ -206,23 +192,12 @@ def _stop_group(process: subprocess.Popen[bytes], output: _Output) -> None:
     A process group's id is not reused while any member lives, so the SIGKILL after the command
     has been reaped still reaches only what the command started.
     """
-    _signal_group(process, signal.SIGTERM)
+    signal_group(process, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(_TERM_GRACE)
-    _signal_group(process, signal.SIGKILL)
+    signal_group(process, signal.SIGKILL)
     process.wait()
     output.drain(_KILL_GRACE)
-
-
-def _signal_group(process: subprocess.Popen[bytes], number: signal.Signals) -> None:
-    """Send ``number`` to the command's process group (just the command if that fails)."""
-    try:
-        os.killpg(process.pid, number)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        if process.returncode is None:
-            process.send_signal(number)
 
 
 def _with_output(detail: str, output: bytes) -> str:
@@ -233,13 +208,6 @@ def _with_output(detail: str, output: bytes) -> str:
     if len(text) > _OUTPUT_TAIL:
         text = "…" + text[-_OUTPUT_TAIL:]
     return f"{detail}; output: {text}"
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _command(spec: CheckSpec) -> str | list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
-from lastgood.errors import ConfigError, TargetError
+from lastgood.errors import ConfigError, DamagedCopyError, TargetError
 from lastgood.rows import AuditHead
 from lastgood.targets.base import AuditHeads, Release
 
@@ -440,6 +440,23 @@ class ReleaseStore:
         changed = repair_tree(self.release_path(release.name), files, remove_extra=True)
         self.seal(release)
         return changed
+
+    def require_intact(self, release: Release, env: str, unchanged: str) -> None:
+        """Refuse, before anything changes, to put a damaged kept copy live (``unchanged`` says
+        what was left as it was); an intact one is sealed, so the next check is free."""
+        problems = self.copy_problems(release)
+        if not problems:
+            if not self.untouched(release):
+                self.seal(release)  # proven by reading every file
+            return
+        shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
+        raise DamagedCopyError(
+            f"the kept copy of {release.name} in {self.release_path(release.name)} is "
+            f"damaged ({shown}); {unchanged}",
+            hint=f"run 'lastgood rollback {env} --to v{release.version}' (not --offline) "
+            f"or 'lastgood deploy {env} --version v{release.version}': lastgood rewrites "
+            "the copy from its store first",
+        )
 
     def seal(self, release: Release) -> None:
         """Record the folder's fingerprint as proven good (after a full hash or a repair)."""

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lastgood.errors import TargetError
+from lastgood.process_group import signal_group, signal_name, start
 from lastgood.record import Record
 
 Command = str | list[str]
@@ -89,16 +90,7 @@ def run(
     environ = {**os.environ, **extra_env}
     secrets = secret_values(environ)
     try:
-        process = subprocess.Popen(
-            command,
-            shell=isinstance(command, str),
-            cwd=cwd,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        process = start(command, cwd, environ, merge_stderr=False)
     except OSError as exc:
         reason = f"{exc.strerror}: {exc.filename}" if exc.strerror else str(exc)
         raise TargetError(
@@ -120,7 +112,7 @@ def run(
 
 def failure(what: str, command: Command, ran: Ran) -> str:
     """A sentence saying how a command that ran to its end failed, with its last lines."""
-    ended = f"was killed by {_signal_name(-ran.code)}" if ran.code < 0 else f"exited {ran.code}"
+    ended = f"was killed by {signal_name(-ran.code)}" if ran.code < 0 else f"exited {ran.code}"
     parts = [f"{what} `{display(command)}` {ended}"]
     if shown := tail(ran.stderr):
         parts.append(f"stderr: {shown}")
@@ -131,10 +123,10 @@ def failure(what: str, command: Command, ran: Ran) -> str:
 
 def _stop_group(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     """SIGTERM the command's process group, a moment, then SIGKILL; what it printed."""
-    _signal_group(process, signal.SIGTERM)
+    signal_group(process, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(_TERM_GRACE)
-    _signal_group(process, signal.SIGKILL)
+    signal_group(process, signal.SIGKILL)
     try:
         return process.communicate(timeout=_AFTER_KILL)
     except subprocess.TimeoutExpired:  # a child that left the group still holds a pipe
@@ -145,17 +137,5 @@ def _stop_group(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
         return b"", b""
 
 
-def _signal_group(process: subprocess.Popen[bytes], number: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, number)
-
-
 def _text(data: bytes | None) -> str:
     return (data or b"").decode("utf-8", errors="replace")
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from lastgood import failpoint
 from lastgood.bundle import file_hash, manifest_hash
-from lastgood.errors import ConfigError, DamagedCopyError, StagingError, TargetError
+from lastgood.errors import ConfigError, StagingError, TargetError
 from lastgood.rows import AuditHead
 from lastgood.targets import _fs
 from lastgood.targets.base import AuditHeads, Release, Target
@@ -128,7 +128,8 @@ class FilesTarget(Target):
         """
         self._require_folder()
         self._require_retained(release)
-        self._require_intact_copy(release)
+        unchanged = f"nothing was switched, {self.path} is unchanged"
+        self.store.require_intact(release, self.env, unchanged)  # before anything changes
         pending = self._read_journal()
         live = self._recorded_live()
         owned = set(self.store.manifest(live.name)) if live is not None else set()
@@ -187,22 +188,6 @@ class FilesTarget(Target):
             return owned | set(journal["write"])
         owned = set(journal["owned"])
         return owned | set(journal["write"]) if journal.get("adopted") else owned
-
-    def _require_intact_copy(self, release: Release) -> None:
-        """Refuse, before anything in ``PATH`` changes, to switch to a damaged kept copy."""
-        problems = self.store.copy_problems(release)
-        if not problems:
-            if not self.store.untouched(release):
-                self.store.seal(release)  # proven by reading every file: the next check is free
-            return
-        shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
-        raise DamagedCopyError(
-            f"the kept copy of {release.name} in {self.store.release_path(release.name)} is "
-            f"damaged ({shown}); nothing was switched, {self.path} is unchanged",
-            hint=f"run 'lastgood rollback {self.env} --to v{release.version}' (not --offline) "
-            f"or 'lastgood deploy {self.env} --version v{release.version}': lastgood rewrites "
-            "the copy from its store first",
-        )
 
     def _require_retained(self, release: Release) -> None:
         if self.store.is_retained(release):

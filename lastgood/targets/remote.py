@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from lastgood import failpoint
-from lastgood.errors import DamagedCopyError, TargetError
+from lastgood.errors import TargetError
 from lastgood.record import Record
 from lastgood.rows import AuditHead
 from lastgood.targets import _fs
@@ -173,7 +173,8 @@ class RemoteTarget(Target):
         """Push the kept copy of ``release`` to the tool and read it back; retried only when the
         push is idempotent. Records the activation in ``STATE/meta/state.json``."""
         self._require_retained(release)
-        self._require_intact_copy(release)
+        unchanged = f"nothing was pushed to the tool of {self.env}"
+        self.store.require_intact(release, self.env, unchanged)  # before anything changes
         attempts = ATTEMPTS if self.idempotent else 1
         for attempt in range(1, attempts + 1):
             try:
@@ -309,22 +310,6 @@ class RemoteTarget(Target):
         raise TargetError(
             f"release {release.name} is not kept in {self.store.releases}",
             hint=f"deploy it again to stage it; releases kept there: {staged}",
-        )
-
-    def _require_intact_copy(self, release: Release) -> None:
-        """Refuse to push a kept copy that no longer holds the release's bytes."""
-        problems = self.store.copy_problems(release)
-        if not problems:
-            if not self.store.untouched(release):
-                self.store.seal(release)
-            return
-        shown = ", ".join(problems[:5]) + (" …" if len(problems) > 5 else "")
-        raise DamagedCopyError(
-            f"the kept copy of {release.name} in {self.store.release_path(release.name)} is "
-            f"damaged ({shown}); nothing was pushed to the tool of {self.env}",
-            hint=f"run 'lastgood rollback {self.env} --to v{release.version}' (not --offline) "
-            f"or 'lastgood deploy {self.env} --version v{release.version}': lastgood rewrites "
-            "the copy from its store first",
         )
 
     def holds(self, release: Release) -> bool:
