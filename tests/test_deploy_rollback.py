@@ -106,6 +106,45 @@ def test_rollback_twice_walks_back_and_never_lands_on_bad(ws: Workspace) -> None
     assert project.store.verdicts("staging")[3] == "bad"
 
 
+def test_rolling_back_to_and_fro_keeps_a_last_known_good_and_the_next_bad_deploy_is_undone(
+    ws: Workspace,
+) -> None:
+    """A person rolls back to v1, changes their mind and rolls back to v2 again: v2 passed its
+    bake before and is verified now, so it is last known good again (it used to stay
+    withdrawn, with v1 withdrawn too: no last known good, and the next bad deploy stayed
+    live)."""
+    project = ws.project()
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        deploy(project, "staging")
+    assert rollback(project, "staging", to="v1").version == 1
+    assert project.store.env_state("staging").last_good == 1
+    again = rollback(project, "staging", to="v2")
+    assert (again.exit_code, again.version) == (OK, 2)
+    assert project.store.verdicts("staging") == {1: "withdrawn", 2: "good"}
+    assert project.store.env_state("staging").last_good == 2
+    ws.broken()
+    bad = deploy(project, "staging")
+    assert bad.exit_code == RESTORED  # v3 failed and v2 is back
+    assert "marker: two" in live_text(ws)
+
+
+def test_a_withdrawn_version_that_never_passed_a_bake_does_not_become_good(ws: Workspace) -> None:
+    """Forced live with ``--to --force`` (never baked), rolled away from, then rolled back to:
+    verified, live, but not last known good: only a bake makes a version good."""
+    project = ws.project()
+    ws.healthy("one")
+    deploy(project, "staging")
+    ws.broken()
+    deploy(project, "staging")  # v2 bad
+    ws.healthy("three")
+    deploy(project, "staging")  # v3 good
+    assert rollback(project, "staging", to="v2", force=True).version == 2
+    rollback(project, "staging", to="v3")
+    assert project.store.verdicts("staging")[2] == "bad"
+    assert project.store.env_state("staging").last_good == 3
+
+
 def test_rollback_to_a_named_version_and_refusing_a_bad_one(ws: Workspace) -> None:
     project = ws.project()
     ws.healthy("one")

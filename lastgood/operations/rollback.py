@@ -324,11 +324,22 @@ def _mark_left_on_target(place: Place, left: int | None, destination: VersionInf
     place.target.record_verdict(release_of(place.store.version(left)), WITHDRAWN)
 
 
+def _baked_before(place: Place, destination: VersionInfo) -> bool:
+    """Whether ``destination`` passed a bake on this environment: good, or withdrawn by a
+    rollback after a deploy of it passed (a person rolling back to it again, verified now,
+    makes it last known good again; otherwise two ``rollback --to`` in a row would leave no
+    good version at all)."""
+    verdict = place.store.verdicts(place.name).get(destination.number)
+    if verdict == GOOD:
+        return True
+    return verdict == WITHDRAWN and place.store.passed_bake(place.name, destination.number)
+
+
 def _verified(
     place: Place, destination: VersionInfo, record: Deployment, checked: Verification
 ) -> Deployment:
     store, env = place.store, place.name
-    if store.verdicts(env).get(destination.number) == GOOD:
+    if _baked_before(place, destination):
         mark_good(place, destination, record.id)  # proven by a bake before, verified now
     unchecked = not place.settings.checks
     record = store.update_deployment(

@@ -66,6 +66,14 @@ class LedgerStore(AuditStore):
                 version: (verdict, at) for version, verdict, at in session.rows(sql, {"env": env})
             }
 
+    def passed_bake(self, env: str, version: int) -> bool:
+        """Whether a deploy of ``version`` on ``env`` ever passed its bake (a succeeded
+        ``deploy`` record): what a verdict of ``withdrawn`` no longer tells. Reads."""
+        sql = ("SELECT 1 FROM deployments WHERE env = :env AND to_version = :version "
+               "AND kind = 'deploy' AND status = 'succeeded'")  # fmt: skip
+        with self.db.transaction("read the ledger") as session:
+            return bool(session.rows(sql + " LIMIT 1", {"env": env, "version": version}))
+
     def set_verdict(
         self, env: str, version: int, verdict: str, *, deployment: int | None = None
     ) -> None:
