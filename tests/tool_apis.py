@@ -158,12 +158,12 @@ def _write(
         }
         api.writes.append(tag)
         return 200, {"ok": True}
-    if api.kind == "prompts" and request.command == "POST" and (match := _PROMPT.match(path)):
-        if match.group(2):
-            commit = request.headers.get("X-Commit", "")
-            api._add_prompt(match.group(1), body.decode(), query.get("label", "latest"), commit)
-            api.writes.append(f"{match.group(1)}@{commit}")
-            return 201, {"version": len(api.prompts[match.group(1)])}
+    match = _PROMPT.match(path) if api.kind == "prompts" and request.command == "POST" else None
+    if match is not None and match.group(2):
+        commit = request.headers.get("X-Commit", "")
+        api._add_prompt(match.group(1), body.decode(), query.get("label", "latest"), commit)
+        api.writes.append(f"{match.group(1)}@{commit}")
+        return 201, {"version": len(api.prompts[match.group(1)])}
     return 404, {"error": "not found"}
 
 
