@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,6 +318,39 @@ def test_killed_between_push_and_ledger_is_reconciled_through_live(
     assert setup.history()["deployments"][0]["status"] == "interrupted"
     setup.ok("rollback", ENV, "-m", "back")
     assert served_workflow(tool) == (40, "v1")
+
+
+def test_killed_rollback_is_reconciled_through_live(tmp_path: Path, tool: ToolApi) -> None:
+    setup = workflow_setup(tmp_path, tool)
+    setup.deploy(WORKFLOW, workflow(40), "one")
+    setup.deploy(WORKFLOW, workflow(45), "two")
+    killed = setup.run("rollback", ENV, "-m", "back", failpoint="rollback.after-activate")
+    assert killed.returncode == KILLED, killed.stderr
+    assert served_workflow(tool) == (40, "v1")
+    report = setup.status()
+    assert (report["live_version"], report["ledger_version"]) == (1, 1)
+
+
+def test_a_push_that_times_out_but_lands_later_is_recorded_truthfully(
+    tmp_path: Path, tool: ToolApi
+) -> None:
+    config = recipe(WORKFLOW_RECIPE).replace('timeout = "10s"', 'timeout = "1s"')
+    config = config.replace('method = "PUT"', 'method = "PUT"\nidempotent = false')
+    setup = workflow_setup(tmp_path, tool, config)
+    setup.deploy(WORKFLOW, workflow(40), "one")
+    tool.mode, tool.delay = "slow-writes", 1.5
+    setup.write(WORKFLOW, workflow(45))
+    done = setup.run("deploy", ENV, "-m", "two")
+    assert done.returncode != 0
+    assert "gave no answer within 1 s" in done.stderr and "not retried" in done.stderr
+    deadline = time.monotonic() + 10
+    while tool.writes[-1] != "v2" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the tool applies the write after lastgood gave up
+    tool.mode = "normal"
+    assert served_workflow(tool) == (45, "v2")
+    report = setup.status()
+    assert (report["live_version"], report["ledger_version"]) == (2, 2)
+    assert any("never verified" in warning for warning in report["warnings"])
 
 
 # ---- the prompt service ---------------------------------------------------------------------
