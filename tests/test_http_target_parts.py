@@ -255,3 +255,47 @@ def test_one_request_per_file_needs_path_in_the_url(tmp_path: Path, tool: ToolAp
     target.stage(release, {"a.json": b"{}", "b.json": b"{}"})
     with pytest.raises(TargetError, match="has no \\{path\\}"):
         target.activate(release)
+
+
+@pytest.fixture
+def prompts(monkeypatch: pytest.MonkeyPatch) -> Iterator[ToolApi]:
+    with tool_apis.serving("prompts") as running:
+        monkeypatch.setenv("PR_URL", running.url)
+        monkeypatch.setenv("PR_TOKEN", tool_apis.PROMPT_TOKEN)
+        yield running
+
+
+def prompt_target(tmp_path: Path) -> HttpTarget:
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    headers = {"Authorization": "Bearer ${PR_TOKEN}"}
+    return HttpTarget(
+        "prod",
+        {
+            "url": "${PR_URL}/api/prompts/{path}/versions?label={env}",
+            "method": "POST",
+            "body": "file",
+            "headers": headers,
+            "live": {"url": "${PR_URL}/api/prompts/{path}?label={env}", "pointer": "/prompt"},
+        },
+        tmp_path / "ws",
+    )
+
+
+def test_a_push_with_more_files_than_the_recorded_one_is_recognised(
+    tmp_path: Path, prompts: ToolApi
+) -> None:
+    """A killed process pushed v2 (a changed prompt and a new one) and recorded nothing: the
+    next command must read v2's paths too, or it would call the tool's content unknown."""
+    target = prompt_target(tmp_path)
+    one_files = {"a.txt": b"Hello {name}\n"}
+    one = Release(1, Bundle(one_files).content_hash)
+    target.stage(one, one_files)
+    target.activate(one)
+    two_files = {"a.txt": b"Hi {name}\n", "b.txt": b"Bye {name}\n"}
+    two = Release(2, Bundle(two_files).content_hash)
+    target.stage(two, two_files)
+    target.push(two, target.store.release_path(two.name))  # killed before the read-back
+    fresh = prompt_target(tmp_path)
+    assert fresh.recorded() == one
+    assert fresh.live() == two
+    assert "recorded that the tool serves" in str(fresh.recover())

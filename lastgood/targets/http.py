@@ -114,18 +114,22 @@ class HttpTarget(RemoteTarget):
     def read_live(self) -> str:
         """The label the tool keeps, else the kept release whose comparable form equals the
         pointed part of the GET's answer, else a line naming no release; ``""`` for nothing."""
-        answers = self._live_answers()
+        seen: dict[str, tuple[Any, str | None] | None] = {}
+        answers = self._live_answers(None, seen)
         if answers is None:
             return ""
         parts, labels = answers
         if labels:
             shown = sorted(set(labels))
             return shown[0] if len(shown) == 1 else f"labels disagree: {', '.join(shown)}"
-        form = _json_form.canonical_hash(
-            {path: _json_form.of_value(value) for path, value in parts.items()}
-        )
+        form = _live_form(parts)
         for release in self._candidates():
-            if self._form_hash(release) == form:
+            paths = sorted(self.store.manifest(release.name))
+            if self.settings.body == "file" and paths != sorted(parts):
+                other = self._live_answers(paths, seen)  # a release with other files
+                if other is not None and _live_form(other[0]) == self._form_hash(release):
+                    return release.name
+            elif self._form_hash(release) == form:
                 return release.name
         return f"{UNMATCHED} (sha256 {form[:16]})"
 
@@ -148,9 +152,14 @@ class HttpTarget(RemoteTarget):
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(_json_form.file_bytes(value))
 
-    def _live_answers(self) -> tuple[dict[str, Any], list[str]] | None:
+    def _live_answers(
+        self,
+        paths: list[str] | None = None,
+        seen: dict[str, tuple[Any, str | None] | None] | None = None,
+    ) -> tuple[dict[str, Any], list[str]] | None:
         """Path → the pointed part of the tool's answer, and the labels it keeps; None when
-        the tool holds nothing. One GET for a bundle, one per path for ``body = "file"``."""
+        the tool holds nothing. One GET for a bundle; for ``body = "file"`` one per path of
+        ``paths`` (default: :meth:`_reference_paths`), each path read once per ``seen``."""
         if self.settings.body == "bundle":
             got = self._get({"env": self.env})
             if got is None:
@@ -159,14 +168,16 @@ class HttpTarget(RemoteTarget):
             if not isinstance(part, dict):
                 raise self._not_a_bundle(part)
             return {str(k): v for k, v in part.items()}, [label] if label else []
+        seen = {} if seen is None else seen
         parts: dict[str, Any] = {}
         labels: list[str] = []
-        for path in self._reference_paths():
-            got = self._get({"env": self.env, "path": path})
-            if got is None:
-                continue
-            parts[path] = got[0]
-            labels += [got[1]] if got[1] else []
+        for path in self._reference_paths() if paths is None else paths:
+            if path not in seen:
+                seen[path] = self._get({"env": self.env, "path": path})
+            got = seen[path]
+            if got is not None:
+                parts[path] = got[0]
+                labels += [got[1]] if got[1] else []
         return (parts, labels) if parts else None
 
     def _get(self, fields: dict[str, str]) -> tuple[Any, str | None] | None:
@@ -333,6 +344,13 @@ class HttpTarget(RemoteTarget):
     def describe(self) -> str:
         shown = f"{self.settings.method} {self.settings.url}"
         return f"http {shown if len(shown) <= 60 else shown[:57] + '...'}"
+
+
+def _live_form(parts: Mapping[str, Any]) -> str:
+    """The hash of the comparable form of what the tool returned, path by path."""
+    return _json_form.canonical_hash(
+        {path: _json_form.of_value(value) for path, value in parts.items()}
+    )
 
 
 def _content_type(path: str, data: bytes) -> str:
