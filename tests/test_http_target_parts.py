@@ -299,3 +299,16 @@ def test_a_push_with_more_files_than_the_recorded_one_is_recognised(
     assert fresh.recorded() == one
     assert fresh.live() == two
     assert "recorded that the tool serves" in str(fresh.recover())
+
+
+def test_a_read_back_naming_another_release_fails_with_an_http_hint(
+    tmp_path: Path, tool: ToolApi
+) -> None:
+    live = {"url": "${WF_URL}/api/v1/workflows/lead-routing-{env}", "label": "/name"}
+    target = make(tmp_path, live=live)  # a label field that is not the version sent
+    release, files = release_of(1, 40)
+    target.stage(release, files)
+    with pytest.raises(TargetError) as caught:
+        target.activate(release)
+    assert "reading it back says 'lead-routing-prod'" in caught.value.message
+    assert "live.label must name the field" in (caught.value.hint or "")

@@ -55,6 +55,10 @@ class HttpTarget(RemoteTarget):
     """Push a version to a tool's HTTP API and read back, through a GET, what it serves."""
 
     type_name: ClassVar[str] = "http"
+    readback_hint: ClassVar[str] = (
+        "live.label must name the field where the tool keeps the {version} it was sent, or "
+        "live.pointer the part of the answer that holds what was sent; see docs/targets.md"
+    )
 
     def __init__(self, env: str, options: Mapping[str, Any], root: Path) -> None:
         self.settings = parse_options(options, f"env.{env}.target")
@@ -105,7 +109,7 @@ class HttpTarget(RemoteTarget):
             raise TargetError(
                 f"{settings.method} {self._shown(url)} for {self.env} answered "
                 f"{response.status_code} {response.reason_phrase}{self._answer(response)}",
-                hint="fix the tool or env.ENV.target in lastgood.toml (expect lists the "
+                hint=f"fix the tool or env.{self.env}.target in lastgood.toml (expect lists the "
                 "statuses that mean done), then run the command again",
             )
 
@@ -192,7 +196,7 @@ class HttpTarget(RemoteTarget):
             raise TargetError(
                 f"GET {self._shown(url)} (what {self.env} serves) answered "
                 f"{response.status_code} {response.reason_phrase}{self._answer(response)}",
-                hint="fix the tool or env.ENV.target.live in lastgood.toml",
+                hint=f"fix the tool or env.{self.env}.target.live in lastgood.toml",
             )
         try:
             document = json.loads(response.content)

@@ -39,7 +39,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lastgood import failpoint
 from lastgood.errors import DamagedCopyError, TargetError
@@ -110,6 +110,11 @@ class RemoteTarget(Target):
 
     idempotent: bool = False
     """Whether pushing the same release twice is harmless: only then is a failed push retried."""
+    readback_hint: ClassVar[str] = (
+        "the live command must print the LASTGOOD_VERSION (or LASTGOOD_HASH) the activate "
+        "command was given; see docs/targets.md"
+    )
+    """What to fix when the tool, read back right after a push, names another release."""
 
     def __init__(self, env: str, options: Mapping[str, Any], root: Path, *, state: Path) -> None:
         super().__init__(env, options, root)
@@ -193,8 +198,7 @@ class RemoteTarget(Target):
             raise TargetError(
                 f"the tool of {self.env} was told to serve {release.name}, but reading it back "
                 f"says {said}",
-                hint="the live command must print the LASTGOOD_VERSION (or LASTGOOD_HASH) the "
-                "activate command was given; see docs/targets.md",
+                hint=self.readback_hint,
             )
         self._fetched_for = None
         self.store.record_activation(release.name)
