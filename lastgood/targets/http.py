@@ -40,11 +40,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from lastgood.errors import ConfigError, TargetError
+from lastgood.errors import TargetError
 from lastgood.targets import _fs, _json_form, _process
 from lastgood.targets._http_settings import PLACEHOLDER, parse_options
 from lastgood.targets.base import Release
-from lastgood.targets.remote import RemoteTarget, default_state
+from lastgood.targets.remote import RemoteTarget, state_folder
 
 ANSWER_CHARS = 300
 """How much of an error answer's body a message shows."""
@@ -62,13 +62,7 @@ class HttpTarget(RemoteTarget):
 
     def __init__(self, env: str, options: Mapping[str, Any], root: Path) -> None:
         self.settings = parse_options(options, f"env.{env}.target")
-        state = _fs.option_path({"state": self.settings.state or default_state(env)}, "state", root)
-        assert state is not None
-        if state.exists() and not state.is_dir():
-            raise ConfigError(
-                f"env.{env}.target.state {state} is a file, not a folder",
-                hint="point state at a new folder (or leave it out: .lastgood/targets/ENV)",
-            )
+        state = state_folder(env, self.settings.state, root)
         super().__init__(env, options, root, state=state)
         self.idempotent = self.settings.idempotent
         self.keep = self.settings.keep

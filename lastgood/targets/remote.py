@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lastgood import failpoint
-from lastgood.errors import DamagedCopyError, TargetError
+from lastgood.errors import ConfigError, DamagedCopyError, TargetError
 from lastgood.record import Record
 from lastgood.rows import AuditHead
 from lastgood.targets import _fs
@@ -63,6 +63,19 @@ _HASH = re.compile(r"^[0-9a-f]{8,64}$")
 def default_state(env: str) -> str:
     """Where a remote target keeps its releases unless ``state`` says otherwise."""
     return str(STATE_DIR / env)
+
+
+def state_folder(env: str, configured: str | None, root: Path) -> Path:
+    """The folder a remote target keeps its releases in: ``state`` as configured (relative to
+    the workspace), else :func:`default_state`. ConfigError when it is a file. Reads only."""
+    state = _fs.option_path({"state": configured or default_state(env)}, "state", root)
+    assert state is not None
+    if state.exists() and not state.is_dir():
+        raise ConfigError(
+            f"env.{env}.target.state {state} is a file, not a folder",
+            hint="point state at a new folder (or leave it out: .lastgood/targets/ENV)",
+        )
+    return state
 
 
 def match_label(line: str, retained: Iterable[Release]) -> Release | None:
