@@ -432,6 +432,22 @@ def _parse_env(
     )
 
 
+def _check_command_target(options: dict[str, Any], key: str) -> None:
+    from lastgood.targets.command import parse_options
+
+    parse_options(options, key)
+
+
+def _check_http_target(options: dict[str, Any], key: str) -> None:
+    from lastgood.targets._http_settings import parse_options
+
+    parse_options(options, key)
+
+
+_TARGET_OPTION_CHECKS = {"command": _check_command_target, "http": _check_http_target}
+"""Target types whose options are all known here, so a typo stops every command at once."""
+
+
 def _parse_target(target: Any, name: str, where: str, root: Path) -> TargetSpec:
     """``[env.NAME] target``: a table with a type; its other keys are the target's options."""
     key = f"env.{name}.target"
@@ -442,9 +458,8 @@ def _parse_target(target: Any, name: str, where: str, root: Path) -> TargetSpec:
         )
     options = {k: v for k, v in target.items() if k != "type"}
     _refuse_target_in_workspace(options, key, where, root)
-    if target["type"] == "command":  # built from commands alone: checked now, every option
-        from lastgood.targets.command import parse_options
-
+    parse_options = _TARGET_OPTION_CHECKS.get(str(target["type"]))
+    if parse_options is not None:  # built from options alone: checked now, every option
         try:
             parse_options(options, key)
         except ConfigError as exc:

@@ -23,6 +23,7 @@ from lastgood.checks import sql as sql_check
 from lastgood.errors import LastgoodError
 from lastgood.events import EventKind
 from lastgood.secrets import policy as secrets_policy
+from lastgood.targets import _http_settings as http_target
 from lastgood.targets import command as command_target
 from lastgood.targets import directory as directory_target
 from lastgood.targets import files as files_target
@@ -135,6 +136,7 @@ OPTIONS = [
     *(("directory target", o) for o in directory_target._OPTIONS),
     *(("files target", o) for o in files_target._OPTIONS),
     *(("command target", o) for o in command_target.OPTIONS),
+    *(("http target", o) for o in http_target.OPTIONS),
     *(("http check", o) for o in http_check._OPTIONS),
     *(("command check", o) for o in command_check._OPTIONS),
     *(("sql check", o) for o in sql_check._OPTIONS),
@@ -149,7 +151,9 @@ def test_every_built_in_option_is_documented(kind: str, option: str) -> None:
 
 def test_every_built_in_type_is_documented() -> None:
     text = read("configuration.md")
-    for name in (*target_registry.BUILTIN, *check_registry.BUILTIN):
+    for name in target_registry.BUILTIN:
+        assert f"### `{name}`" in text or f"### `{name}` target" in text, name
+    for name in check_registry.BUILTIN:
         assert f"### `{name}`" in text, name
 
 

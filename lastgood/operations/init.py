@@ -41,6 +41,7 @@ budget = "5m"         # restore-time budget (the five-minute rule)
 target = { type = "directory", path = "../live/production", keep = 20 }
 # configuration that lives in a tool behind an API instead (see docs/targets.md):
 # target = { type = "command", activate = "tools/push.sh", live = "tools/live-version.sh" }
+# target = { type = "http", url = "${TOOL_URL}/c/{env}", live = { url = "${TOOL_URL}/c/{env}" } }
 bake = "2m"
 interval = "5s"
 failures = 2

@@ -35,7 +35,7 @@ from lastgood.errors import ConfigError, TargetError
 from lastgood.record import Record
 from lastgood.targets import _fs, _process
 from lastgood.targets.base import Release
-from lastgood.targets.remote import RemoteTarget, default_state
+from lastgood.targets.remote import RemoteTarget, state_folder
 from lastgood.units import parse_duration
 
 COMMANDS = ("activate", "live", "stage", "fetch")
@@ -129,13 +129,7 @@ class CommandTarget(RemoteTarget):
 
     def __init__(self, env: str, options: Mapping[str, Any], root: Path) -> None:
         self.settings = parse_options(options, f"env.{env}.target")
-        state = _fs.option_path({"state": self.settings.state or default_state(env)}, "state", root)
-        assert state is not None
-        if state.exists() and not state.is_dir():
-            raise ConfigError(
-                f"env.{env}.target.state {state} is a file, not a folder",
-                hint="point state at a new folder (or leave it out: .lastgood/targets/ENV)",
-            )
+        state = state_folder(env, self.settings.state, root)
         super().__init__(env, options, root, state=state)
         self.idempotent = self.settings.idempotent
         self.keep = self.settings.keep

@@ -20,6 +20,7 @@ BUILTIN = {
     "command": "lastgood.targets.command:CommandTarget",
     "directory": "lastgood.targets.directory:DirectoryTarget",
     "files": "lastgood.targets.files:FilesTarget",
+    "http": "lastgood.targets.http:HttpTarget",
     "served": "lastgood.targets.served:ServedTarget",
 }
 TARGETS: Registry[Target] = Registry("target", Target, "lastgood.targets", BUILTIN)

@@ -39,10 +39,10 @@ import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lastgood import failpoint
-from lastgood.errors import TargetError
+from lastgood.errors import ConfigError, TargetError
 from lastgood.record import Record
 from lastgood.rows import AuditHead
 from lastgood.targets import _fs
@@ -63,6 +63,19 @@ _HASH = re.compile(r"^[0-9a-f]{8,64}$")
 def default_state(env: str) -> str:
     """Where a remote target keeps its releases unless ``state`` says otherwise."""
     return str(STATE_DIR / env)
+
+
+def state_folder(env: str, configured: str | None, root: Path) -> Path:
+    """The folder a remote target keeps its releases in: ``state`` as configured (relative to
+    the workspace), else :func:`default_state`. ConfigError when it is a file. Reads only."""
+    state = _fs.option_path({"state": configured or default_state(env)}, "state", root)
+    assert state is not None
+    if state.exists() and not state.is_dir():
+        raise ConfigError(
+            f"env.{env}.target.state {state} is a file, not a folder",
+            hint="point state at a new folder (or leave it out: .lastgood/targets/ENV)",
+        )
+    return state
 
 
 def match_label(line: str, retained: Iterable[Release]) -> Release | None:
@@ -110,6 +123,11 @@ class RemoteTarget(Target):
 
     idempotent: bool = False
     """Whether pushing the same release twice is harmless: only then is a failed push retried."""
+    readback_hint: ClassVar[str] = (
+        "the live command must print the LASTGOOD_VERSION (or LASTGOOD_HASH) the activate "
+        "command was given; see docs/targets.md"
+    )
+    """What to fix when the tool, read back right after a push, names another release."""
 
     def __init__(self, env: str, options: Mapping[str, Any], root: Path, *, state: Path) -> None:
         super().__init__(env, options, root)
@@ -194,8 +212,7 @@ class RemoteTarget(Target):
             raise TargetError(
                 f"the tool of {self.env} was told to serve {release.name}, but reading it back "
                 f"says {said}",
-                hint="the live command must print the LASTGOOD_VERSION (or LASTGOOD_HASH) the "
-                "activate command was given; see docs/targets.md",
+                hint=self.readback_hint,
             )
         self._fetched_for = None
         self.store.record_activation(release.name)
