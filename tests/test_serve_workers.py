@@ -223,3 +223,45 @@ def test_two_workers_never_run_two_deploys_of_one_env_at_once(
     assert statuses == [200, 423], answers
     refused = next(body for status, body in answers if status == 423)
     assert "deploy" in refused["error"] and refused["exit_code"] == 5, refused
+
+
+def _first_answer(port: int, token: str, answers: list[int], deadline: float) -> None:
+    """Connect as soon as the port takes connections and note the status of one config read."""
+    import socket
+
+    while time.monotonic() < deadline:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        except OSError:
+            time.sleep(0.001)
+            continue
+        with sock:
+            sock.sendall(f"GET /api/v1/envs/staging/config HTTP/1.1\r\nHost: x\r\n"
+                         f"Authorization: Bearer {token}\r\n\r\n".encode())  # fmt: skip
+            head = sock.recv(64)
+        if head:
+            answers.append(int(head.split()[1]))
+            return
+
+
+def test_a_worker_answers_reads_only_once_it_publishes_what_is_live(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """Reads sent while the workers start are all answered with the live version: a worker
+    used to accept them before its first look at the target, and answered 404 "nothing is
+    live yet" (a consumer starting then, without a cache, failed to start)."""
+    ws = served_twice(workspace)
+    token = ws.run("token", "create", "--name", "r", "--role", "viewer").stdout.strip()
+    for _attempt in range(3):  # the window was milliseconds wide: give it a few starts
+        server = Server(ws, "--workers", "2")
+        answers: list[int] = []
+        deadline = time.monotonic() + 30
+        reading = (server.port, token, answers, deadline)
+        readers = [threading.Thread(target=_first_answer, args=reading) for _ in range(16)]
+        for reader in readers:
+            reader.start()
+        server.start()
+        for reader in readers:
+            reader.join(30)
+        server.stop()
+        assert answers and set(answers) == {200}, answers

@@ -119,6 +119,7 @@ def create_app(project: Project, **options: Any) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.feeds.refresh_all()  # no read before the server knows what is live
         collection = Collection()
         collection.start()
         tasks = [asyncio.create_task(state.feeds.run()),

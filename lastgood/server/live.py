@@ -322,6 +322,13 @@ class Feeds:
         self.safety_interval = max(self.interval, safety) if up else None
         self.poke()
 
+    async def refresh_all(self) -> None:
+        """Publish what every served target serves now: the server does this before it
+        accepts its first request, so a read never hears "nothing is live" while something
+        is (the requests a starting worker finds queued on the shared socket included)."""
+        for feed in self.feeds.values():
+            await feed.refresh()
+
     async def run(self) -> None:
         """Refresh every feed, then wait for a poke or the poll interval; forever. On a store
         that announces switches (PostgreSQL), a listener thread runs beside it."""
