@@ -127,6 +127,24 @@ def test_stopping_with_held_long_polls_is_prompt_and_clean(
     assert seen == ["event: config", "ended"]  # the stream was ended, not cut
 
 
+def test_the_access_log_has_the_held_reads_a_stop_ended(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A long-poll the server ended with 503 when it stopped is a request like any other: it
+    is logged (it used to be left out when the read was held inside the HTTP protocol)."""
+    ws = served(workspace)
+    server = serve(ws, "--access-log")
+    token = server.token("viewer")
+    answers: list[httpx.Response] = []
+    poller = threading.Thread(target=hold_a_long_poll, args=(server, token, answers))
+    poller.start()
+    held(server, token, "raw-poll")
+    output = stopped(server)
+    poller.join(5)
+    assert answers[0].status_code == 503
+    assert re.search(r"GET /api/v1/envs/staging/config 503 \d+\.\d ms", output), output
+
+
 def test_a_port_in_use_is_a_usage_error(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:

@@ -281,10 +281,7 @@ class FastProtocol(HttpToolsProtocol):
         answer = self.reads.answer(read, served, self.server_state.default_headers)
         transport.write(answer)
         read.cycle.response_complete = True  # not self.cycle: pipelined requests may follow
-        if self.reads.access:
-            status = 304 if answer.startswith(b"HTTP/1.1 304") else 200
-            log_access(self.client, "GET", self.url.partition(b"?")[0].decode(), status,
-                       time.perf_counter() - read.started)  # fmt: skip
+        self._logged(read, 304 if answer.startswith(b"HTTP/1.1 304") else 200)
         self.on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -293,11 +290,19 @@ class FastProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops: a held read is answered ``503`` and its connection closed."""
-        if self._release() is not None and not self.transport.is_closing():
+        read = self._release()
+        if read is not None and not self.transport.is_closing():
             self.transport.write(STOPPING)
             self.transport.close()
+            self._logged(read, 503)
             return
         super().shutdown()
+
+    def _logged(self, read: Read, status: int) -> None:
+        """The access line of a read taken here, with ``serve --access-log``."""
+        if self.reads.access:
+            log_access(self.client, "GET", self.url.partition(b"?")[0].decode(), status,
+                       time.perf_counter() - read.started)  # fmt: skip
 
 
 def protocol_for(state: ServerState, access: bool = False) -> type[FastProtocol]:
