@@ -522,6 +522,37 @@ def test_a_server_killed_while_it_runs_a_rollout_loses_nothing(
     assert "rollout-interrupted" in [e["kind"] for e in events]
 
 
+def test_a_server_stopped_while_it_runs_a_rollout_ends_it_and_says_so(
+    workspace: Callable[..., Workspace],
+) -> None:
+    """SIGTERM to a server whose deploy is baking step 1: the deploy stops at once (it used to
+    go on in its thread until the process ended, leaving the pointer and its cohort on the
+    unbaked version), ends the rollout and answers why; nobody needs to reconcile."""
+    ws = rolling_workspace(workspace)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    ws.healthy("two")
+    assert ws.run("snapshot", "-m", "two").returncode == 0
+    server = Server(ws, "--poll", "0.05").start()
+    token = server.token("deployer", "staging")
+    command = [LASTGOOD, "--server", server.url, "--token", token, "deploy", "staging",
+               "--version", "v2"]  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LASTGOOD_")}
+    sent = subprocess.Popen(command, cwd=ws.base, env={**clean, "NO_COLOR": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_step(ws, 1)
+    server.stop()
+    _out, err = sent.communicate(timeout=30)
+    assert sent.returncode == 1
+    assert "the server stopped during this deploy on staging" in err, err
+    assert "every consumer is back on the stable version" in err
+    assert "'lastgood status staging'" in err and "ask again when it is back" not in err
+    assert pointer_of(ws) is None  # before anyone reconciles
+    history, events = timeline(ws)
+    assert history[0]["to_version"] == 2 and history[0]["status"] == "interrupted"
+    assert "rollout-interrupted" in [e["kind"] for e in events]
+
+
 # what the early cohort earns: it asks the server for the rollout's salt, reads the config as
 # an id of the first 5 % in that rollout (any id before one starts) and prints the score its
 # weight gives (40 times the weight), so a version that halves the weight halves the score

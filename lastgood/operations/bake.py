@@ -17,7 +17,7 @@ from lastgood.checks import Check
 from lastgood.operations.checking import Round, run_round
 from lastgood.operations.restore import still_ours
 from lastgood.record import Record
-from lastgood.termination import raise_if_terminated
+from lastgood.termination import pause
 
 if TYPE_CHECKING:
     from lastgood.operations.deploy import DeployRun
@@ -64,8 +64,7 @@ class Bake:
             if last.ok and not last.inconclusive and (time.time() >= deadline or not self.checks):
                 return BakeResult(False, last.at, last, number)
             failpoint.hit("deploy.mid-bake")
-            raise_if_terminated()  # a SIGTERM whose first raise a GC callback swallowed
-            time.sleep(self._pause(deadline, last.ok))
+            pause(self._pause(deadline, last.ok))  # a stop asked (SIGTERM, the server) ends it
 
     def _pause(self, deadline: float, green: bool) -> float:
         left = deadline - time.time()

@@ -39,7 +39,7 @@ from lastgood.targets.rollout_pointer import (
     remove_pointer,
     write_pointer,
 )
-from lastgood.termination import raise_if_terminated
+from lastgood.termination import pause
 from lastgood.units import format_duration
 
 if TYPE_CHECKING:
@@ -176,8 +176,7 @@ class RolloutRun:
             if green and (time.time() >= deadline or not self.checks or promoted):
                 return StepResult(False, False, last.at, last)
             failpoint.hit("rollout.mid-step")
-            raise_if_terminated()
-            time.sleep(_pause(deadline, settings.interval, last.ok))
+            pause(_pause(deadline, settings.interval, last.ok))  # a stop asked ends it
 
     def _still_rolling(self, pointer: Pointer) -> bool:
         """Renew the lease; False when the pointer is gone or names another release (someone

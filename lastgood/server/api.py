@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field, StrictBool
 
-from lastgood.errors import LastgoodError, NotFoundError, UsageError
+from lastgood.errors import LastgoodError, NotFoundError, ServerError, UsageError
 from lastgood.operations.fleet import read_fleet, wait_for_fleet
 from lastgood.record import as_dict
 from lastgood.refs import LARGEST_VERSION
@@ -180,9 +180,18 @@ def deploy(env: str, body: DeployRequest, state: State, token: Caller) -> dict[s
     project = state.acting(token)
     if body.dry_run:
         return verbs.plan_deploy(project, env, ref=body.version).to_json()
-    outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
-                           force=body.force, source="server",
-                           ignore_baseline=body.ignore_baseline)  # fmt: skip
+    try:
+        outcome = verbs.deploy(project, env, message=body.message, ref=body.version,
+                               force=body.force, source="server",
+                               ignore_baseline=body.ignore_baseline)  # fmt: skip
+    except KeyboardInterrupt:  # the server is stopping (lastgood.termination.request_stop)
+        raise ServerError(
+            f"the server stopped during this deploy on {env}: the deploy was stopped and its "
+            "record closed interrupted (a gradual rollout under way was ended: every consumer "
+            "is back on the stable version)",
+            hint=f"see 'lastgood status {env}' and 'lastgood history {env}', then deploy "
+            "again when the server is back",
+        ) from None
     state.feeds.publish_now(env)
     data = outcome.to_json()
     fleet = wait_for_fleet(state.project, env, state.consumers, body.wait_fleet)

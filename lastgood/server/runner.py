@@ -136,7 +136,11 @@ class StoppingServer(uvicorn.Server):
         self.stopper = stopper
 
     async def shutdown(self, sockets: Any = None) -> None:
-        """Close the listeners and idle connections (uvicorn), then end held reads."""
+        """Close the listeners and idle connections (uvicorn), then end held reads; a deploy
+        running in a thread stops at its next pause (see lastgood.termination)."""
+        from lastgood import termination
+
+        termination.request_stop()
         asyncio.get_running_loop().call_later(READ_GRACE, self.stopper.stop)
         await super().shutdown(sockets)
 
