@@ -287,6 +287,8 @@ class LiveConfig:
     def _unsent_metrics(self, serving: str) -> dict[str, tuple[float, int | None]]:
         """The values reported since the last request, measured under the version ``serving``
         names (the others are dropped: the server would take them for that version's)."""
+        if not self._metrics:  # most reads: nothing reported (a racing report rides the next)
+            return {}
         number = serving.partition(":")[0]
         version = int(number) if number.isdigit() else None
         with self._metrics_lock:
@@ -296,6 +298,8 @@ class LiveConfig:
 
     def _metrics_sent(self, sent: Mapping[str, tuple[float, int | None]]) -> None:
         """Forget the values the server took, unless one was reported again meanwhile."""
+        if not sent:
+            return
         with self._metrics_lock:
             for name, reading in sent.items():
                 if self._metrics.get(name) is reading:
