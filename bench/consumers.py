@@ -24,6 +24,11 @@ Run from the repository root::
 
     .venv/bin/python bench/consumers.py            # full: 1,000 consumers, 10 rollbacks
     .venv/bin/python bench/consumers.py --quick    # 20 consumers, 2 rollbacks, for smoke tests
+    .venv/bin/python bench/consumers.py --consumers 10000 --processes 4 --light   # see below
+
+``--light`` runs the consumers of ``bench/light_consumers.py`` instead of LiveConfigs: the same
+requests, reports and payload checks, hundreds per process on one selector loop, so that the
+figure is the server reaching the fleet rather than the consumers' own CPU on the same cores.
 
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
 that is removed at the end, and every process it starts is stopped even on failure. The helpers

@@ -30,3 +30,9 @@ EXPECTED = (
 def test_quick_consumers_benchmark_prints_its_table(tmp_path: Path) -> None:
     run_quick("consumers", "--quick", "--workers", "2", folder=tmp_path, expect=EXPECTED,
               timeout=140)  # fmt: skip
+
+
+@pytest.mark.timeout(150)
+def test_quick_light_consumers_benchmark_prints_its_table(tmp_path: Path) -> None:
+    light = tuple(line.replace("(SDK applied)", "(light consumers, verified)") for line in EXPECTED)
+    run_quick("consumers", "--quick", "--light", folder=tmp_path, expect=light, timeout=140)
