@@ -13,6 +13,8 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -412,6 +414,10 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
             ("lead_score", "36", "metric 'lead_score': '36' is not a number"),
             ("lead_score", True, "metric 'lead_score': True is not a number"),
             ("lead_score", float("inf"), "is not a finite number"),
+            ("lead_score", 10**400, "(401 characters) is not a finite number"),  # not OverflowError
+            ("lead_score", Decimal("1e400"), "Decimal('1E+400') is not a finite number"),
+            ("lead_score", Decimal("sNaN"), "is not a finite number"),
+            ("lead_score", 1j, "metric 'lead_score': 1j is not a number"),
         ]:
             with pytest.raises(UsageError) as caught:
                 live.report(name, value)  # type: ignore[arg-type]
@@ -421,6 +427,8 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
         with pytest.raises(UsageError, match="already reports 32 other metrics"):
             live.report("one_more", 1)
         live.report("m0", 36.5)  # a name it already reports: the newest value wins
+        live.report("m1", Decimal("1.5"))  # any real number a float holds
+        live.report("m2", Fraction(1, 4))
         live.refresh()
         with server.client(token) as http:
 
@@ -431,6 +439,7 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
             metrics = reported()
         assert len(metrics) == 32
         assert metrics["m0"]["value"] == 36.5 and metrics["m0"]["version"] == 1  # type: ignore[index]
+        assert metrics["m1"]["value"] == 1.5 and metrics["m2"]["value"] == 0.25  # type: ignore[index]
         assert live._unsent_metrics(live.serving) == {}  # sent once: an old value grows old
 
 
