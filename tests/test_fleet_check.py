@@ -26,7 +26,7 @@ from lastgood.comparison import Baseline, Comparison, Limit
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError, UsageError
 from lastgood.operations.baseline import no_baseline
-from lastgood.operations.checking import Round, settled
+from lastgood.operations.checking import Round, compared, settled
 from lastgood.operations.cohorts import RestOfFleet
 from lastgood.rollout import cohort
 from lastgood.rows import Consumer, Reading, readings_text
@@ -229,6 +229,26 @@ def test_the_cohort_counts_fresh_reports_made_on_its_version_only() -> None:
     assert not low.ok and low.detail == "lead_score 20 (mean of 3 consumers on v7), expected ≥ 25"
     nowhere = run_check(check, CheckContext("prod", 7, None, Path(".")))
     assert nowhere.ok and "no consumer reports can be read here" in nowhere.detail
+
+
+def test_a_fleet_failure_names_only_the_bound_or_comparison_that_failed() -> None:
+    """A bound the value keeps is not listed next to the one that failed (it read as the
+    cause: ``lead_score 18 ..., expected ≥ 0.01; ... over max_drop 20%``)."""
+    now = time.time()
+    fleet = [consumer(n, 7, now - 60, lead_score=Reading(18.0, 7, now - 5)) for n in "ab"]
+    context = CheckContext("prod", 7, None, Path("."), fleet=lambda env: fleet)
+    high = run_check(fleet_check(min=0.01, max=10), context)
+    assert not high.ok and high.detail == "lead_score 18 (mean of 2 consumers on v7), expected ≤ 10"
+    bounded = fleet_check(min=0.01, max=100)
+    kept = run_check(bounded, context)
+    assert kept.ok and kept.detail == "lead_score 18 (mean of 2 consumers on v7)"
+    on_v6 = [consumer(n, 6, now - 60, lead_score=Reading(36.0, 6, now - 2)) for n in "cd"]
+    rest = RestOfFleet(no_baseline("-"), [bounded], lambda env: on_v6, "prod", 6)
+    dropped = compared(bounded, kept, rest)
+    assert not dropped.ok and dropped.detail == (
+        "lead_score 18 (mean of 2 consumers on v7); lead_score 36 → 18 (-50%, over max_drop 20%) "
+        "against the rest of the fleet, mean of 2 consumers on v6"
+    )
 
 
 def test_the_rest_of_the_fleet_is_the_baseline_until_nobody_is_left_on_the_stable_version() -> None:

@@ -127,26 +127,23 @@ class FleetCheck(Check):
         value = cohort.value
         assert value is not None
         shown = f"{self.metric} {value:g} ({cohort.describe()})"
-        below = self.minimum is not None and value < self.minimum
-        above = self.maximum is not None and value > self.maximum
-        expected = self._expectation()
-        if below or above:
-            return CheckResult(self.name, False, f"{shown}, expected {expected}",
-                               data={"value": value, "consumers": len(cohort.values)})  # fmt: skip
-        detail = shown if not expected else f"{shown}, expected {expected}"
-        return CheckResult(self.name, True, detail,
-                           data={"value": value, "consumers": len(cohort.values)})  # fmt: skip
+        data = {"value": value, "consumers": len(cohort.values)}
+        failed = self._failed_bounds(value)
+        if failed:
+            return CheckResult(self.name, False, f"{shown}, expected {failed}", data=data)
+        # a passing bound is not named: next to a failed comparison it would read as the cause
+        return CheckResult(self.name, True, shown, data=data)
 
     def _inconclusive(self, why: str) -> CheckResult:
         return CheckResult(self.name, True, f"inconclusive: {why}", data={"inconclusive": True})
 
-    def _expectation(self) -> str:
-        parts = []
-        if self.minimum is not None:
-            parts.append(f"≥ {self.minimum:g}")
-        if self.maximum is not None:
-            parts.append(f"≤ {self.maximum:g}")
-        return " and ".join(parts)
+    def _failed_bounds(self, value: float) -> str:
+        """``≥ 0.01`` for the bound ``value`` breaks; "" when it keeps both."""
+        if self.minimum is not None and value < self.minimum:
+            return f"≥ {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"≤ {self.maximum:g}"
+        return ""
 
 
 def _metric(spec: CheckSpec) -> str:
