@@ -28,7 +28,7 @@ from lastgood.errors import ConfigError, UsageError
 from lastgood.operations.baseline import no_baseline
 from lastgood.operations.checking import Round, compared, settled
 from lastgood.operations.cohorts import RestOfFleet
-from lastgood.rollout import cohort
+from lastgood.rollout import Pointer, cohort
 from lastgood.rows import Consumer, Reading, readings_text
 from lastgood.server.consumers import Consumers, parse_metrics
 from lastgood.store import open_store, schema
@@ -266,6 +266,37 @@ def test_the_rest_of_the_fleet_is_the_baseline_until_nobody_is_left_on_the_stabl
     assert gone.missing("lead-score") == (
         "from the rest of the fleet: 0 consumers on v6 reported lead_score within 5m 00s, fewer "
         "than min_consumers 2; before the switch: nothing was live before v1"
+    )
+
+
+def test_the_rest_leaves_out_the_step_cohort_and_is_empty_at_the_last_step() -> None:
+    """Consumers just sent the new version still show the stable one (and fresh reports on it)
+    until their next request: they are not the rest. At 100 % nobody is, so the check falls
+    back on the baseline measured before the rollout (it compared with 'mean of 4 consumers on
+    v1' at round 1 of the 100 % step)."""
+    now = time.time()
+    check = fleet_check(min_consumers=2)
+    ids = [f"app-{n}" for n in range(40)]
+    inside = [i for i in ids if cohort("prod", i, "s") < 50]
+    fleet = [  # all still on v6: the moved ones reported 10, the others 36
+        consumer(i, 6, now - 60, lead_score=Reading(10.0 if i in inside else 36.0, 6, now - 2))
+        for i in ids
+    ]
+    at = {"release": "v7-ab", "version": 7, "stable": "v6-cd", "stable_version": 6,
+          "steps": (50.0, 100.0), "started_at": now, "step_started_at": now,
+          "deployment": None, "salt": "s"}  # fmt: skip
+    half = Pointer(percent=50.0, step=1, **at)  # type: ignore[arg-type]
+    before = no_baseline("nothing was live before v1")
+    rest = RestOfFleet(before, [check], lambda env: fleet, "prod", 6, half)
+    baseline = rest.baseline("lead-score")
+    assert 0 < len(inside) < 40 and baseline is not None and baseline.value == 36.0
+    assert baseline.source == f"mean of {40 - len(inside)} consumers on v6"
+    everyone = Pointer(percent=100.0, step=2, **at)  # type: ignore[arg-type]
+    last = RestOfFleet(before, [check], lambda env: fleet, "prod", 6, everyone)
+    assert last.baseline("lead-score") is None
+    assert last.missing("lead-score") == (
+        "from the rest of the fleet: at step 2/2 (100%) every consumer was sent v7, so none is "
+        "left on v6; before the switch: nothing was live before v1"
     )
 
 

@@ -197,8 +197,8 @@ class RolloutRun:
         self, context: CheckContext, pointer: Pointer, number: int, deadline: float
     ) -> Round:
         """Round ``number`` of this step (numbered per step, as people count them); ``fleet``
-        checks compare the step's cohort with the consumers still on the stable version
-        (:mod:`lastgood.operations.cohorts`)."""
+        checks compare the step's cohort with the consumers outside it, still on the stable
+        version (:mod:`lastgood.operations.cohorts`)."""
         from lastgood.operations.cohorts import against_the_rest
 
         job = self.job
@@ -208,7 +208,7 @@ class RolloutRun:
         if number <= planned:  # past it, failed rounds are being retried: no "of" to give
             label += f"/{planned}"
         baselines = against_the_rest(job.baselines, self.checks, job.store.consumers, job.env,
-                                     job.from_version)  # fmt: skip
+                                     job.from_version, pointer)  # fmt: skip
         return run_round(self.place, self.checks, context, phase="bake", number=number,
                          deployment=job.record.id, baselines=baselines, label=label,
                          settles_at=deadline)  # fmt: skip
