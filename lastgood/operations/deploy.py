@@ -527,9 +527,18 @@ class DeployRun:
             protect.append(release_of(self.store.version(state.last_good)))
         self.target.prune(keep, protect)
 
-    def _fail(self, trigger_at: float, last: Round | None, *, during: str = "") -> Outcome:
+    def _fail(
+        self,
+        trigger_at: float,
+        last: Round | None,
+        *,
+        during: str = "",
+        sent_back_at: float | None = None,
+    ) -> Outcome:
         """Mark the version bad and restore last known good. ``during`` says where a gradual
-        rollout stood (``at step 1/3 (5%)``), for the record and the summary."""
+        rollout stood (``at step 1/3 (5%)``), for the record and the summary; ``sent_back_at``
+        when its pointer was removed, which began the restore (the fleet's time counts from
+        it)."""
         assert self.record is not None
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
@@ -555,6 +564,7 @@ class DeployRun:
                 trigger_at=trigger_at,
                 parent=self.record.id,
                 why=why,
+                began_at=sent_back_at,
             )
         except LeaseLostError:
             raise  # another process took over: it owns what happens next

@@ -9,7 +9,9 @@ server within ``STALE_AFTER`` seconds (an SDK holding a long-poll speaks at leas
 The time to all is measured from the switch (the ledger's ``activated_at``) to the moment the
 last live consumer reported the new version; after a gradual rollout ended before it finished
 (aborted, or its deploy gone), from the moment its consumers were sent back to the stable
-version (that record's ``finished_at``, the removal of the pointer).
+version (that record's ``finished_at``, the removal of the pointer); after a rollout's step
+failed, from the removal of its pointer too (the automatic rollback's ``requested_at``). A
+fleet whose last switch came before that moment has no time to give (never a clamped 0).
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -119,9 +121,8 @@ def standing(
         if version is None or c.version != version
     )
     time_to_all = None
-    switched_at = _switched_at(change, version)
-    if live and len(on_it) == len(live) and switched_at is not None:
-        time_to_all = max(0.0, max(c.since for c in on_it) - switched_at)
+    if live and len(on_it) == len(live):
+        time_to_all = _time_to_all(change, version, max(c.since for c in on_it))
     restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
         env=env,
@@ -162,11 +163,28 @@ def sent_back(record: Deployment, version: int | None) -> bool:
     )
 
 
-def _switched_at(change: Deployment | None, version: int | None) -> float | None:
-    """When the fleet was told to serve ``version``: the switch, or the end of a rollout."""
+def _time_to_all(change: Deployment | None, version: int | None, last: float) -> float | None:
+    """From when the fleet was told to serve ``version`` to ``last``, the last consumer's
+    switch; None when unknown, never a made-up 0.
+
+    The moment is the switch (``activated_at``), or the end of a rollout (``finished_at``). An
+    automatic rollback after a rollout's failed step began earlier, when the step removed its
+    pointer (the record's ``requested_at``): that sent the consumers back before the ledger
+    recorded the restore, so a fleet that followed before ``activated_at`` is timed from it. A
+    last switch before every such moment means the fleet did not move for this change (nobody
+    was in the step's cohort): no time to give."""
     if change is None:
         return None
-    return change.activated_at if change.to_version == version else change.finished_at
+    if change.to_version != version:
+        moments = [change.finished_at]
+    elif change.kind == "auto-rollback":
+        moments = [change.activated_at, change.requested_at]
+    else:
+        moments = [change.activated_at]
+    for moment in moments:
+        if moment is not None and last >= moment:
+            return last - moment
+    return None
 
 
 def read_fleet(project: Project, env: str, reports: Reports | None = None) -> FleetStanding | None:

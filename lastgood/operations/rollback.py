@@ -436,8 +436,13 @@ def auto_rollback(
     trigger_at: float,
     parent: int,
     why: str,
+    began_at: float | None = None,
 ) -> Deployment:
-    """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``."""
+    """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``.
+
+    ``began_at`` (the record's ``requested_at``) is when the restore began, if before now: a
+    gradual rollout's failed step removed its pointer first, which already sent every consumer
+    back to the stable version (see :func:`lastgood.operations.fleet.standing`)."""
     env = place.name
     record = place.store.begin_deployment(
         env=env,
@@ -449,7 +454,7 @@ def auto_rollback(
         source="auto",
         parent=parent,
         trigger_at=trigger_at,
-        requested_at=time.time(),
+        requested_at=time.time() if began_at is None else began_at,
     )
     with closed_on_error(place.project, lambda: record.id):
         place.emit(

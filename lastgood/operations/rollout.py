@@ -252,6 +252,7 @@ class RolloutRun:
         """A step tripped: everyone back on stable now (the unlink), then the ledger: the
         version bad, the automatic rollback to last known good, verified."""
         remove_pointer(self.target.path)
+        sent_back_at = time.time()  # the restore began here: the fleet's time counts from it
         job = self.job
         job.store.announce_switch(job.env)
         job._emit(
@@ -263,7 +264,7 @@ class RolloutRun:
         during = f"at {pointer.progress()}"
         if job.store.env_state(job.env).last_good is None:
             return self._stopped_unproven(pointer, result, during)
-        return job._fail(result.trigger_at, result.last, during=during)
+        return job._fail(result.trigger_at, result.last, during=during, sent_back_at=sent_back_at)
 
     def _stopped_unproven(self, pointer: Pointer, result: StepResult, during: str) -> Outcome:
         """A step tripped with no last known good to restore: the stable version keeps serving

@@ -69,6 +69,18 @@ def test_a_consumer_is_live_until_it_has_been_silent_for_stale_after() -> None:
     assert nothing_live.behind == ["a (v3)"] and not nothing_live.complete
 
 
+def test_a_fleet_that_did_not_move_for_a_change_has_no_time_not_0() -> None:
+    """A last switch before the change (nobody had left the restored version) is no 0 ms."""
+    still = standing("prod", [consumer("a", 3, NOW - 60)], version=3, change=switch(), now=NOW)
+    assert still.complete and still.time_to_all is None
+    assert still.summary == "v3 restored on 1/1 consumers"
+    stopped = replace(switch("auto-rollback"), requested_at=NOW - 10.5)  # a step's unlink
+    early = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=stopped, now=NOW)
+    assert early.time_to_all is not None and abs(early.time_to_all - 0.3) < 1e-6
+    plain = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=switch(), now=NOW)
+    assert plain.time_to_all is None  # only an automatic rollback starts at its request
+
+
 def test_the_change_a_fleet_follows_is_the_newest_switch_to_its_version() -> None:
     refused = replace(switch("deploy"), id=9, activated_at=None)
     older, newer = switch("deploy", at=NOW - 100), replace(switch(), id=8)

@@ -292,6 +292,35 @@ def test_the_fleet_after_an_abort_is_timed_from_the_abort(project: ProjectFactor
     assert fleet.summary.startswith("v2 restored on 60/60 consumers in "), fleet.summary
 
 
+def test_the_fleet_after_a_failed_step_is_timed_from_the_unlink(project: ProjectFactory) -> None:
+    """A failed step removes the pointer before the ledger records the automatic rollback, so
+    the consumers are back before its ``activated_at``: the time to all was clamped to 0 ms."""
+    from lastgood.operations.fleet import read_fleet
+
+    proj = project(target="served", toml=ROLLOUT)
+    assert deployed(proj, marker="one").exit_code == OK
+    back: list[float] = []
+
+    def consumers_follow_the_unlink(event: Event) -> None:
+        if event.kind is EventKind.ROLLOUT_STOPPED:  # the pointer is gone; nothing recorded yet
+            time.sleep(0.01)
+            back.append(time.time())
+            row = Consumer(env="staging", consumer_id="app", name="app", content_hash=None,
+                           version=1, since=back[0], seen_at=back[0])  # fmt: skip
+            proj.store.save_consumers([row])
+
+    proj.events.subscribe(consumers_follow_the_unlink)
+    done = deployed(proj, files=broken_files("two"))
+    assert done.exit_code == RESTORED and back, done.summary
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.complete, fleet
+    restore = proj.store.deployments("staging", limit=1)[0]
+    assert restore.kind == "auto-rollback" and restore.activated_at is not None
+    assert restore.requested_at < back[0] < restore.activated_at
+    assert fleet.time_to_all == back[0] - restore.requested_at, fleet.summary
+    assert fleet.time_to_all >= 0.01 and " in 0 ms" not in fleet.summary, fleet.summary
+
+
 def test_the_fleet_after_reconcile_ends_a_rollout_is_timed_from_the_unlink(
     project: ProjectFactory,
 ) -> None:
