@@ -94,25 +94,51 @@ def test_the_servers_fleet_is_read_and_waited_for_in_process(project: ProjectFac
     view without it; ``wait_for_fleet`` returns once the last consumer follows."""
     made = project("served")
     assert deployed(made, marker="one").exit_code == 0
+    assert deployed(made, marker="two").exit_code == 0
     assert read_fleet(made, "nowhere") is None  # no such environment: no fleet
     reports = Consumers(made.store, flush_every=60)
-    reports.report("staging", "a", name="a", version=1, content_hash=None)
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    reports.report("staging", "a", name="a", version=2, content_hash=None)
+    reports.report("staging", "b", name="b", version=1, content_hash=None)
     seen = read_fleet(made, "staging", reports)
     assert seen is not None and (seen.following, seen.total) == (1, 2)
     stored = read_fleet(made, "staging")  # nothing flushed yet: the store knows no one
-    assert stored is not None and (stored.version, stored.total) == (1, 0)
+    assert stored is not None and (stored.version, stored.total) == (2, 0)
     started = time.monotonic()
     late = threading.Timer(
-        0.2, lambda: reports.report("staging", "b", name="b", version=1, content_hash=None)
+        0.2, lambda: reports.report("staging", "b", name="b", version=2, content_hash=None)
     )
     late.start()
     done = wait_for_fleet(made, "staging", reports, 30)
     late.join()
     assert done is not None and done.complete and time.monotonic() - started < 10
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    reports.report("staging", "b", name="b", version=1, content_hash=None)
     behind = wait_for_fleet(made, "staging", reports, 0.1)
     assert behind is not None and not behind.complete  # it gave up at the deadline
+
+
+def test_consumers_that_never_served_a_config_are_shown_apart_not_behind(
+    project: ProjectFactory,
+) -> None:
+    """Apps that failed at start report no version: they cannot follow anything, and each
+    attempt of one in a crash loop left a ghost that made every rollback read incomplete."""
+    made = project("served")
+    assert deployed(made, marker="one").exit_code == 0
+    reports = Consumers(made.store, flush_every=60)
+    reports.report("staging", "a", name="a", version=1, content_hash=None)
+    for attempt in range(3):
+        reports.report("staging", f"ghost-{attempt}", name="vm:5485", version=None,
+                       content_hash=None)  # fmt: skip
+    fleet = read_fleet(made, "staging", reports)
+    assert fleet is not None and fleet.complete and not fleet.behind, fleet
+    assert (fleet.following, fleet.total, fleet.without_config, fleet.gone) == (1, 1, 3, 0)
+    assert fleet.summary.startswith("v1 live on 1/1 consumers")
+    assert fleet.summary.endswith("; 3 without config"), fleet.summary
+    assert fleet.to_json()["without_config"] == 3
+    alone = standing("prod", [consumer("x", None, NOW - 5)], version=3, change=None, now=NOW)
+    assert alone.summary == "no live consumers (1 without config)"
+    host = replace(consumer("web-2", None, NOW - 5), kind="agent")  # its host serves nothing
+    bare = standing("prod", [host], version=3, change=None, now=NOW)
+    assert bare.summary == "v3 live on 0/1 consumers (1 agent); not following: web-2 (-)"
 
 
 def test_the_fleet_follows_what_the_target_serves(project: ProjectFactory) -> None:

@@ -106,6 +106,12 @@ def test_the_fleet_of_a_rollout_counts_each_cohort_against_its_version() -> None
                                     content_hash=None, since=now, seen_at=now)]  # fmt: skip
     behind = rolling_standing("prod", lagging, pointer)
     assert not behind.complete and behind.behind[0].startswith("late (v6, wants v")
+    ghost = Consumer(env="prod", consumer_id="ghost", name="ghost", version=None,
+                     content_hash=None, since=now, seen_at=now)  # fmt: skip
+    apart = rolling_standing("prod", [*rows, ghost], pointer)
+    assert apart.complete and apart.total == 40 and apart.without_config == 1
+    new, stable = cohort_fleets("prod", [*rows, ghost], pointer)
+    assert new.total + stable.total == 40  # a consumer with no config is in neither cohort
 
 
 def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
