@@ -35,7 +35,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
 from lastgood.operations.snapshot import newest_recorded, read_workspace, snapshot
-from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
+from lastgood.operations.verdicts import mark_bad, mark_good, quarantined_by
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
 from lastgood.record import Record
@@ -240,8 +240,9 @@ class DeployRun:
         if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
             repaired = ensure_intact(self.place, self.version, deployment=None)
             return self._unchanged(repaired)
-        if is_quarantined(self.place, self.version) and not force:
-            self._refuse_quarantined()
+        failed = quarantined_by(self.place, self.version)
+        if failed is not None and not force:
+            self._refuse_quarantined(failed)
         self.record = self.store.begin_deployment(
             env=self.env,
             kind="deploy",
@@ -322,10 +323,16 @@ class DeployRun:
             deployment=record,
         )
 
-    def _refuse_quarantined(self) -> None:
-        message = (
-            f"{self.version.label} failed its checks on {self.env} before and is quarantined there"
-        )
+    def _refuse_quarantined(self, failed: int) -> None:
+        """Refuse, naming the version that failed: ``self.version`` or its twin by content."""
+        label = self.version.label
+        if failed == self.version.number:
+            message = f"{label} failed its checks on {self.env} before and is quarantined there"
+        else:
+            message = (
+                f"{label} has the same content as v{failed}, which failed its checks on "
+                f"{self.env}, so it is quarantined there"
+            )
         self.project.emit(
             Event(EventKind.DEPLOY_REFUSED, message, env=self.env, version=self.version.number)
         )

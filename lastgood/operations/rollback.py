@@ -32,7 +32,7 @@ from lastgood.operations.restore import (
     switch_to,
     verify,
 )
-from lastgood.operations.verdicts import is_quarantined, mark_good, withdraw
+from lastgood.operations.verdicts import mark_good, quarantined_by, withdraw
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.rows import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
@@ -247,10 +247,12 @@ def _destination(place: Place, to: str | None, live: int | None, force: bool) ->
         return _ran_here(place, destination, force)
     if force:
         return destination
-    if is_quarantined(place, destination):
+    failed = quarantined_by(place, destination)
+    if failed is not None:
+        same = "" if failed == destination.number else f" has the same content as v{failed}, which"
         raise QuarantinedError(
-            f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
-            "failure back",
+            f"{destination.label}{same} failed its checks on {env}; rolling back to it would "
+            "bring the failure back",
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
         )
