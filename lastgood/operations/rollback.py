@@ -23,7 +23,12 @@ from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.place import Place
-from lastgood.operations.reconcile import offline_log_lock, offline_log_path, reconcile
+from lastgood.operations.reconcile import (
+    ROLLOUT_ENDED,
+    offline_log_lock,
+    offline_log_path,
+    reconcile,
+)
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import (
     Verification,
@@ -618,10 +623,11 @@ def _end_rollout_offline(
         if release.name == pointer.release:
             target.record_verdict(release, WITHDRAWN)
     stable = pointer.stable_version
+    # not a rollback "v8 → v7" (v8 was never live for everyone): the next command closes the
+    # rollout's deploy record as an abort, as the online rollback does
     _append_offline(project_config, {
-        "env": env, "from_version": pointer.version, "to_version": stable,
-        "actor": holder.author(), "reason": reason, "requested_at": at, "activated_at": ended_at,
-        "verified_at": None, "status": "succeeded",
+        "env": env, "kind": ROLLOUT_ENDED, "pointer": pointer.to_json(), "actor": holder.author(),
+        "reason": reason, "requested_at": at, "ended_at": ended_at,
     })  # fmt: skip
     summary = (
         f"ended the rollout of v{pointer.version} on {env} offline at {pointer.progress()} in "

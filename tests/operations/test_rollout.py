@@ -349,6 +349,37 @@ def test_the_fleet_after_reconcile_ends_a_rollout_is_timed_from_the_unlink(
     assert fleet.time_to_all < 60, fleet.summary
 
 
+def test_an_offline_end_of_a_rollout_is_recorded_as_its_abort_not_a_rollback(
+    project: ProjectFactory,
+) -> None:
+    """``rollback --offline`` during a rollout was recorded as ``offline-rollback v3 → v2``,
+    as if v3 had been live; the rollout's deploy record is closed ``aborted`` instead, at the
+    pointer's removal, as after an online abort."""
+    from lastgood.config import load
+    from lastgood.operations.fleet import read_fleet
+    from lastgood.operations.rollback import rollback_offline
+    from lastgood.operations.status import status
+
+    proj = project(target="served", toml=ROLLOUT)
+    target, pointer = orphaned_rollout(proj, started_at=time.time() - 3600)
+    done = rollback_offline(load(proj.root), "staging", reason="store down")
+    assert done.exit_code == OK and target.rollout() is None, done.summary
+    [found] = status(proj, "staging")  # the next command records it
+    assert any("ended the rollout of v3 on staging offline at step 1/3 (5%)" in n
+               for n in found.warnings), found.warnings  # fmt: skip
+    records = proj.store.deployments("staging", limit=5)
+    assert not [r for r in records if r.kind == "offline-rollback"], records
+    assert pointer.deployment is not None
+    closed = proj.store.deployment(pointer.deployment)
+    assert closed.status == "aborted" and closed.finished_at is not None
+    assert "offline" in closed.detail and "(store down)" in closed.detail
+    assert proj.store.verdicts("staging")[3] == WITHDRAWN
+    assert (found.live_version, found.last_good) == (2, 2)
+    back_on_stable(proj, pointer, at=closed.finished_at + 0.25)
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.time_to_all is not None and fleet.time_to_all < 60
+
+
 def test_aborting_an_orphaned_rollout_closes_its_record_aborted_by_whom(
     project: ProjectFactory,
 ) -> None:
