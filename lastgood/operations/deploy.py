@@ -644,7 +644,9 @@ class DeployRun:
         )
 
     def live_context(self) -> CheckContext:
-        return live_context(self.place, self.release)
+        """What the bake's checks see; ``first_live`` when nothing was live before this deploy
+        (a ``fleet`` check then passes a bake its consumers could not report in)."""
+        return live_context(self.place, self.release, first_live=self.from_version is None)
 
 
 def materialize(folder: Path, files: dict[str, bytes]) -> Path:

@@ -156,3 +156,31 @@ def test_the_fleet_follows_what_the_target_serves(project: ProjectFactory) -> No
         3, 0, ["api-1 (v2)"],
     )  # fmt: skip
     assert read_fleet(project(), "staging") is None  # a directory target has no fleet
+
+
+FLEET_CHECK = """
+[[env.staging.check]]
+name = "lead-score"
+type = "fleet"
+metric = "lead_score"
+min = 0.01
+"""
+
+
+def test_the_first_deploy_passes_a_fleet_check_nobody_could_report_for(
+    project: ProjectFactory,
+) -> None:
+    """With nothing live before v1 no consumer can report on anything (an SDK with
+    ``require=True`` does not even start): the check used to fail the bake, quarantine v1 and
+    leave a person to fix the first deploy. Every later deploy is judged as before."""
+    made = project("served", bake="50ms", toml=FLEET_CHECK)
+    first = deployed(made, marker="one")
+    assert first.exit_code == 0, first.summary
+    assert made.store.env_state("staging").last_good == 1
+    assert first.deployment is not None
+    records = made.store.check_records(deployment=first.deployment.id)
+    passed = next(r for r in records if r.name == "lead-score")  # the newest: the last round
+    assert passed.ok and "passed unjudged: nothing was live before this version" in passed.detail
+    second = deployed(made, marker="two")  # v1 was live: consumers could have reported
+    assert second.exit_code != 0, second.summary
+    assert "'lead-score'" in second.summary and "and the bake time is over" in second.summary
