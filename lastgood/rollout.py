@@ -131,14 +131,19 @@ def parse_plan(table: Any, prefix: str, where: str, *, target: str, bake: float)
     steps = _parse_steps(table.get("steps"), f"{where_key}.steps", where)
     step_bake = parse_duration(table.get("step_bake", bake), name=f"{where_key}.step_bake")
     salt = table.get("salt", "")
-    if not isinstance(salt, str) or not salt.isprintable() or len(salt) > 64:
+    # "" (or only spaces) would silently mean "a new random salt per rollout": refused
+    if "salt" in table and not _good_salt(salt):
         raise ConfigError(
-            f"{where_key}.salt in {where} must be printable text of at most 64 characters, "
+            f"{where_key}.salt in {where} must be printable text of 1 to 64 characters, "
             f"not {salt!r}",
             hint='write salt = "canaries-first" to put the same consumers first in every '
             "rollout, or leave it out for a new random order each time",
         )
     return RolloutPlan(steps=steps, step_bake=step_bake, salt=salt)
+
+
+def _good_salt(salt: Any) -> bool:
+    return isinstance(salt, str) and bool(salt.strip()) and salt.isprintable() and len(salt) <= 64
 
 
 def _parse_steps(value: Any, key: str, where: str) -> tuple[float, ...]:

@@ -13,6 +13,8 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -24,9 +26,9 @@ from lastgood.comparison import Baseline, Comparison, Limit
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError, UsageError
 from lastgood.operations.baseline import no_baseline
-from lastgood.operations.checking import Round, settled
+from lastgood.operations.checking import Round, compared, settled
 from lastgood.operations.cohorts import RestOfFleet
-from lastgood.rollout import cohort
+from lastgood.rollout import Pointer, cohort
 from lastgood.rows import Consumer, Reading, readings_text
 from lastgood.server.consumers import Consumers, parse_metrics
 from lastgood.store import open_store, schema
@@ -229,6 +231,26 @@ def test_the_cohort_counts_fresh_reports_made_on_its_version_only() -> None:
     assert nowhere.ok and "no consumer reports can be read here" in nowhere.detail
 
 
+def test_a_fleet_failure_names_only_the_bound_or_comparison_that_failed() -> None:
+    """A bound the value keeps is not listed next to the one that failed (it read as the
+    cause: ``lead_score 18 ..., expected ≥ 0.01; ... over max_drop 20%``)."""
+    now = time.time()
+    fleet = [consumer(n, 7, now - 60, lead_score=Reading(18.0, 7, now - 5)) for n in "ab"]
+    context = CheckContext("prod", 7, None, Path("."), fleet=lambda env: fleet)
+    high = run_check(fleet_check(min=0.01, max=10), context)
+    assert not high.ok and high.detail == "lead_score 18 (mean of 2 consumers on v7), expected ≤ 10"
+    bounded = fleet_check(min=0.01, max=100)
+    kept = run_check(bounded, context)
+    assert kept.ok and kept.detail == "lead_score 18 (mean of 2 consumers on v7)"
+    on_v6 = [consumer(n, 6, now - 60, lead_score=Reading(36.0, 6, now - 2)) for n in "cd"]
+    rest = RestOfFleet(no_baseline("-"), [bounded], lambda env: on_v6, "prod", 6)
+    dropped = compared(bounded, kept, rest)
+    assert not dropped.ok and dropped.detail == (
+        "lead_score 18 (mean of 2 consumers on v7); lead_score 36 → 18 (-50%, over max_drop 20%) "
+        "against the rest of the fleet, mean of 2 consumers on v6"
+    )
+
+
 def test_the_rest_of_the_fleet_is_the_baseline_until_nobody_is_left_on_the_stable_version() -> None:
     now = time.time()
     check = fleet_check(min_consumers=2)
@@ -244,6 +266,37 @@ def test_the_rest_of_the_fleet_is_the_baseline_until_nobody_is_left_on_the_stabl
     assert gone.missing("lead-score") == (
         "from the rest of the fleet: 0 consumers on v6 reported lead_score within 5m 00s, fewer "
         "than min_consumers 2; before the switch: nothing was live before v1"
+    )
+
+
+def test_the_rest_leaves_out_the_step_cohort_and_is_empty_at_the_last_step() -> None:
+    """Consumers just sent the new version still show the stable one (and fresh reports on it)
+    until their next request: they are not the rest. At 100 % nobody is, so the check falls
+    back on the baseline measured before the rollout (it compared with 'mean of 4 consumers on
+    v1' at round 1 of the 100 % step)."""
+    now = time.time()
+    check = fleet_check(min_consumers=2)
+    ids = [f"app-{n}" for n in range(40)]
+    inside = [i for i in ids if cohort("prod", i, "s") < 50]
+    fleet = [  # all still on v6: the moved ones reported 10, the others 36
+        consumer(i, 6, now - 60, lead_score=Reading(10.0 if i in inside else 36.0, 6, now - 2))
+        for i in ids
+    ]
+    at = {"release": "v7-ab", "version": 7, "stable": "v6-cd", "stable_version": 6,
+          "steps": (50.0, 100.0), "started_at": now, "step_started_at": now,
+          "deployment": None, "salt": "s"}  # fmt: skip
+    half = Pointer(percent=50.0, step=1, **at)  # type: ignore[arg-type]
+    before = no_baseline("nothing was live before v1")
+    rest = RestOfFleet(before, [check], lambda env: fleet, "prod", 6, half)
+    baseline = rest.baseline("lead-score")
+    assert 0 < len(inside) < 40 and baseline is not None and baseline.value == 36.0
+    assert baseline.source == f"mean of {40 - len(inside)} consumers on v6"
+    everyone = Pointer(percent=100.0, step=2, **at)  # type: ignore[arg-type]
+    last = RestOfFleet(before, [check], lambda env: fleet, "prod", 6, everyone)
+    assert last.baseline("lead-score") is None
+    assert last.missing("lead-score") == (
+        "from the rest of the fleet: at step 2/2 (100%) every consumer was sent v7, so none is "
+        "left on v6; before the switch: nothing was live before v1"
     )
 
 
@@ -412,6 +465,10 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
             ("lead_score", "36", "metric 'lead_score': '36' is not a number"),
             ("lead_score", True, "metric 'lead_score': True is not a number"),
             ("lead_score", float("inf"), "is not a finite number"),
+            ("lead_score", 10**400, "(401 characters) is not a finite number"),  # not OverflowError
+            ("lead_score", Decimal("1e400"), "Decimal('1E+400') is not a finite number"),
+            ("lead_score", Decimal("sNaN"), "is not a finite number"),
+            ("lead_score", 1j, "metric 'lead_score': 1j is not a number"),
         ]:
             with pytest.raises(UsageError) as caught:
                 live.report(name, value)  # type: ignore[arg-type]
@@ -421,6 +478,8 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
         with pytest.raises(UsageError, match="already reports 32 other metrics"):
             live.report("one_more", 1)
         live.report("m0", 36.5)  # a name it already reports: the newest value wins
+        live.report("m1", Decimal("1.5"))  # any real number a float holds
+        live.report("m2", Fraction(1, 4))
         live.refresh()
         with server.client(token) as http:
 
@@ -431,6 +490,7 @@ def test_the_sdk_refuses_bad_reports_and_sends_good_ones_on_its_next_request(
             metrics = reported()
         assert len(metrics) == 32
         assert metrics["m0"]["value"] == 36.5 and metrics["m0"]["version"] == 1  # type: ignore[index]
+        assert metrics["m1"]["value"] == 1.5 and metrics["m2"]["value"] == 0.25  # type: ignore[index]
         assert live._unsent_metrics(live.serving) == {}  # sent once: an old value grows old
 
 

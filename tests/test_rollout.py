@@ -195,6 +195,8 @@ def test_each_rollout_salts_its_cohorts() -> None:
         ('steps = "5%"', "must be a list of percentages"),
         ('steps = ["5%", "100%"]\nsalt = 7', "salt in"),
         ('steps = ["5%", "100%"]\nsalt = "a\\u0007b"', "must be printable text"),
+        ('steps = ["5%", "100%"]\nsalt = ""', "1 to 64 characters, not ''"),
+        ('steps = ["5%", "100%"]\nsalt = "  "', "1 to 64 characters, not '  '"),
     ],
 )
 def test_rollout_settings_are_checked_when_read(

@@ -30,13 +30,19 @@ class CheckContext(Record):
 
     ``fleet`` reads the consumers of an environment as the store holds them (their versions
     and reported metrics), where lastgood has a store at hand (a deploy, the watcher); None
-    elsewhere (a host agent, a preflight), where a ``fleet`` check says it cannot judge."""
+    elsewhere (a host agent, a preflight), where a ``fleet`` check says it cannot judge.
+
+    ``first_live`` is true in the bake of a deploy that found nothing live on the environment:
+    no consumer could serve (or report on) anything before this version went live, so a
+    ``fleet`` check left without reports at the end of that bake passes, saying why, instead
+    of failing the environment's first deploy."""
 
     env: str
     version: int | None
     path: Path | None
     root: Path
     fleet: Callable[[str], Sequence[Consumer]] | None = None
+    first_live: bool = False
 
     def environ(self) -> dict[str, str]:
         """The ``LASTGOOD_*`` variables given to commands run by checks and preflights."""

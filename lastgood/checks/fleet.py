@@ -15,7 +15,9 @@ the switch, as for every comparative check.
 
 Fewer than ``min_consumers`` reports make a result *inconclusive*: it passes while the bake
 runs (consumers need a moment to take the version and report), a bake cannot end on it, and
-from the end of the bake on it fails, so a version never becomes known good unjudged.
+from the end of the bake on it fails, so a version never becomes known good unjudged; except in
+the bake of an environment's first deploy (nothing was live before it, so no consumer could
+report yet: ``context.first_live``), where it passes at the end, saying so.
 
 The reports are read from the store (``context.fleet``), where the server flushes them every
 0.5 s, so the check runs alike in the CLI and in the server. Reads only.
@@ -123,30 +125,30 @@ class FleetCheck(Check):
         cohort = self.cohort(context.fleet(context.env), context.version)
         short = self.shortfall(cohort)
         if short is not None:
-            return self._inconclusive(short)
+            return self._inconclusive(short, first_live=context.first_live)
         value = cohort.value
         assert value is not None
         shown = f"{self.metric} {value:g} ({cohort.describe()})"
-        below = self.minimum is not None and value < self.minimum
-        above = self.maximum is not None and value > self.maximum
-        expected = self._expectation()
-        if below or above:
-            return CheckResult(self.name, False, f"{shown}, expected {expected}",
-                               data={"value": value, "consumers": len(cohort.values)})  # fmt: skip
-        detail = shown if not expected else f"{shown}, expected {expected}"
-        return CheckResult(self.name, True, detail,
-                           data={"value": value, "consumers": len(cohort.values)})  # fmt: skip
+        data = {"value": value, "consumers": len(cohort.values)}
+        failed = self._failed_bounds(value)
+        if failed:
+            return CheckResult(self.name, False, f"{shown}, expected {failed}", data=data)
+        # a passing bound is not named: next to a failed comparison it would read as the cause
+        return CheckResult(self.name, True, shown, data=data)
 
-    def _inconclusive(self, why: str) -> CheckResult:
-        return CheckResult(self.name, True, f"inconclusive: {why}", data={"inconclusive": True})
+    def _inconclusive(self, why: str, *, first_live: bool = False) -> CheckResult:
+        """Too few reports; ``first_live`` marks a bake where none could exist before (the
+        end of the bake passes it instead of failing: see ``settled``)."""
+        data = {"inconclusive": True, "first_live": True} if first_live else {"inconclusive": True}
+        return CheckResult(self.name, True, f"inconclusive: {why}", data=data)
 
-    def _expectation(self) -> str:
-        parts = []
-        if self.minimum is not None:
-            parts.append(f"≥ {self.minimum:g}")
-        if self.maximum is not None:
-            parts.append(f"≤ {self.maximum:g}")
-        return " and ".join(parts)
+    def _failed_bounds(self, value: float) -> str:
+        """``≥ 0.01`` for the bound ``value`` breaks; "" when it keeps both."""
+        if self.minimum is not None and value < self.minimum:
+            return f"≥ {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"≤ {self.maximum:g}"
+        return ""
 
 
 def _metric(spec: CheckSpec) -> str:

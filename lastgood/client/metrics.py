@@ -8,15 +8,18 @@ value with the version the consumer served when it reported and the time it arri
 
 Names are short identifiers (a letter, then letters, digits, ``_``, ``-`` or ``.``; at most 64
 characters), so they travel in the header as they are: no escaping, and ``=`` and ``,`` stay
-separators. Values are finite numbers. The same rules are checked where the header is read
-(:func:`lastgood.server.consumers.parse_metrics`) and where a check names its metric.
+separators. Values are real numbers a finite float holds. The same rules are checked where the
+header is read (:func:`lastgood.server.consumers.parse_metrics`) and where a check names its
+metric.
 
 Standard library only: ``import lastgood.client`` stays light.
 """
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 import re
 from collections.abc import Mapping
 
@@ -41,19 +44,32 @@ def metric_name_problem(name: object) -> str | None:
 
 
 def metric_value(name: str, value: object) -> float:
-    """``value`` as a float; UsageError naming ``name`` when it is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """``value`` as a float; UsageError naming ``name`` when it is not a real number that a
+    finite float holds. Any :class:`numbers.Real` is taken (``Decimal`` and ``Fraction`` too:
+    the server keeps floats); ``bool`` is refused, as ``report("ok", True)`` is a mistake."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | decimal.Decimal):
         raise UsageError(
             f"metric {name!r}: {value!r} is not a number",
-            hint="report a number, e.g. report('lead_score', 36.5)",
+            hint="report a real number (int, float, Decimal, Fraction), e.g. "
+            "report('lead_score', 36.5)",
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except (ArithmeticError, ValueError):  # 10**400 overflows; a signalling Decimal NaN
+        number = math.inf
     if not math.isfinite(number):
         raise UsageError(
-            f"metric {name!r}: {value!r} is not a finite number",
-            hint="report what was measured; skip the report when nothing was",
+            f"metric {name!r}: {_short(value)} is not a finite number",
+            hint="report what was measured, within a float's range; skip the report when "
+            "nothing was",
         )
     return number
+
+
+def _short(value: object) -> str:
+    """``value``'s repr, cut short: 10**400 has 401 digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:30]}… ({len(text)} characters)"
 
 
 def checked_metric(name: object, value: object) -> tuple[str, float]:

@@ -87,6 +87,12 @@ def settled(result: CheckResult) -> CheckResult:
     become known good without the evidence its checks need (writes nothing)."""
     if not (result.ok and result.data.get("inconclusive")):
         return result
+    if result.data.get("first_live"):  # nobody could report before: passed, and said so
+        detail = (
+            f"{result.detail}; passed unjudged: nothing was live before this version, so no "
+            "consumer could report earlier (the next deploy is judged)"
+        )
+        return replace(result, detail=detail, data={"first_live": True})
     detail = f"{result.detail}, and the bake time is over"
     return replace(result, ok=False, detail=detail)
 
@@ -105,14 +111,18 @@ def build_checks(specs: tuple[CheckSpec, ...]) -> list[Check]:
     return [build_check(spec) for spec in specs]
 
 
-def live_context(place: Place, release: Release | None) -> CheckContext:
-    """What a check of ``place`` sees: its live files, as serving ``release``."""
+def live_context(
+    place: Place, release: Release | None, *, first_live: bool = False
+) -> CheckContext:
+    """What a check of ``place`` sees: its live files, as serving ``release`` (``first_live``:
+    the first version ever live there, see :class:`~lastgood.checks.CheckContext`)."""
     return CheckContext(
         env=place.name,
         version=None if release is None else release.version,
         path=place.target.live_path(),
         root=place.project.root,
         fleet=place.store.consumers,
+        first_live=first_live,
     )
 
 

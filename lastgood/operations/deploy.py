@@ -35,7 +35,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
 from lastgood.operations.snapshot import newest_recorded, read_workspace, snapshot
-from lastgood.operations.verdicts import is_quarantined, mark_bad, mark_good
+from lastgood.operations.verdicts import mark_bad, mark_good, quarantined_by
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
 from lastgood.record import Record
@@ -240,8 +240,9 @@ class DeployRun:
         if self.from_version == self.version.number and verdicts.get(self.version.number) == GOOD:
             repaired = ensure_intact(self.place, self.version, deployment=None)
             return self._unchanged(repaired)
-        if is_quarantined(self.place, self.version) and not force:
-            self._refuse_quarantined()
+        failed = quarantined_by(self.place, self.version)
+        if failed is not None and not force:
+            self._refuse_quarantined(failed)
         self.record = self.store.begin_deployment(
             env=self.env,
             kind="deploy",
@@ -322,10 +323,16 @@ class DeployRun:
             deployment=record,
         )
 
-    def _refuse_quarantined(self) -> None:
-        message = (
-            f"{self.version.label} failed its checks on {self.env} before and is quarantined there"
-        )
+    def _refuse_quarantined(self, failed: int) -> None:
+        """Refuse, naming the version that failed: ``self.version`` or its twin by content."""
+        label = self.version.label
+        if failed == self.version.number:
+            message = f"{label} failed its checks on {self.env} before and is quarantined there"
+        else:
+            message = (
+                f"{label} has the same content as v{failed}, which failed its checks on "
+                f"{self.env}, so it is quarantined there"
+            )
         self.project.emit(
             Event(EventKind.DEPLOY_REFUSED, message, env=self.env, version=self.version.number)
         )
@@ -527,9 +534,18 @@ class DeployRun:
             protect.append(release_of(self.store.version(state.last_good)))
         self.target.prune(keep, protect)
 
-    def _fail(self, trigger_at: float, last: Round | None, *, during: str = "") -> Outcome:
+    def _fail(
+        self,
+        trigger_at: float,
+        last: Round | None,
+        *,
+        during: str = "",
+        sent_back_at: float | None = None,
+    ) -> Outcome:
         """Mark the version bad and restore last known good. ``during`` says where a gradual
-        rollout stood (``at step 1/3 (5%)``), for the record and the summary."""
+        rollout stood (``at step 1/3 (5%)``), for the record and the summary; ``sent_back_at``
+        when its pointer was removed, which began the restore (the fleet's time counts from
+        it)."""
         assert self.record is not None
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
@@ -555,6 +571,7 @@ class DeployRun:
                 trigger_at=trigger_at,
                 parent=self.record.id,
                 why=why,
+                began_at=sent_back_at,
             )
         except LeaseLostError:
             raise  # another process took over: it owns what happens next
@@ -627,7 +644,9 @@ class DeployRun:
         )
 
     def live_context(self) -> CheckContext:
-        return live_context(self.place, self.release)
+        """What the bake's checks see; ``first_live`` when nothing was live before this deploy
+        (a ``fleet`` check then passes a bake its consumers could not report in)."""
+        return live_context(self.place, self.release, first_live=self.from_version is None)
 
 
 def materialize(folder: Path, files: dict[str, bytes]) -> Path:

@@ -6,10 +6,16 @@ version. Consumers are SDK processes and host agents (``lastgood agent``) alike:
 the version its host's target really serves, and its host-local checks, which the standing
 shows beside the count ("1 host check failing: web-2"). "Live" means the consumer spoke to the
 server within ``STALE_AFTER`` seconds (an SDK holding a long-poll speaks at least every 30 s).
+An SDK process that has never served a config (it reports no version: an application that
+failed at start, or one still starting) is not counted either, only shown apart ("2 without
+config"): it follows nothing, and an application in a crash loop leaves one such report per
+attempt. A host agent whose host serves nothing is counted, as not following.
 The time to all is measured from the switch (the ledger's ``activated_at``) to the moment the
 last live consumer reported the new version; after a gradual rollout ended before it finished
 (aborted, or its deploy gone), from the moment its consumers were sent back to the stable
-version (that record's ``finished_at``, the removal of the pointer).
+version (that record's ``finished_at``, the removal of the pointer); after a rollout's step
+failed, from the removal of its pointer too (the automatic rollback's ``requested_at``). A
+fleet whose last switch came before that moment has no time to give (never a clamped 0).
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -64,6 +70,7 @@ class FleetStanding(Record):
     gone: int = 0  # consumers not heard from within STALE_AFTER (not counted)
     agents: int = 0  # of the live consumers, how many are host agents
     failing: list[str] = field(default_factory=list)  # "name: detail" of agents failing checks
+    without_config: int = 0  # live consumers that serve no version at all (not counted)
 
     @property
     def complete(self) -> bool:
@@ -72,8 +79,9 @@ class FleetStanding(Record):
     @property
     def summary(self) -> str:
         """``restored on 57/57 consumers in 0.3 s`` or who has not followed yet."""
+        apart = f"{self.without_config} without config" if self.without_config else ""
         if self.total == 0:
-            return "no live consumers"
+            return f"no live consumers ({apart})" if apart else "no live consumers"
         label = "-" if self.version is None else f"v{self.version}"
         took = (
             f" in {format_duration(self.time_to_all)}"
@@ -91,7 +99,7 @@ class FleetStanding(Record):
             more = f" and {len(self.failing) - 10} more" if len(self.failing) > 10 else ""
             count = len(self.failing)
             text += f"; {plural(count, 'host check')} failing: {names}{more}"
-        return text
+        return f"{text}; {apart}" if apart else text
 
     def to_json(self) -> dict[str, Any]:
         data = as_dict(self)
@@ -111,7 +119,7 @@ def standing(
     """The fleet of ``env`` against its live ``version``, switched by ledger record ``change``."""
     now = time.time() if now is None else now
     everyone = list(consumers)
-    live = [c for c in everyone if now - c.seen_at <= stale_after]
+    live, without_config = serving(everyone, now, stale_after)
     on_it = [c for c in live if version is not None and c.version == version]
     behind = sorted(  # one pass: a fleet of thousands is compared by version, not record
         f"{c.name} ({'-' if c.version is None else f'v{c.version}'})"
@@ -119,9 +127,8 @@ def standing(
         if version is None or c.version != version
     )
     time_to_all = None
-    switched_at = _switched_at(change, version)
-    if live and len(on_it) == len(live) and switched_at is not None:
-        time_to_all = max(0.0, max(c.since for c in on_it) - switched_at)
+    if live and len(on_it) == len(live):
+        time_to_all = _time_to_all(change, version, max(c.since for c in on_it))
     restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
         env=env,
@@ -131,12 +138,24 @@ def standing(
         behind=behind,
         time_to_all=time_to_all,
         verb="restored" if restored else "live",
-        gone=len(everyone) - len(live),
+        gone=len(everyone) - len(live) - without_config,
         agents=sum(1 for c in live if c.kind == "agent"),
         failing=sorted(
             f"{c.name}: {c.detail or 'a check failed'}" for c in live if c.health == HEALTH_FAILING
         ),
+        without_config=without_config,
     )
+
+
+def serving(
+    consumers: list[Consumer], now: float, stale_after: float = STALE_AFTER
+) -> tuple[list[Consumer], int]:
+    """The live consumers a fleet counts, and how many live SDK processes it leaves out because
+    they serve no version: they never got a config, so they cannot follow a change. A host
+    agent serving nothing is counted (as not following): its host should serve the version."""
+    live = [c for c in consumers if now - c.seen_at <= stale_after]
+    counted = [c for c in live if c.version is not None or c.kind == "agent"]
+    return counted, len(live) - len(counted)
 
 
 def switch_of(records: Iterable[Deployment], version: int | None) -> Deployment | None:
@@ -162,11 +181,28 @@ def sent_back(record: Deployment, version: int | None) -> bool:
     )
 
 
-def _switched_at(change: Deployment | None, version: int | None) -> float | None:
-    """When the fleet was told to serve ``version``: the switch, or the end of a rollout."""
+def _time_to_all(change: Deployment | None, version: int | None, last: float) -> float | None:
+    """From when the fleet was told to serve ``version`` to ``last``, the last consumer's
+    switch; None when unknown, never a made-up 0.
+
+    The moment is the switch (``activated_at``), or the end of a rollout (``finished_at``). An
+    automatic rollback after a rollout's failed step began earlier, when the step removed its
+    pointer (the record's ``requested_at``): that sent the consumers back before the ledger
+    recorded the restore, so a fleet that followed before ``activated_at`` is timed from it. A
+    last switch before every such moment means the fleet did not move for this change (nobody
+    was in the step's cohort): no time to give."""
     if change is None:
         return None
-    return change.activated_at if change.to_version == version else change.finished_at
+    if change.to_version != version:
+        moments = [change.finished_at]
+    elif change.kind == "auto-rollback":
+        moments = [change.activated_at, change.requested_at]
+    else:
+        moments = [change.activated_at]
+    for moment in moments:
+        if moment is not None and last >= moment:
+            return last - moment
+    return None
 
 
 def read_fleet(project: Project, env: str, reports: Reports | None = None) -> FleetStanding | None:

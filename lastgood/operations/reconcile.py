@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from lastgood.errors import TargetError
+from lastgood.errors import NotFoundError, TargetError
 from lastgood.events import Event, EventKind
 from lastgood.operations.place import Place
 from lastgood.project import STORE_DIR
@@ -22,6 +22,9 @@ from lastgood.rows import GOOD
 from lastgood.units import plural
 
 OFFLINE_LOG = "offline.jsonl"
+ROLLOUT_ENDED = "rollout-ended"
+"""An offline log entry's ``kind`` when ``rollback --offline`` ended a gradual rollout (it holds
+the pointer it removed) instead of switching ``current``."""
 
 
 def offline_log_path(project_root: Path) -> Path:
@@ -112,6 +115,8 @@ def _ingest_offline(place: Place) -> list[str]:
                 torn.append(line)
             elif entry.get("env") != place.name:
                 keep.append(line)
+            elif entry.get("kind") == ROLLOUT_ENDED:
+                notes.append(_record_offline_rollout_end(place, entry))
             else:
                 notes.append(_record_offline(place, entry))
         if torn:
@@ -183,6 +188,37 @@ def _record_offline(place: Place, entry: dict[str, object]) -> str:
         f"v{entry.get('to_version')} by {entry.get('actor')}"
     )
     place.emit(Event(EventKind.OFFLINE_ROLLBACK_RECORDED, note, env=env, deployment=record.id))
+    return note
+
+
+def _record_offline_rollout_end(place: Place, entry: dict[str, object]) -> str:
+    """Write into the ledger that ``rollback --offline`` ended a rollout: its deploy record
+    closed ``aborted`` at the pointer's removal and the new version withdrawn, as an online
+    abort does. Not an offline rollback "v8 → v7": v8 was never live for everyone."""
+    from lastgood.operations.rollout import ABORTED, close_ended
+    from lastgood.operations.verdicts import withdraw
+    from lastgood.rollout import parse_pointer
+
+    env = place.name
+    try:
+        pointer = parse_pointer(json.dumps(entry.get("pointer")).encode(), offline_log_path(
+            place.project.root))  # fmt: skip
+    except TargetError as exc:
+        return f"could not record an offline end of a rollout on {env}: {exc.message}"
+    by, why = entry.get("actor"), entry.get("reason")
+    ended_at = entry.get("ended_at")
+    note = (
+        f"recorded that {by} ended the rollout of v{pointer.version} on {env} offline at "
+        f"{pointer.progress()}{f' ({why})' if why else ''}: every consumer went back to "
+        f"{_label(pointer.stable_version)}"
+    )
+    at = float(ended_at) if isinstance(ended_at, int | float) else time.time()
+    record = close_ended(place, pointer, status=ABORTED, ended_at=at, detail=note)
+    if record is None and pointer.stable_version is not None:  # no record: the verdict still
+        with contextlib.suppress(NotFoundError):  # a pointer written by hand names any number
+            withdraw(place, pointer.version, pointer.stable_version, None)
+    place.emit(Event(EventKind.OFFLINE_ROLLBACK_RECORDED, note, env=env,
+                     version=pointer.stable_version, deployment=pointer.deployment))  # fmt: skip
     return note
 
 

@@ -23,7 +23,12 @@ from lastgood.operations.checking import build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.ledger import closed_on_error
 from lastgood.operations.place import Place
-from lastgood.operations.reconcile import offline_log_lock, offline_log_path, reconcile
+from lastgood.operations.reconcile import (
+    ROLLOUT_ENDED,
+    offline_log_lock,
+    offline_log_path,
+    reconcile,
+)
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import (
     Verification,
@@ -32,7 +37,7 @@ from lastgood.operations.restore import (
     switch_to,
     verify,
 )
-from lastgood.operations.verdicts import is_quarantined, mark_good, withdraw
+from lastgood.operations.verdicts import mark_good, quarantined_by, withdraw
 from lastgood.outcome import NEEDS_HUMAN, OK, Outcome
 from lastgood.project import Project
 from lastgood.rows import BAD, GOOD, WITHDRAWN, Deployment, VersionInfo
@@ -247,10 +252,12 @@ def _destination(place: Place, to: str | None, live: int | None, force: bool) ->
         return _ran_here(place, destination, force)
     if force:
         return destination
-    if is_quarantined(place, destination):
+    failed = quarantined_by(place, destination)
+    if failed is not None:
+        same = "" if failed == destination.number else f" has the same content as v{failed}, which"
         raise QuarantinedError(
-            f"{destination.label} failed its checks on {env}; rolling back to it would bring the "
-            "failure back",
+            f"{destination.label}{same} failed its checks on {env}; rolling back to it would "
+            "bring the failure back",
             hint=f"pick another version, or insist with 'lastgood rollback {env} --to "
             f"{destination.label} --force'",
         )
@@ -436,8 +443,13 @@ def auto_rollback(
     trigger_at: float,
     parent: int,
     why: str,
+    began_at: float | None = None,
 ) -> Deployment:
-    """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``."""
+    """Restore ``destination`` after ``failed`` tripped its bake; timed from ``trigger_at``.
+
+    ``began_at`` (the record's ``requested_at``) is when the restore began, if before now: a
+    gradual rollout's failed step removed its pointer first, which already sent every consumer
+    back to the stable version (see :func:`lastgood.operations.fleet.standing`)."""
     env = place.name
     record = place.store.begin_deployment(
         env=env,
@@ -449,7 +461,7 @@ def auto_rollback(
         source="auto",
         parent=parent,
         trigger_at=trigger_at,
-        requested_at=time.time(),
+        requested_at=time.time() if began_at is None else began_at,
     )
     with closed_on_error(place.project, lambda: record.id):
         place.emit(
@@ -611,10 +623,11 @@ def _end_rollout_offline(
         if release.name == pointer.release:
             target.record_verdict(release, WITHDRAWN)
     stable = pointer.stable_version
+    # not a rollback "v8 → v7" (v8 was never live for everyone): the next command closes the
+    # rollout's deploy record as an abort, as the online rollback does
     _append_offline(project_config, {
-        "env": env, "from_version": pointer.version, "to_version": stable,
-        "actor": holder.author(), "reason": reason, "requested_at": at, "activated_at": ended_at,
-        "verified_at": None, "status": "succeeded",
+        "env": env, "kind": ROLLOUT_ENDED, "pointer": pointer.to_json(), "actor": holder.author(),
+        "reason": reason, "requested_at": at, "ended_at": ended_at,
     })  # fmt: skip
     summary = (
         f"ended the rollout of v{pointer.version} on {env} offline at {pointer.progress()} in "

@@ -196,8 +196,8 @@ class RolloutRun:
         self, context: CheckContext, pointer: Pointer, number: int, deadline: float
     ) -> Round:
         """Round ``number`` of this step (numbered per step, as people count them); ``fleet``
-        checks compare the step's cohort with the consumers still on the stable version
-        (:mod:`lastgood.operations.cohorts`)."""
+        checks compare the step's cohort with the consumers outside it, still on the stable
+        version (:mod:`lastgood.operations.cohorts`)."""
         from lastgood.operations.cohorts import against_the_rest
 
         job = self.job
@@ -207,7 +207,7 @@ class RolloutRun:
         if number <= planned:  # past it, failed rounds are being retried: no "of" to give
             label += f"/{planned}"
         baselines = against_the_rest(job.baselines, self.checks, job.store.consumers, job.env,
-                                     job.from_version)  # fmt: skip
+                                     job.from_version, pointer)  # fmt: skip
         return run_round(self.place, self.checks, context, phase="bake", number=number,
                          deployment=job.record.id, baselines=baselines, label=label,
                          settles_at=deadline)  # fmt: skip
@@ -251,6 +251,7 @@ class RolloutRun:
         """A step tripped: everyone back on stable now (the unlink), then the ledger: the
         version bad, the automatic rollback to last known good, verified."""
         remove_pointer(self.target.path)
+        sent_back_at = time.time()  # the restore began here: the fleet's time counts from it
         job = self.job
         job.store.announce_switch(job.env)
         job._emit(
@@ -262,7 +263,7 @@ class RolloutRun:
         during = f"at {pointer.progress()}"
         if job.store.env_state(job.env).last_good is None:
             return self._stopped_unproven(pointer, result, during)
-        return job._fail(result.trigger_at, result.last, during=during)
+        return job._fail(result.trigger_at, result.last, during=during, sent_back_at=sent_back_at)
 
     def _stopped_unproven(self, pointer: Pointer, result: StepResult, during: str) -> Outcome:
         """A step tripped with no last known good to restore: the stable version keeps serving

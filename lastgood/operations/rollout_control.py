@@ -143,8 +143,10 @@ def cohort_fleets(
     now = time.time() if now is None else now
     new_total = new_on = stable_total = stable_on = 0
     for consumer in consumers:
-        if now - consumer.seen_at > STALE_AFTER:
-            continue
+        if now - consumer.seen_at > STALE_AFTER or (
+            consumer.version is None and consumer.kind != "agent"
+        ):
+            continue  # silent, or an SDK process that never served a config
         if pointer.includes(env, consumer.consumer_id):
             new_total += 1
             new_on += consumer.version == pointer.version
@@ -158,10 +160,10 @@ def cohort_fleets(
 def rolling_standing(env: str, consumers: Iterable[Consumer], pointer: Pointer) -> FleetStanding:
     """The fleet of a rolling-out environment: each live consumer counted against its own
     cohort's version, so the stable cohort is not "behind" (``verb`` says the step)."""
-    from lastgood.operations.fleet import FleetStanding
+    from lastgood.operations.fleet import FleetStanding, serving
 
     now, everyone = time.time(), list(consumers)
-    live = [c for c in everyone if now - c.seen_at <= STALE_AFTER]
+    live, without_config = serving(everyone, now)
     behind = []
     for consumer in live:
         wanted = wanted_by(env, consumer, pointer)
@@ -171,7 +173,8 @@ def rolling_standing(env: str, consumers: Iterable[Consumer], pointer: Pointer) 
     verb = f"or {_label(pointer.stable_version)} by cohort ({pointer.progress()})"
     return FleetStanding(env=env, version=pointer.version, total=len(live),
                          following=len(live) - len(behind), behind=sorted(behind), verb=verb,
-                         gone=len(everyone) - len(live))  # fmt: skip
+                         gone=len(everyone) - len(live) - without_config,
+                         without_config=without_config)  # fmt: skip
 
 
 def wanted_by(env: str, consumer: Consumer, pointer: Pointer) -> int | None:

@@ -387,9 +387,13 @@ def _warn(result: EnvStatus, has_live: bool) -> None:
             "rewrites them from the store"
         )
     if has_live and result.live_verdict is None:
+        # 'lastgood check' only looks: it never makes a version good (only a bake does), so
+        # advising it alone left the warning standing after a passing check
+        label, env = f"v{result.live_version}", result.env
         result.warnings.append(
-            f"v{result.live_version} is live on {result.env} but was never verified "
-            f"(interrupted deploy?); run 'lastgood check {result.env}'"
+            f"{label} is live on {env} but was never verified (interrupted deploy?); "
+            f"'lastgood deploy {env} --version {label}' bakes it (a passing 'lastgood check "
+            f"{env}' does not make it good), 'lastgood rollback {env}' goes to last known good"
         )
     if result.live_verdict == "bad":
         result.warnings.append(

@@ -19,11 +19,19 @@ def _release(version: VersionInfo) -> Release:
 
 def is_quarantined(place: Place, version: VersionInfo) -> bool:
     """True when this version, or any version with the same content, failed at ``place``."""
+    return quarantined_by(place, version) is not None
+
+
+def quarantined_by(place: Place, version: VersionInfo) -> int | None:
+    """The version whose failure at ``place`` quarantines ``version``: itself when it failed,
+    else the newest with the same content that did (a snapshot of content seen before gets a
+    new number, so the refusal must name the one that really ran); None when none did."""
     verdicts = place.store.verdicts(place.name)
     if verdicts.get(version.number) == BAD:
-        return True
+        return version.number
     twins = place.store.versions_by_hash(version.content_hash)
-    return any(verdicts.get(twin.number) == BAD for twin in twins)
+    failed = [twin.number for twin in twins if verdicts.get(twin.number) == BAD]
+    return max(failed, default=None)
 
 
 def mark_good(place: Place, version: VersionInfo, deployment: int | None) -> None:

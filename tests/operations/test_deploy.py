@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from lastgood.bundle import Bundle
 from lastgood.errors import (
     ConfigError,
     LockedError,
@@ -17,6 +18,7 @@ from lastgood.errors import (
 from lastgood.events import EventKind
 from lastgood.operations.deploy import deploy, plan_deploy
 from lastgood.operations.restore import release_of
+from lastgood.operations.rollback import rollback
 from lastgood.operations.snapshot import snapshot
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED
 from tests.conftest import CHECK_OK, broken_files, healthy_files
@@ -119,6 +121,17 @@ def test_a_quarantined_version_is_refused_with_the_way_to_insist(project: Projec
     )
     assert "'lastgood deploy staging --version v2 --force'" in str(refused.value.hint)
     assert kinds(heard) == ["deploy-refused"]
+    twin = made.store.add_version(  # the same content again, under a number that never ran
+        Bundle(made.store.files(2)), author="tester", message="v2 again", source="cli"
+    )
+    with pytest.raises(QuarantinedError) as again:
+        deploy(made, "staging", ref=twin.label)
+    assert again.value.message == (
+        f"{twin.label} has the same content as v2, which failed its checks on staging, so it is "
+        "quarantined there"
+    )
+    with pytest.raises(QuarantinedError, match=f"^{twin.label} has the same content as v2, wh"):
+        rollback(made, "staging", to=twin.label)
     assert len(made.store.deployments("staging")) == records  # refused before any record
     assert "marker: one" in (live_folder(made) / "scoring" / "thresholds.yaml").read_text()
 

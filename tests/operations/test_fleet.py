@@ -69,6 +69,18 @@ def test_a_consumer_is_live_until_it_has_been_silent_for_stale_after() -> None:
     assert nothing_live.behind == ["a (v3)"] and not nothing_live.complete
 
 
+def test_a_fleet_that_did_not_move_for_a_change_has_no_time_not_0() -> None:
+    """A last switch before the change (nobody had left the restored version) is no 0 ms."""
+    still = standing("prod", [consumer("a", 3, NOW - 60)], version=3, change=switch(), now=NOW)
+    assert still.complete and still.time_to_all is None
+    assert still.summary == "v3 restored on 1/1 consumers"
+    stopped = replace(switch("auto-rollback"), requested_at=NOW - 10.5)  # a step's unlink
+    early = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=stopped, now=NOW)
+    assert early.time_to_all is not None and abs(early.time_to_all - 0.3) < 1e-6
+    plain = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=switch(), now=NOW)
+    assert plain.time_to_all is None  # only an automatic rollback starts at its request
+
+
 def test_the_change_a_fleet_follows_is_the_newest_switch_to_its_version() -> None:
     refused = replace(switch("deploy"), id=9, activated_at=None)
     older, newer = switch("deploy", at=NOW - 100), replace(switch(), id=8)
@@ -82,25 +94,51 @@ def test_the_servers_fleet_is_read_and_waited_for_in_process(project: ProjectFac
     view without it; ``wait_for_fleet`` returns once the last consumer follows."""
     made = project("served")
     assert deployed(made, marker="one").exit_code == 0
+    assert deployed(made, marker="two").exit_code == 0
     assert read_fleet(made, "nowhere") is None  # no such environment: no fleet
     reports = Consumers(made.store, flush_every=60)
-    reports.report("staging", "a", name="a", version=1, content_hash=None)
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    reports.report("staging", "a", name="a", version=2, content_hash=None)
+    reports.report("staging", "b", name="b", version=1, content_hash=None)
     seen = read_fleet(made, "staging", reports)
     assert seen is not None and (seen.following, seen.total) == (1, 2)
     stored = read_fleet(made, "staging")  # nothing flushed yet: the store knows no one
-    assert stored is not None and (stored.version, stored.total) == (1, 0)
+    assert stored is not None and (stored.version, stored.total) == (2, 0)
     started = time.monotonic()
     late = threading.Timer(
-        0.2, lambda: reports.report("staging", "b", name="b", version=1, content_hash=None)
+        0.2, lambda: reports.report("staging", "b", name="b", version=2, content_hash=None)
     )
     late.start()
     done = wait_for_fleet(made, "staging", reports, 30)
     late.join()
     assert done is not None and done.complete and time.monotonic() - started < 10
-    reports.report("staging", "b", name="b", version=None, content_hash=None)
+    reports.report("staging", "b", name="b", version=1, content_hash=None)
     behind = wait_for_fleet(made, "staging", reports, 0.1)
     assert behind is not None and not behind.complete  # it gave up at the deadline
+
+
+def test_consumers_that_never_served_a_config_are_shown_apart_not_behind(
+    project: ProjectFactory,
+) -> None:
+    """Apps that failed at start report no version: they cannot follow anything, and each
+    attempt of one in a crash loop left a ghost that made every rollback read incomplete."""
+    made = project("served")
+    assert deployed(made, marker="one").exit_code == 0
+    reports = Consumers(made.store, flush_every=60)
+    reports.report("staging", "a", name="a", version=1, content_hash=None)
+    for attempt in range(3):
+        reports.report("staging", f"ghost-{attempt}", name="vm:5485", version=None,
+                       content_hash=None)  # fmt: skip
+    fleet = read_fleet(made, "staging", reports)
+    assert fleet is not None and fleet.complete and not fleet.behind, fleet
+    assert (fleet.following, fleet.total, fleet.without_config, fleet.gone) == (1, 1, 3, 0)
+    assert fleet.summary.startswith("v1 live on 1/1 consumers")
+    assert fleet.summary.endswith("; 3 without config"), fleet.summary
+    assert fleet.to_json()["without_config"] == 3
+    alone = standing("prod", [consumer("x", None, NOW - 5)], version=3, change=None, now=NOW)
+    assert alone.summary == "no live consumers (1 without config)"
+    host = replace(consumer("web-2", None, NOW - 5), kind="agent")  # its host serves nothing
+    bare = standing("prod", [host], version=3, change=None, now=NOW)
+    assert bare.summary == "v3 live on 0/1 consumers (1 agent); not following: web-2 (-)"
 
 
 def test_the_fleet_follows_what_the_target_serves(project: ProjectFactory) -> None:
@@ -118,3 +156,31 @@ def test_the_fleet_follows_what_the_target_serves(project: ProjectFactory) -> No
         3, 0, ["api-1 (v2)"],
     )  # fmt: skip
     assert read_fleet(project(), "staging") is None  # a directory target has no fleet
+
+
+FLEET_CHECK = """
+[[env.staging.check]]
+name = "lead-score"
+type = "fleet"
+metric = "lead_score"
+min = 0.01
+"""
+
+
+def test_the_first_deploy_passes_a_fleet_check_nobody_could_report_for(
+    project: ProjectFactory,
+) -> None:
+    """With nothing live before v1 no consumer can report on anything (an SDK with
+    ``require=True`` does not even start): the check used to fail the bake, quarantine v1 and
+    leave a person to fix the first deploy. Every later deploy is judged as before."""
+    made = project("served", bake="50ms", toml=FLEET_CHECK)
+    first = deployed(made, marker="one")
+    assert first.exit_code == 0, first.summary
+    assert made.store.env_state("staging").last_good == 1
+    assert first.deployment is not None
+    records = made.store.check_records(deployment=first.deployment.id)
+    passed = next(r for r in records if r.name == "lead-score")  # the newest: the last round
+    assert passed.ok and "passed unjudged: nothing was live before this version" in passed.detail
+    second = deployed(made, marker="two")  # v1 was live: consumers could have reported
+    assert second.exit_code != 0, second.summary
+    assert "'lead-score'" in second.summary and "and the bake time is over" in second.summary

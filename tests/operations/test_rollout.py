@@ -106,6 +106,12 @@ def test_the_fleet_of_a_rollout_counts_each_cohort_against_its_version() -> None
                                     content_hash=None, since=now, seen_at=now)]  # fmt: skip
     behind = rolling_standing("prod", lagging, pointer)
     assert not behind.complete and behind.behind[0].startswith("late (v6, wants v")
+    ghost = Consumer(env="prod", consumer_id="ghost", name="ghost", version=None,
+                     content_hash=None, since=now, seen_at=now)  # fmt: skip
+    apart = rolling_standing("prod", [*rows, ghost], pointer)
+    assert apart.complete and apart.total == 40 and apart.without_config == 1
+    new, stable = cohort_fleets("prod", [*rows, ghost], pointer)
+    assert new.total + stable.total == 40  # a consumer with no config is in neither cohort
 
 
 def test_the_feed_gives_each_cohort_its_version_and_wakes_only_those_it_moves(
@@ -292,6 +298,35 @@ def test_the_fleet_after_an_abort_is_timed_from_the_abort(project: ProjectFactor
     assert fleet.summary.startswith("v2 restored on 60/60 consumers in "), fleet.summary
 
 
+def test_the_fleet_after_a_failed_step_is_timed_from_the_unlink(project: ProjectFactory) -> None:
+    """A failed step removes the pointer before the ledger records the automatic rollback, so
+    the consumers are back before its ``activated_at``: the time to all was clamped to 0 ms."""
+    from lastgood.operations.fleet import read_fleet
+
+    proj = project(target="served", toml=ROLLOUT)
+    assert deployed(proj, marker="one").exit_code == OK
+    back: list[float] = []
+
+    def consumers_follow_the_unlink(event: Event) -> None:
+        if event.kind is EventKind.ROLLOUT_STOPPED:  # the pointer is gone; nothing recorded yet
+            time.sleep(0.01)
+            back.append(time.time())
+            row = Consumer(env="staging", consumer_id="app", name="app", content_hash=None,
+                           version=1, since=back[0], seen_at=back[0])  # fmt: skip
+            proj.store.save_consumers([row])
+
+    proj.events.subscribe(consumers_follow_the_unlink)
+    done = deployed(proj, files=broken_files("two"))
+    assert done.exit_code == RESTORED and back, done.summary
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.complete, fleet
+    restore = proj.store.deployments("staging", limit=1)[0]
+    assert restore.kind == "auto-rollback" and restore.activated_at is not None
+    assert restore.requested_at < back[0] < restore.activated_at
+    assert fleet.time_to_all == back[0] - restore.requested_at, fleet.summary
+    assert fleet.time_to_all >= 0.01 and " in 0 ms" not in fleet.summary, fleet.summary
+
+
 def test_the_fleet_after_reconcile_ends_a_rollout_is_timed_from_the_unlink(
     project: ProjectFactory,
 ) -> None:
@@ -312,6 +347,37 @@ def test_the_fleet_after_reconcile_ends_a_rollout_is_timed_from_the_unlink(
     fleet = read_fleet(proj, "staging")
     assert fleet is not None and fleet.time_to_all is not None, fleet
     assert fleet.time_to_all < 60, fleet.summary
+
+
+def test_an_offline_end_of_a_rollout_is_recorded_as_its_abort_not_a_rollback(
+    project: ProjectFactory,
+) -> None:
+    """``rollback --offline`` during a rollout was recorded as ``offline-rollback v3 → v2``,
+    as if v3 had been live; the rollout's deploy record is closed ``aborted`` instead, at the
+    pointer's removal, as after an online abort."""
+    from lastgood.config import load
+    from lastgood.operations.fleet import read_fleet
+    from lastgood.operations.rollback import rollback_offline
+    from lastgood.operations.status import status
+
+    proj = project(target="served", toml=ROLLOUT)
+    target, pointer = orphaned_rollout(proj, started_at=time.time() - 3600)
+    done = rollback_offline(load(proj.root), "staging", reason="store down")
+    assert done.exit_code == OK and target.rollout() is None, done.summary
+    [found] = status(proj, "staging")  # the next command records it
+    assert any("ended the rollout of v3 on staging offline at step 1/3 (5%)" in n
+               for n in found.warnings), found.warnings  # fmt: skip
+    records = proj.store.deployments("staging", limit=5)
+    assert not [r for r in records if r.kind == "offline-rollback"], records
+    assert pointer.deployment is not None
+    closed = proj.store.deployment(pointer.deployment)
+    assert closed.status == "aborted" and closed.finished_at is not None
+    assert "offline" in closed.detail and "(store down)" in closed.detail
+    assert proj.store.verdicts("staging")[3] == WITHDRAWN
+    assert (found.live_version, found.last_good) == (2, 2)
+    back_on_stable(proj, pointer, at=closed.finished_at + 0.25)
+    fleet = read_fleet(proj, "staging")
+    assert fleet is not None and fleet.time_to_all is not None and fleet.time_to_all < 60
 
 
 def test_aborting_an_orphaned_rollout_closes_its_record_aborted_by_whom(

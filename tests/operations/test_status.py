@@ -9,6 +9,7 @@ import pytest
 
 from lastgood.config import Environment, TargetSpec
 from lastgood.errors import ConfigError
+from lastgood.operations.deploy import deploy
 from lastgood.operations.restore import release_of
 from lastgood.operations.rollback import rollback
 from lastgood.operations.status import (
@@ -18,6 +19,7 @@ from lastgood.operations.status import (
     outside_drills,
     status,
 )
+from lastgood.outcome import OK
 from lastgood.rows import Deployment
 from tests.conftest import broken_files, healthy_files
 from tests.operations.conftest import ProjectFactory, deployed, live_folder, outage, version
@@ -85,10 +87,18 @@ def test_a_version_switched_by_hand_is_reconciled_and_never_called_verified(
     assert found.warnings == [
         "reconciled: the ledger said v1 is live on staging, but the target serves v2; the ledger "
         "now says v2",
-        "v2 is live on staging but was never verified (interrupted deploy?); run 'lastgood check "
-        "staging'",
+        "v2 is live on staging but was never verified (interrupted deploy?); 'lastgood deploy "
+        "staging --version v2' bakes it (a passing 'lastgood check staging' does not make it "
+        "good), 'lastgood rollback staging' goes to last known good",
         OVERDUE,  # the least urgent, last
     ]
+    assert check_now(made, "staging").ok  # only looks: the warning stays, and says so
+    assert any("never verified" in w for w in status(made, "staging")[0].warnings)
+    baked = deploy(made, "staging", ref="v2")  # what the warning advises: it clears it
+    assert baked.exit_code == OK, baked.summary
+    [after] = status(made, "staging")
+    assert after.live_verdict == "good" and after.last_good == 2
+    assert not any("never verified" in w for w in after.warnings), after.warnings
 
 
 def test_while_another_process_holds_the_lease_status_reads_without_reconciling(
