@@ -109,7 +109,9 @@ def _handler(api: CrmApi) -> type[BaseHTTPRequestHandler]:
                 self._answer(401, {"status": "error", "category": "INVALID_AUTHENTICATION"})
                 return None
             if api.mode == "rate-limited":
-                self._answer(429, {"status": "error", "category": "RATE_LIMITS"}, {"Retry-After": "1"})
+                self._answer(
+                    429, {"status": "error", "category": "RATE_LIMITS"}, {"Retry-After": "1"}
+                )
                 return None
             parsed = urllib.parse.urlsplit(self.path)
             match = _SETTINGS.match(parsed.path)

@@ -97,11 +97,13 @@ class Setup:
         return done.stdout + done.stderr
 
     def status(self) -> dict[str, Any]:
-        (report,) = json.loads(self.ok("status", ENV, "--json").stdout)
+        reports: list[dict[str, Any]] = json.loads(self.ok("status", ENV, "--json").stdout)
+        (report,) = reports
         return report
 
     def history(self) -> dict[str, Any]:
-        return json.loads(self.ok("history", ENV, "--json").stdout)
+        history: dict[str, Any] = json.loads(self.ok("history", ENV, "--json").stdout)
+        return history
 
 
 def make_setup(base: Path, api: CrmApi, config: str = "", store: str | None = None) -> Setup:
@@ -233,9 +235,9 @@ def _command_lines() -> list[bytes]:
 def test_a_slow_crm_is_waited_for_and_the_token_is_on_no_command_line(
     setup: Setup, api: CrmApi
 ) -> None:
-    """Each answer takes 0.7 s, well inside the 10 s timeout: the deploy succeeds. While
+    """Each answer takes 0.3 s, well inside the 10 s timeout: the deploy succeeds. While
     curl waits on the CRM, no process on the machine has the token on its command line."""
-    api.mode, api.delay = "slow", 0.7
+    api.mode, api.delay = "slow", 0.3
     setup.write("40")
     deploy = subprocess.Popen(
         setup.command("deploy", ENV, "-m", "slow"),
