@@ -59,6 +59,22 @@ def server_urls(url: str | Sequence[str]) -> tuple[str, ...]:
     return urls
 
 
+def _timings(wait: float, poll: float, timeout: float) -> tuple[float, float, float]:
+    """``wait``, ``poll`` and ``timeout`` as floats; UsageError when one makes no sense."""
+    if wait < 0 or wait > 60 or poll <= 0 or timeout <= 0:
+        raise UsageError(
+            f"need 0 <= wait <= 60, poll > 0, timeout > 0; got wait={wait}, "
+            f"poll={poll}, timeout={timeout}"
+        )
+    return float(wait), float(poll), float(timeout)
+
+
+def _cache_path(urls: Sequence[str], env: str, cache_dir: str | os.PathLike[str] | None) -> Path:
+    """One cache file whichever of the servers answers, in any order they are given."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return cache_file(folder, ",".join(sorted(urls)), env)
+
+
 def _all_failed(failures: list[ServerError]) -> ServerError:
     """One server's error as it is; with several, one error that names what each said."""
     if len(failures) == 1:
@@ -122,15 +138,8 @@ class LiveConfig:
         self.consumer_id = consumer_id or uuid.uuid4().hex
         self.name = name if name is not None else f"{socket.gethostname()}:{os.getpid()}"
         _check_identity(self.consumer_id, self.name)
-        if wait < 0 or wait > 60 or poll <= 0 or timeout <= 0:
-            raise UsageError(
-                f"need 0 <= wait <= 60, poll > 0, timeout > 0; got wait={wait}, "
-                f"poll={poll}, timeout={timeout}"
-            )
-        self.wait, self.poll, self.timeout = float(wait), float(poll), float(timeout)
-        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        key = ",".join(sorted(self.urls))  # one cache whichever server answers, in any order
-        self.cache_path: Path | None = cache_file(folder, key, env) if cache else None
+        self.wait, self.poll, self.timeout = _timings(wait, poll, timeout)
+        self.cache_path: Path | None = _cache_path(self.urls, env, cache_dir) if cache else None
         self._cache = ConfigCache(self.cache_path, env) if self.cache_path else None
         self._changed = threading.Condition()
         self._snapshot: Snapshot | None = None
