@@ -240,9 +240,14 @@ def test_a_push_that_times_out_but_lands_later_is_recorded_truthfully(
     api.mode, api.delay = "slow-writes", 1.5
     setup.write(BETTER)
     done = setup.run("deploy", ENV, "-m", "two")
-    assert done.returncode != 0
+    assert done.returncode == 1, done.stderr  # not 5: it may have changed what is live
     assert "the activate command of production" in done.stderr
     assert "gave no answer within 1 s" in done.stderr and "not retried" in done.stderr
+    assert "v1 is still live on production for now, but the push of v2 may still land" in (
+        done.stderr
+    )
+    timed_out = setup.history()["deployments"][0]
+    assert timed_out["status"] == "failed" and "gave no answer" in timed_out["detail"]
     deadline = time.monotonic() + 10
     while api.version != "v2" and time.monotonic() < deadline:
         time.sleep(0.05)  # the API applies the write after curl gave up
@@ -261,9 +266,13 @@ def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
     api.mode = "error"
     setup.write(BETTER)
     done = setup.run("deploy", ENV, "-m", "two")
-    assert done.returncode != 0
+    assert done.returncode == 5, done.stderr  # refused: nothing live changed
     assert "the activate command of production `curl" in done.stderr
     assert "exited 22" in done.stderr and "tried 3 times" in done.stderr
+    assert "nothing live changed (v1 still live on production)" in done.stderr
+    failed = setup.history()["deployments"][0]  # a failure of its own, not a crash
+    assert failed["status"] == "failed" and failed["finished_at"] is not None
+    assert "exited 22" in failed["detail"] and "500" in failed["detail"]
     api.mode = "normal"
     assert served(api) == (GOOD, "v1")
     assert setup.status()["live_version"] == 1

@@ -222,14 +222,15 @@ def test_a_failing_push_closes_the_record_with_the_answer(tmp_path: Path, tool: 
     setup.write(WORKFLOW, workflow(45))
     done = setup.run("deploy", ENV, "-m", "two")
     tool.mode = "normal"
-    assert done.returncode != 0
+    assert done.returncode == 5, done.stderr  # refused: nothing live changed
     said = done.stderr
+    assert "nothing live changed (v1 still live on production)" in said
     assert f"PUT {tool.url}/api/v1/workflows/{WORKFLOW_NAME} for production answered 500" in said
     assert "database is read-only" in said and "tried 3 times" in said
     assert tool_apis.WORKFLOW_KEY not in done.stdout + said
     assert served_workflow(tool) == (40, "v1")
     failed = setup.history()["deployments"][0]
-    assert failed["status"] == "interrupted" and failed["finished_at"] is not None
+    assert failed["status"] == "failed" and failed["finished_at"] is not None
     assert "answered 500" in failed["detail"] and "database is read-only" in failed["detail"]
     assert tool_apis.WORKFLOW_KEY not in json.dumps(failed)
     assert setup.status()["live_version"] == 1

@@ -223,7 +223,7 @@ class RemoteTarget(Target):
             if attempts > 1
             else "not retried: the target is not marked idempotent"
         )
-        return TargetError(
+        return type(exc)(  # a timeout stays one: the push may still land
             f"{exc.message}; {tried}",
             hint=(exc.hint + "; " if exc.hint else "")
             + f"'lastgood status {self.env}' reads back what the tool serves now",
