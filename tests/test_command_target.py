@@ -288,6 +288,39 @@ def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
     assert "not retried" in done.stderr
 
 
+def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
+    tmp_path: Path, api: ScoringApi
+) -> None:
+    asked = tmp_path / "asked"
+    config = recipe().replace("live = '''", f"live = '''echo asked >> {asked}; ", 1)
+    config += '\n[env.staging]\ntarget = { type = "directory", path = "../live" }\n'
+    setup = make_setup(tmp_path, api, config)
+    setup.deploy(GOOD, "one")
+    asked.unlink()
+    url, api.url = api.url, "http://127.0.0.1:9"  # nothing listens there: curl exits 7
+    try:
+        done = setup.ok("status")  # every environment, the others too
+        reports = {r["env"]: r for r in json.loads(setup.ok("status", "--json").stdout)}
+    finally:
+        api.url = url
+    assert asked.read_text().count("asked") == 2  # once per status, not once per question
+    said = done.stdout
+    assert "live          unknown (the target did not answer: the live command of production" in (
+        said
+    )
+    assert "exited 7" in said and "staging  [directory" in said
+    assert "could not be read, so what it serves is unknown" in said
+    assert scoring_api.TOKEN not in said + done.stderr
+    report = reports["production"]
+    assert "exited 7" in report["unreachable"]
+    assert (report["ledger_version"], report["last_good"], report["live_version"]) == (1, 1, None)
+    assert reports["staging"]["unreachable"] is None
+    events = setup.history()["events"]
+    failed = [e for e in events if e["kind"] == "target-recovery-failed"]
+    assert failed and "could not check the target of production" in failed[0]["message"]
+    assert not [e for e in events if e["kind"] == "target-recovered"]
+
+
 def test_secrets_never_reach_the_output_or_the_ledger(tmp_path: Path, api: ScoringApi) -> None:
     config = recipe().replace(
         "[env.production.target]\n",
