@@ -387,6 +387,22 @@ def test_a_misspelt_option_stops_every_command_with_a_suggestion(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("cwd", ["nonexistent", "scoring/threshold.json"])
+def test_a_cwd_that_is_not_a_folder_stops_every_command(
+    tmp_path: Path, api: ScoringApi, cwd: str
+) -> None:
+    config = recipe().replace('type = "command"\n', f'type = "command"\ncwd = "{cwd}"\n', 1)
+    setup = make_setup(tmp_path, api, config)
+    setup.write(GOOD)
+    done = setup.run("status", ENV)  # status runs no command of the target's before it fails
+    assert done.returncode == 2, done.stderr
+    why = "does not exist" if cwd == "nonexistent" else "is a file, not a folder"
+    assert f"env.production.target.cwd = '{cwd}': {setup.root / cwd} {why}" in done.stderr
+    assert "create that folder" in done.stderr and "Traceback" not in done.stderr
+    ok = make_setup(tmp_path / "ok", api, config.replace(f'cwd = "{cwd}"', 'cwd = "scoring"'))
+    ok.deploy(GOOD, "runs in scoring/")
+
+
 # ---- drills ---------------------------------------------------------------------------------
 
 
