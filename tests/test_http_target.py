@@ -236,6 +236,20 @@ def test_a_failing_push_closes_the_record_with_the_answer(tmp_path: Path, tool: 
     assert setup.status()["live_version"] == 1
 
 
+def test_status_with_the_tool_down_shows_the_ledger_view(tmp_path: Path, tool: ToolApi) -> None:
+    setup = workflow_setup(tmp_path, tool)
+    setup.deploy(WORKFLOW, workflow(40), "one")
+    setup.variables["WORKFLOW_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    done = setup.run("status", ENV)
+    assert done.returncode == 0, done.stderr
+    assert "live          unknown (the target did not answer: GET http://127.0.0.1:9/" in (
+        done.stdout
+    )
+    [report] = json.loads(setup.run("status", ENV, "--json").stdout)
+    assert report["unreachable"] and (report["ledger_version"], report["last_good"]) == (1, 1)
+    assert tool_apis.WORKFLOW_KEY not in done.stdout + done.stderr + json.dumps(report)
+
+
 def test_a_slow_tool_times_out_and_the_deploy_fails(tmp_path: Path, tool: ToolApi) -> None:
     config = recipe(WORKFLOW_RECIPE).replace('timeout = "10s"', 'timeout = "1s"')
     setup = workflow_setup(tmp_path, tool, config)
