@@ -327,8 +327,9 @@ def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
         api.url = url
     assert asked.read_text().count("asked") == 2  # once per status, not once per question
     said = done.stdout
-    assert "live          unknown (the target did not answer: the live command of production" in (
-        said
+    assert (
+        "live          unknown (the target could not be read: the live command of production"
+        in (said)
     )
     assert "exited 7" in said and "staging  [directory" in said
     assert "could not be read, so what it serves is unknown" in said

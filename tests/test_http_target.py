@@ -242,7 +242,7 @@ def test_status_with_the_tool_down_shows_the_ledger_view(tmp_path: Path, tool: T
     setup.variables["WORKFLOW_URL"] = "http://127.0.0.1:9"  # nothing listens there
     done = setup.run("status", ENV)
     assert done.returncode == 0, done.stderr
-    assert "live          unknown (the target did not answer: GET http://127.0.0.1:9/" in (
+    assert "live          unknown (the target could not be read: GET http://127.0.0.1:9/" in (
         done.stdout
     )
     [report] = json.loads(setup.run("status", ENV, "--json").stdout)
