@@ -432,13 +432,13 @@ def _parse_env(
     )
 
 
-def _check_command_target(options: dict[str, Any], key: str) -> None:
-    from lastgood.targets.command import parse_options
+def _check_command_target(options: dict[str, Any], key: str, root: Path) -> None:
+    from lastgood.targets.command import check_cwd, parse_options
 
-    parse_options(options, key)
+    check_cwd(parse_options(options, key), key, root)
 
 
-def _check_http_target(options: dict[str, Any], key: str) -> None:
+def _check_http_target(options: dict[str, Any], key: str, root: Path) -> None:
     from lastgood.targets._http_settings import parse_options
 
     parse_options(options, key)
@@ -461,7 +461,7 @@ def _parse_target(target: Any, name: str, where: str, root: Path) -> TargetSpec:
     parse_options = _TARGET_OPTION_CHECKS.get(str(target["type"]))
     if parse_options is not None:  # built from options alone: checked now, every option
         try:
-            parse_options(options, key)
+            parse_options(options, key, root)
         except ConfigError as exc:
             raise ConfigError(f"{exc.message} in {where}", hint=exc.hint) from None
     return TargetSpec(type=str(target["type"]), options=options)

@@ -9,6 +9,7 @@ today, the server later) translate an error in one place and never guess::
     ├── ConfigError                    exit 2  (400)  lastgood.toml or a setting is wrong
     ├── StoreError                     exit 1  (503)  the store cannot be reached or is damaged
     ├── TargetError                    exit 1  (502)  a target failed to stage, activate or read
+    │   └── TargetTimeoutError         exit 1  (502)  no answer in time; what started may still land
     ├── LeaseLostError                 exit 1  (409)  another process broke our lease
     ├── DocumentError                  exit 1  (502)  a tracked document could not be read
     ├── ServerError                    exit 1  (503)  the lastgood server cannot be reached
@@ -17,6 +18,7 @@ today, the server later) translate an error in one place and never guess::
         ├── ValidationError            exit 5  (422)  syntax or JSON Schema failure
         ├── PreflightError             exit 5  (422)  a preflight check failed on the candidate
         ├── StagingError               exit 5  (507)  the candidate could not be staged (disk full)
+        ├── SwitchFailedError          exit 5  (502)  the switch failed; read back, nothing changed
         ├── BaselineError              exit 5  (409)  the checks already fail on what is live now
         ├── DamagedCopyError           exit 5  (409)  a kept release is damaged; no store to mend it
         ├── QuarantinedError           exit 5  (409)  the version failed here before; use --force
@@ -88,6 +90,13 @@ class TargetError(LastgoodError):
     http_status = 502
 
 
+class TargetTimeoutError(TargetError):
+    """A target's command or request gave no answer within its timeout and was stopped.
+
+    Unlike a clean failure (an error answer, a non-zero exit), what it started may still finish
+    in the tool afterwards, so a deploy that times out never claims that nothing live changed."""
+
+
 class LeaseLostError(LastgoodError):
     """Our lease was broken (``--force``) or expired while we worked; we stop touching it."""
 
@@ -157,6 +166,15 @@ class StagingError(RefusedError):
     permission, a file in the way); staging never touches what is live."""
 
     http_status = 507
+
+
+class SwitchFailedError(RefusedError):
+    """A deploy's switch failed cleanly (the tool answered an error, the activate command exited
+    non-zero, the live link could not be replaced) and reading the target back shows that what
+    was live before is still live. The deploy is recorded ``failed`` (it did fail: it is not
+    a crash), and exits 5 like every other "nothing live changed"."""
+
+    http_status = 502
 
 
 class BaselineError(RefusedError):

@@ -46,6 +46,7 @@ class EventKind(StrEnum):
     LEASE_BROKEN = "lease-broken"
     LEASE_TAKEN_OVER = "lease-taken-over"
     TARGET_RECOVERED = "target-recovered"
+    TARGET_RECOVERY_FAILED = "target-recovery-failed"
     DRIFT_REPAIRED = "drift-repaired"
     RECONCILED = "reconciled"
     OFFLINE_ROLLBACK_RECORDED = "offline-rollback-recorded"

@@ -47,7 +47,8 @@ EXIT_MEANINGS = {
     "good version was restored and verified (after an abort: every consumer is back on it).",
     4: "It failed and the restore failed or could not be verified (or there was nothing to "
     "restore): a person is needed.",
-    5: "Refused before anything live changed: raw data, validation, preflight, quarantine or lock.",
+    5: "Refused before anything live changed: raw data, validation, preflight, quarantine, lock, "
+    "or a switch that failed while the target kept serving what it served.",
 }
 
 

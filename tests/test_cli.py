@@ -101,6 +101,7 @@ def test_offline_rollback_and_the_next_command_records_it(workspace: Factory) ->
     down = {"LASTGOOD_STORE": UNREACHABLE}
     blocked = ws.run("rollback", "staging", env=down)
     assert_clean_error(blocked, 1, "store", "nowhere")
+    assert "without the store: lastgood rollback ENV --offline" in blocked.stderr  # refused
     offline = ws.run("rollback", "staging", "--offline", "-m", "store is down", env=down)
     assert offline.returncode == 0, offline.stderr
     assert "offline" in offline.stdout

@@ -51,6 +51,23 @@ def recipe() -> str:
     return config
 
 
+def recipe_output() -> list[str]:
+    """The output lines the recipe of docs/targets.md shows for the failing deploy, without
+    the commands typed and the elided lines."""
+    text = (DOCS / "targets.md").read_text(encoding="utf-8")
+    section = text.split("## Recipe: a scoring threshold behind an HTTP API", 1)[1]
+    block = re.search(r"What happens:\n\n```text\n(.*?)```", section, re.S)
+    assert block is not None, "the recipe shows no output"
+    lines = block.group(1).split('$ lastgood deploy production -m "stricter"', 1)[1]
+    return [line for line in lines.splitlines()[1:] if line and line[0] not in "$…{"]
+
+
+def _timeless(line: str) -> str:
+    """A line of output with its clock time and durations blanked, to compare with the docs."""
+    line = re.sub(r"^\d\d:\d\d:\d\d ", "", line)
+    return re.sub(r"\d+ ms", "N ms", line)
+
+
 @dataclass
 class Setup:
     """A workspace using the recipe against one running scoring API."""
@@ -139,6 +156,11 @@ def test_bad_threshold_is_caught_and_the_old_value_restored(
 
     said = setup.deploy(BAD, "stricter", code=ROLLED_BACK)
     assert "threshold-sane" in said and "v1" in said
+    printed = [_timeless(line) for line in said.splitlines()]
+    shown = [_timeless(line) for line in recipe_output()]
+    assert len(shown) >= 4
+    for line in shown:  # the docs show what is really printed
+        assert line in printed, f"{line}\nnot in\n{said}"
     assert served(api) == (GOOD, "v1"), "the API must serve the old value again"
     assert api.writes == ["v1", "v2", "v1"]
     report = setup.status()
@@ -225,7 +247,7 @@ def test_a_slow_api_times_out_and_names_the_command(tmp_path: Path, api: Scoring
     done = setup.run("deploy", ENV, "-m", "two")
     api.mode = "normal"
     assert done.returncode != 0
-    assert "the live command of production `curl" in done.stderr
+    assert "the live command of production `printf" in done.stderr
     assert "gave no answer within 1 s and was stopped" in done.stderr
     assert scoring_api.TOKEN not in done.stdout + done.stderr
     assert served(api) == (GOOD, "v1")
@@ -240,9 +262,14 @@ def test_a_push_that_times_out_but_lands_later_is_recorded_truthfully(
     api.mode, api.delay = "slow-writes", 1.5
     setup.write(BETTER)
     done = setup.run("deploy", ENV, "-m", "two")
-    assert done.returncode != 0
+    assert done.returncode == 1, done.stderr  # not 5: it may have changed what is live
     assert "the activate command of production" in done.stderr
     assert "gave no answer within 1 s" in done.stderr and "not retried" in done.stderr
+    assert "v1 is still live on production for now, but the push of v2 may still land" in (
+        done.stderr
+    )
+    timed_out = setup.history()["deployments"][0]
+    assert timed_out["status"] == "failed" and "gave no answer" in timed_out["detail"]
     deadline = time.monotonic() + 10
     while api.version != "v2" and time.monotonic() < deadline:
         time.sleep(0.05)  # the API applies the write after curl gave up
@@ -261,9 +288,13 @@ def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
     api.mode = "error"
     setup.write(BETTER)
     done = setup.run("deploy", ENV, "-m", "two")
-    assert done.returncode != 0
-    assert "the activate command of production `curl" in done.stderr
+    assert done.returncode == 5, done.stderr  # refused: nothing live changed
+    assert "the activate command of production `printf" in done.stderr
     assert "exited 22" in done.stderr and "tried 3 times" in done.stderr
+    assert "nothing live changed (v1 still live on production)" in done.stderr
+    failed = setup.history()["deployments"][0]  # a failure of its own, not a crash
+    assert failed["status"] == "failed" and failed["finished_at"] is not None
+    assert "exited 22" in failed["detail"] and "500" in failed["detail"]
     api.mode = "normal"
     assert served(api) == (GOOD, "v1")
     assert setup.status()["live_version"] == 1
@@ -277,6 +308,63 @@ def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
     done = once.run("deploy", ENV, "-m", "two")
     api.mode = "normal"
     assert "not retried" in done.stderr
+
+
+def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
+    tmp_path: Path, api: ScoringApi
+) -> None:
+    asked = tmp_path / "asked"
+    config = recipe().replace("live = '''", f"live = '''echo asked >> {asked}; ", 1)
+    config += '\n[env.staging]\ntarget = { type = "directory", path = "../live" }\n'
+    setup = make_setup(tmp_path, api, config)
+    setup.deploy(GOOD, "one")
+    asked.unlink()
+    url, api.url = api.url, "http://127.0.0.1:9"  # nothing listens there: curl exits 7
+    try:
+        done = setup.ok("status")  # every environment, the others too
+        reports = {r["env"]: r for r in json.loads(setup.ok("status", "--json").stdout)}
+    finally:
+        api.url = url
+    assert asked.read_text().count("asked") == 2  # once per status, not once per question
+    said = done.stdout
+    assert (
+        "live          unknown (the target could not be read: the live command of production"
+        in (said)
+    )
+    assert "exited 7" in said and "staging  [directory" in said
+    assert "could not be read, so what it serves is unknown" in said
+    assert scoring_api.TOKEN not in said + done.stderr
+    report = reports["production"]
+    assert "exited 7" in report["unreachable"]
+    assert (report["ledger_version"], report["last_good"], report["live_version"]) == (1, 1, None)
+    assert reports["staging"]["unreachable"] is None
+    events = setup.history()["events"]
+    failed = [e for e in events if e["kind"] == "target-recovery-failed"]
+    assert failed and "could not check the target of production" in failed[0]["message"]
+    assert not [e for e in events if e["kind"] == "target-recovered"]
+
+
+def test_the_recipe_keeps_the_token_off_every_command_line(tmp_path: Path, api: ScoringApi) -> None:
+    setup = make_setup(tmp_path, api, recipe())
+    setup.deploy(GOOD, "one")
+    api.mode, api.delay = "slow-writes", 1.0  # the push runs long enough to be seen
+    setup.write(BETTER)
+    process = subprocess.Popen(
+        [LASTGOOD, "-C", str(setup.root), "deploy", ENV, "-m", "two"],
+        env=setup.environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    seen: list[str] = []
+    while process.poll() is None:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue  # a process that ended while we looked
+    api.mode = "normal"
+    assert process.returncode == 0
+    ours = [line for line in seen if api.url in line]  # other workspaces may run curl too
+    assert any("curl" in line and "-H @-" in line and "X-Version" in line for line in ours)
+    assert not [line for line in ours if scoring_api.TOKEN in line]
 
 
 def test_secrets_never_reach_the_output_or_the_ledger(tmp_path: Path, api: ScoringApi) -> None:
@@ -343,6 +431,22 @@ def test_a_misspelt_option_stops_every_command_with_a_suggestion(
     assert "unknown option env.production.target.fetsh" in done.stderr
     assert "did you mean env.production.target.fetch?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("cwd", ["nonexistent", "scoring/threshold.json"])
+def test_a_cwd_that_is_not_a_folder_stops_every_command(
+    tmp_path: Path, api: ScoringApi, cwd: str
+) -> None:
+    config = recipe().replace('type = "command"\n', f'type = "command"\ncwd = "{cwd}"\n', 1)
+    setup = make_setup(tmp_path, api, config)
+    setup.write(GOOD)
+    done = setup.run("status", ENV)  # status runs no command of the target's before it fails
+    assert done.returncode == 2, done.stderr
+    why = "does not exist" if cwd == "nonexistent" else "is a file, not a folder"
+    assert f"env.production.target.cwd = '{cwd}': {setup.root / cwd} {why}" in done.stderr
+    assert "create that folder" in done.stderr and "Traceback" not in done.stderr
+    ok = make_setup(tmp_path / "ok", api, config.replace(f'cwd = "{cwd}"', 'cwd = "scoring"'))
+    ok.deploy(GOOD, "runs in scoring/")
 
 
 # ---- drills ---------------------------------------------------------------------------------

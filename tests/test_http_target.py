@@ -222,17 +222,32 @@ def test_a_failing_push_closes_the_record_with_the_answer(tmp_path: Path, tool: 
     setup.write(WORKFLOW, workflow(45))
     done = setup.run("deploy", ENV, "-m", "two")
     tool.mode = "normal"
-    assert done.returncode != 0
+    assert done.returncode == 5, done.stderr  # refused: nothing live changed
     said = done.stderr
+    assert "nothing live changed (v1 still live on production)" in said
     assert f"PUT {tool.url}/api/v1/workflows/{WORKFLOW_NAME} for production answered 500" in said
     assert "database is read-only" in said and "tried 3 times" in said
     assert tool_apis.WORKFLOW_KEY not in done.stdout + said
     assert served_workflow(tool) == (40, "v1")
     failed = setup.history()["deployments"][0]
-    assert failed["status"] == "interrupted" and failed["finished_at"] is not None
+    assert failed["status"] == "failed" and failed["finished_at"] is not None
     assert "answered 500" in failed["detail"] and "database is read-only" in failed["detail"]
     assert tool_apis.WORKFLOW_KEY not in json.dumps(failed)
     assert setup.status()["live_version"] == 1
+
+
+def test_status_with_the_tool_down_shows_the_ledger_view(tmp_path: Path, tool: ToolApi) -> None:
+    setup = workflow_setup(tmp_path, tool)
+    setup.deploy(WORKFLOW, workflow(40), "one")
+    setup.variables["WORKFLOW_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    done = setup.run("status", ENV)
+    assert done.returncode == 0, done.stderr
+    assert "live          unknown (the target could not be read: GET http://127.0.0.1:9/" in (
+        done.stdout
+    )
+    [report] = json.loads(setup.run("status", ENV, "--json").stdout)
+    assert report["unreachable"] and (report["ledger_version"], report["last_good"]) == (1, 1)
+    assert tool_apis.WORKFLOW_KEY not in done.stdout + done.stderr + json.dumps(report)
 
 
 def test_a_slow_tool_times_out_and_the_deploy_fails(tmp_path: Path, tool: ToolApi) -> None:

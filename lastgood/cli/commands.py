@@ -549,6 +549,8 @@ def _print_status(s: EnvStatus) -> None:
     r.out(f"{s.env}  [{s.target}]")
     if s.live_unknown:
         live = f"unknown (lastgood put {live} there last)"
+    if s.unreachable:
+        live = f"unknown (the target could not be read: {s.unreachable})"
     r.out(f"  live          {live}{'  DRIFTED' if s.drifted else ''}")
     r.out(f"  last good     {_label(s.last_good)}")
     r.out(f"  health        {s.health}" + (f" at {r.when(s.health_at)}" if s.health_at else ""))

@@ -22,6 +22,7 @@ from lastgood.errors import (
     LeaseLostError,
     PreflightError,
     QuarantinedError,
+    TargetError,
 )
 from lastgood.events import Event, EventKind
 from lastgood.operations.baseline import SAMPLES, Sampling, baseline_note, measure, no_baseline
@@ -35,6 +36,7 @@ from lastgood.operations.reconcile import reconcile
 from lastgood.operations.resolve import resolve
 from lastgood.operations.restore import ensure_intact, release_of, stage, still_ours
 from lastgood.operations.snapshot import newest_recorded, read_workspace, snapshot
+from lastgood.operations.switch_failure import failed_switch
 from lastgood.operations.verdicts import mark_bad, mark_good, quarantined_by
 from lastgood.outcome import NEEDS_HUMAN, OK, RESTORED, Outcome, PlanStep
 from lastgood.project import Project
@@ -465,7 +467,10 @@ class DeployRun:
         assert self.record is not None
         self.lease.fence()
         failpoint.hit("deploy.before-activate")
-        self.target.activate(self.release)
+        try:
+            self.target.activate(self.release)
+        except TargetError as exc:  # closed 'failed' by closed_on_error; exit 5 if unchanged
+            raise failed_switch(self.place, self.release, self.from_version, exc) from exc
         activated_at = time.time()
         self.store.set_env(self.env, live_version=self.version.number)
         self.record = self.store.update_deployment(

@@ -4,9 +4,11 @@ A deploy or rollback opens its record (``running``) before it touches the target
 the verb that is not its normal end — a full disk, a target error, a lost lease, Ctrl-C, SIGTERM
 turned into an exception by the CLI — goes through :func:`closed_on_error`, which writes the
 truth before the error travels on: ``refused`` when nothing live changed and the error says so,
-``failed`` for a deploy that had already failed its bake (its restore was what got stopped)
-and for a rollback whose own step failed (a target or store error), ``interrupted`` otherwise
-(Ctrl-C, SIGTERM, a lost lease), with the error's own sentence as the detail. Only a process killed
+``failed`` when the verb failed on its own — a deploy whose switch failed (the tool answered
+an error, the activate command exited non-zero or timed out) or that had already failed its
+bake (its restore was what got stopped), a rollback whose own step failed (a target or store
+error) — and ``interrupted`` only when something from outside stopped it (Ctrl-C, SIGTERM, a
+lost lease), with the error's own sentence as the detail. Only a process killed
 outright (kill -9, power loss) leaves a ``running`` record, and the next command that looks at
 the environment closes it (``operations.reconcile``).
 """
@@ -17,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
-from lastgood.errors import LastgoodError, LeaseLostError, RefusedError
+from lastgood.errors import LastgoodError, LeaseLostError, RefusedError, SwitchFailedError
 from lastgood.project import Project
 
 RUNNING = "running"
@@ -50,8 +52,8 @@ def close_after_error(project: Project, record_id: int, error: BaseException) ->
     status = "refused" if untouched and record.kind != "auto-rollback" else "interrupted"
     if record.kind == "deploy" and record.failed_at is not None:
         status = "failed"  # it had failed its bake; what stopped was the restore after it
-    if record.is_rollback and _failed_on_its_own(error):
-        status = "failed"  # the restore could not be carried out: the detail says why
+    if _failed_on_its_own(error) or isinstance(error, SwitchFailedError):
+        status = "failed"  # the switch or the restore could not be carried out: detail says why
     project.store.update_deployment(
         record_id, by=project.actor, status=status, finished_at=time.time(),
         detail=describe(error),

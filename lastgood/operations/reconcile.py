@@ -42,7 +42,13 @@ def reconcile(place: Place) -> list[str]:
     try:
         recovered = place.target.recover()
     except TargetError as exc:  # a rollback must still be able to supersede the stuck switch
-        recovered = f"could not bring the target of {env} to a complete version: {exc.message}"
+        failed = (
+            f"could not check the target of {env} for an interrupted switch or leftovers: "
+            f"{exc.message}"
+        )
+        notes.append(failed)
+        place.emit(Event(EventKind.TARGET_RECOVERY_FAILED, failed, env=env))
+        recovered = None
     if recovered:
         notes.append(recovered)
         place.emit(Event(EventKind.TARGET_RECOVERED, recovered, env=env))

@@ -106,7 +106,9 @@ def _events(
 
 
 def _is_change(record: Deployment) -> bool:
-    return record.kind == "deploy" and record.status not in _NOT_CHANGES
+    # a deploy whose switch failed before anything went live is an incident, not a change
+    never_live = record.status == "failed" and record.activated_at is None
+    return record.kind == "deploy" and record.status not in _NOT_CHANGES and not never_live
 
 
 def _change(record: Deployment, checked: bool) -> Change:
@@ -142,6 +144,8 @@ def _incidents(
 
 
 def _failure_message(record: Deployment) -> str:
+    if record.activated_at is None:  # its switch failed: the detail's first clause says how
+        return f"v{record.to_version} could not be put live: {record.detail.split('; ', 1)[0]}"
     # the detail reads "'check' on env (the check's own output)": the output is for engineers
     what = f"v{record.to_version} failed {record.detail.split(' (', 1)[0]}".strip()
     if record.status == "failed-restored":

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from lastgood.config import Environment
-from lastgood.errors import LockedError, NotFoundError
+from lastgood.errors import LockedError, NotFoundError, TargetError
 from lastgood.freezes import ChangeCalendar, Closure
 from lastgood.operations.checking import Round, build_checks, live_context, run_round
 from lastgood.operations.lease import EnvLease
@@ -61,6 +61,9 @@ class EnvStatus(Record, frozen=False):
     fleet: dict[str, Any] | None = None  # served environments: lastgood.operations.fleet
     rollout: dict[str, Any] | None = None  # a gradual rollout under way: RolloutStatus.to_json
     freeze: dict[str, Any] | None = None  # a closure in force, or one starting within a day
+    # the target could not say what it serves (a tool down or hanging): what it said; the rest
+    # is the ledger's view
+    unreachable: str | None = None
 
     @property
     def drifted(self) -> bool:
@@ -117,7 +120,25 @@ def status(
     it reconciles first, which writes; without (a page or an API read) it reads only."""
     names = [env] if env else list(project.config.environments)
     at = time.time() if now is None else now
-    return [_env_status(Place(project, name), at, repair) for name in names]
+    return [_env_status_once(Place(project, name), at, repair) for name in names]
+
+
+def _env_status_once(place: Place, now: float, repair: bool) -> EnvStatus:
+    """One environment's status, its target asked what it serves once (a tool that hangs
+    costs one timeout, not one per question)."""
+    with place.target.one_reading():
+        return _env_status(place, now, repair)
+
+
+def _read_target(place: Place) -> tuple[Release | None, str | None, str | None]:
+    """What the target serves: (live release, its actual hash, None), or, when the target
+    cannot be read (a tool down or hanging), (None, None, what it said). Reads only."""
+    try:
+        live = place.target.live()
+        return live, place.target.actual_hash() if live else None, None
+    except TargetError as exc:
+        said = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        return None, None, said
 
 
 def change_standing(calendar: ChangeCalendar, now: float) -> dict[str, Any] | None:
@@ -164,6 +185,8 @@ def _try_reconcile(place: Place) -> tuple[str | None, list[str], str | None]:
     except LockedError:
         lease = place.store.lease(f"env:{place.name}")
         return (f"{lease.purpose} by {lease.holder}" if lease else "locked"), [], None
+    except TargetError:  # the target cannot say what it serves: status says so, from its read
+        return None, [], None
 
 
 def _commit_of_live(place: Place, result: EnvStatus) -> None:
@@ -189,7 +212,7 @@ def _env_status(place: Place, now: float, repair: bool) -> EnvStatus:
     else:
         lock, corrected, refs_failed = _lock_of(place), [], None
     target = place.target
-    live = target.live()
+    live, actual, unreachable = _read_target(place)
     store = place.store
     state = store.env_state(env)
     records = store.deployments(env, limit=200)
@@ -198,7 +221,7 @@ def _env_status(place: Place, now: float, repair: bool) -> EnvStatus:
         target=target.describe(),
         live_version=live.version if live else None,
         live_hash=live.content_hash if live else None,
-        actual_hash=target.actual_hash() if live else None,
+        actual_hash=actual,
         ledger_version=state.live_version,
         last_good=state.last_good,
         live_verdict=store.verdicts(env).get(live.version) if live else None,
@@ -216,6 +239,7 @@ def _env_status(place: Place, now: float, repair: bool) -> EnvStatus:
         ],
         lock=lock,
         freeze=change_standing(settings.calendar, now),
+        unreachable=unreachable,
     )
     _commit_of_live(place, result)
     _warn_of_restores(result, records)
@@ -373,6 +397,12 @@ def _health(place: Place, result: EnvStatus) -> None:
 
 
 def _warn(result: EnvStatus, has_live: bool) -> None:
+    if result.unreachable:
+        result.warnings.append(
+            f"the target of {result.env} could not be read, so what it serves is unknown; the "
+            f"rest is the ledger's view (it last recorded "
+            f"{'v' + str(result.ledger_version) if result.ledger_version else 'nothing'} live)"
+        )
     if result.live_unknown:
         result.warnings.append(
             f"live: unknown (the tool serves something lastgood did not put there); lastgood "

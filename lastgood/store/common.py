@@ -82,7 +82,8 @@ def store_failure(url: str, doing: str, exc: BaseException) -> StoreError:
         )
     return StoreError(
         f"store {mask_url(url)} failed to {doing}: {exc.__class__.__name__}: {lines[0]}",
-        hint="check that the store is reachable; 'lastgood status' retries safely",
+        hint="check that the store is reachable; 'lastgood status' retries safely; "
+        + _OFFLINE_HINT,
     )
 
 

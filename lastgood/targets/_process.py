@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from lastgood.errors import TargetError
+from lastgood.errors import TargetError, TargetTimeoutError
 from lastgood.process_group import signal_group, signal_name, start
 from lastgood.record import Record
 
@@ -102,7 +102,7 @@ def run(
     except subprocess.TimeoutExpired:
         out, err = _stop_group(process)
         shown = tail(mask(_text(err) + "\n" + _text(out), secrets))
-        raise TargetError(
+        raise TargetTimeoutError(
             f"{what} `{display(command)}` gave no answer within {timeout:g} s and was stopped "
             "with its whole process group" + (f"; its last output: {shown}" if shown else ""),
             hint="see why the tool is slow, or raise target.timeout in lastgood.toml",

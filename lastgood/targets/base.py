@@ -33,6 +33,7 @@ Errors are raised as :class:`lastgood.errors.TargetError` with the path and the 
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -121,6 +122,12 @@ class Target(ABC):
 
     def seal(self, release: Release) -> None:  # noqa: B027
         """Remember that ``release`` was just proven intact, so ``untouched`` can say so later."""
+
+    def one_reading(self) -> contextlib.AbstractContextManager[None]:
+        """A block in which the target is asked what it serves at most once (its answer, or
+        its error, is reused): ``status`` asks the same question several times, and a tool
+        that hangs would cost its timeout each time. Nothing may be switched inside."""
+        return contextlib.nullcontext()
 
     def recover(self) -> str | None:
         """Finish an interrupted switch; return a sentence saying what was done, or None."""

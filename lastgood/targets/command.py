@@ -93,6 +93,21 @@ def parse_options(options: Mapping[str, Any], key: str) -> CommandSettings:
     )
 
 
+def check_cwd(settings: CommandSettings, key: str, root: Path) -> Path:
+    """The folder the commands run in (``cwd`` against the workspace ``root``); ConfigError
+    when it is missing or not a folder, so a typo stops every command when the file is read,
+    not the first push. Reads only."""
+    cwd = _fs.option_path({"cwd": settings.cwd or "."}, "cwd", root) or root
+    if not cwd.is_dir():
+        why = "is a file, not a folder" if cwd.exists() else "does not exist"
+        raise ConfigError(
+            f"{key}.cwd = {settings.cwd!r}: {cwd} {why}",
+            hint="create that folder, or point cwd at the folder the commands run in (relative "
+            "to the workspace; leave it out to run them in the workspace)",
+        )
+    return cwd
+
+
 def _command(options: Mapping[str, Any], name: str, key: str) -> _process.Command:
     value = options.get(name)
     if isinstance(value, str) and value.strip():

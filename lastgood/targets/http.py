@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from lastgood.errors import TargetError
+from lastgood.errors import TargetError, TargetTimeoutError
 from lastgood.targets import _fs, _json_form, _process
 from lastgood.targets._http_settings import PLACEHOLDER, parse_options
 from lastgood.targets.base import Release
@@ -272,7 +272,7 @@ class HttpTarget(RemoteTarget):
             with httpx.Client(timeout=timeout) as client:
                 return client.request(method, url, headers=headers, content=body)
         except httpx.TimeoutException:
-            raise TargetError(
+            raise TargetTimeoutError(
                 f"{method} {self._shown(url)} for {self.env} gave no answer within {timeout:g} s",
                 hint="see why the tool is slow, or raise target.timeout in lastgood.toml",
             ) from None

@@ -32,12 +32,13 @@ truth about what is live lives in the tool, reached over the network. What they 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -135,6 +136,7 @@ class RemoteTarget(Target):
         self.store = _fs.ReleaseStore(state)
         self.fetched = state / "fetched"
         self._fetched_for: Release | None = None
+        self._answers: list[str | TargetError] | None = None  # inside one_reading: the answer
 
     # ---- what a subclass provides ------------------------------------------------------------
 
@@ -164,12 +166,34 @@ class RemoteTarget(Target):
     def read(self) -> Reading:
         """Ask the tool what it serves and map the answer to a retained release, or to a
         version kept on another machine only (see :func:`kept_elsewhere`). Reads only."""
-        lines = [line.strip() for line in self.read_live().splitlines() if line.strip()]
+        lines = [line.strip() for line in self._ask().splitlines() if line.strip()]
         output = lines[-1] if lines else ""
         if not output:
             return Reading(output, None)
         retained = self.store.retained()
         return Reading(output, match_label(output, retained) or kept_elsewhere(output, retained))
+
+    @contextlib.contextmanager
+    def one_reading(self) -> Iterator[None]:
+        """Ask the tool once in the block: its answer, or its error, is reused."""
+        outer, self._answers = self._answers, []
+        try:
+            yield
+        finally:
+            self._answers = outer
+
+    def _ask(self) -> str:
+        if self._answers is None:
+            return self.read_live()
+        if not self._answers:
+            try:
+                self._answers.append(self.read_live())
+            except TargetError as exc:
+                self._answers.append(exc)
+        found = self._answers[0]
+        if isinstance(found, TargetError):
+            raise type(found)(found.message, hint=found.hint)
+        return found
 
     def stage(self, release: Release, files: Mapping[str, bytes]) -> None:
         """Keep a complete copy of ``release`` in ``STATE/releases/<name>/`` and let the tool
@@ -205,6 +229,8 @@ class RemoteTarget(Target):
 
     def _push_and_read_back(self, release: Release) -> None:
         self.push(release, self.store.release_path(release.name))
+        if self._answers:
+            self._answers.clear()  # what the tool served before the push is no longer true
         failpoint.hit("target.after-switch")
         reading = self.read()
         if reading.release != release:
@@ -223,7 +249,7 @@ class RemoteTarget(Target):
             if attempts > 1
             else "not retried: the target is not marked idempotent"
         )
-        return TargetError(
+        return type(exc)(  # a timeout stays one: the push may still land
             f"{exc.message}; {tried}",
             hint=(exc.hint + "; " if exc.hint else "")
             + f"'lastgood status {self.env}' reads back what the tool serves now",

@@ -15,7 +15,9 @@ from lastgood.errors import (
     PreflightError,
     RefusedError,
     StoreError,
+    SwitchFailedError,
     TargetError,
+    TargetTimeoutError,
 )
 from lastgood.operations.ledger import closed_on_error, describe
 from lastgood.project import Project
@@ -55,8 +57,12 @@ def stopped(project: Project, record: Deployment, error: BaseException) -> Deplo
         ("deploy", {}, KeyboardInterrupt(), "interrupted", INTERRUPT),
         ("deploy", {"activated_at": 1.0, "failed_at": 2.0}, KeyboardInterrupt(), "failed",
          INTERRUPT),
-        ("deploy", {"activated_at": 1.0}, TargetError("the disk went away"), "interrupted",
+        ("deploy", {"activated_at": 1.0}, TargetError("the disk went away"), "failed",
          "the disk went away"),
+        ("deploy", {}, SwitchFailedError("the tool answered 500"), "failed",
+         "the tool answered 500"),
+        ("deploy", {}, TargetTimeoutError("no answer within 2 s"), "failed",
+         "no answer within 2 s"),
         ("deploy", {}, SystemExit(143), "interrupted",
          "the process exited (143) before it finished"),
         ("deploy", {}, ValueError("boom"), "interrupted",

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from lastgood.errors import TargetError
 from lastgood.operations.lease import EnvLease
 from lastgood.operations.place import Place
 from lastgood.operations.reconcile import offline_log_path, reconcile
@@ -114,3 +117,19 @@ def test_leftovers_of_an_interrupted_switch_are_cleaned_and_said(project: Projec
     assert ".current-abc123" in note
     assert not leftover.is_symlink()
     assert kinds(heard) == ["target-recovered"]
+
+
+def test_a_target_that_cannot_be_checked_is_said_as_a_failure_not_a_recovery(
+    project: ProjectFactory,
+) -> None:
+    made = two_deployed(project())
+    current = made.root.parent / "live" / "current"
+    current.unlink()
+    current.write_text("someone put a file here\n")  # the target cannot say what it serves
+    heard = listen(made)
+
+    with pytest.raises(TargetError, match="is not a symlink"):  # reading live afterwards
+        reconciled(made)
+
+    assert kinds(heard) == ["target-recovery-failed"]
+    assert heard[0].message.startswith("could not check the target of staging for an interrupted")

@@ -142,3 +142,27 @@ def test_without_any_route_the_digest_has_nowhere_to_go(project: ProjectFactory)
         digest_routes(made, build(made, since=time.time()))
     assert refused.value.message.endswith(": there is nowhere to send the digest")
     assert "see docs/reports.md" in str(refused.value.hint)
+
+
+def test_a_deploy_whose_switch_failed_is_an_incident_not_a_change(
+    project: ProjectFactory,
+) -> None:
+    made = project()
+    deployed(made, marker="one", message="first")
+    deployed(made, marker="two", message="second")
+    record = made.store.begin_deployment(
+        env="staging", kind="deploy", from_version=2, to_version=1, actor="ana", reason="again",
+        source="cli",
+    )  # fmt: skip
+    detail = "the activate command of staging `./push.sh` exited 22; tried 3 times"
+    made.store.update_deployment(
+        record.id, by="ana", status="failed", finished_at=time.time(), detail=detail
+    )  # the tool refused the push: nothing went live
+
+    [env] = build(made, since=time.time() - 3600).envs
+
+    assert [c.version for c in env.changes] == [1, 2]
+    [incident] = env.incidents
+    assert incident.message == (
+        "v1 could not be put live: the activate command of staging `./push.sh` exited 22"
+    )
