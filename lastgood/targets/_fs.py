@@ -252,12 +252,14 @@ def option_path(options: Mapping[str, Any], key: str, root: Path) -> Path | None
     return (root / Path(value).expanduser()).resolve()
 
 
-def option_keep(options: Mapping[str, Any]) -> int:
-    """The ``keep`` option: how many releases to retain (default 10)."""
+def option_keep(options: Mapping[str, Any], key: str = "target option") -> int:
+    """The ``keep`` option: how many releases to retain (default 10). ``key`` names the table
+    in the error (``env.production.target``)."""
     keep: object = options.get("keep", 10)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        where = "target option keep" if key == "target option" else f"{key}.keep"
         raise ConfigError(
-            f"target option keep must be a whole number of at least 1, got {keep!r}",
+            f"{where} must be a whole number of at least 1, got {keep!r}",
             hint="write keep = 10 in the target table",
         )
     return keep

@@ -97,7 +97,7 @@ def parse_options(options: Mapping[str, Any], key: str) -> HttpSettings:
         timeout=_timeout(options, key),
         idempotent=_idempotent(options, key, method),
         live=_live(options.get("live"), f"{key}.live", headers),
-        keep=_keep(options, key),
+        keep=_fs.option_keep(options, key),
         state=_state(options, key),
     )
 
@@ -214,14 +214,6 @@ def _pointer(value: Any, name: str) -> str:
             hint='write "/config" (a field of the answer) or "" (the whole answer)',
         )
     return value
-
-
-def _keep(options: Mapping[str, Any], key: str) -> int:
-    try:
-        return _fs.option_keep(options)
-    except ConfigError as exc:
-        message = exc.message.removeprefix("target option ")
-        raise ConfigError(f"{key}.{message}", hint=exc.hint) from None
 
 
 def _state(options: Mapping[str, Any], key: str) -> str | None:

@@ -87,7 +87,7 @@ def parse_options(options: Mapping[str, Any], key: str) -> CommandSettings:
         fetch=_command(options, "fetch", key) if "fetch" in options else None,
         timeout=timeout,
         idempotent=idempotent,
-        keep=_keep(options, key),
+        keep=_fs.option_keep(options, key),
         state=_text(options, "state", key),
         cwd=_text(options, "cwd", key),
     )
@@ -118,14 +118,6 @@ def _command(options: Mapping[str, Any], name: str, key: str) -> _process.Comman
         f"{key}.{name} = {value!r} must be a command line (run by /bin/sh) or a list of arguments",
         hint=f'write {name} = "./{name}.sh" or {name} = ["python", "tools/{name}.py"]',
     )
-
-
-def _keep(options: Mapping[str, Any], key: str) -> int:
-    try:
-        return _fs.option_keep(options)
-    except ConfigError as exc:
-        message = exc.message.removeprefix("target option ")
-        raise ConfigError(f"{key}.{message}", hint=exc.hint) from None
 
 
 def _text(options: Mapping[str, Any], name: str, key: str) -> str | None:
