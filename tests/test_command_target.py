@@ -310,8 +310,25 @@ def test_a_failing_api_is_a_clear_error_and_retried_only_when_idempotent(
     assert "not retried" in done.stderr
 
 
+def _page_standing(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """How the server's page would show production now (read in this process, as it does)."""
+    from lastgood.operations.status import status
+    from lastgood.project import Project
+    from lastgood.server.web import standing_of
+
+    for name, value in setup.environ().items():
+        monkeypatch.setenv(name, value)
+    project = Project.open(setup.root, store_url=setup.store, actor="page")
+    try:
+        found = status(project, ENV, repair=False)[0]
+    finally:
+        project.close()
+    standing = standing_of(found, None)
+    return standing.look, standing.words
+
+
 def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
-    tmp_path: Path, api: ScoringApi
+    tmp_path: Path, api: ScoringApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked = tmp_path / "asked"
     config = recipe().replace("live = '''", f"live = '''echo asked >> {asked}; ", 1)
@@ -323,9 +340,13 @@ def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
     try:
         done = setup.ok("status")  # every environment, the others too
         reports = {r["env"]: r for r in json.loads(setup.ok("status", "--json").stdout)}
+        times_asked = asked.read_text().count("asked")
+        page = _page_standing(setup, monkeypatch)
     finally:
         api.url = url
-    assert asked.read_text().count("asked") == 2  # once per status, not once per question
+    assert page == ("incident", "incident: the target could not be read, so what it serves is "
+                    "unknown")  # not "nothing live yet" on the web page  # fmt: skip
+    assert times_asked == 2  # once per status, not once per question
     said = done.stdout
     assert (
         "live          unknown (the target could not be read: the live command of production"

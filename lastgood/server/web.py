@@ -248,6 +248,9 @@ def standing_of(status: EnvStatus, fleet: FleetStanding | None) -> Standing:
     """The one rule for what stands out: failing checks or a live version that is not last
     known good is an incident; warnings and a fleet not yet following need attention."""
     live, good = status.live_version, status.last_good
+    if status.unreachable:  # not "nothing live": nobody can tell what the tool serves
+        return Standing("incident", "incident: the target could not be read, so what it "
+                        "serves is unknown")  # fmt: skip
     if live is None:
         return Standing("idle", "nothing live yet")
     if status.health.startswith("failing"):
