@@ -10,9 +10,10 @@ The lookup itself is :class:`lastgood.registry.Registry`, the one loader every p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
-from lastgood.config import TargetSpec
 from lastgood.registry import Registry
 from lastgood.targets.base import Target
 
@@ -36,6 +37,18 @@ def target_class(name: str) -> type[Target]:
     return TARGETS.lookup(name)
 
 
-def open_target(env: str, spec: TargetSpec, root: Path) -> Target:
+class Spec(Protocol):
+    """What building a target needs of ``[env.NAME] target = {…}`` (lastgood.config's
+    ``TargetSpec``; named by its shape, so the targets need nothing from the config reader,
+    which calls on them to check their options)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def options(self) -> Mapping[str, Any]: ...
+
+
+def open_target(env: str, spec: Spec, root: Path) -> Target:
     """Build the target of environment ``env``."""
     return target_class(spec.type)(env, spec.options, root)
