@@ -42,12 +42,12 @@ from pathlib import Path
 
 import httpx
 from benchkit import (
+    WorkerPool,
     child_environment,
     percentile,
     print_table,
-    read_line,
     run,
-    send_line,
+    split,
     start_server,
     stop,
 )
@@ -138,44 +138,20 @@ class Bench:
 # ---- agents in worker processes ----------------------------------------------------------------
 
 
-class Workers:
+class Workers(WorkerPool):
     """``processes`` copies of this script in ``--worker`` mode, ``agents`` in all."""
 
     def __init__(self, bench: Bench, env: str, agents: int, processes: int) -> None:
-        counts = [agents // processes + (i < agents % processes) for i in range(processes)]
-        self.processes: list[subprocess.Popen[str]] = []
-        for number, count in enumerate(c for c in counts if c):
-            hosts = bench.scratch / "hosts" / f"{env}-{number}"
-            command = [sys.executable, __file__, "--worker", bench.url, env, str(count), str(hosts)]
-            with open(bench.scratch / f"worker-{env}-{number}.log", "w") as log:
-                self.processes.append(subprocess.Popen(
-                    command, env={**bench.env, "LASTGOOD_TOKEN": bench.token},
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
-                ))  # fmt: skip
-        for process in self.processes:
-            read_line(process, "ready")
+        counts = split(agents, processes)
+        commands = [[sys.executable, __file__, "--worker", bench.url, env, str(count),
+                     str(bench.scratch / "hosts" / f"{env}-{number}")]
+                    for number, count in enumerate(counts)]  # fmt: skip
+        logs = [bench.scratch / f"worker-{env}-{number}.log" for number in range(len(counts))]
+        super().__init__(commands, logs, {**bench.env, "LASTGOOD_TOKEN": bench.token})
 
     def switched(self, version: int) -> list[float]:
         """Every agent's moment its target served ``version`` (waits until all do)."""
-        for process in self.processes:
-            send_line(process, f"expect {version}")
-        times: list[float] = []
-        for process in self.processes:
-            answer = json.loads(read_line(process, "{"))
-            if answer["missing"]:
-                raise SystemExit(f"{answer['missing']} agents did not put v{version} live")
-            times += answer["switched"]
-        return times
-
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                send_line(process, "quit")
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                stop(process)
+        return self.times(version, "switched", "{missing} agents did not put v{version} live")
 
 
 def worker(url: str, env: str, count: int, hosts: Path) -> None:

@@ -7,6 +7,7 @@ figures from different benchmarks describe the same history.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -158,3 +159,51 @@ def read_line(process: subprocess.Popen[str], expected: str) -> str:
     if not line.startswith(expected):
         raise SystemExit(f"a worker said {line!r} instead of {expected!r}; see its log")
     return line
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` spread over at most ``parts`` as evenly as it goes (no empty part)."""
+    return [c for c in (total // parts + (i < total % parts) for i in range(parts)) if c]
+
+
+class WorkerPool:
+    """Worker processes driven line by line over stdin (the fleet benchmarks' consumers and
+    agents): each says ``ready N`` when started, answers ``expect V`` with one JSON line whose
+    ``key`` lists its members' times for version V and whose ``missing`` counts the others, and
+    ends on ``quit``."""
+
+    def __init__(
+        self, commands: Sequence[Sequence[str]], logs: Sequence[Path], env: dict[str, str]
+    ) -> None:
+        self.processes: list[subprocess.Popen[str]] = []
+        for command, log_path in zip(commands, logs, strict=True):
+            with open(log_path, "w") as log:
+                self.processes.append(subprocess.Popen(
+                    list(command), env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=log, text=True,
+                ))  # fmt: skip
+        for process in self.processes:
+            read_line(process, "ready")
+
+    def times(self, version: int, key: str, failed: str) -> list[float]:
+        """Every member's time for ``version``; the benchmark stops, saying ``failed`` (with
+        ``{missing}`` and ``{version}`` filled in), when some never got there."""
+        for process in self.processes:
+            send_line(process, f"expect {version}")
+        times: list[float] = []
+        for process in self.processes:
+            answer = json.loads(read_line(process, "{"))
+            if answer["missing"]:
+                raise SystemExit(failed.format(missing=answer["missing"], version=version))
+            times += answer[key]
+        return times
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                send_line(process, "quit")
+        for process in self.processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                stop(process)

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import read_line, send_line, start_server, stop
+from benchkit import WorkerPool, split, start_server, stop
 
 ENV = "staging"
 LASTGOOD = Path(sys.executable).with_name("lastgood")
@@ -195,51 +195,20 @@ class Bench:
 # ---- consumers in worker processes -------------------------------------------------------------
 
 
-class Workers:
+class Workers(WorkerPool):
     """``processes`` copies of this script in ``--worker`` mode, ``consumers`` in all."""
 
     def __init__(self, bench: Bench, consumers: int, processes: int, tag: str) -> None:
-        counts = [consumers // processes + (i < consumers % processes) for i in range(processes)]
-        self.processes: list[subprocess.Popen[str]] = []
         mode = "--light-worker" if bench.light else "--worker"
-        for number, count in enumerate(c for c in counts if c):
-            command = [sys.executable, __file__, mode, bench.url, str(count)]
-            command.append(f"{tag}-{number}")
-            with open(bench.scratch / f"worker-{tag}-{number}.log", "w") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        command,
-                        env={**bench.env, "LASTGOOD_TOKEN": bench.token},
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=log,
-                        text=True,
-                    )
-                )
-        for process in self.processes:
-            read_line(process, "ready")
+        counts = split(consumers, processes)
+        commands = [[sys.executable, __file__, mode, bench.url, str(count), f"{tag}-{number}"]
+                    for number, count in enumerate(counts)]  # fmt: skip
+        logs = [bench.scratch / f"worker-{tag}-{number}.log" for number in range(len(counts))]
+        super().__init__(commands, logs, {**bench.env, "LASTGOOD_TOKEN": bench.token})
 
     def applied(self, version: int) -> list[float]:
         """Every consumer's applied-at for ``version`` (waits until all have it)."""
-        for process in self.processes:
-            send_line(process, f"expect {version}")
-        times: list[float] = []
-        for process in self.processes:
-            answer = json.loads(read_line(process, "{"))
-            if answer["missing"]:
-                raise SystemExit(f"{answer['missing']} consumers did not follow v{version}")
-            times += answer["applied"]
-        return times
-
-    def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                send_line(process, "quit")
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                stop(process)
+        return self.times(version, "applied", "{missing} consumers did not follow v{version}")
 
 
 def worker(url: str, count: int, tag: str) -> None:
