@@ -26,8 +26,10 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.http_fakes import running
 
 TOKEN = "crm-pat-na1-6f0d2b7e-91c4"
 OBJECT = "lead-scoring"
@@ -161,14 +163,6 @@ def _handler(api: CrmApi) -> type[BaseHTTPRequestHandler]:
 def serving() -> Iterator[CrmApi]:
     """Run the CRM on 127.0.0.1 (a free port) for the duration of the block."""
     api = CrmApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(_handler(api)) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

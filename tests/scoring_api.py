@@ -19,7 +19,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.http_fakes import running
 
 TOKEN = "s3cr3t-scoring-token-7f2e"
 
@@ -99,14 +101,6 @@ def _handler(api: ScoringApi) -> type[BaseHTTPRequestHandler]:
 def serving() -> Iterator[ScoringApi]:
     """Run the service on 127.0.0.1 (a free port) for the duration of the block."""
     api = ScoringApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(_handler(api)) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

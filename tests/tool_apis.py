@@ -25,8 +25,10 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.http_fakes import running
 
 WORKFLOW_KEY = "wf-api-key-5b9d17c3e2"
 PROMPT_TOKEN = "pr-token-0c4e8a91f6"
@@ -171,14 +173,6 @@ def _write(
 def serving(kind: str) -> Iterator[ToolApi]:
     """Run one service on 127.0.0.1 (a free port) for the duration of the block."""
     api = ToolApi(kind)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    server.daemon_threads = True
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with running(_handler(api)) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
