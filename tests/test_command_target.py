@@ -9,7 +9,6 @@ runs against the service. Store: SQLite, and PostgreSQL where the ledger's truth
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
@@ -19,13 +18,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import scoring_api
 from tests.conftest_crash_helpers import KILLED
 from tests.scoring_api import ScoringApi
+from tests.tool_workspace import ToolWorkspace
 
 LASTGOOD = str(Path(sys.executable).with_name("lastgood"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -69,55 +68,23 @@ def _timeless(line: str) -> str:
 
 
 @dataclass
-class Setup:
+class Setup(ToolWorkspace):
     """A workspace using the recipe against one running scoring API."""
 
     root: Path
     api: ScoringApi
     store: str | None = None
+    author = "command-target-test"
 
-    def environ(self, failpoint: str | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LASTGOOD_")}
-        env.update(
-            SCORING_URL=self.api.url,
-            SCORING_TOKEN=scoring_api.TOKEN,
-            LASTGOOD_AUTHOR="command-target-test",
-            NO_COLOR="1",
-        )
-        if failpoint:
-            env["LASTGOOD_FAILPOINT"] = failpoint
-        return env
-
-    def run(self, *args: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-        store = ["--store", self.store] if self.store else []
-        return subprocess.run(
-            [LASTGOOD, "-C", str(self.root), *store, *args],
-            capture_output=True,
-            text=True,
-            env=self.environ(failpoint),
-            timeout=120,
-            check=False,
-        )
-
-    def ok(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = self.run(*args)
-        assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
+    def tool_env(self) -> dict[str, str]:
+        return {"SCORING_URL": self.api.url, "SCORING_TOKEN": scoring_api.TOKEN}
 
     def write(self, document: bytes) -> None:
         (self.root / DOCUMENT).write_bytes(document)
 
     def deploy(self, document: bytes, message: str, code: int = 0) -> str:
         self.write(document)
-        done = self.ok("deploy", ENV, "-m", message, code=code)
-        return done.stdout + done.stderr
-
-    def status(self) -> dict[str, Any]:
-        (report,) = json.loads(self.ok("status", ENV, "--json").stdout)
-        return report
-
-    def history(self) -> dict[str, Any]:
-        return json.loads(self.ok("history", ENV, "--json").stdout)
+        return self.said("deploy", ENV, "-m", message, code=code)
 
 
 def make_setup(base: Path, api: ScoringApi, config: str, store: str | None = None) -> Setup:

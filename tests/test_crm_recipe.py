@@ -8,8 +8,6 @@ against the service. Store: SQLite, and PostgreSQL where the ledger's truth matt
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,12 +16,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests import crm_api
 from tests.crm_api import CrmApi
+from tests.tool_workspace import ToolWorkspace
 
 pytestmark = pytest.mark.skipif(
     shutil.which("jq") is None or shutil.which("curl") is None,
@@ -50,60 +48,26 @@ def recipe() -> str:
 
 
 @dataclass
-class Setup:
+class Setup(ToolWorkspace):
     """A workspace using the recipe against one running CRM."""
 
     root: Path
     api: CrmApi
     store: str | None = None
+    author = "crm-recipe-test"
 
-    def environ(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LASTGOOD_")}
-        env.update(
-            CRM_URL=self.api.url,
-            CRM_TOKEN=crm_api.TOKEN,
-            LASTGOOD_AUTHOR="crm-recipe-test",
-            NO_COLOR="1",
-        )
-        return env
+    def tool_env(self) -> dict[str, str]:
+        return {"CRM_URL": self.api.url, "CRM_TOKEN": crm_api.TOKEN}
 
-    def command(self, *args: str) -> list[str]:
-        store = ["--store", self.store] if self.store else []
-        return [LASTGOOD, "-C", str(self.root), *store, *args]
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            self.command(*args),
-            capture_output=True,
-            text=True,
-            env=self.environ(),
-            timeout=120,
-            check=False,
-        )
-        assert crm_api.TOKEN not in done.stdout + done.stderr
-        return done
-
-    def ok(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = self.run(*args)
-        assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
+    def secrets(self) -> list[str]:
+        return [crm_api.TOKEN]
 
     def write(self, value: str) -> None:
         (self.root / VALUE).write_text(value + "\n")
 
     def deploy(self, value: str, message: str, code: int = 0) -> str:
         self.write(value)
-        done = self.ok("deploy", ENV, "-m", message, code=code)
-        return done.stdout + done.stderr
-
-    def status(self) -> dict[str, Any]:
-        reports: list[dict[str, Any]] = json.loads(self.ok("status", ENV, "--json").stdout)
-        (report,) = reports
-        return report
-
-    def history(self) -> dict[str, Any]:
-        history: dict[str, Any] = json.loads(self.ok("history", ENV, "--json").stdout)
-        return history
+        return self.said("deploy", ENV, "-m", message, code=code)
 
 
 def make_setup(base: Path, api: CrmApi, config: str = "", store: str | None = None) -> Setup:

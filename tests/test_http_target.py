@@ -9,7 +9,6 @@ subprocesses. Store: SQLite, and PostgreSQL where the ledger's truth matters.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import signal
@@ -19,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,6 +25,7 @@ from tests import scoring_api, tool_apis
 from tests.conftest_crash_helpers import KILLED
 from tests.scoring_api import ScoringApi
 from tests.tool_apis import ToolApi
+from tests.tool_workspace import ToolWorkspace
 
 LASTGOOD = str(Path(sys.executable).with_name("lastgood"))
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -56,38 +55,20 @@ SCORING_RECIPE = "the scoring threshold with the `http` target"
 
 
 @dataclass
-class Setup:
+class Setup(ToolWorkspace):
     """A workspace using one recipe against one running service."""
 
     root: Path
     variables: dict[str, str]
     store: str | None = None
-    secrets: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+    author = "http-target-test"
 
-    def environ(self, failpoint: str | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LASTGOOD_")}
-        env.update(self.variables, LASTGOOD_AUTHOR="http-target-test", NO_COLOR="1")
-        if failpoint:
-            env["LASTGOOD_FAILPOINT"] = failpoint
-        return env
+    def tool_env(self) -> dict[str, str]:
+        return self.variables
 
-    def run(self, *args: str, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-        store = ["--store", self.store] if self.store else []
-        return subprocess.run(
-            [LASTGOOD, "-C", str(self.root), *store, *args],
-            capture_output=True,
-            text=True,
-            env=self.environ(failpoint),
-            timeout=120,
-            check=False,
-        )
-
-    def ok(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-        done = self.run(*args)
-        assert done.returncode == code, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        for secret in self.secrets:
-            assert secret not in done.stdout + done.stderr
-        return done
+    def secrets(self) -> list[str]:
+        return self.hidden
 
     def write(self, path: str, data: bytes) -> None:
         (self.root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -95,15 +76,7 @@ class Setup:
 
     def deploy(self, path: str, data: bytes, message: str, code: int = 0) -> str:
         self.write(path, data)
-        done = self.ok("deploy", ENV, "-m", message, code=code)
-        return done.stdout + done.stderr
-
-    def status(self) -> dict[str, Any]:
-        (report,) = json.loads(self.ok("status", ENV, "--json").stdout)
-        return report
-
-    def history(self) -> dict[str, Any]:
-        return json.loads(self.ok("history", ENV, "--json").stdout)
+        return self.said("deploy", ENV, "-m", message, code=code)
 
 
 def make_setup(
