@@ -4,6 +4,7 @@ unusual back to the follower. Real ``lastgood serve`` processes, real sockets.""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,8 @@ import pytest
 
 from lastgood.client import LiveConfig
 from lastgood.client import hub as hubs
+from lastgood.client.payload import RecentPayloads, content_hash_of, encode_files
+from lastgood.errors import ServerError
 from tests.conftest import Workspace
 from tests.serving import Server
 from tests.test_client import deploy, eventually, served
@@ -48,6 +51,11 @@ def test_many_liveconfigs_in_one_process_follow_a_rollback_through_one_thread(
             assert live.wait_for_version(1).get("scoring/thresholds.yaml")["marker"] == "one"
         eventually(lambda: watched(configs) >= MANY)  # and asked again from there, still held
         assert all(live.source == "server" for live in configs)
+        # the version's bytes were verified once for the process: every LiveConfig holds the
+        # same files, each with the moment it received them
+        snapshots = [live.snapshot for live in configs]
+        assert len({id(snapshot.files) for snapshot in snapshots if snapshot}) == 1
+        assert len({snapshot.received_at for snapshot in snapshots if snapshot}) > 1
     finally:
         for live in configs:
             live.close()
@@ -82,3 +90,29 @@ def test_a_server_killed_while_the_hub_holds_the_reads_is_followed_again_when_it
         for live in configs:
             live.close()
     assert "hub failed" not in caplog.text
+
+
+def test_bytes_verified_once_are_taken_again_and_any_other_bytes_are_checked_in_full() -> None:
+    """RecentPayloads: the same answer again skips the check (equal bytes verify the same);
+    a body that differs by one byte is decoded and hashed anew, and refused when it lies."""
+    files = {"app.yaml": b"limit: 10\n"}
+    payload = {"env": "staging", "version": 3, "content_hash": content_hash_of(files),
+               "drifted": False, "files": encode_files(files)}  # fmt: skip
+    body = json.dumps(payload).encode()
+    recent, decoded = RecentPayloads(), []
+
+    def decode(raw: bytes) -> Any:
+        decoded.append(raw)
+        return json.loads(raw)
+
+    first = recent.verified(body, received_at=1.0, decode=decode)
+    again = recent.verified(bytes(body), received_at=2.0, decode=decode)  # equal, not the same
+    assert (again.version, again.content_hash, again.received_at) == (3, first.content_hash, 2.0)
+    assert again.files is first.files and again.bytes("app.yaml") == b"limit: 10\n"
+    assert len(decoded) == 1
+    tampered = body.replace(b"limit: 10", b"limit: 99")
+    with pytest.raises(ServerError, match="hash to"):
+        recent.verified(tampered, received_at=3.0, decode=decode)
+    assert len(decoded) == 2
+    with pytest.raises(ServerError, match="hash to"):  # a refused body is never remembered
+        recent.verified(tampered, received_at=4.0, decode=decode)

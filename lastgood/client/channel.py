@@ -107,6 +107,8 @@ class Answer:
             raise _Trailing
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) not in (14, 17):  # called for every header: most are neither of the two
+            return
         name = name.lower()
         if name in (b"content-length", b"transfer-encoding"):
             self.delimited = True
@@ -372,6 +374,10 @@ class Channel:
     def decode(self, status: int, body: bytes) -> Any:
         """An answer as :meth:`fetch` returns it (or raises it)."""
         return self._answer(status, body)
+
+    def config_of(self, body: bytes) -> Any:
+        """A ``200`` answer's body as :meth:`fetch` returns it (or raises it)."""
+        return self._answer(200, body)
 
     # ---- one exchange ---------------------------------------------------------------------
 

@@ -122,9 +122,8 @@ class Follower(threading.Thread):
     def took(self, held: Held, status: int, body: bytes) -> None:
         live = self.live
         live._holding_since = None
-        payload = held.channel.decode(status, body)
         live._metrics_sent(held.unsent)
-        live._take(payload)
+        live._take_answer(held.channel, status, body)
 
     def next_read(self, held: Held) -> tuple[bytes, Unsent, float]:
         live = self.live

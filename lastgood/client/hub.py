@@ -12,13 +12,15 @@ So a follower hands its held long-poll to the hub: the request is sent on the ch
 kept-alive connection, and the hub's one :mod:`selectors` loop waits on it beside every other.
 When the answer is a new version (or an unchanged one after a real hold), the hub applies it
 exactly as the follower would (:meth:`LiveConfig._take`: every file checked against the content
-hash), sends the next long-poll on the same connection, and goes on waiting; the follower's
-thread stays asleep. Anything else (an error status, a closed or out-of-step connection, an
-answer past its deadline, a payload that does not verify, a ``304`` that came back too fast to
-have been held) is handed back untouched: the follower wakes and does what it always does
-(failover to the next server, backoff, logging), so the hub adds a fast path, not a second set
-of rules. TLS connections stay with their follower (the hub reads plain sockets only), and so
-do lastgood agents, which place each version on disk as they apply it.
+hash, the same bytes once per process: :class:`~lastgood.client.payload.RecentPayloads`), and
+once every answer that arrived together is applied, sends each its next long-poll on the same
+connection and goes on waiting; the follower's thread stays asleep. Anything else (an error
+status, a closed or out-of-step connection, an answer past its deadline, a payload that does not
+verify, a ``304`` that came back too fast to have been held) is handed back untouched: the
+follower wakes and does what it always does (failover to the next server, backoff, logging), so
+the hub adds a fast path, not a second set of rules. TLS connections stay with their follower
+(the hub reads plain sockets only), and so do lastgood agents, which place each version on disk
+as they apply it.
 """
 
 from __future__ import annotations
@@ -121,11 +123,14 @@ class Hub(threading.Thread):
     def _once(self) -> None:
         soonest = self._deadlines[0][0] if self._deadlines else None
         timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
+        applied: list[Held] = []
         for key, _events in self._selector.select(timeout):
             if key.data is None:
                 self._take_incoming()
-            else:
-                self._readable(key.data)
+            elif self._readable(key.data):
+                applied.append(key.data)
+        for held in applied:  # every version that arrived is applied first: a switch reaches
+            self._ask_again(held)  # the last of them sooner, and each asks again all the same
         self._expire(time.monotonic())
 
     def _take_incoming(self) -> None:
@@ -152,36 +157,37 @@ class Hub(threading.Thread):
             if held.deadline == deadline and held.watched:  # not answered and sent again since
                 self._hand_back(held, keep=False)
 
-    def _readable(self, held: Held) -> None:
+    def _readable(self, held: Held) -> bool:
+        """Read what arrived for ``held``; True when a whole answer was applied (the next
+        long-poll is then due)."""
         try:
             data = held.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             self._hand_back(held, keep=False)
-            return
+            return False
         try:
             ended = held.answer.take(data)
         except Exception:  # not HTTP, too large, closed early: the follower words it
             self._hand_back(held, keep=False)
-            return
-        if ended or held.answer.complete:
-            self._answered(held)
+            return False
+        return (ended or held.answer.complete) and self._answered(held)
 
-    def _answered(self, held: Held) -> None:
-        """Apply a whole answer and ask again, or hand it back (see the module docstring)."""
+    def _answered(self, held: Held) -> bool:
+        """Apply a whole answer (True), or hand it back (see the module docstring)."""
         status, body, keep = held.answer.result()
         follower = held.follower
         quick = status == 304 and time.monotonic() - held.sent_at < TOO_FAST
         if not keep or status not in (200, 304) or quick or follower.stopping:
             self._hand_back(held, keep=keep)
-            return
+            return False
         try:
             follower.took(held, status, body)
         except Exception:  # a payload that does not verify: the follower asks again and logs
             self._hand_back(held, keep=True)
-            return
-        self._ask_again(held)
+            return False
+        return True
 
     def _ask_again(self, held: Held) -> None:
         """The next long-poll on the same connection, waited on here (the socket stays

@@ -25,7 +25,7 @@ from lastgood.client.channel import NOT_MODIFIED, Channel
 from lastgood.client.follower import Follower
 from lastgood.client.metrics import MAX_METRICS, checked_metric, header_value
 from lastgood.client.notifier import ChangeCallback, Notifier
-from lastgood.client.payload import verify_payload
+from lastgood.client.payload import recent_payloads, verify_payload
 from lastgood.client.snapshot import _MISSING, Snapshot
 from lastgood.errors import AuthError, LastgoodError, NotFoundError, ServerError, UsageError
 
@@ -366,7 +366,9 @@ class LiveConfig:
         which sends them itself: see lastgood.client.hub)."""
         serving, snapshot = self.serving, self._snapshot
         unsent = self._unsent_metrics(serving)
-        metrics = header_value({name: value for name, (value, _) in unsent.items()})
+        metrics = (
+            header_value({name: value for name, (value, _) in unsent.items()}) if unsent else ""
+        )
         etag = snapshot.content_hash if snapshot else None
         return channel.request_for(serving=serving, etag=etag, wait=wait, metrics=metrics), unsent
 
@@ -381,11 +383,27 @@ class LiveConfig:
         try:
             new = verify_payload(payload, received_at=time.time())  # applied now
         except ServerError as exc:
-            log.warning(
-                "refused a config payload from %s for %s: %s", self.url, self.env, exc.message
-            )
+            self._refused(exc)
             raise
         return self._install(new, "server", now)
+
+    def _take_answer(self, channel: Channel, status: int, body: builtins.bytes) -> bool:
+        """:meth:`_take` for an answer the hub received whole (lastgood.client.hub): a ``200``
+        goes through the process's :data:`~lastgood.client.payload.recent_payloads`, so a
+        version that reaches a thousand LiveConfigs of this process is verified once."""
+        if status != 200:
+            return self._take(channel.decode(status, body))
+        now = time.time()
+        self._connected = True
+        try:
+            new = recent_payloads.verified(body, received_at=now, decode=channel.config_of)
+        except ServerError as exc:
+            self._refused(exc)
+            raise
+        return self._install(new, "server", now)
+
+    def _refused(self, exc: ServerError) -> None:
+        log.warning("refused a config payload from %s for %s: %s", self.url, self.env, exc.message)
 
     def _install(self, new: Snapshot, source: Source, confirmed_at: float) -> bool:
         """Swap in ``new`` (a no-op if it is what is served) and queue the cache and callbacks."""

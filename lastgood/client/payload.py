@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lastgood.bundle import file_hash, manifest_hash
@@ -88,3 +88,39 @@ def verify_payload(payload: Any, *, received_at: float) -> Snapshot:
         received_at=received_at,
         drifted=bool(payload.get("drifted", False)),
     )
+
+
+class RecentPayloads:
+    """The last few config answers this process verified, by their exact bytes.
+
+    When a switch reaches a process that holds many LiveConfigs of one environment (one per
+    tenant, say, or a benchmark's thousand), each of them receives the same bytes: the server
+    writes one prepared answer per version. Decoding the JSON and hashing every file again for
+    each LiveConfig was most of what applying a version cost (about half of the hub's CPU per
+    consumer). Equal bytes decode and verify to the same files, so a hit is as safe as checking
+    again; a miss is checked in full. Only verified answers are kept, and only a few (a rollout
+    serves two versions at once), so memory stays what the LiveConfigs hold anyway.
+
+    Safe to use from several threads: the entries are replaced whole, never changed in place;
+    two threads missing together both verify, which costs time, never correctness.
+    """
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._entries: tuple[tuple[bytes, Snapshot], ...] = ()
+
+    def verified(
+        self, body: bytes, *, received_at: float, decode: Callable[[bytes], Any]
+    ) -> Snapshot:
+        """``body`` (a ``200`` answer's bytes) as a verified Snapshot received at
+        ``received_at``; ``decode`` turns bytes it has not seen into the payload (raising the
+        channel's own error when they are not JSON). ServerError when it does not verify."""
+        for known, snapshot in self._entries:
+            if known == body:
+                return snapshot.received(received_at)
+        snapshot = verify_payload(decode(body), received_at=received_at)
+        self._entries = ((body, snapshot), *self._entries[: self.size - 1])
+        return snapshot
+
+
+recent_payloads = RecentPayloads()  # the process's own (lastgood.client.hub applies through it)

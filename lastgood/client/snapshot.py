@@ -78,6 +78,20 @@ class Snapshot:
         set_(self, "_parsed", {})
         set_(self, "_lock", threading.Lock())
 
+    def received(self, at: float) -> Snapshot:
+        """The same version as received at ``at`` by another LiveConfig of this process: the
+        files are shared, since neither copy ever changes them."""
+        twin: Snapshot = object.__new__(Snapshot)
+        set_ = object.__setattr__
+        set_(twin, "version", self.version)
+        set_(twin, "content_hash", self.content_hash)
+        set_(twin, "files", self.files)
+        set_(twin, "drifted", self.drifted)
+        set_(twin, "received_at", at)
+        set_(twin, "_parsed", {})
+        set_(twin, "_lock", threading.Lock())
+        return twin
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"a Snapshot is immutable: cannot set {name!r}")
 
