@@ -95,13 +95,20 @@ class Authenticator:
     def by_header(self, authorization: str | None) -> ApiToken:
         return self.by_secret(_bearer(authorization))
 
+    @staticmethod
+    def hash_of(authorization: str | None) -> str | None:
+        """The token hash ``Authorization: Bearer SECRET`` names; None without a bearer token."""
+        secret = _bearer(authorization)
+        return tokens.hash_secret(secret) if secret else None
+
     def cached(self, authorization: str | None) -> ApiToken | None:
         """The valid token of ``authorization`` if the cache knows it; None means "ask
         :meth:`by_header`", which reads the store and raises for a missing or bad token."""
-        secret = _bearer(authorization)
-        if not secret:
-            return None
-        token_hash = tokens.hash_secret(secret)
+        token_hash = self.hash_of(authorization)
+        return None if token_hash is None else self.cached_hash(token_hash)
+
+    def cached_hash(self, token_hash: str) -> ApiToken | None:
+        """:meth:`cached` for a token already hashed (the fast path keeps a connection's)."""
         cached = self._cache.get(token_hash)
         now = time.monotonic()
         if cached is None or now - cached[0] >= CACHE_TTL:

@@ -38,6 +38,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lastgood.errors import UsageError
+from lastgood.rows import ApiToken
 from lastgood.server.access import log_access
 from lastgood.server.config_api import report_from, still_there
 from lastgood.server.live import Feed, Served, etag_matches
@@ -123,23 +124,43 @@ class FastReads:
         self._date_source: object = None
         self._date = b""
 
-    def take(self, env: str, query: bytes, raw: list[tuple[bytes, bytes]]) -> Read | None:
+    def take(
+        self, env: str, query: bytes, raw: list[tuple[bytes, bytes]], caller: Caller
+    ) -> Read | None:
         """The read of ``env`` with this query and these headers, its report recorded; or None,
-        before anything is recorded or sent, when FastAPI must answer it."""
+        before anything is recorded or sent, when FastAPI must answer it. ``caller`` is what
+        the connection's earlier reads proved about who sends them."""
         wait = plain_wait(query)
         feed = self.state.feeds.get(env)
         if wait is None or feed is None:
             return None
         headers = {k.decode(): v.decode("latin-1") for k, v in raw if k in READ_BY}
         served = feed.pick(headers.get("x-lastgood-consumer"))
-        token = self.state.auth.cached(headers.get("authorization"))
-        if served is None or token is None or not allows(token, "viewer", env):
+        if served is None or not self._may_read(caller, headers.get("authorization"), env):
             return None
         try:
             report_from(self.state, env, headers)
         except UsageError:
             return None
         return Read(feed, served, headers, wait)
+
+    def _may_read(self, caller: Caller, authorization: str | None, env: str) -> bool:
+        """Whether the cached token of ``authorization`` may read ``env``. A consumer sends
+        the same header on every read of its connection: while the cache hands back the very
+        token object the last read was allowed with, neither the hash nor the role is worked
+        out again (a token read again from the store, or revoked, is a new object or none)."""
+        auth = self.state.auth
+        if caller.authorization == authorization and caller.env == env and caller.token_hash:
+            token = auth.cached_hash(caller.token_hash)
+            if token is not None and token is caller.token:
+                return True
+        token_hash = auth.hash_of(authorization)
+        token = None if token_hash is None else auth.cached_hash(token_hash)
+        if token is None or not allows(token, "viewer", env):
+            return False
+        caller.authorization, caller.env, caller.token_hash = authorization, env, token_hash
+        caller.token = token
+        return True
 
     def answer(
         self, read: Read, served: Served, default_headers: list[tuple[bytes, bytes]]
@@ -165,6 +186,18 @@ class FastReads:
     def still_there(self, read: Read) -> None:
         """A long-poll ended unchanged: the consumer is alive."""
         still_there(self.state, read.env, read.headers)
+
+
+class Caller:
+    """What a connection's last allowed read proved (see :meth:`FastReads._may_read`)."""
+
+    __slots__ = ("authorization", "env", "token", "token_hash")
+
+    def __init__(self) -> None:
+        self.authorization: str | None = None
+        self.env = ""
+        self.token_hash: str | None = None
+        self.token: ApiToken | None = None
 
 
 class _Cycle:
@@ -213,10 +246,21 @@ class FastProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._held: Read | None = None
         self._deadline: TimerHandle | None = None
+        self._caller = Caller()
+
+    def on_message_begin(self) -> None:
+        """What uvicorn's does, but the ASGI scope: a read taken here never needs one, so it is
+        built in :meth:`on_headers_complete` for the requests that go on to FastAPI."""
+        self.url, self.headers, self.expect_100_continue = b"", [], False
 
     def on_headers_complete(self) -> None:
-        if not self._take():
-            super().on_headers_complete()
+        if self._take():
+            return
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()  # the scope, as uvicorn builds it; then what was parsed
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)  # the very list the scope holds
+        super().on_headers_complete()
 
     def _take(self) -> bool:
         """Answer or hold the request if it is the plain read; False to let uvicorn run it."""
@@ -234,7 +278,7 @@ class FastProtocol(HttpToolsProtocol):
         env = path[len(PREFIX) : -len(SUFFIX)]
         if not env.isascii() or b"/" in env or b"%" in env:
             return False
-        read = self.reads.take(env.decode(), url.query or b"", self.headers)
+        read = self.reads.take(env.decode(), url.query or b"", self.headers, self._caller)
         if read is None:
             return False
         self.cycle = read.cycle  # type: ignore[assignment]
