@@ -11,14 +11,28 @@ from lastgood.bundle import Bundle
 from lastgood.gitfiles import commit_files
 from lastgood.gitrepo import Repo
 from lastgood.operations.resolve import resolve
-from lastgood.operations.snapshot import SnapshotResult, snapshot_bundle
+from lastgood.operations.snapshot import SnapshotResult, announced, newest_recorded
 from lastgood.project import Project
 from lastgood.rows import VersionInfo
 
 
 def record_commit(project: Project, ref: str, *, source: str = "git") -> SnapshotResult:
     """The version of commit ``ref``: the one already taken from it, else a new one recorded
-    with the commit's author, time and message (writes the store)."""
+    with the commit's author, time and message (writes the store).
+
+    A commit always gets a version that carries it, even when its files equal the newest
+    version's (the folder snapshotted before the commit was made, or a commit that changed
+    only files outside the workspace or excluded ones). Returning that equal version instead
+    would leave the commit attached to nothing: the version shows another commit (or none),
+    another author and message, and the next ``git:REF`` would not find it by its id. A version
+    carries one commit (``git_commit``: the commit it was taken from, with the commit's author,
+    time and message), so the equal version cannot take a second one without rewriting a
+    recorded version or teaching every reader about several commits per version. The new
+    version costs one row: its files are the ones stored already (the same content hash,
+    blobs and trees), and what goes by content treats the two as one (a quarantine, an
+    approval, a read-only ``git:REF``). This is also what a commit equal to an older version
+    (a revert) has always got. The check that the commit has no version yet is repeated in the
+    write's transaction, so two deploys of one commit at once record it once."""
     repo = Repo.require(project.root)
     sha = repo.resolve(ref)
     taken = project.store.versions_of_commit(sha)
@@ -26,16 +40,19 @@ def record_commit(project: Project, ref: str, *, source: str = "git") -> Snapsho
         return SnapshotResult(taken[0], created=False)
     found = commit_files(repo, sha, project.config.versioning)
     commit = found.commit
-    return snapshot_bundle(
-        project,
+    head = newest_recorded(project)
+    version, made = project.store.add_commit_version(
         found.bundle,
-        commit.message or "(no message)",
-        source=source,
         author=commit.author,
+        message=commit.message or "(no message)",
         at=commit.time,
         git_commit=commit.sha,
-        git_dirty=False,
+        source=source,
+        unless_head=False,
     )
+    if not made:
+        return SnapshotResult(version, created=False)  # another process recorded it first
+    return announced(project, found.bundle, version, head)
 
 
 def version_to_change(project: Project, ref: str, *, env: str) -> VersionInfo:
