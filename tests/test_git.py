@@ -276,3 +276,38 @@ def pages_name_versions_by_commit(server: Server, token: str, first: str, second
         assert f'<span class="why">review</span> {commit}' in request, request
         shown = page.get("/versions/v1").text
         assert '<dd class="why message">served rules\n\nThe body' in shown
+
+
+def test_deploy_commit_through_a_server_gets_the_commits_own_version(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = repo(workspace)
+    ws.healthy("one")
+    first = commit_all(ws, "one")
+    server = serve(ws)
+    token = server.token("deployer")
+    remote = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}
+    ws.healthy("two")  # tried before it is committed: the server's newest version holds it
+    assert ws.run("snapshot", "-m", "try two", env=remote).returncode == 0
+    tried = version_json(ws, "v1")
+    assert (tried["git_commit"], tried["git_dirty"]) == (first, True)
+    second = commit_all(ws, "Two, as sales asked")
+
+    done = ws.run("deploy", "staging", "--commit", "HEAD", env=remote)
+
+    assert done.returncode == 0, done.stderr
+    assert "uploaded git:HEAD as v2" in done.stderr  # the commit's own version, not v1
+    carried = version_json(ws, "v2")
+    assert (carried["git_commit"], carried["git_dirty"]) == (second, False)
+    assert carried["content_hash"] == tried["content_hash"]
+    assert carried["message"] == "Two, as sales asked"
+    assert ws.run("deploy", "staging", "--commit", "HEAD~1", env=remote).returncode == 0
+    again = ws.run("deploy", "staging", "--commit", "HEAD", env=remote)
+    assert again.returncode == 0, again.stderr
+    assert "git:HEAD is already v2" in again.stderr  # once per commit, whatever came since
+    assert version_json(ws, "staging:live")["number"] == 2
+    with server.client(token) as api:  # the server cannot tell which commit: refused, clearly
+        files = {"a.yaml": {"content": "a: 1\n"}}
+        refused = api.post("/api/v1/versions", json={"files": files, "from_commit": True})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"].startswith("from_commit needs git_commit")

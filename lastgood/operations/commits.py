@@ -18,7 +18,27 @@ from lastgood.rows import VersionInfo
 
 def record_commit(project: Project, ref: str, *, source: str = "git") -> SnapshotResult:
     """The version of commit ``ref``: the one already taken from it, else a new one recorded
-    with the commit's author, time and message (writes the store).
+    with the commit's author, time and message, as :func:`commit_version` records one (writes
+    the store). The commit's files are read from git only when it has no version yet."""
+    repo = Repo.require(project.root)
+    sha = repo.resolve(ref)
+    taken = project.store.versions_of_commit(sha)
+    if taken:
+        return SnapshotResult(taken[0], created=False)
+    found = commit_files(repo, sha, project.config.versioning)
+    commit = found.commit
+    return commit_version(project, found.bundle, commit.sha, message=commit.message,
+                          author=commit.author, at=commit.time, source=source)  # fmt: skip
+
+
+def commit_version(
+    project: Project, bundle: Bundle, sha: str, *, message: str, source: str,
+    author: str | None = None, at: float | None = None,
+) -> SnapshotResult:  # fmt: skip
+    """The version of commit ``sha``, which holds ``bundle``: the newest already taken from
+    it, else a new one carrying it, by ``author`` (default: who runs this) at ``at`` (default:
+    now) with ``message`` (writes the store). ``deploy --commit`` here, and an upload of a
+    commit's files to a server (which has no repository), both record a commit this way.
 
     A commit always gets a version that carries it, even when its files equal the newest
     version's (the folder snapshotted before the commit was made, or a commit that changed
@@ -31,28 +51,21 @@ def record_commit(project: Project, ref: str, *, source: str = "git") -> Snapsho
     version costs one row: its files are the ones stored already (the same content hash,
     blobs and trees), and what goes by content treats the two as one (a quarantine, an
     approval, a read-only ``git:REF``). This is also what a commit equal to an older version
-    (a revert) has always got. The check that the commit has no version yet is repeated in the
+    (a revert) has always got. Whether the commit has a version is checked again in the
     write's transaction, so two deploys of one commit at once record it once."""
-    repo = Repo.require(project.root)
-    sha = repo.resolve(ref)
-    taken = project.store.versions_of_commit(sha)
-    if taken:
-        return SnapshotResult(taken[0], created=False)
-    found = commit_files(repo, sha, project.config.versioning)
-    commit = found.commit
     head = newest_recorded(project)
     version, made = project.store.add_commit_version(
-        found.bundle,
-        author=commit.author,
-        message=commit.message or "(no message)",
-        at=commit.time,
-        git_commit=commit.sha,
+        bundle,
+        author=author or project.actor,
+        message=message or "(no message)",
+        at=at,
+        git_commit=sha,
         source=source,
         unless_head=False,
     )
     if not made:
-        return SnapshotResult(version, created=False)  # another process recorded it first
-    return announced(project, found.bundle, version, head)
+        return SnapshotResult(version, created=False)  # recorded before, or by another process
+    return announced(project, bundle, version, head)
 
 
 def version_to_change(project: Project, ref: str, *, env: str) -> VersionInfo:

@@ -76,7 +76,7 @@ class VersionStore(StoreBase):
         )[0]  # fmt: skip
 
     def add_commit_version(
-        self, bundle: Bundle, *, author: str, message: str, at: float, git_commit: str,
+        self, bundle: Bundle, *, author: str, message: str, at: float | None, git_commit: str,
         source: str = "git", unless_head: bool = True,
     ) -> tuple[VersionInfo, bool]:  # fmt: skip
         """:meth:`add_version` for what a git commit holds, at most once per commit: when a
