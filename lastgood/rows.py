@@ -40,6 +40,26 @@ class VersionInfo(Record):
     def short_hash(self) -> str:
         return self.content_hash[:8]
 
+    @property
+    def subject(self) -> str:
+        """The message's first line: a git commit's subject, where a list has one line."""
+        return subject(self.message)
+
+
+def subject(text: str) -> str:
+    """The first line of ``text`` (a commit message's subject), for a line that has room for
+    no more."""
+    return text.partition("\n")[0].strip()
+
+
+def short_commit(commit: str | None, dirty: bool | None, width: int = 10) -> str:
+    """A version's git commit as a person reads it: ``2ed52a1046``, or ``2ed52a1046-dirty``
+    when the folder held uncommitted changes then (as ``git describe --dirty`` says); empty
+    outside git. The CLI's tables and the web page print it the same way."""
+    if not commit:
+        return ""
+    return commit[:width] + ("-dirty" if dirty else "")
+
 
 class EnvState(Record):
     """What the ledger believes about an environment."""

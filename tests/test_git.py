@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
+from tests.serving import Server
+from tests.test_web import signed_in
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 
@@ -217,22 +220,22 @@ def test_an_environment_cannot_be_called_git(workspace: Callable[..., Workspace]
 
 
 def test_deploy_commit_through_a_server_uploads_the_commit(
-    workspace: Callable[..., Workspace], serve: Callable[..., object]
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:
     ws = repo(workspace, target="served")
     ws.healthy("one")
-    head = commit_all(ws, "served rules")
+    head = commit_all(ws, "served rules\n\nThe body: why one, over two lines.\nSee #12.")
     ws.broken("not committed")
     server = serve(ws)
-    token = server.token("deployer")  # type: ignore[attr-defined]
-    remote = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}  # type: ignore[attr-defined]
+    token = server.token("deployer")
+    remote = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}
     done = ws.run("deploy", "staging", "--commit", "HEAD", env=remote)
     assert done.returncode == 0, done.stderr
     assert "uploaded git:HEAD as v1" in done.stderr
     version = version_json(ws, "v1")
     assert version["git_commit"] == head and version["git_dirty"] is False
-    assert version["message"] == "served rules"
-    with server.client() as page:  # type: ignore[attr-defined]
+    assert version["message"] == "served rules\n\nThe body: why one, over two lines.\nSee #12."
+    with server.client() as page:
         assert page.post("/login", data={"token": token}).status_code == 303
         versions = page.get("/versions").text
         assert f'<code title="{head}">{head[:10]}</code>' in versions
@@ -246,3 +249,65 @@ def test_deploy_commit_through_a_server_uploads_the_commit(
     assert "uploaded git:HEAD as v2" in opened.stderr
     assert opened.stdout.startswith("request   #1  staging  v2 (based on v1)")
     assert version_json(ws, "v2")["git_commit"] == second
+    pages_name_versions_by_commit(server, token, head, second)
+
+
+def pages_name_versions_by_commit(server: Server, token: str, first: str, second: str) -> None:
+    """Wherever the page lists or names a version, a version from git shows its short commit
+    and its subject (the message's first line), as 'lastgood log' does: v1 is ``first``'s (a
+    subject, then a body), live; v2 is ``second``'s, which the request's message names."""
+    commit = f'commit <code title="{second}">{second[:10]}</code>'
+    with signed_in(server, token) as page:
+        listed = page.get("/versions").text
+        assert re.search(r'<td class="why" title="served rules\s+The body[^"]*">'
+                         r"served rules</td>", listed), listed  # fmt: skip
+        assert '<td class="why">review</td>' in listed  # one line: no title
+        environment = page.get("/envs/staging").text
+        choice = f"v2: review (commit {second[:10]}, "
+        assert environment.count(choice) == 2, environment  # deploy and propose
+        assert f"v1 (live): served rules (commit {first[:10]}, " in environment
+        body = re.compile(r"<option[^>]*>[^<]*The body|“served rules\s+The body")
+        assert "“served rules”" in environment and not body.search(environment)  # last change
+        compare = page.get("/diff").text
+        assert f'<option value="v2" selected>{choice}' in compare and not body.search(compare)
+        confirm = page.get("/envs/staging/deploy", params={"version": "v2"}).text
+        assert re.search(rf"v2: “review” by [^<]+<time[^>]*>.*</span>, {commit}", confirm)
+        request = page.get("/requests/1").text
+        assert f'<span class="why">review</span> {commit}' in request, request
+        shown = page.get("/versions/v1").text
+        assert '<dd class="why message">served rules\n\nThe body' in shown
+
+
+def test_deploy_commit_through_a_server_gets_the_commits_own_version(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws = repo(workspace)
+    ws.healthy("one")
+    first = commit_all(ws, "one")
+    server = serve(ws)
+    token = server.token("deployer")
+    remote = {"LASTGOOD_SERVER": server.url, "LASTGOOD_TOKEN": token}
+    ws.healthy("two")  # tried before it is committed: the server's newest version holds it
+    assert ws.run("snapshot", "-m", "try two", env=remote).returncode == 0
+    tried = version_json(ws, "v1")
+    assert (tried["git_commit"], tried["git_dirty"]) == (first, True)
+    second = commit_all(ws, "Two, as sales asked")
+
+    done = ws.run("deploy", "staging", "--commit", "HEAD", env=remote)
+
+    assert done.returncode == 0, done.stderr
+    assert "uploaded git:HEAD as v2" in done.stderr  # the commit's own version, not v1
+    carried = version_json(ws, "v2")
+    assert (carried["git_commit"], carried["git_dirty"]) == (second, False)
+    assert carried["content_hash"] == tried["content_hash"]
+    assert carried["message"] == "Two, as sales asked"
+    assert ws.run("deploy", "staging", "--commit", "HEAD~1", env=remote).returncode == 0
+    again = ws.run("deploy", "staging", "--commit", "HEAD", env=remote)
+    assert again.returncode == 0, again.stderr
+    assert "git:HEAD is already v2" in again.stderr  # once per commit, whatever came since
+    assert version_json(ws, "staging:live")["number"] == 2
+    with server.client(token) as api:  # the server cannot tell which commit: refused, clearly
+        files = {"a.yaml": {"content": "a: 1\n"}}
+        refused = api.post("/api/v1/versions", json={"files": files, "from_commit": True})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"].startswith("from_commit needs git_commit")

@@ -105,7 +105,8 @@ def local_files(
 ) -> tuple[dict[str, bytes], str, dict[str, Any]]:
     """What to upload to a server, read here with the workspace's own [versioning] rules: the
     folder, or what git ``commit`` holds for it (its message unless ``message`` is given); the
-    message, and the commit the files came from (whether the folder differed from it)."""
+    message, and the commit the files came from (whether the folder differed from it; for a
+    commit, ``from_commit``: the server records the commit's own version, as here)."""
     from lastgood import config, workspace
     from lastgood.gitfiles import commit_files, folder_commit
     from lastgood.gitrepo import Repo
@@ -118,7 +119,7 @@ def local_files(
         return dict(bundle.files), message, {"git_commit": sha, "git_dirty": dirty}
     repo = Repo.require(root)
     found = commit_files(repo, repo.resolve(commit), versioning)
-    git = {"git_commit": found.commit.sha, "git_dirty": False}
+    git = {"git_commit": found.commit.sha, "git_dirty": False, "from_commit": True}
     return dict(found.bundle.files), message or found.commit.message, git
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from lastgood.refs import LARGEST_VERSION
+
 
 class Digits(click.IntRange):
     """An :class:`click.IntRange` that takes ASCII digits only (a sign allowed where the range
@@ -29,3 +31,7 @@ class Digits(click.IntRange):
             if not (text.isascii() and text.isdigit()):
                 self.fail(f"{value!r} is not {self.what}: write it in digits 0-9", param, ctx)
         return super().convert(value, param, ctx)
+
+
+REQUEST_NUMBER = Digits(1, LARGEST_VERSION, what="a request number")
+"""A change request's number (``request show N``, ``approve N`` …)."""

@@ -15,6 +15,7 @@ from typing import Any
 from lastgood.events import Event, EventKind
 from lastgood.outcome import Outcome
 from lastgood.plaintext import escaped
+from lastgood.rows import short_commit
 
 _QUIET_KINDS = {EventKind.CHECK_ROUND}
 
@@ -172,11 +173,9 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def commit(git_commit: str | None, git_dirty: bool | None, width: int = 10) -> str:
-    """A version's git commit, shortened: ``2ed52a1046``; ``2ed52a1046-dirty`` when the folder
-    held uncommitted changes then (as ``git describe --dirty`` says); ``-`` outside git."""
-    if not git_commit:
-        return "-"
-    return git_commit[:width] + ("-dirty" if git_dirty else "")
+    """A version's git commit, shortened (:func:`lastgood.rows.short_commit`, as the web page
+    shows it); ``-`` outside git."""
+    return short_commit(git_commit, git_dirty, width) or "-"
 
 
 def when(epoch: float | None) -> str:

@@ -68,7 +68,7 @@ def _revert_remote(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Revert through the server; print its answer as a local revert prints."""
-    from lastgood.cli.request_cmd import view_of
+    from lastgood.cli.request_view import view_of
 
     remote = app.remote()
     if not as_json:

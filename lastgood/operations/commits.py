@@ -11,14 +11,15 @@ from lastgood.bundle import Bundle
 from lastgood.gitfiles import commit_files
 from lastgood.gitrepo import Repo
 from lastgood.operations.resolve import resolve
-from lastgood.operations.snapshot import SnapshotResult, snapshot_bundle
+from lastgood.operations.snapshot import SnapshotResult, announced, newest_recorded
 from lastgood.project import Project
 from lastgood.rows import VersionInfo
 
 
 def record_commit(project: Project, ref: str, *, source: str = "git") -> SnapshotResult:
     """The version of commit ``ref``: the one already taken from it, else a new one recorded
-    with the commit's author, time and message (writes the store)."""
+    with the commit's author, time and message, as :func:`commit_version` records one (writes
+    the store). The commit's files are read from git only when it has no version yet."""
     repo = Repo.require(project.root)
     sha = repo.resolve(ref)
     taken = project.store.versions_of_commit(sha)
@@ -26,16 +27,45 @@ def record_commit(project: Project, ref: str, *, source: str = "git") -> Snapsho
         return SnapshotResult(taken[0], created=False)
     found = commit_files(repo, sha, project.config.versioning)
     commit = found.commit
-    return snapshot_bundle(
-        project,
-        found.bundle,
-        commit.message or "(no message)",
+    return commit_version(project, found.bundle, commit.sha, message=commit.message,
+                          author=commit.author, at=commit.time, source=source)  # fmt: skip
+
+
+def commit_version(
+    project: Project, bundle: Bundle, sha: str, *, message: str, source: str,
+    author: str | None = None, at: float | None = None,
+) -> SnapshotResult:  # fmt: skip
+    """The version of commit ``sha``, which holds ``bundle``: the newest already taken from
+    it, else a new one carrying it, by ``author`` (default: who runs this) at ``at`` (default:
+    now) with ``message`` (writes the store). ``deploy --commit`` here, and an upload of a
+    commit's files to a server (which has no repository), both record a commit this way.
+
+    A commit always gets a version that carries it, even when its files equal the newest
+    version's (the folder snapshotted before the commit was made, or a commit that changed
+    only files outside the workspace or excluded ones). Returning that equal version instead
+    would leave the commit attached to nothing: the version shows another commit (or none),
+    another author and message, and the next ``git:REF`` would not find it by its id. A version
+    carries one commit (``git_commit``: the commit it was taken from, with the commit's author,
+    time and message), so the equal version cannot take a second one without rewriting a
+    recorded version or teaching every reader about several commits per version. The new
+    version costs one row: its files are the ones stored already (the same content hash,
+    blobs and trees), and what goes by content treats the two as one (a quarantine, an
+    approval, a read-only ``git:REF``). This is also what a commit equal to an older version
+    (a revert) has always got. Whether the commit has a version is checked again in the
+    write's transaction, so two deploys of one commit at once record it once."""
+    head = newest_recorded(project)
+    version, made = project.store.add_commit_version(
+        bundle,
+        author=author or project.actor,
+        message=message or "(no message)",
+        at=at,
+        git_commit=sha,
         source=source,
-        author=commit.author,
-        at=commit.time,
-        git_commit=commit.sha,
-        git_dirty=False,
+        unless_head=False,
     )
+    if not made:
+        return SnapshotResult(version, created=False)  # recorded before, or by another process
+    return announced(project, bundle, version, head)
 
 
 def version_to_change(project: Project, ref: str, *, env: str) -> VersionInfo:

@@ -87,10 +87,19 @@ def snapshot_bundle(
     )
     if head is not None and version.number <= head.number:
         return SnapshotResult(version, created=False)  # another process recorded it first
+    return announced(project, bundle, version, head)
+
+
+def announced(
+    project: Project, bundle: Bundle, version: VersionInfo, head: VersionInfo | None
+) -> SnapshotResult:
+    """A version just recorded from ``bundle`` after ``head``: the files it added or changed
+    are scanned for credentials, and ``snapshot-created`` says who recorded what (writes the
+    event)."""
     suspects = suspected_credentials(project, bundle, head)
     data: dict[str, object] = {"hash": version.content_hash, "message": version.message}
-    if git_commit is not None:
-        data["commit"] = git_commit
+    if version.git_commit is not None:
+        data["commit"] = version.git_commit
     if suspects:  # where, what kind and under which key; never the value
         data["suspected"] = [suspect.to_json() for suspect in suspects]
     project.emit(

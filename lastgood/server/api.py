@@ -94,6 +94,11 @@ class VersionUpload(BaseModel):
         description="The git commit the files were taken from (as the uploader claims)",
     )  # fmt: skip
     git_dirty: StrictBool | None = Field(None, description="The folder differed from git_commit")
+    from_commit: StrictBool = Field(
+        False, description="The files are what git_commit holds (deploy --commit), not a "
+        "folder: recorded as that commit's version, once per commit, even when the newest "
+        "version holds the same files",
+    )  # fmt: skip
 
 
 class TokenRequest(BaseModel):
@@ -289,14 +294,19 @@ def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
 
     allowed_somewhere(token, "deployer")
     project = state.acting(token)
-    result = snapshot_bundle(
-        project,
-        bundle_of(project, {p: f.model_dump() for p, f in body.files.items()}),
-        body.message,
-        source="server",
-        git_commit=body.git_commit,
-        git_dirty=body.git_dirty if body.git_commit else None,
-    )
+    bundle = bundle_of(project, {p: f.model_dump() for p, f in body.files.items()})
+    if body.from_commit:
+        from lastgood.operations.commits import commit_version
+
+        if body.git_commit is None:
+            raise UsageError("from_commit needs git_commit: the commit the files were read from",
+                             hint="send the commit's full id as git_commit")  # fmt: skip
+        result = commit_version(project, bundle, body.git_commit, message=body.message,
+                                source="server")  # fmt: skip
+    else:
+        result = snapshot_bundle(project, bundle, body.message, source="server",
+                                 git_commit=body.git_commit,
+                                 git_dirty=body.git_dirty if body.git_commit else None)  # fmt: skip
     from lastgood.secrets.scan import warning
 
     return {"created": result.created, "version": result.version.__dict__,

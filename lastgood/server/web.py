@@ -40,7 +40,7 @@ from lastgood.operations.versions import Side
 from lastgood.outcome import OK, RESTORED, Outcome
 from lastgood.project import Project
 from lastgood.record import Record
-from lastgood.rows import ApiToken, Consumer, VersionInfo, WebSession
+from lastgood.rows import ApiToken, Consumer, VersionInfo, WebSession, short_commit, subject
 from lastgood.server.auth import COOKIE, csrf_ok
 from lastgood.server.deps import State, known_env
 from lastgood.server.timeline import timeline_svg
@@ -99,7 +99,8 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, ago=ago, duration=format_duration, v=version_label)
+    env.filters.update(when=when, ago=ago, duration=format_duration, v=version_label,
+                       short_commit=short_commit, subject=subject)  # fmt: skip
     env.globals["request_command"] = request_command  # the command that works for any name
     return env
 

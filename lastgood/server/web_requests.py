@@ -45,6 +45,7 @@ from lastgood.server.web import (
     message_text,
     page,
     render,
+    resolved,
     side_of,
     visitor,
 )
@@ -156,9 +157,9 @@ def request_page(
     view = show_request(project, number)
     request = view.request
     before = side_of(project, request.base_version)
-    after = side_of(project, request.version)
+    proposed, after = resolved(project, f"v{request.version}")
     return render("request.html", who, status, view=view, done=done if done in DONE else "",
-                  problem=problem, buttons=buttons_for(project, who, view),
+                  problem=problem, buttons=buttons_for(project, who, view), proposed=proposed,
                   diffs=file_diffs(before, after), freeze=view.freeze,
                   fleet=fleet_of(state, view),
                   shown=content_of(view))  # fmt: skip

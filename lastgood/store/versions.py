@@ -76,16 +76,17 @@ class VersionStore(StoreBase):
         )[0]  # fmt: skip
 
     def add_commit_version(
-        self, bundle: Bundle, *, author: str, message: str, at: float, git_commit: str
-    ) -> tuple[VersionInfo, bool]:
-        """:meth:`add_version` for what a git commit holds (source ``git``), at most once per
-        commit: when a version taken from ``git_commit`` exists already, or the newest version
-        holds this content, that version is returned instead; both are checked in the same
-        transaction as the write, so two imports at once never record a commit twice. The
-        version, and whether it was made now (writes)."""
+        self, bundle: Bundle, *, author: str, message: str, at: float | None, git_commit: str,
+        source: str = "git", unless_head: bool = True,
+    ) -> tuple[VersionInfo, bool]:  # fmt: skip
+        """:meth:`add_version` for what a git commit holds, at most once per commit: when a
+        version taken from ``git_commit`` exists already (or, with ``unless_head``, the newest
+        version holds this content) that version is returned instead; both are checked in the
+        same transaction as the write, so two imports or deploys at once never record a commit
+        twice. The version, and whether it was made now (writes)."""
         return self._add_version(
-            bundle, author=author, message=message, source="git", at=at, unless_head=True,
-            git_commit=git_commit, git_dirty=False, once_per_commit=True,
+            bundle, author=author, message=message, source=source, at=at,
+            unless_head=unless_head, git_commit=git_commit, git_dirty=False, once_per_commit=True,
         )  # fmt: skip
 
     def _add_version(
