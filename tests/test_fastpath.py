@@ -6,6 +6,7 @@ processes, raw sockets on 127.0.0.1 (so the bytes are exactly what a client gets
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -186,3 +187,35 @@ def test_a_consumer_gone_while_held_leaves_the_server_well(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert "Traceback" not in server.log.read_text()
+
+
+def test_a_connection_is_judged_by_the_token_of_each_read_and_a_revocation_reaches_it(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """The fast path remembers what a connection's last read proved about its token; another
+    token on the same connection is judged on its own, and a token revoked while its connection
+    stays open is refused within the cache's 5 s (plus the background refresh)."""
+    ws = served(workspace)
+    with (ws.root / "lastgood.toml").open("a") as config:
+        config.write('\n[env.prod]\ntarget = { type = "served" }\n')
+    server = serve(ws)
+    reader_token, other = server.token("viewer", name="reader"), server.token("viewer", "prod")
+    sock, reader = connect(server)
+    with sock:
+        for _ in range(3):  # the first read is FastAPI's, which caches the token; then fast
+            sock.sendall(request(CONFIG, reader_token))
+            assert reader.read(1)[0].status == 200
+        sock.sendall(request(CONFIG, other))  # a token for prod only, on the same connection
+        assert reader.read(1)[0].status == 403
+        sock.sendall(request(CONFIG, reader_token))
+        assert reader.read(1)[0].status == 200
+        listed = json.loads(ws.run("token", "list", "--json").stdout)
+        number = next(token["id"] for token in listed if token["name"] == "reader")
+        assert ws.run("token", "revoke", str(number)).returncode == 0
+        deadline, status = time.monotonic() + 10, 200
+        while status == 200:
+            assert time.monotonic() < deadline, "a revoked token still reads after 10 s"
+            time.sleep(0.2)
+            sock.sendall(request(CONFIG, reader_token))
+            status = reader.read(1)[0].status
+        assert status == 401
