@@ -219,3 +219,38 @@ def test_a_connection_is_judged_by_the_token_of_each_read_and_a_revocation_reach
             sock.sendall(request(CONFIG, reader_token))
             status = reader.read(1)[0].status
         assert status == 401
+
+
+def test_held_reads_end_at_their_own_deadlines_and_a_passed_deadline_ends_no_later_read(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """Deadlines of several lengths share one timer (lastgood.server.deadlines): each read
+    ends at its own, and the deadline of a read a switch answered does not end the read its
+    connection holds next."""
+    ws = served(workspace)
+    ws.healthy("two")
+    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
+    server = serve(ws, "--poll", "0.05")
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    (short, short_reader), (long, long_reader) = connect(server), connect(server)
+    started = time.monotonic()
+    long.sendall(request(CONFIG + "?wait=2", token, If_None_Match=etag))
+    short.sendall(request(CONFIG + "?wait=1", token, If_None_Match=etag))
+    assert short_reader.read(1)[0].status == 304
+    assert 0.9 <= time.monotonic() - started < 1.9
+    assert long_reader.read(1)[0].status == 304
+    assert time.monotonic() - started >= 1.9
+    # a read answered by a switch, then the next read on its connection held past the first
+    # one's deadline
+    short.sendall(request(CONFIG + "?wait=1.5", token, If_None_Match=etag))
+    time.sleep(0.3)
+    assert ws.run("rollback", "staging", "-m", "back").returncode == 0
+    answered = short_reader.read(1)[0]
+    assert answered.status == 200
+    short.sendall(request(CONFIG + "?wait=3", token, If_None_Match=answered.headers["etag"]))
+    held_at = time.monotonic()
+    assert short_reader.read(1)[0].status == 304
+    assert time.monotonic() - held_at >= 2.9  # not ended when the answered read's 1.5 s passed
+    short.close()
+    long.close()

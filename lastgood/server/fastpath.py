@@ -11,8 +11,9 @@ protocol), right after the request's headers are parsed:
   to the socket with the current ``Date``;
 - a long-poll holds no task and no coroutine: the connection registers with the environment's
   feed (:meth:`lastgood.server.live.Feed.hold`), and the feed's refresh writes the new version
-  to every holder whose version changed; a timer answers ``304`` at the deadline. One switch
-  reaching ten thousand held consumers is ten thousand writes of the same bytes.
+  to every holder whose version changed; ``304`` is answered at the deadline, which waits with
+  every other in :mod:`lastgood.server.deadlines` (one loop timer, not one per read). One
+  switch reaching ten thousand held consumers is ten thousand writes of the same bytes.
 
 Only the plain case is taken: a ``GET`` over keep-alive HTTP/1.1 with no other parameter, a
 token the server has cached that may read the environment, report headers that parse, a
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import json
 import time
-from asyncio import TimerHandle, Transport
+from asyncio import AbstractEventLoop, Transport
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httptools
@@ -41,6 +42,7 @@ from lastgood.errors import UsageError
 from lastgood.rows import ApiToken
 from lastgood.server.access import log_access
 from lastgood.server.config_api import report_from, still_there
+from lastgood.server.deadlines import Deadlines
 from lastgood.server.live import Feed, Served, etag_matches
 from lastgood.tokens import allows
 
@@ -123,6 +125,7 @@ class FastReads:
         self._answers: list[Answers] = []  # the newest first: two during a gradual rollout
         self._date_source: object = None
         self._date = b""
+        self._deadlines: Deadlines | None = None
 
     def take(
         self, env: str, query: bytes, raw: list[tuple[bytes, bytes]], caller: Caller
@@ -143,6 +146,12 @@ class FastReads:
         except UsageError:
             return None
         return Read(feed, served, headers, wait)
+
+    def deadlines(self, loop: AbstractEventLoop) -> Deadlines:
+        """The held reads' deadlines, on the loop this process serves with."""
+        if self._deadlines is None or self._deadlines.loop is not loop:
+            self._deadlines = Deadlines(loop)
+        return self._deadlines
 
     def _may_read(self, caller: Caller, authorization: str | None, env: str) -> bool:
         """Whether the cached token of ``authorization`` may read ``env``. A consumer sends
@@ -245,7 +254,6 @@ class FastProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._held: Read | None = None
-        self._deadline: TimerHandle | None = None
         self._caller = Caller()
 
     def on_message_begin(self) -> None:
@@ -291,7 +299,11 @@ class FastProtocol(HttpToolsProtocol):
     def _hold(self, read: Read) -> None:
         self._held = read
         read.feed.hold(self, read.consumer, read.served.etag)
-        self._deadline = self.loop.call_later(read.wait, self._expired)
+        self.reads.deadlines(self.loop).add(read.wait, self._deadline_passed, read)
+
+    def _deadline_passed(self, read: object) -> None:
+        if read is self._held:  # not answered meanwhile (then another read may be held)
+            self._expired()
 
     def changed(self, served: Served) -> None:
         """The feed published a new version for this held read (see :meth:`Feed.hold`)."""
@@ -300,7 +312,6 @@ class FastProtocol(HttpToolsProtocol):
             self._send(read, served)
 
     def _expired(self) -> None:
-        self._deadline = None
         read = self._release()
         if read is None:
             return
@@ -313,9 +324,6 @@ class FastProtocol(HttpToolsProtocol):
         read, self._held = self._held, None
         if read is not None:
             read.feed.release(self)
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
         return read
 
     def _send(self, read: Read, served: Served) -> None:
