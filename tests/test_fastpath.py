@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import httptools
+import pytest
 
 from tests.conftest import Workspace
 from tests.serving import Server
@@ -254,3 +255,26 @@ def test_held_reads_end_at_their_own_deadlines_and_a_passed_deadline_ends_no_lat
     assert time.monotonic() - held_at >= 2.9  # not ended when the answered read's 1.5 s passed
     short.close()
     long.close()
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_counted_from_its_last_answer(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """uvicorn's keep-alive rule (5 s), kept with the deadlines on the shared timer: a
+    connection idle since its last answer is closed; one that asked again meanwhile is not."""
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    ask(server, CONFIG, token)  # FastAPI caches the token: the reads below are fast ones
+    (idle, idle_reader), (busy, busy_reader) = connect(server), connect(server)
+    with idle, busy:
+        for sock, reader in ((idle, idle_reader), (busy, busy_reader)):
+            sock.sendall(request(CONFIG, token))
+            assert reader.read(1)[0].status == 200
+        time.sleep(3)
+        busy.sendall(request(CONFIG, token))
+        assert busy_reader.read(1)[0].status == 200
+        idle.settimeout(4)
+        assert idle.recv(1) == b""  # closed by the server about 5 s after its answer
+        busy.setblocking(False)
+        with pytest.raises(BlockingIOError):  # still open: nothing to read, no close
+            busy.recv(1)

@@ -148,7 +148,8 @@ class FastReads:
         return Read(feed, served, headers, wait)
 
     def deadlines(self, loop: AbstractEventLoop) -> Deadlines:
-        """The held reads' deadlines, on the loop this process serves with."""
+        """The deadlines of held reads and idle connections, on the loop this process serves
+        with."""
         if self._deadlines is None or self._deadlines.loop is not loop:
             self._deadlines = Deadlines(loop)
         return self._deadlines
@@ -255,11 +256,33 @@ class FastProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._held: Read | None = None
         self._caller = Caller()
+        self._idle: object | None = None  # set when the last answer left, until a request
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, but the keep-alive deadline waits with the others (one loop timer, see
+        :mod:`lastgood.server.deadlines`): a consumer asks again at once, so nearly every
+        keep-alive timer uvicorn arms here would be cancelled unused."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle = idle = object()
+        self.reads.deadlines(self.loop).add(self.timeout_keep_alive, self._idle_passed, idle)
+
+    def _idle_passed(self, idle: object) -> None:
+        if idle is self._idle:  # no request began since that answer
+            self.timeout_keep_alive_handler()
 
     def on_message_begin(self) -> None:
         """What uvicorn's does, but the ASGI scope: a read taken here never needs one, so it is
         built in :meth:`on_headers_complete` for the requests that go on to FastAPI."""
         self.url, self.headers, self.expect_100_continue = b"", [], False
+        self._idle = None
 
     def on_headers_complete(self) -> None:
         if self._take():
