@@ -16,6 +16,9 @@ last live consumer reported the new version; after a gradual rollout ended befor
 version (that record's ``finished_at``, the removal of the pointer); after a rollout's step
 failed, from the removal of its pointer too (the automatic rollback's ``requested_at``). A
 fleet whose last switch came before that moment has no time to give (never a clamped 0).
+A consumer first seen after that moment (an application started since) never served the
+version the fleet left: it is counted, and shown apart ("2 joined since the switch"), but left
+out of the time, which would otherwise be the moment it happened to start.
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -71,6 +74,7 @@ class FleetStanding(Record):
     agents: int = 0  # of the live consumers, how many are host agents
     failing: list[str] = field(default_factory=list)  # "name: detail" of agents failing checks
     without_config: int = 0  # live consumers that serve no version at all (not counted)
+    joined_since: int = 0  # counted consumers first seen after the switch (not in the time)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +86,9 @@ class FleetStanding(Record):
         apart = f"{self.without_config} without config" if self.without_config else ""
         if self.total == 0:
             return f"no live consumers ({apart})" if apart else "no live consumers"
+        if self.joined_since:  # counted, unlike those without config: named first
+            joined = f"{self.joined_since} joined since the switch"
+            apart = f"{joined}; {apart}" if apart else joined
         label = "-" if self.version is None else f"v{self.version}"
         took = (
             f" in {format_duration(self.time_to_all)}"
@@ -126,9 +133,12 @@ def standing(
         for c in live
         if version is None or c.version != version
     )
+    told_at = _told_at(change, version)
+    joined = [c for c in live if _joined_after(c, told_at)]
     time_to_all = None
-    if live and len(on_it) == len(live):
-        time_to_all = _time_to_all(change, version, max(c.since for c in on_it))
+    if live and len(on_it) == len(live) and len(joined) < len(on_it):
+        last = max(c.since for c in on_it if not _joined_after(c, told_at))
+        time_to_all = _time_to_all(change, version, last)
     restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
         env=env,
@@ -144,7 +154,14 @@ def standing(
             f"{c.name}: {c.detail or 'a check failed'}" for c in live if c.health == HEALTH_FAILING
         ),
         without_config=without_config,
+        joined_since=len(joined),
     )
+
+
+def _joined_after(consumer: Consumer, moment: float | None) -> bool:
+    """Whether ``consumer`` was first heard from after ``moment`` (unknown: it was not)."""
+    first = consumer.first_seen
+    return moment is not None and first is not None and first > moment
 
 
 def serving(
@@ -181,6 +198,25 @@ def sent_back(record: Deployment, version: int | None) -> bool:
     )
 
 
+def _moments(change: Deployment, version: int | None) -> list[float | None]:
+    """When ``change`` told the fleet to serve ``version``, the likelier first (see
+    :func:`_time_to_all`)."""
+    if change.to_version != version:
+        return [change.finished_at]
+    if change.kind == "auto-rollback":
+        return [change.activated_at, change.requested_at]
+    return [change.activated_at]
+
+
+def _told_at(change: Deployment | None, version: int | None) -> float | None:
+    """The earliest moment ``change`` told the fleet to serve ``version``: a consumer first
+    seen after it never served what the fleet left. None when there is no such change."""
+    if change is None:
+        return None
+    return min((moment for moment in _moments(change, version) if moment is not None),
+               default=None)  # fmt: skip
+
+
 def _time_to_all(change: Deployment | None, version: int | None, last: float) -> float | None:
     """From when the fleet was told to serve ``version`` to ``last``, the last consumer's
     switch; None when unknown, never a made-up 0.
@@ -193,13 +229,7 @@ def _time_to_all(change: Deployment | None, version: int | None, last: float) ->
     was in the step's cohort): no time to give."""
     if change is None:
         return None
-    if change.to_version != version:
-        moments = [change.finished_at]
-    elif change.kind == "auto-rollback":
-        moments = [change.activated_at, change.requested_at]
-    else:
-        moments = [change.activated_at]
-    for moment in moments:
+    for moment in _moments(change, version):
         if moment is not None and last >= moment:
             return last - moment
     return None

@@ -29,6 +29,7 @@ from urllib.parse import unquote
 from lastgood.client.metrics import HEADER, MAX_METRICS, NAME_HINT, checked_metric
 from lastgood.errors import UsageError
 from lastgood.operations.fleet import STALE_AFTER
+from lastgood.record import replace
 from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import (
     CONSUMER_KINDS,
@@ -142,18 +143,26 @@ def check_identity(consumer_id: str, name: str) -> None:
         raise UsageError("a consumer name must be at most 200 printable characters")
 
 
+def earliest(one: float | None, other: float | None) -> float | None:
+    """The earlier of two first-seen times; None (recorded before they were kept) is earlier
+    than any, as the store's upsert has it."""
+    return None if one is None or other is None else min(one, other)
+
+
 class _Entry:
     """What the registry keeps of one consumer: mutable, so a report that changes nothing but
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
-    __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "left",
-                 "metrics", "metrics_text", "name", "seen_at", "since", "version")  # fmt: skip
+    __slots__ = ("consumer_id", "content_hash", "detail", "env", "first_seen", "health", "kind",
+                 "left", "metrics", "metrics_text", "name", "seen_at", "since",
+                 "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
         self.env, self.consumer_id, self.name = env, consumer_id, name
         self.version: int | None = None
         self.content_hash: str | None = None
         self.since = self.seen_at = now
+        self.first_seen: float | None = now
         self.kind = "sdk"
         self.health: str | None = None
         self.detail: str | None = None
@@ -168,6 +177,7 @@ class _Entry:
         entry.seen_at, entry.kind = consumer.seen_at, consumer.kind
         entry.health, entry.detail = consumer.health, consumer.detail
         entry.metrics, entry.metrics_text = consumer.readings(), consumer.metrics
+        entry.first_seen = consumer.first_seen
         return entry
 
     def take(self, metrics: dict[str, float], now: float) -> None:
@@ -185,7 +195,7 @@ class _Entry:
                         version=self.version, content_hash=self.content_hash,
                         since=self.since, seen_at=self.seen_at, kind=self.kind,
                         health=self.health, detail=self.detail,
-                        metrics=self.metrics_text)  # fmt: skip
+                        metrics=self.metrics_text, first_seen=self.first_seen)  # fmt: skip
 
 
 class Consumers:
@@ -224,7 +234,7 @@ class Consumers:
         with self._lock:
             entry = self._known.get(key)
             if entry is None:
-                entry = self._known[key] = _Entry(env, consumer_id, name, now)
+                entry = self._known[key] = self._new_entry(key, name, now)
             if (entry.version, entry.content_hash) != (version, content_hash):
                 entry.version, entry.content_hash, entry.since = version, content_hash, now
             entry.name, entry.seen_at = name or consumer_id, now
@@ -234,6 +244,15 @@ class Consumers:
                 entry.take(metrics, now)
             self._dirty.add(key)
             self.reports += 1
+
+    def _new_entry(self, key: tuple[str, str], name: str, now: float) -> _Entry:
+        """A consumer this server has not heard from: first seen now, unless another server
+        heard from it earlier (then as that one says, so memory and store agree)."""
+        entry = _Entry(*key, name, now)
+        shared = self._shared.get(key)
+        if shared is not None:
+            entry.first_seen = earliest(shared.first_seen, now)
+        return entry
 
     def touch(self, env: str, consumer_id: str, now: float | None = None) -> bool:
         """Record only that ``consumer_id`` is still there (a long-poll that ended unchanged);
@@ -278,8 +297,13 @@ class Consumers:
             shared = list(self._shared.items())
         for key, consumer in shared:
             mine = merged.get(key)
-            if mine is None or consumer.seen_at > mine.seen_at:
+            if mine is None:
                 merged[key] = consumer
+                continue
+            first_seen = earliest(mine.first_seen, consumer.first_seen)
+            newer = consumer if consumer.seen_at > mine.seen_at else mine
+            merged[key] = (newer if newer.first_seen == first_seen
+                           else replace(newer, first_seen=first_seen))  # fmt: skip
         return list(merged.values())
 
     def read_shared(self, older_than: float = 0.0, now: float | None = None) -> None:
@@ -296,15 +320,17 @@ class Consumers:
     def flush(self) -> int:
         """Write what changed since the last flush, in one transaction; returns how many."""
         with self._lock:
-            rows = [self._known[key].record() for key in self._dirty if key in self._known]
+            entries = [self._known[key] for key in self._dirty if key in self._known]
+            rows = [entry.record() for entry in entries if not entry.left]
+            left = [entry.record() for entry in entries if entry.left]
             self._dirty.clear()
         try:
-            self.store.save_consumers(rows)
+            self.store.save_consumers(rows, leaving=left)
         except Exception:
             with self._lock:  # keep them for the next flush
-                self._dirty.update((c.env, c.consumer_id) for c in rows)
+                self._dirty.update((c.env, c.consumer_id) for c in [*rows, *left])
             raise
-        return len(rows)
+        return len(rows) + len(left)
 
     def forget_old(self, now: float | None = None) -> None:
         cutoff = (time.time() if now is None else now) - FORGET_AFTER
