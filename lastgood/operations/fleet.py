@@ -26,12 +26,10 @@ The server's API and its web page both read the fleet, and wait for it after a s
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lastgood.errors import StoreError
 from lastgood.operations.place import Place
 from lastgood.record import Record, as_dict, field
 from lastgood.rows import HEALTH_FAILING, Consumer, Deployment
@@ -42,6 +40,7 @@ if TYPE_CHECKING:
     from lastgood.rollout import Pointer
 
 STALE_AFTER = 90.0
+GATHER_EVERY = 0.1  # seconds between gatherings of every server's reports while one waits
 ENDED_EARLY = ("aborted", "interrupted")
 """A deploy record's statuses when its rollout ended before it finished (see :func:`sent_back`)."""
 
@@ -54,9 +53,10 @@ class Reports(Protocol):
         """The consumers of ``env``, newest report each."""
         ...
 
-    def read_shared(self, older_than: float = 0.0) -> None:
-        """Read other servers' reports again, unless the last read is younger than
-        ``older_than`` seconds."""
+    def gather(self, read_within: float | None = None) -> None:
+        """Count what every worker of this server heard until now; read other servers'
+        reports again when the last read is older than ``read_within`` seconds (None: as
+        the server reads them anyway). Never raises for a store that fails."""
         ...
 
 
@@ -241,9 +241,13 @@ def read_fleet(project: Project, env: str, reports: Reports | None = None) -> Fl
     Measured against what the target serves, not what a server's feed has published yet: right
     after a switch the feed may still hold the old version, and a fleet on it is not "complete".
     The consumers are those ``reports`` holds (a server's own view, fresher than the store's),
-    or the store's without it."""
+    gathered from every worker of the server first, or the store's without it."""
     place = _served(project, env)
-    return None if place is None else _fleet(place, reports)
+    if place is None:
+        return None
+    if reports is not None:
+        reports.gather()
+    return _fleet(place, reports)
 
 
 def wait_for_fleet(
@@ -252,17 +256,22 @@ def wait_for_fleet(
     """Wait until every live consumer serves the live version, or ``seconds`` pass; the fleet
     as it stands then. Reads only.
 
-    Consumers of other servers on the same store count too: ``reports`` reads theirs from the
-    store again every tenth of a second while this waits."""
+    Consumers of other servers on the same store count too: ``reports`` gathers every worker's
+    and reads the other servers' from the store every :data:`GATHER_EVERY` seconds while this
+    waits, and once more at the deadline, so a fleet answered as not complete is not complete
+    as far as any worker knows then."""
     deadline = time.monotonic() + seconds
     place = _served(project, env)
+    gathered = -GATHER_EVERY
     while True:
-        with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
-            reports.read_shared(older_than=0.1)
+        now = time.monotonic()
+        if now - gathered >= GATHER_EVERY or now >= deadline:
+            reports.gather(read_within=0.0)  # a store blip only hides the others' reports
+            gathered = now
         if place is None:
             return None
         found = _fleet(place, reports)
-        if found.complete or found.total == 0 or time.monotonic() >= deadline:
+        if found.complete or found.total == 0 or now >= deadline:
             return found
         time.sleep(0.01)
 
