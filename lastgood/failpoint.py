@@ -31,9 +31,16 @@ NAMES = (
     "migration.mid-trees",
     "rollout.after-pointer",
     "rollout.mid-step",
+    "rollout.after-verdict",
+    "rollout.after-stop",
 )
 
-ROLLOUT_NAMES = ("rollout.after-pointer", "rollout.mid-step")
+ROLLOUT_NAMES = (
+    "rollout.after-pointer",
+    "rollout.mid-step",
+    "rollout.after-verdict",
+    "rollout.after-stop",
+)
 """Failpoints of a gradual rollout; ``tests/test_rollout.py`` kills those."""
 
 MIGRATION_NAMES = ("migration.mid-trees",)

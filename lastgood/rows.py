@@ -251,7 +251,10 @@ class Consumer(Record):
     """One reader of an environment's live config (an SDK process or a host agent), as last
     reported.
 
-    ``since`` is when it started serving ``version``; ``seen_at`` when it last spoke to the server.
+    ``since`` is when it started serving ``version``; ``seen_at`` when it last spoke to the server;
+    ``first_seen`` when a server first heard from it (None for one recorded before lastgood kept
+    it: known from before any switch), which tells a consumer that joined after a switch from
+    one that followed it.
     ``health`` is an agent's host-local checks (``ok``, ``failing``, None when none ran) and
     ``detail`` what failed. ``metrics`` is the business metrics it reported, as JSON text
     (``{"lead_score": {"value": 36.5, "version": 7, "at": 1765000000.0}}``: the latest value of
@@ -270,6 +273,7 @@ class Consumer(Record):
     health: str | None = None
     detail: str | None = None
     metrics: str | None = None
+    first_seen: float | None = None
 
     def readings(self) -> dict[str, Reading]:
         """The metrics it reported, by name (empty when none, or when the text is unreadable:

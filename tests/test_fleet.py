@@ -87,6 +87,11 @@ def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
         b.report("prod", "old", name="old", version=2, content_hash="c2", now=now - STALE_AFTER - 1)
         a.report("prod", "app-1", name="app-1", version=2, content_hash="c2", now=now - 10)
         assert b.flush() == 2 and a.flush() == 1  # A's older report of app-1 lands last
+        a.read_shared(now=now)  # and undoes nothing: the store keeps B's newer one
+        assert [(c.consumer_id, c.version) for c in a.of("prod")] == [("app-1", 3)]
+        assert [c.version for c in store_a.consumers("prod") if c.name == "app-1"] == [3]
+        a.report("prod", "app-1", name="app-1", version=2, content_hash="c2", now=now - 2)
+        a.flush()
         a.read_shared(now=now)
         assert [(c.consumer_id, c.version) for c in a.of("prod")] == [("app-1", 2)]
         b.report("prod", "app-1", name="app-1", version=3, content_hash="c3", now=now - 1)
@@ -97,3 +102,53 @@ def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
     finally:
         store_a.close()
         store_b.close()
+
+
+def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
+    workspace: Callable[..., Workspace], store_url: str
+) -> None:
+    """A consumer first seen after a rollback never had the version it left: it is counted,
+    shown as joined since, and left out of the time to all, which would otherwise be the
+    moment it happened to start. The server's memory, the store (``status``, a server started
+    again) and every server say the same, on SQLite and PostgreSQL."""
+    from tests.serving import Server
+
+    ws = workspace(target="served", store=store_url, bake="0s", interval="10ms")
+    for marker in ("one", "two"):
+        ws.healthy(marker)
+        assert ws.run("deploy", "staging").returncode == 0
+    server = Server(ws).start()
+    try:
+        token = server.token("deployer")
+        with server.client(token) as http:
+
+            def report(who: str, version: int) -> None:
+                sent = {"consumer": who, "name": who, "version": version}
+                assert http.post("/api/v1/envs/staging/consumers", json=sent).status_code == 204
+
+            report("early", 2)
+            back = http.post("/api/v1/envs/staging/rollback", json={"to": "v1", "wait_fleet": 0})
+            assert back.status_code == 200, back.text
+            report("early", 1)  # follows at once
+            time.sleep(0.5)
+            report("late", 1)  # starts half a second later, on the restored version
+            answer = http.get("/api/v1/envs/staging/consumers").json()
+        fleet = answer["fleet"]
+        assert fleet["complete"] and fleet["total"] == 2 and fleet["joined_since"] == 1, fleet
+        assert fleet["time_to_all"] is not None and fleet["time_to_all"] < 0.4, fleet
+        assert fleet["summary"].endswith("; 1 joined since the switch"), fleet
+        first_seen = {c["name"]: c["first_seen"] for c in answer["consumers"]}
+        switched = back.json()["deployment"]["activated_at"]
+        assert first_seen["early"] < switched < first_seen["late"], (first_seen, switched)
+    finally:
+        server.stop()  # writes what it holds to the store
+    stored = json.loads(ws.run("status", "staging", "--json").stdout)[0]["fleet"]
+    assert (stored["joined_since"], stored["time_to_all"]) == (1, fleet["time_to_all"])
+    again = Server(ws).start()  # a server started again reads its memory from the store
+    try:
+        with again.client(token) as http:
+            shown = http.get("/api/v1/envs/staging/consumers").json()
+        assert shown["fleet"]["time_to_all"] == fleet["time_to_all"], shown["fleet"]
+        assert {c["name"]: c["first_seen"] for c in shown["consumers"]} == first_seen
+    finally:
+        again.stop()

@@ -406,7 +406,40 @@ def test_migration_0011_adds_metrics_to_the_consumers_kept_before(store_url: str
     with engine.connect() as connection:
         head = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     engine.dispose()
-    assert head == schema.HEAD == "0011"
+    assert head == schema.HEAD
+
+
+def test_migration_0012_keeps_consumers_recorded_before_as_known_from_before(
+    store_url: str,
+) -> None:
+    """They have no first sight: they count in every fleet's time as they did, and a server
+    that hears from them again does not make them new."""
+    import sqlalchemy as sa
+
+    from lastgood.store.database import create_engine
+
+    alembic_upgrade(store_url, "0011")
+    engine = create_engine(store_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO consumers (env, consumer_id, name, version, content_hash, since, "
+            "seen_at, kind) VALUES ('prod', 'old', 'old', 3, 'h', 1.0, 2.0, 'sdk')"
+        ))  # fmt: skip
+    engine.dispose()
+    store = open_store(store_url)
+    try:
+        (old,) = store.consumers("prod")
+        assert old.first_seen is None
+        registry = Consumers(store)
+        registry.report("prod", "old", name="old", version=3, content_hash="h", now=50.0)
+        registry.report("prod", "new", name="new", version=3, content_hash="h", now=60.0)
+        assert {c.consumer_id: c.first_seen for c in registry.of("prod")} == {
+            "old": None, "new": 60.0}  # fmt: skip
+        registry.flush()
+        assert {c.consumer_id: c.first_seen for c in store.consumers("prod")} == {
+            "old": None, "new": 60.0}  # fmt: skip
+    finally:
+        store.close()
 
 
 # ---- through a real server and the SDK ----------------------------------------------------------

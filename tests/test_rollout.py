@@ -408,6 +408,38 @@ def test_a_deploy_killed_mid_step_loses_nothing_and_the_next_command_ends_it(
     assert ended and "interrupted" in ended[0]["message"] and "step 1/3 (5%)" in ended[0]["message"]
 
 
+def test_a_deploy_killed_as_a_failed_step_sends_everyone_back_leaves_the_version_judged(
+    workspace: Callable[..., Workspace], store_url: str
+) -> None:
+    """SIGKILL in the instant after a tripped step's unlink (everyone back on last known good)
+    used to leave the version unjudged: its record ``interrupted``, the version free to be
+    deployed again as if nothing had failed. It is judged before the unlink now, so killed
+    just after the unlink or just before it (the pointer then still there), the next command
+    finds the version bad, the record closed saying it had failed, and nothing ``running``."""
+    ws = rolling_workspace(workspace, store_url)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0
+    for number, point in ((2, "rollout.after-stop"), (3, "rollout.after-verdict")):
+        ws.broken(f"bad-{number}")
+        killed = start_deploy(ws, failpoint=point)
+        killed.communicate(timeout=30)
+        assert killed.returncode == -9, point
+        assert (pointer_of(ws) is None) == (point == "rollout.after-stop"), point
+        shown = ws.run("status", "staging", "--json")  # the next command reconciles
+        assert shown.returncode == 0, shown.stderr
+        assert pointer_of(ws) is None  # everyone on v1
+        state = json.loads(shown.stdout)[0]
+        assert (state["live_version"], state["last_good"]) == (1, 1), (point, state)
+        assert ws.project().store.verdicts("staging").get(number) == "bad", point
+        history, _ = timeline(ws)
+        assert all(record["status"] != "running" for record in history), history
+        record = history[0]
+        assert (record["to_version"], record["status"]) == (number, "interrupted"), record
+        assert f"v{number} had failed its checks (marked bad)" in str(record["detail"]), record
+        again = ws.run("deploy", "staging")  # the same content: refused as what failed here
+        assert again.returncode == 5 and f"v{number} failed" in again.stderr, again.stderr
+
+
 def only_looking(server: Server, ws: Workspace) -> str:
     """What someone looking sees of staging on the web page and through the API's reads (which used
     to reconcile, ending an orphaned rollout in the name of whoever looked); the page's text."""

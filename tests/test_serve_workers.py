@@ -265,3 +265,59 @@ def test_a_worker_answers_reads_only_once_it_publishes_what_is_live(
             reader.join(30)
         server.stop()
         assert answers and set(answers) == {200}, answers
+
+
+def _ask(
+    connection: http.client.HTTPConnection, token: str, method: str, path: str,
+    body: dict[str, Any] | None = None,
+) -> tuple[int, Any]:  # fmt: skip
+    """One request on a connection kept to one worker; the status and the JSON answer."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connection.request(method, path, json.dumps(body) if body is not None else None, headers)
+    answer = connection.getresponse()
+    data = answer.read()
+    return answer.status, json.loads(data) if data else None
+
+
+def test_a_worker_counts_what_another_worker_heard_a_moment_ago(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """Workers write their consumers' reports to the store every half second. The worker
+    answering a fleet view or a rollback used to count only what had reached the store (and
+    what it had read back, every second): a consumer that had just reported to the other worker
+    was missing, and a rollback one worker confirmed was shown to another as not followed."""
+    ws = served_twice(workspace)
+    server = serve(ws, "--workers", "2", "--poll", "10")
+    token = server.token("deployer")
+    first, second = one_connection_per_worker(server)
+    try:
+        _heard_by_one_counted_by_the_other(token, first, second)
+    finally:
+        first.close()
+        second.close()
+
+
+def _heard_by_one_counted_by_the_other(
+    token: str, first: http.client.HTTPConnection, second: http.client.HTTPConnection
+) -> None:
+    report = f"{STAGING}/consumers"
+    for n in range(3):  # new consumers, heard by the first worker
+        sent = {"consumer": f"new-{n}", "name": f"new-{n}", "version": 2}
+        assert _ask(first, token, "POST", report, sent)[0] == 204
+        status, shown = _ask(second, token, "GET", report)
+        assert status == 200 and f"new-{n}" in {c["name"] for c in shown["consumers"]}, shown
+    sent = {"consumer": "app", "name": "app", "version": 2}
+    assert _ask(second, token, "POST", report, sent)[0] == 204  # the second one knows it on v2
+    status, done = _ask(first, token, "POST", f"{STAGING}/rollback",
+                        {"to": "v1", "wait_fleet": 0})  # fmt: skip
+    assert status == 200, done
+    for name in ("app", "new-0", "new-1", "new-2"):  # every consumer follows, through the first
+        sent = {"consumer": name, "name": name, "version": 1}
+        assert _ask(first, token, "POST", report, sent)[0] == 204
+    status, done = _ask(second, token, "POST", f"{STAGING}/rollback",
+                        {"to": "v1", "wait_fleet": 0})  # fmt: skip
+    assert status == 200 and done["fleet"]["complete"], done  # a rollback's own confirmation
+    for connection in (first, second):  # whichever worker answers, the rollback is followed
+        status, shown = _ask(connection, token, "GET", STAGING)
+        assert status == 200 and shown["fleet"]["complete"], shown["fleet"]
+        assert shown["fleet"]["summary"].startswith("v1 restored on 4/4 consumers"), shown

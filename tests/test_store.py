@@ -376,6 +376,33 @@ def test_consumers_are_replaced_by_id_and_forgotten(store: Store) -> None:
     assert len(versions) == 1200 and set(versions) == {2}
 
 
+def test_consumers_keep_the_newest_report_and_the_earliest_first_seen(store: Store) -> None:
+    """Servers flush their consumers in any order: an older report landing last undoes
+    nothing, and the first sight of a consumer is the earliest any server had (unknown, from
+    before it was kept, is earliest of all). A consumer that left is written as it says."""
+    from lastgood.record import replace
+    from lastgood.rows import Consumer
+
+    def seen(version: int, at: float, first: float | None) -> Consumer:
+        return Consumer(env="prod", consumer_id="a", name="a", version=version,
+                        content_hash=None, since=at, seen_at=at, first_seen=first)  # fmt: skip
+
+    def kept() -> tuple[int | None, float, float | None]:
+        (found,) = store.consumers("prod")
+        return found.version, found.seen_at, found.first_seen
+
+    store.save_consumers([seen(2, 110.0, 105.0)])  # a second server heard it first at 105
+    store.save_consumers([seen(1, 100.0, 100.0)])  # the first one, flushing late
+    assert kept() == (2, 110.0, 100.0)
+    store.save_consumers([seen(3, 120.0, 120.0)])
+    assert kept() == (3, 120.0, 100.0)
+    store.save_consumers([], leaving=[replace(seen(3, 20.0, 120.0), name="gone")])
+    assert kept() == (3, 20.0, 100.0) and store.consumers("prod")[0].name == "gone"
+    store.save_consumers([seen(3, 130.0, None)])  # known from before first sights were kept
+    store.save_consumers([seen(3, 140.0, 130.0)])
+    assert kept() == (3, 140.0, None)
+
+
 def test_web_sessions_are_kept_by_hash_replaced_and_forgotten(store: Store) -> None:
     from lastgood.rows import WebSession
 

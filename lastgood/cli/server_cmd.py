@@ -116,8 +116,10 @@ def _serve_workers(
 ) -> None:
     """``workers`` forked processes on one socket bound here (see lastgood.server.workers)."""
     from lastgood.server import workers as pool
+    from lastgood.server.siblings import Board
 
     sock = pool.bind(host, port)
+    board = Board(workers)  # before the fork: every worker shares it
     where = _address(host, sock.getsockname()[1], bool(options["ssl_certfile"]))
     r.info(f"lastgood serving {where} with {workers} workers (API docs at /docs, page at /)")
     app.reopen()  # every worker opens its own store connections, never the parent's
@@ -126,11 +128,12 @@ def _serve_workers(
         from lastgood.server import runner
         from lastgood.server.app import create_app
 
-        web_app = create_app(app.project(), poll=poll, wake_others=pool.wake_siblings)
+        web_app = create_app(app.project(), poll=poll, wake_others=pool.wake_siblings,
+                             board=board)  # fmt: skip
         runner.run(web_app, host=host, port=port, sock=sock, **options)
         return 0
 
-    pool.Supervisor(workers, work).run()
+    pool.Supervisor(workers, work, board).run()
 
 
 def check_tls(cert: str | None, key: str | None) -> None:

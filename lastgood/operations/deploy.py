@@ -546,17 +546,19 @@ class DeployRun:
         *,
         during: str = "",
         sent_back_at: float | None = None,
+        judged: bool = False,
     ) -> Outcome:
-        """Mark the version bad and restore last known good. ``during`` says where a gradual
-        rollout stood (``at step 1/3 (5%)``), for the record and the summary; ``sent_back_at``
-        when its pointer was removed, which began the restore (the fleet's time counts from
-        it)."""
+        """Mark the version bad (unless ``judged`` already) and restore last known good.
+        ``during`` says where a gradual rollout stood (``at step 1/3 (5%)``), for the record
+        and the summary; ``sent_back_at`` when its pointer was removed, which began the
+        restore (the fleet's time counts from it)."""
         assert self.record is not None
         names = last.failed_names() if last else "its checks"
         details = last.failed_details() if last else ""
         why = f"{names} on {self.env} ({details})" if details else f"{names} on {self.env}"
         why = f"{why} {during}" if during else why
-        mark_bad(self.place, self.version, self.record.id)
+        if not judged:
+            mark_bad(self.place, self.version, self.record.id)
         failpoint.hit("deploy.after-mark-bad")
         self.record = self.store.update_deployment(
             self.record.id, by=self.project.actor, failed_at=trigger_at, detail=why

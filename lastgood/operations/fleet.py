@@ -16,6 +16,9 @@ last live consumer reported the new version; after a gradual rollout ended befor
 version (that record's ``finished_at``, the removal of the pointer); after a rollout's step
 failed, from the removal of its pointer too (the automatic rollback's ``requested_at``). A
 fleet whose last switch came before that moment has no time to give (never a clamped 0).
+A consumer first seen after that moment (an application started since) never served the
+version the fleet left: it is counted, and shown apart ("2 joined since the switch"), but left
+out of the time, which would otherwise be the moment it happened to start.
 
 The server's API and its web page both read the fleet, and wait for it after a switch, through
 :func:`read_fleet` and :func:`wait_for_fleet`.
@@ -23,12 +26,10 @@ The server's API and its web page both read the fleet, and wait for it after a s
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lastgood.errors import StoreError
 from lastgood.operations.place import Place
 from lastgood.record import Record, as_dict, field
 from lastgood.rows import HEALTH_FAILING, Consumer, Deployment
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from lastgood.rollout import Pointer
 
 STALE_AFTER = 90.0
+GATHER_EVERY = 0.1  # seconds between gatherings of every server's reports while one waits
 ENDED_EARLY = ("aborted", "interrupted")
 """A deploy record's statuses when its rollout ended before it finished (see :func:`sent_back`)."""
 
@@ -51,9 +53,10 @@ class Reports(Protocol):
         """The consumers of ``env``, newest report each."""
         ...
 
-    def read_shared(self, older_than: float = 0.0) -> None:
-        """Read other servers' reports again, unless the last read is younger than
-        ``older_than`` seconds."""
+    def gather(self, read_within: float | None = None) -> None:
+        """Count what every worker of this server heard until now; read other servers'
+        reports again when the last read is older than ``read_within`` seconds (None: as
+        the server reads them anyway). Never raises for a store that fails."""
         ...
 
 
@@ -71,6 +74,7 @@ class FleetStanding(Record):
     agents: int = 0  # of the live consumers, how many are host agents
     failing: list[str] = field(default_factory=list)  # "name: detail" of agents failing checks
     without_config: int = 0  # live consumers that serve no version at all (not counted)
+    joined_since: int = 0  # counted consumers first seen after the switch (not in the time)
 
     @property
     def complete(self) -> bool:
@@ -82,6 +86,9 @@ class FleetStanding(Record):
         apart = f"{self.without_config} without config" if self.without_config else ""
         if self.total == 0:
             return f"no live consumers ({apart})" if apart else "no live consumers"
+        if self.joined_since:  # counted, unlike those without config: named first
+            joined = f"{self.joined_since} joined since the switch"
+            apart = f"{joined}; {apart}" if apart else joined
         label = "-" if self.version is None else f"v{self.version}"
         took = (
             f" in {format_duration(self.time_to_all)}"
@@ -126,9 +133,12 @@ def standing(
         for c in live
         if version is None or c.version != version
     )
+    told_at = _told_at(change, version)
+    joined = [c for c in live if _joined_after(c, told_at)]
     time_to_all = None
-    if live and len(on_it) == len(live):
-        time_to_all = _time_to_all(change, version, max(c.since for c in on_it))
+    if live and len(on_it) == len(live) and len(joined) < len(on_it):
+        last = max(c.since for c in on_it if not _joined_after(c, told_at))
+        time_to_all = _time_to_all(change, version, last)
     restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
         env=env,
@@ -144,7 +154,14 @@ def standing(
             f"{c.name}: {c.detail or 'a check failed'}" for c in live if c.health == HEALTH_FAILING
         ),
         without_config=without_config,
+        joined_since=len(joined),
     )
+
+
+def _joined_after(consumer: Consumer, moment: float | None) -> bool:
+    """Whether ``consumer`` was first heard from after ``moment`` (unknown: it was not)."""
+    first = consumer.first_seen
+    return moment is not None and first is not None and first > moment
 
 
 def serving(
@@ -181,6 +198,25 @@ def sent_back(record: Deployment, version: int | None) -> bool:
     )
 
 
+def _moments(change: Deployment, version: int | None) -> list[float | None]:
+    """When ``change`` told the fleet to serve ``version``, the likelier first (see
+    :func:`_time_to_all`)."""
+    if change.to_version != version:
+        return [change.finished_at]
+    if change.kind == "auto-rollback":
+        return [change.activated_at, change.requested_at]
+    return [change.activated_at]
+
+
+def _told_at(change: Deployment | None, version: int | None) -> float | None:
+    """The earliest moment ``change`` told the fleet to serve ``version``: a consumer first
+    seen after it never served what the fleet left. None when there is no such change."""
+    if change is None:
+        return None
+    return min((moment for moment in _moments(change, version) if moment is not None),
+               default=None)  # fmt: skip
+
+
 def _time_to_all(change: Deployment | None, version: int | None, last: float) -> float | None:
     """From when the fleet was told to serve ``version`` to ``last``, the last consumer's
     switch; None when unknown, never a made-up 0.
@@ -193,13 +229,7 @@ def _time_to_all(change: Deployment | None, version: int | None, last: float) ->
     was in the step's cohort): no time to give."""
     if change is None:
         return None
-    if change.to_version != version:
-        moments = [change.finished_at]
-    elif change.kind == "auto-rollback":
-        moments = [change.activated_at, change.requested_at]
-    else:
-        moments = [change.activated_at]
-    for moment in moments:
+    for moment in _moments(change, version):
         if moment is not None and last >= moment:
             return last - moment
     return None
@@ -211,9 +241,13 @@ def read_fleet(project: Project, env: str, reports: Reports | None = None) -> Fl
     Measured against what the target serves, not what a server's feed has published yet: right
     after a switch the feed may still hold the old version, and a fleet on it is not "complete".
     The consumers are those ``reports`` holds (a server's own view, fresher than the store's),
-    or the store's without it."""
+    gathered from every worker of the server first, or the store's without it."""
     place = _served(project, env)
-    return None if place is None else _fleet(place, reports)
+    if place is None:
+        return None
+    if reports is not None:
+        reports.gather()
+    return _fleet(place, reports)
 
 
 def wait_for_fleet(
@@ -222,17 +256,22 @@ def wait_for_fleet(
     """Wait until every live consumer serves the live version, or ``seconds`` pass; the fleet
     as it stands then. Reads only.
 
-    Consumers of other servers on the same store count too: ``reports`` reads theirs from the
-    store again every tenth of a second while this waits."""
+    Consumers of other servers on the same store count too: ``reports`` gathers every worker's
+    and reads the other servers' from the store every :data:`GATHER_EVERY` seconds while this
+    waits, and once more at the deadline, so a fleet answered as not complete is not complete
+    as far as any worker knows then."""
     deadline = time.monotonic() + seconds
     place = _served(project, env)
+    gathered = -GATHER_EVERY
     while True:
-        with contextlib.suppress(StoreError):  # the switch is done: a blip only hides others
-            reports.read_shared(older_than=0.1)
+        now = time.monotonic()
+        if now - gathered >= GATHER_EVERY or now >= deadline:
+            reports.gather(read_within=0.0)  # a store blip only hides the others' reports
+            gathered = now
         if place is None:
             return None
         found = _fleet(place, reports)
-        if found.complete or found.total == 0 or time.monotonic() >= deadline:
+        if found.complete or found.total == 0 or now >= deadline:
             return found
         time.sleep(0.01)
 

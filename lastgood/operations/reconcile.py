@@ -73,9 +73,14 @@ def _close_interrupted(place: Place) -> list[str]:
     live = place.target.live()
     serving = f"v{live.version}" if live else "nothing"
     for record in store.deployments(env, status="running"):
+        failed = ""
+        if record.kind == "deploy":  # a rollout's step tripped, then its process was killed
+            from lastgood.operations.verdicts import failed_while_running
+
+            failed = failed_while_running(place, record.to_version, record.requested_at)
         note = (
             f"{record.kind} #{record.id} (v{record.from_version} → v{record.to_version}) was "
-            f"interrupted before it finished; the target serves {serving}"
+            f"interrupted before it finished{failed}; the target serves {serving}"
         )
         store.update_deployment(
             record.id, by=place.project.actor, status="interrupted", finished_at=time.time(),

@@ -9,9 +9,10 @@ new version and the pointer removed (consumers see no change), and the version b
 known good as after any deploy. Until that switch, ending the rollout either way is the removal
 of the pointer: the same rule at every step.
 
-A step that trips removes the pointer first — one unlink puts every consumer back on the stable
-version — and only then marks the version bad and records the automatic rollback (which verifies
-last known good). Nothing is replayed: no step, no bake. A pointer that disappears under a
+A step that trips marks the version bad, then removes the pointer — one unlink puts every
+consumer back on the stable version — and only then records the automatic rollback (which
+verifies last known good); a deploy killed around the unlink leaves the version judged (see
+:meth:`RolloutRun._stop`). Nothing is replayed: no step, no bake. A pointer that disappears under a
 running step (``rollout abort``, ``rollback``) ends the deploy as *aborted*; a deploy killed
 mid-rollout leaves the pointer, so consumers keep their versions until the next command's
 reconcile ends it (see :func:`end_orphaned`); one stopped by SIGTERM or Ctrl-C ends it itself.
@@ -248,11 +249,24 @@ class RolloutRun:
         return job._succeed(last)
 
     def _stop(self, pointer: Pointer, result: StepResult) -> Outcome:
-        """A step tripped: everyone back on stable now (the unlink), then the ledger: the
-        version bad, the automatic rollback to last known good, verified."""
-        remove_pointer(self.target.path)
-        sent_back_at = time.time()  # the restore began here: the fleet's time counts from it
+        """A step tripped: the version is marked bad, everyone back on stable (the unlink),
+        then the rest of the ledger: the automatic rollback to last known good, verified.
+
+        The verdict comes before the unlink, and is true whatever follows: the version failed
+        this step's checks. After the unlink, a process killed before its next write would
+        leave a version nobody judged, free to be deployed again as if it had not failed; a
+        process killed before the unlink leaves the pointer, which the next command removes
+        (see :func:`end_orphaned`). Either way that command closes the record ``interrupted``,
+        saying the version had failed. The unlink waits for the verdict's few writes only."""
+        from lastgood.operations.verdicts import mark_bad
+
         job = self.job
+        assert job.record is not None
+        mark_bad(self.place, job.version, job.record.id)
+        failpoint.hit("rollout.after-verdict")
+        remove_pointer(self.target.path)
+        failpoint.hit("rollout.after-stop")
+        sent_back_at = time.time()  # the restore began here: the fleet's time counts from it
         job.store.announce_switch(job.env)
         job._emit(
             EventKind.ROLLOUT_STOPPED,
@@ -263,18 +277,17 @@ class RolloutRun:
         during = f"at {pointer.progress()}"
         if job.store.env_state(job.env).last_good is None:
             return self._stopped_unproven(pointer, result, during)
-        return job._fail(result.trigger_at, result.last, during=during, sent_back_at=sent_back_at)
+        return job._fail(result.trigger_at, result.last, during=during, sent_back_at=sent_back_at,
+                         judged=True)  # fmt: skip
 
     def _stopped_unproven(self, pointer: Pointer, result: StepResult, during: str) -> Outcome:
         """A step tripped with no last known good to restore: the stable version keeps serving
-        everyone (it did before the rollout), the new one is bad; exit 3 as after a restore."""
-        from lastgood.operations.verdicts import mark_bad
-
+        everyone (it did before the rollout), the new one is bad (:meth:`_stop` marked it);
+        exit 3 as after a restore."""
         job = self.job
         assert job.record is not None
         last = result.last
         why = f"{last.failed_names() if last else 'its checks'} on {job.env} {during}"
-        mark_bad(self.place, job.version, job.record.id)
         summary = (
             f"{job.version.label} failed {why}; every consumer is back on "
             f"{_label(pointer.stable_version)}, which was live before (never proven good here)"
@@ -339,9 +352,10 @@ def end_orphaned(place: Place) -> str | None:
     place.store.announce_switch(place.name)
     live = target.live()
     where = f"v{pointer.version} at {pointer.progress()}" if pointer else "an unreadable rollout"
+    failed = _failed(place, pointer)
     note = (
-        f"the rollout of {where} on {place.name} was interrupted before it finished; every "
-        f"consumer now gets {_label(live.version if live else None)}"
+        f"the rollout of {where} on {place.name} was interrupted before it finished{failed}; "
+        f"every consumer now gets {_label(live.version if live else None)}"
     )
     data = {"step": pointer.step, "percent": pointer.percent} if pointer else {}
     place.emit(Event(EventKind.ROLLOUT_INTERRUPTED, note, env=place.name,
@@ -349,6 +363,16 @@ def end_orphaned(place: Place) -> str | None:
     if pointer is not None:
         close_ended(place, pointer, status=INTERRUPTED, ended_at=ended_at, detail=note)
     return note
+
+
+def _failed(place: Place, pointer: Pointer | None) -> str:
+    """What to add when the rollout's step had tripped (the version marked bad) before its
+    deploy was killed, short of removing the pointer (see :meth:`RolloutRun._stop`)."""
+    from lastgood.operations.verdicts import failed_while_running
+
+    if pointer is None:
+        return ""
+    return failed_while_running(place, pointer.version, pointer.started_at)
 
 
 def close_ended(

@@ -91,3 +91,15 @@ def repoint_last_good(place: Place) -> int | None:
     if newest != current:
         store.set_env(env, last_good=newest)
     return newest
+
+
+def failed_while_running(place: Place, version: int | None, since: float | None) -> str:
+    """``"; v8 had failed its checks (marked bad)"`` when ``version`` was marked bad at
+    ``place`` at or after ``since`` (by the deploy that began then, before its process was
+    gone), else ``""``: what reconcile adds to the record it closes ``interrupted``."""
+    if version is None or since is None:
+        return ""
+    verdict, at = place.store.verdict_times(place.name).get(version, ("", 0.0))
+    return (
+        f"; v{version} had failed its checks (marked bad)" if verdict == BAD and at >= since else ""
+    )

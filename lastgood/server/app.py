@@ -36,6 +36,8 @@ from lastgood.server.live import Feeds
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from lastgood.server.siblings import Board
+
 log = logging.getLogger("lastgood.server")
 
 # The largest request body accepted. Uvicorn sets no limit, and an upload is parsed whole in
@@ -49,11 +51,13 @@ class ServerState:
     def __init__(
         self, project: Project, *, poll: float = 0.05, flush_every: float = 0.5,
         fleet_wait: float = 5.0, wake_others: Callable[[], None] | None = None,
+        board: Board | None = None,
     ) -> None:  # fmt: skip
         self.project = project
         self.wake_others = wake_others  # a worker of ``serve --workers``: wakes its siblings
         self.feeds = Feeds(project, poll)
-        self.consumers = Consumers(project.store, flush_every)
+        # a worker of ``serve --workers``: the board says which sibling holds unwritten reports
+        self.consumers = Consumers(project.store, flush_every, board=board)
         self.auth = Authenticator(project)
         self.fleet_wait = fleet_wait
         self._config_read = _digest(project.config.path)
@@ -130,6 +134,10 @@ def create_app(project: Project, **options: Any) -> FastAPI:
             from lastgood.server.workers import WAKE
 
             asyncio.get_running_loop().add_signal_handler(WAKE, state.feeds.poke)
+        if state.consumers.board is not None:  # a sibling answers from the fleet: write now
+            from lastgood.server.siblings import FLUSH
+
+            asyncio.get_running_loop().add_signal_handler(FLUSH, state.consumers.flush_soon)
         try:
             yield
         finally:

@@ -14,7 +14,9 @@ The fleet a server shows is its own reports merged with those other servers flus
 flush also reads back the consumers heard from within ``STALE_AFTER`` (one query, however many
 consumers), and a rollback waiting for its fleet reads them again as it waits. For a consumer
 known both ways the newer report wins; a consumer silent for ``STALE_AFTER`` drops out of the
-shared part by itself.
+shared part by itself. The workers of one ``serve --workers`` do better than that cadence: the
+one answering from the fleet first has the others write what they hold (:meth:`gather`, see
+:mod:`lastgood.server.siblings`).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from lastgood.client.metrics import HEADER, MAX_METRICS, NAME_HINT, checked_metric
-from lastgood.errors import UsageError
+from lastgood.errors import StoreError, UsageError
 from lastgood.operations.fleet import STALE_AFTER
+from lastgood.record import replace
 from lastgood.refs import LARGEST_VERSION
 from lastgood.rows import (
     CONSUMER_KINDS,
@@ -40,6 +43,7 @@ from lastgood.rows import (
 )
 
 if TYPE_CHECKING:
+    from lastgood.server.siblings import Board
     from lastgood.store.core import Store
 
 FORGET_AFTER = 7 * 24 * 3600.0
@@ -142,18 +146,26 @@ def check_identity(consumer_id: str, name: str) -> None:
         raise UsageError("a consumer name must be at most 200 printable characters")
 
 
+def earliest(one: float | None, other: float | None) -> float | None:
+    """The earlier of two first-seen times; None (recorded before they were kept) is earlier
+    than any, as the store's upsert has it."""
+    return None if one is None or other is None else min(one, other)
+
+
 class _Entry:
     """What the registry keeps of one consumer: mutable, so a report that changes nothing but
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
-    __slots__ = ("consumer_id", "content_hash", "detail", "env", "health", "kind", "left",
-                 "metrics", "metrics_text", "name", "seen_at", "since", "version")  # fmt: skip
+    __slots__ = ("consumer_id", "content_hash", "detail", "env", "first_seen", "health", "kind",
+                 "left", "metrics", "metrics_text", "name", "seen_at", "since",
+                 "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
         self.env, self.consumer_id, self.name = env, consumer_id, name
         self.version: int | None = None
         self.content_hash: str | None = None
         self.since = self.seen_at = now
+        self.first_seen: float | None = now
         self.kind = "sdk"
         self.health: str | None = None
         self.detail: str | None = None
@@ -168,6 +180,7 @@ class _Entry:
         entry.seen_at, entry.kind = consumer.seen_at, consumer.kind
         entry.health, entry.detail = consumer.health, consumer.detail
         entry.metrics, entry.metrics_text = consumer.readings(), consumer.metrics
+        entry.first_seen = consumer.first_seen
         return entry
 
     def take(self, metrics: dict[str, float], now: float) -> None:
@@ -185,20 +198,27 @@ class _Entry:
                         version=self.version, content_hash=self.content_hash,
                         since=self.since, seen_at=self.seen_at, kind=self.kind,
                         health=self.health, detail=self.detail,
-                        metrics=self.metrics_text)  # fmt: skip
+                        metrics=self.metrics_text, first_seen=self.first_seen)  # fmt: skip
 
 
 class Consumers:
-    """In-memory consumer reports with a periodic flush to the store."""
+    """In-memory consumer reports with a periodic flush to the store; with a ``board``, one
+    worker of ``serve --workers`` among others (see :mod:`lastgood.server.siblings`)."""
 
-    def __init__(self, store: Store, flush_every: float = 0.5) -> None:
+    def __init__(self, store: Store, flush_every: float = 0.5, board: Board | None = None) -> None:
         self.store = store
         self.flush_every = flush_every
+        self.board = board
         self._lock = threading.Lock()
         self._known = {(c.env, c.consumer_id): _Entry.of(c) for c in store.consumers()}
         self._dirty: set[tuple[str, str]] = set()
+        # monotonic moments of the oldest report in _dirty, and in the flush writing now (0: none)
+        self._dirty_since = self._writing_since = 0.0
+        self._flushing = threading.Lock()  # one flush at a time (the loop's, the last one's)
         self._shared: dict[tuple[str, str], Consumer] = {}  # as every server flushed them
         self._shared_at = 0.0
+        self._read_started = 0.0  # monotonic: when the newest read of _shared began
+        self._asked: asyncio.Event | None = None  # set to flush now, not at the next period
         self.reports = 0
 
     def report(
@@ -224,7 +244,7 @@ class Consumers:
         with self._lock:
             entry = self._known.get(key)
             if entry is None:
-                entry = self._known[key] = _Entry(env, consumer_id, name, now)
+                entry = self._known[key] = self._new_entry(key, name, now)
             if (entry.version, entry.content_hash) != (version, content_hash):
                 entry.version, entry.content_hash, entry.since = version, content_hash, now
             entry.name, entry.seen_at = name or consumer_id, now
@@ -232,8 +252,17 @@ class Consumers:
             entry.left = False
             if metrics:
                 entry.take(metrics, now)
-            self._dirty.add(key)
+            self._mark(key)
             self.reports += 1
+
+    def _new_entry(self, key: tuple[str, str], name: str, now: float) -> _Entry:
+        """A consumer this server has not heard from: first seen now, unless another server
+        heard from it earlier (then as that one says, so memory and store agree)."""
+        entry = _Entry(*key, name, now)
+        shared = self._shared.get(key)
+        if shared is not None:
+            entry.first_seen = earliest(shared.first_seen, now)
+        return entry
 
     def touch(self, env: str, consumer_id: str, now: float | None = None) -> bool:
         """Record only that ``consumer_id`` is still there (a long-poll that ended unchanged);
@@ -248,7 +277,7 @@ class Consumers:
             if entry.left:
                 return True
             entry.seen_at = now
-            self._dirty.add(key)
+            self._mark(key)
             self.reports += 1
         return True
 
@@ -264,8 +293,23 @@ class Consumers:
             if entry is None:
                 return False
             entry.seen_at, entry.left = gone, True
-            self._dirty.add(key)
+            self._mark(key)
         return True
+
+    def _mark(self, key: tuple[str, str]) -> None:
+        """``key`` has news for the store (call under the lock). The board hears only when
+        this server goes from holding nothing unwritten to holding something."""
+        self._dirty.add(key)
+        if not self._dirty_since:
+            self._dirty_since = time.monotonic()
+            self._tell_board()
+
+    def _tell_board(self) -> None:
+        """Since when this server holds reports not in the store: the older of those being
+        written now and those waiting (call under the lock)."""
+        if self.board is not None:
+            held = [moment for moment in (self._writing_since, self._dirty_since) if moment]
+            self.board.holding(min(held, default=0.0))
 
     def of(self, env: str) -> list[Consumer]:
         """The consumers of ``env``: this server's reports and every other server's."""
@@ -278,9 +322,32 @@ class Consumers:
             shared = list(self._shared.items())
         for key, consumer in shared:
             mine = merged.get(key)
-            if mine is None or consumer.seen_at > mine.seen_at:
+            if mine is None:
                 merged[key] = consumer
+                continue
+            first_seen = earliest(mine.first_seen, consumer.first_seen)
+            newer = consumer if consumer.seen_at > mine.seen_at else mine
+            merged[key] = (newer if newer.first_seen == first_seen
+                           else replace(newer, first_seen=first_seen))  # fmt: skip
         return list(merged.values())
+
+    def gather(self, read_within: float | None = None) -> None:
+        """Count here what every server heard, before answering from the fleet. Reads the
+        store only (and asks sibling workers to write theirs).
+
+        Every worker of this ``serve --workers`` first writes what it heard before now (see
+        :mod:`lastgood.server.siblings`), and the store is read again when one wrote since
+        the last read. Other servers' reports are as last read, or read again when that read
+        is older than ``read_within`` seconds (None: as the background reads them, every
+        :data:`SHARE_EVERY`). One server alone holds all its reports in memory already.
+        A store that fails leaves the reports as they were: the answer says what is known."""
+        if self.board is not None:
+            self.board.settle(time.monotonic())
+            if self.board.wrote_since(self._read_started):
+                read_within = 0.0
+        if read_within is not None:
+            with contextlib.suppress(StoreError):
+                self.read_shared(read_within)
 
     def read_shared(self, older_than: float = 0.0, now: float | None = None) -> None:
         """Read the consumers every server flushed within ``STALE_AFTER`` (one query), unless
@@ -288,23 +355,44 @@ class Consumers:
         now = time.time() if now is None else now
         if now - self._shared_at < older_than:
             return
+        self._read_started = time.monotonic()
         rows = self.store.consumers(seen_since=now - STALE_AFTER)
         with self._lock:
             self._shared = {(c.env, c.consumer_id): c for c in rows}
             self._shared_at = now
 
     def flush(self) -> int:
-        """Write what changed since the last flush, in one transaction; returns how many."""
-        with self._lock:
-            rows = [self._known[key].record() for key in self._dirty if key in self._known]
-            self._dirty.clear()
-        try:
-            self.store.save_consumers(rows)
-        except Exception:
-            with self._lock:  # keep them for the next flush
-                self._dirty.update((c.env, c.consumer_id) for c in rows)
-            raise
-        return len(rows)
+        """Write what changed since the last flush, in one transaction; returns how many.
+        The board (workers) says meanwhile that those are held, and then that they are not."""
+        with self._flushing:
+            with self._lock:
+                entries = [self._known[key] for key in self._dirty if key in self._known]
+                rows = [entry.record() for entry in entries if not entry.left]
+                left = [entry.record() for entry in entries if entry.left]
+                self._dirty.clear()
+                self._writing_since, self._dirty_since = self._dirty_since, 0.0
+            try:
+                self.store.save_consumers(rows, leaving=left)
+            except Exception:
+                with self._lock:  # keep them for the next flush
+                    for consumer in [*rows, *left]:
+                        self._dirty.add((consumer.env, consumer.consumer_id))
+                    held = [m for m in (self._writing_since, self._dirty_since) if m]
+                    self._dirty_since, self._writing_since = min(held, default=0.0), 0.0
+                    self._tell_board()
+                raise
+            if self.board is not None and (rows or left):  # before it stops holding them: a
+                self.board.wrote(time.monotonic())  # sibling then knows to read them
+            with self._lock:
+                self._writing_since = 0.0
+                self._tell_board()
+        return len(rows) + len(left)
+
+    def flush_soon(self) -> None:
+        """Flush now rather than at the next period (a sibling worker answers from the fleet;
+        called on the event loop, by its signal handler)."""
+        if self._asked is not None:
+            self._asked.set()
 
     def forget_old(self, now: float | None = None) -> None:
         cutoff = (time.time() if now is None else now) - FORGET_AFTER
@@ -317,8 +405,11 @@ class Consumers:
         """Flush and read the other servers' reports forever; forget consumers silent for a
         week once an hour."""
         last_forget = 0.0
+        self._asked = asyncio.Event()
         while True:
-            await asyncio.sleep(self.flush_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._asked.wait(), self.flush_every)
+            self._asked.clear()
             for step in (self.flush, self._read_shared_now):  # one failing never stops the other
                 with contextlib.suppress(Exception):  # the store is down: keep them, try again
                     await asyncio.to_thread(step)

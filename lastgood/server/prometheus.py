@@ -84,6 +84,7 @@ class LedgerCollector(Collector):
         from lastgood.operations.fleet import STALE_AFTER
 
         now = time.time()
+        self.state.consumers.gather()  # the same figures whichever worker is scraped
         counts = Counter(
             (c.env, "none" if c.version is None else str(c.version))
             for c in self.state.consumers.all()

@@ -28,6 +28,7 @@ def rollout_status(env: str, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.rollout_control import rollout_status as read
 
     allowed(token, "viewer", known_env(state, env))
+    state.consumers.gather()  # every worker's consumers, as the fleet view counts them
     return read(state.project, env, state.consumers.of(env)).to_json()
 
 

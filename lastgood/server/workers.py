@@ -24,7 +24,10 @@ What the workers share, and how:
   for the readlink poll that also runs. A signal costs no socket or file, and coalesces
   harmlessly (a wake-up is "look now"). On PostgreSQL every worker also hears ``NOTIFY``.
 - **The fleet.** Each worker flushes its consumers' reports to the store and reads everyone's
-  back, as several servers on one store do (see :mod:`lastgood.server.consumers`).
+  back, as several servers on one store do (see :mod:`lastgood.server.consumers`). Before it
+  answers from the fleet, a worker has every other write what it holds (``FLUSH``, relayed
+  like the wake-up), through a block of shared memory that says who holds what (see
+  :mod:`lastgood.server.siblings`), so it counts every worker's consumers up to that moment.
 - **Leases.** Deploys and rollbacks hold the store's leases, which already keep apart several
   servers on one store.
 
@@ -48,6 +51,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from lastgood.errors import LastgoodError, UsageError
+from lastgood.server.siblings import FLUSH, Board
 
 STARTING = 3.0  # seconds: a worker that exits by itself sooner failed to start
 WAKE = signal.SIGUSR1  # worker -> parent: "I switched something"; parent -> workers: "refresh"
@@ -92,17 +96,19 @@ class Supervisor:
     """Forks ``count`` workers that each run ``work()`` and keeps them at ``count`` until
     SIGTERM or SIGINT. Writes nothing but its children."""
 
-    def __init__(self, count: int, work: Callable[[], int]) -> None:
+    def __init__(self, count: int, work: Callable[[], int], board: Board | None = None) -> None:
         self.count = count
         self.work = work
+        self.board = board  # shared with the workers: who holds reports not yet in the store
         self.children: dict[int, float] = {}  # pid -> when it started
+        self.slots: dict[int, int] = {}  # pid -> its slot on the board (0 to count - 1)
         self.stopping = False
 
     def run(self) -> None:
         """Supervise until stopped. LastgoodError with a worker's exit code when it failed while
         starting (it printed why)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in
-                    (signal.SIGTERM, signal.SIGINT, WAKE)}  # fmt: skip
+                    (signal.SIGTERM, signal.SIGINT, WAKE, FLUSH)}  # fmt: skip
         try:
             for _ in range(self.count):
                 self._fork()
@@ -120,6 +126,9 @@ class Supervisor:
             except ChildProcessError:
                 break
             started = self.children.pop(pid, None)
+            slot = self.slots.pop(pid, None)
+            if slot is not None and self.board is not None:
+                self.board.clear(slot)  # nobody waits for what a dead worker held
             if started is None or self.stopping:
                 continue
             code = os.waitstatus_to_exitcode(status)
@@ -139,16 +148,21 @@ class Supervisor:
             raise error
 
     def _fork(self) -> None:
+        slot = min(set(range(self.count)) - set(self.slots.values()))
         pid = os.fork()
         if pid == 0:
-            self._be_worker()
+            self._be_worker(slot)
         self.children[pid] = time.monotonic()
+        self.slots[pid] = slot
 
-    def _be_worker(self) -> None:
+    def _be_worker(self, slot: int) -> None:
         """In the child: reset the parent's signal handlers, die with the parent, serve."""
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(WAKE, signal.SIG_IGN)  # until the worker's loop handles it
+        signal.signal(FLUSH, signal.SIG_IGN)  # likewise (it holds no report before that)
+        if self.board is not None:
+            self.board.take(slot)
         _die_with_parent()
         code = 1
         try:
@@ -164,10 +178,10 @@ class Supervisor:
             os._exit(code)  # never return into the parent's code
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if signum == WAKE:
+        if signum in (WAKE, FLUSH):  # from one worker, for every worker
             for pid in list(self.children):
                 with contextlib.suppress(OSError):
-                    os.kill(pid, WAKE)
+                    os.kill(pid, signum)
             return
         self._stop_all()
 

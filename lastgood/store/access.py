@@ -60,13 +60,23 @@ class AccessStore(AuditStore):
 
     # ---- consumers --------------------------------------------------------------------------
 
-    def save_consumers(self, consumers: Iterable[Consumer]) -> None:
-        """Insert or replace consumers by (env, consumer_id), all in one transaction (writes)."""
+    def save_consumers(
+        self, consumers: Iterable[Consumer], *, leaving: Iterable[Consumer] = ()
+    ) -> None:
+        """Record consumers' reports by (env, consumer_id), all in one transaction (writes).
+
+        A report older than the one kept (by ``seen_at``) changes nothing but ``first_seen``:
+        servers flush in any order, and one flushing an older report last must not undo a
+        newer one. ``first_seen`` keeps the earliest any server had. ``leaving`` consumers
+        (stopped cleanly: their ``seen_at`` is set back on purpose) replace what is kept."""
         rows = [statements.row_of(consumer, CONSUMER_COLUMNS) for consumer in consumers]
-        if rows:
-            sql = statements.upsert("consumers", CONSUMER_COLUMNS, ("env", "consumer_id"))
-            with self.db.transaction("record consumers") as session:
-                session.run_many(sql, rows)
+        left = [statements.row_of(consumer, CONSUMER_COLUMNS) for consumer in leaving]
+        if not rows and not left:
+            return
+        with self.db.transaction("record consumers") as session:
+            for newer, batch in (("seen_at", rows), (None, left)):
+                if batch:
+                    session.run_many(_consumer_upsert(newer), batch)
 
     def consumers(
         self, env: str | None = None, *, seen_since: float | None = None
@@ -121,6 +131,11 @@ class AccessStore(AuditStore):
             return db.run(
                 "DELETE FROM web_sessions WHERE last_seen < :before", {"before": seen_before}
             )
+
+
+def _consumer_upsert(newer: str | None) -> str:
+    return statements.upsert_newer("consumers", CONSUMER_COLUMNS, ("env", "consumer_id"),
+                                   newer=newer, earliest="first_seen")  # fmt: skip
 
 
 def _chain(audit: Auditor, kind: str, token: ApiToken, actor: str) -> None:

@@ -79,6 +79,33 @@ def upsert(table: str, names: Sequence[str], key: Sequence[str]) -> str:
     return f"{insert(table, names)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {assignments}"
 
 
+def upsert_newer(
+    table: str, names: Sequence[str], key: Sequence[str], *, newer: str | None, earliest: str
+) -> str:
+    """Insert, or update the row with the same ``key`` where the new one is at least as recent
+    by column ``newer`` (None: always); keep the earlier of the two ``earliest`` values (NULL
+    counts as the earliest: a value from before the column was kept), whichever row is newer.
+
+    For rows that several writers flush in any order (servers flushing their consumers): an
+    older report landing last must not undo a newer one."""
+    is_newer = f"excluded.{newer} >= {table}.{newer}"
+    assignments = [
+        f"{name} = excluded.{name}"
+        if newer is None
+        else f"{name} = CASE WHEN {is_newer} THEN excluded.{name} ELSE {table}.{name} END"
+        for name in names
+        if name not in key and name != earliest
+    ]
+    old, new = f"{table}.{earliest}", f"excluded.{earliest}"
+    assignments.append(
+        f"{earliest} = CASE WHEN {old} IS NULL OR {new} IS NULL THEN NULL "
+        f"WHEN {new} < {old} THEN {new} ELSE {old} END"
+    )
+    return f"{insert(table, names)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(
+        assignments
+    )
+
+
 def update(
     table: str, columns: Sequence[str], changes: Mapping[str, Any], key: Mapping[str, Any]
 ) -> Statement:

@@ -207,6 +207,7 @@ consumers = Table(
     Column("health", String(20), nullable=True),
     Column("detail", String(200), nullable=True),
     Column("metrics", Text, nullable=True),
+    Column("first_seen", Float, nullable=True),  # when a server first heard from it
 )
 
 web_sessions = Table(

@@ -81,6 +81,27 @@ def test_a_fleet_that_did_not_move_for_a_change_has_no_time_not_0() -> None:
     assert plain.time_to_all is None  # only an automatic rollback starts at its request
 
 
+def test_a_consumer_first_seen_after_the_switch_is_counted_but_not_timed() -> None:
+    """It never served the version the fleet left: timing it would time its start."""
+    old = replace(consumer("old", 3, NOW - 9.7), first_seen=NOW - 100)
+    new = replace(consumer("new", 3, NOW - 2), first_seen=NOW - 2)
+    unknown = replace(consumer("unknown", 3, NOW - 9.9), first_seen=None)  # kept before 0012
+    fleet = standing("prod", [old, new, unknown], version=3, change=switch(), now=NOW)
+    assert fleet.complete and (fleet.total, fleet.joined_since) == (3, 1)
+    assert fleet.time_to_all is not None and abs(fleet.time_to_all - 0.3) < 1e-6
+    assert fleet.summary == "v3 restored on 3/3 consumers in 300 ms; 1 joined since the switch"
+    alone = standing("prod", [new], version=3, change=switch(), now=NOW)
+    assert alone.complete and alone.time_to_all is None  # nobody had anything to follow
+    stopped = replace(switch("auto-rollback"), requested_at=NOW - 10.5)  # a step's unlink
+    between = replace(consumer("between", 3, NOW - 10.2), first_seen=NOW - 10.2)
+    early = standing("prod", [old, between], version=3, change=stopped, now=NOW)
+    assert early.joined_since == 1  # it came after the unlink that sent everyone back
+    behind = standing("prod", [new, replace(old, version=4)], version=3, change=switch(), now=NOW)
+    assert behind.summary == (
+        "v3 restored on 1/2 consumers; not following: old (v4); 1 joined since the switch"
+    )
+
+
 def test_the_change_a_fleet_follows_is_the_newest_switch_to_its_version() -> None:
     refused = replace(switch("deploy"), id=9, activated_at=None)
     older, newer = switch("deploy", at=NOW - 100), replace(switch(), id=8)
