@@ -95,6 +95,12 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
+def times(value: float, baseline: float) -> str:
+    """``value`` as a multiple of ``baseline``; a lone consumer can see a switch before the
+    ledger's ``activated_at`` is taken (the link moves first), so the baseline may be 0."""
+    return f"{value / baseline:.1f}x" if baseline > 0 else "n/a (baseline 0 ms)"
+
+
 def print_table(heading: str, headers: list[str], rows: list[list[str]]) -> None:
     """A plain aligned table under ``== heading ==`` (stdout, so it can be piped into docs)."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
@@ -342,7 +348,7 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
     cli = [t.switch.cli_seconds for t in fleet]
 
     def row(name: str, samples: Sequence[float], ratio: bool = True) -> list[str]:
-        versus = f"{statistics.median(samples) / baseline:.1f}x" if ratio else "-"
+        versus = times(statistics.median(samples), baseline) if ratio else "-"
         return [name, ms(statistics.median(samples)), ms(percentile(samples, 0.99)),
                 ms(max(samples)), str(len(samples)), versus]  # fmt: skip
 
@@ -362,7 +368,7 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
     worst, goal = percentile(to_all, 0.99), target_for(plan.consumers)
     print(
         f"p99 time to all = {ms(worst)} ms ({'within' if worst <= goal else 'OVER'} the "
-        f"{ms(goal)} ms target); p50 {statistics.median(to_all) / baseline:.1f}x one consumer"
+        f"{ms(goal)} ms target); p50 {times(statistics.median(to_all), baseline)} one consumer"
     )
     if work.server is not None and work.consumers is not None and work.switches:
         print(
