@@ -148,14 +148,16 @@ def test_agent_follows_deploys_and_rollbacks_and_the_fleet_confirms_the_host(
         eventually(lambda: live_of(live).version == first)  # type: ignore[union-attr]
         assert eventually(lambda: agent.says("a pointer switch to the retained release"))
         fleet = eventually(lambda: (f := site.fleet("follow"))["fleet"]["complete"] and f)
+        shown = f"v{first} restored on 2/2 consumers (1 agent)"  # as the server flushed it
+        assert eventually(lambda: shown in site.ws.run("status", "follow").stdout)
+    # the SDK consumer closed: it said it left, so the fleet is the agent alone at once
+    assert site.fleet("follow")["fleet"]["total"] == 1
     summary = fleet["fleet"]["summary"]
     assert summary.startswith(f"v{first} restored on 2/2 consumers (1 agent) in "), summary
     kinds = {c["name"]: c["kind"] for c in fleet["consumers"]}
     assert kinds == {"web-1": "agent", "api-1": "sdk"}
     assert intact(live) and {r.version for r in DirectoryTarget(
         "x", {"path": str(live)}, tmp_path).retained()} == {first, second}  # fmt: skip
-    shown = f"v{first} restored on 2/2 consumers (1 agent)"  # as the server flushed it
-    assert eventually(lambda: shown in site.ws.run("status", "follow").stdout)
     assert agent.stop() == 0
     assert f"stopped; v{first} stays live on directory {live}" in agent.text()
     assert "Traceback" not in agent.text()

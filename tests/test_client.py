@@ -8,6 +8,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -375,3 +376,45 @@ def test_a_consumer_started_from_the_cache_says_server_as_soon_as_it_answers(
         assert live.version == 1 and live.age is not None and live.age < 5
         eventually(lambda: live.age == 0.0)  # and then it holds the long-poll
     stop_now(again)
+
+
+def test_a_closed_liveconfig_leaves_the_fleet_at_once(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """close() tells the server this consumer stops: the fleet stops counting it at once, not
+    after 90 s of silence (a rollback would otherwise wait for consumers long gone)."""
+    ws = served(workspace)
+    server = serve(ws)
+    viewer = server.token("viewer")
+    staying = LiveConfig(server.url, "staging", token=viewer, cache=False, name="staying")
+    going = LiveConfig(server.url, "staging", token=viewer, cache=False, name="going")
+    with server.client(viewer) as http:
+
+        def counted() -> int:
+            return int(http.get("/api/v1/envs/staging/consumers").json()["fleet"]["total"])
+
+        assert eventually(lambda: counted() == 2)
+        going.close()
+        assert counted() == 1
+        staying.close()
+        assert counted() == 0
+
+
+def test_closing_right_after_starting_never_raises_in_the_follower_thread(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A close() landing between the follower's check and its hand-off to the hub used to end
+    the follower thread with an uncaught 'this LiveConfig is closed' (about 1 in 50)."""
+    server = serve(served(workspace))
+    viewer = server.token("viewer")
+    raised: list[BaseException | None] = []
+    previous, interval = threading.excepthook, sys.getswitchinterval()
+    threading.excepthook = lambda args: raised.append(args.exc_value)
+    sys.setswitchinterval(1e-6)  # threads take turns often: the narrow moment comes up
+    try:
+        for _ in range(300):  # the follower starts as the constructor returns: close at once
+            LiveConfig(server.url, "staging", token=viewer, cache=False).close()
+    finally:
+        threading.excepthook = previous
+        sys.setswitchinterval(interval)
+    assert raised == []

@@ -5,6 +5,7 @@ unusual back to the follower. Real ``lastgood serve`` processes, real sockets.""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -116,3 +117,25 @@ def test_bytes_verified_once_are_taken_again_and_any_other_bytes_are_checked_in_
     assert len(decoded) == 2
     with pytest.raises(ServerError, match="hash to"):  # a refused body is never remembered
         recent.verified(tampered, received_at=4.0, decode=decode)
+
+
+def test_a_server_that_stops_is_said_to_be_stopping_in_the_log(
+    workspace: Callable[..., Workspace],
+    serve: Callable[..., Server],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stopping server answers the held reads 503 "the server is stopping": the hub hands
+    that answer to the follower, which logs the server's words, not "the server closed the
+    connection" that its next attempt meets."""
+    ws = served(workspace)
+    server = serve(ws)
+    options: dict[str, Any] = {"token": server.token("viewer"), "cache": False, "poll": 0.2}
+    configs = [LiveConfig(server.url, "staging", **options) for _ in range(3)]
+    try:
+        eventually(lambda: watched(configs) >= 3)
+        with caplog.at_level(logging.WARNING, logger="lastgood.client"):
+            server.stop()
+            eventually(lambda: caplog.text.count("the server is stopping") >= 3)
+    finally:
+        for live in configs:
+            live.close()

@@ -16,12 +16,10 @@ follower asks again after its backoff and the server sends it again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from lastgood.client import LiveConfig, Snapshot
-from lastgood.client.channel import Channel
 from lastgood.client.live import Source
 from lastgood.errors import AuthError, LastgoodError, NotFoundError
 
@@ -46,21 +44,7 @@ class HostConfig(LiveConfig):
         self._placer = placer
         self._serving = serving
         self.first_failure: LastgoodError | None = None
-        self._verify = options.get("verify")
-        self._token = options.get("token") or os.environ.get("LASTGOOD_TOKEN")
         super().__init__(url, env, cache=False, **options)
-
-    def leave(self, timeout: float = 2.0) -> None:
-        """Tell the server in use that this agent stops (after :meth:`close`, so no long-poll
-        of its own revives it). A fresh connection: close() closed the others. Raises
-        LastgoodError when the server cannot be told (it then drops the agent after 90 s)."""
-        channel = Channel(self.url, self.env, token=self._token, consumer_id=self.consumer_id,
-                          name=self.name, timeout=timeout, verify=self._verify,
-                          kind=self.kind)  # fmt: skip
-        try:
-            channel.leave()
-        finally:
-            channel.close()
 
     def _first_read(self, require: bool) -> None:
         """The first request. A refused token, an environment the server does not serve (a

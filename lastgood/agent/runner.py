@@ -242,11 +242,7 @@ class Agent:
         not following for 90 s), and say what stays live."""
         if self.follower is not None:
             follower, self.follower = self.follower, None
-            follower.close()
-            try:
-                follower.leave()
-            except LastgoodError as exc:
-                log.debug("could not tell %s this agent stops: %s", follower.url, exc.message)
+            follower.close()  # which tells the server this agent left
             with self._lock:
                 live = self.target.live()
             log.info("stopped; %s stays live on %s", _shown(live), self.target.describe())

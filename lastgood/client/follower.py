@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from lastgood.errors import LastgoodError
 
 if TYPE_CHECKING:
+    from lastgood.client.channel import Channel
     from lastgood.client.hub import Held, Unsent
     from lastgood.client.live import LiveConfig
 
@@ -52,6 +53,7 @@ class Follower(threading.Thread):
         self._rng = random.Random()
         self.failures = 0
         self._hub_next = live.shares_hub  # whether the next long-poll may wait in the hub
+        self._refusal: tuple[Channel, int, bytes] | None = None  # an error the hub received
 
     @property
     def stopping(self) -> bool:
@@ -67,6 +69,7 @@ class Follower(threading.Thread):
             wait = 0.0 if confirming else self.live.wait
             if wait and self._hub_next and self._parked(wait):
                 self._hub_next = False  # handed back: one read the usual way, then the hub
+                self._answered_error()
                 continue
             self._hub_next = self.live.shares_hub
             started = time.monotonic()
@@ -95,7 +98,10 @@ class Follower(threading.Thread):
 
         live = self.live
         channel = live._channels[live._using]
-        sock = channel.lend()
+        try:
+            sock = channel.lend()
+        except LastgoodError:  # closed since the loop looked (LiveConfig.close): it ends now
+            return self._stopping.is_set()
         if sock is None:
             return False
         request, unsent = live._request(channel, wait)
@@ -118,6 +124,23 @@ class Follower(threading.Thread):
 
     def let_go(self) -> None:
         self.live._holding_since = None
+
+    def refused(self, held: Held, status: int, body: bytes) -> None:
+        self._refusal = (held.channel, status, body)
+
+    def _answered_error(self) -> None:
+        """The server answered the held read with an error (a ``503`` from a server that is
+        stopping, say): said in the log with the server's own words, as the follower's own read
+        would, rather than as whatever the next attempt meets (a connection closed or refused)."""
+        refusal, self._refusal = self._refusal, None
+        if refusal is None or self._stopping.is_set():
+            return
+        channel, status, body = refusal
+        try:
+            channel.decode(status, body)
+        except LastgoodError as exc:
+            self.live._connected = False
+            self._failed(exc)
 
     def took(self, held: Held, status: int, body: bytes) -> None:
         live = self.live

@@ -44,6 +44,8 @@ Unsent = Mapping[str, tuple[float, int | None]]  # the metrics a read carries (L
 log = logging.getLogger("lastgood.client")
 
 TOO_FAST = 0.5  # as the follower: a "304 unchanged" sooner than this was not held
+LULL = 0.002  # seconds with no answer arriving before the applied ones ask again
+AT_MOST = 0.05  # seconds an applied answer's next long-poll waits at most
 
 
 class Parked(Protocol):
@@ -58,6 +60,9 @@ class Parked(Protocol):
     def let_go(self) -> None:
         """The read is no longer held (answered, handed back)."""
 
+    def refused(self, held: Held, status: int, body: bytes) -> None:
+        """The server answered the read with an error (any status but 200 and 304)."""
+
     def took(self, held: Held, status: int, body: bytes) -> None:
         """Apply a 200 or 304 answer as the follower would; raises when it cannot."""
 
@@ -68,8 +73,8 @@ class Parked(Protocol):
 class Held:
     """One long-poll the hub waits on."""
 
-    __slots__ = ("answer", "channel", "deadline", "fd", "follower", "sent_at", "sock", "unsent",
-                 "watched")  # fmt: skip
+    __slots__ = ("answer", "applied", "channel", "deadline", "fd", "follower", "sent_at", "sock",
+                 "unsent", "watched")  # fmt: skip
 
     def __init__(
         self, follower: Parked, channel: Channel, sock: socket.socket, deadline: float
@@ -77,6 +82,7 @@ class Held:
         self.follower, self.channel, self.sock = follower, channel, sock
         self.fd = sock.fileno()  # the selector's key: still valid once the socket is closed
         self.watched = False
+        self.applied = False  # its answer is applied, its next long-poll not yet sent
         self.deadline = deadline
         self.sent_at = time.monotonic()
         self.answer = Answer()
@@ -102,6 +108,8 @@ class Hub(threading.Thread):
         self._lock = threading.Lock()
         self._deadlines: list[tuple[float, int, Held]] = []
         self._order = itertools.count()
+        self._applied: list[Held] = []  # answers applied whose next long-poll waits (LULL)
+        self._applied_since = 0.0
 
     def hold(self, held: Held) -> None:
         """Wait on ``held`` from now on (any thread); the request is already sent."""
@@ -116,22 +124,40 @@ class Hub(threading.Thread):
                 self._once()
             except Exception:  # a bug here must not leave every follower parked
                 log.exception("the LiveConfig hub failed; handing every held read back")
+                self._applied = []
                 for key in list(self._selector.get_map().values()):
                     if key.data is not None:
                         self._hand_back(key.data, keep=False)
 
     def _once(self) -> None:
+        """One wait and what came of it. When a switch lands, the answers of a process's
+        LiveConfigs arrive over the time the server takes to write them all: each is applied
+        as it comes, and their next long-polls are sent once answers stop arriving for
+        :data:`LULL` (or after :data:`AT_MOST`). Applying is what the application waits for;
+        the next long-poll only carries the report, and on a machine whose cores many
+        consumers share, sending it (and the server reading it) would delay the applying of
+        the answers still arriving."""
         soonest = self._deadlines[0][0] if self._deadlines else None
         timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
-        applied: list[Held] = []
-        for key, _events in self._selector.select(timeout):
+        if self._applied:
+            timeout = LULL if timeout is None else min(timeout, LULL)
+        events = self._selector.select(timeout)
+        for key, _events in events:
             if key.data is None:
                 self._take_incoming()
             elif self._readable(key.data):
-                applied.append(key.data)
-        for held in applied:  # every version that arrived is applied first: a switch reaches
-            self._ask_again(held)  # the last of them sooner, and each asks again all the same
-        self._expire(time.monotonic())
+                if not self._applied:
+                    self._applied_since = time.monotonic()
+                key.data.applied = True
+                self._applied.append(key.data)
+        now = time.monotonic()
+        if self._applied and (not events or now - self._applied_since >= AT_MOST):
+            applied, self._applied = self._applied, []
+            for held in applied:
+                if held.applied:  # not handed back meanwhile
+                    held.applied = False
+                    self._ask_again(held)
+        self._expire(now)
 
     def _take_incoming(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -154,12 +180,16 @@ class Hub(threading.Thread):
         """Hand back the reads past their deadline (the follower words the timeout)."""
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, _order, held = heapq.heappop(self._deadlines)
-            if held.deadline == deadline and held.watched:  # not answered and sent again since
+            if held.deadline == deadline and held.watched and not held.applied:  # not answered
                 self._hand_back(held, keep=False)
 
     def _readable(self, held: Held) -> bool:
         """Read what arrived for ``held``; True when a whole answer was applied (the next
         long-poll is then due)."""
+        if held.applied:  # nothing was asked: the server closed it, or the connection is out
+            held.applied = False  # of step (LiveConfig.close shut it down, say)
+            self._hand_back(held, keep=False)
+            return False
         try:
             data = held.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -179,6 +209,8 @@ class Hub(threading.Thread):
         status, body, keep = held.answer.result()
         follower = held.follower
         quick = status == 304 and time.monotonic() - held.sent_at < TOO_FAST
+        if held.answer.complete and status not in (200, 304):
+            follower.refused(held, status, body)
         if not keep or status not in (200, 304) or quick or follower.stopping:
             self._hand_back(held, keep=keep)
             return False
