@@ -13,7 +13,7 @@ kept-alive connection, and the hub's one :mod:`selectors` loop waits on it besid
 When the answer is a new version (or an unchanged one after a real hold), the hub applies it
 exactly as the follower would (:meth:`LiveConfig._take`: every file checked against the content
 hash, the same bytes once per process: :class:`~lastgood.client.payload.RecentPayloads`), and
-once every answer that arrived together is applied, sends each its next long-poll on the same
+once answers stop arriving (:meth:`Hub._once`), sends each its next long-poll on the same
 connection and goes on waiting; the follower's thread stays asleep. Anything else (an error
 status, a closed or out-of-step connection, an answer past its deadline, a payload that does not
 verify, a ``304`` that came back too fast to have been held) is handed back untouched: the
