@@ -107,15 +107,22 @@ def test_the_fast_answer_is_the_routes_answer_byte_for_byte(
     assert fast.status == 304 and comparable(fast) == comparable(routed)
 
 
-def test_one_switch_answers_every_held_long_poll_and_the_connections_stay_usable(
+def second_live(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
-) -> None:
+) -> tuple[Workspace, Server, str, str]:
+    """v2 live on a server that sees a switch within 50 ms; a viewer token and v2's ETag."""
     ws = served(workspace)
     ws.healthy("two")
     assert ws.run("deploy", "staging", "-m", "second").returncode == 0
     server = serve(ws, "--poll", "0.05")
     token = server.token("viewer")
-    etag = ask(server, CONFIG, token).headers["etag"]
+    return ws, server, token, ask(server, CONFIG, token).headers["etag"]
+
+
+def test_one_switch_answers_every_held_long_poll_and_the_connections_stay_usable(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    ws, server, token, etag = second_live(workspace, serve)
     held = [connect(server) for _ in range(200)]
     for number, (sock, _reader) in enumerate(held):
         sock.sendall(request(CONFIG + "?wait=30", token, If_None_Match=etag,
@@ -171,12 +178,7 @@ def test_pipelined_requests_are_answered_in_their_order(
 def test_a_consumer_gone_while_held_leaves_the_server_well(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:
-    ws = served(workspace)
-    ws.healthy("two")
-    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
-    server = serve(ws, "--poll", "0.05")
-    token = server.token("viewer")
-    etag = ask(server, CONFIG, token).headers["etag"]
+    ws, server, token, etag = second_live(workspace, serve)
     for _ in range(20):  # held, then dropped without a word
         sock, _reader = connect(server)
         sock.sendall(request(CONFIG + "?wait=30", token, If_None_Match=etag))
@@ -228,12 +230,7 @@ def test_held_reads_end_at_their_own_deadlines_and_a_passed_deadline_ends_no_lat
     """Deadlines of several lengths share one timer (lastgood.server.deadlines): each read
     ends at its own, and the deadline of a read a switch answered does not end the read its
     connection holds next."""
-    ws = served(workspace)
-    ws.healthy("two")
-    assert ws.run("deploy", "staging", "-m", "second").returncode == 0
-    server = serve(ws, "--poll", "0.05")
-    token = server.token("viewer")
-    etag = ask(server, CONFIG, token).headers["etag"]
+    ws, server, token, etag = second_live(workspace, serve)
     (short, short_reader), (long, long_reader) = connect(server), connect(server)
     started = time.monotonic()
     long.sendall(request(CONFIG + "?wait=2", token, If_None_Match=etag))

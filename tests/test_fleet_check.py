@@ -381,12 +381,13 @@ def test_reported_metrics_keep_their_version_and_time_through_the_store(store_ur
         store.close()
 
 
-def test_migration_0011_adds_metrics_to_the_consumers_kept_before(store_url: str) -> None:
+def kept_before(store_url: str, revision: str) -> None:
+    """A store at schema ``revision`` with one consumer recorded ('old', v3 of prod)."""
     import sqlalchemy as sa
 
     from lastgood.store.database import create_engine
 
-    alembic_upgrade(store_url, "0010")
+    alembic_upgrade(store_url, revision)
     engine = create_engine(store_url)
     with engine.begin() as connection:
         connection.execute(sa.text(
@@ -394,6 +395,14 @@ def test_migration_0011_adds_metrics_to_the_consumers_kept_before(store_url: str
             "seen_at, kind) VALUES ('prod', 'old', 'old', 3, 'h', 1.0, 2.0, 'sdk')"
         ))  # fmt: skip
     engine.dispose()
+
+
+def test_migration_0011_adds_metrics_to_the_consumers_kept_before(store_url: str) -> None:
+    import sqlalchemy as sa
+
+    from lastgood.store.database import create_engine
+
+    kept_before(store_url, "0010")
     store = open_store(store_url)
     try:
         (old,) = store.consumers("prod")
@@ -414,18 +423,8 @@ def test_migration_0012_keeps_consumers_recorded_before_as_known_from_before(
 ) -> None:
     """They have no first sight: they count in every fleet's time as they did, and a server
     that hears from them again does not make them new."""
-    import sqlalchemy as sa
 
-    from lastgood.store.database import create_engine
-
-    alembic_upgrade(store_url, "0011")
-    engine = create_engine(store_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO consumers (env, consumer_id, name, version, content_hash, since, "
-            "seen_at, kind) VALUES ('prod', 'old', 'old', 3, 'h', 1.0, 2.0, 'sdk')"
-        ))  # fmt: skip
-    engine.dispose()
+    kept_before(store_url, "0011")
     store = open_store(store_url)
     try:
         (old,) = store.consumers("prod")
