@@ -129,7 +129,9 @@ def exit_code_table() -> str:
     lines.append("")
     lines.append(
         "Ctrl-C exits `130`, SIGTERM `143` (a deploy or rollback stopped either way closes its "
-        "ledger record first). Errors print `error: MESSAGE` and an indented `hint:` line to "
+        "ledger record first), except `serve`, for which either is the way to stop and ends "
+        "with `0` ([server.md](server.md#stopping)). Errors print `error: MESSAGE` and an "
+        "indented `hint:` line to "
         "stderr; an unexpected exception prints one line (set `LASTGOOD_DEBUG=1` for the "
         "traceback)."
     )

@@ -4,13 +4,16 @@ the install hint. (The fleet verbs in process: ``tests/operations/test_fleet.py`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 
+import pytest
+
 from lastgood.rows import Consumer
-from tests.conftest import Workspace
+from tests.conftest import LASTGOOD, Workspace, eventually
 
 
 def test_status_shows_the_fleet_of_a_served_environment(
@@ -152,3 +155,85 @@ def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
         assert {c["name"]: c["first_seen"] for c in shown["consumers"]} == first_seen
     finally:
         again.stop()
+
+
+STEP_TRIPS_ON_DEMAND = """
+[env.staging]
+target = { type = "served", path = "../app", keep = 5 }
+bake = "0s"
+interval = "50ms"
+failures = 1
+verify_rounds = 1
+
+[[env.staging.check]]
+name = "no-trip-file"
+type = "command"
+run = 'test ! -e "../trip-$LASTGOOD_VERSION"'
+timeout = "5s"
+
+[env.staging.rollout]
+steps = ["50%", "100%"]
+step_bake = "30s"
+"""
+
+
+def test_a_failed_steps_fleet_is_timed_from_the_unlink_when_its_last_report_comes_late(
+    workspace: Callable[..., Workspace], store_url: str
+) -> None:
+    """After a rollout's step fails, the fleet is timed from the removal of the pointer (the
+    automatic rollback's ``requested_at``), whichever comes first: the last consumer's report
+    or the ledger's restore record. A report after the record's ``activated_at`` (here, once
+    the deploy has exited) used to be timed from ``activated_at``, dropping the time between
+    the unlink and the record, while one before it was timed from the unlink: one kind of
+    event, two starting moments. On SQLite and PostgreSQL."""
+    from tests.serving import Server
+
+    ws = workspace(target="served", store=store_url)
+    (ws.root / "lastgood.toml").write_text(STEP_TRIPS_ON_DEMAND)
+    ws.healthy("one")
+    assert ws.run("deploy", "staging").returncode == 0  # nothing live yet: everyone at once
+    server = Server(ws).start()
+    ws.healthy("two")
+    rolling = _deploy_in_background(ws)
+    try:
+        with server.client(server.token("deployer")) as http:
+
+            def report(who: str, version: int) -> None:
+                sent = {"consumer": who, "name": who, "version": version}
+                assert http.post("/api/v1/envs/staging/consumers", json=sent).status_code == 204
+
+            who = _in_first_step(ws)
+            report(who, 2)  # it follows v2 in the step's cohort
+            (ws.base / "trip-v2").touch()  # the step's next round fails
+            _, stderr = rolling.communicate(timeout=60)
+            assert rolling.returncode == 3, stderr
+            report(who, 1)  # back on v1, reported after the deploy exited
+            answer = http.get("/api/v1/envs/staging/consumers").json()
+    finally:
+        if rolling.poll() is None:
+            rolling.kill()
+            rolling.communicate()
+        server.stop()
+    fleet, since = answer["fleet"], answer["consumers"][0]["since"]
+    restore = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"][0]
+    assert restore["kind"] == "auto-rollback" and restore["source"] == "rollout", restore
+    assert restore["requested_at"] < restore["activated_at"] < since, (restore, since)
+    assert fleet["complete"] and fleet["version"] == 1, fleet
+    assert fleet["time_to_all"] == pytest.approx(since - restore["requested_at"]), fleet
+
+
+def _deploy_in_background(ws: Workspace) -> subprocess.Popen[str]:
+    command = [LASTGOOD, "-C", str(ws.root), "--store", str(ws.store), "deploy", "staging"]
+    env = {**os.environ, "LASTGOOD_AUTHOR": "tester", "NO_COLOR": "1"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)  # fmt: skip
+
+
+def _in_first_step(ws: Workspace) -> str:
+    """Once the rollout's pointer is on the target, a consumer id in its first step's cohort."""
+    from lastgood.rollout import POINTER, gets_new
+
+    path = ws.base / "app" / POINTER
+    pointer = eventually(lambda: path.exists() and json.loads(path.read_text()))
+    salt, percent = str(pointer["salt"]), float(pointer["percent"])
+    return next(f"c{n}" for n in range(1000) if gets_new("staging", f"c{n}", percent, salt))

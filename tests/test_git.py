@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Workspace
 from tests.serving import Server
+from tests.test_cli_remote import remote
 from tests.test_web import signed_in
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
@@ -250,6 +251,53 @@ def test_deploy_commit_through_a_server_uploads_the_commit(
     assert opened.stdout.startswith("request   #1  staging  v2 (based on v1)")
     assert version_json(ws, "v2")["git_commit"] == second
     pages_name_versions_by_commit(server, token, head, second)
+
+
+def test_deploy_commit_through_a_server_records_the_commits_author_and_date(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server], store_url: str
+) -> None:
+    """The version on the server carries the commit's author, author date and whole message
+    (source ``git``), as ``deploy --commit`` records it on the store: it used to carry the
+    token's name, the upload's time and source ``server``, so ``log`` and ``blame`` named the
+    CI token, not who wrote the change. The deploy's actor stays the token, which did it."""
+    ws = repo(workspace, target="served", store=store_url)
+    ws.healthy("one")
+    head = commit_all(ws, "Lower the threshold\n\nSales asked for more leads.", when=WHEN - 3600)
+    server = serve(ws)
+    token = server.token("deployer", name="ci")
+
+    def through(*args: str) -> str:  # the CI's CLI: the checkout and the server, no store
+        done = remote(server, token, *args, cwd=ws.root)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    through("deploy", "staging", "--commit", "HEAD")
+    version = json.loads(through("show", "v1", "--json"))["version"]
+    assert version["git_commit"] == head and version["author"] == "Ana Lee <ana@example.com>"
+    assert (version["created_at"], version["source"]) == (WHEN - 3600, "git")
+    assert version["message"] == "Lower the threshold\n\nSales asked for more leads."
+    assert "Ana Lee <ana@example.com>" in through("log")
+    assert version_json(ws, "v1") == version  # the store holds what the server said
+    ledger = json.loads(through("history", "staging", "--json"))
+    assert ledger["deployments"][0]["actor"] == "ci"  # who deployed it
+    commit_upload_is_checked(server, token, head)
+
+
+def commit_upload_is_checked(server: Server, token: str, sha: str) -> None:
+    """What the upload says of a commit is refused (400, 422) when it is not about one, or cannot
+    be shown as it is; nothing is recorded."""
+    files = {"a.yaml": {"content": "a: 1\n"}}
+    commit = {"files": files, "git_commit": sha, "from_commit": True}
+    with server.client(token) as api:
+        folder = api.post("/api/v1/versions", json={"files": files, "git_author": "Ana <a@b>"})
+        hidden = api.post("/api/v1/versions", json={**commit, "git_author": "Ana\x1b[2K <a@b>"})
+        negative = api.post("/api/v1/versions", json={**commit, "git_author_date": -1})
+        assert api.get("/api/v1/versions").json()[0]["number"] == 1
+    assert folder.status_code == 400, folder.text
+    assert folder.json()["error"].startswith("git_author and git_author_date describe")
+    assert hidden.status_code == 400, hidden.text
+    assert "git_author holds U+001B (a control character)" in hidden.json()["error"]
+    assert negative.status_code == 422 and "git_author_date" in negative.text, negative.text
 
 
 def pages_name_versions_by_commit(server: Server, token: str, first: str, second: str) -> None:

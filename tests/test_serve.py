@@ -127,6 +127,23 @@ def test_stopping_with_held_long_polls_is_prompt_and_clean(
     assert seen == ["event: config", "ended"]  # the stream was ended, not cut
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_exits_0_and_says_so_with_one_process_or_workers(
+    sig: int, workers: str, workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A stop that was asked for and done is a success, whatever ``--workers`` says: one
+    process used to exit 143 after a blank line and ``terminated`` (130 and ``interrupted``
+    on SIGINT) while ``--workers 2`` exited 0 in silence, so a supervisor saw a tuning flag
+    change how a clean stop looks."""
+    server = serve(served(workspace), "--workers", workers)
+    output = stopped(server, sig)
+    assert server.process is not None and server.process.returncode == 0, output
+    name = signal.Signals(sig).name
+    assert output.endswith(f"\nlastgood stopped serving {server.url} on {name}\n"), output
+    assert "terminated" not in output and "interrupted" not in output and "\n\n" not in output
+
+
 def test_the_access_log_has_the_held_reads_a_stop_ended(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> None:

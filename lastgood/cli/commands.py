@@ -106,7 +106,9 @@ def local_files(
     """What to upload to a server, read here with the workspace's own [versioning] rules: the
     folder, or what git ``commit`` holds for it (its message unless ``message`` is given); the
     message, and the commit the files came from (whether the folder differed from it; for a
-    commit, ``from_commit``: the server records the commit's own version, as here)."""
+    commit, ``from_commit`` with its author and author date: the server, which has no
+    repository, records the commit's own version with them, as ``deploy --commit`` does
+    here)."""
     from lastgood import config, workspace
     from lastgood.gitfiles import commit_files, folder_commit
     from lastgood.gitrepo import Repo
@@ -119,8 +121,10 @@ def local_files(
         return dict(bundle.files), message, {"git_commit": sha, "git_dirty": dirty}
     repo = Repo.require(root)
     found = commit_files(repo, repo.resolve(commit), versioning)
-    git = {"git_commit": found.commit.sha, "git_dirty": False, "from_commit": True}
-    return dict(found.bundle.files), message or found.commit.message, git
+    made = found.commit
+    git = {"git_commit": made.sha, "git_dirty": False, "from_commit": True,
+           "git_author": made.author, "git_author_date": made.time}  # fmt: skip
+    return dict(found.bundle.files), message or made.message, git
 
 
 def rebuild(kind: type[R], data: dict[str, Any]) -> R:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import click
@@ -108,7 +109,7 @@ def _serve_one(app: AppContext, host: str, port: int, poll: float, options: dict
     web_app = create_app(app.project(), poll=poll)
     where = _address(host, port, bool(options["ssl_certfile"]))
     r.info(f"lastgood serving {where} (API docs at /docs, page at /)")
-    runner.run(web_app, host=host, port=port, **options)
+    _stopped(where, runner.run(web_app, host=host, port=port, **options))
 
 
 def _serve_workers(
@@ -133,7 +134,22 @@ def _serve_workers(
         runner.run(web_app, host=host, port=port, sock=sock, **options)
         return 0
 
-    pool.Supervisor(workers, work, board).run()
+    _stopped(where, pool.Supervisor(workers, work, board).run())
+
+
+def _stopped(where: str, signum: int | None) -> None:
+    """Say that the server stopped, and on which signal; the command then exits 0, with one
+    process as with ``--workers``.
+
+    A stop asked for with SIGTERM or SIGINT and carried out (held reads answered, a deploy
+    closed) is the server doing its job, not a failure, so it ends as a success. systemd
+    counts an exit status of 143 as a failure (only death by the signal itself, or status 0,
+    is a clean stop), so every ``systemctl stop`` would leave the unit failed unless it said
+    ``SuccessExitStatus=143``; Kubernetes, Docker and supervisord read 0 as a clean exit too.
+    One status for both modes means that adding ``--workers`` changes nothing a supervisor
+    sees. The line tells a stop that was asked for from a crash in the logs."""
+    how = f" on {signal.Signals(signum).name}" if signum is not None else ""
+    r.info(f"lastgood stopped serving {where}{how}")
 
 
 def check_tls(cert: str | None, key: str | None) -> None:

@@ -14,8 +14,10 @@ The time to all is measured from the switch (the ledger's ``activated_at``) to t
 last live consumer reported the new version; after a gradual rollout ended before it finished
 (aborted, or its deploy gone), from the moment its consumers were sent back to the stable
 version (that record's ``finished_at``, the removal of the pointer); after a rollout's step
-failed, from the removal of its pointer too (the automatic rollback's ``requested_at``). A
-fleet whose last switch came before that moment has no time to give (never a clamped 0).
+failed, from the removal of its pointer too (the requested_at of the automatic rollback, whose
+source is ``rollout``), always: the consumers' reports and that record race, and the same
+event must not be timed from two moments. A fleet whose last switch came before that moment
+has no time to give (never a clamped 0).
 A consumer first seen after that moment (an application started since) never served the
 version the fleet left: it is counted, and shown apart ("2 joined since the switch"), but left
 out of the time, which would otherwise be the moment it happened to start.
@@ -198,41 +200,32 @@ def sent_back(record: Deployment, version: int | None) -> bool:
     )
 
 
-def _moments(change: Deployment, version: int | None) -> list[float | None]:
-    """When ``change`` told the fleet to serve ``version``, the likelier first (see
-    :func:`_time_to_all`)."""
-    if change.to_version != version:
-        return [change.finished_at]
-    if change.kind == "auto-rollback":
-        return [change.activated_at, change.requested_at]
-    return [change.activated_at]
-
-
 def _told_at(change: Deployment | None, version: int | None) -> float | None:
-    """The earliest moment ``change`` told the fleet to serve ``version``: a consumer first
-    seen after it never served what the fleet left. None when there is no such change."""
+    """The moment ``change`` told the fleet to serve ``version``; None when unknown.
+
+    The switch (``activated_at``), or the end of a rollout (``finished_at``). An automatic
+    rollback after a rollout's failed step (source ``rollout``) began earlier, when the step
+    removed its pointer (its ``requested_at``): that sent every consumer back before the ledger
+    recorded the restore. It is that moment whether the last consumer reports before the
+    record's ``activated_at`` or after it (a slower store, a polled target, more consumers):
+    trying ``activated_at`` first timed the same event from two moments, and understated the
+    second by the time between the unlink and the record."""
     if change is None:
         return None
-    return min((moment for moment in _moments(change, version) if moment is not None),
-               default=None)  # fmt: skip
+    if change.to_version != version:
+        return change.finished_at
+    if change.kind == "auto-rollback" and change.source == "rollout":
+        return change.requested_at
+    return change.activated_at
 
 
 def _time_to_all(change: Deployment | None, version: int | None, last: float) -> float | None:
-    """From when the fleet was told to serve ``version`` to ``last``, the last consumer's
-    switch; None when unknown, never a made-up 0.
-
-    The moment is the switch (``activated_at``), or the end of a rollout (``finished_at``). An
-    automatic rollback after a rollout's failed step began earlier, when the step removed its
-    pointer (the record's ``requested_at``): that sent the consumers back before the ledger
-    recorded the restore, so a fleet that followed before ``activated_at`` is timed from it. A
-    last switch before every such moment means the fleet did not move for this change (nobody
-    was in the step's cohort): no time to give."""
-    if change is None:
-        return None
-    for moment in _moments(change, version):
-        if moment is not None and last >= moment:
-            return last - moment
-    return None
+    """From when ``change`` told the fleet to serve ``version`` (:func:`_told_at`) to
+    ``last``, the last consumer's switch; None when unknown, never a made-up 0. A last switch
+    before that moment means the fleet did not move for this change (nobody was in a failed
+    step's cohort): no time to give."""
+    moment = _told_at(change, version)
+    return None if moment is None or last < moment else last - moment
 
 
 def read_fleet(project: Project, env: str, reports: Reports | None = None) -> FleetStanding | None:

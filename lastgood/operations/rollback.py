@@ -449,7 +449,9 @@ def auto_rollback(
 
     ``began_at`` (the record's ``requested_at``) is when the restore began, if before now: a
     gradual rollout's failed step removed its pointer first, which already sent every consumer
-    back to the stable version (see :func:`lastgood.operations.fleet.standing`)."""
+    back to the stable version. Such a record's source is ``rollout`` (``auto`` otherwise), so
+    the fleet is timed from that unlink whatever order its reports and this record come in
+    (see :func:`lastgood.operations.fleet.standing`)."""
     env = place.name
     record = place.store.begin_deployment(
         env=env,
@@ -458,7 +460,7 @@ def auto_rollback(
         to_version=destination.number,
         actor="lastgood",
         reason=f"{failed.label} failed: {why}",
-        source="auto",
+        source="auto" if began_at is None else "rollout",
         parent=parent,
         trigger_at=trigger_at,
         requested_at=time.time() if began_at is None else began_at,

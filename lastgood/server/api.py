@@ -32,6 +32,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="How many records")]
 Ref = Annotated[str, Field(min_length=1, max_length=200, description="A version reference")]
 # PostgreSQL keeps ids as INTEGER: a larger one can name nothing, so say 422 early
 TokenId = Annotated[int, Path(ge=1, le=LARGEST_VERSION, description="The token's id (token list)")]
+MAX_DATE = 253_402_300_799.0  # 9999-12-31T23:59:59Z: any later time names no commit
 
 
 class DeployRequest(BaseModel):
@@ -98,6 +99,16 @@ class VersionUpload(BaseModel):
         False, description="The files are what git_commit holds (deploy --commit), not a "
         "folder: recorded as that commit's version, once per commit, even when the newest "
         "version holds the same files",
+    )  # fmt: skip
+    git_author: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="With from_commit: the commit's author, 'Name <email>', recorded as the "
+        "version's author (default: the token's name)",
+    )  # fmt: skip
+    git_author_date: float | None = Field(
+        None, ge=0, le=MAX_DATE, allow_inf_nan=False,
+        description="With from_commit: the commit's author date, seconds since the epoch, "
+        "recorded as the version's time (default: now)",
     )  # fmt: skip
 
 
@@ -290,10 +301,11 @@ def versions(state: State, token: Caller, limit: Limit = 20) -> list[dict[str, A
 @router.post("/versions", summary="Record uploaded files as a new version (unless unchanged)")
 def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
     from lastgood.operations.snapshot import snapshot_bundle
-    from lastgood.server.uploads import bundle_of
+    from lastgood.server.uploads import bundle_of, commit_author
 
     allowed_somewhere(token, "deployer")
     project = state.acting(token)
+    author = commit_author(body.from_commit, body.git_author, body.git_author_date)
     bundle = bundle_of(project, {p: f.model_dump() for p, f in body.files.items()})
     if body.from_commit:
         from lastgood.operations.commits import commit_version
@@ -302,7 +314,7 @@ def upload(body: VersionUpload, state: State, token: Caller) -> dict[str, Any]:
             raise UsageError("from_commit needs git_commit: the commit the files were read from",
                              hint="send the commit's full id as git_commit")  # fmt: skip
         result = commit_version(project, bundle, body.git_commit, message=body.message,
-                                source="server")  # fmt: skip
+                                author=author, at=body.git_author_date, source="git")  # fmt: skip
     else:
         result = snapshot_bundle(project, bundle, body.message, source="server",
                                  git_commit=body.git_commit,

@@ -21,9 +21,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -148,10 +151,11 @@ class StoppingServer(uvicorn.Server):
 def run(
     app: Any, *, host: str, port: int, access: bool, sock: socket.socket | None = None,
     **options: Any,
-) -> None:  # fmt: skip
+) -> int | None:  # fmt: skip
     """Serve ``app`` until SIGTERM or SIGINT; writes nothing but the logs. ``options`` go to
     :class:`uvicorn.Config` (TLS files). ``sock``: a listening socket to accept from instead
-    of binding ``host:port`` (a worker of ``serve --workers``). UsageError when it cannot
+    of binding ``host:port`` (a worker of ``serve --workers``). The signal that stopped it
+    (returned, never raised: see :func:`_stop_signals`), or None. UsageError when it cannot
     listen on ``host:port``."""
     stopper = GracefulStop(app)
     outermost: Any = stopper
@@ -172,16 +176,46 @@ def run(
         **options,
     )
     server = StoppingServer(config, stopper)
-    try:
-        server.run(sockets=[sock] if sock is not None else None)
-    except SystemExit:  # uvicorn's way out when it cannot start; it has logged why
-        if server.started:
-            raise
+    with _stop_signals(server) as received:
+        try:
+            server.run(sockets=[sock] if sock is not None else None)
+        except SystemExit:  # uvicorn's way out when it cannot start; it has logged why
+            if server.started:
+                raise
     if not server.started:
         raise UsageError(
             f"lastgood serve could not listen on {host}:{port}",
             hint="stop what uses that port, or give another --port or --host",
         )
+    return received[-1] if received else None
+
+
+@contextlib.contextmanager
+def _stop_signals(server: uvicorn.Server) -> Iterator[list[int]]:
+    """While ``server`` runs, SIGTERM and SIGINT stop it and are noted, never raised.
+
+    Uvicorn handles them while it serves, then sends each one it handled to itself again, for
+    the handlers it found to act on (last first, so the first signal is noted last). Those
+    would make a stop that was asked for and done look like a failure: the CLI's raises it
+    (``terminated``, exit 143), a worker's default ends it as killed. This one notes it and
+    lets the command end as it chooses (see ``lastgood serve``); one that comes before uvicorn
+    took over stops the server as soon as it has started. Yields the signals noted, in order;
+    outside the main thread (where no handler can be set) none."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def note(signum: int, frame: object) -> None:
+        received.append(signum)
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _log_access_to_stderr() -> None:

@@ -103,10 +103,11 @@ class Supervisor:
         self.children: dict[int, float] = {}  # pid -> when it started
         self.slots: dict[int, int] = {}  # pid -> its slot on the board (0 to count - 1)
         self.stopping = False
+        self.stopped_by: int | None = None  # the first SIGTERM or SIGINT received
 
-    def run(self) -> None:
-        """Supervise until stopped. LastgoodError with a worker's exit code when it failed while
-        starting (it printed why)."""
+    def run(self) -> int | None:
+        """Supervise until stopped; the signal that stopped it, or None. LastgoodError with a
+        worker's exit code when it failed while starting (it printed why)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in
                     (signal.SIGTERM, signal.SIGINT, WAKE, FLUSH)}  # fmt: skip
         try:
@@ -116,6 +117,7 @@ class Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        return self.stopped_by
 
     def _watch(self) -> None:
         """Reap workers; replace the dead while serving; return once all are gone."""
@@ -183,6 +185,8 @@ class Supervisor:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signum)
             return
+        if self.stopped_by is None:
+            self.stopped_by = signum
         self._stop_all()
 
     def _stop_all(self) -> None:

@@ -31,6 +31,10 @@ def switch(kind: str = "rollback", at: float = NOW - 10) -> Deployment:
     )  # fmt: skip
 
 
+# the restore after a rollout's failed step: its pointer went 0.5 s before the ledger's switch
+STOPPED = replace(switch("auto-rollback"), source="rollout", requested_at=NOW - 10.5)
+
+
 def test_a_rollback_is_complete_when_every_live_consumer_reports_it() -> None:
     fleet = standing(
         "prod",
@@ -74,11 +78,23 @@ def test_a_fleet_that_did_not_move_for_a_change_has_no_time_not_0() -> None:
     still = standing("prod", [consumer("a", 3, NOW - 60)], version=3, change=switch(), now=NOW)
     assert still.complete and still.time_to_all is None
     assert still.summary == "v3 restored on 1/1 consumers"
-    stopped = replace(switch("auto-rollback"), requested_at=NOW - 10.5)  # a step's unlink
-    early = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=stopped, now=NOW)
+    early = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=STOPPED, now=NOW)
     assert early.time_to_all is not None and abs(early.time_to_all - 0.3) < 1e-6
     plain = standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=switch(), now=NOW)
-    assert plain.time_to_all is None  # only an automatic rollback starts at its request
+    assert plain.time_to_all is None  # only a failed step's restore starts at its request
+    bake = replace(STOPPED, source="auto")  # a failed bake's restore: the consumers follow it
+    assert standing("prod", [consumer("a", 3, NOW - 10.2)], version=3, change=bake,
+                    now=NOW).time_to_all is None  # fmt: skip
+
+
+def test_a_failed_steps_fleet_is_timed_from_the_unlink_whichever_comes_first() -> None:
+    """The consumers' reports and the restore record race after a step's unlink: a last report
+    after the record's ``activated_at`` was timed from it (0.3 s here, not 0.8 s), one before
+    it from the unlink. Both are timed from the unlink now."""
+    for last in (NOW - 10.2, NOW - 9.7):  # before activated_at (NOW - 10), then after it
+        fleet = standing("prod", [consumer("a", 3, last)], version=3, change=STOPPED, now=NOW)
+        took = last - STOPPED.requested_at
+        assert fleet.time_to_all is not None and abs(fleet.time_to_all - took) < 1e-6, fleet
 
 
 def test_a_consumer_first_seen_after_the_switch_is_counted_but_not_timed() -> None:
@@ -92,9 +108,8 @@ def test_a_consumer_first_seen_after_the_switch_is_counted_but_not_timed() -> No
     assert fleet.summary == "v3 restored on 3/3 consumers in 300 ms; 1 joined since the switch"
     alone = standing("prod", [new], version=3, change=switch(), now=NOW)
     assert alone.complete and alone.time_to_all is None  # nobody had anything to follow
-    stopped = replace(switch("auto-rollback"), requested_at=NOW - 10.5)  # a step's unlink
     between = replace(consumer("between", 3, NOW - 10.2), first_seen=NOW - 10.2)
-    early = standing("prod", [old, between], version=3, change=stopped, now=NOW)
+    early = standing("prod", [old, between], version=3, change=STOPPED, now=NOW)
     assert early.joined_since == 1  # it came after the unlink that sent everyone back
     behind = standing("prod", [new, replace(old, version=4)], version=3, change=switch(), now=NOW)
     assert behind.summary == (
