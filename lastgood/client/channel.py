@@ -146,9 +146,15 @@ class Answer:
         return False
 
     def result(self) -> tuple[int, bytes, bool]:
-        """Status, body, and whether the connection may carry the next request."""
+        """Status, body, and whether the connection may carry the next request; the answer is
+        done with. The parser holds this answer (its callbacks) and this answer the parser:
+        letting go of it here frees a finished answer at once. Otherwise each was freed only by
+        a garbage collection, and a rollback that finishes a thousand answers in a process
+        made its full collections come often, each a pause in the middle of a fan-out."""
         keep = self.complete and self.keep_alive and not self.trailing
-        return self.parser.get_status_code(), b"".join(self.body), keep
+        status = self.parser.get_status_code()
+        del self.parser
+        return status, b"".join(self.body), keep
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; bytes after a complete answer mark it ``trailing`` instead of
