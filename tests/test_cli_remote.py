@@ -15,6 +15,7 @@ import pytest
 
 from lastgood.cli.fast import parse
 from tests.conftest import LASTGOOD, Workspace, config_text
+from tests.http_fakes import POLL
 from tests.serving import Server, free_port
 
 Factory = Callable[..., Workspace]
@@ -251,7 +252,7 @@ def test_something_else_at_the_url_is_not_taken_for_lastgood(tmp_path: Path) -> 
             pass
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), NotLastgood)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(POLL,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_port}"
         done = remote(url, "t", "log", cwd=tmp_path)

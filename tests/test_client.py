@@ -20,6 +20,7 @@ from lastgood.client.cache import ConfigCache
 from lastgood.client.payload import encode_files
 from lastgood.errors import AuthError, ServerError
 from tests.conftest import Workspace
+from tests.http_fakes import POLL
 from tests.serving import Server, free_port
 
 HEAVY = {"sqlalchemy", "fastapi", "starlette", "alembic", "pydantic", "uvicorn", "jinja2"}
@@ -267,7 +268,7 @@ def test_tampered_payload_from_a_server_keeps_the_previous_config(
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(POLL,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"

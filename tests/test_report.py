@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Workspace
+from tests.http_fakes import POLL
 from tests.test_drill import DRILL
 
 Factory = Callable[..., Workspace]
@@ -304,7 +305,7 @@ def receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
     handler = type("Handler", (Receiver,), {"received": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True)
     thread.start()
     try:
         yield server.server_address[1], received
