@@ -20,8 +20,9 @@ Run from the repository root::
     .venv/bin/python bench/rollback.py --quick    # smaller, for CI smoke tests
 
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
-that is removed at the end. Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX)
-warmed before timing, as an installed package would have, so no run pays for compiling.
+that is removed at the end. Child processes get a bytecode cache of their own (or the caller's
+PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have, so no run pays for
+compiling.
 """
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ Run from the repository root::
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
 that is removed at the end. The history is written through the store's public API only
 (``add_version``, ``head``, ``version``, ``versions``, ``manifest``, ``files``), so the benchmark
-keeps working whatever the store keeps inside. Child processes get a private bytecode cache
-(PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have. The small
-helpers are copied from ``bench/rollback.py`` on purpose, so each benchmark script stands alone.
+keeps working whatever the store keeps inside. Child processes get a bytecode cache of their own (or
+the caller's PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have. The
+small helpers are copied from ``bench/rollback.py`` on purpose, so each benchmark script stands
+alone.
 """
 
 from __future__ import annotations
