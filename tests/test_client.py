@@ -19,7 +19,7 @@ from lastgood.client import LiveConfig, Snapshot, content_hash_of, verify_payloa
 from lastgood.client.cache import ConfigCache
 from lastgood.client.payload import encode_files
 from lastgood.errors import AuthError, ServerError
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 from tests.http_fakes import POLL
 from tests.serving import Server, free_port
 
@@ -27,8 +27,9 @@ HEAVY = {"sqlalchemy", "fastapi", "starlette", "alembic", "pydantic", "uvicorn",
 
 
 def served(workspace: Callable[..., Workspace]) -> Workspace:
-    """A served workspace with v1 live (files of every kind the SDK parses)."""
-    ws = workspace(target="served", bake="0.3s")
+    """A served workspace with v1 live (files of every kind the SDK parses); versions judged
+    in one round (FAST): the SDK follows what is served, from the switch on."""
+    ws = workspace(target="served", **FAST)
     ws.healthy("one")
     ws.write("app/limits.json", '{"rate": 10, "burst": [1, 2]}\n')
     ws.write("app/flags.toml", "enabled = true\n[queue]\nsize = 5\n")
