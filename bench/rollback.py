@@ -20,8 +20,9 @@ Run from the repository root::
     .venv/bin/python bench/rollback.py --quick    # smaller, for CI smoke tests
 
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
-that is removed at the end. Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX)
-warmed before timing, as an installed package would have, so no run pays for compiling.
+that is removed at the end. Child processes get a bytecode cache of their own (or the caller's
+PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have, so no run pays for
+compiling.
 """
 
 from __future__ import annotations
@@ -84,10 +85,13 @@ class Plan:
     git_commits: int
     tree_files: int
     auto_runs: int
+    warm_runs: int
 
 
-FULL = Plan((10, 1_000, 10_000), (10, 1_000), 30, 15, 1_000, 200, 5)
-QUICK = Plan((10, 100), (10, 100), 20, 3, 50, 200, 1)
+FULL = Plan((10, 1_000, 10_000), (10, 1_000), 30, 15, 1_000, 200, 5, 2)
+QUICK = Plan((10, 30), (10, 30), 5, 1, 20, 50, 1, 1)
+"""The smallest run that still prints every table and row: the smoke test's, to keep the
+script from rotting; its figures mean little."""
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -369,7 +373,7 @@ def measure_process(plan: Plan, scratch: Path) -> None:
         "python -c 'import sqlalchemy'": python_running("import sqlalchemy", env, scratch),
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(2):  # warm the bytecode cache, the page cache and git's index
+    for _ in range(plan.warm_runs):  # warm the bytecode cache, the page cache and git's index
         for action in contenders.values():
             action()
     for _ in range(plan.process_runs):  # interleaved, so machine noise hits all alike

@@ -2,7 +2,7 @@
 
 The history, the same in lastgood and in git: the 200-file folder of ``bench/rollback.py``
 (``conf/fNNNN.yaml``); version 1 holds every file, each later version changes one file. 10,000
-versions (400 with ``--quick``).
+versions (100 of a 50-file folder with ``--quick``, the smoke test's run).
 
 (S1) Store bytes: lastgood's ``.lastgood/`` (``store.db``) after a WAL checkpoint (and, for
      context, after ``VACUUM``) against git's ``.git/objects`` after ``git gc --aggressive
@@ -26,9 +26,10 @@ Run from the repository root::
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
 that is removed at the end. The history is written through the store's public API only
 (``add_version``, ``head``, ``version``, ``versions``, ``manifest``, ``files``), so the benchmark
-keeps working whatever the store keeps inside. Child processes get a private bytecode cache
-(PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have. The small
-helpers are copied from ``bench/rollback.py`` on purpose, so each benchmark script stands alone.
+keeps working whatever the store keeps inside. Child processes get a bytecode cache of their own (or
+the caller's PYTHONPYCACHEPREFIX) warmed before timing, as an installed package would have. The
+small helpers are copied from ``bench/rollback.py`` on purpose, so each benchmark script stands
+alone.
 """
 
 from __future__ import annotations
@@ -82,10 +83,13 @@ class Plan:
     marks: tuple[int, ...]
     window: int
     process_runs: int
+    warm_runs: int
 
 
-FULL = Plan(10_000, 200, (100, 1_000, 10_000), 100, 15)
-QUICK = Plan(400, 200, (100, 400), 100, 3)
+FULL = Plan(10_000, 200, (100, 1_000, 10_000), 100, 15, 2)
+QUICK = Plan(100, 50, (20, 100), 20, 1, 1)
+"""The smallest run that still prints every table and row: the smoke test's, to keep the
+script from rotting; its figures mean little."""
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -501,7 +505,7 @@ def prepare_commands(
 
 def measure_commands(plan: Plan, racers: list[Contender]) -> None:
     samples: dict[int, list[float]] = {index: [] for index in range(len(racers))}
-    for _ in range(2):  # warm the bytecode cache, the page cache and git's index
+    for _ in range(plan.warm_runs):  # warm the bytecode cache, the page cache and git's index
         for racer in racers:
             racer.prepare()
             racer.action()

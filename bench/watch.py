@@ -19,10 +19,10 @@ Run from the repository root::
     .venv/bin/python bench/watch.py --quick    # smaller, for CI smoke tests
 
 It prints figures and never asserts on them; everything it creates lives in one temporary folder
-that is removed at the end, and the watcher is stopped (SIGTERM, then wait) even on failure.
-Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX) warmed before timing, as an
-installed package would have. The small helpers are copied from ``bench/rollback.py`` on
-purpose, so each benchmark script stands alone.
+that is removed at the end, and the watcher is stopped (SIGTERM, then wait) even on failure. Child
+processes get a bytecode cache of their own (or the caller's PYTHONPYCACHEPREFIX) warmed before
+timing, as an installed package would have. The small helpers are copied from ``bench/rollback.py``
+on purpose, so each benchmark script stands alone.
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ class Plan:
 
 
 FULL = Plan(30, 30, 50)
-QUICK = Plan(2, 2, 3)
+QUICK = Plan(1, 1, 1)
+"""The smallest run that still prints every table and row: the smoke test's, to keep the
+script from rotting; its figures mean little."""
 
 
 # ---- helpers (as in bench/rollback.py) ---------------------------------------------------------
@@ -103,10 +105,12 @@ def print_table(heading: str, headers: list[str], rows: list[list[str]]) -> None
 
 
 def child_environment(scratch: Path) -> dict[str, str]:
-    """What the CLI runs get: a private, warm bytecode cache; an author so git is not asked."""
+    """What the CLI runs get: a bytecode cache they may write, warm before any timing (the
+    run's own unless the caller names one in ``PYTHONPYCACHEPREFIX``, as the smoke tests do);
+    an author so git is not asked."""
     env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1"}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(scratch / "pycache")
+    env.setdefault("PYTHONPYCACHEPREFIX", str(scratch / "pycache"))
     return env
 
 

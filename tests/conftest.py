@@ -20,6 +20,7 @@ import pytest
 
 PG_ADMIN = os.environ.get("LASTGOOD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 LASTGOOD = str(Path(sys.executable).with_name("lastgood"))
+PYCACHE = Path(tempfile.gettempdir()) / "lastgood-tests-pycache"
 
 
 def _pg_connect(dbname: str | None = None):  # type: ignore[no-untyped-def]
@@ -44,8 +45,7 @@ def _compile_once_for_every_child() -> None:
     PYTHONDONTWRITEBYTECODE, every child compiles lastgood's own modules again: about 0.15 s for
     each of the thousands of commands the suite runs, which the suite's time budget cannot pay."""
     if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
-        cache = Path(tempfile.gettempdir()) / "lastgood-tests-pycache"
-        os.environ.setdefault("PYTHONPYCACHEPREFIX", str(cache))
+        os.environ.setdefault("PYTHONPYCACHEPREFIX", str(PYCACHE))
 
 
 _compile_once_for_every_child()

@@ -290,9 +290,12 @@ def _listing(folder: Path) -> str:
 
 
 def write_config(root: Path, kind: str, **policy: str | int) -> None:
+    # a bake of four rounds: the mid-bake failpoint is hit after the first (a grep, a few ms)
+    # with room to spare on a loaded machine; each good deploy waits it out (0.6 s at 0.2 s
+    # rounds made the crash tests a third longer)
     values: dict[str, str | int] = {
-        "bake": "0.6s",
-        "interval": "0.2s",
+        "bake": "0.4s",
+        "interval": "0.1s",
         "verify_rounds": 2,
         "lease": "30s",
         "timeout": "2s",

@@ -25,6 +25,7 @@ from lastgood.targets.base import Release
 from lastgood.targets.directory import DirectoryTarget
 from lastgood.targets.files import FilesTarget
 from tests.conftest import LASTGOOD
+from tests.http_fakes import POLL
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -302,7 +303,7 @@ def test_an_unreachable_server_is_said_in_words(tmp_path: Path) -> None:
 
     server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True).start()
     try:
         for url, words, hint in (
             (f"https://127.0.0.1:{port}", "does not speak TLS", f"write http://127.0.0.1:{port}"),

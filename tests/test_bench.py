@@ -27,12 +27,12 @@ STORE_SIZE = (
     "ratio lastgood / git",
     "same after VACUUM",
     "git .git/objects after gc --aggressive",
-    "v301-v400",  # the quick run's 400 versions, in windows of 100
+    "v81-v100",  # the quick run's 100 versions, in windows of 20
     "flatness:",
     "lastgood snapshot -m",
     "lastgood log -n 20",
-    "lastgood show v200 conf/f0001.yaml",
-    "lastgood diff v200 v400",
+    "lastgood show v50 conf/f0001.yaml",
+    "lastgood diff v50 v100",
     "lastgood rollback ENV --to REF",
     "git revert + rsync",
 )

@@ -1,4 +1,5 @@
-"""The real ``lastgood`` command as a user runs it: output, exit codes, no tracebacks."""
+"""The real ``lastgood`` command as a user runs it: output, exit codes, no tracebacks. Deploys
+judge a version in one round (FAST) unless the bake itself is what a test is about."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import subprocess
 from collections.abc import Callable
 
-from tests.conftest import LASTGOOD, Workspace
+from tests.conftest import FAST, LASTGOOD, Workspace
 
 Factory = Callable[..., Workspace]
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/nowhere"
@@ -53,7 +54,7 @@ def test_snapshot_log_show_diff(workspace: Factory) -> None:
 
 
 def test_deploy_failure_rolls_back_with_exit_3_and_history(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging", "-m", "good").returncode == 0
     ws.broken()
@@ -71,7 +72,7 @@ def test_deploy_failure_rolls_back_with_exit_3_and_history(workspace: Factory) -
 
 
 def test_status_json_and_text(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     ws.run("deploy", "staging")
     (report,) = json.loads(ws.run("status", "--json").stdout)
@@ -93,7 +94,7 @@ def test_dry_run_prints_plan(workspace: Factory) -> None:
 
 
 def test_offline_rollback_and_the_next_command_records_it(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     ws.run("deploy", "staging")
     ws.healthy("two")
@@ -153,7 +154,7 @@ def test_help_ends_with_examples() -> None:
 
 
 def test_status_says_when_the_ledger_disagreed_with_the_target(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     ws.run("deploy", "staging")
     ws.healthy("two")
@@ -171,7 +172,7 @@ def test_status_says_when_the_ledger_disagreed_with_the_target(workspace: Factor
 def test_two_offline_rollbacks_walk_back_and_a_torn_log_line_blocks_nothing(
     workspace: Factory,
 ) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     for marker in ("one", "two", "three"):
         ws.healthy(marker)
         ws.run("deploy", "staging")

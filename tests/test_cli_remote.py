@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from lastgood.cli.fast import parse
-from tests.conftest import LASTGOOD, Workspace, config_text
+from tests.conftest import FAST, LASTGOOD, Workspace, config_text
+from tests.http_fakes import POLL
 from tests.serving import Server, free_port
 
 Factory = Callable[..., Workspace]
@@ -50,7 +51,8 @@ def no_secret(done: subprocess.CompletedProcess[str], token: str) -> None:
 
 
 def served(ws: Workspace) -> Workspace:
-    """``ws`` with v1 then v2 deployed on the store."""
+    """``ws`` with v1 then v2 deployed on the store (the tests' workspaces judge a version in
+    one round, FAST: what goes through the server does not depend on the bake)."""
     for marker in ("one", "two"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging", "-m", marker).returncode == 0
@@ -70,7 +72,7 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     base = tmp_path_factory.mktemp("shared")
-    ws = served(Workspace(base, config_text(target="served", bake="0.3s")))
+    ws = served(Workspace(base, config_text(target="served", **FAST)))
     server = Server(ws).start()
     try:
         yield Shared(ws, server)
@@ -131,7 +133,7 @@ def consumer_serves(server: Server, token: str, number: int) -> None:
 
 
 def test_rollback_through_the_server_is_the_same_rollback(workspace: Factory, serve: Serve) -> None:
-    ws = served(workspace(target="served", bake="0.3s"))
+    ws = served(workspace(target="served", **FAST))
     server = serve(ws)
     pager = server.token("deployer", "staging", name="pager")
     consumer_serves(server, pager, 1)  # already on v1: the fleet follows the rollback at once
@@ -157,7 +159,7 @@ def test_rollback_through_the_server_is_the_same_rollback(workspace: Factory, se
 def test_deploy_uploads_the_folder_and_a_failing_one_exits_3(
     workspace: Factory, serve: Serve
 ) -> None:
-    ws = workspace(bake="0.3s")  # a directory target
+    ws = workspace(**FAST)  # a directory target
     server = serve(ws)
     ci = server.token("deployer", name="ci")
     ws.healthy("one")
@@ -251,7 +253,7 @@ def test_something_else_at_the_url_is_not_taken_for_lastgood(tmp_path: Path) -> 
             pass
 
     httpd = http.server.HTTPServer(("127.0.0.1", 0), NotLastgood)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(POLL,), daemon=True).start()
     try:
         url = f"http://127.0.0.1:{httpd.server_port}"
         done = remote(url, "t", "log", cwd=tmp_path)

@@ -20,15 +20,17 @@ from lastgood.client import LiveConfig, Snapshot, content_hash_of, verify_payloa
 from lastgood.client.cache import ConfigCache
 from lastgood.client.payload import encode_files
 from lastgood.errors import AuthError, ServerError
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
+from tests.http_fakes import POLL
 from tests.serving import Server, free_port
 
 HEAVY = {"sqlalchemy", "fastapi", "starlette", "alembic", "pydantic", "uvicorn", "jinja2"}
 
 
 def served(workspace: Callable[..., Workspace]) -> Workspace:
-    """A served workspace with v1 live (files of every kind the SDK parses)."""
-    ws = workspace(target="served", bake="0.3s")
+    """A served workspace with v1 live (files of every kind the SDK parses); versions judged
+    in one round (FAST): the SDK follows what is served, from the switch on."""
+    ws = workspace(target="served", **FAST)
     ws.healthy("one")
     ws.write("app/limits.json", '{"rate": 10, "burst": [1, 2]}\n')
     ws.write("app/flags.toml", "enabled = true\n[queue]\nsize = 5\n")
@@ -268,7 +270,7 @@ def test_tampered_payload_from_a_server_keeps_the_previous_config(
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(POLL,), daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{httpd.server_address[1]}"

@@ -26,6 +26,7 @@ from lastgood.errors import ConfigError, DocumentError, NotFoundError
 from lastgood.events import Event, EventKind
 from lastgood.project import Project
 from tests.conftest import Workspace
+from tests.http_fakes import POLL
 
 DAY = 86400.0
 
@@ -64,7 +65,7 @@ class Site:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 from tests.serving import Server
 from tests.test_cli_remote import remote
 from tests.test_web import signed_in
@@ -50,8 +50,10 @@ def commit_all(ws: Workspace, message: str, when: int = WHEN) -> str:
 
 
 def repo(make: Callable[..., Workspace], **options: str) -> Workspace:
-    """A workspace in ``ws/`` of a git repository at its base, with one commit (the config)."""
-    ws = make(**options)
+    """A workspace in ``ws/`` of a git repository at its base, with one commit (the config);
+    versions are judged in one round (FAST) unless ``options`` say otherwise: what git holds
+    does not depend on the bake."""
+    ws = make(**{**FAST, **options})
     git(ws.base, "init", "-q", "-b", "main")
     (ws.base / "README.md").write_text("not configuration: outside the workspace\n")
     commit_all(ws, "start")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 from tests.test_git import commit_all, git
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
@@ -23,8 +23,9 @@ LAST_GOOD = "refs/lastgood/staging/last-good"
 
 
 def refs_repo(make: Callable[..., Workspace], refs: bool = True, **options: str) -> Workspace:
-    """A workspace in ``ws/`` of a git repository, with ``[git] refs = true`` (by default)."""
-    ws = make(**options)
+    """A workspace in ``ws/`` of a git repository, with ``[git] refs = true`` (by default);
+    versions judged in one round (FAST) unless ``options`` say otherwise."""
+    ws = make(**{**FAST, **options})
     if refs:
         with (ws.root / "lastgood.toml").open("a") as config:
             config.write("\n[git]\nrefs = true\n")
@@ -95,7 +96,7 @@ def test_a_version_no_commit_holds_exactly_deletes_its_ref(
 
 
 def test_an_applied_change_request_moves_the_refs(workspace: Callable[..., Workspace]) -> None:
-    ws = refs_repo(workspace, bake="0s", interval="10ms")
+    ws = refs_repo(workspace)
     ws.healthy("one")
     first = commit_all(ws, "one")
     deployed(ws, "--commit", "HEAD")
@@ -261,7 +262,7 @@ def test_a_long_lived_process_sets_the_refs_at_every_switch(
     from lastgood.operations.deploy import deploy
     from lastgood.operations.drill import drill
 
-    ws = refs_repo(workspace, bake="0s", interval="10ms")
+    ws = refs_repo(workspace)
     ws.healthy("one")
     head = commit_all(ws, "one")
     project = ws.project()  # type: ignore[no-untyped-call]

@@ -1,5 +1,6 @@
 """Hostile input through the real CLI: every case ends in a clear error or the exact answer,
-never a Python error, and changes nothing."""
+never a Python error, and changes nothing. The workspaces judge a version in one round (FAST):
+no case here is about the bake, and most deploy first."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import LASTGOOD, Workspace
+from tests.conftest import FAST, LASTGOOD, Workspace
 
 Factory = Callable[..., Workspace]
 HUGE = "v99999999999999999999999"
@@ -17,7 +18,7 @@ HUGE = "v99999999999999999999999"
 
 @pytest.fixture
 def ws(workspace: Factory) -> Workspace:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging", "-m", "first").returncode == 0
     return ws
@@ -46,7 +47,7 @@ def test_a_version_number_too_large_for_any_store_names_nothing(
 def test_numbers_past_what_the_store_holds_name_nothing_on_every_store(
     workspace: Factory, store_url: str, number: str
 ) -> None:
-    ws = workspace(store=store_url)
+    ws = workspace(store=store_url, **FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging").returncode == 0
     for args in (("show", number), ("deploy", "staging", "--version", number)):
@@ -77,7 +78,7 @@ def test_every_data_file_is_listed_in_one_error(ws: Workspace) -> None:
 
 
 def test_show_writes_the_exact_bytes_of_a_binary_file(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     payload = bytes(range(256)) + b"\x00\xff no newline at the end"
     (ws.root / "logo.bin").write_bytes(payload)
@@ -100,7 +101,7 @@ def test_a_mistyped_environment_gets_a_did_you_mean(ws: Workspace) -> None:
 
 
 def test_diff_without_arguments_says_what_it_compares(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     empty = ws.run("diff")
     assert "comparing nothing (nothing is live on staging yet, and no version is recorded)" in (
@@ -117,7 +118,7 @@ def test_diff_without_arguments_says_what_it_compares(workspace: Factory) -> Non
 
 
 def test_one_of_a_thing_is_not_plural(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.write("only.txt", "one file\n")
     done = ws.run("snapshot", "-m", "single")
     assert "1 file: single" in done.stdout and "1 files" not in done.stdout
@@ -126,7 +127,7 @@ def test_one_of_a_thing_is_not_plural(workspace: Factory) -> None:
 
 
 def test_watch_once_prints_what_the_cycle_saw(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging").returncode == 0
     done = ws.run("watch", "--once")
@@ -136,7 +137,7 @@ def test_watch_once_prints_what_the_cycle_saw(workspace: Factory) -> None:
 
 
 def test_a_file_name_with_a_newline_is_listed_on_one_line(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     (ws.root / "two\nlines.txt").write_text("odd name\n")
     assert ws.run("snapshot", "-m", "odd").returncode == 0
@@ -146,7 +147,7 @@ def test_a_file_name_with_a_newline_is_listed_on_one_line(workspace: Factory) ->
 
 
 def test_a_broken_notification_template_never_blocks_a_rollback(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.write("notify/pager.j2", "{% if %}\n")
     with open(ws.root / "lastgood.toml", "a") as config:
         config.write(
@@ -183,7 +184,7 @@ def test_other_numbers_out_of_range_are_usage_errors(ws: Workspace, args: tuple[
 
 
 def test_an_offline_rollback_with_nothing_to_go_back_to_says_why(workspace: Factory) -> None:
-    ws = workspace(target="files")
+    ws = workspace(target="files", **FAST)
     for marker in ("one", "two"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging").returncode == 0

@@ -1,12 +1,13 @@
 """Milestones are events like any other: a new last known good in production, and a restore
-slower than its budget."""
+slower than its budget. Versions are judged in one round (FAST): a milestone follows the
+verdict, however long the bake."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 
 Factory = Callable[..., Workspace]
 
@@ -19,7 +20,7 @@ def kinds(ws: Workspace, kind: str) -> list[dict[str, object]]:
 def test_a_new_last_known_good_in_a_protected_environment_is_announced(
     workspace: Factory,
 ) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     config = ws.root / "lastgood.toml"
     config.write_text(
         config.read_text().replace("verify_rounds = 2", "verify_rounds = 2\nprotected = true")
@@ -38,14 +39,14 @@ def test_a_new_last_known_good_in_a_protected_environment_is_announced(
 
 
 def test_an_unprotected_environment_has_no_last_good_milestones(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging").returncode == 0
     assert kinds(ws, "last-good-changed") == []
 
 
 def test_a_restore_slower_than_the_budget_is_announced(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     config = ws.root / "lastgood.toml"
     config.write_text(
         config.read_text().replace("verify_rounds = 2", 'verify_rounds = 2\nbudget = "1ms"')
@@ -63,7 +64,7 @@ def test_a_restore_slower_than_the_budget_is_announced(workspace: Factory) -> No
 
 
 def test_a_restore_within_budget_is_quiet(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging").returncode == 0
     ws.broken()

@@ -29,6 +29,7 @@ from lastgood.events import Event, EventKind
 from lastgood.notify import routing
 from lastgood.operations.notify import send
 from tests.conftest import Workspace, eventually
+from tests.http_fakes import POLL
 
 SECRET = "Sup3rS3cretPw"
 HEADER_SECRET = "TopSecretHeaderValue"
@@ -70,7 +71,7 @@ class Webhook:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(POLL,), daemon=True).start()
 
     def url(self, path: str = "hook") -> str:
         return f"json://127.0.0.1:{self.port}/{path}"

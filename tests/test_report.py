@@ -1,5 +1,7 @@
 """The status digest through the real CLI: what a stakeholder reads after a week of deploys,
-failures, rollbacks and a drill, in text, Markdown, HTML and JSON, and the numbers behind it."""
+failures, rollbacks and a drill, in text, Markdown, HTML and JSON, and the numbers behind it.
+Versions are judged in one round (FAST): the digest reports what the ledger recorded, however
+long the bakes were."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
+from tests.http_fakes import POLL
 from tests.test_drill import DRILL
 
 Factory = Callable[..., Workspace]
@@ -94,7 +97,7 @@ def parse_html(text: str) -> Cells:
 
 
 def test_a_week_reads_the_same_in_every_format(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     week(ws)
     timeline = json.loads(ws.run("history", "staging", "--json").stdout)["deployments"]
     drill_at = next(d for d in timeline if d["kind"] == "drill")["requested_at"]
@@ -168,7 +171,7 @@ def add_env(ws: Workspace, name: str) -> None:
 
 
 def test_records_before_since_are_left_out(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy()
     assert ws.run("deploy", "staging", "-m", "this week").returncode == 0
     now = time.time()
@@ -202,7 +205,7 @@ def test_records_before_since_are_left_out(workspace: Factory) -> None:
 
 
 def test_env_filter_and_unknown_env(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     add_env(ws, "production")
     ws.healthy()
     assert ws.run("deploy", "staging").returncode == 0
@@ -227,7 +230,7 @@ def test_env_filter_and_unknown_env(workspace: Factory) -> None:
 
 
 def test_an_empty_period_says_so_plainly(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     text = report(ws)
     assert "Nothing happened from " in text
     assert "no changes, no incidents, no rollbacks, no drills" in text
@@ -249,7 +252,7 @@ def test_an_empty_period_says_so_plainly(workspace: Factory) -> None:
     ],
 )
 def test_bad_input_is_a_clear_error(workspace: Factory, args: list[str], message: str) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     result = ws.run("report", *args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -258,7 +261,7 @@ def test_bad_input_is_a_clear_error(workspace: Factory, args: list[str], message
 
 
 def test_output_file_and_a_route_without_digests(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     with open(ws.root / "lastgood.toml", "a") as config:
         config.write(
             '\n[[notify.route]]\nto = "json://127.0.0.1:9/x"\nevents = ["drift-detected"]\n'
@@ -272,7 +275,7 @@ def test_output_file_and_a_route_without_digests(workspace: Factory) -> None:
 
 
 def test_on_postgresql(workspace: Factory, pg_url: str) -> None:
-    ws = workspace(store=pg_url)
+    ws = workspace(store=pg_url, **FAST)
     ws.healthy("one")
     assert ws.run("deploy", "staging", env={"LASTGOOD_AUTHOR": "alice"}).returncode == 0
     ws.broken()
@@ -304,7 +307,7 @@ def receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
     handler = type("Handler", (Receiver,), {"received": received})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL,), daemon=True)
     thread.start()
     try:
         yield server.server_address[1], received
@@ -327,7 +330,7 @@ def test_send_delivers_the_markdown_digest(
     workspace: Factory, receiver: tuple[int, list[dict[str, Any]]]
 ) -> None:
     port, received = receiver
-    ws = workspace()
+    ws = workspace(**FAST)
     with open(ws.root / "lastgood.toml", "a") as config:
         config.write(
             f'\n[[notify.route]]\nname = "team-chat"\nto = "json://127.0.0.1:{port}/hook"\n'
@@ -346,7 +349,7 @@ def test_send_delivers_the_markdown_digest(
 
 
 def test_a_documents_first_reading_is_not_news(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     ws.healthy()
     store = ws.project().store
     store.add_document_version("pricing", b"a\n", source="x", diff="", added=1, removed=0)
@@ -358,7 +361,7 @@ def test_a_documents_first_reading_is_not_news(workspace: Factory) -> None:
 def test_status_report_and_history_show_the_same_restore_figures(workspace: Factory) -> None:
     """One definition per figure: restored in = trigger → active, verified in = trigger →
     verified; every view labels both and shows the same numbers for the same rollbacks."""
-    ws = workspace()
+    ws = workspace(**FAST)
     for marker in ("one", "two", "three"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging").returncode == 0
@@ -386,7 +389,7 @@ def test_status_report_and_history_show_the_same_restore_figures(workspace: Fact
 def test_status_and_report_leave_drills_out_of_the_restore_figures_alike(
     workspace: Factory,
 ) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     with open(ws.root / "lastgood.toml", "a") as config:
         config.write('\n[env.staging.drill]\nfiles = { "health.txt" = "drills/broken.txt" }\n')
         config.write('\n[versioning]\nexclude = ["drills/**"]\n')
@@ -404,7 +407,7 @@ def test_status_and_report_leave_drills_out_of_the_restore_figures_alike(
 
 
 def test_status_and_report_count_an_interrupted_rollback_alike(workspace: Factory) -> None:
-    ws = workspace()
+    ws = workspace(**FAST)
     for marker in ("one", "two", "three"):
         ws.healthy(marker)
         assert ws.run("deploy", "staging").returncode == 0

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tests.conftest import Workspace
+from tests.conftest import FAST, Workspace
 from tests.serving import Server
 
 
@@ -174,8 +174,9 @@ def test_long_poll_and_event_stream_follow_a_switch(
 
 def two_large_versions(workspace: Callable[..., Workspace]) -> Workspace:
     """v1 and v2 deployed, each with a few hundred files, so publishing one takes the feed
-    long enough for an answer sent before it to show."""
-    ws = served(workspace)
+    long enough for an answer sent before it to show. No bake, 10 ms between rounds: the tests
+    switch some twenty times, and what they read does not depend on the checks' pace."""
+    ws = served(workspace, **FAST)
     for marker in ("one", "two"):
         for number in range(300):
             ws.write(f"rules/rule-{number}.yaml", f"rule: {number}\nmarker: {marker}\n" * 20)

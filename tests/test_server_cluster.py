@@ -20,7 +20,7 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from lastgood.client import LiveConfig
-from tests.conftest import PG_ADMIN, Workspace, eventually
+from tests.conftest import FAST, PG_ADMIN, Workspace, eventually
 from tests.serving import Server
 
 STAGING = "/api/v1/envs/staging"
@@ -30,8 +30,9 @@ APPLICATION_NAME = "lastgood switch listener"  # what a DBA sees in pg_stat_acti
 def two_servers(
     workspace: Callable[..., Workspace], serve: Callable[..., Server], pg_url: str
 ) -> tuple[Workspace, Server, Server]:
-    """A served staging on PostgreSQL with v1 and v2 deployed, and servers A and B on it."""
-    ws = workspace(target="served", store=pg_url)
+    """A served staging on PostgreSQL with v1 and v2 deployed, and servers A and B on it; no
+    bake and 10 ms between rounds, as nothing here is about the checks' pace."""
+    ws = workspace(target="served", store=pg_url, **FAST)
     for marker in ("one", "two"):
         ws.healthy(marker)
         done = ws.run("deploy", "staging", "-m", marker)

@@ -20,13 +20,21 @@ Make = Callable[..., Workspace]
 
 
 def history(ws: Workspace, count: int) -> None:
-    """``count`` versions of a nested folder, each changing one file and adding one."""
-    for number in range(1, count + 1):
-        ws.write("rules/routing/eu.yaml", f"queue: eu-{number}\n")
-        ws.write(f"notes/n{number}.md", f"note {number}\n")
-        ws.write("prompt.txt", "Score each lead.\n")
-        done = ws.run("snapshot", "-m", f"change {number}")
-        assert done.returncode == 0, done.stderr
+    """``count`` versions of a nested folder, each changing one file and adding one, recorded
+    by the verb ``lastgood snapshot`` runs, in this process: the tools under test run as a user
+    runs them, and starting the CLI only to write a history was most of some tests' time."""
+    from lastgood.operations.snapshot import snapshot
+    from lastgood.project import Project
+
+    project = Project.open(ws.root, store_url=ws.store, actor="tester")
+    try:
+        for number in range(1, count + 1):
+            ws.write("rules/routing/eu.yaml", f"queue: eu-{number}\n")
+            ws.write(f"notes/n{number}.md", f"note {number}\n")
+            ws.write("prompt.txt", "Score each lead.\n")
+            assert snapshot(project, f"change {number}").created
+    finally:
+        project.close()
 
 
 def execute(url: str, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -14,6 +14,19 @@ from typing import Any
 from tests.conftest import LASTGOOD
 
 ENV = "production"
+BAKE = 'bake = "300ms"'
+INTERVAL = 'interval = "100ms"'
+
+
+def sized_for_tests(config: str) -> str:
+    """A recipe's lastgood.toml from the docs with its two-minute bake and 5 s interval made
+    test-sized. The bake still runs check rounds after every switch, and a bad version still
+    trips on its second failed round, whatever the bake's length (operations/bake.py); a good
+    deploy waits 0.3 s instead of 1 s (the tests' bake before), and a verification or a trip
+    waits 0.1 s between rounds instead of 0.2 s."""
+    shortened = config.replace('bake = "2m"', BAKE).replace('interval = "5s"', INTERVAL)
+    assert BAKE in shortened and INTERVAL in shortened, config
+    return shortened
 
 
 class ToolWorkspace:

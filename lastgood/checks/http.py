@@ -29,6 +29,7 @@ from lastgood.checks.base import (
 )
 from lastgood.config import CheckSpec
 from lastgood.errors import ConfigError
+from lastgood.tls import verifying
 from lastgood.units import parse_duration
 
 _OPTIONS = (
@@ -84,7 +85,8 @@ class HttpCheck(Check):
         started = time.monotonic()
         try:
             proxies_allowed = not _is_loopback(self.url)
-            with httpx.Client(timeout=self.spec.timeout, trust_env=proxies_allowed) as client:
+            with httpx.Client(timeout=self.spec.timeout, trust_env=proxies_allowed,
+                              verify=verifying(proxies_allowed)) as client:  # fmt: skip
                 response = client.request(self.method, self.url, headers=self.headers)
         except httpx.TimeoutException:
             return self._failed(f"no answer within {self.spec.timeout:g} s")

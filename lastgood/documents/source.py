@@ -89,12 +89,16 @@ def fetch(spec: DocumentSpec) -> bytes:
     server declares another charset and the mode reads text."""
     import httpx
 
+    from lastgood.tls import verifying
+
     url = spec.url or ""
     headers = {"User-Agent": f"lastgood/{__version__} (document tracking)"}
     try:
+        trust_env = not is_loopback(url)
         with httpx.Client(
-            timeout=spec.timeout, follow_redirects=True, trust_env=not is_loopback(url)
-        ) as client:
+            timeout=spec.timeout, follow_redirects=True, trust_env=trust_env,
+            verify=verifying(trust_env),
+        ) as client:  # fmt: skip
             response = client.get(url, headers=headers)
     except httpx.TimeoutException as exc:
         raise DocumentError(

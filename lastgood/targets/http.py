@@ -45,6 +45,7 @@ from lastgood.targets import _fs, _json_form, _process
 from lastgood.targets._http_settings import PLACEHOLDER, parse_options
 from lastgood.targets.base import Release
 from lastgood.targets.remote import RemoteTarget, state_folder
+from lastgood.tls import verifying
 
 ANSWER_CHARS = 300
 """How much of an error answer's body a message shows."""
@@ -269,7 +270,7 @@ class HttpTarget(RemoteTarget):
         """One request under ``timeout``; a timeout or a transport failure is a TargetError."""
         timeout = self.settings.timeout
         try:
-            with httpx.Client(timeout=timeout) as client:
+            with httpx.Client(timeout=timeout, verify=verifying()) as client:
                 return client.request(method, url, headers=headers, content=body)
         except httpx.TimeoutException:
             raise TargetTimeoutError(

@@ -102,3 +102,27 @@ def test_a_value_edited_in_the_tool_is_live_unknown(project: Project, api: Scori
     api.edit_by_hand(b'{ "threshold" : 0.62 }')  # the same value, written differently
     (report,) = status(project, "production")
     assert not report.drifted and not report.live_unknown
+
+
+def test_a_deploy_and_a_status_read_the_ca_bundle_once(
+    project: Project, api: ScoringApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx opens a client for each request and would read the CA bundle every time (about
+    25 ms of CPU each, a dozen times a deploy); every request shares one TLS context."""
+    import ssl
+
+    from lastgood import tls
+
+    loads: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        load(context, *args, **kwargs)  # type: ignore[arg-type]
+
+    tls.verifying.cache_clear()
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    write(project, GOOD)
+    assert deploy(project, "production", message="one").exit_code == OK
+    status(project, "production")
+    assert len(loads) == 1, loads
