@@ -157,11 +157,7 @@ class LiveConfig:
         self._metrics_lock = threading.Lock()
         token = token if token is not None else os.environ.get("LASTGOOD_TOKEN")
         self._token, self._verify = token, verify  # for the last request, close()'s leave
-        self._channels = [
-            Channel(url, env, token=token, consumer_id=self.consumer_id, name=self.name,
-                    timeout=self.timeout, verify=verify, kind=self.kind)
-            for url in self.urls
-        ]  # fmt: skip
+        self._channels = [self._channel_to(url, self.timeout) for url in self.urls]
         try:
             self._first_read(require)
         except BaseException:
@@ -496,15 +492,19 @@ class LiveConfig:
         if following:
             self._leave()
 
+    def _channel_to(self, url: str, timeout: float) -> Channel:
+        """Requests to ``url`` as this consumer (its id, name, kind, token and TLS trust)."""
+        return Channel(url, self.env, token=self._token, consumer_id=self.consumer_id,
+                       name=self.name, timeout=timeout, verify=self._verify,
+                       kind=self.kind)  # fmt: skip
+
     def _leave(self) -> None:
         """Tell the server in use that this consumer stops, so the fleet drops it at once
         instead of counting it as not following for 90 s. After the follower stopped (no
         long-poll of its own revives it), on a fresh connection (close() closed the others),
         within :data:`LEAVE_WITHIN` seconds; a server that cannot be told drops it after 90 s
         of silence all the same."""
-        channel = Channel(self.url, self.env, token=self._token, consumer_id=self.consumer_id,
-                          name=self.name, timeout=min(self.timeout, LEAVE_WITHIN),
-                          verify=self._verify, kind=self.kind)  # fmt: skip
+        channel = self._channel_to(self.url, min(self.timeout, LEAVE_WITHIN))
         try:
             channel.leave()
         except LastgoodError as exc:
