@@ -205,7 +205,7 @@ def workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Any]]:
     """Factory: ``serve(ws, "--poll", "0.05")`` starts a real ``lastgood serve`` on a free port
-    (see ``tests/serving.py``); every server started is stopped at the end."""
+    (see ``tests/serving.py``); every server started is killed at the end."""
     from tests.serving import Server
 
     started: list[Server] = []
@@ -216,4 +216,4 @@ def serve() -> Iterator[Callable[..., Any]]:
 
     yield start
     for server in started:
-        server.stop()
+        server.close()

@@ -1,8 +1,8 @@
 """Real ``lastgood serve`` processes for the server, SDK, CLI-through-server and browser tests.
 
 ``Server`` starts the real console script on a free port of 127.0.0.1, waits for ``/healthz``,
-and stops it (SIGTERM, then SIGKILL) at teardown. Tokens are made with the real
-``lastgood token create``.
+and at teardown kills it (``close``): the tests that are about a stop call ``stop`` and look at
+what it did. Tokens are made in process with the verb ``lastgood token create`` calls.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Server:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise AssertionError(
             f"lastgood serve did not answer in {timeout} s: {self.log.read_text()}"
         )
@@ -78,15 +78,23 @@ class Server:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def close(self) -> None:
+        """Teardown: SIGKILL. A graceful stop answers held reads and flushes reports first,
+        about 0.3 s a server that no test reads after its end."""
+        self.kill()
+
     def token(self, role: str, *envs: str, name: str | None = None) -> str:
-        """A new token's secret, made with the real CLI."""
-        args = ["token", "create", "--name", name or f"{role}-{'-'.join(envs) or 'all'}"]
-        args += ["--role", role]
-        for env in envs:
-            args += ["--env", env]
-        done = self.ws.run(*args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
+        """A new token's secret, made in process by the verb behind ``lastgood token create``
+        (the CLI itself is tested in tests/test_cli_remote.py and tests/test_token_names.py)."""
+        from lastgood.operations.tokens import create_token
+        from lastgood.project import Project
+
+        project = Project.open(self.ws.root, store_url=self.ws.store, actor="tester")
+        try:
+            name = name or f"{role}-{'-'.join(envs) or 'all'}"
+            return create_token(project, name=name, role=role, envs=list(envs))[1]
+        finally:
+            project.close()
 
     def client(self, token: str | None = None, timeout: float = 60) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

@@ -108,7 +108,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     try:
         yield Site(ws, server)
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture
@@ -283,7 +283,7 @@ def test_offline_rollback_on_the_host_holds_until_the_server_serves_another_vers
         eventually(lambda: live_of(live).version == bad)  # type: ignore[union-attr]
         assert taking.stop() == 0
     finally:
-        server.stop()
+        server.close()
 
 
 def test_bad_input_is_refused_with_a_hint(

@@ -77,7 +77,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     try:
         yield Shared(ws, server)
     finally:
-        server.stop()
+        server.close()
         ws.close()
 
 

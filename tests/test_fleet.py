@@ -154,7 +154,7 @@ def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
         assert shown["fleet"]["time_to_all"] == fleet["time_to_all"], shown["fleet"]
         assert {c["name"]: c["first_seen"] for c in shown["consumers"]} == first_seen
     finally:
-        again.stop()
+        again.close()
 
 
 STEP_TRIPS_ON_DEMAND = """

@@ -134,7 +134,7 @@ def fleet_server(workspace: Factory, store_url: str) -> Iterator[tuple[Workspace
     finally:
         if fleet is not None:
             fleet.close()
-        server.stop()
+        server.close()
 
 
 def test_a_rollout_stops_the_version_that_halves_the_score_against_the_rest_of_the_fleet(
@@ -453,7 +453,7 @@ def served(workspace: Factory) -> Iterator[tuple[Server, str]]:
     try:
         yield server, server.token("viewer", "staging")
     finally:
-        server.stop()
+        server.close()
 
 
 def test_a_bad_metrics_header_is_a_400_that_says_why_on_both_paths(

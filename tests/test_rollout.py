@@ -246,7 +246,7 @@ def test_rollout_steps_promote_fail_and_abort_with_real_consumers(
         bad_version_stopped_at_five_percent(ws, live)
         rollback_during_a_rollout_aborts_it(ws, server, token, consumers, salt)
     finally:
-        server.stop()
+        server.close()
 
 
 def steps_promoted_to_everyone(
@@ -642,7 +642,7 @@ def test_a_version_that_halves_the_canary_cohorts_score_is_stopped_at_five_perce
         assert [served_to(server, token, who) for who in (EARLY, MIDDLE, LATE)] == [1, 1, 1]
         # (no pointer is left to salt them: every id reads the stable version)
     finally:
-        server.stop()
+        server.close()
 
 
 def timeline(ws: Workspace) -> tuple[list[dict[str, object]], list[dict[str, object]]]:

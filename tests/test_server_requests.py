@@ -63,7 +63,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     try:
         yield Team(ws, server, tokens)
     finally:
-        server.stop()
+        server.close()
         ws.close()
         log = server.log.read_text()
         assert "Traceback" not in log, log

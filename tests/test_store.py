@@ -740,6 +740,55 @@ def test_a_fresh_sqlite_database_is_migrated(backend_class: type[Any], tmp_path:
     assert raw_execute(url, "SELECT version_num FROM alembic_version") == [(schema.HEAD,)]
 
 
+def schema_of(url: str) -> list[tuple[Any, ...]]:
+    return raw_execute(url, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name")
+
+
+def test_a_new_sqlite_store_gets_the_schema_the_migrations_build(tmp_path: Path) -> None:
+    made = f"sqlite:///{tmp_path / 'made.db'}"  # the fast lane: sqlite_schema.sql
+    migrated = f"sqlite:///{tmp_path / 'migrated.db'}"  # SQLAlchemy: every Alembic migration
+    for opened in (LiteStore(made), AlchemyStore(migrated)):
+        opened.close()
+    assert schema_of(made) == schema_of(migrated)
+    assert len(schema_of(made)) > 20
+    for url in (made, migrated):
+        assert raw_execute(url, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
+
+
+def test_the_new_store_schema_file_is_what_the_migrations_build() -> None:
+    generator = Path(__file__).resolve().parent.parent / "scripts" / "gen_sqlite_schema.py"
+    done = subprocess.run([sys.executable, str(generator), "--check"], capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_processes_opening_one_new_sqlite_store_at_once_all_get_the_same_schema(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    probe = f"from lastgood.store import open_store; open_store({url!r}).close(); print('ok')"
+    starting = [subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    for process in starting:
+        out, err = process.communicate(timeout=60)
+        assert (process.returncode, out) == (0, "ok\n"), err
+    assert raw_execute(url, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
+    alone = f"sqlite:///{tmp_path / 'alone.db'}"
+    LiteStore(alone).close()
+    assert schema_of(url) == schema_of(alone)
+
+
+def test_a_database_holding_another_programs_table_is_not_given_the_schema(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    theirs = "CREATE TABLE versions (id INTEGER PRIMARY KEY, label TEXT)"
+    raw_execute(url, theirs)
+    with pytest.raises(StoreError, match="failed to open"):
+        LiteStore(url)
+    assert schema_of(url) == [("table", "versions", "versions", theirs)]
+
+
 def test_an_in_memory_lite_store_works() -> None:
     for url in ("sqlite://", "sqlite:///:memory:"):
         opened = LiteStore(url)

@@ -4,8 +4,9 @@ Why it exists: ``import sqlalchemy`` alone costs more than a whole do-it-yoursel
 and a rollback must be quicker than the manual way. :class:`LiteDatabase` opens the same
 tables (:mod:`lastgood.store.tables` owns them, the Alembic migrations create them) with the
 same connection settings as :mod:`lastgood.store.database`; the store's logic on top is the
-same code for both. SQLAlchemy and Alembic are imported only when a database is new or behind
-and needs migrating.
+same code for both. A new database gets the newest schema from ``sqlite_schema.sql`` (what the
+migrations build, written down by ``scripts/gen_sqlite_schema.py``); SQLAlchemy and Alembic are
+imported only when a database is behind and needs migrating.
 
 Every transaction is ``BEGIN IMMEDIATE`` (WAL mode), so concurrent processes queue on the write
 lock rather than deadlock. One connection per store, guarded by a lock so threads may share it.
@@ -18,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 from lastgood.errors import StoreError
@@ -32,6 +34,10 @@ SCHEMA_HEAD = "0012"
 
 ``tests/test_store.py`` fails when the two differ, so a new migration cannot forget this line.
 """
+
+NEW_SCHEMA = Path(__file__).with_name("sqlite_schema.sql")
+"""The statements that make a new database's schema at :data:`SCHEMA_HEAD` (generated; see
+``scripts/gen_sqlite_schema.py``, and ``tests/test_store.py``, which fails when it is stale)."""
 
 _SCHEMES = ("sqlite://", "sqlite+pysqlite://")
 _MEMORY = ("", ":memory:")
@@ -190,8 +196,12 @@ class LiteDatabase(Database):
         return None if row is None else str(row[0])
 
     def _ensure_schema(self, location: SqliteLocation) -> None:
-        """Migrate through SQLAlchemy and Alembic, but only when the database is new or behind."""
-        if self._revision() == SCHEMA_HEAD:
+        """Create a new database's schema at once; migrate through SQLAlchemy and Alembic only
+        one that is behind."""
+        revision = self._revision()
+        if revision == SCHEMA_HEAD:
+            return
+        if revision is None and self._create_schema():
             return
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -206,6 +216,31 @@ class LiteDatabase(Database):
         finally:
             engine.dispose()
 
+    def _create_schema(self) -> bool:
+        """Give a database that holds nothing at all the newest schema, in one transaction.
+
+        False when the database holds something (a table of another program, or the schema
+        another process made while this one waited for the write lock): the migration path
+        then says what it finds, or finds nothing left to do.
+        """
+        statements = _statements(NEW_SCHEMA.read_text(encoding="utf-8"))
+        with self._lock, self._wrap("create"):
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    db.execute("ROLLBACK")
+                    return False
+                for statement in statements:
+                    db.execute(statement).close()
+                db.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (SCHEMA_HEAD,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return True
+
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
@@ -217,3 +252,17 @@ class LiteDatabase(Database):
             yield
         except (sqlite3.Error, UnknownColumnError) as exc:
             raise common.store_failure(self.url, doing, exc) from exc
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of an SQL script, split where SQLite itself says one is complete (never
+    inside a quoted ``;``); comment lines are left out."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        if not pending and (not line.strip() or line.startswith("--")):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    return statements
