@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,6 +15,15 @@ import pytest
 
 from lastgood.rows import Consumer
 from tests.conftest import LASTGOOD, Workspace, eventually
+from tests.test_web import signed_in
+
+
+def consumer_rows(page: str) -> dict[str, str]:
+    """The web page's consumer table: each row's name, with the words of its tags."""
+    table = page.split("<h2>Consumers</h2>", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<tr class=\"[^\"]*\">\s*<td>(.*?)</td>", table, re.S)
+    words = [" ".join(re.sub(r"<[^>]+>", " ", cell).split()) for cell in cells]
+    return {text.split()[0]: text for text in words}
 
 
 def test_status_shows_the_fleet_of_a_served_environment(
@@ -143,6 +153,9 @@ def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
         first_seen = {c["name"]: c["first_seen"] for c in answer["consumers"]}
         switched = back.json()["deployment"]["activated_at"]
         assert first_seen["early"] < switched < first_seen["late"], (first_seen, switched)
+        with signed_in(server, token) as page:  # the web page's table marks the late one
+            rows = consumer_rows(page.get("/envs/staging").text)
+        assert rows == {"early": "early", "late": "late joined since the switch"}, rows
     finally:
         server.stop()  # writes what it holds to the store
     stored = json.loads(ws.run("status", "staging", "--json").stdout)[0]["fleet"]

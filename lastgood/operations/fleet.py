@@ -77,6 +77,7 @@ class FleetStanding(Record):
     failing: list[str] = field(default_factory=list)  # "name: detail" of agents failing checks
     without_config: int = 0  # live consumers that serve no version at all (not counted)
     joined_since: int = 0  # counted consumers first seen after the switch (not in the time)
+    told_at: float | None = None  # when the switch told the fleet (see _told_at); None: unknown
 
     @property
     def complete(self) -> bool:
@@ -136,10 +137,10 @@ def standing(
         if version is None or c.version != version
     )
     told_at = _told_at(change, version)
-    joined = [c for c in live if _joined_after(c, told_at)]
+    joined = [c for c in live if joined_after(c, told_at)]
     time_to_all = None
     if live and len(on_it) == len(live) and len(joined) < len(on_it):
-        last = max(c.since for c in on_it if not _joined_after(c, told_at))
+        last = max(c.since for c in on_it if not joined_after(c, told_at))
         time_to_all = _time_to_all(change, version, last)
     restored = change is not None and (change.is_rollback or change.to_version != version)
     return FleetStanding(
@@ -157,11 +158,13 @@ def standing(
         ),
         without_config=without_config,
         joined_since=len(joined),
+        told_at=told_at,
     )
 
 
-def _joined_after(consumer: Consumer, moment: float | None) -> bool:
-    """Whether ``consumer`` was first heard from after ``moment`` (unknown: it was not)."""
+def joined_after(consumer: Consumer, moment: float | None) -> bool:
+    """Whether ``consumer`` was first heard from after ``moment`` (unknown: it was not): it
+    joined since the switch (:attr:`FleetStanding.told_at`), so it never had the version left."""
     first = consumer.first_seen
     return moment is not None and first is not None and first > moment
 

@@ -32,7 +32,13 @@ from markupsafe import Markup
 
 from lastgood import tokens
 from lastgood.errors import AuthError, ForbiddenError, LastgoodError, RefusedError, UsageError
-from lastgood.operations.fleet import STALE_AFTER, FleetStanding, read_fleet, wait_for_fleet
+from lastgood.operations.fleet import (
+    STALE_AFTER,
+    FleetStanding,
+    joined_after,
+    read_fleet,
+    wait_for_fleet,
+)
 from lastgood.operations.gate import request_command
 from lastgood.operations.rollout_control import RolloutStatus
 from lastgood.operations.status import EnvStatus
@@ -328,13 +334,15 @@ class ConsumerRow(Record):
     consumer: Consumer
     behind: bool
     gone: bool
+    joined: bool = False  # first heard from after the switch: not in the time to all
 
 
 def consumer_rows(
     state: State, env: str, fleet: FleetStanding | None, rollout: RolloutStatus | None = None
 ) -> list[ConsumerRow]:
     """The fleet table: live ones not serving the live version (during a rollout: their
-    cohort's version) are *behind*; silent ones gone."""
+    cohort's version) are *behind*; silent ones gone; those first heard from after the switch
+    joined since it (the summary counts them apart)."""
     from lastgood.operations.rollout_control import wanted_by
 
     if fleet is None:
@@ -345,7 +353,8 @@ def consumer_rows(
     for consumer in sorted(state.consumers.of(env), key=lambda c: (c.name, c.consumer_id)):
         gone = now - consumer.seen_at > STALE_AFTER
         wanted = fleet.version if pointer is None else wanted_by(env, consumer, pointer)
-        rows.append(ConsumerRow(consumer, not gone and consumer.version != wanted, gone))
+        joined = not gone and joined_after(consumer, fleet.told_at)
+        rows.append(ConsumerRow(consumer, not gone and consumer.version != wanted, gone, joined))
     return rows
 
 
