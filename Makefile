@@ -20,7 +20,9 @@ test: install
 	$(BIN)/ruff check lastgood tests bench scripts
 	$(BIN)/ruff format --check lastgood tests bench scripts
 	$(BIN)/mypy  # strict, on the package: [tool.mypy] in pyproject.toml
-	$(BIN)/pytest -n 2 --dist loadfile  # two workers, each test file whole on one of them
+	# three workers on two cores (a third of a test's time is waiting: bakes, servers starting),
+	# each test file whole on one of them
+	$(BIN)/pytest -n 3 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check lastgood tests bench scripts
