@@ -80,7 +80,7 @@ class Server:
 
     def close(self) -> None:
         """Teardown: SIGKILL. A graceful stop answers held reads and flushes reports first,
-        about 0.3 s a server that no test reads after its end."""
+        about 0.3 s a server, for what no test reads after its end."""
         self.kill()
 
     def token(self, role: str, *envs: str, name: str | None = None) -> str:
