@@ -370,6 +370,7 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
         f"p99 time to all = {ms(worst)} ms ({'within' if worst <= goal else 'OVER'} the "
         f"{ms(goal)} ms target); p50 {times(statistics.median(to_all), baseline)} one consumer"
     )
+    print("each rollback, time to all (ms, in order): " + ", ".join(ms(t) for t in to_all))
     if work.server is not None and work.consumers is not None and work.switches:
         print(
             f"CPU per rollback (from /proc): server {ms(work.server / work.switches)} ms "

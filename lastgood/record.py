@@ -69,6 +69,9 @@ class Record:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         cls = type(self)
+        if not kwargs and len(args) == len(cls._fields):  # a row read back: every field in
+            self.__dict__.update(zip(cls._fields, args, strict=True))  # order, the quick way
+            return
         if len(args) > len(cls._fields):
             raise TypeError(f"{cls.__name__}() takes {len(cls._fields)} arguments")
         values = dict(zip(cls._fields, args, strict=False))

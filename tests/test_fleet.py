@@ -117,6 +117,38 @@ def test_servers_on_one_store_share_their_consumers_and_silent_ones_age_out(
         store_b.close()
 
 
+def test_a_server_reads_what_the_others_changed_and_who_left(store_url: str) -> None:
+    """Servers read back only what was written since their last read: a change and a clean
+    leave on one server reach the other, and a consumer read while fresh still ages out."""
+    from lastgood.operations.fleet import STALE_AFTER
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store_a, store_b = open_store(store_url), open_store(store_url)
+    try:
+        a, b = Consumers(store_a), Consumers(store_b)
+        now = time.time()
+
+        def fleet_of_a(at: float) -> list[tuple[str, int | None]]:
+            a.read_shared(now=at)
+            return sorted((c.consumer_id, c.version) for c in a.of("prod"))
+
+        for number in range(3):
+            b.report("prod", f"app-{number}", name="app", version=1, content_hash="c1", now=now)
+        assert b.flush() == 3
+        assert fleet_of_a(now) == [("app-0", 1), ("app-1", 1), ("app-2", 1)]
+        b.report("prod", "app-0", name="app", version=2, content_hash="c2", now=now + 1)
+        b.flush()
+        assert b.leave("prod", "app-1", now=now + 1)
+        b.flush()
+        assert fleet_of_a(now + 1) == [("app-0", 2), ("app-2", 1)]
+        assert fleet_of_a(now + STALE_AFTER + 0.5) == [("app-0", 2)]  # app-2: silent since now
+        assert fleet_of_a(now + STALE_AFTER + 2) == []
+    finally:
+        store_a.close()
+        store_b.close()
+
+
 def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
     workspace: Callable[..., Workspace], store_url: str
 ) -> None:

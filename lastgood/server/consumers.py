@@ -10,13 +10,14 @@ at once cost a thousand dictionary writes, and flushed to the store in one trans
 ``flush_every`` seconds, so ``lastgood status``, a restarted server and every other server on the
 same store see the same fleet.
 
-The fleet a server shows is its own reports merged with those other servers flushed: each
-flush also reads back the consumers heard from within ``STALE_AFTER`` (one query, however many
-consumers), and a rollback waiting for its fleet reads them again as it waits. For a consumer
-known both ways the newer report wins; a consumer silent for ``STALE_AFTER`` drops out of the
-shared part by itself. The workers of one ``serve --workers`` do better than that cadence: the
-one answering from the fleet first has the others write what they hold (:meth:`gather`, see
-:mod:`lastgood.server.siblings`).
+The fleet a server shows is its own reports merged with those other servers flushed: every
+``SHARE_EVERY`` it reads back what was written since its last read (each write is numbered in
+the store, see :meth:`~lastgood.store.access.AccessStore.consumers_written_after`; its own writes
+are left out), so the read costs what changed, not the size of the fleet; a rollback waiting
+for its fleet reads again as it waits. For a consumer known both ways the newer report wins; a
+consumer silent for ``STALE_AFTER`` drops out of the shared part by itself. The workers of
+one ``serve --workers`` do better than that cadence: the one answering from the fleet first
+has the others write what they hold (:meth:`gather`, see :mod:`lastgood.server.siblings`).
 """
 
 from __future__ import annotations
@@ -194,11 +195,10 @@ class _Entry:
         self.metrics_text = readings_text(self.metrics)
 
     def record(self) -> Consumer:
-        return Consumer(env=self.env, consumer_id=self.consumer_id, name=self.name,
-                        version=self.version, content_hash=self.content_hash,
-                        since=self.since, seen_at=self.seen_at, kind=self.kind,
-                        health=self.health, detail=self.detail,
-                        metrics=self.metrics_text, first_seen=self.first_seen)  # fmt: skip
+        # positional, in Consumer's field order: Record's quick way (a flush makes thousands)
+        return Consumer(self.env, self.consumer_id, self.name, self.version, self.content_hash,
+                        self.since, self.seen_at, self.kind, self.health, self.detail,
+                        self.metrics_text, self.first_seen)  # fmt: skip
 
 
 class Consumers:
@@ -217,6 +217,9 @@ class Consumers:
         self._flushing = threading.Lock()  # one flush at a time (the loop's, the last one's)
         self._shared: dict[tuple[str, str], Consumer] = {}  # as every server flushed them
         self._shared_at = 0.0
+        self._reading = threading.Lock()  # one read of _shared at a time: they merge in order
+        self._written = -1  # the newest write number read (-1: nothing read yet)
+        self._own: set[int] = set()  # numbers of this server's writes not read past yet
         self._read_started = 0.0  # monotonic: when the newest read of _shared began
         self._asked: asyncio.Event | None = None  # set to flush now, not at the next period
         self.reports = 0
@@ -350,16 +353,29 @@ class Consumers:
                 self.read_shared(read_within)
 
     def read_shared(self, older_than: float = 0.0, now: float | None = None) -> None:
-        """Read the consumers every server flushed within ``STALE_AFTER`` (one query), unless
-        the last read is younger than ``older_than`` seconds. Reads the store only."""
+        """Read what other servers flushed since the last read (the first read: every
+        consumer heard from within ``STALE_AFTER``), unless the last read is younger than
+        ``older_than`` seconds; consumers silent for ``STALE_AFTER`` drop out. Reads the store
+        only."""
         now = time.time() if now is None else now
         if now - self._shared_at < older_than:
             return
-        self._read_started = time.monotonic()
-        rows = self.store.consumers(seen_since=now - STALE_AFTER)
-        with self._lock:
-            self._shared = {(c.env, c.consumer_id): c for c in rows}
-            self._shared_at = now
+        with self._reading:
+            self._read_started = time.monotonic()
+            with self._lock:
+                after, own = self._written, set(self._own)
+            first = after < 0
+            rows, newest = self.store.consumers_written_after(
+                after, skip=own, seen_since=now - STALE_AFTER if first else None
+            )
+            cutoff = now - STALE_AFTER
+            with self._lock:
+                shared = {} if first else self._shared
+                shared.update(((c.env, c.consumer_id), c) for c in rows)
+                self._shared = {key: c for key, c in shared.items() if c.seen_at >= cutoff}
+                self._written = max(after, newest)
+                self._own = {number for number in self._own if number > self._written}
+                self._shared_at = now
 
     def flush(self) -> int:
         """Write what changed since the last flush, in one transaction; returns how many.
@@ -372,7 +388,7 @@ class Consumers:
                 self._dirty.clear()
                 self._writing_since, self._dirty_since = self._dirty_since, 0.0
             try:
-                self.store.save_consumers(rows, leaving=left)
+                number = self.store.save_consumers(rows, leaving=left)
             except Exception:
                 with self._lock:  # keep them for the next flush
                     for consumer in [*rows, *left]:
@@ -384,6 +400,8 @@ class Consumers:
             if self.board is not None and (rows or left):  # before it stops holding them: a
                 self.board.wrote(time.monotonic())  # sibling then knows to read them
             with self._lock:
+                if number > self._written:  # not to be read back as another server's
+                    self._own.add(number)
                 self._writing_since = 0.0
                 self._tell_board()
         return len(rows) + len(left)

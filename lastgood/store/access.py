@@ -4,7 +4,7 @@ secrets), and the consumers that read served configuration through the SDK."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from lastgood.rows import ApiToken, Consumer, WebSession
 from lastgood.store import chain, common, statements
@@ -14,6 +14,14 @@ from lastgood.store.base import select_records
 TOKEN_COLUMNS = statements.columns_of(ApiToken)
 CONSUMER_COLUMNS = statements.columns_of(Consumer)
 SESSION_COLUMNS = statements.columns_of(WebSession)
+CONSUMER_WRITES = "consumers"  # the counters row that numbers the writes of consumers
+# one more than the last number, taken in the write's transaction: the row stays locked until
+# it commits, so numbers are committed in the order they are taken (PostgreSQL too)
+_NEXT_WRITE = (
+    "INSERT INTO counters (name, value) VALUES (:name, 1) "
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1 RETURNING value"
+)
+_LAST_WRITE = "SELECT value FROM counters WHERE name = :name"
 
 
 class AccessStore(AuditStore):
@@ -62,29 +70,62 @@ class AccessStore(AuditStore):
 
     def save_consumers(
         self, consumers: Iterable[Consumer], *, leaving: Iterable[Consumer] = ()
-    ) -> None:
-        """Record consumers' reports by (env, consumer_id), all in one transaction (writes).
+    ) -> int:
+        """Record consumers' reports by (env, consumer_id), all in one transaction (writes);
+        returns the write's number (0 when there was nothing to write).
 
         A report older than the one kept (by ``seen_at``) changes nothing but ``first_seen``:
         servers flush in any order, and one flushing an older report last must not undo a
         newer one. ``first_seen`` keeps the earliest any server had. ``leaving`` consumers
-        (stopped cleanly: their ``seen_at`` is set back on purpose) replace what is kept."""
+        (stopped cleanly: their ``seen_at`` is set back on purpose) replace what is kept.
+
+        Every report taken carries the write's number (``written``), one more than the last
+        write's on this store: what :meth:`consumers_written_after` reads back. A report that
+        loses to a newer one leaves the row's number as it was: the row still holds the other
+        server's report, which the server writing now has to read (only ``first_seen`` may
+        change then, and other servers see that with the consumer's next report)."""
         rows = [statements.row_of(consumer, CONSUMER_COLUMNS) for consumer in consumers]
         left = [statements.row_of(consumer, CONSUMER_COLUMNS) for consumer in leaving]
         if not rows and not left:
-            return
+            return 0
         with self.db.transaction("record consumers") as session:
+            number = int(session.value(_NEXT_WRITE, {"name": CONSUMER_WRITES}))
             for newer, batch in (("seen_at", rows), (None, left)):
+                for row in batch:
+                    row["written"] = number
                 if batch:
                     session.run_many(_consumer_upsert(newer), batch)
+        return number
 
     def consumers(
         self, env: str | None = None, *, seen_since: float | None = None
     ) -> list[Consumer]:
         """Consumers as last reported, most recently seen first; with ``seen_since``, only
-        those heard from at or after it (how servers sharing a store read each other's)."""
+        those heard from at or after it."""
         return self._records("read consumers", Consumer, "consumers", {"env": env},
                              order="seen_at DESC", since=("seen_at", seen_since))  # fmt: skip
+
+    def consumers_written_after(
+        self, after: int, *, skip: Collection[int] = (), seen_since: float | None = None
+    ) -> tuple[list[Consumer], int]:
+        """The consumers written after write number ``after`` (-1: all), except by the writes
+        numbered in ``skip`` (a server's own), and the newest write number: what servers
+        sharing a store read of each other's reports. One snapshot: every write up to that
+        number is in it, and none after. With ``seen_since``, only those heard from since."""
+        numbers = sorted(skip)
+        excluded = {f"skip{index}": number for index, number in enumerate(numbers)}
+        conditions = ["written > :after"]
+        if seen_since is not None:
+            conditions.append("seen_at >= :since")
+        if excluded:
+            conditions.append(f"written NOT IN (:{', :'.join(excluded)})")
+        sql = (f"SELECT {', '.join(CONSUMER_COLUMNS)} FROM consumers "
+               f"WHERE {' AND '.join(conditions)}")  # fmt: skip
+        params = {"after": after, "since": seen_since, **excluded}
+        with self.db.transaction("read consumers", snapshot=True) as session:
+            newest = session.value(_LAST_WRITE, {"name": CONSUMER_WRITES})
+            found = [Consumer(*row) for row in session.rows(sql, params)]
+        return found, int(newest or 0)
 
     def forget_consumers(self, *, seen_before: float) -> int:
         """Drop consumers not seen since ``seen_before``; returns how many (writes)."""
@@ -134,8 +175,11 @@ class AccessStore(AuditStore):
 
 
 def _consumer_upsert(newer: str | None) -> str:
-    return statements.upsert_newer("consumers", CONSUMER_COLUMNS, ("env", "consumer_id"),
-                                   newer=newer, earliest="first_seen")  # fmt: skip
+    # the number goes with the report: a row that keeps another server's newer report keeps
+    # that server's number, so the server whose older report lost still reads the newer one
+    return statements.upsert_newer("consumers", (*CONSUMER_COLUMNS, "written"),
+                                   ("env", "consumer_id"), newer=newer,
+                                   earliest="first_seen")  # fmt: skip
 
 
 def _chain(audit: Auditor, kind: str, token: ApiToken, actor: str) -> None:

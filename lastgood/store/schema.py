@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lastgood.errors import StoreError
 
-HEAD = "0012"
+HEAD = "0013"
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = (0x6C617374_676F6F64 >> 1) + 2
 """The advisory lock key migrations hold on PostgreSQL: next to the store's own keys

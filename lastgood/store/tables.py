@@ -8,6 +8,7 @@ Changing a table means a new Alembic migration in ``migrations/versions``.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -208,6 +209,17 @@ consumers = Table(
     Column("detail", String(200), nullable=True),
     Column("metrics", Text, nullable=True),
     Column("first_seen", Float, nullable=True),  # when a server first heard from it
+    # the number of the flush that wrote it last (counters 'consumers'): servers read what
+    # the others wrote since the newest number they have seen
+    Column("written", BigInteger, nullable=False, server_default="0"),
+    Index("ix_consumers_written", "written"),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", BigInteger, nullable=False),  # only grows: a row is never deleted
 )
 
 web_sessions = Table(
