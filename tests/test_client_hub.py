@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -139,3 +139,21 @@ def test_a_server_that_stops_is_said_to_be_stopping_in_the_log(
     finally:
         for live in configs:
             live.close()
+
+
+def test_the_next_long_polls_wait_longer_after_a_bigger_burst_of_answers() -> None:
+    """Applied answers ask again once answers stop arriving: about 2 ms after one answer, the
+    longer the more answers the burst brought (a process holding hundreds of the consumers a
+    switch reaches leaves the CPU to the rest of the fan-out), a quarter of a second at most."""
+    hub = hubs.Hub()  # not started: only its rule is asked
+    try:
+        lulls = {}
+        for burst in (1, MANY, 400, 1000, 10_000):
+            hub._applied = [cast(hubs.Held, None)] * burst
+            lulls[burst] = hub._lull()
+        assert lulls[1] == pytest.approx(hubs.LULL + hubs.PER_ANSWER)
+        assert lulls[1] < lulls[MANY] < 0.01 < lulls[400] < lulls[1000]
+        assert lulls[1000] == lulls[10_000] == hubs.LONGEST_LULL == 0.25
+    finally:
+        for closing in (hub._selector, hub._wake, hub._woken):
+            closing.close()

@@ -44,8 +44,12 @@ Unsent = Mapping[str, tuple[float, int | None]]  # the metrics a read carries (L
 log = logging.getLogger("lastgood.client")
 
 TOO_FAST = 0.5  # as the follower: a "304 unchanged" sooner than this was not held
-LULL = 0.002  # seconds with no answer arriving before the applied ones ask again
-AT_MOST = 0.05  # seconds an applied answer's next long-poll waits at most
+# the applied answers ask again once no answer has arrived for LULL seconds, plus PER_ANSWER for
+# each answer of the burst (up to LONGEST_LULL): see Hub._lull
+LULL = 0.002
+PER_ANSWER = 0.00025
+LONGEST_LULL = 0.25
+AT_MOST = 1.0  # seconds from a burst's first answer to its next long-polls, however it goes on
 
 
 class Parked(Protocol):
@@ -109,7 +113,7 @@ class Hub(threading.Thread):
         self._deadlines: list[tuple[float, int, Held]] = []
         self._order = itertools.count()
         self._applied: list[Held] = []  # answers applied whose next long-poll waits (LULL)
-        self._applied_since = 0.0
+        self._applied_since = self._answered_at = 0.0  # the burst's first and latest answer
 
     def hold(self, held: Held) -> None:
         """Wait on ``held`` from now on (any thread); the request is already sent."""
@@ -132,32 +136,48 @@ class Hub(threading.Thread):
     def _once(self) -> None:
         """One wait and what came of it. When a switch lands, the answers of a process's
         LiveConfigs arrive over the time the server takes to write them all: each is applied
-        as it comes, and their next long-polls are sent once answers stop arriving for
-        :data:`LULL` (or after :data:`AT_MOST`). Applying is what the application waits for;
-        the next long-poll only carries the report, and on a machine whose cores many
-        consumers share, sending it (and the server reading it) would delay the applying of
-        the answers still arriving."""
+        as it comes, and their next long-polls are sent once answers stop arriving (see
+        :meth:`_lull`). Applying is what the application waits for; the next long-poll only
+        carries the report, and on a machine whose cores many consumers share, sending it (and
+        the server reading it) would delay the applying of the answers still arriving."""
         soonest = self._deadlines[0][0] if self._deadlines else None
         timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
         if self._applied:
-            timeout = LULL if timeout is None else min(timeout, LULL)
+            due = max(0.0, self._asking_at() - time.monotonic())
+            timeout = due if timeout is None else min(timeout, due)
         events = self._selector.select(timeout)
         for key, _events in events:
             if key.data is None:
                 self._take_incoming()
             elif self._readable(key.data):
+                self._answered_at = time.monotonic()
                 if not self._applied:
-                    self._applied_since = time.monotonic()
+                    self._applied_since = self._answered_at
                 key.data.applied = True
                 self._applied.append(key.data)
         now = time.monotonic()
-        if self._applied and (not events or now - self._applied_since >= AT_MOST):
+        if self._applied and now >= self._asking_at():
             applied, self._applied = self._applied, []
             for held in applied:
                 if held.applied:  # not handed back meanwhile
                     held.applied = False
                     self._ask_again(held)
         self._expire(now)
+
+    def _lull(self) -> float:
+        """How long no answer must arrive before the applied ones ask again: 2 ms after one
+        answer, longer the more answers the burst brought (a quarter of a millisecond each, a
+        quarter of a second at most). Many answers at once mean this process holds many of the
+        consumers a switch is reaching, and the server is still writing to the others; asking
+        again now would take the CPU the rest of them need to apply it (on a machine of 2 CPUs
+        shared with 10,000 consumers, 0.1 to 0.2 s of CPU a rollback). A process with a few
+        LiveConfigs asks again after about 2 ms, as before."""
+        return min(LONGEST_LULL, LULL + PER_ANSWER * len(self._applied))
+
+    def _asking_at(self) -> float:
+        """The monotonic moment the applied answers ask again: after the lull, or
+        :data:`AT_MOST` after the burst's first answer if answers keep arriving."""
+        return min(self._answered_at + self._lull(), self._applied_since + AT_MOST)
 
     def _take_incoming(self) -> None:
         with contextlib.suppress(BlockingIOError):
