@@ -9,6 +9,7 @@ runs against the service. Store: SQLite, and PostgreSQL where the ledger's truth
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import signal
@@ -327,6 +328,21 @@ def test_status_with_the_tool_down_shows_the_ledger_and_asks_it_once(
     assert not [e for e in events if e["kind"] == "target-recovered"]
 
 
+def command_lines() -> list[str]:
+    """The command line of every process now. One that ends meanwhile is left out: its /proc
+    folder can vanish between the listing and the read (``Path.glob`` then raised
+    ProcessLookupError out of its own ``stat``)."""
+    lines = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            lines.append(raw.replace(b"\0", b" ").decode(errors="replace"))
+    return lines
+
+
 def test_the_recipe_keeps_the_token_off_every_command_line(tmp_path: Path, api: ScoringApi) -> None:
     setup = make_setup(tmp_path, api, recipe())
     setup.deploy(GOOD, "one")
@@ -337,12 +353,13 @@ def test_the_recipe_keeps_the_token_off_every_command_line(tmp_path: Path, api: 
         env=setup.environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     seen: list[str] = []
-    while process.poll() is None:
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            except OSError:
-                continue  # a process that ended while we looked
+    try:
+        while process.poll() is None:
+            seen.extend(command_lines())
+    finally:  # a failure here must not leave the deploy running into the next test
+        if process.poll() is None:
+            process.kill()
+        process.wait()
     api.mode = "normal"
     assert process.returncode == 0
     ours = [line for line in seen if api.url in line]  # other workspaces may run curl too
