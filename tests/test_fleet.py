@@ -149,6 +149,44 @@ def test_a_server_reads_what_the_others_changed_and_who_left(store_url: str) -> 
         store_b.close()
 
 
+def test_a_consumer_that_left_stays_gone_when_an_older_report_is_read_back(
+    store_url: str,
+) -> None:
+    """A consumer heard by two servers says on A that it stops: a report B flushed before that,
+    read by A before or after A writes the leave, does not bring it back; a newer one does."""
+    from lastgood.operations.fleet import STALE_AFTER
+    from lastgood.server.consumers import Consumers
+    from lastgood.store import open_store
+
+    store_a, store_b = open_store(store_url), open_store(store_url)
+    try:
+        a, b = Consumers(store_a), Consumers(store_b)
+        now = time.time()
+
+        def on_a(at: float = now) -> list[tuple[str, int | None]]:
+            """The consumers A counts (the fleet view leaves out those not heard from within
+            STALE_AFTER: a leave sets the time back past it)."""
+            a.read_shared(now=at)
+            return [(c.consumer_id, c.version) for c in a.of("prod")
+                    if c.seen_at >= at - STALE_AFTER]  # fmt: skip
+
+        a.report("prod", "x", name="x", version=1, content_hash="c1", now=now - 3)
+        a.flush()
+        assert on_a() == [("x", 1)]
+        b.report("prod", "x", name="x", version=1, content_hash="c1", now=now - 2)
+        b.flush()  # not read by A yet
+        assert a.leave("prod", "x", now=now)
+        assert on_a() == []  # B's report, first read after the leave, before A wrote it
+        a.flush()
+        assert on_a() == []  # and after: A does not read its own write back
+        b.report("prod", "x", name="x", version=2, content_hash="c2", now=now + 1)
+        b.flush()
+        assert on_a(now + 1) == [("x", 2)]  # heard from since: back
+    finally:
+        store_a.close()
+        store_b.close()
+
+
 def test_a_consumer_that_joins_after_a_switch_is_shown_apart_not_timed(
     workspace: Callable[..., Workspace], store_url: str
 ) -> None:

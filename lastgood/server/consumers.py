@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
 SHARE_EVERY = 1.0  # seconds between reads of the consumers other servers flushed
+# this server's write numbers left out of the next read at most: reads that keep failing while
+# flushes succeed must not grow the list without end (past it, its own rows are read back)
+MAX_OWN = 1000
 # PostgreSQL keeps versions as INTEGER; a larger number in one report would fail every later
 # flush (they are one transaction), so it is refused where it comes in
 MAX_VERSION = LARGEST_VERSION
@@ -158,7 +161,7 @@ class _Entry:
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
     __slots__ = ("consumer_id", "content_hash", "detail", "env", "first_seen", "health", "kind",
-                 "left", "metrics", "metrics_text", "name", "seen_at", "since",
+                 "left", "left_at", "metrics", "metrics_text", "name", "seen_at", "since",
                  "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
@@ -171,6 +174,7 @@ class _Entry:
         self.health: str | None = None
         self.detail: str | None = None
         self.left = False  # said it stopped: a long-poll it held ending later is no sign of life
+        self.left_at = 0.0  # when it said so (its seen_at is set back, this is the real time)
         self.metrics: dict[str, Reading] = {}
         self.metrics_text: str | None = None  # the JSON of ``metrics``, made once per change
 
@@ -295,7 +299,7 @@ class Consumers:
             self._shared.pop(key, None)
             if entry is None:
                 return False
-            entry.seen_at, entry.left = gone, True
+            entry.seen_at, entry.left, entry.left_at = gone, True, gone + STALE_AFTER + 1.0
             self._mark(key)
         return True
 
@@ -322,12 +326,15 @@ class Consumers:
         """Every consumer known here or to another server on the store, newest report each."""
         with self._lock:
             merged = {key: entry.record() for key, entry in self._known.items()}
+            gone = {key: entry.left_at for key, entry in self._known.items() if entry.left}
             shared = list(self._shared.items())
         for key, consumer in shared:
             mine = merged.get(key)
             if mine is None:
                 merged[key] = consumer
                 continue
+            if consumer.seen_at <= gone.get(key, 0.0):  # another server's report from before
+                continue  # it said here that it stopped: it stays gone
             first_seen = earliest(mine.first_seen, consumer.first_seen)
             newer = consumer if consumer.seen_at > mine.seen_at else mine
             merged[key] = (newer if newer.first_seen == first_seen
@@ -400,8 +407,8 @@ class Consumers:
             if self.board is not None and (rows or left):  # before it stops holding them: a
                 self.board.wrote(time.monotonic())  # sibling then knows to read them
             with self._lock:
-                if number > self._written:  # not to be read back as another server's
-                    self._own.add(number)
+                if number > max(self._written, 0) and len(self._own) < MAX_OWN:  # not to be
+                    self._own.add(number)  # read back as another server's (past MAX_OWN it is)
                 self._writing_since = 0.0
                 self._tell_board()
         return len(rows) + len(left)

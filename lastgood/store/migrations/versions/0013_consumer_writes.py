@@ -8,7 +8,9 @@ would go back when the newest rows are forgotten); incrementing it locks the row
 flush commits, so numbers are committed in the order they are taken, on PostgreSQL too.
 
 Rows recorded before carry 0: a server's first read takes every consumer heard from recently,
-whatever its number, and counts from there.
+whatever its number, and counts from there. A server of an earlier release still running on
+the store writes without a number, so the others stop seeing its reports: upgrade the servers
+of one store together (docs/operations.md).
 
 Revision ID: 0013
 Revises: 0012
