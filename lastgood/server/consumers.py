@@ -161,7 +161,7 @@ class _Entry:
     the time (most of them: every long-poll repeats it) allocates nothing."""
 
     __slots__ = ("consumer_id", "content_hash", "detail", "env", "first_seen", "health", "kind",
-                 "left", "left_at", "metrics", "metrics_text", "name", "seen_at", "since",
+                 "left_at", "metrics", "metrics_text", "name", "seen_at", "since",
                  "version")  # fmt: skip
 
     def __init__(self, env: str, consumer_id: str, name: str, now: float) -> None:
@@ -173,8 +173,9 @@ class _Entry:
         self.kind = "sdk"
         self.health: str | None = None
         self.detail: str | None = None
-        self.left = False  # said it stopped: a long-poll it held ending later is no sign of life
-        self.left_at = 0.0  # when it said so (its seen_at is set back, this is the real time)
+        # when it said it stopped (None: it did not); its seen_at is then set back past
+        # STALE_AFTER, and a long-poll it held ending later is no sign of life
+        self.left_at: float | None = None
         self.metrics: dict[str, Reading] = {}
         self.metrics_text: str | None = None  # the JSON of ``metrics``, made once per change
 
@@ -256,7 +257,7 @@ class Consumers:
                 entry.version, entry.content_hash, entry.since = version, content_hash, now
             entry.name, entry.seen_at = name or consumer_id, now
             entry.kind, (entry.health, entry.detail) = kind, health
-            entry.left = False
+            entry.left_at = None
             if metrics:
                 entry.take(metrics, now)
             self._mark(key)
@@ -281,7 +282,7 @@ class Consumers:
             entry = self._known.get(key)
             if entry is None:
                 return False
-            if entry.left:
+            if entry.left_at is not None:
                 return True
             entry.seen_at = now
             self._mark(key)
@@ -292,14 +293,14 @@ class Consumers:
         """``consumer_id`` stopped cleanly (an agent on SIGTERM): it counts as gone at once,
         here and, after the next flush, on every server, instead of after ``STALE_AFTER``. Its
         next report brings it back. False when it is not known here."""
-        gone = (time.time() if now is None else now) - STALE_AFTER - 1.0
+        now = time.time() if now is None else now
         key = (env, consumer_id)
         with self._lock:
             entry = self._known.get(key)
             self._shared.pop(key, None)
             if entry is None:
                 return False
-            entry.seen_at, entry.left, entry.left_at = gone, True, gone + STALE_AFTER + 1.0
+            entry.seen_at, entry.left_at = now - STALE_AFTER - 1.0, now
             self._mark(key)
         return True
 
@@ -326,7 +327,8 @@ class Consumers:
         """Every consumer known here or to another server on the store, newest report each."""
         with self._lock:
             merged = {key: entry.record() for key, entry in self._known.items()}
-            gone = {key: entry.left_at for key, entry in self._known.items() if entry.left}
+            gone = {key: entry.left_at for key, entry in self._known.items()
+                    if entry.left_at is not None}  # fmt: skip
             shared = list(self._shared.items())
         for key, consumer in shared:
             mine = merged.get(key)
@@ -390,8 +392,8 @@ class Consumers:
         with self._flushing:
             with self._lock:
                 entries = [self._known[key] for key in self._dirty if key in self._known]
-                rows = [entry.record() for entry in entries if not entry.left]
-                left = [entry.record() for entry in entries if entry.left]
+                rows = [entry.record() for entry in entries if entry.left_at is None]
+                left = [entry.record() for entry in entries if entry.left_at is not None]
                 self._dirty.clear()
                 self._writing_since, self._dirty_since = self._dirty_since, 0.0
             try:
