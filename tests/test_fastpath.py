@@ -107,6 +107,30 @@ def test_the_fast_answer_is_the_routes_answer_byte_for_byte(
     assert fast.status == 304 and comparable(fast) == comparable(routed)
 
 
+def test_a_read_sent_in_pieces_is_answered_as_one_sent_whole(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A read that arrives in one segment is parsed in one pass; one that arrives in pieces is
+    parsed by httptools. Both get the same answer, and the connection serves on: the next read,
+    whole, is answered too."""
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    whole = request(CONFIG, token, If_None_Match=etag, X_Lastgood_Consumer="pieces")
+    sock, reader = connect(server)
+    with sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for cut in (5, 40, len(whole) - 2):
+            sock.sendall(whole[:cut])
+            time.sleep(0.05)  # its own segment: the server reads a part
+            sock.sendall(whole[cut:])
+            in_pieces = reader.read(1)[0]
+            sock.sendall(whole)
+            at_once = reader.read(1)[0]
+            assert in_pieces.status == at_once.status == 304
+            assert comparable(in_pieces) == comparable(at_once)
+
+
 def second_live(
     workspace: Callable[..., Workspace], serve: Callable[..., Server]
 ) -> tuple[Workspace, Server, str, str]:

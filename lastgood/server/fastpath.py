@@ -5,7 +5,12 @@ A following consumer (the SDK, an agent) reads ``GET /api/v1/envs/{env}/config``
 reads at once. Through ASGI each read costs a task, a scope, the ASGI message dictionaries and
 uvicorn's response writer: several times the read itself. So the read is taken here, inside
 uvicorn's own HTTP protocol (:class:`FastProtocol` subclasses uvicorn's ``httptools``
-protocol), right after the request's headers are parsed:
+protocol):
+
+- a read that arrives whole in one segment, in the shape every consumer sends, is parsed in one
+  pass by two regular expressions (:func:`plain_read`) instead of a Python callback per header
+  from ``httptools``; anything else is fed to ``httptools`` as before, and its read is taken
+  right after its headers are parsed;
 
 - an answer is one prepared buffer per published version (status line, headers, body), written
   to the socket with the current ``Date``;
@@ -13,7 +18,9 @@ protocol), right after the request's headers are parsed:
   feed (:meth:`lastgood.server.live.Feed.hold`), and the feed's refresh writes the new version
   to every holder whose version changed; ``304`` is answered at the deadline, which waits with
   every other in :mod:`lastgood.server.deadlines` (one loop timer, not one per read). One
-  switch reaching ten thousand held consumers is ten thousand writes of the same bytes.
+  switch reaching ten thousand held consumers is ten thousand writes of the same bytes;
+- an answer arms no keep-alive timer: it notes its time, and the connections left idle are
+  closed by one sweep (:mod:`lastgood.server.keepalive`).
 
 Only the plain case is taken: a ``GET`` over keep-alive HTTP/1.1 with no other parameter, a
 token the server has cached that may read the environment, report headers that parse, a
@@ -31,8 +38,10 @@ connection is closed; the SDK moves to its next server.
 from __future__ import annotations
 
 import json
+import re
 import time
 from asyncio import AbstractEventLoop, Transport
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httptools
@@ -43,6 +52,7 @@ from lastgood.rows import ApiToken
 from lastgood.server.access import log_access
 from lastgood.server.config_api import report_from, still_there
 from lastgood.server.deadlines import Deadlines
+from lastgood.server.keepalive import KeepAlive
 from lastgood.server.live import Feed, Served, etag_matches
 from lastgood.tokens import allows
 
@@ -59,13 +69,93 @@ READ_BY = frozenset((b"authorization", b"if-none-match", b"x-lastgood-consumer",
                      b"x-lastgood-metrics"))  # fmt: skip
 
 
-def plain_wait(query: bytes) -> float | None:
+Plain = tuple[str, float, dict[str, str]]
+"""A plain read: its environment, long-poll seconds and the headers it is read by."""
+
+# A whole plain read, as one string (the bytes decoded as latin-1): ``GET``, the config path
+# with an optional query, ``HTTP/1.1``, header lines whose names are tokens and whose values hold
+# only the characters httptools accepts (no obs-fold, no control character), and the blank line
+# ending the request, with nothing after it. Anything else goes to httptools.
+_NOT_IN_TARGET = r"\x00-\x20\x7f-\xff"
+PLAIN_READ = re.compile(
+    rf"GET /api/v1/envs/([^/%?#{_NOT_IN_TARGET}]+)/config(?:\?([^#{_NOT_IN_TARGET}]*))?"
+    r" HTTP/1\.1\r\n((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+)
+HEADER_LINE = re.compile(r"([^:]+):([^\r]*)\r\n")  # within a block PLAIN_READ has checked
+READ_BY_NAME = frozenset(name.decode() for name in READ_BY)
+# headers that say how the request is framed or what the connection becomes: a read that
+# sends one (but "Connection: keep-alive") is left to httptools and uvicorn
+FRAMING = frozenset(("connection", "content-length", "transfer-encoding", "upgrade", "expect"))
+
+
+def plain_read(data: bytes) -> Plain | None:
+    """The environment, long-poll seconds (:func:`plain_wait`) and read headers
+    (:data:`READ_BY`, lower-case names, values stripped as uvicorn strips them) of ``data`` when
+    it is exactly one plain read; else None.
+
+    A consumer sends each read whole in one segment: this replaces the Python callbacks
+    httptools makes for it (one per header, and four more) by two regular-expression calls. It
+    is strict on purpose: whatever it does not accept is parsed by httptools as any request
+    is."""
+    match = PLAIN_READ.fullmatch(data.decode("latin-1"))
+    if match is None:
+        return None
+    env, query, block = match.groups()
+    wait = plain_wait(query or "")
+    if wait is None:
+        return None
+    headers: dict[str, str] = {}
+    for name, value in HEADER_LINE.findall(block):
+        name = name.lower()
+        if name in READ_BY_NAME:
+            if name in headers:  # sent twice: FastAPI decides which one counts
+                return None
+            headers[name] = value.strip(" \t")
+        elif name in FRAMING and (
+            name != "connection" or value.strip(" \t").lower() != "keep-alive"
+        ):
+            return None
+    return env, wait, headers
+
+
+def read_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """:func:`plain_read`'s headers, from the pairs uvicorn collected (names lower-cased);
+    None when one of them is sent twice."""
+    pairs = [(name.decode(), value.decode("latin-1")) for name, value in raw if name in READ_BY]
+    headers = dict(pairs)
+    return headers if len(headers) == len(pairs) else None
+
+
+def parsed_read(
+    parser: httptools.HttpRequestParser, url: bytes, raw: list[tuple[bytes, bytes]]
+) -> Plain | None:
+    """:func:`plain_read` for a request httptools has parsed up to its headers: its target
+    ``url`` and the header pairs uvicorn collected."""
+    if parser.get_method() != b"GET" or parser.get_http_version() != "1.1":
+        return None
+    if not parser.should_keep_alive() or parser.should_upgrade():
+        return None
+    parsed = httptools.parse_url(url)
+    path = parsed.path
+    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+        return None
+    env = path[len(PREFIX) : -len(SUFFIX)]
+    if not env.isascii() or b"/" in env or b"%" in env:
+        return None
+    wait = plain_wait((parsed.query or b"").decode("latin-1"))
+    headers = read_headers(raw)
+    if wait is None or headers is None:
+        return None
+    return env.decode(), wait, headers
+
+
+def plain_wait(query: str) -> float | None:
     """The long-poll seconds of a query taken here (none: 0), or None to let FastAPI answer
     (any other parameter, or a value it must refuse with its own words)."""
     if not query:
         return 0.0
-    name, _, value = query.partition(b"=")
-    if name != b"wait" or b"&" in value:
+    name, _, value = query.partition("=")
+    if name != "wait" or "&" in value:
         return None
     try:
         seconds = float(value)
@@ -105,7 +195,9 @@ class Read:
         self.headers, self.wait = headers, wait
         self.consumer = headers.get("x-lastgood-consumer")
         self.started = time.perf_counter()
-        self.cycle = _Cycle()  # what uvicorn's protocol sees of this request
+        # what uvicorn's protocol sees of this request: a read answered at once shares one
+        # that is complete; a held read gets its own (see FastProtocol._take)
+        self.cycle = ANSWERED
         # whether the consumer already has what is live for it (its If-None-Match)
         self.holds = etag_matches(headers.get("if-none-match"), served.etag)
 
@@ -126,18 +218,15 @@ class FastReads:
         self._date_source: object = None
         self._date = b""
         self._deadlines: Deadlines | None = None
+        self._keep_alive: KeepAlive | None = None
 
-    def take(
-        self, env: str, query: bytes, raw: list[tuple[bytes, bytes]], caller: Caller
-    ) -> Read | None:
-        """The read of ``env`` with this query and these headers, its report recorded; or None,
-        before anything is recorded or sent, when FastAPI must answer it. ``caller`` is what
-        the connection's earlier reads proved about who sends them."""
-        wait = plain_wait(query)
+    def take(self, env: str, wait: float, headers: dict[str, str], caller: Caller) -> Read | None:
+        """The read of ``env`` with this long-poll and these headers (:data:`READ_BY`), its
+        report recorded; or None, before anything is recorded or sent, when FastAPI must answer
+        it. ``caller`` is what the connection's earlier reads proved about who sends them."""
         feed = self.state.feeds.get(env)
-        if wait is None or feed is None:
+        if feed is None:
             return None
-        headers = {k.decode(): v.decode("latin-1") for k, v in raw if k in READ_BY}
         served = feed.pick(headers.get("x-lastgood-consumer"))
         if served is None or not self._may_read(caller, headers.get("authorization"), env):
             return None
@@ -148,11 +237,19 @@ class FastReads:
         return Read(feed, served, headers, wait)
 
     def deadlines(self, loop: AbstractEventLoop) -> Deadlines:
-        """The deadlines of held reads and idle connections, on the loop this process serves
-        with."""
+        """The deadlines of held reads, on the loop this process serves with."""
         if self._deadlines is None or self._deadlines.loop is not loop:
             self._deadlines = Deadlines(loop)
         return self._deadlines
+
+    def keep_alive(
+        self, loop: AbstractEventLoop, connections: Collection[Any], timeout: float
+    ) -> KeepAlive:
+        """What closes the idle connections among ``connections`` (uvicorn's set of this
+        server's), on the loop this process serves with."""
+        if self._keep_alive is None or self._keep_alive.loop is not loop:
+            self._keep_alive = KeepAlive(loop, connections, timeout)
+        return self._keep_alive
 
     def _may_read(self, caller: Caller, authorization: str | None, env: str) -> bool:
         """Whether the cached token of ``authorization`` may read ``env``. A consumer sends
@@ -232,6 +329,8 @@ class _Unwatched:
 
 
 _Cycle.message_event = _Unwatched()
+ANSWERED = _Cycle()  # the cycle of every read answered at once (never changed: it is complete)
+ANSWERED.response_complete = True
 
 
 def _stopping_answer() -> bytes:
@@ -256,36 +355,57 @@ class FastProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._held: Read | None = None
         self._caller = Caller()
-        self._idle: object | None = None  # set when the last answer left, until a request
+        # the loop time of the last answer, until a request begins (see keepalive.KeepAlive)
+        self.idle_since: float | None = None
+        self._between = True  # httptools is between requests: none begun, or the last one ended
+        # the last plain read parsed here: a consumer sends the same bytes read after read
+        self._last: tuple[bytes, Plain | None] = (b"", None)
+
+    def data_received(self, data: bytes) -> None:
+        """A plain read that arrives whole is answered without httptools (see
+        :func:`plain_read`); the rest is parsed by it. Only between requests: a request
+        httptools has begun is ended by httptools."""
+        if self._between:
+            last, plain = self._last
+            if data != last:
+                plain = plain_read(data)
+                self._last = (data, plain)
+            if plain is not None and self._take(*plain):
+                return
+        super().data_received(data)
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.reads.keep_alive(self.loop, self.connections, self.timeout_keep_alive).watch()
 
     def on_response_complete(self) -> None:
-        """uvicorn's, but the keep-alive deadline waits with the others (one loop timer, see
-        :mod:`lastgood.server.deadlines`): a consumer asks again at once, so nearly every
-        keep-alive timer uvicorn arms here would be cancelled unused."""
+        """uvicorn's, but no keep-alive timer: the answer's time is noted, and
+        :class:`lastgood.server.keepalive.KeepAlive` closes the connection if no request
+        follows in time. A consumer asks again at once, so nearly every keep-alive timer
+        uvicorn arms here would be cancelled unused."""
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        self._unset_keepalive_if_required()
-        self.flow.resume_reading()
+        if self.flow.read_paused:
+            self.flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self._idle = idle = object()
-        self.reads.deadlines(self.loop).add(self.timeout_keep_alive, self._idle_passed, idle)
-
-    def _idle_passed(self, idle: object) -> None:
-        if idle is self._idle:  # no request began since that answer
-            self.timeout_keep_alive_handler()
+        self.idle_since = self.loop.time()
 
     def on_message_begin(self) -> None:
         """What uvicorn's does, but the ASGI scope: a read taken here never needs one, so it is
         built in :meth:`on_headers_complete` for the requests that go on to FastAPI."""
         self.url, self.headers, self.expect_100_continue = b"", [], False
-        self._idle = None
+        self.idle_since, self._between = None, False
+
+    def on_message_complete(self) -> None:
+        self._between = True
+        super().on_message_complete()
 
     def on_headers_complete(self) -> None:
-        if self._take():
+        if self._take_parsed():
             return
         url, headers, expect = self.url, self.headers, self.expect_100_continue
         super().on_message_begin()  # the scope, as uvicorn builds it; then what was parsed
@@ -293,29 +413,26 @@ class FastProtocol(HttpToolsProtocol):
         self.headers.extend(headers)  # the very list the scope holds
         super().on_headers_complete()
 
-    def _take(self) -> bool:
-        """Answer or hold the request if it is the plain read; False to let uvicorn run it."""
-        parser, cycle = self.parser, self.cycle
+    def _take_parsed(self) -> bool:
+        """:meth:`_take` for a request httptools parsed, if it is a plain read."""
+        plain = parsed_read(self.parser, self.url, self.headers)
+        return plain is not None and self._take(*plain)
+
+    def _take(self, env: str, wait: float, headers: dict[str, str]) -> bool:
+        """Answer or hold the plain read of ``env``; False to let uvicorn run the request."""
+        cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             return False  # an earlier request on this connection is still being answered
-        if parser.get_method() != b"GET" or parser.get_http_version() != "1.1":
-            return False
-        if not parser.should_keep_alive() or parser.should_upgrade():
-            return False
-        url = httptools.parse_url(self.url)
-        path = url.path
-        if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
-            return False
-        env = path[len(PREFIX) : -len(SUFFIX)]
-        if not env.isascii() or b"/" in env or b"%" in env:
-            return False
-        read = self.reads.take(env.decode(), url.query or b"", self.headers, self._caller)
+        read = self.reads.take(env, wait, headers, self._caller)
         if read is None:
             return False
-        self.cycle = read.cycle  # type: ignore[assignment]
+        self.idle_since = None
         if read.wait and read.holds:
+            read.cycle = _Cycle()
+            self.cycle = read.cycle  # type: ignore[assignment]
             self._hold(read)
         else:
+            self.cycle = ANSWERED  # type: ignore[assignment]
             self._send(read, read.served)
         return True
 
@@ -376,8 +493,8 @@ class FastProtocol(HttpToolsProtocol):
     def _logged(self, read: Read, status: int) -> None:
         """The access line of a read taken here, with ``serve --access-log``."""
         if self.reads.access:
-            log_access(self.client, "GET", self.url.partition(b"?")[0].decode(), status,
-                       time.perf_counter() - read.started)  # fmt: skip
+            path = (PREFIX + read.env.encode() + SUFFIX).decode()
+            log_access(self.client, "GET", path, status, time.perf_counter() - read.started)
 
 
 def protocol_for(state: ServerState, access: bool = False) -> type[FastProtocol]:
