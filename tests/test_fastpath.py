@@ -299,3 +299,33 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_counted_from_
         busy.setblocking(False)
         with pytest.raises(BlockingIOError):  # still open: nothing to read, no close
             busy.recv(1)
+
+
+def test_a_busy_connection_is_never_closed_as_idle(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """Idle connections are closed 5 s after their last answer (lastgood.server.keepalive),
+    never one that is busy longer: a read held 6 s, by the fast path or by FastAPI's route, and
+    a request begun (its first half sent) while the one before it was held."""
+    server = serve(served(workspace))
+    token = server.token("viewer")
+    etag = ask(server, CONFIG, token).headers["etag"]
+    (fast, fast_reader), (routed, routed_reader), (pair, pair_reader) = (
+        connect(server) for _ in range(3)
+    )
+    with fast, routed, pair:
+        started = time.monotonic()
+        fast.sendall(request(CONFIG + "?wait=6", token, If_None_Match=etag))
+        routed.sendall(request(CONFIG + "?wait=6&via=route", token, If_None_Match=etag))
+        second = request(CONFIG, token)
+        pair.sendall(request(CONFIG + "?wait=1", token, If_None_Match=etag) + second[:20])
+        assert pair_reader.read(1)[0].status == 304  # the first, at its deadline
+        assert fast_reader.read(1)[0].status == 304
+        assert routed_reader.read(1)[0].status == 304
+        assert time.monotonic() - started >= 5.9
+        time.sleep(0.7)  # the second request began 6.5 s ago and is still being sent
+        pair.sendall(second[20:])
+        assert pair_reader.read(1)[0].status == 200
+        for sock, reader in ((fast, fast_reader), (routed, routed_reader)):
+            sock.sendall(request(CONFIG, token, If_None_Match=etag))
+            assert reader.read(1)[0].status == 304

@@ -10,17 +10,24 @@ import random
 import httptools
 import pytest
 
+from lastgood.client.channel import Channel
 from lastgood.server.fastpath import Plain, parsed_read, plain_read
 
 TOKEN = "lg_-uI8N_2qLJdyHPfoJFnyWabi3w4yylcVlezYkmqcJTA"
-ETAG = '"6257dcf8d87bc4ad6da0f6ea31668ca10ff0d124f750136a737a9880d2387bec"'
-SDK = (
-    "GET /api/v1/envs/staging/config?wait=30 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
-    "User-Agent: lastgood-client/0.1.0\r\nAccept: application/json\r\n"
-    "X-Lastgood-Consumer: 3f6c-worker-1\r\nX-Lastgood-Consumer-Name: scorer\r\n"
-    f"Authorization: Bearer {TOKEN}\r\nX-Lastgood-Serving: 7:ab12cd\r\n"
-    f"If-None-Match: {ETAG}\r\n\r\n"
-).encode()
+TAG = "6257dcf8d87bc4ad6da0f6ea31668ca10ff0d124f750136a737a9880d2387bec"
+ETAG = f'"{TAG}"'
+# what the SDK sends to follow an environment (and an agent, with its kind and health)
+SDK = Channel(
+    "http://127.0.0.1:8080",
+    "staging",
+    token=TOKEN,
+    consumer_id="3f6c-worker-1",
+    name="scorer",
+    timeout=5,
+).request_for(serving="7:ab12cd", etag=TAG, wait=30)
+AGENT = Channel("http://127.0.0.1:8080", "staging", token=TOKEN, consumer_id="web-1",
+                name="web-1", timeout=5, kind="agent")  # fmt: skip
+AGENT.set_health("failing", "disk full: 100%")
 WRK = (
     f"GET /api/v1/envs/staging/config HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
     f"Authorization: Bearer {TOKEN}\r\nIf-None-Match: {ETAG}\r\n\r\n"
@@ -72,7 +79,14 @@ def test_the_reads_consumers_send_are_taken_whole() -> None:
     })  # fmt: skip
     assert plain_read(WRK) == ("staging", 0.0, {"authorization": f"Bearer {TOKEN}",
                                                 "if-none-match": ETAG})  # fmt: skip
-    for data in (SDK, WRK):
+    agent = AGENT.request_for(serving="none", etag=None, wait=30, metrics="leads=12")
+    assert plain_read(agent) == ("staging", 30.0, {
+        "x-lastgood-consumer": "web-1", "x-lastgood-consumer-name": "web-1",
+        "x-lastgood-consumer-kind": "agent", "authorization": f"Bearer {TOKEN}",
+        "x-lastgood-serving": "none", "x-lastgood-health": "failing: disk full: 100%25",
+        "x-lastgood-metrics": "leads=12",
+    })  # fmt: skip
+    for data in (SDK, WRK, agent):
         parsed = Parsed(data)
         assert parsed.complete == 1 and parsed.reads == [plain_read(data)]
 
@@ -96,6 +110,7 @@ def test_header_names_are_read_in_any_case_and_values_without_surrounding_space(
         ("another method", WRK.replace(b"GET", b"HEAD")),
         ("a method in lower case", WRK.replace(b"GET", b"get")),
         ("the connection closes after it", with_header(b"Connection: close")),
+        ("a proxy's connection closes", with_header(b"Proxy-Connection: close")),
         ("a body", with_header(b"Content-Length: 2", b"hi")),
         ("an empty body's length", with_header(b"Content-Length: 0")),
         ("a chunked body", with_header(b"Transfer-Encoding: chunked")),

@@ -85,7 +85,10 @@ HEADER_LINE = re.compile(r"([^:]+):([^\r]*)\r\n")  # within a block PLAIN_READ h
 READ_BY_NAME = frozenset(name.decode() for name in READ_BY)
 # headers that say how the request is framed or what the connection becomes: a read that
 # sends one (but "Connection: keep-alive") is left to httptools and uvicorn
-FRAMING = frozenset(("connection", "content-length", "transfer-encoding", "upgrade", "expect"))
+FRAMING = frozenset(("connection", "proxy-connection", "content-length", "transfer-encoding",
+                     "upgrade", "expect"))  # fmt: skip
+PLAIN_START = b"GET " + PREFIX
+MAX_PLAIN = 16 * 1024  # a read's bytes, at most (the SDK's are about 400)
 
 
 def plain_read(data: bytes) -> Plain | None:
@@ -112,7 +115,7 @@ def plain_read(data: bytes) -> Plain | None:
                 return None
             headers[name] = value.strip(" \t")
         elif name in FRAMING and (
-            name != "connection" or value.strip(" \t").lower() != "keep-alive"
+            not name.endswith("connection") or value.strip(" \t").lower() != "keep-alive"
         ):
             return None
     return env, wait, headers
@@ -365,7 +368,8 @@ class FastProtocol(HttpToolsProtocol):
         """A plain read that arrives whole is answered without httptools (see
         :func:`plain_read`); the rest is parsed by it. Only between requests: a request
         httptools has begun is ended by httptools."""
-        if self._between:
+        self.idle_since = None  # the client is sending: not idle (as uvicorn's timer is cancelled)
+        if self._between and len(data) <= MAX_PLAIN and data.startswith(PLAIN_START):
             last, plain = self._last
             if data != last:
                 plain = plain_read(data)
@@ -392,7 +396,8 @@ class FastProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
             return
-        self.idle_since = self.loop.time()
+        if self._between:  # else the next request has begun, or this one is still being read
+            self.idle_since = self.loop.time()  # (then on_message_complete notes the time)
 
     def on_message_begin(self) -> None:
         """What uvicorn's does, but the ASGI scope: a read taken here never needs one, so it is
@@ -401,7 +406,11 @@ class FastProtocol(HttpToolsProtocol):
         self.idle_since, self._between = None, False
 
     def on_message_complete(self) -> None:
-        self._between = True
+        # after a request that ends the connection httptools takes nothing more
+        self._between = self.parser.should_keep_alive()
+        cycle = self.cycle  # None: an upgrade was the connection's first request
+        if cycle is not None and cycle.response_complete:  # answered before it was all read
+            self.idle_since = self.loop.time()
         super().on_message_complete()
 
     def on_headers_complete(self) -> None:
