@@ -8,6 +8,10 @@ the common read is a ``304 Not Modified``. This benchmark measures, in one run o
 - nginx 304 and nginx 200: Debian's nginx serving the very same bytes (the JSON body of the
   config endpoint) as a static file, with its own ETag revalidation; the baseline.
 
+Beside each rate it prints the CPU each read cost the server's processes and ``wrk`` (user and
+system time from ``/proc`` and ``getrusage``, divided by the reads answered): on a machine whose
+cores the servers share with ``wrk``, the cost of a read says what the rate alone cannot.
+
 The load comes from ``wrk`` (same threads, connections and duration for every row), because a
 Python client would be the bottleneck. ``lastgood serve`` is one uvicorn process; nginx runs
 one worker process too, so both have one core to serve on. Target: lastgood at least 0.2x
@@ -30,6 +34,7 @@ import argparse
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -195,8 +200,44 @@ class Servers:
         stop(self.lastgood)
 
 
-def wrk(plan: Plan, url: str, headers: dict[str, str]) -> float:
-    """Requests per second from ``wrk``; refuses a run where any answer was 4xx or 5xx."""
+class Row:
+    """One row's run: reads per second, and the CPU microseconds per read of the server's
+    processes and of ``wrk``."""
+
+    def __init__(self, rate: float, server_us: float, wrk_us: float) -> None:
+        self.rate, self.server_us, self.wrk_us = rate, server_us, wrk_us
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` and its children (a server's workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        each = pending.pop()
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            pending += [int(child) for child in
+                        Path(f"/proc/{each}/task/{each}/children").read_text().split()]  # fmt: skip
+        except (OSError, ValueError):  # ended meanwhile
+            continue
+    return total
+
+
+def run_row(plan: Plan, url: str, headers: dict[str, str], server: int) -> Row:
+    """``wrk`` against ``url``, and what the reads cost the process ``server`` and ``wrk``."""
+    before, server_before = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(server)
+    rate, count = wrk(plan, url, headers)
+    after, server_after = resource.getrusage(resource.RUSAGE_CHILDREN), cpu_seconds(server)
+    wrk_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    reads = max(count, 1)
+    return Row(rate, (server_after - server_before) / reads * 1e6, wrk_cpu / reads * 1e6)
+
+
+def wrk(plan: Plan, url: str, headers: dict[str, str]) -> tuple[float, int]:
+    """Requests per second and requests answered, from ``wrk``; refuses a run where any answer
+    was 4xx or 5xx."""
     command = ["wrk", "-t", str(plan.threads), "-c", str(plan.connections),
                "-d", f"{plan.seconds}s", "--latency"]  # fmt: skip
     for name, value in headers.items():
@@ -206,37 +247,42 @@ def wrk(plan: Plan, url: str, headers: dict[str, str]) -> float:
     if done.returncode != 0 or "Non-2xx or 3xx" in done.stdout or "Socket errors" in done.stdout:
         raise SystemExit(f"wrk failed or saw errors:\n{done.stdout}{done.stderr}")
     found = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-    if found is None:
+    answered = re.search(r"(\d+) requests in", done.stdout)
+    if found is None or answered is None:
         raise SystemExit(f"no Requests/sec in wrk's output:\n{done.stdout}")
-    return float(found.group(1))
+    return float(found.group(1)), int(answered.group(1))
 
 
-def measure(plan: Plan, servers: Servers) -> dict[str, float]:
+def measure(plan: Plan, servers: Servers) -> dict[str, Row]:
+    assert servers.lastgood is not None and servers.nginx is not None
     bearer = {"Authorization": f"Bearer {servers.token}"}
+    lastgood, nginx = servers.lastgood.pid, servers.nginx.pid
     rows = {
-        "lastgood 304": (servers.url, {**bearer, "If-None-Match": servers.etag}),
-        "nginx 304": (servers.static, {"If-None-Match": servers.static_etag}),
-        "lastgood 200": (servers.url, bearer),
-        "nginx 200": (servers.static, {}),
+        "lastgood 304": (servers.url, {**bearer, "If-None-Match": servers.etag}, lastgood),
+        "nginx 304": (servers.static, {"If-None-Match": servers.static_etag}, nginx),
+        "lastgood 200": (servers.url, bearer, lastgood),
+        "nginx 200": (servers.static, {}, nginx),
     }
-    for url, headers in rows.values() if plan.warm else ():
+    for url, headers, _server in rows.values() if plan.warm else ():
         wrk(Plan(1, plan.connections, plan.threads), url, headers)
-    return {name: wrk(plan, url, headers) for name, (url, headers) in rows.items()}
+    return {name: run_row(plan, *row) for name, row in rows.items()}
 
 
-def report(plan: Plan, servers: Servers, rates: dict[str, float]) -> None:
+def report(plan: Plan, servers: Servers, rows: dict[str, Row]) -> None:
     goal = target_for(servers.workers)
     print(f"\n== {HEADING} (wrk -t {plan.threads} -c {plan.connections} -d {plan.seconds}s; "
           f"body {len(servers.body):,} bytes, {FILES} files; lastgood --workers "
           f"{servers.workers}, nginx worker_processes {servers.nginx_workers}; "
           f"target >= {goal}x nginx) ==")  # fmt: skip
-    print(f"{'server and answer':<18}  {'reads/s':>9}  {'vs nginx':>8}")
-    print(f"{'-' * 18}  {'-' * 9}  {'-' * 8}")
+    print(f"{'server and answer':<18}  {'reads/s':>9}  {'vs nginx':>8}  {'server CPU/read':>15}  "
+          f"{'wrk CPU/read':>12}")  # fmt: skip
+    print(f"{'-' * 18}  {'-' * 9}  {'-' * 8}  {'-' * 15}  {'-' * 12}")
     for name in ("lastgood 304", "nginx 304", "lastgood 200", "nginx 200"):
-        baseline = rates["nginx " + name.split()[-1]]
-        print(f"{name:<18}  {rates[name]:>9,.0f}  {rates[name] / baseline:>7.2f}x")
+        row, baseline = rows[name], rows["nginx " + name.split()[-1]].rate
+        print(f"{name:<18}  {row.rate:>9,.0f}  {row.rate / baseline:>7.2f}x  "
+              f"{row.server_us:>12.1f} µs  {row.wrk_us:>9.1f} µs")  # fmt: skip
     for kind in ("304", "200"):
-        ratio = rates[f"lastgood {kind}"] / rates[f"nginx {kind}"]
+        ratio = rows[f"lastgood {kind}"].rate / rows[f"nginx {kind}"].rate
         verdict = "meets" if ratio >= goal else "misses"
         print(f"ratio lastgood / nginx, {kind}: {ratio:.2f}x ({verdict} the {goal}x target)")
 
