@@ -124,7 +124,9 @@ class Servers:
             raise SystemExit(f"lastgood {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
         return done.stdout.strip()
 
-    def start(self) -> None:
+    def prepare(self) -> Path:
+        """The served workspace, its version deployed and a viewer token (``self.token``)
+        created; returns its folder. ``bench/read_path.py`` reads the same workspace."""
         workspace = self.folder / "ws"
         (workspace / "conf").mkdir(parents=True)
         (workspace / "lastgood.toml").write_text(CONFIG)
@@ -133,6 +135,10 @@ class Servers:
             (workspace / "conf" / f"file{number:02}.yaml").write_text("\n".join(lines) + "\n")
         self.cli("deploy", ENV, "-m", "bench")
         self.token = self.cli("token", "create", "--name", "bench", "--role", "viewer")
+        return workspace
+
+    def start(self) -> None:
+        workspace = self.prepare()
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/api/v1/envs/{ENV}/config"
         self.lastgood = subprocess.Popen(

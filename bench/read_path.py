@@ -25,9 +25,7 @@ It prints figures and never asserts on them.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from typing import Any
 
 import uvicorn
 import uvloop
+from config_reads import ENV, Servers
 from uvicorn.server import ServerState
 
 from lastgood.client.channel import Channel
@@ -44,14 +43,7 @@ from lastgood.project import Project
 from lastgood.server.app import create_app
 from lastgood.server.fastpath import protocol_for
 
-ENV = "staging"
-LASTGOOD = Path(sys.executable).with_name("lastgood")
 HEADING = "server Python per live config read, no socket"
-CONFIG = f"""
-[env.{ENV}]
-target = {{ type = "served" }}
-bake = "0s"
-"""
 
 
 class Kept:
@@ -79,27 +71,6 @@ class Kept:
 
     def resume_reading(self) -> None:
         pass
-
-
-def workspace(folder: Path) -> tuple[Path, str]:
-    """A served workspace with one version deployed, and a viewer token for it."""
-    root = folder / "ws"
-    (root / "conf").mkdir(parents=True)
-    (root / "lastgood.toml").write_text(CONFIG)
-    for number in range(20):
-        lines = [f"key_{number}_{line}: value {line} of file {number}" for line in range(30)]
-        (root / "conf" / f"file{number:02}.yaml").write_text("\n".join(lines) + "\n")
-    env = {**os.environ, "LASTGOOD_AUTHOR": "bench", "NO_COLOR": "1"}
-
-    def cli(*args: str) -> str:
-        done = subprocess.run([str(LASTGOOD), "-C", str(root), *args], capture_output=True,
-                              text=True, env=env, timeout=120)  # fmt: skip
-        if done.returncode != 0:
-            raise SystemExit(f"lastgood {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
-        return done.stdout.strip()
-
-    cli("deploy", ENV, "-m", "bench")
-    return root, cli("token", "create", "--name", "bench", "--role", "viewer")
 
 
 def timed(
@@ -189,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     reads, rounds = (2_000, 3) if args.quick else (20_000, 15)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lastgood-bench-read-path-") as folder:
-        root, token = workspace(Path(folder))
+        servers = Servers(Path(folder))
+        root = servers.prepare()  # the very workspace bench/config_reads.py serves
+        token = servers.token
         report(uvloop.run(measure(root, token, reads, rounds)))
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
 
