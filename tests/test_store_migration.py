@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -270,3 +271,31 @@ def test_processes_opening_a_new_store_at_the_same_moment_all_succeed(
         assert schema.current_revision(engine) == schema.HEAD
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("layer", ["store", "engine"])
+def test_a_new_sqlite_store_opens_while_another_connection_holds_its_write_lock(
+    tmp_path: Path, layer: str
+) -> None:
+    """Turning a new database to WAL needs its exclusive lock, which SQLite refuses at once
+    (no busy wait) while another connection holds the write lock: a process opening a new store
+    while another was creating it failed with "database is locked". It now waits for the lock,
+    as the busy timeout says, through both connection layers."""
+    path = tmp_path / "store.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock of a database not yet in WAL
+    releaser = threading.Timer(0.5, holder.execute, ("COMMIT",))
+    releaser.start()
+    started = time.monotonic()
+    try:
+        if layer == "store":
+            open_store(f"sqlite:///{path}").close()
+        else:
+            engine = create_engine(f"sqlite:///{path}")
+            with engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            engine.dispose()
+    finally:
+        releaser.join()
+        holder.close()
+    assert time.monotonic() - started >= 0.4  # it waited for the lock rather than failing

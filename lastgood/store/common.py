@@ -41,6 +41,28 @@ class StoreTimeouts(Record):
 DEFAULT_TIMEOUTS = StoreTimeouts(connect=10.0, statement=30.0)
 
 
+def use_wal(connection: Any, busy_milliseconds: int) -> None:
+    """``PRAGMA journal_mode=WAL`` on a SQLite DB-API ``connection``, waiting for the lock as
+    long as its busy timeout would.
+
+    Turning a new database to WAL takes its exclusive lock, and SQLite refuses at once, without
+    calling its busy handler, while another connection holds the write lock: two processes
+    opening a new store at the same moment (two servers, a server and the CLI) made one of them
+    fail with "database is locked". So this asks again until the busy timeout has passed."""
+    deadline = time.monotonic() + busy_milliseconds / 1000
+    while True:
+        cursor = connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        finally:
+            cursor.close()
+        time.sleep(0.005)
+
+
 def store_timeouts() -> StoreTimeouts:
     """The timeouts from ``LASTGOOD_STORE_*_TIMEOUT``, over the defaults; a bad value is a
     ConfigError naming the variable. A store that never answers must not hang every command."""

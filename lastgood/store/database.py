@@ -93,8 +93,8 @@ def _sqlite_settings(timeouts: common.StoreTimeouts) -> Callable[[Any, Any], Non
 
     def connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        common.use_wal(dbapi_connection, timeouts.busy_milliseconds)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={timeouts.busy_milliseconds}")
         cursor.close()

@@ -171,7 +171,8 @@ class LiteDatabase(Database):
             )
         try:
             with self._wrap("open"):
-                for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={busy}"):
+                common.use_wal(connection, busy)
+                for pragma in ("synchronous=NORMAL", f"busy_timeout={busy}"):
                     connection.execute(f"PRAGMA {pragma}").close()
         except BaseException:
             connection.close()
