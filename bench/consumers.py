@@ -268,10 +268,22 @@ class Trial:
     switch: Switch
     latencies: list[float]  # per consumer: applied-at - activated_at
     server_time_to_all: float | None
+    stolen: float | None = None  # CPU seconds the hypervisor took from this machine meanwhile
 
     @property
     def time_to_all(self) -> float:
         return max(self.latencies)
+
+
+def stolen_seconds() -> float | None:
+    """CPU time the hypervisor has taken from this machine's CPUs so far (``steal`` in
+    /proc/stat), summed over them; None where there is no such count. On a virtual machine a
+    rollback that lost CPU this way is slower for reasons the code does not control."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -333,15 +345,18 @@ def measure(
         before = [_cpu_of(group) for group in pids]
         trials = []
         for _ in range(switches):
+            stolen = stolen_seconds()
             switch = bench.switch()
             applied = workers.applied(switch.version)
+            now_stolen = stolen_seconds()
+            took = None if stolen is None or now_stolen is None else now_stolen - stolen
             fleet = bench.fleet()
             deadline = time.monotonic() + (5 if tag == "fleet" else 0)  # reports: let them land
             while not fleet.get("complete") and time.monotonic() < deadline:
                 time.sleep(0.1)  # each read of 10,000 consumers costs the server tens of ms
                 fleet = bench.fleet()
             latencies = [max(0.0, t - switch.activated_at) for t in applied]
-            trials.append(Trial(switch, latencies, fleet.get("time_to_all")))
+            trials.append(Trial(switch, latencies, fleet.get("time_to_all"), took))
         after = [_cpu_of(group) for group in pids]
         pairs = zip(after, before, strict=True)
         spent = [None if a is None or b is None else a - b for a, b in pairs]
@@ -383,6 +398,12 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
         f"{ms(goal)} ms target); p50 {times(statistics.median(to_all), baseline)} one consumer"
     )
     print("each rollback, time to all (ms, in order): " + ", ".join(ms(t) for t in to_all))
+    stolen = [t.stolen for t in fleet]
+    if None not in stolen:
+        print(
+            "CPU the hypervisor took meanwhile (ms, from the switch to the last consumer, "
+            "over all CPUs): " + ", ".join(ms(s) for s in stolen if s is not None)
+        )
     if work.server is not None and work.consumers is not None and work.switches:
         print(
             f"CPU per rollback (from /proc): server {ms(work.server / work.switches)} ms "

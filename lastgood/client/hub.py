@@ -50,6 +50,10 @@ LULL = 0.002
 PER_ANSWER = 0.00025
 LONGEST_LULL = 0.25
 AT_MOST = 1.0  # seconds from a burst's first answer to its next long-polls, however it goes on
+# after applying the only answers of a wake-up while a burst goes on, the hub waits GATHER
+# seconds for more (when fewer than FEW were ready): see Hub._once
+GATHER = 0.001
+FEW = 8
 
 
 class Parked(Protocol):
@@ -139,13 +143,22 @@ class Hub(threading.Thread):
         as it comes, and their next long-polls are sent once answers stop arriving (see
         :meth:`_lull`). Applying is what the application waits for; the next long-poll only
         carries the report, and on a machine whose cores many consumers share, sending it (and
-        the server reading it) would delay the applying of the answers still arriving."""
+        the server reading it) would delay the applying of the answers still arriving.
+
+        A burst can also trickle in: when a server answers the consumers of several processes
+        in turn, each process's answers come one at a time, a few hundred microseconds apart.
+        Waking for each cost about three times the CPU of applying it in a batch (the select
+        and the wake-up itself, which also cost the server writing it). So when a wake-up
+        brought fewer than :data:`FEW` answers, the hub waits :data:`GATHER` (a millisecond)
+        before it looks again, and applies what gathered meanwhile together. The first answer
+        of a burst is applied at once: only the ones after it can wait that millisecond."""
         soonest = self._deadlines[0][0] if self._deadlines else None
         timeout = None if soonest is None else max(0.0, soonest - time.monotonic())
         if self._applied:
             due = max(0.0, self._asking_at() - time.monotonic())
             timeout = due if timeout is None else min(timeout, due)
         events = self._selector.select(timeout)
+        took = 0
         for key, _events in events:
             if key.data is None:
                 self._take_incoming()
@@ -155,6 +168,7 @@ class Hub(threading.Thread):
                     self._applied_since = self._answered_at
                 key.data.applied = True
                 self._applied.append(key.data)
+                took += 1
         now = time.monotonic()
         if self._applied and now >= self._asking_at():
             applied, self._applied = self._applied, []
@@ -162,6 +176,8 @@ class Hub(threading.Thread):
                 if held.applied:  # not handed back meanwhile
                     held.applied = False
                     self._ask_again(held)
+        elif took and len(events) < FEW:
+            time.sleep(GATHER)  # a burst trickles in: let its next answers gather (see GATHER)
         self._expire(now)
 
     def _lull(self) -> float:

@@ -32,6 +32,7 @@ from lastgood.server.auth import Authenticator
 from lastgood.server.collection import Collection
 from lastgood.server.consumers import Consumers
 from lastgood.server.live import Feeds
+from lastgood.server.quiet import Quiet
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -55,9 +56,10 @@ class ServerState:
     ) -> None:  # fmt: skip
         self.project = project
         self.wake_others = wake_others  # a worker of ``serve --workers``: wakes its siblings
-        self.feeds = Feeds(project, poll)
+        self.quiet = Quiet()  # the report flush waits while a switch reaches the fleet
+        self.feeds = Feeds(project, poll, self.quiet)
         # a worker of ``serve --workers``: the board says which sibling holds unwritten reports
-        self.consumers = Consumers(project.store, flush_every, board=board)
+        self.consumers = Consumers(project.store, flush_every, board=board, quiet=self.quiet)
         self.auth = Authenticator(project)
         self.fleet_wait = fleet_wait
         self._config_read = _digest(project.config.path)

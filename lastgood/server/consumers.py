@@ -44,12 +44,14 @@ from lastgood.rows import (
 )
 
 if TYPE_CHECKING:
+    from lastgood.server.quiet import Quiet
     from lastgood.server.siblings import Board
     from lastgood.store.core import Store
 
 FORGET_AFTER = 7 * 24 * 3600.0
 MAX_ID = 200
 SHARE_EVERY = 1.0  # seconds between reads of the consumers other servers flushed
+FLUSH_PART = 500  # consumers written in one transaction of a flush (see Consumers.flush)
 # this server's write numbers left out of the next read at most: reads that keep failing while
 # flushes succeed must not grow the list without end (past it, its own rows are read back)
 MAX_OWN = 1000
@@ -210,10 +212,14 @@ class Consumers:
     """In-memory consumer reports with a periodic flush to the store; with a ``board``, one
     worker of ``serve --workers`` among others (see :mod:`lastgood.server.siblings`)."""
 
-    def __init__(self, store: Store, flush_every: float = 0.5, board: Board | None = None) -> None:
+    def __init__(
+        self, store: Store, flush_every: float = 0.5, board: Board | None = None,
+        quiet: Quiet | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.flush_every = flush_every
         self.board = board
+        self.quiet = quiet  # the server's fan-outs, which the flush stands aside for
         self._lock = threading.Lock()
         self._known = {(c.env, c.consumer_id): _Entry.of(c) for c in store.consumers()}
         self._dirty: set[tuple[str, str]] = set()
@@ -387,32 +393,48 @@ class Consumers:
                 self._shared_at = now
 
     def flush(self) -> int:
-        """Write what changed since the last flush, in one transaction; returns how many.
-        The board (workers) says meanwhile that those are held, and then that they are not."""
+        """Write what changed since the last flush; returns how many. Up to
+        :data:`FLUSH_PART` consumers a transaction, and before each part the flush waits while
+        the server writes a new version to its held reads (:mod:`lastgood.server.quiet`): a
+        switch that lands during a flush is then slowed by one part at most. The board
+        (workers) says meanwhile that those reports are held, and then that they are not."""
         with self._flushing:
             with self._lock:
-                entries = [self._known[key] for key in self._dirty if key in self._known]
-                rows = [entry.record() for entry in entries if entry.left_at is None]
-                left = [entry.record() for entry in entries if entry.left_at is not None]
+                keys = list(self._dirty)
                 self._dirty.clear()
                 self._writing_since, self._dirty_since = self._dirty_since, 0.0
+            done = written = 0
             try:
-                number = self.store.save_consumers(rows, leaving=left)
+                while done < len(keys):
+                    part = keys[done : done + FLUSH_PART]
+                    written += self._write_part(part)
+                    done += len(part)
             except Exception:
-                with self._lock:  # keep them for the next flush
-                    for consumer in [*rows, *left]:
-                        self._dirty.add((consumer.env, consumer.consumer_id))
+                with self._lock:  # the part that failed and those after it: the next flush
+                    self._dirty.update(keys[done:])
                     held = [m for m in (self._writing_since, self._dirty_since) if m]
                     self._dirty_since, self._writing_since = min(held, default=0.0), 0.0
                     self._tell_board()
                 raise
-            if self.board is not None and (rows or left):  # before it stops holding them: a
-                self.board.wrote(time.monotonic())  # sibling then knows to read them
             with self._lock:
-                if number > max(self._written, 0) and len(self._own) < MAX_OWN:  # not to be
-                    self._own.add(number)  # read back as another server's (past MAX_OWN it is)
                 self._writing_since = 0.0
                 self._tell_board()
+        return written
+
+    def _write_part(self, keys: list[tuple[str, str]]) -> int:
+        """Write the newest reports of ``keys`` in one transaction; returns how many."""
+        if self.quiet is not None:
+            self.quiet.wait()
+        with self._lock:
+            entries = [self._known[key] for key in keys if key in self._known]
+            rows = [entry.record() for entry in entries if entry.left_at is None]
+            left = [entry.record() for entry in entries if entry.left_at is not None]
+        number = self.store.save_consumers(rows, leaving=left)
+        if self.board is not None and (rows or left):  # before it stops holding them: a
+            self.board.wrote(time.monotonic())  # sibling then knows to read them
+        with self._lock:
+            if number > max(self._written, 0) and len(self._own) < MAX_OWN:  # not to be
+                self._own.add(number)  # read back as another server's (past MAX_OWN it is)
         return len(rows) + len(left)
 
     def flush_soon(self) -> None:
@@ -446,4 +468,6 @@ class Consumers:
                     await asyncio.to_thread(self.forget_old)
 
     def _read_shared_now(self) -> None:
+        if self.quiet is not None:  # what another server wrote can wait for a fan-out too
+            self.quiet.wait()
         self.read_shared(SHARE_EVERY)

@@ -36,6 +36,7 @@ from lastgood.bundle import Bundle
 from lastgood.errors import LastgoodError
 from lastgood.record import Record
 from lastgood.rollout import POINTER, Pointer, gets_new, parse_pointer
+from lastgood.server.quiet import Quiet
 
 if TYPE_CHECKING:
     from lastgood.project import Project
@@ -118,9 +119,10 @@ def etag_matches(header: str | None, etag: str) -> bool:
 class Feed:
     """The live config of one served environment."""
 
-    def __init__(self, env: str, target: ServedTarget) -> None:
+    def __init__(self, env: str, target: ServedTarget, quiet: Quiet | None = None) -> None:
         self.env = env
         self.target = target
+        self.quiet = quiet or Quiet()  # marks each fan-out (see lastgood.server.quiet)
         self.current: Served | None = None  # the stable version: ``current``
         self.canary: Canary | None = None  # the new version while a rollout is under way
         self._link: str | None = None
@@ -168,15 +170,16 @@ class Feed:
         same = link == self._link and (link is None or self.current is not None)
         if same and pointer == self._pointer:
             return False
-        try:
-            served = self.current if same else await asyncio.to_thread(self._load)
-            canary = await asyncio.to_thread(self._load_canary, pointer)
-        except (OSError, ValueError):
-            return False  # a release half-pruned under us: the next poll reads it again
-        self._link, self.current, self._pointer, self.canary = link, served, pointer, canary
-        woken, self._changed = self._changed, asyncio.Event()
-        woken.set()
-        self._answer_holders()
+        with self.quiet.fanning_out():  # from here background store work waits (quiet.py)
+            try:
+                served = self.current if same else await asyncio.to_thread(self._load)
+                canary = await asyncio.to_thread(self._load_canary, pointer)
+            except (OSError, ValueError):
+                return False  # a release half-pruned under us: the next poll reads it again
+            self._link, self.current, self._pointer, self.canary = link, served, pointer, canary
+            woken, self._changed = self._changed, asyncio.Event()
+            woken.set()
+            self._answer_holders()
         return True
 
     def hold(self, holder: Holder, consumer: str | None, etag: str) -> None:
@@ -264,12 +267,13 @@ class Feed:
 class Feeds:
     """Every served environment's feed, and the task that keeps them current."""
 
-    def __init__(self, project: Project, interval: float) -> None:
+    def __init__(self, project: Project, interval: float, quiet: Quiet | None = None) -> None:
         self.interval = interval
         self.feeds: dict[str, Feed] = {}
         for name, env in project.config.environments.items():
             if env.target.type == "served":
-                self.feeds[name] = Feed(name, project.target(name))  # type: ignore[arg-type]
+                target = project.target(name)
+                self.feeds[name] = Feed(name, target, quiet)  # type: ignore[arg-type]
         self.project = project
         self._poke = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
