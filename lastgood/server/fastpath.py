@@ -455,8 +455,9 @@ class FastProtocol(HttpToolsProtocol):
             self._expired()
 
     def changed(self, served: Served) -> None:
-        """The feed published a new version for this held read (see :meth:`Feed.hold`)."""
-        read = self._release()
+        """The feed published a new version for this held read (see :meth:`Feed.hold`); it
+        has let go of the read already."""
+        read, self._held = self._held, None
         if read is not None:
             self._send(read, served)
 
@@ -482,7 +483,8 @@ class FastProtocol(HttpToolsProtocol):
         answer = self.reads.answer(read, served, self.server_state.default_headers)
         transport.write(answer)
         read.cycle.response_complete = True  # not self.cycle: pipelined requests may follow
-        self._logged(read, 304 if answer.startswith(b"HTTP/1.1 304") else 200)
+        if self.reads.access:  # (the status is worked out only for the access log)
+            self._logged(read, 304 if answer.startswith(b"HTTP/1.1 304") else 200)
         self.on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -25,6 +25,7 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -70,8 +71,9 @@ class Served(Record):
     body: bytes
     published_at: float
 
-    @property
+    @functools.cached_property
     def etag(self) -> str:
+        """The quoted content hash: made once, as every read and every held one compares it."""
         return f'"{self.content_hash}"'
 
     def summary(self) -> dict[str, Any]:
@@ -194,8 +196,9 @@ class Feed:
     def _answer_holders(self) -> None:
         """Send every holder whose version changed its new one; during a rollout a step that
         leaves a consumer's version as it was leaves it holding."""
+        pick, current = (self.pick if self.canary is not None else None), self.current
         for holder, (consumer, etag) in list(self._holders.items()):
-            served = self.pick(consumer)
+            served = current if pick is None else pick(consumer)  # no rollout: one for all
             if served is not None and served.etag != etag:
                 del self._holders[holder]
                 holder.changed(served)
