@@ -401,8 +401,9 @@ def report(plan: Plan, fleet: list[Trial], alone: list[Trial], work: Work) -> No
     stolen = [t.stolen for t in fleet]
     if None not in stolen:
         print(
-            "CPU the hypervisor took meanwhile (ms, from the switch to the last consumer, "
-            "over all CPUs): " + ", ".join(ms(s) for s in stolen if s is not None)
+            "CPU the hypervisor took meanwhile (ms over all CPUs, in 10 ms steps, from the "
+            "rollback command's start to the last consumer's answer to the benchmark): "
+            + ", ".join(ms(s) for s in stolen if s is not None)
         )
     if work.server is not None and work.consumers is not None and work.switches:
         print(

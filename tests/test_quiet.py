@@ -52,6 +52,7 @@ def test_no_wait_lasts_longer_than_its_bound() -> None:
     quiet = Quiet(settle=0.0, longest=0.3)
     with quiet.fanning_out():  # a fan-out that does not end in time
         assert 0.25 <= quiet.wait() < 5.0
+        assert quiet.wait(time.monotonic() + 0.1) < 0.25  # nor past the caller's deadline
 
 
 def test_a_flush_writes_in_parts_and_waits_while_a_switch_reaches_the_fleet(
@@ -79,5 +80,18 @@ def test_a_flush_writes_in_parts_and_waits_while_a_switch_reaches_the_fleet(
         rows, newest = store.consumers_written_after(-1)
         assert len(rows) == count
         assert newest == 3  # three parts, each its own numbered write
+    finally:
+        store.close()
+
+
+def test_a_flush_a_sibling_worker_waits_for_does_not_stand_aside(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        quiet = Quiet(settle=5.0, longest=10.0)
+        registry = Consumers(store, quiet=quiet)
+        registry.report("prod", "app-1", name="app-1", version=2, content_hash="c2")
+        with quiet.fanning_out():
+            assert registry.flush(stand_aside=False) == 1
+        assert [c.consumer_id for c in store.consumers("prod")] == ["app-1"]
     finally:
         store.close()

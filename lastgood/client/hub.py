@@ -50,8 +50,8 @@ LULL = 0.002
 PER_ANSWER = 0.00025
 LONGEST_LULL = 0.25
 AT_MOST = 1.0  # seconds from a burst's first answer to its next long-polls, however it goes on
-# after applying the only answers of a wake-up while a burst goes on, the hub waits GATHER
-# seconds for more (when fewer than FEW were ready): see Hub._once
+# after applying the answers of a wake-up while a burst goes on, the hub waits GATHER seconds
+# for more (when fewer than FEW sockets were ready): see Hub._once
 GATHER = 0.001
 FEW = 8
 
@@ -149,7 +149,7 @@ class Hub(threading.Thread):
         in turn, each process's answers come one at a time, a few hundred microseconds apart.
         Waking for each cost about three times the CPU of applying it in a batch (the select
         and the wake-up itself, which also cost the server writing it). So when a wake-up
-        brought fewer than :data:`FEW` answers, the hub waits :data:`GATHER` (a millisecond)
+        found fewer than :data:`FEW` sockets ready, the hub waits :data:`GATHER` (a millisecond)
         before it looks again, and applies what gathered meanwhile together. The first answer
         of a burst is applied at once: only the ones after it can wait that millisecond."""
         soonest = self._deadlines[0][0] if self._deadlines else None

@@ -146,8 +146,8 @@ def create_app(project: Project, **options: Any) -> FastAPI:
             for task in tasks:
                 task.cancel()
             collection.stop()
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(state.consumers.flush)
+            with contextlib.suppress(Exception):  # the last reports, at once: it stops
+                await asyncio.to_thread(state.consumers.flush, stand_aside=False)
 
     app = FastAPI(
         **_without_telemetry(),

@@ -6,9 +6,11 @@ Reports arrive on every config request (headers ``X-Lastgood-Consumer``,
 consumer that reported business metrics adds ``X-Lastgood-Metrics: lead_score=36.5,errors=0``,
 each kept with the version the request says it serves and the time it arrived) and on
 ``POST /api/v1/envs/{env}/consumers``. They are kept in memory, so a thousand consumers reporting
-at once cost a thousand dictionary writes, and flushed to the store in one transaction every
-``flush_every`` seconds, so ``lastgood status``, a restarted server and every other server on the
-same store see the same fleet.
+at once cost a thousand dictionary writes, and flushed to the store every ``flush_every``
+seconds, in transactions of up to :data:`FLUSH_PART` consumers, so ``lastgood status``, a
+restarted server and every other server on the same store see the same fleet. The flush and the
+read of the other servers' reports stand aside while a switch reaches this server's held reads
+(:mod:`lastgood.server.quiet`).
 
 The fleet a server shows is its own reports merged with those other servers flushed: every
 ``SHARE_EVERY`` it reads back what was written since its last read (each write is numbered in
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -55,8 +58,8 @@ FLUSH_PART = 500  # consumers written in one transaction of a flush (see Consume
 # this server's write numbers left out of the next read at most: reads that keep failing while
 # flushes succeed must not grow the list without end (past it, its own rows are read back)
 MAX_OWN = 1000
-# PostgreSQL keeps versions as INTEGER; a larger number in one report would fail every later
-# flush (they are one transaction), so it is refused where it comes in
+# PostgreSQL keeps versions as INTEGER; a larger number in one report would fail its part of
+# every later flush (a transaction of FLUSH_PART reports), so it is refused where it comes in
 MAX_VERSION = LARGEST_VERSION
 
 
@@ -392,12 +395,16 @@ class Consumers:
                 self._own = {number for number in self._own if number > self._written}
                 self._shared_at = now
 
-    def flush(self) -> int:
+    def flush(self, *, stand_aside: bool = True) -> int:
         """Write what changed since the last flush; returns how many. Up to
         :data:`FLUSH_PART` consumers a transaction, and before each part the flush waits while
-        the server writes a new version to its held reads (:mod:`lastgood.server.quiet`): a
-        switch that lands during a flush is then slowed by one part at most. The board
-        (workers) says meanwhile that those reports are held, and then that they are not."""
+        the server writes a new version to its held reads (:mod:`lastgood.server.quiet`), at
+        most :data:`~lastgood.server.quiet.LONGEST` in all: a switch that lands during a flush
+        is then slowed by one part at most. Not with ``stand_aside=False``: a sibling worker
+        is waiting for these reports. The board (workers) says meanwhile that those reports
+        are held, and then that they are not."""
+        quiet = self.quiet if stand_aside else None
+        deadline = time.monotonic() + (quiet.longest if quiet is not None else 0.0)
         with self._flushing:
             with self._lock:
                 keys = list(self._dirty)
@@ -407,6 +414,8 @@ class Consumers:
             try:
                 while done < len(keys):
                     part = keys[done : done + FLUSH_PART]
+                    if quiet is not None:
+                        quiet.wait(deadline)
                     written += self._write_part(part)
                     done += len(part)
             except Exception:
@@ -423,8 +432,6 @@ class Consumers:
 
     def _write_part(self, keys: list[tuple[str, str]]) -> int:
         """Write the newest reports of ``keys`` in one transaction; returns how many."""
-        if self.quiet is not None:
-            self.quiet.wait()
         with self._lock:
             entries = [self._known[key] for key in keys if key in self._known]
             rows = [entry.record() for entry in entries if entry.left_at is None]
@@ -458,8 +465,10 @@ class Consumers:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._asked.wait(), self.flush_every)
+            asked = self._asked.is_set()  # a sibling waits for it: no standing aside
             self._asked.clear()
-            for step in (self.flush, self._read_shared_now):  # one failing never stops the other
+            flush = functools.partial(self.flush, stand_aside=not asked)
+            for step in (flush, self._read_shared_now):  # one failing never stops the other
                 with contextlib.suppress(Exception):  # the store is down: keep them, try again
                     await asyncio.to_thread(step)
             if time.time() - last_forget > 3600:
@@ -468,6 +477,7 @@ class Consumers:
                     await asyncio.to_thread(self.forget_old)
 
     def _read_shared_now(self) -> None:
-        if self.quiet is not None:  # what another server wrote can wait for a fan-out too
+        due = time.time() - self._shared_at >= SHARE_EVERY
+        if due and self.quiet is not None:  # what another server wrote can wait for a fan-out
             self.quiet.wait()
         self.read_shared(SHARE_EVERY)

@@ -3,7 +3,7 @@ reports, so that the worker answering a fleet view or confirming a rollback coun
 worker has heard.
 
 Why it is needed: each worker keeps the reports it receives in memory and writes them to the
-store every ``flush_every`` (half a second), one transaction for all of them, and reads back
+store every ``flush_every`` (half a second), a few hundred a transaction, and reads back
 what the others wrote every second (:mod:`lastgood.server.consumers`). The fleet is answered by
 one worker, from its memory and that last read. A report another worker had received in the
 meantime did not count: a consumer that had just started was missing, and a rollback that one
@@ -15,9 +15,11 @@ every process of the machine): since when it holds reports not yet in the store 
 and when it last finished writing some. A worker about to answer notes the moment; when
 another worker holds reports older than it, it asks every worker to write theirs now (``FLUSH``,
 relayed by the supervisor as the wake-up after a switch is) and waits until none holds any
-from before that moment: a few milliseconds. Then, if any worker wrote since its last read,
-it reads the store. A worker that does not write within :data:`SETTLE_WITHIN` (its store
-failing, say) is not waited for longer: the answer then counts what reached the store.
+from before that moment: a few milliseconds (up to half a second more when the other was
+already writing a flush that stands aside for a switch: lastgood.server.quiet). Then, if any
+worker wrote since its last read, it reads the store. A worker that does not write within
+:data:`SETTLE_WITHIN` (its store failing, say) is not waited for longer: the answer then
+counts what reached the store.
 
 Why this rather than the alternatives: writing each report through to the store at once would
 cost a transaction per consumer where a rollback reaching ten thousand consumers costs a few
