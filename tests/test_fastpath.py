@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -116,19 +117,21 @@ def test_a_read_sent_in_pieces_is_answered_as_one_sent_whole(
     server = serve(served(workspace))
     token = server.token("viewer")
     etag = ask(server, CONFIG, token).headers["etag"]
-    whole = request(CONFIG, token, If_None_Match=etag, X_Lastgood_Consumer="pieces")
-    sock, reader = connect(server)
-    with sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for cut in (5, 40, len(whole) - 2):
-            sock.sendall(whole[:cut])
-            time.sleep(0.05)  # its own segment: the server reads a part
-            sock.sendall(whole[cut:])
-            in_pieces = reader.read(1)[0]
-            sock.sendall(whole)
-            at_once = reader.read(1)[0]
-            assert in_pieces.status == at_once.status == 304
-            assert comparable(in_pieces) == comparable(at_once)
+    for whole in (request(CONFIG, token, If_None_Match=etag, X_Lastgood_Consumer="pieces"),
+                  request(CONFIG, token, If_None_Match=etag)):  # fmt: skip
+        sock, reader = connect(server)
+        with sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for cut in (5, 40, len(whole) - 2):
+                for _ in range(2):  # the same first piece twice in a row is still only a piece
+                    sock.sendall(whole[:cut])
+                    time.sleep(0.05)  # its own segment: the server reads a part
+                    sock.sendall(whole[cut:])
+                    in_pieces = reader.read(1)[0]
+                sock.sendall(whole)
+                at_once = reader.read(1)[0]
+                assert in_pieces.status == at_once.status == 304
+                assert comparable(in_pieces) == comparable(at_once)
 
 
 def second_live(
@@ -167,6 +170,50 @@ def test_one_switch_answers_every_held_long_poll_and_the_connections_stay_usable
     assert {reader.read(1)[0].status for _sock, reader in held} == {304}
     for sock, _reader in held:
         sock.close()
+
+
+def test_the_same_read_sent_again_and_again_follows_a_switch_and_the_clock(
+    workspace: Callable[..., Workspace], serve: Callable[..., Server]
+) -> None:
+    """A client polling with its ETag sends the very same bytes each time, and each is answered
+    as the first was, without taking it apart again: until the version changes, when the same
+    bytes get the new version at once (a second connection, reading without an ETag, tells
+    when the server has it), and with the Date of the second it is answered in."""
+    ws, server, token, etag = second_live(workspace, serve)
+    same = request(CONFIG, token, If_None_Match=etag)
+    sock, reader = connect(server)
+    probe, probed = connect(server)
+    with sock, probe:
+        for _ in range(3):
+            sock.sendall(same)
+            assert reader.read(1)[0].status == 304
+        done: list[int] = []
+        rollback = threading.Thread(
+            target=lambda: done.append(ws.run("rollback", "staging", "-m", "back").returncode)
+        )
+        rollback.start()
+        deadline, seen = time.monotonic() + 20, "2"
+        while seen == "2":  # the same bytes, and the probe, until either has the new version
+            assert time.monotonic() < deadline, "the server did not publish v1 within 20 s"
+            sock.sendall(same)
+            (answer,) = reader.read(1)
+            seen = answer.headers["x-lastgood-version"]
+            if seen == "2":  # (bytes never sent before: this read is taken apart)
+                probe.sendall(request(CONFIG, token, X_Probe=str(time.monotonic())))
+                seen = probed.read(1)[0].headers["x-lastgood-version"]
+        sock.sendall(same)  # at once: most likely in the same second as the reads before
+        (answer,) = reader.read(1)
+        assert answer.status == 200 and answer.headers["x-lastgood-version"] == "1"
+        rollback.join(60)
+        assert done == [0]
+        sock.sendall(same)
+        (again,) = reader.read(1)
+        assert comparable(again) == comparable(answer)
+        time.sleep(1.1)
+        sock.sendall(same)
+        (later,) = reader.read(1)
+        assert comparable(later) == comparable(answer)
+        assert later.headers["date"] != answer.headers["date"]
 
 
 def test_a_held_long_poll_ends_with_304_at_its_deadline(

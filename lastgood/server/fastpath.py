@@ -10,7 +10,10 @@ protocol):
 - a read that arrives whole in one segment, in the shape every consumer sends, is parsed in one
   pass by two regular expressions (:func:`plain_read`) instead of a Python callback per header
   from ``httptools``; anything else is fed to ``httptools`` as before, and its read is taken
-  right after its headers are parsed;
+  right after its headers are parsed; a client polling with its ETag sends the same bytes
+  read after read, and a read that repeats the connection's last one is answered as it was
+  (:meth:`FastProtocol._answered_again`) while the version, the cached token and the ``Date``
+  are the same and it records no consumer report;
 
 - an answer is one prepared buffer per published version (status line, headers, body), written
   to the socket with the current ``Date``;
@@ -53,7 +56,7 @@ from lastgood.server.access import log_access
 from lastgood.server.config_api import report_from, still_there
 from lastgood.server.deadlines import Deadlines
 from lastgood.server.keepalive import KeepAlive
-from lastgood.server.live import Feed, Served, etag_matches
+from lastgood.server.live import Canary, Feed, Served, etag_matches
 from lastgood.tokens import allows
 
 if TYPE_CHECKING:
@@ -310,6 +313,11 @@ class Caller:
         self.token: ApiToken | None = None
 
 
+# a read answered at once, as FastProtocol._answered_again checks it: the feed, the version and
+# rollout step it published, the token object, uvicorn's default headers (the Date) and the answer
+_Again = tuple[Feed, Served | None, Canary | None, ApiToken | None, object, bytes]
+
+
 class _Cycle:
     """What uvicorn's protocol looks at of the request it is answering, for a read taken here
     (its ``connection_lost``, ``on_body`` and pipelining read these attributes)."""
@@ -363,6 +371,7 @@ class FastProtocol(HttpToolsProtocol):
         self._between = True  # httptools is between requests: none begun, or the last one ended
         # the last plain read parsed here: a consumer sends the same bytes read after read
         self._last: tuple[bytes, Plain | None] = (b"", None)
+        self._again: _Again | None = None  # how the last of them was answered, if at once
 
     def data_received(self, data: bytes) -> None:
         """A plain read that arrives whole is answered without httptools (see
@@ -373,10 +382,39 @@ class FastProtocol(HttpToolsProtocol):
             last, plain = self._last
             if data != last:
                 plain = plain_read(data)
-                self._last = (data, plain)
-            if plain is not None and self._take(*plain):
+                self._last, self._again = (data, plain), None
+            elif self._answered_again():
+                return
+            if plain is not None and self._take(*plain, whole=True):
                 return
         super().data_received(data)
+
+    def _answered_again(self) -> bool:
+        """Answer the same bytes as the last read the way it was answered, when nothing that
+        answer depends on has changed: the same version published (and rollout step), the
+        same token object in the cache (a token read again or revoked is another object or
+        none), the same ``Date``, and nothing else being answered. A client polling with its
+        ETag sends the same read again and again; this skips taking it apart once more."""
+        again = self._again
+        if again is None:
+            return False
+        feed, current, canary, token, dated, answer = again
+        cycle, caller = self.cycle, self._caller
+        if (
+            feed.current is not current
+            or feed.canary is not canary
+            or self.server_state.default_headers is not dated
+            or (cycle is not None and not cycle.response_complete)
+            or caller.token is not token
+            or caller.token_hash is None
+            or self.reads.state.auth.cached_hash(caller.token_hash) is not token
+            or self.transport.is_closing()
+        ):
+            return False
+        self.cycle = ANSWERED  # type: ignore[assignment]
+        self.transport.write(answer)
+        self.on_response_complete()
+        return True
 
     def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -427,8 +465,10 @@ class FastProtocol(HttpToolsProtocol):
         plain = parsed_read(self.parser, self.url, self.headers)
         return plain is not None and self._take(*plain)
 
-    def _take(self, env: str, wait: float, headers: dict[str, str]) -> bool:
-        """Answer or hold the plain read of ``env``; False to let uvicorn run the request."""
+    def _take(self, env: str, wait: float, headers: dict[str, str], whole: bool = False) -> bool:
+        """Answer or hold the plain read of ``env``; False to let uvicorn run the request.
+        ``whole``: the read is the bytes :meth:`data_received` last got, all of them (then
+        the same bytes may be answered again the same way)."""
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             return False  # an earlier request on this connection is still being answered
@@ -442,7 +482,11 @@ class FastProtocol(HttpToolsProtocol):
             self._hold(read)
         else:
             self.cycle = ANSWERED  # type: ignore[assignment]
-            self._send(read, read.served)
+            answer = self._send(read, read.served)
+            if whole and answer is not None and read.consumer is None and not self.reads.access:
+                feed = read.feed  # nothing to record or log: the same read is answered so again
+                self._again = (feed, feed.current, feed.canary, self._caller.token,
+                               self.server_state.default_headers, answer)  # fmt: skip
         return True
 
     def _hold(self, read: Read) -> None:
@@ -476,16 +520,19 @@ class FastProtocol(HttpToolsProtocol):
             read.feed.release(self)
         return read
 
-    def _send(self, read: Read, served: Served) -> None:
+    def _send(self, read: Read, served: Served) -> bytes | None:
+        """Write the answer to ``read`` with ``served`` live for it; the answer, or None when
+        the connection is closing."""
         transport: Transport = self.transport
         if transport.is_closing():
-            return
+            return None
         answer = self.reads.answer(read, served, self.server_state.default_headers)
         transport.write(answer)
         read.cycle.response_complete = True  # not self.cycle: pipelined requests may follow
         if self.reads.access:  # (the status is worked out only for the access log)
             self._logged(read, 304 if answer.startswith(b"HTTP/1.1 304") else 200)
         self.on_response_complete()
+        return answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._release()
