@@ -442,6 +442,7 @@ class FastProtocol(HttpToolsProtocol):
         built in :meth:`on_headers_complete` for the requests that go on to FastAPI."""
         self.url, self.headers, self.expect_100_continue = b"", [], False
         self.idle_since, self._between = None, False
+        self._again = None  # another request: let go of the last answer (a version's body)
 
     def on_message_complete(self) -> None:
         # after a request that ends the connection httptools takes nothing more
